@@ -1,0 +1,163 @@
+// The service's configuration: one typed object, read once from an optional JSON file and the environment.
+// This module is the only reader of process.env in the project.
+import { readFileSync } from "node:fs";
+import { z } from "zod";
+
+const port = z.coerce.number().int().min(1).max(65535);
+const millis = z.coerce.number().int().min(0);
+const positiveInt = z.coerce.number().int().min(1);
+const bool = z.union([z.boolean(), z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1")]);
+const list = z.union([z.array(z.string()), z.string().transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean))]);
+const mysqlUrl = z.string().regex(/^(mysql|mariadb):\/\/[^/]+\/[A-Za-z0-9_]+(\?.*)?$/, "expected mysql://user:password@host:port/database");
+
+/** One configurable field: where it lives in the config object, its environment variable, default and meaning. */
+interface Field {
+  path: string;
+  env: string;
+  schema: z.ZodType;
+  default?: unknown;
+  doc: string;
+  secret?: boolean;
+}
+
+const f = (path: string, schema: z.ZodType, dflt: unknown, doc: string, secret = false): Field => ({
+  path,
+  env: `DISPATCHER_${path.replace(/([a-z])([A-Z])/g, "$1_$2").replace(/\./g, "_").toUpperCase()}`,
+  schema,
+  default: dflt,
+  doc,
+  secret,
+});
+
+/** Every field of the configuration; the README's configuration reference lists the same. */
+export const FIELDS: readonly Field[] = [
+  f("mode", z.enum(["development", "production"]), "development", "development enables reflection by default and allows plaintext KM; production refuses unsafe settings"),
+  f("dataDir", z.string().min(1), "./var", "directory for local state: logs, local cloud servers, development certificates"),
+  f("server.bind", z.string().min(1), "0.0.0.0", "address the dispatcher's gRPC server binds"),
+  f("server.port", port, 3302, "dispatcher gRPC port"),
+  f("server.maxMessageBytes", positiveInt, 4 * 1024 * 1024, "largest gRPC message accepted or sent"),
+  f("server.keepaliveTimeMs", millis, 60_000, "interval between server keepalive pings"),
+  f("server.keepaliveTimeoutMs", millis, 20_000, "how long a keepalive ping may go unanswered before the connection closes"),
+  f("server.shutdownGraceMs", millis, 15_000, "on SIGTERM, how long in-flight calls may run before they are cancelled"),
+  f("server.reflection", bool, undefined, "serve gRPC reflection (default: on in development, off in production)"),
+  f("server.defaultDeadlineMs", millis, 30_000, "deadline applied to calls that arrive without one"),
+  f("bridge.bind", z.string().min(1), "0.0.0.0", "address the gRPC-Web bridge binds"),
+  f("bridge.port", port, 3303, "gRPC-Web bridge port (HTTP/1.1)"),
+  f("bridge.corsOrigins", list, [], "origins allowed to call the bridge from a browser (comma separated)"),
+  f("bridge.maxRequestBytes", positiveInt, 4 * 1024 * 1024, "largest gRPC-Web request body accepted"),
+  f("provisioning.url", mysqlUrl, "mysql://root@127.0.0.1:3306/dispatcher_provisioning", "provisioning database (clouds, accounts, users, jobs)", true),
+  f("provisioning.poolSize", positiveInt, 10, "provisioning database connections per process"),
+  f("analytics.url", mysqlUrl, "mysql://root@127.0.0.1:3306/dispatcher_analytics", "analytics database (metrics, costs)", true),
+  f("analytics.poolSize", positiveInt, 4, "analytics database connections per process"),
+  f("km.url", z.string().min(1), "127.0.0.1:2013", "address of the KM service"),
+  f("km.port", port, 2013, "port the KM role listens on"),
+  f("km.databaseUrl", mysqlUrl, "mysql://root@127.0.0.1:3306/dispatcher_credentials", "credentials database, read by KM alone", true),
+  f("km.tlsCa", z.string(), "", "PEM file of the CA that signs KM and client certificates"),
+  f("km.tlsCert", z.string(), "", "PEM certificate file of this process for the KM channel"),
+  f("km.tlsKey", z.string(), "", "PEM private key file of this process for the KM channel"),
+  f("mq.url", z.string().regex(/^(nats|tls):\/\/.+/, "expected nats://host:port"), "nats://127.0.0.1:4222", "NATS server with JetStream"),
+  f("mq.jobsStream", z.string().regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only"), "JOBS", "JetStream stream that carries jobs"),
+  f("mq.subjectPrefix", z.string().regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only"), "jobs", "jobs are published on <prefix>.<kind>"),
+  f("mq.connectTimeoutMs", millis, 5_000, "how long to wait for NATS at start"),
+  f("jobs.workerConcurrency", positiveInt, 32, "jobs one worker process runs at once"),
+  f("jobs.reconcileIntervalMs", positiveInt, 5_000, "how often queued jobs and expired leases are re-examined"),
+  f("jobs.leaseMs", positiveInt, 30_000, "how long a worker's claim on a running job lasts without renewal"),
+  f("logging.level", z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]), "info", "service log level"),
+  f("logging.dir", z.string(), "", "directory for YYYY_MM_DD.request.log files (default: <dataDir>/logs; '-' disables)"),
+  f("logging.pretty", bool, false, "human-readable service log instead of JSON lines"),
+  f("telemetry.otlpEndpoint", z.string(), "", "OTLP/HTTP endpoint for traces, e.g. http://127.0.0.1:4318 (empty: no export)"),
+  f("telemetry.sampleRatio", z.coerce.number().min(0).max(1), 1, "fraction of new traces sampled"),
+  f("telemetry.serviceName", z.string().min(1), "dispatcher", "service.name resource attribute"),
+  f("encryption.kmChannelKey", z.string(), "", "base64 32-byte key sealing credential fields between KM and its clients", true),
+  f("encryption.masterKeys", z.string(), "", "KM master keys as version:base64 pairs, comma separated", true),
+];
+
+export type Config = {
+  mode: "development" | "production";
+  dataDir: string;
+  server: { bind: string; port: number; maxMessageBytes: number; keepaliveTimeMs: number; keepaliveTimeoutMs: number; shutdownGraceMs: number; reflection: boolean; defaultDeadlineMs: number };
+  bridge: { bind: string; port: number; corsOrigins: string[]; maxRequestBytes: number };
+  provisioning: { url: string; poolSize: number };
+  analytics: { url: string; poolSize: number };
+  km: { url: string; port: number; databaseUrl: string; tlsCa: string; tlsCert: string; tlsKey: string };
+  mq: { url: string; jobsStream: string; subjectPrefix: string; connectTimeoutMs: number };
+  jobs: { workerConcurrency: number; reconcileIntervalMs: number; leaseMs: number };
+  logging: { level: string; dir: string; pretty: boolean };
+  telemetry: { otlpEndpoint: string; sampleRatio: number; serviceName: string };
+  encryption: { kmChannelKey: string; masterKeys: string };
+};
+
+/** Raised when the configuration is invalid; lists every bad field at once. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+function getPath(obj: unknown, path: string): unknown {
+  return path.split(".").reduce<unknown>((o, k) => (o && typeof o === "object" ? (o as Record<string, unknown>)[k] : undefined), obj);
+}
+
+function setPath(obj: Record<string, unknown>, path: string, value: unknown): void {
+  const keys = path.split(".");
+  const last = keys.pop() as string;
+  let node = obj;
+  for (const k of keys) node = (node[k] ??= {}) as Record<string, unknown>;
+  node[last] = value;
+}
+
+function show(value: unknown, secret: boolean | undefined): string {
+  return secret ? "(hidden)" : JSON.stringify(value);
+}
+
+/**
+ * Builds the configuration from a JSON file (DISPATCHER_CONFIG or `file`) overlaid by DISPATCHER_* variables.
+ * Throws ConfigError naming every field that is wrong and where its value came from.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, file = env.DISPATCHER_CONFIG): Config {
+  const problems: string[] = [];
+  let fromFile: unknown = {};
+  if (file) {
+    try {
+      fromFile = JSON.parse(readFileSync(file, "utf8"));
+    } catch (err) {
+      throw new ConfigError([`config file ${file}: ${err instanceof Error ? err.message : String(err)}`]);
+    }
+  }
+  const out: Record<string, unknown> = {};
+  for (const field of FIELDS) {
+    const envValue = env[field.env];
+    const raw = envValue !== undefined && envValue !== "" ? envValue : (getPath(fromFile, field.path) ?? field.default);
+    if (raw === undefined) continue;
+    const parsed = field.schema.safeParse(raw);
+    if (parsed.success) {
+      setPath(out, field.path, parsed.data);
+    } else {
+      const source = envValue !== undefined && envValue !== "" ? field.env : file ? `${file}: ${field.path}` : "default";
+      const why = parsed.error.issues.map((i) => i.message).join("; ");
+      problems.push(`${field.path} (${source}) = ${show(raw, field.secret)}: ${why}`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  const config = out as unknown as Config;
+  config.server.reflection ??= config.mode === "development";
+  if (config.logging.dir === "") config.logging.dir = `${config.dataDir}/logs`;
+  return config;
+}
+
+/** The configuration with secret fields masked, for `dispatcher config` and start-up logs. */
+export function redactedConfig(config: Config): Config {
+  const copy = structuredClone(config) as unknown as Record<string, unknown>;
+  for (const field of FIELDS) {
+    if (field.secret && getPath(copy, field.path)) setPath(copy, field.path, maskUrl(String(getPath(copy, field.path))));
+  }
+  return copy as unknown as Config;
+}
+
+function maskUrl(value: string): string {
+  const m = /^([a-z]+:\/\/)([^@/]*@)?(.*)$/.exec(value);
+  if (!m) return "(hidden)";
+  const user = m[2] ? `${m[2].split(":")[0]?.replace("@", "")}:***@` : "";
+  return `${m[1]}${user}${m[3]}`;
+}
