@@ -18,6 +18,8 @@ interface Field {
   default?: unknown;
   doc: string;
   secret?: boolean;
+  /** A standard variable read when `env` is unset, e.g. OTEL_EXPORTER_OTLP_ENDPOINT. */
+  fallbackEnv?: string;
 }
 
 const f = (path: string, schema: z.ZodType, dflt: unknown, doc: string, secret = false): Field => ({
@@ -39,7 +41,7 @@ export const FIELDS: readonly Field[] = [
   f("server.keepaliveTimeMs", millis, 60_000, "interval between server keepalive pings"),
   f("server.keepaliveTimeoutMs", millis, 20_000, "how long a keepalive ping may go unanswered before the connection closes"),
   f("server.shutdownGraceMs", millis, 15_000, "on SIGTERM, how long in-flight calls may run before they are cancelled"),
-  f("server.reflection", bool, undefined, "serve gRPC reflection (default: on in development, off in production)"),
+  f("server.reflection", bool, undefined, "serve gRPC reflection (default: on in development, where it is open; off in production, where enabling it requires authentication and system.read)"),
   f("server.defaultDeadlineMs", millis, 30_000, "deadline applied to calls that arrive without one"),
   f("bridge.bind", z.string().min(1), "0.0.0.0", "address the gRPC-Web bridge binds"),
   f("bridge.port", port, 3303, "gRPC-Web bridge port (HTTP/1.1)"),
@@ -65,9 +67,12 @@ export const FIELDS: readonly Field[] = [
   f("logging.level", z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]), "info", "service log level"),
   f("logging.dir", z.string(), "", "directory for YYYY_MM_DD.request.log files (default: <dataDir>/logs; '-' disables)"),
   f("logging.pretty", bool, false, "human-readable service log instead of JSON lines"),
-  f("telemetry.otlpEndpoint", z.string(), "", "OTLP/HTTP endpoint for traces, e.g. http://127.0.0.1:4318 (empty: no export)"),
+  { ...f("telemetry.otlpEndpoint", z.string().regex(/^(https?:\/\/.+)?$/, "expected http(s)://host:port"), "", "OTLP/HTTP endpoint for traces, e.g. http://127.0.0.1:4318; /v1/traces is appended (unset: OTEL_EXPORTER_OTLP_ENDPOINT; empty: no export)"), fallbackEnv: "OTEL_EXPORTER_OTLP_ENDPOINT" },
   f("telemetry.sampleRatio", z.coerce.number().min(0).max(1), 1, "fraction of new traces sampled"),
   f("telemetry.serviceName", z.string().min(1), "dispatcher", "service.name resource attribute"),
+  f("telemetry.file", z.string(), "", "also write every span as a JSON line to this file (tests; empty: off)"),
+  f("client.address", z.string().min(1), "127.0.0.1:3302", "dispatcher address the CLI's client commands call"),
+  f("client.token", z.string(), "", "API key the CLI's client commands present (Bearer)", true),
   f("encryption.kmChannelKey", z.string(), "", "base64 32-byte key sealing credential fields between KM and its clients", true),
   f("encryption.masterKeys", z.string(), "", "KM master keys as version:base64 pairs, comma separated", true),
 ];
@@ -83,7 +88,8 @@ export type Config = {
   mq: { url: string; jobsStream: string; subjectPrefix: string; connectTimeoutMs: number };
   jobs: { workerConcurrency: number; reconcileIntervalMs: number; leaseMs: number };
   logging: { level: string; dir: string; pretty: boolean };
-  telemetry: { otlpEndpoint: string; sampleRatio: number; serviceName: string };
+  telemetry: { otlpEndpoint: string; sampleRatio: number; serviceName: string; file: string };
+  client: { address: string; token: string };
   encryption: { kmChannelKey: string; masterKeys: string };
 };
 
@@ -127,14 +133,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, file = env.DISP
   }
   const out: Record<string, unknown> = {};
   for (const field of FIELDS) {
-    const envValue = env[field.env];
+    const envName = field.fallbackEnv && !env[field.env] ? field.fallbackEnv : field.env;
+    const envValue = env[envName];
     const raw = envValue !== undefined && envValue !== "" ? envValue : (getPath(fromFile, field.path) ?? field.default);
     if (raw === undefined) continue;
     const parsed = field.schema.safeParse(raw);
     if (parsed.success) {
       setPath(out, field.path, parsed.data);
     } else {
-      const source = envValue !== undefined && envValue !== "" ? field.env : file ? `${file}: ${field.path}` : "default";
+      const source = envValue !== undefined && envValue !== "" ? envName : file ? `${file}: ${field.path}` : "default";
       const why = parsed.error.issues.map((i) => i.message).join("; ");
       problems.push(`${field.path} (${source}) = ${show(raw, field.secret)}: ${why}`);
     }

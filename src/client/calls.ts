@@ -1,0 +1,84 @@
+// Promise and async-iterable calls over one grpc-js Client, typed from a generated (ts-proto) service definition.
+import { Metadata, status as Code, type Client, type ClientReadableStream, type MethodDefinition, type ServiceDefinition } from "@grpc/grpc-js";
+import { DispatcherError } from "./errors.js";
+
+export interface CallOptions {
+  /** Overrides the client's default deadline (unary calls) or sets one (streams, which have none by default). */
+  deadlineMs?: number;
+  /** Cancels the call (CANCELLED) when aborted. */
+  signal?: AbortSignal;
+  /** Extra request metadata, e.g. traceparent. */
+  metadata?: Record<string, string>;
+}
+
+export interface CallDefaults {
+  token?: string | undefined;
+  /** Deadline of unary calls without their own; 0 means none. */
+  defaultDeadlineMs: number;
+}
+
+type RequestOf<M> = M extends { requestDeserialize(value: Buffer): infer Req } ? Req : never;
+type ResponseOf<M> = M extends { responseDeserialize(value: Buffer): infer Res } ? Res : never;
+type PartialInput<F> = F extends { fromPartial(object: infer I): unknown } ? I : never;
+
+/** For each method, the generated request message (its fromPartial fills defaults of omitted fields). */
+export type RequestTypes<S extends ServiceDefinition> = { [K in keyof S]: { fromPartial(object: never): RequestOf<S[K]> } };
+
+/** Unary methods return promises; server-streaming ones async iterables (breaking out of the loop cancels the call). */
+export type PromiseClient<S extends ServiceDefinition, R extends RequestTypes<S>> = {
+  [K in keyof S]: S[K]["responseStream"] extends true
+    ? (request?: PartialInput<R[K]>, options?: CallOptions) => AsyncIterable<ResponseOf<S[K]>>
+    : (request?: PartialInput<R[K]>, options?: CallOptions) => Promise<ResponseOf<S[K]>>;
+};
+
+export function promiseClient<S extends ServiceDefinition, R extends RequestTypes<S>>(client: Client, definition: S, requests: R, defaults: CallDefaults): PromiseClient<S, R> {
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(definition) as Array<keyof S & string>) {
+    const method = definition[key] as MethodDefinition<unknown, unknown>;
+    const fill = (request: unknown): unknown => (requests[key].fromPartial as (o: unknown) => unknown)(request ?? {});
+    out[key] = method.responseStream
+      ? (request?: unknown, options?: CallOptions) => streamCall(client, method, fill(request), defaults, options)
+      : (request?: unknown, options?: CallOptions) => unaryCall(client, method, fill(request), defaults, options);
+  }
+  return out as PromiseClient<S, R>;
+}
+
+export function unaryCall<Req, Res>(client: Client, method: MethodDefinition<Req, Res>, request: Req, defaults: CallDefaults, options: CallOptions = {}): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    if (options.signal?.aborted) return reject(new DispatcherError(Code.CANCELLED, "cancelled before the call started"));
+    const deadlineMs = options.deadlineMs ?? defaults.defaultDeadlineMs;
+    const call = client.makeUnaryRequest(method.path, method.requestSerialize, method.responseDeserialize, request, requestMetadata(defaults, options), deadlineMs > 0 ? { deadline: Date.now() + deadlineMs } : {}, (err, response) => {
+      options.signal?.removeEventListener("abort", cancel);
+      if (err) reject(DispatcherError.from(err));
+      else resolve(response as Res);
+    });
+    const cancel = (): void => call.cancel();
+    options.signal?.addEventListener("abort", cancel, { once: true });
+  });
+}
+
+export async function* streamCall<Req, Res>(client: Client, method: MethodDefinition<Req, Res>, request: Req, defaults: CallDefaults, options: CallOptions = {}): AsyncGenerator<Res> {
+  if (options.signal?.aborted) throw new DispatcherError(Code.CANCELLED, "cancelled before the call started");
+  const callOptions = options.deadlineMs !== undefined && options.deadlineMs > 0 ? { deadline: Date.now() + options.deadlineMs } : {};
+  const call: ClientReadableStream<Res> = client.makeServerStreamRequest(method.path, method.requestSerialize, method.responseDeserialize, request, requestMetadata(defaults, options), callOptions);
+  const cancel = (): void => call.cancel();
+  options.signal?.addEventListener("abort", cancel, { once: true });
+  let ended = false;
+  try {
+    for await (const message of call) yield message as Res;
+    ended = true;
+  } catch (err) {
+    ended = true;
+    throw DispatcherError.from(err);
+  } finally {
+    options.signal?.removeEventListener("abort", cancel);
+    if (!ended) call.cancel();
+  }
+}
+
+function requestMetadata(defaults: CallDefaults, options: CallOptions): Metadata {
+  const metadata = new Metadata();
+  if (defaults.token) metadata.set("authorization", `Bearer ${defaults.token}`);
+  for (const [key, value] of Object.entries(options.metadata ?? {})) metadata.set(key, value);
+  return metadata;
+}

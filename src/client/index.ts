@@ -1,0 +1,92 @@
+// The dispatcher's typed gRPC client for internal services, the CLI and tests (package export "./client").
+import { readFileSync } from "node:fs";
+import { Client, credentials, type ChannelCredentials, type ChannelOptions } from "@grpc/grpc-js";
+import { CancelJobRequest, GetJobRequest, JobServiceService, ListJobEventsRequest, ListJobsRequest, RetryJobRequest, RunDiagnosticJobRequest, WatchJobRequest } from "../gen/proto/dispatcher/v1/jobs.js";
+import { GetServerInfoRequest, SystemServiceService, WhoAmIRequest } from "../gen/proto/dispatcher/v1/system.js";
+import { promiseClient, type CallDefaults, type PromiseClient } from "./calls.js";
+import { healthClient, type HealthClient } from "./health.js";
+import { DEFAULT_RETRY, idempotentMethods, loadDescriptorSet, retryServiceConfig, type RetryOptions } from "./service-config.js";
+
+export { DispatcherError } from "./errors.js";
+export { checkHealth, type HealthClient, type HealthStatus } from "./health.js";
+export type { CallOptions, PromiseClient } from "./calls.js";
+export { DEFAULT_RETRY, idempotentMethods, retryServiceConfig, type MethodName, type RetryOptions } from "./service-config.js";
+
+/** PEM contents (or file paths ending in .pem/.crt/.key) for TLS; `true` means TLS with the system roots. */
+export interface TlsOptions {
+  ca?: Buffer | string;
+  cert?: Buffer | string;
+  key?: Buffer | string;
+}
+
+export interface DispatcherClientOptions {
+  /** host:port of the dispatcher (any grpc-js target). */
+  address: string;
+  /** API key sent as `authorization: Bearer <token>` on every call; omitted when absent. */
+  token?: string | undefined;
+  /** Plaintext when absent or false. */
+  tls?: boolean | TlsOptions | undefined;
+  /** Deadline of every unary call without its own (default 30 s; 0: none). Streams have none unless given. */
+  defaultDeadlineMs?: number;
+  /**
+   * Retries on UNAVAILABLE, for idempotent methods only (NO_SIDE_EFFECTS / IDEMPOTENT in the proto), through the
+   * channel's gRPC service config. false disables retries.
+   */
+  retry?: Partial<RetryOptions> | false;
+  /** Extra grpc-js channel options. */
+  channelOptions?: ChannelOptions;
+}
+
+const SYSTEM_REQUESTS = { getServerInfo: GetServerInfoRequest, whoAmI: WhoAmIRequest };
+const JOB_REQUESTS = {
+  getJob: GetJobRequest,
+  listJobs: ListJobsRequest,
+  watchJob: WatchJobRequest,
+  listJobEvents: ListJobEventsRequest,
+  cancelJob: CancelJobRequest,
+  retryJob: RetryJobRequest,
+  runDiagnosticJob: RunDiagnosticJobRequest,
+};
+
+export type SystemClient = PromiseClient<typeof SystemServiceService, typeof SYSTEM_REQUESTS>;
+export type JobClient = PromiseClient<typeof JobServiceService, typeof JOB_REQUESTS>;
+
+export interface DispatcherClients {
+  system: SystemClient;
+  jobs: JobClient;
+  health: HealthClient;
+  /** The underlying grpc-js client (one channel shared by all). */
+  readonly grpc: Client;
+  close(): void;
+}
+
+export function createDispatcherClients(options: DispatcherClientOptions): DispatcherClients {
+  const channelOptions: ChannelOptions = { ...options.channelOptions };
+  if (options.retry === false) {
+    channelOptions["grpc.enable_retries"] = 0;
+  } else {
+    const retry = { ...DEFAULT_RETRY, ...options.retry };
+    channelOptions["grpc.service_config"] = retryServiceConfig(idempotentMethods(loadDescriptorSet()), retry);
+  }
+  const client = new Client(options.address, channelCredentials(options.tls), channelOptions);
+  const defaults: CallDefaults = { token: options.token, defaultDeadlineMs: options.defaultDeadlineMs ?? 30_000 };
+  return {
+    system: promiseClient(client, SystemServiceService, SYSTEM_REQUESTS, defaults),
+    jobs: promiseClient(client, JobServiceService, JOB_REQUESTS, defaults),
+    health: healthClient(client, defaults),
+    grpc: client,
+    close: () => client.close(),
+  };
+}
+
+function channelCredentials(tls: DispatcherClientOptions["tls"]): ChannelCredentials {
+  if (!tls) return credentials.createInsecure();
+  if (tls === true) return credentials.createSsl();
+  return credentials.createSsl(pem(tls.ca), pem(tls.key), pem(tls.cert));
+}
+
+function pem(value: Buffer | string | undefined): Buffer | null {
+  if (value === undefined) return null;
+  if (Buffer.isBuffer(value)) return value;
+  return value.includes("-----BEGIN") ? Buffer.from(value) : readFileSync(value);
+}

@@ -1,0 +1,75 @@
+// `dispatcher start` and `dispatcher serve`: open resources, optionally migrate, run roles until SIGINT/SIGTERM.
+import { checkDatabase } from "../db/clients.js";
+import { migrateAll } from "../db/migrate.js";
+import { ensureBootstrapAdmin } from "../iam/api-keys.js";
+import { closeResources, openResources } from "../app/resources.js";
+import { ROLES, type RunningRole } from "../app/roles.js";
+import { progress, setup, type CommandOptions } from "./common.js";
+
+export interface ServeOptions extends CommandOptions {
+  roles: string[];
+  migrate: boolean;
+}
+
+export async function runServe(options: ServeOptions): Promise<number> {
+  const { config, log } = setup(options);
+  await checkDatabase(config.provisioning.url, { requireDatabase: !options.migrate });
+  if (options.migrate) {
+    progress("applying database migrations");
+    await migrateAll(config, log, (line) => progress(line));
+  }
+  progress(`connecting to MariaDB and NATS (${config.mq.url})`);
+  const resources = await openResources(config, log, options.roles);
+  const running: { name: string; role: RunningRole }[] = [];
+  try {
+    if (options.migrate) {
+      const bootstrap = await ensureBootstrapAdmin(resources.provisioning);
+      if (bootstrap) {
+        // Shown once, on the terminal only: the key is never written to a log.
+        process.stderr.write(
+          `\n  First start: an admin API key was created. It is shown only this once; keep it safe.\n\n` +
+            `    export DISPATCHER_CLIENT_TOKEN=${bootstrap.secret}\n\n`,
+        );
+      }
+    }
+    for (const role of ROLES.filter((r) => options.roles.includes(r.name))) {
+      progress(`starting role ${role.name}`);
+      running.push({ name: role.name, role: await role.start(resources) });
+    }
+  } catch (err) {
+    await stopAll(running, 0);
+    await closeResources(resources);
+    throw err;
+  }
+  log.info({ roles: options.roles, instance: resources.instanceId, port: config.server.port }, "dispatcher started");
+  progress(`ready: roles ${options.roles.join(", ")}; gRPC on ${config.server.bind}:${config.server.port}. Ctrl-C stops.`);
+
+  const signal = await waitForSignal();
+  progress(`${signal} received: finishing in-flight work (up to ${config.server.shutdownGraceMs} ms)`);
+  log.info({ signal }, "shutting down");
+  await stopAll(running, config.server.shutdownGraceMs);
+  await closeResources(resources);
+  log.info("stopped");
+  progress("stopped");
+  return 0;
+}
+
+async function stopAll(running: { name: string; role: RunningRole }[], graceMs: number): Promise<void> {
+  for (const { role } of [...running].reverse()) await role.stop(graceMs);
+}
+
+function waitForSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+      // A second signal during the graceful stop ends the process at once.
+      const force = (): void => process.exit(130);
+      process.once("SIGINT", force);
+      process.once("SIGTERM", force);
+      resolve(signal);
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+  });
+}

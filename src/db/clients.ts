@@ -1,0 +1,40 @@
+// The generated Prisma clients over the MariaDB driver adapter, one per database, and the transaction types that
+// repositories accept. Nothing connects until the first query (or checkDatabase).
+import { PrismaMariaDb } from "@prisma/adapter-mariadb";
+import { PrismaClient as AnalyticsPrismaClient, type Prisma as AnalyticsPrisma } from "../gen/prisma/analytics/client.js";
+import { PrismaClient as ProvisioningPrismaClient, type Prisma as ProvisioningPrisma } from "../gen/prisma/provisioning/client.js";
+import { connectionOptions } from "./url.js";
+
+export { checkDatabase } from "./connect.js";
+
+export type ProvisioningClient = ProvisioningPrismaClient;
+export type AnalyticsClient = AnalyticsPrismaClient;
+
+/** A provisioning transaction client, as passed to `$transaction(async (tx) => …)`. A full client is one too. */
+export type Tx = ProvisioningPrisma.TransactionClient;
+export type AnalyticsTx = AnalyticsPrisma.TransactionClient;
+
+/** What provisioning repositories take: the client, or the transaction they should join. */
+export type ProvisioningDb = ProvisioningClient | Tx;
+
+function adapter(url: string, poolSize: number): PrismaMariaDb {
+  return new PrismaMariaDb({ ...connectionOptions(url), connectionLimit: poolSize });
+}
+
+/** A Prisma client for the provisioning database with a pool of `poolSize` connections. Call $disconnect() to close. */
+export function createProvisioningClient(url: string, poolSize: number): ProvisioningClient {
+  return new ProvisioningPrismaClient({ adapter: adapter(url, poolSize) });
+}
+
+/** A Prisma client for the analytics database with a pool of `poolSize` connections. Call $disconnect() to close. */
+export function createAnalyticsClient(url: string, poolSize: number): AnalyticsClient {
+  return new AnalyticsPrismaClient({ adapter: adapter(url, poolSize) });
+}
+
+/**
+ * Runs `fn` in a transaction: a new one when `db` is the client, the caller's when `db` is already a transaction
+ * (so repository functions compose without nesting transactions).
+ */
+export function inTransaction<T>(db: ProvisioningDb, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  return "$transaction" in db ? db.$transaction(fn) : fn(db);
+}

@@ -1,0 +1,28 @@
+// Row ids: 26-character ULIDs (48-bit millisecond time + 80 random bits, Crockford base32), sortable by creation.
+import { randomBytes } from "node:crypto";
+
+const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/** A new ULID, e.g. "01JDQ3Z5K8W8G4QF2Q6N2D7M9T". Ids made in the same millisecond are not ordered among themselves. */
+export function newId(now: number = Date.now()): string {
+  let time = "";
+  let t = now;
+  for (let i = 0; i < 10; i++) {
+    time = ALPHABET[t % 32] + time;
+    t = Math.floor(t / 32);
+  }
+  const bytes = randomBytes(10);
+  let bits = 0n;
+  for (const b of bytes) bits = (bits << 8n) | BigInt(b);
+  let random = "";
+  for (let i = 0; i < 16; i++) {
+    random = ALPHABET[Number(bits & 31n)] + random;
+    bits >>= 5n;
+  }
+  return time + random;
+}
+
+/** Whether a string has the shape of an id made by newId. */
+export function isId(value: string): boolean {
+  return /^[0-9A-HJKMNP-TV-Z]{26}$/.test(value);
+}

@@ -1,0 +1,76 @@
+// Database URLs (mysql://user:password@host:port/database): parsing into driver options and safe display.
+export interface DatabaseAddress {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  /** Empty when the URL names no database. */
+  database: string;
+}
+
+/** Splits a mysql:// or mariadb:// URL; throws a TypeError naming the (redacted) URL when it is not one. */
+export function parseDatabaseUrl(url: string): DatabaseAddress {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new TypeError(`not a database URL: ${redactDatabaseUrl(url)} (expected mysql://user:password@host:port/database)`);
+  }
+  if (u.protocol !== "mysql:" && u.protocol !== "mariadb:") {
+    throw new TypeError(`not a database URL: ${redactDatabaseUrl(url)} (expected mysql://user:password@host:port/database)`);
+  }
+  return {
+    host: u.hostname.replace(/^\[(.*)\]$/, "$1") || "127.0.0.1",
+    port: u.port ? Number(u.port) : 3306,
+    user: decodeURIComponent(u.username) || "root",
+    password: decodeURIComponent(u.password),
+    database: decodeURIComponent(u.pathname.replace(/^\//, "")),
+  };
+}
+
+/** The database a URL names; throws when it names none. */
+export function databaseNameFromUrl(url: string): string {
+  const { database } = parseDatabaseUrl(url);
+  if (!database) throw new TypeError(`database URL names no database: ${redactDatabaseUrl(url)}`);
+  return database;
+}
+
+/** The same URL pointing at another database on the same server. */
+export function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${encodeURIComponent(database)}`;
+  return u.toString();
+}
+
+/** The URL without its password, fit for logs and error messages. */
+export function redactDatabaseUrl(url: string): string {
+  return url.replace(/^([a-z]+:\/\/[^:@/]*):[^@/]*@/i, "$1:***@");
+}
+
+/** The mariadb driver options this project sets (a subset valid for every mariadb 3.x the tree holds). */
+export interface DriverOptions {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  database?: string;
+  timezone: string;
+  connectTimeout: number;
+}
+
+/**
+ * mariadb driver options for a URL. Sessions run in UTC so that DATETIME defaults (CURRENT_TIMESTAMP(3)) agree
+ * with the UTC values Prisma writes.
+ */
+export function connectionOptions(url: string, withDb = true): DriverOptions {
+  const a = parseDatabaseUrl(url);
+  return {
+    host: a.host,
+    port: a.port,
+    user: a.user,
+    password: a.password,
+    ...(withDb && a.database ? { database: a.database } : {}),
+    timezone: "Z",
+    connectTimeout: 5_000,
+  };
+}

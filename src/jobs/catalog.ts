@@ -1,0 +1,75 @@
+// The job catalog: every kind of job declared once — payload schema, handler, completion check, timeouts, retries.
+import type { z } from "zod";
+import type { Logger } from "../log.js";
+import type { Resources } from "../app/resources.js";
+import type { Tx } from "../db/clients.js";
+
+/** What a handler (or a completion check) receives besides its payload. */
+export interface JobContext {
+  jobId: string;
+  kind: string;
+  attempt: number;
+  /** Aborts on cancellation request, job timeout or worker shutdown; pass it to every call. */
+  signal: AbortSignal;
+  log: Logger;
+  resources: Resources;
+  /** Records progress (0–100) on the job; best effort, never fails the job. */
+  progress(percent: number, message?: string): Promise<void>;
+  /** Throws JobCancelledError when cancellation was requested; call it between steps. */
+  checkpoint(): void;
+}
+
+/** The outcome of a handler or a completion check. */
+export type JobOutcome =
+  | {
+      status: "succeeded";
+      result?: Record<string, unknown>;
+      /** Database effects applied in the same transaction as the completion, so they happen exactly once. */
+      effects?: (tx: Tx) => Promise<void>;
+    }
+  | { status: "pending"; checkAfterMs: number; progressPercent?: number; progressMessage?: string };
+
+export interface JobKind<P = unknown> {
+  kind: string;
+  /** Validates the payload stored with the job; a payload that fails it fails the job permanently. */
+  payload: z.ZodType<P>;
+  handle(ctx: JobContext, payload: P): Promise<JobOutcome>;
+  /** Completion by observation: called by the monitor after a "pending" outcome until done or timed out. */
+  check?(ctx: JobContext, payload: P, checks: number): Promise<JobOutcome>;
+  /** How long a worker may hold a delivery without an in-progress ack before NATS redelivers it. */
+  ackWaitMs: number;
+  maxAttempts: number;
+  /** Delay before attempt n+1 after attempt n failed retryably: backoffMs[n-1], the last entry repeating. */
+  backoffMs: number[];
+  /** From creation to terminal state, including completion checks. */
+  timeoutMs: number;
+  /** Permission an RPC needs to start a job of this kind. */
+  permission: string;
+}
+
+export class JobCatalog {
+  private readonly kinds = new Map<string, JobKind>();
+
+  constructor(kinds: JobKind<never>[] = []) {
+    for (const k of kinds) this.register(k);
+  }
+
+  register<P>(kind: JobKind<P>): void {
+    if (this.kinds.has(kind.kind)) throw new Error(`job kind ${kind.kind} declared twice`);
+    this.kinds.set(kind.kind, kind as unknown as JobKind);
+  }
+
+  get(kind: string): JobKind | undefined {
+    return this.kinds.get(kind);
+  }
+
+  names(): string[] {
+    return [...this.kinds.keys()];
+  }
+
+  /** The backoff before the next attempt, after `attempt` attempts failed. */
+  static backoff(kind: JobKind, attempt: number): number {
+    const list = kind.backoffMs;
+    return list[Math.min(Math.max(attempt - 1, 0), list.length - 1)] ?? 1000;
+  }
+}

@@ -1,0 +1,230 @@
+// Workers' side of the jobs stream: the durable pull consumer's set-up and a consume loop with bounded concurrency.
+import { nanos, type MsgHdrs } from "@nats-io/transport-node";
+import {
+  AckPolicy,
+  DeliverPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type ConsumerConfig,
+  type ConsumerInfo,
+  type ConsumerMessages,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from "@nats-io/jetstream";
+import type { Attributes } from "@opentelemetry/api";
+import type { Logger } from "../log.js";
+import { extractTraceHeaders } from "../telemetry/propagation.js";
+import { SpanKind, withSpan, type Span } from "../telemetry/spans.js";
+import { MSG_ID_HEADER } from "./jobs-stream.js";
+
+export interface WorkerConsumerOptions {
+  stream: string;
+  durable: string;
+  /** Subjects this consumer takes; one subject works on every server, several need NATS 2.10+. */
+  filterSubjects: string[];
+  /** How long a delivery may stay unacknowledged (without working()) before it is redelivered. */
+  ackWaitMs: number;
+  /** Deliveries before JetStream gives up and emits the max-deliveries advisory. */
+  maxDeliver: number;
+  /**
+   * Redelivery delays after an ack timeout. JetStream then uses them AS the ack wait: delivery n waits
+   * backoffMs[min(n, len) - 1] and `ackWaitMs` is ignored. Must be shorter than maxDeliver. Explicit nak(delay) is separate.
+   */
+  backoffMs?: number[];
+  /** Unacknowledged deliveries across all workers before JetStream pauses delivery. */
+  maxAckPending?: number;
+}
+
+/** Creates the durable pull consumer (explicit ack) or updates it to these settings. Safe to call concurrently. */
+export async function ensureWorkerConsumer(jsm: JetStreamManager, options: WorkerConsumerOptions): Promise<ConsumerInfo> {
+  if (options.filterSubjects.length === 0) throw new Error("ensureWorkerConsumer: filterSubjects must name at least one subject");
+  const backoff = options.backoffMs?.length ? options.backoffMs.map(nanos) : undefined;
+  const filter = options.filterSubjects.length === 1 ? { filter_subject: options.filterSubjects[0] } : { filter_subjects: options.filterSubjects };
+  const settings = {
+    ack_wait: nanos(options.ackWaitMs),
+    max_deliver: options.maxDeliver,
+    backoff,
+    ...(options.maxAckPending !== undefined ? { max_ack_pending: options.maxAckPending } : {}),
+    ...filter,
+  };
+  const existing = await consumerInfo(jsm, options.stream, options.durable);
+  if (existing) {
+    // `backoff: []` clears a backoff set before.
+    return jsm.consumers.update(options.stream, options.durable, { ...settings, backoff: backoff ?? [] });
+  }
+  const config: Partial<ConsumerConfig> = { durable_name: options.durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, ...settings };
+  try {
+    return await jsm.consumers.add(options.stream, config);
+  } catch (err) {
+    // Created by another worker meanwhile (newer servers refuse a create that differs): update instead.
+    if (!(await consumerInfo(jsm, options.stream, options.durable))) throw err;
+    return jsm.consumers.update(options.stream, options.durable, { ...settings, backoff: backoff ?? [] });
+  }
+}
+
+/** One delivery handed to `onMessage`. Settle it exactly once: ack, nak or term. */
+export interface Delivery {
+  readonly subject: string;
+  readonly data: Uint8Array;
+  readonly headers: MsgHdrs | undefined;
+  /** The publisher's dedupe id (Nats-Msg-Id), when it set one. */
+  readonly msgId: string | undefined;
+  /** Stream sequence: names this message in advisories and readStreamMessage. */
+  readonly seq: number;
+  /** 1 on the first delivery. */
+  readonly deliveryCount: number;
+  readonly settled: boolean;
+  /** Done: JetStream removes the message from the work queue. */
+  ack(): void;
+  /** Deliver again, after `delayMs` (or at once). Counts towards maxDeliver. */
+  nak(delayMs?: number): void;
+  /** Still working: restarts the ack-wait clock. */
+  working(): void;
+  /** Never deliver again (a permanent failure); no max-deliveries advisory follows. The reason goes on the span only. */
+  term(reason?: string): void;
+}
+
+export interface ConsumeOptions {
+  stream: string;
+  durable: string;
+  /** Most deliveries handled at once by this process (also the pull batch size). */
+  maxMessages: number;
+  /**
+   * Handles one delivery inside a CONSUMER span continuing the publisher's trace. Must settle it before returning;
+   * one that throws or returns unsettled is nak'ed after `retryDelayMs`.
+   */
+  onMessage: (delivery: Delivery) => Promise<void>;
+  log: Logger;
+  /** When set, working() is sent this often while onMessage runs, so slow handlers keep their delivery. */
+  heartbeatMs?: number;
+  /** Delay of the nak after a handler that threw or forgot to settle. Default 1 s. */
+  retryDelayMs?: number;
+}
+
+export interface Consumption {
+  /**
+   * Stops pulling, naks deliveries it had taken but not started, and waits for running handlers to finish. Messages
+   * still buffered in the client (at most maxMessages) are not seen again here: JetStream redelivers them once their
+   * ack wait expires.
+   */
+  stop(): Promise<void>;
+  /** Resolves when the loop has ended (after stop(), or when the connection closed). */
+  readonly done: Promise<void>;
+}
+
+/** Starts consuming; resolves once the consumer was found and the first pull is under way. */
+export async function consume(js: JetStreamClient, options: ConsumeOptions): Promise<Consumption> {
+  const max = Math.max(1, options.maxMessages);
+  const consumer = await js.consumers.get(options.stream, options.durable);
+  const messages = await consumer.consume({ max_messages: max });
+  const running = new Set<Promise<void>>();
+  let stopping = false;
+
+  void logNotifications(messages, options);
+  const done = (async () => {
+    try {
+      for await (const m of messages) {
+        while (running.size >= max && !stopping) await Promise.race(running);
+        if (stopping) {
+          m.nak();
+          continue;
+        }
+        const p: Promise<void> = handle(m, options).finally(() => running.delete(p));
+        running.add(p);
+      }
+    } catch (err) {
+      options.log.error({ err, stream: options.stream, consumer: options.durable }, "jobs consumer stopped on an error");
+    }
+    await Promise.allSettled(running);
+  })();
+
+  return {
+    done,
+    async stop() {
+      stopping = true;
+      await messages.close();
+      await done;
+    },
+  };
+}
+
+async function handle(m: JsMsg, options: ConsumeOptions): Promise<void> {
+  const delivery = toDelivery(m);
+  const attributes = {
+    "messaging.system": "nats",
+    "messaging.operation.type": "process",
+    "messaging.destination.name": m.subject,
+    "messaging.consumer.group.name": options.durable,
+    "messaging.nats.stream_sequence": m.seq,
+    "messaging.nats.delivery_count": delivery.deliveryCount,
+    ...(delivery.msgId ? { "messaging.message.id": delivery.msgId } : {}),
+  };
+  const heartbeat = options.heartbeatMs ? setInterval(() => delivery.working(), options.heartbeatMs) : undefined;
+  try {
+    await withSpan(`process ${m.subject}`, { kind: SpanKind.CONSUMER, parent: extractTraceHeaders(m.headers), attributes }, async (span) => {
+      delivery.span = span;
+      await options.onMessage(delivery);
+      if (!delivery.settled) throw new Error("handler returned without ack, nak or term");
+    });
+  } catch (err) {
+    const where = { err, subject: m.subject, seq: m.seq, deliveries: delivery.deliveryCount };
+    if (delivery.settled) {
+      options.log.error(where, "job message handler failed after settling its message");
+    } else {
+      options.log.error(where, "job message handler failed; redelivering");
+      delivery.nak(options.retryDelayMs ?? 1_000);
+    }
+  } finally {
+    if (heartbeat) clearInterval(heartbeat);
+  }
+}
+
+function toDelivery(m: JsMsg): Delivery & { span?: Span } {
+  let settled = false;
+  const settle = (outcome: string, fn: () => void, detail?: Attributes) => {
+    if (settled) return;
+    settled = true;
+    fn();
+    delivery.span?.addEvent(outcome, detail);
+  };
+  const delivery: Delivery & { span?: Span } = {
+    subject: m.subject,
+    data: m.data,
+    headers: m.headers,
+    msgId: m.headers?.get(MSG_ID_HEADER) || undefined,
+    seq: m.seq,
+    deliveryCount: m.info.deliveryCount,
+    get settled() {
+      return settled;
+    },
+    ack: () => settle("ack", () => m.ack()),
+    nak: (delayMs) => settle("nak", () => m.nak(delayMs), delayMs ? { "delay_ms": delayMs } : undefined),
+    working: () => {
+      if (!settled) m.working();
+    },
+    // The reason stays on our side: NATS before 2.10.4 ignores a "+TERM <reason>" and redelivers the message.
+    term: (reason) => settle("term", () => m.term(), reason ? { reason } : undefined),
+  };
+  return delivery;
+}
+
+async function logNotifications(messages: ConsumerMessages, options: ConsumeOptions): Promise<void> {
+  for await (const n of messages.status()) {
+    const where = { stream: options.stream, consumer: options.durable };
+    if (n.type === "heartbeats_missed" || n.type === "consumer_not_found" || n.type === "stream_not_found" || n.type === "consumer_deleted") {
+      options.log.warn({ ...where, notification: n.type }, "jobs consumer is not receiving; retrying");
+    } else if (n.type === "exceeded_limits") {
+      options.log.warn({ ...where, notification: n.type }, "jobs consumer pull exceeded server limits");
+    }
+  }
+}
+
+async function consumerInfo(jsm: JetStreamManager, stream: string, durable: string): Promise<ConsumerInfo | null> {
+  try {
+    return await jsm.consumers.info(stream, durable);
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound) return null;
+    throw err;
+  }
+}

@@ -1,0 +1,74 @@
+// Who a caller is (Principal), which permission each RPC method needs, and which permissions each role grants.
+// Default deny: a method missing from METHOD_PERMISSIONS is refused to everyone (test/rpc checks that none is missing).
+
+import type { Principal } from "../iam/principal.js";
+
+export type { Authenticate, Principal } from "../iam/principal.js";
+
+/** A method anyone may call without credentials. */
+export const PUBLIC = "public";
+
+/** The caller of a PUBLIC method who presented no credentials. */
+export const ANONYMOUS: Readonly<Principal> = Object.freeze({ id: "anonymous", kind: "user", roles: [], displayName: "anonymous" });
+
+/**
+ * Method full name → the permission it needs. Permissions are "<area>.<verb>"; "*.read" ones only read.
+ * "admin.*" permissions are for admins alone (operators get everything else).
+ */
+export const METHOD_PERMISSIONS: Readonly<Record<string, string>> = Object.freeze({
+  // Health stays open for load balancers and orchestrators (DESIGN: the one exception).
+  "/grpc.health.v1.Health/Check": PUBLIC,
+  "/grpc.health.v1.Health/Watch": PUBLIC,
+  "/grpc.health.v1.Health/List": PUBLIC,
+  // Reflection: open in development mode, behind authentication when enabled in production (see src/rpc/server.ts).
+  "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": "system.read",
+  "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": "system.read",
+
+  "/dispatcher.v1.SystemService/GetServerInfo": "system.read",
+  "/dispatcher.v1.SystemService/WhoAmI": "system.read",
+
+  "/dispatcher.v1.JobService/GetJob": "jobs.read",
+  "/dispatcher.v1.JobService/ListJobs": "jobs.read",
+  "/dispatcher.v1.JobService/WatchJob": "jobs.read",
+  "/dispatcher.v1.JobService/ListJobEvents": "jobs.read",
+  "/dispatcher.v1.JobService/CancelJob": "jobs.cancel",
+  "/dispatcher.v1.JobService/RetryJob": "jobs.retry",
+  "/dispatcher.v1.JobService/RunDiagnosticJob": "admin.diagnostics",
+
+  // KM decides further (e.g. GetCredential is for service principals only); these are the coarse gates.
+  "/km.v1.KeyManagementService/StoreCredential": "credentials.write",
+  "/km.v1.KeyManagementService/GetCredential": "credentials.use",
+  "/km.v1.KeyManagementService/ListCredentials": "credentials.read",
+  "/km.v1.KeyManagementService/DeleteCredential": "credentials.write",
+  "/km.v1.KeyManagementService/RotateMasterKey": "admin.keys",
+  "/km.v1.KeyManagementService/RewrapCredentials": "admin.keys",
+
+  "/agent.v1.AgentService/GetStatus": "agent.read",
+  "/agent.v1.AgentService/RunScript": "agent.execute",
+  "/agent.v1.AgentService/CollectMetrics": "agent.read",
+  "/agent.v1.AgentService/Shutdown": "agent.execute",
+});
+
+/** The permission a method needs, PUBLIC, or undefined when the method is not in the table (deny). */
+export function permissionFor(method: string): string | undefined {
+  return Object.hasOwn(METHOD_PERMISSIONS, method) ? METHOD_PERMISSIONS[method] : undefined;
+}
+
+/** Whether one role grants one permission. Unknown roles grant nothing. */
+export function roleGrants(role: string, permission: string): boolean {
+  switch (role) {
+    case "admin":
+      return true;
+    case "operator":
+      return !permission.startsWith("admin.");
+    case "reader":
+      return permission.endsWith(".read") && !permission.startsWith("admin.");
+    default:
+      return false;
+  }
+}
+
+/** Whether the principal may exercise the permission through any of its roles. */
+export function isAllowed(principal: Principal, permission: string): boolean {
+  return permission === PUBLIC || principal.roles.some((role) => roleGrants(role, permission));
+}

@@ -1,0 +1,100 @@
+// The one error edge: thrown errors → gRPC status with google.rpc details (and back again, for clients and tests).
+import { Metadata, status as Code } from "@grpc/grpc-js";
+import { DomainError, FailedPreconditionError, InvalidArgumentError, type FieldViolation, type QuotaViolation } from "../errors.js";
+import { type Any } from "../gen/proto/google/protobuf/any.js";
+import { BadRequest, ErrorInfo, QuotaFailure } from "../gen/proto/google/rpc/error_details.js";
+import { Status } from "../gen/proto/google/rpc/status.js";
+
+/** ErrorInfo.domain of every error this service raises. */
+export const ERROR_DOMAIN = "dispatcher.v1";
+/** The trailer that carries a serialized google.rpc.Status (the gRPC rich error model). */
+export const STATUS_DETAILS_KEY = "grpc-status-details-bin";
+
+const TYPE_PREFIX = "type.googleapis.com/";
+const ERROR_INFO_TYPE = `${TYPE_PREFIX}google.rpc.ErrorInfo`;
+const BAD_REQUEST_TYPE = `${TYPE_PREFIX}google.rpc.BadRequest`;
+const QUOTA_FAILURE_TYPE = `${TYPE_PREFIX}google.rpc.QuotaFailure`;
+
+/** What grpc-js needs to end a call: code, message and trailers. */
+export interface RpcStatus {
+  code: Code;
+  details: string;
+  metadata: Metadata;
+}
+
+/** The decoded rich error of a call. */
+export interface StatusDetails {
+  code: Code;
+  /** Canonical code name, e.g. "NOT_FOUND". */
+  codeName: string;
+  message: string;
+  errorInfo?: { reason: string; domain: string; metadata: Record<string, string> };
+  fieldViolations: FieldViolation[];
+  quotaViolations: QuotaViolation[];
+}
+
+/** "NOT_FOUND" for 5; "UNKNOWN" for anything that is not a gRPC code. */
+export function codeName(code: number): string {
+  return (Code as unknown as Record<number, string>)[code] ?? "UNKNOWN";
+}
+
+/**
+ * The status for a thrown value. DomainErrors keep their code and message and gain ErrorInfo (+ BadRequest or
+ * QuotaFailure). Anything else becomes INTERNAL "internal error": the caller learns nothing of the cause, which the
+ * adapter logs.
+ */
+export function toRpcStatus(err: unknown): RpcStatus {
+  if (!(err instanceof DomainError)) return internalStatus();
+  const code = Code[err.code];
+  const details: Any[] = [pack(ERROR_INFO_TYPE, ErrorInfo.encode({ reason: err.reason, domain: ERROR_DOMAIN, metadata: err.metadata }).finish())];
+  if (err instanceof InvalidArgumentError && err.violations.length > 0) {
+    const fieldViolations = err.violations.map((v) => ({ field: v.field, description: v.description, reason: "" }));
+    details.push(pack(BAD_REQUEST_TYPE, BadRequest.encode({ fieldViolations }).finish()));
+  }
+  if (err instanceof FailedPreconditionError && err.quotaViolations.length > 0) {
+    details.push(pack(QUOTA_FAILURE_TYPE, QuotaFailure.encode({ violations: err.quotaViolations }).finish()));
+  }
+  const metadata = new Metadata();
+  metadata.set(STATUS_DETAILS_KEY, Buffer.from(Status.encode({ code, message: err.message, details }).finish()));
+  return { code, details: err.message, metadata };
+}
+
+/** INTERNAL "internal error", with no details: used for every unexpected failure. */
+export function internalStatus(): RpcStatus {
+  return { code: Code.INTERNAL, details: "internal error", metadata: new Metadata() };
+}
+
+/**
+ * Decodes the rich error in a call's trailers. Returns null when there is no (readable) status-details trailer.
+ * Unknown detail types are skipped.
+ */
+export function decodeStatusDetails(metadata: Metadata): StatusDetails | null {
+  const raw = metadata.get(STATUS_DETAILS_KEY)[0];
+  if (raw === undefined) return null;
+  let status: Status;
+  try {
+    status = Status.decode(typeof raw === "string" ? Buffer.from(raw, "base64") : raw);
+  } catch {
+    return null;
+  }
+  const out: StatusDetails = { code: status.code, codeName: codeName(status.code), message: status.message, fieldViolations: [], quotaViolations: [] };
+  for (const any of status.details) {
+    try {
+      if (any.typeUrl.endsWith("/google.rpc.ErrorInfo")) {
+        const info = ErrorInfo.decode(any.value);
+        out.errorInfo = { reason: info.reason, domain: info.domain, metadata: { ...info.metadata } };
+      } else if (any.typeUrl.endsWith("/google.rpc.BadRequest")) {
+        out.fieldViolations.push(...BadRequest.decode(any.value).fieldViolations.map((v) => ({ field: v.field, description: v.description })));
+      } else if (any.typeUrl.endsWith("/google.rpc.QuotaFailure")) {
+        out.quotaViolations.push(...QuotaFailure.decode(any.value).violations.map((v) => ({ subject: v.subject, description: v.description })));
+      }
+    } catch {
+      // A malformed detail is ignored rather than hiding the status itself.
+    }
+  }
+  return out;
+}
+
+function pack(typeUrl: string, value: Uint8Array): Any {
+  return { typeUrl, value: Buffer.from(value) };
+}

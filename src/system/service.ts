@@ -1,0 +1,46 @@
+// The rules of SystemService: what the running process says about itself and about its caller.
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import type { Principal } from "../rpc/permissions.js";
+
+export interface ServerInfo {
+  version: string;
+  /** The roles this process runs, e.g. ["dispatcher", "worker", "monitor"]. */
+  roles: string[];
+  startTime: Date;
+  /** Unique per process start: tells replicas (and restarts) apart. */
+  instanceId: string;
+}
+
+export interface SystemServiceOptions {
+  roles: string[];
+  startTime?: Date;
+  instanceId?: string;
+  /** Default: the version in package.json. */
+  version?: string;
+}
+
+export interface SystemService {
+  serverInfo(): ServerInfo;
+  whoAmI(principal: Readonly<Principal>): Principal;
+}
+
+export function createSystemService(options: SystemServiceOptions): SystemService {
+  const info: ServerInfo = {
+    version: options.version ?? packageVersion(),
+    roles: [...options.roles],
+    startTime: options.startTime ?? new Date(),
+    instanceId: options.instanceId ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
+  };
+  return {
+    serverInfo: () => ({ ...info, roles: [...info.roles] }),
+    whoAmI: (principal) => ({ id: principal.id, kind: principal.kind, roles: [...principal.roles], displayName: principal.displayName }),
+  };
+}
+
+/** The version field of the project's package.json. */
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version?: unknown };
+  return typeof pkg.version === "string" ? pkg.version : "0.0.0";
+}
