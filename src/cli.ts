@@ -8,6 +8,8 @@ import { runHealth } from "./commands/health.js";
 import { runServe } from "./commands/serve.js";
 import { runPrintConfig } from "./commands/config.js";
 import { runCreateKey } from "./commands/admin.js";
+import { addJobCommands } from "./commands/jobs.js";
+import { addKmCommands } from "./commands/km.js";
 
 /** Exit codes: 0 done, 1 failed, 2 bad configuration or a dependency that is not there (fix and retry). */
 export const EXIT_USAGE = 2;
@@ -32,7 +34,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program
     .command("start")
     .description("migrate the databases, then run every role in one process (the quick start)")
-    .action(async () => setExit(await runServe({ configFile: configFile(), roles: [...ROLE_NAMES], migrate: true })));
+    .action(async () => setExit(await runServe({ configFile: configFile(), roles: [...ROLE_NAMES], migrate: true, quickStart: true })));
 
   program
     .command("serve")
@@ -68,6 +70,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option("--service", "the principal is a service (e.g. a worker or the console), not a person", false)
     .option("-n, --name <name>", "label of the key", "cli")
     .action(async (opts: { email: string; role: string; service: boolean; name: string }) => setExit(await runCreateKey({ configFile: configFile(), ...opts })));
+
+  addJobCommands(program, configFile, setExit);
+  addKmCommands(program, configFile, setExit);
 
   return program;
 }

@@ -3,9 +3,12 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
 
-const port = z.coerce.number().int().min(1).max(65535);
-const millis = z.coerce.number().int().min(0);
-const positiveInt = z.coerce.number().int().min(1);
+// Messages say what a good value looks like: zod's defaults ("expected number, received NaN") do not.
+const wholeNumber = (min: number, max: number | undefined, what: string) =>
+  z.coerce.number({ error: what }).int(what).min(min, what).max(max ?? Number.MAX_SAFE_INTEGER, what);
+const port = wholeNumber(1, 65535, "expected a port number from 1 to 65535");
+const millis = wholeNumber(0, undefined, "expected a whole number of milliseconds, 0 or more");
+const positiveInt = wholeNumber(1, undefined, "expected a whole number, 1 or more");
 const bool = z.union([z.boolean(), z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1")]);
 const list = z.union([z.array(z.string()), z.string().transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean))]);
 const mysqlUrl = z.string().regex(/^(mysql|mariadb):\/\/[^/]+\/[A-Za-z0-9_]+(\?.*)?$/, "expected mysql://user:password@host:port/database");
@@ -49,21 +52,34 @@ export const FIELDS: readonly Field[] = [
   f("bridge.maxRequestBytes", positiveInt, 4 * 1024 * 1024, "largest gRPC-Web request body accepted"),
   f("provisioning.url", mysqlUrl, "mysql://root@127.0.0.1:3306/dispatcher_provisioning", "provisioning database (clouds, accounts, users, jobs)", true),
   f("provisioning.poolSize", positiveInt, 10, "provisioning database connections per process"),
+  f("provisioning.sqlPoolSize", positiveInt, 16, "provisioning database connections per process for the job paths (mariadb driver pool beside Prisma's); a process running the worker role opens at least jobs.workerConcurrency + 4"),
   f("analytics.url", mysqlUrl, "mysql://root@127.0.0.1:3306/dispatcher_analytics", "analytics database (metrics, costs)", true),
   f("analytics.poolSize", positiveInt, 4, "analytics database connections per process"),
-  f("km.url", z.string().min(1), "127.0.0.1:2013", "address of the KM service"),
+  f("km.url", z.string().min(1), "127.0.0.1:2013", "address of the KM service, as its clients (dispatcher, workers) call it"),
+  f("km.bind", z.string().min(1), "0.0.0.0", "address the KM role binds"),
   f("km.port", port, 2013, "port the KM role listens on"),
-  f("km.databaseUrl", mysqlUrl, "mysql://root@127.0.0.1:3306/dispatcher_credentials", "credentials database, read by KM alone", true),
-  f("km.tlsCa", z.string(), "", "PEM file of the CA that signs KM and client certificates"),
-  f("km.tlsCert", z.string(), "", "PEM certificate file of this process for the KM channel"),
-  f("km.tlsKey", z.string(), "", "PEM private key file of this process for the KM channel"),
+  f("km.databaseUrl", mysqlUrl, "mysql://root@127.0.0.1:3306/dispatcher_credentials", "credentials database, read and migrated by KM alone", true),
+  f("km.poolSize", positiveInt, 16, "credentials database connections per KM process (GetCredential holds one per call in flight)"),
+  f("km.tlsCa", z.string(), "", "PEM file of the CA that signs the KM server certificate and its clients' certificates (development: <dataDir>/tls/ca.pem)"),
+  f("km.tlsCert", z.string(), "", "PEM client certificate this process presents to KM; its CN names the caller (development: <dataDir>/tls/<dispatcher|worker>.pem)"),
+  f("km.tlsKey", z.string(), "", "PEM private key of km.tlsCert"),
+  f("km.serverCert", z.string(), "", "PEM server certificate of the KM role (development: <dataDir>/tls/km-server.pem)"),
+  f("km.serverKey", z.string(), "", "PEM private key of km.serverCert"),
+  f("km.serverName", z.string(), "", "name clients expect in KM's certificate when it differs from the host of km.url"),
+  f("km.clientPrincipals", list, ["dispatcher=service:operator", "worker=service:worker", "admin=user:admin"], "client certificate CN → principal, as <cn>=<service|user>:<role> (comma separated); other certificates are refused"),
+  f("km.plaintext", bool, false, "serve and call KM without TLS (development mode only; refused in production)"),
+  f("km.auditFile", z.string(), "", "append-only JSON-lines audit file of KM (default: <dataDir>/km/audit.jsonl)"),
   f("mq.url", z.string().regex(/^(nats|tls):\/\/.+/, "expected nats://host:port"), "nats://127.0.0.1:4222", "NATS server with JetStream"),
   f("mq.jobsStream", z.string().regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only"), "JOBS", "JetStream stream that carries jobs"),
   f("mq.subjectPrefix", z.string().regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only"), "jobs", "jobs are published on <prefix>.<kind>"),
   f("mq.connectTimeoutMs", millis, 5_000, "how long to wait for NATS at start"),
+  f("mq.workerDurable", z.string().regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only"), "workers", "durable JetStream consumer the workers share"),
   f("jobs.workerConcurrency", positiveInt, 32, "jobs one worker process runs at once"),
   f("jobs.reconcileIntervalMs", positiveInt, 5_000, "how often queued jobs and expired leases are re-examined"),
   f("jobs.leaseMs", positiveInt, 30_000, "how long a worker's claim on a running job lasts without renewal"),
+  f("jobs.republishAfterMs", positiveInt, 30_000, "a job still queued this long after its last publish is published again"),
+  f("jobs.checkPollMs", positiveInt, 200, "how often the monitor looks for due completion checks"),
+  f("faults.crashAfterJobCommit", bool, false, "TESTING ONLY: the dispatcher kills itself (SIGKILL) right after a job's transaction commits, before it is published, to prove the outbox poll and reconciler recover it; refused in production mode"),
   f("logging.level", z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]), "info", "service log level"),
   f("logging.dir", z.string(), "", "directory for YYYY_MM_DD.request.log files (default: <dataDir>/logs; '-' disables)"),
   f("logging.pretty", bool, false, "human-readable service log instead of JSON lines"),
@@ -73,8 +89,10 @@ export const FIELDS: readonly Field[] = [
   f("telemetry.file", z.string(), "", "also write every span as a JSON line to this file (tests; empty: off)"),
   f("client.address", z.string().min(1), "127.0.0.1:3302", "dispatcher address the CLI's client commands call"),
   f("client.token", z.string(), "", "API key the CLI's client commands present (Bearer)", true),
-  f("encryption.kmChannelKey", z.string(), "", "base64 32-byte key sealing credential fields between KM and its clients", true),
-  f("encryption.masterKeys", z.string(), "", "KM master keys as version:base64 pairs, comma separated", true),
+  f("encryption.kmChannelKey", z.string(), "", "key sealing credential fields between KM and its clients: base64 of 32 bytes, or version:base64 pairs, comma separated (newest seals); development: generated under <dataDir>/km when unset", true),
+  f("encryption.kmChannelKeyFile", z.string(), "", "file holding encryption.kmChannelKey (e.g. a mounted secret), read when that is unset"),
+  f("encryption.masterKeys", z.string(), "", "KM master keys as version:base64 pairs of 32 random bytes, comma separated (`dispatcher km generate-key`)", true),
+  f("encryption.masterKeysFile", z.string(), "", "file holding encryption.masterKeys (one pair per line or comma separated), read when that is unset"),
 ];
 
 export type Config = {
@@ -82,15 +100,20 @@ export type Config = {
   dataDir: string;
   server: { bind: string; port: number; maxMessageBytes: number; keepaliveTimeMs: number; keepaliveTimeoutMs: number; shutdownGraceMs: number; reflection: boolean; defaultDeadlineMs: number };
   bridge: { bind: string; port: number; corsOrigins: string[]; maxRequestBytes: number };
-  provisioning: { url: string; poolSize: number };
+  provisioning: { url: string; poolSize: number; sqlPoolSize: number };
   analytics: { url: string; poolSize: number };
-  km: { url: string; port: number; databaseUrl: string; tlsCa: string; tlsCert: string; tlsKey: string };
-  mq: { url: string; jobsStream: string; subjectPrefix: string; connectTimeoutMs: number };
-  jobs: { workerConcurrency: number; reconcileIntervalMs: number; leaseMs: number };
+  km: {
+    url: string; bind: string; port: number; databaseUrl: string; poolSize: number; tlsCa: string; tlsCert: string; tlsKey: string;
+    serverCert: string; serverKey: string; serverName: string; clientPrincipals: string[]; plaintext: boolean; auditFile: string;
+  };
+  mq: { url: string; jobsStream: string; subjectPrefix: string; connectTimeoutMs: number; workerDurable: string };
+  jobs: { workerConcurrency: number; reconcileIntervalMs: number; leaseMs: number; republishAfterMs: number; checkPollMs: number };
+  /** Fault injection for process-level tests; never set outside them (production mode refuses it). */
+  faults: { crashAfterJobCommit: boolean };
   logging: { level: string; dir: string; pretty: boolean };
   telemetry: { otlpEndpoint: string; sampleRatio: number; serviceName: string; file: string };
   client: { address: string; token: string };
-  encryption: { kmChannelKey: string; masterKeys: string };
+  encryption: { kmChannelKey: string; kmChannelKeyFile: string; masterKeys: string; masterKeysFile: string };
 };
 
 /** Raised when the configuration is invalid; lists every bad field at once. */
@@ -99,6 +122,17 @@ export class ConfigError extends Error {
     super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
     this.name = "ConfigError";
   }
+}
+
+/** Keys of a config file that no field reads: a misspelt key would otherwise be ignored without a word. */
+function unknownKeys(obj: unknown, prefix = ""): string[] {
+  if (!obj || typeof obj !== "object" || Array.isArray(obj)) return [];
+  return Object.entries(obj).flatMap(([k, v]) => {
+    const path = prefix ? `${prefix}.${k}` : k;
+    if (FIELDS.some((f) => f.path === path)) return [];
+    if (FIELDS.some((f) => f.path.startsWith(`${path}.`))) return unknownKeys(v, path);
+    return [path];
+  });
 }
 
 function getPath(obj: unknown, path: string): unknown {
@@ -131,6 +165,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, file = env.DISP
       throw new ConfigError([`config file ${file}: ${err instanceof Error ? err.message : String(err)}`]);
     }
   }
+  for (const key of unknownKeys(fromFile)) problems.push(`${file}: unknown key "${key}" (see the configuration reference)`);
   const out: Record<string, unknown> = {};
   for (const field of FIELDS) {
     const envName = field.fallbackEnv && !env[field.env] ? field.fallbackEnv : field.env;
@@ -150,6 +185,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, file = env.DISP
   const config = out as unknown as Config;
   config.server.reflection ??= config.mode === "development";
   if (config.logging.dir === "") config.logging.dir = `${config.dataDir}/logs`;
+  if (config.km.auditFile === "") config.km.auditFile = `${config.dataDir}/km/audit.jsonl`;
+  if (config.mode === "production" && config.faults.crashAfterJobCommit) throw new ConfigError(["faults.crashAfterJobCommit: fault injection is for tests only and refused in production mode"]);
+  if (config.mode === "production" && config.km.plaintext) throw new ConfigError(["km.plaintext: plaintext KM transport is for development mode only; configure km.tlsCa, km.serverCert/km.serverKey and km.tlsCert/km.tlsKey"]);
   return config;
 }
 
@@ -165,6 +203,8 @@ export function redactedConfig(config: Config): Config {
 function maskUrl(value: string): string {
   const m = /^([a-z]+:\/\/)([^@/]*@)?(.*)$/.exec(value);
   if (!m) return "(hidden)";
-  const user = m[2] ? `${m[2].split(":")[0]?.replace("@", "")}:***@` : "";
+  // user:password@ keeps the user and hides the password; a bare user@ has nothing to hide.
+  const auth = m[2] ?? "";
+  const user = auth.includes(":") ? `${auth.slice(0, auth.indexOf(":"))}:***@` : auth;
   return `${m[1]}${user}${m[3]}`;
 }

@@ -1,14 +1,38 @@
-// The dispatcher role: the gRPC API on server.port with every dispatcher.v1 service, health and reflection.
+// The dispatcher role: the gRPC API on server.port with every dispatcher.v1 service, health and reflection, and the
+// outbox relay that publishes the jobs its calls create (fast path after commit, poll loop for rows left behind).
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { createApiKeyAuthenticator } from "../iam/authenticator.js";
+import { jobHandlers } from "../jobs/handlers.js";
+import { buildCatalog } from "../jobs/kinds/index.js";
+import { createOutboxRelay, type OutboxPublisher } from "../jobs/relay.js";
+import { createJobService } from "../jobs/service.js";
 import { RequestLog } from "../log.js";
+import { ensureJobsStream } from "../mq/jobs-stream.js";
 import { createRpcServer } from "../rpc/server.js";
 import { systemHandlers } from "../system/handlers.js";
 import { createSystemService } from "../system/service.js";
 import type { RunningRole } from "./roles.js";
 import type { Resources } from "./resources.js";
 
+/** Longest a stopping dispatcher waits for the relay's publications under way. */
+const RELAY_FLUSH_MS = 5_000;
+
 export async function startDispatcherRole(resources: Resources): Promise<RunningRole> {
-  const { config, log } = resources;
+  const { config, log, nats } = resources;
+  await ensureJobsStream(await jetstreamManager(nats), { stream: config.mq.jobsStream, subjectPrefix: config.mq.subjectPrefix });
+  const relay = createOutboxRelay({ sql: resources.sql, js: jetstream(nats), log: log.child({ component: "relay" }) });
+  relay.start();
+  if (config.faults.crashAfterJobCommit) log.warn("faults.crashAfterJobCommit is on: this process kills itself after the first job commit (testing only)");
+  const jobs = createJobService({
+    db: resources.provisioning,
+    sql: resources.sql,
+    catalog: buildCatalog(),
+    subjectPrefix: config.mq.subjectPrefix,
+    log: log.child({ component: "jobs" }),
+    relay: config.faults.crashAfterJobCommit ? crashAfterCommit() : relay,
+    nats,
+    now: resources.now,
+  });
   const requestLog = config.logging.dir === "-" ? undefined : new RequestLog(config.logging.dir);
   const system = createSystemService({ roles: resources.roles, startTime: resources.startedAt, instanceId: resources.instanceId });
   const server = createRpcServer({
@@ -16,13 +40,35 @@ export async function startDispatcherRole(resources: Resources): Promise<Running
     log,
     requestLog,
     authenticate: createApiKeyAuthenticator(resources.provisioning),
-    services: [systemHandlers(system)],
+    services: [systemHandlers(system), jobHandlers(jobs)],
   });
-  await server.start();
+  try {
+    await server.start();
+  } catch (err) {
+    await relay.stop(0);
+    throw err;
+  }
   return {
     async stop(graceMs) {
+      // Calls first (they may still create jobs), then the relay publishes what they committed.
       await server.stop(graceMs);
+      await relay.stop(Math.min(graceMs, RELAY_FLUSH_MS));
       requestLog?.close();
+    },
+  };
+}
+
+/**
+ * faults.crashAfterJobCommit (tests only; production mode refuses it): the job service hands a publication over right
+ * after its transaction committed and before anything (job message, doorbell, reply) leaves the process — the worst
+ * moment to die. Dying here proves that a committed job is still published (outbox poll, reconciler) and completes.
+ */
+function crashAfterCommit(): OutboxPublisher {
+  return {
+    submit(entry) {
+      // stderr is synchronous on pipes and files, so the line is out before the signal lands.
+      process.stderr.write(`faults.crashAfterJobCommit: job ${entry.jobId} committed (outbox ${entry.msgId}); SIGKILL before publishing\n`);
+      process.kill(process.pid, "SIGKILL");
     },
   };
 }

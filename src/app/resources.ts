@@ -4,12 +4,15 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import type { Config } from "../config.js";
 import type { Logger } from "../log.js";
 import { checkDatabase, createAnalyticsClient, createProvisioningClient, type AnalyticsClient, type ProvisioningClient } from "../db/clients.js";
+import { createSqlPool, type SqlPool } from "../db/sql.js";
 import { connectNats } from "../mq/nats.js";
 
 export interface Resources {
   config: Config;
   log: Logger;
   provisioning: ProvisioningClient;
+  /** The provisioning database through the mariadb driver: the job paths (creation, relay, worker, monitor). */
+  sql: SqlPool;
   analytics: AnalyticsClient;
   nats: NatsConnection;
   /** The roles this process runs. */
@@ -28,6 +31,7 @@ export async function openResources(config: Config, log: Logger, roles: string[]
     config,
     log,
     provisioning: createProvisioningClient(config.provisioning.url, config.provisioning.poolSize),
+    sql: createSqlPool(config.provisioning.url, sqlPoolSize(config, roles)),
     analytics: createAnalyticsClient(config.analytics.url, config.analytics.poolSize),
     nats,
     roles,
@@ -38,5 +42,14 @@ export async function openResources(config: Config, log: Logger, roles: string[]
 }
 
 export async function closeResources(resources: Resources): Promise<void> {
-  await Promise.allSettled([resources.nats.drain(), resources.provisioning.$disconnect(), resources.analytics.$disconnect()]);
+  await Promise.allSettled([resources.nats.drain(), resources.provisioning.$disconnect(), resources.sql.end(), resources.analytics.$disconnect()]);
+}
+
+/**
+ * Connections of the job pool: the configured size, and with the worker role enough for every running job to start
+ * or commit at once (plus lease renewals and the monitor's work) without waiting for a connection.
+ */
+export function sqlPoolSize(config: Config, roles: string[]): number {
+  const worker = roles.includes("worker") ? config.jobs.workerConcurrency + 4 : 0;
+  return Math.max(config.provisioning.sqlPoolSize, worker);
 }

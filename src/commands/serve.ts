@@ -2,6 +2,7 @@
 import { checkDatabase } from "../db/clients.js";
 import { migrateAll } from "../db/migrate.js";
 import { ensureBootstrapAdmin } from "../iam/api-keys.js";
+import { kmServerSettings, prepareDevelopmentKm } from "../km/settings.js";
 import { closeResources, openResources } from "../app/resources.js";
 import { ROLES, type RunningRole } from "../app/roles.js";
 import { progress, setup, type CommandOptions } from "./common.js";
@@ -9,10 +10,15 @@ import { progress, setup, type CommandOptions } from "./common.js";
 export interface ServeOptions extends CommandOptions {
   roles: string[];
   migrate: boolean;
+  /** `dispatcher start`: in development mode, writes the KM certificates and keys it needs when none are configured. */
+  quickStart?: boolean;
 }
 
 export async function runServe(options: ServeOptions): Promise<number> {
   const { config, log } = setup(options);
+  if (options.quickStart) for (const note of prepareDevelopmentKm(config)) progress(note);
+  // KM refuses to start without a valid master key, channel key and certificates: say so before anything connects.
+  if (options.roles.includes("km")) kmServerSettings(config);
   await checkDatabase(config.provisioning.url, { requireDatabase: !options.migrate });
   if (options.migrate) {
     progress("applying database migrations");

@@ -1,4 +1,4 @@
-// Recognising database errors that callers handle (duplicate keys), whichever layer raised them: Prisma's query
+// Recognising database errors that callers handle (duplicate keys, deadlocks), whichever layer raised them: Prisma's query
 // engine (P2002), a raw query through the driver adapter, or the mariadb driver itself (ER_DUP_ENTRY, 1062).
 
 /** Whether `err` reports a UNIQUE or PRIMARY KEY violation. */
@@ -6,6 +6,18 @@ export function isUniqueViolation(err: unknown): boolean {
   for (let e: unknown = err, depth = 0; e && typeof e === "object" && depth < 6; depth++) {
     const o = e as { code?: unknown; errno?: unknown; kind?: unknown; meta?: { driverAdapterError?: unknown }; cause?: unknown };
     if (o.code === "P2002" || o.code === "ER_DUP_ENTRY" || o.errno === 1062 || o.kind === "UniqueConstraintViolation") return true;
+    e = o.meta?.driverAdapterError ?? o.cause;
+  }
+  return false;
+}
+
+/** A deadlock (1213) or lock wait timeout (1205), however Prisma or the driver wrapped it. */
+export function isTransientConflict(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && typeof e === "object" && depth < 6; depth++) {
+    const o = e as { code?: unknown; errno?: unknown; kind?: unknown; meta?: { driverAdapterError?: unknown }; cause?: unknown };
+    if (o.code === "P2034" || o.kind === "TransactionWriteConflict" || o.errno === 1213 || o.errno === 1205) return true;
+    if (o.kind === "mysql" && (o.code === 1213 || o.code === 1205)) return true;
+    if (o.code === "ER_LOCK_DEADLOCK" || o.code === "ER_LOCK_WAIT_TIMEOUT") return true;
     e = o.meta?.driverAdapterError ?? o.cause;
   }
   return false;

@@ -2,7 +2,7 @@
 import type { z } from "zod";
 import type { Logger } from "../log.js";
 import type { Resources } from "../app/resources.js";
-import type { Tx } from "../db/clients.js";
+import type { Sql } from "../db/sql.js";
 
 /** What a handler (or a completion check) receives besides its payload. */
 export interface JobContext {
@@ -24,8 +24,11 @@ export type JobOutcome =
   | {
       status: "succeeded";
       result?: Record<string, unknown>;
-      /** Database effects applied in the same transaction as the completion, so they happen exactly once. */
-      effects?: (tx: Tx) => Promise<void>;
+      /**
+       * Database effects applied in the same transaction as the completion (only if it wins the compare-and-set), so
+       * they happen exactly once. `tx` runs statements in that transaction (src/db/sql.ts: values are parameters).
+       */
+      effects?: (tx: Sql) => Promise<void>;
     }
   | { status: "pending"; checkAfterMs: number; progressPercent?: number; progressMessage?: string };
 

@@ -6,6 +6,7 @@ import { trace } from "@opentelemetry/api";
 import { CancelledError, DeadlineExceededError, DomainError, PermissionDeniedError, UnauthenticatedError, UnavailableError } from "../errors.js";
 import type { Logger, RequestLogEntry } from "../log.js";
 import type { InFlight, InFlightCall } from "./in-flight.js";
+import type { AuthenticatePeer, PeerAuth } from "../iam/principal.js";
 import { ANONYMOUS, isAllowed, permissionFor, PUBLIC, type Authenticate, type Principal } from "./permissions.js";
 import { codeName, toRpcStatus, type RpcStatus } from "./status.js";
 
@@ -67,6 +68,8 @@ export interface AdapterRuntime {
   readonly log: Logger;
   readonly requestLog?: { write(entry: RequestLogEntry): void } | undefined;
   readonly authenticate: Authenticate;
+  /** Identifies callers by their transport (mTLS client certificate) before any bearer token is looked at. */
+  readonly authenticatePeer?: AuthenticatePeer | undefined;
   /** Applied to calls that arrive without a deadline; 0 means none. */
   readonly defaultDeadlineMs: number;
   readonly inFlight: InFlight;
@@ -112,12 +115,22 @@ export function bindService(service: RpcService, runtime: AdapterRuntime): Untyp
  * Resolves the caller of `method` from its metadata and checks the method's permission: throws
  * UnauthenticatedError or PermissionDeniedError. A method missing from the permission table is denied.
  */
-export async function admit(runtime: Pick<AdapterRuntime, "authenticate" | "log">, method: string, metadata: Metadata, peer: string): Promise<Readonly<Principal>> {
+export async function admit(
+  runtime: Pick<AdapterRuntime, "authenticate" | "authenticatePeer" | "log">,
+  method: string,
+  metadata: Metadata,
+  peer: string,
+  auth?: PeerAuth | null,
+  /** Told who the caller is before the permission check, so a refusal can still name them (request log, audit). */
+  onAuthenticated?: (principal: Readonly<Principal>) => void,
+): Promise<Readonly<Principal>> {
   const permission = permissionFor(method);
   if (permission === PUBLIC) return ANONYMOUS;
-  const token = bearerToken(metadata);
-  const principal = token ? await runtime.authenticate(token, peer) : null;
+  const fromPeer = runtime.authenticatePeer && auth ? await runtime.authenticatePeer(auth, peer) : null;
+  const token = fromPeer ? null : bearerToken(metadata);
+  const principal = fromPeer ?? (token ? await runtime.authenticate(token, peer) : null);
   if (!principal) throw new UnauthenticatedError();
+  onAuthenticated?.(principal);
   if (permission === undefined) {
     runtime.log.error({ method }, "method missing from the permission table; denied");
     throw new PermissionDeniedError(`${method} is not permitted`, "METHOD_NOT_PERMITTED", { method });
@@ -211,7 +224,8 @@ class Call implements InFlightCall {
     }
     this.runtime.inFlight.add(this);
     try {
-      this.principal = await admit(this.runtime, this.method, this.surface.metadata, this.peer);
+      const auth = this.runtime.authenticatePeer ? this.surface.getAuthContext() : null;
+      this.principal = await admit(this.runtime, this.method, this.surface.metadata, this.peer, auth, (p) => (this.principal = p));
       this.controller.signal.throwIfAborted();
       await body(this.context(this.principal));
     } catch (err) {

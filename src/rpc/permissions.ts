@@ -35,7 +35,8 @@ export const METHOD_PERMISSIONS: Readonly<Record<string, string>> = Object.freez
   "/dispatcher.v1.JobService/RetryJob": "jobs.retry",
   "/dispatcher.v1.JobService/RunDiagnosticJob": "admin.diagnostics",
 
-  // KM decides further (e.g. GetCredential is for service principals only); these are the coarse gates.
+  // KM: credentials.use (plaintext fields) is service-only whatever the roles (SERVICE_ONLY_PERMISSIONS); the KM
+  // service checks it again. Key rotation and re-wrap are admin.* (admins only).
   "/km.v1.KeyManagementService/StoreCredential": "credentials.write",
   "/km.v1.KeyManagementService/GetCredential": "credentials.use",
   "/km.v1.KeyManagementService/ListCredentials": "credentials.read",
@@ -54,11 +55,20 @@ export function permissionFor(method: string): string | undefined {
   return Object.hasOwn(METHOD_PERMISSIONS, method) ? METHOD_PERMISSIONS[method] : undefined;
 }
 
+/**
+ * Permissions only service principals (workers, the dispatcher) may exercise, whatever their roles: plaintext cloud
+ * credentials are never handed to a person, an admin included.
+ */
+export const SERVICE_ONLY_PERMISSIONS: ReadonlySet<string> = new Set(["credentials.use"]);
+
 /** Whether one role grants one permission. Unknown roles grant nothing. */
 export function roleGrants(role: string, permission: string): boolean {
   switch (role) {
     case "admin":
       return true;
+    case "worker":
+      // What a job worker needs from KM: the credentials of the job's account, nothing else.
+      return permission === "credentials.use";
     case "operator":
       return !permission.startsWith("admin.");
     case "reader":
@@ -70,5 +80,6 @@ export function roleGrants(role: string, permission: string): boolean {
 
 /** Whether the principal may exercise the permission through any of its roles. */
 export function isAllowed(principal: Principal, permission: string): boolean {
+  if (SERVICE_ONLY_PERMISSIONS.has(permission) && principal.kind !== "service") return false;
   return permission === PUBLIC || principal.roles.some((role) => roleGrants(role, permission));
 }

@@ -6,6 +6,7 @@ import { UnavailableError } from "../errors.js";
 import type { Logger, RequestLogEntry } from "../log.js";
 import { bindService, serviceName, type RpcService } from "./adapter.js";
 import { InFlight } from "./in-flight.js";
+import type { AuthenticatePeer } from "../iam/principal.js";
 import { permissionFor, type Authenticate } from "./permissions.js";
 import { addReflection } from "./reflection.js";
 
@@ -16,6 +17,8 @@ export interface RpcServerOptions {
   /** Gets one line per RPC; absent when the request log is off. */
   requestLog?: { write(entry: RequestLogEntry): void } | undefined;
   authenticate: Authenticate;
+  /** Identifies callers by their mTLS client certificate first (KM). */
+  authenticatePeer?: AuthenticatePeer;
   services: RpcService[];
   /** TLS/mTLS credentials (KM); plaintext when absent. */
   credentials?: ServerCredentials;
@@ -57,7 +60,7 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
 
   const build = (): Server => {
     const s = new Server(serverOptions(config.server));
-    const runtime = { log, requestLog: options.requestLog, authenticate: options.authenticate, defaultDeadlineMs: config.server.defaultDeadlineMs, inFlight, isDraining: () => draining };
+    const runtime = { log, requestLog: options.requestLog, authenticate: options.authenticate, authenticatePeer: options.authenticatePeer, defaultDeadlineMs: config.server.defaultDeadlineMs, inFlight, isDraining: () => draining };
     for (const service of options.services) {
       for (const method of Object.values(service.definition)) {
         if (permissionFor(method.path) === undefined) log.error({ method: method.path }, "method missing from the permission table: every call will be denied");
@@ -87,7 +90,8 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
       const address = `${host}:${config.server.port}`;
       boundPort = await new Promise<number>((resolve, reject) => {
         s.bindAsync(address, options.credentials ?? ServerCredentials.createInsecure(), (err, port) => {
-          if (err) reject(new Error(`cannot listen on ${address} (port ${config.server.port} in use or address unavailable): ${err.message}`, { cause: err }));
+          // An operator's problem (another process holds the port, or a wrong bind address), not a crash: no stack trace.
+          if (err) reject(new UnavailableError(`cannot listen on ${address}: port ${config.server.port} is in use or the address is not available (${err.message}); stop the other process or choose another port`, "LISTEN_FAILED", { cause: err }));
           else resolve(port);
         });
       }).catch((err: unknown) => {

@@ -64,6 +64,8 @@ CREATE TABLE `jobs` (
     `next_check_at` DATETIME(3) NULL,
     `checks` INTEGER NOT NULL DEFAULT 0,
     `deadline_at` DATETIME(3) NULL,
+    `published_at` DATETIME(3) NULL,
+    `publish_count` INTEGER NOT NULL DEFAULT 0,
     `created_at` DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
     `updated_at` DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
     `started_at` DATETIME(3) NULL,
@@ -75,6 +77,7 @@ CREATE TABLE `jobs` (
     INDEX `jobs_requested_by_created_at_idx`(`requested_by`, `created_at`),
     INDEX `jobs_next_check_at_idx`(`next_check_at`),
     INDEX `jobs_lease_expires_at_idx`(`lease_expires_at`),
+    INDEX `jobs_state_published_at_idx`(`state`, `published_at`),
     UNIQUE INDEX `jobs_requested_by_idempotency_key_key`(`requested_by`, `idempotency_key`),
     PRIMARY KEY (`id`)
 ) DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
@@ -101,6 +104,7 @@ CREATE TABLE `outbox_entries` (
     `id` BIGINT NOT NULL AUTO_INCREMENT,
     `job_id` CHAR(26) NOT NULL,
     `attempt` INTEGER NOT NULL,
+    `msg_id` VARCHAR(191) NOT NULL,
     `subject` VARCHAR(255) NOT NULL,
     `headers` JSON NOT NULL,
     `payload` JSON NOT NULL,
@@ -129,11 +133,13 @@ CREATE TABLE `dead_letters` (
 
 -- CreateTable
 CREATE TABLE `diagnostic_effects` (
+    `id` BIGINT NOT NULL AUTO_INCREMENT,
     `job_id` CHAR(26) NOT NULL,
     `attempt` INTEGER NOT NULL,
     `created_at` DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
 
-    PRIMARY KEY (`job_id`)
+    INDEX `diagnostic_effects_job_id_idx`(`job_id`),
+    PRIMARY KEY (`id`)
 ) DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
 
 -- AddForeignKey

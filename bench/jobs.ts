@@ -1,0 +1,170 @@
+// npm run bench:jobs — diagnostic jobs through the whole path (RPC → MySQL → JetStream → worker → MySQL), driven from
+// this process against separate dispatcher and worker processes. Prints a summary and one JSON line.
+// Options (env): BENCH_JOBS (jobs in the throughput phase, default 5000), BENCH_IN_FLIGHT (64), BENCH_LATENCY_S (6),
+// BENCH_LAYOUT ("split": a dispatcher+monitor process and a worker process, the default; "single": one process with
+// every role), BENCH_PROFILE_DIR (V8 CPU profiles of the server processes). DISPATCHER_* variables reach the servers.
+import { loadavg } from "node:os";
+import { createDispatcherClients } from "../src/client/index.js";
+import { loadConfig } from "../src/config.js";
+import { createProvisioningClient } from "../src/db/clients.js";
+import { createApiKeyForEmail } from "../src/iam/api-keys.js";
+import { DiagnosticOutcome } from "../src/gen/proto/dispatcher/v1/jobs.js";
+import { measureEcho } from "./echo.js";
+import { benchEnvironment, CORES, cpuSeconds, percentile, round, runDispatcher, say, servicePids, startDispatcher, stopProcess } from "./support.js";
+
+const JOBS = Number(process.env.BENCH_JOBS ?? 5000);
+const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 64);
+const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_S ?? 6);
+const LAYOUT = process.env.BENCH_LAYOUT === "single" ? "single" : "split";
+
+interface Times {
+  created: number;
+  started: number | null;
+  ended: number | null;
+}
+
+const bench = await benchEnvironment("jobs");
+say(`bench:jobs on ${CORES} cores — ${JOBS} jobs, ${IN_FLIGHT} in flight, ${LAYOUT} layout; load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+say("migrating a throwaway database");
+await runDispatcher(["migrate"], bench.env);
+const db = createProvisioningClient(bench.provisioningUrl, 2);
+const { secret } = await createApiKeyForEmail(db, { email: "bench@local", role: "admin", kind: "service", name: "bench" });
+
+say(LAYOUT === "split" ? "starting a dispatcher process (dispatcher, monitor) and a worker process" : "starting one process (dispatcher, monitor, worker)");
+const server = await startDispatcher(LAYOUT === "split" ? "dispatcher,monitor" : "worker,monitor,dispatcher", bench.env, bench.port);
+const worker = LAYOUT === "split" ? await startDispatcher("worker", bench.env, bench.port) : undefined;
+const services = servicePids(Number(new URL(loadConfig(process.env, "").mq.url).port || 4222));
+const clients = createDispatcherClients({ address: `127.0.0.1:${bench.port}`, token: secret, retry: false });
+
+const launch = async (): Promise<string> => {
+  const res = await clients.jobs.runDiagnosticJob({ outcome: DiagnosticOutcome.DIAGNOSTIC_OUTCOME_SUCCEED, sleep: { seconds: "0", nanos: 0 } });
+  return res.job?.id ?? "";
+};
+
+/** CPU seconds so far of each process on the job path (this one is the client). */
+function cpuNow(): Record<string, number> {
+  const out: Record<string, number> = { client: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6 };
+  out[LAYOUT === "split" ? "dispatcher" : "all-roles"] = cpuSeconds(server.pid);
+  if (worker) out.worker = cpuSeconds(worker.pid);
+  out.mariadb = cpuSeconds(services.mariadb);
+  out.nats = cpuSeconds(services.nats);
+  return out;
+}
+
+/** COMMIT statements the server has run (every client's: quiet the machine for a clean figure). */
+async function commitCount(): Promise<number> {
+  const rows = await db.$queryRaw<{ Value: string }[]>`SHOW GLOBAL STATUS LIKE 'Com_commit'`;
+  return Number(rows[0]?.Value ?? 0);
+}
+
+async function waitTerminal(ids: string[], timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  let last = -1;
+  while (Date.now() < end) {
+    const rows = await db.$queryRaw<{ n: bigint }[]>`SELECT COUNT(*) AS n FROM jobs WHERE state IN ('SUCCEEDED','FAILED','CANCELLED')`;
+    const n = Number(rows[0]?.n ?? 0);
+    if (n >= ids.length) return;
+    if (n !== last) last = n;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`only ${last} of ${ids.length} jobs finished in time`);
+}
+
+async function times(ids: string[]): Promise<Times[]> {
+  const out: Times[] = [];
+  for (let i = 0; i < ids.length; i += 1000) {
+    const chunk = ids.slice(i, i + 1000);
+    const rows = await db.job.findMany({ where: { id: { in: chunk } }, select: { createdAt: true, startedAt: true, endedAt: true } });
+    for (const r of rows) out.push({ created: r.createdAt.getTime(), started: r.startedAt?.getTime() ?? null, ended: r.endedAt?.getTime() ?? null });
+  }
+  return out;
+}
+
+try {
+  say("warming up");
+  const warm = await Promise.all(Array.from({ length: 200 }, launch));
+  await waitTerminal(warm, 60_000);
+  await db.$executeRaw`DELETE FROM jobs`;
+
+  say(`phase 1: ${JOBS} jobs as fast as ${IN_FLIGHT} callers go`);
+  const ids: string[] = [];
+  const cpu0 = cpuNow();
+  const commits0 = await commitCount();
+  const t0 = Date.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: IN_FLIGHT }, async () => {
+      while (next < JOBS) {
+        next++;
+        ids.push(await launch());
+      }
+    }),
+  );
+  const submitted = Date.now();
+  await waitTerminal(ids, 300_000);
+  const done = Date.now();
+  const cpu1 = cpuNow();
+  const commits = (await commitCount()) - commits0;
+  const t1 = await times(ids);
+  const firstCreated = Math.min(...t1.map((t) => t.created));
+  const lastEnded = Math.max(...t1.map((t) => t.ended ?? 0));
+  const jobsPerS = JOBS / ((lastEnded - firstCreated) / 1000);
+  say(`  submitted in ${((submitted - t0) / 1000).toFixed(2)} s (${round(JOBS / ((submitted - t0) / 1000), 0)} RPC/s); all terminal after ${((done - t0) / 1000).toFixed(2)} s`);
+  say(`  completed: ${round(jobsPerS, 0)} jobs/s`);
+  const wall = (done - t0) / 1000;
+  const cpu = Object.fromEntries(Object.keys(cpu1).map((k) => [k, cpu1[k]! - cpu0[k]!]));
+  for (const [name, secs] of Object.entries(cpu)) {
+    say(`  cpu ${name.padEnd(10)} ${round(secs, 2)} s = ${round((secs / wall) * 100, 0)}% of one core, ${round((secs * 1e6) / JOBS, 0)} µs per job`);
+  }
+  say(`  commits (server-wide Com_commit, other clients included): ${commits} = ${round(commits / JOBS, 2)} per job`);
+  say(`  load average now ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+
+  const rate = Math.max(1, Math.floor(jobsPerS / 2));
+  say(`phase 2: ${rate} jobs/s (half the maximum) for ${LATENCY_SECONDS} s`);
+  await db.$executeRaw`DELETE FROM jobs`;
+  const ids2: string[] = [];
+  const pending: Promise<void>[] = [];
+  const start2 = Date.now();
+  let sent = 0;
+  while (Date.now() - start2 < LATENCY_SECONDS * 1000) {
+    const due = Math.floor(((Date.now() - start2) / 1000) * rate);
+    for (; sent < due; sent++) pending.push(launch().then((id) => void ids2.push(id)));
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  await Promise.all(pending);
+  await waitTerminal(ids2, 120_000);
+  const t2 = await times(ids2);
+  const startLat = t2.filter((t) => t.started !== null).map((t) => (t.started as number) - t.created).sort((a, b) => a - b);
+  const completeLat = t2.filter((t) => t.ended !== null).map((t) => (t.ended as number) - t.created).sort((a, b) => a - b);
+
+  say("phase 3: raw grpc-js unary echo, 64 in flight (the ceiling)");
+  const echo = await measureEcho(3, 64);
+
+  const figures = {
+    bench: "jobs",
+    cores: CORES,
+    jobs: JOBS,
+    jobs_per_s: round(jobsPerS, 0),
+    latency_rate_per_s: rate,
+    start_p50_ms: percentile(startLat, 50),
+    start_p99_ms: percentile(startLat, 99),
+    complete_p50_ms: percentile(completeLat, 50),
+    complete_p99_ms: percentile(completeLat, 99),
+    echo_rps: round(echo.rps, 0),
+    layout: LAYOUT,
+    commits_per_job: round(commits / JOBS, 2),
+    cpu_ms_per_job: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, round((v * 1000) / JOBS, 3)])),
+    load_avg_1m: round(loadavg()[0] ?? 0, 2),
+  };
+  say("");
+  say(`jobs completed per second:      ${figures.jobs_per_s}  (target ≥ 1000)`);
+  say(`create → start at ${rate}/s:   p50 ${figures.start_p50_ms} ms, p99 ${figures.start_p99_ms} ms  (target p99 ≤ 25 ms)`);
+  say(`create → complete at ${rate}/s: p50 ${figures.complete_p50_ms} ms, p99 ${figures.complete_p99_ms} ms`);
+  say(`raw grpc-js echo:               ${figures.echo_rps} calls/s`);
+  process.stdout.write(`${JSON.stringify(figures)}\n`);
+} finally {
+  clients.close();
+  await Promise.all([stopProcess(server), worker ? stopProcess(worker) : undefined]);
+  await db.$disconnect();
+  await bench.drop();
+}

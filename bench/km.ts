@@ -1,0 +1,104 @@
+// npm run bench:km — GetCredential over mutual TLS from this process against a separate `dispatcher serve --role km`
+// process (real MariaDB: a row read, an unwrap and decrypt, the channel seal, and the fail-closed audit record in the
+// table and the file for every call). 1, 16 and 64 concurrent callers. Prints a summary and one JSON line.
+// Options (env): BENCH_SECONDS (per level, default 5), BENCH_CREDENTIALS (distinct credentials read, default 100),
+// BENCH_KM_NODE_ARGS (node flags for the KM process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/km-prof"), BENCH_KM_PLAINTEXT=1
+// (development-mode plaintext transport instead of mTLS, to see what TLS costs). DISPATCHER_* variables pass through
+// (e.g. DISPATCHER_KM_POOL_SIZE).
+import { spawn } from "node:child_process";
+import { rmSync } from "node:fs";
+import { loadConfig } from "../src/config.js";
+import { openConnection } from "../src/db/connect.js";
+import { withDatabase } from "../src/db/url.js";
+import { createKmClientFromConfig, type KmClient } from "../src/km/client.js";
+import { ensureDevCerts } from "../src/km/dev-files.js";
+import { generateKeyText } from "../src/km/keys.js";
+import { benchEnvironment, CORES, freePort, percentile, round, say, stopProcess } from "./support.js";
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const CREDENTIALS = Number(process.env.BENCH_CREDENTIALS ?? 100);
+const LEVELS = [1, 16, 64];
+const TARGET_P99_MS_AT_16 = 5;
+
+const bench = await benchEnvironment("km");
+const kmPort = await freePort();
+const credentialsDb = `bench_${bench.id}_cred`;
+const env: NodeJS.ProcessEnv = {
+  ...bench.env,
+  DISPATCHER_KM_PORT: String(kmPort),
+  DISPATCHER_KM_URL: `127.0.0.1:${kmPort}`,
+  DISPATCHER_KM_BIND: "127.0.0.1",
+  DISPATCHER_KM_DATABASE_URL: withDatabase(bench.provisioningUrl, credentialsDb),
+  DISPATCHER_ENCRYPTION_MASTER_KEYS: generateKeyText(1),
+  ...(process.env.BENCH_KM_PLAINTEXT === "1" ? { DISPATCHER_KM_PLAINTEXT: "true" } : {}),
+};
+const dataDir = env.DISPATCHER_DATA_DIR as string;
+ensureDevCerts(dataDir);
+say(`bench:km on ${CORES} cores (shared by KM, MariaDB and this client) — ${SECONDS} s per level, ${CREDENTIALS} credentials`);
+
+const nodeArgs = (process.env.BENCH_KM_NODE_ARGS ?? "").split(" ").filter(Boolean);
+const km = spawn(process.execPath, [...nodeArgs, "bin/dispatcher.js", "serve", "--role", "km", "--migrate"], { env, stdio: ["ignore", "ignore", "inherit"] });
+const config = loadConfig(env, "");
+const dispatcher = createKmClientFromConfig(config, "dispatcher");
+const workers: KmClient[] = [];
+
+try {
+  const ids: string[] = [];
+  for (let attempt = 0; ids.length === 0; attempt++) {
+    try {
+      ids.push((await dispatcher.storeCredential({ accountId: "bench", type: "aws-access-key", fields: { access_key_id: "AKIABENCH", secret_access_key: "x".repeat(40) } })).id);
+    } catch (err) {
+      if (attempt > 150 || km.exitCode !== null) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  while (ids.length < CREDENTIALS) ids.push((await dispatcher.storeCredential({ accountId: "bench", type: "aws-access-key", fields: { access_key_id: `AKIA${ids.length}`, secret_access_key: "y".repeat(40) } })).id);
+
+  // One channel per 16 callers, as a worker process would hold (one client, shared by its job slots).
+  const clientFor = (i: number): KmClient => {
+    while (workers.length <= Math.floor(i / 16)) workers.push(createKmClientFromConfig(config, "worker"));
+    return workers[Math.floor(i / 16)] as KmClient;
+  };
+  const run = async (concurrency: number, seconds: number): Promise<{ concurrency: number; calls: number; callsPerSec: number; p50Ms: number; p99Ms: number; maxMs: number }> => {
+    const latencies: number[] = [];
+    const end = Date.now() + seconds * 1000;
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: concurrency }, async (_, i) => {
+        const client = clientFor(i);
+        let n = i;
+        while (Date.now() < end) {
+          const id = ids[n++ % ids.length] as string;
+          const t = performance.now();
+          const got = await client.getCredential({ id, accountId: "bench", jobId: "bench", purpose: "bench" });
+          latencies.push(performance.now() - t);
+          if (!got.fields.access_key_id) throw new Error("no fields");
+        }
+      }),
+    );
+    const elapsed = (performance.now() - started) / 1000;
+    latencies.sort((a, b) => a - b);
+    return { concurrency, calls: latencies.length, callsPerSec: round(latencies.length / elapsed, 0), p50Ms: round(percentile(latencies, 50), 2), p99Ms: round(percentile(latencies, 99), 2), maxMs: round(latencies[latencies.length - 1] ?? 0, 1) };
+  };
+
+  say("warming up");
+  await run(16, 1);
+  const results = [];
+  for (const level of LEVELS) {
+    const r = await run(level, SECONDS);
+    results.push(r);
+    say(`  ${String(level).padStart(2)} concurrent: ${r.callsPerSec} calls/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms (max ${r.maxMs} ms, ${r.calls} calls)`);
+  }
+  const at16 = results.find((r) => r.concurrency === 16);
+  const met = (at16?.p99Ms ?? Infinity) <= TARGET_P99_MS_AT_16;
+  say(`target p99 ≤ ${TARGET_P99_MS_AT_16} ms at 16 concurrent: ${met ? "met" : "NOT met"} (${at16?.p99Ms} ms)`);
+  process.stdout.write(`${JSON.stringify({ bench: "km", cores: CORES, seconds: SECONDS, credentials: CREDENTIALS, transport: env.DISPATCHER_KM_PLAINTEXT ? "plaintext" : "mtls", poolSize: config.km.poolSize, results, targetP99MsAt16: TARGET_P99_MS_AT_16, met })}\n`);
+} finally {
+  dispatcher.close();
+  for (const w of workers) w.close();
+  await stopProcess(km);
+  await bench.drop();
+  const conn = await openConnection(bench.provisioningUrl, false);
+  await conn.query(`DROP DATABASE IF EXISTS \`${credentialsDb}\``).finally(() => conn.end());
+  rmSync(dataDir, { recursive: true, force: true });
+}

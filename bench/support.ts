@@ -1,0 +1,166 @@
+// Shared by the benchmark scripts: percentiles, free ports, throwaway databases and streams, and dispatcher processes.
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadConfig } from "../src/config.js";
+import { openConnection } from "../src/db/connect.js";
+import { withDatabase } from "../src/db/url.js";
+import { checkHealth } from "../src/client/index.js";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { connect } from "@nats-io/transport-node";
+
+export const CORES = cpus().length;
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i] as number;
+}
+
+export const round = (n: number, digits = 1): number => Math.round(n * 10 ** digits) / 10 ** digits;
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export function say(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+/** Names and URLs unique to one benchmark run; drop() removes the databases. */
+export interface BenchEnv {
+  id: string;
+  env: NodeJS.ProcessEnv;
+  provisioningUrl: string;
+  port: number;
+  drop(): Promise<void>;
+}
+
+export async function benchEnvironment(label: string): Promise<BenchEnv> {
+  const id = `${label}_${randomBytes(3).toString("hex")}`;
+  const base = loadConfig(process.env, "");
+  const provisioningUrl = withDatabase(base.provisioning.url, `bench_${id}_prov`);
+  const analyticsUrl = withDatabase(base.analytics.url, `bench_${id}_anl`);
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DISPATCHER_PROVISIONING_URL: provisioningUrl,
+    DISPATCHER_ANALYTICS_URL: analyticsUrl,
+    DISPATCHER_SERVER_PORT: String(port),
+    DISPATCHER_BRIDGE_PORT: String(await freePort()),
+    DISPATCHER_KM_PORT: String(await freePort()),
+    DISPATCHER_MQ_JOBS_STREAM: `BENCH_${id}`,
+    DISPATCHER_MQ_SUBJECT_PREFIX: `bench_${id}`,
+    DISPATCHER_MQ_WORKER_DURABLE: `bench_${id}`,
+    DISPATCHER_LOGGING_LEVEL: "warn",
+    DISPATCHER_LOGGING_DIR: "-",
+    DISPATCHER_DATA_DIR: mkdtempSync(join(tmpdir(), "dispatcher-bench-")),
+  };
+  return {
+    id,
+    env,
+    provisioningUrl,
+    port,
+    async drop() {
+      const nc = await connect({ servers: base.mq.url });
+      await (await jetstreamManager(nc)).streams.delete(`BENCH_${id}`).catch(() => false);
+      await nc.close();
+      const conn = await openConnection(provisioningUrl, false);
+      try {
+        await conn.query(`DROP DATABASE IF EXISTS \`bench_${id}_prov\``);
+        await conn.query(`DROP DATABASE IF EXISTS \`bench_${id}_anl\``);
+      } finally {
+        await conn.end();
+      }
+    },
+  };
+}
+
+/** Runs `dispatcher <args>` and resolves when it exits 0 (for migrate) — or rejects with its stderr. */
+export function runDispatcher(args: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["bin/dispatcher.js", ...args], { env, stdio: ["ignore", "ignore", "pipe"] });
+    let err = "";
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`dispatcher ${args.join(" ")} exited ${code}: ${err}`))));
+  });
+}
+
+/**
+ * Starts `dispatcher serve --role <roles>` and waits until it serves (or, without the dispatcher role, a moment).
+ * With BENCH_PROFILE_DIR set, the process writes a V8 CPU profile there when it exits (`node --cpu-prof`).
+ */
+export async function startDispatcher(roles: string, env: NodeJS.ProcessEnv, port: number): Promise<ChildProcess> {
+  const profileDir = process.env.BENCH_PROFILE_DIR;
+  const profile = profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir, "--cpu-prof-name", `${roles.replace(/,/g, "+")}.${Date.now()}.cpuprofile`] : [];
+  // The service log (stdout, level DISPATCHER_LOGGING_LEVEL) goes to a file in the run's data directory.
+  const logFile = join(env.DISPATCHER_DATA_DIR ?? tmpdir(), `${roles.replace(/,/g, "+")}.log`);
+  const out = openSync(logFile, "a");
+  const child = spawn(process.execPath, [...profile, "bin/dispatcher.js", "serve", "--role", roles], { env, stdio: ["ignore", out, "inherit"] });
+  closeSync(out);
+  say(`  ${roles}: pid ${child.pid}, log ${logFile}`);
+  if (!roles.split(",").includes("dispatcher")) {
+    await new Promise((r) => setTimeout(r, 2500));
+    return child;
+  }
+  for (let i = 0; i < 100; i++) {
+    if ((await checkHealth(`127.0.0.1:${port}`, "", 1000).catch(() => "DOWN")) === "SERVING") return child;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  child.kill("SIGKILL");
+  throw new Error(`dispatcher (${roles}) did not start`);
+}
+
+export async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  await new Promise<void>((resolve) => {
+    child.once("exit", () => resolve());
+    child.kill("SIGTERM");
+    setTimeout(() => child.kill("SIGKILL"), 20_000).unref();
+  });
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc; 0 when it is gone. */
+export function cpuSeconds(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15 (clock ticks).
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+
+const CLOCK_TICKS = 100;
+
+/**
+ * The shared MariaDB and NATS servers' process ids (not private ones that tests start with their own data directory
+ * or port), found by their command lines.
+ */
+export function servicePids(natsPort: number): { mariadb?: number; nats?: number } {
+  const out: { mariadb?: number; nats?: number } = {};
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    let cmd: string;
+    try {
+      cmd = readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0").join(" ");
+    } catch {
+      continue;
+    }
+    if (/\bmariadbd\b/.test(cmd) && !cmd.includes("--datadir") && out.mariadb === undefined) out.mariadb = Number(name);
+    if (/\bnats-server\b/.test(cmd) && new RegExp(`-p ${natsPort}\\b`).test(cmd) && out.nats === undefined) out.nats = Number(name);
+  }
+  return out;
+}

@@ -1,0 +1,37 @@
+// The monitor role: completion checks, the reconciler, and an outbox relay poll loop (so rows a crashed dispatcher
+// left unpublished go out even when no dispatcher runs). Safe to run as several replicas.
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { JobExecution } from "../jobs/execution.js";
+import { buildCatalog } from "../jobs/kinds/index.js";
+import { enqueuePublication, type OutboxRef } from "../jobs/outbox.js";
+import { createOutboxRelay } from "../jobs/relay.js";
+import { ensureJobsStream } from "../mq/jobs-stream.js";
+import { startCompletionChecks } from "../monitor/completion-checks.js";
+import { startReconciler } from "../monitor/reconciler.js";
+import type { Resources } from "./resources.js";
+import type { RunningRole } from "./roles.js";
+
+/** Longest a stopping monitor waits for its relay's publications under way. */
+const RELAY_FLUSH_MS = 5_000;
+
+export async function startMonitorRole(resources: Resources): Promise<RunningRole> {
+  const { config, nats, log } = resources;
+  await ensureJobsStream(await jetstreamManager(nats), { stream: config.mq.jobsStream, subjectPrefix: config.mq.subjectPrefix });
+  const ex = new JobExecution({ sql: resources.sql, nc: nats });
+  const relay = createOutboxRelay({ sql: resources.sql, js: jetstream(nats), log: log.child({ component: "relay" }) });
+  relay.start();
+  const checks = startCompletionChecks({ resources, catalog: buildCatalog(), ex });
+  const reconciler = startReconciler<OutboxRef>({
+    resources,
+    ex,
+    republish: (tx, job) => enqueuePublication(tx, { ...job, subjectPrefix: config.mq.subjectPrefix }),
+    onPublished: (entries) => entries.forEach((e) => relay.submit(e)),
+  });
+  log.info("monitor running: completion checks, reconciler, outbox relay poll");
+  return {
+    async stop(graceMs) {
+      await Promise.all([checks.stop(graceMs), reconciler.stop(graceMs)]);
+      await relay.stop(Math.min(graceMs, RELAY_FLUSH_MS));
+    },
+  };
+}

@@ -1,0 +1,10 @@
+// The worker role: consumes the jobs stream and runs every kind's handler (src/jobs/worker.ts).
+import { buildCatalog } from "../jobs/kinds/index.js";
+import { startWorker } from "../jobs/worker.js";
+import type { Resources } from "./resources.js";
+import type { RunningRole } from "./roles.js";
+
+export async function startWorkerRole(resources: Resources): Promise<RunningRole> {
+  const worker = await startWorker({ resources, catalog: buildCatalog() });
+  return { stop: (graceMs) => worker.stop(graceMs) };
+}

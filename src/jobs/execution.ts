@@ -1,0 +1,345 @@
+// Running a job, in SQL: start, lease renewal, progress and every outcome, each one short transaction on the
+// provisioning database followed by the job's doorbell. Outcomes are compare-and-sets on (id, attempt, RUNNING, lease
+// owner): an outcome that loses is recorded as a "stale_completion_rejected" event and never applied.
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Isolation, Sql, SqlPool } from "../db/sql.js";
+import { newId } from "../db/ids.js";
+import type { Attributes } from "@opentelemetry/api";
+import { ATTR_JOB_ATTEMPT, ATTR_JOB_ID, ATTR_JOB_KIND, withSpan } from "../telemetry/spans.js";
+import { appendEvent, ringDoorbell } from "./events.js";
+import type { JobError, JobEventType, JobState } from "./model.js";
+
+/** lease_owner of a job waiting for completion by observation: the monitor, not any one worker, holds it. */
+export const MONITOR_OWNER = "monitor";
+
+/** One attempt of a job as its runner (a worker, or the monitor) holds it. */
+export interface AttemptRef {
+  jobId: string;
+  kind: string;
+  attempt: number;
+  /** lease_owner the attempt runs under: a worker's id, or MONITOR_OWNER. */
+  owner: string;
+}
+
+/** What a worker needs to run the attempt it just started. */
+export interface StartedJob {
+  id: string;
+  kind: string;
+  attempt: number;
+  maxAttempts: number;
+  payload: unknown;
+  traceparent: string | null;
+  /** Milliseconds left before the job's deadline, on the database clock; null when it has none. */
+  deadlineInMs: number | null;
+}
+
+export type StartResult =
+  | { status: "started"; job: StartedJob; tookOver: boolean }
+  /** Nothing to run: a duplicate or stale delivery, a job that is running elsewhere or already ended. */
+  | { status: "skipped"; state: JobState | null }
+  /** Ended instead of starting: cancellation was requested, the deadline passed, or no attempts were left. */
+  | { status: "ended"; state: "CANCELLED" | "FAILED" };
+
+export interface ExecutionDeps {
+  /** The provisioning database's pool (src/db/sql.ts). */
+  sql: SqlPool;
+  /** Rings the job's doorbell after each commit; absent in tests that do not watch. */
+  nc?: NatsConnection;
+}
+
+export interface StartInput {
+  jobId: string;
+  /** The kind the message names (for the span; the job row's kind is what runs). */
+  kind?: string;
+  owner: string;
+  leaseMs: number;
+}
+
+export interface CompleteInput extends AttemptRef {
+  result?: Record<string, unknown>;
+  /** The handler's database effects, applied in the completion's transaction (and only if it wins). */
+  effects?: (tx: Sql) => Promise<void>;
+}
+
+export interface FailInput extends AttemptRef {
+  error: JobError;
+  /** Attempts are exhausted: also write a dead letter keeping the payload (and a "dead_lettered" event). */
+  deadLetter?: boolean;
+  /** "timed_out" when the deadline ended it. */
+  eventType?: "failed" | "timed_out";
+}
+
+export interface PendingInput extends AttemptRef {
+  checkAfterMs: number;
+  progressPercent?: number;
+  progressMessage?: string;
+}
+
+interface StartRow {
+  id: string;
+  kind: string;
+  state: JobState;
+  attempt: number;
+  maxAttempts: number;
+  payload: unknown;
+  traceparent: string | null;
+  cancelRequested: number;
+  leaseOwner: string | null;
+  leaseExpired: number | null;
+  deadlineInMs: bigint | number | null;
+}
+
+/** The error a cancelled job carries (as when the job service cancels a queued one). */
+const CANCELLED_MESSAGE = "cancelled on request";
+/** Microseconds, as INTERVAL … MICROSECOND wants them: whole and never negative. */
+export const micros = (ms: number): number => Math.max(0, Math.round(ms * 1000));
+
+export class JobExecution {
+  constructor(readonly deps: ExecutionDeps) {}
+
+  /**
+   * Starts an attempt: QUEUED (or RUNNING under an expired worker lease) → RUNNING with attempt + 1 and a lease for
+   * `owner`, plus a "started" event (after a "lease_expired" one when it takes over). A job with cancellation
+   * requested, past its deadline or out of attempts ends instead. Anything else is "skipped": ack and drop.
+   */
+  async start(input: StartInput): Promise<StartResult> {
+    const result = await this.transaction("start", { id: input.jobId, kind: input.kind }, async (tx): Promise<StartResult> => {
+      const rows = await tx.query<StartRow>`
+        SELECT id, kind, state, attempt, max_attempts AS maxAttempts, payload, traceparent, cancel_requested AS cancelRequested,
+               lease_owner AS leaseOwner, lease_expires_at < NOW(3) AS leaseExpired,
+               TIMESTAMPDIFF(MICROSECOND, NOW(3), deadline_at) DIV 1000 AS deadlineInMs
+          FROM jobs WHERE id = ${input.jobId} FOR UPDATE`;
+      const row = rows[0];
+      if (!row) return { status: "skipped", state: null };
+      const tookOver = row.state === "RUNNING" && row.leaseOwner !== MONITOR_OWNER && Number(row.leaseExpired) === 1;
+      if (row.state !== "QUEUED" && !tookOver) return { status: "skipped", state: row.state };
+      const ref = { jobId: row.id, kind: row.kind, attempt: row.attempt, owner: row.leaseOwner ?? "" };
+      if (tookOver) {
+        await this.event(tx, ref, "lease_expired", "RUNNING", "QUEUED", input.owner, `attempt ${row.attempt} stopped renewing its lease (owner ${row.leaseOwner})`);
+      }
+      const deadlineInMs = row.deadlineInMs === null ? null : Number(row.deadlineInMs);
+      const ended = await this.endIfUnrunnable(tx, ref, { cancelRequested: Number(row.cancelRequested) === 1, deadlineInMs, maxAttempts: row.maxAttempts }, input.owner);
+      if (ended) return { status: "ended", state: ended };
+      // The row is locked; the compare-and-set on (state, attempt) still guards against a read that was not.
+      const n = await tx.execute`
+        UPDATE jobs SET state = 'RUNNING', attempt = attempt + 1, lease_owner = ${input.owner},
+               lease_expires_at = NOW(3) + INTERVAL ${micros(input.leaseMs)} MICROSECOND, next_check_at = NULL,
+               started_at = COALESCE(started_at, NOW(3)), updated_at = NOW(3)
+         WHERE id = ${row.id} AND attempt = ${row.attempt} AND state = ${tookOver ? "RUNNING" : "QUEUED"}`;
+      if (n !== 1) throw new Error(`job ${row.id} changed under its row lock`);
+      const attempt = row.attempt + 1;
+      await this.event(tx, { ...ref, attempt }, "started", "QUEUED", "RUNNING", input.owner, `attempt ${attempt} of ${row.maxAttempts}`);
+      const job: StartedJob = { id: row.id, kind: row.kind, attempt, maxAttempts: row.maxAttempts, payload: row.payload, traceparent: row.traceparent, deadlineInMs };
+      return { status: "started", job, tookOver };
+    });
+    if (result.status !== "skipped") this.ring(input.jobId);
+    return result;
+  }
+
+  /** The job's state, or null when there is no such job. */
+  async state(jobId: string): Promise<JobState | null> {
+    const rows = await this.deps.sql.query<{ state: JobState }>`SELECT state FROM jobs WHERE id = ${jobId}`;
+    return rows[0]?.state ?? null;
+  }
+
+  /**
+   * Extends the attempt's lease by `leaseMs`. `held` is false when the attempt lost the job (it was requeued, taken
+   * over or ended elsewhere): stop working on it. `cancelRequested` says whether to stop at the next checkpoint.
+   */
+  async renewLease(a: AttemptRef, leaseMs: number): Promise<{ held: boolean; cancelRequested: boolean }> {
+    const sql = this.deps.sql;
+    const renewed = await sql.execute`
+      UPDATE jobs SET lease_expires_at = NOW(3) + INTERVAL ${micros(leaseMs)} MICROSECOND
+       WHERE id = ${a.jobId} AND attempt = ${a.attempt} AND state = 'RUNNING' AND lease_owner = ${a.owner}`;
+    if (renewed !== 1) return { held: false, cancelRequested: false };
+    const rows = await sql.query<{ c: number }>`SELECT cancel_requested AS c FROM jobs WHERE id = ${a.jobId}`;
+    return { held: true, cancelRequested: Number(rows[0]?.c ?? 0) === 1 };
+  }
+
+  /** Records progress (clamped to 0–100) and a "progress" event; false when the attempt no longer holds the job. */
+  async progress(a: AttemptRef, percent: number, message = ""): Promise<boolean> {
+    const pct = Math.min(100, Math.max(0, Math.round(percent)));
+    const text = message.slice(0, 1024);
+    const done = await this.transaction("progress", refAttrs(a), async (tx) => {
+      const n = await tx.execute`
+        UPDATE jobs SET progress_percent = ${pct}, progress_message = ${text}, updated_at = NOW(3)
+         WHERE id = ${a.jobId} AND attempt = ${a.attempt} AND state = 'RUNNING' AND lease_owner = ${a.owner}`;
+      if (n !== 1) return false;
+      await this.event(tx, a, "progress", "RUNNING", "RUNNING", a.owner, text ? `${pct}% ${text}` : `${pct}%`);
+      return true;
+    });
+    if (done) this.ring(a.jobId);
+    return done;
+  }
+
+  /** RUNNING → SUCCEEDED with the result and the handler's effects, in one transaction. False: rejected as stale. */
+  async complete(input: CompleteInput): Promise<boolean> {
+    const result = input.result === undefined ? null : JSON.stringify(input.result);
+    return this.outcome("complete", input, "succeeded", async (tx) => {
+      const n = await tx.execute`
+        UPDATE jobs SET state = 'SUCCEEDED', result = ${result}, progress_percent = 100, error_code = NULL, error_message = NULL,
+               error_details = NULL, lease_owner = NULL, lease_expires_at = NULL, next_check_at = NULL, ended_at = NOW(3), updated_at = NOW(3)
+         WHERE id = ${input.jobId} AND attempt = ${input.attempt} AND state = 'RUNNING' AND lease_owner = ${input.owner}`;
+      if (n !== 1) return false;
+      await this.event(tx, input, "succeeded", "RUNNING", "SUCCEEDED", input.owner, `attempt ${input.attempt} succeeded`);
+      if (input.effects) await input.effects(tx);
+      return true;
+    });
+  }
+
+  /**
+   * RUNNING → QUEUED after a retryable failure, keeping the error, with a "retry_scheduled" event. published_at is set
+   * to when the delayed redelivery is due, so the reconciler does not republish the job while it waits.
+   */
+  async scheduleRetry(input: AttemptRef & { error: JobError; delayMs: number }): Promise<boolean> {
+    const { error } = input;
+    return this.outcome("retry", input, "retry_scheduled", async (tx) => {
+      const n = await tx.execute`
+        UPDATE jobs SET state = 'QUEUED', error_code = ${error.code}, error_message = ${error.message},
+               error_details = ${error.details ? JSON.stringify(error.details) : null}, lease_owner = NULL, lease_expires_at = NULL,
+               next_check_at = NULL, published_at = NOW(3) + INTERVAL ${micros(input.delayMs)} MICROSECOND, updated_at = NOW(3)
+         WHERE id = ${input.jobId} AND attempt = ${input.attempt} AND state = 'RUNNING' AND lease_owner = ${input.owner}`;
+      if (n !== 1) return false;
+      const message = `attempt ${input.attempt} failed (${error.code}: ${error.message}); retrying in ${input.delayMs} ms`;
+      await this.event(tx, input, "retry_scheduled", "RUNNING", "QUEUED", input.owner, message);
+      return true;
+    });
+  }
+
+  /** RUNNING → FAILED with the error; with `deadLetter`, a dead letter keeping the payload too. False: stale. */
+  async fail(input: FailInput): Promise<boolean> {
+    const { error } = input;
+    const eventType = input.eventType ?? "failed";
+    return this.outcome("fail", input, eventType, async (tx) => {
+      const n = await tx.execute`
+        UPDATE jobs SET state = 'FAILED', error_code = ${error.code}, error_message = ${error.message},
+               error_details = ${error.details ? JSON.stringify(error.details) : null}, lease_owner = NULL, lease_expires_at = NULL,
+               next_check_at = NULL, ended_at = NOW(3), updated_at = NOW(3)
+         WHERE id = ${input.jobId} AND attempt = ${input.attempt} AND state = 'RUNNING' AND lease_owner = ${input.owner}`;
+      if (n !== 1) return false;
+      await this.event(tx, input, eventType, "RUNNING", "FAILED", input.owner, `${error.code}: ${error.message}`);
+      if (input.deadLetter) await this.deadLetter(tx, input, error, input.owner);
+      return true;
+    });
+  }
+
+  /** RUNNING with cancellation requested → CANCELLED. False: stale, or cancellation was never requested. */
+  async cancel(a: AttemptRef): Promise<boolean> {
+    return this.outcome("cancel", a, "cancelled", async (tx) => {
+      const n = await tx.execute`
+        UPDATE jobs SET state = 'CANCELLED', error_code = 'CANCELLED', error_message = ${CANCELLED_MESSAGE}, error_details = NULL,
+               lease_owner = NULL, lease_expires_at = NULL, next_check_at = NULL, ended_at = NOW(3), updated_at = NOW(3)
+         WHERE id = ${a.jobId} AND attempt = ${a.attempt} AND state = 'RUNNING' AND lease_owner = ${a.owner} AND cancel_requested = 1`;
+      if (n !== 1) return false;
+      await this.event(tx, a, "cancelled", "RUNNING", "CANCELLED", a.owner, `cancelled at a checkpoint of attempt ${a.attempt}`);
+      return true;
+    });
+  }
+
+  /**
+   * The attempt's work is under way elsewhere: the job stays RUNNING, the monitor holds it and checks it again after
+   * `checkAfterMs`. The "pending" event is written only when the job passes from a worker to the monitor.
+   */
+  async pending(input: PendingInput): Promise<boolean> {
+    const first = input.owner !== MONITOR_OWNER;
+    const pct = input.progressPercent === undefined ? null : Math.min(100, Math.max(0, Math.round(input.progressPercent)));
+    const text = input.progressMessage === undefined ? null : input.progressMessage.slice(0, 1024);
+    return this.outcome("pending", input, "pending", async (tx) => {
+      const n = await tx.execute`
+        UPDATE jobs SET lease_owner = ${MONITOR_OWNER}, lease_expires_at = NULL,
+               next_check_at = NOW(3) + INTERVAL ${micros(input.checkAfterMs)} MICROSECOND,
+               checks = IF(${first ? 1 : 0} = 1, 0, checks), progress_percent = COALESCE(${pct}, progress_percent),
+               progress_message = COALESCE(${text}, progress_message), updated_at = NOW(3)
+         WHERE id = ${input.jobId} AND attempt = ${input.attempt} AND state = 'RUNNING' AND lease_owner = ${input.owner}`;
+      if (n !== 1) return false;
+      if (first) await this.event(tx, input, "pending", "RUNNING", "RUNNING", input.owner, `waiting for completion; first check in ${input.checkAfterMs} ms`);
+      return true;
+    }, first);
+  }
+
+  /**
+   * Runs `fn` (a compare-and-set plus its event) in one transaction. When it loses, a "stale_completion_rejected"
+   * event is recorded instead, in a transaction of its own (nothing of the outcome is applied).
+   */
+  private async outcome(op: string, a: AttemptRef, what: string, fn: (tx: Sql) => Promise<boolean>, ring = true): Promise<boolean> {
+    const applied = await this.transaction(op, refAttrs(a), fn);
+    if (applied) {
+      if (ring) this.ring(a.jobId);
+      return true;
+    }
+    const recorded = await this.transaction("reject_stale", refAttrs(a), async (tx) => {
+      const rows = await tx.query<{ state: JobState; attempt: number; owner: string | null }>`
+        SELECT state, attempt, lease_owner AS owner FROM jobs WHERE id = ${a.jobId} FOR UPDATE`;
+      const row = rows[0];
+      if (!row) return false;
+      const now = `${row.state} at attempt ${row.attempt}${row.owner ? ` (owner ${row.owner})` : ""}`;
+      await this.event(tx, a, "stale_completion_rejected", row.state, row.state, a.owner, `outcome "${what}" of attempt ${a.attempt} by ${a.owner} rejected: the job is ${now}`);
+      return true;
+    });
+    if (recorded) this.ring(a.jobId);
+    return false;
+  }
+
+  /**
+   * Inside a transaction that locked a job about to (re)start, with its state now QUEUED: ends it instead when
+   * cancellation was requested, its deadline passed, or `ref.attempt` used up its attempts. Returns the state it ended in.
+   */
+  async endIfUnrunnable(
+    tx: Sql,
+    ref: AttemptRef,
+    job: { cancelRequested: boolean; deadlineInMs: number | null; maxAttempts: number },
+    actor: string,
+  ): Promise<"CANCELLED" | "FAILED" | null> {
+    let type: "cancelled" | "timed_out" | "failed";
+    let error: JobError;
+    if (job.cancelRequested) {
+      type = "cancelled";
+      error = { code: "CANCELLED", message: CANCELLED_MESSAGE };
+    } else if (job.deadlineInMs !== null && job.deadlineInMs <= 0) {
+      type = "timed_out";
+      error = { code: "DEADLINE_EXCEEDED", message: `timed out before attempt ${ref.attempt + 1} could start` };
+    } else if (ref.attempt >= job.maxAttempts) {
+      type = "failed";
+      error = { code: "ABORTED", message: `attempt ${ref.attempt} of ${job.maxAttempts} stopped without an outcome; no attempts are left` };
+    } else {
+      return null;
+    }
+    const state = type === "cancelled" ? "CANCELLED" : "FAILED";
+    await tx.execute`
+      UPDATE jobs SET state = ${state}, error_code = ${error.code}, error_message = ${error.message}, error_details = NULL,
+             lease_owner = NULL, lease_expires_at = NULL, next_check_at = NULL, ended_at = NOW(3), updated_at = NOW(3)
+       WHERE id = ${ref.jobId}`;
+    await this.event(tx, ref, type, "QUEUED", state, actor, type === "cancelled" ? "cancelled before it started" : `${error.code}: ${error.message}`);
+    if (type === "failed") await this.deadLetter(tx, ref, error, actor);
+    return state;
+  }
+
+  /** Writes the dead letter (the payload copied from the job row) and its event; the job row must be locked. */
+  async deadLetter(tx: Sql, ref: AttemptRef, error: JobError, actor: string): Promise<void> {
+    await tx.execute`
+      INSERT INTO dead_letters (id, job_id, attempt, kind, payload, last_error, created_at)
+      SELECT ${newId()}, id, attempt, kind, payload, ${`${error.code}: ${error.message}`}, NOW(3) FROM jobs WHERE id = ${ref.jobId}`;
+    await this.event(tx, ref, "dead_lettered", "FAILED", "FAILED", actor, `attempts exhausted after attempt ${ref.attempt}; payload kept as a dead letter`);
+  }
+
+  async event(tx: Sql, ref: AttemptRef, type: JobEventType, from: JobState | null, to: JobState, actor: string, message?: string): Promise<void> {
+    await appendEvent(tx, { jobId: ref.jobId, type, fromState: from, toState: to, attempt: ref.attempt, actor, message });
+  }
+
+  ring(jobId: string): void {
+    ringDoorbell(this.deps.nc, jobId);
+  }
+
+  /** One transaction in a span, tried again on a deadlock or lock wait timeout (nothing of a failed try remains). */
+  async transaction<T>(op: string, job: { id: string; kind?: string; attempt?: number } | null, fn: (tx: Sql) => Promise<T>, isolation?: Isolation): Promise<T> {
+    const attributes: Attributes = {};
+    if (job) attributes[ATTR_JOB_ID] = job.id;
+    if (job?.kind) attributes[ATTR_JOB_KIND] = job.kind;
+    if (job?.attempt !== undefined) attributes[ATTR_JOB_ATTEMPT] = job.attempt;
+    return withSpan(`job.${op}`, { attributes }, () => this.deps.sql.transaction(fn, { isolation }));
+  }
+}
+
+function refAttrs(a: AttemptRef): { id: string; kind: string; attempt: number } {
+  return { id: a.jobId, kind: a.kind, attempt: a.attempt };
+}

@@ -1,0 +1,75 @@
+// The job as services see it (no Prisma or proto types), and the rules about its states.
+
+export const JOB_STATES = ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"] as const;
+export type JobState = (typeof JOB_STATES)[number];
+
+export const TERMINAL_STATES: ReadonlySet<JobState> = new Set(["SUCCEEDED", "FAILED", "CANCELLED"]);
+
+export function isTerminal(state: JobState): boolean {
+  return TERMINAL_STATES.has(state);
+}
+
+export interface ResourceRef {
+  type: string;
+  id: string;
+}
+
+export interface JobError {
+  /** Canonical gRPC code name, e.g. "DEADLINE_EXCEEDED". */
+  code: string;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+export interface Job {
+  id: string;
+  kind: string;
+  state: JobState;
+  attempt: number;
+  maxAttempts: number;
+  progressPercent: number;
+  progressMessage: string;
+  error: JobError | null;
+  result: Record<string, unknown> | null;
+  payload: unknown;
+  requestedBy: string;
+  resource: ResourceRef | null;
+  idempotencyKey: string | null;
+  traceId: string;
+  cancelRequested: boolean;
+  createdAt: Date;
+  updatedAt: Date;
+  startedAt: Date | null;
+  endedAt: Date | null;
+  deadlineAt: Date | null;
+}
+
+/** Event types recorded in a job's history. */
+export type JobEventType =
+  | "created"
+  | "started"
+  | "progress"
+  | "pending"
+  | "succeeded"
+  | "failed"
+  | "cancelled"
+  | "cancel_requested"
+  | "retry_scheduled"
+  | "retried"
+  | "lease_expired"
+  | "republished"
+  | "timed_out"
+  | "dead_lettered"
+  | "stale_completion_rejected";
+
+export interface JobEvent {
+  jobId: string;
+  sequence: number;
+  type: JobEventType;
+  fromState: JobState | null;
+  toState: JobState;
+  attempt: number;
+  actor: string;
+  message: string;
+  time: Date;
+}

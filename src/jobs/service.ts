@@ -1,0 +1,243 @@
+// JobService: the rules of jobs for every caller — creating one (catalog validation, idempotency, trace context,
+// outbox), object scope on reads, cancel, retry, history and watching. No proto types here; handlers map.
+import type { NatsConnection } from "@nats-io/transport-node";
+import { isUniqueViolation } from "../db/errors.js";
+import { newId } from "../db/ids.js";
+import type { ProvisioningClient, Tx } from "../db/clients.js";
+import { isSql, sqlOfPrisma, type Sql, type SqlPool } from "../db/sql.js";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError, type FieldViolation } from "../errors.js";
+import type { Principal } from "../iam/principal.js";
+import type { Logger } from "../log.js";
+import { isAllowed } from "../rpc/permissions.js";
+import { storedTraceContext } from "../telemetry/propagation.js";
+import { ATTR_JOB_ID, currentTraceId, jobAttributes, withSpan } from "../telemetry/spans.js";
+import type { JobCatalog, JobKind } from "./catalog.js";
+import { listEvents, ringDoorbell } from "./events.js";
+import type { Job, JobEvent, JobState, ResourceRef } from "./model.js";
+import type { OutboxRef } from "./outbox.js";
+import type { OutboxPublisher } from "./relay.js";
+import * as repo from "./repository.js";
+import { watchJob, type JobUpdate } from "./watch.js";
+
+export type { JobCursor } from "./repository.js";
+export type { JobUpdate } from "./watch.js";
+
+/** Roles that see every job; everyone else sees the jobs they requested. */
+const SEE_ALL_ROLES = new Set(["admin", "operator"]);
+
+export interface CreateJobInput {
+  kind: string;
+  /** Validated (and normalised) by the kind's payload schema. */
+  payload: unknown;
+  requester: Readonly<Principal>;
+  resource?: ResourceRef | null;
+  /** The same requester and key return the job first created with it. */
+  idempotencyKey?: string | null;
+  /**
+   * The action's own rows, written in the job's transaction right after the job row — and only when the job is new
+   * (a repeated idempotency key runs nothing). Used when createJob opens the transaction; an action that writes its
+   * rows with Prisma opens the transaction itself and passes it to createJob instead.
+   */
+  effects?: (tx: Sql, job: Job) => Promise<void>;
+}
+
+export interface CreatedJob {
+  job: Job;
+  /** False when an earlier request with the same idempotency key created it. */
+  created: boolean;
+  /**
+   * Hands the publication to the relay and rings the job's doorbell. createJob calls it itself when it opened the
+   * transaction; a caller that passed its own transaction calls it once that commits. Safe to call twice.
+   */
+  afterCommit(): void;
+}
+
+export interface ListJobsQuery {
+  state?: JobState | undefined;
+  kind?: string | undefined;
+  resource?: { type: string; id?: string | undefined } | undefined;
+  requestedBy?: string | undefined;
+  pageSize: number;
+  cursor?: repo.JobCursor | null | undefined;
+}
+
+export interface JobServiceOptions {
+  /** Listing jobs (dynamic filters) goes through Prisma. */
+  db: ProvisioningClient;
+  /** Everything else: creating, reading, cancelling, retrying and watching jobs. */
+  sql: SqlPool;
+  catalog: JobCatalog;
+  /** config.mq.subjectPrefix */
+  subjectPrefix: string;
+  log: Logger;
+  /** The in-process relay (fast path); without one, its poll loop publishes within a few seconds. */
+  relay?: OutboxPublisher | undefined;
+  /** For the after-commit doorbell and WatchJob; watchers fall back to their periodic read without it. */
+  nats?: NatsConnection | undefined;
+  now?: () => Date;
+  /** WatchJob's safety-net read interval (default 2000 ms). */
+  watchIntervalMs?: number;
+}
+
+export interface JobService {
+  /** With `tx` (a Prisma transaction or an `Sql` one), the job joins the caller's transaction; else it opens its own. */
+  createJob(input: CreateJobInput, tx?: Tx | Sql): Promise<CreatedJob>;
+  getJob(principal: Readonly<Principal>, id: string): Promise<Job>;
+  listJobs(principal: Readonly<Principal>, query: ListJobsQuery): Promise<{ jobs: Job[]; next: repo.JobCursor | null }>;
+  listEvents(principal: Readonly<Principal>, id: string): Promise<JobEvent[]>;
+  cancelJob(principal: Readonly<Principal>, id: string, reason?: string): Promise<Job>;
+  retryJob(principal: Readonly<Principal>, id: string, idempotencyKey?: string | null): Promise<Job>;
+  /** The job now, then each transition in order with the job as it stands; ends after the terminal one or on abort. */
+  watchJob(principal: Readonly<Principal>, id: string, signal: AbortSignal): AsyncIterable<JobUpdate>;
+}
+
+export function seesAllJobs(principal: Readonly<Principal>): boolean {
+  return principal.roles.some((r) => SEE_ALL_ROLES.has(r));
+}
+
+export function createJobService(options: JobServiceOptions): JobService {
+  const { db, sql, catalog, log, subjectPrefix } = options;
+  const now = options.now ?? (() => new Date());
+
+  const afterCommitOf = (job: Job, outbox: OutboxRef | null): (() => void) => {
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      if (outbox) options.relay?.submit(outbox);
+      ringDoorbell(options.nats, job.id);
+    };
+  };
+
+  /** The job if this principal may see it; NOT_FOUND otherwise (another user's job does not exist for them). */
+  const visibleJob = async (principal: Readonly<Principal>, id: string): Promise<Job> => {
+    const job = await repo.findJob(sql, id);
+    if (!job || (!seesAllJobs(principal) && job.requestedBy !== principal.id)) throw new NotFoundError("job", id);
+    return job;
+  };
+
+  const kindOf = (name: string): JobKind => {
+    const kind = catalog.get(name);
+    if (!kind) throw InvalidArgumentError.field("kind", `unknown job kind ${JSON.stringify(name)} (known: ${catalog.names().join(", ") || "none"})`);
+    return kind;
+  };
+
+  /** Inserts the job in `tx`, or finds the one an earlier request with the same key created. */
+  const insertOrFind = async (tx: Sql, input: CreateJobInput, kind: JobKind, payload: unknown): Promise<{ job: Job; outbox: OutboxRef | null }> => {
+    const at = now();
+    const id = newId(at.getTime());
+    const trace = storedTraceContext();
+    const key = input.idempotencyKey || null;
+    try {
+      const created = await repo.insertJob(tx, {
+        id,
+        kind: kind.kind,
+        payload,
+        maxAttempts: kind.maxAttempts,
+        requestedBy: input.requester.id,
+        resource: input.resource ?? null,
+        idempotencyKey: key,
+        traceId: currentTraceId() ?? "",
+        traceparent: trace?.traceparent ?? null,
+        tracestate: trace?.tracestate ?? null,
+        now: at,
+        deadlineAt: kind.timeoutMs > 0 ? new Date(at.getTime() + kind.timeoutMs) : null,
+        actor: input.requester.id,
+        subjectPrefix,
+      });
+      if (input.effects) await input.effects(tx, created.job);
+      return created;
+    } catch (err) {
+      if (!key || !isUniqueViolation(err)) throw err;
+      const existing = await repo.findJobByIdempotencyKey(tx, input.requester.id, key, true);
+      if (!existing) throw err;
+      return { job: existing, outbox: null };
+    }
+  };
+
+  return {
+    async createJob(input, tx) {
+      const kind = kindOf(input.kind);
+      if (!isAllowed(input.requester, kind.permission)) throw new PermissionDeniedError(`permission ${kind.permission} required to start ${kind.kind} jobs`, "PERMISSION_DENIED", { permission: kind.permission });
+      const parsed = kind.payload.safeParse(input.payload);
+      if (!parsed.success) throw new InvalidArgumentError(parsed.error.issues.map((i): FieldViolation => ({ field: ["payload", ...i.path.map(String)].join("."), description: i.message })));
+      const result = await withSpan("job.create", { attributes: jobAttributes({ id: "", kind: kind.kind }) }, async (span) => {
+        // A pool with no free connection in time throws UnavailableError (DATABASE_BUSY): nothing ran, retry is safe.
+        const out = tx
+          ? await insertOrFind(isSql(tx) ? tx : sqlOfPrisma(tx), input, kind, parsed.data)
+          : await sql.transaction((t) => insertOrFind(t, input, kind, parsed.data));
+        span.setAttribute(ATTR_JOB_ID, out.job.id);
+        if (!out.outbox) span.setAttribute("job.idempotent_replay", true);
+        return out;
+      });
+      if (!result.outbox && result.job.kind !== kind.kind) {
+        throw new FailedPreconditionError(`idempotency key ${JSON.stringify(input.idempotencyKey)} was used for a ${result.job.kind} job (${result.job.id})`, "IDEMPOTENCY_KEY_REUSED", [], { jobId: result.job.id });
+      }
+      const created: CreatedJob = { job: result.job, created: result.outbox !== null, afterCommit: afterCommitOf(result.job, result.outbox) };
+      if (!tx) created.afterCommit();
+      if (created.created) log.debug({ jobId: result.job.id, kind: kind.kind }, "job created");
+      return created;
+    },
+
+    getJob: visibleJob,
+
+    async listJobs(principal, query) {
+      return repo.listJobs(
+        db,
+        {
+          state: query.state,
+          kind: query.kind,
+          resourceType: query.resource?.type,
+          resourceId: query.resource?.id,
+          requestedBy: query.requestedBy,
+          ownedBy: seesAllJobs(principal) ? undefined : principal.id,
+        },
+        query.cursor ?? null,
+        query.pageSize,
+      );
+    },
+
+    async listEvents(principal, id) {
+      await visibleJob(principal, id);
+      const events: JobEvent[] = [];
+      for (;;) {
+        const page = await listEvents(sql, id, events.at(-1)?.sequence ?? 0);
+        events.push(...page);
+        if (page.length < 1000) return events;
+      }
+    },
+
+    async cancelJob(principal, id, reason = "") {
+      await visibleJob(principal, id);
+      const r = await repo.cancelJob(sql, id, principal.id, reason);
+      if (r.outcome === "not_found") throw new NotFoundError("job", id);
+      if (r.outcome === "finished") throw new FailedPreconditionError(`job ${id} already finished (${r.job.state}); nothing to cancel`, "JOB_FINISHED", [], { jobId: id, state: r.job.state });
+      if (r.outcome !== "already_requested") ringDoorbell(options.nats, id);
+      return r.job;
+    },
+
+    async retryJob(principal, id, idempotencyKey) {
+      const job = await visibleJob(principal, id);
+      const kind = catalog.get(job.kind);
+      if (!kind) throw new FailedPreconditionError(`job kind ${job.kind} is no longer supported; the job cannot be retried`, "JOB_KIND_UNKNOWN", [], { jobId: id, kind: job.kind });
+      if (!isAllowed(principal, kind.permission)) throw new PermissionDeniedError(`permission ${kind.permission} required to retry ${kind.kind} jobs`, "PERMISSION_DENIED", { permission: kind.permission });
+      const r = await repo.retryJob(sql, {
+        id,
+        actor: principal.id,
+        addAttempts: kind.maxAttempts,
+        deadlineAt: new Date(now().getTime() + kind.timeoutMs),
+        idempotencyKey: idempotencyKey || null,
+        subjectPrefix,
+      });
+      if (r.outcome === "not_found") throw new NotFoundError("job", id);
+      if (r.outcome === "not_retryable") throw new FailedPreconditionError(`job ${id} is ${r.job.state}; only FAILED or CANCELLED jobs can be retried`, "JOB_NOT_RETRYABLE", [], { jobId: id, state: r.job.state });
+      if (r.outcome === "retried") afterCommitOf(r.job, r.outbox)();
+      return r.job;
+    },
+
+    async *watchJob(principal, id, signal) {
+      await visibleJob(principal, id);
+      yield* watchJob({ sql, nats: options.nats, intervalMs: options.watchIntervalMs ?? 2_000 }, id, signal);
+    },
+  };
+}

@@ -1,0 +1,219 @@
+// The worker runtime: a durable JetStream consumer that runs job handlers with bounded concurrency. Each delivery
+// starts an attempt (CAS), runs the kind's handler under a renewed lease, commits the outcome, and only then settles
+// the message.
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { trace } from "@opentelemetry/api";
+import type { Resources } from "../app/resources.js";
+import { consume, ensureWorkerConsumer, type Delivery } from "../mq/consumer.js";
+import { ensureJobsStream } from "../mq/jobs-stream.js";
+import { jobAttributes, withSpan } from "../telemetry/spans.js";
+import { classifyFailure, createAttemptControl, LeaseLostError, RunnerStoppingError, type AttemptControl, type Failure } from "./attempt-context.js";
+import { JobCatalog, type JobKind, type JobOutcome } from "./catalog.js";
+import { isTerminal } from "./model.js";
+import { JobExecution, type AttemptRef, type StartedJob } from "./execution.js";
+import { parseJobMessage } from "./outbox.js";
+
+export interface WorkerOptions {
+  resources: Resources;
+  catalog: JobCatalog;
+  /** Handlers run at once; default config.jobs.workerConcurrency. */
+  concurrency?: number;
+  /** Lease of a running attempt, renewed every third of it; default config.jobs.leaseMs. */
+  leaseMs?: number;
+  /** lease_owner and event actor; default `worker-<instanceId>`. */
+  owner?: string;
+  /** The job SQL; default one over resources.provisioning (tests pass one that fails on purpose). */
+  execution?: JobExecution;
+}
+
+export interface RunningWorker {
+  readonly owner: string;
+  /** Handler runs in progress. */
+  readonly active: number;
+  /**
+   * Stops pulling, lets running handlers finish for up to `graceMs`, then aborts them: their jobs stay RUNNING and are
+   * picked up again once their lease expires (their messages come back after it).
+   */
+  stop(graceMs: number): Promise<void>;
+}
+
+/** Redelivery delay of a message whose kind this process does not know (another version may). */
+const UNKNOWN_KIND_DELAY_MS = 30_000;
+/** Redelivery delay when the database could not start the attempt. */
+const START_RETRY_MS = 2_000;
+/** Pauses between tries of an outcome's commit before giving the attempt up to a later one. */
+const COMMIT_RETRIES_MS = [200, 1_000];
+/** How long stop() waits for aborted handlers after the grace period. */
+const ABORT_WAIT_MS = 2_000;
+
+/** Ensures the jobs stream and the durable consumer, then consumes until stop(). */
+export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
+  const { resources, catalog } = options;
+  const { config, nats } = resources;
+  const owner = options.owner ?? `worker-${resources.instanceId}`;
+  const leaseMs = options.leaseMs ?? config.jobs.leaseMs;
+  const stream = config.mq.jobsStream;
+  const durable = config.mq.workerDurable;
+  const kinds = catalog.names().map((n) => catalog.get(n) as JobKind);
+  const ackWaitMs = Math.max(1_000, ...kinds.map((k) => k.ackWaitMs));
+  const renewEveryMs = Math.max(50, Math.floor(Math.min(leaseMs, ackWaitMs) / 3));
+  const log = resources.log.child({ component: "worker", owner });
+
+  const jsm = await jetstreamManager(nats);
+  await ensureJobsStream(jsm, { stream, subjectPrefix: config.mq.subjectPrefix });
+  // Attempts are counted in MySQL, so JetStream never gives up on a message (max_deliver -1).
+  await ensureWorkerConsumer(jsm, { stream, durable, filterSubjects: [`${config.mq.subjectPrefix}.>`], ackWaitMs, maxDeliver: -1 });
+
+  const ex = options.execution ?? new JobExecution({ sql: resources.sql, nc: nats });
+  const active = new Set<AttemptControl>();
+
+  async function onMessage(d: Delivery): Promise<void> {
+    const msg = parseJobMessage(d.data);
+    if (!msg) {
+      log.warn({ subject: d.subject, seq: d.seq }, "not a job message; terminated");
+      d.term("not a job message");
+      return;
+    }
+    const span = trace.getActiveSpan();
+    span?.setAttributes(jobAttributes({ id: msg.jobId, kind: msg.kind }));
+    if (!catalog.get(msg.kind)) {
+      const state = await ex.state(msg.jobId);
+      if (state === null || isTerminal(state)) return d.ack();
+      log.warn({ jobId: msg.jobId, kind: msg.kind }, "job of a kind this worker does not know; redelivering later");
+      return d.nak(UNKNOWN_KIND_DELAY_MS);
+    }
+    let started;
+    try {
+      started = await ex.start({ jobId: msg.jobId, kind: msg.kind, owner, leaseMs });
+    } catch (err) {
+      log.warn({ err, jobId: msg.jobId }, "could not start the job; redelivering");
+      return d.nak(START_RETRY_MS);
+    }
+    // Skipped: a duplicate or stale delivery. Ended: cancelled, timed out or out of attempts before it ran.
+    if (started.status !== "started") return d.ack();
+    span?.setAttributes(jobAttributes(started.job));
+    await runAttempt(d, started.job);
+  }
+
+  async function runAttempt(d: Delivery, job: StartedJob): Promise<void> {
+    const ref: AttemptRef = { jobId: job.id, kind: job.kind, attempt: job.attempt, owner };
+    const jobLog = log.child({ jobId: job.id, kind: job.kind, attempt: job.attempt });
+    const kind = catalog.get(job.kind);
+    const parsed = kind?.payload.safeParse(job.payload);
+    if (!kind || !parsed?.success) {
+      const violations = parsed?.error?.issues.map((i) => ({ field: i.path.join("."), description: i.message })) ?? [];
+      const error = kind
+        ? { code: "INVALID_ARGUMENT", message: `the payload does not fit the ${job.kind} job's schema`, details: { violations } }
+        : { code: "UNIMPLEMENTED", message: `no handler for job kind ${job.kind}` };
+      return commit(d, jobLog, () => ex.fail({ ...ref, error }), "term");
+    }
+    const control = createAttemptControl({ ex, ref, resources, log: jobLog, deadlineInMs: job.deadlineInMs });
+    active.add(control);
+    const renewal = renewLease(d, control, ref, jobLog);
+    let outcome: JobOutcome | undefined;
+    let failure: Failure | undefined;
+    try {
+      outcome = await withSpan(`job.handle ${job.kind}`, { attributes: jobAttributes(job) }, () => kind.handle(control.ctx, parsed.data));
+    } catch (err) {
+      failure = classifyFailure(err, control, jobLog);
+    } finally {
+      clearInterval(renewal);
+      control.dispose();
+      active.delete(control);
+    }
+    if (outcome?.status === "succeeded") {
+      return commit(d, jobLog, () => ex.complete({ ...ref, result: outcome.result, effects: outcome.effects }), "ack");
+    }
+    if (outcome?.status === "pending") {
+      const { checkAfterMs, progressPercent, progressMessage } = outcome;
+      return commit(d, jobLog, () => ex.pending({ ...ref, checkAfterMs, progressPercent, progressMessage }), "ack");
+    }
+    await settleFailure(d, job, kind, ref, failure ?? { type: "retryable", error: { code: "INTERNAL", message: "the handler returned no outcome" } }, jobLog);
+  }
+
+  async function settleFailure(d: Delivery, job: StartedJob, kind: JobKind, ref: AttemptRef, failure: Failure, jobLog: typeof log): Promise<void> {
+    switch (failure.type) {
+      case "cancelled":
+        return commit(d, jobLog, () => ex.cancel(ref), "ack");
+      case "stopping":
+        // Redelivered once the lease has surely expired, so that the next start takes the job over.
+        return d.nak(leaseMs + 1_000);
+      case "lease_lost":
+        return d.ack();
+      case "timed_out":
+        return commit(d, jobLog, () => ex.fail({ ...ref, error: failure.error, eventType: "timed_out" }), "term");
+      case "permanent":
+        return commit(d, jobLog, () => ex.fail({ ...ref, error: failure.error }), "term");
+      case "retryable": {
+        if (job.attempt >= job.maxAttempts) return commit(d, jobLog, () => ex.fail({ ...ref, error: failure.error, deadLetter: true }), "term");
+        const delayMs = JobCatalog.backoff(kind, job.attempt);
+        return commit(d, jobLog, () => ex.scheduleRetry({ ...ref, error: failure.error, delayMs }), { nakMs: delayMs });
+      }
+    }
+  }
+
+  /**
+   * Commits an outcome, then settles the message: as asked when the outcome applied, ack when it was rejected as stale.
+   * A commit that keeps failing (database down) leaves the job RUNNING and the message unacknowledged: it comes back
+   * after the lease, and a new attempt runs (effects are only ever applied with a winning completion).
+   */
+  async function commit(d: Delivery, jobLog: typeof log, fn: () => Promise<boolean>, then: "ack" | "term" | { nakMs: number }): Promise<void> {
+    for (let i = 0; ; i++) {
+      try {
+        const applied = await fn();
+        if (!applied) return d.ack();
+        if (then === "ack") return d.ack();
+        if (then === "term") return d.term();
+        return d.nak(then.nakMs);
+      } catch (err) {
+        const pause = COMMIT_RETRIES_MS[i];
+        if (pause === undefined) {
+          jobLog.error({ err }, "could not commit the job's outcome; the job runs again after its lease");
+          return d.nak(leaseMs + 1_000);
+        }
+        jobLog.warn({ err }, "could not commit the job's outcome; trying again");
+        await new Promise((r) => setTimeout(r, pause));
+      }
+    }
+  }
+
+  /** Keeps the delivery and the lease alive while the handler runs; reads cancellation requests on the way. */
+  function renewLease(d: Delivery, control: AttemptControl, ref: AttemptRef, jobLog: typeof log): NodeJS.Timeout {
+    let busy = false;
+    return setInterval(() => {
+      d.working();
+      if (busy) return;
+      busy = true;
+      ex.renewLease(ref, leaseMs)
+        .then((r) => {
+          if (!r.held) control.abort(new LeaseLostError());
+          else if (r.cancelRequested && !control.cancelRequested) control.requestCancel();
+        })
+        .catch((err: unknown) => jobLog.warn({ err }, "could not renew the job's lease"))
+        .finally(() => (busy = false));
+    }, renewEveryMs);
+  }
+
+  const consumption = await consume(jetstream(nats), { stream, durable, maxMessages: options.concurrency ?? config.jobs.workerConcurrency, onMessage, log });
+  log.info({ stream, durable, ackWaitMs, leaseMs }, "worker consuming jobs");
+
+  return {
+    owner,
+    get active() {
+      return active.size;
+    },
+    async stop(graceMs) {
+      const stopped = consumption.stop();
+      let timer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, graceMs);
+      });
+      if ((await Promise.race([stopped.then(() => "done"), graceOver.then(() => "grace")])) === "grace") {
+        log.warn({ running: active.size }, "grace period over; aborting running handlers");
+        for (const c of active) c.abort(new RunnerStoppingError());
+        await Promise.race([stopped, new Promise((r) => setTimeout(r, ABORT_WAIT_MS))]);
+      }
+      clearTimeout(timer);
+    },
+  };
+}

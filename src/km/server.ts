@@ -1,0 +1,102 @@
+// Runs KM: migrates its credentials database, reconciles the master key versions, and serves km.v1 over mutual TLS
+// (or, in development mode when asked explicitly, plaintext) with health, the request log and the audit trail.
+import type { Config } from "../config.js";
+import { DATABASES } from "../db/databases.js";
+import { migrate } from "../db/migrate.js";
+import type { Principal } from "../iam/principal.js";
+import type { Logger, RequestLogEntry } from "../log.js";
+import { createRpcServer } from "../rpc/server.js";
+import { createAuditLog, type AuditLog } from "./audit.js";
+import { kmHandlers } from "./handlers.js";
+import { principalFromCertificate, verifyPlaintextIdentityToken } from "./identity.js";
+import { syncKeyVersions, type EncryptionLimits } from "./key-versions.js";
+import { createCredentialsClient, createCredentialsPool, type CredentialsClient } from "./repository.js";
+import { createKmService, type KmService } from "./service.js";
+import { kmServerSettings, type KmServerSettings } from "./settings.js";
+
+export interface StartKmOptions {
+  config: Config;
+  log: Logger;
+  requestLog?: { write(entry: RequestLogEntry): void } | undefined;
+  now?: () => Date;
+  /** Resolved settings (default: from `config`; throws ConfigError when they are not usable). */
+  settings?: KmServerSettings;
+  limits?: EncryptionLimits;
+}
+
+export interface RunningKm {
+  /** The bound port. */
+  port: number;
+  service: KmService;
+  audit: AuditLog;
+  db: CredentialsClient;
+  /** Graceful stop: in-flight calls finish (up to graceMs), the audit trail is flushed, the database closed. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+const KM_METHODS = "/km.v1.KeyManagementService/";
+
+export async function startKm(options: StartKmOptions): Promise<RunningKm> {
+  const { config } = options;
+  const log = options.log.child({ component: "km" });
+  const now = options.now ?? (() => new Date());
+  const settings = options.settings ?? kmServerSettings(config);
+  for (const warning of settings.warnings) log.warn(warning);
+
+  const credentials = DATABASES.find((d) => d.name === "credentials");
+  if (!credentials) throw new Error("the credentials database is missing from src/db/databases.ts");
+  await migrate(config.km.databaseUrl, credentials.migrationsDir, { log: { info: (m) => log.info(m), warn: (m) => log.warn(m) } });
+
+  // Prisma for transactions (store, delete, rotation, re-wrap); the driver pool for GetCredential's per-call work.
+  const db = createCredentialsClient(config.km.databaseUrl, Math.min(2, config.km.poolSize));
+  const pool = createCredentialsPool(config.km.databaseUrl, config.km.poolSize);
+  try {
+    const sync = await syncKeyVersions(db, settings.masterKeys, now());
+    for (const m of sync.missing) {
+      if (m.records > 0) log.error({ version: m.version, records: m.records }, "master key version is not configured but records still use it: they cannot be decrypted until it is configured again");
+      else log.info({ version: m.version }, "master key version retired: no record uses it");
+    }
+    const audit = createAuditLog({ pool, file: settings.auditFile });
+    const service = createKmService({ db, pool, masterKeys: settings.masterKeys, channelKeys: settings.channelKeys, audit, log, now, ...(options.limits ? { limits: options.limits } : {}) });
+    const principalOf = (identity: string | null): Principal | null => (identity ? (settings.principals.get(identity) ?? null) : null);
+    const server = createRpcServer({
+      config: { mode: config.mode, server: { ...config.server, bind: config.km.bind, port: config.km.port, reflection: false } },
+      log,
+      requestLog: auditingRequestLog(options.requestLog, audit, log),
+      // Under TLS only the certificate names the caller; in plaintext development mode, a token keyed by the channel key.
+      authenticate: async (token) => (settings.transport.kind === "plaintext" ? principalOf(verifyPlaintextIdentityToken(settings.channelKeys, token)) : null),
+      ...(settings.transport.kind === "tls" ? { credentials: settings.transport.credentials, authenticatePeer: async (auth) => principalFromCertificate(auth.sslPeerCertificate, settings.principals) } : {}),
+      services: [kmHandlers(service)],
+    });
+    const port = await server.start();
+    log.info({ port, transport: settings.transport.kind, keyVersions: settings.masterKeys.versions, currentKeyVersion: sync.current, audit: settings.auditFile }, "KM serving");
+    return {
+      port,
+      service,
+      audit,
+      db,
+      async stop(graceMs) {
+        await server.stop(graceMs);
+        await audit.flush();
+        await Promise.allSettled([db.$disconnect(), pool.end()]);
+      },
+    };
+  } catch (err) {
+    await Promise.allSettled([db.$disconnect(), pool.end()]);
+    throw err;
+  }
+}
+
+/** The request log, plus an audit record for every call refused before it reached the KM service. */
+function auditingRequestLog(requestLog: StartKmOptions["requestLog"], audit: AuditLog, log: Logger): { write(entry: RequestLogEntry): void } {
+  return {
+    write(entry) {
+      requestLog?.write(entry);
+      if (entry.method.startsWith(KM_METHODS) && (entry.code === "UNAUTHENTICATED" || entry.code === "PERMISSION_DENIED")) {
+        audit
+          .record({ time: entry.time, action: "denied", principal: entry.principal, traceId: entry.traceId || undefined, result: entry.code, detail: `${entry.method.slice(KM_METHODS.length)} from ${entry.peer}` })
+          .catch((err: unknown) => log.error({ err }, "audit record of a refused call could not be written"));
+      }
+    },
+  };
+}

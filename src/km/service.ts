@@ -1,0 +1,254 @@
+// The KM service: stores credentials under envelope encryption, hands them (sealed for the channel) to service
+// principals, lists metadata, crypto-shreds, rotates and re-wraps — every operation audited, fail closed.
+import { DomainError, FailedPreconditionError, NotFoundError, PermissionDeniedError } from "../errors.js";
+import type { Principal } from "../iam/principal.js";
+import type { Logger } from "../log.js";
+import { newId } from "../db/ids.js";
+import type { AuditAction, AuditLog, AuditRecord } from "./audit.js";
+import { sealForChannel, type ChannelSealed } from "./channel.js";
+import { EnvelopeError, openRecord, rewrapRecord, sealRecord, type RecordContext } from "./crypto.js";
+import { ENCRYPTION_LIMITS, reserveEncryptions, rotateToNewest, type EncryptionLimits } from "./key-versions.js";
+import type { Keyring } from "./keys.js";
+import * as repo from "./repository.js";
+import { Violations } from "./validate.js";
+
+export interface KmServiceDeps {
+  db: repo.CredentialsClient;
+  /** Driver pool for GetCredential's row read. */
+  pool: repo.CredentialsPool;
+  masterKeys: Keyring;
+  channelKeys: Keyring;
+  audit: AuditLog;
+  log: Logger;
+  now: () => Date;
+  limits?: EncryptionLimits;
+}
+
+/** Who asks and which trace the request belongs to (for the audit trail). */
+export interface Caller {
+  principal: Readonly<Principal>;
+  traceId: string;
+}
+
+export interface CredentialInfo {
+  id: string;
+  accountId: string;
+  type: string;
+  labels: Record<string, string>;
+  keyVersion: number;
+  createTime: Date;
+  updateTime: Date;
+}
+
+export interface StoreInput {
+  accountId: string;
+  type: string;
+  fields: Record<string, string>;
+  labels: Record<string, string>;
+  jobId: string;
+}
+
+export interface GetInput {
+  id: string;
+  accountId: string;
+  jobId: string;
+  purpose: string;
+}
+
+export interface KmService {
+  store(caller: Caller, input: StoreInput): Promise<CredentialInfo>;
+  /** The credential's fields sealed for the channel; the plaintext never leaves this function. */
+  get(caller: Caller, input: GetInput): Promise<{ credential: CredentialInfo; sealed: ChannelSealed }>;
+  list(caller: Caller, input: { accountId: string; pageSize: number; pageToken: string }): Promise<{ credentials: CredentialInfo[]; nextPageToken: string }>;
+  delete(caller: Caller, input: { id: string; jobId: string }): Promise<void>;
+  rotate(caller: Caller): Promise<{ currentVersion: number }>;
+  rewrap(caller: Caller, input: { limit: number }): Promise<{ rewrapped: number; remaining: number; failed: number; currentVersion: number }>;
+}
+
+const REWRAP_BATCH = 200;
+
+const info = (r: repo.CredentialRow): CredentialInfo => ({ id: r.id, accountId: r.accountId, type: r.type, labels: r.labels, keyVersion: r.keyVersion, createTime: r.createdAt, updateTime: r.updatedAt });
+const context = (r: { id: string; accountId: string; type: string }): RecordContext => ({ recordId: r.id, accountId: r.accountId, type: r.type });
+
+/** A credential that exists but cannot be opened: the cause, in words an operator can act on; never any plaintext. */
+function unreadable(id: string, err: EnvelopeError): FailedPreconditionError {
+  if (err.failure === "KEY_VERSION_UNKNOWN") return new FailedPreconditionError(`credential ${id} cannot be decrypted: ${err.message} on this KM instance`, "MASTER_KEY_VERSION_UNAVAILABLE", [], { id });
+  return new FailedPreconditionError(`credential ${id} failed its integrity check (${err.failure.toLowerCase().replace(/_/g, " ")}): its stored ciphertext, key version or row was altered; it cannot be decrypted`, "CREDENTIAL_INTEGRITY_FAILED", [], { id });
+}
+
+export function createKmService(deps: KmServiceDeps): KmService {
+  const { db, pool, masterKeys, channelKeys, audit, log } = deps;
+  const limits = deps.limits ?? ENCRYPTION_LIMITS;
+
+  const record = (caller: Caller, action: AuditAction, fields: Omit<AuditRecord, "time" | "action" | "principal" | "traceId">): AuditRecord => ({
+    time: deps.now(),
+    action,
+    principal: caller.principal.id,
+    traceId: caller.traceId || undefined,
+    ...fields,
+  });
+
+  /** Audits a failed request (best effort: the request fails either way) and rethrows its error. */
+  async function failed(caller: Caller, action: AuditAction, fields: Omit<AuditRecord, "time" | "action" | "principal" | "traceId" | "result">, err: unknown): Promise<never> {
+    const result = err instanceof DomainError ? err.code : "INTERNAL";
+    await audit.record(record(caller, action, { ...fields, result })).catch((e: unknown) => log.error({ err: e }, "audit record of a failed request could not be written"));
+    throw err;
+  }
+
+  return {
+    async store(caller, input) {
+      const v = new Violations();
+      v.accountId("account_id", input.accountId);
+      v.type("type", input.type);
+      v.secretFields("fields", input.fields);
+      v.labels("labels", input.labels);
+      v.jobId("job_id", input.jobId);
+      v.throwIfAny();
+      const id = newId();
+      const plaintext = Buffer.from(JSON.stringify(input.fields), "utf8");
+      try {
+        return await db.$transaction(async (tx) => {
+          const now = deps.now();
+          const { master, rotatedFrom } = await reserveEncryptions(tx, masterKeys, 1, limits, log, now);
+          if (rotatedFrom !== undefined) await audit.recordInTransaction(tx, record(caller, "rotate", { result: "OK", detail: `automatic: version ${rotatedFrom} reached its rotation point; now ${master.version}` }));
+          const sealed = sealRecord(master, context({ id, ...input }), plaintext);
+          const row = await repo.insertCredential(tx, { id, accountId: input.accountId, type: input.type, labels: input.labels, ...sealed, createdBy: caller.principal.id, now });
+          await audit.recordInTransaction(tx, record(caller, "store", { credentialId: id, accountId: input.accountId, jobId: input.jobId, result: "OK", detail: `type ${input.type}; key version ${master.version}` }));
+          log.info({ credentialId: id, accountId: input.accountId, type: input.type, keyVersion: master.version, principal: caller.principal.id }, "credential stored");
+          return info(row);
+        });
+      } catch (err) {
+        return failed(caller, "store", { credentialId: id, accountId: input.accountId, jobId: input.jobId }, err);
+      } finally {
+        plaintext.fill(0);
+      }
+    },
+
+    async get(caller, input) {
+      const v = new Violations();
+      v.credentialId("id", input.id);
+      v.accountId("account_id", input.accountId);
+      v.jobId("job_id", input.jobId);
+      v.note("purpose", input.purpose);
+      v.throwIfAny();
+      const auditFields = { credentialId: input.id, accountId: input.accountId, jobId: input.jobId, detail: input.purpose || undefined };
+      let result: { credential: CredentialInfo; sealed: ChannelSealed };
+      try {
+        // Defence in depth: the permission table already keeps credentials.use from every principal but services.
+        if (caller.principal.kind !== "service") throw new PermissionDeniedError("credentials are handed to service principals only", "SERVICE_PRINCIPAL_REQUIRED");
+        const row = await repo.readCredential(pool, input.id);
+        // Another account's credential is indistinguishable from a missing one.
+        if (!row || row.deletedAt || !row.wrappedKey || !row.ciphertext || row.accountId !== input.accountId) throw new NotFoundError("credential", input.id);
+        let plaintext: Buffer;
+        try {
+          plaintext = openRecord(masterKeys.lookup, context(row), { keyVersion: row.keyVersion, wrappedKey: row.wrappedKey, ciphertext: row.ciphertext });
+        } catch (err) {
+          if (err instanceof EnvelopeError) {
+            log.error({ credentialId: row.id, failure: err.failure, keyVersion: row.keyVersion }, "credential cannot be decrypted");
+            throw unreadable(row.id, err);
+          }
+          throw err;
+        }
+        try {
+          result = { credential: info(row), sealed: sealForChannel(channelKeys, { credentialId: row.id, accountId: row.accountId }, plaintext) };
+        } finally {
+          plaintext.fill(0);
+        }
+      } catch (err) {
+        return failed(caller, "get", auditFields, err);
+      }
+      // Fail closed: nothing leaves before the audit record is written.
+      await audit.record(record(caller, "get", { ...auditFields, result: "OK" }));
+      log.debug({ credentialId: input.id, principal: caller.principal.id, jobId: input.jobId }, "credential handed out (sealed)");
+      return result;
+    },
+
+    async list(caller, input) {
+      const v = new Violations();
+      v.accountId("account_id", input.accountId);
+      if (input.pageSize < 0 || input.pageSize > 500) v.add("page_size", "0 (default 50) to 500");
+      const afterId = input.pageToken ? Buffer.from(input.pageToken, "base64url").toString("utf8") : "";
+      if (input.pageToken && !/^[0-9A-HJKMNP-TV-Z]{26}$/.test(afterId)) v.add("page_token", "not a token from a previous response");
+      v.throwIfAny();
+      const size = input.pageSize || 50;
+      const rows = await repo.listCredentials(db, input.accountId, afterId, size + 1);
+      const page = rows.slice(0, size);
+      await audit.record(record(caller, "list", { accountId: input.accountId, result: "OK", detail: `${page.length} credential(s)` }));
+      const last = page[page.length - 1];
+      return { credentials: page.map(info), nextPageToken: rows.length > size && last ? Buffer.from(last.id).toString("base64url") : "" };
+    },
+
+    async delete(caller, input) {
+      const v = new Violations();
+      v.credentialId("id", input.id);
+      v.jobId("job_id", input.jobId);
+      v.throwIfAny();
+      try {
+        await db.$transaction(async (tx) => {
+          const row = await repo.findCredential(tx, input.id);
+          if (!row) throw new NotFoundError("credential", input.id);
+          const shredded = await repo.shredCredential(tx, input.id, deps.now());
+          await audit.recordInTransaction(tx, record(caller, "delete", { credentialId: input.id, accountId: row.accountId, jobId: input.jobId, result: "OK", detail: shredded ? "data key destroyed" : "already deleted" }));
+          if (shredded) log.info({ credentialId: input.id, principal: caller.principal.id }, "credential deleted: data key destroyed");
+        });
+      } catch (err) {
+        return failed(caller, "delete", { credentialId: input.id, jobId: input.jobId }, err);
+      }
+    },
+
+    async rotate(caller) {
+      try {
+        return await db.$transaction(async (tx) => {
+          const { from, to } = await rotateToNewest(tx, masterKeys, deps.now());
+          await audit.recordInTransaction(tx, record(caller, "rotate", { result: "OK", detail: from === to ? `version ${to} already current` : `version ${from ?? "none"} → ${to}` }));
+          if (from !== to) log.info({ from, to }, "master key rotated");
+          return { currentVersion: to };
+        });
+      } catch (err) {
+        return failed(caller, "rotate", {}, err);
+      }
+    },
+
+    async rewrap(caller, input) {
+      const v = new Violations();
+      if (input.limit < 0) v.add("limit", "0 (all) or more");
+      v.throwIfAny();
+      let rewrapped = 0;
+      let failures = 0;
+      let afterId = "";
+      let current = 0;
+      const budget = input.limit > 0 ? input.limit : Number.POSITIVE_INFINITY;
+      try {
+        for (;;) {
+          const take = Math.min(REWRAP_BATCH, budget - rewrapped - failures);
+          if (take <= 0) break;
+          const done = await db.$transaction(async (tx) => {
+            // Reserves a whole batch up front: the count may run ahead of the wraps made, never behind.
+            const { master } = await reserveEncryptions(tx, masterKeys, take, limits, log, deps.now());
+            current = master.version;
+            const rows = await repo.credentialsToRewrap(tx, master.version, take, afterId);
+            for (const row of rows) {
+              afterId = row.id;
+              if (!row.wrappedKey || !row.ciphertext) continue;
+              try {
+                const moved = rewrapRecord(masterKeys.lookup, master, context(row), { keyVersion: row.keyVersion, wrappedKey: row.wrappedKey, ciphertext: row.ciphertext });
+                if (await repo.replaceWrappedKey(tx, row.id, row.keyVersion, moved, deps.now())) rewrapped++;
+              } catch (err) {
+                if (!(err instanceof EnvelopeError)) throw err;
+                failures++;
+                log.error({ credentialId: row.id, failure: err.failure, keyVersion: row.keyVersion }, "re-wrap: credential cannot be unwrapped; left as it is");
+              }
+            }
+            return rows.length < take;
+          });
+          if (done) break;
+        }
+        const remaining = await repo.countCredentialsNotUnder(db, current);
+        await audit.record(record(caller, "rewrap", { result: "OK", detail: `rewrapped ${rewrapped}, failed ${failures}, remaining ${remaining}, to version ${current}` }));
+        return { rewrapped, remaining, failed: failures, currentVersion: current };
+      } catch (err) {
+        return failed(caller, "rewrap", { detail: `rewrapped ${rewrapped} before the failure` }, err);
+      }
+    },
+  };
+}

@@ -1,0 +1,57 @@
+// A periodic loop for the monitor: one iteration at a time, each in a span of its own trace, errors logged (never
+// fatal), and a graceful stop that lets the iteration under way finish before aborting it.
+import type { Logger } from "../log.js";
+import { withSpan, type Span } from "../telemetry/spans.js";
+
+export interface LoopOptions {
+  /** Span name: `monitor.<name>`. */
+  name: string;
+  intervalMs: number;
+  log: Logger;
+  /**
+   * One iteration. Return true when there is more to do at once (a full batch): the next iteration starts without
+   * waiting. `signal` aborts when a stop's grace period is over.
+   */
+  run(span: Span, signal: AbortSignal): Promise<boolean | void>;
+}
+
+export interface Loop {
+  /** Starts no new iteration; lets the one under way finish for up to `graceMs`, then aborts it and waits for it. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export function startLoop(options: LoopOptions): Loop {
+  const abort = new AbortController();
+  let stopping = false;
+  let wake: (() => void) | undefined;
+  const done = (async () => {
+    while (!stopping) {
+      let more = false;
+      try {
+        more = (await withSpan(`monitor.${options.name}`, { root: true }, (span) => options.run(span, abort.signal))) === true;
+      } catch (err) {
+        if (!abort.signal.aborted) options.log.error({ err, loop: options.name }, "monitor loop iteration failed");
+      }
+      if (more || stopping) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, options.intervalMs);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      wake = undefined;
+    }
+  })();
+  return {
+    async stop(graceMs = 0) {
+      stopping = true;
+      wake?.();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([done, new Promise<void>((r) => (timer = setTimeout(r, graceMs)))]);
+      clearTimeout(timer);
+      abort.abort();
+      await done;
+    },
+  };
+}

@@ -1,0 +1,47 @@
+// The reconciler: every few seconds, fails jobs past their deadline, requeues and republishes jobs whose worker
+// stopped renewing its lease, and republishes jobs left queued too long (their message may be lost).
+import type { Resources } from "../app/resources.js";
+import type { JobExecution } from "../jobs/execution.js";
+import { failPastDeadline, republishQueued, requeueExpiredLeases, type Republish } from "../jobs/monitor-queries.js";
+import { startLoop, type Loop } from "./loop.js";
+
+export interface ReconcilerOptions<R> {
+  resources: Resources;
+  ex: JobExecution;
+  /** Writes a new publication in the caller's transaction (enqueuePublication from src/jobs/outbox.ts). */
+  republish: Republish<R>;
+  /** Called after commit with what `republish` returned (e.g. to hand the entries to the relay's fast path). */
+  onPublished?: (published: R[]) => void;
+  /** Default config.jobs.reconcileIntervalMs. */
+  intervalMs?: number;
+  /** Default config.jobs.republishAfterMs. */
+  republishAfterMs?: number;
+  /** Jobs each sweep takes per iteration. Default 200. */
+  batch?: number;
+}
+
+const ACTOR = "monitor";
+
+export function startReconciler<R>(options: ReconcilerOptions<R>): Loop {
+  const { resources, ex, republish } = options;
+  const batch = options.batch ?? 200;
+  const log = resources.log.child({ component: "reconciler" });
+  return startLoop({
+    name: "reconcile",
+    intervalMs: options.intervalMs ?? resources.config.jobs.reconcileIntervalMs,
+    log,
+    async run(span) {
+      // Deadlines first: a job past its deadline is failed rather than requeued.
+      const timedOut = await failPastDeadline(ex, { limit: batch, actor: ACTOR });
+      const expired = await requeueExpiredLeases(ex, { limit: batch, actor: ACTOR, republish });
+      const olderThanMs = options.republishAfterMs ?? resources.config.jobs.republishAfterMs;
+      const queued = await republishQueued(ex, { olderThanMs, limit: batch, actor: ACTOR, republish });
+      const published = [...expired.published, ...queued.published];
+      if (published.length > 0) options.onPublished?.(published);
+      const counts = { "monitor.timed_out": timedOut, "monitor.leases_expired": expired.changed, "monitor.republished": queued.changed };
+      span.setAttributes(counts);
+      if (timedOut + expired.changed + queued.changed > 0) log.info(counts, "reconciled jobs");
+      return timedOut >= batch || expired.changed >= batch || queued.changed >= batch;
+    },
+  });
+}
