@@ -8,6 +8,7 @@ import { runHealth } from "./commands/health.js";
 import { runServe } from "./commands/serve.js";
 import { runPrintConfig } from "./commands/config.js";
 import { runCreateKey } from "./commands/admin.js";
+import { addIamCommands } from "./commands/iam.js";
 import { addJobCommands } from "./commands/jobs.js";
 import { addKmCommands } from "./commands/km.js";
 
@@ -73,6 +74,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
 
   addJobCommands(program, configFile, setExit);
   addKmCommands(program, configFile, setExit);
+  addIamCommands(program, configFile, setExit);
 
   return program;
 }

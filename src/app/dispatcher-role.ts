@@ -2,6 +2,7 @@
 // outbox relay that publishes the jobs its calls create (fast path after commit, poll loop for rows left behind).
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { createApiKeyAuthenticator } from "../iam/authenticator.js";
+import { iamRpcServices } from "../iam/rpc-services.js";
 import { jobHandlers } from "../jobs/handlers.js";
 import { buildCatalog } from "../jobs/kinds/index.js";
 import { createOutboxRelay, type OutboxPublisher } from "../jobs/relay.js";
@@ -40,7 +41,7 @@ export async function startDispatcherRole(resources: Resources): Promise<Running
     log,
     requestLog,
     authenticate: createApiKeyAuthenticator(resources.provisioning),
-    services: [systemHandlers(system), jobHandlers(jobs)],
+    services: [systemHandlers(system), jobHandlers(jobs), ...iamRpcServices(resources.provisioning, resources.now)],
   });
   try {
     await server.start();

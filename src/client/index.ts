@@ -2,6 +2,31 @@
 import { readFileSync } from "node:fs";
 import { Client, credentials, type ChannelCredentials, type ChannelOptions } from "@grpc/grpc-js";
 import { CancelJobRequest, GetJobRequest, JobServiceService, ListJobEventsRequest, ListJobsRequest, RetryJobRequest, RunDiagnosticJobRequest, WatchJobRequest } from "../gen/proto/dispatcher/v1/jobs.js";
+import {
+  AddGroupMemberRequest,
+  ApiKeyServiceService,
+  CreateApiKeyRequest,
+  CreateGroupRequest,
+  CreateUserRequest,
+  DeleteGroupRequest,
+  DeleteUserRequest,
+  GetGroupRequest,
+  GetRoleRequest,
+  GetUserRequest,
+  GroupServiceService,
+  ListApiKeysRequest,
+  ListGroupsRequest,
+  ListRolesRequest,
+  ListUsersRequest,
+  RemoveGroupMemberRequest,
+  RevokeApiKeyRequest,
+  RoleServiceService,
+  SetGroupAccountsRequest,
+  SetGroupRolesRequest,
+  UpdateGroupRequest,
+  UpdateUserRequest,
+  UserServiceService,
+} from "../gen/proto/dispatcher/v1/iam.js";
 import { GetServerInfoRequest, SystemServiceService, WhoAmIRequest } from "../gen/proto/dispatcher/v1/system.js";
 import { promiseClient, type CallDefaults, type PromiseClient } from "./calls.js";
 import { healthClient, type HealthClient } from "./health.js";
@@ -48,12 +73,35 @@ const JOB_REQUESTS = {
   runDiagnosticJob: RunDiagnosticJobRequest,
 };
 
+const USER_REQUESTS = { createUser: CreateUserRequest, getUser: GetUserRequest, listUsers: ListUsersRequest, updateUser: UpdateUserRequest, deleteUser: DeleteUserRequest };
+const GROUP_REQUESTS = {
+  createGroup: CreateGroupRequest,
+  getGroup: GetGroupRequest,
+  listGroups: ListGroupsRequest,
+  updateGroup: UpdateGroupRequest,
+  deleteGroup: DeleteGroupRequest,
+  addGroupMember: AddGroupMemberRequest,
+  removeGroupMember: RemoveGroupMemberRequest,
+  setGroupRoles: SetGroupRolesRequest,
+  setGroupAccounts: SetGroupAccountsRequest,
+};
+const ROLE_REQUESTS = { listRoles: ListRolesRequest, getRole: GetRoleRequest };
+const API_KEY_REQUESTS = { createApiKey: CreateApiKeyRequest, listApiKeys: ListApiKeysRequest, revokeApiKey: RevokeApiKeyRequest };
+
+export type UserClient = PromiseClient<typeof UserServiceService, typeof USER_REQUESTS>;
+export type GroupClient = PromiseClient<typeof GroupServiceService, typeof GROUP_REQUESTS>;
+export type RoleClient = PromiseClient<typeof RoleServiceService, typeof ROLE_REQUESTS>;
+export type ApiKeyClient = PromiseClient<typeof ApiKeyServiceService, typeof API_KEY_REQUESTS>;
 export type SystemClient = PromiseClient<typeof SystemServiceService, typeof SYSTEM_REQUESTS>;
 export type JobClient = PromiseClient<typeof JobServiceService, typeof JOB_REQUESTS>;
 
 export interface DispatcherClients {
   system: SystemClient;
   jobs: JobClient;
+  users: UserClient;
+  groups: GroupClient;
+  roles: RoleClient;
+  apiKeys: ApiKeyClient;
   health: HealthClient;
   /** The underlying grpc-js client (one channel shared by all). */
   readonly grpc: Client;
@@ -73,6 +121,10 @@ export function createDispatcherClients(options: DispatcherClientOptions): Dispa
   return {
     system: promiseClient(client, SystemServiceService, SYSTEM_REQUESTS, defaults),
     jobs: promiseClient(client, JobServiceService, JOB_REQUESTS, defaults),
+    users: promiseClient(client, UserServiceService, USER_REQUESTS, defaults),
+    groups: promiseClient(client, GroupServiceService, GROUP_REQUESTS, defaults),
+    roles: promiseClient(client, RoleServiceService, ROLE_REQUESTS, defaults),
+    apiKeys: promiseClient(client, ApiKeyServiceService, API_KEY_REQUESTS, defaults),
     health: healthClient(client, defaults),
     grpc: client,
     close: () => client.close(),

@@ -44,12 +44,19 @@ export async function authenticateApiKey(db: ProvisioningDb, secret: string, now
   if (!row.lastUsedAt || now.getTime() - row.lastUsedAt.getTime() >= TOUCH_INTERVAL_MS) {
     await repo.touchApiKey(db, row.keyId, now, TOUCH_INTERVAL_MS);
   }
+  const roles = [...new Set([...splitList(row.roles), ...splitList(row.groupRoles)])].sort();
+  const accountIds = splitList(row.accountIds);
   return {
     id: row.userId,
     kind: row.kind === "SERVICE" ? "service" : "user",
-    roles: row.roles ? row.roles.split(",") : [],
+    roles,
     displayName: row.name || row.email,
+    ...(accountIds.length > 0 ? { accountIds } : {}),
   };
+}
+
+function splitList(value: string | null): string[] {
+  return value ? value.split(",") : [];
 }
 
 export async function revokeApiKey(db: ProvisioningDb, keyId: string, now: Date = new Date()): Promise<boolean> {

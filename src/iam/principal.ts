@@ -5,8 +5,14 @@ export interface Principal {
   /** A user id, a service principal's user id or an agent id. */
   id: string;
   kind: "user" | "service" | "agent";
+  /** Roles granted directly and through the principal's groups, sorted, without duplicates. */
   roles: string[];
   displayName: string;
+  /**
+   * Accounts the principal's groups may use (object scope), sorted. Absent when authentication does not resolve
+   * groups (fixed tokens, agents, mTLS peers) or the principal's groups name no account.
+   */
+  accountIds?: string[];
 }
 
 /** Resolves a bearer token presented by `peer` to its principal, or null when it is not valid. */

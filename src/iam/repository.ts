@@ -11,19 +11,27 @@ export interface ApiKeyOwnerRow {
   name: string;
   kind: "USER" | "SERVICE";
   status: "ACTIVE" | "DISABLED";
-  /** Comma-separated role names, or null when the user has none. */
+  /** Comma-separated role names granted directly, or null when none. */
   roles: string | null;
+  /** Comma-separated role names granted by the user's groups, or null when none. */
+  groupRoles: string | null;
+  /** Comma-separated ids of the accounts the user's groups may use, or null when none. */
+  accountIds: string | null;
 }
 
 /**
- * The key with this secret hash and its owner, in one round trip: this runs on every authenticated call, where
- * Prisma's include would cost three queries.
+ * The key with this secret hash and its owner, with the owner's direct roles, group roles and group accounts, in one
+ * round trip: this runs on every authenticated call, where Prisma's include would cost several queries.
  */
 export async function findApiKeyByHash(db: ProvisioningDb, secretHash: string): Promise<ApiKeyOwnerRow | null> {
   const rows = await db.$queryRaw<ApiKeyOwnerRow[]>`
     SELECT k.id AS keyId, k.revoked_at AS revokedAt, k.expires_at AS expiresAt, k.last_used_at AS lastUsedAt,
            u.id AS userId, u.email, u.name, u.kind, u.status,
-           (SELECT GROUP_CONCAT(r.role ORDER BY r.role SEPARATOR ',') FROM user_roles r WHERE r.user_id = u.id) AS roles
+           (SELECT GROUP_CONCAT(r.role ORDER BY r.role SEPARATOR ',') FROM user_roles r WHERE r.user_id = u.id) AS roles,
+           (SELECT GROUP_CONCAT(DISTINCT gr.role ORDER BY gr.role SEPARATOR ',')
+              FROM group_members gm JOIN group_roles gr ON gr.group_id = gm.group_id WHERE gm.user_id = u.id) AS groupRoles,
+           (SELECT GROUP_CONCAT(DISTINCT ga.account_id ORDER BY ga.account_id SEPARATOR ',')
+              FROM group_members gm JOIN group_accounts ga ON ga.group_id = gm.group_id WHERE gm.user_id = u.id) AS accountIds
       FROM api_keys k JOIN users u ON u.id = k.user_id
      WHERE k.secret_hash = ${secretHash}`;
   return rows[0] ?? null;

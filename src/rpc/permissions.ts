@@ -13,7 +13,8 @@ export const ANONYMOUS: Readonly<Principal> = Object.freeze({ id: "anonymous", k
 
 /**
  * Method full name → the permission it needs. Permissions are "<area>.<verb>"; "*.read" ones only read.
- * "admin.*" permissions are for admins alone (operators get everything else).
+ * "admin.*" permissions are for admins alone (operators get everything else); "*.self" ones act on the caller's own
+ * objects and every built-in role grants them.
  */
 export const METHOD_PERMISSIONS: Readonly<Record<string, string>> = Object.freeze({
   // Health stays open for load balancers and orchestrators (DESIGN: the one exception).
@@ -44,6 +45,29 @@ export const METHOD_PERMISSIONS: Readonly<Record<string, string>> = Object.freez
   "/km.v1.KeyManagementService/RotateMasterKey": "admin.keys",
   "/km.v1.KeyManagementService/RewrapCredentials": "admin.keys",
 
+  // IAM: anyone may read users, groups and roles; changing them is admin.* (an operator who could grant roles could
+  // grant themselves admin). "*.self" permissions act on the caller's own objects and every built-in role has them;
+  // the API key service itself refuses other users' keys to non-admins.
+  "/dispatcher.v1.UserService/CreateUser": "admin.users",
+  "/dispatcher.v1.UserService/GetUser": "users.read",
+  "/dispatcher.v1.UserService/ListUsers": "users.read",
+  "/dispatcher.v1.UserService/UpdateUser": "admin.users",
+  "/dispatcher.v1.UserService/DeleteUser": "admin.users",
+  "/dispatcher.v1.GroupService/CreateGroup": "admin.groups",
+  "/dispatcher.v1.GroupService/GetGroup": "groups.read",
+  "/dispatcher.v1.GroupService/ListGroups": "groups.read",
+  "/dispatcher.v1.GroupService/UpdateGroup": "admin.groups",
+  "/dispatcher.v1.GroupService/DeleteGroup": "admin.groups",
+  "/dispatcher.v1.GroupService/AddGroupMember": "admin.groups",
+  "/dispatcher.v1.GroupService/RemoveGroupMember": "admin.groups",
+  "/dispatcher.v1.GroupService/SetGroupRoles": "admin.groups",
+  "/dispatcher.v1.GroupService/SetGroupAccounts": "admin.groups",
+  "/dispatcher.v1.RoleService/ListRoles": "roles.read",
+  "/dispatcher.v1.RoleService/GetRole": "roles.read",
+  "/dispatcher.v1.ApiKeyService/CreateApiKey": "apikeys.self",
+  "/dispatcher.v1.ApiKeyService/ListApiKeys": "apikeys.self",
+  "/dispatcher.v1.ApiKeyService/RevokeApiKey": "apikeys.self",
+
   "/agent.v1.AgentService/GetStatus": "agent.read",
   "/agent.v1.AgentService/RunScript": "agent.execute",
   "/agent.v1.AgentService/CollectMetrics": "agent.read",
@@ -72,7 +96,7 @@ export function roleGrants(role: string, permission: string): boolean {
     case "operator":
       return !permission.startsWith("admin.");
     case "reader":
-      return permission.endsWith(".read") && !permission.startsWith("admin.");
+      return (permission.endsWith(".read") || permission.endsWith(".self")) && !permission.startsWith("admin.");
     default:
       return false;
   }

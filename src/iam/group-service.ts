@@ -1,0 +1,114 @@
+// Groups: what they are called, who belongs, which roles they grant and which accounts their members may use.
+// Every change bumps the group's version; calls that take an etag fail with ABORTED when it is stale.
+import { inTransaction, type ProvisioningDb, type Tx } from "../db/clients.js";
+import { isUniqueViolation } from "../db/errors.js";
+import { newId } from "../db/ids.js";
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "../errors.js";
+import { etagOf, keepAnAdmin, staleEtag, versionOf } from "./etag.js";
+import * as repo from "./group-repository.js";
+import type { Role } from "./roles.js";
+import type { Page } from "./user-service.js";
+import { countActiveAdmins, userExists } from "./user-repository.js";
+
+export interface GroupView {
+  id: string;
+  name: string;
+  description: string;
+  memberUserIds: string[];
+  roles: string[];
+  accountIds: string[];
+  etag: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface GroupService {
+  createGroup(input: { name: string; description: string; roles: Role[] }): Promise<GroupView>;
+  getGroup(id: string): Promise<GroupView>;
+  listGroups(query: { pageSize: number; afterId?: string | undefined }): Promise<Page<GroupView>>;
+  updateGroup(id: string, etag: string, fields: { name?: string; description?: string }): Promise<GroupView>;
+  deleteGroup(id: string, etag: string): Promise<void>;
+  /** Adding a member twice changes nothing but the version. INVALID_ARGUMENT (user_id) for an unknown user. */
+  addMember(groupId: string, userId: string): Promise<GroupView>;
+  /** This and setRoles and deleteGroup: FAILED_PRECONDITION (LAST_ADMIN) when no active admin would be left. */
+  removeMember(groupId: string, userId: string): Promise<GroupView>;
+  setRoles(groupId: string, etag: string, roles: Role[]): Promise<GroupView>;
+  /** Account ids are not checked against accounts yet: the accounts table comes with the provisioning half. */
+  setAccounts(groupId: string, etag: string, accountIds: string[]): Promise<GroupView>;
+}
+
+function toView(row: repo.GroupRow): GroupView {
+  const { version, ...rest } = row;
+  return { ...rest, etag: etagOf(version) };
+}
+
+export function createGroupService(db: ProvisioningDb): GroupService {
+  async function get(id: string, tx: ProvisioningDb = db): Promise<GroupView> {
+    const row = await repo.findGroup(tx, id);
+    if (!row) throw new NotFoundError("group", id);
+    return toView(row);
+  }
+
+  /** Checks and bumps the version, runs `change`, and returns the group as it ends up, all in one transaction. */
+  function change(id: string, etag: string, change: (tx: Tx) => Promise<void>, fields: { name?: string; description?: string } = {}): Promise<GroupView> {
+    return uniqueName(fields.name, () =>
+      inTransaction(db, async (tx) => {
+        const outcome = await repo.bumpGroup(tx, id, versionOf(etag), fields);
+        if (outcome === "missing") throw new NotFoundError("group", id);
+        if (outcome === "stale") throw staleEtag("group", id);
+        await change(tx);
+        return get(id, tx);
+      }),
+    );
+  }
+
+  return {
+    async createGroup(input) {
+      const id = newId();
+      await uniqueName(input.name, () => repo.insertGroup(db, { id, name: input.name, description: input.description, roles: [...new Set(input.roles)] }));
+      return get(id);
+    },
+    getGroup: (id) => get(id),
+    async listGroups(query) {
+      const rows = await repo.listGroups(db, { afterId: query.afterId, limit: query.pageSize + 1 });
+      const items = rows.slice(0, query.pageSize).map(toView);
+      return { items, nextAfter: rows.length > query.pageSize ? items.at(-1)?.id : undefined };
+    },
+    updateGroup: (id, etag, fields) => change(id, etag, async () => {}, fields),
+    async deleteGroup(id, etag) {
+      await inTransaction(db, async (tx) => {
+        const outcome = await repo.bumpGroup(tx, id, versionOf(etag));
+        if (outcome === "missing") throw new NotFoundError("group", id);
+        if (outcome === "stale") throw staleEtag("group", id);
+        await repo.deleteGroup(tx, id);
+        await keepAnAdmin(() => countActiveAdmins(tx));
+      });
+    },
+    addMember: (groupId, userId) =>
+      change(groupId, "", async (tx) => {
+        if (!(await userExists(tx, userId))) throw InvalidArgumentError.field("user_id", "no such user");
+        await repo.addMember(tx, groupId, userId);
+      }),
+    removeMember: (groupId, userId) =>
+      change(groupId, "", async (tx) => {
+        await repo.removeMember(tx, groupId, userId);
+        await keepAnAdmin(() => countActiveAdmins(tx));
+      }),
+    setRoles: (groupId, etag, roles) =>
+      change(groupId, etag, async (tx) => {
+        await repo.replaceRoles(tx, groupId, [...new Set(roles)]);
+        await keepAnAdmin(() => countActiveAdmins(tx));
+      }),
+    setAccounts: (groupId, etag, accountIds) => change(groupId, etag, (tx) => repo.replaceAccounts(tx, groupId, [...new Set(accountIds)])),
+  };
+}
+
+/** Runs `fn`, turning a duplicate group name into ALREADY_EXISTS. */
+async function uniqueName<T>(name: string | undefined, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (name !== undefined && isUniqueViolation(err)) throw new AlreadyExistsError("group", name);
+    throw err;
+  }
+}

@@ -1,0 +1,43 @@
+// The built-in roles as the API describes them: name, description and the permissions each grants, derived from the
+// permission table (src/rpc/permissions.ts) so the description can never disagree with what is enforced.
+import { NotFoundError } from "../errors.js";
+import { METHOD_PERMISSIONS, PUBLIC, roleGrants, SERVICE_ONLY_PERMISSIONS } from "../rpc/permissions.js";
+import { ROLES, type Role } from "./api-keys.js";
+
+export { ROLES, type Role } from "./api-keys.js";
+
+export interface RoleInfo {
+  name: Role;
+  description: string;
+  /** Sorted. Service-only permissions (credentials.use) are left out: no person exercises them, whatever the role. */
+  permissions: string[];
+}
+
+const DESCRIPTIONS: Readonly<Record<Role, string>> = {
+  admin: "Everything, including users, groups, other users' API keys, key rotation and diagnostics.",
+  operator: "Everything except admin.* permissions: runs and controls work, cannot change who may do what.",
+  reader: "Reads everything it may see and manages its own API keys; changes nothing else.",
+};
+
+export function isRole(name: string): name is Role {
+  return (ROLES as readonly string[]).includes(name);
+}
+
+/** Every permission some method needs, sorted. */
+export function allPermissions(): string[] {
+  return [...new Set(Object.values(METHOD_PERMISSIONS))].filter((p) => p !== PUBLIC).sort();
+}
+
+export function describeRole(name: Role): RoleInfo {
+  const permissions = allPermissions().filter((p) => !SERVICE_ONLY_PERMISSIONS.has(p) && roleGrants(name, p));
+  return { name, description: DESCRIPTIONS[name], permissions };
+}
+
+export function listRoles(): RoleInfo[] {
+  return ROLES.map(describeRole);
+}
+
+export function getRole(name: string): RoleInfo {
+  if (!isRole(name)) throw new NotFoundError("role", name);
+  return describeRole(name);
+}

@@ -1,0 +1,112 @@
+// Users: create, read, list, update with an etag, and disable (users are never deleted, so history keeps its actors).
+import { inTransaction, type ProvisioningDb } from "../db/clients.js";
+import { isUniqueViolation } from "../db/errors.js";
+import { newId } from "../db/ids.js";
+import { AlreadyExistsError, NotFoundError } from "../errors.js";
+import { etagOf, keepAnAdmin, staleEtag, versionOf } from "./etag.js";
+import type { Role } from "./roles.js";
+import * as keys from "./repository.js";
+import * as repo from "./user-repository.js";
+
+export interface UserView {
+  id: string;
+  email: string;
+  name: string;
+  kind: "USER" | "SERVICE";
+  status: "ACTIVE" | "DISABLED";
+  roles: string[];
+  effectiveRoles: string[];
+  groupIds: string[];
+  etag: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface NewUserInput {
+  email: string;
+  name: string;
+  kind: "USER" | "SERVICE";
+  roles: Role[];
+}
+
+export interface UserUpdate {
+  name?: string | undefined;
+  status?: "ACTIVE" | "DISABLED" | undefined;
+  roles?: Role[] | undefined;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Id of the last item when more may follow; undefined at the end. */
+  nextAfter?: string | undefined;
+}
+
+export interface UserService {
+  createUser(input: NewUserInput): Promise<UserView>;
+  getUser(id: string): Promise<UserView>;
+  listUsers(query: { status?: "ACTIVE" | "DISABLED" | undefined; pageSize: number; afterId?: string | undefined }): Promise<Page<UserView>>;
+  /**
+   * ABORTED when `etag` is not "" and no longer current; FAILED_PRECONDITION (LAST_ADMIN) when the change would leave
+   * no active admin. Nothing changes then.
+   */
+  updateUser(id: string, etag: string, update: UserUpdate): Promise<UserView>;
+  /** Disables the user (their API keys stop authenticating). */
+  deleteUser(id: string, etag: string): Promise<UserView>;
+}
+
+export function toUserView(row: repo.UserRow): UserView {
+  return {
+    id: row.id,
+    email: row.email,
+    name: row.name,
+    kind: row.kind,
+    status: row.status,
+    roles: row.roles,
+    effectiveRoles: [...new Set([...row.roles, ...row.groupRoles])].sort(),
+    groupIds: row.groupIds,
+    etag: etagOf(row.version),
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+  };
+}
+
+export function createUserService(db: ProvisioningDb): UserService {
+  async function get(id: string): Promise<UserView> {
+    const row = await repo.findUser(db, id);
+    if (!row) throw new NotFoundError("user", id);
+    return toUserView(row);
+  }
+
+  async function update(id: string, etag: string, patch: UserUpdate): Promise<UserView> {
+    return inTransaction(db, async (tx) => {
+      const outcome = await repo.updateUser(tx, id, versionOf(etag), patch);
+      if (outcome === "missing") throw new NotFoundError("user", id);
+      if (outcome === "stale") throw staleEtag("user", id);
+      if (patch.status === "DISABLED" || patch.roles) await keepAnAdmin(() => repo.countActiveAdmins(tx));
+      const row = await repo.findUser(tx, id);
+      if (!row) throw new NotFoundError("user", id);
+      return toUserView(row);
+    });
+  }
+
+  return {
+    async createUser(input) {
+      const id = newId();
+      try {
+        await keys.insertUser(db, { id, email: input.email, name: input.name, kind: input.kind, roles: [...new Set(input.roles)] });
+      } catch (err) {
+        if (isUniqueViolation(err)) throw new AlreadyExistsError("user", input.email);
+        throw err;
+      }
+      return get(id);
+    },
+    getUser: get,
+    async listUsers(query) {
+      const rows = await repo.listUsers(db, { status: query.status, afterId: query.afterId, limit: query.pageSize + 1 });
+      const items = rows.slice(0, query.pageSize).map(toUserView);
+      return { items, nextAfter: rows.length > query.pageSize ? items.at(-1)?.id : undefined };
+    },
+    updateUser: (id, etag, patch) => update(id, etag, { ...patch, roles: patch.roles ? [...new Set(patch.roles)] : undefined }),
+    deleteUser: (id, etag) => update(id, etag, { status: "DISABLED" }),
+  };
+}
