@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDispatcherClients, type DispatcherClients } from "../../src/client/index.js";
 import { DiagnosticOutcome } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import { createTestApiKey, createTestEnv, killStrayDispatchers, sleep, spawnDispatcher, startDispatcher, startPrivateNats, type DispatcherProcess, type PrivateNats, type TestEnv } from "../support/process.js";
-import { openJobsDb, until, type JobsDb } from "./faults-support.js";
+import { openJobsDb, SMALL_POOLS, until, type JobsDb } from "./faults-support.js";
 
 const JOBS = 500;
 /** Calls in flight at once while submitting. */
@@ -29,6 +29,7 @@ beforeAll(async () => {
     natsUrl: nats.url,
     migrate: true,
     env: {
+      ...SMALL_POOLS,
       DISPATCHER_LOGGING_LEVEL: "info",
       DISPATCHER_JOBS_RECONCILE_INTERVAL_MS: "500",
       DISPATCHER_JOBS_REPUBLISH_AFTER_MS: "4000",

@@ -6,6 +6,17 @@ import { connect } from "@nats-io/transport-node";
 import { createProvisioningClient, type ProvisioningClient } from "../../src/db/clients.js";
 import type { TestEnv } from "../support/process.js";
 
+/**
+ * Small connection pools for the processes of these tests: each process otherwise opens its pools in full (a worker
+ * some 50 connections), and a few processes of concurrent test files would exhaust MariaDB's max_connections (151).
+ */
+export const SMALL_POOLS: Record<string, string> = {
+  DISPATCHER_PROVISIONING_POOL_SIZE: "3",
+  DISPATCHER_PROVISIONING_SQL_POOL_SIZE: "6",
+  DISPATCHER_ANALYTICS_POOL_SIZE: "1",
+  DISPATCHER_JOBS_WORKER_CONCURRENCY: "16",
+};
+
 export interface JobView {
   id: string;
   state: string;

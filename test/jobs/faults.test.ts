@@ -9,7 +9,7 @@ import { ConfigError, loadConfig } from "../../src/config.js";
 import { createDispatcherClients, DispatcherError, type DispatcherClients } from "../../src/client/index.js";
 import { DiagnosticOutcome, JobState } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import { createTestApiKey, createTestEnv, killStrayDispatchers, spawnDispatcher, startDispatcher, type TestEnv } from "../support/process.js";
-import { openJobsDb, streamMessages, until, type JobsDb } from "./faults-support.js";
+import { openJobsDb, SMALL_POOLS, streamMessages, until, type JobsDb } from "./faults-support.js";
 
 describe("faults.crashAfterJobCommit", () => {
   it("is off by default, read from DISPATCHER_FAULTS_CRASH_AFTER_JOB_COMMIT, and refused in production mode", () => {
@@ -37,7 +37,7 @@ describe("the dispatcher killed between commit and publish", () => {
     env = await createTestEnv({
       label: "fcrash",
       migrate: true,
-      env: { DISPATCHER_LOGGING_LEVEL: "info", DISPATCHER_JOBS_RECONCILE_INTERVAL_MS: "250", DISPATCHER_JOBS_REPUBLISH_AFTER_MS: "3000" },
+      env: { ...SMALL_POOLS, DISPATCHER_LOGGING_LEVEL: "info", DISPATCHER_JOBS_RECONCILE_INTERVAL_MS: "250", DISPATCHER_JOBS_REPUBLISH_AFTER_MS: "3000" },
     });
     h = openJobsDb(env);
     secret = (await createTestApiKey(env.urls.provisioning, { role: "admin" })).secret;

@@ -11,7 +11,7 @@ import { createDispatcherClients, type DispatcherClients } from "../../src/clien
 import { DiagnosticOutcome, JobState, type WatchJobResponse } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import type { SpanRecord } from "../../src/telemetry/file-exporter.js";
 import { createTestApiKey, createTestEnv, killStrayDispatchers, spawnDispatcher, startDispatcher, type DispatcherProcess, type TestEnv } from "../support/process.js";
-import { openJobsDb, until, type JobsDb } from "./faults-support.js";
+import { openJobsDb, SMALL_POOLS, until, type JobsDb } from "./faults-support.js";
 
 let env: TestEnv;
 let h: JobsDb;
@@ -20,7 +20,7 @@ let client: DispatcherClients;
 const files = { dispatcher: "", worker: "" };
 
 beforeAll(async () => {
-  env = await createTestEnv({ label: "trace", migrate: true, env: { DISPATCHER_LOGGING_LEVEL: "info" } });
+  env = await createTestEnv({ label: "trace", migrate: true, env: { ...SMALL_POOLS, DISPATCHER_LOGGING_LEVEL: "info" } });
   files.dispatcher = join(env.dir, "dispatcher-spans.jsonl");
   files.worker = join(env.dir, "worker-spans.jsonl");
   h = openJobsDb(env);
@@ -70,9 +70,10 @@ describe("one diagnostic job through dispatcher and worker processes", () => {
     expect(seen).toEqual(events.slice(1).map((e) => [e.sequence, e.type, e.attempt]));
     expect(events.map((e) => e.type).filter((t) => t !== "progress")).toEqual(["created", "started", "succeeded"]);
     expect(events.filter((e) => e.type === "progress").length).toBeGreaterThanOrEqual(1);
-    // Each message carries the job as it stands after its event; the last one is the finished job.
+    // Each message carries the job as it stood when read (events that arrive together share one read); the stream
+    // ends with the terminal event and the finished job.
+    expect(watched.at(-1)?.event).toMatchObject({ type: "succeeded", fromState: JobState.JOB_STATE_RUNNING, toState: JobState.JOB_STATE_SUCCEEDED });
     expect(watched.at(-1)?.job).toMatchObject({ id: jobId, state: JobState.JOB_STATE_SUCCEEDED, attempt: 1, progressPercent: 100 });
-    expect(watched.at(-2)?.job?.state).toBe(JobState.JOB_STATE_RUNNING);
     expect(await h.effects(jobId)).toEqual([1]);
   }, 60_000);
 
