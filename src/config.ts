@@ -53,6 +53,8 @@ export const FIELDS: readonly Field[] = [
   f("provisioning.url", mysqlUrl, "mysql://root@127.0.0.1:3306/dispatcher_provisioning", "provisioning database (clouds, accounts, users, jobs)", true),
   f("provisioning.poolSize", positiveInt, 10, "provisioning database connections per process"),
   f("provisioning.sqlPoolSize", positiveInt, 16, "provisioning database connections per process for the job paths (mariadb driver pool beside Prisma's); a process running the worker role opens at least jobs.workerConcurrency + 4"),
+  f("provisioning.allowInsecureEndpoints", bool, false, "accept http:// cloud endpoints (only https:// otherwise)"),
+  f("provisioning.allowLinkLocalEndpoints", bool, false, "accept cloud endpoints on link-local or cloud metadata addresses (169.254.0.0/16, fe80::/10, metadata.google.internal); SSRF guard"),
   f("analytics.url", mysqlUrl, "mysql://root@127.0.0.1:3306/dispatcher_analytics", "analytics database (metrics, costs)", true),
   f("analytics.poolSize", positiveInt, 4, "analytics database connections per process"),
   f("km.url", z.string().min(1), "127.0.0.1:2013", "address of the KM service, as its clients (dispatcher, workers) call it"),
@@ -100,7 +102,7 @@ export type Config = {
   dataDir: string;
   server: { bind: string; port: number; maxMessageBytes: number; keepaliveTimeMs: number; keepaliveTimeoutMs: number; shutdownGraceMs: number; reflection: boolean; defaultDeadlineMs: number };
   bridge: { bind: string; port: number; corsOrigins: string[]; maxRequestBytes: number };
-  provisioning: { url: string; poolSize: number; sqlPoolSize: number };
+  provisioning: { url: string; poolSize: number; sqlPoolSize: number; allowInsecureEndpoints: boolean; allowLinkLocalEndpoints: boolean };
   analytics: { url: string; poolSize: number };
   km: {
     url: string; bind: string; port: number; databaseUrl: string; poolSize: number; tlsCa: string; tlsCert: string; tlsKey: string;

@@ -5,10 +5,12 @@ import { createApiKeyAuthenticator } from "../iam/authenticator.js";
 import { iamRpcServices } from "../iam/rpc-services.js";
 import { jobHandlers } from "../jobs/handlers.js";
 import { buildCatalog } from "../jobs/kinds/index.js";
+import { createKmClientFromConfig } from "../km/client.js";
 import { createOutboxRelay, type OutboxPublisher } from "../jobs/relay.js";
 import { createJobService } from "../jobs/service.js";
 import { RequestLog } from "../log.js";
 import { ensureJobsStream } from "../mq/jobs-stream.js";
+import { provisioningRpcServices } from "../provisioning/rpc-services.js";
 import { createRpcServer } from "../rpc/server.js";
 import { systemHandlers } from "../system/handlers.js";
 import { createSystemService } from "../system/service.js";
@@ -35,13 +37,22 @@ export async function startDispatcherRole(resources: Resources): Promise<Running
     now: resources.now,
   });
   const requestLog = config.logging.dir === "-" ? undefined : new RequestLog(config.logging.dir);
+  // The KM client is made on first use (connecting an account), so a dispatcher without KM settings still serves.
+  let km: ReturnType<typeof createKmClientFromConfig> | undefined;
+  const kmClient = (): ReturnType<typeof createKmClientFromConfig> => (km ??= createKmClientFromConfig(config, "dispatcher", log));
+  const provisioningPolicy = { allowInsecure: config.provisioning.allowInsecureEndpoints, allowLinkLocal: config.provisioning.allowLinkLocalEndpoints };
   const system = createSystemService({ roles: resources.roles, startTime: resources.startedAt, instanceId: resources.instanceId });
   const server = createRpcServer({
     config,
     log,
     requestLog,
     authenticate: createApiKeyAuthenticator(resources.provisioning),
-    services: [systemHandlers(system), jobHandlers(jobs), ...iamRpcServices(resources.provisioning, resources.now)],
+    services: [
+      systemHandlers(system),
+      jobHandlers(jobs),
+      ...iamRpcServices(resources.provisioning, resources.now),
+      ...provisioningRpcServices(resources.provisioning, provisioningPolicy, kmClient),
+    ],
   });
   try {
     await server.start();
@@ -54,6 +65,7 @@ export async function startDispatcherRole(resources: Resources): Promise<Running
       // Calls first (they may still create jobs), then the relay publishes what they committed.
       await server.stop(graceMs);
       await relay.stop(Math.min(graceMs, RELAY_FLUSH_MS));
+      km?.close();
       requestLog?.close();
     },
   };

@@ -27,6 +27,26 @@ import {
   UpdateUserRequest,
   UserServiceService,
 } from "../gen/proto/dispatcher/v1/iam.js";
+import {
+  AccountServiceService,
+  BudgetCodeServiceService,
+  CloudServiceService,
+  CreateAccountRequest,
+  CreateBudgetCodeRequest,
+  CreateCloudRequest,
+  DeleteBudgetCodeRequest,
+  DeleteCloudRequest,
+  GetAccountRequest,
+  GetBudgetCodeRequest,
+  GetCloudRequest,
+  GrantBudgetCodeRequest,
+  ListAccountsRequest,
+  ListBudgetCodesRequest,
+  ListCloudsRequest,
+  RevokeBudgetCodeRequest,
+  UpdateBudgetCodeRequest,
+  UpdateCloudRequest,
+} from "../gen/proto/dispatcher/v1/provisioning.js";
 import { GetServerInfoRequest, SystemServiceService, WhoAmIRequest } from "../gen/proto/dispatcher/v1/system.js";
 import { promiseClient, type CallDefaults, type PromiseClient } from "./calls.js";
 import { healthClient, type HealthClient } from "./health.js";
@@ -87,11 +107,25 @@ const GROUP_REQUESTS = {
 };
 const ROLE_REQUESTS = { listRoles: ListRolesRequest, getRole: GetRoleRequest };
 const API_KEY_REQUESTS = { createApiKey: CreateApiKeyRequest, listApiKeys: ListApiKeysRequest, revokeApiKey: RevokeApiKeyRequest };
+const CLOUD_REQUESTS = { createCloud: CreateCloudRequest, getCloud: GetCloudRequest, listClouds: ListCloudsRequest, updateCloud: UpdateCloudRequest, deleteCloud: DeleteCloudRequest };
+const ACCOUNT_REQUESTS = { createAccount: CreateAccountRequest, getAccount: GetAccountRequest, listAccounts: ListAccountsRequest };
+const BUDGET_CODE_REQUESTS = {
+  createBudgetCode: CreateBudgetCodeRequest,
+  getBudgetCode: GetBudgetCodeRequest,
+  listBudgetCodes: ListBudgetCodesRequest,
+  updateBudgetCode: UpdateBudgetCodeRequest,
+  deleteBudgetCode: DeleteBudgetCodeRequest,
+  grantBudgetCode: GrantBudgetCodeRequest,
+  revokeBudgetCode: RevokeBudgetCodeRequest,
+};
 
 export type UserClient = PromiseClient<typeof UserServiceService, typeof USER_REQUESTS>;
 export type GroupClient = PromiseClient<typeof GroupServiceService, typeof GROUP_REQUESTS>;
 export type RoleClient = PromiseClient<typeof RoleServiceService, typeof ROLE_REQUESTS>;
 export type ApiKeyClient = PromiseClient<typeof ApiKeyServiceService, typeof API_KEY_REQUESTS>;
+export type CloudClient = PromiseClient<typeof CloudServiceService, typeof CLOUD_REQUESTS>;
+export type AccountClient = PromiseClient<typeof AccountServiceService, typeof ACCOUNT_REQUESTS>;
+export type BudgetCodeClient = PromiseClient<typeof BudgetCodeServiceService, typeof BUDGET_CODE_REQUESTS>;
 export type SystemClient = PromiseClient<typeof SystemServiceService, typeof SYSTEM_REQUESTS>;
 export type JobClient = PromiseClient<typeof JobServiceService, typeof JOB_REQUESTS>;
 
@@ -102,6 +136,9 @@ export interface DispatcherClients {
   groups: GroupClient;
   roles: RoleClient;
   apiKeys: ApiKeyClient;
+  clouds: CloudClient;
+  budgetCodes: BudgetCodeClient;
+  accounts: AccountClient;
   health: HealthClient;
   /** The underlying grpc-js client (one channel shared by all). */
   readonly grpc: Client;
@@ -125,6 +162,9 @@ export function createDispatcherClients(options: DispatcherClientOptions): Dispa
     groups: promiseClient(client, GroupServiceService, GROUP_REQUESTS, defaults),
     roles: promiseClient(client, RoleServiceService, ROLE_REQUESTS, defaults),
     apiKeys: promiseClient(client, ApiKeyServiceService, API_KEY_REQUESTS, defaults),
+    clouds: promiseClient(client, CloudServiceService, CLOUD_REQUESTS, defaults),
+    budgetCodes: promiseClient(client, BudgetCodeServiceService, BUDGET_CODE_REQUESTS, defaults),
+    accounts: promiseClient(client, AccountServiceService, ACCOUNT_REQUESTS, defaults),
     health: healthClient(client, defaults),
     grpc: client,
     close: () => client.close(),

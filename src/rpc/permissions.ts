@@ -68,6 +68,25 @@ export const METHOD_PERMISSIONS: Readonly<Record<string, string>> = Object.freez
   "/dispatcher.v1.ApiKeyService/ListApiKeys": "apikeys.self",
   "/dispatcher.v1.ApiKeyService/RevokeApiKey": "apikeys.self",
 
+  // Provisioning: anyone may read clouds and budget codes. Clouds are admin.* (an endpoint is where the dispatcher
+  // sends account credentials). Operators manage budget codes; granting a code (who may spend) is admin.*, like roles.
+  "/dispatcher.v1.CloudService/CreateCloud": "admin.clouds",
+  "/dispatcher.v1.CloudService/GetCloud": "clouds.read",
+  "/dispatcher.v1.CloudService/ListClouds": "clouds.read",
+  "/dispatcher.v1.CloudService/UpdateCloud": "admin.clouds",
+  "/dispatcher.v1.CloudService/DeleteCloud": "admin.clouds",
+  // Connecting an account hands credentials to KM: admins only. Reads are scoped to the caller's accounts.
+  "/dispatcher.v1.AccountService/CreateAccount": "admin.accounts",
+  "/dispatcher.v1.AccountService/GetAccount": "accounts.read",
+  "/dispatcher.v1.AccountService/ListAccounts": "accounts.read",
+  "/dispatcher.v1.BudgetCodeService/CreateBudgetCode": "budgets.write",
+  "/dispatcher.v1.BudgetCodeService/GetBudgetCode": "budgets.read",
+  "/dispatcher.v1.BudgetCodeService/ListBudgetCodes": "budgets.read",
+  "/dispatcher.v1.BudgetCodeService/UpdateBudgetCode": "budgets.write",
+  "/dispatcher.v1.BudgetCodeService/DeleteBudgetCode": "budgets.write",
+  "/dispatcher.v1.BudgetCodeService/GrantBudgetCode": "admin.budgets",
+  "/dispatcher.v1.BudgetCodeService/RevokeBudgetCode": "admin.budgets",
+
   "/agent.v1.AgentService/GetStatus": "agent.read",
   "/agent.v1.AgentService/RunScript": "agent.execute",
   "/agent.v1.AgentService/CollectMetrics": "agent.read",

@@ -1,0 +1,114 @@
+// Budget codes: what users may spend on (hard and soft quotas in cents, state, usage) and who holds them. Deleting a
+// code in use needs a replacement that takes over its holders and accounts.
+import { inTransaction, type ProvisioningDb } from "../db/clients.js";
+import { isUniqueViolation } from "../db/errors.js";
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../errors.js";
+import { etagOf, staleEtag, versionOf } from "../iam/etag.js";
+import { userExists } from "../iam/user-repository.js";
+import type { Page } from "../iam/user-service.js";
+import * as repo from "./budget-repository.js";
+
+export type BudgetState = repo.BudgetState;
+
+export interface BudgetCodeView {
+  code: string;
+  name: string;
+  financeCode: string;
+  hardQuotaCents: bigint;
+  softQuotaCents: bigint;
+  state: BudgetState;
+  currentUsageCents: bigint;
+  projectedUsageCents: bigint;
+  userIds: string[];
+  etag: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export type BudgetPatch = repo.BudgetFields;
+
+export interface BudgetCodeService {
+  /** ALREADY_EXISTS for a taken code. */
+  createBudgetCode(input: { code: string; name: string; financeCode: string; hardQuotaCents: bigint; softQuotaCents: bigint; state: BudgetState }): Promise<BudgetCodeView>;
+  getBudgetCode(code: string): Promise<BudgetCodeView>;
+  listBudgetCodes(query: { pageSize: number; afterCode?: string | undefined; state?: BudgetState | undefined }): Promise<Page<BudgetCodeView>>;
+  /** INVALID_ARGUMENT (soft_quota_cents) when the result would have soft > hard. */
+  updateBudgetCode(code: string, etag: string, patch: BudgetPatch): Promise<BudgetCodeView>;
+  /**
+   * In use (granted to users or an account's default): `replacement` is required (FAILED_PRECONDITION
+   * BUDGET_CODE_IN_USE without it) and takes over every grant and account default.
+   */
+  deleteBudgetCode(code: string, etag: string, replacement: string): Promise<void>;
+  /** INVALID_ARGUMENT (user_id) for an unknown user; granting twice changes nothing but the version. */
+  grant(code: string, userId: string): Promise<BudgetCodeView>;
+  revoke(code: string, userId: string): Promise<BudgetCodeView>;
+}
+
+function toView(row: repo.BudgetCodeRow): BudgetCodeView {
+  const { version, ...rest } = row;
+  return { ...rest, etag: etagOf(version) };
+}
+
+export function createBudgetCodeService(db: ProvisioningDb): BudgetCodeService {
+  async function get(code: string, tx: ProvisioningDb = db): Promise<BudgetCodeView> {
+    const row = await repo.findBudgetCode(tx, code);
+    if (!row) throw new NotFoundError("budget code", code);
+    return toView(row);
+  }
+
+  /** Checks and bumps the version, runs `change`, and returns the code as it ends up, all in one transaction. */
+  function change(code: string, etag: string, fields: BudgetPatch, fn: (tx: ProvisioningDb) => Promise<void> = async () => {}): Promise<BudgetCodeView> {
+    return inTransaction(db, async (tx) => {
+      const outcome = await repo.bumpBudgetCode(tx, code, versionOf(etag), fields);
+      if (outcome === "missing") throw new NotFoundError("budget code", code);
+      if (outcome === "stale") throw staleEtag("budget code", code);
+      await fn(tx);
+      const view = await get(code, tx);
+      if (view.softQuotaCents > view.hardQuotaCents) throw InvalidArgumentError.field("soft_quota_cents", "must not exceed hard_quota_cents");
+      return view;
+    });
+  }
+
+  return {
+    async createBudgetCode(input) {
+      try {
+        await repo.insertBudgetCode(db, input);
+      } catch (err) {
+        if (isUniqueViolation(err)) throw new AlreadyExistsError("budget code", input.code);
+        throw err;
+      }
+      return get(input.code);
+    },
+    getBudgetCode: (code) => get(code),
+    async listBudgetCodes(query) {
+      const rows = await repo.listBudgetCodes(db, { state: query.state, afterCode: query.afterCode, limit: query.pageSize + 1 });
+      const items = rows.slice(0, query.pageSize).map(toView);
+      return { items, nextAfter: rows.length > query.pageSize ? items.at(-1)?.code : undefined };
+    },
+    updateBudgetCode: (code, etag, patch) => change(code, etag, patch),
+    async deleteBudgetCode(code, etag, replacement) {
+      await inTransaction(db, async (tx) => {
+        const outcome = await repo.bumpBudgetCode(tx, code, versionOf(etag));
+        if (outcome === "missing") throw new NotFoundError("budget code", code);
+        if (outcome === "stale") throw staleEtag("budget code", code);
+        const uses = await repo.usesOf(tx, code);
+        if (uses.grants + uses.accounts > 0) {
+          if (replacement === "") {
+            throw new FailedPreconditionError(`budget code ${JSON.stringify(code)} is in use (${uses.grants} holder(s), ${uses.accounts} account(s)); name a replacement_code`, "BUDGET_CODE_IN_USE", [], { code });
+          }
+          if (replacement === code) throw InvalidArgumentError.field("replacement_code", "must differ from the code being deleted");
+          const target = await repo.bumpBudgetCode(tx, replacement, null);
+          if (target === "missing") throw InvalidArgumentError.field("replacement_code", "no such budget code");
+          await repo.moveUses(tx, code, replacement);
+        }
+        await repo.deleteBudgetCode(tx, code);
+      });
+    },
+    grant: (code, userId) =>
+      change(code, "", {}, async (tx) => {
+        if (!(await userExists(tx, userId))) throw InvalidArgumentError.field("user_id", "no such user");
+        await repo.grant(tx, code, userId);
+      }),
+    revoke: (code, userId) => change(code, "", {}, (tx) => repo.revoke(tx, code, userId)),
+  };
+}

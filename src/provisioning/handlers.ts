@@ -1,0 +1,124 @@
+// dispatcher.v1 CloudService and BudgetCodeService over gRPC: every request field validated here (INVALID_ARGUMENT
+// with field violations), then the provisioning services, then complete response messages.
+import { BudgetCodeServiceService as B, CloudServiceService as C } from "../gen/proto/dispatcher/v1/provisioning.js";
+import { afterIdFromToken, ETAG_RULES, ID_RULES, maskPaths, nextToken } from "../iam/mapper.js";
+import { defineService, unary, type RpcService } from "../rpc/adapter.js";
+import { requireString, validateOne } from "../rpc/validate.js";
+import type { BudgetCodeService, BudgetPatch } from "./budget-service.js";
+import type { CloudPatch, CloudService } from "./cloud-service.js";
+import {
+  BUDGET_CODE_RULES,
+  BUDGET_STATE,
+  budgetCodeToProto,
+  cents,
+  CLOUD_NAME_RULES,
+  cloudToProto,
+  DRIVER_RULES,
+  ENDPOINT_RULES,
+  FINANCE_CODE_RULES,
+  PRINTABLE_RULES,
+  regionList,
+} from "./mapper.js";
+
+export function cloudHandlers(clouds: CloudService): RpcService {
+  return defineService(C, {
+    createCloud: unary(C.createCloud, async (req) => {
+      const input = validateOne((v) => ({
+        name: v.string("name", req.name, CLOUD_NAME_RULES),
+        driver: v.string("driver", req.driver, DRIVER_RULES),
+        endpoint: v.string("endpoint", req.endpoint, ENDPOINT_RULES),
+        regions: regionList(v, "regions", req.regions),
+      }));
+      return { cloud: cloudToProto(await clouds.createCloud(input)) };
+    }),
+    getCloud: unary(C.getCloud, async (req) => ({ cloud: cloudToProto(await clouds.getCloud(requireString("id", req.id, ID_RULES))) })),
+    listClouds: unary(C.listClouds, async (req) => {
+      const q = validateOne((v) => {
+        const driver = v.optionalString("driver", req.driver, DRIVER_RULES);
+        return { driver: driver || undefined, pageSize: v.pageSize("page_size", req.pageSize), afterId: afterIdFromToken(v, req.pageToken, { driver }) };
+      });
+      const page = await clouds.listClouds(q);
+      return { clouds: page.items.map(cloudToProto), nextPageToken: nextToken(page, { driver: q.driver ?? "" }) };
+    }),
+    updateCloud: unary(C.updateCloud, async (req) => {
+      const { id, etag, patch } = validateOne((v) => {
+        const mask = maskPaths(v, req.updateMask, ["name", "endpoint", "regions"] as const);
+        const patch: CloudPatch = {};
+        if (mask.has("name")) patch.name = v.string("name", req.name, CLOUD_NAME_RULES);
+        if (mask.has("endpoint")) patch.endpoint = v.string("endpoint", req.endpoint, ENDPOINT_RULES);
+        if (mask.has("regions")) patch.regions = regionList(v, "regions", req.regions);
+        return { id: v.string("id", req.id, ID_RULES), etag: v.string("etag", req.etag, ETAG_RULES), patch };
+      });
+      return { cloud: cloudToProto(await clouds.updateCloud(id, etag, patch)) };
+    }),
+    deleteCloud: unary(C.deleteCloud, async (req) => {
+      const { id, etag } = validateOne((v) => ({ id: v.string("id", req.id, ID_RULES), etag: v.string("etag", req.etag, ETAG_RULES) }));
+      await clouds.deleteCloud(id, etag);
+      return {};
+    }),
+  });
+}
+
+export function budgetCodeHandlers(budgets: BudgetCodeService): RpcService {
+  const holder = (req: { code: string; userId: string }) => validateOne((v) => ({ code: v.string("code", req.code, BUDGET_CODE_RULES), userId: v.string("user_id", req.userId, ID_RULES) }));
+  return defineService(B, {
+    createBudgetCode: unary(B.createBudgetCode, async (req) => {
+      const input = validateOne((v) => {
+        const hardQuotaCents = cents(v, "hard_quota_cents", req.hardQuotaCents, 1n);
+        const softQuotaCents = cents(v, "soft_quota_cents", req.softQuotaCents);
+        if (softQuotaCents > hardQuotaCents && hardQuotaCents > 0n) v.add("soft_quota_cents", "must not exceed hard_quota_cents");
+        return {
+          code: v.string("code", req.code, BUDGET_CODE_RULES),
+          name: v.string("name", req.name, PRINTABLE_RULES),
+          financeCode: v.string("finance_code", req.financeCode, FINANCE_CODE_RULES),
+          hardQuotaCents,
+          softQuotaCents,
+          state: v.optionalEnum("state", req.state, BUDGET_STATE) ?? "ACTIVE",
+        };
+      });
+      return { budgetCode: budgetCodeToProto(await budgets.createBudgetCode(input)) };
+    }),
+    getBudgetCode: unary(B.getBudgetCode, async (req) => ({ budgetCode: budgetCodeToProto(await budgets.getBudgetCode(requireString("code", req.code, BUDGET_CODE_RULES))) })),
+    listBudgetCodes: unary(B.listBudgetCodes, async (req) => {
+      const q = validateOne((v) => {
+        const state = v.optionalEnum("state", req.state, BUDGET_STATE);
+        return { state, pageSize: v.pageSize("page_size", req.pageSize), afterCode: afterIdFromToken(v, req.pageToken, { state }) };
+      });
+      const page = await budgets.listBudgetCodes(q);
+      return { budgetCodes: page.items.map(budgetCodeToProto), nextPageToken: nextToken(page, { state: q.state }) };
+    }),
+    updateBudgetCode: unary(B.updateBudgetCode, async (req) => {
+      const { code, etag, patch } = validateOne((v) => {
+        const mask = maskPaths(v, req.updateMask, ["name", "finance_code", "hard_quota_cents", "soft_quota_cents", "state"] as const);
+        const patch: BudgetPatch = {};
+        if (mask.has("name")) patch.name = v.string("name", req.name, PRINTABLE_RULES);
+        if (mask.has("finance_code")) patch.financeCode = v.string("finance_code", req.financeCode, FINANCE_CODE_RULES);
+        if (mask.has("hard_quota_cents")) patch.hardQuotaCents = cents(v, "hard_quota_cents", req.hardQuotaCents, 1n);
+        if (mask.has("soft_quota_cents")) patch.softQuotaCents = cents(v, "soft_quota_cents", req.softQuotaCents);
+        if (mask.has("state")) {
+          const state = v.enumValue("state", req.state, BUDGET_STATE);
+          if (state) patch.state = state;
+        }
+        return { code: v.string("code", req.code, BUDGET_CODE_RULES), etag: v.string("etag", req.etag, ETAG_RULES), patch };
+      });
+      return { budgetCode: budgetCodeToProto(await budgets.updateBudgetCode(code, etag, patch)) };
+    }),
+    deleteBudgetCode: unary(B.deleteBudgetCode, async (req) => {
+      const input = validateOne((v) => ({
+        code: v.string("code", req.code, BUDGET_CODE_RULES),
+        etag: v.string("etag", req.etag, ETAG_RULES),
+        replacement: v.optionalString("replacement_code", req.replacementCode, BUDGET_CODE_RULES),
+      }));
+      await budgets.deleteBudgetCode(input.code, input.etag, input.replacement);
+      return {};
+    }),
+    grantBudgetCode: unary(B.grantBudgetCode, async (req) => {
+      const { code, userId } = holder(req);
+      return { budgetCode: budgetCodeToProto(await budgets.grant(code, userId)) };
+    }),
+    revokeBudgetCode: unary(B.revokeBudgetCode, async (req) => {
+      const { code, userId } = holder(req);
+      return { budgetCode: budgetCodeToProto(await budgets.revoke(code, userId)) };
+    }),
+  });
+}

@@ -1,0 +1,105 @@
+// Provisioning test fixtures: a migrated provisioning database, a user with each built-in role and their API keys,
+// and a real gRPC server serving SystemService, the IAM services and the provisioning services behind the DB-backed
+// API key authenticator. Host names resolve through a fixed table, so SSRF checks of names need no DNS.
+import { createDispatcherClients, type DispatcherClients } from "../../src/client/index.js";
+import { createApiKey } from "../../src/iam/api-keys.js";
+import { createApiKeyAuthenticator } from "../../src/iam/authenticator.js";
+import { iamRpcServices } from "../../src/iam/rpc-services.js";
+import type { CredentialMetadata } from "../../src/km/client.js";
+import type { CredentialStore } from "../../src/provisioning/account-service.js";
+import { provisioningRpcServices } from "../../src/provisioning/rpc-services.js";
+import type { RpcService } from "../../src/rpc/adapter.js";
+import { systemHandlers } from "../../src/system/handlers.js";
+import { createSystemService } from "../../src/system/service.js";
+import { BUILT_IN, insertUser, type BuiltIn } from "../iam/support.js";
+import { startTestServer, type TestServer } from "../rpc/fixtures.js";
+import { createTestDatabases, type TestDatabases } from "../support/db.js";
+
+export { BUILT_IN, insertUser, type BuiltIn };
+
+/** What the fixture's resolver answers; any other name does not resolve. */
+export const HOSTS: Readonly<Record<string, string[]>> = {
+  "api.cloud.test": ["203.0.113.10"],
+  "rebind.cloud.test": ["203.0.113.11", "169.254.169.254"],
+  "v6meta.cloud.test": ["fd00:ec2::254"],
+};
+
+export async function fixedResolve(host: string): Promise<string[]> {
+  const answer = HOSTS[host];
+  if (!answer) throw new Error(`ENOTFOUND ${host}`);
+  return answer;
+}
+
+/** An in-memory stand-in for KM's StoreCredential/DeleteCredential that records what it was given. */
+export interface FakeKm extends CredentialStore {
+  stored: Map<string, { accountId: string; type: string; fields: Record<string, string> }>;
+  deleted: string[];
+  /** When set, the next calls fail with it (e.g. an UnavailableError for a KM outage). */
+  failWith: Error | null;
+}
+
+export function fakeKm(): FakeKm {
+  let n = 0;
+  const km: FakeKm = {
+    stored: new Map(),
+    deleted: [],
+    failWith: null,
+    async storeCredential(input) {
+      if (km.failWith) throw km.failWith;
+      const id = `cred-${++n}`;
+      km.stored.set(id, { accountId: input.accountId, type: input.type, fields: { ...input.fields } });
+      const meta: CredentialMetadata = { id, accountId: input.accountId, type: input.type, labels: input.labels ?? {}, keyVersion: 1, createTime: new Date() };
+      return meta;
+    },
+    async deleteCredential(input) {
+      if (km.failWith) throw km.failWith;
+      km.deleted.push(input.id);
+      km.stored.delete(input.id);
+    },
+  };
+  return km;
+}
+
+export interface ProvisioningFixture {
+  dbs: TestDatabases;
+  server: TestServer;
+  /** Only the provisioning services (CloudService, BudgetCodeService, AccountService). */
+  services: RpcService[];
+  users: Record<BuiltIn, { id: string; secret: string }>;
+  km: FakeKm;
+  client(token?: string): DispatcherClients;
+  close(): Promise<void>;
+}
+
+export async function startProvisioningFixture(label: string): Promise<ProvisioningFixture> {
+  const dbs = await createTestDatabases(label);
+  const km = fakeKm();
+  const services = provisioningRpcServices(dbs.provisioning, { allowInsecure: false, allowLinkLocal: false, resolve: fixedResolve }, () => km);
+  const server = await startTestServer({
+    services: [systemHandlers(createSystemService({ roles: ["dispatcher"] })), ...iamRpcServices(dbs.provisioning), ...services],
+    authenticate: createApiKeyAuthenticator(dbs.provisioning),
+  });
+  const users = {} as ProvisioningFixture["users"];
+  for (const role of BUILT_IN) {
+    const id = await insertUser(dbs, [role]);
+    users[role] = { id, secret: (await createApiKey(dbs.provisioning, id, `${role} key`)).secret };
+  }
+  const open: DispatcherClients[] = [];
+  return {
+    dbs,
+    server,
+    services,
+    users,
+    km,
+    client(token) {
+      const c = createDispatcherClients({ address: server.address, token, retry: false });
+      open.push(c);
+      return c;
+    },
+    async close() {
+      for (const c of open) c.close();
+      await server.stop();
+      await dbs.drop();
+    },
+  };
+}
