@@ -32,10 +32,11 @@ export async function insertUser(dbs: TestDatabases, roles: string[], kind: "USE
   return id;
 }
 
-export async function startIamFixture(label: string): Promise<IamFixture> {
+/** Serves SystemService, the IAM services and whatever `extra` makes over the fixture's database. */
+export async function startIamFixture(label: string, extra: (dbs: TestDatabases) => RpcService[] = () => []): Promise<IamFixture> {
   const dbs = await createTestDatabases(label);
   let skew = 0;
-  const services = [systemHandlers(createSystemService({ roles: ["dispatcher"] })), ...iamRpcServices(dbs.provisioning)];
+  const services = [systemHandlers(createSystemService({ roles: ["dispatcher"] })), ...iamRpcServices(dbs.provisioning), ...extra(dbs)];
   const server = await startTestServer({ services, authenticate: createApiKeyAuthenticator(dbs.provisioning, () => Date.now() + skew) });
   const users = {} as IamFixture["users"];
   for (const role of BUILT_IN) {

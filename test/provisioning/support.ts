@@ -1,19 +1,14 @@
 // Provisioning test fixtures: a migrated provisioning database, a user with each built-in role and their API keys,
 // and a real gRPC server serving SystemService, the IAM services and the provisioning services behind the DB-backed
 // API key authenticator. Host names resolve through a fixed table, so SSRF checks of names need no DNS.
-import { createDispatcherClients, type DispatcherClients } from "../../src/client/index.js";
-import { createApiKey } from "../../src/iam/api-keys.js";
-import { createApiKeyAuthenticator } from "../../src/iam/authenticator.js";
-import { iamRpcServices } from "../../src/iam/rpc-services.js";
+import type { DispatcherClients } from "../../src/client/index.js";
+import type { TestServer } from "../rpc/fixtures.js";
+import type { TestDatabases } from "../support/db.js";
 import type { CredentialMetadata } from "../../src/km/client.js";
 import type { CredentialStore } from "../../src/provisioning/account-service.js";
 import { provisioningRpcServices } from "../../src/provisioning/rpc-services.js";
 import type { RpcService } from "../../src/rpc/adapter.js";
-import { systemHandlers } from "../../src/system/handlers.js";
-import { createSystemService } from "../../src/system/service.js";
-import { BUILT_IN, insertUser, type BuiltIn } from "../iam/support.js";
-import { startTestServer, type TestServer } from "../rpc/fixtures.js";
-import { createTestDatabases, type TestDatabases } from "../support/db.js";
+import { BUILT_IN, insertUser, startIamFixture, type BuiltIn } from "../iam/support.js";
 
 export { BUILT_IN, insertUser, type BuiltIn };
 
@@ -72,34 +67,11 @@ export interface ProvisioningFixture {
 }
 
 export async function startProvisioningFixture(label: string): Promise<ProvisioningFixture> {
-  const dbs = await createTestDatabases(label);
   const km = fakeKm();
-  const services = provisioningRpcServices(dbs.provisioning, { allowInsecure: false, allowLinkLocal: false, resolve: fixedResolve }, () => km);
-  const server = await startTestServer({
-    services: [systemHandlers(createSystemService({ roles: ["dispatcher"] })), ...iamRpcServices(dbs.provisioning), ...services],
-    authenticate: createApiKeyAuthenticator(dbs.provisioning),
+  let services: RpcService[] = [];
+  const fixture = await startIamFixture(label, (dbs) => {
+    services = provisioningRpcServices(dbs.provisioning, { allowInsecure: false, allowLinkLocal: false, resolve: fixedResolve }, () => km);
+    return services;
   });
-  const users = {} as ProvisioningFixture["users"];
-  for (const role of BUILT_IN) {
-    const id = await insertUser(dbs, [role]);
-    users[role] = { id, secret: (await createApiKey(dbs.provisioning, id, `${role} key`)).secret };
-  }
-  const open: DispatcherClients[] = [];
-  return {
-    dbs,
-    server,
-    services,
-    users,
-    km,
-    client(token) {
-      const c = createDispatcherClients({ address: server.address, token, retry: false });
-      open.push(c);
-      return c;
-    },
-    async close() {
-      for (const c of open) c.close();
-      await server.stop();
-      await dbs.drop();
-    },
-  };
+  return { ...fixture, services, km };
 }
