@@ -1,8 +1,9 @@
 // npm run bench:jobs — diagnostic jobs through the whole path (RPC → MySQL → JetStream → worker → MySQL), driven from
 // this process against separate dispatcher and worker processes. Prints a summary and one JSON line.
 // Options (env): BENCH_JOBS (jobs in the throughput phase, default 5000), BENCH_IN_FLIGHT (64), BENCH_LATENCY_S (6),
-// BENCH_LAYOUT ("split": a dispatcher+monitor process and a worker process, the default; "single": one process with
-// every role), BENCH_PROFILE_DIR (V8 CPU profiles of the server processes). DISPATCHER_* variables reach the servers.
+// BENCH_LATENCY_RATE (phase 2's jobs/s; default half of phase 1's), BENCH_LAYOUT ("split": a dispatcher+monitor
+// process and a worker process, the default; "single": one process with every role), BENCH_PROFILE_DIR (V8 CPU
+// profiles of the server processes), BENCH_NODE_FLAGS (node flags for them). DISPATCHER_* variables reach the servers.
 import { loadavg } from "node:os";
 import { createDispatcherClients } from "../src/client/index.js";
 import { loadConfig } from "../src/config.js";
@@ -10,15 +11,19 @@ import { createProvisioningClient } from "../src/db/clients.js";
 import { createApiKeyForEmail } from "../src/iam/api-keys.js";
 import { DiagnosticOutcome } from "../src/gen/proto/dispatcher/v1/jobs.js";
 import { measureEcho } from "./echo.js";
-import { benchEnvironment, CORES, cpuSeconds, percentile, round, runDispatcher, say, servicePids, startDispatcher, stopProcess } from "./support.js";
+import { benchEnvironment, CORES, cpuSeconds, machineTicks, percentile, round, runDispatcher, say, servicePids, startDispatcher, stopProcess } from "./support.js";
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 5000);
 const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 64);
 const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_S ?? 6);
 const LAYOUT = process.env.BENCH_LAYOUT === "single" ? "single" : "split";
+/** Phase 2's rate; 0: half of phase 1's. */
+const LATENCY_RATE = Number(process.env.BENCH_LATENCY_RATE ?? 0);
 
 interface Times {
   created: number;
+  /** When the create transaction wrote the outbox row (database clock, same machine). */
+  written: number;
   started: number | null;
   ended: number | null;
 }
@@ -57,25 +62,39 @@ async function commitCount(): Promise<number> {
   return Number(rows[0]?.Value ?? 0);
 }
 
-async function waitTerminal(ids: string[], timeoutMs: number): Promise<void> {
+/** Jobs in a terminal state so far (an index range: cheap enough to poll while the bench runs). */
+async function terminalCount(): Promise<number> {
+  const rows = await db.$queryRaw<{ n: bigint }[]>`SELECT COUNT(*) AS n FROM jobs WHERE state IN ('SUCCEEDED','FAILED','CANCELLED')`;
+  return Number(rows[0]?.n ?? 0);
+}
+
+/**
+ * Waits until `ids` (created after `before` jobs had ended) have ended too. Jobs are never deleted between phases:
+ * deleting thousands of rows leaves InnoDB purging them during the next phase, which would measure the purge.
+ */
+async function waitTerminal(ids: string[], before: number, timeoutMs: number): Promise<void> {
   const end = Date.now() + timeoutMs;
-  let last = -1;
+  let n = 0;
   while (Date.now() < end) {
-    const rows = await db.$queryRaw<{ n: bigint }[]>`SELECT COUNT(*) AS n FROM jobs WHERE state IN ('SUCCEEDED','FAILED','CANCELLED')`;
-    const n = Number(rows[0]?.n ?? 0);
+    n = (await terminalCount()) - before;
     if (n >= ids.length) return;
-    if (n !== last) last = n;
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`only ${last} of ${ids.length} jobs finished in time`);
+  throw new Error(`only ${n} of ${ids.length} jobs finished in time`);
 }
+
+const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 2_000));
 
 async function times(ids: string[]): Promise<Times[]> {
   const out: Times[] = [];
   for (let i = 0; i < ids.length; i += 1000) {
     const chunk = ids.slice(i, i + 1000);
-    const rows = await db.job.findMany({ where: { id: { in: chunk } }, select: { createdAt: true, startedAt: true, endedAt: true } });
-    for (const r of rows) out.push({ created: r.createdAt.getTime(), started: r.startedAt?.getTime() ?? null, ended: r.endedAt?.getTime() ?? null });
+    const rows = await db.job.findMany({ where: { id: { in: chunk } }, select: { id: true, createdAt: true, startedAt: true, endedAt: true } });
+    const outbox = await db.outboxEntry.findMany({ where: { jobId: { in: chunk } }, select: { jobId: true, createdAt: true } });
+    const written = new Map(outbox.map((o) => [o.jobId, o.createdAt.getTime()]));
+    for (const r of rows) {
+      out.push({ created: r.createdAt.getTime(), written: written.get(r.id) ?? r.createdAt.getTime(), started: r.startedAt?.getTime() ?? null, ended: r.endedAt?.getTime() ?? null });
+    }
   }
   return out;
 }
@@ -83,12 +102,15 @@ async function times(ids: string[]): Promise<Times[]> {
 try {
   say("warming up");
   const warm = await Promise.all(Array.from({ length: 200 }, launch));
-  await waitTerminal(warm, 60_000);
-  await db.$executeRaw`DELETE FROM jobs`;
+  await waitTerminal(warm, 0, 60_000);
+  await settle();
 
   say(`phase 1: ${JOBS} jobs as fast as ${IN_FLIGHT} callers go`);
   const ids: string[] = [];
+  const ended1 = await terminalCount();
+  const rpcLatency: number[] = [];
   const cpu0 = cpuNow();
+  const machine0 = machineTicks();
   const commits0 = await commitCount();
   const t0 = Date.now();
   let next = 0;
@@ -96,14 +118,19 @@ try {
     Array.from({ length: IN_FLIGHT }, async () => {
       while (next < JOBS) {
         next++;
+        const t = performance.now();
         ids.push(await launch());
+        rpcLatency.push(round(performance.now() - t, 1));
       }
     }),
   );
   const submitted = Date.now();
-  await waitTerminal(ids, 300_000);
+  rpcLatency.sort((a, b) => a - b);
+  await waitTerminal(ids, ended1, 300_000);
   const done = Date.now();
   const cpu1 = cpuNow();
+  const machine1 = machineTicks();
+  const machineBusy = (machine1.busy - machine0.busy) / Math.max(1, machine1.total - machine0.total);
   const commits = (await commitCount()) - commits0;
   const t1 = await times(ids);
   const firstCreated = Math.min(...t1.map((t) => t.created));
@@ -116,12 +143,16 @@ try {
   for (const [name, secs] of Object.entries(cpu)) {
     say(`  cpu ${name.padEnd(10)} ${round(secs, 2)} s = ${round((secs / wall) * 100, 0)}% of one core, ${round((secs * 1e6) / JOBS, 0)} µs per job`);
   }
+  say(`  machine: ${round(machineBusy * 100, 0)}% of ${CORES} cores busy (every process, kernel included)`);
+  say(`  create RPC latency: p50 ${percentile(rpcLatency, 50)} ms, p99 ${percentile(rpcLatency, 99)} ms`);
   say(`  commits (server-wide Com_commit, other clients included): ${commits} = ${round(commits / JOBS, 2)} per job`);
   say(`  load average now ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
 
-  const rate = Math.max(1, Math.floor(jobsPerS / 2));
-  say(`phase 2: ${rate} jobs/s (half the maximum) for ${LATENCY_SECONDS} s`);
-  await db.$executeRaw`DELETE FROM jobs`;
+  const rate = LATENCY_RATE > 0 ? LATENCY_RATE : Math.max(1, Math.floor(jobsPerS / 2));
+  say(`phase 2: ${rate} jobs/s (${LATENCY_RATE > 0 ? "as asked" : "half the maximum"}) for ${LATENCY_SECONDS} s`);
+  await settle();
+  const ended2 = await terminalCount();
+  const commits2 = await commitCount();
   const ids2: string[] = [];
   const pending: Promise<void>[] = [];
   const start2 = Date.now();
@@ -132,10 +163,16 @@ try {
     await new Promise((r) => setTimeout(r, 2));
   }
   await Promise.all(pending);
-  await waitTerminal(ids2, 120_000);
+  await waitTerminal(ids2, ended2, 120_000);
+  const commitsHalf = ((await commitCount()) - commits2) / Math.max(1, ids2.length);
+  say(`  commits (server-wide): ${round(commitsHalf, 2)} per job`);
   const t2 = await times(ids2);
   const startLat = t2.filter((t) => t.started !== null).map((t) => (t.started as number) - t.created).sort((a, b) => a - b);
   const completeLat = t2.filter((t) => t.ended !== null).map((t) => (t.ended as number) - t.created).sort((a, b) => a - b);
+  // Where the start latency goes: the create (call to its transaction's writes), then commit → publish → start.
+  const createPart = t2.map((t) => t.written - t.created).sort((a, b) => a - b);
+  const toStartPart = t2.filter((t) => t.started !== null).map((t) => (t.started as number) - t.written).sort((a, b) => a - b);
+  say(`  create → outbox row written: p50 ${percentile(createPart, 50)} ms, p99 ${percentile(createPart, 99)} ms; outbox row → started: p50 ${percentile(toStartPart, 50)} ms, p99 ${percentile(toStartPart, 99)} ms`);
 
   say("phase 3: raw grpc-js unary echo, 64 in flight (the ceiling)");
   const echo = await measureEcho(3, 64);
@@ -153,7 +190,11 @@ try {
     echo_rps: round(echo.rps, 0),
     layout: LAYOUT,
     commits_per_job: round(commits / JOBS, 2),
+    commits_per_job_latency_phase: round(commitsHalf, 2),
     cpu_ms_per_job: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, round((v * 1000) / JOBS, 3)])),
+    machine_busy_pct: round(machineBusy * 100, 0),
+    rpc_p50_ms: percentile(rpcLatency, 50),
+    rpc_p99_ms: percentile(rpcLatency, 99),
     load_avg_1m: round(loadavg()[0] ?? 0, 2),
   };
   say("");

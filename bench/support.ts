@@ -98,11 +98,14 @@ export function runDispatcher(args: string[], env: NodeJS.ProcessEnv): Promise<v
 
 /**
  * Starts `dispatcher serve --role <roles>` and waits until it serves (or, without the dispatcher role, a moment).
- * With BENCH_PROFILE_DIR set, the process writes a V8 CPU profile there when it exits (`node --cpu-prof`).
+ * With BENCH_PROFILE_DIR set, the process writes a V8 CPU profile there when it exits (`node --cpu-prof`);
+ * BENCH_NODE_FLAGS adds node flags.
  */
 export async function startDispatcher(roles: string, env: NodeJS.ProcessEnv, port: number): Promise<ChildProcess> {
   const profileDir = process.env.BENCH_PROFILE_DIR;
   const profile = profileDir ? ["--cpu-prof", "--cpu-prof-dir", profileDir, "--cpu-prof-name", `${roles.replace(/,/g, "+")}.${Date.now()}.cpuprofile`] : [];
+  // BENCH_NODE_FLAGS: more node flags for the server processes (e.g. --trace-gc, which NODE_OPTIONS refuses).
+  profile.push(...(process.env.BENCH_NODE_FLAGS ?? "").split(" ").filter(Boolean));
   // The service log (stdout, level DISPATCHER_LOGGING_LEVEL) goes to a file in the run's data directory.
   const logFile = join(env.DISPATCHER_DATA_DIR ?? tmpdir(), `${roles.replace(/,/g, "+")}.log`);
   const out = openSync(logFile, "a");
@@ -163,4 +166,12 @@ export function servicePids(natsPort: number): { mariadb?: number; nats?: number
     if (/\bnats-server\b/.test(cmd) && new RegExp(`-p ${natsPort}\\b`).test(cmd) && out.nats === undefined) out.nats = Number(name);
   }
   return out;
+}
+
+/** Busy and total CPU ticks of the whole machine so far (every process, the kernel's interrupt work included). */
+export function machineTicks(): { busy: number; total: number } {
+  const line = readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "";
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
+  const busy = (user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0);
+  return { busy, total: busy + (idle ?? 0) + (iowait ?? 0) };
 }

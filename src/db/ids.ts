@@ -2,6 +2,19 @@
 import { randomBytes } from "node:crypto";
 
 const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/** Random bytes drawn 4 KiB at a time: one randomBytes call per id costs more than the rest of newId. */
+const POOL_SIZE = 4096;
+let pool = Buffer.alloc(0);
+let offset = 0;
+
+function random10(): Buffer {
+  if (offset + 10 > pool.length) {
+    pool = randomBytes(POOL_SIZE);
+    offset = 0;
+  }
+  offset += 10;
+  return pool.subarray(offset - 10, offset);
+}
 
 /** A new ULID, e.g. "01JDQ3Z5K8W8G4QF2Q6N2D7M9T". Ids made in the same millisecond are not ordered among themselves. */
 export function newId(now: number = Date.now()): string {
@@ -11,7 +24,7 @@ export function newId(now: number = Date.now()): string {
     time = ALPHABET[t % 32] + time;
     t = Math.floor(t / 32);
   }
-  const bytes = randomBytes(10);
+  const bytes = random10();
   let bits = 0n;
   for (const b of bytes) bits = (bits << 8n) | BigInt(b);
   let random = "";

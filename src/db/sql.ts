@@ -28,6 +28,12 @@ export function sqlFragment(strings: TemplateStringsArray, ...values: SqlArg[]):
   return new SqlFragment(strings, values);
 }
 
+/** Fragments one after another with a separator between them (e.g. the WHEN … THEN … arms of a CASE). */
+export function sqlJoin(fragments: readonly SqlFragment[], separator: ", " | " " | " AND " | " OR "): SqlFragment {
+  if (fragments.length === 0) return new SqlFragment([""], []);
+  return new SqlFragment(["", ...fragments.slice(1).map(() => separator), ""], fragments);
+}
+
 /** Runs statements; every `${value}` in a template is a bound parameter, never text. */
 export interface Sql {
   /** Runs a statement (INSERT, UPDATE, DELETE); resolves with the number of rows it changed. */
@@ -101,8 +107,7 @@ function driverSql(runner: Runner): Sql {
   };
 }
 
-const ISOLATION: Record<Isolation, string> = {
-  "READ COMMITTED": "SET TRANSACTION ISOLATION LEVEL READ COMMITTED",
+const ISOLATION: Record<Exclude<Isolation, "READ COMMITTED">, string> = {
   "REPEATABLE READ": "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ",
 };
 
@@ -122,8 +127,6 @@ export function createSqlPool(url: string, size: number, options: SqlPoolOptions
     connectionLimit: size,
     initSql: "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
     acquireTimeout: options.acquireTimeoutMs ?? 5_000,
-    // Fresh connections are validated by use; the default 500 ms ping on reuse costs a round trip under load.
-    minDelayValidation: 5_000,
   });
 
   const acquire = async (): Promise<PoolConnection> => {
@@ -138,7 +141,8 @@ export function createSqlPool(url: string, size: number, options: SqlPoolOptions
     const conn = await acquire();
     let healthy = true;
     try {
-      if (isolation) await conn.query(ISOLATION[isolation]);
+      // READ COMMITTED is every session's own level (initSql): only another level costs a statement.
+      if (isolation && isolation !== "READ COMMITTED") await conn.query(ISOLATION[isolation]);
       await conn.beginTransaction();
       try {
         const result = await fn(driverSql(conn));

@@ -2,7 +2,7 @@
 // provisioning database followed by the job's doorbell. Outcomes are compare-and-sets on (id, attempt, RUNNING, lease
 // owner): an outcome that loses is recorded as a "stale_completion_rejected" event and never applied.
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { Isolation, Sql, SqlPool } from "../db/sql.js";
+import { sqlFragment, type Isolation, type Sql, type SqlPool } from "../db/sql.js";
 import { newId } from "../db/ids.js";
 import type { Attributes } from "@opentelemetry/api";
 import { ATTR_JOB_ATTEMPT, ATTR_JOB_ID, ATTR_JOB_KIND, withSpan } from "../telemetry/spans.js";
@@ -75,7 +75,8 @@ export interface PendingInput extends AttemptRef {
   progressMessage?: string;
 }
 
-interface StartRow {
+/** A job row as start() reads it, locked. */
+export interface StartRow {
   id: string;
   kind: string;
   state: JobState;
@@ -87,6 +88,16 @@ interface StartRow {
   leaseOwner: string | null;
   leaseExpired: number | null;
   deadlineInMs: bigint | number | null;
+}
+
+/** The columns of a StartRow. */
+export const START_COLUMNS = sqlFragment`id, kind, state, attempt, max_attempts AS maxAttempts, payload, traceparent,
+  cancel_requested AS cancelRequested, lease_owner AS leaseOwner, lease_expires_at < NOW(3) AS leaseExpired,
+  TIMESTAMPDIFF(MICROSECOND, NOW(3), deadline_at) DIV 1000 AS deadlineInMs`;
+
+/** The attempt a started row runs: the one after the row's (read before the start's UPDATE). */
+export function startedJob(row: StartRow, deadlineInMs: number | null): StartedJob {
+  return { id: row.id, kind: row.kind, attempt: row.attempt + 1, maxAttempts: row.maxAttempts, payload: row.payload, traceparent: row.traceparent, deadlineInMs };
 }
 
 /** The error a cancelled job carries (as when the job service cancels a queued one). */
@@ -104,36 +115,34 @@ export class JobExecution {
    */
   async start(input: StartInput): Promise<StartResult> {
     const result = await this.transaction("start", { id: input.jobId, kind: input.kind }, async (tx): Promise<StartResult> => {
-      const rows = await tx.query<StartRow>`
-        SELECT id, kind, state, attempt, max_attempts AS maxAttempts, payload, traceparent, cancel_requested AS cancelRequested,
-               lease_owner AS leaseOwner, lease_expires_at < NOW(3) AS leaseExpired,
-               TIMESTAMPDIFF(MICROSECOND, NOW(3), deadline_at) DIV 1000 AS deadlineInMs
-          FROM jobs WHERE id = ${input.jobId} FOR UPDATE`;
-      const row = rows[0];
-      if (!row) return { status: "skipped", state: null };
-      const tookOver = row.state === "RUNNING" && row.leaseOwner !== MONITOR_OWNER && Number(row.leaseExpired) === 1;
-      if (row.state !== "QUEUED" && !tookOver) return { status: "skipped", state: row.state };
-      const ref = { jobId: row.id, kind: row.kind, attempt: row.attempt, owner: row.leaseOwner ?? "" };
-      if (tookOver) {
-        await this.event(tx, ref, "lease_expired", "RUNNING", "QUEUED", input.owner, `attempt ${row.attempt} stopped renewing its lease (owner ${row.leaseOwner})`);
-      }
-      const deadlineInMs = row.deadlineInMs === null ? null : Number(row.deadlineInMs);
-      const ended = await this.endIfUnrunnable(tx, ref, { cancelRequested: Number(row.cancelRequested) === 1, deadlineInMs, maxAttempts: row.maxAttempts }, input.owner);
-      if (ended) return { status: "ended", state: ended };
-      // The row is locked; the compare-and-set on (state, attempt) still guards against a read that was not.
-      const n = await tx.execute`
-        UPDATE jobs SET state = 'RUNNING', attempt = attempt + 1, lease_owner = ${input.owner},
-               lease_expires_at = NOW(3) + INTERVAL ${micros(input.leaseMs)} MICROSECOND, next_check_at = NULL,
-               started_at = COALESCE(started_at, NOW(3)), updated_at = NOW(3)
-         WHERE id = ${row.id} AND attempt = ${row.attempt} AND state = ${tookOver ? "RUNNING" : "QUEUED"}`;
-      if (n !== 1) throw new Error(`job ${row.id} changed under its row lock`);
-      const attempt = row.attempt + 1;
-      await this.event(tx, { ...ref, attempt }, "started", "QUEUED", "RUNNING", input.owner, `attempt ${attempt} of ${row.maxAttempts}`);
-      const job: StartedJob = { id: row.id, kind: row.kind, attempt, maxAttempts: row.maxAttempts, payload: row.payload, traceparent: row.traceparent, deadlineInMs };
-      return { status: "started", job, tookOver };
+      const rows = await tx.query<StartRow>`SELECT ${START_COLUMNS} FROM jobs WHERE id = ${input.jobId} FOR UPDATE`;
+      return rows[0] ? this.startLocked(tx, rows[0], input) : { status: "skipped", state: null };
     });
     if (result.status !== "skipped") this.ring(input.jobId);
     return result;
+  }
+
+  /** start() for a row this transaction locked (read with START_COLUMNS). */
+  async startLocked(tx: Sql, row: StartRow, input: Pick<StartInput, "owner" | "leaseMs">): Promise<StartResult> {
+    const tookOver = row.state === "RUNNING" && row.leaseOwner !== MONITOR_OWNER && Number(row.leaseExpired) === 1;
+    if (row.state !== "QUEUED" && !tookOver) return { status: "skipped", state: row.state };
+    const ref = { jobId: row.id, kind: row.kind, attempt: row.attempt, owner: row.leaseOwner ?? "" };
+    if (tookOver) {
+      await this.event(tx, ref, "lease_expired", "RUNNING", "QUEUED", input.owner, `attempt ${row.attempt} stopped renewing its lease (owner ${row.leaseOwner})`);
+    }
+    const deadlineInMs = row.deadlineInMs === null ? null : Number(row.deadlineInMs);
+    const ended = await this.endIfUnrunnable(tx, ref, { cancelRequested: Number(row.cancelRequested) === 1, deadlineInMs, maxAttempts: row.maxAttempts }, input.owner);
+    if (ended) return { status: "ended", state: ended };
+    // The row is locked; the compare-and-set on (state, attempt) still guards against a read that was not.
+    const n = await tx.execute`
+      UPDATE jobs SET state = 'RUNNING', attempt = attempt + 1, lease_owner = ${input.owner},
+             lease_expires_at = NOW(3) + INTERVAL ${micros(input.leaseMs)} MICROSECOND, next_check_at = NULL,
+             started_at = COALESCE(started_at, NOW(3)), updated_at = NOW(3)
+       WHERE id = ${row.id} AND attempt = ${row.attempt} AND state = ${tookOver ? "RUNNING" : "QUEUED"}`;
+    if (n !== 1) throw new Error(`job ${row.id} changed under its row lock`);
+    const attempt = row.attempt + 1;
+    await this.event(tx, { ...ref, attempt }, "started", "QUEUED", "RUNNING", input.owner, `attempt ${attempt} of ${row.maxAttempts}`);
+    return { status: "started", job: startedJob(row, deadlineInMs), tookOver };
   }
 
   /** The job's state, or null when there is no such job. */

@@ -1,6 +1,6 @@
 // The transactional outbox: writing a job's publication in the caller's transaction, the relay's reads and writes of
 // outbox_entries, and the wire format of a job message (subject, Nats-Msg-Id, JSON payload, trace headers).
-import type { Sql, SqlPool } from "../db/sql.js";
+import { sqlFragment, sqlJoin, type Sql, type SqlPool } from "../db/sql.js";
 
 /** What a job message carries; workers read the rest from the database. */
 export interface JobMessage {
@@ -68,21 +68,28 @@ function traceHeaders(traceparent?: string | null, tracestate?: string | null): 
 }
 
 /**
- * Writes publication `publication` of a job whose jobs.publish_count the caller already set to it (job creation
- * inserts the job with publish_count 1). One round trip. Prefer enqueuePublication unless you wrote the count.
+ * Writes publication `publication` of jobs whose jobs.publish_count the caller already set to it (job creation
+ * inserts jobs with publish_count 1), one row per input, in one statement. Prefer enqueuePublication unless you wrote
+ * the count. Results in the order of `inputs`.
  */
-export async function insertOutboxEntry(sql: Sql, input: PublicationInput & { publication: number; attempt: number }): Promise<OutboxRef> {
-  const payload: JobMessage = { jobId: input.jobId, kind: input.kind, publication: input.publication };
-  const headers = traceHeaders(input.traceparent, input.tracestate);
-  const subject = jobSubject(input.subjectPrefix, input.kind);
-  const msgId = jobMsgId(input.jobId, input.publication);
-  const rows = await sql.query<{ id: bigint }>`
-    INSERT INTO outbox_entries (job_id, attempt, msg_id, subject, headers, payload, created_at)
-    VALUES (${input.jobId}, ${input.attempt}, ${msgId}, ${subject}, ${JSON.stringify(headers)}, ${JSON.stringify(payload)}, NOW(3))
-    RETURNING id`;
-  const id = rows[0]?.id;
-  if (id === undefined) throw new Error(`outbox insert for job ${input.jobId} returned no id`);
-  return { id: BigInt(id), jobId: input.jobId, kind: input.kind, publication: input.publication, msgId, subject, headers, payload };
+export async function insertOutboxEntries(sql: Sql, inputs: (PublicationInput & { publication: number; attempt: number })[]): Promise<OutboxRef[]> {
+  const refs = inputs.map((input) => {
+    const payload: JobMessage = { jobId: input.jobId, kind: input.kind, publication: input.publication };
+    const msgId = jobMsgId(input.jobId, input.publication);
+    return { id: 0n, jobId: input.jobId, kind: input.kind, publication: input.publication, msgId, subject: jobSubject(input.subjectPrefix, input.kind), headers: traceHeaders(input.traceparent, input.tracestate), payload };
+  });
+  const values = refs.map(
+    (r, i) => sqlFragment`(${r.jobId}, ${inputs[i]?.attempt ?? 0}, ${r.msgId}, ${r.subject}, ${JSON.stringify(r.headers)}, ${JSON.stringify(r.payload)}, NOW(3))`,
+  );
+  const rows = await sql.query<{ id: bigint; msgId: string }>`
+    INSERT INTO outbox_entries (job_id, attempt, msg_id, subject, headers, payload, created_at) VALUES ${sqlJoin(values, ", ")}
+    RETURNING id, msg_id AS msgId`;
+  const ids = new Map(rows.map((r) => [r.msgId, BigInt(r.id)]));
+  return refs.map((r) => {
+    const id = ids.get(r.msgId);
+    if (id === undefined) throw new Error(`outbox insert for job ${r.jobId} returned no id`);
+    return { ...r, id };
+  });
 }
 
 /**
@@ -152,22 +159,22 @@ export async function deletePublishedBefore(sql: Sql, ageMs: number): Promise<nu
 
 /**
  * Marks rows published and stamps the last publication of their jobs that are still QUEUED (the reconciler reads it
- * only for those; a job a worker already started is left alone and not locked, under READ COMMITTED). A job's
+ * only for those; a job a worker already started is neither changed nor, under READ COMMITTED, locked). A job's
  * published_at never moves back: a retry scheduled meanwhile sets it to when the delayed redelivery is due.
- * Given the pool, runs in a transaction of its own (two statements, one commit); given a transaction, in that one.
+ *
+ * Given the pool, the two statements commit on their own: each holds its row locks only while the server runs it,
+ * never across a round trip, so a worker starting one of these jobs does not wait for the relay. (A job whose stamp
+ * is lost to a crash in between is at worst republished by the reconciler if it is still queued 30 s later — what
+ * the reconciler is for.) Given a transaction (the poll loop's claim), both run in it.
  */
 export async function markOutboxPublished(sql: Sql | SqlPool, rows: Pick<OutboxRef, "id" | "jobId">[]): Promise<void> {
   if (rows.length === 0) return;
   // Primary keys in order: concurrent markers lock rows in the same order, so they wait rather than deadlock.
   const ids = rows.map((r) => r.id).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const jobIds = [...new Set(rows.map((r) => r.jobId))].sort();
-  const mark = async (tx: Sql): Promise<void> => {
-    await tx.execute`UPDATE outbox_entries SET published_at = NOW(3), publish_attempts = publish_attempts + 1 WHERE id IN (${ids})`;
-    await tx.execute`
-      UPDATE jobs SET published_at = GREATEST(COALESCE(published_at, NOW(3)), NOW(3)) WHERE id IN (${jobIds}) AND state = 'QUEUED'`;
-  };
-  if ("transaction" in sql) await sql.transaction(mark, { isolation: "READ COMMITTED" });
-  else await mark(sql);
+  await sql.execute`UPDATE outbox_entries SET published_at = NOW(3), publish_attempts = publish_attempts + 1 WHERE id IN (${ids})`;
+  await sql.execute`
+    UPDATE jobs SET published_at = GREATEST(COALESCE(published_at, NOW(3)), NOW(3)) WHERE id IN (${jobIds}) AND state = 'QUEUED'`;
 }
 
 function refOfRow(row: OutboxRow): OutboxRef {

@@ -2,11 +2,11 @@
 // listing (keyset pages), and the operator transitions cancel and retry. Everything but listing runs on the `Sql`
 // layer (src/db/sql.ts): Prisma costs several times the driver's CPU per statement on the hot path.
 import type { ProvisioningDb } from "../db/clients.js";
-import { sqlFragment, type Sql, type SqlPool } from "../db/sql.js";
+import { sqlFragment, sqlJoin, type Sql, type SqlPool } from "../db/sql.js";
 import { Prisma } from "../gen/prisma/provisioning/client.js";
 import { appendEvent } from "./events.js";
 import type { Job, JobState, ResourceRef } from "./model.js";
-import { enqueuePublication, insertOutboxEntry, type OutboxRef } from "./outbox.js";
+import { enqueuePublication, insertOutboxEntries, type OutboxRef } from "./outbox.js";
 
 const JOB_COLUMNS = sqlFragment`id, kind, state, attempt, max_attempts AS maxAttempts, progress_percent AS progressPercent,
   progress_message AS progressMessage, error_code AS errorCode, error_message AS errorMessage, error_details AS errorDetails,
@@ -103,22 +103,35 @@ export interface NewJob {
 }
 
 /**
- * Writes the job (QUEUED, publication 1), its "created" event and its outbox row in `tx`: three statements, no read.
- * A second job with the same (requested_by, idempotency_key) fails with a unique violation on the first statement,
- * before anything is written (MariaDB rolls back that statement only; the transaction stays usable).
+ * Writes each job (QUEUED, publication 1), its "created" event and its outbox row in `tx`: three statements whatever
+ * the number of jobs, no read. A job with the same (requested_by, idempotency_key) as an existing one fails the first
+ * statement with a unique violation before anything is written (MariaDB rolls back that statement only; the
+ * transaction stays usable). Results in the order of `jobs`.
  */
-export async function insertJob(tx: Sql, j: NewJob): Promise<{ job: Job; outbox: OutboxRef }> {
+export async function insertJobs(tx: Sql, jobs: NewJob[]): Promise<{ job: Job; outbox: OutboxRef }[]> {
+  const jobRows = jobs.map(
+    (j) => sqlFragment`(${j.id}, ${j.kind}, 'QUEUED', 0, ${j.maxAttempts}, ${JSON.stringify(j.payload ?? null)}, ${j.requestedBy},
+      ${j.resource?.type ?? null}, ${j.resource ? j.resource.id : null}, ${j.idempotencyKey}, ${j.traceId}, ${j.traceparent},
+      ${j.deadlineAt}, 1, ${j.now}, ${j.now})`,
+  );
   await tx.execute`
     INSERT INTO jobs (id, kind, state, attempt, max_attempts, payload, requested_by, resource_type, resource_id,
                       idempotency_key, trace_id, traceparent, deadline_at, publish_count, created_at, updated_at)
-    VALUES (${j.id}, ${j.kind}, 'QUEUED', 0, ${j.maxAttempts}, ${JSON.stringify(j.payload ?? null)}, ${j.requestedBy},
-            ${j.resource?.type ?? null}, ${j.resource ? j.resource.id : null}, ${j.idempotencyKey}, ${j.traceId},
-            ${j.traceparent}, ${j.deadlineAt}, 1, ${j.now}, ${j.now})`;
+    VALUES ${sqlJoin(jobRows, ", ")}`;
+  const eventRows = jobs.map((j) => sqlFragment`(${j.id}, 1, 'created', NULL, 'QUEUED', 0, ${j.actor}, NULL, ${j.now})`);
   await tx.execute`
     INSERT INTO job_events (job_id, sequence, type, from_state, to_state, attempt, actor, message, created_at)
-    VALUES (${j.id}, 1, 'created', NULL, 'QUEUED', 0, ${j.actor}, NULL, ${j.now})`;
-  const outbox = await insertOutboxEntry(tx, { jobId: j.id, kind: j.kind, traceparent: j.traceparent, tracestate: j.tracestate ?? null, subjectPrefix: j.subjectPrefix, publication: 1, attempt: 0 });
-  const job: Job = {
+    VALUES ${sqlJoin(eventRows, ", ")}`;
+  const outbox = await insertOutboxEntries(
+    tx,
+    jobs.map((j) => ({ jobId: j.id, kind: j.kind, traceparent: j.traceparent, tracestate: j.tracestate ?? null, subjectPrefix: j.subjectPrefix, publication: 1, attempt: 0 })),
+  );
+  return jobs.map((j, i) => ({ job: queuedJob(j), outbox: outbox[i] as OutboxRef }));
+}
+
+/** A job as insertJobs writes it. */
+function queuedJob(j: NewJob): Job {
+  return {
     id: j.id,
     kind: j.kind,
     state: "QUEUED",
@@ -141,7 +154,6 @@ export async function insertJob(tx: Sql, j: NewJob): Promise<{ job: Job; outbox:
     endedAt: null,
     deadlineAt: j.deadlineAt,
   };
-  return { job, outbox };
 }
 
 export async function findJob(sql: Sql, id: string): Promise<Job | null> {

@@ -12,6 +12,7 @@ import { isAllowed } from "../rpc/permissions.js";
 import { storedTraceContext } from "../telemetry/propagation.js";
 import { ATTR_JOB_ID, currentTraceId, jobAttributes, withSpan } from "../telemetry/spans.js";
 import type { JobCatalog, JobKind } from "./catalog.js";
+import { createBatcher } from "./batcher.js";
 import { listEvents, ringDoorbell } from "./events.js";
 import type { Job, JobEvent, JobState, ResourceRef } from "./model.js";
 import type { OutboxRef } from "./outbox.js";
@@ -21,6 +22,12 @@ import { watchJob, type JobUpdate } from "./watch.js";
 
 export type { JobCursor } from "./repository.js";
 export type { JobUpdate } from "./watch.js";
+
+/** Creates committed together at most (src/jobs/batcher.ts: one group commit at a time). */
+const CREATE_BATCH = 64;
+
+/** A job written, with its outbox row; or found by its idempotency key (outbox null). */
+type Inserted = { job: Job; outbox: OutboxRef | null };
 
 /** Roles that see every job; everyone else sees the jobs they requested. */
 const SEE_ALL_ROLES = new Set(["admin", "operator"]);
@@ -122,38 +129,64 @@ export function createJobService(options: JobServiceOptions): JobService {
     return kind;
   };
 
-  /** Inserts the job in `tx`, or finds the one an earlier request with the same key created. */
-  const insertOrFind = async (tx: Sql, input: CreateJobInput, kind: JobKind, payload: unknown): Promise<{ job: Job; outbox: OutboxRef | null }> => {
+  /** The row of a new job; made inside its "job.create" span, whose trace the job keeps. */
+  const newJob = (input: CreateJobInput, kind: JobKind, payload: unknown): repo.NewJob => {
     const at = now();
-    const id = newId(at.getTime());
     const trace = storedTraceContext();
-    const key = input.idempotencyKey || null;
+    return {
+      id: newId(at.getTime()),
+      kind: kind.kind,
+      payload,
+      maxAttempts: kind.maxAttempts,
+      requestedBy: input.requester.id,
+      resource: input.resource ?? null,
+      idempotencyKey: input.idempotencyKey || null,
+      traceId: currentTraceId() ?? "",
+      traceparent: trace?.traceparent ?? null,
+      tracestate: trace?.tracestate ?? null,
+      now: at,
+      deadlineAt: kind.timeoutMs > 0 ? new Date(at.getTime() + kind.timeoutMs) : null,
+      actor: input.requester.id,
+      subjectPrefix,
+    };
+  };
+
+  /** Inserts the job (and runs the action's effects) in `tx`, or finds the one an earlier request with its key created. */
+  const insertOrFind = async (tx: Sql, input: CreateJobInput, row: repo.NewJob): Promise<Inserted> => {
     try {
-      const created = await repo.insertJob(tx, {
-        id,
-        kind: kind.kind,
-        payload,
-        maxAttempts: kind.maxAttempts,
-        requestedBy: input.requester.id,
-        resource: input.resource ?? null,
-        idempotencyKey: key,
-        traceId: currentTraceId() ?? "",
-        traceparent: trace?.traceparent ?? null,
-        tracestate: trace?.tracestate ?? null,
-        now: at,
-        deadlineAt: kind.timeoutMs > 0 ? new Date(at.getTime() + kind.timeoutMs) : null,
-        actor: input.requester.id,
-        subjectPrefix,
-      });
+      const [created] = await repo.insertJobs(tx, [row]);
+      if (!created) throw new Error(`job ${row.id} was not written`);
       if (input.effects) await input.effects(tx, created.job);
       return created;
     } catch (err) {
-      if (!key || !isUniqueViolation(err)) throw err;
-      const existing = await repo.findJobByIdempotencyKey(tx, input.requester.id, key, true);
+      if (!row.idempotencyKey || !isUniqueViolation(err)) throw err;
+      const existing = await repo.findJobByIdempotencyKey(tx, row.requestedBy, row.idempotencyKey, true);
       if (!existing) throw err;
       return { job: existing, outbox: null };
     }
   };
+
+  /**
+   * Group commit of the creates that open their own transaction: those that arrive while earlier ones commit share one
+   * transaction (three inserts and one commit for all). When anything in it fails — a repeated idempotency key, an
+   * effect — it rolls back and each create runs in a transaction of its own, with its own outcome.
+   */
+  const creates = createBatcher<{ input: CreateJobInput; row: repo.NewJob }, Inserted>({
+    maxBatch: CREATE_BATCH,
+    run: async (items) => {
+      const alone = (item: (typeof items)[number]) => sql.transaction((t) => insertOrFind(t, item.input, item.row));
+      if (items.length === 1) return Promise.allSettled(items.map(alone));
+      try {
+        return await sql.transaction(async (t) => {
+          const created = await repo.insertJobs(t, items.map((i) => i.row));
+          for (const [n, item] of items.entries()) await item.input.effects?.(t, (created[n] as Inserted).job);
+          return created.map((value): PromiseSettledResult<Inserted> => ({ status: "fulfilled", value }));
+        });
+      } catch {
+        return Promise.allSettled(items.map(alone));
+      }
+    },
+  });
 
   return {
     async createJob(input, tx) {
@@ -163,9 +196,8 @@ export function createJobService(options: JobServiceOptions): JobService {
       if (!parsed.success) throw new InvalidArgumentError(parsed.error.issues.map((i): FieldViolation => ({ field: ["payload", ...i.path.map(String)].join("."), description: i.message })));
       const result = await withSpan("job.create", { attributes: jobAttributes({ id: "", kind: kind.kind }) }, async (span) => {
         // A pool with no free connection in time throws UnavailableError (DATABASE_BUSY): nothing ran, retry is safe.
-        const out = tx
-          ? await insertOrFind(isSql(tx) ? tx : sqlOfPrisma(tx), input, kind, parsed.data)
-          : await sql.transaction((t) => insertOrFind(t, input, kind, parsed.data));
+        const row = newJob(input, kind, parsed.data);
+        const out = tx ? await insertOrFind(isSql(tx) ? tx : sqlOfPrisma(tx), input, row) : await creates.submit({ input, row });
         span.setAttribute(ATTR_JOB_ID, out.job.id);
         if (!out.outbox) span.setAttribute("job.idempotent_replay", true);
         return out;

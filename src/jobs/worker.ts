@@ -6,11 +6,14 @@ import { trace } from "@opentelemetry/api";
 import type { Resources } from "../app/resources.js";
 import { consume, ensureWorkerConsumer, type Delivery } from "../mq/consumer.js";
 import { ensureJobsStream } from "../mq/jobs-stream.js";
+import { lazyChild } from "../log.js";
 import { jobAttributes, withSpan } from "../telemetry/spans.js";
 import { classifyFailure, createAttemptControl, LeaseLostError, RunnerStoppingError, type AttemptControl, type Failure } from "./attempt-context.js";
+import { createBatcher } from "./batcher.js";
 import { JobCatalog, type JobKind, type JobOutcome } from "./catalog.js";
 import { isTerminal } from "./model.js";
-import { JobExecution, type AttemptRef, type StartedJob } from "./execution.js";
+import { completeMany, startMany } from "./execution-batch.js";
+import { JobExecution, type AttemptRef, type CompleteInput, type StartInput, type StartResult, type StartedJob } from "./execution.js";
 import { parseJobMessage } from "./outbox.js";
 
 export interface WorkerOptions {
@@ -66,6 +69,11 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
 
   const ex = options.execution ?? new JobExecution({ sql: resources.sql, nc: nats });
   const active = new Set<AttemptControl>();
+  // Group commit: starts, and successful completions, that arrive while earlier ones commit share one transaction.
+  const concurrency = options.concurrency ?? config.jobs.workerConcurrency;
+  const batchOptions = { maxBatch: concurrency };
+  const starts = createBatcher<StartInput, StartResult>({ ...batchOptions, run: async (inputs) => (await startMany(ex, inputs)).map(fulfilled) });
+  const completions = createBatcher<CompleteInput, boolean>({ ...batchOptions, run: (inputs) => completeMany(ex, inputs) });
 
   async function onMessage(d: Delivery): Promise<void> {
     const msg = parseJobMessage(d.data);
@@ -84,7 +92,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     }
     let started;
     try {
-      started = await ex.start({ jobId: msg.jobId, kind: msg.kind, owner, leaseMs });
+      started = await starts.submit({ jobId: msg.jobId, kind: msg.kind, owner, leaseMs });
     } catch (err) {
       log.warn({ err, jobId: msg.jobId }, "could not start the job; redelivering");
       return d.nak(START_RETRY_MS);
@@ -97,7 +105,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
 
   async function runAttempt(d: Delivery, job: StartedJob): Promise<void> {
     const ref: AttemptRef = { jobId: job.id, kind: job.kind, attempt: job.attempt, owner };
-    const jobLog = log.child({ jobId: job.id, kind: job.kind, attempt: job.attempt });
+    const jobLog = lazyChild(log, { jobId: job.id, kind: job.kind, attempt: job.attempt });
     const kind = catalog.get(job.kind);
     const parsed = kind?.payload.safeParse(job.payload);
     if (!kind || !parsed?.success) {
@@ -122,7 +130,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       active.delete(control);
     }
     if (outcome?.status === "succeeded") {
-      return commit(d, jobLog, () => ex.complete({ ...ref, result: outcome.result, effects: outcome.effects }), "ack");
+      return commit(d, jobLog, () => completions.submit({ ...ref, result: outcome.result, effects: outcome.effects }), "ack");
     }
     if (outcome?.status === "pending") {
       const { checkAfterMs, progressPercent, progressMessage } = outcome;
@@ -194,7 +202,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     }, renewEveryMs);
   }
 
-  const consumption = await consume(jetstream(nats), { stream, durable, maxMessages: options.concurrency ?? config.jobs.workerConcurrency, onMessage, log });
+  const consumption = await consume(jetstream(nats), { stream, durable, maxMessages: concurrency, onMessage, log });
   log.info({ stream, durable, ackWaitMs, leaseMs }, "worker consuming jobs");
 
   return {
@@ -217,3 +225,5 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     },
   };
 }
+
+const fulfilled = <T>(value: T): PromiseFulfilledResult<T> => ({ status: "fulfilled", value });

@@ -36,6 +36,8 @@ export async function connectNats(options: NatsOptions): Promise<NatsConnection>
       maxReconnectAttempts: -1,
       reconnectTimeWait: 1_000,
       waitOnFirstConnect: false,
+      // Otherwise every request (each JetStream publish) captures a stack trace up front, for a timeout's message.
+      noAsyncTraces: true,
     });
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);

@@ -4,7 +4,7 @@ import { performance } from "node:perf_hooks";
 import { status as Code, type Metadata, type MethodDefinition, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { trace } from "@opentelemetry/api";
 import { CancelledError, DeadlineExceededError, DomainError, PermissionDeniedError, UnauthenticatedError, UnavailableError } from "../errors.js";
-import type { Logger, RequestLogEntry } from "../log.js";
+import { lazyChild, type Logger, type RequestLogEntry } from "../log.js";
 import type { InFlight, InFlightCall } from "./in-flight.js";
 import type { AuthenticatePeer, PeerAuth } from "../iam/principal.js";
 import { ANONYMOUS, isAllowed, permissionFor, PUBLIC, type Authenticate, type Principal } from "./permissions.js";
@@ -174,7 +174,7 @@ class Call implements InFlightCall {
   ) {
     this.peer = surface.getPeer();
     this.traceId = traceIdOf(surface.metadata);
-    this.log = runtime.log.child({ method, trace_id: this.traceId });
+    this.log = lazyChild(runtime.log, { method, trace_id: this.traceId });
     const given = surface.getDeadline();
     let at = given instanceof Date ? given.getTime() : given;
     // Server streams (WatchJob) last as long as what they watch: only unary calls get the default deadline.

@@ -8,7 +8,7 @@ import type { Resources } from "../../src/app/resources.js";
 import { loadConfig, type Config } from "../../src/config.js";
 import { createAnalyticsClient, createProvisioningClient, type ProvisioningClient } from "../../src/db/clients.js";
 import { newId } from "../../src/db/ids.js";
-import { createSqlPool, sqlOfPrisma, type SqlPool } from "../../src/db/sql.js";
+import { createSqlPool, type SqlPool } from "../../src/db/sql.js";
 import type { JobCatalog } from "../../src/jobs/catalog.js";
 import { appendEvent, listEvents } from "../../src/jobs/events.js";
 import { JobExecution, micros } from "../../src/jobs/execution.js";
@@ -146,14 +146,14 @@ export async function openExecHarness(label: string, options: ExecHarnessOptions
       const id = newId();
       const kind = j.kind ?? "diagnostic";
       const hasDeadline = j.deadlineMs !== undefined ? 1 : 0;
-      await db.$transaction(async (tx) => {
-        await tx.$executeRaw`
+      await sql.transaction(async (tx) => {
+        await tx.execute`
           INSERT INTO jobs (id, kind, state, attempt, max_attempts, payload, requested_by, trace_id, traceparent, deadline_at,
                             publish_count, created_at, updated_at)
           VALUES (${id}, ${kind}, 'QUEUED', 0, ${j.maxAttempts ?? 5}, ${JSON.stringify(j.payload)}, 'u-test', ${"0".repeat(32)},
                   ${j.traceparent ?? null}, IF(${hasDeadline} = 1, NOW(3) + INTERVAL ${micros(j.deadlineMs ?? 0)} MICROSECOND, NULL),
                   1, NOW(3), NOW(3))`;
-        await appendEvent(sqlOfPrisma(tx), { jobId: id, type: "created", fromState: null, toState: "QUEUED", attempt: 0, actor: "u-test" });
+        await appendEvent(tx, { jobId: id, type: "created", fromState: null, toState: "QUEUED", attempt: 0, actor: "u-test" });
       });
       return id;
     },
