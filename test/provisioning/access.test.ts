@@ -122,7 +122,8 @@ describe("provisioning requests full of hostile values", () => {
       }
     }
     expect(f.server.logLines.filter((l) => l.level === "error" || l.level === "fatal")).toEqual([]);
-    expect(codes.get(status.OK)).toBeGreaterThan(5);
+    // The values are random, so how many get past validation varies (4–30 seen); some must, or the fuzz proves little.
+    expect(codes.get(status.OK)).toBeGreaterThan(0);
     expect(codes.get(status.INVALID_ARGUMENT)).toBeGreaterThan(20);
   }, 240_000);
 });
