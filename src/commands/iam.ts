@@ -1,58 +1,26 @@
 // `dispatcher users|groups|roles …`: managing users, their API keys, groups and roles through the dispatcher's API, so
 // the CLI is authorized like any client (client.address, client.token / DISPATCHER_CLIENT_TOKEN).
 import { InvalidArgumentError as CommanderInvalidArgument, type Command } from "commander";
-import { createDispatcherClients, DispatcherError, type DispatcherClients } from "../client/index.js";
-import { loadConfig } from "../config.js";
 import { ApiKey, Group, Role, User, UserKind, UserStatus, userStatusToJSON } from "../gen/proto/dispatcher/v1/iam.js";
-import { table, type JobCommandIo } from "./jobs.js";
+import { json, table, time, withClient, type ClientCommandOptions, type CommandIo } from "./client-command.js";
+import type { DispatcherClients } from "../client/index.js";
 
-export interface IamCommandOptions {
-  configFile?: string | undefined;
-  address?: string | undefined;
-  json?: boolean | undefined;
-  io?: JobCommandIo;
-}
+export type IamCommandOptions = ClientCommandOptions;
 
-const STDIO: JobCommandIo = { out: (t) => void process.stdout.write(t), err: (t) => void process.stderr.write(t) };
-const EXIT_USAGE = 2;
-const json = (v: unknown): string => `${JSON.stringify(v)}\n`;
-const time = (d: Date | undefined): string => (d ? d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z") : "-");
 const list = (v: string[]): string => (v.length ? v.join(",") : "-");
 const statusName = (s: UserStatus): string => userStatusToJSON(s).replace("USER_STATUS_", "").toLowerCase();
 
-/** Connects with the configured address and token, runs `fn`, and turns call failures into a message and exit code. */
-export async function withIamClient(command: string, options: IamCommandOptions, fn: (c: DispatcherClients, io: JobCommandIo) => Promise<void>): Promise<number> {
-  const io = options.io ?? STDIO;
-  const config = loadConfig(process.env, options.configFile ?? process.env.DISPATCHER_CONFIG);
-  if (!config.client.token) {
-    io.err(`dispatcher ${command}: no API key: set DISPATCHER_CLIENT_TOKEN (or client.token in the config file); \`dispatcher admin create-key\` makes one\n`);
-    return EXIT_USAGE;
-  }
-  const clients = createDispatcherClients({ address: options.address ?? config.client.address, token: config.client.token });
-  try {
-    await fn(clients, io);
-    return 0;
-  } catch (err) {
-    if (!(err instanceof DispatcherError)) throw err;
-    const fields = err.fieldViolations.map((v) => `\n  ${v.field}: ${v.description}`).join("");
-    io.err(`dispatcher ${command}: ${err.codeName}: ${err.message}${fields}\n`);
-    return ["INVALID_ARGUMENT", "UNAUTHENTICATED", "UNAVAILABLE"].includes(err.codeName) ? EXIT_USAGE : 1;
-  } finally {
-    clients.close();
-  }
-}
-
-function printUsers(io: JobCommandIo, options: IamCommandOptions, users: User[]): void {
+function printUsers(io: CommandIo, options: IamCommandOptions, users: User[]): void {
   if (options.json) io.out(json({ users: users.map((u) => User.toJSON(u)) }));
   else io.out(table(["ID", "EMAIL", "NAME", "KIND", "STATUS", "ROLES", "EFFECTIVE ROLES"], users.map((u) => [u.id, u.email, u.name, u.kind === UserKind.USER_KIND_SERVICE ? "service" : "user", statusName(u.status), list(u.roles), list(u.effectiveRoles)])));
 }
 
-function printGroups(io: JobCommandIo, options: IamCommandOptions, groups: Group[]): void {
+function printGroups(io: CommandIo, options: IamCommandOptions, groups: Group[]): void {
   if (options.json) io.out(json({ groups: groups.map((g) => Group.toJSON(g)) }));
   else io.out(table(["ID", "NAME", "ROLES", "MEMBERS", "ACCOUNTS", "DESCRIPTION"], groups.map((g) => [g.id, g.name, list(g.roles), String(g.memberUserIds.length), list(g.accountIds), g.description])));
 }
 
-function printKeys(io: JobCommandIo, options: IamCommandOptions, keys: ApiKey[]): void {
+function printKeys(io: CommandIo, options: IamCommandOptions, keys: ApiKey[]): void {
   if (options.json) io.out(json({ apiKeys: keys.map((k) => ApiKey.toJSON(k)) }));
   else io.out(table(["ID", "USER", "NAME", "PREFIX", "CREATED", "LAST USED", "EXPIRES", "REVOKED"], keys.map((k) => [k.id, k.userId, k.name, k.prefix, time(k.createTime), time(k.lastUseTime), time(k.expireTime), time(k.revokeTime)])));
 }
@@ -74,13 +42,13 @@ function parseDays(value: string): number {
 }
 
 type Common = (cmd: Command) => IamCommandOptions;
-type Run = (name: string, fn: (c: DispatcherClients, io: JobCommandIo, o: IamCommandOptions) => Promise<void>) => (cmd: Command) => Promise<void>;
+type Run = (name: string, fn: (c: DispatcherClients, io: CommandIo, o: IamCommandOptions) => Promise<void>) => (cmd: Command) => Promise<void>;
 
 function runner(parent: Command, configFile: () => string | undefined, setExit: (code: number) => void): { common: Common; run: Run } {
   const common: Common = (cmd) => ({ configFile: configFile(), address: parent.opts<{ address?: string }>().address, json: cmd.opts<{ json?: boolean }>().json });
   const run: Run = (name, fn) => async (cmd) => {
     const o = common(cmd);
-    setExit(await withIamClient(name, o, (c, io) => fn(c, io, o)));
+    setExit(await withClient(name, o, (c, io) => fn(c, io, o)));
   };
   return { common, run };
 }
@@ -228,7 +196,7 @@ function addGroupCommands(program: Command, configFile: () => string | undefined
 function addRoleCommands(program: Command, configFile: () => string | undefined, setExit: (code: number) => void): void {
   const roles = program.command("roles").description("the built-in roles and the permissions each grants").option("-a, --address <host:port>", "dispatcher to call (default: client.address)");
   const { run } = runner(roles, configFile, setExit);
-  const print = (io: JobCommandIo, o: IamCommandOptions, rs: Role[]): void =>
+  const print = (io: CommandIo, o: IamCommandOptions, rs: Role[]): void =>
     o.json ? io.out(json({ roles: rs.map((r) => Role.toJSON(r)) })) : io.out(table(["ROLE", "PERMISSIONS", "DESCRIPTION"], rs.map((r) => [r.name, r.permissions.join(","), r.description])));
   roles.command("ls").description("every built-in role").option("--json", "JSON instead of a table", false).action((_o: unknown, cmd: Command) => run("roles", async (c, io, o) => print(io, o, (await c.roles.listRoles({})).roles))(cmd));
   roles.command("show <name>").description("one role and its permissions").option("--json", "JSON instead of a table", false).action((name: string, _o: unknown, cmd: Command) => run("roles", async (c, io, o) => print(io, o, [(await c.roles.getRole({ name })).role as Role]))(cmd));

@@ -1,26 +1,14 @@
 // `dispatcher jobs ls|show|watch|cancel|retry|replay`: operators' view of jobs through the dispatcher's API (the
 // client's address and API key come from client.address and client.token / DISPATCHER_CLIENT_TOKEN).
 import { InvalidArgumentError as CommanderInvalidArgument, type Command } from "commander";
-import { createDispatcherClients, DispatcherError, type DispatcherClients } from "../client/index.js";
-import { loadConfig } from "../config.js";
+import { json, table, time, withClient, type ClientCommandOptions, type CommandIo } from "./client-command.js";
 import { Job, JobEvent, JobState, jobStateToJSON } from "../gen/proto/dispatcher/v1/jobs.js";
 
-/** Where a command writes: stdout for results, stderr for messages. Tests pass their own. */
-export interface JobCommandIo {
-  out(text: string): void;
-  err(text: string): void;
-}
 
-export interface JobCommandOptions {
-  configFile?: string | undefined;
-  /** Overrides client.address. */
-  address?: string | undefined;
-  json?: boolean | undefined;
-  io?: JobCommandIo;
-}
+export type JobCommandOptions = ClientCommandOptions;
+/** Kept for callers of this module. */
+export type JobCommandIo = CommandIo;
 
-const STDIO: JobCommandIo = { out: (t) => void process.stdout.write(t), err: (t) => void process.stderr.write(t) };
-const EXIT_USAGE = 2;
 const TERMINAL = new Set([JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_FAILED, JobState.JOB_STATE_CANCELLED]);
 
 export interface ListOptions extends JobCommandOptions {
@@ -33,37 +21,8 @@ export interface ListOptions extends JobCommandOptions {
   all?: boolean | undefined;
 }
 
-/** Connects with the configured address and token; runs `fn`; turns call failures into a message and an exit code. */
-async function withClient(options: JobCommandOptions, fn: (c: DispatcherClients, io: JobCommandIo) => Promise<number>): Promise<number> {
-  const io = options.io ?? STDIO;
-  const config = loadConfig(process.env, options.configFile ?? process.env.DISPATCHER_CONFIG);
-  if (!config.client.token) {
-    io.err("dispatcher jobs: no API key: set DISPATCHER_CLIENT_TOKEN (or client.token in the config file); `dispatcher admin create-key` makes one\n");
-    return EXIT_USAGE;
-  }
-  const clients = createDispatcherClients({ address: options.address ?? config.client.address, token: config.client.token });
-  try {
-    return await fn(clients, io);
-  } catch (err) {
-    if (!(err instanceof DispatcherError)) throw err;
-    const fields = err.fieldViolations.map((v) => `\n  ${v.field}: ${v.description}`).join("");
-    io.err(`dispatcher jobs: ${err.codeName}: ${err.message}${fields}\n`);
-    return ["INVALID_ARGUMENT", "UNAUTHENTICATED", "UNAVAILABLE"].includes(err.codeName) ? EXIT_USAGE : 1;
-  } finally {
-    clients.close();
-  }
-}
-
 const stateName = (s: JobState): string => jobStateToJSON(s).replace("JOB_STATE_", "");
-const time = (d: Date | undefined): string => (d ? d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z") : "-");
-const json = (v: unknown): string => `${JSON.stringify(v)}\n`;
 
-/** Columns padded to their widest cell. */
-export function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join("  ").trimEnd();
-  return [line(header), ...rows.map(line)].join("\n") + "\n";
-}
 
 function jobRow(j: Job): string[] {
   return [j.id, j.kind, stateName(j.state), `${j.attempt}/${j.maxAttempts}`, `${j.progressPercent}%`, j.requestedBy, time(j.createTime), j.resource ? `${j.resource.type}/${j.resource.id}` : "-"];
@@ -96,7 +55,7 @@ function eventLine(e: JobEvent): string {
 }
 
 export async function runJobsList(options: ListOptions): Promise<number> {
-  return withClient(options, async (c, io) => {
+  return withClient("jobs", options, async (c, io) => {
     const jobs: Job[] = [];
     let token = options.pageToken ?? "";
     do {
@@ -115,7 +74,7 @@ export async function runJobsList(options: ListOptions): Promise<number> {
 }
 
 export async function runJobsShow(id: string, options: JobCommandOptions): Promise<number> {
-  return withClient(options, async (c, io) => {
+  return withClient("jobs", options, async (c, io) => {
     const [{ job }, { events }] = await Promise.all([c.jobs.getJob({ id }), c.jobs.listJobEvents({ id })]);
     if (options.json) io.out(json({ job: job ? Job.toJSON(job) : null, events: events.map((e) => JobEvent.toJSON(e)) }));
     else io.out(`${job ? describeJob(job) : ""}\nevents:\n${events.map(eventLine).join("\n")}\n`);
@@ -125,7 +84,7 @@ export async function runJobsShow(id: string, options: JobCommandOptions): Promi
 
 /** Follows a job until it ends; exit 0 when it SUCCEEDED, 1 when it FAILED or was CANCELLED. */
 export async function runJobsWatch(id: string, options: JobCommandOptions): Promise<number> {
-  return withClient(options, async (c, io) => {
+  return withClient("jobs", options, async (c, io) => {
     let last: Job | undefined;
     for await (const m of c.jobs.watchJob({ id })) {
       last = m.job;
@@ -143,7 +102,7 @@ export async function runJobsWatch(id: string, options: JobCommandOptions): Prom
 }
 
 export async function runJobsCancel(id: string, options: JobCommandOptions & { reason?: string | undefined }): Promise<number> {
-  return withClient(options, async (c, io) => {
+  return withClient("jobs", options, async (c, io) => {
     const { job } = await c.jobs.cancelJob({ id, reason: options.reason ?? "" });
     if (options.json) io.out(json({ job: job ? Job.toJSON(job) : null }));
     else if (job) io.out(job.state === JobState.JOB_STATE_CANCELLED ? `${id} cancelled\n` : `${id} is ${stateName(job.state)}: cancellation requested; it stops at its next checkpoint\n`);
@@ -153,7 +112,7 @@ export async function runJobsCancel(id: string, options: JobCommandOptions & { r
 
 /** RetryJob: a FAILED or CANCELLED job runs again (replay: a dead-lettered one, whose dead letter is marked replayed). */
 export async function runJobsRetry(id: string, options: JobCommandOptions & { idempotencyKey?: string | undefined; verb?: string }): Promise<number> {
-  return withClient(options, async (c, io) => {
+  return withClient("jobs", options, async (c, io) => {
     const { job } = await c.jobs.retryJob({ id, idempotencyKey: options.idempotencyKey ?? "" });
     if (options.json) io.out(json({ job: job ? Job.toJSON(job) : null }));
     else if (job) io.out(`${id} ${options.verb ?? "retried"}: ${stateName(job.state)}, up to ${job.maxAttempts} attempts in all\n`);

@@ -1,0 +1,55 @@
+// What every command that calls the dispatcher's API shares: the configured client, errors turned into a message
+// and an exit code, and plain-text output (tables, times, JSON lines).
+import { createDispatcherClients, DispatcherError, type DispatcherClients } from "../client/index.js";
+import { loadConfig } from "../config.js";
+
+/** Where a command writes: stdout for results, stderr for messages. Tests pass their own. */
+export interface CommandIo {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+export interface ClientCommandOptions {
+  configFile?: string | undefined;
+  /** Overrides client.address. */
+  address?: string | undefined;
+  json?: boolean | undefined;
+  io?: CommandIo;
+}
+
+export const STDIO: CommandIo = { out: (t) => void process.stdout.write(t), err: (t) => void process.stderr.write(t) };
+export const EXIT_USAGE = 2;
+
+/**
+ * Connects with the configured address and token, runs `fn` (its number, if any, is the exit code), and turns call
+ * failures into a message naming `command` and an exit code.
+ */
+export async function withClient(command: string, options: ClientCommandOptions, fn: (c: DispatcherClients, io: CommandIo) => Promise<number | void>): Promise<number> {
+  const io = options.io ?? STDIO;
+  const config = loadConfig(process.env, options.configFile ?? process.env.DISPATCHER_CONFIG);
+  if (!config.client.token) {
+    io.err(`dispatcher ${command}: no API key: set DISPATCHER_CLIENT_TOKEN (or client.token in the config file); \`dispatcher admin create-key\` makes one\n`);
+    return EXIT_USAGE;
+  }
+  const clients = createDispatcherClients({ address: options.address ?? config.client.address, token: config.client.token });
+  try {
+    return (await fn(clients, io)) ?? 0;
+  } catch (err) {
+    if (!(err instanceof DispatcherError)) throw err;
+    const fields = err.fieldViolations.map((v) => `\n  ${v.field}: ${v.description}`).join("");
+    io.err(`dispatcher ${command}: ${err.codeName}: ${err.message}${fields}\n`);
+    return ["INVALID_ARGUMENT", "UNAUTHENTICATED", "UNAVAILABLE"].includes(err.codeName) ? EXIT_USAGE : 1;
+  } finally {
+    clients.close();
+  }
+}
+
+export const time = (d: Date | undefined): string => (d ? d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z") : "-");
+export const json = (v: unknown): string => `${JSON.stringify(v)}\n`;
+
+/** Columns padded to their widest cell. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join("  ").trimEnd();
+  return [line(header), ...rows.map(line)].join("\n") + "\n";
+}
