@@ -6,6 +6,9 @@ import type { Logger } from "../log.js";
 import { checkDatabase, createAnalyticsClient, createProvisioningClient, type AnalyticsClient, type ProvisioningClient } from "../db/clients.js";
 import { createSqlPool, type SqlPool } from "../db/sql.js";
 import { connectNats } from "../mq/nats.js";
+import { buildDriverRegistry } from "../clouds/index.js";
+import type { DriverRegistry } from "../clouds/registry.js";
+import { createKmClientFromConfig, type KmClient } from "../km/client.js";
 
 export interface Resources {
   config: Config;
@@ -15,6 +18,14 @@ export interface Resources {
   sql: SqlPool;
   analytics: AnalyticsClient;
   nats: NatsConnection;
+  /** Cloud drivers by name (src/clouds). */
+  drivers: DriverRegistry;
+  /**
+   * The KM client this process's jobs use (workers' and the monitor's identity), made on first use so a process that
+   * never needs credentials never needs KM settings. Throws ConfigError when KM is not configured usably.
+   */
+  km(): KmClient;
+  closeKm(): void;
   /** The roles this process runs. */
   roles: string[];
   /** Identifies this process in leases, events and server info. */
@@ -27,6 +38,7 @@ export interface Resources {
 export async function openResources(config: Config, log: Logger, roles: string[]): Promise<Resources> {
   await checkDatabase(config.provisioning.url);
   const nats = await connectNats({ url: config.mq.url, name: `dispatcher-${process.pid}`, timeoutMs: config.mq.connectTimeoutMs, log });
+  let km: KmClient | undefined;
   return {
     config,
     log,
@@ -34,6 +46,9 @@ export async function openResources(config: Config, log: Logger, roles: string[]
     sql: createSqlPool(config.provisioning.url, sqlPoolSize(config, roles)),
     analytics: createAnalyticsClient(config.analytics.url, config.analytics.poolSize),
     nats,
+    drivers: buildDriverRegistry(config, log),
+    km: () => (km ??= createKmClientFromConfig(config, roles.includes("worker") || roles.includes("monitor") ? "worker" : "dispatcher", log)),
+    closeKm: () => km?.close(),
     roles,
     instanceId: `${process.pid}-${randomUUID().slice(0, 8)}`,
     startedAt: new Date(),
@@ -42,6 +57,7 @@ export async function openResources(config: Config, log: Logger, roles: string[]
 }
 
 export async function closeResources(resources: Resources): Promise<void> {
+  resources.closeKm();
   await Promise.allSettled([resources.nats.drain(), resources.provisioning.$disconnect(), resources.sql.end(), resources.analytics.$disconnect()]);
 }
 

@@ -33,6 +33,9 @@ import {
   CloudServiceService,
   CreateAccountRequest,
   CreateBudgetCodeRequest,
+  DiscoverAccountRequest,
+  ListAccountEventsRequest,
+  ListSubscriptionsRequest,
   CreateCloudRequest,
   DeleteBudgetCodeRequest,
   DeleteCloudRequest,
@@ -47,6 +50,19 @@ import {
   UpdateBudgetCodeRequest,
   UpdateCloudRequest,
 } from "../gen/proto/dispatcher/v1/provisioning.js";
+import {
+  GetServerRequest,
+  LaunchServerRequest,
+  ListImagesRequest,
+  ListProductsRequest,
+  ListServerEventsRequest,
+  ListServersRequest,
+  RebootServerRequest,
+  ServerServiceService,
+  StartServerRequest,
+  StopServerRequest,
+  TerminateServerRequest,
+} from "../gen/proto/dispatcher/v1/servers.js";
 import { GetServerInfoRequest, SystemServiceService, WhoAmIRequest } from "../gen/proto/dispatcher/v1/system.js";
 import { promiseClient, type CallDefaults, type PromiseClient } from "./calls.js";
 import { healthClient, type HealthClient } from "./health.js";
@@ -108,7 +124,26 @@ const GROUP_REQUESTS = {
 const ROLE_REQUESTS = { listRoles: ListRolesRequest, getRole: GetRoleRequest };
 const API_KEY_REQUESTS = { createApiKey: CreateApiKeyRequest, listApiKeys: ListApiKeysRequest, revokeApiKey: RevokeApiKeyRequest };
 const CLOUD_REQUESTS = { createCloud: CreateCloudRequest, getCloud: GetCloudRequest, listClouds: ListCloudsRequest, updateCloud: UpdateCloudRequest, deleteCloud: DeleteCloudRequest };
-const ACCOUNT_REQUESTS = { createAccount: CreateAccountRequest, getAccount: GetAccountRequest, listAccounts: ListAccountsRequest };
+const ACCOUNT_REQUESTS = {
+  createAccount: CreateAccountRequest,
+  getAccount: GetAccountRequest,
+  listAccounts: ListAccountsRequest,
+  discoverAccount: DiscoverAccountRequest,
+  listSubscriptions: ListSubscriptionsRequest,
+  listAccountEvents: ListAccountEventsRequest,
+};
+const SERVER_REQUESTS = {
+  launchServer: LaunchServerRequest,
+  startServer: StartServerRequest,
+  stopServer: StopServerRequest,
+  rebootServer: RebootServerRequest,
+  terminateServer: TerminateServerRequest,
+  getServer: GetServerRequest,
+  listServers: ListServersRequest,
+  listServerEvents: ListServerEventsRequest,
+  listProducts: ListProductsRequest,
+  listImages: ListImagesRequest,
+};
 const BUDGET_CODE_REQUESTS = {
   createBudgetCode: CreateBudgetCodeRequest,
   getBudgetCode: GetBudgetCodeRequest,
@@ -125,6 +160,7 @@ export type RoleClient = PromiseClient<typeof RoleServiceService, typeof ROLE_RE
 export type ApiKeyClient = PromiseClient<typeof ApiKeyServiceService, typeof API_KEY_REQUESTS>;
 export type CloudClient = PromiseClient<typeof CloudServiceService, typeof CLOUD_REQUESTS>;
 export type AccountClient = PromiseClient<typeof AccountServiceService, typeof ACCOUNT_REQUESTS>;
+export type ServerClient = PromiseClient<typeof ServerServiceService, typeof SERVER_REQUESTS>;
 export type BudgetCodeClient = PromiseClient<typeof BudgetCodeServiceService, typeof BUDGET_CODE_REQUESTS>;
 export type SystemClient = PromiseClient<typeof SystemServiceService, typeof SYSTEM_REQUESTS>;
 export type JobClient = PromiseClient<typeof JobServiceService, typeof JOB_REQUESTS>;
@@ -139,6 +175,7 @@ export interface DispatcherClients {
   clouds: CloudClient;
   budgetCodes: BudgetCodeClient;
   accounts: AccountClient;
+  servers: ServerClient;
   health: HealthClient;
   /** The underlying grpc-js client (one channel shared by all). */
   readonly grpc: Client;
@@ -165,6 +202,7 @@ export function createDispatcherClients(options: DispatcherClientOptions): Dispa
     clouds: promiseClient(client, CloudServiceService, CLOUD_REQUESTS, defaults),
     budgetCodes: promiseClient(client, BudgetCodeServiceService, BUDGET_CODE_REQUESTS, defaults),
     accounts: promiseClient(client, AccountServiceService, ACCOUNT_REQUESTS, defaults),
+    servers: promiseClient(client, ServerServiceService, SERVER_REQUESTS, defaults),
     health: healthClient(client, defaults),
     grpc: client,
     close: () => client.close(),

@@ -10,6 +10,10 @@ export interface AccountRow {
   credentialId: string;
   defaultBudgetCode: string | null;
   status: AccountStatus;
+  statusMessage: string | null;
+  providerAccountId: string | null;
+  validatedAt: Date | null;
+  discoveredAt: Date | null;
   version: number;
   createdAt: Date;
   updatedAt: Date;

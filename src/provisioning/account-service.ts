@@ -22,6 +22,10 @@ export interface AccountView {
   credentialId: string;
   defaultBudgetCode: string;
   status: AccountStatus;
+  statusMessage: string;
+  providerAccountId: string;
+  validatedAt: Date | null;
+  discoveredAt: Date | null;
   etag: string;
   createdAt: Date;
   updatedAt: Date;
@@ -55,8 +59,8 @@ export interface AccountService {
 }
 
 function toView(row: repo.AccountRow): AccountView {
-  const { version, defaultBudgetCode, ...rest } = row;
-  return { ...rest, defaultBudgetCode: defaultBudgetCode ?? "", etag: etagOf(version) };
+  const { version, defaultBudgetCode, statusMessage, providerAccountId, id, name, cloudId, credentialId, status, validatedAt, discoveredAt, createdAt, updatedAt } = row;
+  return { id, name, cloudId, credentialId, status, validatedAt, discoveredAt, createdAt, updatedAt, defaultBudgetCode: defaultBudgetCode ?? "", statusMessage: statusMessage ?? "", providerAccountId: providerAccountId ?? "", etag: etagOf(version) };
 }
 
 const inScope = (scope: AccountScope, id: string): boolean => scope.all || scope.accountIds.includes(id);

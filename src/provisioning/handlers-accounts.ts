@@ -2,6 +2,7 @@
 // echoed back in violations), object scope from the caller's principal, then the account service.
 import { type Account, AccountServiceService as A, AccountStatus } from "../gen/proto/dispatcher/v1/provisioning.js";
 import { afterIdFromToken, ID_RULES, nextToken } from "../iam/mapper.js";
+import { FailedPreconditionError } from "../errors.js";
 import { defineService, unary, type RpcService } from "../rpc/adapter.js";
 import { requireString, validateOne, type Violations } from "../rpc/validate.js";
 import { scopeOf, type AccountService, type AccountView } from "./account-service.js";
@@ -20,7 +21,7 @@ const STATUS: Readonly<Record<AccountView["status"], AccountStatus>> = {
 };
 
 export function accountToProto(a: AccountView): Account {
-  return { id: a.id, name: a.name, cloudId: a.cloudId, defaultBudgetCode: a.defaultBudgetCode, status: STATUS[a.status], credentialId: a.credentialId, etag: a.etag, createTime: a.createdAt, updateTime: a.updatedAt };
+  return { id: a.id, name: a.name, cloudId: a.cloudId, defaultBudgetCode: a.defaultBudgetCode, status: STATUS[a.status], credentialId: a.credentialId, etag: a.etag, createTime: a.createdAt, updateTime: a.updatedAt, providerAccountId: a.providerAccountId, statusMessage: a.statusMessage, validateTime: a.validatedAt ?? undefined, discoverTime: a.discoveredAt ?? undefined };
 }
 
 /** Credential fields: 1..32 entries, keys of a safe shape, values non-empty and bounded. Values are never echoed. */
@@ -55,5 +56,9 @@ export function accountHandlers(accounts: AccountService): RpcService {
       const page = await accounts.listAccounts(scopeOf(ctx.principal), q);
       return { accounts: page.items.map(accountToProto), nextPageToken: nextToken(page, { cloudId: q.cloudId ?? "" }) };
     }),
+    // PLACEHOLDER until discovery lands (replaced by src/provisioning discovery handlers).
+    discoverAccount: unary(A.discoverAccount, () => Promise.reject(new FailedPreconditionError("account discovery is not available", "NOT_AVAILABLE"))),
+    listSubscriptions: unary(A.listSubscriptions, () => Promise.reject(new FailedPreconditionError("subscriptions are not available", "NOT_AVAILABLE"))),
+    listAccountEvents: unary(A.listAccountEvents, () => Promise.reject(new FailedPreconditionError("account events are not available", "NOT_AVAILABLE"))),
   });
 }

@@ -79,6 +79,10 @@ export const METHOD_PERMISSIONS: Readonly<Record<string, string>> = Object.freez
   "/dispatcher.v1.AccountService/CreateAccount": "admin.accounts",
   "/dispatcher.v1.AccountService/GetAccount": "accounts.read",
   "/dispatcher.v1.AccountService/ListAccounts": "accounts.read",
+  "/dispatcher.v1.AccountService/ListSubscriptions": "accounts.read",
+  "/dispatcher.v1.AccountService/ListAccountEvents": "accounts.read",
+  // Re-discovery calls the cloud with the account's credentials: operators (scoped to their accounts) and admins.
+  "/dispatcher.v1.AccountService/DiscoverAccount": "accounts.discover",
   "/dispatcher.v1.BudgetCodeService/CreateBudgetCode": "budgets.write",
   "/dispatcher.v1.BudgetCodeService/GetBudgetCode": "budgets.read",
   "/dispatcher.v1.BudgetCodeService/ListBudgetCodes": "budgets.read",
@@ -86,6 +90,18 @@ export const METHOD_PERMISSIONS: Readonly<Record<string, string>> = Object.freez
   "/dispatcher.v1.BudgetCodeService/DeleteBudgetCode": "budgets.write",
   "/dispatcher.v1.BudgetCodeService/GrantBudgetCode": "admin.budgets",
   "/dispatcher.v1.BudgetCodeService/RevokeBudgetCode": "admin.budgets",
+
+  // Servers: reads and changes are scoped to the caller's accounts; launching also needs a budget code the caller holds.
+  "/dispatcher.v1.ServerService/LaunchServer": "servers.launch",
+  "/dispatcher.v1.ServerService/StartServer": "servers.control",
+  "/dispatcher.v1.ServerService/StopServer": "servers.control",
+  "/dispatcher.v1.ServerService/RebootServer": "servers.control",
+  "/dispatcher.v1.ServerService/TerminateServer": "servers.control",
+  "/dispatcher.v1.ServerService/GetServer": "servers.read",
+  "/dispatcher.v1.ServerService/ListServers": "servers.read",
+  "/dispatcher.v1.ServerService/ListServerEvents": "servers.read",
+  "/dispatcher.v1.ServerService/ListProducts": "servers.read",
+  "/dispatcher.v1.ServerService/ListImages": "servers.read",
 
   "/agent.v1.AgentService/GetStatus": "agent.read",
   "/agent.v1.AgentService/RunScript": "agent.execute",

@@ -1,0 +1,149 @@
+// The driver model: what the dispatcher asks of every cloud provider, in the provider's own terms mapped to ours.
+// One driver per provider, registered by name (src/clouds/registry.ts); credentials arrive per call, never kept.
+
+/** What a region offers an account. A capability the account has not subscribed to is simply absent. */
+export const CAPABILITIES = ["compute", "block_storage", "object_storage", "networking", "load_balancing", "dns"] as const;
+export type Capability = (typeof CAPABILITIES)[number];
+
+/** Server states as the dispatcher speaks of them; a driver maps the provider's states onto these. */
+export const SERVER_STATES = ["PENDING", "RUNNING", "STOPPING", "STOPPED", "REBOOTING", "TERMINATING", "TERMINATED"] as const;
+export type ServerState = (typeof SERVER_STATES)[number];
+
+export interface DriverCallOptions {
+  /** Aborts the call (job cancelled, timed out, process stopping). */
+  signal: AbortSignal;
+  /** The call fails with a retryable TIMEOUT past this. */
+  deadline: Date;
+}
+
+/** Everything a driver call needs to reach the account; built per call by src/clouds/access.ts. */
+export interface DriverTarget {
+  cloud: { id: string; driver: string; endpoint: string };
+  account: { id: string; providerAccountId: string | null };
+  /** Secret fields from KM, in memory for this call only: never log, persist or put them in a span or error. */
+  credentials: Readonly<Record<string, string>>;
+}
+
+export interface DriverRegion {
+  id: string;
+  name: string;
+  dataCenters: string[];
+}
+
+/** A size a server can be launched with. Prices are in micro-units of the account's currency (1e-6) per hour. */
+export interface DriverProduct {
+  id: string;
+  name: string;
+  cpus: number;
+  memoryMb: number;
+  diskGb: number;
+  hourlyPriceMicros: number;
+  /** Whether a stopped server still costs its hourly price (e.g. dedicated hosts). */
+  accruesWhenStopped: boolean;
+}
+
+export interface DriverImage {
+  id: string;
+  name: string;
+  platform: string;
+}
+
+export interface ServerAddresses {
+  private: string[];
+  public: string[];
+}
+
+/** One server as the provider reports it. */
+export interface ServerObservation {
+  providerId: string;
+  name: string;
+  regionId: string;
+  dataCenter: string;
+  productId: string;
+  imageId: string;
+  state: ServerState;
+  addresses: ServerAddresses;
+  launchedAt: Date | null;
+  /** The client token it was launched with, when the provider keeps it: ties a launch to its server. */
+  clientToken: string | null;
+  /** Non-secret provider details worth showing (ports, process ids, tags). */
+  details: Record<string, string>;
+}
+
+export interface LaunchRequest {
+  regionId: string;
+  dataCenter: string;
+  productId: string;
+  imageId: string;
+  name: string;
+  /**
+   * Idempotency token: a second launch with the same token returns the first one's server, never a second server.
+   * The dispatcher passes the server's id.
+   */
+  clientToken: string;
+  /** Handed to the guest (user data / environment): e.g. the agent's join token and the bridge URL. Secret. */
+  bootstrap: Readonly<Record<string, string>>;
+}
+
+export interface ServerRef {
+  regionId: string;
+  providerId: string;
+}
+
+export interface TestContextAnswer {
+  /** The provider's identity of the account the credentials reach (e.g. the AWS account number). */
+  providerAccountId: string;
+}
+
+export interface CloudDriver {
+  /** The name clouds refer to (clouds.driver). */
+  readonly name: string;
+  /** Validates the credentials; AUTH error when they do not work. */
+  testContext(target: DriverTarget, options: DriverCallOptions): Promise<TestContextAnswer>;
+  listRegions(target: DriverTarget, options: DriverCallOptions): Promise<DriverRegion[]>;
+  /** The capabilities the account really has in the region (probed, not assumed). */
+  probeCapabilities(target: DriverTarget, regionId: string, options: DriverCallOptions): Promise<Capability[]>;
+  listProducts(target: DriverTarget, regionId: string, options: DriverCallOptions): Promise<DriverProduct[]>;
+  listImages(target: DriverTarget, regionId: string, options: DriverCallOptions): Promise<DriverImage[]>;
+  launch(target: DriverTarget, request: LaunchRequest, options: DriverCallOptions): Promise<ServerObservation>;
+  start(target: DriverTarget, server: ServerRef, options: DriverCallOptions): Promise<void>;
+  stop(target: DriverTarget, server: ServerRef, options: DriverCallOptions): Promise<void>;
+  reboot(target: DriverTarget, server: ServerRef, options: DriverCallOptions): Promise<void>;
+  /** Terminating a server already gone succeeds. */
+  terminate(target: DriverTarget, server: ServerRef, options: DriverCallOptions): Promise<void>;
+  /** null when the provider does not know the server (or it is long gone). */
+  getServer(target: DriverTarget, server: ServerRef, options: DriverCallOptions): Promise<ServerObservation | null>;
+  /** Every server of the account in the region, terminated ones the provider still lists included. */
+  listServers(target: DriverTarget, regionId: string, options: DriverCallOptions): Promise<ServerObservation[]>;
+}
+
+/**
+ * Why a driver call failed, classified: THROTTLED, TIMEOUT and UNAVAILABLE are worth retrying; the rest are not.
+ * The message must be safe to show a user: never a credential, never a raw provider response carrying one.
+ */
+export type DriverErrorCode = "THROTTLED" | "TIMEOUT" | "UNAVAILABLE" | "AUTH" | "NOT_FOUND" | "INVALID" | "CONFLICT" | "QUOTA" | "UNSUPPORTED" | "INTERNAL";
+
+const RETRYABLE: ReadonlySet<DriverErrorCode> = new Set(["THROTTLED", "TIMEOUT", "UNAVAILABLE"]);
+
+export class DriverError extends Error {
+  readonly retryable: boolean;
+  /** The provider's own error code (e.g. RequestLimitExceeded), for logs and job details. */
+  readonly providerCode: string | undefined;
+
+  constructor(
+    readonly code: DriverErrorCode,
+    message: string,
+    options?: ErrorOptions & { retryable?: boolean; providerCode?: string },
+  ) {
+    super(message, options);
+    this.name = "DriverError";
+    this.retryable = options?.retryable ?? RETRYABLE.has(code);
+    this.providerCode = options?.providerCode;
+  }
+}
+
+/** The signal of a driver call: aborts on the caller's signal or at the deadline, whichever comes first. */
+export function callSignal(options: DriverCallOptions): AbortSignal {
+  const ms = Math.max(0, options.deadline.getTime() - Date.now());
+  return AbortSignal.any([options.signal, AbortSignal.timeout(ms)]);
+}
