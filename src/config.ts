@@ -81,6 +81,9 @@ export const FIELDS: readonly Field[] = [
   f("jobs.leaseMs", positiveInt, 30_000, "how long a worker's claim on a running job lasts without renewal"),
   f("jobs.republishAfterMs", positiveInt, 30_000, "a job still queued this long after its last publish is published again"),
   f("jobs.checkPollMs", positiveInt, 200, "how often the monitor looks for due completion checks"),
+  f("discovery.intervalMs", positiveInt, 4 * 3_600_000, "how often the monitor re-discovers each account's regions, subscriptions, products and images"),
+  f("discovery.serverSyncIntervalMs", positiveInt, 60_000, "how often the monitor lists each active account's servers from its cloud"),
+  f("discovery.pollMs", positiveInt, 2_000, "how often the monitor looks for accounts due for discovery or a server sync"),
   f("faults.crashAfterJobCommit", bool, false, "TESTING ONLY: the dispatcher kills itself (SIGKILL) right after a job's transaction commits, before it is published, to prove the outbox poll and reconciler recover it; refused in production mode"),
   f("logging.level", z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]), "info", "service log level"),
   f("logging.dir", z.string(), "", "directory for YYYY_MM_DD.request.log files (default: <dataDir>/logs; '-' disables)"),
@@ -110,6 +113,7 @@ export type Config = {
   };
   mq: { url: string; jobsStream: string; subjectPrefix: string; connectTimeoutMs: number; workerDurable: string };
   jobs: { workerConcurrency: number; reconcileIntervalMs: number; leaseMs: number; republishAfterMs: number; checkPollMs: number };
+  discovery: { intervalMs: number; serverSyncIntervalMs: number; pollMs: number };
   /** Fault injection for process-level tests; never set outside them (production mode refuses it). */
   faults: { crashAfterJobCommit: boolean };
   logging: { level: string; dir: string; pretty: boolean };
