@@ -5,6 +5,7 @@ import type { Config } from "../config.js";
 import type { Logger } from "../log.js";
 import { checkDatabase, createAnalyticsClient, createProvisioningClient, type AnalyticsClient, type ProvisioningClient } from "../db/clients.js";
 import { createSqlPool, type SqlPool } from "../db/sql.js";
+import { createAnalyticsSql } from "../analytics/db.js";
 import { connectNats } from "../mq/nats.js";
 import { buildDriverRegistry } from "../clouds/index.js";
 import type { DriverRegistry } from "../clouds/registry.js";
@@ -17,6 +18,11 @@ export interface Resources {
   /** The provisioning database through the mariadb driver: the job paths (creation, relay, worker, monitor). */
   sql: SqlPool;
   analytics: AnalyticsClient;
+  /**
+   * The analytics database through the mariadb driver (ingestion, roll-ups, accruals, reports). Not critical: when it
+   * is down its calls fail with UnavailableError ANALYTICS_UNAVAILABLE and nothing else waits for it.
+   */
+  analyticsSql: SqlPool;
   nats: NatsConnection;
   /** Cloud drivers by name (src/clouds). */
   drivers: DriverRegistry;
@@ -34,17 +40,37 @@ export interface Resources {
   now: () => Date;
 }
 
-/** Connects to MariaDB and NATS, failing fast with a message that says what to start. */
+/**
+ * Whether `roles` need the provisioning database and NATS. KM keeps to its own credentials database, so a process
+ * that runs only KM opens neither (and starts while they are down).
+ */
+export function needsSharedStores(roles: readonly string[]): boolean {
+  return roles.some((r) => r !== "km");
+}
+
+/** What a process without the shared stores holds in their place: any use says why it is not there. */
+function notOpened<T extends object>(what: string, roles: readonly string[]): T {
+  return new Proxy({} as T, {
+    get: () => {
+      throw new Error(`${what} is not opened in a process running only the roles ${roles.join(", ")}`);
+    },
+  });
+}
+
+/** Connects to MariaDB and NATS (when the roles need them), failing fast with a message that says what to start. */
 export async function openResources(config: Config, log: Logger, roles: string[]): Promise<Resources> {
-  await checkDatabase(config.provisioning.url);
-  const nats = await connectNats({ url: config.mq.url, name: `dispatcher-${process.pid}`, timeoutMs: config.mq.connectTimeoutMs, log });
+  const shared = needsSharedStores(roles);
+  if (shared) await checkDatabase(config.provisioning.url);
+  const nats = shared ? await connectNats({ url: config.mq.url, name: `dispatcher-${process.pid}`, timeoutMs: config.mq.connectTimeoutMs, log }) : notOpened<NatsConnection>("NATS", roles);
   let km: KmClient | undefined;
   return {
     config,
     log,
     provisioning: createProvisioningClient(config.provisioning.url, config.provisioning.poolSize),
-    sql: createSqlPool(config.provisioning.url, sqlPoolSize(config, roles)),
+    // The driver pool connects at once; the Prisma clients only on their first query.
+    sql: shared ? createSqlPool(config.provisioning.url, sqlPoolSize(config, roles)) : notOpened<SqlPool>("the provisioning database", roles),
     analytics: createAnalyticsClient(config.analytics.url, config.analytics.poolSize),
+    analyticsSql: shared ? createAnalyticsSql(config.analytics.url, config.analytics.poolSize) : notOpened<SqlPool>("the analytics database", roles),
     nats,
     drivers: buildDriverRegistry(config, log),
     km: () => (km ??= createKmClientFromConfig(config, roles.includes("worker") || roles.includes("monitor") ? "worker" : "dispatcher", log)),
@@ -58,7 +84,9 @@ export async function openResources(config: Config, log: Logger, roles: string[]
 
 export async function closeResources(resources: Resources): Promise<void> {
   resources.closeKm();
-  await Promise.allSettled([resources.nats.drain(), resources.provisioning.$disconnect(), resources.sql.end(), resources.analytics.$disconnect()]);
+  const closers = [() => resources.nats.drain(), () => resources.provisioning.$disconnect(), () => resources.sql.end(), () => resources.analytics.$disconnect(), () => resources.analyticsSql.end()];
+  // A store the process never opened (see needsSharedStores) throws here, and is skipped like a failed close.
+  await Promise.allSettled(closers.map(async (close) => close()));
 }
 
 /**

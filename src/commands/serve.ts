@@ -3,7 +3,7 @@ import { checkDatabase } from "../db/clients.js";
 import { migrateAll } from "../db/migrate.js";
 import { ensureBootstrapAdmin } from "../iam/api-keys.js";
 import { kmServerSettings, prepareDevelopmentKm } from "../km/settings.js";
-import { closeResources, openResources } from "../app/resources.js";
+import { closeResources, needsSharedStores, openResources } from "../app/resources.js";
 import { ROLES, type RunningRole } from "../app/roles.js";
 import { progress, setup, type CommandOptions } from "./common.js";
 
@@ -19,16 +19,18 @@ export async function runServe(options: ServeOptions): Promise<number> {
   if (options.quickStart) for (const note of prepareDevelopmentKm(config)) progress(note);
   // KM refuses to start without a valid master key, channel key and certificates: say so before anything connects.
   if (options.roles.includes("km")) kmServerSettings(config);
-  await checkDatabase(config.provisioning.url, { requireDatabase: !options.migrate });
-  if (options.migrate) {
+  // A process running only KM needs only KM's own credentials database (KM migrates it at its start).
+  const shared = needsSharedStores(options.roles);
+  if (shared) await checkDatabase(config.provisioning.url, { requireDatabase: !options.migrate });
+  if (options.migrate && shared) {
     progress("applying database migrations");
     await migrateAll(config, log, (line) => progress(line));
   }
-  progress(`connecting to MariaDB and NATS (${config.mq.url})`);
+  if (shared) progress(`connecting to MariaDB and NATS (${config.mq.url})`);
   const resources = await openResources(config, log, options.roles);
   const running: { name: string; role: RunningRole }[] = [];
   try {
-    if (options.migrate) {
+    if (options.migrate && shared) {
       const bootstrap = await ensureBootstrapAdmin(resources.provisioning);
       if (bootstrap) {
         // Shown once, on the terminal only: the key is never written to a log.
