@@ -1,12 +1,14 @@
-// The monitor role: completion checks, the reconciler, and an outbox relay poll loop (so rows a crashed dispatcher
-// left unpublished go out even when no dispatcher runs). Safe to run as several replicas.
+// The monitor role: completion checks, the reconciler, the discovery scheduler, and an outbox relay poll loop (so
+// rows a crashed dispatcher left unpublished go out even when no dispatcher runs). Safe to run as several replicas.
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { JobExecution } from "../jobs/execution.js";
 import { buildCatalog } from "../jobs/kinds/index.js";
 import { enqueuePublication, type OutboxRef } from "../jobs/outbox.js";
 import { createOutboxRelay } from "../jobs/relay.js";
+import { createJobService } from "../jobs/service.js";
 import { ensureJobsStream } from "../mq/jobs-stream.js";
 import { startCompletionChecks } from "../monitor/completion-checks.js";
+import { startDiscoveryScheduler } from "../monitor/discovery.js";
 import { startReconciler } from "../monitor/reconciler.js";
 import type { Resources } from "./resources.js";
 import type { RunningRole } from "./roles.js";
@@ -20,17 +22,21 @@ export async function startMonitorRole(resources: Resources): Promise<RunningRol
   const ex = new JobExecution({ sql: resources.sql, nc: nats });
   const relay = createOutboxRelay({ sql: resources.sql, js: jetstream(nats), log: log.child({ component: "relay" }) });
   relay.start();
-  const checks = startCompletionChecks({ resources, catalog: buildCatalog(), ex });
+  const catalog = buildCatalog();
+  const checks = startCompletionChecks({ resources, catalog, ex });
+  // The scheduler starts jobs like any caller: through a job service, published by this role's relay.
+  const jobs = createJobService({ db: resources.provisioning, sql: resources.sql, catalog, subjectPrefix: config.mq.subjectPrefix, log: log.child({ component: "jobs" }), relay, nats, now: resources.now });
+  const discovery = startDiscoveryScheduler({ resources, jobs, catalog });
   const reconciler = startReconciler<OutboxRef>({
     resources,
     ex,
     republish: (tx, job) => enqueuePublication(tx, { ...job, subjectPrefix: config.mq.subjectPrefix }),
     onPublished: (entries) => entries.forEach((e) => relay.submit(e)),
   });
-  log.info("monitor running: completion checks, reconciler, outbox relay poll");
+  log.info("monitor running: completion checks, reconciler, discovery scheduler, outbox relay poll");
   return {
     async stop(graceMs) {
-      await Promise.all([checks.stop(graceMs), reconciler.stop(graceMs)]);
+      await Promise.all([checks.stop(graceMs), reconciler.stop(graceMs), discovery.stop(graceMs)]);
       await relay.stop(Math.min(graceMs, RELAY_FLUSH_MS));
     },
   };

@@ -19,7 +19,7 @@ export interface AccountRow {
   updatedAt: Date;
 }
 
-export async function insertAccount(db: ProvisioningDb, row: { id: string; name: string; cloudId: string; credentialId: string; defaultBudgetCode: string | null }): Promise<void> {
+export async function insertAccount(db: ProvisioningDb, row: { id: string; name: string; cloudId: string; credentialId: string; defaultBudgetCode: string | null; nextDiscoveryAt?: Date | null }): Promise<void> {
   await db.account.create({ data: row });
 }
 
@@ -46,4 +46,53 @@ export async function cloudExists(db: ProvisioningDb, id: string): Promise<boole
 
 export async function budgetCodeExists(db: ProvisioningDb, code: string): Promise<boolean> {
   return (await db.budgetCode.count({ where: { code } })) > 0;
+}
+
+export interface AccountRegionRow {
+  regionId: string;
+  name: string;
+  dataCenters: string[];
+}
+
+export interface SubscriptionRow {
+  regionId: string;
+  capability: string;
+  discoveredAt: Date;
+}
+
+export interface AccountEventRow {
+  id: bigint;
+  accountId: string;
+  type: string;
+  regionId: string | null;
+  jobId: string | null;
+  message: string;
+  createdAt: Date;
+}
+
+/** The account's regions in the order the cloud listed them; only `regionId` when given. */
+export async function listAccountRegions(db: ProvisioningDb, accountId: string, regionId?: string): Promise<AccountRegionRow[]> {
+  const rows = await db.accountRegion.findMany({ where: { accountId, ...(regionId ? { regionId } : {}) }, orderBy: { position: "asc" }, select: { regionId: true, name: true, dataCenters: true } });
+  return rows.map((r) => ({ regionId: r.regionId, name: r.name, dataCenters: Array.isArray(r.dataCenters) ? r.dataCenters.filter((d): d is string => typeof d === "string") : [] }));
+}
+
+/** The capabilities the account is subscribed to, by region and capability; only in `regionId` when given. */
+export async function listSubscriptions(db: ProvisioningDb, accountId: string, regionId?: string): Promise<SubscriptionRow[]> {
+  return db.subscription.findMany({ where: { accountId, ...(regionId ? { regionId } : {}) }, orderBy: [{ regionId: "asc" }, { capability: "asc" }], select: { regionId: true, capability: true, discoveredAt: true } });
+}
+
+/** The account's events oldest first, after event `afterId`, at most `limit`. */
+export async function listAccountEvents(db: ProvisioningDb, accountId: string, filter: { afterId?: bigint | undefined; limit: number }): Promise<AccountEventRow[]> {
+  return db.accountEvent.findMany({
+    where: { accountId, ...(filter.afterId !== undefined ? { id: { gt: filter.afterId } } : {}) },
+    orderBy: { id: "asc" },
+    take: filter.limit,
+    select: { id: true, accountId: true, type: true, regionId: true, jobId: true, message: true, createdAt: true },
+  });
+}
+
+/** Which of `ids` are accounts. */
+export async function existingAccountIds(db: ProvisioningDb, ids: readonly string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  return new Set((await db.account.findMany({ where: { id: { in: [...ids] } }, select: { id: true } })).map((a) => a.id));
 }

@@ -1,12 +1,13 @@
 // dispatcher.v1 AccountService over gRPC: request validation (credential fields are checked for shape only and never
-// echoed back in violations), object scope from the caller's principal, then the account service.
-import { type Account, AccountServiceService as A, AccountStatus } from "../gen/proto/dispatcher/v1/provisioning.js";
+// echoed back in violations), object scope from the caller's principal, then the account service: connecting, reading,
+// discovery on demand, subscriptions and account events.
+import { type Account, type AccountEvent, AccountServiceService as A, AccountStatus } from "../gen/proto/dispatcher/v1/provisioning.js";
 import { afterIdFromToken, ID_RULES, nextToken } from "../iam/mapper.js";
-import { FailedPreconditionError } from "../errors.js";
+import { IDEMPOTENCY_KEY_RULES, jobToProto } from "../jobs/mapper.js";
 import { defineService, unary, type RpcService } from "../rpc/adapter.js";
 import { requireString, validateOne, type Violations } from "../rpc/validate.js";
-import { scopeOf, type AccountService, type AccountView } from "./account-service.js";
-import { BUDGET_CODE_RULES, CLOUD_NAME_RULES } from "./mapper.js";
+import { scopeOf, type AccountEventView, type AccountService, type AccountView } from "./account-service.js";
+import { BUDGET_CODE_RULES, CLOUD_NAME_RULES, REGION_ID_RULES } from "./mapper.js";
 
 const CREDENTIAL_TYPE_RULES = { max: 64, pattern: /^[a-z0-9][a-z0-9_.-]*$/, patternHint: "lower-case letters, digits, _ . - (starting with a letter or digit)" };
 const FIELD_KEY = /^[A-Za-z0-9_.-]{1,64}$/;
@@ -22,6 +23,10 @@ const STATUS: Readonly<Record<AccountView["status"], AccountStatus>> = {
 
 export function accountToProto(a: AccountView): Account {
   return { id: a.id, name: a.name, cloudId: a.cloudId, defaultBudgetCode: a.defaultBudgetCode, status: STATUS[a.status], credentialId: a.credentialId, etag: a.etag, createTime: a.createdAt, updateTime: a.updatedAt, providerAccountId: a.providerAccountId, statusMessage: a.statusMessage, validateTime: a.validatedAt ?? undefined, discoverTime: a.discoveredAt ?? undefined };
+}
+
+function accountEventToProto(e: AccountEventView): AccountEvent {
+  return { id: e.id, accountId: e.accountId, type: e.type, regionId: e.regionId, jobId: e.jobId, message: e.message, createTime: e.createdAt };
 }
 
 /** Credential fields: 1..32 entries, keys of a safe shape, values non-empty and bounded. Values are never echoed. */
@@ -45,7 +50,8 @@ export function accountHandlers(accounts: AccountService): RpcService {
         credentialType: v.string("credentials.type", req.credentials?.type, CREDENTIAL_TYPE_RULES),
         credentialFields: credentialFields(v, req.credentials?.fields),
       }));
-      return { account: accountToProto(await accounts.createAccount(input, { signal: ctx.signal, deadline: ctx.deadline })) };
+      const { account, validationJob } = await accounts.createAccount(ctx.principal, input, { signal: ctx.signal, deadline: ctx.deadline });
+      return { account: accountToProto(account), validationJob: jobToProto(validationJob) };
     }),
     getAccount: unary(A.getAccount, async (req, ctx) => ({ account: accountToProto(await accounts.getAccount(scopeOf(ctx.principal), requireString("id", req.id, ID_RULES))) })),
     listAccounts: unary(A.listAccounts, async (req, ctx) => {
@@ -56,9 +62,25 @@ export function accountHandlers(accounts: AccountService): RpcService {
       const page = await accounts.listAccounts(scopeOf(ctx.principal), q);
       return { accounts: page.items.map(accountToProto), nextPageToken: nextToken(page, { cloudId: q.cloudId ?? "" }) };
     }),
-    // PLACEHOLDER until discovery lands (replaced by src/provisioning discovery handlers).
-    discoverAccount: unary(A.discoverAccount, () => Promise.reject(new FailedPreconditionError("account discovery is not available", "NOT_AVAILABLE"))),
-    listSubscriptions: unary(A.listSubscriptions, () => Promise.reject(new FailedPreconditionError("subscriptions are not available", "NOT_AVAILABLE"))),
-    listAccountEvents: unary(A.listAccountEvents, () => Promise.reject(new FailedPreconditionError("account events are not available", "NOT_AVAILABLE"))),
+    discoverAccount: unary(A.discoverAccount, async (req, ctx) => {
+      const { id, key } = validateOne((v) => ({ id: v.string("id", req.id, ID_RULES), key: v.optionalString("idempotency_key", req.idempotencyKey, IDEMPOTENCY_KEY_RULES) }));
+      return { job: jobToProto(await accounts.discoverAccount(ctx.principal, id, key || null)) };
+    }),
+    listSubscriptions: unary(A.listSubscriptions, async (req, ctx) => {
+      const { accountId, regionId } = validateOne((v) => ({ accountId: v.string("account_id", req.accountId, ID_RULES), regionId: v.optionalString("region_id", req.regionId, REGION_ID_RULES) }));
+      const found = await accounts.listSubscriptions(scopeOf(ctx.principal), accountId, regionId);
+      return {
+        subscriptions: found.subscriptions.map((s) => ({ regionId: s.regionId, capability: s.capability, discoverTime: s.discoveredAt })),
+        regions: found.regions.map((r) => ({ id: r.id, name: r.name, dataCenters: r.dataCenters })),
+      };
+    }),
+    listAccountEvents: unary(A.listAccountEvents, async (req, ctx) => {
+      const q = validateOne((v) => {
+        const id = v.string("id", req.id, ID_RULES);
+        return { id, pageSize: v.pageSize("page_size", req.pageSize), afterId: afterIdFromToken(v, req.pageToken, { id }) };
+      });
+      const page = await accounts.listAccountEvents(scopeOf(ctx.principal), q.id, q);
+      return { events: page.items.map(accountEventToProto), nextPageToken: nextToken(page, { id: q.id }) };
+    }),
   });
 }

@@ -29,7 +29,7 @@ describe("provisioning access control", () => {
     const paths = methods().map((m) => m.path);
     expect(paths.filter((p) => p.startsWith("/dispatcher.v1.CloudService/"))).toHaveLength(5);
     expect(paths.filter((p) => p.startsWith("/dispatcher.v1.BudgetCodeService/"))).toHaveLength(7);
-    expect(paths.filter((p) => p.startsWith("/dispatcher.v1.AccountService/"))).toHaveLength(3);
+    expect(paths.filter((p) => p.startsWith("/dispatcher.v1.AccountService/"))).toHaveLength(6);
     expect(paths.filter((p) => !Object.hasOwn(METHOD_PERMISSIONS, p))).toEqual([]);
   });
 

@@ -1,7 +1,12 @@
 // Provisioning test fixtures: a migrated provisioning database, a user with each built-in role and their API keys,
-// and a real gRPC server serving SystemService, the IAM services and the provisioning services behind the DB-backed
-// API key authenticator. Host names resolve through a fixed table, so SSRF checks of names need no DNS.
+// and a real gRPC server serving SystemService, the IAM services, the provisioning services and JobService behind the
+// DB-backed API key authenticator. Host names resolve through a fixed table, so SSRF checks of names need no DNS.
 import type { DispatcherClients } from "../../src/client/index.js";
+import { createSqlPool, type SqlPool } from "../../src/db/sql.js";
+import { jobHandlers } from "../../src/jobs/handlers.js";
+import { buildCatalog } from "../../src/jobs/kinds/index.js";
+import { createJobService, type JobService } from "../../src/jobs/service.js";
+import { createLogger } from "../../src/log.js";
 import type { TestServer } from "../rpc/fixtures.js";
 import type { TestDatabases } from "../support/db.js";
 import type { CredentialMetadata } from "../../src/km/client.js";
@@ -62,16 +67,37 @@ export interface ProvisioningFixture {
   services: RpcService[];
   users: Record<BuiltIn, { id: string; secret: string }>;
   km: FakeKm;
+  /** The job service CreateAccount and DiscoverAccount start jobs through (also served: JobService). No relay runs. */
+  jobs: JobService;
+  sql: SqlPool;
   client(token?: string): DispatcherClients;
   close(): Promise<void>;
 }
 
+/** Default discovery interval of the fixture's account service. */
+export const FIXTURE_DISCOVERY_INTERVAL_MS = 3_600_000;
+
 export async function startProvisioningFixture(label: string): Promise<ProvisioningFixture> {
   const km = fakeKm();
   let services: RpcService[] = [];
+  let sql: SqlPool | undefined;
+  let jobs: JobService | undefined;
   const fixture = await startIamFixture(label, (dbs) => {
-    services = provisioningRpcServices(dbs.provisioning, { allowInsecure: false, allowLinkLocal: false, resolve: fixedResolve }, () => km);
-    return services;
+    sql = createSqlPool(dbs.urls.provisioning, 4);
+    jobs = createJobService({ db: dbs.provisioning, sql, catalog: buildCatalog(), subjectPrefix: `t${label}`, log: createLogger({ level: "silent" }) });
+    services = provisioningRpcServices(dbs.provisioning, { allowInsecure: false, allowLinkLocal: false, resolve: fixedResolve }, () => km, jobs, { discoveryIntervalMs: FIXTURE_DISCOVERY_INTERVAL_MS });
+    return [...services, jobHandlers(jobs)];
   });
-  return { ...fixture, services, km };
+  const pool = sql as SqlPool;
+  return {
+    ...fixture,
+    services,
+    km,
+    jobs: jobs as JobService,
+    sql: pool,
+    async close() {
+      await pool.end();
+      await fixture.close();
+    },
+  };
 }
