@@ -1,0 +1,67 @@
+// Kills every process of the local cloud under one data directory: those its state files name and any process that
+// carries the server marker pointing inside it (e.g. one spawned just before its launcher died). Tests call it so no
+// server outlives them; an operator can use it to clear a machine.
+import { readFileSync, readdirSync } from "node:fs";
+import { join, resolve, sep } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { cloudDir } from "./account.js";
+import { MARKER_ENV, isOurs, killGroup, processStart } from "./processes.js";
+import { isServerId, type ServerRecord } from "./store.js";
+
+/** SIGKILLs the local cloud's processes (and their process groups) under `dataDir`; resolves once they are gone. */
+export async function killLocalServers(dataDir: string): Promise<number> {
+  const root = resolve(cloudDir(dataDir));
+  const victims = new Map<number, string | null>();
+  for (const [pid, start] of recorded(root)) if (isOurs(pid, start)) victims.set(pid, start);
+  for (const pid of marked(root)) if (!victims.has(pid)) victims.set(pid, processStart(pid));
+  for (const pid of victims.keys()) {
+    killGroup(pid, "SIGKILL");
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      /* already gone */
+    }
+  }
+  const until = Date.now() + 5_000;
+  while ([...victims].some(([pid, start]) => isOurs(pid, start)) && Date.now() < until) await sleep(10);
+  return victims.size;
+}
+
+function recorded(root: string): Array<[number, string | null]> {
+  const out: Array<[number, string | null]> = [];
+  for (const account of list(root)) {
+    for (const id of list(join(root, account)).filter(isServerId)) {
+      try {
+        const r = JSON.parse(readFileSync(join(root, account, id, "state.json"), "utf8")) as ServerRecord;
+        if (r.pid !== null) out.push([r.pid, r.pidStart]);
+      } catch {
+        /* no state (yet) */
+      }
+    }
+  }
+  return out;
+}
+
+/** Processes whose environment carries the marker of a server directory under `root` (Linux /proc only). */
+function marked(root: string): number[] {
+  const prefix = `${MARKER_ENV}=${root}${sep}`;
+  const out: number[] = [];
+  for (const entry of list("/proc")) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").some((v) => v.startsWith(prefix))) out.push(pid);
+    } catch {
+      /* gone, or not ours to read */
+    }
+  }
+  return out;
+}
+
+function list(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}

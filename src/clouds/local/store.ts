@@ -1,0 +1,175 @@
+// The local cloud's records on disk, which are its only memory: any process (worker, monitor) answers from them.
+// Per account directory: <serverId>/state.json (replaced by atomic rename), locks/<serverId>.lock (created with wx,
+// held while one operation changes a server), tokens/<sha256(client token)> (created exclusively: one server per token).
+import { createHash, randomBytes } from "node:crypto";
+import { linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { DriverError } from "../driver.js";
+import { isOurs } from "./processes.js";
+
+/** What the account asked of a server; the process itself says whether it is really up. */
+export type Desired = "RUNNING" | "STOPPED" | "TERMINATED";
+/** An operation under way (only believed while its lock is held). */
+export type Phase = "STOPPING" | "REBOOTING" | "TERMINATING";
+
+export interface ServerRecord {
+  id: string;
+  name: string;
+  regionId: string;
+  dataCenter: string;
+  productId: string;
+  imageId: string;
+  clientToken: string;
+  desired: Desired;
+  phase: Phase | null;
+  /** Leader of the server's process group, with its start time (clock ticks after boot) against pid reuse. */
+  pid: number | null;
+  pidStart: string | null;
+  port: number;
+  launchedAt: string;
+  startedAt: string | null;
+  terminatedAt: string | null;
+  boots: number;
+}
+
+const SERVER_ID = /^ls-[0-9a-f]{16}$/;
+/** A lock older than this is left over by a process that died holding it. */
+const LOCK_STALE_MS = 120_000;
+
+export function newServerId(): string {
+  return `ls-${randomBytes(8).toString("hex")}`;
+}
+
+export function isServerId(id: string): boolean {
+  return SERVER_ID.test(id);
+}
+
+export class AccountStore {
+  constructor(readonly dir: string) {}
+
+  serverDir(id: string): string {
+    if (!isServerId(id)) throw new DriverError("NOT_FOUND", `the local cloud has no server "${id}"`);
+    return join(this.dir, id);
+  }
+
+  read(id: string): ServerRecord | null {
+    if (!isServerId(id)) return null;
+    try {
+      return JSON.parse(readFileSync(join(this.serverDir(id), "state.json"), "utf8")) as ServerRecord;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw err;
+    }
+  }
+
+  write(record: ServerRecord): void {
+    const dir = this.serverDir(record.id);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const tmp = join(dir, `.state.${process.pid}.${randomBytes(4).toString("hex")}`);
+    writeFileSync(tmp, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
+    renameSync(tmp, join(dir, "state.json"));
+  }
+
+  /** Every server id of the account with a state file. */
+  ids(): string[] {
+    try {
+      return readdirSync(this.dir).filter(isServerId);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+      throw err;
+    }
+  }
+
+  /**
+   * The server id a client token is bound to, binding it to `candidate` when the token is new. The binding is a
+   * file linked into place, so two launches with one token agree on one id whoever comes first.
+   */
+  bindToken(clientToken: string, candidate: string): { id: string; fresh: boolean } {
+    const dir = join(this.dir, "tokens");
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const path = join(dir, createHash("sha256").update(clientToken).digest("hex"));
+    const tmp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}`;
+    writeFileSync(tmp, candidate, { mode: 0o600, flag: "wx" });
+    try {
+      linkSync(tmp, path);
+      return { id: candidate, fresh: true };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      return { id: readFileSync(path, "utf8").trim(), fresh: false };
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+  }
+
+  lockPath(id: string): string {
+    return join(this.dir, "locks", `${id}.lock`);
+  }
+
+  /** Whether a live process holds the server's lock (an operation is under way). */
+  locked(id: string): boolean {
+    return lockHolder(this.lockPath(id)) !== null;
+  }
+
+  /** Runs `fn` holding the server's lock; waits for another holder until `signal` aborts. */
+  async withLock<T>(id: string, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
+    const path = this.lockPath(id);
+    mkdirSync(join(this.dir, "locks"), { recursive: true, mode: 0o700 });
+    const token = `${process.pid} ${randomBytes(6).toString("hex")}`;
+    for (let wait = 10; ; wait = Math.min(wait * 2, 200)) {
+      signal.throwIfAborted();
+      try {
+        writeFileSync(path, token, { flag: "wx", mode: 0o600 });
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      }
+      if (lockHolder(path) === null) {
+        // Left by a process that died holding it: move it aside (only one breaker's rename succeeds) and retry.
+        try {
+          renameSync(path, `${path}.stale.${randomBytes(4).toString("hex")}`);
+        } catch {
+          /* someone else broke or released it */
+        }
+        continue;
+      }
+      await sleep(wait, undefined, { signal });
+    }
+    try {
+      return await fn();
+    } finally {
+      try {
+        if (readFileSync(path, "utf8") === token) rmSync(path, { force: true });
+      } catch {
+        /* already gone */
+      }
+    }
+  }
+
+  /** Removes a terminated server's last trace (its state file), after which the cloud no longer knows it. */
+  forget(id: string): void {
+    rmSync(this.serverDir(id), { recursive: true, force: true });
+  }
+
+  /** Removes everything of the server but its state file (a terminated server stays listed for a while). */
+  cleanWorkDir(id: string): void {
+    const dir = this.serverDir(id);
+    for (const entry of readdirSync(dir)) if (entry !== "state.json") rmSync(join(dir, entry), { recursive: true, force: true });
+  }
+}
+
+/** The pid holding the lock file at `path`, or null when there is none or its holder is gone or it is stale. */
+function lockHolder(path: string): number | null {
+  let content: string;
+  let mtimeMs: number;
+  try {
+    content = readFileSync(path, "utf8");
+    mtimeMs = statSync(path).mtimeMs;
+  } catch {
+    return null;
+  }
+  const pid = Number(content.split(" ")[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return Date.now() - mtimeMs > 1_000 ? null : 0;
+  if (Date.now() - mtimeMs > LOCK_STALE_MS) return null;
+  return isOurs(pid, null) ? pid : null;
+}
