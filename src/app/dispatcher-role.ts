@@ -12,6 +12,7 @@ import { RequestLog } from "../log.js";
 import { ensureJobsStream } from "../mq/jobs-stream.js";
 import { provisioningRpcServices } from "../provisioning/rpc-services.js";
 import { createRpcServer } from "../rpc/server.js";
+import { serverRpcServices } from "../servers/rpc-services.js";
 import { systemHandlers } from "../system/handlers.js";
 import { createSystemService } from "../system/service.js";
 import type { RunningRole } from "./roles.js";
@@ -52,6 +53,7 @@ export async function startDispatcherRole(resources: Resources): Promise<Running
       jobHandlers(jobs),
       ...iamRpcServices(resources.provisioning, resources.now),
       ...provisioningRpcServices(resources.provisioning, provisioningPolicy, kmClient, jobs, { discoveryIntervalMs: config.discovery.intervalMs, now: resources.now }),
+      ...serverRpcServices({ sql: resources.sql, db: resources.provisioning, jobs }),
     ],
   });
   try {

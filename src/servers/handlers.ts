@@ -1,0 +1,98 @@
+// dispatcher.v1 ServerService over gRPC: every request field validated here (INVALID_ARGUMENT with field
+// violations; enums' UNSPECIFIED rejected where a value is required), then the server service, then full messages.
+import { ServerServiceService as S } from "../gen/proto/dispatcher/v1/servers.js";
+import { afterIdFromToken, nextToken } from "../iam/mapper.js";
+import { jobToProto } from "../jobs/mapper.js";
+import { defineService, unary, type RpcService } from "../rpc/adapter.js";
+import { validateOne, type Violations } from "../rpc/validate.js";
+import type { ServerAction } from "./model.js";
+import {
+  BUDGET_CODE_RULES,
+  ID_RULES,
+  IDEMPOTENCY_KEY_RULES,
+  IMAGE_ID_RULES,
+  imageToProto,
+  LAUNCH_DATA_CENTER_RULES,
+  PRODUCT_ID_RULES,
+  productToProto,
+  REGION_ID_RULES,
+  SERVER_NAME_RULES,
+  serverEventToProto,
+  serverToProto,
+  STATE_FROM_PROTO,
+} from "./mapper.js";
+import type { ServerService } from "./service.js";
+
+/** A server event id from a page token: a positive integer. */
+function eventCursor(v: Violations, token: string, query: unknown): string | undefined {
+  const after = afterIdFromToken(v, token, query);
+  if (after !== undefined && !/^\d{1,19}$/.test(after)) {
+    v.add("page_token", "is not a page token of this query");
+    return undefined;
+  }
+  return after;
+}
+
+export function serverHandlers(servers: ServerService): RpcService {
+  const control = (action: ServerAction) => async (req: { id: string; idempotencyKey: string }, ctx: { principal: Parameters<ServerService["control"]>[0] }) => {
+    const { id, key } = validateOne((v) => ({ id: v.string("id", req.id, ID_RULES), key: v.optionalString("idempotency_key", req.idempotencyKey, IDEMPOTENCY_KEY_RULES) }));
+    return { job: jobToProto(await servers.control(ctx.principal, action, id, key)) };
+  };
+  const catalogQuery = (req: { accountId: string; regionId: string }) =>
+    validateOne((v) => ({ accountId: v.string("account_id", req.accountId, ID_RULES), regionId: v.string("region_id", req.regionId, REGION_ID_RULES) }));
+
+  return defineService(S, {
+    launchServer: unary(S.launchServer, async (req, ctx) => {
+      const input = validateOne((v) => ({
+        accountId: v.string("account_id", req.accountId, ID_RULES),
+        regionId: v.string("region_id", req.regionId, REGION_ID_RULES),
+        dataCenter: v.optionalString("data_center", req.dataCenter, LAUNCH_DATA_CENTER_RULES),
+        productId: v.string("product_id", req.productId, PRODUCT_ID_RULES),
+        imageId: v.string("image_id", req.imageId, IMAGE_ID_RULES),
+        name: v.optionalString("name", req.name, SERVER_NAME_RULES),
+        budgetCode: v.optionalString("budget_code", req.budgetCode, BUDGET_CODE_RULES),
+        idempotencyKey: v.optionalString("idempotency_key", req.idempotencyKey, IDEMPOTENCY_KEY_RULES),
+      }));
+      const { job, server } = await servers.launch(ctx.principal, input);
+      return { job: jobToProto(job), server: serverToProto(server) };
+    }),
+    startServer: unary(S.startServer, control("start")),
+    stopServer: unary(S.stopServer, control("stop")),
+    rebootServer: unary(S.rebootServer, control("reboot")),
+    terminateServer: unary(S.terminateServer, control("terminate")),
+    getServer: unary(S.getServer, async (req, ctx) => {
+      const id = validateOne((v) => v.string("id", req.id, ID_RULES));
+      return { server: serverToProto(await servers.getServer(ctx.principal, id)) };
+    }),
+    listServers: unary(S.listServers, async (req, ctx) => {
+      const q = validateOne((v) => {
+        const filters = {
+          accountId: v.optionalString("account_id", req.accountId, ID_RULES) || undefined,
+          regionId: v.optionalString("region_id", req.regionId, REGION_ID_RULES) || undefined,
+          state: v.optionalEnum("state", req.state, STATE_FROM_PROTO),
+          budgetCode: v.optionalString("budget_code", req.budgetCode, BUDGET_CODE_RULES) || undefined,
+        };
+        return { ...filters, pageSize: v.pageSize("page_size", req.pageSize), afterId: afterIdFromToken(v, req.pageToken, filters) };
+      });
+      const page = await servers.listServers(ctx.principal, q);
+      const { accountId, regionId, state, budgetCode } = q;
+      return { servers: page.items.map(serverToProto), nextPageToken: nextToken(page, { accountId, regionId, state, budgetCode }) };
+    }),
+    listServerEvents: unary(S.listServerEvents, async (req, ctx) => {
+      const q = validateOne((v) => {
+        const id = v.string("id", req.id, ID_RULES);
+        return { id, pageSize: v.pageSize("page_size", req.pageSize), afterId: eventCursor(v, req.pageToken, { id }) };
+      });
+      const page = await servers.listEvents(ctx.principal, q.id, q);
+      return { events: page.items.map(serverEventToProto), nextPageToken: nextToken(page, { id: q.id }) };
+    }),
+    listProducts: unary(S.listProducts, async (req, ctx) => {
+      const { accountId, regionId } = catalogQuery(req);
+      return { products: (await servers.listProducts(ctx.principal, accountId, regionId)).map(productToProto) };
+    }),
+    listImages: unary(S.listImages, async (req, ctx) => {
+      const { accountId, regionId } = catalogQuery(req);
+      return { images: (await servers.listImages(ctx.principal, accountId, regionId)).map(imageToProto) };
+    }),
+  });
+}
