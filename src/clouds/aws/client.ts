@@ -1,0 +1,88 @@
+// One EC2 conversation per driver call: the endpoint for the region, a client built from the call's credentials and
+// dropped when the call ends (nothing secret outlives it), one attempt per request so the job system owns retries and
+// backoff, and every request bound to the caller's signal and deadline. Failures leave as classified DriverErrors.
+import { EC2Client } from "@aws-sdk/client-ec2";
+import { callSignal, DriverError, type DriverCallOptions, type DriverTarget } from "../driver.js";
+import { classifyAwsError } from "./errors.js";
+
+/** The region that answers account-wide questions (identity, the region list) when no region is named. */
+export const HOME_REGION = "us-east-1";
+const DEFAULT_ENDPOINT = "https://ec2.{region}.amazonaws.com";
+const MAX_CONNECT_MS = 10_000;
+
+/** What each request passes to EC2Client.send: the call's signal and what is left of its deadline. */
+export interface SendOptions {
+  abortSignal: AbortSignal;
+  requestTimeout: number;
+}
+
+export interface Ec2Session {
+  readonly region: string;
+  /** Makes one request, e.g. `s.send("DescribeRegions", (c, o) => c.send(new DescribeRegionsCommand({}), o))`; a failure is a DriverError. */
+  send<Out>(operation: string, request: (client: EC2Client, options: SendOptions) => Promise<Out>): Promise<Out>;
+}
+
+/** The endpoint URL of `region` from the cloud's endpoint template (`{region}` placeholder, or a fixed URL). */
+export function endpointFor(template: string, region: string): string {
+  const raw = (template.trim() || DEFAULT_ENDPOINT).replaceAll("{region}", region);
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new DriverError("INVALID", `the cloud endpoint "${template}" is not a URL (expected e.g. ${DEFAULT_ENDPOINT})`);
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") throw new DriverError("INVALID", `the cloud endpoint must be http(s), not ${url.protocol}`);
+  if (url.username || url.password) throw new DriverError("INVALID", "the cloud endpoint must not carry a user or password");
+  return url.toString().replace(/\/$/, "");
+}
+
+interface AwsCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+function credentialsOf(target: DriverTarget): AwsCredentials {
+  const { accessKeyId, secretAccessKey, sessionToken } = target.credentials;
+  const missing = [!accessKeyId && "accessKeyId", !secretAccessKey && "secretAccessKey"].filter(Boolean);
+  if (missing.length > 0 || !accessKeyId || !secretAccessKey) {
+    throw new DriverError("AUTH", `the account's AWS credentials lack ${missing.join(" and ")} (fields: accessKeyId, secretAccessKey, optional sessionToken)`);
+  }
+  return sessionToken ? { accessKeyId, secretAccessKey, sessionToken } : { accessKeyId, secretAccessKey };
+}
+
+/** Runs `fn` with a session on `region`; the client and its sockets are released when `fn` settles. */
+export async function withEc2<T>(target: DriverTarget, region: string, options: DriverCallOptions, fn: (session: Ec2Session) => Promise<T>): Promise<T> {
+  const credentials = credentialsOf(target);
+  const secrets = [credentials.accessKeyId, credentials.secretAccessKey, credentials.sessionToken ?? ""];
+  const remainingMs = () => Math.max(1, options.deadline.getTime() - Date.now());
+  if (options.signal.aborted) throw classifyAwsError(abortError(), "call", secrets, true);
+  const client = new EC2Client({
+    region,
+    endpoint: endpointFor(target.cloud.endpoint, region),
+    credentials,
+    maxAttempts: 1,
+    requestHandler: { connectionTimeout: Math.min(MAX_CONNECT_MS, remainingMs()), requestTimeout: remainingMs(), throwOnRequestTimeout: true },
+  });
+  const session: Ec2Session = {
+    region,
+    async send(operation, request) {
+      try {
+        return await request(client, { abortSignal: callSignal(options), requestTimeout: remainingMs() });
+      } catch (err) {
+        throw classifyAwsError(err, operation, secrets, options.signal.aborted);
+      }
+    },
+  };
+  try {
+    return await fn(session);
+  } finally {
+    client.destroy();
+  }
+}
+
+function abortError(): Error {
+  const e = new Error("aborted");
+  e.name = "AbortError";
+  return e;
+}

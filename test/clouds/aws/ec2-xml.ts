@@ -1,0 +1,302 @@
+// EC2 Query API response bodies in the 2016-11-15 namespace, shaped after the examples of AWS's EC2 API reference
+// (element names, nesting, item lists and the <Response><Errors> error document), with values filled in by the fake.
+export const NS = "http://ec2.amazonaws.com/doc/2016-11-15/";
+export const OWNER_ID = "123456789012";
+
+export const esc = (v: string | number | boolean): string =>
+  String(v).replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;").replaceAll("'", "&apos;");
+
+export function envelope(action: string, requestId: string, inner: string): string {
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<${action}Response xmlns="${NS}">\n  <requestId>${requestId}</requestId>\n${inner}\n</${action}Response>`;
+}
+
+export function errorDocument(code: string, message: string, requestId: string): string {
+  return `<?xml version="1.0" encoding="UTF-8"?>
+<Response><Errors><Error><Code>${esc(code)}</Code><Message>${esc(message)}</Message></Error></Errors><RequestID>${requestId}</RequestID></Response>`;
+}
+
+export const STATE_CODES: Readonly<Record<string, number>> = { pending: 0, running: 16, "shutting-down": 32, terminated: 48, stopping: 64, stopped: 80 };
+
+export interface FakeInstance {
+  instanceId: string;
+  reservationId: string;
+  imageId: string;
+  instanceType: string;
+  availabilityZone: string;
+  state: string;
+  launchTime: Date;
+  clientToken: string;
+  name: string;
+  userData: string;
+  privateIp: string;
+  publicIp: string | null;
+}
+
+export function instanceItem(i: FakeInstance): string {
+  const region = i.availabilityZone.replace(/[a-z]$/, "");
+  const privateDns = `ip-${i.privateIp.replaceAll(".", "-")}.${region}.compute.internal`;
+  const publicAssoc = i.publicIp ? `<association><publicIp>${i.publicIp}</publicIp><publicDnsName>ec2-${i.publicIp.replaceAll(".", "-")}.compute-1.amazonaws.com</publicDnsName><ipOwnerId>amazon</ipOwnerId></association>` : "";
+  return `      <item>
+        <instanceId>${i.instanceId}</instanceId>
+        <imageId>${esc(i.imageId)}</imageId>
+        <instanceState>
+          <code>${STATE_CODES[i.state] ?? 0}</code>
+          <name>${i.state}</name>
+        </instanceState>
+        <privateDnsName>${privateDns}</privateDnsName>
+        <dnsName>${i.publicIp ? `ec2-${i.publicIp.replaceAll(".", "-")}.compute-1.amazonaws.com` : ""}</dnsName>
+        <reason/>
+        <keyName>my-key-pair</keyName>
+        <amiLaunchIndex>0</amiLaunchIndex>
+        <productCodes/>
+        <instanceType>${esc(i.instanceType)}</instanceType>
+        <launchTime>${i.launchTime.toISOString()}</launchTime>
+        <placement>
+          <availabilityZone>${esc(i.availabilityZone)}</availabilityZone>
+          <groupName/>
+          <tenancy>default</tenancy>
+        </placement>
+        <monitoring>
+          <state>disabled</state>
+        </monitoring>
+        <subnetId>subnet-56f5f633</subnetId>
+        <vpcId>vpc-11112222</vpcId>
+        <privateIpAddress>${i.privateIp}</privateIpAddress>
+        ${i.publicIp ? `<ipAddress>${i.publicIp}</ipAddress>` : ""}
+        <sourceDestCheck>true</sourceDestCheck>
+        <groupSet>
+          <item>
+            <groupId>sg-e4076980</groupId>
+            <groupName>SecurityGroup1</groupName>
+          </item>
+        </groupSet>
+        <stateReason>
+          <code>${i.state}</code>
+          <message>${i.state}</message>
+        </stateReason>
+        <architecture>x86_64</architecture>
+        <rootDeviceType>ebs</rootDeviceType>
+        <rootDeviceName>/dev/xvda</rootDeviceName>
+        <blockDeviceMapping/>
+        <virtualizationType>hvm</virtualizationType>
+        <clientToken>${esc(i.clientToken)}</clientToken>
+        <tagSet>
+          <item>
+            <key>Name</key>
+            <value>${esc(i.name)}</value>
+          </item>
+        </tagSet>
+        <hypervisor>xen</hypervisor>
+        <networkInterfaceSet>
+          <item>
+            <networkInterfaceId>eni-${i.instanceId.slice(2, 10)}</networkInterfaceId>
+            <subnetId>subnet-56f5f633</subnetId>
+            <vpcId>vpc-11112222</vpcId>
+            <description/>
+            <ownerId>${OWNER_ID}</ownerId>
+            <status>in-use</status>
+            <macAddress>02:dd:2c:5e:01:69</macAddress>
+            <privateIpAddress>${i.privateIp}</privateIpAddress>
+            <privateDnsName>${privateDns}</privateDnsName>
+            <sourceDestCheck>true</sourceDestCheck>
+            ${publicAssoc}
+            <privateIpAddressesSet>
+              <item>
+                <privateIpAddress>${i.privateIp}</privateIpAddress>
+                <privateDnsName>${privateDns}</privateDnsName>
+                <primary>true</primary>
+                ${publicAssoc}
+              </item>
+            </privateIpAddressesSet>
+          </item>
+        </networkInterfaceSet>
+        <ebsOptimized>false</ebsOptimized>
+      </item>`;
+}
+
+export function stateChangeItem(id: string, previous: string, current: string): string {
+  return `    <item>
+      <instanceId>${id}</instanceId>
+      <currentState>
+        <code>${STATE_CODES[current] ?? 0}</code>
+        <name>${current}</name>
+      </currentState>
+      <previousState>
+        <code>${STATE_CODES[previous] ?? 0}</code>
+        <name>${previous}</name>
+      </previousState>
+    </item>`;
+}
+
+export const regionItem = (name: string) => `    <item>
+      <regionName>${esc(name)}</regionName>
+      <regionEndpoint>ec2.${esc(name)}.amazonaws.com</regionEndpoint>
+      <optInStatus>opt-in-not-required</optInStatus>
+    </item>`;
+
+export const zoneItem = (region: string, letter: string, n: number) => `    <item>
+      <zoneName>${region}${letter}</zoneName>
+      <zoneState>available</zoneState>
+      <regionName>${region}</regionName>
+      <messageSet/>
+      <zoneId>${region.replaceAll("-", "").slice(0, 4)}-az${n}</zoneId>
+      <zoneType>availability-zone</zoneType>
+      <optInStatus>opt-in-not-required</optInStatus>
+      <groupName>${region}</groupName>
+      <networkBorderGroup>${region}</networkBorderGroup>
+    </item>`;
+
+export const DEFAULT_SECURITY_GROUP = `  <securityGroupInfo>
+    <item>
+      <ownerId>${OWNER_ID}</ownerId>
+      <groupId>sg-1a2b3c4d</groupId>
+      <groupName>default</groupName>
+      <groupDescription>default VPC security group</groupDescription>
+      <vpcId>vpc-1a2b3c4d</vpcId>
+      <ipPermissions>
+        <item>
+          <ipProtocol>-1</ipProtocol>
+          <groups>
+            <item>
+              <userId>${OWNER_ID}</userId>
+              <groupId>sg-1a2b3c4d</groupId>
+            </item>
+          </groups>
+          <ipRanges/>
+          <ipv6Ranges/>
+          <prefixListIds/>
+        </item>
+      </ipPermissions>
+      <ipPermissionsEgress>
+        <item>
+          <ipProtocol>-1</ipProtocol>
+          <groups/>
+          <ipRanges>
+            <item>
+              <cidrIp>0.0.0.0/0</cidrIp>
+            </item>
+          </ipRanges>
+          <ipv6Ranges/>
+          <prefixListIds/>
+        </item>
+      </ipPermissionsEgress>
+    </item>
+  </securityGroupInfo>`;
+
+export const imageItem = (id: string, name: string, platformDetails: string) => `    <item>
+      <imageId>${id}</imageId>
+      <imageLocation>${OWNER_ID}/${esc(name)}</imageLocation>
+      <imageState>available</imageState>
+      <imageOwnerId>${OWNER_ID}</imageOwnerId>
+      <creationDate>2016-08-30T20:55:35.000Z</creationDate>
+      <isPublic>false</isPublic>
+      <architecture>x86_64</architecture>
+      <imageType>machine</imageType>
+      <name>${esc(name)}</name>
+      <description>Test AMI</description>
+      <rootDeviceType>ebs</rootDeviceType>
+      <rootDeviceName>/dev/xvda</rootDeviceName>
+      <blockDeviceMapping>
+        <item>
+          <deviceName>/dev/xvda</deviceName>
+          <ebs>
+            <snapshotId>snap-1234567890abcdef0</snapshotId>
+            <volumeSize>8</volumeSize>
+            <deleteOnTermination>true</deleteOnTermination>
+            <volumeType>standard</volumeType>
+            <encrypted>false</encrypted>
+          </ebs>
+        </item>
+      </blockDeviceMapping>
+      <virtualizationType>hvm</virtualizationType>
+      <hypervisor>xen</hypervisor>
+      <enaSupport>true</enaSupport>
+      <platformDetails>${esc(platformDetails)}</platformDetails>
+      <usageOperation>RunInstances</usageOperation>
+    </item>`;
+
+export const VOLUMES = `  <volumeSet>
+    <item>
+      <volumeId>vol-1234567890abcdef0</volumeId>
+      <size>80</size>
+      <snapshotId/>
+      <availabilityZone>us-east-1a</availabilityZone>
+      <status>in-use</status>
+      <createTime>2016-08-29T18:52:32.724Z</createTime>
+      <attachmentSet>
+        <item>
+          <volumeId>vol-1234567890abcdef0</volumeId>
+          <instanceId>i-1234567890abcdef0</instanceId>
+          <device>/dev/sdh</device>
+          <status>attached</status>
+          <attachTime>2016-08-29T18:52:32.000Z</attachTime>
+          <deleteOnTermination>false</deleteOnTermination>
+        </item>
+      </attachmentSet>
+      <volumeType>standard</volumeType>
+      <encrypted>true</encrypted>
+      <multiAttachEnabled>false</multiAttachEnabled>
+    </item>
+  </volumeSet>`;
+
+export const VPCS = `  <vpcSet>
+    <item>
+      <vpcId>vpc-1a2b3c4d</vpcId>
+      <state>available</state>
+      <cidrBlock>10.0.0.0/23</cidrBlock>
+      <cidrBlockAssociationSet>
+        <item>
+          <cidrBlock>10.0.0.0/23</cidrBlock>
+          <associationId>vpc-cidr-assoc-1a2b3c4d</associationId>
+          <cidrBlockState>
+            <state>associated</state>
+          </cidrBlockState>
+        </item>
+      </cidrBlockAssociationSet>
+      <dhcpOptionsId>dopt-1a2b3c4d</dhcpOptionsId>
+      <instanceTenancy>default</instanceTenancy>
+      <isDefault>true</isDefault>
+      <ownerId>${OWNER_ID}</ownerId>
+    </item>
+  </vpcSet>`;
+
+export const accountAttributes = (maxInstances: number) => `  <accountAttributeSet>
+    <item>
+      <attributeName>vpc-max-security-groups-per-interface</attributeName>
+      <attributeValueSet>
+        <item>
+          <attributeValue>5</attributeValue>
+        </item>
+      </attributeValueSet>
+    </item>
+    <item>
+      <attributeName>max-instances</attributeName>
+      <attributeValueSet>
+        <item>
+          <attributeValue>${maxInstances}</attributeValue>
+        </item>
+      </attributeValueSet>
+    </item>
+    <item>
+      <attributeName>supported-platforms</attributeName>
+      <attributeValueSet>
+        <item>
+          <attributeValue>VPC</attributeValue>
+        </item>
+      </attributeValueSet>
+    </item>
+    <item>
+      <attributeName>default-vpc</attributeName>
+      <attributeValueSet>
+        <item>
+          <attributeValue>vpc-1a2b3c4d</attributeValue>
+        </item>
+      </attributeValueSet>
+    </item>
+  </accountAttributeSet>`;
+
+export const offeringItem = (type: string, region: string) => `    <item>
+      <instanceType>${esc(type)}</instanceType>
+      <locationType>region</locationType>
+      <location>${esc(region)}</location>
+    </item>`;
