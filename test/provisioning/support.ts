@@ -9,7 +9,8 @@ import { createJobService, type JobService } from "../../src/jobs/service.js";
 import { createLogger } from "../../src/log.js";
 import type { TestServer } from "../rpc/fixtures.js";
 import type { TestDatabases } from "../support/db.js";
-import type { CredentialMetadata } from "../../src/km/client.js";
+import { NotFoundError } from "../../src/errors.js";
+import type { CredentialMetadata, KmClient } from "../../src/km/client.js";
 import type { CredentialStore } from "../../src/provisioning/account-service.js";
 import { provisioningRpcServices } from "../../src/provisioning/rpc-services.js";
 import type { RpcService } from "../../src/rpc/adapter.js";
@@ -30,8 +31,8 @@ export async function fixedResolve(host: string): Promise<string[]> {
   return answer;
 }
 
-/** An in-memory stand-in for KM's StoreCredential/DeleteCredential that records what it was given. */
-export interface FakeKm extends CredentialStore {
+/** An in-memory stand-in for KM's StoreCredential/DeleteCredential/GetCredential that records what it was given. */
+export interface FakeKm extends CredentialStore, Pick<KmClient, "useCredential"> {
   stored: Map<string, { accountId: string; type: string; fields: Record<string, string> }>;
   deleted: string[];
   /** When set, the next calls fail with it (e.g. an UnavailableError for a KM outage). */
@@ -50,6 +51,12 @@ export function fakeKm(): FakeKm {
       km.stored.set(id, { accountId: input.accountId, type: input.type, fields: { ...input.fields } });
       const meta: CredentialMetadata = { id, accountId: input.accountId, type: input.type, labels: input.labels ?? {}, keyVersion: 1, createTime: new Date() };
       return meta;
+    },
+    async useCredential(input, use) {
+      if (km.failWith) throw km.failWith;
+      const stored = km.stored.get(input.id);
+      if (!stored || stored.accountId !== input.accountId) throw new NotFoundError("credential", input.id);
+      return use(Object.freeze({ ...stored.fields }));
     },
     async deleteCredential(input) {
       if (km.failWith) throw km.failWith;
@@ -70,6 +77,8 @@ export interface ProvisioningFixture {
   /** The job service CreateAccount and DiscoverAccount start jobs through (also served: JobService). No relay runs. */
   jobs: JobService;
   sql: SqlPool;
+  /** Subjects the fixture's jobs are published on (when a relay runs: see discovery-support.ts). */
+  subjectPrefix: string;
   client(token?: string): DispatcherClients;
   close(): Promise<void>;
 }
@@ -82,9 +91,10 @@ export async function startProvisioningFixture(label: string): Promise<Provision
   let services: RpcService[] = [];
   let sql: SqlPool | undefined;
   let jobs: JobService | undefined;
+  const subjectPrefix = `t${label}`;
   const fixture = await startIamFixture(label, (dbs) => {
     sql = createSqlPool(dbs.urls.provisioning, 4);
-    jobs = createJobService({ db: dbs.provisioning, sql, catalog: buildCatalog(), subjectPrefix: `t${label}`, log: createLogger({ level: "silent" }) });
+    jobs = createJobService({ db: dbs.provisioning, sql, catalog: buildCatalog(), subjectPrefix, log: createLogger({ level: "silent" }) });
     services = provisioningRpcServices(dbs.provisioning, { allowInsecure: false, allowLinkLocal: false, resolve: fixedResolve }, () => km, jobs, { discoveryIntervalMs: FIXTURE_DISCOVERY_INTERVAL_MS });
     return [...services, jobHandlers(jobs)];
   });
@@ -95,6 +105,7 @@ export async function startProvisioningFixture(label: string): Promise<Provision
     km,
     jobs: jobs as JobService,
     sql: pool,
+    subjectPrefix,
     async close() {
       await pool.end();
       await fixture.close();
