@@ -57,6 +57,10 @@ export const FIELDS: readonly Field[] = [
   f("provisioning.allowLinkLocalEndpoints", bool, false, "accept cloud endpoints on link-local or cloud metadata addresses (169.254.0.0/16, fe80::/10, metadata.google.internal); SSRF guard"),
   f("analytics.url", mysqlUrl, "mysql://root@127.0.0.1:3306/dispatcher_analytics", "analytics database (metrics, costs)", true),
   f("analytics.poolSize", positiveInt, 4, "analytics database connections per process"),
+  f("analytics.rawRetentionMs", positiveInt, 7 * 86_400_000, "how long raw metric samples are kept (hourly and daily roll-ups are kept forever)"),
+  f("analytics.rollupIntervalMs", positiveInt, 60_000, "how often the monitor rolls raw samples up into hourly and daily aggregates and prunes old samples"),
+  f("analytics.accrualIntervalMs", positiveInt, 60_000, "how often the monitor accrues running servers' cost and updates budget codes' usage"),
+  f("analytics.retentionBatchSize", positiveInt, 10_000, "raw samples deleted per statement when pruning"),
   f("km.url", z.string().min(1), "127.0.0.1:2013", "address of the KM service, as its clients (dispatcher, workers) call it"),
   f("km.bind", z.string().min(1), "0.0.0.0", "address the KM role binds"),
   f("km.port", port, 2013, "port the KM role listens on"),
@@ -106,7 +110,7 @@ export type Config = {
   server: { bind: string; port: number; maxMessageBytes: number; keepaliveTimeMs: number; keepaliveTimeoutMs: number; shutdownGraceMs: number; reflection: boolean; defaultDeadlineMs: number };
   bridge: { bind: string; port: number; corsOrigins: string[]; maxRequestBytes: number };
   provisioning: { url: string; poolSize: number; sqlPoolSize: number; allowInsecureEndpoints: boolean; allowLinkLocalEndpoints: boolean };
-  analytics: { url: string; poolSize: number };
+  analytics: { url: string; poolSize: number; rawRetentionMs: number; rollupIntervalMs: number; accrualIntervalMs: number; retentionBatchSize: number };
   km: {
     url: string; bind: string; port: number; databaseUrl: string; poolSize: number; tlsCa: string; tlsCert: string; tlsKey: string;
     serverCert: string; serverKey: string; serverName: string; clientPrincipals: string[]; plaintext: boolean; auditFile: string;

@@ -12,7 +12,7 @@ const KIND: Record<Principal["kind"], PrincipalKind> = {
 
 export function systemHandlers(system: SystemService): RpcService {
   return defineService(SystemServiceService, {
-    getServerInfo: unary(SystemServiceService.getServerInfo, async () => system.serverInfo()),
+    getServerInfo: unary(SystemServiceService.getServerInfo, async () => ({ ...system.serverInfo(), analytics: await system.analyticsStatus() })),
     whoAmI: unary(SystemServiceService.whoAmI, async (_request, ctx) => {
       const p = system.whoAmI(ctx.principal);
       return { principalId: p.id, kind: KIND[p.kind], roles: p.roles, displayName: p.displayName };

@@ -19,10 +19,21 @@ export interface SystemServiceOptions {
   instanceId?: string;
   /** Default: the version in package.json. */
   version?: string;
+  /** Whether the analytics database answers (health detail); absent in processes that do not use it. */
+  analytics?: () => Promise<ComponentStatus>;
+}
+
+/** A dependency the process serves without, and whether it is there now. */
+export interface ComponentStatus {
+  name: string;
+  available: boolean;
+  detail: string;
 }
 
 export interface SystemService {
   serverInfo(): ServerInfo;
+  /** The analytics database's status, when this process uses it. */
+  analyticsStatus(): Promise<ComponentStatus | undefined>;
   whoAmI(principal: Readonly<Principal>): Principal;
 }
 
@@ -35,6 +46,7 @@ export function createSystemService(options: SystemServiceOptions): SystemServic
   };
   return {
     serverInfo: () => ({ ...info, roles: [...info.roles] }),
+    analyticsStatus: async () => options.analytics?.(),
     whoAmI: (principal) => ({ id: principal.id, kind: principal.kind, roles: [...principal.roles], displayName: principal.displayName }),
   };
 }

@@ -1,6 +1,7 @@
 // Test support for job execution (worker, monitor): a migrated database, a JetStream stream of this run, the
 // Resources a role receives, jobs inserted by SQL and published in the wire format, and readers of a job's row,
 // events, effects and dead letters.
+import { createAnalyticsSql } from "../../src/analytics/db.js";
 import { createDriverRegistry } from "../../src/clouds/registry.js";
 import { randomBytes } from "node:crypto";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
@@ -144,7 +145,7 @@ export async function openExecHarness(label: string, options: ExecHarnessOptions
       const km = () => {
         throw new Error("this harness has no KM");
       };
-      return { config, log, provisioning: db, sql, analytics: dbs.analytics, nats: nc, drivers: createDriverRegistry([]), km, closeKm: () => undefined, roles: ["worker", "monitor"], instanceId, startedAt: new Date(), now: () => new Date() };
+      return { config, log, provisioning: db, sql, analytics: dbs.analytics, analyticsSql: createAnalyticsSql(dbs.urls.analytics, 2), nats: nc, drivers: createDriverRegistry([]), km, closeKm: () => undefined, roles: ["worker", "monitor"], instanceId, startedAt: new Date(), now: () => new Date() };
     },
     async insertJob(j) {
       const id = newId();

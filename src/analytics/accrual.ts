@@ -1,0 +1,211 @@
+// Cost accrual. A server's accruing intervals come from its state history in the provisioning database
+// (server_events rows that carry a to_state, in id order, with their created_at times), reconciled with the servers
+// row's current state; each hour of an interval becomes one cost_accruals row (server, hour) holding price × accruing
+// time up to the last whole minute. Rows are recomputed from that history and written with the same value, so
+// running twice, a restart mid-period or two monitors never count twice.
+import type { Sql } from "../db/sql.js";
+import { floorTo, HOUR_MS, readProgress, saveProgress } from "./rollup.js";
+import { sqlFragment, sqlJoin } from "../db/sql.js";
+
+export type ServerState = "PENDING" | "RUNNING" | "STOPPING" | "STOPPED" | "REBOOTING" | "TERMINATING" | "TERMINATED";
+
+export const MINUTE_MS = 60_000;
+export const ACCRUAL_TASK = "accrual";
+/** Hours one run accrues at most (catching up after downtime takes several runs). */
+const MAX_HOURS_PER_RUN = 48;
+/** Each run recomputes the hour before its mark too: an event may commit a little after the time it carries. */
+const LATE_MS = HOUR_MS;
+
+/**
+ * Whether a server in `state` costs money: while it runs (a reboot keeps it running), and — for products billed while
+ * stopped (e.g. dedicated hosts) — while it stops and is stopped. Pending, terminating and terminated never accrue.
+ */
+export function accrues(state: ServerState, accruesWhenStopped: boolean): boolean {
+  if (state === "RUNNING" || state === "REBOOTING") return true;
+  return accruesWhenStopped && (state === "STOPPING" || state === "STOPPED");
+}
+
+export interface StateChange {
+  fromState: ServerState | null;
+  toState: ServerState;
+  at: Date;
+}
+
+export interface AccrualServer {
+  id: string;
+  accountId: string;
+  budgetCode: string;
+  state: ServerState;
+  hourlyPriceMicros: bigint;
+  accruesWhenStopped: boolean;
+  createdAt: Date;
+  stateChangedAt: Date;
+}
+
+export interface Interval {
+  start: number;
+  end: number;
+}
+
+/**
+ * The intervals (ms since the epoch, end exclusive; Infinity while open) in which the server accrued. From its first
+ * event's from_state at its creation, through each event's to_state at the event's time, then the row's own state
+ * at state_changed_at when the events missed it. With no events, only the current state since state_changed_at counts.
+ */
+export function accruingIntervals(server: AccrualServer, changes: readonly StateChange[]): Interval[] {
+  const segments: { state: ServerState; start: number }[] = [];
+  if (changes.length === 0) {
+    segments.push({ state: server.state, start: server.stateChangedAt.getTime() });
+  } else {
+    segments.push({ state: changes[0]?.fromState ?? "PENDING", start: server.createdAt.getTime() });
+    for (const c of changes) segments.push({ state: c.toState, start: Math.max(c.at.getTime(), segments.at(-1)?.start ?? 0) });
+    const last = segments.at(-1);
+    if (last && last.state !== server.state) segments.push({ state: server.state, start: Math.max(server.stateChangedAt.getTime(), last.start) });
+  }
+  const out: Interval[] = [];
+  segments.forEach((seg, i) => {
+    if (!accrues(seg.state, server.accruesWhenStopped)) return;
+    const end = segments[i + 1]?.start ?? Infinity;
+    if (end <= seg.start) return;
+    const prev = out.at(-1);
+    if (prev && prev.end === seg.start) prev.end = end;
+    else out.push({ start: seg.start, end });
+  });
+  return out;
+}
+
+export interface AccrualRow {
+  serverId: string;
+  periodStart: Date;
+  accountId: string;
+  budgetCode: string;
+  hourlyPriceMicros: bigint;
+  accruingMs: number;
+  amountMicros: bigint;
+}
+
+/** price × time, in micros, rounded down (a row never bills a fraction of a micro-unit). */
+export const costOf = (hourlyPriceMicros: bigint, ms: number): bigint => (hourlyPriceMicros * BigInt(ms)) / BigInt(HOUR_MS);
+
+/** The accrual rows of the hours that start in [from, to), counting accruing time before `to` only. */
+export function accrualRows(server: AccrualServer, intervals: readonly Interval[], from: Date, to: Date): AccrualRow[] {
+  const rows: AccrualRow[] = [];
+  const limit = to.getTime();
+  for (let h = floorTo(from, HOUR_MS).getTime(); h < limit; h += HOUR_MS) {
+    const hourEnd = Math.min(h + HOUR_MS, limit);
+    let ms = 0;
+    for (const iv of intervals) ms += Math.max(0, Math.min(iv.end, hourEnd) - Math.max(iv.start, h));
+    if (ms <= 0) continue;
+    rows.push({ serverId: server.id, periodStart: new Date(h), accountId: server.accountId, budgetCode: server.budgetCode, hourlyPriceMicros: server.hourlyPriceMicros, accruingMs: ms, amountMicros: costOf(server.hourlyPriceMicros, ms) });
+  }
+  return rows;
+}
+
+interface ServerRow {
+  id: string;
+  account_id: string;
+  budget_code: string;
+  state: ServerState;
+  hourly_price_micros: bigint | number | string;
+  accrues_when_stopped: number | boolean;
+  created_at: Date;
+  state_changed_at: Date;
+}
+
+interface EventRow {
+  server_id: string;
+  from_state: ServerState | null;
+  to_state: ServerState;
+  created_at: Date;
+}
+
+const SERVER_CHUNK = 500;
+
+/**
+ * Writes the accrual rows of every server for the hours in [from, to) (`to` a whole minute). Servers considered:
+ * every one not terminated, and the terminated ones whose state changed since `from`. Returns rows written.
+ */
+export async function accrueRange(provisioning: Sql, analytics: Sql, from: Date, to: Date): Promise<number> {
+  const servers = await provisioning.query<ServerRow>`
+    SELECT id, account_id, budget_code, state, hourly_price_micros, accrues_when_stopped, created_at, state_changed_at
+      FROM servers
+     WHERE created_at < ${to} AND (state <> 'TERMINATED' OR state_changed_at >= ${from})
+     ORDER BY id`;
+  let written = 0;
+  for (let i = 0; i < servers.length; i += SERVER_CHUNK) {
+    const chunk = servers.slice(i, i + SERVER_CHUNK);
+    const events = await provisioning.query<EventRow>`
+      SELECT server_id, from_state, to_state, created_at FROM server_events
+       WHERE server_id IN (${chunk.map((s) => s.id)}) AND to_state IS NOT NULL AND created_at < ${to}
+       ORDER BY server_id, id`;
+    const byServer = new Map<string, StateChange[]>();
+    for (const e of events) {
+      const list = byServer.get(e.server_id) ?? [];
+      list.push({ fromState: e.from_state, toState: e.to_state, at: e.created_at });
+      byServer.set(e.server_id, list);
+    }
+    const rows: AccrualRow[] = [];
+    for (const s of chunk) {
+      const server: AccrualServer = {
+        id: s.id,
+        accountId: s.account_id,
+        budgetCode: s.budget_code,
+        state: s.state,
+        hourlyPriceMicros: BigInt(s.hourly_price_micros),
+        accruesWhenStopped: Boolean(Number(s.accrues_when_stopped)),
+        createdAt: s.created_at,
+        // A state entered after `to` is not known at `to`.
+        stateChangedAt: s.state_changed_at,
+      };
+      const changes = byServer.get(s.id) ?? [];
+      const known = server.stateChangedAt.getTime() < to.getTime() || changes.length > 0 ? accruingIntervals(server, changes) : [];
+      rows.push(...accrualRows(server, known, from, to));
+    }
+    written += await writeAccruals(analytics, rows);
+  }
+  return written;
+}
+
+export async function writeAccruals(analytics: Sql, rows: readonly AccrualRow[]): Promise<number> {
+  let n = 0;
+  for (let i = 0; i < rows.length; i += 1_000) {
+    const values = rows
+      .slice(i, i + 1_000)
+      .map((r) => sqlFragment`(${r.serverId}, ${r.periodStart}, ${r.accountId}, ${r.budgetCode}, ${r.hourlyPriceMicros}, ${r.accruingMs}, ${r.amountMicros}, NOW(3))`);
+    n += await analytics.execute`
+      INSERT INTO cost_accruals (server_id, period_start, account_id, budget_code, hourly_price_micros, accruing_ms, amount_micros, updated_at)
+      VALUES ${sqlJoin(values, ", ")}
+      ON DUPLICATE KEY UPDATE account_id = VALUES(account_id), budget_code = VALUES(budget_code), hourly_price_micros = VALUES(hourly_price_micros),
+                              accruing_ms = VALUES(accruing_ms), amount_micros = VALUES(amount_micros), updated_at = VALUES(updated_at)`;
+  }
+  return n;
+}
+
+export interface AccrualRun {
+  from: Date;
+  to: Date;
+  more: boolean;
+}
+
+/**
+ * One accrual run up to the last whole minute before `now`: from (mark − LATE_MS), or the start of the month on the
+ * very first run, in chunks of at most MAX_HOURS_PER_RUN hours; the mark moves to the start of the hour reached.
+ */
+export async function runAccrual(provisioning: Sql, analytics: Sql, now: Date): Promise<AccrualRun> {
+  const upTo = floorTo(now, MINUTE_MS);
+  const mark = await readProgress(analytics, ACCRUAL_TASK);
+  const from = mark ? new Date(mark.getTime() - LATE_MS) : monthStart(now);
+  const to = new Date(Math.min(from.getTime() + MAX_HOURS_PER_RUN * HOUR_MS, upTo.getTime()));
+  await accrueRange(provisioning, analytics, from, to);
+  await saveProgress(analytics, ACCRUAL_TASK, floorTo(to, HOUR_MS));
+  return { from, to, more: to.getTime() < upTo.getTime() };
+}
+
+/** The first instant of the UTC month of `t`, and of the next month. */
+export function monthStart(t: Date): Date {
+  return new Date(Date.UTC(t.getUTCFullYear(), t.getUTCMonth(), 1));
+}
+
+export function nextMonthStart(t: Date): Date {
+  return new Date(Date.UTC(t.getUTCFullYear(), t.getUTCMonth() + 1, 1));
+}

@@ -1,0 +1,191 @@
+// What the analytics API answers: a server's metric series, a fleet summary, and cost reports. Servers and accounts
+// follow the caller's account scope (NOT_FOUND outside it, the same answer as for one that does not exist). The
+// scope check reads the provisioning database; the figures come from the analytics database, and when that is down
+// every method answers UNAVAILABLE (ANALYTICS_UNAVAILABLE).
+import { sqlFragment, sqlJoin, type Sql, type SqlFragment } from "../db/sql.js";
+import { InvalidArgumentError, NotFoundError } from "../errors.js";
+import type { AccountScope } from "../provisioning/account-service.js";
+import { monthStart, nextMonthStart } from "./accrual.js";
+import { centsOf } from "./budget-usage.js";
+import { METRICS, type MetricName } from "./metrics.js";
+import { HOUR_MS } from "./rollup.js";
+
+export type Step = "RAW" | "HOUR" | "DAY";
+export type Aggregate = "AVG" | "MIN" | "MAX" | "SUM" | "COUNT";
+export type UsageGrouping = "BUDGET_CODE" | "ACCOUNT" | "SERVER";
+
+export interface MetricPoint {
+  time: Date;
+  value: number;
+  count: number;
+  min: number;
+  max: number;
+  avg: number;
+  sum: number;
+}
+
+export interface MetricsQuery {
+  serverId: string;
+  start: Date;
+  end: Date;
+  step: Step;
+  aggregate: Aggregate;
+  /** Empty: all. */
+  metrics: MetricName[];
+}
+
+export interface MetricsAnswer {
+  series: { metric: MetricName; points: MetricPoint[] }[];
+  truncated: boolean;
+}
+
+export interface FleetSummary {
+  servers: number;
+  states: { state: string; count: number }[];
+  hourlyCostMicros: bigint;
+  monthToDateCostMicros: bigint;
+  cpuPercentLastHour: number;
+  samplesLastHour: number;
+}
+
+export interface UsageQuery {
+  groupBy: UsageGrouping;
+  start?: Date | undefined;
+  end?: Date | undefined;
+  accountId?: string | undefined;
+  budgetCode?: string | undefined;
+}
+
+export interface UsageRow {
+  key: string;
+  costMicros: bigint;
+  costCents: bigint;
+  accruingSeconds: number;
+  servers: number;
+}
+
+export interface UsageReport {
+  rows: UsageRow[];
+  totalCostMicros: bigint;
+  start: Date;
+  end: Date;
+}
+
+export interface AnalyticsService {
+  queryServerMetrics(scope: AccountScope, query: MetricsQuery): Promise<MetricsAnswer>;
+  fleetSummary(scope: AccountScope, accountId?: string): Promise<FleetSummary>;
+  reportUsage(scope: AccountScope, query: UsageQuery): Promise<UsageReport>;
+}
+
+/** Points one answer carries at most (all series together). */
+export const MAX_POINTS = 10_000;
+
+const inScope = (scope: AccountScope, accountId: string): boolean => scope.all || scope.accountIds.includes(accountId);
+const n = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
+const big = (v: unknown): bigint => (v === null || v === undefined ? 0n : BigInt(typeof v === "string" ? v.split(".")[0] ?? "0" : (v as number | bigint)));
+
+/** The condition that limits rows to the accounts of `scope` (and `accountId` when given); null: nothing can match. */
+function accountCondition(scope: AccountScope, accountId: string | undefined): SqlFragment | null {
+  if (accountId) return sqlFragment`account_id = ${accountId}`;
+  if (scope.all) return sqlFragment`1 = 1`;
+  return scope.accountIds.length > 0 ? sqlFragment`account_id IN (${scope.accountIds})` : null;
+}
+
+export function createAnalyticsService(deps: { provisioning: Sql; analytics: Sql; now?: () => Date }): AnalyticsService {
+  const { provisioning, analytics } = deps;
+  const now = deps.now ?? (() => new Date());
+
+  async function requireAccount(scope: AccountScope, accountId: string): Promise<void> {
+    const rows = inScope(scope, accountId) ? await provisioning.query`SELECT 1 AS n FROM accounts WHERE id = ${accountId}` : [];
+    if (rows.length === 0) throw new NotFoundError("account", accountId);
+  }
+
+  return {
+    async queryServerMetrics(scope, q) {
+      if (q.end.getTime() <= q.start.getTime()) throw InvalidArgumentError.field("end_time", "must be after start_time");
+      const found = await provisioning.query<{ account_id: string }>`SELECT account_id FROM servers WHERE id = ${q.serverId}`;
+      if (!found[0] || !inScope(scope, found[0].account_id)) throw new NotFoundError("server", q.serverId);
+      const metrics: MetricName[] = q.metrics.length > 0 ? q.metrics : [...METRICS];
+      if (q.step === "RAW") return rawSeries(analytics, q, metrics);
+      const rows = await analytics.query<{ metric: MetricName; bucket_start: Date; count: unknown; sum: unknown; min: unknown; max: unknown; avg: unknown }>`
+        SELECT metric, bucket_start, count, sum, min, max, avg FROM server_metric_rollups
+         WHERE server_id = ${q.serverId} AND resolution = ${q.step} AND metric IN (${metrics}) AND bucket_start >= ${q.start} AND bucket_start < ${q.end}
+         ORDER BY metric, bucket_start LIMIT ${MAX_POINTS + 1}`;
+      const series = new Map<MetricName, MetricPoint[]>(metrics.map((m) => [m, []]));
+      for (const r of rows.slice(0, MAX_POINTS)) {
+        const p = { time: r.bucket_start, count: n(r.count), min: n(r.min), max: n(r.max), avg: n(r.avg), sum: n(r.sum) };
+        const value = { AVG: p.avg, MIN: p.min, MAX: p.max, SUM: p.sum, COUNT: p.count }[q.aggregate];
+        series.get(r.metric)?.push({ ...p, value });
+      }
+      return { series: [...series].map(([metric, points]) => ({ metric, points })), truncated: rows.length > MAX_POINTS };
+    },
+
+    async fleetSummary(scope, accountId) {
+      if (accountId) await requireAccount(scope, accountId);
+      const where = accountCondition(scope, accountId);
+      const empty: FleetSummary = { servers: 0, states: [], hourlyCostMicros: 0n, monthToDateCostMicros: 0n, cpuPercentLastHour: 0, samplesLastHour: 0 };
+      if (!where) return empty;
+      const t = now();
+      const states = await provisioning.query<{ state: string; n: unknown; rate: unknown }>`
+        SELECT state, COUNT(*) AS n,
+               SUM(CASE WHEN state IN ('RUNNING', 'REBOOTING') OR (accrues_when_stopped AND state IN ('STOPPING', 'STOPPED')) THEN hourly_price_micros ELSE 0 END) AS rate
+          FROM servers WHERE ${where} GROUP BY state ORDER BY state`;
+      const cost = await analytics.query<{ micros: unknown }>`
+        SELECT SUM(amount_micros) AS micros FROM cost_accruals WHERE ${where} AND period_start >= ${monthStart(t)} AND period_start < ${nextMonthStart(t)}`;
+      const since = new Date(t.getTime() - HOUR_MS);
+      let cpu: { n: unknown; a: unknown }[];
+      if (scope.all && !accountId) {
+        cpu = await analytics.query`SELECT COUNT(cpu_percent) AS n, AVG(cpu_percent) AS a FROM server_metric_samples WHERE time >= ${since}`;
+      } else {
+        const ids = (await provisioning.query<{ id: string }>`SELECT id FROM servers WHERE ${where}`).map((r) => r.id);
+        cpu = ids.length === 0 ? [] : await analytics.query`SELECT COUNT(cpu_percent) AS n, AVG(cpu_percent) AS a FROM server_metric_samples WHERE time >= ${since} AND server_id IN (${ids})`;
+      }
+      return {
+        servers: states.reduce((sum, s) => sum + n(s.n), 0),
+        states: states.map((s) => ({ state: s.state, count: n(s.n) })),
+        hourlyCostMicros: states.reduce((sum, s) => sum + big(s.rate), 0n),
+        monthToDateCostMicros: big(cost[0]?.micros),
+        cpuPercentLastHour: n(cpu[0]?.a),
+        samplesLastHour: n(cpu[0]?.n),
+      };
+    },
+
+    async reportUsage(scope, q) {
+      const t = now();
+      const start = q.start ?? monthStart(t);
+      const end = q.end ?? nextMonthStart(t);
+      if (end.getTime() <= start.getTime()) throw InvalidArgumentError.field("end_time", "must be after start_time");
+      if (q.accountId) await requireAccount(scope, q.accountId);
+      const where = accountCondition(scope, q.accountId);
+      if (!where) return { rows: [], totalCostMicros: 0n, start, end };
+      const conditions = [where, sqlFragment`period_start >= ${start}`, sqlFragment`period_start < ${end}`];
+      if (q.budgetCode) conditions.push(sqlFragment`budget_code = ${q.budgetCode}`);
+      const key = { BUDGET_CODE: sqlFragment`budget_code`, ACCOUNT: sqlFragment`account_id`, SERVER: sqlFragment`server_id` }[q.groupBy];
+      const rows = await analytics.query<{ k: string; micros: unknown; ms: unknown; servers: unknown }>`
+        SELECT ${key} AS k, SUM(amount_micros) AS micros, SUM(accruing_ms) AS ms, COUNT(DISTINCT server_id) AS servers
+          FROM cost_accruals WHERE ${sqlJoin(conditions, " AND ")} GROUP BY k ORDER BY k`;
+      const out = rows.map((r) => ({ key: r.k, costMicros: big(r.micros), costCents: centsOf(big(r.micros)), accruingSeconds: Math.round(n(r.ms) / 1000), servers: n(r.servers) }));
+      return { rows: out, totalCostMicros: out.reduce((sum, r) => sum + r.costMicros, 0n), start, end };
+    },
+  };
+}
+
+async function rawSeries(analytics: Sql, q: MetricsQuery, metrics: MetricName[]): Promise<MetricsAnswer> {
+  // One row per sample carries every metric: the row limit keeps the answer under MAX_POINTS points.
+  const limit = Math.max(1, Math.floor(MAX_POINTS / metrics.length));
+  const rows = await analytics.query<Record<MetricName, unknown> & { time: Date }>`
+    SELECT time, cpu_percent, memory_used_bytes, memory_total_bytes, disk_used_bytes, disk_total_bytes, network_in_bytes, network_out_bytes
+      FROM server_metric_samples WHERE server_id = ${q.serverId} AND time >= ${q.start} AND time < ${q.end}
+     ORDER BY time LIMIT ${limit + 1}`;
+  const series = metrics.map((metric) => ({
+    metric,
+    points: rows
+      .slice(0, limit)
+      .filter((r) => r[metric] !== null && r[metric] !== undefined)
+      .map((r) => {
+        const v = Number(r[metric]);
+        return { time: r.time, value: v, count: 1, min: v, max: v, avg: v, sum: v };
+      }),
+  }));
+  return { series, truncated: rows.length > limit };
+}

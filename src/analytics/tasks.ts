@@ -1,0 +1,78 @@
+// The monitor's analytics work: roll-ups with raw retention, and cost accrual with budget usage — each a loop of its
+// own (src/monitor/loop.ts). When the analytics database is down they log one warning, skip their runs, and say so
+// again when it is back; nothing else in the monitor waits for them.
+import type { Config } from "../config.js";
+import type { SqlPool } from "../db/sql.js";
+import type { Logger } from "../log.js";
+import { startLoop, type Loop } from "../monitor/loop.js";
+import { runAccrual } from "./accrual.js";
+import { updateBudgetUsage } from "./budget-usage.js";
+import { isAnalyticsUnavailable } from "./db.js";
+import { pruneRawSamples, runRollups } from "./rollup.js";
+
+export interface AnalyticsTaskOptions {
+  config: Pick<Config, "analytics">;
+  log: Logger;
+  /** The provisioning database (servers, server events, budget codes). */
+  sql: SqlPool;
+  analytics: SqlPool;
+  now: () => Date;
+}
+
+export interface AnalyticsTasks {
+  stop(graceMs?: number): Promise<void>;
+}
+
+export function startAnalyticsTasks(options: AnalyticsTaskOptions): AnalyticsTasks {
+  const { config, sql, analytics, now } = options;
+  const log = options.log.child({ component: "analytics" });
+  let down = false;
+  /** Runs `fn`; an unavailable analytics database is one warning per outage, not an error per run. */
+  const guarded = async (fn: () => Promise<boolean>): Promise<boolean> => {
+    try {
+      const more = await fn();
+      if (down) log.info("analytics database is back: roll-ups and cost accrual resume");
+      down = false;
+      return more;
+    } catch (err) {
+      if (!isAnalyticsUnavailable(err)) throw err;
+      if (!down) log.warn({ err: (err as Error).message }, "analytics database unavailable: roll-ups and cost accrual paused (launches and jobs are not affected)");
+      down = true;
+      return false;
+    }
+  };
+  const loops: Loop[] = [
+    startLoop({
+      name: "analytics.rollup",
+      intervalMs: config.analytics.rollupIntervalMs,
+      log,
+      run: (span) =>
+        guarded(async () => {
+          const t = now();
+          const run = await runRollups(analytics, t);
+          const pruned = await pruneRawSamples(analytics, t, config.analytics.rawRetentionMs, config.analytics.retentionBatchSize);
+          span.setAttribute("analytics.samples_pruned", pruned.deleted);
+          return (run?.more ?? false) || pruned.more;
+        }),
+    }),
+    startLoop({
+      name: "analytics.accrual",
+      intervalMs: config.analytics.accrualIntervalMs,
+      log,
+      run: (span) =>
+        guarded(async () => {
+          const t = now();
+          const run = await runAccrual(sql, analytics, t);
+          if (run.more) return true;
+          const changed = await updateBudgetUsage(sql, analytics, t);
+          span.setAttribute("analytics.budget_codes_changed", changed.length);
+          return false;
+        }),
+    }),
+  ];
+  return {
+    async stop(graceMs = 0) {
+      await Promise.all(loops.map((l) => l.stop(graceMs)));
+    },
+  };
+}
