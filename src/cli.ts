@@ -11,6 +11,7 @@ import { runCreateKey } from "./commands/admin.js";
 import { addIamCommands } from "./commands/iam.js";
 import { addJobCommands } from "./commands/jobs.js";
 import { addKmCommands } from "./commands/km.js";
+import { addAgentCommand } from "./commands/agent.js";
 
 /** Exit codes: 0 done, 1 failed, 2 bad configuration or a dependency that is not there (fix and retry). */
 export const EXIT_USAGE = 2;
@@ -75,6 +76,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   addJobCommands(program, configFile, setExit);
   addKmCommands(program, configFile, setExit);
   addIamCommands(program, configFile, setExit);
+  addAgentCommand(program, configFile, setExit);
 
   return program;
 }

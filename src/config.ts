@@ -88,6 +88,16 @@ export const FIELDS: readonly Field[] = [
   f("discovery.intervalMs", positiveInt, 4 * 3_600_000, "how often the monitor re-discovers each account's regions, subscriptions, products and images"),
   f("discovery.serverSyncIntervalMs", positiveInt, 60_000, "how often the monitor lists each active account's servers from its cloud"),
   f("discovery.pollMs", positiveInt, 2_000, "how often the monitor looks for accounts due for discovery or a server sync"),
+  f("agent.bridgeUrl", z.string().regex(/^(https?:\/\/.+)?$/, "expected http(s)://host:port"), "", "gRPC-Web bridge URL agents register through: handed to launched servers, and called by `dispatcher agent` (default http://127.0.0.1:<bridge.port>)"),
+  f("agent.joinToken", z.string(), "", "`dispatcher agent`: the one-time join token its server was launched with", true),
+  f("agent.bind", z.string().min(1), "0.0.0.0", "`dispatcher agent`: address the agent's gRPC server binds"),
+  f("agent.port", port, 2003, "`dispatcher agent`: port the agent serves agent.v1 on"),
+  f("agent.address", z.string(), "", "`dispatcher agent`: address the dispatcher should call the agent at (default: the server's address)"),
+  f("agent.stateDir", z.string(), "", "`dispatcher agent`: directory where the agent keeps its id and credential (file mode 0600) so a restart needs no new join token; empty: memory only"),
+  f("agent.joinTokenTtlMs", positiveInt, 15 * 60_000, "how long a server's join token stays valid after its launch attempt"),
+  f("agent.pingIntervalMs", positiveInt, 30_000, "how often the monitor pings each registered agent"),
+  f("agent.maxMissedPings", positiveInt, 3, "missed pings in a row after which an agent is marked UNREACHABLE"),
+  f("agent.credentialKey", z.string(), "", "key agent credentials are derived from (HMAC-SHA256): base64 of 32 bytes, the same in every dispatcher, worker and monitor; development: generated under <dataDir>/agent when unset", true),
   f("faults.crashAfterJobCommit", bool, false, "TESTING ONLY: the dispatcher kills itself (SIGKILL) right after a job's transaction commits, before it is published, to prove the outbox poll and reconciler recover it; refused in production mode"),
   f("logging.level", z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]), "info", "service log level"),
   f("logging.dir", z.string(), "", "directory for YYYY_MM_DD.request.log files (default: <dataDir>/logs; '-' disables)"),
@@ -118,6 +128,10 @@ export type Config = {
   mq: { url: string; jobsStream: string; subjectPrefix: string; connectTimeoutMs: number; workerDurable: string };
   jobs: { workerConcurrency: number; reconcileIntervalMs: number; leaseMs: number; republishAfterMs: number; checkPollMs: number };
   discovery: { intervalMs: number; serverSyncIntervalMs: number; pollMs: number };
+  agent: {
+    bridgeUrl: string; joinToken: string; bind: string; port: number; address: string; stateDir: string; joinTokenTtlMs: number; pingIntervalMs: number;
+    maxMissedPings: number; credentialKey: string;
+  };
   /** Fault injection for process-level tests; never set outside them (production mode refuses it). */
   faults: { crashAfterJobCommit: boolean };
   logging: { level: string; dir: string; pretty: boolean };
@@ -196,6 +210,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, file = env.DISP
   config.server.reflection ??= config.mode === "development";
   if (config.logging.dir === "") config.logging.dir = `${config.dataDir}/logs`;
   if (config.km.auditFile === "") config.km.auditFile = `${config.dataDir}/km/audit.jsonl`;
+  if (config.agent.bridgeUrl === "") config.agent.bridgeUrl = `http://127.0.0.1:${config.bridge.port}`;
   if (config.mode === "production" && config.faults.crashAfterJobCommit) throw new ConfigError(["faults.crashAfterJobCommit: fault injection is for tests only and refused in production mode"]);
   if (config.mode === "production" && config.km.plaintext) throw new ConfigError(["km.plaintext: plaintext KM transport is for development mode only; configure km.tlsCa, km.serverCert/km.serverKey and km.tlsCert/km.tlsKey"]);
   return config;

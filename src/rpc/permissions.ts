@@ -103,6 +103,14 @@ export const METHOD_PERMISSIONS: Readonly<Record<string, string>> = Object.freez
   "/dispatcher.v1.ServerService/ListProducts": "servers.read",
   "/dispatcher.v1.ServerService/ListImages": "servers.read",
 
+  // Agents: Register is called with a join token as the only credential (an "agent-join" principal, which may do
+  // nothing else; src/agent/join-tokens.ts); the service consumes the token. Agent reads follow servers; running a
+  // command on a server is agents.execute (operators and admins, scoped to their accounts).
+  "/dispatcher.v1.AgentRegistrationService/Register": "agents.join",
+  "/dispatcher.v1.ServerAgentService/GetServerAgent": "servers.read",
+  "/dispatcher.v1.ServerAgentService/RunServerScript": "agents.execute",
+
+  // On the guest: only the dispatcher, proving the agent's credential ("agent-controller"; src/agent/guest/program.ts).
   "/agent.v1.AgentService/GetStatus": "agent.read",
   "/agent.v1.AgentService/RunScript": "agent.execute",
   "/agent.v1.AgentService/CollectMetrics": "agent.read",
@@ -130,6 +138,12 @@ export function roleGrants(role: string, permission: string): boolean {
       return permission === "credentials.use";
     case "operator":
       return !permission.startsWith("admin.");
+    case "agent-join":
+      // A join token: it registers its agent, nothing else.
+      return permission === "agents.join";
+    case "agent-controller":
+      // The dispatcher as an agent sees it.
+      return permission === "agent.read" || permission === "agent.execute";
     case "reader":
       return (permission.endsWith(".read") || permission.endsWith(".self")) && !permission.startsWith("admin.");
     default:

@@ -1,0 +1,118 @@
+// The monitor's agent pinger: every agent is pinged (GetStatus, with its re-derived credential) each
+// agent.pingIntervalMs; maxMissedPings misses in a row mark it UNREACHABLE, an answer marks it CONNECTED again. Each
+// change also sets the server's agent_state and writes a server event. Replicas share the work: a ping is claimed by
+// compare-and-set on the agent's next_ping_at.
+import type { SqlPool } from "../db/sql.js";
+import type { Logger } from "../log.js";
+import { startLoop, type Loop } from "../monitor/loop.js";
+import { openAgentClient, type AgentCallError } from "./agent-client.js";
+import * as repo from "./repository.js";
+import { deriveAgentCredential } from "./secrets.js";
+
+/** One CollectMetrics answer, for whoever records metrics (analytics). */
+export interface AgentMetricsSample {
+  serverId: string;
+  agentId: string;
+  time: Date;
+  cpuPercent: number;
+  memoryUsedBytes: number;
+  memoryTotalBytes: number;
+  diskUsedBytes: number;
+  diskTotalBytes: number;
+  uptimeSeconds: number;
+}
+
+export interface PingerOptions {
+  sql: SqlPool;
+  log: Logger;
+  credentialKey: () => Buffer;
+  pingIntervalMs: number;
+  maxMissedPings: number;
+  /** When given, each answered ping also collects metrics and hands them here (errors are logged, never fatal). */
+  onMetrics?: ((sample: AgentMetricsSample) => Promise<void>) | undefined;
+  /** Agents pinged per iteration at most (default 64). */
+  batch?: number;
+  now?: () => Date;
+}
+
+const PING_TIMEOUT_MS = 5_000;
+
+export function startAgentPinger(options: PingerOptions): Loop {
+  const { sql, log } = options;
+  const now = options.now ?? (() => new Date());
+  const batch = options.batch ?? 64;
+  const timeoutMs = Math.min(PING_TIMEOUT_MS, options.pingIntervalMs);
+
+  const ping = async (agent: repo.AgentRow, signal: AbortSignal): Promise<void> => {
+    const client = openAgentClient({ address: agent.address, port: agent.port, credential: deriveAgentCredential(options.credentialKey(), agent.id) });
+    let answered = false;
+    try {
+      const deadline = new Date(Date.now() + timeoutMs);
+      await client.getStatus({ deadline, signal });
+      answered = true;
+      if (options.onMetrics) await collect(client, agent, deadline, signal);
+    } catch (err) {
+      if (!answered) log.debug({ agentId: agent.id, serverId: agent.serverId, code: (err as AgentCallError).code }, "agent ping missed");
+    } finally {
+      client.close();
+    }
+    const change = await sql.transaction(async (tx) => {
+      const c = await repo.recordPing(tx, agent.id, answered ? { answered: true, at: now() } : { answered: false, maxMissed: options.maxMissedPings });
+      if (!c || c.from === c.to) return c;
+      await repo.setServerAgentState(tx, c.serverId, c.to === "CONNECTED" ? "CONNECTED" : "UNREACHABLE");
+      await repo.insertServerEvent(tx, {
+        serverId: c.serverId,
+        type: c.to === "CONNECTED" ? "AGENT_CONNECTED" : "AGENT_UNREACHABLE",
+        message: c.to === "CONNECTED" ? `agent ${agent.id} answers again` : `agent ${agent.id} missed ${c.missedPings} pings in a row`,
+        details: { agentId: agent.id, missedPings: c.missedPings },
+      });
+      return c;
+    });
+    if (change && change.from !== change.to) log.info({ agentId: agent.id, serverId: agent.serverId, from: change.from, to: change.to }, "agent state changed");
+  };
+
+  const collect = async (client: ReturnType<typeof openAgentClient>, agent: repo.AgentRow, deadline: Date, signal: AbortSignal): Promise<void> => {
+    try {
+      const m = await client.collectMetrics({ deadline, signal });
+      await options.onMetrics?.({
+        serverId: agent.serverId,
+        agentId: agent.id,
+        time: m.time ?? now(),
+        cpuPercent: m.cpuPercent,
+        memoryUsedBytes: Number(m.memoryUsedBytes),
+        memoryTotalBytes: Number(m.memoryTotalBytes),
+        diskUsedBytes: Number(m.diskUsedBytes),
+        diskTotalBytes: Number(m.diskTotalBytes),
+        uptimeSeconds: Number(m.uptime?.seconds ?? 0),
+      });
+    } catch (err) {
+      log.warn({ err, agentId: agent.id }, "agent metrics not recorded");
+    }
+  };
+
+  return startLoop({
+    name: "agent_pings",
+    intervalMs: Math.min(1_000, options.pingIntervalMs),
+    log,
+    async run(span, signal) {
+      await markGone(sql);
+      const at = now();
+      const due = await repo.dueAgents(sql, at, batch);
+      const next = new Date(at.getTime() + options.pingIntervalMs);
+      const claimed = [];
+      for (const agent of due) if (await repo.claimPing(sql, agent, next)) claimed.push(agent);
+      span.setAttribute("agents.pinged", claimed.length);
+      await Promise.all(claimed.map((a) => ping(a, signal).catch((err: unknown) => log.error({ err, agentId: a.id }, "agent ping not recorded"))));
+      return due.length === batch;
+    },
+  });
+}
+
+/** Agents of terminated servers are GONE (no longer pinged); their servers have no agent any more. */
+async function markGone(sql: SqlPool): Promise<void> {
+  await sql.execute`
+    UPDATE agents a JOIN servers s ON s.id = a.server_id
+       SET a.state = 'GONE', a.updated_at = NOW(3), s.agent_state = 'NONE'
+     WHERE s.state = 'TERMINATED' AND a.state <> 'GONE'`;
+}
+

@@ -1,0 +1,132 @@
+// Data access for join tokens, agents and the agent columns of servers: small functions over `Sql`, each taking the
+// pool or a transaction.
+import { SqlFragment, type Sql } from "../db/sql.js";
+
+export type AgentConnectionState = "CONNECTED" | "UNREACHABLE" | "GONE";
+
+export interface AgentRow {
+  id: string;
+  serverId: string;
+  credentialHash: string;
+  version: string;
+  hostname: string;
+  address: string;
+  port: number;
+  state: AgentConnectionState;
+  missedPings: number;
+  lastSeenAt: Date | null;
+  nextPingAt: Date;
+  registeredAt: Date;
+}
+
+const AGENT_COLUMNS = new SqlFragment(
+  [`id, server_id AS serverId, credential_hash AS credentialHash, version, hostname, address, port, state, missed_pings AS missedPings,
+    last_seen_at AS lastSeenAt, next_ping_at AS nextPingAt, registered_at AS registeredAt`],
+  [],
+);
+
+export interface JoinTokenRow {
+  id: string;
+  tokenHash: string;
+  serverId: string;
+  expiresAt: Date;
+  usedAt: Date | null;
+}
+
+export async function insertJoinToken(tx: Sql, row: { id: string; serverId: string; tokenHash: string; expiresAt: Date }): Promise<void> {
+  await tx.execute`INSERT INTO agent_join_tokens (id, server_id, token_hash, expires_at, created_at)
+                   VALUES (${row.id}, ${row.serverId}, ${row.tokenHash}, ${row.expiresAt}, NOW(3))`;
+}
+
+export async function findJoinTokenByHash(sql: Sql, tokenHash: string): Promise<JoinTokenRow | null> {
+  const rows = await sql.query<JoinTokenRow>`
+    SELECT id, token_hash AS tokenHash, server_id AS serverId, expires_at AS expiresAt, used_at AS usedAt FROM agent_join_tokens WHERE token_hash = ${tokenHash}`;
+  return rows[0] ?? null;
+}
+
+/** Marks the token used by `agentId` if it is still unused and unexpired; false when another use (or time) won. */
+export async function consumeJoinToken(tx: Sql, id: string, agentId: string, now: Date): Promise<boolean> {
+  const n = await tx.execute`UPDATE agent_join_tokens SET used_at = ${now}, agent_id = ${agentId}
+                             WHERE id = ${id} AND used_at IS NULL AND expires_at > ${now}`;
+  return n === 1;
+}
+
+export interface ServerForAgent {
+  id: string;
+  accountId: string;
+  state: string;
+  agentState: string;
+  addresses: unknown;
+}
+
+export async function findServer(sql: Sql, id: string, forUpdate = false): Promise<ServerForAgent | null> {
+  const rows = forUpdate
+    ? await sql.query<ServerForAgent>`SELECT id, account_id AS accountId, state, agent_state AS agentState, addresses FROM servers WHERE id = ${id} FOR UPDATE`
+    : await sql.query<ServerForAgent>`SELECT id, account_id AS accountId, state, agent_state AS agentState, addresses FROM servers WHERE id = ${id}`;
+  return rows[0] ?? null;
+}
+
+/** Replaces the server's agent (a new registration supersedes the previous one, whose credential then stops working). */
+export async function replaceAgent(tx: Sql, row: Omit<AgentRow, "state" | "missedPings" | "registeredAt">): Promise<void> {
+  await tx.execute`DELETE FROM agents WHERE server_id = ${row.serverId}`;
+  await tx.execute`
+    INSERT INTO agents (id, server_id, credential_hash, version, hostname, address, port, state, missed_pings, last_seen_at,
+                        next_ping_at, registered_at, updated_at)
+    VALUES (${row.id}, ${row.serverId}, ${row.credentialHash}, ${row.version}, ${row.hostname}, ${row.address}, ${row.port},
+            'CONNECTED', 0, ${row.lastSeenAt}, ${row.nextPingAt}, NOW(3), NOW(3))`;
+}
+
+export async function findAgentByServer(sql: Sql, serverId: string): Promise<AgentRow | null> {
+  const rows = await sql.query<AgentRow>`SELECT ${AGENT_COLUMNS} FROM agents WHERE server_id = ${serverId}`;
+  return rows[0] ?? null;
+}
+
+export async function findAgent(sql: Sql, id: string): Promise<AgentRow | null> {
+  const rows = await sql.query<AgentRow>`SELECT ${AGENT_COLUMNS} FROM agents WHERE id = ${id}`;
+  return rows[0] ?? null;
+}
+
+/** Agents due for a ping (not GONE), oldest due first. */
+export async function dueAgents(sql: Sql, now: Date, limit: number): Promise<AgentRow[]> {
+  return sql.query<AgentRow>`
+    SELECT ${AGENT_COLUMNS} FROM agents WHERE state IN ('CONNECTED', 'UNREACHABLE') AND next_ping_at <= ${now} ORDER BY next_ping_at LIMIT ${limit}`;
+}
+
+/** Claims one agent's ping (compare-and-set on next_ping_at), so that replicas of the monitor never ping twice. */
+export async function claimPing(sql: Sql, agent: Pick<AgentRow, "id" | "nextPingAt">, next: Date): Promise<boolean> {
+  return (await sql.execute`UPDATE agents SET next_ping_at = ${next} WHERE id = ${agent.id} AND next_ping_at = ${agent.nextPingAt}`) === 1;
+}
+
+/** Sets the agent's state and, when it changed, the server's agent_state and a server event, in one transaction. */
+export async function recordPing(
+  tx: Sql,
+  agentId: string,
+  outcome: { answered: true; at: Date } | { answered: false; maxMissed: number },
+): Promise<{ from: AgentConnectionState; to: AgentConnectionState; serverId: string; missedPings: number } | null> {
+  const rows = await tx.query<{ state: AgentConnectionState; serverId: string; missedPings: number }>`
+    SELECT state, server_id AS serverId, missed_pings AS missedPings FROM agents WHERE id = ${agentId} FOR UPDATE`;
+  const row = rows[0];
+  if (!row || row.state === "GONE") return null;
+  if (outcome.answered) {
+    await tx.execute`UPDATE agents SET state = 'CONNECTED', missed_pings = 0, last_seen_at = ${outcome.at}, updated_at = NOW(3) WHERE id = ${agentId}`;
+    return { from: row.state, to: "CONNECTED", serverId: row.serverId, missedPings: 0 };
+  }
+  const missed = row.missedPings + 1;
+  const to: AgentConnectionState = missed >= outcome.maxMissed ? "UNREACHABLE" : row.state;
+  await tx.execute`UPDATE agents SET state = ${to}, missed_pings = ${missed}, updated_at = NOW(3) WHERE id = ${agentId}`;
+  return { from: row.state, to, serverId: row.serverId, missedPings: missed };
+}
+
+export async function setAgentState(tx: Sql, agentId: string, state: AgentConnectionState): Promise<void> {
+  await tx.execute`UPDATE agents SET state = ${state}, updated_at = NOW(3) WHERE id = ${agentId}`;
+}
+
+/** The server's agent_state column (servers.agent_state: NONE | PENDING | CONNECTED | UNREACHABLE). */
+export async function setServerAgentState(tx: Sql, serverId: string, agentState: "NONE" | "PENDING" | "CONNECTED" | "UNREACHABLE"): Promise<void> {
+  await tx.execute`UPDATE servers SET agent_state = ${agentState}, updated_at = NOW(3) WHERE id = ${serverId}`;
+}
+
+export async function insertServerEvent(tx: Sql, e: { serverId: string; type: string; message: string; details: Record<string, unknown>; jobId?: string | null }): Promise<void> {
+  await tx.execute`INSERT INTO server_events (server_id, type, job_id, message, details, created_at)
+                   VALUES (${e.serverId}, ${e.type}, ${e.jobId ?? null}, ${e.message.slice(0, 1024)}, ${JSON.stringify(e.details)}, NOW(3))`;
+}

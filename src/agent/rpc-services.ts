@@ -1,0 +1,21 @@
+// The agent services as the dispatcher role (and tests) serve them.
+import type { Config } from "../config.js";
+import type { SqlPool } from "../db/sql.js";
+import type { JobService } from "../jobs/service.js";
+import type { Logger } from "../log.js";
+import type { RpcService } from "../rpc/adapter.js";
+import { registrationHandlers, serverAgentHandlers } from "./handlers.js";
+import { createRegistrationService } from "./registration.js";
+import { credentialKeyOf } from "./run-script-kind.js";
+import { createServerAgentService } from "./service.js";
+
+export function agentRpcServices(deps: { config: Config; sql: SqlPool; jobs: Pick<JobService, "createJob">; log: Logger; now?: () => Date }): RpcService[] {
+  const registration = createRegistrationService({
+    sql: deps.sql,
+    credentialKey: () => credentialKeyOf(deps.config),
+    pingIntervalMs: deps.config.agent.pingIntervalMs,
+    log: deps.log,
+    now: deps.now,
+  });
+  return [registrationHandlers(registration), serverAgentHandlers(createServerAgentService(deps.sql, deps.jobs))];
+}

@@ -1,0 +1,85 @@
+// Job kind agent.run_script: runs a command on a server through its agent (RunScript) and keeps the exit code and
+// the (capped, UTF-8) output in the job's result. Delivery is at least once: a retry after a lost answer runs the
+// command again, so commands should be safe to repeat.
+import { status as Code } from "@grpc/grpc-js";
+import { z } from "zod";
+import type { Config } from "../config.js";
+import type { JobKind } from "../jobs/catalog.js";
+import { PermanentJobError, RetryableJobError } from "../jobs/errors.js";
+import { AgentCallError, openAgentClient } from "./agent-client.js";
+import * as repo from "./repository.js";
+import { deriveAgentCredential, loadCredentialKey } from "./secrets.js";
+
+export const RUN_SCRIPT_KIND = "agent.run_script";
+export const MAX_SCRIPT_TIMEOUT_MS = 10 * 60_000;
+export const DEFAULT_SCRIPT_TIMEOUT_MS = 60_000;
+/** Output kept per stream in the job's result (the agent drops the rest and says so). */
+export const MAX_OUTPUT_BYTES = 64 * 1024;
+/** Beyond the script's own timeout, time for the call itself. */
+const CALL_SLACK_MS = 15_000;
+
+export const runScriptPayload = z.object({
+  serverId: z.string().length(26),
+  command: z.string().min(1).max(4096),
+  args: z.array(z.string().max(4096)).max(256).default([]),
+  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).max(256), z.string().max(4096)).default({}),
+  timeoutMs: z.number().int().min(1).max(MAX_SCRIPT_TIMEOUT_MS).default(DEFAULT_SCRIPT_TIMEOUT_MS),
+  maxOutputBytes: z.number().int().min(1).max(MAX_OUTPUT_BYTES).default(MAX_OUTPUT_BYTES),
+});
+
+export type RunScriptPayload = z.output<typeof runScriptPayload>;
+
+// Every process of one configuration derives with one key; read it once.
+const keys = new WeakMap<object, Buffer>();
+export function credentialKeyOf(config: Config): Buffer {
+  let key = keys.get(config);
+  if (!key) keys.set(config, (key = loadCredentialKey(config)));
+  return key;
+}
+
+export const runScriptKind: JobKind<RunScriptPayload> = {
+  kind: RUN_SCRIPT_KIND,
+  payload: runScriptPayload,
+  ackWaitMs: 30_000,
+  maxAttempts: 3,
+  backoffMs: [2_000, 10_000],
+  timeoutMs: MAX_SCRIPT_TIMEOUT_MS + 5 * 60_000,
+  permission: "agents.execute",
+
+  async handle(ctx, p) {
+    const agent = await repo.findAgentByServer(ctx.resources.sql, p.serverId);
+    if (!agent || agent.state === "GONE") throw new PermanentJobError(`server ${p.serverId} has no registered agent`, "FAILED_PRECONDITION", { serverId: p.serverId });
+    ctx.checkpoint();
+    const client = openAgentClient({ address: agent.address, port: agent.port, credential: deriveAgentCredential(credentialKeyOf(ctx.resources.config), agent.id) });
+    try {
+      const r = await client.runScript(
+        { command: p.command, args: p.args, env: p.env, timeout: millisToDuration(p.timeoutMs), maxOutputBytes: p.maxOutputBytes },
+        { deadline: new Date(Date.now() + p.timeoutMs + CALL_SLACK_MS), signal: ctx.signal },
+      );
+      return {
+        status: "succeeded",
+        result: {
+          agentId: agent.id,
+          exitCode: r.exitCode,
+          stdout: r.stdout.toString("utf8"),
+          stderr: r.stderr.toString("utf8"),
+          stdoutTruncated: r.stdoutTruncated,
+          stderrTruncated: r.stderrTruncated,
+          timedOut: r.timedOut,
+          durationMs: r.duration ? Number(r.duration.seconds) * 1000 + Math.round(r.duration.nanos / 1e6) : 0,
+        },
+      };
+    } catch (err) {
+      if (!(err instanceof AgentCallError)) throw err;
+      if (err.unreachable) throw new RetryableJobError(`agent of server ${p.serverId} did not answer (${Code[err.code]})`, "UNAVAILABLE", { cause: err });
+      if (err.code === Code.UNAUTHENTICATED) throw new PermanentJobError(`agent of server ${p.serverId} refused the dispatcher's credential (re-registered since?)`, "FAILED_PRECONDITION", { serverId: p.serverId });
+      throw new PermanentJobError(`agent of server ${p.serverId} refused the command: ${Code[err.code]}`, "FAILED_PRECONDITION", { serverId: p.serverId, code: Code[err.code] });
+    } finally {
+      client.close();
+    }
+  },
+};
+
+function millisToDuration(ms: number): { seconds: string; nanos: number } {
+  return { seconds: String(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1e6 };
+}

@@ -1,0 +1,69 @@
+// `dispatcher agent`: the agent a guest server runs. Registers once through the gRPC-Web bridge with its join token,
+// then serves agent.v1 to the dispatcher until SIGINT/SIGTERM or the dispatcher's Shutdown.
+import { readFileSync } from "node:fs";
+import { status as Code } from "@grpc/grpc-js";
+import type { Command } from "commander";
+import { GrpcWebError } from "../agent/guest/grpc-web.js";
+import { startAgent } from "../agent/guest/program.js";
+import { packageVersion } from "../system/service.js";
+import { progress, setup, type CommandOptions } from "./common.js";
+
+export interface AgentCommandOptions extends CommandOptions {
+  bridgeUrl?: string | undefined;
+  joinTokenFile?: string | undefined;
+  port?: number | undefined;
+  bind?: string | undefined;
+  address?: string | undefined;
+  stateDir?: string | undefined;
+}
+
+export async function runAgent(options: AgentCommandOptions): Promise<number> {
+  const { config, log } = setup(options);
+  if (options.bridgeUrl) config.agent.bridgeUrl = options.bridgeUrl;
+  if (options.joinTokenFile) config.agent.joinToken = readFileSync(options.joinTokenFile, "utf8").trim();
+  if (options.port !== undefined) config.agent.port = options.port;
+  if (options.bind) config.agent.bind = options.bind;
+  if (options.address) config.agent.address = options.address;
+  if (options.stateDir) config.agent.stateDir = options.stateDir;
+  progress(`agent: registering through ${config.agent.bridgeUrl}, serving on ${config.agent.bind}:${config.agent.port}`);
+  let agent;
+  try {
+    agent = await startAgent({ config, log: log.child({ component: "agent" }), version: packageVersion() });
+  } catch (err) {
+    if (err instanceof GrpcWebError) {
+      progress(`agent: registration refused (${Code[err.code]}): ${err.message}`);
+      return 1;
+    }
+    throw err;
+  }
+  progress(`agent ${agent.agentId} of server ${agent.serverId} ready on port ${agent.port}`);
+  const reason = await Promise.race([agent.shutdown.then((r) => `shutdown requested${r ? `: ${r}` : ""}`), waitForSignal()]);
+  progress(`agent: ${reason}; stopping`);
+  await agent.stop(config.server.shutdownGraceMs);
+  return 0;
+}
+
+function waitForSignal(): Promise<string> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals): void => {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+      resolve(`${signal} received`);
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+  });
+}
+
+export function addAgentCommand(program: Command, configFile: () => string | undefined, setExit: (code: number) => void): void {
+  program
+    .command("agent")
+    .description("run the agent of a guest server: register through the gRPC-Web bridge, then serve agent.v1 to the dispatcher")
+    .option("--bridge-url <url>", "gRPC-Web bridge URL (also DISPATCHER_AGENT_BRIDGE_URL)")
+    .option("--join-token-file <file>", "file holding the one-time join token (also DISPATCHER_AGENT_JOIN_TOKEN)")
+    .option("-p, --port <port>", "port to serve agent.v1 on (also DISPATCHER_AGENT_PORT; default 2003)", (v) => Number.parseInt(v, 10))
+    .option("--bind <address>", "address to bind (also DISPATCHER_AGENT_BIND)")
+    .option("--address <address>", "address the dispatcher should call back (also DISPATCHER_AGENT_ADDRESS)")
+    .option("--state-dir <dir>", "keep the registration in <dir>/agent.json (mode 0600) so a restart needs no new token (also DISPATCHER_AGENT_STATE_DIR)")
+    .action(async (opts: Omit<AgentCommandOptions, "configFile">) => setExit(await runAgent({ configFile: configFile(), ...opts })));
+}
