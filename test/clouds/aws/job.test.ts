@@ -1,0 +1,93 @@
+// The aws driver under the job system: a worker on the real MariaDB and NATS runs a job that reaches a fake EC2
+// endpoint through withCloud (account and cloud rows in the database, credentials from a KM stand-in). A throttled
+// EC2 is retried by the job system with its backoff; refused credentials fail the job at once with a clear reason.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { z } from "zod";
+import { withCloud } from "../../../src/clouds/access.js";
+import { createAwsDriver } from "../../../src/clouds/aws/driver.js";
+import { createDriverRegistry } from "../../../src/clouds/registry.js";
+import { newId } from "../../../src/db/ids.js";
+import type { JobKind } from "../../../src/jobs/catalog.js";
+import { startWorker, type RunningWorker } from "../../../src/jobs/worker.js";
+import type { KmClient } from "../../../src/km/client.js";
+import { openExecHarness, types, type ExecHarness } from "../../jobs/exec-support.js";
+import { FakeEc2 } from "./fake-ec2.js";
+
+const ACCESS_KEY = "AKIAJOBTESTEXAMPLE01";
+const SECRET = "jobTestSecretKey/K7MDENG/bPxRfiCYEXAMPLE";
+const KIND = "test.aws-identity";
+
+const fake = new FakeEc2({ accessKeyIds: [ACCESS_KEY] });
+let h: ExecHarness;
+let worker: RunningWorker;
+const credentialsById = new Map<string, Record<string, string>>();
+
+// What a job of the coming servers and discovery kinds does first: reach the account's cloud through withCloud.
+const identityKind: JobKind<{ accountId: string }> = {
+  kind: KIND,
+  payload: z.object({ accountId: z.string() }),
+  ackWaitMs: 10_000,
+  maxAttempts: 3,
+  backoffMs: [100],
+  timeoutMs: 60_000,
+  permission: "admin.diagnostics",
+  async handle(ctx, p) {
+    const answer = await withCloud(ctx, p.accountId, { purpose: KIND, timeoutMs: 5_000 }, (driver, target, call) => driver.testContext(target, call));
+    return { status: "succeeded", result: { providerAccountId: answer.providerAccountId } };
+  },
+};
+
+const km = {
+  async useCredential(input: { id: string }, use: (fields: Readonly<Record<string, string>>) => Promise<unknown>) {
+    const fields = credentialsById.get(input.id);
+    if (!fields) throw new Error(`no credential ${input.id}`);
+    return use(Object.freeze({ ...fields }));
+  },
+} as unknown as KmClient;
+
+beforeAll(async () => {
+  const url = await fake.start();
+  h = await openExecHarness("awsjob", { leaseMs: 2_000 });
+  h.catalog.register(identityKind);
+  const cloudId = newId();
+  await h.sql.execute`INSERT INTO clouds (id, name, driver, endpoint) VALUES (${cloudId}, ${`aws-${cloudId}`}, 'aws', ${url})`;
+  await h.sql.execute`INSERT INTO accounts (id, name, cloud_id, credential_id, status) VALUES (${"A".repeat(26)}, 'good', ${cloudId}, 'cred-good', 'ACTIVE')`;
+  await h.sql.execute`INSERT INTO accounts (id, name, cloud_id, credential_id, status) VALUES (${"B".repeat(26)}, 'bad', ${cloudId}, 'cred-bad', 'ACTIVE')`;
+  credentialsById.set("cred-good", { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET });
+  credentialsById.set("cred-bad", { accessKeyId: "AKIAREVOKEDKEY000001", secretAccessKey: SECRET });
+  const resources = { ...h.resources("aws-w1"), drivers: createDriverRegistry([createAwsDriver()]), km: () => km };
+  worker = await startWorker({ resources, catalog: h.catalog });
+});
+afterAll(async () => {
+  await worker?.stop(1_000);
+  await h?.close();
+  await fake.stop();
+});
+
+async function run(accountId: string): Promise<string> {
+  const id = await h.insertJob({ kind: KIND, payload: { accountId }, maxAttempts: 3 });
+  await h.publish(id, KIND);
+  return id;
+}
+
+describe("aws driver in jobs", () => {
+  it("EC2 throttles once: the job retries with its backoff and succeeds on attempt 2", async () => {
+    fake.failNext(1, "RequestLimitExceeded", { message: "Request limit exceeded." });
+    const id = await run("A".repeat(26));
+    const row = await h.waitForState(id, ["SUCCEEDED", "FAILED"]);
+    expect(row).toMatchObject({ state: "SUCCEEDED", attempt: 2, result: { providerAccountId: "123456789012" } });
+    const events = await h.events(id);
+    expect(types(events)).toEqual(["created", "started", "retry_scheduled", "started", "succeeded"]);
+    expect(events[2]!.message).toMatch(/RESOURCE_EXHAUSTED: aws cloud aws-\w+: AWS DescribeSecurityGroups failed \(RequestLimitExceeded\)/);
+  });
+
+  it("AWS refuses the credentials: the job fails at once with the reason and no secret", async () => {
+    const id = await run("B".repeat(26));
+    const row = await h.waitForState(id, ["SUCCEEDED", "FAILED"]);
+    expect(row).toMatchObject({ state: "FAILED", attempt: 1, errorCode: "PERMISSION_DENIED" });
+    expect(row.errorMessage).toMatch(/AWS refused the credentials \(AuthFailure\)/);
+    expect(row.errorDetails).toMatchObject({ driverCode: "AUTH", providerCode: "AuthFailure" });
+    const everything = JSON.stringify({ row, events: await h.events(id), logs: h.lines });
+    for (const secret of [SECRET, "AKIAREVOKEDKEY000001"]) expect(everything).not.toContain(secret);
+  });
+});
