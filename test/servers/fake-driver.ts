@@ -4,6 +4,8 @@
 import { DriverError, type CloudDriver, type ServerObservation, type ServerState } from "../../src/clouds/driver.js";
 
 interface FakeServer {
+  /** The account (DriverTarget.account.id) it belongs to. */
+  account: string;
   obs: ServerObservation;
   /** The state it moves to after `stepsLeft` more observations. */
   goal: ServerState | null;
@@ -19,8 +21,8 @@ export interface FakeCloud extends CloudDriver {
   launchError: DriverError | null;
   /** Changes a server without the dispatcher knowing (e.g. its process was killed). */
   tamper(providerId: string, state: ServerState): void;
-  /** Makes a server the dispatcher never launched. */
-  plant(o: Partial<ServerObservation> & { providerId: string }): void;
+  /** Makes a server in `account` that the dispatcher never launched. */
+  plant(account: string, o: Partial<ServerObservation> & { providerId: string }): void;
   remove(providerId: string): void;
 }
 
@@ -70,13 +72,14 @@ export function fakeCloud(name = "fake"): FakeCloud {
     async listImages() {
       return [];
     },
-    async launch(_t, req) {
+    async launch(t, req) {
       calls.push(`launch ${req.clientToken}`);
       if (cloud.launchError) throw cloud.launchError;
-      const existing = [...servers.values()].find((s) => s.obs.clientToken === req.clientToken);
+      const existing = [...servers.values()].find((s) => s.account === t.account.id && s.obs.clientToken === req.clientToken);
       if (existing) return view(existing);
       const providerId = `i-${++n}`;
       const s: FakeServer = {
+        account: t.account.id,
         obs: { providerId, name: req.name, regionId: req.regionId, dataCenter: req.dataCenter, productId: req.productId, imageId: req.imageId, state: "PENDING", addresses: { private: [`10.0.0.${n}`], public: [] }, launchedAt: new Date(), clientToken: req.clientToken, details: {} },
         goal: "RUNNING",
         stepsLeft: cloud.steps,
@@ -108,8 +111,8 @@ export function fakeCloud(name = "fake"): FakeCloud {
       const s = servers.get(ref.providerId);
       return s ? view(s) : null;
     },
-    async listServers(_t, regionId) {
-      return [...servers.values()].filter((s) => s.obs.regionId === regionId).map(view);
+    async listServers(t, regionId) {
+      return [...servers.values()].filter((s) => s.account === t.account.id && s.obs.regionId === regionId).map(view);
     },
     tamper(providerId, state) {
       const s = get(providerId);
@@ -117,8 +120,9 @@ export function fakeCloud(name = "fake"): FakeCloud {
       s.goal = null;
       if (state !== "RUNNING") s.obs.details = {};
     },
-    plant(o) {
+    plant(account, o) {
       servers.set(o.providerId, {
+        account,
         obs: { name: o.providerId, regionId: "r1", dataCenter: "r1-a", productId: "small", imageId: "img-1", state: "RUNNING", addresses: { private: ["10.9.9.9"], public: [] }, launchedAt: new Date(), clientToken: null, details: { pid: String(++pid) }, ...o },
         goal: null,
         stepsLeft: 0,
