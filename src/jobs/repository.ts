@@ -179,12 +179,31 @@ export interface JobFilter {
   requestedBy?: string | undefined;
   /** Object scope: only jobs this principal requested (applied on top of requestedBy). */
   ownedBy?: string | undefined;
+  /**
+   * Object scope: only jobs `userId` requested or whose resource is one of `accountIds` or a server of one of them
+   * (applied on top of the other filters).
+   */
+  visibleTo?: { userId: string; accountIds: readonly string[] } | undefined;
 }
 
 /** Position after the last job of a page, in (created_at desc, id desc) order. */
 export interface JobCursor {
   createdAt: Date;
   id: string;
+}
+
+function visibleToClause(scope: { userId: string; accountIds: readonly string[] }): Prisma.Sql {
+  if (scope.accountIds.length === 0) return Prisma.sql`requested_by = ${scope.userId}`;
+  const ids = Prisma.join([...scope.accountIds]);
+  return Prisma.sql`(requested_by = ${scope.userId}
+    OR (resource_type = 'account' AND resource_id IN (${ids}))
+    OR (resource_type = 'server' AND resource_id IN (SELECT id FROM servers WHERE account_id IN (${ids}))))`;
+}
+
+/** The account of a server, for object scope; null when there is no such server. */
+export async function accountOfServer(sql: Sql, serverId: string): Promise<string | null> {
+  const [row] = await sql.query<{ accountId: string }>`SELECT account_id AS accountId FROM servers WHERE id = ${serverId}`;
+  return row?.accountId ?? null;
 }
 
 /** One page of jobs, newest first; `next` is null on the last page. */
@@ -196,6 +215,7 @@ export async function listJobs(db: ProvisioningDb, filter: JobFilter, after: Job
   if (filter.resourceId) where.push(Prisma.sql`resource_id = ${filter.resourceId}`);
   if (filter.requestedBy) where.push(Prisma.sql`requested_by = ${filter.requestedBy}`);
   if (filter.ownedBy) where.push(Prisma.sql`requested_by = ${filter.ownedBy}`);
+  if (filter.visibleTo) where.push(visibleToClause(filter.visibleTo));
   if (after) where.push(Prisma.sql`(created_at < ${after.createdAt} OR (created_at = ${after.createdAt} AND id < ${after.id}))`);
   const clause = where.length > 0 ? Prisma.sql`WHERE ${Prisma.join(where, " AND ")}` : Prisma.empty;
   const rows = await db.$queryRaw<JobRow[]>(Prisma.sql`SELECT ${PRISMA_JOB_COLUMNS} FROM jobs ${clause} ORDER BY created_at DESC, id DESC LIMIT ${limit + 1}`);

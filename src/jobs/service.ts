@@ -29,8 +29,11 @@ const CREATE_BATCH = 64;
 /** A job written, with its outbox row; or found by its idempotency key (outbox null). */
 type Inserted = { job: Job; outbox: OutboxRef | null };
 
-/** Roles that see every job; everyone else sees the jobs they requested. */
-const SEE_ALL_ROLES = new Set(["admin", "operator"]);
+/**
+ * Roles that see every job. Everyone else sees the jobs they requested and those of the accounts their groups may use
+ * (a job whose resource is such an account, or a server of one): jobs follow their account, like servers.
+ */
+const SEE_ALL_ROLES = new Set(["admin"]);
 
 export interface CreateJobInput {
   kind: string;
@@ -116,10 +119,24 @@ export function createJobService(options: JobServiceOptions): JobService {
     };
   };
 
-  /** The job if this principal may see it; NOT_FOUND otherwise (another user's job does not exist for them). */
+  /** Whether a principal that does not see every job may see this one: its own, or one of its accounts'. */
+  const inScope = async (principal: Readonly<Principal>, job: Job): Promise<boolean> => {
+    if (job.requestedBy === principal.id) return true;
+    const accounts = principal.accountIds ?? [];
+    if (accounts.length === 0 || !job.resource) return false;
+    if (job.resource.type === "account") return accounts.includes(job.resource.id);
+    // Only server jobs of someone else cost a second query.
+    if (job.resource.type === "server") {
+      const accountId = await repo.accountOfServer(sql, job.resource.id);
+      return accountId !== null && accounts.includes(accountId);
+    }
+    return false;
+  };
+
+  /** The job if this principal may see it; NOT_FOUND otherwise (a job out of scope does not exist for them). */
   const visibleJob = async (principal: Readonly<Principal>, id: string): Promise<Job> => {
     const job = await repo.findJob(sql, id);
-    if (!job || (!seesAllJobs(principal) && job.requestedBy !== principal.id)) throw new NotFoundError("job", id);
+    if (!job || !(seesAllJobs(principal) || (await inScope(principal, job)))) throw new NotFoundError("job", id);
     return job;
   };
 
@@ -222,7 +239,7 @@ export function createJobService(options: JobServiceOptions): JobService {
           resourceType: query.resource?.type,
           resourceId: query.resource?.id,
           requestedBy: query.requestedBy,
-          ownedBy: seesAllJobs(principal) ? undefined : principal.id,
+          visibleTo: seesAllJobs(principal) ? undefined : { userId: principal.id, accountIds: principal.accountIds ?? [] },
         },
         query.cursor ?? null,
         query.pageSize,
