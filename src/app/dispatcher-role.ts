@@ -11,6 +11,7 @@ import { createJobService } from "../jobs/service.js";
 import { RequestLog } from "../log.js";
 import { ensureJobsStream } from "../mq/jobs-stream.js";
 import { provisioningRpcServices } from "../provisioning/rpc-services.js";
+import { createGrpcWebBridge } from "../rpc/grpc-web/bridge.js";
 import { createRpcServer } from "../rpc/server.js";
 import { serverRpcServices } from "../servers/rpc-services.js";
 import { systemHandlers } from "../system/handlers.js";
@@ -43,29 +44,39 @@ export async function startDispatcherRole(resources: Resources): Promise<Running
   const kmClient = (): ReturnType<typeof createKmClientFromConfig> => (km ??= createKmClientFromConfig(config, "dispatcher", log));
   const provisioningPolicy = { allowInsecure: config.provisioning.allowInsecureEndpoints, allowLinkLocal: config.provisioning.allowLinkLocalEndpoints };
   const system = createSystemService({ roles: resources.roles, startTime: resources.startedAt, instanceId: resources.instanceId });
+  const services = [
+    systemHandlers(system),
+    jobHandlers(jobs),
+    ...iamRpcServices(resources.provisioning, resources.now),
+    ...provisioningRpcServices(resources.provisioning, provisioningPolicy, kmClient, jobs, { discoveryIntervalMs: config.discovery.intervalMs, now: resources.now }),
+    ...serverRpcServices({ sql: resources.sql, db: resources.provisioning, jobs }),
+  ];
   const server = createRpcServer({
     config,
     log,
     requestLog,
     authenticate: createApiKeyAuthenticator(resources.provisioning),
-    services: [
-      systemHandlers(system),
-      jobHandlers(jobs),
-      ...iamRpcServices(resources.provisioning, resources.now),
-      ...provisioningRpcServices(resources.provisioning, provisioningPolicy, kmClient, jobs, { discoveryIntervalMs: config.discovery.intervalMs, now: resources.now }),
-      ...serverRpcServices({ sql: resources.sql, db: resources.provisioning, jobs }),
-    ],
+    services,
   });
+  // gRPC-Web on bridge.port, forwarded to the server above: same authentication, permissions and errors.
+  const bridge = createGrpcWebBridge({ config, log: log.child({ component: "grpc-web" }), requestLog, services: services.map((s) => s.definition) });
   try {
     await server.start();
   } catch (err) {
     await relay.stop(0);
     throw err;
   }
+  try {
+    await bridge.start(server.port);
+  } catch (err) {
+    await server.stop(0);
+    await relay.stop(0);
+    throw err;
+  }
   return {
     async stop(graceMs) {
       // Calls first (they may still create jobs), then the relay publishes what they committed.
-      await server.stop(graceMs);
+      await Promise.all([bridge.stop(graceMs), server.stop(graceMs)]);
       await relay.stop(Math.min(graceMs, RELAY_FLUSH_MS));
       km?.close();
       requestLog?.close();
