@@ -88,6 +88,9 @@ export const FIELDS: readonly Field[] = [
   f("discovery.intervalMs", positiveInt, 4 * 3_600_000, "how often the monitor re-discovers each account's regions, subscriptions, products and images"),
   f("discovery.serverSyncIntervalMs", positiveInt, 60_000, "how often the monitor lists each active account's servers from its cloud"),
   f("discovery.pollMs", positiveInt, 2_000, "how often the monitor looks for accounts due for discovery or a server sync"),
+  f("localCloud.enabled", bool, true, "the embedded `local` cloud (servers are processes on this machine): registers its driver, and the dispatcher connects a cloud and account named `local` at start"),
+  f("localCloud.catalogFile", z.string(), "", "JSON file of the local cloud's regions, products and images (see docs/clouds.md), re-read when it changes; empty: the built-in catalog"),
+  f("localCloud.stopGraceMs", millis, 10_000, "how long a stopping local server may take after SIGTERM before it is killed"),
   f("agent.bridgeUrl", z.string().regex(/^(https?:\/\/.+)?$/, "expected http(s)://host:port"), "", "gRPC-Web bridge URL agents register through: handed to launched servers, and called by `dispatcher agent` (default http://127.0.0.1:<bridge.port>)"),
   f("agent.joinToken", z.string(), "", "`dispatcher agent`: the one-time join token its server was launched with", true),
   f("agent.bind", z.string().min(1), "0.0.0.0", "`dispatcher agent`: address the agent's gRPC server binds"),
@@ -128,6 +131,7 @@ export type Config = {
   mq: { url: string; jobsStream: string; subjectPrefix: string; connectTimeoutMs: number; workerDurable: string };
   jobs: { workerConcurrency: number; reconcileIntervalMs: number; leaseMs: number; republishAfterMs: number; checkPollMs: number };
   discovery: { intervalMs: number; serverSyncIntervalMs: number; pollMs: number };
+  localCloud: { enabled: boolean; catalogFile: string; stopGraceMs: number };
   agent: {
     bridgeUrl: string; joinToken: string; bind: string; port: number; address: string; stateDir: string; joinTokenTtlMs: number; pingIntervalMs: number;
     maxMissedPings: number; credentialKey: string;

@@ -1,6 +1,7 @@
 // The dispatcher role: the gRPC API on server.port with every dispatcher.v1 service, health and reflection, and the
 // outbox relay that publishes the jobs its calls create (fast path after commit, poll loop for rows left behind).
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connectLocalCloudInBackground } from "../clouds/local/bootstrap.js";
 import { createApiKeyAuthenticator } from "../iam/authenticator.js";
 import { iamRpcServices } from "../iam/rpc-services.js";
 import { jobHandlers } from "../jobs/handlers.js";
@@ -73,8 +74,11 @@ export async function startDispatcherRole(resources: Resources): Promise<Running
     await relay.stop(0);
     throw err;
   }
+  // The quick start's cloud and account, connected in the background: a KM still starting delays nothing.
+  const localCloud = config.localCloud.enabled ? connectLocalCloudInBackground({ config, db: resources.provisioning, jobs, km: kmClient, log: log.child({ component: "local-cloud" }), now: resources.now }) : undefined;
   return {
     async stop(graceMs) {
+      await localCloud?.stop();
       // Calls first (they may still create jobs), then the relay publishes what they committed.
       await Promise.all([bridge.stop(graceMs), server.stop(graceMs)]);
       await relay.stop(Math.min(graceMs, RELAY_FLUSH_MS));

@@ -7,7 +7,7 @@ import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "../e
 import { etagOf, staleEtag, versionOf } from "../iam/etag.js";
 import type { Page } from "../iam/user-service.js";
 import * as repo from "./cloud-repository.js";
-import { checkEndpoint, type EndpointPolicy } from "./endpoint.js";
+import { checkCloudEndpoint, checkEndpoint, type EndpointPolicy } from "./endpoint.js";
 
 export type Region = repo.RegionRow;
 
@@ -52,7 +52,7 @@ export function createCloudService(db: ProvisioningDb, policy: EndpointPolicy): 
 
   return {
     async createCloud(input) {
-      const endpoint = await checkEndpoint("endpoint", input.endpoint, policy);
+      const endpoint = await checkCloudEndpoint("endpoint", input.endpoint, input.driver, policy);
       const id = newId();
       await uniqueName(input.name, () => inTransaction(db, (tx) => repo.insertCloud(tx, { ...input, id, endpoint })));
       return get(id);

@@ -77,3 +77,12 @@ export async function checkEndpoint(field: string, value: string, policy: Endpoi
   if (addresses.some(isForbiddenAddress)) throw bad("resolves to a link-local or cloud metadata address");
   return url.toString();
 }
+
+/** The endpoint of the embedded local cloud, which has nothing to reach over a network. */
+export const LOCAL_CLOUD_ENDPOINT = "local://";
+
+/** checkEndpoint for a cloud of `driver`: the `local` driver's endpoint may also be exactly local://, nothing else may. */
+export async function checkCloudEndpoint(field: string, value: string, driver: string, policy: EndpointPolicy): Promise<string> {
+  if (driver === "local" && value === LOCAL_CLOUD_ENDPOINT) return value;
+  return checkEndpoint(field, value, policy);
+}
