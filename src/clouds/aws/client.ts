@@ -22,12 +22,28 @@ export interface Ec2Session {
   send<Out>(operation: string, request: (client: EC2Client, options: SendOptions) => Promise<Out>): Promise<Out>;
 }
 
-/** The endpoint URL of `region` from the cloud's endpoint template (`{region}` placeholder, or a fixed URL). */
+/** AWS region names (us-east-1, us-gov-west-1, ap-southeast-2): nothing else may be put into a host name. */
+const REGION = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
+/** The global EC2 host: a cloud whose endpoint is this one means "each region's own EC2 endpoint". */
+const GLOBAL_HOST = "ec2.amazonaws.com";
+
+/**
+ * The endpoint URL of `region` from the cloud's endpoint: a template with a `{region}` placeholder, the global
+ * https://ec2.amazonaws.com (read as https://ec2.{region}.amazonaws.com), or a fixed URL used as it is.
+ */
 export function endpointFor(template: string, region: string): string {
-  const raw = (template.trim() || DEFAULT_ENDPOINT).replaceAll("{region}", region);
+  if (!REGION.test(region)) throw new DriverError("INVALID", `"${region.slice(0, 64)}" is not an AWS region name`);
+  let raw = template.trim() || DEFAULT_ENDPOINT;
+  if (!raw.includes("{region}")) {
+    try {
+      if (new URL(raw).host === GLOBAL_HOST) raw = DEFAULT_ENDPOINT;
+    } catch {
+      // reported below
+    }
+  }
   let url: URL;
   try {
-    url = new URL(raw);
+    url = new URL(raw.replaceAll("{region}", region));
   } catch {
     throw new DriverError("INVALID", `the cloud endpoint "${template}" is not a URL (expected e.g. ${DEFAULT_ENDPOINT})`);
   }

@@ -63,7 +63,7 @@ export function createAwsDriver(options: AwsDriverOptions = {}): CloudDriver {
     async listRegions(target, call) {
       const regions = await withEc2(target, home, call, async (s) => {
         const out = await s.send("DescribeRegions", (c, o) => c.send(new DescribeRegionsCommand({}), o));
-        return (out.Regions ?? []).map((r) => r.RegionName).filter((r): r is string => !!r && !r.includes(" "));
+        return (out.Regions ?? []).map((r) => r.RegionName).filter((r): r is string => !!r);
       });
       const result = await mapLimited(regions.sort(), ZONE_CONCURRENCY, async (id): Promise<DriverRegion> => {
         const dataCenters = await withEc2(target, id, call, async (s) => {

@@ -228,7 +228,10 @@ describe("failures", () => {
   it("a {region} endpoint template resolves per region, a fixed URL stays; a bad endpoint is INVALID", async () => {
     expect(endpointFor("https://ec2.{region}.amazonaws.com", "eu-west-1")).toBe("https://ec2.eu-west-1.amazonaws.com");
     expect(endpointFor("", "ap-south-1")).toBe("https://ec2.ap-south-1.amazonaws.com");
+    expect(endpointFor("https://ec2.amazonaws.com/", "us-gov-west-1")).toBe("https://ec2.us-gov-west-1.amazonaws.com");
     expect(endpointFor(fake.url, "eu-west-1")).toBe(fake.url);
+    // A region name from a provider answer never steers the host anywhere else.
+    expect(() => endpointFor("https://{region}/", "169.254.169.254")).toThrow(/not an AWS region name/);
     expect(() => endpointFor("ftp://ec2.example", "eu-west-1")).toThrow(/http\(s\)/);
     await driver.listImages(target, "eu-west-1", call());
     expect(fake.calls.at(-1)!.region).toBe("eu-west-1");
