@@ -9,6 +9,7 @@ import * as repo from "./group-repository.js";
 import type { Role } from "./roles.js";
 import type { Page } from "./user-service.js";
 import { countActiveAdmins, userExists } from "./user-repository.js";
+import { existingAccountIds } from "../provisioning/account-repository.js";
 
 export interface GroupView {
   id: string;
@@ -33,7 +34,7 @@ export interface GroupService {
   /** This and setRoles and deleteGroup: FAILED_PRECONDITION (LAST_ADMIN) when no active admin would be left. */
   removeMember(groupId: string, userId: string): Promise<GroupView>;
   setRoles(groupId: string, etag: string, roles: Role[]): Promise<GroupView>;
-  /** Account ids are not checked against accounts yet: the accounts table comes with the provisioning half. */
+  /** INVALID_ARGUMENT (account_ids) naming each id that is not an account. */
   setAccounts(groupId: string, etag: string, accountIds: string[]): Promise<GroupView>;
 }
 
@@ -99,7 +100,14 @@ export function createGroupService(db: ProvisioningDb): GroupService {
         await repo.replaceRoles(tx, groupId, [...new Set(roles)]);
         await keepAnAdmin(() => countActiveAdmins(tx));
       }),
-    setAccounts: (groupId, etag, accountIds) => change(groupId, etag, (tx) => repo.replaceAccounts(tx, groupId, [...new Set(accountIds)])),
+    setAccounts: (groupId, etag, accountIds) =>
+      change(groupId, etag, async (tx) => {
+        const wanted = [...new Set(accountIds)];
+        const known = await existingAccountIds(tx, wanted);
+        const unknown = wanted.filter((id) => !known.has(id));
+        if (unknown.length > 0) throw new InvalidArgumentError(unknown.map((id) => ({ field: "account_ids", description: `no such account ${JSON.stringify(id)}` })));
+        await repo.replaceAccounts(tx, groupId, wanted);
+      }),
   };
 }
 

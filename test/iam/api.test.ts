@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKeyAuthenticator } from "../../src/iam/authenticator.js";
 import { PrincipalKind } from "../../src/gen/proto/dispatcher/v1/system.js";
 import { UserKind, UserStatus } from "../../src/gen/proto/dispatcher/v1/iam.js";
-import { insertUser, startIamFixture, type IamFixture } from "./support.js";
+import { insertAccounts, insertUser, startIamFixture, type IamFixture } from "./support.js";
 
 let f: IamFixture;
 
@@ -92,6 +92,9 @@ describe("groups", () => {
     const { group } = await admin.groups.createGroup({ name: "ops team", description: "operators", roles: ["operator"] });
     const added = (await admin.groups.addGroupMember({ groupId: group?.id, userId })).group;
     expect(added?.memberUserIds).toEqual([userId]);
+    await insertAccounts(f.dbs, ["acct-a", "acct-b"]);
+    await expect(admin.groups.setGroupAccounts({ groupId: group?.id, etag: added?.etag, accountIds: ["acct-a", "acct-nope"] })).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, fieldViolations: [{ field: "account_ids", description: 'no such account "acct-nope"' }] });
+    expect((await admin.groups.getGroup({ id: group?.id })).group?.accountIds).toEqual([]);
     const withAccounts = (await admin.groups.setGroupAccounts({ groupId: group?.id, etag: added?.etag, accountIds: ["acct-b", "acct-a", "acct-a"] })).group;
     expect(withAccounts?.accountIds).toEqual(["acct-a", "acct-b"]);
     // A fresh authenticator: the server's caches principals for 10 s.

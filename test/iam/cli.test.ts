@@ -2,7 +2,7 @@
 // tables or JSON, and report refusals with the API's reason and a non-zero exit code.
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { buildProgram } from "../../src/cli.js";
-import { startIamFixture, type IamFixture } from "./support.js";
+import { insertAccounts, startIamFixture, type IamFixture } from "./support.js";
 
 let f: IamFixture;
 
@@ -42,6 +42,7 @@ describe("dispatcher users|groups|roles", () => {
     const group = await cli(admin, "groups", "create", "cli-ops", "-d", "operators from the CLI", "--role", "operator", "--json");
     const groupId = (JSON.parse(group.out) as { groups: Array<{ id: string }> }).groups[0]?.id as string;
     expect((await cli(admin, "groups", "add-member", groupId, user?.id as string)).code).toBe(0);
+    await insertAccounts(f.dbs, ["acct-1", "acct-2"]);
     expect((await cli(admin, "groups", "set-accounts", groupId, "acct-1,acct-2")).out).toContain("acct-1,acct-2");
 
     const users = await cli(admin, "users", "ls");

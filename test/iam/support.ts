@@ -32,6 +32,13 @@ export async function insertUser(dbs: TestDatabases, roles: string[], kind: "USE
   return id;
 }
 
+/** Inserts a cloud and an account with each of these ids (groups may only name accounts that exist). */
+export async function insertAccounts(dbs: TestDatabases, ids: string[]): Promise<void> {
+  const cloudId = newId();
+  await dbs.provisioning.cloud.create({ data: { id: cloudId, name: `cloud ${cloudId.slice(-6)}`, driver: "test", endpoint: "https://api.cloud.test" } });
+  await dbs.provisioning.account.createMany({ data: ids.map((id) => ({ id, name: id, cloudId, credentialId: `cred-${id}` })) });
+}
+
 /** Serves SystemService, the IAM services and whatever `extra` makes over the fixture's database. */
 export async function startIamFixture(label: string, extra: (dbs: TestDatabases) => RpcService[] = () => []): Promise<IamFixture> {
   const dbs = await createTestDatabases(label);
