@@ -10,6 +10,7 @@ import { runPrintConfig } from "./commands/config.js";
 import { runCreateKey } from "./commands/admin.js";
 import { addIamCommands } from "./commands/iam.js";
 import { addJobCommands } from "./commands/jobs.js";
+import { addServerCommands } from "./commands/servers.js";
 import { addKmCommands } from "./commands/km.js";
 import { addAgentCommand } from "./commands/agent.js";
 
@@ -76,6 +77,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   addJobCommands(program, configFile, setExit);
   addKmCommands(program, configFile, setExit);
   addIamCommands(program, configFile, setExit);
+  addServerCommands(program, configFile, setExit);
   addAgentCommand(program, configFile, setExit);
 
   return program;

@@ -190,7 +190,7 @@ describe("reads", () => {
     const first = await c.servers.listServers({ pageSize: 2, pageToken: "", accountId: acct, regionId: "", state: 0, budgetCode: "" });
     const err = await failure(c.servers.listServers({ pageSize: 2, pageToken: first.nextPageToken, accountId: acct, regionId: "r2", state: 0, budgetCode: "" }));
     expect(err.fieldViolations.map((v) => v.field)).toEqual(["page_token"]);
-    const bad = await failure(c.servers.listServers({ pageSize: -1, pageToken: "", accountId: "", regionId: "", state: 99, budgetCode: "" }));
+    const bad = await failure(c.servers.listServers({ pageSize: -1, pageToken: "", accountId: "", regionId: "", state: 99 as ServerState, budgetCode: "" }));
     expect(bad.fieldViolations.map((v) => v.field).sort()).toEqual(["page_size", "state"]);
   });
 

@@ -1,0 +1,265 @@
+// `dispatcher servers list|get|launch|start|stop|reboot|terminate|events|products|images`: the server lifecycle
+// through the dispatcher's API (client.address, client.token / DISPATCHER_CLIENT_TOKEN). Actions print their job;
+// --wait follows it to its end with its progress and exits 0 only when it succeeded.
+import { InvalidArgumentError as CommanderInvalidArgument, type Command } from "commander";
+import type { DispatcherClients } from "../client/index.js";
+import { Job, JobEvent, JobState, jobStateToJSON } from "../gen/proto/dispatcher/v1/jobs.js";
+import { Image, Product, Server, ServerEvent, ServerState, serverStateToJSON } from "../gen/proto/dispatcher/v1/servers.js";
+import { json, table, time, withClient, type ClientCommandOptions, type CommandIo } from "./client-command.js";
+
+export type ServerCommandOptions = ClientCommandOptions & { wait?: boolean | undefined };
+
+const TERMINAL = new Set([JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_FAILED, JobState.JOB_STATE_CANCELLED]);
+const jobState = (s: JobState): string => jobStateToJSON(s).replace("JOB_STATE_", "");
+export const serverState = (s: ServerState): string => serverStateToJSON(s).replace("SERVER_STATE_", "");
+const addresses = (s: Server): string => [...(s.addresses?.public ?? []), ...(s.addresses?.private ?? [])].join(",") || "-";
+
+function serverRow(s: Server): string[] {
+  return [s.id, s.name, serverState(s.state), s.accountId, `${s.regionId}/${s.dataCenter || "-"}`, s.productId, s.providerId || "-", addresses(s), s.budgetCode];
+}
+
+function describeServer(s: Server): string {
+  const lines: [string, string][] = [
+    ["id", s.id],
+    ["name", s.name],
+    ["state", `${serverState(s.state)} since ${time(s.stateChangeTime)}`],
+    ["origin", s.origin === 2 ? "discovered" : "launched"],
+    ["account", s.accountId],
+    ["region", s.regionId],
+    ["data center", s.dataCenter || "-"],
+    ["provider id", s.providerId || "-"],
+    ["product", `${s.productId} (${(Number(s.hourlyPriceMicros) / 1e6).toFixed(6)} an hour)`],
+    ["image", s.imageId],
+    ["budget code", s.budgetCode],
+    ["addresses", `public ${s.addresses?.public.join(", ") || "-"}; private ${s.addresses?.private.join(", ") || "-"}`],
+    ["launched", time(s.launchTime)],
+    ["terminated", time(s.terminateTime)],
+    ["created", time(s.createTime)],
+  ];
+  for (const [k, v] of Object.entries(s.details).sort()) lines.push([`details.${k}`, v]);
+  return lines.map(([k, v]) => `${`${k}:`.padEnd(16)}${v}`).join("\n") + "\n";
+}
+
+function eventRow(e: ServerEvent): string[] {
+  const move = e.toState ? (e.fromState ? `${serverState(e.fromState)} → ${serverState(e.toState)}` : serverState(e.toState)) : "";
+  return [time(e.createTime), e.type, move, e.jobId || "-", e.message];
+}
+
+/** Prints the job an action started; with --wait follows it to its end. Exit 0 when it succeeded (or was started). */
+async function reportJob(c: DispatcherClients, io: CommandIo, options: ServerCommandOptions, job: Job | undefined, extra: Record<string, unknown> = {}): Promise<number> {
+  if (!job) return 1;
+  if (!options.wait) {
+    if (options.json) io.out(json({ job: Job.toJSON(job), ...extra }));
+    else io.out(`${job.kind} job ${job.id}: ${jobState(job.state)}  (follow it: dispatcher jobs watch ${job.id})\n`);
+    return 0;
+  }
+  let last = job;
+  if (!options.json) io.out(`${job.kind} job ${job.id}: ${jobState(job.state)}\n`);
+  for await (const m of c.jobs.watchJob({ id: job.id })) {
+    if (m.job) last = m.job;
+    if (options.json) io.out(json({ job: m.job ? Job.toJSON(m.job) : null, event: m.event ? JobEvent.toJSON(m.event) : null, ...extra }));
+    else if (m.event) io.out(`  ${time(m.event.time)}  ${m.event.type.padEnd(12)} ${jobState(m.event.toState).padEnd(10)} ${m.job ? `${m.job.progressPercent}%` : ""}${m.event.message ? `  ${m.event.message}` : m.job?.progressMessage ? `  ${m.job.progressMessage}` : ""}\n`);
+  }
+  if (!TERMINAL.has(last.state)) {
+    io.err(`dispatcher servers: the stream ended before job ${last.id} did\n`);
+    return 1;
+  }
+  if (!options.json) io.out(`${last.kind} job ${last.id}: ${jobState(last.state)}${last.error ? ` (${last.error.code}: ${last.error.message})` : ""}\n`);
+  return last.state === JobState.JOB_STATE_SUCCEEDED ? 0 : 1;
+}
+
+export interface ListServersOptions extends ServerCommandOptions {
+  account?: string | undefined;
+  region?: string | undefined;
+  state?: ServerState | undefined;
+  budgetCode?: string | undefined;
+  limit: number;
+  pageToken?: string | undefined;
+  all?: boolean | undefined;
+}
+
+export async function runServersList(options: ListServersOptions): Promise<number> {
+  return withClient("servers list", options, async (c, io) => {
+    const servers: Server[] = [];
+    let token = options.pageToken ?? "";
+    do {
+      const page = await c.servers.listServers({ pageSize: options.limit, pageToken: token, accountId: options.account ?? "", regionId: options.region ?? "", state: options.state ?? 0, budgetCode: options.budgetCode ?? "" });
+      servers.push(...page.servers);
+      token = page.nextPageToken;
+    } while (options.all && token);
+    if (options.json) io.out(json({ servers: servers.map((s) => Server.toJSON(s)), nextPageToken: token }));
+    else {
+      io.out(table(["ID", "NAME", "STATE", "ACCOUNT", "REGION/DC", "PRODUCT", "PROVIDER ID", "ADDRESSES", "BUDGET"], servers.map(serverRow)));
+      if (token) io.err(`more servers: --page-token ${token} (or --all)\n`);
+    }
+  });
+}
+
+export async function runServersGet(id: string, options: ServerCommandOptions): Promise<number> {
+  return withClient("servers get", options, async (c, io) => {
+    const { server } = await c.servers.getServer({ id });
+    if (!server) return 1;
+    io.out(options.json ? json({ server: Server.toJSON(server) }) : describeServer(server));
+  });
+}
+
+export async function runServersEvents(id: string, options: ServerCommandOptions): Promise<number> {
+  return withClient("servers events", options, async (c, io) => {
+    const events: ServerEvent[] = [];
+    let token = "";
+    do {
+      const page = await c.servers.listServerEvents({ id, pageSize: 1000, pageToken: token });
+      events.push(...page.events);
+      token = page.nextPageToken;
+    } while (token);
+    io.out(options.json ? json({ events: events.map((e) => ServerEvent.toJSON(e)) }) : table(["TIME", "TYPE", "STATE", "JOB", "MESSAGE"], events.map(eventRow)));
+  });
+}
+
+export interface LaunchOptions extends ServerCommandOptions {
+  account: string;
+  region: string;
+  product: string;
+  image: string;
+  dataCenter?: string | undefined;
+  name?: string | undefined;
+  budgetCode?: string | undefined;
+  idempotencyKey?: string | undefined;
+}
+
+export async function runServersLaunch(options: LaunchOptions): Promise<number> {
+  return withClient("servers launch", options, async (c, io) => {
+    const { job, server } = await c.servers.launchServer({
+      accountId: options.account,
+      regionId: options.region,
+      dataCenter: options.dataCenter ?? "",
+      productId: options.product,
+      imageId: options.image,
+      name: options.name ?? "",
+      budgetCode: options.budgetCode ?? "",
+      idempotencyKey: options.idempotencyKey ?? "",
+    });
+    if (server && !options.json) io.out(`server ${server.id} (${server.name}): ${serverState(server.state)}\n`);
+    const code = await reportJob(c, io, options, job, { server: server ? Server.toJSON(server) : null });
+    if (code === 0 && options.wait && server && !options.json) {
+      const { server: now } = await c.servers.getServer({ id: server.id });
+      if (now) io.out(describeServer(now));
+    }
+    return code;
+  });
+}
+
+export type ServerAction = "start" | "stop" | "reboot" | "terminate";
+
+export async function runServerAction(action: ServerAction, id: string, options: ServerCommandOptions & { idempotencyKey?: string | undefined }): Promise<number> {
+  return withClient(`servers ${action}`, options, async (c, io) => {
+    const request = { id, idempotencyKey: options.idempotencyKey ?? "" };
+    const call = { start: () => c.servers.startServer(request), stop: () => c.servers.stopServer(request), reboot: () => c.servers.rebootServer(request), terminate: () => c.servers.terminateServer(request) }[action];
+    const { job } = await call();
+    return reportJob(c, io, options, job);
+  });
+}
+
+export async function runCatalog(what: "products" | "images", options: ServerCommandOptions & { account: string; region: string }): Promise<number> {
+  return withClient(`servers ${what}`, options, async (c, io) => {
+    const q = { accountId: options.account, regionId: options.region };
+    if (what === "products") {
+      const { products } = await c.servers.listProducts(q);
+      io.out(options.json ? json({ products: products.map((p) => Product.toJSON(p)) }) : table(["ID", "NAME", "CPUS", "MEMORY MB", "DISK GB", "PER HOUR"], products.map((p) => [p.id, p.name, String(p.cpus), String(p.memoryMb), String(p.diskGb), (Number(p.hourlyPriceMicros) / 1e6).toFixed(6)])));
+    } else {
+      const { images } = await c.servers.listImages(q);
+      io.out(options.json ? json({ images: images.map((i) => Image.toJSON(i)) }) : table(["ID", "NAME", "PLATFORM"], images.map((i) => [i.id, i.name, i.platform])));
+    }
+  });
+}
+
+function parseState(value: string): ServerState {
+  const state = ServerState[`SERVER_STATE_${value.toUpperCase()}` as keyof typeof ServerState];
+  if (state === undefined || state === ServerState.SERVER_STATE_UNSPECIFIED) throw new CommanderInvalidArgument("one of pending, running, stopping, stopped, rebooting, terminating, terminated");
+  return state;
+}
+
+function parseLimit(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new CommanderInvalidArgument("an integer from 1 to 1000");
+  return n;
+}
+
+/** Adds `dispatcher servers …` to the program (to the `servers` group when another module made it first). */
+export function addServerCommands(program: Command, configFile: () => string | undefined, setExit: (code: number) => void): void {
+  const servers =
+    program.commands.find((c) => c.name() === "servers") ??
+    program.command("servers").description("servers through the dispatcher API (client.address, client.token)").option("-a, --address <host:port>", "dispatcher to call (default: client.address)");
+  const common = (cmd: Command): ServerCommandOptions => ({
+    configFile: configFile(),
+    address: servers.opts<{ address?: string }>().address,
+    json: cmd.opts<{ json?: boolean }>().json,
+    wait: cmd.opts<{ wait?: boolean }>().wait,
+  });
+
+  servers
+    .command("list")
+    .alias("ls")
+    .description("servers in your accounts, oldest first")
+    .option("--account <id>", "only this account's")
+    .option("--region <id>", "only this region's")
+    .option("--state <state>", "pending, running, stopping, stopped, rebooting, terminating or terminated", parseState)
+    .option("--budget-code <code>", "only those billed to this code")
+    .option("-n, --limit <n>", "servers per page (1–1000)", parseLimit, 50)
+    .option("--page-token <token>", "continue a previous listing")
+    .option("--all", "fetch every page", false)
+    .option("--json", "one JSON object instead of a table", false)
+    .action(async (opts: Omit<ListServersOptions, keyof ServerCommandOptions>, cmd: Command) => setExit(await runServersList({ ...common(cmd), ...opts })));
+
+  servers
+    .command("get <id>")
+    .description("one server as last observed")
+    .option("--json", "JSON instead of text", false)
+    .action(async (id: string, _opts: unknown, cmd: Command) => setExit(await runServersGet(id, common(cmd))));
+
+  servers
+    .command("events <id>")
+    .description("a server's history, oldest first")
+    .option("--json", "JSON instead of a table", false)
+    .action(async (id: string, _opts: unknown, cmd: Command) => setExit(await runServersEvents(id, common(cmd))));
+
+  servers
+    .command("launch")
+    .description("launch a server (a server.launch job, done when the server is seen running)")
+    .requiredOption("--account <id>", "account to launch in")
+    .requiredOption("--region <id>", "region (see `servers products`)")
+    .requiredOption("--product <id>", "product (size)")
+    .requiredOption("--image <id>", "image")
+    .option("--data-center <name>", "data center (default: the region's first)")
+    .option("--name <name>", "server name")
+    .option("--budget-code <code>", "budget code to bill (default: the account's)")
+    .option("-k, --idempotency-key <key>", "the same key again returns the same server and job")
+    .option("-w, --wait", "follow the job to its end; exit 0 only when the server runs", false)
+    .option("--json", "JSON instead of text (with --wait: a line per update)", false)
+    .action(async (opts: Omit<LaunchOptions, keyof ServerCommandOptions>, cmd: Command) => setExit(await runServersLaunch({ ...common(cmd), ...opts })));
+
+  for (const [action, description] of [
+    ["start", "start a stopped server"],
+    ["stop", "stop a running server"],
+    ["reboot", "reboot a running server (done when a new boot is seen)"],
+    ["terminate", "terminate a server (done when the cloud no longer runs it)"],
+  ] as const) {
+    servers
+      .command(`${action} <id>`)
+      .description(description)
+      .option("-k, --idempotency-key <key>", "the same key again returns the same job")
+      .option("-w, --wait", "follow the job to its end; exit 0 only when it succeeded", false)
+      .option("--json", "JSON instead of text", false)
+      .action(async (id: string, opts: { idempotencyKey?: string }, cmd: Command) => setExit(await runServerAction(action, id, { ...common(cmd), idempotencyKey: opts.idempotencyKey })));
+  }
+
+  for (const what of ["products", "images"] as const) {
+    servers
+      .command(what)
+      .description(`the ${what} an account can launch in a region, as last discovered`)
+      .requiredOption("--account <id>", "account")
+      .requiredOption("--region <id>", "region")
+      .option("--json", "JSON instead of a table", false)
+      .action(async (opts: { account: string; region: string }, cmd: Command) => setExit(await runCatalog(what, { ...common(cmd), ...opts })));
+  }
+}
