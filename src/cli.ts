@@ -9,6 +9,9 @@ import { runServe } from "./commands/serve.js";
 import { runPrintConfig } from "./commands/config.js";
 import { runCreateKey } from "./commands/admin.js";
 import { addIamCommands } from "./commands/iam.js";
+import { addAccountCommands } from "./commands/accounts.js";
+import { addBudgetCommands } from "./commands/budgets.js";
+import { addCloudCommands } from "./commands/clouds.js";
 import { addJobCommands } from "./commands/jobs.js";
 import { addServerCommands } from "./commands/servers.js";
 import { addKmCommands } from "./commands/km.js";
@@ -77,6 +80,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
   addJobCommands(program, configFile, setExit);
   addKmCommands(program, configFile, setExit);
   addIamCommands(program, configFile, setExit);
+  addCloudCommands(program, configFile, setExit);
+  addAccountCommands(program, configFile, setExit);
+  addBudgetCommands(program, configFile, setExit);
   addServerCommands(program, configFile, setExit);
   addAgentCommand(program, configFile, setExit);
 
