@@ -1,6 +1,8 @@
 // The dispatcher role: the gRPC API on server.port with every dispatcher.v1 service, health and reflection, and the
 // outbox relay that publishes the jobs its calls create (fast path after commit, poll loop for rows left behind).
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { withJoinTokens } from "../agent/join-tokens.js";
+import { agentRpcServices } from "../agent/rpc-services.js";
 import { connectLocalCloudInBackground } from "../clouds/local/bootstrap.js";
 import { createApiKeyAuthenticator } from "../iam/authenticator.js";
 import { iamRpcServices } from "../iam/rpc-services.js";
@@ -51,12 +53,14 @@ export async function startDispatcherRole(resources: Resources): Promise<Running
     ...iamRpcServices(resources.provisioning, resources.now),
     ...provisioningRpcServices(resources.provisioning, provisioningPolicy, kmClient, jobs, { discoveryIntervalMs: config.discovery.intervalMs, now: resources.now }),
     ...serverRpcServices({ sql: resources.sql, db: resources.provisioning, jobs }),
+    ...agentRpcServices({ config, sql: resources.sql, jobs, log: log.child({ component: "agents" }), now: resources.now }),
   ];
   const server = createRpcServer({
     config,
     log,
     requestLog,
-    authenticate: createApiKeyAuthenticator(resources.provisioning),
+    // Join tokens (agents registering) first; every other bearer token is an API key.
+    authenticate: withJoinTokens(resources.sql, createApiKeyAuthenticator(resources.provisioning), resources.now),
     services,
   });
   // gRPC-Web on bridge.port, forwarded to the server above: same authentication, permissions and errors.
