@@ -78,6 +78,12 @@ export async function withEc2<T>(target: DriverTarget, region: string, options: 
     endpoint: endpointFor(target.cloud.endpoint, region),
     credentials,
     maxAttempts: 1,
+    // Everything the SDK would otherwise read from the environment or ~/.aws is fixed here: the cloud row decides.
+    retryMode: "standard",
+    defaultsMode: "standard",
+    useFipsEndpoint: false,
+    useDualstackEndpoint: false,
+    userAgentAppId: "dispatcher",
     requestHandler: { connectionTimeout: Math.min(MAX_CONNECT_MS, remainingMs()), requestTimeout: remainingMs(), throwOnRequestTimeout: true },
   });
   const session: Ec2Session = {
