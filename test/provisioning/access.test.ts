@@ -101,7 +101,13 @@ describe("provisioning requests full of hostile values", () => {
     const admin = f.client(f.users.admin.secret);
     const { cloud } = await admin.clouds.createCloud({ name: "fuzz cloud", driver: "aws", endpoint: "https://api.cloud.test" });
     await admin.budgetCodes.createBudgetCode({ code: "FUZZ-1", name: "fuzz", hardQuotaCents: "1000" });
-    const known = [cloud?.id ?? "", cloud?.etag ?? "", "FUZZ-1", f.users.reader.id];
+    // An account with a region, a subscription and an event, so the account RPCs' hostile requests also reach rows.
+    const { account } = await admin.accounts.createAccount({ name: "fuzz account", cloudId: cloud?.id, credentials: { type: "k", fields: { key: "x" } } });
+    const accountId = account?.id ?? "";
+    await f.dbs.provisioning.accountRegion.create({ data: { accountId, regionId: "fuzz-r1", name: "Fuzz 1", dataCenters: [], position: 0 } });
+    await f.dbs.provisioning.subscription.create({ data: { accountId, regionId: "fuzz-r1", capability: "compute" } });
+    await f.dbs.provisioning.accountEvent.create({ data: { accountId, type: "SUBSCRIBED", regionId: "fuzz-r1", message: "compute subscribed in fuzz-r1" } });
+    const known = [cloud?.id ?? "", cloud?.etag ?? "", "FUZZ-1", f.users.reader.id, accountId, "fuzz-r1"];
     const byService: Record<string, string> = { CloudService: "clouds", BudgetCodeService: "budgetCodes", AccountService: "accounts" };
     const codes = new Map<number, number>();
     for (const service of f.services) {
