@@ -1,23 +1,24 @@
 // npm run bench:km — GetCredential over mutual TLS from this process against a separate `dispatcher serve --role km`
 // process (real MariaDB: a row read, an unwrap and decrypt, the channel seal, and the fail-closed audit record in the
 // table and the file for every call). 1, 16 and 64 concurrent callers. Prints a summary and one JSON line.
-// Options (env): BENCH_SECONDS (per level, default 5), BENCH_CREDENTIALS (distinct credentials read, default 100),
+// Options (env): BENCH_SECONDS (per level, default 5), BENCH_LEVELS (concurrencies, default "1,16,64"), BENCH_CREDENTIALS (distinct credentials read, default 100),
 // BENCH_KM_NODE_ARGS (node flags for the KM process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/km-prof"), BENCH_KM_PLAINTEXT=1
 // (development-mode plaintext transport instead of mTLS, to see what TLS costs). DISPATCHER_* variables pass through
 // (e.g. DISPATCHER_KM_POOL_SIZE).
 import { spawn } from "node:child_process";
 import { rmSync } from "node:fs";
+import { loadavg } from "node:os";
 import { loadConfig } from "../src/config.js";
 import { openConnection } from "../src/db/connect.js";
 import { withDatabase } from "../src/db/url.js";
 import { createKmClientFromConfig, type KmClient } from "../src/km/client.js";
 import { ensureDevCerts } from "../src/km/dev-files.js";
 import { generateKeyText } from "../src/km/keys.js";
-import { benchEnvironment, CORES, freePort, percentile, round, say, stopProcess } from "./support.js";
+import { benchEnvironment, CORES, cpuSeconds, freePort, machineTicks, percentile, round, say, servicePids, stopProcess } from "./support.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CREDENTIALS = Number(process.env.BENCH_CREDENTIALS ?? 100);
-const LEVELS = [1, 16, 64];
+const LEVELS = (process.env.BENCH_LEVELS ?? "1,16,64").split(",").map(Number);
 const TARGET_P99_MS_AT_16 = 5;
 
 const bench = await benchEnvironment("km");
@@ -34,11 +35,13 @@ const env: NodeJS.ProcessEnv = {
 };
 const dataDir = env.DISPATCHER_DATA_DIR as string;
 ensureDevCerts(dataDir);
+say(`load average ${loadavg().map((l) => l.toFixed(2)).join(" ")} before the run`);
 say(`bench:km on ${CORES} cores (shared by KM, MariaDB and this client) — ${SECONDS} s per level, ${CREDENTIALS} credentials`);
 
 const nodeArgs = (process.env.BENCH_KM_NODE_ARGS ?? "").split(" ").filter(Boolean);
 const km = spawn(process.execPath, [...nodeArgs, "bin/dispatcher.js", "serve", "--role", "km", "--migrate"], { env, stdio: ["ignore", "ignore", "inherit"] });
 const config = loadConfig(env, "");
+const mariadbPid = servicePids(Number(new URL(config.mq.url).port || 4222)).mariadb;
 const dispatcher = createKmClientFromConfig(config, "dispatcher");
 const workers: KmClient[] = [];
 
@@ -59,9 +62,13 @@ try {
     while (workers.length <= Math.floor(i / 16)) workers.push(createKmClientFromConfig(config, "worker"));
     return workers[Math.floor(i / 16)] as KmClient;
   };
-  const run = async (concurrency: number, seconds: number): Promise<{ concurrency: number; calls: number; callsPerSec: number; p50Ms: number; p99Ms: number; maxMs: number }> => {
+  // CPU milliseconds per call of each process (from /proc), and how busy the whole machine was: on two shared cores
+  // the sum per call bounds the throughput, and a busy machine (other work) shows in `machineBusy`.
+  const cpu = (): { km: number; mariadb: number; client: number; ticks: ReturnType<typeof machineTicks> } => ({ km: cpuSeconds(km.pid), mariadb: cpuSeconds(mariadbPid), client: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6, ticks: machineTicks() });
+  const run = async (concurrency: number, seconds: number) => {
     const latencies: number[] = [];
     const end = Date.now() + seconds * 1000;
+    const cpu0 = cpu();
     const started = performance.now();
     await Promise.all(
       Array.from({ length: concurrency }, async (_, i) => {
@@ -77,8 +84,19 @@ try {
       }),
     );
     const elapsed = (performance.now() - started) / 1000;
+    const cpu1 = cpu();
     latencies.sort((a, b) => a - b);
-    return { concurrency, calls: latencies.length, callsPerSec: round(latencies.length / elapsed, 0), p50Ms: round(percentile(latencies, 50), 2), p99Ms: round(percentile(latencies, 99), 2), maxMs: round(latencies[latencies.length - 1] ?? 0, 1) };
+    const perCall = (a: number, b: number): number => round(((b - a) * 1000) / Math.max(1, latencies.length), 3);
+    return {
+      concurrency,
+      calls: latencies.length,
+      callsPerSec: round(latencies.length / elapsed, 0),
+      p50Ms: round(percentile(latencies, 50), 2),
+      p99Ms: round(percentile(latencies, 99), 2),
+      maxMs: round(latencies[latencies.length - 1] ?? 0, 1),
+      cpuMsPerCall: { km: perCall(cpu0.km, cpu1.km), mariadb: perCall(cpu0.mariadb, cpu1.mariadb), client: perCall(cpu0.client, cpu1.client) },
+      machineBusy: round((cpu1.ticks.busy - cpu0.ticks.busy) / Math.max(1, cpu1.ticks.total - cpu0.ticks.total), 2),
+    };
   };
 
   say("warming up");
@@ -87,12 +105,13 @@ try {
   for (const level of LEVELS) {
     const r = await run(level, SECONDS);
     results.push(r);
-    say(`  ${String(level).padStart(2)} concurrent: ${r.callsPerSec} calls/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms (max ${r.maxMs} ms, ${r.calls} calls)`);
+    say(`  ${String(level).padStart(2)} concurrent: ${r.callsPerSec} calls/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms (max ${r.maxMs} ms, ${r.calls} calls); CPU ms/call KM ${r.cpuMsPerCall.km}, MariaDB ${r.cpuMsPerCall.mariadb}, client ${r.cpuMsPerCall.client}; machine ${Math.round(r.machineBusy * 100)} % busy`);
   }
   const at16 = results.find((r) => r.concurrency === 16);
   const met = (at16?.p99Ms ?? Infinity) <= TARGET_P99_MS_AT_16;
+  say(`load average ${loadavg().map((l) => l.toFixed(2)).join(" ")} after the run`);
   say(`target p99 ≤ ${TARGET_P99_MS_AT_16} ms at 16 concurrent: ${met ? "met" : "NOT met"} (${at16?.p99Ms} ms)`);
-  process.stdout.write(`${JSON.stringify({ bench: "km", cores: CORES, seconds: SECONDS, credentials: CREDENTIALS, transport: env.DISPATCHER_KM_PLAINTEXT ? "plaintext" : "mtls", poolSize: config.km.poolSize, results, targetP99MsAt16: TARGET_P99_MS_AT_16, met })}\n`);
+  process.stdout.write(`${JSON.stringify({ bench: "km", cores: CORES, loadAverage: loadavg().map((l) => round(l, 2)), seconds: SECONDS, credentials: CREDENTIALS, transport: env.DISPATCHER_KM_PLAINTEXT ? "plaintext" : "mtls", poolSize: config.km.poolSize, results, targetP99MsAt16: TARGET_P99_MS_AT_16, met })}\n`);
 } finally {
   dispatcher.close();
   for (const w of workers) w.close();

@@ -1,10 +1,12 @@
 // KM's audit trail, written twice: a row in audit_events (append-only) and a line in an append-only JSON-lines file.
-// Fail closed: a request is answered only after both copies of its record were written; if either cannot be written
-// the request fails (as Vault does when no audit device succeeds). Records of concurrent requests share one insert
-// and one file append (group commit), so auditing costs one round trip per batch, not per request.
-import { appendFile, mkdir } from "node:fs/promises";
+// Fail closed: a request is answered only after both copies of its record are durable — the row committed, the line
+// written and fdatasync'd; if either cannot be written the request fails (as Vault does when no audit device
+// succeeds). Records of concurrent requests share one multi-row insert (one commit) and one file write + fdatasync
+// (group commit), the two written side by side, so auditing costs one round trip and one disk flush per batch.
+import { mkdir, open } from "node:fs/promises";
 import { dirname } from "node:path";
 import { UnavailableError } from "../errors.js";
+import { createBatcher } from "./batcher.js";
 import { appendAuditRows, insertAuditRows, type AuditRow, type CredentialsDb, type CredentialsPool } from "./repository.js";
 
 export type AuditAction = "store" | "get" | "list" | "delete" | "rotate" | "rewrap" | "denied";
@@ -55,54 +57,59 @@ function toLine(e: AuditRecord): string {
   return `${JSON.stringify({ time: r.time.toISOString(), action: r.action, principal: r.principal, credential_id: r.credentialId, account_id: r.accountId, job_id: r.jobId, trace_id: r.traceId, result: r.result, detail: r.detail })}\n`;
 }
 
+/** Records in one batch at most (one INSERT statement). */
+const MAX_BATCH = 500;
+
+/** Appends `text` to `file` (created 0600) and flushes it to disk; a new file's directory entry is flushed too. */
+async function appendDurably(file: string, text: string): Promise<void> {
+  // Opened with O_APPEND for every batch: a rotated or removed file is re-created, never overwritten.
+  const fh = await open(file, "a", 0o600);
+  let created: boolean;
+  try {
+    created = (await fh.stat()).size === 0;
+    await fh.writeFile(text);
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+  if (created) {
+    const dir = await open(dirname(file), "r");
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+  }
+}
+
 export function createAuditLog(options: { pool: CredentialsPool; file: string }): AuditLog {
   const { pool, file } = options;
   let dirReady: Promise<unknown> | undefined;
-  let queue: { entry: AuditRecord; resolve: () => void; reject: (err: Error) => void }[] = [];
-  let running: Promise<void> | undefined;
 
-  // appendFile opens the file with O_APPEND each time, so a rotated or removed file is re-created, never overwritten.
   const appendLines = async (text: string): Promise<void> => {
     dirReady ??= mkdir(dirname(file), { recursive: true, mode: 0o700 });
     await dirReady;
-    await appendFile(file, text, { flag: "a", mode: 0o600 });
+    await appendDurably(file, text);
   };
 
   const failure = (err: unknown): UnavailableError => new UnavailableError("the audit trail cannot be written: request refused", "AUDIT_UNAVAILABLE", { cause: err });
 
-  const drain = async (): Promise<void> => {
-    while (queue.length > 0) {
-      const batch = queue;
-      queue = [];
-      try {
-        await appendAuditRows(pool, batch.map((b) => toRow(b.entry)));
-        await appendLines(batch.map((b) => toLine(b.entry)).join(""));
-        for (const b of batch) b.resolve();
-      } catch (err) {
-        const e = failure(err);
-        for (const b of batch) b.reject(e);
-      }
-    }
-  };
-
-  // One batch at a time; whatever queues meanwhile goes in the next one.
-  const schedule = (): void => {
-    if (running) return;
-    running = new Promise<void>((r) => setImmediate(r))
-      .then(drain)
-      .finally(() => {
-        running = undefined;
-        if (queue.length > 0) schedule();
-      });
-  };
+  // One batch at a time: whatever queues meanwhile goes in the next one. The row and the line are written side by
+  // side; the batch's callers are answered only when both are durable, and all of them fail if either fails (a copy
+  // may then hold records of calls that were refused — never the other way round).
+  const batches = createBatcher<AuditRecord, void>({
+    maxInFlight: 1,
+    maxBatch: MAX_BATCH,
+    async run(entries) {
+      const [rows, lines] = await Promise.allSettled([appendAuditRows(pool, entries.map(toRow)), appendLines(entries.map(toLine).join(""))]);
+      if (rows.status === "rejected") throw failure(rows.reason);
+      if (lines.status === "rejected") throw failure(lines.reason);
+      return entries.map(() => undefined);
+    },
+  });
 
   return {
-    record(entry) {
-      return new Promise<void>((resolve, reject) => {
-        queue.push({ entry, resolve, reject });
-        schedule();
-      });
-    },
+    record: (entry) => batches.submit(entry),
 
     async recordInTransaction(tx, entry) {
       try {
@@ -113,8 +120,6 @@ export function createAuditLog(options: { pool: CredentialsPool; file: string })
       }
     },
 
-    async flush() {
-      await running;
-    },
+    flush: () => batches.flush(),
   };
 }

@@ -1,9 +1,10 @@
 // Data access for KM's credentials database: credential rows (ciphertext only), master key versions with their
 // encryption counters, and audit rows. Small functions that take the client or the transaction they should join.
-// The per-call path of GetCredential (one row by id, the audit batch) uses the mariadb driver's pool directly:
-// measured here, Prisma's findUnique and create cost several times the driver's query on that path.
-import mariadb, { type Pool } from "mariadb";
+// The per-call path of GetCredential (the rows by id, the audit batch) runs on the mariadb driver's pool through the
+// tagged templates of src/db/sql.ts: measured here, Prisma's findUnique and create cost several times the driver's
+// query on that path.
 import { PrismaMariaDb } from "@prisma/adapter-mariadb";
+import { createSqlPool, sqlFragment, sqlJoin, type Sql, type SqlPool } from "../db/sql.js";
 import { connectionOptions } from "../db/url.js";
 import { PrismaClient, type Prisma } from "../gen/prisma/credentials/client.js";
 
@@ -16,11 +17,11 @@ export function createCredentialsClient(url: string, poolSize: number): Credenti
   return new PrismaClient({ adapter: new PrismaMariaDb({ ...connectionOptions(url), connectionLimit: poolSize }) });
 }
 
-export type CredentialsPool = Pool;
+export type CredentialsPool = SqlPool;
 
 /** A mariadb driver pool for the hot path. Call end() to close. */
 export function createCredentialsPool(url: string, poolSize: number): CredentialsPool {
-  return mariadb.createPool({ ...connectionOptions(url), connectionLimit: poolSize, minimumIdle: 1 });
+  return createSqlPool(url, poolSize);
 }
 
 export interface CredentialRow {
@@ -70,24 +71,27 @@ interface RawCredential {
   deleted_at: Date | null;
 }
 
-/** findCredential on the driver pool (GetCredential's path). */
-export async function readCredential(pool: CredentialsPool, id: string): Promise<CredentialRow | null> {
-  const rows = (await pool.query("SELECT id, account_id, type, labels, key_version, wrapped_key, ciphertext, created_by, created_at, updated_at, deleted_at FROM credentials WHERE id = ?", [id])) as RawCredential[];
-  const r = rows[0];
-  if (!r) return null;
-  return {
-    id: r.id,
-    accountId: r.account_id,
-    type: r.type,
-    labels: typeof r.labels === "string" ? (JSON.parse(r.labels) as Record<string, string>) : r.labels,
-    keyVersion: r.key_version,
-    wrappedKey: r.wrapped_key,
-    ciphertext: r.ciphertext,
-    createdBy: r.created_by,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-    deletedAt: r.deleted_at,
-  };
+/** Credential rows by id on the driver pool (GetCredential's path): one SELECT for a batch of concurrent calls. */
+export async function readCredentials(sql: Sql, ids: readonly string[]): Promise<Map<string, CredentialRow>> {
+  const rows = await sql.query<RawCredential>`SELECT id, account_id, type, labels, key_version, wrapped_key, ciphertext, created_by, created_at, updated_at, deleted_at FROM credentials WHERE id IN (${ids})`;
+  return new Map(
+    rows.map((r) => [
+      r.id,
+      {
+        id: r.id,
+        accountId: r.account_id,
+        type: r.type,
+        labels: typeof r.labels === "string" ? (JSON.parse(r.labels) as Record<string, string>) : r.labels,
+        keyVersion: r.key_version,
+        wrappedKey: r.wrapped_key,
+        ciphertext: r.ciphertext,
+        createdBy: r.created_by,
+        createdAt: r.created_at,
+        updatedAt: r.updated_at,
+        deletedAt: r.deleted_at,
+      },
+    ]),
+  );
 }
 
 /** Live credentials of an account after `afterId`, by id, at most `limit`. */
@@ -180,10 +184,12 @@ export async function insertAuditRows(db: CredentialsDb, rows: AuditRow[]): Prom
   await db.auditEvent.createMany({ data: rows });
 }
 
-/** A batch of audit rows in one INSERT, on the driver pool (autocommit: one commit per batch). */
-export async function appendAuditRows(pool: CredentialsPool, rows: AuditRow[]): Promise<void> {
+/** A batch of audit rows in one multi-row INSERT, on the driver pool (autocommit: one commit per batch). */
+export async function appendAuditRows(sql: Sql, rows: readonly AuditRow[]): Promise<void> {
   if (rows.length === 0) return;
-  const values = rows.map(() => "(?, ?, ?, ?, ?, ?, ?, ?, ?)").join(", ");
-  const params = rows.flatMap((r) => [r.time, r.action, r.principal, r.credentialId, r.accountId, r.jobId, r.traceId, r.result, r.detail]);
-  await pool.query(`INSERT INTO audit_events (time, action, principal, credential_id, account_id, job_id, trace_id, result, detail) VALUES ${values}`, params);
+  const values = sqlJoin(
+    rows.map((r) => sqlFragment`(${r.time}, ${r.action}, ${r.principal}, ${r.credentialId}, ${r.accountId}, ${r.jobId}, ${r.traceId}, ${r.result}, ${r.detail})`),
+    ", ",
+  );
+  await sql.execute`INSERT INTO audit_events (time, action, principal, credential_id, account_id, job_id, trace_id, result, detail) VALUES ${values}`;
 }

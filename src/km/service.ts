@@ -5,6 +5,7 @@ import type { Principal } from "../iam/principal.js";
 import type { Logger } from "../log.js";
 import { newId } from "../db/ids.js";
 import type { AuditAction, AuditLog, AuditRecord } from "./audit.js";
+import { createBatcher } from "./batcher.js";
 import { sealForChannel, type ChannelSealed } from "./channel.js";
 import { EnvelopeError, openRecord, rewrapRecord, sealRecord, type RecordContext } from "./crypto.js";
 import { ENCRYPTION_LIMITS, reserveEncryptions, rotateToNewest, type EncryptionLimits } from "./key-versions.js";
@@ -14,7 +15,7 @@ import { Violations } from "./validate.js";
 
 export interface KmServiceDeps {
   db: repo.CredentialsClient;
-  /** Driver pool for GetCredential's row read. */
+  /** Driver pool for GetCredential's row reads. */
   pool: repo.CredentialsPool;
   masterKeys: Keyring;
   channelKeys: Keyring;
@@ -66,6 +67,8 @@ export interface KmService {
 }
 
 const REWRAP_BATCH = 200;
+/** GetCredential row reads of concurrent calls share one SELECT … WHERE id IN (…) of at most this many ids. */
+const READ_BATCH = 200;
 
 const info = (r: repo.CredentialRow): CredentialInfo => ({ id: r.id, accountId: r.accountId, type: r.type, labels: r.labels, keyVersion: r.keyVersion, createTime: r.createdAt, updateTime: r.updatedAt });
 const context = (r: { id: string; accountId: string; type: string }): RecordContext => ({ recordId: r.id, accountId: r.accountId, type: r.type });
@@ -79,6 +82,15 @@ function unreadable(id: string, err: EnvelopeError): FailedPreconditionError {
 export function createKmService(deps: KmServiceDeps): KmService {
   const { db, pool, masterKeys, channelKeys, audit, log } = deps;
   const limits = deps.limits ?? ENCRYPTION_LIMITS;
+  // Two reads may be under way at once, so a call arriving during a read does not wait for it to end.
+  const reads = createBatcher<string, repo.CredentialRow | undefined>({
+    maxInFlight: 2,
+    maxBatch: READ_BATCH,
+    async run(ids) {
+      const rows = await repo.readCredentials(pool, [...new Set(ids)]);
+      return ids.map((id) => rows.get(id));
+    },
+  });
 
   const record = (caller: Caller, action: AuditAction, fields: Omit<AuditRecord, "time" | "action" | "principal" | "traceId">): AuditRecord => ({
     time: deps.now(),
@@ -136,7 +148,7 @@ export function createKmService(deps: KmServiceDeps): KmService {
       try {
         // Defence in depth: the permission table already keeps credentials.use from every principal but services.
         if (caller.principal.kind !== "service") throw new PermissionDeniedError("credentials are handed to service principals only", "SERVICE_PRINCIPAL_REQUIRED");
-        const row = await repo.readCredential(pool, input.id);
+        const row = await reads.submit(input.id);
         // Another account's credential is indistinguishable from a missing one.
         if (!row || row.deletedAt || !row.wrappedKey || !row.ciphertext || row.accountId !== input.accountId) throw new NotFoundError("credential", input.id);
         let plaintext: Buffer;

@@ -261,6 +261,32 @@ describe("the audit trail", () => {
     await expect(sql(t.dbUrl, "DELETE FROM audit_events")).rejects.toThrow(/append-only/);
   });
 
+  it("concurrent GetCredential calls are each answered with their own fields and each recorded once, in the table and the file", async () => {
+    const metas = await Promise.all(Array.from({ length: 5 }, (_, i) => store(`acct-group-${i}`, { ...FIELDS, n: String(i) })));
+    const calls = Array.from({ length: 40 }, (_, i) => ({ meta: metas[i % metas.length]!, i }));
+    const got = await Promise.all(calls.map(({ meta, i }) => worker.getCredential({ id: meta.id, accountId: meta.accountId, jobId: `job-group-${i}` })));
+    got.forEach((g, i) => expect(g.fields.n).toBe(String(i % metas.length)));
+    // Another account's id in the same batch of reads is still NOT_FOUND.
+    await expect(worker.getCredential({ id: metas[0]!.id, accountId: "acct-group-1" })).rejects.toBeInstanceOf(NotFoundError);
+    const rows = await sql<{ job_id: string }>(t.dbUrl, "SELECT job_id FROM audit_events WHERE action = 'get' AND result = 'OK' AND job_id LIKE 'job-group-%'");
+    expect(rows.map((r) => r.job_id).sort()).toEqual(calls.map(({ i }) => `job-group-${i}`).sort());
+    expect(auditLines().filter((l) => String(l.job_id).startsWith("job-group-") && l.result === "OK")).toHaveLength(calls.length);
+  });
+
+  it("fails closed: when the audit table cannot be written, GetCredential fails and returns no fields", async () => {
+    const meta = await store("acct-closed-table");
+    await sql(t.dbUrl, "CREATE TRIGGER audit_events_blocked BEFORE INSERT ON audit_events FOR EACH ROW SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'audit blocked by the test'");
+    try {
+      const err = await worker.getCredential({ id: meta.id, accountId: "acct-closed-table" }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(UnavailableError);
+      expect((err as UnavailableError).message).toMatch(/audit/);
+      expect(JSON.stringify(err)).not.toContain(FIELDS.secret_access_key);
+    } finally {
+      await sql(t.dbUrl, "DROP TRIGGER audit_events_blocked");
+    }
+    expect((await worker.getCredential({ id: meta.id, accountId: "acct-closed-table" })).fields).toEqual(FIELDS);
+  });
+
   it("fails closed: when the audit file cannot be written, GetCredential fails and returns no fields", async () => {
     const meta = await store("acct-closed");
     const blocked = join(t.dir, "audit-is-a-directory");
