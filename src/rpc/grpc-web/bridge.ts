@@ -3,7 +3,7 @@
 // metadata travels with the call, so authentication, permissions, deadlines and the error edge apply unchanged.
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from "node:http";
 import { performance } from "node:perf_hooks";
-import { Client, credentials, status as Code, type Metadata, type ServiceDefinition, type StatusObject } from "@grpc/grpc-js";
+import { Channel, credentials, status as Code, type Metadata, type ServiceDefinition, type StatusObject } from "@grpc/grpc-js";
 import type { Config } from "../../config.js";
 import { UnavailableError } from "../../errors.js";
 import type { Logger, RequestLogEntry } from "../../log.js";
@@ -45,7 +45,6 @@ const HEALTH_METHODS: ReadonlyArray<[string, boolean]> = [
 const SETTLE_MS = 1_000;
 /** Beyond this many bytes past the limit, an oversized upload is cut off instead of read to its end. */
 const DISCARD_SLACK_BYTES = 1024 * 1024;
-const identity = (b: Buffer): Buffer => b;
 
 export function createGrpcWebBridge(options: GrpcWebBridgeOptions): GrpcWebBridge {
   const { config, log } = options;
@@ -56,7 +55,7 @@ export function createGrpcWebBridge(options: GrpcWebBridgeOptions): GrpcWebBridg
   const inFlight = new Set<Exchange>();
   let idle: Array<() => void> = [];
   let http: HttpServer | undefined;
-  let client: Client | undefined;
+  let channel: Channel | undefined;
   let boundPort = 0;
   let draining = false;
   let stopping: Promise<void> | undefined;
@@ -105,7 +104,7 @@ export function createGrpcWebBridge(options: GrpcWebBridgeOptions): GrpcWebBridg
     const path = query >= 0 ? (req.url as string).slice(0, query) : (req.url ?? "/");
     const ex = new Exchange(req, res, mode, path, base, () => draining, settled);
     inFlight.add(ex);
-    if (draining || !client) return ex.refuse(Code.UNAVAILABLE, "server is shutting down");
+    if (draining || !channel) return ex.refuse(Code.UNAVAILABLE, "server is shutting down");
     const responseStream = methods.get(path);
     if (responseStream === undefined) return ex.refuse(Code.UNIMPLEMENTED, `unknown method ${path}`);
     readBody(ex, mode.text ? Math.ceil((limit * 4) / 3) + 8 : limit + 5, (body) => {
@@ -121,10 +120,8 @@ export function createGrpcWebBridge(options: GrpcWebBridgeOptions): GrpcWebBridg
       if (message.length > limit) return ex.refuse(Code.RESOURCE_EXHAUSTED, `request larger than ${limit} bytes (bridge.maxRequestBytes)`);
       const timeoutMs = parseTimeout(req.headers["grpc-timeout"]);
       if (Number.isNaN(timeoutMs)) return ex.refuse(Code.INVALID_ARGUMENT, "malformed grpc-timeout header");
-      const callOptions = timeoutMs === undefined ? {} : { deadline: new Date(Date.now() + (timeoutMs as number)) };
-      const metadata = requestMetadata(req.headers);
-      if (responseStream) forwardStream(client as Client, ex, message, metadata, callOptions);
-      else forwardUnary(client as Client, ex, message, metadata, callOptions);
+      const deadline = timeoutMs === undefined ? Infinity : Date.now() + (timeoutMs as number);
+      forward(channel as Channel, ex, responseStream, message, requestMetadata(req.headers), deadline);
     });
   };
 
@@ -138,11 +135,12 @@ export function createGrpcWebBridge(options: GrpcWebBridgeOptions): GrpcWebBridg
     async start(targetPort) {
       if (http) throw new Error("gRPC-Web bridge already started");
       const target = loopbackTarget(config.server.bind, targetPort);
-      const c = new Client(target, credentials.createInsecure(), {
+      // One HTTP/2 connection to our own server carries every bridged call.
+      const c = new Channel(target, credentials.createInsecure(), {
         "grpc.max_receive_message_length": config.server.maxMessageBytes,
         "grpc.max_send_message_length": -1,
       });
-      c.getChannel().getConnectivityState(true);
+      c.getConnectivityState(true);
       const h = createServer({ noDelay: true, keepAliveTimeout: 60_000 }, (req, res) => {
         try {
           handle(req, res);
@@ -162,7 +160,7 @@ export function createGrpcWebBridge(options: GrpcWebBridgeOptions): GrpcWebBridg
         throw err;
       });
       http = h;
-      client = c;
+      channel = c;
       log.info({ address: `${bind}:${boundPort}`, target, corsOrigins: config.bridge.corsOrigins }, "gRPC-Web bridge listening");
       return boundPort;
     },
@@ -181,7 +179,7 @@ export function createGrpcWebBridge(options: GrpcWebBridgeOptions): GrpcWebBridg
         }
         h.closeAllConnections();
         await closed;
-        client?.close();
+        channel?.close();
         log.info("gRPC-Web bridge stopped");
       })();
       return stopping;
@@ -189,41 +187,37 @@ export function createGrpcWebBridge(options: GrpcWebBridgeOptions): GrpcWebBridg
   };
 }
 
-function forwardUnary(client: Client, ex: Exchange, message: Buffer, metadata: Metadata, options: { deadline?: Date }): void {
-  let reply: Buffer | undefined;
+/**
+ * Sends one call on the loopback channel below the grpc-js Client layer: the message is already serialized (the
+ * request frame's payload) and replies stay bytes. The caller's traceparent travels in the metadata, so the gRPC
+ * server's span joins the caller's trace without a client span of the bridge in between.
+ */
+function forward(channel: Channel, ex: Exchange, responseStream: boolean, message: Buffer, metadata: Metadata, deadline: Date | number): void {
+  const call = channel.createCall(ex.path, deadline, undefined, null, undefined);
+  ex.call = { cancel: () => call.cancelWithStatus(Code.CANCELLED, "cancelled by the gRPC-Web client") };
   let initial: Metadata | undefined;
-  const call = client.makeUnaryRequest(ex.path, identity, identity, message, metadata, options, (_err, value) => (reply = value));
-  ex.call = call;
-  call.on("metadata", (m: Metadata) => (initial = m));
-  call.on("status", (status: StatusObject) => ex.finish(status, initial, status.code === Code.OK ? reply : undefined));
-}
-
-function forwardStream(client: Client, ex: Exchange, message: Buffer, metadata: Metadata, options: { deadline?: Date }): void {
-  const call = client.makeServerStreamRequest(ex.path, identity, identity, message, metadata, options);
-  ex.call = call;
-  let status: StatusObject | undefined;
-  let ended = false;
-  // The status can arrive while messages still wait in the stream's buffer (backpressure): trailers go last.
-  const finishWhenDrained = (): void => {
-    if (status && (ended || call.readableLength === 0)) ex.finish(status);
-  };
-  call.on("metadata", (m: Metadata) => ex.head(m));
-  call.on("data", (m: Buffer) => {
-    ex.head();
-    if (!ex.message(m)) {
-      call.pause();
-      ex.res.once("drain", () => call.resume());
-    }
+  let reply: Buffer | undefined;
+  call.start(metadata, {
+    onReceiveMetadata: (m: Metadata) => {
+      initial = m;
+      if (responseStream) ex.head(m);
+    },
+    onReceiveMessage: (m: Buffer) => {
+      if (!responseStream) {
+        reply = m;
+        call.startRead();
+        return;
+      }
+      ex.head(initial);
+      // Flushed per message; the next one is read when the client's socket has room (backpressure).
+      if (ex.message(m)) call.startRead();
+      else ex.res.once("drain", () => call.startRead());
+    },
+    onReceiveStatus: (status: StatusObject) => ex.finish(status, initial, status.code === Code.OK ? reply : undefined),
   });
-  call.on("error", () => undefined); // the status event carries it
-  call.on("status", (s: StatusObject) => {
-    status = s;
-    finishWhenDrained();
-  });
-  call.on("end", () => {
-    ended = true;
-    finishWhenDrained();
-  });
+  call.sendMessageWithContext({}, message);
+  call.halfClose();
+  call.startRead();
 }
 
 /**
