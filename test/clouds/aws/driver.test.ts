@@ -225,6 +225,23 @@ describe("failures", () => {
     expect(late).toMatchObject({ code: "TIMEOUT", retryable: true });
   });
 
+  it("a provider that does not answer: the call ends at its deadline (TIMEOUT) or when the caller aborts", async () => {
+    fake.hangNext(1);
+    let t0 = Date.now();
+    const late = await failure(driver.listImages(target, "us-east-1", call(300)));
+    expect(late).toMatchObject({ code: "TIMEOUT", retryable: true });
+    expect(late.message).toMatch(/timed out/);
+    expect(Date.now() - t0).toBeLessThan(2_000);
+    fake.hangNext(1);
+    const abort = new AbortController();
+    setTimeout(() => abort.abort(), 200);
+    t0 = Date.now();
+    const cancelled = await failure(driver.listImages(target, "us-east-1", { signal: abort.signal, deadline: new Date(Date.now() + 10_000) }));
+    expect(cancelled).toMatchObject({ code: "TIMEOUT" });
+    expect(cancelled.message).toMatch(/was cancelled/);
+    expect(Date.now() - t0).toBeLessThan(2_000);
+  });
+
   it("a {region} endpoint template resolves per region, a fixed URL stays; a bad endpoint is INVALID", async () => {
     expect(endpointFor("https://ec2.{region}.amazonaws.com", "eu-west-1")).toBe("https://ec2.eu-west-1.amazonaws.com");
     expect(endpointFor("", "ap-south-1")).toBe("https://ec2.ap-south-1.amazonaws.com");

@@ -51,6 +51,7 @@ export class FakeEc2 {
   readonly calls: RecordedCall[] = [];
   readonly options: Required<FakeEc2Options>;
   private readonly failures: Failure[] = [];
+  private hangs = 0;
   private readonly byToken = new Map<string, string>();
   private server: Server | undefined;
   private seq = 0;
@@ -80,6 +81,11 @@ export class FakeEc2 {
     for (let i = 0; i < n; i++) this.failures.push({ code, status: options.status ?? STATUS_OF[code] ?? 400, message: options.message ?? `${code} (injected)`, action: options.action });
   }
 
+  /** The next `n` calls get no answer at all (until the server stops): a provider that hangs. */
+  hangNext(n: number): void {
+    this.hangs += n;
+  }
+
   actions(): string[] {
     return this.calls.map((c) => c.action);
   }
@@ -101,6 +107,10 @@ export class FakeEc2 {
     const fail = (status: number, code: string, message: string) => reply(status, x.errorDocument(code, message, requestId));
 
     if (req.method !== "POST" || params.get("Version") !== "2016-11-15") return fail(400, "InvalidAction", "The action or version is not valid for this web service.");
+    if (this.hangs > 0) {
+      this.hangs--;
+      return;
+    }
     if (!m) return fail(401, "AuthFailure", "AWS was not able to validate the provided access credentials");
     if (this.options.accessKeyIds.length > 0 && !this.options.accessKeyIds.includes(call.accessKeyId)) return fail(401, "AuthFailure", "AWS was not able to validate the provided access credentials");
     const i = this.failures.findIndex((f) => !f.action || f.action === action);
