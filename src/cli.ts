@@ -14,6 +14,7 @@ import { addBudgetCommands } from "./commands/budgets.js";
 import { addCloudCommands } from "./commands/clouds.js";
 import { addJobCommands } from "./commands/jobs.js";
 import { addServerCommands } from "./commands/servers.js";
+import { addAnalyticsCommands } from "./commands/analytics.js";
 import { addKmCommands } from "./commands/km.js";
 import { addAgentCommand } from "./commands/agent.js";
 
@@ -85,6 +86,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
   addBudgetCommands(program, configFile, setExit);
   addServerCommands(program, configFile, setExit);
   addAgentCommand(program, configFile, setExit);
+  // Last: it adds `budgets usage` and `servers metrics|fleet` to those groups when others registered them first.
+  addAnalyticsCommands(program, configFile, setExit);
 
   return program;
 }

@@ -51,7 +51,8 @@ export async function updateBudgetUsage(provisioning: SqlPool, analytics: Sql, n
 
 /**
  * Writes one code's figures and, when they go over its soft quota, records SOFT_QUOTA_EXCEEDED unless this month
- * already has one. The code's row lock makes "once per month" hold with several monitors. The version (etag) is left
+ * already has one of its own (the warnings launches record carry their job id and say what a launch would do, not
+ * what was spent). The code's row lock makes "once per month" hold with several monitors. The version (etag) is left
  * alone: usage is not something users edit, and their pending updates stay valid.
  */
 async function writeUsage(provisioning: SqlPool, code: string, current: bigint, projected: bigint, now: Date): Promise<BudgetUsage> {
@@ -62,7 +63,8 @@ async function writeUsage(provisioning: SqlPool, code: string, current: bigint, 
     const over = soft > 0n && current > soft;
     if (over) {
       const seen = await tx.query`
-        SELECT 1 AS n FROM budget_events WHERE code = ${code} AND type = 'SOFT_QUOTA_EXCEEDED' AND created_at >= ${monthStart(now)} LIMIT 1`;
+        SELECT 1 AS n FROM budget_events
+         WHERE code = ${code} AND type = 'SOFT_QUOTA_EXCEEDED' AND job_id IS NULL AND created_at >= ${monthStart(now)} LIMIT 1`;
       if (seen.length === 0) {
         const period = periodOf(now);
         await tx.execute`

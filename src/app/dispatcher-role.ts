@@ -3,6 +3,7 @@
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { withJoinTokens } from "../agent/join-tokens.js";
 import { agentRpcServices } from "../agent/rpc-services.js";
+import { analyticsRpcServices } from "../analytics/rpc-services.js";
 import { connectLocalCloudInBackground } from "../clouds/local/bootstrap.js";
 import { createApiKeyAuthenticator } from "../iam/authenticator.js";
 import { iamRpcServices } from "../iam/rpc-services.js";
@@ -46,13 +47,15 @@ export async function startDispatcherRole(resources: Resources): Promise<Running
   let km: ReturnType<typeof createKmClientFromConfig> | undefined;
   const kmClient = (): ReturnType<typeof createKmClientFromConfig> => (km ??= createKmClientFromConfig(config, "dispatcher", log));
   const provisioningPolicy = { allowInsecure: config.provisioning.allowInsecureEndpoints, allowLinkLocal: config.provisioning.allowLinkLocalEndpoints };
-  const system = createSystemService({ roles: resources.roles, startTime: resources.startedAt, instanceId: resources.instanceId });
+  const analytics = analyticsRpcServices({ provisioning: resources.sql, analytics: resources.analyticsSql, now: resources.now });
+  const system = createSystemService({ roles: resources.roles, startTime: resources.startedAt, instanceId: resources.instanceId, analytics: analytics.status });
   const services = [
     systemHandlers(system),
     jobHandlers(jobs),
     ...iamRpcServices(resources.provisioning, resources.now),
     ...provisioningRpcServices(resources.provisioning, provisioningPolicy, kmClient, jobs, { discoveryIntervalMs: config.discovery.intervalMs, now: resources.now }),
     ...serverRpcServices({ sql: resources.sql, db: resources.provisioning, jobs }),
+    ...analytics.services,
     ...agentRpcServices({ config, sql: resources.sql, jobs, log: log.child({ component: "agents" }), now: resources.now }),
   ];
   const server = createRpcServer({

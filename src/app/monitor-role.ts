@@ -2,6 +2,7 @@
 // rows a crashed dispatcher left unpublished go out even when no dispatcher runs). Safe to run as several replicas.
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { startMonitorAgentPinger } from "../agent/monitor-pinger.js";
+import { startAnalyticsTasks } from "../analytics/tasks.js";
 import { JobExecution } from "../jobs/execution.js";
 import { buildCatalog } from "../jobs/kinds/index.js";
 import { enqueuePublication, type OutboxRef } from "../jobs/outbox.js";
@@ -29,6 +30,7 @@ export async function startMonitorRole(resources: Resources): Promise<RunningRol
   const jobs = createJobService({ db: resources.provisioning, sql: resources.sql, catalog, subjectPrefix: config.mq.subjectPrefix, log: log.child({ component: "jobs" }), relay, nats, now: resources.now });
   const discovery = startDiscoveryScheduler({ resources, jobs, catalog });
   const pinger = startMonitorAgentPinger(resources);
+  const analytics = startAnalyticsTasks({ config, log, sql: resources.sql, analytics: resources.analyticsSql, now: resources.now });
   const reconciler = startReconciler<OutboxRef>({
     resources,
     ex,
@@ -38,7 +40,7 @@ export async function startMonitorRole(resources: Resources): Promise<RunningRol
   log.info("monitor running: completion checks, reconciler, discovery scheduler, outbox relay poll");
   return {
     async stop(graceMs) {
-      await Promise.all([checks.stop(graceMs), reconciler.stop(graceMs), discovery.stop(graceMs), pinger.stop(graceMs)]);
+      await Promise.all([checks.stop(graceMs), reconciler.stop(graceMs), discovery.stop(graceMs), pinger.stop(graceMs), analytics.stop(graceMs)]);
       await relay.stop(Math.min(graceMs, RELAY_FLUSH_MS));
     },
   };

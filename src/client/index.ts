@@ -64,6 +64,7 @@ import {
   TerminateServerRequest,
 } from "../gen/proto/dispatcher/v1/servers.js";
 import { GetServerInfoRequest, SystemServiceService, WhoAmIRequest } from "../gen/proto/dispatcher/v1/system.js";
+import { AnalyticsServiceService, FleetSummaryRequest, QueryServerMetricsRequest, ReportUsageRequest } from "../gen/proto/dispatcher/v1/analytics.js";
 import { promiseClient, type CallDefaults, type PromiseClient } from "./calls.js";
 import { healthClient, type HealthClient } from "./health.js";
 import { DEFAULT_RETRY, idempotentMethods, loadDescriptorSet, retryServiceConfig, type RetryOptions } from "./service-config.js";
@@ -162,6 +163,9 @@ export type CloudClient = PromiseClient<typeof CloudServiceService, typeof CLOUD
 export type AccountClient = PromiseClient<typeof AccountServiceService, typeof ACCOUNT_REQUESTS>;
 export type ServerClient = PromiseClient<typeof ServerServiceService, typeof SERVER_REQUESTS>;
 export type BudgetCodeClient = PromiseClient<typeof BudgetCodeServiceService, typeof BUDGET_CODE_REQUESTS>;
+const ANALYTICS_REQUESTS = { queryServerMetrics: QueryServerMetricsRequest, fleetSummary: FleetSummaryRequest, reportUsage: ReportUsageRequest };
+
+export type AnalyticsClient = PromiseClient<typeof AnalyticsServiceService, typeof ANALYTICS_REQUESTS>;
 export type SystemClient = PromiseClient<typeof SystemServiceService, typeof SYSTEM_REQUESTS>;
 export type JobClient = PromiseClient<typeof JobServiceService, typeof JOB_REQUESTS>;
 
@@ -176,6 +180,7 @@ export interface DispatcherClients {
   budgetCodes: BudgetCodeClient;
   accounts: AccountClient;
   servers: ServerClient;
+  analytics: AnalyticsClient;
   health: HealthClient;
   /** The underlying grpc-js client (one channel shared by all). */
   readonly grpc: Client;
@@ -203,6 +208,7 @@ export function createDispatcherClients(options: DispatcherClientOptions): Dispa
     budgetCodes: promiseClient(client, BudgetCodeServiceService, BUDGET_CODE_REQUESTS, defaults),
     accounts: promiseClient(client, AccountServiceService, ACCOUNT_REQUESTS, defaults),
     servers: promiseClient(client, ServerServiceService, SERVER_REQUESTS, defaults),
+    analytics: promiseClient(client, AnalyticsServiceService, ANALYTICS_REQUESTS, defaults),
     health: healthClient(client, defaults),
     grpc: client,
     close: () => client.close(),

@@ -24,7 +24,8 @@ export async function runServe(options: ServeOptions): Promise<number> {
   if (shared) await checkDatabase(config.provisioning.url, { requireDatabase: !options.migrate });
   if (options.migrate && shared) {
     progress("applying database migrations");
-    await migrateAll(config, log, (line) => progress(line));
+    // Analytics is not critical: the dispatcher starts without it (metrics and cost reports answer UNAVAILABLE).
+    await migrateAll(config, log, (line) => progress(line), { optional: ["analytics"] });
   }
   if (shared) progress(`connecting to MariaDB and NATS (${config.mq.url})`);
   const resources = await openResources(config, log, options.roles);

@@ -7,7 +7,8 @@ import { join } from "node:path";
 import type { Connection } from "mariadb";
 import type { Config } from "../config.js";
 import { openConnection } from "./connect.js";
-import { DATABASES } from "./databases.js";
+import { UnavailableError } from "../errors.js";
+import { DATABASES, type KnownDatabase } from "./databases.js";
 import { splitSqlStatements, stripSqlComments } from "./sql-split.js";
 import { databaseNameFromUrl, parseDatabaseUrl } from "./url.js";
 
@@ -227,15 +228,30 @@ export function quoteIdentifier(name: string): string {
  * Migrates every database in DATABASES that the dispatcher owns, in order; returns what each run applied.
  * `onProgress` receives one human-readable line per migration applied.
  */
-export async function migrateAll(config: Config, log?: MigrateLog, onProgress?: (line: string) => void): Promise<{ database: string; applied: string[] }[]> {
+export async function migrateAll(
+  config: Config,
+  log?: MigrateLog,
+  onProgress?: (line: string) => void,
+  options: { optional?: readonly KnownDatabase["name"][] } = {},
+): Promise<{ database: string; applied: string[] }[]> {
   const results: { database: string; applied: string[] }[] = [];
   for (const db of DATABASES.filter((d) => d.owner === "dispatcher")) {
-    const { applied } = await migrate(db.url(config), db.migrationsDir, {
-      log,
-      onProgress: (p) => {
-        if (p.phase === "applied") onProgress?.(`${db.name}: applied ${p.migration} (${p.index}/${p.total})`);
-      },
-    });
+    let applied: string[];
+    try {
+      ({ applied } = await migrate(db.url(config), db.migrationsDir, {
+        log,
+        onProgress: (p) => {
+          if (p.phase === "applied") onProgress?.(`${db.name}: applied ${p.migration} (${p.index}/${p.total})`);
+        },
+      }));
+    } catch (err) {
+      // A database the caller can run without (analytics) that cannot be reached: say so and go on.
+      if (!options.optional?.includes(db.name) || !(err instanceof UnavailableError)) throw err;
+      const line = `${db.name}: not migrated, the database is unavailable (${err.message}); starting without it — run \`dispatcher migrate\` once it is back`;
+      log?.warn(line);
+      onProgress?.(line);
+      continue;
+    }
     if (applied.length === 0) onProgress?.(`${db.name}: up to date`);
     results.push({ database: db.name, applied });
   }

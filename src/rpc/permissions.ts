@@ -110,6 +110,11 @@ export const METHOD_PERMISSIONS: Readonly<Record<string, string>> = Object.freez
   "/dispatcher.v1.ServerAgentService/GetServerAgent": "servers.read",
   "/dispatcher.v1.ServerAgentService/RunServerScript": "agents.execute",
 
+  // Analytics: metrics and fleet summaries are scoped to the caller's accounts, like servers; so are cost reports.
+  "/dispatcher.v1.AnalyticsService/QueryServerMetrics": "metrics.read",
+  "/dispatcher.v1.AnalyticsService/FleetSummary": "metrics.read",
+  "/dispatcher.v1.AnalyticsService/ReportUsage": "costs.read",
+
   // On the guest: only the dispatcher, proving the agent's credential ("agent-controller"; src/agent/guest/program.ts).
   "/agent.v1.AgentService/GetStatus": "agent.read",
   "/agent.v1.AgentService/RunScript": "agent.execute",

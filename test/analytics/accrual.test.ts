@@ -1,0 +1,102 @@
+// Cost accrual from servers' state history: the pure interval arithmetic, then runs against the real databases —
+// a server running a measured interval accrues price × time, stopping stops it, running twice or restarting mid-period
+// never double-counts, products billed while stopped keep accruing.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { accrualRows, accruingIntervals, costOf, runAccrual, type AccrualServer } from "../../src/analytics/accrual.js";
+import { accrued, HOUR, insertBudgetCode, insertServer, MINUTE, openAnalyticsFixture, type AnalyticsFixture } from "./support.js";
+
+const T0 = Date.UTC(2026, 10, 10, 9, 0, 0);
+const PRICE = 120_000n; // 0.12 per hour: 2,000 micros a minute
+
+describe("accruing intervals (pure)", () => {
+  const server: AccrualServer = { id: "s", accountId: "a", budgetCode: "B", state: "STOPPED", hourlyPriceMicros: PRICE, accruesWhenStopped: false, createdAt: new Date(T0), stateChangedAt: new Date(T0 + 50 * MINUTE) };
+  const changes = [
+    { fromState: "PENDING" as const, toState: "RUNNING" as const, at: new Date(T0 + 5 * MINUTE) },
+    { fromState: "RUNNING" as const, toState: "REBOOTING" as const, at: new Date(T0 + 20 * MINUTE) },
+    { fromState: "REBOOTING" as const, toState: "RUNNING" as const, at: new Date(T0 + 22 * MINUTE) },
+    { fromState: "RUNNING" as const, toState: "STOPPING" as const, at: new Date(T0 + 48 * MINUTE) },
+    { fromState: "STOPPING" as const, toState: "STOPPED" as const, at: new Date(T0 + 50 * MINUTE) },
+  ];
+
+  it("runs from RUNNING to STOPPING, a reboot included; stopped time only for products billed while stopped", () => {
+    expect(accruingIntervals(server, changes)).toEqual([{ start: T0 + 5 * MINUTE, end: T0 + 48 * MINUTE }]);
+    expect(accruingIntervals({ ...server, accruesWhenStopped: true }, changes)).toEqual([{ start: T0 + 5 * MINUTE, end: Infinity }]);
+  });
+
+  it("takes the row's state when the history missed a change, and only the current state when there is no history", () => {
+    expect(accruingIntervals({ ...server, state: "RUNNING", stateChangedAt: new Date(T0 + 55 * MINUTE) }, changes)).toEqual([
+      { start: T0 + 5 * MINUTE, end: T0 + 48 * MINUTE },
+      { start: T0 + 55 * MINUTE, end: Infinity },
+    ]);
+    expect(accruingIntervals({ ...server, state: "RUNNING", stateChangedAt: new Date(T0 + 30 * MINUTE) }, [])).toEqual([{ start: T0 + 30 * MINUTE, end: Infinity }]);
+  });
+
+  it("splits time into hours, counting only what lies before the cut-off", () => {
+    const rows = accrualRows(server, [{ start: T0 + 30 * MINUTE, end: Infinity }], new Date(T0), new Date(T0 + 2 * HOUR + 15 * MINUTE));
+    expect(rows.map((r) => [r.periodStart.getTime() - T0, r.accruingMs, r.amountMicros])).toEqual([
+      [0, 30 * MINUTE, 60_000n],
+      [HOUR, HOUR, 120_000n],
+      [2 * HOUR, 15 * MINUTE, 30_000n],
+    ]);
+    expect(costOf(1n, HOUR - 1)).toBe(0n);
+  });
+});
+
+describe("accrual runs", () => {
+  let f: AnalyticsFixture;
+  beforeAll(async () => {
+    f = await openAnalyticsFixture("anl_accrual");
+    await insertBudgetCode(f.sql, "ACC-1", { hard: 1_000_000n, soft: 0n });
+  });
+  afterAll(() => f?.close());
+
+  it("a server running a measured interval accrues price × time; stopping stops it; runs twice and restarts never double-count", async () => {
+    const srv = await insertServer(f.sql, { accountId: f.accountId, budgetCode: "ACC-1", hourlyPriceMicros: PRICE, createdAt: new Date(T0) });
+    const started = T0 + 7 * MINUTE + 30_000; // 09:07:30
+    await srv.change("RUNNING", new Date(started));
+
+    // First run at 10:40:20: accrues up to 10:40:00 (the last whole minute), from the start of the month.
+    const run1 = await runAccrual(f.sql, f.analytics, new Date(T0 + HOUR + 40 * MINUTE + 20_000));
+    expect(run1.from).toEqual(new Date(Date.UTC(2026, 10, 1)));
+    // Catch-up from the month's start takes several runs of at most 48 hours.
+    let more = run1.more;
+    let t = T0 + HOUR + 40 * MINUTE + 20_000;
+    while (more) more = (await runAccrual(f.sql, f.analytics, new Date(t))).more;
+    const upTo = T0 + HOUR + 40 * MINUTE;
+    let a = await accrued(f.analytics, srv.id);
+    expect(a.ms).toBe(upTo - started);
+    // 2 h 32 min 30 s at 0.12/h: 305,000 micros, up to a micro per hour row lost to rounding down.
+    expect(a.micros).toBeLessThanOrEqual(305_000n);
+    expect(a.micros).toBeGreaterThanOrEqual(305_000n - BigInt(a.rows));
+
+    // The same run again, and a "restarted" monitor a few seconds later in the same minute: the same figures.
+    await runAccrual(f.sql, f.analytics, new Date(t));
+    await runAccrual(f.sql, f.analytics, new Date(t + 10_000));
+    expect(await accrued(f.analytics, srv.id)).toEqual(a);
+
+    // It stops at 11:05:00 (STOPPING at 11:04:00); runs at 11:30 and 13:10 add 24 minutes, then nothing.
+    await srv.change("STOPPING", new Date(T0 + 2 * HOUR + 4 * MINUTE));
+    await srv.change("STOPPED", new Date(T0 + 2 * HOUR + 5 * MINUTE));
+    t = T0 + 2 * HOUR + 30 * MINUTE;
+    await runAccrual(f.sql, f.analytics, new Date(t));
+    a = await accrued(f.analytics, srv.id);
+    const runningMs = T0 + 2 * HOUR + 4 * MINUTE - started;
+    expect(a.ms).toBe(runningMs);
+    t = T0 + 4 * HOUR + 10 * MINUTE;
+    await runAccrual(f.sql, f.analytics, new Date(t));
+    await runAccrual(f.sql, f.analytics, new Date(t));
+    expect(await accrued(f.analytics, srv.id)).toEqual(a);
+    // Within one accrual period (an hour) of price × time, whatever the split into rows.
+    const exact = (PRICE * BigInt(runningMs)) / BigInt(HOUR);
+    expect(exact - a.micros).toBeGreaterThanOrEqual(0n);
+    expect(exact - a.micros).toBeLessThan(BigInt(a.rows));
+  });
+
+  it("a product billed while stopped keeps accruing when stopped", async () => {
+    const srv = await insertServer(f.sql, { accountId: f.accountId, budgetCode: "ACC-1", hourlyPriceMicros: PRICE, createdAt: new Date(T0 + 5 * HOUR), accruesWhenStopped: true });
+    await srv.change("RUNNING", new Date(T0 + 5 * HOUR + 10 * MINUTE));
+    await srv.change("STOPPED", new Date(T0 + 5 * HOUR + 20 * MINUTE));
+    await runAccrual(f.sql, f.analytics, new Date(T0 + 6 * HOUR));
+    expect((await accrued(f.analytics, srv.id)).ms).toBe(50 * MINUTE);
+  });
+});

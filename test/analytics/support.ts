@@ -1,0 +1,87 @@
+// Analytics test fixtures: migrated provisioning and analytics databases with driver pools on both, and row builders
+// for clouds, accounts, servers (with their state history at chosen times) and budget codes.
+import { createAnalyticsSql } from "../../src/analytics/db.js";
+import { newId } from "../../src/db/ids.js";
+import { createSqlPool, type SqlPool } from "../../src/db/sql.js";
+import { createTestDatabases, type TestDatabases } from "../support/db.js";
+
+export interface AnalyticsFixture {
+  dbs: TestDatabases;
+  /** The provisioning database. */
+  sql: SqlPool;
+  analytics: SqlPool;
+  accountId: string;
+  close(): Promise<void>;
+}
+
+export async function openAnalyticsFixture(label: string): Promise<AnalyticsFixture> {
+  const dbs = await createTestDatabases(label, 2);
+  const sql = createSqlPool(dbs.urls.provisioning, 3);
+  const analytics = createAnalyticsSql(dbs.urls.analytics, 3);
+  const accountId = await insertAccount(sql);
+  return {
+    dbs,
+    sql,
+    analytics,
+    accountId,
+    async close() {
+      await Promise.allSettled([sql.end(), analytics.end()]);
+      await dbs.drop();
+    },
+  };
+}
+
+export async function insertAccount(sql: SqlPool): Promise<string> {
+  const cloudId = newId();
+  const accountId = newId();
+  await sql.execute`INSERT INTO clouds (id, name, driver, endpoint) VALUES (${cloudId}, ${`cloud-${cloudId}`}, 'local', 'https://cloud.test')`;
+  await sql.execute`INSERT INTO accounts (id, name, cloud_id, credential_id, status) VALUES (${accountId}, ${`acct-${accountId}`}, ${cloudId}, 'cred', 'ACTIVE')`;
+  return accountId;
+}
+
+export async function insertBudgetCode(sql: SqlPool, code: string, quotas: { hard: bigint; soft: bigint }): Promise<void> {
+  await sql.execute`
+    INSERT INTO budget_codes (code, name, finance_code, hard_quota_cents, soft_quota_cents, state, current_usage_cents, projected_usage_cents)
+    VALUES (${code}, ${code}, 'F-1', ${quotas.hard}, ${quotas.soft}, 'ACTIVE', 0, 0)`;
+}
+
+export type State = "PENDING" | "RUNNING" | "STOPPING" | "STOPPED" | "REBOOTING" | "TERMINATING" | "TERMINATED";
+
+export interface TestServer {
+  id: string;
+  /** Records a state change at `at` (event + row), as the inventory does. */
+  change(to: State, at: Date): Promise<void>;
+}
+
+/** A server created PENDING at `createdAt`, billed `hourlyPriceMicros` to `budgetCode`. */
+export async function insertServer(
+  sql: SqlPool,
+  s: { accountId: string; budgetCode: string; hourlyPriceMicros: bigint; createdAt: Date; accruesWhenStopped?: boolean },
+): Promise<TestServer> {
+  const id = newId();
+  await sql.execute`
+    INSERT INTO servers (id, account_id, region_id, data_center, name, product_id, image_id, budget_code, state, origin, addresses, details,
+                         hourly_price_micros, accrues_when_stopped, state_changed_at, created_by, created_at, updated_at)
+    VALUES (${id}, ${s.accountId}, 'r1', 'dc1', ${`srv-${id}`}, 'small', 'img', ${s.budgetCode}, 'PENDING', 'LAUNCHED', '{"private":[],"public":[]}', '{}',
+            ${s.hourlyPriceMicros}, ${s.accruesWhenStopped ?? false}, ${s.createdAt}, 'u-test', ${s.createdAt}, ${s.createdAt})`;
+  await sql.execute`INSERT INTO server_events (server_id, type, to_state, message, created_at) VALUES (${id}, 'LAUNCH_REQUESTED', 'PENDING', 'launch', ${s.createdAt})`;
+  let state: State = "PENDING";
+  return {
+    id,
+    async change(to, at) {
+      await sql.execute`INSERT INTO server_events (server_id, type, from_state, to_state, message, created_at) VALUES (${id}, 'STATE_CHANGED', ${state}, ${to}, 'change', ${at})`;
+      await sql.execute`UPDATE servers SET state = ${to}, state_changed_at = ${at}, version = version + 1 WHERE id = ${id}`;
+      state = to;
+    },
+  };
+}
+
+export const MINUTE = 60_000;
+export const HOUR = 3_600_000;
+
+/** Sum of amount_micros and accruing_ms of a server's accrual rows. */
+export async function accrued(analytics: SqlPool, serverId: string): Promise<{ micros: bigint; ms: number; rows: number }> {
+  const rows = await analytics.query<{ micros: string | null; ms: string | null; n: bigint }>`
+    SELECT SUM(amount_micros) AS micros, SUM(accruing_ms) AS ms, COUNT(*) AS n FROM cost_accruals WHERE server_id = ${serverId}`;
+  return { micros: BigInt(rows[0]?.micros ?? 0), ms: Number(rows[0]?.ms ?? 0), rows: Number(rows[0]?.n ?? 0) };
+}
