@@ -51,7 +51,7 @@ try {
     try {
       ids.push((await dispatcher.storeCredential({ accountId: "bench", type: "aws-access-key", fields: { access_key_id: "AKIABENCH", secret_access_key: "x".repeat(40) } })).id);
     } catch (err) {
-      if (attempt > 150 || km.exitCode !== null) throw err;
+      if (attempt > 600 || km.exitCode !== null) throw err; // up to 2 min for KM to start on a busy machine
       await new Promise((r) => setTimeout(r, 200));
     }
   }
