@@ -7,10 +7,10 @@ import type { JobCatalog } from "../jobs/catalog.js";
 import type { JobService } from "../jobs/service.js";
 import type { Principal } from "../iam/principal.js";
 import { ACCOUNT_DISCOVER_KIND } from "../provisioning/discovery-kind.js";
+import { SERVERS_SYNC_KIND } from "../servers/kinds/names.js";
 import { startLoop, type Loop } from "./loop.js";
 
-/** The servers' sync job kind (src/servers/kinds); scheduled only when the catalog has it. */
-export const SERVERS_SYNC_KIND = "servers.sync";
+export { SERVERS_SYNC_KIND };
 
 /** Who the scheduler's jobs are requested by. Operator: it may start any non-admin job, and nothing else. */
 export const MONITOR_PRINCIPAL: Readonly<Principal> = Object.freeze({ id: "monitor", kind: "service", roles: ["operator"], displayName: "monitor" });

@@ -5,6 +5,7 @@ import { randomBytes } from "node:crypto";
 import { jetstream, jetstreamManager, type JetStreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { z } from "zod";
+import { createAnalyticsSql } from "../../src/analytics/db.js";
 import type { Resources } from "../../src/app/resources.js";
 import { DriverError, type Capability, type CloudDriver, type DriverImage, type DriverProduct, type DriverRegion } from "../../src/clouds/driver.js";
 import { createDriverRegistry } from "../../src/clouds/registry.js";
@@ -124,12 +125,14 @@ export async function openDiscoveryHarness(label: string, options: DiscoveryHarn
   const catalog = new JobCatalog();
   catalog.register(accountDiscoverKind);
   catalog.register(fakeServersSyncKind);
+  const analyticsSql = createAnalyticsSql(f.dbs.urls.analytics, 1);
   const resources = (): Resources => ({
     config,
     log,
     provisioning: f.dbs.provisioning,
     sql: f.sql,
     analytics: f.dbs.analytics,
+    analyticsSql,
     nats: nc,
     drivers,
     km: () => km,
@@ -160,6 +163,7 @@ export async function openDiscoveryHarness(label: string, options: DiscoveryHarn
       await Promise.all(loops.map((l) => l.stop(0)));
       await worker.stop(0);
       await relay.stop(1_000);
+      await analyticsSql.end();
       await deleteStream(jsm, stream);
       await nc.close();
       await f.close();
