@@ -118,22 +118,23 @@ export function createServerService(deps: ServerServiceDeps): ServerService {
       if (account.status !== "ACTIVE") {
         throw new FailedPreconditionError(`account ${account.id} is ${account.status}; servers can be launched only on an ACTIVE account`, "ACCOUNT_NOT_ACTIVE", [], { account: account.id, status: account.status });
       }
-      const [region, product, image] = await Promise.all([
+      const [region, product, image, compute] = await Promise.all([
         repo.findRegion(sql, account.id, input.regionId),
         repo.findProduct(sql, account.id, input.regionId, input.productId),
         repo.findImage(sql, account.id, input.regionId, input.imageId),
+        repo.hasCapability(sql, account.id, input.regionId, "compute"),
       ]);
-      const violations: FieldViolation[] = [];
-      if (!region) violations.push({ field: "region_id", description: `account ${account.id} has no region ${JSON.stringify(input.regionId)}` });
-      else {
-        if (!product) violations.push({ field: "product_id", description: `no product ${JSON.stringify(input.productId)} in region ${input.regionId}` });
-        if (!image) violations.push({ field: "image_id", description: `no image ${JSON.stringify(input.imageId)} in region ${input.regionId}` });
-        if (input.dataCenter && !region.dataCenters.includes(input.dataCenter)) violations.push({ field: "data_center", description: `region ${input.regionId} has no data center ${JSON.stringify(input.dataCenter)}` });
-      }
-      if (violations.length > 0 || !region || !product || !image) throw new InvalidArgumentError(violations);
-      if (!(await repo.hasCapability(sql, account.id, region.id, "compute"))) {
+      if (!region) throw InvalidArgumentError.field("region_id", `account ${account.id} has no region ${JSON.stringify(input.regionId)}`);
+      // Before the catalog: discovery records no products or images where there is no compute, and "no compute
+      // here" is the answer that tells the caller what to do.
+      if (!compute) {
         throw new FailedPreconditionError(`account ${account.id} has no compute subscription in region ${region.id}`, "NO_COMPUTE_SUBSCRIPTION", [], { account: account.id, region: region.id });
       }
+      const violations: FieldViolation[] = [];
+      if (!product) violations.push({ field: "product_id", description: `no product ${JSON.stringify(input.productId)} in region ${input.regionId}` });
+      if (!image) violations.push({ field: "image_id", description: `no image ${JSON.stringify(input.imageId)} in region ${input.regionId}` });
+      if (input.dataCenter && !region.dataCenters.includes(input.dataCenter)) violations.push({ field: "data_center", description: `region ${input.regionId} has no data center ${JSON.stringify(input.dataCenter)}` });
+      if (violations.length > 0 || !product || !image) throw new InvalidArgumentError(violations);
       const budgetCode = input.budgetCode || account.defaultBudgetCode || "";
       if (!budgetCode) throw InvalidArgumentError.field("budget_code", `is required: account ${account.id} has no default budget code`);
       const costCents = monthlyCostCents(product.hourlyPriceMicros);
