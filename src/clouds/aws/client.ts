@@ -1,7 +1,8 @@
 // One EC2 conversation per driver call: the endpoint for the region, a client built from the call's credentials and
 // dropped when the call ends (nothing secret outlives it), one attempt per request so the job system owns retries and
 // backoff, and every request bound to the caller's signal and deadline. Failures leave as classified DriverErrors.
-import { EC2Client } from "@aws-sdk/client-ec2";
+import type * as Ec2Module from "@aws-sdk/client-ec2";
+import type { EC2Client } from "@aws-sdk/client-ec2";
 import { callSignal, DriverError, type DriverCallOptions, type DriverTarget } from "../driver.js";
 import { classifyAwsError } from "./errors.js";
 
@@ -16,10 +17,26 @@ export interface SendOptions {
   requestTimeout: number;
 }
 
+/** The SDK module: its command classes. */
+export type Ec2Sdk = typeof Ec2Module;
+
 export interface Ec2Session {
   readonly region: string;
-  /** Makes one request, e.g. `s.send("DescribeRegions", (c, o) => c.send(new DescribeRegionsCommand({}), o))`; a failure is a DriverError. */
-  send<Out>(operation: string, request: (client: EC2Client, options: SendOptions) => Promise<Out>): Promise<Out>;
+  /** Makes one request, e.g. `s.send("DescribeRegions", (c, o, x) => c.send(new x.DescribeRegionsCommand({}), o))`; a failure is a DriverError. */
+  send<Out>(operation: string, request: (client: EC2Client, options: SendOptions, sdk: Ec2Sdk) => Promise<Out>): Promise<Out>;
+}
+
+let sdk: Promise<Ec2Sdk> | undefined;
+/**
+ * The SDK is large (seconds and ~90 MB to load): loaded on the first AWS call, so processes and commands that never
+ * reach AWS never pay for it.
+ */
+function loadSdk(): Promise<Ec2Sdk> {
+  sdk ??= import("@aws-sdk/client-ec2").catch((err: unknown) => {
+    sdk = undefined;
+    throw err;
+  });
+  return sdk;
 }
 
 /** AWS region names (us-east-1, us-gov-west-1, ap-southeast-2): nothing else may be put into a host name. */
@@ -73,7 +90,8 @@ export async function withEc2<T>(target: DriverTarget, region: string, options: 
   const secrets = [credentials.accessKeyId, credentials.secretAccessKey, credentials.sessionToken ?? ""];
   const remainingMs = () => Math.max(1, options.deadline.getTime() - Date.now());
   if (options.signal.aborted) throw classifyAwsError(abortError(), "call", secrets, true);
-  const client = new EC2Client({
+  const x = await loadSdk();
+  const client = new x.EC2Client({
     region,
     endpoint: endpointFor(target.cloud.endpoint, region),
     credentials,
@@ -90,7 +108,7 @@ export async function withEc2<T>(target: DriverTarget, region: string, options: 
     region,
     async send(operation, request) {
       try {
-        return await request(client, { abortSignal: callSignal(options), requestTimeout: remainingMs() });
+        return await request(client, { abortSignal: callSignal(options), requestTimeout: remainingMs() }, x);
       } catch (err) {
         throw classifyAwsError(err, operation, secrets, options.signal.aborted);
       }

@@ -1,27 +1,9 @@
 // The `aws` cloud driver: Amazon EC2 (or any endpoint speaking EC2's Query API) through the official SDK. Each driver
 // call opens its own short session (src/clouds/aws/client.ts); this file says which EC2 calls answer which question.
-import {
-  DescribeAccountAttributesCommand,
-  DescribeAvailabilityZonesCommand,
-  DescribeImagesCommand,
-  DescribeInstancesCommand,
-  DescribeInstanceTypeOfferingsCommand,
-  DescribeRegionsCommand,
-  DescribeSecurityGroupsCommand,
-  DescribeVolumesCommand,
-  DescribeVpcsCommand,
-  RebootInstancesCommand,
-  RunInstancesCommand,
-  StartInstancesCommand,
-  StopInstancesCommand,
-  TerminateInstancesCommand,
-  type EC2Client,
-  type Instance,
-  type _InstanceType,
-} from "@aws-sdk/client-ec2";
+import type { EC2Client, Instance, _InstanceType } from "@aws-sdk/client-ec2";
 import { DriverError, type Capability, type CloudDriver, type DriverCallOptions, type DriverImage, type DriverRegion, type DriverTarget, type ServerObservation, type ServerRef } from "../driver.js";
 import { INSTANCE_TYPES, regionName } from "./catalog.js";
-import { HOME_REGION, withEc2, type Ec2Session, type SendOptions } from "./client.js";
+import { HOME_REGION, withEc2, type Ec2Sdk, type Ec2Session, type SendOptions } from "./client.js";
 import { observation, userData } from "./mapping.js";
 
 export interface AwsDriverOptions {
@@ -49,10 +31,10 @@ export function createAwsDriver(options: AwsDriverOptions = {}): CloudDriver {
     // EC2-compatible endpoint. Any signed EC2 call proves the credentials.
     async testContext(target, call) {
       return withEc2(target, home, call, async (s) => {
-        const byName = await s.send("DescribeSecurityGroups", (c, o) => c.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: "group-name", Values: ["default"] }] }), o));
+        const byName = await s.send("DescribeSecurityGroups", (c, o, x) => c.send(new x.DescribeSecurityGroupsCommand({ Filters: [{ Name: "group-name", Values: ["default"] }] }), o));
         let owner = byName.SecurityGroups?.find((g) => g.OwnerId)?.OwnerId;
         if (!owner) {
-          const any = await s.send("DescribeSecurityGroups", (c, o) => c.send(new DescribeSecurityGroupsCommand({ MaxResults: 5 }), o));
+          const any = await s.send("DescribeSecurityGroups", (c, o, x) => c.send(new x.DescribeSecurityGroupsCommand({ MaxResults: 5 }), o));
           owner = any.SecurityGroups?.find((g) => g.OwnerId)?.OwnerId;
         }
         if (!owner) throw new DriverError("CONFLICT", `the credentials work, but the account has no security group in ${home} to tell its account number from (create a default VPC)`);
@@ -62,13 +44,13 @@ export function createAwsDriver(options: AwsDriverOptions = {}): CloudDriver {
 
     async listRegions(target, call) {
       const regions = await withEc2(target, home, call, async (s) => {
-        const out = await s.send("DescribeRegions", (c, o) => c.send(new DescribeRegionsCommand({}), o));
+        const out = await s.send("DescribeRegions", (c, o, x) => c.send(new x.DescribeRegionsCommand({}), o));
         return (out.Regions ?? []).map((r) => r.RegionName).filter((r): r is string => !!r);
       });
       const result = await mapLimited(regions.sort(), ZONE_CONCURRENCY, async (id): Promise<DriverRegion> => {
         const dataCenters = await withEc2(target, id, call, async (s) => {
-          const out = await s.send("DescribeAvailabilityZones", (c, o) =>
-            c.send(new DescribeAvailabilityZonesCommand({ Filters: [{ Name: "zone-type", Values: ["availability-zone"] }, { Name: "region-name", Values: [id] }] }), o),
+          const out = await s.send("DescribeAvailabilityZones", (c, o, x) =>
+            c.send(new x.DescribeAvailabilityZonesCommand({ Filters: [{ Name: "zone-type", Values: ["availability-zone"] }, { Name: "region-name", Values: [id] }] }), o),
           );
           return (out.AvailabilityZones ?? []).filter((z) => (z.State ?? "available") === "available").map((z) => z.ZoneName ?? "").filter(Boolean).sort();
         });
@@ -84,9 +66,9 @@ export function createAwsDriver(options: AwsDriverOptions = {}): CloudDriver {
         const found: Capability[] = [];
         const compute = await probe(() => computeAllowed(s));
         if (compute) found.push("compute");
-        if (await probe(() => s.send("DescribeVolumes", (c, o) => c.send(new DescribeVolumesCommand({ MaxResults: 5 }), o)))) found.push("block_storage");
+        if (await probe(() => s.send("DescribeVolumes", (c, o, x) => c.send(new x.DescribeVolumesCommand({ MaxResults: 5 }), o)))) found.push("block_storage");
         if (options.objectStorage) found.push("object_storage");
-        if (await probe(() => s.send("DescribeVpcs", (c, o) => c.send(new DescribeVpcsCommand({ MaxResults: 5 }), o)))) found.push("networking");
+        if (await probe(() => s.send("DescribeVpcs", (c, o, x) => c.send(new x.DescribeVpcsCommand({ MaxResults: 5 }), o)))) found.push("networking");
         return found;
       });
     },
@@ -94,8 +76,8 @@ export function createAwsDriver(options: AwsDriverOptions = {}): CloudDriver {
     async listProducts(target, regionId, call) {
       const offered = await withEc2(target, regionId, call, async (s) => {
         try {
-          const out = await s.send("DescribeInstanceTypeOfferings", (c, o) =>
-            c.send(new DescribeInstanceTypeOfferingsCommand({ LocationType: "region", Filters: [{ Name: "instance-type", Values: INSTANCE_TYPES.map((p) => p.id) }] }), o),
+          const out = await s.send("DescribeInstanceTypeOfferings", (c, o, x) =>
+            c.send(new x.DescribeInstanceTypeOfferingsCommand({ LocationType: "region", Filters: [{ Name: "instance-type", Values: INSTANCE_TYPES.map((p) => p.id) }] }), o),
           );
           return new Set((out.InstanceTypeOfferings ?? []).map((x) => x.InstanceType as string));
         } catch (err) {
@@ -112,7 +94,7 @@ export function createAwsDriver(options: AwsDriverOptions = {}): CloudDriver {
         const images: DriverImage[] = [];
         let token: string | undefined;
         do {
-          const out = await s.send("DescribeImages", (c, o) => c.send(new DescribeImagesCommand({ Owners: ["self"], MaxResults: PAGE, ...(token ? { NextToken: token } : {}) }), o));
+          const out = await s.send("DescribeImages", (c, o, x) => c.send(new x.DescribeImagesCommand({ Owners: ["self"], MaxResults: PAGE, ...(token ? { NextToken: token } : {}) }), o));
           for (const i of out.Images ?? []) {
             if (!i.ImageId || (i.State && i.State !== "available")) continue;
             images.push({ id: i.ImageId, name: i.Name ?? i.ImageId, platform: platformOf(i.PlatformDetails ?? i.Platform) });
@@ -127,9 +109,9 @@ export function createAwsDriver(options: AwsDriverOptions = {}): CloudDriver {
       const encoded = userData(request.bootstrap);
       return withEc2(target, request.regionId, call, async (s) => {
         // ClientToken is EC2's own idempotency: a repeated RunInstances with it answers with the first launch.
-        const out = await s.send("RunInstances", (c, o) =>
+        const out = await s.send("RunInstances", (c, o, x) =>
           c.send(
-            new RunInstancesCommand({
+            new x.RunInstancesCommand({
               ImageId: request.imageId,
               InstanceType: request.productId as _InstanceType,
               MinCount: 1,
@@ -148,13 +130,13 @@ export function createAwsDriver(options: AwsDriverOptions = {}): CloudDriver {
       });
     },
 
-    start: (target, server, call) => act(target, server, call, "StartInstances", (c, o) => c.send(new StartInstancesCommand({ InstanceIds: [server.providerId] }), o)),
-    stop: (target, server, call) => act(target, server, call, "StopInstances", (c, o) => c.send(new StopInstancesCommand({ InstanceIds: [server.providerId] }), o)),
-    reboot: (target, server, call) => act(target, server, call, "RebootInstances", (c, o) => c.send(new RebootInstancesCommand({ InstanceIds: [server.providerId] }), o)),
+    start: (target, server, call) => act(target, server, call, "StartInstances", (c, o, x) => c.send(new x.StartInstancesCommand({ InstanceIds: [server.providerId] }), o)),
+    stop: (target, server, call) => act(target, server, call, "StopInstances", (c, o, x) => c.send(new x.StopInstancesCommand({ InstanceIds: [server.providerId] }), o)),
+    reboot: (target, server, call) => act(target, server, call, "RebootInstances", (c, o, x) => c.send(new x.RebootInstancesCommand({ InstanceIds: [server.providerId] }), o)),
 
     async terminate(target, server, call) {
       try {
-        await act(target, server, call, "TerminateInstances", (c, o) => c.send(new TerminateInstancesCommand({ InstanceIds: [server.providerId] }), o));
+        await act(target, server, call, "TerminateInstances", (c, o, x) => c.send(new x.TerminateInstancesCommand({ InstanceIds: [server.providerId] }), o));
       } catch (err) {
         // Gone already is what terminate wants.
         if (err instanceof DriverError && err.code === "NOT_FOUND") return;
@@ -176,7 +158,7 @@ export function createAwsDriver(options: AwsDriverOptions = {}): CloudDriver {
   };
 }
 
-async function act(target: DriverTarget, server: ServerRef, call: DriverCallOptions, operation: string, request: (client: EC2Client, options: SendOptions) => Promise<unknown>): Promise<void> {
+async function act(target: DriverTarget, server: ServerRef, call: DriverCallOptions, operation: string, request: (client: EC2Client, options: SendOptions, sdk: Ec2Sdk) => Promise<unknown>): Promise<void> {
   await withEc2(target, server.regionId, call, (s) => s.send(operation, request));
 }
 
@@ -188,7 +170,7 @@ async function describe(target: DriverTarget, regionId: string, call: DriverCall
     do {
       // EC2 refuses MaxResults together with InstanceIds.
       const page = filter.InstanceIds ? {} : { MaxResults: PAGE };
-      const out = await s.send("DescribeInstances", (c, o) => c.send(new DescribeInstancesCommand({ ...filter, ...page, ...(token ? { NextToken: token } : {}) }), o));
+      const out = await s.send("DescribeInstances", (c, o, x) => c.send(new x.DescribeInstancesCommand({ ...filter, ...page, ...(token ? { NextToken: token } : {}) }), o));
       for (const r of out.Reservations ?? []) instances.push(...(r.Instances ?? []));
       token = out.NextToken || undefined;
     } while (token);
@@ -203,12 +185,12 @@ async function describe(target: DriverTarget, regionId: string, call: DriverCall
 async function computeAllowed(s: Ec2Session): Promise<boolean> {
   let max: string | undefined;
   const readable = await probe(async () => {
-    const attrs = await s.send("DescribeAccountAttributes", (c, o) => c.send(new DescribeAccountAttributesCommand({}), o));
+    const attrs = await s.send("DescribeAccountAttributes", (c, o, x) => c.send(new x.DescribeAccountAttributesCommand({}), o));
     max = attrs.AccountAttributes?.find((a) => a.AttributeName === "max-instances")?.AttributeValues?.[0]?.AttributeValue;
   });
   if (readable && max !== undefined && Number(max) <= 0) return false;
   try {
-    await s.send("DescribeInstances", (c, o) => c.send(new DescribeInstancesCommand({ DryRun: true, MaxResults: 5 }), o));
+    await s.send("DescribeInstances", (c, o, x) => c.send(new x.DescribeInstancesCommand({ DryRun: true, MaxResults: 5 }), o));
   } catch (err) {
     if (err instanceof DriverError && err.providerCode === "DryRunOperation") return true;
     throw err;
