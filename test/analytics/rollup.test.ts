@@ -108,8 +108,10 @@ describe("roll-ups", () => {
       fc.asyncProperty(fc.array(sampleArb, { minLength: 1, maxLength: 300 }), async (raw) => {
         await f.analytics.execute`DELETE FROM server_metric_samples`;
         await f.analytics.execute`DELETE FROM server_metric_rollups`;
-        const samples: MetricSample[] = raw.map((r) => ({ ...r, serverId: r.server, time: new Date(DAY0 + r.offsetMs) }));
-        expect(await ingestSamples(f.analytics, samples)).toBe(samples.length);
+        const sent: MetricSample[] = raw.map((r) => ({ ...r, serverId: r.server, time: new Date(DAY0 + r.offsetMs) }));
+        expect(await ingestSamples(f.analytics, sent)).toBe(sent.length);
+        // A server's second sample at the same instant replaces the first.
+        const samples = [...new Map(sent.map((s) => [`${s.serverId}|${s.time.getTime()}`, s])).values()];
         const from = new Date(DAY0);
         const to = new Date(DAY0 + 51 * HOUR);
         await rollUpHours(f.analytics, from, to);
@@ -167,6 +169,13 @@ describe("roll-ups", () => {
     const left = await f.analytics.query<{ t: Date }>`SELECT MIN(time) AS t FROM server_metric_samples`;
     expect(left[0]?.t).toEqual(new Date(DAY0 + 3 * HOUR));
     expect(await rollups("HOUR")).toEqual(before);
+  });
+
+  it("stores a sample sent twice once, with the values sent last", async () => {
+    const s: MetricSample = { serverId: "srv-d", time: new Date(DAY0), cpuPercent: 5, memoryUsedBytes: 1 };
+    await ingestSamples(f.analytics, [s]);
+    await ingestSamples(f.analytics, [{ ...s, cpuPercent: 7 }]);
+    expect(await f.analytics.query`SELECT cpu_percent FROM server_metric_samples WHERE server_id = 'srv-d'`).toEqual([{ cpu_percent: 7 }]);
   });
 
   it("refuses bad samples before writing any", async () => {
