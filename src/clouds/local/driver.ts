@@ -164,8 +164,10 @@ export function createLocalDriver(options: LocalDriverOptions): CloudDriver {
 
     launch: (target, request, opts) => call(opts, async (signal) => {
       const store = storeOf(target);
+      // A retry of a launch that went through returns its server, even if the catalog has changed since.
+      const launched = request.clientToken === "" ? null : store.tokenOwner(request.clientToken);
       const cat = catalog();
-      launchable(cat, request);
+      if (launched === null || store.read(launched) === null) launchable(cat, request);
       const { id } = store.bindToken(request.clientToken, newServerId());
       return store.withLock(id, signal, async () => {
         let r = store.read(id);

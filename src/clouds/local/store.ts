@@ -6,7 +6,7 @@ import { linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, sta
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { DriverError } from "../driver.js";
-import { isOurs } from "./processes.js";
+import { isOurs, processStart } from "./processes.js";
 
 /** What the account asked of a server; the process itself says whether it is really up. */
 export type Desired = "RUNNING" | "STOPPED" | "TERMINATED";
@@ -81,14 +81,27 @@ export class AccountStore {
     }
   }
 
+  /** The server id a client token is already bound to, if any. */
+  tokenOwner(clientToken: string): string | null {
+    try {
+      return readFileSync(this.tokenPath(clientToken), "utf8").trim() || null;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw err;
+    }
+  }
+
+  private tokenPath(clientToken: string): string {
+    return join(this.dir, "tokens", createHash("sha256").update(clientToken).digest("hex"));
+  }
+
   /**
    * The server id a client token is bound to, binding it to `candidate` when the token is new. The binding is a
    * file linked into place, so two launches with one token agree on one id whoever comes first.
    */
   bindToken(clientToken: string, candidate: string): { id: string; fresh: boolean } {
-    const dir = join(this.dir, "tokens");
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const path = join(dir, createHash("sha256").update(clientToken).digest("hex"));
+    mkdirSync(join(this.dir, "tokens"), { recursive: true, mode: 0o700 });
+    const path = this.tokenPath(clientToken);
     const tmp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}`;
     writeFileSync(tmp, candidate, { mode: 0o600, flag: "wx" });
     try {
@@ -115,7 +128,7 @@ export class AccountStore {
   async withLock<T>(id: string, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
     const path = this.lockPath(id);
     mkdirSync(join(this.dir, "locks"), { recursive: true, mode: 0o700 });
-    const token = `${process.pid} ${randomBytes(6).toString("hex")}`;
+    const token = `${process.pid} ${processStart(process.pid) ?? "-"} ${randomBytes(6).toString("hex")}`;
     for (let wait = 10; ; wait = Math.min(wait * 2, 200)) {
       signal.throwIfAborted();
       try {
@@ -168,8 +181,10 @@ function lockHolder(path: string): number | null {
   } catch {
     return null;
   }
-  const pid = Number(content.split(" ")[0]);
+  const [pidText, start] = content.split(" ");
+  const pid = Number(pidText);
+  // Empty for the instant between its creation and its write.
   if (!Number.isInteger(pid) || pid <= 0) return Date.now() - mtimeMs > 1_000 ? null : 0;
   if (Date.now() - mtimeMs > LOCK_STALE_MS) return null;
-  return isOurs(pid, null) ? pid : null;
+  return isOurs(pid, start === undefined || start === "-" ? null : start) ? pid : null;
 }

@@ -1,5 +1,6 @@
 // The local cloud driver against real processes: every state it reports is checked against the process itself (pid
 // alive, port answering), and the records on disk never hold a bootstrap secret.
+import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -126,6 +127,15 @@ describe("local cloud: servers are processes", () => {
     const same = (await f.driver.listServers(f.target, "local", callOptions())).filter((x) => x.clientToken === req.clientToken);
     expect(same).toHaveLength(1);
     expect((await driverError(f.driver.launch(f.target, { ...req, productId: "medium" }, callOptions()))).code).toBe("CONFLICT");
+    // A retry still finds its server after the catalog stopped offering the image.
+    const catalog = JSON.parse(readFileSync(f.catalogFile, "utf8")) as typeof BUILT_IN_CATALOG;
+    try {
+      f.writeCatalog({ ...catalog, images: catalog.images.filter((i) => i.id !== "basic") });
+      expect((await f.driver.launch(f.target, req, callOptions())).providerId).toBe(s.providerId);
+      expect((await driverError(f.driver.launch(f.target, request(), callOptions()))).code).toBe("INVALID");
+    } finally {
+      f.writeCatalog(catalog);
+    }
   });
 
   it("stops, starts, reboots and terminates the real process", async () => {
@@ -197,6 +207,17 @@ describe("local cloud: servers are processes", () => {
     const s2 = await running(ref);
     const leaders = readdirSync("/proc").filter((p) => /^\d+$/.test(p) && environOf(p).includes(`=${s.details.workDir}`));
     expect(leaders).toEqual([String(pidOf(s2))]);
+
+    // A lock held by a live process makes a call wait, up to its deadline; one left by a dead process is broken.
+    const lock = join(s.details.workDir as string, "..", "locks", `${s.providerId}.lock`);
+    writeFileSync(lock, `${process.pid} - held`);
+    const waited = await driverError(f.driver.stop(f.target, ref, callOptions(300)));
+    expect(waited.code).toBe("TIMEOUT");
+    expect((await get(ref))?.state).toBe("RUNNING");
+    const dead = spawnSync(process.execPath, ["-e", "0"]).pid as number;
+    writeFileSync(lock, `${dead} - held`);
+    await f.driver.stop(f.target, ref, callOptions());
+    expect((await get(ref))?.state).toBe("STOPPED");
   });
 
   it("answers NOT_FOUND or null for unknown servers, and a failed spawn is a permanent error", async () => {
