@@ -15,9 +15,9 @@ let db: ProvisioningClient;
 
 beforeAll(async () => {
   t = await createTestEnv({ label: "localqs" });
-  p = await startDispatcher(t, ["start"], { timeoutMs: 60_000 });
+  p = await startDispatcher(t, ["start"], { timeoutMs: 100_000 });
   db = createProvisioningClient(t.urls.provisioning, 2);
-});
+}, 120_000);
 
 afterAll(async () => {
   await killStrayDispatchers();
@@ -45,5 +45,5 @@ describe("quick start local cloud", () => {
     const key = readFileSync(join(t.dir, "local-cloud", "account.key"), "utf8").trim();
     expect(key.length).toBeGreaterThan(20);
     expect(p.output()).not.toContain(key);
-  });
+  }, 60_000);
 });
