@@ -63,6 +63,7 @@ import {
   StopServerRequest,
   TerminateServerRequest,
 } from "../gen/proto/dispatcher/v1/servers.js";
+import { GetServerAgentRequest, RunServerScriptRequest, ServerAgentServiceService } from "../gen/proto/dispatcher/v1/agents.js";
 import { GetServerInfoRequest, SystemServiceService, WhoAmIRequest } from "../gen/proto/dispatcher/v1/system.js";
 import { AnalyticsServiceService, FleetSummaryRequest, QueryServerMetricsRequest, ReportUsageRequest } from "../gen/proto/dispatcher/v1/analytics.js";
 import { promiseClient, type CallDefaults, type PromiseClient } from "./calls.js";
@@ -162,6 +163,8 @@ export type ApiKeyClient = PromiseClient<typeof ApiKeyServiceService, typeof API
 export type CloudClient = PromiseClient<typeof CloudServiceService, typeof CLOUD_REQUESTS>;
 export type AccountClient = PromiseClient<typeof AccountServiceService, typeof ACCOUNT_REQUESTS>;
 export type ServerClient = PromiseClient<typeof ServerServiceService, typeof SERVER_REQUESTS>;
+const AGENT_REQUESTS = { getServerAgent: GetServerAgentRequest, runServerScript: RunServerScriptRequest };
+export type AgentClient = PromiseClient<typeof ServerAgentServiceService, typeof AGENT_REQUESTS>;
 export type BudgetCodeClient = PromiseClient<typeof BudgetCodeServiceService, typeof BUDGET_CODE_REQUESTS>;
 const ANALYTICS_REQUESTS = { queryServerMetrics: QueryServerMetricsRequest, fleetSummary: FleetSummaryRequest, reportUsage: ReportUsageRequest };
 
@@ -180,6 +183,8 @@ export interface DispatcherClients {
   budgetCodes: BudgetCodeClient;
   accounts: AccountClient;
   servers: ServerClient;
+  /** Agents of servers and commands run through them (dispatcher.v1.ServerAgentService). */
+  agents: AgentClient;
   analytics: AnalyticsClient;
   health: HealthClient;
   /** The underlying grpc-js client (one channel shared by all). */
@@ -208,6 +213,7 @@ export function createDispatcherClients(options: DispatcherClientOptions): Dispa
     budgetCodes: promiseClient(client, BudgetCodeServiceService, BUDGET_CODE_REQUESTS, defaults),
     accounts: promiseClient(client, AccountServiceService, ACCOUNT_REQUESTS, defaults),
     servers: promiseClient(client, ServerServiceService, SERVER_REQUESTS, defaults),
+    agents: promiseClient(client, ServerAgentServiceService, AGENT_REQUESTS, defaults),
     analytics: promiseClient(client, AnalyticsServiceService, ANALYTICS_REQUESTS, defaults),
     health: healthClient(client, defaults),
     grpc: client,

@@ -1,13 +1,17 @@
 // What a launched server's guest receives at boot (LaunchRequest.bootstrap: user data or environment). Secret: the
 // values never reach a log, a span, an event or a column.
+import { issueJoinToken } from "../agent/join-tokens.js";
+import type { Config } from "../config.js";
+import type { Sql } from "../db/sql.js";
 import type { Server } from "./model.js";
 
 /**
- * The bootstrap environment of `server`'s guest, e.g. DISPATCHER_AGENT_JOIN_TOKEN and DISPATCHER_AGENT_BRIDGE_URL once
- * the agent registry issues join tokens. Called by the server.launch job on every attempt, so what it returns must be
- * the same for a retried launch of the same server (the provider keeps the first launch's bootstrap).
+ * The bootstrap environment of `server`'s guest: a new join token for this launch attempt (one-time, bound to the
+ * server, valid agent.joinTokenTtlMs; only its hash is stored) and the bridge URL its agent registers through. Called by
+ * the server.launch job on every attempt: a retry hands out a new token, and whichever one the provider booted the
+ * guest with works once (the provider keeps the first launch's bootstrap).
  */
-export async function bootstrapFor(server: Server): Promise<Record<string, string>> {
-  void server;
-  return {};
+export async function bootstrapFor(server: Server, resources: { sql: Sql; config: Pick<Config, "agent"> }): Promise<Record<string, string>> {
+  const token = await issueJoinToken(resources.sql, server.id, resources.config.agent.joinTokenTtlMs);
+  return { DISPATCHER_AGENT_JOIN_TOKEN: token, DISPATCHER_AGENT_BRIDGE_URL: resources.config.agent.bridgeUrl };
 }

@@ -8,11 +8,11 @@ import { join } from "node:path";
 import type { Config } from "../../config.js";
 import type { Logger } from "../../log.js";
 import type { Principal } from "../../iam/principal.js";
-import { createRpcServer, type RpcServer } from "../../rpc/server.js";
 import { secretsEqual } from "../secrets.js";
 import { guestAgentHandlers } from "./handlers.js";
 import { createMetricsCollector } from "./metrics.js";
 import { registerWithRetry, type Backoff } from "./register.js";
+import { createAgentServer, type AgentServer } from "./server.js";
 
 /** The role the agent gives the dispatcher: agent.read and agent.execute (src/rpc/permissions.ts). */
 export const AGENT_CONTROLLER_ROLE = "agent-controller";
@@ -53,21 +53,22 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   let resolveShutdown: (reason: string) => void = () => undefined;
   const shutdown = new Promise<string>((r) => (resolveShutdown = r));
   const abort = new AbortController();
-  const server: RpcServer = createRpcServer({
-    config: { mode: config.mode, server: { ...config.server, bind: config.agent.bind, port: config.agent.port, reflection: false } },
+  const server: AgentServer = createAgentServer({
+    bind: config.agent.bind,
+    port: config.agent.port,
     log,
+    defaultDeadlineMs: config.server.defaultDeadlineMs,
+    maxMessageBytes: config.server.maxMessageBytes,
     // Until registration is done there is no credential, and nobody gets in.
     authenticate: async (token) => (state && secretsEqual(token, state.credential) ? dispatcher : null),
-    services: [
-      guestAgentHandlers({
-        identity: { agentId: () => state?.agentId ?? "", version: options.version, hostname: options.hostname ?? osHostname(), startTime: new Date() },
-        collectMetrics: createMetricsCollector(),
-        onShutdown: (reason) => {
-          log.info({ reason }, "shutdown requested by the dispatcher");
-          void running.stop().then(() => resolveShutdown(reason));
-        },
-      }),
-    ],
+    service: guestAgentHandlers({
+      identity: { agentId: () => state?.agentId ?? "", version: options.version, hostname: options.hostname ?? osHostname(), startTime: new Date() },
+      collectMetrics: createMetricsCollector(),
+      onShutdown: (reason) => {
+        log.info({ reason }, "shutdown requested by the dispatcher");
+        void running.stop().then(() => resolveShutdown(reason));
+      },
+    }),
   });
   const port = await server.start();
 

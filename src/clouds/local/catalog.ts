@@ -53,14 +53,25 @@ export interface LocalCatalog {
   images: LocalImage[];
 }
 
-/** The quick start's catalog: one region, two sizes, the `basic` guest. No object storage, as many real regions. */
+/** The quick start's catalog: one region, two sizes, the `basic` and `agent` guests. No object storage, as many real regions. */
 export const BUILT_IN_CATALOG: LocalCatalog = {
   regions: [{ id: "local", name: "This machine", dataCenters: ["local-a"], capabilities: ["compute", "block_storage", "networking"] }],
   products: [
     { id: "small", name: "Small (1 CPU, 512 MB)", cpus: 1, memoryMb: 512, diskGb: 1, hourlyPriceMicros: 10_000, accruesWhenStopped: false },
     { id: "medium", name: "Medium (2 CPU, 2 GB)", cpus: 2, memoryMb: 2048, diskGb: 5, hourlyPriceMicros: 40_000, accruesWhenStopped: false },
   ],
-  images: [{ id: "basic", name: "Basic guest (HTTP ok on its port)", platform: "linux", command: ["{node}", "{root}/src/clouds/local/guest.mjs", "{port}"], env: {} }],
+  images: [
+    { id: "basic", name: "Basic guest (HTTP ok on its port)", platform: "linux", command: ["{node}", "{root}/src/clouds/local/guest.mjs", "{port}"], env: {} },
+    // The dispatcher agent on the server's port; it registers with the join token and bridge URL of its bootstrap and
+    // keeps its registration in the server's directory, so a stop and start needs no new token.
+    {
+      id: "agent",
+      name: "Guest running the dispatcher agent",
+      platform: "linux",
+      command: ["{node}", "{root}/bin/dispatcher-agent.js"],
+      env: { DISPATCHER_AGENT_PORT: "{port}", DISPATCHER_AGENT_BIND: "127.0.0.1", DISPATCHER_AGENT_ADDRESS: "127.0.0.1", DISPATCHER_AGENT_STATE_DIR: "{dir}", DISPATCHER_DATA_DIR: "{dir}", DISPATCHER_LOGGING_DIR: "-" },
+    },
+  ],
 };
 
 /**

@@ -24,7 +24,7 @@ export const serverLaunchKind: JobKind<ServerPayload> = {
     if (server.state === "TERMINATED") throw new PermanentJobError(`server ${serverId} was terminated before it launched`, "ABORTED", { server: serverId });
     if (!server.providerId) {
       ctx.checkpoint();
-      const bootstrap = await bootstrapFor(server);
+      const bootstrap = await bootstrapFor(server, ctx.resources);
       let launched;
       try {
         launched = await onCloud(ctx, server, (driver, target, call) =>
