@@ -64,7 +64,8 @@ export function trailerLines(status: Pick<StatusObject, "code" | "details"> & { 
   if (status.metadata) {
     for (const [name, values] of Object.entries(status.metadata.toJSON())) {
       if (name === "grpc-status" || name === "grpc-message") continue;
-      for (const v of values) lines += `${name}:${typeof v === "string" ? headerSafe(v) : v.toString("base64")}\r\n`;
+      // grpc-js admits no CR or LF in a metadata value, so a value cannot break the block's lines.
+      for (const v of values) lines += `${name}:${typeof v === "string" ? v : v.toString("base64")}\r\n`;
     }
   }
   return lines;
@@ -83,9 +84,4 @@ export function percentEncode(message: string): string {
     out += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
   }
   return out;
-}
-
-/** A metadata value cannot break the trailer block's line structure. */
-function headerSafe(value: string): string {
-  return /[\r\n]/.test(value) ? value.replace(/[\r\n]+/g, " ") : value;
 }
