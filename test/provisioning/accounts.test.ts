@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UnavailableError } from "../../src/errors.js";
 import { AccountStatus } from "../../src/gen/proto/dispatcher/v1/provisioning.js";
 import { createApiKey } from "../../src/iam/api-keys.js";
-import { lazyCredentialStore } from "../../src/provisioning/account-service.js";
+import { createAccountService, lazyCredentialStore } from "../../src/provisioning/account-service.js";
 import { insertUser, startProvisioningFixture, type ProvisioningFixture } from "./support.js";
 
 let f: ProvisioningFixture;
@@ -83,6 +83,10 @@ describe("accounts", () => {
       f.km.failWith = null;
     }
     expect(await f.dbs.provisioning.account.count({ where: { name: "outage" } })).toBe(0);
+    // Each connected account has its one validation job, and a refused connection left none behind.
+    const accounts = await f.dbs.provisioning.account.findMany({ select: { id: true } });
+    const jobs = await f.dbs.provisioning.job.findMany({ where: { kind: "account.discover" }, select: { resourceType: true, resourceId: true } });
+    expect(jobs.map((j) => `${j.resourceType}/${j.resourceId}`).sort()).toEqual(accounts.map((a) => `account/${a.id}`).sort());
     await expect(f.client(f.users.operator.secret).accounts.createAccount({ name: "op", cloudId, credentials: creds() })).rejects.toMatchObject({ code: status.PERMISSION_DENIED });
   });
 
@@ -124,6 +128,18 @@ describe("accounts", () => {
     await expect(operator.budgetCodes.deleteBudgetCode({ code: "DEF-OLD" })).rejects.toMatchObject({ code: status.FAILED_PRECONDITION, errorInfo: { reason: "BUDGET_CODE_IN_USE" } });
     await operator.budgetCodes.deleteBudgetCode({ code: "DEF-OLD", replacementCode: "DEF-NEW" });
     expect((await admin.accounts.getAccount({ id: account?.id })).account?.defaultBudgetCode).toBe("DEF-NEW");
+  });
+});
+
+describe("connecting an account", () => {
+  it("writes the account and its validation job in one transaction: a job that cannot be created leaves no account", async () => {
+    const failingJobs = { createJob: () => Promise.reject(new Error("the job could not be written")) };
+    const service = createAccountService(f.dbs.provisioning, () => f.km, failingJobs, { discoveryIntervalMs: 60_000 });
+    const caller = { id: f.users.admin.id, kind: "user" as const, roles: ["admin"], displayName: "admin" };
+    const deleted = f.km.deleted.length;
+    await expect(service.createAccount(caller, { name: "half", cloudId, defaultBudgetCode: "", credentialType: "k", credentialFields: { key: "x" } })).rejects.toThrow("the job could not be written");
+    expect(await f.dbs.provisioning.account.count({ where: { name: "half" } })).toBe(0);
+    expect(f.km.deleted.length).toBe(deleted + 1);
   });
 });
 
