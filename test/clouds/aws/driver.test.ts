@@ -17,12 +17,15 @@ const SESSION = "FwoGZXIvYXdzEXAMPLESESSIONTOKEN";
 const fake = new FakeEc2({ accessKeyIds: [ACCESS_KEY], pageSize: 2 });
 const driver = createDriverRegistry([createAwsDriver()]).get("aws");
 let target: DriverTarget;
-const call = (ms = 5_000): DriverCallOptions => ({ signal: new AbortController().signal, deadline: new Date(Date.now() + ms) });
+const call = (ms = 15_000): DriverCallOptions => ({ signal: new AbortController().signal, deadline: new Date(Date.now() + ms) });
 const account = { id: "acct-1", cloud: { id: "c-1", name: "aws-test", driver: "aws", endpoint: "" } };
 
 beforeAll(async () => {
   const url = await fake.start();
   target = { cloud: { id: "c-1", driver: "aws", endpoint: url }, account: { id: "acct-1", providerAccountId: null }, credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET } };
+  // The first call loads the SDK (seconds on a busy machine): done here, so no test's deadline pays for it.
+  await driver.testContext(target, call(60_000));
+  fake.calls.length = 0;
 });
 afterAll(() => fake.stop());
 afterEach(() => {

@@ -32,7 +32,7 @@ const identityKind: JobKind<{ accountId: string }> = {
   timeoutMs: 60_000,
   permission: "admin.diagnostics",
   async handle(ctx, p) {
-    const answer = await withCloud(ctx, p.accountId, { purpose: KIND, timeoutMs: 5_000 }, (driver, target, call) => driver.testContext(target, call));
+    const answer = await withCloud(ctx, p.accountId, { purpose: KIND, timeoutMs: 20_000 }, (driver, target, call) => driver.testContext(target, call));
     return { status: "succeeded", result: { providerAccountId: answer.providerAccountId } };
   },
 };
@@ -55,7 +55,11 @@ beforeAll(async () => {
   await h.sql.execute`INSERT INTO accounts (id, name, cloud_id, credential_id, status) VALUES (${"B".repeat(26)}, 'bad', ${cloudId}, 'cred-bad', 'ACTIVE')`;
   credentialsById.set("cred-good", { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET });
   credentialsById.set("cred-bad", { accessKeyId: "AKIAREVOKEDKEY000001", secretAccessKey: SECRET });
-  const resources = { ...h.resources("aws-w1"), drivers: createDriverRegistry([createAwsDriver()]), km: () => km };
+  const drivers = createDriverRegistry([createAwsDriver()]);
+  // The first call loads the SDK (seconds on a busy machine): done here, so no job attempt's deadline pays for it.
+  await drivers.get("aws").testContext({ cloud: { id: cloudId, driver: "aws", endpoint: url }, account: { id: "warm-up", providerAccountId: null }, credentials: credentialsById.get("cred-good")! }, { signal: new AbortController().signal, deadline: new Date(Date.now() + 60_000) });
+  fake.calls.length = 0;
+  const resources = { ...h.resources("aws-w1"), drivers, km: () => km };
   worker = await startWorker({ resources, catalog: h.catalog });
 });
 afterAll(async () => {
