@@ -35,9 +35,9 @@ function driverCode(err: unknown): string | undefined {
   return undefined;
 }
 
-/** Whether `err` says the analytics database is unreachable, missing or not migrated. */
+/** Whether `err` says the analytics database is unreachable, missing or not migrated (as createAnalyticsSql reports it). */
 export function isAnalyticsUnavailable(err: unknown): boolean {
-  return (err instanceof UnavailableError && err.reason === "ANALYTICS_UNAVAILABLE") || driverCode(err) !== undefined || (err instanceof UnavailableError && err.reason === "DATABASE_BUSY");
+  return err instanceof UnavailableError && err.reason === "ANALYTICS_UNAVAILABLE";
 }
 
 /** What callers see: no URL, no host (the log has the cause). */
