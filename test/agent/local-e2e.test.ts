@@ -3,6 +3,7 @@
 // agent process is gone and the agent no longer pinged.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDispatcherClients, type DispatcherClients } from "../../src/client/index.js";
+import { runAgentsRun, runAgentsShow } from "../../src/commands/agents.js";
 import { AgentConnectionState } from "../../src/gen/proto/dispatcher/v1/agents.js";
 import { JobState, type Job } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import { AccountStatus } from "../../src/gen/proto/dispatcher/v1/provisioning.js";
@@ -14,6 +15,7 @@ let t: TestEnv;
 let p: DispatcherProcess;
 let c: DispatcherClients;
 let account: string;
+let adminToken: string;
 const pids = new Set<number>();
 
 const alive = (pid: number): boolean => {
@@ -37,6 +39,7 @@ beforeAll(async () => {
   p = await startDispatcher(t, ["start"], { env: t.with({ DISPATCHER_AGENT_PING_INTERVAL_MS: "500", DISPATCHER_LOCAL_CLOUD_STOP_GRACE_MS: "2000" }), timeoutMs: 60_000 });
   const token = bootstrapToken(p);
   if (!token) throw new Error(`no admin token printed\n${p.output()}`);
+  adminToken = token;
   c = createDispatcherClients({ address: t.address, token, retry: false });
   account = (await until(async () => (await c.accounts.listAccounts({ pageSize: 100 })).accounts.find((a) => a.name === "local" && a.status === AccountStatus.ACCOUNT_STATUS_ACTIVE), 60_000, "the local account")).id;
   await c.budgetCodes.createBudgetCode({ code: "AGENT", name: "agents", financeCode: "F-1", hardQuotaCents: "100000000", softQuotaCents: "0" });
@@ -78,6 +81,19 @@ describe("an agent on the local cloud", () => {
     const ran = await finished(script);
     expect(ran.state, JSON.stringify(ran.error)).toBe(JobState.JOB_STATE_SUCCEEDED);
     expect(ran.result).toMatchObject({ exitCode: 0, stdout: "hi\n", timedOut: false });
+
+    // The same through the CLI's commands (in-process, against the same dispatcher).
+    const out: string[] = [];
+    const io = { out: (t: string) => void out.push(t), err: (t: string) => void out.push(t) };
+    process.env.DISPATCHER_CLIENT_TOKEN = adminToken;
+    try {
+      expect(await runAgentsRun(id, ["sh", "-c", "echo from-cli; exit 4"], { address: t.address, configFile: "", env: [], wait: true, io })).toBe(1);
+      expect(out.join("")).toContain("from-cli");
+      expect(await runAgentsShow(id, { address: t.address, configFile: "", io })).toBe(0);
+      expect(out.join("")).toMatch(/state:\s+CONNECTED/);
+    } finally {
+      delete process.env.DISPATCHER_CLIENT_TOKEN;
+    }
 
     // Pings keep it CONNECTED and see it again and again.
     const seen = agent.lastSeenTime!.getTime();
