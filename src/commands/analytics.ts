@@ -39,9 +39,10 @@ const METRICS: Record<string, Metric> = {
 };
 const METRIC_NAME = Object.fromEntries(Object.entries(METRICS).map(([k, v]) => [v, k])) as Record<Metric, string>;
 
+/** Parses one of `table_`'s names; the type admits the default's name too (see picked). */
 const choice =
   <T>(what: string, table_: Record<string, T>) =>
-  (value: string): T => {
+  (value: string): T | string => {
     const v = table_[value.toLowerCase()];
     if (v === undefined) throw new CommanderInvalidArgument(`unknown ${what} "${value}" (one of: ${Object.keys(table_).join(", ")})`);
     return v;
@@ -52,6 +53,9 @@ function parseTime(value: string): Date {
   if (Number.isNaN(d.getTime())) throw new CommanderInvalidArgument(`not a time: "${value}" (e.g. 2026-11-01 or 2026-11-01T12:00:00Z)`);
   return d;
 }
+
+/** An option's value: parsed when given, the default's name (shown in --help) when not. */
+const picked = <T>(value: T | string, table_: Record<string, T>): T => (typeof value === "string" ? (table_[value] as T) : value);
 
 const money = (micros: string): string => (Number(micros) / 1e6).toFixed(4);
 
@@ -136,29 +140,31 @@ export function addAnalyticsCommands(program: Command, configFile: () => string 
   budgets
     .command("usage")
     .description("cost accrued over a period (default: this month, UTC), per budget code, account or server")
-    .option("-g, --group-by <grouping>", "budget-code, account or server", choice("grouping", GROUPINGS), UsageGrouping.USAGE_GROUPING_BUDGET_CODE)
+    .option("-g, --group-by <grouping>", "budget-code, account or server", choice("grouping", GROUPINGS), "budget-code")
     .option("--from <time>", "start of the period (ISO 8601)", parseTime)
     .option("--to <time>", "end of the period, exclusive (ISO 8601)", parseTime)
     .option("--account <id>", "only this account")
     .option("--budget-code <code>", "only this budget code")
     .option("--csv", "CSV instead of a table", false)
     .option("--json", "one JSON object instead of a table", false)
-    .action(async (opts: { groupBy: UsageGrouping; from?: Date; to?: Date; account?: string; budgetCode?: string }, cmd: Command) =>
-      setExit(await runBudgetsUsage({ ...common(budgets, cmd), ...opts })),
+    .action(async (opts: { groupBy: UsageGrouping | string; from?: Date; to?: Date; account?: string; budgetCode?: string }, cmd: Command) =>
+      setExit(await runBudgetsUsage({ ...common(budgets, cmd), ...opts, groupBy: picked(opts.groupBy, GROUPINGS) })),
     );
 
   servers
     .command("metrics <id>")
     .description("a server's metrics: raw samples, or hourly/daily aggregates")
-    .option("-s, --step <step>", "raw, hour or day", choice("step", STEPS), MetricStep.METRIC_STEP_RAW)
-    .option("--aggregate <aggregate>", "value of hour/day points: avg, min, max, sum or count", choice("aggregate", AGGREGATES), MetricAggregate.METRIC_AGGREGATE_AVG)
-    .option("-m, --metric <metric>", `a metric to show (repeatable; default all): ${Object.keys(METRICS).join(", ")}`, (v: string, prev: Metric[] = []) => [...prev, choice("metric", METRICS)(v)])
+    .option("-s, --step <step>", "raw, hour or day", choice("step", STEPS), "raw")
+    .option("--aggregate <aggregate>", "value of hour/day points: avg, min, max, sum or count", choice("aggregate", AGGREGATES), "avg")
+    .option("-m, --metric <metric>", `a metric to show (repeatable; default all): ${Object.keys(METRICS).join(", ")}`, (v: string, prev: Metric[] = []) => [...prev, picked(choice("metric", METRICS)(v), METRICS)])
     .option("--from <time>", "start of the range (ISO 8601; default: an hour, a day or 30 days back by step)", parseTime)
     .option("--to <time>", "end of the range, exclusive (ISO 8601; default now)", parseTime)
     .option("--csv", "CSV instead of a table", false)
     .option("--json", "one JSON object instead of a table", false)
-    .action(async (id: string, opts: { step: MetricStep; aggregate: MetricAggregate; metric?: Metric[]; from?: Date; to?: Date }, cmd: Command) =>
-      setExit(await runServerMetrics(id, { ...common(servers, cmd), step: opts.step, aggregate: opts.aggregate, metrics: opts.metric ?? [], from: opts.from, to: opts.to })),
+    .action(async (id: string, opts: { step: MetricStep | string; aggregate: MetricAggregate | string; metric?: Metric[]; from?: Date; to?: Date }, cmd: Command) =>
+      setExit(
+        await runServerMetrics(id, { ...common(servers, cmd), step: picked(opts.step, STEPS), aggregate: picked(opts.aggregate, AGGREGATES), metrics: opts.metric ?? [], from: opts.from, to: opts.to }),
+      ),
     );
 
   servers

@@ -3,7 +3,7 @@
 // info says analytics is down, the monitor's tasks only warn, and a real `dispatcher start` serves and launches nothing
 // less for it.
 import { status } from "@grpc/grpc-js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { runAccrual } from "../../src/analytics/accrual.js";
 import { createAnalyticsSql } from "../../src/analytics/db.js";
 import { ingestSamples } from "../../src/analytics/metrics.js";
@@ -11,6 +11,7 @@ import { rollUpDays, rollUpHours } from "../../src/analytics/rollup.js";
 import { analyticsRpcServices } from "../../src/analytics/rpc-services.js";
 import { startAnalyticsTasks } from "../../src/analytics/tasks.js";
 import { createDispatcherClients, DispatcherError, type DispatcherClients } from "../../src/client/index.js";
+import { buildProgram } from "../../src/cli.js";
 import { csv } from "../../src/commands/analytics.js";
 import { loadConfig } from "../../src/config.js";
 import { Metric, MetricAggregate, MetricStep, UsageGrouping } from "../../src/gen/proto/dispatcher/v1/analytics.js";
@@ -191,4 +192,38 @@ describe("analytics database unreachable", () => {
       await t?.cleanup();
     }
   }, 120_000);
+});
+
+describe("dispatcher budgets usage / servers metrics", () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+    delete process.env.DISPATCHER_CLIENT_TOKEN;
+  });
+
+  async function cli(token: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
+    process.env.DISPATCHER_CLIENT_TOKEN = token;
+    const out: string[] = [];
+    const err: string[] = [];
+    vi.spyOn(process.stdout, "write").mockImplementation((chunk) => (out.push(String(chunk)), true));
+    vi.spyOn(process.stderr, "write").mockImplementation((chunk) => (err.push(String(chunk)), true));
+    let code = 0;
+    try {
+      await buildProgram((c) => (code = c)).parseAsync([args[0] as string, "--address", server.address, ...args.slice(1)], { from: "user" });
+    } finally {
+      vi.restoreAllMocks();
+    }
+    return { code, out: out.join(""), err: err.join("") };
+  }
+
+  it("prints usage per server as CSV and a server's hourly CPU as a table; NOT_FOUND exits non-zero", async () => {
+    const usage = await cli("mine", "budgets", "usage", "--group-by", "server", "--from", new Date(T0).toISOString(), "--to", new Date(T0 + 24 * HOUR).toISOString(), "--csv");
+    expect(usage).toMatchObject({ code: 0, err: "" });
+    expect(usage.out).toBe(`server,cost,cents,accruing_hours,servers\n${ids.mine},1.5000,150,2.50,1\n`);
+    const metrics = await cli("mine", "servers", "metrics", ids.mine, "--step", "hour", "--aggregate", "max", "-m", "cpu_percent", "--from", new Date(T0).toISOString(), "--to", NOW.toISOString(), "--csv");
+    expect(metrics.code).toBe(0);
+    expect(metrics.out.trim().split("\n").map((l) => l.split(",").slice(1, 4).join(","))).toEqual(["metric,value,count", "cpu_percent,50,6", "cpu_percent,110,6"]);
+    const missing = await cli("mine", "servers", "metrics", ids.theirs);
+    expect(missing.code).toBe(1);
+    expect(missing.err).toMatch(/NOT_FOUND/);
+  });
 });
