@@ -111,6 +111,20 @@ describe("server lifecycle jobs", () => {
     }
   });
 
+  it("fails a launch whose server stops on its own before it ran, at once rather than at the timeout", async () => {
+    f.cloud.steps = 1_000;
+    try {
+      const { job, server } = await f.client(f.users.operator).servers.launchServer(launch());
+      const provider = await until(async () => (await findServer(f.h.sql, server!.id))?.providerId, 10_000, "the provider id");
+      f.cloud.tamper(provider, "STOPPED");
+      const row = await finished(job!.id);
+      expect([row.state, row.errorCode]).toEqual(["FAILED", "ABORTED"]);
+      expect((await findServer(f.h.sql, server!.id))!.state).toBe("STOPPED");
+    } finally {
+      f.cloud.steps = 1;
+    }
+  });
+
   it("retries a launch that failed retryably and reuses the one provider server (client token = server id)", async () => {
     f.cloud.launchError = new DriverError("THROTTLED", "slow down");
     const { job, server } = await f.client(f.users.operator).servers.launchServer(launch());

@@ -1,5 +1,6 @@
 // server.launch: asks the cloud for the server (client token = server id, so a retry finds the same provider server),
 // records the provider id and first observation at once, then lets the monitor watch until the server is RUNNING.
+import type { ServerState } from "../../clouds/driver.js";
 import type { JobContext, JobKind, JobOutcome } from "../../jobs/catalog.js";
 import { PermanentJobError } from "../../jobs/errors.js";
 import { bootstrapFor } from "../bootstrap.js";
@@ -8,6 +9,8 @@ import type { Server } from "../model.js";
 import { findServer, insertServerEvents } from "../repository.js";
 import { checkAfter, LIFECYCLE_RETRY, loadServer, observe, onCloud, recordNow, serverPayload, type ServerPayload } from "./common.js";
 import { SERVER_LAUNCH_KIND } from "./names.js";
+
+const GAVE_UP: ReadonlySet<ServerState> = new Set(["STOPPING", "STOPPED", "TERMINATING", "TERMINATED"]);
 
 /** Checks that find no server before the provider lists a fresh launch (eventual consistency) before giving up. */
 const UNSEEN_CHECKS = 10;
@@ -48,8 +51,10 @@ export const serverLaunchKind: JobKind<ServerPayload> = {
     }
     if (seen.state === "RUNNING") return running(ctx, serverId, seen);
     await recordNow(ctx, serverId, seen);
-    if (seen.state === "TERMINATED" || seen.state === "TERMINATING") {
-      throw new PermanentJobError(`server ${serverId} ended (${seen.state}) before it ran`, "ABORTED", { server: serverId, state: seen.state });
+    // A launched server that stops or ends on its own (its process died, the cloud could not place it) will not run
+    // by waiting: fail now with its state, rather than at the timeout. The server keeps the state seen.
+    if (GAVE_UP.has(seen.state)) {
+      throw new PermanentJobError(`server ${serverId} is ${seen.state} before it ran`, "ABORTED", { server: serverId, state: seen.state });
     }
     return { status: "pending", checkAfterMs: checkAfter(checks), progressPercent: 75, progressMessage: `server is ${seen.state}` };
   },
