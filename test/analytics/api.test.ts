@@ -15,6 +15,7 @@ import { buildProgram } from "../../src/cli.js";
 import { csv } from "../../src/commands/analytics.js";
 import { loadConfig } from "../../src/config.js";
 import { Metric, MetricAggregate, MetricStep, UsageGrouping } from "../../src/gen/proto/dispatcher/v1/analytics.js";
+import { DiagnosticOutcome, JobState } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import { createLogger } from "../../src/log.js";
 import type { Principal } from "../../src/rpc/permissions.js";
 import { systemHandlers } from "../../src/system/handlers.js";
@@ -183,8 +184,15 @@ describe("analytics database unreachable", () => {
       const c = client(bootstrapToken(proc) ?? "", t.address);
       expect((await c.system.getServerInfo({})).analytics).toMatchObject({ available: false });
       expect(code(await c.analytics.fleetSummary({}).catch((e: unknown) => e))).toBe(status.UNAVAILABLE);
-      // Provisioning still works: budget codes and jobs.
+      // Provisioning still works: budget codes, and jobs run to the end.
       await expect(c.budgetCodes.createBudgetCode({ code: "UP-1", name: "up", hardQuotaCents: "100" })).resolves.toBeTruthy();
+      const { job } = await c.jobs.runDiagnosticJob({ outcome: DiagnosticOutcome.DIAGNOSTIC_OUTCOME_SUCCEED });
+      let state = job?.state;
+      for (let i = 0; i < 100 && state !== JobState.JOB_STATE_SUCCEEDED; i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        state = (await c.jobs.getJob({ id: job?.id ?? "" })).job?.state;
+      }
+      expect(state).toBe(JobState.JOB_STATE_SUCCEEDED);
       expect(await c.health.check("")).toBe("SERVING");
       expect((await proc.stop()).code).toBe(0);
     } finally {
