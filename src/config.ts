@@ -58,7 +58,7 @@ export const FIELDS: readonly Field[] = [
   f("analytics.url", mysqlUrl, "mysql://root@127.0.0.1:3306/dispatcher_analytics", "analytics database (metrics, costs)", true),
   f("analytics.poolSize", positiveInt, 4, "analytics database connections per process"),
   f("analytics.rawRetentionMs", positiveInt, 7 * 86_400_000, "how long raw metric samples are kept (hourly and daily roll-ups are kept forever)"),
-  f("analytics.rollupIntervalMs", positiveInt, 60_000, "how often the monitor rolls raw samples up into hourly and daily aggregates and prunes old samples"),
+  f("analytics.rollupIntervalMs", positiveInt, 300_000, "how often the monitor rolls raw samples up into hourly and daily aggregates (the current and previous hour again each time) and prunes old samples"),
   f("analytics.accrualIntervalMs", positiveInt, 60_000, "how often the monitor accrues running servers' cost and updates budget codes' usage"),
   f("analytics.retentionBatchSize", positiveInt, 10_000, "raw samples deleted per statement when pruning"),
   f("km.url", z.string().min(1), "127.0.0.1:2013", "address of the KM service, as its clients (dispatcher, workers) call it"),
