@@ -36,6 +36,7 @@ export interface PingerOptions {
 }
 
 const PING_TIMEOUT_MS = 5_000;
+const METRICS_TIMEOUT_MS = 2_000;
 
 export function startAgentPinger(options: PingerOptions): Loop {
   const { sql, log } = options;
@@ -50,7 +51,8 @@ export function startAgentPinger(options: PingerOptions): Loop {
       const deadline = new Date(Date.now() + timeoutMs);
       await client.getStatus({ deadline, signal });
       answered = true;
-      if (options.onMetrics) await collect(client, agent, deadline, signal);
+      // Metrics are not a liveness test: they get a deadline of their own, never shorter than METRICS_TIMEOUT_MS.
+      if (options.onMetrics) await collect(client, agent, new Date(Date.now() + Math.max(timeoutMs, METRICS_TIMEOUT_MS)), signal);
     } catch (err) {
       if (!answered) log.debug({ agentId: agent.id, serverId: agent.serverId, code: (err as AgentCallError).code }, "agent ping missed");
     } finally {

@@ -6,7 +6,7 @@ import { startAgent, type RunningAgent } from "../../src/agent/guest/program.js"
 import { issueJoinToken } from "../../src/agent/join-tokens.js";
 import { deriveAgentCredential } from "../../src/agent/secrets.js";
 import { loadConfig } from "../../src/config.js";
-import { AgentServiceClient } from "../../src/gen/proto/agent/v1/agent.js";
+import { AgentServiceClient, type CollectMetricsResponse } from "../../src/gen/proto/agent/v1/agent.js";
 import { ServerAgentServiceClient, type RunServerScriptRequest } from "../../src/gen/proto/dispatcher/v1/agents.js";
 import { startWorker, type RunningWorker } from "../../src/jobs/worker.js";
 import { openAgentHarness, quiet, type AgentHarness } from "./support.js";
@@ -128,5 +128,34 @@ describe("RunServerScript → agent.run_script job", () => {
     await expect(runServerScript(a.tokens.operator, { command: "" })).rejects.toMatchObject({ code: Code.INVALID_ARGUMENT });
     const noAgent = await a.newServer();
     await expect(runServerScript(a.tokens.operator, { serverId: noAgent, command: "echo" })).rejects.toMatchObject({ code: Code.FAILED_PRECONDITION });
+  });
+});
+
+describe("the agent's own calls", () => {
+  const client = () => new AgentServiceClient(`127.0.0.1:${agent.port}`, credentials.createInsecure());
+  const auth = (): Metadata => {
+    const md = new Metadata();
+    md.set("authorization", `Bearer ${deriveAgentCredential(key, agent.agentId)}`);
+    return md;
+  };
+
+  it("collects metrics of the guest", async () => {
+    const c = client();
+    const m = await new Promise<CollectMetricsResponse>((resolve, reject) => c.collectMetrics({}, auth(), { deadline: Date.now() + 5_000 }, (err, res) => (err ? reject(err) : resolve(res))));
+    c.close();
+    expect(Number(m.memoryTotalBytes)).toBeGreaterThan(0);
+    expect(Number(m.memoryUsedBytes)).toBeGreaterThan(0);
+    expect(Number(m.diskTotalBytes)).toBeGreaterThanOrEqual(Number(m.diskUsedBytes));
+    expect(m.cpuPercent).toBeGreaterThanOrEqual(0);
+    expect(m.cpuPercent).toBeLessThanOrEqual(100);
+    expect(Number(m.uptime?.seconds)).toBeGreaterThan(0);
+  });
+
+  it("stops when the dispatcher asks it to shut down (last: the agent is gone afterwards)", async () => {
+    const c = client();
+    await new Promise<void>((resolve, reject) => c.shutdown({ reason: "test" }, auth(), { deadline: Date.now() + 5_000 }, (err) => (err ? reject(err) : resolve())));
+    c.close();
+    expect(await agent.shutdown).toBe("test");
+    expect((await agentCall(deriveAgentCredential(key, agent.agentId)))?.code).toBe(Code.UNAVAILABLE);
   });
 });

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { issueJoinToken } from "../../src/agent/join-tokens.js";
-import { startAgentPinger } from "../../src/agent/pinger.js";
+import { startAgentPinger, type AgentMetricsSample } from "../../src/agent/pinger.js";
 import type { Loop } from "../../src/monitor/loop.js";
 import { until } from "../jobs/support.js";
 import { cleanEnv, freePort } from "../support/process.js";
@@ -21,6 +21,7 @@ let dir: string;
 let port: number;
 let serverId: string;
 const processes: AgentProcess[] = [];
+const samples: AgentMetricsSample[] = [];
 
 beforeAll(async () => {
   a = await openAgentHarness("agent_ping", { pingIntervalMs: PING_MS, maxMissedPings: MAX_MISSED });
@@ -62,10 +63,21 @@ describe("agent pings", () => {
     await agent.waitForOutput(/ready on port/, 20_000);
     // Its registration survives a restart, readable by the agent alone.
     expect(statSync(join(dir, "state", "agent.json")).mode & 0o777).toBe(0o600);
-    pinger = startAgentPinger({ sql: a.h.sql, log: quiet(), credentialKey: () => Buffer.from(a.h.config.agent.credentialKey, "base64"), pingIntervalMs: PING_MS, maxMissedPings: MAX_MISSED });
+    pinger = startAgentPinger({
+      sql: a.h.sql,
+      log: quiet(),
+      credentialKey: () => Buffer.from(a.h.config.agent.credentialKey, "base64"),
+      pingIntervalMs: PING_MS,
+      maxMissedPings: MAX_MISSED,
+      onMetrics: async (sample) => void samples.push(sample),
+    });
     const registered = (await agentRow())?.lastSeenAt?.getTime() ?? 0;
     await until(async () => ((await agentRow())?.lastSeenAt?.getTime() ?? 0) > registered + 2 * PING_MS, 10_000, "answered pings");
     expect((await agentRow())?.state).toBe("CONNECTED");
+    // Each answered ping also collected the guest's metrics for analytics.
+    expect(samples.length).toBeGreaterThan(0);
+    expect(samples[0]).toMatchObject({ serverId, agentId: (await agentRow())?.id });
+    expect(samples[0]!.memoryTotalBytes).toBeGreaterThan(0);
 
     await agent.kill9();
     const killedAt = Date.now();
