@@ -1,9 +1,10 @@
 // Cost accrual from servers' state history: the pure interval arithmetic, then runs against the real databases —
 // a server running a measured interval accrues price × time, stopping stops it, running twice or restarting mid-period
 // never double-counts, products billed while stopped keep accruing.
+import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { accrualRows, accruingIntervals, costOf, runAccrual, type AccrualServer } from "../../src/analytics/accrual.js";
-import { accrued, HOUR, insertBudgetCode, insertServer, MINUTE, openAnalyticsFixture, type AnalyticsFixture } from "./support.js";
+import { accrued, HOUR, insertBudgetCode, insertServer, MINUTE, openAnalyticsFixture, type AnalyticsFixture, type State } from "./support.js";
 
 const T0 = Date.UTC(2026, 10, 10, 9, 0, 0);
 const PRICE = 120_000n; // 0.12 per hour: 2,000 micros a minute
@@ -98,5 +99,46 @@ describe("accrual runs", () => {
     await srv.change("STOPPED", new Date(T0 + 5 * HOUR + 20 * MINUTE));
     await runAccrual(f.sql, f.analytics, new Date(T0 + 6 * HOUR));
     expect((await accrued(f.analytics, srv.id)).ms).toBe(50 * MINUTE);
+  });
+  it("whatever the state changes and however the runs fall (repeated, restarted), the total is price × accruing time", async () => {
+    const states: State[] = ["RUNNING", "STOPPING", "STOPPED", "REBOOTING", "RUNNING", "PENDING", "RUNNING", "TERMINATED"];
+    let round = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ state: fc.constantFrom(...states), afterMs: fc.integer({ min: 1_000, max: 3 * HOUR }) }), { minLength: 1, maxLength: 8 }),
+        fc.array(fc.integer({ min: 0, max: 30 * HOUR }), { minLength: 1, maxLength: 6 }),
+        fc.boolean(),
+        async (changes, runAt, accruesWhenStopped) => {
+          // Each case in its own month, so marks and rows of earlier cases stay out of its way.
+          const base = Date.UTC(2027, round++, 3);
+          await f.analytics.execute`DELETE FROM analytics_progress`;
+          const srv = await insertServer(f.sql, { accountId: f.accountId, budgetCode: "ACC-1", hourlyPriceMicros: 3_600_000n, createdAt: new Date(base), accruesWhenStopped });
+          const timeline: { state: State; at: number }[] = [{ state: "PENDING", at: base }];
+          let t = base;
+          for (const c of changes) {
+            t += c.afterMs;
+            await srv.change(c.state, new Date(t));
+            timeline.push({ state: c.state, at: t });
+          }
+          const end = Math.floor((t + HOUR) / MINUTE) * MINUTE;
+          // Runs at random moments (each also run twice), then one at the end.
+          for (const at of [...runAt.map((x) => base + x).filter((x) => x < end).sort((a, b) => a - b), end]) {
+            for (let more = true; more; ) more = (await runAccrual(f.sql, f.analytics, new Date(at))).more;
+            await runAccrual(f.sql, f.analytics, new Date(at));
+          }
+          // 3,600,000 micros an hour = one micro a millisecond: the total is the accruing milliseconds.
+          let ms = 0;
+          timeline.forEach((seg, i) => {
+            const until = timeline[i + 1]?.at ?? end;
+            const on = seg.state === "RUNNING" || seg.state === "REBOOTING" || (accruesWhenStopped && (seg.state === "STOPPING" || seg.state === "STOPPED"));
+            if (on) ms += until - seg.at;
+          });
+          const a = await accrued(f.analytics, srv.id);
+          expect(a.ms).toBe(ms);
+          expect(a.micros).toBe(BigInt(ms));
+        },
+      ),
+      { numRuns: 8 },
+    );
   });
 });
