@@ -37,12 +37,16 @@ export interface PingerOptions {
 
 const PING_TIMEOUT_MS = 5_000;
 const METRICS_TIMEOUT_MS = 2_000;
+/** Used and expired join tokens are kept this long (for the history of a launch), then deleted hourly. */
+const JOIN_TOKEN_KEEP_MS = 7 * 86_400_000;
+const PRUNE_EVERY_MS = 3_600_000;
 
 export function startAgentPinger(options: PingerOptions): Loop {
   const { sql, log } = options;
   const now = options.now ?? (() => new Date());
   const batch = options.batch ?? 64;
   const timeoutMs = Math.min(PING_TIMEOUT_MS, options.pingIntervalMs);
+  let prunedAt = 0;
 
   const ping = async (agent: repo.AgentRow, signal: AbortSignal): Promise<void> => {
     const client = openAgentClient({ address: agent.address, port: agent.port, credential: deriveAgentCredential(options.credentialKey(), agent.id) });
@@ -98,6 +102,10 @@ export function startAgentPinger(options: PingerOptions): Loop {
     log,
     async run(span, signal) {
       await markGone(sql);
+      if (Date.now() - prunedAt >= PRUNE_EVERY_MS) {
+        prunedAt = Date.now();
+        span.setAttribute("join_tokens.pruned", await repo.pruneJoinTokens(sql, new Date(now().getTime() - JOIN_TOKEN_KEEP_MS)));
+      }
       const at = now();
       const due = await repo.dueAgents(sql, at, batch);
       const next = new Date(at.getTime() + options.pingIntervalMs);

@@ -51,6 +51,11 @@ export async function consumeJoinToken(tx: Sql, id: string, agentId: string, now
   return n === 1;
 }
 
+/** Deletes join tokens that expired before `before` (used or not), a batch at a time; resolves with the count. */
+export async function pruneJoinTokens(sql: Sql, before: Date, batch = 10_000): Promise<number> {
+  return sql.execute`DELETE FROM agent_join_tokens WHERE expires_at < ${before} LIMIT ${batch}`;
+}
+
 export interface ServerForAgent {
   id: string;
   accountId: string;

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GrpcWebError, grpcWebUnary } from "../../src/agent/guest/grpc-web.js";
 import { REGISTER_PATH } from "../../src/agent/guest/register.js";
 import { issueJoinToken } from "../../src/agent/join-tokens.js";
+import { pruneJoinTokens } from "../../src/agent/repository.js";
 import { deriveAgentCredential, newJoinToken, sha256Hex } from "../../src/agent/secrets.js";
 import { GetServerAgentRequest, GetServerAgentResponse, RegisterRequest, RegisterResponse } from "../../src/gen/proto/dispatcher/v1/agents.js";
 import { openAgentHarness, serverEvents, serverRow, type AgentHarness } from "./support.js";
@@ -95,5 +96,13 @@ describe("Register", () => {
     const token = await issueJoinToken(a.h.sql, serverId, 60_000);
     expect(await refusal(register(token, { ...hints, port: 0 }))).toBe("INVALID_ARGUMENT");
     expect((await register(token)).serverId).toBe(serverId);
+  });
+
+  it("prunes tokens that expired long ago and keeps the rest", async () => {
+    const serverId = await a.newServer();
+    await issueJoinToken(a.h.sql, serverId, 60_000, new Date(Date.now() - 30 * 86_400_000));
+    await issueJoinToken(a.h.sql, serverId, 60_000);
+    expect(await pruneJoinTokens(a.h.sql, new Date(Date.now() - 7 * 86_400_000))).toBe(1);
+    expect(await a.h.sql.query`SELECT id FROM agent_join_tokens WHERE server_id = ${serverId}`).toHaveLength(1);
   });
 });
