@@ -11,7 +11,7 @@ import { JobState, type Job } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import { AccountStatus } from "../../src/gen/proto/dispatcher/v1/provisioning.js";
 import { ServerState, type Server } from "../../src/gen/proto/dispatcher/v1/servers.js";
 import { until } from "../jobs/exec-support.js";
-import { bootstrapToken, createTestEnv, killStrayDispatchers, startDispatcher, type DispatcherProcess, type TestEnv } from "../support/process.js";
+import { bootstrapToken, createTestEnv, killStrayDispatchers, runDispatcher, startDispatcher, type DispatcherProcess, type TestEnv } from "../support/process.js";
 
 /** The built-in local region, plus one without compute. */
 const CATALOG = {
@@ -29,6 +29,7 @@ let t: TestEnv;
 let p: DispatcherProcess;
 let c: DispatcherClients;
 let account: string;
+let token: string;
 const pids = new Set<number>();
 
 const alive = (pid: number): boolean => {
@@ -74,7 +75,7 @@ beforeAll(async () => {
   const catalogFile = join(t.dir, "catalog.json");
   writeFileSync(catalogFile, JSON.stringify(CATALOG));
   p = await startDispatcher(t, ["start"], { env: t.with({ DISPATCHER_LOCAL_CLOUD_CATALOG_FILE: catalogFile, DISPATCHER_DISCOVERY_SERVER_SYNC_INTERVAL_MS: String(SYNC_MS), DISPATCHER_DISCOVERY_POLL_MS: String(POLL_MS), DISPATCHER_LOCAL_CLOUD_STOP_GRACE_MS: "2000" }), timeoutMs: 60_000 });
-  const token = bootstrapToken(p);
+  token = bootstrapToken(p) ?? "";
   if (!token) throw new Error(`no admin token printed\n${p.output()}`);
   c = createDispatcherClients({ address: t.address, token, retry: false });
   const acct = await until(async () => (await c.accounts.listAccounts({ pageSize: 100 })).accounts.find((a) => a.name === "local" && a.status === AccountStatus.ACCOUNT_STATUS_ACTIVE), 60_000, "the local account to be discovered");
@@ -148,6 +149,23 @@ describe("servers on the local cloud", () => {
     const err = await failure(c.servers.launchServer(launch({ regionId: "storage-only" })));
     expect([err.codeName, err.errorInfo?.reason]).toEqual(["FAILED_PRECONDITION", "NO_COMPUTE_SUBSCRIPTION"]);
   });
+
+  it("drives a server from the command line: launch --wait exits 0 once it runs, terminate --wait once it is gone", async () => {
+    const env = t.with({ DISPATCHER_CLIENT_TOKEN: token });
+    const launched = await runDispatcher(["servers", "launch", "--account", account, "--region", "local", "--product", "small", "--image", "basic", "--budget-code", "E2E", "--name", "cli-1", "--wait", "--json"], env, 60_000);
+    expect(launched.code, launched.stderr).toBe(0);
+    const lines = launched.stdout.trim().split("\n").map((l) => JSON.parse(l) as { job: { state: string }; server: { id: string } });
+    expect(lines.at(-1)!.job.state).toBe("JOB_STATE_SUCCEEDED");
+    const id = lines[0]!.server.id;
+    expect((await server(id)).state).toBe(ServerState.SERVER_STATE_RUNNING);
+    const pid = Number((await server(id)).details.pid);
+    expect(alive(pid)).toBe(true);
+    const ended = await runDispatcher(["servers", "terminate", id, "--wait"], env, 60_000);
+    expect(ended.code, ended.stderr).toBe(0);
+    expect(ended.stdout).toMatch(/server\.terminate job \S+: SUCCEEDED/);
+    expect(alive(pid)).toBe(false);
+    expect((await server(id)).state).toBe(ServerState.SERVER_STATE_TERMINATED);
+  }, 120_000);
 
   it("sees a process killed behind its back as STOPPED within one discovery cycle", async () => {
     const { job, server: s } = await c.servers.launchServer(launch({ name: "victim" }));
