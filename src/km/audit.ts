@@ -87,7 +87,11 @@ export function createAuditLog(options: { pool: CredentialsPool; file: string })
   let dirReady: Promise<unknown> | undefined;
 
   const appendLines = async (text: string): Promise<void> => {
-    dirReady ??= mkdir(dirname(file), { recursive: true, mode: 0o700 });
+    // A failed mkdir is tried again on the next batch, so fixing the directory is enough to recover.
+    dirReady ??= mkdir(dirname(file), { recursive: true, mode: 0o700 }).catch((err: unknown) => {
+      dirReady = undefined;
+      throw err;
+    });
     await dirReady;
     await appendDurably(file, text);
   };
