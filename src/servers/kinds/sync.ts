@@ -1,5 +1,5 @@
 // servers.sync: discovery of an account's servers. Lists every server the provider has in each of the account's
-// regions, then — in the job's completion transaction — adopts the ones the inventory does not know, records the
+// regions with compute, then — in the job's completion transaction — adopts the ones the inventory does not know, records the
 // state of the known ones through the inventory, and marks TERMINATED those the provider no longer lists.
 import { z } from "zod";
 import { loadCloudAccount, withCloud } from "../../clouds/access.js";
@@ -9,7 +9,7 @@ import type { JobContext, JobKind } from "../../jobs/catalog.js";
 import { PermanentJobError } from "../../jobs/errors.js";
 import { adoptServer, applyObservation, markVanished, type ObservationCause } from "../inventory.js";
 import type { Server } from "../model.js";
-import { activeJobs, findProduct, listRegions, lockLiveServers, lockServersByProviderId } from "../repository.js";
+import { activeJobs, findProduct, hasCapability, listRegions, lockLiveServers, lockServersByProviderId } from "../repository.js";
 import { SERVER_LAUNCH_KIND, SERVERS_SYNC_KIND } from "./names.js";
 
 export const serversSyncPayload = z.object({ accountId: z.string().min(1).max(64) });
@@ -36,7 +36,11 @@ export const serversSyncKind: JobKind<ServersSyncPayload> = {
     const account = await loadCloudAccount(ctx.resources.sql, accountId);
     if (!account) throw new PermanentJobError(`account ${accountId} does not exist`, "NOT_FOUND", { account: accountId });
     if (account.status !== "ACTIVE") return { status: "succeeded", result: { accountId, skipped: `account is ${account.status}` } };
-    const regions = await listRegions(ctx.resources.sql, accountId);
+    // Servers live where there is compute; a region without it is not listed (a provider may refuse the call there),
+    // and its rows, if any, are left as they are rather than retired.
+    const all = await listRegions(ctx.resources.sql, accountId);
+    const computes = await Promise.all(all.map((r) => hasCapability(ctx.resources.sql, accountId, r.id, "compute")));
+    const regions = all.filter((_, i) => computes[i]);
     // Rows changed after this moment were changed by someone who saw more recent state than this listing.
     const [clock] = await ctx.resources.sql.query<{ now: Date }>`SELECT NOW(3) AS now`;
     const listedAt = clock?.now ?? new Date();
