@@ -45,13 +45,14 @@ describe("monitor role", () => {
   });
 
   it("fails a pending job whose deadline passes, with the reason", async () => {
-    const id = await h.insertJob({ payload: diagnostic({ outcome: "pending", pendingChecks: 1_000_000 }), deadlineMs: 800 });
+    const id = await h.insertJob({ payload: diagnostic({ outcome: "pending", pendingChecks: 1_000_000 }), deadlineMs: 2_000 });
     await h.publish(id);
     const row = await h.waitForState(id, ["SUCCEEDED", "FAILED"]);
     expect(row.state).toBe("FAILED");
     expect(row.errorCode).toBe("DEADLINE_EXCEEDED");
     expect(row.errorMessage).toMatch(/^timed out waiting for diagnostic to complete \(\d+ checks\)$/);
-    expect(row.checks).toBeGreaterThan(2);
+    // Checked again and again until the deadline (checks come every ~100 ms; a busy machine manages fewer).
+    expect(row.checks).toBeGreaterThanOrEqual(2);
     expect(types(await h.events(id))).toEqual(["created", "started", "pending", "timed_out"]);
     expect(await h.effects(id)).toEqual([]);
   });

@@ -1,6 +1,7 @@
 // The `local` cloud driver: servers are real processes on this machine, each with its own port and work directory
 // under <dataDir>/local-cloud/<account>/<serverId>/. Everything it knows is on disk, so any process answers for any
 // server; a server's state is read from its process (alive, port answering), not from what was last written.
+import { existsSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
@@ -90,9 +91,26 @@ export function createLocalDriver(options: LocalDriverOptions): CloudDriver {
     if (r.phase && store.locked(r.id)) return r.phase;
     if (r.desired === "TERMINATED") return "TERMINATED";
     if (r.desired === "STOPPED") return running ? "STOPPING" : "STOPPED";
-    if (running) return (await portAnswers(r.port)) ? "RUNNING" : "PENDING";
+    if (running) return (await hasAnswered(store, r)) ? "RUNNING" : "PENDING";
     // Never started yet (a launch under way) or died without being asked: the latter is what a cloud calls stopped.
     return r.boots === 0 && store.locked(r.id) ? "PENDING" : "STOPPED";
+  }
+
+  /**
+   * Whether this boot's process has answered on its port. Once it has, it stays RUNNING while the process lives: a
+   * probe that times out on a busy machine must not turn a running server back into a pending one. The marker file
+   * is per boot, so a restart probes again.
+   */
+  async function hasAnswered(store: AccountStore, r: ServerRecord): Promise<boolean> {
+    const marker = join(store.serverDir(r.id), `up.${r.boots}`);
+    if (existsSync(marker)) return true;
+    if (!(await portAnswers(r.port, 1_000))) return false;
+    try {
+      writeFileSync(marker, "");
+    } catch {
+      // The work directory went away (terminate under way): the answer stands for this observation.
+    }
+    return true;
   }
 
   /** Starts the server's process on its port (a new one when that is taken); bootstrap goes to this boot's env only. */
