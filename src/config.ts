@@ -65,7 +65,7 @@ export const FIELDS: readonly Field[] = [
   f("km.bind", z.string().min(1), "0.0.0.0", "address the KM role binds"),
   f("km.port", port, 2013, "port the KM role listens on"),
   f("km.databaseUrl", mysqlUrl, "mysql://root@127.0.0.1:3306/dispatcher_credentials", "credentials database, read and migrated by KM alone", true),
-  f("km.poolSize", positiveInt, 16, "credentials database connections per KM process (GetCredential holds one per call in flight)"),
+  f("km.poolSize", positiveInt, 16, "credentials database connections per KM process (GetCredential reads and audit writes are batched; a batch holds one)"),
   f("km.tlsCa", z.string(), "", "PEM file of the CA that signs the KM server certificate and its clients' certificates (development: <dataDir>/tls/ca.pem)"),
   f("km.tlsCert", z.string(), "", "PEM client certificate this process presents to KM; its CN names the caller (development: <dataDir>/tls/<dispatcher|worker>.pem)"),
   f("km.tlsKey", z.string(), "", "PEM private key of km.tlsCert"),
