@@ -93,6 +93,7 @@ export const FIELDS: readonly Field[] = [
   f("localCloud.stopGraceMs", millis, 10_000, "how long a stopping local server may take after SIGTERM before it is killed"),
   f("agent.bridgeUrl", z.string().regex(/^(https?:\/\/.+)?$/, "expected http(s)://host:port"), "", "gRPC-Web bridge URL agents register through: handed to launched servers, and called by `dispatcher agent` (default http://127.0.0.1:<bridge.port>)"),
   f("agent.joinToken", z.string(), "", "`dispatcher agent`: the one-time join token its server was launched with", true),
+  f("agent.traceparent", z.string().regex(/^([0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2})?$/, "expected a W3C traceparent"), "", "`dispatcher agent`: W3C traceparent of the launch that started its server, so the registration joins the launch's trace"),
   f("agent.bind", z.string().min(1), "0.0.0.0", "`dispatcher agent`: address the agent's gRPC server binds"),
   f("agent.port", port, 2003, "`dispatcher agent`: port the agent serves agent.v1 on"),
   f("agent.address", z.string(), "", "`dispatcher agent`: address the dispatcher should call the agent at (default: the server's address)"),
@@ -133,7 +134,7 @@ export type Config = {
   discovery: { intervalMs: number; serverSyncIntervalMs: number; pollMs: number };
   localCloud: { enabled: boolean; catalogFile: string; stopGraceMs: number };
   agent: {
-    bridgeUrl: string; joinToken: string; bind: string; port: number; address: string; stateDir: string; joinTokenTtlMs: number; pingIntervalMs: number;
+    bridgeUrl: string; joinToken: string; traceparent: string; bind: string; port: number; address: string; stateDir: string; joinTokenTtlMs: number; pingIntervalMs: number;
     maxMissedPings: number; credentialKey: string;
   };
   /** Fault injection for process-level tests; never set outside them (production mode refuses it). */

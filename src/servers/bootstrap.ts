@@ -3,15 +3,18 @@
 import { issueJoinToken } from "../agent/join-tokens.js";
 import type { Config } from "../config.js";
 import type { Sql } from "../db/sql.js";
+import { traceparentOf } from "../telemetry/propagation.js";
 import type { Server } from "./model.js";
 
 /**
  * The bootstrap environment of `server`'s guest: a new join token for this launch attempt (one-time, bound to the
  * server, valid agent.joinTokenTtlMs; only its hash is stored) and the bridge URL its agent registers through. Called by
  * the server.launch job on every attempt: a retry hands out a new token, and whichever one the provider booted the
- * guest with works once (the provider keeps the first launch's bootstrap).
+ * guest with works once (the provider keeps the first launch's bootstrap). The launch job's trace context goes too
+ * (not secret), so the agent's registration shows in the launch's trace.
  */
 export async function bootstrapFor(server: Server, resources: { sql: Sql; config: Pick<Config, "agent"> }): Promise<Record<string, string>> {
   const token = await issueJoinToken(resources.sql, server.id, resources.config.agent.joinTokenTtlMs);
-  return { DISPATCHER_AGENT_JOIN_TOKEN: token, DISPATCHER_AGENT_BRIDGE_URL: resources.config.agent.bridgeUrl };
+  const traceparent = traceparentOf();
+  return { DISPATCHER_AGENT_JOIN_TOKEN: token, DISPATCHER_AGENT_BRIDGE_URL: resources.config.agent.bridgeUrl, ...(traceparent ? { DISPATCHER_AGENT_TRACEPARENT: traceparent } : {}) };
 }

@@ -1,6 +1,8 @@
 // End to end on the local cloud, one real `dispatcher start` (quick start): launch a server with the `agent` image →
 // its agent registers through the gRPC-Web bridge within 10 s → RunServerScript `echo hi` as a job → terminate → the
 // agent process is gone and the agent no longer pinged.
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDispatcherClients, type DispatcherClients } from "../../src/client/index.js";
 import { runAgentsRun, runAgentsShow } from "../../src/commands/agents.js";
@@ -16,6 +18,7 @@ let p: DispatcherProcess;
 let c: DispatcherClients;
 let account: string;
 let adminToken: string;
+let spansFile: string;
 const pids = new Set<number>();
 
 const alive = (pid: number): boolean => {
@@ -36,7 +39,8 @@ async function finished(job: Job | undefined, timeoutMs = 30_000): Promise<Job> 
 
 beforeAll(async () => {
   t = await createTestEnv({ label: "agent_e2e" });
-  p = await startDispatcher(t, ["start"], { env: t.with({ DISPATCHER_AGENT_PING_INTERVAL_MS: "500", DISPATCHER_LOCAL_CLOUD_STOP_GRACE_MS: "2000" }), timeoutMs: 60_000 });
+  spansFile = join(t.dir, "spans.jsonl");
+  p = await startDispatcher(t, ["start"], { env: t.with({ DISPATCHER_TELEMETRY_FILE: spansFile, DISPATCHER_AGENT_PING_INTERVAL_MS: "500", DISPATCHER_LOCAL_CLOUD_STOP_GRACE_MS: "2000" }), timeoutMs: 60_000 });
   const token = bootstrapToken(p);
   if (!token) throw new Error(`no admin token printed\n${p.output()}`);
   adminToken = token;
@@ -75,6 +79,18 @@ describe("an agent on the local cloud", () => {
     expect(agent.registerTime!.getTime() - startedAt).toBeLessThan(10_000);
     console.log(`agent registered ${agent.registerTime!.getTime() - startedAt} ms after its server started, ${agent.registerTime!.getTime() - requestedAt} ms after the launch request`);
     expect(agent.port).toBe(Number(running.details.port));
+
+    // One trace: the launch call, the worker's handling, the driver call and the agent's registration through the bridge.
+    type SpanLine = { traceId: string; name: string; kind: string; attributes: Record<string, unknown> };
+    const spans = (): SpanLine[] => (existsSync(spansFile) ? readFileSync(spansFile, "utf8").split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as SpanLine) : []);
+    const trace = await until(async () => {
+      const mine = spans().filter((sp) => sp.traceId === launched.traceId);
+      return mine.some((sp) => /AgentRegistrationService\/Register$/.test(sp.name)) ? mine : null;
+    }, 10_000, "the registration span in the launch's trace");
+    const names = trace.map((sp) => sp.name);
+    expect(names, JSON.stringify(names)).toEqual(
+      expect.arrayContaining([expect.stringMatching(/ServerService\/LaunchServer$/), "job.handle server.launch", "driver.local.launch", expect.stringMatching(/AgentRegistrationService\/Register$/)]),
+    );
     expect((await c.servers.getServer({ id })).server!.agentState).toBe(AgentState.AGENT_STATE_CONNECTED);
 
     const { job: script } = await c.agents.runServerScript({ serverId: id, command: "echo", args: ["hi"], env: {}, idempotencyKey: "" });

@@ -13,6 +13,8 @@ export interface MessageCodec<T> {
 export interface GrpcWebCallOptions {
   /** Bearer token sent as `authorization: Bearer …`. */
   token?: string | undefined;
+  /** W3C traceparent sent with the call, so the server's spans join the caller's trace. */
+  traceparent?: string | undefined;
   timeoutMs: number;
   signal?: AbortSignal | undefined;
   /** Largest response body accepted (default 4 MiB). */
@@ -101,6 +103,7 @@ export function grpcWebUnary<Req, Res>(baseUrl: string, path: string, reqCodec: 
     "content-length": body.length,
   };
   if (options.token) headers.authorization = `Bearer ${options.token}`;
+  if (options.traceparent) headers.traceparent = options.traceparent;
   const send = url.protocol === "https:" ? httpsRequest : httpRequest;
   return new Promise<Res>((resolve, reject) => {
     let settled = false;

@@ -92,6 +92,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       const r = await registerWithRetry({
         bridgeUrl: config.agent.bridgeUrl,
         joinToken: config.agent.joinToken,
+        traceparent: config.agent.traceparent || undefined,
         request: { hostname: options.hostname ?? osHostname(), version: options.version, port, address: config.agent.address },
         log,
         signal: abort.signal,

@@ -27,6 +27,8 @@ export function backoffDelay(n: number, backoff: Backoff, random: () => number =
 export interface RegisterOptions {
   bridgeUrl: string;
   joinToken: string;
+  /** The launch's trace context from the bootstrap environment: the registration appears in the launch's trace. */
+  traceparent?: string | undefined;
   request: RegisterRequest;
   log: Logger;
   signal: AbortSignal;
@@ -37,7 +39,7 @@ export async function registerWithRetry(options: RegisterOptions): Promise<Regis
   const backoff = options.backoff ?? DEFAULT_BACKOFF;
   for (let n = 0; ; n++) {
     try {
-      return await grpcWebUnary(options.bridgeUrl, REGISTER_PATH, RegisterRequest, RegisterResponse, options.request, { token: options.joinToken, timeoutMs: CALL_TIMEOUT_MS, signal: options.signal });
+      return await grpcWebUnary(options.bridgeUrl, REGISTER_PATH, RegisterRequest, RegisterResponse, options.request, { token: options.joinToken, traceparent: options.traceparent, timeoutMs: CALL_TIMEOUT_MS, signal: options.signal });
     } catch (err) {
       if (!(err instanceof GrpcWebError) || FINAL.has(err.code) || options.signal.aborted) throw err;
       const delay = backoffDelay(n, backoff);
