@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDispatcherClients, type DispatcherClients } from "../../src/client/index.js";
 import { runAgentsRun, runAgentsShow } from "../../src/commands/agents.js";
 import { AgentConnectionState } from "../../src/gen/proto/dispatcher/v1/agents.js";
+import { Metric, MetricAggregate, MetricStep } from "../../src/gen/proto/dispatcher/v1/analytics.js";
 import { JobState, type Job } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import { AccountStatus } from "../../src/gen/proto/dispatcher/v1/provisioning.js";
 import { AgentState, ServerState } from "../../src/gen/proto/dispatcher/v1/servers.js";
@@ -114,6 +115,16 @@ describe("an agent on the local cloud", () => {
     // Pings keep it CONNECTED and see it again and again.
     const seen = agent.lastSeenTime!.getTime();
     await until(async () => ((await c.agents.getServerAgent({ serverId: id })).agent?.lastSeenTime?.getTime() ?? 0) > seen, 10_000, "a ping answered");
+
+    // What the pings collected from the agent is in the analytics database: the series query returns it.
+    const cpu = await until(async () => {
+      const { series } = await c.analytics.queryServerMetrics({ serverId: id, startTime: new Date(requestedAt - 60_000), endTime: new Date(Date.now() + 60_000), step: MetricStep.METRIC_STEP_RAW, aggregate: MetricAggregate.METRIC_AGGREGATE_UNSPECIFIED, metrics: [Metric.METRIC_CPU_PERCENT, Metric.METRIC_MEMORY_USED_BYTES] });
+      const points = series.find((x) => x.metric === Metric.METRIC_CPU_PERCENT)?.points ?? [];
+      return points.length > 0 ? series : null;
+    }, 10_000, "the agent's metrics in the series query");
+    const memory = cpu.find((x) => x.metric === Metric.METRIC_MEMORY_USED_BYTES)?.points ?? [];
+    expect(memory.length).toBeGreaterThan(0);
+    expect(memory[0]!.value).toBeGreaterThan(0);
 
     const terminated = await finished((await c.servers.terminateServer({ id, idempotencyKey: "" })).job);
     expect(terminated.state).toBe(JobState.JOB_STATE_SUCCEEDED);

@@ -16,6 +16,7 @@ import { csv } from "../../src/commands/analytics.js";
 import { loadConfig } from "../../src/config.js";
 import { Metric, MetricAggregate, MetricStep, UsageGrouping } from "../../src/gen/proto/dispatcher/v1/analytics.js";
 import { DiagnosticOutcome, JobState } from "../../src/gen/proto/dispatcher/v1/jobs.js";
+import { AccountStatus } from "../../src/gen/proto/dispatcher/v1/provisioning.js";
 import { createLogger } from "../../src/log.js";
 import type { Principal } from "../../src/rpc/permissions.js";
 import { systemHandlers } from "../../src/system/handlers.js";
@@ -138,6 +139,16 @@ describe("AnalyticsService", () => {
   });
 });
 
+/** Polls `get` every 200 ms until it returns a value, for up to 60 s. */
+async function waitFor<T>(get: () => Promise<T | undefined>): Promise<T> {
+  for (let i = 0; i < 300; i++) {
+    const value = await get();
+    if (value !== undefined) return value;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error("timed out waiting");
+}
+
 describe("analytics database unreachable", () => {
   it("the metrics RPCs answer UNAVAILABLE, server info says so, ingestion and the monitor's tasks fail softly", async () => {
     const port = await freePort();
@@ -174,7 +185,7 @@ describe("analytics database unreachable", () => {
     }
   });
 
-  it("`dispatcher start` with the analytics database unreachable warns, serves, and answers analytics calls UNAVAILABLE", async () => {
+  it("`dispatcher start` with the analytics database unreachable warns, serves, launches servers, runs jobs, and answers analytics calls UNAVAILABLE", async () => {
     let t: TestEnv | undefined;
     try {
       t = await createTestEnv({ label: "anldown" });
@@ -185,7 +196,7 @@ describe("analytics database unreachable", () => {
       expect((await c.system.getServerInfo({})).analytics).toMatchObject({ available: false });
       expect(code(await c.analytics.fleetSummary({}).catch((e: unknown) => e))).toBe(status.UNAVAILABLE);
       // Provisioning still works: budget codes, and jobs run to the end.
-      await expect(c.budgetCodes.createBudgetCode({ code: "UP-1", name: "up", hardQuotaCents: "100" })).resolves.toBeTruthy();
+      await expect(c.budgetCodes.createBudgetCode({ code: "UP-1", name: "up", hardQuotaCents: "10000000" })).resolves.toBeTruthy();
       const { job } = await c.jobs.runDiagnosticJob({ outcome: DiagnosticOutcome.DIAGNOSTIC_OUTCOME_SUCCEED });
       let state = job?.state;
       for (let i = 0; i < 100 && state !== JobState.JOB_STATE_SUCCEEDED; i++) {
@@ -193,6 +204,17 @@ describe("analytics database unreachable", () => {
         state = (await c.jobs.getJob({ id: job?.id ?? "" })).job?.state;
       }
       expect(state).toBe(JobState.JOB_STATE_SUCCEEDED);
+      // And a launch on the local cloud runs to the end (its accrual and metrics simply wait for analytics).
+      const local = await waitFor(async () => (await c.accounts.listAccounts({ pageSize: 10 })).accounts.find((a) => a.name === "local" && a.status === AccountStatus.ACCOUNT_STATUS_ACTIVE));
+      for (const u of (await c.users.listUsers({ pageSize: 10 })).users) await c.budgetCodes.grantBudgetCode({ code: "UP-1", userId: u.id });
+      const launch = await c.servers.launchServer({ accountId: local.id, regionId: "local", productId: "small", imageId: "basic", name: "no-analytics", budgetCode: "UP-1" });
+      const launched = await waitFor(async () => {
+        const j = (await c.jobs.getJob({ id: launch.job?.id ?? "" })).job;
+        return j && [JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_FAILED].includes(j.state) ? j : undefined;
+      });
+      expect(launched.state, JSON.stringify(launched.error)).toBe(JobState.JOB_STATE_SUCCEEDED);
+      const stopped = await c.servers.terminateServer({ id: launch.server?.id ?? "" });
+      await waitFor(async () => ((await c.jobs.getJob({ id: stopped.job?.id ?? "" })).job?.state === JobState.JOB_STATE_SUCCEEDED ? true : undefined));
       expect(await c.health.check("")).toBe("SERVING");
       expect((await proc.stop()).code).toBe(0);
     } finally {
