@@ -114,25 +114,8 @@ export async function listServers(sql: Sql, f: ServerFilter): Promise<Server[]> 
   return rows.map(rowToServer);
 }
 
-export interface NewServer {
-  id: string;
-  accountId: string;
-  regionId: string;
-  dataCenter: string;
-  providerId: string | null;
-  name: string;
-  productId: string;
-  imageId: string;
-  budgetCode: string;
-  state: ServerState;
-  origin: ServerOrigin;
-  addresses: Server["addresses"];
-  details: Record<string, string>;
-  hourlyPriceMicros: bigint;
-  accruesWhenStopped: boolean;
-  launchedAt: Date | null;
-  createdBy: string;
-}
+/** A server row to insert: everything but what the database fills in (agent state, timestamps, version). */
+export type NewServer = Omit<Server, "agentState" | "terminatedAt" | "stateChangedAt" | "version" | "createdAt" | "updatedAt">;
 
 export async function insertServer(tx: Sql, s: NewServer): Promise<void> {
   await tx.execute`
