@@ -12,7 +12,7 @@ import { JobState, type Job } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import { AccountStatus } from "../../src/gen/proto/dispatcher/v1/provisioning.js";
 import { AgentState, ServerState } from "../../src/gen/proto/dispatcher/v1/servers.js";
 import { until } from "../jobs/exec-support.js";
-import { bootstrapToken, createTestEnv, killStrayDispatchers, startDispatcher, type DispatcherProcess, type TestEnv } from "../support/process.js";
+import { bootstrapToken, jobEnd, pidAlive, createTestEnv, killStrayDispatchers, startDispatcher, type DispatcherProcess, type TestEnv } from "../support/process.js";
 
 let t: TestEnv;
 let p: DispatcherProcess;
@@ -22,21 +22,9 @@ let adminToken: string;
 let spansFile: string;
 const pids = new Set<number>();
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+const alive = pidAlive;
 
-async function finished(job: Job | undefined, timeoutMs = 30_000): Promise<Job> {
-  return until(async () => {
-    const { job: now } = await c.jobs.getJob({ id: job!.id });
-    return now && [JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_FAILED, JobState.JOB_STATE_CANCELLED].includes(now.state) ? now : null;
-  }, timeoutMs, `job ${job?.id} to end`);
-}
+const finished = (job: Job | undefined, timeoutMs?: number): Promise<Job> => jobEnd(c, job, timeoutMs);
 
 beforeAll(async () => {
   t = await createTestEnv({ label: "agent_e2e" });

@@ -11,7 +11,6 @@ import { rollUpDays, rollUpHours } from "../../src/analytics/rollup.js";
 import { analyticsRpcServices } from "../../src/analytics/rpc-services.js";
 import { startAnalyticsTasks } from "../../src/analytics/tasks.js";
 import { createDispatcherClients, DispatcherError, type DispatcherClients } from "../../src/client/index.js";
-import { buildProgram } from "../../src/cli.js";
 import { csv } from "../../src/commands/analytics.js";
 import { loadConfig } from "../../src/config.js";
 import { Metric, MetricAggregate, MetricStep, UsageGrouping } from "../../src/gen/proto/dispatcher/v1/analytics.js";
@@ -24,6 +23,7 @@ import { createSystemService } from "../../src/system/service.js";
 import { startTestServer, type TestServer } from "../rpc/fixtures.js";
 import { bootstrapToken, createTestEnv, freePort, killStrayDispatchers, startDispatcher, type TestEnv } from "../support/process.js";
 import { HOUR, insertAccount, insertBudgetCode, insertServer, MINUTE, openAnalyticsFixture, type AnalyticsFixture } from "./support.js";
+import { runCli, type CliRun } from "../support/cli.js";
 
 let f: AnalyticsFixture;
 let server: TestServer;
@@ -230,20 +230,7 @@ describe("dispatcher budgets usage / servers metrics", () => {
     delete process.env.DISPATCHER_CLIENT_TOKEN;
   });
 
-  async function cli(token: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
-    process.env.DISPATCHER_CLIENT_TOKEN = token;
-    const out: string[] = [];
-    const err: string[] = [];
-    vi.spyOn(process.stdout, "write").mockImplementation((chunk) => (out.push(String(chunk)), true));
-    vi.spyOn(process.stderr, "write").mockImplementation((chunk) => (err.push(String(chunk)), true));
-    let code = 0;
-    try {
-      await buildProgram((c) => (code = c)).parseAsync([args[0] as string, "--address", server.address, ...args.slice(1)], { from: "user" });
-    } finally {
-      vi.restoreAllMocks();
-    }
-    return { code, out: out.join(""), err: err.join("") };
-  }
+  const cli = (token: string, ...args: string[]): Promise<CliRun> => runCli(server.address, token, args);
 
   it("prints usage per server as CSV and a server's hourly CPU as a table; NOT_FOUND exits non-zero", async () => {
     const usage = await cli("mine", "budgets", "usage", "--group-by", "server", "--from", new Date(T0).toISOString(), "--to", new Date(T0 + 24 * HOUR).toISOString(), "--csv");

@@ -1,8 +1,8 @@
 // `dispatcher users|groups|roles …` against a real server: the commands call the API with the configured key, print
 // tables or JSON, and report refusals with the API's reason and a non-zero exit code.
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { buildProgram } from "../../src/cli.js";
 import { insertAccounts, startIamFixture, type IamFixture } from "./support.js";
+import { runCli, type CliRun } from "../support/cli.js";
 
 let f: IamFixture;
 
@@ -15,21 +15,7 @@ afterEach(() => {
   delete process.env.DISPATCHER_CLIENT_TOKEN;
 });
 
-/** Runs `dispatcher <args>` in-process with `token`; returns the exit code and what went to stdout and stderr. */
-async function cli(token: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  process.env.DISPATCHER_CLIENT_TOKEN = token;
-  const out: string[] = [];
-  const err: string[] = [];
-  vi.spyOn(process.stdout, "write").mockImplementation((chunk) => (out.push(String(chunk)), true));
-  vi.spyOn(process.stderr, "write").mockImplementation((chunk) => (err.push(String(chunk)), true));
-  let code = 0;
-  try {
-    await buildProgram((c) => (code = c)).parseAsync([args[0] as string, "--address", f.server.address, ...args.slice(1)], { from: "user" });
-  } finally {
-    vi.restoreAllMocks();
-  }
-  return { code, out: out.join(""), err: err.join("") };
-}
+const cli = (token: string, ...args: string[]): Promise<CliRun> => runCli(f.server.address, token, args);
 
 describe("dispatcher users|groups|roles", () => {
   it("create a user, a group with a role, membership, and list them", async () => {

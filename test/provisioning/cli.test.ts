@@ -5,8 +5,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { buildProgram } from "../../src/cli.js";
 import { startProvisioningFixture, type ProvisioningFixture } from "./support.js";
+import { runCli, type CliRun } from "../support/cli.js";
 
 let f: ProvisioningFixture;
 const dir = mkdtempSync(join(tmpdir(), "prov-cli-"));
@@ -21,21 +21,7 @@ afterEach(() => {
   delete process.env.DISPATCHER_CLIENT_TOKEN;
 });
 
-/** Runs `dispatcher <args>` in-process with `token`; returns the exit code and what went to stdout and stderr. */
-async function cli(token: string, ...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  process.env.DISPATCHER_CLIENT_TOKEN = token;
-  const out: string[] = [];
-  const err: string[] = [];
-  vi.spyOn(process.stdout, "write").mockImplementation((chunk) => (out.push(String(chunk)), true));
-  vi.spyOn(process.stderr, "write").mockImplementation((chunk) => (err.push(String(chunk)), true));
-  let code = 0;
-  try {
-    await buildProgram((c) => (code = c)).parseAsync([args[0] as string, "--address", f.server.address, ...args.slice(1)], { from: "user" });
-  } finally {
-    vi.restoreAllMocks();
-  }
-  return { code, out: out.join(""), err: err.join("") };
-}
+const cli = (token: string, ...args: string[]): Promise<CliRun> => runCli(f.server.address, token, args);
 
 describe("dispatcher clouds|accounts|budgets", () => {
   it("create a cloud, a budget code and an account from a credentials file; list, get, discover, subscriptions, events", async () => {

@@ -11,7 +11,7 @@ import { JobState, type Job } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import { AccountStatus } from "../../src/gen/proto/dispatcher/v1/provisioning.js";
 import { ServerState, type Server } from "../../src/gen/proto/dispatcher/v1/servers.js";
 import { until } from "../jobs/exec-support.js";
-import { bootstrapToken, createTestEnv, killStrayDispatchers, runDispatcher, startDispatcher, type DispatcherProcess, type TestEnv } from "../support/process.js";
+import { bootstrapToken, jobEnd, pidAlive, createTestEnv, killStrayDispatchers, runDispatcher, startDispatcher, type DispatcherProcess, type TestEnv } from "../support/process.js";
 
 /** The built-in local region, plus one without compute. */
 const CATALOG = {
@@ -32,21 +32,9 @@ let account: string;
 let token: string;
 const pids = new Set<number>();
 
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
+const alive = pidAlive;
 
-async function finished(job: Job | undefined, timeoutMs = 30_000): Promise<Job> {
-  return until(async () => {
-    const { job: now } = await c.jobs.getJob({ id: job!.id });
-    return now && [JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_FAILED, JobState.JOB_STATE_CANCELLED].includes(now.state) ? now : null;
-  }, timeoutMs, `job ${job?.id} to end`);
-}
+const finished = (job: Job | undefined, timeoutMs?: number): Promise<Job> => jobEnd(c, job, timeoutMs);
 
 async function server(id: string): Promise<Server> {
   const s = (await c.servers.getServer({ id })).server!;

@@ -11,7 +11,8 @@ import { fileURLToPath } from "node:url";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { inject } from "vitest";
-import { checkHealth } from "../../src/client/index.js";
+import { checkHealth, type DispatcherClients } from "../../src/client/index.js";
+import { JobState, type Job } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import { createProvisioningClient } from "../../src/db/clients.js";
 import { DATABASES } from "../../src/db/databases.js";
 import { migrate } from "../../src/db/migrate.js";
@@ -329,4 +330,27 @@ export async function killStrayDispatchers(): Promise<void> {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Whether a process with this pid exists (signal 0). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const ENDED: readonly JobState[] = [JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_FAILED, JobState.JOB_STATE_CANCELLED];
+
+/** Polls GetJob until `job` has ended (SUCCEEDED, FAILED or CANCELLED) and returns it; throws after `timeoutMs`. */
+export async function jobEnd(clients: Pick<DispatcherClients, "jobs">, job: Job | undefined, timeoutMs = 30_000): Promise<Job> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const { job: now } = await clients.jobs.getJob({ id: job?.id ?? "" });
+    if (now && ENDED.includes(now.state)) return now;
+    if (Date.now() > end) throw new Error(`timed out waiting for job ${job?.id} to end`);
+    await sleep(25);
+  }
 }
