@@ -20,7 +20,7 @@ import { createRpcServer } from "../rpc/server.js";
 import { serverRpcServices } from "../servers/rpc-services.js";
 import { systemHandlers } from "../system/handlers.js";
 import { createSystemService } from "../system/service.js";
-import type { RunningRole } from "./roles.js";
+import type { RunningRole } from "./role.js";
 import type { Resources } from "./resources.js";
 
 /** Longest a stopping dispatcher waits for the relay's publications under way. */

@@ -2,7 +2,7 @@
 import { RequestLog } from "../log.js";
 import { startKm } from "../km/server.js";
 import type { Resources } from "./resources.js";
-import type { RunningRole } from "./roles.js";
+import type { RunningRole } from "./role.js";
 
 export async function startKmRole(resources: Resources): Promise<RunningRole> {
   const { config, log } = resources;

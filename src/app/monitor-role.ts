@@ -13,7 +13,7 @@ import { startCompletionChecks } from "../monitor/completion-checks.js";
 import { startDiscoveryScheduler } from "../monitor/discovery.js";
 import { startReconciler } from "../monitor/reconciler.js";
 import type { Resources } from "./resources.js";
-import type { RunningRole } from "./roles.js";
+import type { RunningRole } from "./role.js";
 
 /** Longest a stopping monitor waits for its relay's publications under way. */
 const RELAY_FLUSH_MS = 5_000;

@@ -1,20 +1,11 @@
 // The roles one `dispatcher` process can run, each started with the shared resources and stopped gracefully.
-import type { Resources } from "./resources.js";
 import { startDispatcherRole } from "./dispatcher-role.js";
 import { startKmRole } from "./km-role.js";
 import { startMonitorRole } from "./monitor-role.js";
+import type { Role } from "./role.js";
 import { startWorkerRole } from "./worker-role.js";
 
-export interface RunningRole {
-  /** Stops accepting work, lets in-flight work finish for up to graceMs, then releases what it holds. */
-  stop(graceMs: number): Promise<void>;
-}
-
-export interface Role {
-  name: string;
-  description: string;
-  start(resources: Resources): Promise<RunningRole>;
-}
+export type { Role, RunningRole } from "./role.js";
 
 export const ROLES: readonly Role[] = [
   // KM first and stopped last: workers and the dispatcher fetch credentials from it until they stop.

@@ -2,7 +2,7 @@
 import { buildCatalog } from "../jobs/kinds/index.js";
 import { startWorker } from "../jobs/worker.js";
 import type { Resources } from "./resources.js";
-import type { RunningRole } from "./roles.js";
+import type { RunningRole } from "./role.js";
 
 export async function startWorkerRole(resources: Resources): Promise<RunningRole> {
   const worker = await startWorker({ resources, catalog: buildCatalog() });
