@@ -1,10 +1,9 @@
 // dispatcher.v1 AnalyticsService over gRPC: request validation, the caller's account scope, proto ⇄ domain mapping.
 import { AnalyticsServiceService as A, Metric, MetricAggregate, MetricStep, UsageGrouping } from "../gen/proto/dispatcher/v1/analytics.js";
-import { ID_RULES } from "../iam/mapper.js";
 import { scopeOf } from "../provisioning/account-service.js";
 import { BUDGET_CODE_RULES } from "../provisioning/mapper.js";
 import { defineService, unary, type RpcService } from "../rpc/adapter.js";
-import { validateOne } from "../rpc/validate.js";
+import { ID_RULES, validateOne } from "../rpc/validate.js";
 import type { MetricName } from "./metrics.js";
 import { DAY_MS, HOUR_MS } from "./rollup.js";
 import type { Aggregate, AnalyticsService, Step, UsageGrouping as Grouping } from "./service.js";

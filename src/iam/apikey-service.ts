@@ -5,7 +5,7 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError, Permissio
 import { createApiKey, revokeApiKey } from "./api-keys.js";
 import * as repo from "./apikey-repository.js";
 import type { Principal } from "./principal.js";
-import type { Page } from "./user-service.js";
+import { pageOf, type Page } from "../db/page.js";
 
 export type ApiKeyView = repo.ApiKeyRow;
 
@@ -45,8 +45,7 @@ export function createApiKeyService(db: ProvisioningDb, now: () => Date = () => 
     async listApiKeys(caller, query) {
       const userId = target(caller, query.userId);
       const rows = await repo.listApiKeys(db, userId, { afterId: query.afterId, limit: query.pageSize + 1 });
-      const items = rows.slice(0, query.pageSize);
-      return { items, nextAfter: rows.length > query.pageSize ? items.at(-1)?.id : undefined };
+      return pageOf(rows, query.pageSize, (k) => k.id);
     },
     async revokeApiKey(caller, id) {
       const key = await repo.findApiKey(db, id);

@@ -7,7 +7,7 @@ import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from "../erro
 import { etagOf, keepAnAdmin, staleEtag, versionOf } from "./etag.js";
 import * as repo from "./group-repository.js";
 import type { Role } from "./roles.js";
-import type { Page } from "./user-service.js";
+import { pageOf, type Page } from "../db/page.js";
 import { countActiveAdmins, userExists } from "./user-repository.js";
 import { existingAccountIds } from "../provisioning/account-repository.js";
 
@@ -72,8 +72,7 @@ export function createGroupService(db: ProvisioningDb): GroupService {
     getGroup: (id) => get(id),
     async listGroups(query) {
       const rows = await repo.listGroups(db, { afterId: query.afterId, limit: query.pageSize + 1 });
-      const items = rows.slice(0, query.pageSize).map(toView);
-      return { items, nextAfter: rows.length > query.pageSize ? items.at(-1)?.id : undefined };
+      return pageOf(rows.map(toView), query.pageSize, (g) => g.id);
     },
     updateGroup: (id, etag, fields) => change(id, etag, async () => {}, fields),
     async deleteGroup(id, etag) {

@@ -8,24 +8,19 @@ import {
   type Role as RoleMessage,
 } from "../gen/proto/dispatcher/v1/iam.js";
 import { defineService, unary, type RpcService } from "../rpc/adapter.js";
-import { requireString, validateOne } from "../rpc/validate.js";
+import { afterIdFromToken, ETAG_RULES, ID_RULES, maskPaths, nextToken, requireString, validateOne } from "../rpc/validate.js";
 import type { ApiKeyService } from "./apikey-service.js";
 import type { GroupService } from "./group-service.js";
 import {
   accountIdList,
-  afterIdFromToken,
   apiKeyToProto,
   DESCRIPTION_RULES,
   EMAIL_RULES,
-  ETAG_RULES,
   expiry,
   GROUP_NAME_RULES,
   groupToProto,
-  ID_RULES,
   KEY_NAME_RULES,
-  maskPaths,
   NAME_RULES,
-  nextToken,
   roleList,
   USER_KIND,
   USER_STATUS,

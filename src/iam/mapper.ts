@@ -1,14 +1,11 @@
 // proto ⇄ domain for the IAM services, and the field rules their handlers validate requests with.
 import { type ApiKey, type Group, type User, UserKind, UserStatus } from "../gen/proto/dispatcher/v1/iam.js";
-import { encodePageToken, type Violations } from "../rpc/validate.js";
+import type { Violations } from "../rpc/validate.js";
 import type { ApiKeyView } from "./apikey-service.js";
 import type { GroupView } from "./group-service.js";
 import { isRole, ROLES, type Role } from "./roles.js";
-import type { Page, UserView } from "./user-service.js";
+import type { UserView } from "./user-service.js";
 
-/** Ids are ULIDs; anything else that fits is simply not found. */
-export const ID_RULES = { max: 64 };
-export const ETAG_RULES = { max: 64, min: 0 };
 export const EMAIL_RULES = { max: 255, pattern: /^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+$/u, patternHint: "an email address (user@domain)" };
 /** Printable text: no control characters. */
 export const NAME_RULES = { max: 255, pattern: /^[^\p{Cc}]+$/u, patternHint: "printable characters only" };
@@ -47,17 +44,6 @@ export function accountIdList(v: Violations, field: string, values: string[]): s
 }
 
 /** update_mask paths, each one of `allowed`; at least one. */
-export function maskPaths<T extends string>(v: Violations, paths: string[] | undefined, allowed: readonly T[]): Set<T> {
-  const out = new Set<T>();
-  if (!paths || paths.length === 0) v.add("update_mask", `must name at least one of ${allowed.join(", ")}`);
-  (paths ?? []).slice(0, 16).forEach((path, i) => {
-    if ((allowed as readonly string[]).includes(path)) out.add(path as T);
-    else v.add(`update_mask.paths[${i}]`, `must be one of ${allowed.join(", ")}`);
-  });
-  if ((paths?.length ?? 0) > 16) v.add("update_mask", "too many paths");
-  return out;
-}
-
 export function expiry(v: Violations, value: Date | undefined, now: Date): Date | null {
   if (!value) return null;
   const t = value.getTime();
@@ -66,17 +52,6 @@ export function expiry(v: Violations, value: Date | undefined, now: Date): Date 
     return null;
   }
   return value;
-}
-
-/** The id cursor of a list, from a page token made by nextToken for the same query. */
-export function afterIdFromToken(v: Violations, token: string, query: unknown): string | undefined {
-  const cursor = v.pageToken<{ a: string }>("page_token", token, query);
-  if (cursor && typeof cursor.a !== "string") v.add("page_token", "is not a page token of this query");
-  return cursor && typeof cursor.a === "string" ? cursor.a : undefined;
-}
-
-export function nextToken(page: Page<unknown>, query: unknown): string {
-  return page.nextAfter ? encodePageToken({ a: page.nextAfter }, query) : "";
 }
 
 export function userToProto(u: UserView): User {

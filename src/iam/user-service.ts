@@ -2,6 +2,7 @@
 import { inTransaction, type ProvisioningDb } from "../db/clients.js";
 import { isUniqueViolation } from "../db/errors.js";
 import { newId } from "../db/ids.js";
+import { pageOf, type Page } from "../db/page.js";
 import { AlreadyExistsError, NotFoundError } from "../errors.js";
 import { etagOf, keepAnAdmin, staleEtag, versionOf } from "./etag.js";
 import type { Role } from "./roles.js";
@@ -33,12 +34,6 @@ export interface UserUpdate {
   name?: string | undefined;
   status?: "ACTIVE" | "DISABLED" | undefined;
   roles?: Role[] | undefined;
-}
-
-export interface Page<T> {
-  items: T[];
-  /** Id of the last item when more may follow; undefined at the end. */
-  nextAfter?: string | undefined;
 }
 
 export interface UserService {
@@ -103,8 +98,7 @@ export function createUserService(db: ProvisioningDb): UserService {
     getUser: get,
     async listUsers(query) {
       const rows = await repo.listUsers(db, { status: query.status, afterId: query.afterId, limit: query.pageSize + 1 });
-      const items = rows.slice(0, query.pageSize).map(toUserView);
-      return { items, nextAfter: rows.length > query.pageSize ? items.at(-1)?.id : undefined };
+      return pageOf(rows.map(toUserView), query.pageSize, (u) => u.id);
     },
     updateUser: (id, etag, patch) => update(id, etag, { ...patch, roles: patch.roles ? [...new Set(patch.roles)] : undefined }),
     deleteUser: (id, etag) => update(id, etag, { status: "DISABLED" }),

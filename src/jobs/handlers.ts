@@ -10,13 +10,11 @@ import {
   WatchJobResponse,
 } from "../gen/proto/dispatcher/v1/jobs.js";
 import { defineService, serverStream, unary, type RpcService } from "../rpc/adapter.js";
-import { encodePageToken, requireString, validateOne, Violations } from "../rpc/validate.js";
+import { encodePageToken, ID_RULES, requireString, validateOne, Violations } from "../rpc/validate.js";
 import { cursorFromToken, cursorToToken, diagnosticPayload, IDEMPOTENCY_KEY_RULES, jobEventToProto, jobToProto, listFilters } from "./mapper.js";
 import { DIAGNOSTIC_KIND } from "./kinds/diagnostic.js";
 import type { JobService } from "./service.js";
 
-/** Job ids are ULIDs; anything else that fits is simply not found. */
-const ID_RULES = { max: 64 };
 export const MAX_PAGE_SIZE = 1000;
 export const DEFAULT_PAGE_SIZE = 50;
 

@@ -7,7 +7,7 @@ import { newId } from "../db/ids.js";
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../errors.js";
 import { etagOf } from "../iam/etag.js";
 import type { Principal } from "../iam/principal.js";
-import type { Page } from "../iam/user-service.js";
+import { pageOf, type Page } from "../db/page.js";
 import type { Job } from "../jobs/model.js";
 import type { JobService } from "../jobs/service.js";
 import type { KmCallOptions, KmClient } from "../km/client.js";
@@ -175,13 +175,11 @@ export function createAccountService(db: ProvisioningDb, km: () => CredentialSto
     async listAccountEvents(scope, accountId, query) {
       await visible(scope, accountId);
       const rows = await repo.listAccountEvents(db, accountId, { afterId: eventCursor(query.afterId), limit: query.pageSize + 1 });
-      const items = rows.slice(0, query.pageSize).map(eventToView);
-      return { items, nextAfter: rows.length > query.pageSize ? items.at(-1)?.id : undefined };
+      return pageOf(rows.map(eventToView), query.pageSize, (e) => e.id);
     },
     async listAccounts(scope, query) {
       const rows = await repo.listAccounts(db, { cloudId: query.cloudId, afterId: query.afterId, onlyIds: scope.all ? undefined : scope.accountIds, limit: query.pageSize + 1 });
-      const items = rows.slice(0, query.pageSize).map(toView);
-      return { items, nextAfter: rows.length > query.pageSize ? items.at(-1)?.id : undefined };
+      return pageOf(rows.map(toView), query.pageSize, (a) => a.id);
     },
   };
 }

@@ -5,7 +5,7 @@ import { isUniqueViolation } from "../db/errors.js";
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../errors.js";
 import { etagOf, staleEtag, versionOf } from "../iam/etag.js";
 import { userExists } from "../iam/user-repository.js";
-import type { Page } from "../iam/user-service.js";
+import { pageOf, type Page } from "../db/page.js";
 import * as repo from "./budget-repository.js";
 
 export type BudgetState = repo.BudgetState;
@@ -82,8 +82,7 @@ export function createBudgetCodeService(db: ProvisioningDb): BudgetCodeService {
     getBudgetCode: (code) => get(code),
     async listBudgetCodes(query) {
       const rows = await repo.listBudgetCodes(db, { state: query.state, afterCode: query.afterCode, limit: query.pageSize + 1 });
-      const items = rows.slice(0, query.pageSize).map(toView);
-      return { items, nextAfter: rows.length > query.pageSize ? items.at(-1)?.code : undefined };
+      return pageOf(rows.map(toView), query.pageSize, (b) => b.code);
     },
     updateBudgetCode: (code, etag, patch) => change(code, etag, patch),
     async deleteBudgetCode(code, etag, replacement) {

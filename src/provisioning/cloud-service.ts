@@ -5,7 +5,7 @@ import { isUniqueViolation } from "../db/errors.js";
 import { newId } from "../db/ids.js";
 import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "../errors.js";
 import { etagOf, staleEtag, versionOf } from "../iam/etag.js";
-import type { Page } from "../iam/user-service.js";
+import { pageOf, type Page } from "../db/page.js";
 import * as repo from "./cloud-repository.js";
 import { checkCloudEndpoint, checkEndpoint, type EndpointPolicy } from "./endpoint.js";
 
@@ -60,8 +60,7 @@ export function createCloudService(db: ProvisioningDb, policy: EndpointPolicy): 
     getCloud: (id) => get(id),
     async listClouds(query) {
       const rows = await repo.listClouds(db, { driver: query.driver, afterId: query.afterId, limit: query.pageSize + 1 });
-      const items = rows.slice(0, query.pageSize).map(toView);
-      return { items, nextAfter: rows.length > query.pageSize ? items.at(-1)?.id : undefined };
+      return pageOf(rows.map(toView), query.pageSize, (c) => c.id);
     },
     async updateCloud(id, etag, patch) {
       const endpoint = patch.endpoint === undefined ? undefined : await checkEndpoint("endpoint", patch.endpoint, policy);

@@ -2,10 +2,9 @@
 // echoed back in violations), object scope from the caller's principal, then the account service: connecting, reading,
 // discovery on demand, subscriptions and account events.
 import { type Account, type AccountEvent, AccountServiceService as A, AccountStatus } from "../gen/proto/dispatcher/v1/provisioning.js";
-import { afterIdFromToken, ID_RULES, nextToken } from "../iam/mapper.js";
 import { IDEMPOTENCY_KEY_RULES, jobToProto } from "../jobs/mapper.js";
 import { defineService, unary, type RpcService } from "../rpc/adapter.js";
-import { requireString, validateOne, type Violations } from "../rpc/validate.js";
+import { afterIdFromToken, ID_RULES, nextToken, requireString, validateOne, type Violations } from "../rpc/validate.js";
 import { scopeOf, type AccountEventView, type AccountService, type AccountView } from "./account-service.js";
 import { BUDGET_CODE_RULES, CLOUD_NAME_RULES, REGION_ID_RULES } from "./mapper.js";
 

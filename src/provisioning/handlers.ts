@@ -1,9 +1,8 @@
 // dispatcher.v1 CloudService and BudgetCodeService over gRPC: every request field validated here (INVALID_ARGUMENT
 // with field violations), then the provisioning services, then complete response messages.
 import { BudgetCodeServiceService as B, CloudServiceService as C } from "../gen/proto/dispatcher/v1/provisioning.js";
-import { afterIdFromToken, ETAG_RULES, ID_RULES, maskPaths, nextToken } from "../iam/mapper.js";
 import { defineService, unary, type RpcService } from "../rpc/adapter.js";
-import { requireString, validateOne } from "../rpc/validate.js";
+import { afterIdFromToken, ETAG_RULES, ID_RULES, maskPaths, nextToken, requireString, validateOne } from "../rpc/validate.js";
 import type { BudgetCodeService, BudgetPatch } from "./budget-service.js";
 import type { CloudPatch, CloudService } from "./cloud-service.js";
 import {

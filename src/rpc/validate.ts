@@ -1,6 +1,7 @@
 // Request validation for handlers: each helper returns the clean value or throws InvalidArgumentError with field
 // violations. `Violations` collects several bad fields so that one reply lists them all.
 import { createHash } from "node:crypto";
+import type { Page } from "../db/page.js";
 import { InvalidArgumentError, type FieldViolation } from "../errors.js";
 
 export interface StringRules {
@@ -102,6 +103,34 @@ export class Violations {
 /** An opaque next_page_token carrying a cursor, bound to the query's filters. */
 export function encodePageToken(cursor: Record<string, string | number>, query: unknown): string {
   return Buffer.from(JSON.stringify({ c: cursor, q: queryHash(query) }), "utf8").toString("base64url");
+}
+
+/** Ids are ULIDs; anything else that fits is simply not found. */
+export const ID_RULES = { max: 64 };
+export const ETAG_RULES = { max: 64, min: 0 };
+
+/** The fields an update_mask names, each one of `allowed`; a mask that is empty or names anything else is a violation. */
+export function maskPaths<T extends string>(v: Violations, paths: string[] | undefined, allowed: readonly T[]): Set<T> {
+  const out = new Set<T>();
+  if (!paths || paths.length === 0) v.add("update_mask", `must name at least one of ${allowed.join(", ")}`);
+  (paths ?? []).slice(0, 16).forEach((path, i) => {
+    if ((allowed as readonly string[]).includes(path)) out.add(path as T);
+    else v.add(`update_mask.paths[${i}]`, `must be one of ${allowed.join(", ")}`);
+  });
+  if ((paths?.length ?? 0) > 16) v.add("update_mask", "too many paths");
+  return out;
+}
+
+/** The key cursor of a list read in key order (src/db/page.ts), from a page token made by nextToken for the same query. */
+export function afterIdFromToken(v: Violations, token: string, query: unknown): string | undefined {
+  const cursor = v.pageToken<{ a: string }>("page_token", token, query);
+  if (cursor && typeof cursor.a !== "string") v.add("page_token", "is not a page token of this query");
+  return cursor && typeof cursor.a === "string" ? cursor.a : undefined;
+}
+
+/** The next_page_token of a page: "" on the last one. */
+export function nextToken(page: Page<unknown>, query: unknown): string {
+  return page.nextAfter ? encodePageToken({ a: page.nextAfter }, query) : "";
 }
 
 /** Runs one validator and throws at once: `const id = validateOne((v) => v.string("id", req.id))`. */

@@ -1,10 +1,9 @@
 // dispatcher.v1 ServerService over gRPC: every request field validated here (INVALID_ARGUMENT with field
 // violations; enums' UNSPECIFIED rejected where a value is required), then the server service, then full messages.
 import { ServerServiceService as S } from "../gen/proto/dispatcher/v1/servers.js";
-import { afterIdFromToken, nextToken } from "../iam/mapper.js";
 import { jobToProto } from "../jobs/mapper.js";
 import { defineService, unary, type RpcService } from "../rpc/adapter.js";
-import { validateOne, type Violations } from "../rpc/validate.js";
+import { afterIdFromToken, nextToken, validateOne, type Violations } from "../rpc/validate.js";
 import type { ServerAction } from "./model.js";
 import {
   BUDGET_CODE_RULES,

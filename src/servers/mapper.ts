@@ -11,7 +11,7 @@ import {
 import { etagOf } from "../iam/etag.js";
 import type { AgentState, CatalogImage, CatalogProduct, Server, ServerEvent, ServerOrigin, ServerState } from "./model.js";
 
-export { ID_RULES } from "../iam/mapper.js";
+export { ID_RULES } from "../rpc/validate.js";
 export { BUDGET_CODE_RULES, DATA_CENTER_RULES, REGION_ID_RULES } from "../provisioning/mapper.js";
 export { IDEMPOTENCY_KEY_RULES } from "../jobs/mapper.js";
 

@@ -6,7 +6,7 @@ import { newId } from "../db/ids.js";
 import type { Sql } from "../db/sql.js";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, type FieldViolation } from "../errors.js";
 import type { Principal } from "../iam/principal.js";
-import type { Page } from "../iam/user-service.js";
+import { pageOf, type Page } from "../db/page.js";
 import { appendEvent } from "../jobs/events.js";
 import type { Job } from "../jobs/model.js";
 import { findJobByIdempotencyKey } from "../jobs/repository.js";
@@ -223,15 +223,13 @@ export function createServerService(deps: ServerServiceDeps): ServerService {
         afterId: q.afterId,
         limit: q.pageSize + 1,
       });
-      const items = rows.slice(0, q.pageSize);
-      return { items, nextAfter: rows.length > q.pageSize ? items.at(-1)?.id : undefined };
+      return pageOf(rows, q.pageSize, (s) => s.id);
     },
 
     async listEvents(principal, id, q) {
       await visibleServer(principal, id);
       const rows = await repo.listServerEvents(sql, id, q.afterId ? BigInt(q.afterId) : 0n, q.pageSize + 1);
-      const items = rows.slice(0, q.pageSize);
-      return { items, nextAfter: rows.length > q.pageSize ? items.at(-1)?.id.toString() : undefined };
+      return pageOf(rows, q.pageSize, (e) => e.id.toString());
     },
 
     async listProducts(principal, accountId, regionId) {
