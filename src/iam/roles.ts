@@ -1,7 +1,7 @@
 // The built-in roles as the API describes them: name, description and the permissions each grants, derived from the
-// permission table (src/rpc/permissions.ts) so the description can never disagree with what is enforced.
+// permission table (permissions.ts) so the description can never disagree with what is enforced.
 import { NotFoundError } from "../errors.js";
-import { METHOD_PERMISSIONS, PUBLIC, roleGrants, SERVICE_ONLY_PERMISSIONS } from "../rpc/permissions.js";
+import { METHOD_PERMISSIONS, PUBLIC, roleGrants, SERVICE_ONLY_PERMISSIONS } from "./permissions.js";
 import { ROLES, type Role } from "./api-keys.js";
 
 export { ROLES, type Role } from "./api-keys.js";

@@ -8,7 +8,7 @@ import { isSql, sqlOfPrisma, type Sql, type SqlPool } from "../db/sql.js";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError, type FieldViolation } from "../errors.js";
 import type { Principal } from "../iam/principal.js";
 import type { Logger } from "../log.js";
-import { isAllowed } from "../rpc/permissions.js";
+import { isAllowed } from "../iam/permissions.js";
 import { storedTraceContext } from "../telemetry/propagation.js";
 import { ATTR_JOB_ID, currentTraceId, jobAttributes, withSpan } from "../telemetry/spans.js";
 import type { JobCatalog, JobKind } from "./catalog.js";

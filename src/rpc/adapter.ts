@@ -6,8 +6,8 @@ import { trace } from "@opentelemetry/api";
 import { CancelledError, DeadlineExceededError, DomainError, PermissionDeniedError, UnauthenticatedError, UnavailableError } from "../errors.js";
 import { lazyChild, type Logger, type RequestLogEntry } from "../log.js";
 import type { InFlight, InFlightCall } from "./in-flight.js";
-import type { AuthenticatePeer, PeerAuth } from "../iam/principal.js";
-import { ANONYMOUS, isAllowed, permissionFor, PUBLIC, type Authenticate, type Principal } from "./permissions.js";
+import type { Authenticate, AuthenticatePeer, PeerAuth, Principal } from "../iam/principal.js";
+import { ANONYMOUS, isAllowed, permissionFor, PUBLIC } from "../iam/permissions.js";
 import { codeName, toRpcStatus, type RpcStatus } from "./status.js";
 
 /** What a handler knows about its call besides the request. */

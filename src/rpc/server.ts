@@ -7,7 +7,8 @@ import type { Logger, RequestLogEntry } from "../log.js";
 import { bindService, serviceName, type RpcService } from "./adapter.js";
 import { InFlight } from "./in-flight.js";
 import type { AuthenticatePeer } from "../iam/principal.js";
-import { permissionFor, type Authenticate } from "./permissions.js";
+import { permissionFor } from "../iam/permissions.js";
+import type { Authenticate } from "../iam/principal.js";
 import { addReflection } from "./reflection.js";
 
 export interface RpcServerOptions {

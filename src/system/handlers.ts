@@ -1,7 +1,7 @@
 // SystemService over gRPC: maps the system service's answers to dispatcher.v1 messages.
 import { PrincipalKind, SystemServiceService } from "../gen/proto/dispatcher/v1/system.js";
 import { defineService, unary, type RpcService } from "../rpc/adapter.js";
-import type { Principal } from "../rpc/permissions.js";
+import type { Principal } from "../iam/principal.js";
 import type { SystemService } from "./service.js";
 
 const KIND: Record<Principal["kind"], PrincipalKind> = {

@@ -2,7 +2,7 @@
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import type { Principal } from "../rpc/permissions.js";
+import type { Principal } from "../iam/principal.js";
 
 export interface ServerInfo {
   version: string;

@@ -11,7 +11,7 @@ import { newId } from "../../src/db/ids.js";
 import { createOutboxRelay, type OutboxRelay } from "../../src/jobs/relay.js";
 import { createJobService, type JobService } from "../../src/jobs/service.js";
 import { createLogger } from "../../src/log.js";
-import type { Authenticate, Principal } from "../../src/rpc/permissions.js";
+import type { Authenticate, Principal } from "../../src/iam/principal.js";
 import { openExecHarness, type ExecHarness } from "../jobs/exec-support.js";
 import { startTestServer, type TestServer } from "../rpc/fixtures.js";
 import { ROOT } from "../support/process.js";

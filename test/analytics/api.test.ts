@@ -17,7 +17,7 @@ import { Metric, MetricAggregate, MetricStep, UsageGrouping } from "../../src/ge
 import { DiagnosticOutcome, JobState } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import { AccountStatus } from "../../src/gen/proto/dispatcher/v1/provisioning.js";
 import { createLogger } from "../../src/log.js";
-import type { Principal } from "../../src/rpc/permissions.js";
+import type { Principal } from "../../src/iam/principal.js";
 import { systemHandlers } from "../../src/system/handlers.js";
 import { createSystemService } from "../../src/system/service.js";
 import { startTestServer, type TestServer } from "../rpc/fixtures.js";

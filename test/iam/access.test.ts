@@ -4,7 +4,7 @@
 import { status, type Client, type MethodDefinition } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { idempotentMethods, loadDescriptorSet } from "../../src/client/service-config.js";
-import { METHOD_PERMISSIONS, isAllowed, roleGrants } from "../../src/rpc/permissions.js";
+import { METHOD_PERMISSIONS, isAllowed, roleGrants } from "../../src/iam/permissions.js";
 import { insecureClient, rawCall } from "../rpc/fixtures.js";
 import { BUILT_IN, startIamFixture, type IamFixture } from "./support.js";
 

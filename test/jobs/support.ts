@@ -16,7 +16,7 @@ import { createOutboxRelay, type OutboxRelay } from "../../src/jobs/relay.js";
 import { createJobService, type JobService } from "../../src/jobs/service.js";
 import { createLogger } from "../../src/log.js";
 import { ensureJobsStream } from "../../src/mq/jobs-stream.js";
-import type { Authenticate, Principal } from "../../src/rpc/permissions.js";
+import type { Authenticate, Principal } from "../../src/iam/principal.js";
 import { createTestDatabases, type TestDatabases } from "../support/db.js";
 import { deleteStream, sharedNatsUrl, testStreamName } from "../mq/support.js";
 import { startTestServer, type TestServer } from "../rpc/fixtures.js";

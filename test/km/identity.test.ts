@@ -6,7 +6,7 @@ import { createKmClient } from "../../src/km/client.js";
 import { certificateIdentity, parseClientPrincipals, plaintextIdentityToken, principalFromCertificate, verifyPlaintextIdentityToken } from "../../src/km/identity.js";
 import { generateKeyText, parseKeyring } from "../../src/km/keys.js";
 import { kmClientSettings } from "../../src/km/settings.js";
-import { isAllowed, roleGrants, SERVICE_ONLY_PERMISSIONS } from "../../src/rpc/permissions.js";
+import { isAllowed, roleGrants, SERVICE_ONLY_PERMISSIONS } from "../../src/iam/permissions.js";
 import { startTestKm } from "./support.js";
 
 describe("permissions", () => {

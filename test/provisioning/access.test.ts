@@ -6,7 +6,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DispatcherError } from "../../src/client/index.js";
 import { idempotentMethods, loadDescriptorSet } from "../../src/client/service-config.js";
-import { isAllowed, METHOD_PERMISSIONS, roleGrants } from "../../src/rpc/permissions.js";
+import { isAllowed, METHOD_PERMISSIONS, roleGrants } from "../../src/iam/permissions.js";
 import { insecureClient, rawCall } from "../rpc/fixtures.js";
 import { BUILT_IN, startProvisioningFixture, type ProvisioningFixture } from "./support.js";
 

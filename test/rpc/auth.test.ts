@@ -8,7 +8,7 @@ import { status, type Client, type MethodDefinition, type ServiceDefinition } fr
 import { createDispatcherClients, type DispatcherError } from "../../src/client/index.js";
 import { type WhoAmIResponse, PrincipalKind } from "../../src/gen/proto/dispatcher/v1/system.js";
 import { defineService, unary, type RpcService } from "../../src/rpc/adapter.js";
-import { METHOD_PERMISSIONS, PUBLIC, roleGrants } from "../../src/rpc/permissions.js";
+import { METHOD_PERMISSIONS, PUBLIC, roleGrants } from "../../src/iam/permissions.js";
 import { packageVersion, createSystemService } from "../../src/system/service.js";
 import { systemHandlers } from "../../src/system/handlers.js";
 import { insecureClient, rawCall, startTestServer, testJobService, type TestServer } from "./fixtures.js";

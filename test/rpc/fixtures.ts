@@ -6,7 +6,7 @@ import { loadConfig, type Config } from "../../src/config.js";
 import { JobServiceService } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import { createLogger, type RequestLogEntry } from "../../src/log.js";
 import { defineService, serverStream, unary, type RpcService, type ServerStreamHandler, type UnaryHandler } from "../../src/rpc/adapter.js";
-import type { Authenticate, Principal } from "../../src/rpc/permissions.js";
+import type { Authenticate, Principal } from "../../src/iam/principal.js";
 import { createRpcServer, type RpcServer } from "../../src/rpc/server.js";
 import { createSystemService } from "../../src/system/service.js";
 import { systemHandlers } from "../../src/system/handlers.js";

@@ -14,7 +14,7 @@ import { createMetricsCollector } from "./metrics.js";
 import { registerWithRetry, type Backoff } from "./register.js";
 import { createAgentServer, type AgentServer } from "./server.js";
 
-/** The role the agent gives the dispatcher: agent.read and agent.execute (src/rpc/permissions.ts). */
+/** The role the agent gives the dispatcher: agent.read and agent.execute (src/iam/permissions.ts). */
 export const AGENT_CONTROLLER_ROLE = "agent-controller";
 
 export interface AgentOptions {

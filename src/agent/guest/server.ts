@@ -6,7 +6,7 @@ import { UnavailableError } from "../../errors.js";
 import type { Logger } from "../../log.js";
 import { bindService, type RpcService } from "../../rpc/adapter.js";
 import { InFlight } from "../../rpc/in-flight.js";
-import type { Authenticate } from "../../rpc/permissions.js";
+import type { Authenticate } from "../../iam/principal.js";
 
 export interface AgentServerOptions {
   bind: string;

@@ -1,9 +1,8 @@
-// Who a caller is (Principal), which permission each RPC method needs, and which permissions each role grants.
+// Authorization: which permission each RPC method needs (the permission table), which permissions each role grants, and
+// whether a principal may exercise one. rpc enforces it on every call; services ask it for the checks of their own.
 // Default deny: a method missing from METHOD_PERMISSIONS is refused to everyone (test/rpc checks that none is missing).
 
-import type { Principal } from "../iam/principal.js";
-
-export type { Authenticate, Principal } from "../iam/principal.js";
+import type { Principal } from "./principal.js";
 
 /** A method anyone may call without credentials. */
 export const PUBLIC = "public";
