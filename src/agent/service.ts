@@ -5,7 +5,7 @@ import { FailedPreconditionError, NotFoundError } from "../errors.js";
 import type { Principal } from "../iam/principal.js";
 import type { Job } from "../jobs/model.js";
 import type { JobService } from "../jobs/service.js";
-import { scopeOf } from "../provisioning/account-service.js";
+import { inScope, scopeOf } from "../iam/scope.js";
 import * as repo from "./repository.js";
 import { RUN_SCRIPT_KIND, type RunScriptPayload } from "./run-script-kind.js";
 
@@ -29,7 +29,7 @@ export function createServerAgentService(sql: SqlPool, jobs: Pick<JobService, "c
   const visibleServer = async (principal: Readonly<Principal>, serverId: string): Promise<repo.ServerForAgent> => {
     const server = await repo.findServer(sql, serverId);
     const scope = scopeOf(principal);
-    if (!server || !(scope.all || scope.accountIds.includes(server.accountId))) throw new NotFoundError("server", serverId);
+    if (!server || !inScope(scope, server.accountId)) throw new NotFoundError("server", serverId);
     return server;
   };
 

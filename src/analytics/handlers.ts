@@ -1,6 +1,6 @@
 // dispatcher.v1 AnalyticsService over gRPC: request validation, the caller's account scope, proto ⇄ domain mapping.
 import { AnalyticsServiceService as A, Metric, MetricAggregate, MetricStep, UsageGrouping } from "../gen/proto/dispatcher/v1/analytics.js";
-import { scopeOf } from "../provisioning/account-service.js";
+import { scopeOf } from "../iam/scope.js";
 import { BUDGET_CODE_RULES } from "../provisioning/mapper.js";
 import { defineService, unary, type RpcService } from "../rpc/adapter.js";
 import { ID_RULES, validateOne } from "../rpc/validate.js";

@@ -4,7 +4,7 @@
 // every method answers UNAVAILABLE (ANALYTICS_UNAVAILABLE).
 import { sqlFragment, sqlJoin, type Sql, type SqlFragment } from "../db/sql.js";
 import { InvalidArgumentError, NotFoundError } from "../errors.js";
-import type { AccountScope } from "../provisioning/account-service.js";
+import { inScope, type AccountScope } from "../iam/scope.js";
 import { monthStart, nextMonthStart } from "./accrual.js";
 import { centsOf } from "./budget-usage.js";
 import { METRICS, type MetricName } from "./metrics.js";
@@ -80,7 +80,6 @@ export interface AnalyticsService {
 /** Points one answer carries at most (all series together). */
 export const MAX_POINTS = 10_000;
 
-const inScope = (scope: AccountScope, accountId: string): boolean => scope.all || scope.accountIds.includes(accountId);
 const n = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
 const big = (v: unknown): bigint => (v === null || v === undefined ? 0n : BigInt(typeof v === "string" ? v.split(".")[0] ?? "0" : (v as number | bigint)));
 

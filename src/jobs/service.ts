@@ -7,6 +7,7 @@ import type { ProvisioningClient, Tx } from "../db/clients.js";
 import { isSql, sqlOfPrisma, type Sql, type SqlPool } from "../db/sql.js";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError, type FieldViolation } from "../errors.js";
 import type { Principal } from "../iam/principal.js";
+import { inScope, scopeOf } from "../iam/scope.js";
 import type { Logger } from "../log.js";
 import { isAllowed } from "../iam/permissions.js";
 import { storedTraceContext } from "../telemetry/propagation.js";
@@ -29,11 +30,6 @@ const CREATE_BATCH = 64;
 /** A job written, with its outbox row; or found by its idempotency key (outbox null). */
 type Inserted = { job: Job; outbox: OutboxRef | null };
 
-/**
- * Roles that see every job. Everyone else sees the jobs they requested and those of the accounts their groups may use
- * (a job whose resource is such an account, or a server of one): jobs follow their account, like servers.
- */
-const SEE_ALL_ROLES = new Set(["admin"]);
 
 export interface CreateJobInput {
   kind: string;
@@ -101,10 +97,6 @@ export interface JobService {
   watchJob(principal: Readonly<Principal>, id: string, signal: AbortSignal): AsyncIterable<JobUpdate>;
 }
 
-export function seesAllJobs(principal: Readonly<Principal>): boolean {
-  return principal.roles.some((r) => SEE_ALL_ROLES.has(r));
-}
-
 export function createJobService(options: JobServiceOptions): JobService {
   const { db, sql, catalog, log, subjectPrefix } = options;
   const now = options.now ?? (() => new Date());
@@ -119,16 +111,20 @@ export function createJobService(options: JobServiceOptions): JobService {
     };
   };
 
-  /** Whether a principal that does not see every job may see this one: its own, or one of its accounts'. */
-  const inScope = async (principal: Readonly<Principal>, job: Job): Promise<boolean> => {
-    if (job.requestedBy === principal.id) return true;
-    const accounts = principal.accountIds ?? [];
-    if (accounts.length === 0 || !job.resource) return false;
-    if (job.resource.type === "account") return accounts.includes(job.resource.id);
+  /**
+   * Whether the principal may see the job: admins every one; everyone else the jobs they requested and those of the
+   * accounts their groups may use (a job whose resource is such an account, or a server of one) — jobs follow their
+   * account, like servers.
+   */
+  const maySee = async (principal: Readonly<Principal>, job: Job): Promise<boolean> => {
+    const scope = scopeOf(principal);
+    if (scope.all || job.requestedBy === principal.id) return true;
+    if (scope.accountIds.length === 0 || !job.resource) return false;
+    if (job.resource.type === "account") return inScope(scope, job.resource.id);
     // Only server jobs of someone else cost a second query.
     if (job.resource.type === "server") {
       const accountId = await repo.accountOfServer(sql, job.resource.id);
-      return accountId !== null && accounts.includes(accountId);
+      return accountId !== null && inScope(scope, accountId);
     }
     return false;
   };
@@ -136,7 +132,7 @@ export function createJobService(options: JobServiceOptions): JobService {
   /** The job if this principal may see it; NOT_FOUND otherwise (a job out of scope does not exist for them). */
   const visibleJob = async (principal: Readonly<Principal>, id: string): Promise<Job> => {
     const job = await repo.findJob(sql, id);
-    if (!job || !(seesAllJobs(principal) || (await inScope(principal, job)))) throw new NotFoundError("job", id);
+    if (!job || !(await maySee(principal, job))) throw new NotFoundError("job", id);
     return job;
   };
 
@@ -231,6 +227,7 @@ export function createJobService(options: JobServiceOptions): JobService {
     getJob: visibleJob,
 
     async listJobs(principal, query) {
+      const scope = scopeOf(principal);
       return repo.listJobs(
         db,
         {
@@ -239,7 +236,7 @@ export function createJobService(options: JobServiceOptions): JobService {
           resourceType: query.resource?.type,
           resourceId: query.resource?.id,
           requestedBy: query.requestedBy,
-          visibleTo: seesAllJobs(principal) ? undefined : { userId: principal.id, accountIds: principal.accountIds ?? [] },
+          visibleTo: scope.all ? undefined : { userId: principal.id, accountIds: scope.accountIds },
         },
         query.cursor ?? null,
         query.pageSize,

@@ -7,6 +7,7 @@ import { newId } from "../db/ids.js";
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../errors.js";
 import { etagOf } from "../iam/etag.js";
 import type { Principal } from "../iam/principal.js";
+import { inScope, scopeOf, type AccountScope } from "../iam/scope.js";
 import { pageOf, type Page } from "../db/page.js";
 import type { Job } from "../jobs/model.js";
 import type { JobService } from "../jobs/service.js";
@@ -77,13 +78,6 @@ export interface NewAccount {
   credentialFields: Record<string, string>;
 }
 
-/** Which accounts a caller may see: every one (admins), or those its groups may use. */
-export type AccountScope = { all: true } | { all: false; accountIds: readonly string[] };
-
-export function scopeOf(principal: Pick<Principal, "roles" | "accountIds">): AccountScope {
-  return principal.roles.includes("admin") ? { all: true } : { all: false, accountIds: principal.accountIds ?? [] };
-}
-
 export interface AccountService {
   /**
    * INVALID_ARGUMENT (cloud_id, default_budget_code) for unknown references; ALREADY_EXISTS for a name taken in the
@@ -108,8 +102,6 @@ function toView(row: repo.AccountRow): AccountView {
   const { version, defaultBudgetCode, statusMessage, providerAccountId, id, name, cloudId, credentialId, status, validatedAt, discoveredAt, createdAt, updatedAt } = row;
   return { id, name, cloudId, credentialId, status, validatedAt, discoveredAt, createdAt, updatedAt, defaultBudgetCode: defaultBudgetCode ?? "", statusMessage: statusMessage ?? "", providerAccountId: providerAccountId ?? "", etag: etagOf(version) };
 }
-
-const inScope = (scope: AccountScope, id: string): boolean => scope.all || scope.accountIds.includes(id);
 
 function eventToView(e: repo.AccountEventRow): AccountEventView {
   return { id: e.id.toString(), accountId: e.accountId, type: e.type, regionId: e.regionId ?? "", jobId: e.jobId ?? "", message: e.message, createdAt: e.createdAt };

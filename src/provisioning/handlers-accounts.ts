@@ -5,7 +5,8 @@ import { type Account, type AccountEvent, AccountServiceService as A, AccountSta
 import { IDEMPOTENCY_KEY_RULES, jobToProto } from "../jobs/mapper.js";
 import { defineService, unary, type RpcService } from "../rpc/adapter.js";
 import { afterIdFromToken, ID_RULES, nextToken, requireString, validateOne, type Violations } from "../rpc/validate.js";
-import { scopeOf, type AccountEventView, type AccountService, type AccountView } from "./account-service.js";
+import { scopeOf } from "../iam/scope.js";
+import { type AccountEventView, type AccountService, type AccountView } from "./account-service.js";
 import { BUDGET_CODE_RULES, CLOUD_NAME_RULES, REGION_ID_RULES } from "./mapper.js";
 
 const CREDENTIAL_TYPE_RULES = { max: 64, pattern: /^[a-z0-9][a-z0-9_.-]*$/, patternHint: "lower-case letters, digits, _ . - (starting with a letter or digit)" };

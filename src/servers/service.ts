@@ -6,12 +6,12 @@ import { newId } from "../db/ids.js";
 import type { Sql } from "../db/sql.js";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, type FieldViolation } from "../errors.js";
 import type { Principal } from "../iam/principal.js";
+import { inScope, scopeOf } from "../iam/scope.js";
 import { pageOf, type Page } from "../db/page.js";
 import { appendEvent } from "../jobs/events.js";
 import type { Job } from "../jobs/model.js";
 import { findJobByIdempotencyKey } from "../jobs/repository.js";
 import type { JobService } from "../jobs/service.js";
-import { scopeOf, type AccountScope } from "../provisioning/account-service.js";
 import { requireBudgetCode } from "../provisioning/budget-guard.js";
 import { ACTION_KINDS, SERVER_LAUNCH_KIND } from "./kinds/names.js";
 import { monthlyCostCents, type CatalogImage, type CatalogProduct, type Server, type ServerAction, type ServerEvent, type ServerState } from "./model.js";
@@ -73,8 +73,6 @@ const REQUESTED_EVENT: Readonly<Record<ServerAction, ServerEvent["type"]>> = {
   reboot: "REBOOT_REQUESTED",
   terminate: "TERMINATE_REQUESTED",
 };
-
-const inScope = (scope: AccountScope, accountId: string): boolean => scope.all || scope.accountIds.includes(accountId);
 
 export function createServerService(deps: ServerServiceDeps): ServerService {
   const { sql, db, jobs } = deps;
