@@ -6,7 +6,7 @@ import type { Logger } from "../log.js";
 import type { RpcService } from "../rpc/adapter.js";
 import { registrationHandlers, serverAgentHandlers } from "./handlers.js";
 import { createRegistrationService } from "./registration.js";
-import { credentialKeyOf } from "./run-script-kind.js";
+import { credentialKeyOf } from "./secrets.js";
 import { createServerAgentService } from "./service.js";
 
 export function agentRpcServices(deps: { config: Config; sql: SqlPool; jobs: Pick<JobService, "createJob">; log: Logger; now?: () => Date }): RpcService[] {

@@ -3,12 +3,11 @@
 // command again, so commands should be safe to repeat.
 import { status as Code } from "@grpc/grpc-js";
 import { z } from "zod";
-import type { Config } from "../config.js";
 import type { JobKind } from "../jobs/catalog.js";
 import { PermanentJobError, RetryableJobError } from "../jobs/errors.js";
 import { AgentCallError, openAgentClient } from "./agent-client.js";
 import * as repo from "./repository.js";
-import { deriveAgentCredential, loadCredentialKey } from "./secrets.js";
+import { credentialKeyOf, deriveAgentCredential } from "./secrets.js";
 
 export const RUN_SCRIPT_KIND = "agent.run_script";
 export const MAX_SCRIPT_TIMEOUT_MS = 10 * 60_000;
@@ -29,14 +28,6 @@ export const runScriptPayload = z.object({
 
 export type RunScriptPayload = z.output<typeof runScriptPayload>;
 
-// Every process of one configuration derives with one key; read it once.
-const keys = new WeakMap<object, Buffer>();
-export function credentialKeyOf(config: Config): Buffer {
-  let key = keys.get(config);
-  if (!key) keys.set(config, (key = loadCredentialKey(config)));
-  return key;
-}
-
 export const runScriptKind: JobKind<RunScriptPayload> = {
   kind: RUN_SCRIPT_KIND,
   payload: runScriptPayload,
@@ -47,10 +38,10 @@ export const runScriptKind: JobKind<RunScriptPayload> = {
   permission: "agents.execute",
 
   async handle(ctx, p) {
-    const agent = await repo.findAgentByServer(ctx.resources.sql, p.serverId);
+    const agent = await repo.findAgentByServer(ctx.sql, p.serverId);
     if (!agent || agent.state === "GONE") throw new PermanentJobError(`server ${p.serverId} has no registered agent`, "FAILED_PRECONDITION", { serverId: p.serverId });
     ctx.checkpoint();
-    const client = openAgentClient({ address: agent.address, port: agent.port, credential: deriveAgentCredential(credentialKeyOf(ctx.resources.config), agent.id) });
+    const client = openAgentClient({ address: agent.address, port: agent.port, credential: deriveAgentCredential(credentialKeyOf(ctx.config), agent.id) });
     try {
       const r = await client.runScript(
         { command: p.command, args: p.args, env: p.env, timeout: millisToDuration(p.timeoutMs), maxOutputBytes: p.maxOutputBytes },

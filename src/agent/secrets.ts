@@ -4,8 +4,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Config } from "../config.js";
-import { ConfigError } from "../config.js";
+import { ConfigError, type Config } from "../config.js";
 
 /** Join tokens start with this, so an authenticator can tell them from API keys without a lookup. */
 export const JOIN_TOKEN_MARKER = "djt_";
@@ -60,5 +59,15 @@ export function loadCredentialKey(config: Pick<Config, "mode" | "dataDir" | "age
   }
   const key = Buffer.from(readFileSync(file, "utf8").trim(), "base64");
   if (key.length !== KEY_BYTES) throw new ConfigError([`${file}: expected base64 of ${KEY_BYTES} bytes`]);
+  return key;
+}
+
+// Every process of one configuration derives with one key; read it once.
+const keys = new WeakMap<object, Buffer>();
+
+/** The credential key of this configuration (loadCredentialKey), read once per configuration object. */
+export function credentialKeyOf(config: Pick<Config, "mode" | "dataDir" | "agent">): Buffer {
+  let key = keys.get(config);
+  if (!key) keys.set(config, (key = loadCredentialKey(config)));
   return key;
 }

@@ -8,7 +8,7 @@ import { connectLocalCloudInBackground } from "../clouds/local/bootstrap.js";
 import { createApiKeyAuthenticator } from "../iam/authenticator.js";
 import { iamRpcServices } from "../iam/rpc-services.js";
 import { jobHandlers } from "../jobs/handlers.js";
-import { buildCatalog } from "../jobs/kinds/index.js";
+import { buildCatalog } from "./catalog.js";
 import { createKmClientFromConfig } from "../km/client.js";
 import { createOutboxRelay, type OutboxPublisher } from "../jobs/relay.js";
 import { createJobService } from "../jobs/service.js";

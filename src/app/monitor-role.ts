@@ -1,17 +1,21 @@
 // The monitor role: completion checks, the reconciler, the discovery scheduler, and an outbox relay poll loop (so
 // rows a crashed dispatcher left unpublished go out even when no dispatcher runs). Safe to run as several replicas.
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { startMonitorAgentPinger } from "../agent/monitor-pinger.js";
+import { startAgentPinger } from "../agent/pinger.js";
+import { credentialKeyOf } from "../agent/secrets.js";
+import { ingestSamples } from "../analytics/metrics.js";
 import { startAnalyticsTasks } from "../analytics/tasks.js";
 import { JobExecution } from "../jobs/execution.js";
-import { buildCatalog } from "../jobs/kinds/index.js";
+import { buildCatalog } from "./catalog.js";
 import { enqueuePublication, type OutboxRef } from "../jobs/outbox.js";
 import { createOutboxRelay } from "../jobs/relay.js";
 import { createJobService } from "../jobs/service.js";
 import { ensureJobsStream } from "../mq/jobs-stream.js";
 import { startCompletionChecks } from "../monitor/completion-checks.js";
-import { startDiscoveryScheduler } from "../monitor/discovery.js";
 import { startReconciler } from "../monitor/reconciler.js";
+import { startScheduler } from "../monitor/scheduler.js";
+import { discoverySchedule } from "../provisioning/discovery-schedule.js";
+import { serverSyncSchedule } from "../servers/kinds/sync-schedule.js";
 import type { Resources } from "./resources.js";
 import type { RunningRole } from "./role.js";
 
@@ -28,8 +32,18 @@ export async function startMonitorRole(resources: Resources): Promise<RunningRol
   const checks = startCompletionChecks({ resources, catalog, ex });
   // The scheduler starts jobs like any caller: through a job service, published by this role's relay.
   const jobs = createJobService({ db: resources.provisioning, sql: resources.sql, catalog, subjectPrefix: config.mq.subjectPrefix, log: log.child({ component: "jobs" }), relay, nats, now: resources.now });
-  const discovery = startDiscoveryScheduler({ resources, jobs, catalog });
-  const pinger = startMonitorAgentPinger(resources);
+  const schedules = [discoverySchedule(config.discovery.intervalMs), serverSyncSchedule(config.discovery.serverSyncIntervalMs)];
+  const discovery = startScheduler({ resources, jobs, schedules });
+  // Agents are pinged with their re-derived credentials; each answered ping's metrics go to analytics.
+  const pinger = startAgentPinger({
+    sql: resources.sql,
+    log: log.child({ component: "agent-pinger" }),
+    credentialKey: () => credentialKeyOf(config),
+    pingIntervalMs: config.agent.pingIntervalMs,
+    maxMissedPings: config.agent.maxMissedPings,
+    onMetrics: async (sample) => void (await ingestSamples(resources.analyticsSql, [sample])),
+    now: resources.now,
+  });
   const analytics = startAnalyticsTasks({ config, log, sql: resources.sql, analytics: resources.analyticsSql, now: resources.now });
   const reconciler = startReconciler<OutboxRef>({
     resources,

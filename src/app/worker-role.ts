@@ -1,5 +1,5 @@
 // The worker role: consumes the jobs stream and runs every kind's handler (src/jobs/worker.ts).
-import { buildCatalog } from "../jobs/kinds/index.js";
+import { buildCatalog } from "./catalog.js";
 import { startWorker } from "../jobs/worker.js";
 import type { Resources } from "./resources.js";
 import type { RunningRole } from "./role.js";

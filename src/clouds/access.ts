@@ -70,19 +70,18 @@ export async function withCloud<T>(
   options: WithCloudOptions,
   fn: (driver: CloudDriver, target: DriverTarget, call: DriverCallOptions, account: CloudAccount) => Promise<T>,
 ): Promise<T> {
-  const { resources } = ctx;
-  const account = await loadCloudAccount(resources.sql, accountId);
+  const account = await loadCloudAccount(ctx.sql, accountId);
   if (!account) throw new PermanentJobError(`account ${accountId} does not exist`, "NOT_FOUND");
   let driver: CloudDriver;
   try {
-    driver = resources.drivers.get(account.cloud.driver);
+    driver = ctx.drivers.get(account.cloud.driver);
   } catch (err) {
     throw toJobError(err, account);
   }
   const deadline = new Date(Date.now() + (options.timeoutMs ?? DRIVER_CALL_TIMEOUT_MS));
   const call: DriverCallOptions = { signal: ctx.signal, deadline };
   try {
-    return await resources.km().useCredential(
+    return await ctx.km().useCredential(
       { id: account.credentialId, accountId: account.id, jobId: ctx.jobId, purpose: options.purpose },
       (credentials) => fn(driver, { cloud: account.cloud, account: { id: account.id, providerAccountId: account.providerAccountId }, credentials }, call, account),
       { signal: ctx.signal, deadline },

@@ -1,8 +1,7 @@
 // The context one attempt (a worker's handler run, or a monitor's completion check) gets: its abort signal and why
 // it aborted, checkpoint(), throttled progress; and how a thrown error maps to the job's outcome.
-import type { Resources } from "../app/resources.js";
 import type { Logger } from "../log.js";
-import type { JobContext } from "./catalog.js";
+import type { JobContext, JobServices } from "./catalog.js";
 import { JobCancelledError, PermanentJobError, RetryableJobError } from "./errors.js";
 import type { AttemptRef, JobExecution } from "./execution.js";
 import type { JobError } from "./model.js";
@@ -45,7 +44,8 @@ export interface AttemptControl {
 export interface AttemptControlOptions {
   ex: JobExecution;
   ref: AttemptRef;
-  resources: Resources;
+  /** What the handler may use (only these fields reach its context). */
+  services: JobServices;
   log: Logger;
   deadlineInMs: number | null;
   /** The job's error message when the deadline aborts the attempt. */
@@ -56,7 +56,7 @@ export interface AttemptControlOptions {
 }
 
 export function createAttemptControl(options: AttemptControlOptions): AttemptControl {
-  const { ex, ref, log } = options;
+  const { ex, ref, log, services } = options;
   const controller = new AbortController();
   let cancelRequested = false;
   let lastProgress = 0;
@@ -76,12 +76,16 @@ export function createAttemptControl(options: AttemptControlOptions): AttemptCon
   if (options.cancelRequested) requestCancel();
 
   const ctx: JobContext = {
+    sql: services.sql,
+    now: services.now,
+    drivers: services.drivers,
+    km: () => services.km(),
+    config: services.config,
     jobId: ref.jobId,
     kind: ref.kind,
     attempt: ref.attempt,
     signal: controller.signal,
     log,
-    resources: options.resources,
     async progress(percent, message) {
       const now = Date.now();
       if (percent < 100 && now - lastProgress < minInterval) return;

@@ -1,18 +1,38 @@
 // The job catalog: every kind of job declared once — payload schema, handler, completion check, timeouts, retries.
 import type { z } from "zod";
+import type { DriverRegistry } from "../clouds/registry.js";
+import type { Config } from "../config.js";
+import type { Sql, SqlPool } from "../db/sql.js";
+import type { KmClient } from "../km/client.js";
 import type { Logger } from "../log.js";
-import type { Resources } from "../app/resources.js";
-import type { Sql } from "../db/sql.js";
 
-/** What a handler (or a completion check) receives besides its payload. */
-export interface JobContext {
+/**
+ * What job code may use of the process it runs in, and nothing more: the provisioning database, the clock, the cloud
+ * drivers, KM and the settings handlers read. The composition root (src/app) hands one to the worker and the monitor.
+ */
+export interface JobServices {
+  /** The provisioning database (src/db/sql.ts). */
+  sql: SqlPool;
+  now: () => Date;
+  /** Cloud drivers by name (src/clouds). */
+  drivers: DriverRegistry;
+  /**
+   * This process's KM client, made on first use so that a process whose jobs never need credentials never needs KM
+   * settings. Throws ConfigError when KM is not configured usably.
+   */
+  km(): KmClient;
+  /** The settings handlers read (agent credentials and bootstrap, the discovery interval). */
+  config: Pick<Config, "mode" | "dataDir" | "agent" | "discovery">;
+}
+
+/** What a handler (or a completion check) receives besides its payload: its attempt, and the job services. */
+export interface JobContext extends JobServices {
   jobId: string;
   kind: string;
   attempt: number;
   /** Aborts on cancellation request, job timeout or worker shutdown; pass it to every call. */
   signal: AbortSignal;
   log: Logger;
-  resources: Resources;
   /** Records progress (0–100) on the job; best effort, never fails the job. */
   progress(percent: number, message?: string): Promise<void>;
   /** Throws JobCancelledError when cancellation was requested; call it between steps. */

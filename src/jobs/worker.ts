@@ -3,21 +3,31 @@
 // the message.
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { trace } from "@opentelemetry/api";
-import type { Resources } from "../app/resources.js";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Config } from "../config.js";
 import { consume, ensureWorkerConsumer, type Delivery } from "../mq/consumer.js";
 import { ensureJobsStream } from "../mq/jobs-stream.js";
-import { lazyChild } from "../log.js";
+import { lazyChild, type Logger } from "../log.js";
 import { jobAttributes, withSpan } from "../telemetry/spans.js";
 import { classifyFailure, createAttemptControl, LeaseLostError, RunnerStoppingError, type AttemptControl, type Failure } from "./attempt-context.js";
 import { createBatcher } from "./batcher.js";
-import { JobCatalog, type JobKind, type JobOutcome } from "./catalog.js";
+import { JobCatalog, type JobKind, type JobOutcome, type JobServices } from "./catalog.js";
 import { isTerminal } from "./model.js";
 import { completeMany, startMany } from "./execution-batch.js";
 import { JobExecution, type AttemptRef, type CompleteInput, type StartInput, type StartResult, type StartedJob } from "./execution.js";
 import { parseJobMessage } from "./outbox.js";
 
+/** What a worker needs of its process: the services its handlers use, NATS, a logger, its settings and its id. */
+export interface WorkerResources extends JobServices {
+  config: JobServices["config"] & Pick<Config, "jobs" | "mq">;
+  nats: NatsConnection;
+  log: Logger;
+  /** Names the worker in leases and events (`worker-<instanceId>`). */
+  instanceId: string;
+}
+
 export interface WorkerOptions {
-  resources: Resources;
+  resources: WorkerResources;
   catalog: JobCatalog;
   /** Handlers run at once; default config.jobs.workerConcurrency. */
   concurrency?: number;
@@ -25,7 +35,7 @@ export interface WorkerOptions {
   leaseMs?: number;
   /** lease_owner and event actor; default `worker-<instanceId>`. */
   owner?: string;
-  /** The job SQL; default one over resources.provisioning (tests pass one that fails on purpose). */
+  /** The job SQL; default one over resources.sql (tests pass one that fails on purpose). */
   execution?: JobExecution;
 }
 
@@ -115,7 +125,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         : { code: "UNIMPLEMENTED", message: `no handler for job kind ${job.kind}` };
       return commit(d, jobLog, () => ex.fail({ ...ref, error }), "term");
     }
-    const control = createAttemptControl({ ex, ref, resources, log: jobLog, deadlineInMs: job.deadlineInMs });
+    const control = createAttemptControl({ ex, ref, services: resources, log: jobLog, deadlineInMs: job.deadlineInMs });
     active.add(control);
     const renewal = renewLease(d, control, ref, jobLog);
     let outcome: JobOutcome | undefined;

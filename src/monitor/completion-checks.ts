@@ -1,17 +1,17 @@
 // Completion by observation: the monitor claims pending jobs whose check is due, runs their kind's check(), and
 // commits what it finds — succeeded, still pending, failed, cancelled or timed out — through src/jobs/execution.ts.
-import type { Resources } from "../app/resources.js";
 import { classifyFailure, createAttemptControl, RunnerStoppingError, type Failure } from "../jobs/attempt-context.js";
 import { JobCatalog, type JobKind, type JobOutcome } from "../jobs/catalog.js";
 import { MONITOR_OWNER, type AttemptRef, type JobExecution } from "../jobs/execution.js";
-import { claimDueChecks, timeoutMessage, type DueCheck } from "../jobs/monitor-queries.js";
+import { claimDueChecks, timeoutMessage, type DueCheck } from "./queries.js";
 import type { Logger } from "../log.js";
 import { contextFromTraceparent } from "../telemetry/propagation.js";
 import { jobAttributes, withSpan, type Span } from "../telemetry/spans.js";
 import { startLoop, type Loop } from "./loop.js";
+import type { MonitorResources } from "./resources.js";
 
 export interface CompletionChecksOptions {
-  resources: Resources;
+  resources: MonitorResources;
   catalog: JobCatalog;
   ex: JobExecution;
   /** Pause between polls when nothing was due; default config.jobs.checkPollMs. */
@@ -71,7 +71,7 @@ async function runCheck(options: CompletionChecksOptions, c: DueCheck, iteration
       await ex.fail({ ...ref, error: { code: kind.check ? "INVALID_ARGUMENT" : "UNIMPLEMENTED", message } });
       return;
     }
-    const control = createAttemptControl({ ex, ref, resources, log, deadlineInMs: c.deadlineInMs, timeoutMessage: timedOut });
+    const control = createAttemptControl({ ex, ref, services: resources, log, deadlineInMs: c.deadlineInMs, timeoutMessage: timedOut });
     const onStop = () => control.abort(new RunnerStoppingError());
     stop.addEventListener("abort", onStop, { once: true });
     let outcome: JobOutcome | undefined;

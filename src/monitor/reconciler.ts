@@ -1,14 +1,14 @@
 // The reconciler: every few seconds, fails jobs past their deadline, requeues and republishes jobs whose worker
 // stopped renewing its lease, and republishes jobs left queued too long (their message may be lost).
-import type { Resources } from "../app/resources.js";
 import type { JobExecution } from "../jobs/execution.js";
-import { failPastDeadline, republishQueued, requeueExpiredLeases, type Republish } from "../jobs/monitor-queries.js";
 import { startLoop, type Loop } from "./loop.js";
+import { failPastDeadline, republishQueued, requeueExpiredLeases, type Republish } from "./queries.js";
+import type { MonitorResources } from "./resources.js";
 
 export interface ReconcilerOptions<R> {
-  resources: Resources;
+  resources: Pick<MonitorResources, "log" | "config">;
   ex: JobExecution;
-  /** Writes a new publication in the caller's transaction (enqueuePublication from src/jobs/outbox.ts). */
+  /** Writes a new publication in the caller's transaction (enqueuePublication of src/jobs/outbox.ts). */
   republish: Republish<R>;
   /** Called after commit with what `republish` returned (e.g. to hand the entries to the relay's fast path). */
   onPublished?: (published: R[]) => void;

@@ -46,7 +46,7 @@ export const accountDiscoverKind: JobKind<AccountDiscoverPayload> = {
       // redelivered attempt that fails the same way records nothing twice. Only failures before the credentials were
       // accepted mean the account is unusable; a later failure (a region that cannot be listed) leaves it as it was.
       if (!validated && err instanceof PermanentJobError) {
-        await recordValidationFailure(ctx.resources.sql, { accountId, jobId: ctx.jobId, message: `validation failed: ${err.message}`, now: ctx.resources.now() });
+        await recordValidationFailure(ctx.sql, { accountId, jobId: ctx.jobId, message: `validation failed: ${err.message}`, now: ctx.now() });
       }
       throw err;
     }
@@ -61,8 +61,8 @@ function succeeded(ctx: JobContext, accountId: string, discovery: Discovery | nu
     status: "succeeded",
     result,
     effects: async (tx) => {
-      const now = ctx.resources.now();
-      const nextDiscoveryAt = new Date(now.getTime() + ctx.resources.config.discovery.intervalMs);
+      const now = ctx.now();
+      const nextDiscoveryAt = new Date(now.getTime() + ctx.config.discovery.intervalMs);
       const changes = await applyDiscovery(tx, { accountId, jobId: ctx.jobId, discovery, now, nextDiscoveryAt });
       if (changes) Object.assign(result, changes);
       else ctx.log.warn({ accountId }, "the account was deleted while it was being discovered");

@@ -14,7 +14,7 @@ import { createSqlPool, type SqlPool } from "../../src/db/sql.js";
 import type { JobCatalog } from "../../src/jobs/catalog.js";
 import { appendEvent, listEvents } from "../../src/jobs/events.js";
 import { JobExecution, micros } from "../../src/jobs/execution.js";
-import { buildCatalog } from "../../src/jobs/kinds/index.js";
+import { buildCatalog } from "../../src/app/catalog.js";
 import type { JobEvent, JobState } from "../../src/jobs/model.js";
 import { encodeJobMessage, jobMsgId, jobSubject } from "../../src/jobs/outbox.js";
 import type { Logger } from "../../src/log.js";

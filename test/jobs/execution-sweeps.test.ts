@@ -3,7 +3,7 @@
 // several monitors sweep at the same time.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MONITOR_OWNER } from "../../src/jobs/execution.js";
-import { failPastDeadline, republishQueued, requeueExpiredLeases } from "../../src/jobs/monitor-queries.js";
+import { failPastDeadline, republishQueued, requeueExpiredLeases } from "../../src/monitor/queries.js";
 import { enqueuePublication, type OutboxRef } from "../../src/jobs/outbox.js";
 import { diagnostic, openExecHarness, sleep, types, type ExecHarness } from "./exec-support.js";
 

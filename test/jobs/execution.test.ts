@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isTransientConflict } from "../../src/db/errors.js";
 import { MONITOR_OWNER, type AttemptRef } from "../../src/jobs/execution.js";
-import { claimDueChecks } from "../../src/jobs/monitor-queries.js";
+import { claimDueChecks } from "../../src/monitor/queries.js";
 import { diagnostic, openExecHarness, sleep, types, type ExecHarness } from "./exec-support.js";
 
 let h: ExecHarness;

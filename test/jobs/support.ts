@@ -8,7 +8,7 @@ import { createDispatcherClients, type DispatcherClients } from "../../src/clien
 import type { ProvisioningClient } from "../../src/db/clients.js";
 import { createSqlPool, sqlOfPrisma, type SqlPool } from "../../src/db/sql.js";
 import type { JobCatalog, JobKind } from "../../src/jobs/catalog.js";
-import { buildCatalog } from "../../src/jobs/kinds/index.js";
+import { buildCatalog } from "../../src/app/catalog.js";
 import { appendEvent, ringDoorbell } from "../../src/jobs/events.js";
 import { jobHandlers } from "../../src/jobs/handlers.js";
 import type { JobEventType, JobState } from "../../src/jobs/model.js";

@@ -18,7 +18,10 @@ import type { KmClient } from "../../src/km/client.js";
 import { createLogger } from "../../src/log.js";
 import { ensureJobsStream } from "../../src/mq/jobs-stream.js";
 import type { Loop } from "../../src/monitor/loop.js";
-import { startDiscoveryScheduler, SERVERS_SYNC_KIND } from "../../src/monitor/discovery.js";
+import { startScheduler } from "../../src/monitor/scheduler.js";
+import { discoverySchedule } from "../../src/provisioning/discovery-schedule.js";
+import { serverSyncSchedule } from "../../src/servers/kinds/sync-schedule.js";
+import { SERVERS_SYNC_KIND } from "../../src/servers/kinds/names.js";
 import { accountDiscoverKind } from "../../src/provisioning/discovery-kind.js";
 import { deleteStream, sharedNatsUrl, testStreamName } from "../mq/support.js";
 import { startProvisioningFixture, type ProvisioningFixture } from "./support.js";
@@ -155,7 +158,8 @@ export async function openDiscoveryHarness(label: string, options: DiscoveryHarn
     startScheduler(o = {}) {
       const r = resources();
       const jobs = createJobService({ db: f.dbs.provisioning, sql: f.sql, catalog, subjectPrefix: f.subjectPrefix, log, relay, nats: nc });
-      const loop = startDiscoveryScheduler({ resources: r, jobs, catalog, pollMs: o.pollMs ?? 100 });
+      const schedules = [discoverySchedule(config.discovery.intervalMs), serverSyncSchedule(config.discovery.serverSyncIntervalMs)];
+      const loop = startScheduler({ resources: r, jobs, schedules, pollMs: o.pollMs ?? 100 });
       loops.push(loop);
       return loop;
     },

@@ -4,7 +4,7 @@
 import type { DispatcherClients } from "../../src/client/index.js";
 import { createSqlPool, type SqlPool } from "../../src/db/sql.js";
 import { jobHandlers } from "../../src/jobs/handlers.js";
-import { buildCatalog } from "../../src/jobs/kinds/index.js";
+import { buildCatalog } from "../../src/app/catalog.js";
 import { createJobService, type JobService } from "../../src/jobs/service.js";
 import { createLogger } from "../../src/log.js";
 import type { TestServer } from "../rpc/fixtures.js";

@@ -21,7 +21,7 @@ export function checkAfter(checks: number): number {
 }
 
 export async function loadServer(ctx: JobContext, serverId: string): Promise<Server> {
-  const server = await findServer(ctx.resources.sql, serverId);
+  const server = await findServer(ctx.sql, serverId);
   if (!server) throw new PermanentJobError(`server ${serverId} does not exist`, "NOT_FOUND", { server: serverId });
   return server;
 }
@@ -44,7 +44,7 @@ export function observe(ctx: JobContext, server: Server): Promise<ServerObservat
 
 /** Records an observation at once, in a transaction of its own (not at completion): a retry must build on it. */
 export async function recordNow(ctx: JobContext, serverId: string, observation: Observation): Promise<Applied | null> {
-  return ctx.resources.sql.transaction((tx) => recordObservation(tx, serverId, observation, { jobId: ctx.jobId }));
+  return ctx.sql.transaction((tx) => recordObservation(tx, serverId, observation, { jobId: ctx.jobId }));
 }
 
 /** An observation of a server its provider no longer knows. */

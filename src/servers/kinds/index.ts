@@ -7,5 +7,5 @@ import { serversSyncKind } from "./sync.js";
 export { SERVERS_SYNC_KIND, SERVER_LAUNCH_KIND, SERVER_REBOOT_KIND, SERVER_START_KIND, SERVER_STOP_KIND, SERVER_TERMINATE_KIND } from "./names.js";
 export type { ServersSyncPayload } from "./sync.js";
 
-/** Every server job kind, for the catalog (src/jobs/kinds/index.ts). */
+/** Every server job kind, for the catalog (src/app/catalog.ts). */
 export const SERVER_KINDS: JobKind<never>[] = [serverLaunchKind, serverStartKind, serverStopKind, serverRebootKind, serverTerminateKind, serversSyncKind] as unknown as JobKind<never>[];

@@ -27,7 +27,7 @@ export const serverLaunchKind: JobKind<ServerPayload> = {
     if (server.state === "TERMINATED") throw new PermanentJobError(`server ${serverId} was terminated before it launched`, "ABORTED", { server: serverId });
     if (!server.providerId) {
       ctx.checkpoint();
-      const bootstrap = await bootstrapFor(server, ctx.resources);
+      const bootstrap = await bootstrapFor(server, ctx);
       let launched;
       try {
         launched = await onCloud(ctx, server, (driver, target, call) =>
@@ -70,7 +70,7 @@ function running(ctx: JobContext, serverId: string, seen: Parameters<typeof reco
 
 /** A launch the cloud refused for good: the server never existed there, so it ends TERMINATED with the reason. */
 async function recordFailure(ctx: JobContext, server: Server, why: string): Promise<void> {
-  await ctx.resources.sql.transaction(async (tx) => {
+  await ctx.sql.transaction(async (tx) => {
     const now = await findServer(tx, server.id, true);
     if (!now || now.providerId || now.state === "TERMINATED") return;
     await insertServerEvents(tx, [{ serverId: server.id, type: "LAUNCH_FAILED", fromState: now.state, toState: "TERMINATED", jobId: ctx.jobId, message: why }]);

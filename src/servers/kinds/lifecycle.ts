@@ -74,7 +74,7 @@ export const serverTerminateKind: JobKind<ServerPayload> = {
       const found = await findByClientToken(ctx, server);
       if (!found) {
         // Nothing of it on the cloud: while its launch may still get there, wait; afterwards it never will.
-        const launching = (await activeJobs(ctx.resources.sql, serverId, ctx.jobId)).some((j) => j.kind === SERVER_LAUNCH_KIND);
+        const launching = (await activeJobs(ctx.sql, serverId, ctx.jobId)).some((j) => j.kind === SERVER_LAUNCH_KIND);
         if (launching) throw new RetryableJobError(`server ${serverId} is still being launched; terminating once it has a provider id`, "UNAVAILABLE");
         return succeeded(ctx, serverId, GONE, { neverLaunched: true });
       }
@@ -133,7 +133,7 @@ export const serverRebootKind: JobKind<ServerPayload> = {
     if (ENDED.has(server.state)) throw new PermanentJobError(`server ${serverId} is ${server.state}`, "FAILED_PRECONDITION", { server: serverId, state: server.state });
     const ref = refOf(server);
     // A retried attempt whose reboot already went out only waits: rebooting twice is not what was asked.
-    if (await findJobEvent(ctx.resources.sql, serverId, ctx.jobId, "REBOOT_SENT")) return pending(0, server.state, "the reboot");
+    if (await findJobEvent(ctx.sql, serverId, ctx.jobId, "REBOOT_SENT")) return pending(0, server.state, "the reboot");
     ctx.checkpoint();
     const { before, after } = await onCloud(ctx, server, async (driver, t, options) => {
       const b = await driver.getServer(t, ref, options);
@@ -142,7 +142,7 @@ export const serverRebootKind: JobKind<ServerPayload> = {
       return { before: b, after: await driver.getServer(t, ref, options) };
     });
     if (!before) throw new PermanentJobError(`server ${serverId} (${ref.providerId}) is no longer known to its cloud`, "NOT_FOUND", { server: serverId });
-    await ctx.resources.sql.transaction(async (tx) => {
+    await ctx.sql.transaction(async (tx) => {
       await insertServerEvents(tx, [{ serverId, type: "REBOOT_SENT", fromState: before.state, jobId: ctx.jobId, message: "reboot sent to the cloud", details: { bootMarker: bootMarker(before) } }]);
       if (after) await recordObservation(tx, serverId, after, { jobId: ctx.jobId });
     });
@@ -153,13 +153,13 @@ export const serverRebootKind: JobKind<ServerPayload> = {
     const server = await loadServer(ctx, serverId);
     const seen = await observe(ctx, server);
     if (!seen) throw new PermanentJobError(`server ${serverId} (${server.providerId ?? "?"}) is no longer known to its cloud`, "NOT_FOUND", { server: serverId });
-    const sent = await findJobEvent(ctx.resources.sql, serverId, ctx.jobId, "REBOOT_SENT");
+    const sent = await findJobEvent(ctx.sql, serverId, ctx.jobId, "REBOOT_SENT");
     if (!sent) throw new RetryableJobError(`the reboot of server ${serverId} has not been sent yet`);
     if (seen.state === "RUNNING") {
       const before = typeof sent.details?.bootMarker === "string" ? sent.details.bootMarker : null;
       const now = bootMarker(seen);
       if (before !== null && now !== null && now !== before) return succeeded(ctx, serverId, seen, { rebootObserved: "boot marker changed" });
-      if (await sawStateSince(ctx.resources.sql, serverId, sent.id, ["REBOOTING", "STOPPING", "STOPPED", "PENDING"])) return succeeded(ctx, serverId, seen, { rebootObserved: "state left RUNNING" });
+      if (await sawStateSince(ctx.sql, serverId, sent.id, ["REBOOTING", "STOPPING", "STOPPED", "PENDING"])) return succeeded(ctx, serverId, seen, { rebootObserved: "state left RUNNING" });
       if (before === null && now === null && checks >= UNMARKED_REBOOT_CHECKS) return succeeded(ctx, serverId, seen, { rebootObserved: "not observable on this cloud" });
     }
     await recordNow(ctx, serverId, seen);

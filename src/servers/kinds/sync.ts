@@ -33,16 +33,16 @@ export const serversSyncKind: JobKind<ServersSyncPayload> = {
   permission: "accounts.discover",
 
   async handle(ctx, { accountId }) {
-    const account = await loadCloudAccount(ctx.resources.sql, accountId);
+    const account = await loadCloudAccount(ctx.sql, accountId);
     if (!account) throw new PermanentJobError(`account ${accountId} does not exist`, "NOT_FOUND", { account: accountId });
     if (account.status !== "ACTIVE") return { status: "succeeded", result: { accountId, skipped: `account is ${account.status}` } };
     // Servers live where there is compute; a region without it is not listed (a provider may refuse the call there),
     // and its rows, if any, are left as they are rather than retired.
-    const all = await listRegions(ctx.resources.sql, accountId);
-    const computes = await Promise.all(all.map((r) => hasCapability(ctx.resources.sql, accountId, r.id, "compute")));
+    const all = await listRegions(ctx.sql, accountId);
+    const computes = await Promise.all(all.map((r) => hasCapability(ctx.sql, accountId, r.id, "compute")));
     const regions = all.filter((_, i) => computes[i]);
     // Rows changed after this moment were changed by someone who saw more recent state than this listing.
-    const [clock] = await ctx.resources.sql.query<{ now: Date }>`SELECT NOW(3) AS now`;
+    const [clock] = await ctx.sql.query<{ now: Date }>`SELECT NOW(3) AS now`;
     const listedAt = clock?.now ?? new Date();
     const listings = await withCloud(ctx, accountId, { purpose: SERVERS_SYNC_KIND }, async (driver, target, call) => {
       const out: { regionId: string; servers: ServerObservation[] }[] = [];

@@ -1,8 +1,8 @@
 // The monitor's SQL: claiming due completion checks, and the reconciler's sweeps (expired worker leases, jobs queued
 // too long, deadlines). Safe with several monitors: claims skip locked rows and every change re-checks its condition.
 import type { Sql } from "../db/sql.js";
-import { MONITOR_OWNER, micros, type JobExecution } from "./execution.js";
-import type { JobState } from "./model.js";
+import { MONITOR_OWNER, micros, type JobExecution } from "../jobs/execution.js";
+import type { JobState } from "../jobs/model.js";
 
 /** A pending job the monitor claimed for one completion check. */
 export interface DueCheck {
@@ -18,7 +18,7 @@ export interface DueCheck {
   deadlineInMs: number | null;
 }
 
-/** Writes a new publication of a job in the caller's transaction (src/jobs/outbox.ts enqueuePublication). */
+/** Writes a new publication of a job in the caller's transaction (enqueuePublication of src/jobs/outbox.ts). */
 export type Republish<R> = (tx: Sql, job: { jobId: string; kind: string; traceparent: string | null }) => Promise<R>;
 
 interface DueRow {

@@ -1,0 +1,15 @@
+// The job catalog of this build, assembled from the kinds each domain declares beside its own code.
+import { runScriptKind } from "../agent/run-script-kind.js";
+import { JobCatalog } from "../jobs/catalog.js";
+import { diagnosticKind } from "../jobs/kinds/diagnostic.js";
+import { accountDiscoverKind } from "../provisioning/discovery-kind.js";
+import { SERVER_KINDS } from "../servers/kinds/index.js";
+
+export function buildCatalog(): JobCatalog {
+  const catalog = new JobCatalog();
+  catalog.register(diagnosticKind);
+  catalog.register(runScriptKind);
+  catalog.register(accountDiscoverKind);
+  for (const kind of SERVER_KINDS) catalog.register(kind);
+  return catalog;
+}
