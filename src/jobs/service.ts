@@ -14,7 +14,7 @@ import { storedTraceContext } from "../telemetry/propagation.js";
 import { ATTR_JOB_ID, currentTraceId, jobAttributes, withSpan } from "../telemetry/spans.js";
 import type { JobCatalog, JobKind } from "./catalog.js";
 import { createBatcher } from "./batcher.js";
-import { listEvents, ringDoorbell } from "./events.js";
+import { appendEvent, listEvents, ringDoorbell } from "./events.js";
 import type { Job, JobEvent, JobState, ResourceRef } from "./model.js";
 import type { OutboxRef } from "./outbox.js";
 import type { OutboxPublisher } from "./relay.js";
@@ -45,6 +45,11 @@ export interface CreateJobInput {
    * rows with Prisma opens the transaction itself and passes it to createJob instead.
    */
   effects?: (tx: Sql, job: Job) => Promise<void>;
+  /**
+   * Lines for the new job's history, each a "progress" event after the effects (e.g. a warning the requester should
+   * find where they look for the job's fate). Like the effects, written only when the job is new.
+   */
+  notes?: readonly string[];
 }
 
 export interface CreatedJob {
@@ -89,6 +94,8 @@ export interface JobService {
   /** With `tx` (a Prisma transaction or an `Sql` one), the job joins the caller's transaction; else it opens its own. */
   createJob(input: CreateJobInput, tx?: Tx | Sql): Promise<CreatedJob>;
   getJob(principal: Readonly<Principal>, id: string): Promise<Job>;
+  /** The job `requester` created with this idempotency key, or null when the key is new. */
+  findByIdempotencyKey(requester: Readonly<Principal>, key: string): Promise<Job | null>;
   listJobs(principal: Readonly<Principal>, query: ListJobsQuery): Promise<{ jobs: Job[]; next: repo.JobCursor | null }>;
   listEvents(principal: Readonly<Principal>, id: string): Promise<JobEvent[]>;
   cancelJob(principal: Readonly<Principal>, id: string, reason?: string): Promise<Job>;
@@ -164,12 +171,20 @@ export function createJobService(options: JobServiceOptions): JobService {
     };
   };
 
-  /** Inserts the job (and runs the action's effects) in `tx`, or finds the one an earlier request with its key created. */
+  /** The action's effects, then its notes: what a new job writes besides itself, in its transaction. */
+  const writeEffects = async (tx: Sql, input: CreateJobInput, job: Job): Promise<void> => {
+    if (input.effects) await input.effects(tx, job);
+    for (const message of input.notes ?? []) {
+      await appendEvent(tx, { jobId: job.id, type: "progress", fromState: "QUEUED", toState: "QUEUED", attempt: 0, actor: input.requester.id, message });
+    }
+  };
+
+  /** Inserts the job (and writes the action's effects) in `tx`, or finds the one an earlier request with its key created. */
   const insertOrFind = async (tx: Sql, input: CreateJobInput, row: repo.NewJob): Promise<Inserted> => {
     try {
       const [created] = await repo.insertJobs(tx, [row]);
       if (!created) throw new Error(`job ${row.id} was not written`);
-      if (input.effects) await input.effects(tx, created.job);
+      await writeEffects(tx, input, created.job);
       return created;
     } catch (err) {
       if (!row.idempotencyKey || !isUniqueViolation(err)) throw err;
@@ -192,7 +207,7 @@ export function createJobService(options: JobServiceOptions): JobService {
       try {
         return await sql.transaction(async (t) => {
           const created = await repo.insertJobs(t, items.map((i) => i.row));
-          for (const [n, item] of items.entries()) await item.input.effects?.(t, (created[n] as Inserted).job);
+          for (const [n, item] of items.entries()) await writeEffects(t, item.input, (created[n] as Inserted).job);
           return created.map((value): PromiseSettledResult<Inserted> => ({ status: "fulfilled", value }));
         });
       } catch {
@@ -225,6 +240,8 @@ export function createJobService(options: JobServiceOptions): JobService {
     },
 
     getJob: visibleJob,
+
+    findByIdempotencyKey: (requester, key) => repo.findJobByIdempotencyKey(sql, requester.id, key),
 
     async listJobs(principal, query) {
       const scope = scopeOf(principal);

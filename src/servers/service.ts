@@ -8,9 +8,7 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError, type Fiel
 import type { Principal } from "../iam/principal.js";
 import { inScope, scopeOf } from "../iam/scope.js";
 import { pageOf, type Page } from "../db/page.js";
-import { appendEvent } from "../jobs/events.js";
 import type { Job } from "../jobs/model.js";
-import { findJobByIdempotencyKey } from "../jobs/repository.js";
 import type { JobService } from "../jobs/service.js";
 import { requireBudgetCode } from "../provisioning/budget-guard.js";
 import { ACTION_KINDS, SERVER_LAUNCH_KIND } from "./kinds/names.js";
@@ -56,7 +54,7 @@ export interface ServerServiceDeps {
   sql: Sql;
   /** For the budget check (src/provisioning/budget-guard.ts). */
   db: ProvisioningDb;
-  jobs: Pick<JobService, "createJob">;
+  jobs: Pick<JobService, "createJob" | "findByIdempotencyKey">;
 }
 
 /** The states each action may start from. */
@@ -99,7 +97,7 @@ export function createServerService(deps: ServerServiceDeps): ServerService {
   /** The job of an earlier launch with this key, with its server; null when the key is new. */
   const replayedLaunch = async (principal: Readonly<Principal>, key: string): Promise<{ job: Job; server: Server } | null> => {
     if (!key) return null;
-    const job = await findJobByIdempotencyKey(sql, principal.id, key);
+    const job = await jobs.findByIdempotencyKey(principal, key);
     if (!job) return null;
     if (job.kind !== SERVER_LAUNCH_KIND || job.resource?.type !== "server") {
       throw new FailedPreconditionError(`idempotency key ${JSON.stringify(key)} was used for a ${job.kind} job (${job.id})`, "IDEMPOTENCY_KEY_REUSED", [], { jobId: job.id });
@@ -137,6 +135,9 @@ export function createServerService(deps: ServerServiceDeps): ServerService {
       if (!budgetCode) throw InvalidArgumentError.field("budget_code", `is required: account ${account.id} has no default budget code`);
       const costCents = monthlyCostCents(product.hourlyPriceMicros);
       const budget = await requireBudgetCode(db, principal, budgetCode, costCents);
+      const overSoftQuota = budget.softQuotaExceeded
+        ? `budget code ${budgetCode} is over its soft quota: usage would be ${budget.usageAfterCents} cents with this server's month (${costCents} cents)`
+        : null;
 
       const serverId = newId();
       const { job } = await jobs.createJob({
@@ -145,6 +146,8 @@ export function createServerService(deps: ServerServiceDeps): ServerService {
         requester: principal,
         resource: { type: "server", id: serverId },
         idempotencyKey: input.idempotencyKey || null,
+        // The job's history says so too, where the person who launched will look.
+        notes: overSoftQuota ? [`warning: ${overSoftQuota}`] : [],
         effects: async (tx, created) => {
           await repo.insertServer(tx, {
             id: serverId,
@@ -168,11 +171,9 @@ export function createServerService(deps: ServerServiceDeps): ServerService {
           await repo.insertServerEvents(tx, [
             { serverId, type: "LAUNCH_REQUESTED", toState: "PENDING", jobId: created.id, message: `launch of ${product.id} with ${image.id} in ${region.id} requested by ${principal.id}`, details: { budgetCode, monthlyCostCents: costCents.toString() } },
           ]);
-          if (budget.softQuotaExceeded) {
-            const message = `budget code ${budgetCode} is over its soft quota: usage would be ${budget.usageAfterCents} cents with this server's month (${costCents} cents)`;
-            await repo.insertBudgetEvent(tx, { code: budgetCode, type: "SOFT_QUOTA_EXCEEDED", jobId: created.id, message, details: { serverId, costCents: costCents.toString(), usageAfterCents: budget.usageAfterCents.toString() } });
-            // The job's history says so too, where the person who launched will look.
-            await appendEvent(tx, { jobId: created.id, type: "progress", fromState: "QUEUED", toState: "QUEUED", attempt: 0, actor: principal.id, message: `warning: ${message}` });
+          if (overSoftQuota) {
+            const details = { serverId, costCents: costCents.toString(), usageAfterCents: budget.usageAfterCents.toString() };
+            await repo.insertBudgetEvent(tx, { code: budgetCode, type: "SOFT_QUOTA_EXCEEDED", jobId: created.id, message: overSoftQuota, details });
           }
         },
       });
