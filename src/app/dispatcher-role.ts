@@ -9,7 +9,6 @@ import { createApiKeyAuthenticator } from "../iam/authenticator.js";
 import { iamRpcServices } from "../iam/rpc-services.js";
 import { jobHandlers } from "../jobs/handlers.js";
 import { buildCatalog } from "./catalog.js";
-import { createKmClientFromConfig } from "../km/client.js";
 import { createOutboxRelay, type OutboxPublisher } from "../jobs/relay.js";
 import { createJobService } from "../jobs/service.js";
 import { RequestLog } from "../log.js";
@@ -43,9 +42,8 @@ export async function startDispatcherRole(resources: Resources): Promise<Running
     now: resources.now,
   });
   const requestLog = config.logging.dir === "-" ? undefined : new RequestLog(config.logging.dir);
-  // The KM client is made on first use (connecting an account), so a dispatcher without KM settings still serves.
-  let km: ReturnType<typeof createKmClientFromConfig> | undefined;
-  const kmClient = (): ReturnType<typeof createKmClientFromConfig> => (km ??= createKmClientFromConfig(config, "dispatcher", log));
+  // The process's KM client is made on first use (connecting an account), so a dispatcher without KM settings serves.
+  const kmClient = resources.km;
   const provisioningPolicy = { allowInsecure: config.provisioning.allowInsecureEndpoints, allowLinkLocal: config.provisioning.allowLinkLocalEndpoints };
   const analytics = analyticsRpcServices({ provisioning: resources.sql, analytics: resources.analyticsSql, now: resources.now });
   const system = createSystemService({ roles: resources.roles, startTime: resources.startedAt, instanceId: resources.instanceId, analytics: analytics.status });
@@ -89,7 +87,6 @@ export async function startDispatcherRole(resources: Resources): Promise<Running
       // Calls first (they may still create jobs), then the relay publishes what they committed.
       await Promise.all([bridge.stop(graceMs), server.stop(graceMs)]);
       await relay.stop(Math.min(graceMs, RELAY_FLUSH_MS));
-      km?.close();
       requestLog?.close();
     },
   };

@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Config } from "../config.js";
 import type { Logger } from "../log.js";
-import { checkDatabase, createAnalyticsClient, createProvisioningClient, type AnalyticsClient, type ProvisioningClient } from "../db/clients.js";
+import { checkDatabase, createProvisioningClient, type ProvisioningClient } from "../db/clients.js";
 import { createSqlPool, type SqlPool } from "../db/sql.js";
 import { createAnalyticsSql } from "../analytics/db.js";
 import { connectNats } from "../mq/nats.js";
@@ -17,7 +17,6 @@ export interface Resources {
   provisioning: ProvisioningClient;
   /** The provisioning database through the mariadb driver: the job paths (creation, relay, worker, monitor). */
   sql: SqlPool;
-  analytics: AnalyticsClient;
   /**
    * The analytics database through the mariadb driver (ingestion, roll-ups, accruals, reports). Not critical: when it
    * is down its calls fail with UnavailableError ANALYTICS_UNAVAILABLE and nothing else waits for it.
@@ -27,8 +26,9 @@ export interface Resources {
   /** Cloud drivers by name (src/clouds). */
   drivers: DriverRegistry;
   /**
-   * The KM client this process's jobs use (workers' and the monitor's identity), made on first use so a process that
-   * never needs credentials never needs KM settings. Throws ConfigError when KM is not configured usably.
+   * The one KM client of this process (its jobs fetch credentials with it, the dispatcher stores accounts' through
+   * it), made on first use so a process that never needs credentials never needs KM settings. Throws ConfigError when
+   * KM is not configured usably.
    */
   km(): KmClient;
   closeKm(): void;
@@ -69,11 +69,10 @@ export async function openResources(config: Config, log: Logger, roles: string[]
     provisioning: createProvisioningClient(config.provisioning.url, config.provisioning.poolSize),
     // The driver pool connects at once; the Prisma clients only on their first query.
     sql: shared ? createSqlPool(config.provisioning.url, sqlPoolSize(config, roles)) : notOpened<SqlPool>("the provisioning database", roles),
-    analytics: createAnalyticsClient(config.analytics.url, config.analytics.poolSize),
     analyticsSql: shared ? createAnalyticsSql(config.analytics.url, config.analytics.poolSize) : notOpened<SqlPool>("the analytics database", roles),
     nats,
     drivers: buildDriverRegistry(config, log),
-    km: () => (km ??= createKmClientFromConfig(config, roles.includes("worker") || roles.includes("monitor") ? "worker" : "dispatcher", log)),
+    km: () => (km ??= createKmClientFromConfig(config, kmIdentity(roles), log)),
     closeKm: () => km?.close(),
     roles,
     instanceId: `${process.pid}-${randomUUID().slice(0, 8)}`,
@@ -84,9 +83,18 @@ export async function openResources(config: Config, log: Logger, roles: string[]
 
 export async function closeResources(resources: Resources): Promise<void> {
   resources.closeKm();
-  const closers = [() => resources.nats.drain(), () => resources.provisioning.$disconnect(), () => resources.sql.end(), () => resources.analytics.$disconnect(), () => resources.analyticsSql.end()];
+  const closers = [() => resources.nats.drain(), () => resources.provisioning.$disconnect(), () => resources.sql.end(), () => resources.analyticsSql.end()];
   // A store the process never opened (see needsSharedStores) throws here, and is skipped like a failed close.
   await Promise.allSettled(closers.map(async (close) => close()));
+}
+
+/**
+ * Whom this process's KM client presents itself as: the dispatcher when it runs the dispatcher role (which stores
+ * accounts' credentials, and may also use them), otherwise the worker (which may only use them). A process that runs
+ * only workers and monitors so holds no more than they need.
+ */
+export function kmIdentity(roles: readonly string[]): "dispatcher" | "worker" {
+  return roles.includes("dispatcher") ? "dispatcher" : "worker";
 }
 
 /**

@@ -1,18 +1,16 @@
-// The generated Prisma clients over the MariaDB driver adapter, one per database, and the transaction types that
-// repositories accept. Nothing connects until the first query (or checkDatabase).
+// The provisioning database's Prisma client over the MariaDB driver adapter, and the transaction types its
+// repositories accept. Nothing connects until the first query (or checkDatabase). (Analytics is reached through the
+// mariadb driver only: src/analytics/db.ts.)
 import { PrismaMariaDb } from "@prisma/adapter-mariadb";
-import { PrismaClient as AnalyticsPrismaClient, type Prisma as AnalyticsPrisma } from "../gen/prisma/analytics/client.js";
 import { PrismaClient as ProvisioningPrismaClient, type Prisma as ProvisioningPrisma } from "../gen/prisma/provisioning/client.js";
 import { connectionOptions } from "./url.js";
 
 export { checkDatabase } from "./connect.js";
 
 export type ProvisioningClient = ProvisioningPrismaClient;
-export type AnalyticsClient = AnalyticsPrismaClient;
 
 /** A provisioning transaction client, as passed to `$transaction(async (tx) => …)`. A full client is one too. */
 export type Tx = ProvisioningPrisma.TransactionClient;
-export type AnalyticsTx = AnalyticsPrisma.TransactionClient;
 
 /** What provisioning repositories take: the client, or the transaction they should join. */
 export type ProvisioningDb = ProvisioningClient | Tx;
@@ -24,11 +22,6 @@ function adapter(url: string, poolSize: number): PrismaMariaDb {
 /** A Prisma client for the provisioning database with a pool of `poolSize` connections. Call $disconnect() to close. */
 export function createProvisioningClient(url: string, poolSize: number): ProvisioningClient {
   return new ProvisioningPrismaClient({ adapter: adapter(url, poolSize) });
-}
-
-/** A Prisma client for the analytics database with a pool of `poolSize` connections. Call $disconnect() to close. */
-export function createAnalyticsClient(url: string, poolSize: number): AnalyticsClient {
-  return new AnalyticsPrismaClient({ adapter: adapter(url, poolSize) });
 }
 
 /**

@@ -8,7 +8,7 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { Resources } from "../../src/app/resources.js";
 import { loadConfig, type Config } from "../../src/config.js";
-import { createAnalyticsClient, createProvisioningClient, type ProvisioningClient } from "../../src/db/clients.js";
+import { createProvisioningClient, type ProvisioningClient } from "../../src/db/clients.js";
 import { newId } from "../../src/db/ids.js";
 import { createSqlPool, type SqlPool } from "../../src/db/sql.js";
 import type { JobCatalog } from "../../src/jobs/catalog.js";
@@ -145,7 +145,7 @@ export async function openExecHarness(label: string, options: ExecHarnessOptions
       const km = () => {
         throw new Error("this harness has no KM");
       };
-      return { config, log, provisioning: db, sql, analytics: dbs.analytics, analyticsSql: createAnalyticsSql(dbs.urls.analytics, 2), nats: nc, drivers: createDriverRegistry([]), km, closeKm: () => undefined, roles: ["worker", "monitor"], instanceId, startedAt: new Date(), now: () => new Date() };
+      return { config, log, provisioning: db, sql, analyticsSql: createAnalyticsSql(dbs.urls.analytics, 2), nats: nc, drivers: createDriverRegistry([]), km, closeKm: () => undefined, roles: ["worker", "monitor"], instanceId, startedAt: new Date(), now: () => new Date() };
     },
     async insertJob(j) {
       const id = newId();
@@ -194,13 +194,11 @@ export async function openExecHarness(label: string, options: ExecHarnessOptions
 /** The databases of a TestEnv, with clients; drop() only disconnects (TestEnv.cleanup drops them). */
 function adoptDatabases(env: TestEnv): TestDatabases {
   const provisioning = createProvisioningClient(env.urls.provisioning, 4);
-  const analytics = createAnalyticsClient(env.urls.analytics, 2);
   return {
     urls: { provisioning: env.urls.provisioning, analytics: env.urls.analytics },
     provisioning,
-    analytics,
     async drop() {
-      await Promise.allSettled([provisioning.$disconnect(), analytics.$disconnect()]);
+      await provisioning.$disconnect();
     },
   };
 }

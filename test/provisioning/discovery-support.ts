@@ -134,7 +134,6 @@ export async function openDiscoveryHarness(label: string, options: DiscoveryHarn
     log,
     provisioning: f.dbs.provisioning,
     sql: f.sql,
-    analytics: f.dbs.analytics,
     analyticsSql,
     nats: nc,
     drivers,

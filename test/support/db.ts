@@ -3,7 +3,7 @@
 import { randomBytes } from "node:crypto";
 import { inject } from "vitest";
 import { loadConfig } from "../../src/config.js";
-import { createAnalyticsClient, createProvisioningClient, type AnalyticsClient, type ProvisioningClient } from "../../src/db/clients.js";
+import { createProvisioningClient, type ProvisioningClient } from "../../src/db/clients.js";
 import { openConnection } from "../../src/db/connect.js";
 import { DATABASES } from "../../src/db/databases.js";
 import { migrate, quoteIdentifier } from "../../src/db/migrate.js";
@@ -12,7 +12,6 @@ import { withDatabase } from "../../src/db/url.js";
 export interface TestDatabases {
   urls: { provisioning: string; analytics: string };
   provisioning: ProvisioningClient;
-  analytics: AnalyticsClient;
   /** Disconnects the clients and drops both databases. */
   drop(): Promise<void>;
 }
@@ -38,13 +37,11 @@ export async function createTestDatabases(label: string, poolSize = 4): Promise<
   await migrate(urls.provisioning, dirs.provisioning as string);
   await migrate(urls.analytics, dirs.analytics as string);
   const provisioning = createProvisioningClient(urls.provisioning, poolSize);
-  const analytics = createAnalyticsClient(urls.analytics, poolSize);
   return {
     urls,
     provisioning,
-    analytics,
     async drop() {
-      await Promise.allSettled([provisioning.$disconnect(), analytics.$disconnect()]);
+      await provisioning.$disconnect();
       await dropDatabases([urls.provisioning, urls.analytics]);
     },
   };
