@@ -1,6 +1,7 @@
 // JobService: the rules of jobs for every caller — creating one (catalog validation, idempotency, trace context,
 // outbox), object scope on reads, cancel, retry, history and watching. No proto types here; handlers map.
 import type { NatsConnection } from "@nats-io/transport-node";
+import { createBatcher, fulfilled } from "../db/batcher.js";
 import { isUniqueViolation } from "../db/errors.js";
 import { newId } from "../db/ids.js";
 import type { ProvisioningClient, Tx } from "../db/clients.js";
@@ -13,7 +14,6 @@ import { isAllowed } from "../iam/permissions.js";
 import { storedTraceContext } from "../telemetry/propagation.js";
 import { ATTR_JOB_ID, currentTraceId, jobAttributes, withSpan } from "../telemetry/spans.js";
 import type { JobCatalog, JobKind } from "./catalog.js";
-import { createBatcher } from "./batcher.js";
 import { appendEvent, listEvents, ringDoorbell } from "./events.js";
 import type { Job, JobEvent, JobState, ResourceRef } from "./model.js";
 import type { OutboxRef } from "./outbox.js";
@@ -24,7 +24,7 @@ import { watchJob, type JobUpdate } from "./watch.js";
 export type { JobCursor } from "./repository.js";
 export type { JobUpdate } from "./watch.js";
 
-/** Creates committed together at most (src/jobs/batcher.ts: one group commit at a time). */
+/** Creates committed together at most (src/db/batcher.ts: one group commit at a time). */
 const CREATE_BATCH = 64;
 
 /** A job written, with its outbox row; or found by its idempotency key (outbox null). */
@@ -208,7 +208,7 @@ export function createJobService(options: JobServiceOptions): JobService {
         return await sql.transaction(async (t) => {
           const created = await repo.insertJobs(t, items.map((i) => i.row));
           for (const [n, item] of items.entries()) await writeEffects(t, item.input, (created[n] as Inserted).job);
-          return created.map((value): PromiseSettledResult<Inserted> => ({ status: "fulfilled", value }));
+          return fulfilled(created);
         });
       } catch {
         return Promise.allSettled(items.map(alone));

@@ -5,12 +5,12 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { trace } from "@opentelemetry/api";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Config } from "../config.js";
+import { createBatcher, fulfilled } from "../db/batcher.js";
 import { consume, ensureWorkerConsumer, type Delivery } from "../mq/consumer.js";
 import { ensureJobsStream } from "../mq/jobs-stream.js";
 import { lazyChild, type Logger } from "../log.js";
 import { jobAttributes, withSpan } from "../telemetry/spans.js";
 import { classifyFailure, createAttemptControl, LeaseLostError, RunnerStoppingError, type AttemptControl, type Failure } from "./attempt-context.js";
-import { createBatcher } from "./batcher.js";
 import { JobCatalog, type JobKind, type JobOutcome, type JobServices } from "./catalog.js";
 import { isTerminal } from "./model.js";
 import { completeMany, startMany } from "./execution-batch.js";
@@ -82,7 +82,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   // Group commit: starts, and successful completions, that arrive while earlier ones commit share one transaction.
   const concurrency = options.concurrency ?? config.jobs.workerConcurrency;
   const batchOptions = { maxBatch: concurrency };
-  const starts = createBatcher<StartInput, StartResult>({ ...batchOptions, run: async (inputs) => (await startMany(ex, inputs)).map(fulfilled) });
+  const starts = createBatcher<StartInput, StartResult>({ ...batchOptions, run: async (inputs) => fulfilled(await startMany(ex, inputs)) });
   const completions = createBatcher<CompleteInput, boolean>({ ...batchOptions, run: (inputs) => completeMany(ex, inputs) });
 
   async function onMessage(d: Delivery): Promise<void> {
@@ -235,5 +235,3 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     },
   };
 }
-
-const fulfilled = <T>(value: T): PromiseFulfilledResult<T> => ({ status: "fulfilled", value });

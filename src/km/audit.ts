@@ -6,7 +6,7 @@
 import { mkdir, open } from "node:fs/promises";
 import { dirname } from "node:path";
 import { UnavailableError } from "../errors.js";
-import { createBatcher } from "./batcher.js";
+import { createBatcher, fulfilled } from "../db/batcher.js";
 import { appendAuditRows, insertAuditRows, type AuditRow, type CredentialsDb, type CredentialsPool } from "./repository.js";
 
 export type AuditAction = "store" | "get" | "list" | "delete" | "rotate" | "rewrap" | "denied";
@@ -104,11 +104,12 @@ export function createAuditLog(options: { pool: CredentialsPool; file: string })
   const batches = createBatcher<AuditRecord, void>({
     maxInFlight: 1,
     maxBatch: MAX_BATCH,
+    gather: "turn",
     async run(entries) {
       const [rows, lines] = await Promise.allSettled([appendAuditRows(pool, entries.map(toRow)), appendLines(entries.map(toLine).join(""))]);
       if (rows.status === "rejected") throw failure(rows.reason);
       if (lines.status === "rejected") throw failure(lines.reason);
-      return entries.map(() => undefined);
+      return fulfilled(entries.map(() => undefined));
     },
   });
 

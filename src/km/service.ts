@@ -3,9 +3,9 @@
 import { DomainError, FailedPreconditionError, NotFoundError, PermissionDeniedError } from "../errors.js";
 import type { Principal } from "../iam/principal.js";
 import type { Logger } from "../log.js";
+import { createBatcher, fulfilled } from "../db/batcher.js";
 import { newId } from "../db/ids.js";
 import type { AuditAction, AuditLog, AuditRecord } from "./audit.js";
-import { createBatcher } from "./batcher.js";
 import { sealForChannel, type ChannelSealed } from "./channel.js";
 import { EnvelopeError, openRecord, rewrapRecord, sealRecord, type RecordContext } from "./crypto.js";
 import { ENCRYPTION_LIMITS, reserveEncryptions, rotateToNewest, type EncryptionLimits } from "./key-versions.js";
@@ -86,9 +86,10 @@ export function createKmService(deps: KmServiceDeps): KmService {
   const reads = createBatcher<string, repo.CredentialRow | undefined>({
     maxInFlight: 2,
     maxBatch: READ_BATCH,
+    gather: "turn",
     async run(ids) {
       const rows = await repo.readCredentials(pool, [...new Set(ids)]);
-      return ids.map((id) => rows.get(id));
+      return fulfilled(ids.map((id) => rows.get(id)));
     },
   });
 

@@ -3,7 +3,6 @@
 // compare-and-set or whose effect fails falls back to one job at a time, so that nothing stale is applied.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Sql } from "../../src/db/sql.js";
-import { createBatcher } from "../../src/jobs/batcher.js";
 import { completeMany, startMany } from "../../src/jobs/execution-batch.js";
 import type { AttemptRef, CompleteInput } from "../../src/jobs/execution.js";
 import { diagnostic, openExecHarness, sleep, types, type ExecHarness } from "./exec-support.js";
@@ -120,51 +119,5 @@ describe("completeMany", () => {
       expect(await h.job(ref.jobId)).toMatchObject({ state: "SUCCEEDED" });
       expect(await h.effects(ref.jobId)).toEqual([{ attempt: 1 }]);
     }
-  });
-});
-
-describe("createBatcher", () => {
-  it("sends calls that arrive while a batch commits in the next batch, in order, and rejects a failed batch's calls", async () => {
-    const seen: number[][] = [];
-    const b = createBatcher<number, number>({
-      maxBatch: 3,
-      maxConcurrent: 1,
-      run: async (items) => {
-        seen.push(items);
-        await sleep(20);
-        if (items.includes(99)) throw new Error("bad batch");
-        return items.map((x) => (x === 6 ? { status: "rejected", reason: new Error("six alone") } : { status: "fulfilled", value: x * 10 }));
-      },
-    });
-    const out = await Promise.allSettled([1, 2, 3, 4, 5, 99, 6].map((x) => b.submit(x)));
-    expect(seen).toEqual([
-      [1, 2, 3],
-      [4, 5, 99],
-      [6],
-    ]);
-    expect(out.map((o) => (o.status === "fulfilled" ? o.value : "x"))).toEqual([10, 20, 30, "x", "x", "x", "x"]);
-    expect(b.stats()).toEqual({ batches: 3, items: 7 });
-  });
-
-  it("starts a lone call's batch at once; calls made while it commits form the next batch together", async () => {
-    const seen: { items: number[]; at: number }[] = [];
-    const t0 = Date.now();
-    const b = createBatcher<number, number>({
-      maxBatch: 10,
-      run: async (items) => {
-        seen.push({ items, at: Date.now() - t0 });
-        await sleep(40);
-        return items.map((value) => ({ status: "fulfilled", value }));
-      },
-    });
-    const first = b.submit(1);
-    await sleep(10);
-    const later = [b.submit(2), b.submit(3)];
-    await sleep(10);
-    later.push(b.submit(4));
-    await Promise.all([first, ...later]);
-    expect(seen.map((s) => s.items)).toEqual([[1], [2, 3, 4]]);
-    expect(seen[0]!.at).toBeLessThan(10);
-    expect(seen[1]!.at).toBeGreaterThanOrEqual(35);
   });
 });

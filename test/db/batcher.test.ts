@@ -1,7 +1,8 @@
-// The group-commit batcher behind KM's audit trail and row reads: concurrent items share one batch, no more batches
-// run at once than allowed, a batch's failure fails each of its callers (and only them), and batch size is bounded.
+// The one group-commit batcher (job creates, starts and completions; KM's row reads and audit trail): concurrent items
+// share one batch, no more batches run at once than allowed, a batch's failure fails each of its callers (and only
+// them), an item may fail alone, and batch size is bounded.
 import { describe, expect, it } from "vitest";
-import { createBatcher } from "../../src/km/batcher.js";
+import { createBatcher, fulfilled } from "../../src/db/batcher.js";
 
 /** A batcher whose batches stay open until the test releases them. */
 function gated(maxInFlight: number, maxBatch = 100) {
@@ -12,6 +13,7 @@ function gated(maxInFlight: number, maxBatch = 100) {
   const b = createBatcher<number, number>({
     maxInFlight,
     maxBatch,
+    gather: "turn",
     async run(items) {
       batches.push([...items]);
       running++;
@@ -19,7 +21,7 @@ function gated(maxInFlight: number, maxBatch = 100) {
       await new Promise<void>((r) => gates.push(r));
       running--;
       if (items.includes(-1)) throw new Error("batch failed");
-      return items.map((i) => i * 10);
+      return fulfilled(items.map((i) => i * 10));
     },
   });
   // Opens every batch, including the ones that the finished batches start (each on a later turn of the event loop).
@@ -33,8 +35,9 @@ function gated(maxInFlight: number, maxBatch = 100) {
 }
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-describe("createBatcher", () => {
+describe("createBatcher, gathering for a turn of the event loop", () => {
   it("puts items submitted together in one batch and answers each with its own result", async () => {
     const g = gated(1);
     const results = Promise.all([1, 2, 3].map((i) => g.b.submit(i)));
@@ -84,7 +87,53 @@ describe("createBatcher", () => {
   });
 
   it("a batch answering the wrong number of results fails its callers instead of answering them wrongly", async () => {
-    const b = createBatcher<number, number>({ maxInFlight: 1, maxBatch: 10, run: async () => [1] });
+    const b = createBatcher<number, number>({ maxInFlight: 1, maxBatch: 10, run: async () => fulfilled([1]) });
     await expect(Promise.all([b.submit(1), b.submit(2)])).rejects.toThrow(/2 items produced 1 results/);
+  });
+});
+
+describe("createBatcher, gathering for the current tick", () => {
+  it("sends calls that arrive while a batch commits in the next batch, in order, and rejects a failed batch's calls", async () => {
+    const seen: number[][] = [];
+    const b = createBatcher<number, number>({
+      maxBatch: 3,
+      maxInFlight: 1,
+      run: async (items) => {
+        seen.push(items);
+        await sleep(20);
+        if (items.includes(99)) throw new Error("bad batch");
+        return items.map((x) => (x === 6 ? { status: "rejected", reason: new Error("six alone") } : { status: "fulfilled", value: x * 10 }));
+      },
+    });
+    const out = await Promise.allSettled([1, 2, 3, 4, 5, 99, 6].map((x) => b.submit(x)));
+    expect(seen).toEqual([
+      [1, 2, 3],
+      [4, 5, 99],
+      [6],
+    ]);
+    expect(out.map((o) => (o.status === "fulfilled" ? o.value : "x"))).toEqual([10, 20, 30, "x", "x", "x", "x"]);
+    expect(b.stats()).toEqual({ batches: 3, items: 7 });
+  });
+
+  it("starts a lone call's batch at once; calls made while it commits form the next batch together", async () => {
+    const seen: { items: number[]; at: number }[] = [];
+    const t0 = Date.now();
+    const b = createBatcher<number, number>({
+      maxBatch: 10,
+      run: async (items) => {
+        seen.push({ items, at: Date.now() - t0 });
+        await sleep(40);
+        return items.map((value) => ({ status: "fulfilled", value }));
+      },
+    });
+    const first = b.submit(1);
+    await sleep(10);
+    const later = [b.submit(2), b.submit(3)];
+    await sleep(10);
+    later.push(b.submit(4));
+    await Promise.all([first, ...later]);
+    expect(seen.map((s) => s.items)).toEqual([[1], [2, 3, 4]]);
+    expect(seen[0]!.at).toBeLessThan(10);
+    expect(seen[1]!.at).toBeGreaterThanOrEqual(35);
   });
 });
