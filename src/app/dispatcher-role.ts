@@ -32,7 +32,6 @@ export async function startDispatcherRole(resources: Resources): Promise<Running
   relay.start();
   if (config.faults.crashAfterJobCommit) log.warn("faults.crashAfterJobCommit is on: this process kills itself after the first job commit (testing only)");
   const jobs = createJobService({
-    db: resources.provisioning,
     sql: resources.sql,
     catalog: buildCatalog(),
     subjectPrefix: config.mq.subjectPrefix,

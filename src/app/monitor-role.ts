@@ -31,7 +31,7 @@ export async function startMonitorRole(resources: Resources): Promise<RunningRol
   const catalog = buildCatalog();
   const checks = startCompletionChecks({ resources, catalog, ex });
   // The scheduler starts jobs like any caller: through a job service, published by this role's relay.
-  const jobs = createJobService({ db: resources.provisioning, sql: resources.sql, catalog, subjectPrefix: config.mq.subjectPrefix, log: log.child({ component: "jobs" }), relay, nats, now: resources.now });
+  const jobs = createJobService({ sql: resources.sql, catalog, subjectPrefix: config.mq.subjectPrefix, log: log.child({ component: "jobs" }), relay, nats, now: resources.now });
   const schedules = [discoverySchedule(config.discovery.intervalMs), serverSyncSchedule(config.discovery.serverSyncIntervalMs)];
   const discovery = startScheduler({ resources, jobs, schedules });
   // Agents are pinged with their re-derived credentials; each answered ping's metrics go to analytics.

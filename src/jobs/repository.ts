@@ -1,9 +1,7 @@
 // Data access for jobs: creating one (job + "created" event + outbox row in the caller's transaction), reading and
-// listing (keyset pages), and the operator transitions cancel and retry. Everything but listing runs on the `Sql`
-// layer (src/db/sql.ts): Prisma costs several times the driver's CPU per statement on the hot path.
-import type { ProvisioningDb } from "../db/clients.js";
-import { sqlFragment, sqlJoin, type Sql, type SqlPool } from "../db/sql.js";
-import { Prisma } from "../gen/prisma/provisioning/client.js";
+// listing (keyset pages), and the operator transitions cancel and retry. The job tables are reached through the `Sql`
+// layer only (src/db/sql.ts): Prisma costs several times the driver's CPU per statement on the hot path.
+import { sqlFragment, sqlJoin, type Sql, type SqlFragment, type SqlPool } from "../db/sql.js";
 import { appendEvent } from "./events.js";
 import type { Job, JobState, ResourceRef } from "./model.js";
 import { enqueuePublication, insertOutboxEntries, type OutboxRef } from "./outbox.js";
@@ -13,8 +11,6 @@ const JOB_COLUMNS = sqlFragment`id, kind, state, attempt, max_attempts AS maxAtt
   result, payload, requested_by AS requestedBy, resource_type AS resourceType, resource_id AS resourceId,
   idempotency_key AS idempotencyKey, trace_id AS traceId, cancel_requested AS cancelRequested, created_at AS createdAt,
   updated_at AS updatedAt, started_at AS startedAt, ended_at AS endedAt, deadline_at AS deadlineAt`;
-/** The same list for listJobs, whose dynamic filters are built with Prisma. */
-const PRISMA_JOB_COLUMNS = Prisma.raw(JOB_COLUMNS.strings.join(""));
 
 interface JobRow {
   id: string;
@@ -192,10 +188,10 @@ export interface JobCursor {
   id: string;
 }
 
-function visibleToClause(scope: { userId: string; accountIds: readonly string[] }): Prisma.Sql {
-  if (scope.accountIds.length === 0) return Prisma.sql`requested_by = ${scope.userId}`;
-  const ids = Prisma.join([...scope.accountIds]);
-  return Prisma.sql`(requested_by = ${scope.userId}
+function visibleToClause(scope: { userId: string; accountIds: readonly string[] }): SqlFragment {
+  if (scope.accountIds.length === 0) return sqlFragment`requested_by = ${scope.userId}`;
+  const ids = scope.accountIds;
+  return sqlFragment`(requested_by = ${scope.userId}
     OR (resource_type = 'account' AND resource_id IN (${ids}))
     OR (resource_type = 'server' AND resource_id IN (SELECT id FROM servers WHERE account_id IN (${ids}))))`;
 }
@@ -207,18 +203,18 @@ export async function accountOfServer(sql: Sql, serverId: string): Promise<strin
 }
 
 /** One page of jobs, newest first; `next` is null on the last page. */
-export async function listJobs(db: ProvisioningDb, filter: JobFilter, after: JobCursor | null, limit: number): Promise<{ jobs: Job[]; next: JobCursor | null }> {
-  const where: Prisma.Sql[] = [];
-  if (filter.state) where.push(Prisma.sql`state = ${filter.state}`);
-  if (filter.kind) where.push(Prisma.sql`kind = ${filter.kind}`);
-  if (filter.resourceType) where.push(Prisma.sql`resource_type = ${filter.resourceType}`);
-  if (filter.resourceId) where.push(Prisma.sql`resource_id = ${filter.resourceId}`);
-  if (filter.requestedBy) where.push(Prisma.sql`requested_by = ${filter.requestedBy}`);
-  if (filter.ownedBy) where.push(Prisma.sql`requested_by = ${filter.ownedBy}`);
+export async function listJobs(sql: Sql, filter: JobFilter, after: JobCursor | null, limit: number): Promise<{ jobs: Job[]; next: JobCursor | null }> {
+  const where: SqlFragment[] = [];
+  if (filter.state) where.push(sqlFragment`state = ${filter.state}`);
+  if (filter.kind) where.push(sqlFragment`kind = ${filter.kind}`);
+  if (filter.resourceType) where.push(sqlFragment`resource_type = ${filter.resourceType}`);
+  if (filter.resourceId) where.push(sqlFragment`resource_id = ${filter.resourceId}`);
+  if (filter.requestedBy) where.push(sqlFragment`requested_by = ${filter.requestedBy}`);
+  if (filter.ownedBy) where.push(sqlFragment`requested_by = ${filter.ownedBy}`);
   if (filter.visibleTo) where.push(visibleToClause(filter.visibleTo));
-  if (after) where.push(Prisma.sql`(created_at < ${after.createdAt} OR (created_at = ${after.createdAt} AND id < ${after.id}))`);
-  const clause = where.length > 0 ? Prisma.sql`WHERE ${Prisma.join(where, " AND ")}` : Prisma.empty;
-  const rows = await db.$queryRaw<JobRow[]>(Prisma.sql`SELECT ${PRISMA_JOB_COLUMNS} FROM jobs ${clause} ORDER BY created_at DESC, id DESC LIMIT ${limit + 1}`);
+  if (after) where.push(sqlFragment`(created_at < ${after.createdAt} OR (created_at = ${after.createdAt} AND id < ${after.id}))`);
+  const clause = where.length > 0 ? sqlFragment`WHERE ${sqlJoin(where, " AND ")}` : sqlFragment``;
+  const rows = await sql.query<JobRow>`SELECT ${JOB_COLUMNS} FROM jobs ${clause} ORDER BY created_at DESC, id DESC LIMIT ${limit + 1}`;
   const jobs = rows.slice(0, limit).map(rowToJob);
   const last = jobs[jobs.length - 1];
   return { jobs, next: rows.length > limit && last ? { createdAt: last.createdAt, id: last.id } : null };

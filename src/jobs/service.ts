@@ -4,7 +4,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { createBatcher, fulfilled } from "../db/batcher.js";
 import { isUniqueViolation } from "../db/errors.js";
 import { newId } from "../db/ids.js";
-import type { ProvisioningClient, Tx } from "../db/clients.js";
+import type { Tx } from "../db/clients.js";
 import { isSql, sqlOfPrisma, type Sql, type SqlPool } from "../db/sql.js";
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError, type FieldViolation } from "../errors.js";
 import type { Principal } from "../iam/principal.js";
@@ -73,9 +73,7 @@ export interface ListJobsQuery {
 }
 
 export interface JobServiceOptions {
-  /** Listing jobs (dynamic filters) goes through Prisma. */
-  db: ProvisioningClient;
-  /** Everything else: creating, reading, cancelling, retrying and watching jobs. */
+  /** The provisioning database: creating, reading, listing, cancelling, retrying and watching jobs. */
   sql: SqlPool;
   catalog: JobCatalog;
   /** config.mq.subjectPrefix */
@@ -105,7 +103,7 @@ export interface JobService {
 }
 
 export function createJobService(options: JobServiceOptions): JobService {
-  const { db, sql, catalog, log, subjectPrefix } = options;
+  const { sql, catalog, log, subjectPrefix } = options;
   const now = options.now ?? (() => new Date());
 
   const afterCommitOf = (job: Job, outbox: OutboxRef | null): (() => void) => {
@@ -246,7 +244,7 @@ export function createJobService(options: JobServiceOptions): JobService {
     async listJobs(principal, query) {
       const scope = scopeOf(principal);
       return repo.listJobs(
-        db,
+        sql,
         {
           state: query.state,
           kind: query.kind,

@@ -41,7 +41,7 @@ export async function openAgentHarness(label: string, agent: { pingIntervalMs?: 
   h.config.agent.maxMissedPings = agent.maxMissedPings ?? 3;
   const relay = createOutboxRelay({ sql: h.sql, js: h.js, log: quiet(), pollIntervalMs: 200 });
   relay.start();
-  const jobs = createJobService({ db: h.db, sql: h.sql, catalog: h.catalog, subjectPrefix: h.config.mq.subjectPrefix, log: quiet(), relay, nats: h.nc });
+  const jobs = createJobService({ sql: h.sql, catalog: h.catalog, subjectPrefix: h.config.mq.subjectPrefix, log: quiet(), relay, nats: h.nc });
   const cloudId = newId();
   const accountId = newId();
   await h.sql.execute`INSERT INTO clouds (id, name, driver, endpoint) VALUES (${cloudId}, ${`c-${cloudId}`}, 'local', 'local:')`;

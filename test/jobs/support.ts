@@ -87,7 +87,7 @@ export async function openHarness(label: string, options: HarnessOptions = {}): 
   const sql = createSqlPool(dbs.urls.provisioning, 8);
   const relay = options.relay === false ? undefined : createOutboxRelay({ sql, js, log: quiet(), pollIntervalMs: options.pollIntervalMs ?? 200 });
   relay?.start();
-  const jobs = createJobService({ db: dbs.provisioning, sql, catalog: testCatalog(), subjectPrefix, log: quiet(), relay, nats: nc, watchIntervalMs: options.watchIntervalMs });
+  const jobs = createJobService({ sql, catalog: testCatalog(), subjectPrefix, log: quiet(), relay, nats: nc, watchIntervalMs: options.watchIntervalMs });
   const server = options.server === false ? undefined : await startTestServer({ services: [jobHandlers(jobs)], authenticate });
   const clients: DispatcherClients[] = [];
   return {

@@ -156,7 +156,7 @@ export async function openDiscoveryHarness(label: string, options: DiscoveryHarn
     resources,
     startScheduler(o = {}) {
       const r = resources();
-      const jobs = createJobService({ db: f.dbs.provisioning, sql: f.sql, catalog, subjectPrefix: f.subjectPrefix, log, relay, nats: nc });
+      const jobs = createJobService({ sql: f.sql, catalog, subjectPrefix: f.subjectPrefix, log, relay, nats: nc });
       const schedules = [discoverySchedule(config.discovery.intervalMs), serverSyncSchedule(config.discovery.serverSyncIntervalMs)];
       const loop = startScheduler({ resources: r, jobs, schedules, pollMs: o.pollMs ?? 100 });
       loops.push(loop);

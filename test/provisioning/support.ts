@@ -94,7 +94,7 @@ export async function startProvisioningFixture(label: string): Promise<Provision
   const subjectPrefix = `t${label}`;
   const fixture = await startIamFixture(label, (dbs) => {
     sql = createSqlPool(dbs.urls.provisioning, 4);
-    jobs = createJobService({ db: dbs.provisioning, sql, catalog: buildCatalog(), subjectPrefix, log: createLogger({ level: "silent" }) });
+    jobs = createJobService({ sql, catalog: buildCatalog(), subjectPrefix, log: createLogger({ level: "silent" }) });
     services = provisioningRpcServices(dbs.provisioning, { allowInsecure: false, allowLinkLocal: false, resolve: fixedResolve }, () => km, jobs, { discoveryIntervalMs: FIXTURE_DISCOVERY_INTERVAL_MS });
     return [...services, jobHandlers(jobs)];
   });

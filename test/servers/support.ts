@@ -62,7 +62,7 @@ export async function startServersFixture(label: string, options: { run?: boolea
   const resources: Resources = { ...h.resources("servers"), drivers: createDriverRegistry([cloud]), km: () => km };
   const relay: OutboxRelay = createOutboxRelay({ sql: h.sql, js: h.js, log: h.log, pollIntervalMs: 200 });
   relay.start();
-  const jobs = createJobService({ db: h.db, sql: h.sql, catalog: h.catalog, subjectPrefix: h.config.mq.subjectPrefix, log: h.log, relay, nats: h.nc, watchIntervalMs: 200 });
+  const jobs = createJobService({ sql: h.sql, catalog: h.catalog, subjectPrefix: h.config.mq.subjectPrefix, log: h.log, relay, nats: h.nc, watchIntervalMs: 200 });
   // Group changes reach a principal when the authenticator's cache entry expires: scope() moves its clock past that.
   let skew = 0;
   const authenticate = createApiKeyAuthenticator(h.db, () => Date.now() + skew);
