@@ -7,7 +7,8 @@ import { mkdir, open } from "node:fs/promises";
 import { dirname } from "node:path";
 import { UnavailableError } from "../errors.js";
 import { createBatcher, fulfilled } from "../db/batcher.js";
-import { appendAuditRows, insertAuditRows, type AuditRow, type CredentialsDb, type CredentialsPool } from "./repository.js";
+import type { Sql } from "../db/sql.js";
+import { appendAuditRows, type AuditRow, type CredentialsPool } from "./repository.js";
 
 export type AuditAction = "store" | "get" | "list" | "delete" | "rotate" | "rewrap" | "denied";
 
@@ -31,7 +32,7 @@ export interface AuditLog {
   /** Writes the record (row + file line), batched with concurrent ones; rejects with UnavailableError when it cannot. */
   record(entry: AuditRecord): Promise<void>;
   /** Writes the record's row in `tx` and its file line now: a failure throws and so rolls back the caller's change. */
-  recordInTransaction(tx: CredentialsDb, entry: AuditRecord): Promise<void>;
+  recordInTransaction(tx: Sql, entry: AuditRecord): Promise<void>;
   /** Waits for the batch under way. */
   flush(): Promise<void>;
 }
@@ -118,7 +119,7 @@ export function createAuditLog(options: { pool: CredentialsPool; file: string })
 
     async recordInTransaction(tx, entry) {
       try {
-        await insertAuditRows(tx, [toRow(entry)]);
+        await appendAuditRows(tx, [toRow(entry)]);
         await appendLines(toLine(entry));
       } catch (err) {
         throw failure(err);

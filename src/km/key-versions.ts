@@ -6,7 +6,8 @@ import { FailedPreconditionError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { MasterKey } from "./crypto.js";
 import type { Keyring } from "./keys.js";
-import { addEncryptions, countCredentialsByVersion, insertKeyVersion, keyVersions, lockCurrentKeyVersion, makeCurrent, markRetired, type CredentialsClient, type CredentialsTx } from "./repository.js";
+import type { Sql } from "../db/sql.js";
+import { addEncryptions, countCredentialsByVersion, inTransaction, insertKeyVersion, keyVersions, lockCurrentKeyVersion, makeCurrent, markRetired, type CredentialsPool } from "./repository.js";
 
 /**
  * With random 96-bit nonces, NIST SP 800-38D allows at most 2^32 encryptions per key. A version that reaches
@@ -31,8 +32,8 @@ export interface KeySync {
  * from the one recorded for its version, makes the newest version current on first start, refuses to start when the
  * current version is not configured, and retires unconfigured versions that no record uses any more.
  */
-export async function syncKeyVersions(db: CredentialsClient, keyring: Keyring, now: Date): Promise<KeySync> {
-  const current = await db.$transaction(async (tx) => {
+export async function syncKeyVersions(db: CredentialsPool, keyring: Keyring, now: Date): Promise<KeySync> {
+  const current = await inTransaction(db, async (tx) => {
     const rows = await keyVersions(tx, true);
     const recorded = new Map(rows.map((r) => [r.version, r]));
     const problems: string[] = [];
@@ -72,7 +73,7 @@ export interface Reservation {
 }
 
 /** Reserves `n` encryptions under the current version inside `tx` (its row stays locked until `tx` ends). */
-export async function reserveEncryptions(tx: CredentialsTx, keyring: Keyring, n: number, limits: EncryptionLimits, log: Logger, now: Date): Promise<Reservation> {
+export async function reserveEncryptions(tx: Sql, keyring: Keyring, n: number, limits: EncryptionLimits, log: Logger, now: Date): Promise<Reservation> {
   let row = await lockCurrentKeyVersion(tx);
   if (!row) throw new FailedPreconditionError("no master key version is current: KM has not initialised its credentials database", "MASTER_KEY_UNINITIALISED");
   let rotatedFrom: number | undefined;
@@ -97,7 +98,7 @@ export async function reserveEncryptions(tx: CredentialsTx, keyring: Keyring, n:
 }
 
 /** Makes the newest configured version current; resolves to the previous and the new current version. */
-export async function rotateToNewest(tx: CredentialsTx, keyring: Keyring, now: Date): Promise<{ from: number | undefined; to: number }> {
+export async function rotateToNewest(tx: Sql, keyring: Keyring, now: Date): Promise<{ from: number | undefined; to: number }> {
   const rows = await keyVersions(tx, true);
   const from = rows.find((r) => r.isCurrent)?.version;
   const to = keyring.newest.version;

@@ -1,27 +1,23 @@
 // Data access for KM's credentials database: credential rows (ciphertext only), master key versions with their
-// encryption counters, and audit rows. Small functions that take the client or the transaction they should join.
-// The per-call path of GetCredential (the rows by id, the audit batch) runs on the mariadb driver's pool through the
-// tagged templates of src/db/sql.ts: measured here, Prisma's findUnique and create cost several times the driver's
-// query on that path.
-import { PrismaMariaDb } from "@prisma/adapter-mariadb";
+// encryption counters, and audit rows. Small functions that take the pool or the transaction they should join. Every
+// table is reached through the tagged templates of src/db/sql.ts on the mariadb driver's pool: on GetCredential's
+// per-call path (the rows by id, the audit batch) Prisma's findUnique and create cost several times the driver's query.
 import { createSqlPool, sqlFragment, sqlJoin, type Sql, type SqlPool } from "../db/sql.js";
-import { connectionOptions } from "../db/url.js";
-import { PrismaClient, type Prisma } from "../gen/prisma/credentials/client.js";
-
-export type CredentialsClient = PrismaClient;
-export type CredentialsTx = Prisma.TransactionClient;
-export type CredentialsDb = CredentialsClient | CredentialsTx;
-
-/** A Prisma client for the credentials database with a pool of `poolSize` connections. */
-export function createCredentialsClient(url: string, poolSize: number): CredentialsClient {
-  return new PrismaClient({ adapter: new PrismaMariaDb({ ...connectionOptions(url), connectionLimit: poolSize }) });
-}
 
 export type CredentialsPool = SqlPool;
 
-/** A mariadb driver pool for the hot path. Call end() to close. */
+/** A mariadb driver pool for the credentials database. Call end() to close. */
 export function createCredentialsPool(url: string, poolSize: number): CredentialsPool {
   return createSqlPool(url, poolSize);
+}
+
+/**
+ * Runs `fn` in one transaction under REPEATABLE READ (the locking reads of key versions rely on gap locks: two KM
+ * processes initialising an empty table take turns), tried once: a transaction that also appends to the audit file
+ * must not run twice.
+ */
+export function inTransaction<T>(pool: CredentialsPool, fn: (tx: Sql) => Promise<T>): Promise<T> {
+  return pool.transaction(fn, { isolation: "REPEATABLE READ", tries: 1 });
 }
 
 export interface CredentialRow {
@@ -39,93 +35,77 @@ export interface CredentialRow {
   deletedAt: Date | null;
 }
 
-const toBuffer = (b: Uint8Array | null): Buffer | null => (b ? Buffer.from(b.buffer, b.byteOffset, b.byteLength) : null);
-/** Prisma's Bytes are Uint8Array<ArrayBuffer>; a Buffer may sit on a shared pool, so copy. */
-const toBytes = (b: Buffer | null): Uint8Array<ArrayBuffer> | null => (b ? new Uint8Array(b) : null);
+const CREDENTIAL_COLUMNS = sqlFragment`id, account_id AS accountId, type, labels, key_version AS keyVersion, wrapped_key AS wrappedKey,
+  ciphertext, created_by AS createdBy, created_at AS createdAt, updated_at AS updatedAt, deleted_at AS deletedAt`;
 
-function toRow(r: Prisma.CredentialGetPayload<object>): CredentialRow {
-  return { ...r, labels: (r.labels ?? {}) as Record<string, string>, wrappedKey: toBuffer(r.wrappedKey), ciphertext: toBuffer(r.ciphertext) };
+type RawCredential = Omit<CredentialRow, "labels" | "keyVersion"> & { labels: string | Record<string, string>; keyVersion: number | bigint };
+
+function toRow(r: RawCredential): CredentialRow {
+  return { ...r, labels: typeof r.labels === "string" ? (JSON.parse(r.labels) as Record<string, string>) : (r.labels ?? {}), keyVersion: Number(r.keyVersion) };
 }
 
-export async function insertCredential(db: CredentialsDb, row: Omit<CredentialRow, "createdAt" | "updatedAt" | "deletedAt"> & { now: Date }): Promise<CredentialRow> {
-  const { now, wrappedKey, ciphertext, ...data } = row;
-  return toRow(await db.credential.create({ data: { ...data, wrappedKey: toBytes(wrappedKey), ciphertext: toBytes(ciphertext), createdAt: now, updatedAt: now } }));
+export async function insertCredential(tx: Sql, row: Omit<CredentialRow, "createdAt" | "updatedAt" | "deletedAt"> & { now: Date }): Promise<CredentialRow> {
+  await tx.execute`
+    INSERT INTO credentials (id, account_id, type, labels, key_version, wrapped_key, ciphertext, created_by, created_at, updated_at)
+    VALUES (${row.id}, ${row.accountId}, ${row.type}, ${JSON.stringify(row.labels)}, ${row.keyVersion}, ${row.wrappedKey}, ${row.ciphertext},
+            ${row.createdBy}, ${row.now}, ${row.now})`;
+  const { now, ...rest } = row;
+  return { ...rest, createdAt: now, updatedAt: now, deletedAt: null };
 }
 
-export async function findCredential(db: CredentialsDb, id: string): Promise<CredentialRow | null> {
-  const r = await db.credential.findUnique({ where: { id } });
-  return r ? toRow(r) : null;
+/** The credential row; with `lock`, it stays locked (FOR UPDATE) until the caller's transaction ends. */
+export async function findCredential(sql: Sql, id: string, lock = false): Promise<CredentialRow | null> {
+  const rows = await sql.query<RawCredential>`SELECT ${CREDENTIAL_COLUMNS} FROM credentials WHERE id = ${id} ${lock ? sqlFragment`FOR UPDATE` : sqlFragment``}`;
+  return rows[0] ? toRow(rows[0]) : null;
 }
 
-interface RawCredential {
-  id: string;
-  account_id: string;
-  type: string;
-  labels: string | Record<string, string>;
-  key_version: number;
-  wrapped_key: Buffer | null;
-  ciphertext: Buffer | null;
-  created_by: string;
-  created_at: Date;
-  updated_at: Date;
-  deleted_at: Date | null;
-}
-
-/** Credential rows by id on the driver pool (GetCredential's path): one SELECT for a batch of concurrent calls. */
+/** Credential rows by id (GetCredential's path): one SELECT for a batch of concurrent calls. */
 export async function readCredentials(sql: Sql, ids: readonly string[]): Promise<Map<string, CredentialRow>> {
-  const rows = await sql.query<RawCredential>`SELECT id, account_id, type, labels, key_version, wrapped_key, ciphertext, created_by, created_at, updated_at, deleted_at FROM credentials WHERE id IN (${ids})`;
-  return new Map(
-    rows.map((r) => [
-      r.id,
-      {
-        id: r.id,
-        accountId: r.account_id,
-        type: r.type,
-        labels: typeof r.labels === "string" ? (JSON.parse(r.labels) as Record<string, string>) : r.labels,
-        keyVersion: r.key_version,
-        wrappedKey: r.wrapped_key,
-        ciphertext: r.ciphertext,
-        createdBy: r.created_by,
-        createdAt: r.created_at,
-        updatedAt: r.updated_at,
-        deletedAt: r.deleted_at,
-      },
-    ]),
-  );
+  const rows = await sql.query<RawCredential>`SELECT ${CREDENTIAL_COLUMNS} FROM credentials WHERE id IN (${ids})`;
+  return new Map(rows.map((r) => [r.id, toRow(r)]));
 }
 
 /** Live credentials of an account after `afterId`, by id, at most `limit`. */
-export async function listCredentials(db: CredentialsDb, accountId: string, afterId: string, limit: number): Promise<CredentialRow[]> {
-  const rows = await db.credential.findMany({ where: { accountId, deletedAt: null, ...(afterId ? { id: { gt: afterId } } : {}) }, orderBy: { id: "asc" }, take: limit });
+export async function listCredentials(sql: Sql, accountId: string, afterId: string, limit: number): Promise<CredentialRow[]> {
+  const rows = await sql.query<RawCredential>`
+    SELECT ${CREDENTIAL_COLUMNS} FROM credentials
+     WHERE account_id = ${accountId} AND deleted_at IS NULL AND id > ${afterId} ORDER BY id LIMIT ${limit}`;
   return rows.map(toRow);
 }
 
 /** Crypto-shredding: destroys the wrapped data key (and the ciphertext). Resolves to false when already gone. */
-export async function shredCredential(db: CredentialsDb, id: string, now: Date): Promise<boolean> {
-  const { count } = await db.credential.updateMany({ where: { id, deletedAt: null }, data: { wrappedKey: null, ciphertext: null, deletedAt: now, updatedAt: now } });
-  return count === 1;
+export async function shredCredential(sql: Sql, id: string, now: Date): Promise<boolean> {
+  const n = await sql.execute`
+    UPDATE credentials SET wrapped_key = NULL, ciphertext = NULL, deleted_at = ${now}, updated_at = ${now} WHERE id = ${id} AND deleted_at IS NULL`;
+  return n === 1;
 }
 
 /** Live records whose data key is wrapped by another version than `current`, oldest first. */
-export async function credentialsToRewrap(db: CredentialsDb, current: number, limit: number, afterId = ""): Promise<CredentialRow[]> {
-  const rows = await db.credential.findMany({ where: { keyVersion: { not: current }, deletedAt: null, ...(afterId ? { id: { gt: afterId } } : {}) }, orderBy: { id: "asc" }, take: limit });
+export async function credentialsToRewrap(sql: Sql, current: number, limit: number, afterId = ""): Promise<CredentialRow[]> {
+  const rows = await sql.query<RawCredential>`
+    SELECT ${CREDENTIAL_COLUMNS} FROM credentials
+     WHERE key_version <> ${current} AND deleted_at IS NULL AND id > ${afterId} ORDER BY id LIMIT ${limit}`;
   return rows.map(toRow);
 }
 
-export async function countCredentialsNotUnder(db: CredentialsDb, version: number): Promise<number> {
-  return db.credential.count({ where: { keyVersion: { not: version }, deletedAt: null } });
+export async function countCredentialsNotUnder(sql: Sql, version: number): Promise<number> {
+  const [row] = await sql.query<{ n: bigint | number }>`SELECT COUNT(*) AS n FROM credentials WHERE key_version <> ${version} AND deleted_at IS NULL`;
+  return Number(row?.n ?? 0);
 }
 
 /** Live records per key version. */
-export async function countCredentialsByVersion(db: CredentialsDb): Promise<Map<number, number>> {
-  const groups = await db.credential.groupBy({ by: ["keyVersion"], where: { deletedAt: null }, _count: { _all: true } });
-  return new Map(groups.map((g) => [g.keyVersion, g._count._all]));
+export async function countCredentialsByVersion(sql: Sql): Promise<Map<number, number>> {
+  const rows = await sql.query<{ version: number; n: bigint | number }>`
+    SELECT key_version AS version, COUNT(*) AS n FROM credentials WHERE deleted_at IS NULL GROUP BY key_version`;
+  return new Map(rows.map((r) => [Number(r.version), Number(r.n)]));
 }
 
 /** Replaces the wrapped key if the record is still under `fromVersion` (a concurrent re-wrap or delete wins). */
-export async function replaceWrappedKey(db: CredentialsDb, id: string, fromVersion: number, to: { keyVersion: number; wrappedKey: Buffer }, now: Date): Promise<boolean> {
-  const { count } = await db.credential.updateMany({ where: { id, keyVersion: fromVersion, deletedAt: null }, data: { keyVersion: to.keyVersion, wrappedKey: toBytes(to.wrappedKey), updatedAt: now } });
-  return count === 1;
+export async function replaceWrappedKey(sql: Sql, id: string, fromVersion: number, to: { keyVersion: number; wrappedKey: Buffer }, now: Date): Promise<boolean> {
+  const n = await sql.execute`
+    UPDATE credentials SET key_version = ${to.keyVersion}, wrapped_key = ${to.wrappedKey}, updated_at = ${now}
+     WHERE id = ${id} AND key_version = ${fromVersion} AND deleted_at IS NULL`;
+  return n === 1;
 }
 
 export interface KeyVersionRow {
@@ -137,34 +117,47 @@ export interface KeyVersionRow {
   retiredAt: Date | null;
 }
 
+interface RawKeyVersion {
+  version: number;
+  fingerprint: string;
+  isCurrent: number | boolean;
+  encryptions: bigint | number | string;
+  activatedAt: Date | null;
+  retiredAt: Date | null;
+}
+
+const toKeyVersion = (r: RawKeyVersion): KeyVersionRow => ({ ...r, version: Number(r.version), isCurrent: Boolean(Number(r.isCurrent)), encryptions: BigInt(r.encryptions) });
+
 /** Every recorded master key version, locked for update when `lock` (inside a transaction). */
-export async function keyVersions(db: CredentialsDb, lock = false): Promise<KeyVersionRow[]> {
-  // On an empty table FOR UPDATE still locks the gap, so two KM processes starting together take turns.
-  if (lock) await db.$queryRaw`SELECT version FROM master_key_versions FOR UPDATE`;
-  return db.masterKeyVersion.findMany({ orderBy: { version: "asc" } });
+export async function keyVersions(sql: Sql, lock = false): Promise<KeyVersionRow[]> {
+  // On an empty table FOR UPDATE still locks the gap (REPEATABLE READ), so two KM processes starting together take turns.
+  const rows = await sql.query<RawKeyVersion>`
+    SELECT version, fingerprint, is_current AS isCurrent, encryptions, activated_at AS activatedAt, retired_at AS retiredAt
+      FROM master_key_versions ORDER BY version ${lock ? sqlFragment`FOR UPDATE` : sqlFragment``}`;
+  return rows.map(toKeyVersion);
 }
 
 /** The current version's row, locked for update: the serialisation point of every wrap. */
-export async function lockCurrentKeyVersion(tx: CredentialsTx): Promise<{ version: number; encryptions: bigint } | undefined> {
-  const rows = await tx.$queryRaw<{ version: number; encryptions: bigint }[]>`SELECT version, encryptions FROM master_key_versions WHERE is_current = 1 FOR UPDATE`;
-  return rows[0];
+export async function lockCurrentKeyVersion(tx: Sql): Promise<{ version: number; encryptions: bigint } | undefined> {
+  const [row] = await tx.query<{ version: number; encryptions: bigint | number | string }>`SELECT version, encryptions FROM master_key_versions WHERE is_current = 1 FOR UPDATE`;
+  return row ? { version: Number(row.version), encryptions: BigInt(row.encryptions) } : undefined;
 }
 
-export async function addEncryptions(tx: CredentialsTx, version: number, n: number): Promise<void> {
-  await tx.masterKeyVersion.update({ where: { version }, data: { encryptions: { increment: n } } });
+export async function addEncryptions(tx: Sql, version: number, n: number): Promise<void> {
+  await tx.execute`UPDATE master_key_versions SET encryptions = encryptions + ${n} WHERE version = ${version}`;
 }
 
-export async function insertKeyVersion(db: CredentialsDb, version: number, fingerprint: string): Promise<void> {
-  await db.masterKeyVersion.createMany({ data: [{ version, fingerprint, encryptions: 0n }], skipDuplicates: true });
+export async function insertKeyVersion(sql: Sql, version: number, fingerprint: string): Promise<void> {
+  await sql.execute`INSERT IGNORE INTO master_key_versions (version, fingerprint, is_current, encryptions, created_at) VALUES (${version}, ${fingerprint}, 0, 0, NOW(3))`;
 }
 
-export async function makeCurrent(tx: CredentialsTx, version: number, now: Date): Promise<void> {
-  await tx.masterKeyVersion.updateMany({ where: { isCurrent: true, version: { not: version } }, data: { isCurrent: false } });
-  await tx.masterKeyVersion.update({ where: { version }, data: { isCurrent: true, activatedAt: now, retiredAt: null } });
+export async function makeCurrent(tx: Sql, version: number, now: Date): Promise<void> {
+  await tx.execute`UPDATE master_key_versions SET is_current = 0 WHERE is_current = 1 AND version <> ${version}`;
+  await tx.execute`UPDATE master_key_versions SET is_current = 1, activated_at = ${now}, retired_at = NULL WHERE version = ${version}`;
 }
 
-export async function markRetired(db: CredentialsDb, version: number, now: Date): Promise<void> {
-  await db.masterKeyVersion.updateMany({ where: { version, isCurrent: false, retiredAt: null }, data: { retiredAt: now } });
+export async function markRetired(sql: Sql, version: number, now: Date): Promise<void> {
+  await sql.execute`UPDATE master_key_versions SET retired_at = ${now} WHERE version = ${version} AND is_current = 0 AND retired_at IS NULL`;
 }
 
 export interface AuditRow {
@@ -179,12 +172,7 @@ export interface AuditRow {
   detail: string | null;
 }
 
-/** Audit rows in the caller's transaction (stores, deletes, rotations). */
-export async function insertAuditRows(db: CredentialsDb, rows: AuditRow[]): Promise<void> {
-  await db.auditEvent.createMany({ data: rows });
-}
-
-/** A batch of audit rows in one multi-row INSERT, on the driver pool (autocommit: one commit per batch). */
+/** Audit rows in one multi-row INSERT: on the pool a batch with one commit, in a transaction part of it. */
 export async function appendAuditRows(sql: Sql, rows: readonly AuditRow[]): Promise<void> {
   if (rows.length === 0) return;
   const values = sqlJoin(

@@ -10,7 +10,7 @@ import { createAuditLog, type AuditLog } from "./audit.js";
 import { kmHandlers } from "./handlers.js";
 import { principalFromCertificate, verifyPlaintextIdentityToken } from "./identity.js";
 import { syncKeyVersions, type EncryptionLimits } from "./key-versions.js";
-import { createCredentialsClient, createCredentialsPool, type CredentialsClient } from "./repository.js";
+import { createCredentialsPool, type CredentialsPool } from "./repository.js";
 import { createKmService, type KmService } from "./service.js";
 import { kmServerSettings, type KmServerSettings } from "./settings.js";
 
@@ -29,7 +29,8 @@ export interface RunningKm {
   port: number;
   service: KmService;
   audit: AuditLog;
-  db: CredentialsClient;
+  /** The credentials database. */
+  pool: CredentialsPool;
   /** Graceful stop: in-flight calls finish (up to graceMs), the audit trail is flushed, the database closed. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -47,17 +48,15 @@ export async function startKm(options: StartKmOptions): Promise<RunningKm> {
   if (!credentials) throw new Error("the credentials database is missing from src/db/databases.ts");
   await migrate(config.km.databaseUrl, credentials.migrationsDir, { log: { info: (m) => log.info(m), warn: (m) => log.warn(m) } });
 
-  // Prisma for transactions (store, delete, rotation, re-wrap); the driver pool for GetCredential's per-call work.
-  const db = createCredentialsClient(config.km.databaseUrl, Math.min(2, config.km.poolSize));
   const pool = createCredentialsPool(config.km.databaseUrl, config.km.poolSize);
   try {
-    const sync = await syncKeyVersions(db, settings.masterKeys, now());
+    const sync = await syncKeyVersions(pool, settings.masterKeys, now());
     for (const m of sync.missing) {
       if (m.records > 0) log.error({ version: m.version, records: m.records }, "master key version is not configured but records still use it: they cannot be decrypted until it is configured again");
       else log.info({ version: m.version }, "master key version retired: no record uses it");
     }
     const audit = createAuditLog({ pool, file: settings.auditFile });
-    const service = createKmService({ db, pool, masterKeys: settings.masterKeys, channelKeys: settings.channelKeys, audit, log, now, ...(options.limits ? { limits: options.limits } : {}) });
+    const service = createKmService({ pool, masterKeys: settings.masterKeys, channelKeys: settings.channelKeys, audit, log, now, ...(options.limits ? { limits: options.limits } : {}) });
     const principalOf = (identity: string | null): Principal | null => (identity ? (settings.principals.get(identity) ?? null) : null);
     const server = createRpcServer({
       config: { mode: config.mode, server: { ...config.server, bind: config.km.bind, port: config.km.port, reflection: false } },
@@ -74,15 +73,15 @@ export async function startKm(options: StartKmOptions): Promise<RunningKm> {
       port,
       service,
       audit,
-      db,
+      pool,
       async stop(graceMs) {
         await server.stop(graceMs);
         await audit.flush();
-        await Promise.allSettled([db.$disconnect(), pool.end()]);
+        await pool.end().catch(() => undefined);
       },
     };
   } catch (err) {
-    await Promise.allSettled([db.$disconnect(), pool.end()]);
+    await pool.end().catch(() => undefined);
     throw err;
   }
 }

@@ -14,8 +14,7 @@ import * as repo from "./repository.js";
 import { Violations } from "./validate.js";
 
 export interface KmServiceDeps {
-  db: repo.CredentialsClient;
-  /** Driver pool for GetCredential's row reads. */
+  /** The credentials database. */
   pool: repo.CredentialsPool;
   masterKeys: Keyring;
   channelKeys: Keyring;
@@ -80,7 +79,7 @@ function unreadable(id: string, err: EnvelopeError): FailedPreconditionError {
 }
 
 export function createKmService(deps: KmServiceDeps): KmService {
-  const { db, pool, masterKeys, channelKeys, audit, log } = deps;
+  const { pool, masterKeys, channelKeys, audit, log } = deps;
   const limits = deps.limits ?? ENCRYPTION_LIMITS;
   // Two reads may be under way at once, so a call arriving during a read does not wait for it to end.
   const reads = createBatcher<string, repo.CredentialRow | undefined>({
@@ -120,7 +119,7 @@ export function createKmService(deps: KmServiceDeps): KmService {
       const id = newId();
       const plaintext = Buffer.from(JSON.stringify(input.fields), "utf8");
       try {
-        return await db.$transaction(async (tx) => {
+        return await repo.inTransaction(pool, async (tx) => {
           const now = deps.now();
           const { master, rotatedFrom } = await reserveEncryptions(tx, masterKeys, 1, limits, log, now);
           if (rotatedFrom !== undefined) await audit.recordInTransaction(tx, record(caller, "rotate", { result: "OK", detail: `automatic: version ${rotatedFrom} reached its rotation point; now ${master.version}` }));
@@ -184,7 +183,7 @@ export function createKmService(deps: KmServiceDeps): KmService {
       if (input.pageToken && !/^[0-9A-HJKMNP-TV-Z]{26}$/.test(afterId)) v.add("page_token", "not a token from a previous response");
       v.throwIfAny();
       const size = input.pageSize || 50;
-      const rows = await repo.listCredentials(db, input.accountId, afterId, size + 1);
+      const rows = await repo.listCredentials(pool, input.accountId, afterId, size + 1);
       const page = rows.slice(0, size);
       await audit.record(record(caller, "list", { accountId: input.accountId, result: "OK", detail: `${page.length} credential(s)` }));
       const last = page[page.length - 1];
@@ -197,7 +196,7 @@ export function createKmService(deps: KmServiceDeps): KmService {
       v.jobId("job_id", input.jobId);
       v.throwIfAny();
       try {
-        await db.$transaction(async (tx) => {
+        await repo.inTransaction(pool, async (tx) => {
           const row = await repo.findCredential(tx, input.id);
           if (!row) throw new NotFoundError("credential", input.id);
           const shredded = await repo.shredCredential(tx, input.id, deps.now());
@@ -211,7 +210,7 @@ export function createKmService(deps: KmServiceDeps): KmService {
 
     async rotate(caller) {
       try {
-        return await db.$transaction(async (tx) => {
+        return await repo.inTransaction(pool, async (tx) => {
           const { from, to } = await rotateToNewest(tx, masterKeys, deps.now());
           await audit.recordInTransaction(tx, record(caller, "rotate", { result: "OK", detail: from === to ? `version ${to} already current` : `version ${from ?? "none"} → ${to}` }));
           if (from !== to) log.info({ from, to }, "master key rotated");
@@ -235,7 +234,7 @@ export function createKmService(deps: KmServiceDeps): KmService {
         for (;;) {
           const take = Math.min(REWRAP_BATCH, budget - rewrapped - failures);
           if (take <= 0) break;
-          const done = await db.$transaction(async (tx) => {
+          const done = await repo.inTransaction(pool, async (tx) => {
             // Reserves a whole batch up front: the count may run ahead of the wraps made, never behind.
             const { master } = await reserveEncryptions(tx, masterKeys, take, limits, log, deps.now());
             current = master.version;
@@ -256,7 +255,7 @@ export function createKmService(deps: KmServiceDeps): KmService {
           });
           if (done) break;
         }
-        const remaining = await repo.countCredentialsNotUnder(db, current);
+        const remaining = await repo.countCredentialsNotUnder(pool, current);
         await audit.record(record(caller, "rewrap", { result: "OK", detail: `rewrapped ${rewrapped}, failed ${failures}, remaining ${remaining}, to version ${current}` }));
         return { rewrapped, remaining, failed: failures, currentVersion: current };
       } catch (err) {
