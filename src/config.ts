@@ -1,6 +1,6 @@
 // The service's configuration: one typed object, read once from an optional JSON file and the environment.
 // This module is the only reader of process.env in the project.
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { z } from "zod";
 
 // Messages say what a good value looks like: zod's defaults ("expected number, received NaN") do not.
@@ -183,8 +183,38 @@ function show(value: unknown, secret: boolean | undefined): string {
 /**
  * Builds the configuration from a JSON file (DISPATCHER_CONFIG or `file`) overlaid by DISPATCHER_* variables.
  * Throws ConfigError naming every field that is wrong and where its value came from.
+ *
+ * A process loads its own configuration once: the telemetry register (before anything else loads) and then the
+ * command ask for the same one, and every later ask from process.env with the same sources — the same variables, the
+ * same file unchanged — gets a copy of that load (a copy, so that no caller sees another's changes). Any other `env`
+ * is loaded afresh.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, file = env.DISPATCHER_CONFIG): Config {
+  if (env !== process.env) return buildConfig(env, file);
+  const sources = sourcesOf(env, file);
+  if (processConfig?.sources !== sources) processConfig = { sources, config: buildConfig(env, file) };
+  return structuredClone(processConfig.config);
+}
+
+/** This process's configuration as loaded from process.env, with what it was loaded from. */
+let processConfig: { sources: string; config: Config } | undefined;
+
+/** What a load reads: the variables the fields name, and the file's identity, size and modification time. */
+function sourcesOf(env: NodeJS.ProcessEnv, file: string | undefined): string {
+  const names = FIELDS.flatMap((f) => (f.fallbackEnv ? [f.env, f.fallbackEnv] : [f.env]));
+  let stamp = "";
+  if (file) {
+    try {
+      const s = statSync(file);
+      stamp = `${s.dev}:${s.ino}:${s.size}:${Math.floor(s.mtimeMs)}`;
+    } catch {
+      stamp = "unreadable";
+    }
+  }
+  return JSON.stringify([file ?? "", stamp, names.map((n) => env[n] ?? null)]);
+}
+
+function buildConfig(env: NodeJS.ProcessEnv, file: string | undefined): Config {
   const problems: string[] = [];
   let fromFile: unknown = {};
   if (file) {

@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -63,5 +63,30 @@ describe("loadConfig", () => {
     expect(shown).not.toContain("hunter2");
     expect(shown).not.toContain("dsp_secret");
     expect(shown).toContain("mysql://u:***@db:3306/p");
+  });
+
+  it("loads the process's own configuration once: later asks with the same sources get copies of that load", () => {
+    const file = configFile({ server: { port: 4402 } });
+    const stamp = 1_700_000_000; // whole seconds: set exactly, whatever the file system's precision
+    utimesSync(file, stamp, stamp);
+    const first = loadConfig(process.env, file);
+    expect(first.server.port).toBe(4402);
+    // The same size and modification time but content that no longer parses: a second read would fail.
+    writeFileSync(file, "{ not json }".padEnd(JSON.stringify({ server: { port: 4402 } }).length));
+    utimesSync(file, stamp, stamp);
+    first.server.port = 1;
+    const again = loadConfig(process.env, file);
+    expect(again.server.port).toBe(4402);
+    expect(again).not.toBe(first);
+    // Another variable, or another environment than the process's, is another load.
+    const saved = process.env.DISPATCHER_SERVER_PORT;
+    process.env.DISPATCHER_SERVER_PORT = "4403";
+    try {
+      expect(() => loadConfig(process.env, file)).toThrow(ConfigError);
+    } finally {
+      if (saved === undefined) delete process.env.DISPATCHER_SERVER_PORT;
+      else process.env.DISPATCHER_SERVER_PORT = saved;
+    }
+    expect(() => loadConfig({}, file)).toThrow(ConfigError);
   });
 });
