@@ -2,7 +2,7 @@
 import { runScriptKind } from "../agent/run-script-kind.js";
 import { JobCatalog } from "../jobs/catalog.js";
 import { diagnosticKind } from "../jobs/kinds/diagnostic.js";
-import { accountDiscoverKind } from "../provisioning/discovery-kind.js";
+import { accountDiscoverKind } from "../provisioning/discovery/kind.js";
 import { SERVER_KINDS } from "../servers/kinds/index.js";
 
 export function buildCatalog(): JobCatalog {

@@ -14,7 +14,7 @@ import { ensureJobsStream } from "../mq/jobs-stream.js";
 import { startCompletionChecks } from "../monitor/completion-checks.js";
 import { startReconciler } from "../monitor/reconciler.js";
 import { startScheduler } from "../monitor/scheduler.js";
-import { discoverySchedule } from "../provisioning/discovery-schedule.js";
+import { discoverySchedule } from "../provisioning/discovery/schedule.js";
 import { serverSyncSchedule } from "../servers/kinds/sync-schedule.js";
 import type { Resources } from "./resources.js";
 import type { RunningRole } from "./role.js";

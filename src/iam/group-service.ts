@@ -9,7 +9,7 @@ import * as repo from "./group-repository.js";
 import type { Role } from "./roles.js";
 import { pageOf, type Page } from "../db/page.js";
 import { countActiveAdmins, userExists } from "./user-repository.js";
-import { existingAccountIds } from "../provisioning/account-repository.js";
+import { existingAccountIds } from "../provisioning/accounts/repository.js";
 
 export interface GroupView {
   id: string;

@@ -1,8 +1,8 @@
 // proto ⇄ domain for the provisioning services, and the field rules their handlers validate requests with.
 import { type BudgetCode, BudgetCodeState, type Cloud, type Region as RegionMessage } from "../gen/proto/dispatcher/v1/provisioning.js";
 import type { Violations } from "../rpc/validate.js";
-import type { BudgetCodeView, BudgetState } from "./budget-service.js";
-import type { CloudView, Region } from "./cloud-service.js";
+import type { BudgetCodeView, BudgetState } from "./budgets/service.js";
+import type { CloudView, Region } from "./clouds/service.js";
 
 export const CLOUD_NAME_RULES = { max: 128, pattern: /^[\p{L}\p{N}][\p{L}\p{N} _.-]*$/u, patternHint: "letters, digits, space, _ . - (starting with a letter or digit)" };
 export const DRIVER_RULES = { max: 64, pattern: /^[a-z][a-z0-9_-]*$/, patternHint: "lower-case letters, digits, _ and - (starting with a letter)" };

@@ -1,12 +1,13 @@
 // The provisioning gRPC services wired over one provisioning database, as the dispatcher role (and tests) serve them.
 import type { ProvisioningDb } from "../db/clients.js";
 import type { RpcService } from "../rpc/adapter.js";
-import { createAccountService, lazyCredentialStore, type AccountJobs, type CredentialStore } from "./account-service.js";
-import { createBudgetCodeService } from "./budget-service.js";
-import { createCloudService } from "./cloud-service.js";
-import type { EndpointPolicy } from "./endpoint.js";
-import { accountHandlers } from "./handlers-accounts.js";
-import { budgetCodeHandlers, cloudHandlers } from "./handlers.js";
+import { createAccountService, lazyCredentialStore, type AccountJobs, type CredentialStore } from "./accounts/service.js";
+import { createBudgetCodeService } from "./budgets/service.js";
+import { createCloudService } from "./clouds/service.js";
+import type { EndpointPolicy } from "./clouds/endpoint.js";
+import { accountHandlers } from "./accounts/handlers.js";
+import { budgetCodeHandlers } from "./budgets/handlers.js";
+import { cloudHandlers } from "./clouds/handlers.js";
 
 export interface ProvisioningServicesOptions {
   /** config.discovery.intervalMs */

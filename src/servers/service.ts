@@ -10,7 +10,7 @@ import { inScope, scopeOf } from "../iam/scope.js";
 import { pageOf, type Page } from "../db/page.js";
 import type { Job } from "../jobs/model.js";
 import type { JobService } from "../jobs/service.js";
-import { requireBudgetCode } from "../provisioning/budget-guard.js";
+import { requireBudgetCode } from "../provisioning/budgets/guard.js";
 import { ACTION_KINDS, SERVER_LAUNCH_KIND } from "./kinds/names.js";
 import { monthlyCostCents, type CatalogImage, type CatalogProduct, type Server, type ServerAction, type ServerEvent, type ServerState } from "./model.js";
 import * as repo from "./repository.js";

@@ -4,7 +4,7 @@ import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BudgetCodeState } from "../../src/gen/proto/dispatcher/v1/provisioning.js";
 import { FailedPreconditionError, PermissionDeniedError } from "../../src/errors.js";
-import { requireBudgetCode } from "../../src/provisioning/budget-guard.js";
+import { requireBudgetCode } from "../../src/provisioning/budgets/guard.js";
 import { insertUser, startProvisioningFixture, type ProvisioningFixture } from "./support.js";
 
 let f: ProvisioningFixture;

@@ -19,10 +19,10 @@ import { createLogger } from "../../src/log.js";
 import { ensureJobsStream } from "../../src/mq/jobs-stream.js";
 import type { Loop } from "../../src/monitor/loop.js";
 import { startScheduler } from "../../src/monitor/scheduler.js";
-import { discoverySchedule } from "../../src/provisioning/discovery-schedule.js";
+import { discoverySchedule } from "../../src/provisioning/discovery/schedule.js";
 import { serverSyncSchedule } from "../../src/servers/kinds/sync-schedule.js";
 import { SERVERS_SYNC_KIND } from "../../src/servers/kinds/names.js";
-import { accountDiscoverKind } from "../../src/provisioning/discovery-kind.js";
+import { accountDiscoverKind } from "../../src/provisioning/discovery/kind.js";
 import { deleteStream, sharedNatsUrl, testStreamName } from "../mq/support.js";
 import { startProvisioningFixture, type ProvisioningFixture } from "./support.js";
 

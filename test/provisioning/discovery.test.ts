@@ -10,8 +10,8 @@ import { JobState } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import { createApiKey } from "../../src/iam/api-keys.js";
 import { MONITOR_PRINCIPAL, scheduledJobKey } from "../../src/monitor/scheduler.js";
 import { SERVERS_SYNC_KIND } from "../../src/servers/kinds/names.js";
-import { ACCOUNT_DISCOVER_KIND } from "../../src/provisioning/discovery-kind.js";
-import { recordValidationFailure } from "../../src/provisioning/discovery-repository.js";
+import { ACCOUNT_DISCOVER_KIND } from "../../src/provisioning/discovery/kind.js";
+import { recordValidationFailure } from "../../src/provisioning/discovery/repository.js";
 import { GOOD_KEY, image, openDiscoveryHarness, product, region, sleep, TEST_DRIVER, until, type DiscoveryHarness } from "./discovery-support.js";
 import { insertUser } from "./support.js";
 

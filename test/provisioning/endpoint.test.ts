@@ -2,7 +2,7 @@
 // spellings, and behind host names), and the configuration switches that relax it.
 import { describe, expect, it } from "vitest";
 import { InvalidArgumentError } from "../../src/errors.js";
-import { checkEndpoint, isForbiddenAddress, type EndpointPolicy } from "../../src/provisioning/endpoint.js";
+import { checkEndpoint, isForbiddenAddress, type EndpointPolicy } from "../../src/provisioning/clouds/endpoint.js";
 import { fixedResolve } from "./support.js";
 
 const strict: EndpointPolicy = { allowInsecure: false, allowLinkLocal: false, resolve: fixedResolve };

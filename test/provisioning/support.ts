@@ -11,7 +11,7 @@ import type { TestServer } from "../rpc/fixtures.js";
 import type { TestDatabases } from "../support/db.js";
 import { NotFoundError } from "../../src/errors.js";
 import type { CredentialMetadata, KmClient } from "../../src/km/client.js";
-import type { CredentialStore } from "../../src/provisioning/account-service.js";
+import type { CredentialStore } from "../../src/provisioning/accounts/service.js";
 import { provisioningRpcServices } from "../../src/provisioning/rpc-services.js";
 import type { RpcService } from "../../src/rpc/adapter.js";
 import { BUILT_IN, insertUser, startIamFixture, type BuiltIn } from "../iam/support.js";

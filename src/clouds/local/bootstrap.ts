@@ -7,9 +7,9 @@ import type { ProvisioningDb } from "../../db/clients.js";
 import { AlreadyExistsError, DomainError } from "../../errors.js";
 import type { Principal } from "../../iam/principal.js";
 import type { Logger } from "../../log.js";
-import { createAccountService, lazyCredentialStore, type AccountJobs, type AccountService, type CredentialStore } from "../../provisioning/account-service.js";
-import { createCloudService, type CloudService } from "../../provisioning/cloud-service.js";
-import { LOCAL_CLOUD_ENDPOINT } from "../../provisioning/endpoint.js";
+import { createAccountService, lazyCredentialStore, type AccountJobs, type AccountService, type CredentialStore } from "../../provisioning/accounts/service.js";
+import { createCloudService, type CloudService } from "../../provisioning/clouds/service.js";
+import { LOCAL_CLOUD_ENDPOINT } from "../../provisioning/clouds/endpoint.js";
 import { ensureAccountKey } from "./account.js";
 import { catalogReader } from "./catalog.js";
 

@@ -9,8 +9,8 @@ import { killLocalServers } from "../../../src/clouds/local/cleanup.js";
 import { ensureLocalCloud, type LocalCloudBootstrap } from "../../../src/clouds/local/bootstrap.js";
 import { createLocalDriver } from "../../../src/clouds/local/driver.js";
 import { InvalidArgumentError, UnavailableError } from "../../../src/errors.js";
-import { createAccountService } from "../../../src/provisioning/account-service.js";
-import { createCloudService } from "../../../src/provisioning/cloud-service.js";
+import { createAccountService } from "../../../src/provisioning/accounts/service.js";
+import { createCloudService } from "../../../src/provisioning/clouds/service.js";
 import { FIXTURE_DISCOVERY_INTERVAL_MS, fixedResolve, startProvisioningFixture, type ProvisioningFixture } from "../../provisioning/support.js";
 import { callOptions } from "./support.js";
 

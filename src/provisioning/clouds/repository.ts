@@ -1,6 +1,6 @@
 // Data access for clouds and their regions. Every function takes the client or the caller's transaction; changes
 // bump the cloud's version (its etag) in the same statement that checks it.
-import type { ProvisioningDb } from "../db/clients.js";
+import type { ProvisioningDb } from "../../db/clients.js";
 
 export interface RegionRow {
   id: string;

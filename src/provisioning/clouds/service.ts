@@ -1,12 +1,12 @@
 // Clouds: a provider's connection point (driver, endpoint checked against SSRF) and its regions. Every change bumps
 // the cloud's version; calls that take an etag fail with ABORTED when it is stale.
-import { inTransaction, type ProvisioningDb } from "../db/clients.js";
-import { isUniqueViolation } from "../db/errors.js";
-import { newId } from "../db/ids.js";
-import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "../errors.js";
-import { etagOf, staleEtag, versionOf } from "../iam/etag.js";
-import { pageOf, type Page } from "../db/page.js";
-import * as repo from "./cloud-repository.js";
+import { inTransaction, type ProvisioningDb } from "../../db/clients.js";
+import { isUniqueViolation } from "../../db/errors.js";
+import { newId } from "../../db/ids.js";
+import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "../../errors.js";
+import { etagOf, staleEtag, versionOf } from "../../iam/etag.js";
+import { pageOf, type Page } from "../../db/page.js";
+import * as repo from "./repository.js";
 import { checkCloudEndpoint, checkEndpoint, type EndpointPolicy } from "./endpoint.js";
 
 export type Region = repo.RegionRow;

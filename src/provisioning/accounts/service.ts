@@ -1,19 +1,19 @@
 // Cloud accounts: connecting one stores its credentials through KM, keeps only the credential id and starts the job
 // that validates them; discovery on demand; subscriptions and account events. Everything is scoped to the accounts
 // the caller's groups may use (admins: all), and anything else is NOT_FOUND.
-import { isUniqueViolation } from "../db/errors.js";
-import { inTransaction, type ProvisioningDb } from "../db/clients.js";
-import { newId } from "../db/ids.js";
-import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../errors.js";
-import { etagOf } from "../iam/etag.js";
-import type { Principal } from "../iam/principal.js";
-import { inScope, scopeOf, type AccountScope } from "../iam/scope.js";
-import { pageOf, type Page } from "../db/page.js";
-import type { Job } from "../jobs/model.js";
-import type { JobService } from "../jobs/service.js";
-import type { KmCallOptions, KmClient } from "../km/client.js";
-import * as repo from "./account-repository.js";
-import { ACCOUNT_DISCOVER_KIND } from "./discovery-kind.js";
+import { isUniqueViolation } from "../../db/errors.js";
+import { inTransaction, type ProvisioningDb } from "../../db/clients.js";
+import { newId } from "../../db/ids.js";
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../../errors.js";
+import { etagOf } from "../../iam/etag.js";
+import type { Principal } from "../../iam/principal.js";
+import { inScope, scopeOf, type AccountScope } from "../../iam/scope.js";
+import { pageOf, type Page } from "../../db/page.js";
+import type { Job } from "../../jobs/model.js";
+import type { JobService } from "../../jobs/service.js";
+import type { KmCallOptions, KmClient } from "../../km/client.js";
+import * as repo from "./repository.js";
+import { ACCOUNT_DISCOVER_KIND } from "../discovery/kind.js";
 
 export type AccountStatus = repo.AccountStatus;
 

@@ -1,7 +1,7 @@
 // When the monitor re-discovers an account: discovery.intervalMs after it was last scheduled (at once when it never
 // was), never while it is disabled. The claim moves accounts.next_discovery_at.
-import type { AccountSchedule } from "../monitor/scheduler.js";
-import { ACCOUNT_DISCOVER_KIND } from "./discovery-kind.js";
+import type { AccountSchedule } from "../../monitor/scheduler.js";
+import { ACCOUNT_DISCOVER_KIND } from "./kind.js";
 
 export function discoverySchedule(intervalMs: number): AccountSchedule {
   return {

@@ -1,12 +1,12 @@
 // Budget codes: what users may spend on (hard and soft quotas in cents, state, usage) and who holds them. Deleting a
 // code in use needs a replacement that takes over its holders and accounts.
-import { inTransaction, type ProvisioningDb } from "../db/clients.js";
-import { isUniqueViolation } from "../db/errors.js";
-import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../errors.js";
-import { etagOf, staleEtag, versionOf } from "../iam/etag.js";
-import { userExists } from "../iam/user-repository.js";
-import { pageOf, type Page } from "../db/page.js";
-import * as repo from "./budget-repository.js";
+import { inTransaction, type ProvisioningDb } from "../../db/clients.js";
+import { isUniqueViolation } from "../../db/errors.js";
+import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../../errors.js";
+import { etagOf, staleEtag, versionOf } from "../../iam/etag.js";
+import { userExists } from "../../iam/user-repository.js";
+import { pageOf, type Page } from "../../db/page.js";
+import * as repo from "./repository.js";
 
 export type BudgetState = repo.BudgetState;
 

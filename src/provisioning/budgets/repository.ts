@@ -1,6 +1,6 @@
 // Data access for budget codes and their grants to users. Every function takes the client or the caller's
 // transaction; changes bump the code's version (its etag) in the same statement that checks it.
-import type { ProvisioningDb } from "../db/clients.js";
+import type { ProvisioningDb } from "../../db/clients.js";
 
 export type BudgetState = "ACTIVE" | "DISABLED";
 

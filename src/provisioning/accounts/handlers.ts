@@ -1,13 +1,13 @@
 // dispatcher.v1 AccountService over gRPC: request validation (credential fields are checked for shape only and never
 // echoed back in violations), object scope from the caller's principal, then the account service: connecting, reading,
 // discovery on demand, subscriptions and account events.
-import { type Account, type AccountEvent, AccountServiceService as A, AccountStatus } from "../gen/proto/dispatcher/v1/provisioning.js";
-import { IDEMPOTENCY_KEY_RULES, jobToProto } from "../jobs/mapper.js";
-import { defineService, unary, type RpcService } from "../rpc/adapter.js";
-import { afterIdFromToken, ID_RULES, nextToken, requireString, validateOne, type Violations } from "../rpc/validate.js";
-import { scopeOf } from "../iam/scope.js";
-import { type AccountEventView, type AccountService, type AccountView } from "./account-service.js";
-import { BUDGET_CODE_RULES, CLOUD_NAME_RULES, REGION_ID_RULES } from "./mapper.js";
+import { type Account, type AccountEvent, AccountServiceService as A, AccountStatus } from "../../gen/proto/dispatcher/v1/provisioning.js";
+import { IDEMPOTENCY_KEY_RULES, jobToProto } from "../../jobs/mapper.js";
+import { defineService, unary, type RpcService } from "../../rpc/adapter.js";
+import { afterIdFromToken, ID_RULES, nextToken, requireString, validateOne, type Violations } from "../../rpc/validate.js";
+import { scopeOf } from "../../iam/scope.js";
+import { type AccountEventView, type AccountService, type AccountView } from "./service.js";
+import { BUDGET_CODE_RULES, CLOUD_NAME_RULES, REGION_ID_RULES } from "../mapper.js";
 
 const CREDENTIAL_TYPE_RULES = { max: 64, pattern: /^[a-z0-9][a-z0-9_.-]*$/, patternHint: "lower-case letters, digits, _ . - (starting with a letter or digit)" };
 const FIELD_KEY = /^[A-Za-z0-9_.-]{1,64}$/;

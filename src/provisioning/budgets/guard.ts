@@ -1,9 +1,9 @@
 // The budget check every launch or change that costs money runs: the caller must hold an active budget code, and the
 // spend must fit its hard quota (FAILED_PRECONDITION with QuotaFailure otherwise); the soft quota only warns.
-import type { ProvisioningDb } from "../db/clients.js";
-import { FailedPreconditionError, PermissionDeniedError } from "../errors.js";
-import type { Principal } from "../iam/principal.js";
-import { findBudgetCode, holds } from "./budget-repository.js";
+import type { ProvisioningDb } from "../../db/clients.js";
+import { FailedPreconditionError, PermissionDeniedError } from "../../errors.js";
+import type { Principal } from "../../iam/principal.js";
+import { findBudgetCode, holds } from "./repository.js";
 
 export interface BudgetCheck {
   /** The spend goes past the soft quota: allowed, and the caller should record a warning event. */

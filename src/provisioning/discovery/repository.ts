@@ -1,7 +1,7 @@
 // What discovering an account writes: its regions, subscriptions (capability per region), product and image catalog,
 // status, and an account event for every change — through the job path's `Sql`, in the caller's transaction.
-import { sqlFragment, sqlJoin, type Sql, type SqlFragment, type SqlPool } from "../db/sql.js";
-import type { Capability, DriverImage, DriverProduct, DriverRegion } from "../clouds/driver.js";
+import { sqlFragment, sqlJoin, type Sql, type SqlFragment, type SqlPool } from "../../db/sql.js";
+import type { Capability, DriverImage, DriverProduct, DriverRegion } from "../../clouds/driver.js";
 
 /** One region as a discovery found it. */
 export interface DiscoveredRegion {

@@ -2,7 +2,7 @@
 // cloud metadata address, checked on the literal host and on every address the host name resolves to.
 import { lookup } from "node:dns/promises";
 import { BlockList, isIP } from "node:net";
-import { InvalidArgumentError } from "../errors.js";
+import { InvalidArgumentError } from "../../errors.js";
 
 export interface EndpointPolicy {
   /** Accept http:// as well as https:// (provisioning.allowInsecureEndpoints). */

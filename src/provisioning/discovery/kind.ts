@@ -2,11 +2,11 @@
 // its regions, the capabilities it has in each (subscriptions), and the products and images it may launch. Connecting
 // an account runs it once as the validation job; the monitor runs it again on a schedule; DiscoverAccount on demand.
 import { z } from "zod";
-import { CAPABILITIES, type Capability, type CloudDriver, type DriverCallOptions, type DriverTarget } from "../clouds/driver.js";
-import { withCloud } from "../clouds/access.js";
-import type { JobContext, JobKind, JobOutcome } from "../jobs/catalog.js";
-import { PermanentJobError } from "../jobs/errors.js";
-import { applyDiscovery, recordValidationFailure, type DiscoveredRegion, type Discovery } from "./discovery-repository.js";
+import { CAPABILITIES, type Capability, type CloudDriver, type DriverCallOptions, type DriverTarget } from "../../clouds/driver.js";
+import { withCloud } from "../../clouds/access.js";
+import type { JobContext, JobKind, JobOutcome } from "../../jobs/catalog.js";
+import { PermanentJobError } from "../../jobs/errors.js";
+import { applyDiscovery, recordValidationFailure, type DiscoveredRegion, type Discovery } from "./repository.js";
 
 export const ACCOUNT_DISCOVER_KIND = "account.discover";
 

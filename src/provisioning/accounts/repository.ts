@@ -1,5 +1,5 @@
 // Data access for cloud accounts. Only the KM credential id is stored here, never a credential field.
-import type { ProvisioningDb } from "../db/clients.js";
+import type { ProvisioningDb } from "../../db/clients.js";
 
 export type AccountStatus = "PENDING" | "ACTIVE" | "FAILED" | "DISABLED";
 
