@@ -10,7 +10,7 @@ import { Client, credentials, Metadata } from "@grpc/grpc-js";
 import { checkHealth } from "../src/client/index.js";
 import { createProvisioningClient } from "../src/db/clients.js";
 import { GetServerInfoRequest } from "../src/gen/proto/dispatcher/v1/system.js";
-import { createApiKeyForEmail } from "../src/iam/api-keys.js";
+import { createApiKeyForEmail } from "../src/iam/api-keys/keys.js";
 import { benchEnvironment, CORES, cpuSeconds, percentile, round, runDispatcher, say, stopProcess } from "./support.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);

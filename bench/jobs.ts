@@ -8,7 +8,7 @@ import { loadavg } from "node:os";
 import { createDispatcherClients } from "../src/client/index.js";
 import { loadConfig } from "../src/config.js";
 import { createProvisioningClient } from "../src/db/clients.js";
-import { createApiKeyForEmail } from "../src/iam/api-keys.js";
+import { createApiKeyForEmail } from "../src/iam/api-keys/keys.js";
 import { DiagnosticOutcome } from "../src/gen/proto/dispatcher/v1/jobs.js";
 import { measureEcho } from "./echo.js";
 import { benchEnvironment, CORES, cpuSeconds, machineTicks, percentile, round, runDispatcher, say, servicePids, startDispatcher, stopProcess } from "./support.js";

@@ -5,7 +5,7 @@ import { withJoinTokens } from "../agent/join-tokens.js";
 import { agentRpcServices } from "../agent/rpc-services.js";
 import { analyticsRpcServices } from "../analytics/rpc-services.js";
 import { connectLocalCloudInBackground } from "../clouds/local/bootstrap.js";
-import { createApiKeyAuthenticator } from "../iam/authenticator.js";
+import { createApiKeyAuthenticator } from "../iam/api-keys/authenticator.js";
 import { iamRpcServices } from "../iam/rpc-services.js";
 import { jobHandlers } from "../jobs/handlers.js";
 import { buildCatalog } from "./catalog.js";

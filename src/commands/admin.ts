@@ -1,5 +1,5 @@
 // `dispatcher admin …`: tasks that act on the provisioning database directly, for bootstrapping and recovery.
-import { createApiKeyForEmail } from "../iam/api-keys.js";
+import { createApiKeyForEmail } from "../iam/api-keys/keys.js";
 import { checkDatabase, createProvisioningClient } from "../db/clients.js";
 import { InvalidArgumentError } from "../errors.js";
 import { setup, type CommandOptions } from "./common.js";

@@ -1,7 +1,7 @@
 // `dispatcher start` and `dispatcher serve`: open resources, optionally migrate, run roles until SIGINT/SIGTERM.
 import { checkDatabase } from "../db/clients.js";
 import { migrateAll } from "../db/migrate.js";
-import { ensureBootstrapAdmin } from "../iam/api-keys.js";
+import { ensureBootstrapAdmin } from "../iam/api-keys/keys.js";
 import { kmServerSettings, prepareDevelopmentKm } from "../km/settings.js";
 import { closeResources, needsSharedStores, openResources } from "../app/resources.js";
 import { ROLES, type RunningRole } from "../app/roles.js";

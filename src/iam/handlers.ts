@@ -9,7 +9,7 @@ import {
 } from "../gen/proto/dispatcher/v1/iam.js";
 import { defineService, unary, type RpcService } from "../rpc/adapter.js";
 import { afterIdFromToken, ETAG_RULES, ID_RULES, maskPaths, nextToken, requireString, validateOne } from "../rpc/validate.js";
-import type { ApiKeyService } from "./apikey-service.js";
+import type { ApiKeyService } from "./api-keys/service.js";
 import type { GroupService } from "./group-service.js";
 import {
   accountIdList,

@@ -1,7 +1,7 @@
 // proto ⇄ domain for the IAM services, and the field rules their handlers validate requests with.
 import { type ApiKey, type Group, type User, UserKind, UserStatus } from "../gen/proto/dispatcher/v1/iam.js";
 import type { Violations } from "../rpc/validate.js";
-import type { ApiKeyView } from "./apikey-service.js";
+import type { ApiKeyView } from "./api-keys/service.js";
 import type { GroupView } from "./group-service.js";
 import { isRole, ROLES, type Role } from "./roles.js";
 import type { UserView } from "./user-service.js";

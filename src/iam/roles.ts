@@ -1,10 +1,11 @@
-// The built-in roles as the API describes them: name, description and the permissions each grants, derived from the
-// permission table (permissions.ts) so the description can never disagree with what is enforced.
+// The built-in roles: their names, and as the API describes them — a description and the permissions each grants,
+// derived from the permission table (permissions.ts) so the description can never disagree with what is enforced.
 import { NotFoundError } from "../errors.js";
 import { METHOD_PERMISSIONS, PUBLIC, roleGrants, SERVICE_ONLY_PERMISSIONS } from "./permissions.js";
-import { ROLES, type Role } from "./api-keys.js";
 
-export { ROLES, type Role } from "./api-keys.js";
+/** The built-in roles, most powerful first. */
+export const ROLES = ["admin", "operator", "reader"] as const;
+export type Role = (typeof ROLES)[number];
 
 export interface RoleInfo {
   name: Role;

@@ -1,7 +1,7 @@
 // The IAM gRPC services wired over one provisioning database, as the dispatcher role (and tests) serve them.
 import type { ProvisioningDb } from "../db/clients.js";
 import type { RpcService } from "../rpc/adapter.js";
-import { createApiKeyService } from "./apikey-service.js";
+import { createApiKeyService } from "./api-keys/service.js";
 import { createGroupService } from "./group-service.js";
 import { apiKeyHandlers, groupHandlers, roleHandlers, userHandlers } from "./handlers.js";
 import { createUserService } from "./user-service.js";

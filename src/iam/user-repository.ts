@@ -106,3 +106,33 @@ export async function countActiveAdmins(db: ProvisioningDb): Promise<number> {
                      WHERE gm.user_id = u.id AND gr.role = 'admin'))`;
   return Number(rows[0]?.n ?? 0);
 }
+
+export async function countUsers(db: ProvisioningDb): Promise<number> {
+  return db.user.count();
+}
+
+export interface NewUser {
+  id: string;
+  email: string;
+  name: string;
+  kind: "USER" | "SERVICE";
+  roles: string[];
+}
+
+export async function insertUser(db: ProvisioningDb, user: NewUser): Promise<void> {
+  const { roles, ...row } = user;
+  await db.user.create({ data: { ...row, roles: { create: roles.map((role) => ({ role })) } } });
+}
+
+export async function findUserByEmail(db: ProvisioningDb, email: string): Promise<{ id: string; kind: "USER" | "SERVICE" } | null> {
+  return db.user.findUnique({ where: { email }, select: { id: true, kind: true } });
+}
+
+/** Grants a role; granting one the user already has changes nothing. */
+export async function addUserRole(db: ProvisioningDb, userId: string, role: string): Promise<void> {
+  await db.userRole.createMany({ data: [{ userId, role }], skipDuplicates: true });
+}
+
+export async function findUserStatus(db: ProvisioningDb, id: string): Promise<"ACTIVE" | "DISABLED" | null> {
+  return (await db.user.findUnique({ where: { id }, select: { status: true } }))?.status ?? null;
+}

@@ -6,7 +6,6 @@ import { pageOf, type Page } from "../db/page.js";
 import { AlreadyExistsError, NotFoundError } from "../errors.js";
 import { etagOf, keepAnAdmin, staleEtag, versionOf } from "./etag.js";
 import type { Role } from "./roles.js";
-import * as keys from "./repository.js";
 import * as repo from "./user-repository.js";
 
 export interface UserView {
@@ -88,7 +87,7 @@ export function createUserService(db: ProvisioningDb): UserService {
     async createUser(input) {
       const id = newId();
       try {
-        await keys.insertUser(db, { id, email: input.email, name: input.name, kind: input.kind, roles: [...new Set(input.roles)] });
+        await repo.insertUser(db, { id, email: input.email, name: input.name, kind: input.kind, roles: [...new Set(input.roles)] });
       } catch (err) {
         if (isUniqueViolation(err)) throw new AlreadyExistsError("user", input.email);
         throw err;

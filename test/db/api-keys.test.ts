@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createProvisioningClient } from "../../src/db/clients.js";
 import { newId } from "../../src/db/ids.js";
-import { authenticateApiKey, BOOTSTRAP_ADMIN_EMAIL, createApiKey, createApiKeyForEmail, ensureBootstrapAdmin, revokeApiKey } from "../../src/iam/api-keys.js";
+import { authenticateApiKey, BOOTSTRAP_ADMIN_EMAIL, createApiKey, createApiKeyForEmail, ensureBootstrapAdmin, revokeApiKey } from "../../src/iam/api-keys/keys.js";
 import { InvalidArgumentError } from "../../src/errors.js";
 import { createTestDatabases, type TestDatabases } from "../support/db.js";
 

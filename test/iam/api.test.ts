@@ -3,7 +3,7 @@
 // the principal, and field validation.
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createApiKeyAuthenticator } from "../../src/iam/authenticator.js";
+import { createApiKeyAuthenticator } from "../../src/iam/api-keys/authenticator.js";
 import { PrincipalKind } from "../../src/gen/proto/dispatcher/v1/system.js";
 import { UserKind, UserStatus } from "../../src/gen/proto/dispatcher/v1/iam.js";
 import { insertAccounts, insertUser, startIamFixture, type IamFixture } from "./support.js";

@@ -2,8 +2,8 @@
 // gRPC server serving SystemService and the IAM services behind the DB-backed API key authenticator.
 import { createDispatcherClients, type DispatcherClients } from "../../src/client/index.js";
 import { newId } from "../../src/db/ids.js";
-import { createApiKey } from "../../src/iam/api-keys.js";
-import { createApiKeyAuthenticator } from "../../src/iam/authenticator.js";
+import { createApiKey } from "../../src/iam/api-keys/keys.js";
+import { createApiKeyAuthenticator } from "../../src/iam/api-keys/authenticator.js";
 import { iamRpcServices } from "../../src/iam/rpc-services.js";
 import type { RpcService } from "../../src/rpc/adapter.js";
 import { createSystemService } from "../../src/system/service.js";

@@ -5,7 +5,7 @@ import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UnavailableError } from "../../src/errors.js";
 import { AccountStatus } from "../../src/gen/proto/dispatcher/v1/provisioning.js";
-import { createApiKey } from "../../src/iam/api-keys.js";
+import { createApiKey } from "../../src/iam/api-keys/keys.js";
 import { createAccountService, lazyCredentialStore } from "../../src/provisioning/accounts/service.js";
 import { insertUser, startProvisioningFixture, type ProvisioningFixture } from "./support.js";
 

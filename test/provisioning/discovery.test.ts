@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DispatcherClients } from "../../src/client/index.js";
 import { AccountStatus } from "../../src/gen/proto/dispatcher/v1/provisioning.js";
 import { JobState } from "../../src/gen/proto/dispatcher/v1/jobs.js";
-import { createApiKey } from "../../src/iam/api-keys.js";
+import { createApiKey } from "../../src/iam/api-keys/keys.js";
 import { MONITOR_PRINCIPAL, scheduledJobKey } from "../../src/monitor/scheduler.js";
 import { SERVERS_SYNC_KIND } from "../../src/servers/kinds/names.js";
 import { ACCOUNT_DISCOVER_KIND } from "../../src/provisioning/discovery/kind.js";

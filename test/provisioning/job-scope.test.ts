@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DispatcherClients } from "../../src/client/index.js";
 import { newId } from "../../src/db/ids.js";
 import { JobState } from "../../src/gen/proto/dispatcher/v1/jobs.js";
-import { createApiKey } from "../../src/iam/api-keys.js";
+import { createApiKey } from "../../src/iam/api-keys/keys.js";
 import type { Principal } from "../../src/iam/principal.js";
 import { ACCOUNT_DISCOVER_KIND } from "../../src/provisioning/discovery/kind.js";
 import { insertUser, startProvisioningFixture, type ProvisioningFixture } from "./support.js";

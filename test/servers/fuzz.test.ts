@@ -13,7 +13,7 @@ import { analyticsRpcServices } from "../../src/analytics/rpc-services.js";
 import { createDispatcherClients, DispatcherError, type DispatcherClients } from "../../src/client/index.js";
 import { newId } from "../../src/db/ids.js";
 import type { SqlPool } from "../../src/db/sql.js";
-import { createApiKeyAuthenticator } from "../../src/iam/authenticator.js";
+import { createApiKeyAuthenticator } from "../../src/iam/api-keys/authenticator.js";
 import { createLogger } from "../../src/log.js";
 import type { RpcService } from "../../src/rpc/adapter.js";
 import { serverRpcServices } from "../../src/servers/rpc-services.js";

@@ -16,7 +16,7 @@ import { JobState, type Job } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import { createProvisioningClient } from "../../src/db/clients.js";
 import { DATABASES } from "../../src/db/databases.js";
 import { migrate } from "../../src/db/migrate.js";
-import { createApiKeyForEmail } from "../../src/iam/api-keys.js";
+import { createApiKeyForEmail } from "../../src/iam/api-keys/keys.js";
 import { freePort, sharedNatsUrl, startPrivateNats, type PrivateNats } from "../mq/support.js";
 import { dropDatabases, newTestDatabaseName, testDatabaseUrl } from "./db.js";
 

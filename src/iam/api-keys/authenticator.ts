@@ -1,10 +1,10 @@
 // Bearer-token authentication for the gRPC adapter: API keys looked up by hash, with a short cache so a busy client
 // does not cost a database query per call. A revoked key stops working within CACHE_TTL_MS.
 import { createHash } from "node:crypto";
-import type { ProvisioningDb } from "../db/clients.js";
-import { UnavailableError } from "../errors.js";
-import { authenticateApiKey } from "./api-keys.js";
-import type { Authenticate, Principal } from "./principal.js";
+import type { ProvisioningDb } from "../../db/clients.js";
+import { UnavailableError } from "../../errors.js";
+import { authenticateApiKey } from "./keys.js";
+import type { Authenticate, Principal } from "../principal.js";
 
 const CACHE_TTL_MS = 10_000;
 const CACHE_MAX = 10_000;

@@ -1,19 +1,14 @@
 // API keys: issuing (the secret is shown once, only its sha256 is stored), authenticating a bearer secret to a
 // Principal, and the bootstrap admin created on first start.
 import { createHash, randomBytes } from "node:crypto";
-import { inTransaction, type ProvisioningClient, type ProvisioningDb } from "../db/clients.js";
-import { isUniqueViolation } from "../db/errors.js";
-import { newId } from "../db/ids.js";
-import { InvalidArgumentError } from "../errors.js";
+import { inTransaction, type ProvisioningClient, type ProvisioningDb } from "../../db/clients.js";
+import { isUniqueViolation } from "../../db/errors.js";
+import { newId } from "../../db/ids.js";
+import { InvalidArgumentError } from "../../errors.js";
+import type { Principal } from "../principal.js";
+import { ROLES } from "../roles.js";
+import * as users from "../user-repository.js";
 import * as repo from "./repository.js";
-
-/** The built-in roles, most powerful first. */
-export const ROLES = ["admin", "operator", "reader"] as const;
-export type Role = (typeof ROLES)[number];
-
-import type { Principal } from "./principal.js";
-
-export type { Principal } from "./principal.js";
 
 export const API_KEY_MARKER = "dsp_";
 /** Characters of the secret kept in clear (the marker and 8 more) so people can tell their keys apart. */
@@ -69,11 +64,11 @@ export async function revokeApiKey(db: ProvisioningDb, keyId: string, now: Date 
  * (the unique email lets exactly one of them commit).
  */
 export async function ensureBootstrapAdmin(db: ProvisioningClient): Promise<{ secret: string } | null> {
-  if ((await repo.countUsers(db)) > 0) return null;
+  if ((await users.countUsers(db)) > 0) return null;
   try {
     return await db.$transaction(async (tx) => {
       const userId = newId();
-      await repo.insertUser(tx, { id: userId, email: BOOTSTRAP_ADMIN_EMAIL, name: "Administrator", kind: "USER", roles: ["admin"] });
+      await users.insertUser(tx, { id: userId, email: BOOTSTRAP_ADMIN_EMAIL, name: "Administrator", kind: "USER", roles: ["admin"] });
       const { secret } = await createApiKey(tx, userId, "bootstrap");
       return { secret };
     });
@@ -100,13 +95,13 @@ export async function createApiKeyForEmail(db: ProvisioningDb, request: KeyForEm
   if (!(ROLES as readonly string[]).includes(request.role)) throw InvalidArgumentError.field("role", `one of ${ROLES.join(", ")}`);
   if (!/^[^\s@]+@[^\s@]+$/.test(request.email)) throw InvalidArgumentError.field("email", "an email address (user@domain)");
   return inTransaction(db, async (tx) => {
-    let user = await repo.findUserByEmail(tx, request.email);
+    let user = await users.findUserByEmail(tx, request.email);
     if (!user) {
       const id = newId();
-      await repo.insertUser(tx, { id, email: request.email, name: request.email, kind: request.kind === "service" ? "SERVICE" : "USER", roles: [request.role] });
+      await users.insertUser(tx, { id, email: request.email, name: request.email, kind: request.kind === "service" ? "SERVICE" : "USER", roles: [request.role] });
       user = { id, kind: request.kind === "service" ? "SERVICE" : "USER" };
     } else {
-      await repo.addUserRole(tx, user.id, request.role);
+      await users.addUserRole(tx, user.id, request.role);
     }
     const key = await createApiKey(tx, user.id, request.name, request.expiresAt ?? null);
     return { ...key, userId: user.id };

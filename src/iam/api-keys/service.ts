@@ -1,11 +1,12 @@
 // API keys through the API: anyone may issue, list and revoke their own keys; only admins those of other users.
 // Another user's key that the caller may not touch is NOT_FOUND, the same answer as a key that does not exist.
-import type { ProvisioningDb } from "../db/clients.js";
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from "../errors.js";
-import { createApiKey, revokeApiKey } from "./api-keys.js";
-import * as repo from "./apikey-repository.js";
-import type { Principal } from "./principal.js";
-import { pageOf, type Page } from "../db/page.js";
+import type { ProvisioningDb } from "../../db/clients.js";
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError } from "../../errors.js";
+import { createApiKey, revokeApiKey } from "./keys.js";
+import * as repo from "./repository.js";
+import { findUserStatus } from "../user-repository.js";
+import type { Principal } from "../principal.js";
+import { pageOf, type Page } from "../../db/page.js";
 
 export type ApiKeyView = repo.ApiKeyRow;
 
@@ -30,7 +31,7 @@ export function createApiKeyService(db: ProvisioningDb, now: () => Date = () => 
   return {
     async createApiKey(caller, request) {
       const userId = target(caller, request.userId);
-      const status = await repo.findUserStatus(db, userId);
+      const status = await findUserStatus(db, userId);
       if (status === null) {
         if (userId === caller.id) throw new FailedPreconditionError("only users and service principals have API keys", "NOT_A_USER");
         throw InvalidArgumentError.field("user_id", "no such user");

@@ -1,5 +1,28 @@
-// Data access for users, their roles and API keys. Every function takes the client or the caller's transaction.
-import type { ProvisioningDb } from "../db/clients.js";
+// Data access for API keys: finding one by its secret's hash with its owner's roles and accounts (authentication),
+// recording its use, issuing and revoking, and listing and finding keys for the API (which never selects the hash).
+import type { ProvisioningDb } from "../../db/clients.js";
+
+export interface ApiKeyRow {
+  id: string;
+  userId: string;
+  name: string;
+  prefix: string;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+  revokedAt: Date | null;
+  expiresAt: Date | null;
+}
+
+const KEY_SELECT = { id: true, userId: true, name: true, prefix: true, createdAt: true, lastUsedAt: true, revokedAt: true, expiresAt: true } as const;
+
+export async function findApiKey(db: ProvisioningDb, id: string): Promise<ApiKeyRow | null> {
+  return db.apiKey.findUnique({ where: { id }, select: KEY_SELECT });
+}
+
+/** The user's keys in id order after `afterId`, at most `limit`, revoked ones included. */
+export async function listApiKeys(db: ProvisioningDb, userId: string, filter: { afterId?: string | undefined; limit: number }): Promise<ApiKeyRow[]> {
+  return db.apiKey.findMany({ where: { userId, ...(filter.afterId ? { id: { gt: filter.afterId } } : {}) }, orderBy: { id: "asc" }, take: filter.limit, select: KEY_SELECT });
+}
 
 export interface ApiKeyOwnerRow {
   keyId: string;
@@ -60,30 +83,4 @@ export async function insertApiKey(db: ProvisioningDb, key: NewApiKey): Promise<
 export async function revokeApiKey(db: ProvisioningDb, keyId: string, now: Date): Promise<boolean> {
   const { count } = await db.apiKey.updateMany({ where: { id: keyId, revokedAt: null }, data: { revokedAt: now } });
   return count === 1;
-}
-
-export async function countUsers(db: ProvisioningDb): Promise<number> {
-  return db.user.count();
-}
-
-export interface NewUser {
-  id: string;
-  email: string;
-  name: string;
-  kind: "USER" | "SERVICE";
-  roles: string[];
-}
-
-export async function insertUser(db: ProvisioningDb, user: NewUser): Promise<void> {
-  const { roles, ...row } = user;
-  await db.user.create({ data: { ...row, roles: { create: roles.map((role) => ({ role })) } } });
-}
-
-export async function findUserByEmail(db: ProvisioningDb, email: string): Promise<{ id: string; kind: "USER" | "SERVICE" } | null> {
-  return db.user.findUnique({ where: { email }, select: { id: true, kind: true } });
-}
-
-/** Grants a role; granting one the user already has changes nothing. */
-export async function addUserRole(db: ProvisioningDb, userId: string, role: string): Promise<void> {
-  await db.userRole.createMany({ data: [{ userId, role }], skipDuplicates: true });
 }
