@@ -4,7 +4,8 @@ import { newId } from "../db/ids.js";
 import type { Sql } from "../db/sql.js";
 import type { Authenticate, Principal } from "../iam/principal.js";
 import * as repo from "./repository.js";
-import { JOIN_TOKEN_MARKER, newJoinToken, secretsEqual, sha256Hex } from "./secrets.js";
+import { secretsEqual } from "../iam/secrets.js";
+import { JOIN_TOKEN_MARKER, newJoinToken, sha256Hex } from "./secrets.js";
 
 /** The role of a join-token principal: it may call AgentRegistrationService.Register and nothing else. */
 export const AGENT_JOIN_ROLE = "agent-join";

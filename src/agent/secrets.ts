@@ -1,7 +1,7 @@
 // The agent's secrets on the dispatcher side: one-time join tokens (only their SHA-256 is stored) and agent
 // credentials, derived with HMAC-SHA256 from the credential key and the agent id, so the dispatcher can present an
 // agent's credential on every call without keeping it anywhere (see docs/agents.md).
-import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, type Config } from "../config.js";
@@ -19,11 +19,6 @@ export function newJoinToken(): string {
 /** Hex SHA-256: enough for secrets of 256 random bits (no dictionary to attack, so no slow hash needed). */
 export function sha256Hex(secret: string): string {
   return createHash("sha256").update(secret, "utf8").digest("hex");
-}
-
-/** Constant-time comparison of two secrets (their hashes are compared, so lengths never leak either). */
-export function secretsEqual(a: string, b: string): boolean {
-  return timingSafeEqual(createHash("sha256").update(a).digest(), createHash("sha256").update(b).digest());
 }
 
 /** The credential of one agent. The same key and agent id always give the same credential; another id, another one. */

@@ -4,8 +4,8 @@ import { readFileSync } from "node:fs";
 import { status as Code } from "@grpc/grpc-js";
 import { Command, CommanderError } from "commander";
 import { ConfigError } from "../config.js";
-import { GrpcWebError } from "../agent/guest/grpc-web.js";
-import { startAgent } from "../agent/guest/program.js";
+import { GrpcWebError } from "../guest/grpc-web.js";
+import { startAgent } from "../guest/program.js";
 import { packageVersion } from "../system/service.js";
 import { progress, setup, type CommandOptions } from "./common.js";
 

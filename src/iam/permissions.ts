@@ -114,7 +114,7 @@ export const METHOD_PERMISSIONS: Readonly<Record<string, string>> = Object.freez
   "/dispatcher.v1.AnalyticsService/FleetSummary": "metrics.read",
   "/dispatcher.v1.AnalyticsService/ReportUsage": "costs.read",
 
-  // On the guest: only the dispatcher, proving the agent's credential ("agent-controller"; src/agent/guest/program.ts).
+  // On the guest: only the dispatcher, proving the agent's credential ("agent-controller"; src/guest/program.ts).
   "/agent.v1.AgentService/GetStatus": "agent.read",
   "/agent.v1.AgentService/RunScript": "agent.execute",
   "/agent.v1.AgentService/CollectMetrics": "agent.read",

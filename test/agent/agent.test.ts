@@ -2,7 +2,7 @@
 // commands that a dispatcher caller starts as agent.run_script jobs (executed by a real worker).
 import { credentials, Metadata, status as Code, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startAgent, type RunningAgent } from "../../src/agent/guest/program.js";
+import { startAgent, type RunningAgent } from "../../src/guest/program.js";
 import { issueJoinToken } from "../../src/agent/join-tokens.js";
 import { deriveAgentCredential } from "../../src/agent/secrets.js";
 import { loadConfig } from "../../src/config.js";

@@ -2,8 +2,8 @@
 // replayed, expired and foreign tokens are UNAUTHENTICATED; the token is stored only as a hash and can do nothing else.
 import { status as Code } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GrpcWebError, grpcWebUnary } from "../../src/agent/guest/grpc-web.js";
-import { REGISTER_PATH } from "../../src/agent/guest/register.js";
+import { GrpcWebError, grpcWebUnary } from "../../src/guest/grpc-web.js";
+import { REGISTER_PATH } from "../../src/guest/register.js";
 import { issueJoinToken } from "../../src/agent/join-tokens.js";
 import { pruneJoinTokens } from "../../src/agent/repository.js";
 import { deriveAgentCredential, newJoinToken, sha256Hex } from "../../src/agent/secrets.js";

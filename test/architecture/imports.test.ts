@@ -120,6 +120,16 @@ export const RULES: readonly Rule[] = [
     forbids: under(["src/rpc/", "src/gen/proto/"]),
   },
   {
+    why: "the guest agent program runs alone on a guest VM: it imports nothing of the dispatcher's side of agents",
+    applies: under(["src/guest/"]),
+    forbids: under(["src/agent/"]),
+  },
+  {
+    why: "the dispatcher's side of agents speaks to the guest program only through the contract (agent.v1)",
+    applies: under(["src/agent/"]),
+    forbids: under(["src/guest/"]),
+  },
+  {
     why: "only the command line reaches the composition root (src/app): lower layers get what they need handed in",
     applies: (from) => !under(ROOT_AND_CLI)(from),
     forbids: under(["src/app/"]),
@@ -160,9 +170,10 @@ describe("the import graph of src/", () => {
     add("src/monitor/loop.ts", "src/servers/service.ts");
     add("src/iam/permissions.ts", "src/rpc/adapter.ts");
     add("src/servers/service.ts", "src/rpc/validate.ts");
+    add("src/guest/program.ts", "src/agent/secrets.ts");
     add("src/db/sql.ts", "src/jobs/service.ts");
     const found = violations(bad);
-    for (const edge of ["src/jobs/worker.ts -> src/app/resources.ts", "src/monitor/loop.ts -> src/servers/service.ts", "src/iam/permissions.ts -> src/rpc/adapter.ts", "src/servers/service.ts -> src/rpc/validate.ts"]) {
+    for (const edge of ["src/jobs/worker.ts -> src/app/resources.ts", "src/monitor/loop.ts -> src/servers/service.ts", "src/iam/permissions.ts -> src/rpc/adapter.ts", "src/servers/service.ts -> src/rpc/validate.ts", "src/guest/program.ts -> src/agent/secrets.ts"]) {
       expect(found.some((v) => v.startsWith(edge)), edge).toBe(true);
     }
     expect(cycles(bad).some((c) => c.includes("src/db/sql.ts") && c.includes("src/jobs/service.ts"))).toBe(true);

@@ -1,8 +1,8 @@
 // The agent's one call home: Register through the gRPC-Web bridge, retried with bounded, jittered exponential backoff
 // while the dispatcher cannot be reached. A refused token (used, expired, unknown) is final: retrying cannot help.
 import { status as Code } from "@grpc/grpc-js";
-import { RegisterRequest, RegisterResponse } from "../../gen/proto/dispatcher/v1/agents.js";
-import type { Logger } from "../../log.js";
+import { RegisterRequest, RegisterResponse } from "../gen/proto/dispatcher/v1/agents.js";
+import type { Logger } from "../log.js";
 import { GrpcWebError, grpcWebUnary } from "./grpc-web.js";
 
 export const REGISTER_PATH = "/dispatcher.v1.AgentRegistrationService/Register";

@@ -1,8 +1,8 @@
 // agent.v1.AgentService on the guest: status, scripts, metrics, shutdown. Only the dispatcher reaches these (the
 // program's authenticator admits the agent credential alone).
-import { AgentServiceService as A } from "../../gen/proto/agent/v1/agent.js";
-import { InvalidArgumentError } from "../../errors.js";
-import { defineService, unary, type RpcService } from "../../rpc/adapter.js";
+import { AgentServiceService as A } from "../gen/proto/agent/v1/agent.js";
+import { InvalidArgumentError } from "../errors.js";
+import { defineService, unary, type RpcService } from "../rpc/adapter.js";
 import type { GuestMetrics } from "./metrics.js";
 import { runScript } from "./scripts.js";
 

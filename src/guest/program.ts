@@ -5,10 +5,10 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { hostname as osHostname } from "node:os";
 import { join } from "node:path";
-import type { Config } from "../../config.js";
-import type { Logger } from "../../log.js";
-import type { Principal } from "../../iam/principal.js";
-import { secretsEqual } from "../secrets.js";
+import type { Config } from "../config.js";
+import type { Logger } from "../log.js";
+import type { Principal } from "../iam/principal.js";
+import { secretsEqual } from "../iam/secrets.js";
 import { guestAgentHandlers } from "./handlers.js";
 import { createMetricsCollector } from "./metrics.js";
 import { registerWithRetry, type Backoff } from "./register.js";

@@ -2,11 +2,11 @@
 // edge), without the dispatcher's health and reflection services, whose modules would double the agent's start-up
 // time on a small guest. Graceful stop: new calls UNAVAILABLE, calls under way get the grace period.
 import { Server, ServerCredentials } from "@grpc/grpc-js";
-import { UnavailableError } from "../../errors.js";
-import type { Logger } from "../../log.js";
-import { bindService, type RpcService } from "../../rpc/adapter.js";
-import { InFlight } from "../../rpc/in-flight.js";
-import type { Authenticate } from "../../iam/principal.js";
+import { UnavailableError } from "../errors.js";
+import type { Logger } from "../log.js";
+import { bindService, type RpcService } from "../rpc/adapter.js";
+import { InFlight } from "../rpc/in-flight.js";
+import type { Authenticate } from "../iam/principal.js";
 
 export interface AgentServerOptions {
   bind: string;
