@@ -70,7 +70,7 @@ export interface Delivery {
   readonly headers: MsgHdrs | undefined;
   /** The publisher's dedupe id (Nats-Msg-Id), when it set one. */
   readonly msgId: string | undefined;
-  /** Stream sequence: names this message in advisories and readStreamMessage. */
+  /** Stream sequence of this message. */
   readonly seq: number;
   /** 1 on the first delivery. */
   readonly deliveryCount: number;

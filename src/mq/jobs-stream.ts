@@ -21,7 +21,6 @@ export const MSG_ID_HEADER = "Nats-Msg-Id";
 
 /** JetStream API error codes not in JetStreamApiCodes. */
 const STREAM_NAME_IN_USE = 10058;
-const MSG_DELETE_FAILED = 10057;
 
 export interface JobsStreamOptions {
   stream: string;
@@ -118,37 +117,6 @@ export async function publishJob(js: JetStreamClient, options: PublishJobOptions
     if (ack.duplicate) span.setAttribute("messaging.nats.duplicate", true);
     return { seq: ack.seq, duplicate: ack.duplicate };
   });
-}
-
-/** A message as stored in a stream. */
-export interface StoredJobMessage {
-  subject: string;
-  seq: number;
-  data: Uint8Array;
-  headers: MsgHdrs | undefined;
-  time: Date;
-}
-
-/** Reads the message at `seq` (e.g. the one a max-deliveries advisory names), or null when it is gone. */
-export async function readStreamMessage(jsm: JetStreamManager, stream: string, seq: number): Promise<StoredJobMessage | null> {
-  try {
-    const m = await jsm.streams.getMessage(stream, { seq });
-    return m ? { subject: m.subject, seq: m.seq, data: m.data, headers: m.header, time: m.time } : null;
-  } catch (err) {
-    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.NoMessageFound) return null;
-    throw err;
-  }
-}
-
-/** Removes the message at `seq`; false when it was already gone. */
-export async function deleteStreamMessage(jsm: JetStreamManager, stream: string, seq: number): Promise<boolean> {
-  try {
-    return await jsm.streams.deleteMessage(stream, seq, false);
-  } catch (err) {
-    // The server answers 10057 "no message found" (deleted) or "stream store EOF" (never stored).
-    if (err instanceof JetStreamApiError && err.code === MSG_DELETE_FAILED && /no message found|EOF/i.test(err.message)) return false;
-    throw err;
-  }
 }
 
 async function streamInfo(jsm: JetStreamManager, stream: string): Promise<StreamInfo | null> {

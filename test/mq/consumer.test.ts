@@ -2,9 +2,8 @@
 // concurrency, graceful stop, and the trace continuing from publisher to consumer.
 import { SpanKind } from "@opentelemetry/api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { maxDeliveriesSubject, subscribeMaxDeliveries, type MaxDeliveriesAdvisory } from "../../src/mq/advisories.js";
 import { consume, ensureWorkerConsumer, type ConsumeOptions, type Consumption, type Delivery, type WorkerConsumerOptions } from "../../src/mq/consumer.js";
-import { ensureJobsStream, publishJob, readStreamMessage } from "../../src/mq/jobs-stream.js";
+import { ensureJobsStream, publishJob } from "../../src/mq/jobs-stream.js";
 import { contextFromTraceparent } from "../../src/telemetry/propagation.js";
 import { withSpan } from "../../src/telemetry/spans.js";
 import { startInMemoryTracing } from "../telemetry/in-memory.js";
@@ -196,24 +195,6 @@ describe("consume", () => {
     await sleep(500);
     expect(f.seen).toHaveLength(1);
     expect((await t.jsm.consumers.info(f.stream, f.durable)).num_pending).toBe(1);
-  });
-});
-
-describe("max-deliveries advisory", () => {
-  it("fires with the stream sequence once deliveries are used up; the message stays for dead-lettering", async () => {
-    const f = await fixture("maxdel", { ackWaitMs: 1_000, maxDeliver: 2 });
-    const advisories: MaxDeliveriesAdvisory[] = [];
-    const sub = subscribeMaxDeliveries(t.nc, { stream: f.stream, consumer: f.durable, log: f.log, onAdvisory: (a) => void advisories.push(a) });
-    expect(sub.getSubject()).toBe(maxDeliveriesSubject(f.stream, f.durable));
-    await t.nc.flush();
-    await f.start(async (d) => d.nak());
-    const { seq } = await f.publish("doomed");
-    await waitFor(() => advisories.length >= 1, 8_000, "the advisory");
-    sub.unsubscribe();
-    expect(advisories[0]).toMatchObject({ stream: f.stream, consumer: f.durable, streamSeq: seq, deliveries: 2 });
-    expect(f.seen).toHaveLength(2);
-    const kept = await readStreamMessage(t.jsm, f.stream, seq);
-    expect(new TextDecoder().decode(kept?.data)).toBe("doomed");
   });
 });
 
