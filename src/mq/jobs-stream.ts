@@ -1,5 +1,4 @@
-// The JetStream stream that carries jobs: its idempotent set-up, publishing with dedupe and trace headers, and reading
-// or removing one stored message (for dead-lettering).
+// The JetStream stream that carries jobs: its idempotent set-up, and publishing with dedupe and trace headers.
 import { headers as natsHeaders, nanos, type MsgHdrs } from "@nats-io/transport-node";
 import {
   JetStreamApiCodes,
