@@ -11,8 +11,9 @@ import { Metric, MetricAggregate, MetricStep } from "../../src/gen/proto/dispatc
 import { JobState, type Job } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import { AccountStatus } from "../../src/gen/proto/dispatcher/v1/provisioning.js";
 import { AgentState, ServerState } from "../../src/gen/proto/dispatcher/v1/servers.js";
-import { until } from "../jobs/exec-support.js";
+
 import { bootstrapToken, jobEnd, pidAlive, createTestEnv, killStrayDispatchers, startDispatcher, type DispatcherProcess, type TestEnv } from "../support/process.js";
+import { until } from "../support/poll.js";
 
 let t: TestEnv;
 let p: DispatcherProcess;

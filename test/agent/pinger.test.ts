@@ -8,9 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { issueJoinToken } from "../../src/agent/join-tokens.js";
 import { startAgentPinger, type AgentMetricsSample } from "../../src/agent/pinger.js";
 import type { Loop } from "../../src/monitor/loop.js";
-import { until } from "../jobs/support.js";
+
 import { cleanEnv, freePort } from "../support/process.js";
 import { AgentProcess, openAgentHarness, quiet, serverEvents, serverRow, type AgentHarness } from "./support.js";
+import { until } from "../support/poll.js";
 
 const PING_MS = 200;
 const MAX_MISSED = 3;

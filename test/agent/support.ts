@@ -15,6 +15,7 @@ import type { Authenticate, Principal } from "../../src/iam/principal.js";
 import { openExecHarness, type ExecHarness } from "../jobs/exec-support.js";
 import { startTestServer, type TestServer } from "../rpc/fixtures.js";
 import { ROOT } from "../support/process.js";
+import { until } from "../support/poll.js";
 
 export const AGENT_BIN = join(ROOT, "bin", "dispatcher-agent.js");
 
@@ -117,12 +118,12 @@ export class AgentProcess {
   }
 
   async waitForOutput(pattern: RegExp, timeoutMs: number): Promise<void> {
-    const end = Date.now() + timeoutMs;
-    while (!pattern.test(this.output)) {
+    const printed = () => {
+      if (pattern.test(this.output)) return true;
       if (!this.running) throw new Error(`agent exited before printing ${pattern}:\n${this.output}`);
-      if (Date.now() > end) throw new Error(`agent did not print ${pattern} within ${timeoutMs} ms:\n${this.output}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
+      return false;
+    };
+    await until(printed, timeoutMs, `the agent to print ${pattern}`, () => `:\n${this.output}`);
   }
 
   kill9(): Promise<number | null> {

@@ -24,6 +24,7 @@ import { startTestServer, type TestServer } from "../rpc/fixtures.js";
 import { bootstrapToken, createTestEnv, freePort, killStrayDispatchers, startDispatcher, type TestEnv } from "../support/process.js";
 import { HOUR, insertAccount, insertBudgetCode, insertServer, MINUTE, openAnalyticsFixture, type AnalyticsFixture } from "./support.js";
 import { runCli, type CliRun } from "../support/cli.js";
+import { until } from "../support/poll.js";
 
 let f: AnalyticsFixture;
 let server: TestServer;
@@ -140,14 +141,6 @@ describe("AnalyticsService", () => {
 });
 
 /** Polls `get` every 200 ms until it returns a value, for up to 60 s. */
-async function waitFor<T>(get: () => Promise<T | undefined>): Promise<T> {
-  for (let i = 0; i < 300; i++) {
-    const value = await get();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error("timed out waiting");
-}
 
 describe("analytics database unreachable", () => {
   it("the metrics RPCs answer UNAVAILABLE, server info says so, ingestion and the monitor's tasks fail softly", async () => {
@@ -205,16 +198,20 @@ describe("analytics database unreachable", () => {
       }
       expect(state).toBe(JobState.JOB_STATE_SUCCEEDED);
       // And a launch on the local cloud runs to the end (its accrual and metrics simply wait for analytics).
-      const local = await waitFor(async () => (await c.accounts.listAccounts({ pageSize: 10 })).accounts.find((a) => a.name === "local" && a.status === AccountStatus.ACCOUNT_STATUS_ACTIVE));
+      const local = await until(async () => (await c.accounts.listAccounts({ pageSize: 10 })).accounts.find((a) => a.name === "local" && a.status === AccountStatus.ACCOUNT_STATUS_ACTIVE), 60_000, "the local account ACTIVE");
       for (const u of (await c.users.listUsers({ pageSize: 10 })).users) await c.budgetCodes.grantBudgetCode({ code: "UP-1", userId: u.id });
       const launch = await c.servers.launchServer({ accountId: local.id, regionId: "local", productId: "small", imageId: "basic", name: "no-analytics", budgetCode: "UP-1" });
-      const launched = await waitFor(async () => {
-        const j = (await c.jobs.getJob({ id: launch.job?.id ?? "" })).job;
-        return j && [JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_FAILED].includes(j.state) ? j : undefined;
-      });
+      const launched = await until(
+        async () => {
+          const j = (await c.jobs.getJob({ id: launch.job?.id ?? "" })).job;
+          return j && [JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_FAILED].includes(j.state) ? j : undefined;
+        },
+        60_000,
+        "the launch job's end",
+      );
       expect(launched.state, JSON.stringify(launched.error)).toBe(JobState.JOB_STATE_SUCCEEDED);
       const stopped = await c.servers.terminateServer({ id: launch.server?.id ?? "" });
-      await waitFor(async () => ((await c.jobs.getJob({ id: stopped.job?.id ?? "" })).job?.state === JobState.JOB_STATE_SUCCEEDED ? true : undefined));
+      await until(async () => (await c.jobs.getJob({ id: stopped.job?.id ?? "" })).job?.state === JobState.JOB_STATE_SUCCEEDED, 60_000, "the terminate job SUCCEEDED");
       expect(await c.health.check("")).toBe("SERVING");
       expect((await proc.stop()).code).toBe(0);
     } finally {

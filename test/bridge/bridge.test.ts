@@ -7,8 +7,9 @@ import { createDispatcherClients, type DispatcherClients } from "../../src/clien
 import { GetServerInfoRequest, GetServerInfoResponse } from "../../src/gen/proto/dispatcher/v1/system.js";
 import { DiagnosticOutcome, GetJobRequest, JobState, WatchJobRequest } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import { readRequestLog } from "../cli/request-log.js";
-import { bootstrapToken, createTestEnv, killStrayDispatchers, sleep, startDispatcher, type DispatcherProcess, type TestEnv } from "../support/process.js";
+import { bootstrapToken, createTestEnv, killStrayDispatchers, startDispatcher, type DispatcherProcess, type TestEnv } from "../support/process.js";
 import { frame, message, parseFrames, rawPost, webClient } from "./support.js";
+import { sleep, until } from "../support/poll.js";
 
 const ORIGIN = "https://console.example.test";
 const LIMIT = 64 * 1024;
@@ -173,12 +174,9 @@ describe("gRPC-Web bridge", () => {
     })().catch(() => undefined);
     await watching;
     // The gRPC server saw the forwarded WatchJob cancelled (its request-log line), the bridge its own line.
-    const until = Date.now() + 5_000;
-    let lines = readRequestLog(t.logDir).filter((l) => l.method === `/${JOBS}/WatchJob`);
-    while (!lines.some((l) => l.code === "CANCELLED" && !l.peer.startsWith("grpc-web:")) && Date.now() < until) {
-      await sleep(100);
-      lines = readRequestLog(t.logDir).filter((l) => l.method === `/${JOBS}/WatchJob`);
-    }
+    const watchLines = () => readRequestLog(t.logDir).filter((l) => l.method === `/${JOBS}/WatchJob`);
+    await until(() => watchLines().some((l) => l.code === "CANCELLED" && !l.peer.startsWith("grpc-web:")), 5_000, "the server's CANCELLED WatchJob line").catch(() => undefined);
+    const lines = watchLines();
     expect(lines.filter((l) => !l.peer.startsWith("grpc-web:")).map((l) => l.code)).toContain("CANCELLED");
     expect(lines.filter((l) => l.peer.startsWith("grpc-web:")).map((l) => l.code)).toEqual(expect.arrayContaining(["DEADLINE_EXCEEDED", "CANCELLED"]));
     await grpc.jobs.cancelJob({ id: run.job.id as string });

@@ -8,8 +8,9 @@ import { loadConfig } from "../../src/config.js";
 import { openConnection } from "../../src/db/connect.js";
 import { DATABASES } from "../../src/db/databases.js";
 import { readMigrations } from "../../src/db/migrate.js";
-import { createTestEnv, killStrayDispatchers, runDispatcher, sleep, spawnDispatcher, type TestEnv } from "../support/process.js";
+import { createTestEnv, killStrayDispatchers, runDispatcher, spawnDispatcher, type TestEnv } from "../support/process.js";
 import { actualShape, diffShapes, expectedShape } from "../support/schema-shape.js";
+import { until } from "../support/poll.js";
 
 let sequential: TestEnv;
 let concurrent: TestEnv;
@@ -66,13 +67,12 @@ it("two `dispatcher migrate` processes at once on new databases: both exit 0, on
   try {
     expect(Number(((await holder.query("SELECT GET_LOCK(?, 5) AS got", [`dispatcher_migrate:${database}`])) as { got: bigint }[])[0]?.got)).toBe(1);
     const pair = [spawnDispatcher(["migrate"], concurrent.env), spawnDispatcher(["migrate"], concurrent.env)];
-    const end = Date.now() + 20_000;
-    for (;;) {
+    const bothWaiting = async () => {
       const rows = (await holder.query("SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT GET_LOCK(%' AND ID <> CONNECTION_ID()")) as { n: bigint }[];
-      if (Number(rows[0]?.n) >= 2) break;
-      if (pair.some((p) => !p.running) || Date.now() > end) throw new Error(`both migrations should wait for the lock\n${pair.map((p) => p.output()).join("\n")}`);
-      await sleep(50);
-    }
+      if (pair.some((p) => !p.running)) throw new Error(`both migrations should wait for the lock\n${pair.map((p) => p.output()).join("\n")}`);
+      return Number(rows[0]?.n) >= 2;
+    };
+    await until(bothWaiting, 20_000, "both migrations waiting for the lock", () => `\n${pair.map((p) => p.output()).join("\n")}`);
     await holder.query("SELECT RELEASE_LOCK(?)", [`dispatcher_migrate:${database}`]);
     const exits = await Promise.all(pair.map((p) => p.exited));
     for (const [i, exit] of exits.entries()) expect(exit.code, pair[i]?.output()).toBe(0);

@@ -9,8 +9,9 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import { status } from "@grpc/grpc-js";
 import { checkHealth, createDispatcherClients, DispatcherError } from "../../src/client/index.js";
 import { openConnection } from "../../src/db/connect.js";
-import { createTestApiKey, createTestEnv, killStrayDispatchers, sleep, startDispatcher, type DispatcherProcess, type TestEnv } from "../support/process.js";
+import { createTestApiKey, createTestEnv, killStrayDispatchers, startDispatcher, type DispatcherProcess, type TestEnv } from "../support/process.js";
 import { readRequestLog } from "./request-log.js";
+import { sleep, until } from "../support/poll.js";
 
 let t: TestEnv;
 let p: DispatcherProcess;
@@ -25,13 +26,6 @@ afterAll(async () => {
   await t?.cleanup();
 });
 
-async function until(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${p.output()}`);
-    await sleep(20);
-  }
-}
 
 it("SIGTERM with 50 calls in flight: NOT_SERVING, new calls UNAVAILABLE, all 50 complete OK, exit 0", async () => {
   const key = await createTestApiKey(t.urls.provisioning, { role: "reader" });
@@ -48,16 +42,21 @@ it("SIGTERM with 50 calls in flight: NOT_SERVING, new calls UNAVAILABLE, all 50 
     // Judged below with allSettled; this keeps an early failure from also reporting 50 unhandled rejections.
     for (const call of calls) call.catch(() => undefined);
     // The server's connections queue on the row lock (the other calls wait for a pooled connection)...
-    await until("calls waiting on the api_keys row lock", async () => {
-      const rows = (await watcher.query("SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = ? AND INFO LIKE '%api_keys%' AND ID <> CONNECTION_ID() AND ID <> ?", [database, lock.threadId])) as { n: bigint }[];
-      return Number(rows[0]?.n ?? 0) >= 1;
-    });
+    await until(
+      async () => {
+        const rows = (await watcher.query("SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE DB = ? AND INFO LIKE '%api_keys%' AND ID <> CONNECTION_ID() AND ID <> ?", [database, lock.threadId])) as { n: bigint }[];
+        return Number(rows[0]?.n ?? 0) >= 1;
+      },
+      10_000,
+      "calls waiting on the api_keys row lock",
+      () => `\n${p.output()}`,
+    );
     // ...and the last of the 50 frames, written together with the first, has surely been read.
     await sleep(300);
     expect(settled).toBe(0);
 
     p.signal("SIGTERM");
-    await until("NOT_SERVING", async () => (await checkHealth(t.address, "", 1_000).catch(() => "DOWN")) === "NOT_SERVING");
+    await until(async () => (await checkHealth(t.address, "", 1_000).catch(() => "DOWN")) === "NOT_SERVING", 10_000, "NOT_SERVING", () => `\n${p.output()}`);
     const late = await client.system.getServerInfo({}).catch((e: unknown) => e);
     expect(late).toBeInstanceOf(DispatcherError);
     expect((late as DispatcherError).code).toBe(status.UNAVAILABLE);

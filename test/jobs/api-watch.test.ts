@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DispatcherClients } from "../../src/client/index.js";
 import { DiagnosticOutcome, JobState, type WatchJobResponse } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import { openHarness, principal, transition, type JobsHarness } from "./support.js";
+import { until } from "../support/poll.js";
 
 let h: JobsHarness;
 let admin: DispatcherClients;
@@ -26,12 +27,11 @@ function collect(stream: AsyncIterable<WatchJobResponse>) {
     }
   })();
   const next = async (n: number, timeoutMs = 5_000) => {
-    const end = Date.now() + timeoutMs;
-    while (got.length < n) {
+    const arrived = () => {
       if (error) throw error as Error;
-      if (Date.now() > end) throw new Error(`had ${got.length} of ${n} watch messages`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
+      return got.length >= n;
+    };
+    await until(arrived, timeoutMs, `${n} watch messages`, () => `(had ${got.length})`);
   };
   return { got, done, next, error: () => error };
 }

@@ -22,6 +22,7 @@ import { ensureJobsStream, publishJob } from "../../src/mq/jobs-stream.js";
 import { createTestDatabases, type TestDatabases } from "../support/db.js";
 import type { TestEnv } from "../support/process.js";
 import { captureLogger, deleteStream, sharedNatsUrl, testStreamName, type LogLine } from "../mq/support.js";
+import { until } from "../support/poll.js";
 
 export interface JobRow {
   id: string;
@@ -174,13 +175,9 @@ export async function openExecHarness(label: string, options: ExecHarnessOptions
       db.$queryRaw<{ attempt: number; kind: string; payload: unknown; lastError: string | null }[]>`
         SELECT attempt, kind, payload, last_error AS lastError FROM dead_letters WHERE job_id = ${id}`,
     async waitForState(id, states, timeoutMs = 15_000) {
-      const until = Date.now() + timeoutMs;
-      for (;;) {
-        const row = await job(id);
-        if (states.includes(row.state)) return row;
-        if (Date.now() > until) throw new Error(`job ${id} still ${row.state} (attempt ${row.attempt}) after ${timeoutMs} ms; wanted ${states.join("|")}`);
-        await sleep(25);
-      }
+      let last: JobRow | undefined;
+      const reached = async () => ((last = await job(id)), states.includes(last.state) ? last : undefined);
+      return until(reached, timeoutMs, `job ${id} ${states.join("|")}`, () => `(still ${last?.state}, attempt ${last?.attempt})`);
     },
     async close() {
       if (jsm && !env) await deleteStream(jsm, stream);
@@ -203,18 +200,5 @@ function adoptDatabases(env: TestEnv): TestDatabases {
   };
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 /** The event types of a job's history, in order. */
 export const types = (events: JobEvent[]): string[] => events.map((e) => e.type);
-
-/** Polls `fn` until it returns a truthy value. */
-export async function until<T>(fn: () => Promise<T | undefined | null | false>, timeoutMs: number, what: string): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}

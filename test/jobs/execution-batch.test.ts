@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Sql } from "../../src/db/sql.js";
 import { completeMany, startMany } from "../../src/jobs/execution-batch.js";
 import type { AttemptRef, CompleteInput } from "../../src/jobs/execution.js";
-import { diagnostic, openExecHarness, sleep, types, type ExecHarness } from "./exec-support.js";
+import { diagnostic, openExecHarness, types, type ExecHarness } from "./exec-support.js";
+import { sleep } from "../support/poll.js";
 
 let h: ExecHarness;
 beforeAll(async () => {

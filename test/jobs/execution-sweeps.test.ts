@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MONITOR_OWNER } from "../../src/jobs/execution.js";
 import { failPastDeadline, republishQueued, requeueExpiredLeases } from "../../src/monitor/queries.js";
 import { enqueuePublication, type OutboxRef } from "../../src/jobs/outbox.js";
-import { diagnostic, openExecHarness, sleep, types, type ExecHarness } from "./exec-support.js";
+import { diagnostic, openExecHarness, types, type ExecHarness } from "./exec-support.js";
+import { sleep } from "../support/poll.js";
 
 let h: ExecHarness;
 beforeAll(async () => {

@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isTransientConflict } from "../../src/db/errors.js";
 import { MONITOR_OWNER, type AttemptRef } from "../../src/jobs/execution.js";
 import { claimDueChecks } from "../../src/monitor/queries.js";
-import { diagnostic, openExecHarness, sleep, types, type ExecHarness } from "./exec-support.js";
+import { diagnostic, openExecHarness, types, type ExecHarness } from "./exec-support.js";
+import { sleep } from "../support/poll.js";
 
 let h: ExecHarness;
 beforeAll(async () => {

@@ -6,8 +6,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDispatcherClients, type DispatcherClients } from "../../src/client/index.js";
 import { DiagnosticOutcome } from "../../src/gen/proto/dispatcher/v1/jobs.js";
-import { createTestApiKey, createTestEnv, killStrayDispatchers, sleep, spawnDispatcher, startDispatcher, startPrivateNats, type DispatcherProcess, type PrivateNats, type TestEnv } from "../support/process.js";
-import { openJobsDb, SMALL_POOLS, until, type JobsDb } from "./faults-support.js";
+import { createTestApiKey, createTestEnv, killStrayDispatchers, spawnDispatcher, startDispatcher, startPrivateNats, type DispatcherProcess, type PrivateNats, type TestEnv } from "../support/process.js";
+import { openJobsDb, SMALL_POOLS, type JobsDb } from "./faults-support.js";
+import { sleep, until } from "../support/poll.js";
 
 const JOBS = 500;
 /** Calls in flight at once while submitting. */

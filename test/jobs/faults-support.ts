@@ -5,6 +5,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { createProvisioningClient, type ProvisioningClient } from "../../src/db/clients.js";
 import type { TestEnv } from "../support/process.js";
+import { until } from "../support/poll.js";
 
 /**
  * Small connection pools for the processes of these tests: each process otherwise opens its pools in full (a worker
@@ -68,13 +69,9 @@ export function openJobsDb(env: TestEnv): JobsDb {
       return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
     },
     async waitForState(id, states, timeoutMs) {
-      const end = Date.now() + timeoutMs;
-      for (;;) {
-        const row = await job(id);
-        if (states.includes(row.state)) return row;
-        if (Date.now() > end) throw new Error(`job ${id} still ${row.state} (attempt ${row.attempt}) after ${timeoutMs} ms; wanted ${states.join("|")}`);
-        await sleep(50);
-      }
+      let last: JobView | undefined;
+      const reached = async () => ((last = await job(id)), states.includes(last.state) ? last : undefined);
+      return until(reached, timeoutMs, `job ${id} ${states.join("|")}`, () => `(still ${last?.state}, attempt ${last?.attempt})`);
     },
     close: () => db.$disconnect(),
   };
@@ -88,18 +85,5 @@ export async function streamMessages(env: TestEnv): Promise<number> {
     return (await jsm.streams.info(env.stream)).state.messages;
   } finally {
     await nc.close();
-  }
-}
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Polls `check` until it holds; the message says what was awaited and, via `detail`, where things stood. */
-export async function until<T>(check: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs: number, what: string, detail: () => string = () => ""): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} ${detail()}`);
-    await sleep(50);
   }
 }

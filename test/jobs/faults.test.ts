@@ -9,7 +9,8 @@ import { ConfigError, loadConfig } from "../../src/config.js";
 import { createDispatcherClients, DispatcherError, type DispatcherClients } from "../../src/client/index.js";
 import { DiagnosticOutcome, JobState } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import { createTestApiKey, createTestEnv, killStrayDispatchers, spawnDispatcher, startDispatcher, type TestEnv } from "../support/process.js";
-import { openJobsDb, SMALL_POOLS, streamMessages, until, type JobsDb } from "./faults-support.js";
+import { openJobsDb, SMALL_POOLS, streamMessages, type JobsDb } from "./faults-support.js";
+import { until } from "../support/poll.js";
 
 describe("faults.crashAfterJobCommit", () => {
   it("is off by default, read from DISPATCHER_FAULTS_CRASH_AFTER_JOB_COMMIT, and refused in production mode", () => {

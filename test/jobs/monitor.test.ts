@@ -8,7 +8,8 @@ import type { RunningRole } from "../../src/app/roles.js";
 import { MONITOR_OWNER } from "../../src/jobs/execution.js";
 import { startWorker, type RunningWorker } from "../../src/jobs/worker.js";
 import { createTestEnv, killStrayDispatchers, spawnDispatcher, type TestEnv } from "../support/process.js";
-import { diagnostic, openExecHarness, types, until, type ExecHarness } from "./exec-support.js";
+import { diagnostic, openExecHarness, types, type ExecHarness } from "./exec-support.js";
+import { until } from "../support/poll.js";
 
 /** Fast loops, so that tests take seconds. */
 function speedUp(h: ExecHarness): void {

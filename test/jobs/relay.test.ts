@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createOutboxRelay } from "../../src/jobs/relay.js";
 import { createLogger } from "../../src/log.js";
 import { startInMemoryTracing } from "../telemetry/in-memory.js";
-import { openHarness, principal, streamMessages, until, type JobsHarness } from "./support.js";
+import { openHarness, principal, streamMessages, type JobsHarness } from "./support.js";
+import { until } from "../support/poll.js";
 
 const tracing = startInMemoryTracing();
 afterAll(() => tracing.stop());

@@ -11,7 +11,8 @@ import { createDispatcherClients, type DispatcherClients } from "../../src/clien
 import { DiagnosticOutcome, JobState, type WatchJobResponse } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import type { SpanRecord } from "../../src/telemetry/file-exporter.js";
 import { createTestApiKey, createTestEnv, killStrayDispatchers, spawnDispatcher, startDispatcher, type DispatcherProcess, type TestEnv } from "../support/process.js";
-import { openJobsDb, SMALL_POOLS, until, type JobsDb } from "./faults-support.js";
+import { openJobsDb, SMALL_POOLS, type JobsDb } from "./faults-support.js";
+import { until } from "../support/poll.js";
 
 let env: TestEnv;
 let h: JobsDb;

@@ -9,7 +9,8 @@ import { startWorker, type RunningWorker } from "../../src/jobs/worker.js";
 import { publishJob } from "../../src/mq/jobs-stream.js";
 import { contextFromTraceparent } from "../../src/telemetry/propagation.js";
 import { startInMemoryTracing } from "../telemetry/in-memory.js";
-import { diagnostic, openExecHarness, types, until, type ExecHarness } from "./exec-support.js";
+import { diagnostic, openExecHarness, types, type ExecHarness } from "./exec-support.js";
+import { until } from "../support/poll.js";
 
 const tracing = startInMemoryTracing();
 let h: ExecHarness;

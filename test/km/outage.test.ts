@@ -13,8 +13,9 @@ import type { JobKind } from "../../src/jobs/catalog.js";
 import { startWorker, type RunningWorker } from "../../src/jobs/worker.js";
 import type { KmClient } from "../../src/km/client.js";
 import { generateKeyText } from "../../src/km/keys.js";
-import { openExecHarness, sleep, until, type ExecHarness } from "../jobs/exec-support.js";
+import { openExecHarness, type ExecHarness } from "../jobs/exec-support.js";
 import { sql as credentialsSql, startTestKm, type TestKm } from "./support.js";
+import { sleep, until } from "../support/poll.js";
 
 const FIELDS = { access_key_id: "AKIAOUTAGETEST", secret_access_key: "outage-test-secret-value" };
 

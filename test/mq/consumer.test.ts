@@ -7,7 +7,8 @@ import { ensureJobsStream, publishJob } from "../../src/mq/jobs-stream.js";
 import { contextFromTraceparent } from "../../src/telemetry/propagation.js";
 import { withSpan } from "../../src/telemetry/spans.js";
 import { startInMemoryTracing } from "../telemetry/in-memory.js";
-import { captureLogger, deleteStream, openJetStream, testStreamName, waitFor, type TestJetStream } from "./support.js";
+import { captureLogger, deleteStream, openJetStream, testStreamName, type TestJetStream } from "./support.js";
+import { until } from "../support/poll.js";
 
 const tracing = startInMemoryTracing();
 let t: TestJetStream;
@@ -88,7 +89,7 @@ describe("consume", () => {
     const f = await fixture("nak");
     await f.start(async (d) => (d.deliveryCount === 1 ? d.nak(1_500) : d.ack()));
     await f.publish("m1");
-    await waitFor(() => f.seen.length >= 2, 6_000, "redelivery");
+    await until(() => f.seen.length >= 2, 6_000, "redelivery");
     const [first, second] = f.seen as [Seen, Seen];
     expect(second.deliveryCount).toBe(2);
     expect(second.at - first.at).toBeGreaterThanOrEqual(1_400);
@@ -98,7 +99,7 @@ describe("consume", () => {
     const f = await fixture("term", { ackWaitMs: 1_000 });
     await f.start(async (d) => d.term("permanent failure"));
     await f.publish("m1");
-    await waitFor(() => f.seen.length >= 1, 5_000, "delivery");
+    await until(() => f.seen.length >= 1, 5_000, "delivery");
     await sleep(2_500);
     expect(f.seen).toHaveLength(1);
     const info = await t.jsm.consumers.info(f.stream, f.durable);
@@ -123,8 +124,8 @@ describe("consume", () => {
     });
     await f.publish("kept");
     await f.publish("lapsed");
-    await waitFor(() => f.seen.filter((s) => s.msgId === "lapsed").length >= 2, 6_000, "redelivery of the lapsed message");
-    await waitFor(() => keptDone, 5_000, "the kept message to finish");
+    await until(() => f.seen.filter((s) => s.msgId === "lapsed").length >= 2, 6_000, "redelivery of the lapsed message");
+    await until(() => keptDone, 5_000, "the kept message to finish");
     // The kept message ran 2.4 s, more than twice its ack wait, and was never delivered again.
     expect(f.seen.filter((s) => s.msgId === "kept")).toHaveLength(1);
   });
@@ -136,7 +137,7 @@ describe("consume", () => {
       d.ack();
     }, { heartbeatMs: 300 });
     await f.publish("slow");
-    await waitFor(() => f.seen.length >= 1, 5_000, "delivery");
+    await until(() => f.seen.length >= 1, 5_000, "delivery");
     await sleep(3_000);
     expect(f.seen).toHaveLength(1);
   });
@@ -152,7 +153,7 @@ describe("consume", () => {
       { retryDelayMs: 200 },
     );
     await f.publish("m1");
-    await waitFor(() => f.seen.length >= 3, 5_000, "two redeliveries");
+    await until(() => f.seen.length >= 3, 5_000, "two redeliveries");
     expect(f.seen.map((s) => s.deliveryCount)).toEqual([1, 2, 3]);
     const errors = f.lines.filter((l) => l.level === "error").map((l) => (l.err as { message: string }).message);
     expect(errors).toEqual(["handler bug", "handler returned without ack, nak or term"]);
@@ -172,7 +173,7 @@ describe("consume", () => {
       { maxMessages: 3 },
     );
     await Promise.all(Array.from({ length: 15 }, (_, i) => f.publish(`m${i}`)));
-    await waitFor(() => f.seen.length >= 15, 10_000, "all messages");
+    await until(() => f.seen.length >= 15, 10_000, "all messages");
     await sleep(200);
     expect(peak).toBe(3);
     expect(new Set(f.seen.map((s) => s.msgId)).size).toBe(15);
@@ -188,7 +189,7 @@ describe("consume", () => {
       d.ack();
     });
     await f.publish("m1");
-    await waitFor(() => f.seen.length === 1, 5_000, "delivery");
+    await until(() => f.seen.length === 1, 5_000, "delivery");
     await c.stop();
     expect(finished).toBe(true);
     await f.publish("m2");
@@ -213,8 +214,8 @@ describe("trace context", () => {
       await f.publish("traced");
       return span.spanContext().traceId;
     });
-    await waitFor(() => tracing.spans().some((s) => s.name === "handler"), 5_000, "handler span");
-    await waitFor(() => tracing.spans().some((s) => s.kind === SpanKind.CONSUMER), 5_000, "consumer span");
+    await until(() => tracing.spans().some((s) => s.name === "handler"), 5_000, "handler span");
+    await until(() => tracing.spans().some((s) => s.kind === SpanKind.CONSUMER), 5_000, "consumer span");
     const spans = tracing.spans();
     const rpc = spans.find((s) => s.name === "rpc");
     const producer = spans.find((s) => s.kind === SpanKind.PRODUCER);
@@ -235,7 +236,7 @@ describe("trace context", () => {
     tracing.reset();
     const stored = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     await publishJob(t.js, { subject: f.subject, msgId: "relayed", payload: bytes("x"), parent: contextFromTraceparent(stored) });
-    await waitFor(() => tracing.spans().some((s) => s.kind === SpanKind.CONSUMER), 5_000, "consumer span");
+    await until(() => tracing.spans().some((s) => s.kind === SpanKind.CONSUMER), 5_000, "consumer span");
     const producer = tracing.spans().find((s) => s.kind === SpanKind.PRODUCER);
     const consumer = tracing.spans().find((s) => s.kind === SpanKind.CONSUMER);
     expect(producer?.spanContext().traceId).toBe("4bf92f3577b34da6a3ce929d0e0e4736");

@@ -2,7 +2,8 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { UnavailableError } from "../../src/errors.js";
 import { closeNats, connectNats } from "../../src/mq/nats.js";
-import { captureLogger, freePort, sharedNatsUrl, startPrivateNats, waitFor, type PrivateNats } from "./support.js";
+import { captureLogger, freePort, sharedNatsUrl, startPrivateNats, type PrivateNats } from "./support.js";
+import { until } from "../support/poll.js";
 
 const servers: PrivateNats[] = [];
 afterEach(async () => {
@@ -59,13 +60,13 @@ describe("connectNats", () => {
     const nc = await connectNats({ url: server.url, name: "test-reconnect", timeoutMs: 2_000, log });
     try {
       await server.kill();
-      await waitFor(() => lines.some((l) => l.level === "warn" && l.msg.startsWith("disconnected from NATS")), 5_000, "disconnect log");
+      await until(() => lines.some((l) => l.level === "warn" && l.msg.startsWith("disconnected from NATS")), 5_000, "disconnect log");
       // Down for longer than a few reconnect attempts: the client must not give up (it is set to retry forever).
       await new Promise((r) => setTimeout(r, 2_500));
       expect(nc.isClosed()).toBe(false);
       expect((nc as unknown as { options: { maxReconnectAttempts: number } }).options.maxReconnectAttempts).toBe(-1);
       await server.restart();
-      await waitFor(() => lines.some((l) => l.level === "info" && l.msg === "reconnected to NATS"), 10_000, "reconnect log");
+      await until(() => lines.some((l) => l.level === "info" && l.msg === "reconnected to NATS"), 10_000, "reconnect log");
       const sub = nc.subscribe("ping.test", { max: 1 });
       nc.publish("ping.test", "x");
       for await (const m of sub) expect(m.string()).toBe("x");

@@ -12,6 +12,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { inject } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { createLogger, type Logger } from "../../src/log.js";
+import { until } from "../support/poll.js";
 
 export const sharedNatsUrl = (): string => loadConfig(process.env, "").mq.url;
 
@@ -109,25 +110,12 @@ export async function startPrivateNats(options: { jetstream?: boolean } = {}): P
 }
 
 async function waitForPort(port: number, timeoutMs = 5_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
+  const listening = () =>
+    new Promise<boolean>((resolve) => {
       const s = new Socket();
       s.once("connect", () => (s.destroy(), resolve(true)));
       s.once("error", () => resolve(false));
       s.connect(port, "127.0.0.1");
     });
-    if (ok) return;
-    if (Date.now() > until) throw new Error(`nats-server did not listen on ${port}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** Polls `check` until it returns true or `timeoutMs` passes. */
-export async function waitFor(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  await until(listening, timeoutMs, `nats-server to listen on ${port}`);
 }

@@ -174,4 +174,3 @@ export async function openDiscoveryHarness(label: string, options: DiscoveryHarn
   };
 }
 
-export { sleep, until } from "../jobs/exec-support.js";

@@ -12,8 +12,9 @@ import { MONITOR_PRINCIPAL, scheduledJobKey } from "../../src/monitor/scheduler.
 import { SERVERS_SYNC_KIND } from "../../src/servers/kinds/names.js";
 import { ACCOUNT_DISCOVER_KIND } from "../../src/provisioning/discovery/kind.js";
 import { recordValidationFailure } from "../../src/provisioning/discovery/repository.js";
-import { GOOD_KEY, image, openDiscoveryHarness, product, region, sleep, TEST_DRIVER, until, type DiscoveryHarness } from "./discovery-support.js";
+import { GOOD_KEY, image, openDiscoveryHarness, product, region, TEST_DRIVER, type DiscoveryHarness } from "./discovery-support.js";
 import { insertUser } from "./support.js";
+import { sleep, until } from "../support/poll.js";
 
 /** Short enough that a test sees a second discovery cycle, long enough that cycles do not pile up. */
 const INTERVAL_MS = 1_500;

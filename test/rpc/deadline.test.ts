@@ -6,7 +6,8 @@ import { createDispatcherClients, DispatcherError, type DispatcherClients } from
 import { CancelledError, DeadlineExceededError } from "../../src/errors.js";
 import type { CallContext } from "../../src/rpc/adapter.js";
 import { Job } from "../../src/gen/proto/dispatcher/v1/jobs.js";
-import { sleep, startTestServer, testJobService, type TestServer } from "./fixtures.js";
+import { startTestServer, testJobService, type TestServer } from "./fixtures.js";
+import { sleep } from "../support/poll.js";
 
 interface Seen {
   reason: unknown;

@@ -103,4 +103,3 @@ export function insecureClient(address: string): Client {
   return new Client(address, credentials.createInsecure());
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

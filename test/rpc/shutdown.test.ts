@@ -8,15 +8,9 @@ import { UnavailableError } from "../../src/errors.js";
 import { Job } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import { createSystemService } from "../../src/system/service.js";
 import { systemHandlers } from "../../src/system/handlers.js";
-import { sleep, startTestServer, testJobService, type TestServer } from "./fixtures.js";
+import { startTestServer, testJobService, type TestServer } from "./fixtures.js";
+import { sleep, until } from "../support/poll.js";
 
-async function until(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await sleep(5);
-  }
-}
 
 describe("graceful stop", () => {
   let t: TestServer | undefined;
@@ -46,7 +40,7 @@ describe("graceful stop", () => {
     t = await startTestServer({ services: [systemHandlers(createSystemService({ roles: ["dispatcher"] })), jobs] });
     const c = client(t.address);
     const calls = Array.from({ length: 50 }, (_, i) => c.jobs.getJob({ id: `j${i}` }));
-    await until(() => entered === 50);
+    await until(() => entered === 50, 5_000, "50 calls in the handler");
     expect(t.server.inFlight()).toBe(50);
 
     const started = Date.now();
@@ -84,7 +78,7 @@ describe("graceful stop", () => {
     t = await startTestServer({ services: [jobs] });
     const c = client(t.address);
     const calls = Array.from({ length: 3 }, (_, i) => c.jobs.getJob({ id: `j${i}` }).catch((e: unknown) => e));
-    await until(() => t?.server.inFlight() === 3);
+    await until(() => t?.server.inFlight() === 3, 5_000, "3 calls in flight");
     const started = Date.now();
     await t.server.stop(300);
     const elapsed = Date.now() - started;

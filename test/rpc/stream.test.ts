@@ -5,7 +5,8 @@ import { status } from "@grpc/grpc-js";
 import { createDispatcherClients, DispatcherError, type DispatcherClients } from "../../src/client/index.js";
 import { CancelledError, NotFoundError } from "../../src/errors.js";
 import { Job } from "../../src/gen/proto/dispatcher/v1/jobs.js";
-import { sleep, startTestServer, testJobService, type TestServer } from "./fixtures.js";
+import { startTestServer, testJobService, type TestServer } from "./fixtures.js";
+import { sleep } from "../support/poll.js";
 
 const COUNT = 200;
 const PAYLOAD = "x".repeat(64 * 1024);

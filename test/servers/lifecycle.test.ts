@@ -7,8 +7,9 @@ import { DriverError } from "../../src/clouds/driver.js";
 import { ServerState } from "../../src/gen/proto/dispatcher/v1/servers.js";
 import { SERVERS_SYNC_KIND } from "../../src/servers/kinds/index.js";
 import { findServer } from "../../src/servers/repository.js";
-import { until } from "../jobs/exec-support.js";
+
 import { seedAccount, seedBudgetCode, startServersFixture, type ServersFixture } from "./support.js";
+import { until } from "../support/poll.js";
 
 let f: ServersFixture;
 let account: string;

@@ -10,8 +10,9 @@ import { createDispatcherClients, DispatcherError, type DispatcherClients } from
 import { JobState, type Job } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import { AccountStatus } from "../../src/gen/proto/dispatcher/v1/provisioning.js";
 import { ServerState, type Server } from "../../src/gen/proto/dispatcher/v1/servers.js";
-import { until } from "../jobs/exec-support.js";
+
 import { bootstrapToken, jobEnd, pidAlive, createTestEnv, killStrayDispatchers, runDispatcher, startDispatcher, type DispatcherProcess, type TestEnv } from "../support/process.js";
+import { until } from "../support/poll.js";
 
 /** The built-in local region, plus one without compute. */
 const CATALOG = {

@@ -19,6 +19,7 @@ import { migrate } from "../../src/db/migrate.js";
 import { createApiKeyForEmail } from "../../src/iam/api-keys/keys.js";
 import { freePort, sharedNatsUrl, startPrivateNats, type PrivateNats } from "../mq/support.js";
 import { dropDatabases, newTestDatabaseName, testDatabaseUrl } from "./db.js";
+import { until } from "./poll.js";
 
 export { freePort, startPrivateNats, type PrivateNats };
 
@@ -222,26 +223,23 @@ export class DispatcherProcess {
 
   /** Resolves with the first match of `pattern` in stdout + stderr; rejects on timeout or exit. */
   async waitForOutput(pattern: RegExp, timeoutMs = 20_000): Promise<RegExpExecArray> {
-    const until = Date.now() + timeoutMs;
-    for (;;) {
+    const printed = () => {
       const m = pattern.exec(this.stdout) ?? pattern.exec(this.stderr);
-      if (m) return m;
-      if (!this.running) throw new Error(`dispatcher ${this.args.join(" ")} exited (${JSON.stringify(this.exit)}) before printing ${pattern}\n${this.output()}`);
-      if (Date.now() > until) throw new Error(`dispatcher ${this.args.join(" ")} did not print ${pattern} within ${timeoutMs} ms\n${this.output()}`);
-      await sleep(25);
-    }
+      if (!m && !this.running) throw new Error(`dispatcher ${this.args.join(" ")} exited (${JSON.stringify(this.exit)}) before printing ${pattern}\n${this.output()}`);
+      return m;
+    };
+    return until(printed, timeoutMs, `dispatcher ${this.args.join(" ")} to print ${pattern}`, () => `\n${this.output()}`);
   }
 
   /** Polls grpc.health.v1 Check at `address` until SERVING; rejects on timeout or when the process exits. */
   async waitForServing(address: string, timeoutMs = 30_000): Promise<void> {
-    const until = Date.now() + timeoutMs;
-    for (;;) {
+    let status = "";
+    const serving = async () => {
       if (!this.running) throw new Error(`dispatcher ${this.args.join(" ")} exited (${JSON.stringify(this.exit)}) before serving\n${this.output()}`);
-      const status = await checkHealth(address, "", 1_000).catch(() => "DOWN");
-      if (status === "SERVING") return;
-      if (Date.now() > until) throw new Error(`dispatcher at ${address} not SERVING within ${timeoutMs} ms (last: ${status})\n${this.output()}`);
-      await sleep(100);
-    }
+      status = await checkHealth(address, "", 1_000).catch(() => "DOWN");
+      return status === "SERVING";
+    };
+    await until(serving, timeoutMs, `dispatcher at ${address} SERVING`, () => `(last: ${status})\n${this.output()}`);
   }
 
   signal(signal: NodeJS.Signals): void {
@@ -328,10 +326,6 @@ export async function killStrayDispatchers(): Promise<void> {
   await Promise.all([...live].map((p) => p.kill9()));
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
 /** Whether a process with this pid exists (signal 0). */
 export function pidAlive(pid: number): boolean {
   try {
@@ -346,11 +340,9 @@ const ENDED: readonly JobState[] = [JobState.JOB_STATE_SUCCEEDED, JobState.JOB_S
 
 /** Polls GetJob until `job` has ended (SUCCEEDED, FAILED or CANCELLED) and returns it; throws after `timeoutMs`. */
 export async function jobEnd(clients: Pick<DispatcherClients, "jobs">, job: Job | undefined, timeoutMs = 30_000): Promise<Job> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
+  const ended = async () => {
     const { job: now } = await clients.jobs.getJob({ id: job?.id ?? "" });
-    if (now && ENDED.includes(now.state)) return now;
-    if (Date.now() > end) throw new Error(`timed out waiting for job ${job?.id} to end`);
-    await sleep(25);
-  }
+    return now && ENDED.includes(now.state) ? now : undefined;
+  };
+  return until(ended, timeoutMs, `job ${job?.id} to end`);
 }

@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DriverError, type DriverTarget, type LaunchRequest, type ServerObservation, type ServerRef } from "../../../src/clouds/driver.js";
 import { BUILT_IN_CATALOG } from "../../../src/clouds/local/catalog.js";
 import { killLocalServers } from "../../../src/clouds/local/cleanup.js";
-import { callOptions, httpGet, pidAlive, startLocalCloud, until, type LocalCloudFixture } from "./support.js";
+import { callOptions, httpGet, pidAlive, startLocalCloud, type LocalCloudFixture } from "./support.js";
+import { until } from "../../support/poll.js";
 
 let f: LocalCloudFixture;
 beforeAll(() => {
@@ -40,7 +41,7 @@ const request = (extra: Partial<LaunchRequest> = {}): LaunchRequest => ({
 });
 const refOf = (s: ServerObservation): ServerRef => ({ regionId: s.regionId, providerId: s.providerId });
 const get = (ref: ServerRef): Promise<ServerObservation | null> => f.driver.getServer(f.target, ref, callOptions());
-const running = async (ref: ServerRef): Promise<ServerObservation> => (await until(() => get(ref), (s) => s?.state === "RUNNING")) as ServerObservation;
+const running = async (ref: ServerRef): Promise<ServerObservation> => until(async () => ((await get(ref))?.state === "RUNNING" ? get(ref) : undefined), 10_000, "the server RUNNING") as Promise<ServerObservation>;
 const pidOf = (s: ServerObservation): number => Number(s.details.pid);
 const driverError = async (p: Promise<unknown>): Promise<DriverError> => {
   const err = await p.then(() => null, (e: unknown) => e);
@@ -187,7 +188,7 @@ describe("local cloud: servers are processes", () => {
   it("reports STOPPED for a process killed behind its back, and for a recycled pid", async () => {
     const s = await running(refOf(await f.driver.launch(f.target, request(), callOptions())));
     process.kill(pidOf(s), "SIGKILL");
-    await until(() => get(refOf(s)), (x) => x?.state === "STOPPED");
+    await until(async () => (await get(refOf(s)))?.state === "STOPPED", 10_000, "the server STOPPED");
     expect((await f.driver.listServers(f.target, "local", callOptions())).find((x) => x.providerId === s.providerId)?.state).toBe("STOPPED");
     // The record now names a live process that is not the server (this test's own pid): still STOPPED.
     const file = join(s.details.workDir as string, "state.json");

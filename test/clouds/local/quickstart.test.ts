@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { killLocalServers } from "../../../src/clouds/local/cleanup.js";
 import { createProvisioningClient, type ProvisioningClient } from "../../../src/db/clients.js";
 import { createTestEnv, killStrayDispatchers, startDispatcher, type DispatcherProcess, type TestEnv } from "../../support/process.js";
-import { until } from "./support.js";
+import { until } from "../../support/poll.js";
 
 let t: TestEnv;
 let p: DispatcherProcess;
@@ -31,7 +31,10 @@ const localAccount = () => db.account.findFirst({ where: { name: "local", cloud:
 describe("quick start local cloud", () => {
   it("connects the local cloud and account at start and validates it through the local driver", async () => {
     expect(p.running).toBe(true);
-    const account = await until(localAccount, (a) => a?.status === "ACTIVE" || a?.status === "FAILED", 45_000).catch((err: unknown) => {
+    const account = await until(async () => {
+      const a = await localAccount();
+      return a?.status === "ACTIVE" || a?.status === "FAILED" ? a : undefined;
+    }, 45_000, "the local account validated").catch((err: unknown) => {
       throw new Error(`${String(err)}\n${p.output().slice(-4000)}`);
     });
     expect(account?.status, account?.statusMessage ?? "").toBe("ACTIVE");

@@ -71,13 +71,3 @@ export function httpGet(port: number): Promise<string> {
   });
 }
 
-/** Polls `fn` until it returns a value `ok` accepts, or fails after `ms`. */
-export async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (ok(v)) return v;
-    if (Date.now() > end) throw new Error(`condition not met within ${ms} ms; last value: ${JSON.stringify(v)}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
