@@ -16,6 +16,7 @@ import { openExecHarness, type ExecHarness } from "../jobs/exec-support.js";
 import { startTestServer, type TestServer } from "../rpc/fixtures.js";
 import { ROOT } from "../support/process.js";
 import { until } from "../support/poll.js";
+import { insertAccount, insertServer } from "../support/rows.js";
 
 export const AGENT_BIN = join(ROOT, "bin", "dispatcher-agent.js");
 
@@ -45,8 +46,7 @@ export async function openAgentHarness(label: string, agent: { pingIntervalMs?: 
   const jobs = createJobService({ sql: h.sql, catalog: h.catalog, subjectPrefix: h.config.mq.subjectPrefix, log: quiet(), relay, nats: h.nc });
   const cloudId = newId();
   const accountId = newId();
-  await h.sql.execute`INSERT INTO clouds (id, name, driver, endpoint) VALUES (${cloudId}, ${`c-${cloudId}`}, 'local', 'local:')`;
-  await h.sql.execute`INSERT INTO accounts (id, name, cloud_id, credential_id, status) VALUES (${accountId}, 'a', ${cloudId}, 'cred', 'ACTIVE')`;
+  await insertAccount(h.sql, { id: accountId, name: "a", cloud: { id: cloudId, endpoint: "local:" } });
   const principals: Record<string, Principal> = {
     "operator-token": { id: "u-oper", kind: "user", roles: ["operator"], displayName: "Otto", accountIds: [accountId] },
     "stranger-token": { id: "u-other", kind: "user", roles: ["operator"], displayName: "Stranger", accountIds: [newId()] },
@@ -70,13 +70,7 @@ export async function openAgentHarness(label: string, agent: { pingIntervalMs?: 
     accountId,
     tokens: { operator: "operator-token", stranger: "stranger-token" },
     async newServer() {
-      const id = newId();
-      await h.sql.execute`
-        INSERT INTO servers (id, account_id, region_id, data_center, provider_id, name, product_id, image_id, budget_code, state,
-                             addresses, details, hourly_price_micros, accrues_when_stopped, agent_state, created_by)
-        VALUES (${id}, ${accountId}, 'r1', 'dc1', ${`p-${id}`}, 's', 'small', 'agent', 'b', 'RUNNING',
-                '{"private":["127.0.0.1"],"public":[]}', '{}', 0, 0, 'PENDING', 'u-oper')`;
-      return id;
+      return insertServer(h.sql, { accountId, name: "s", imageId: "agent", privateAddresses: ["127.0.0.1"], agentState: "PENDING", createdBy: "u-oper" });
     },
     async close() {
       await bridge.stop(500);

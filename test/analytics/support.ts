@@ -1,9 +1,9 @@
 // Analytics test fixtures: migrated provisioning and analytics databases with driver pools on both, and row builders
 // for clouds, accounts, servers (with their state history at chosen times) and budget codes.
 import { createAnalyticsSql } from "../../src/analytics/db.js";
-import { newId } from "../../src/db/ids.js";
 import { createSqlPool, type SqlPool } from "../../src/db/sql.js";
 import { createTestDatabases, type TestDatabases } from "../support/db.js";
+import { insertAccount, insertBudgetCode, insertServer as insertServerRow } from "../support/rows.js";
 
 export interface AnalyticsFixture {
   dbs: TestDatabases;
@@ -31,19 +31,7 @@ export async function openAnalyticsFixture(label: string): Promise<AnalyticsFixt
   };
 }
 
-export async function insertAccount(sql: SqlPool): Promise<string> {
-  const cloudId = newId();
-  const accountId = newId();
-  await sql.execute`INSERT INTO clouds (id, name, driver, endpoint) VALUES (${cloudId}, ${`cloud-${cloudId}`}, 'local', 'https://cloud.test')`;
-  await sql.execute`INSERT INTO accounts (id, name, cloud_id, credential_id, status) VALUES (${accountId}, ${`acct-${accountId}`}, ${cloudId}, 'cred', 'ACTIVE')`;
-  return accountId;
-}
-
-export async function insertBudgetCode(sql: SqlPool, code: string, quotas: { hard: bigint; soft: bigint }): Promise<void> {
-  await sql.execute`
-    INSERT INTO budget_codes (code, name, finance_code, hard_quota_cents, soft_quota_cents, state, current_usage_cents, projected_usage_cents)
-    VALUES (${code}, ${code}, 'F-1', ${quotas.hard}, ${quotas.soft}, 'ACTIVE', 0, 0)`;
-}
+export { insertAccount, insertBudgetCode };
 
 export type State = "PENDING" | "RUNNING" | "STOPPING" | "STOPPED" | "REBOOTING" | "TERMINATING" | "TERMINATED";
 
@@ -58,12 +46,7 @@ export async function insertServer(
   sql: SqlPool,
   s: { accountId: string; budgetCode: string; hourlyPriceMicros: bigint; createdAt: Date; accruesWhenStopped?: boolean },
 ): Promise<TestServer> {
-  const id = newId();
-  await sql.execute`
-    INSERT INTO servers (id, account_id, region_id, data_center, name, product_id, image_id, budget_code, state, origin, addresses, details,
-                         hourly_price_micros, accrues_when_stopped, state_changed_at, created_by, created_at, updated_at)
-    VALUES (${id}, ${s.accountId}, 'r1', 'dc1', ${`srv-${id}`}, 'small', 'img', ${s.budgetCode}, 'PENDING', 'LAUNCHED', '{"private":[],"public":[]}', '{}',
-            ${s.hourlyPriceMicros}, ${s.accruesWhenStopped ?? false}, ${s.createdAt}, 'u-test', ${s.createdAt}, ${s.createdAt})`;
+  const id = await insertServerRow(sql, { ...s, state: "PENDING", providerId: null });
   await sql.execute`INSERT INTO server_events (server_id, type, to_state, message, created_at) VALUES (${id}, 'LAUNCH_REQUESTED', 'PENDING', 'launch', ${s.createdAt})`;
   let state: State = "PENDING";
   return {

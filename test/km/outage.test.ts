@@ -16,6 +16,7 @@ import { generateKeyText } from "../../src/km/keys.js";
 import { openExecHarness, type ExecHarness } from "../jobs/exec-support.js";
 import { sql as credentialsSql, startTestKm, type TestKm } from "./support.js";
 import { sleep, until } from "../support/poll.js";
+import { insertAccount } from "../support/rows.js";
 
 const FIELDS = { access_key_id: "AKIAOUTAGETEST", secret_access_key: "outage-test-secret-value" };
 
@@ -72,9 +73,7 @@ beforeAll(async () => {
   h.catalog.register(probeKind);
   accountId = newId();
   credentialId = (await km.client("dispatcher").storeCredential({ accountId, type: "aws-access-key", fields: FIELDS })).id;
-  const cloudId = newId();
-  await h.sql.execute`INSERT INTO clouds (id, name, driver, endpoint, created_at, updated_at) VALUES (${cloudId}, ${`outage-${cloudId}`}, 'outagetest', 'https://cloud.invalid', NOW(3), NOW(3))`;
-  await h.sql.execute`INSERT INTO accounts (id, name, cloud_id, credential_id, status, created_at, updated_at) VALUES (${accountId}, 'outage', ${cloudId}, ${credentialId}, 'ACTIVE', NOW(3), NOW(3))`;
+  await insertAccount(h.sql, { id: accountId, name: "outage", credentialId, cloud: { driver: "outagetest", endpoint: "https://cloud.invalid" } });
   // The worker identity's client, as resources.km() gives a worker process.
   client = km.client("worker");
   const resources: Resources = { ...h.resources("kmoutage"), drivers: createDriverRegistry([recordingDriver(seen)]), km: () => client };

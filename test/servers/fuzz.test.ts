@@ -11,7 +11,6 @@ import { agentRpcServices } from "../../src/agent/rpc-services.js";
 import { createAnalyticsSql } from "../../src/analytics/db.js";
 import { analyticsRpcServices } from "../../src/analytics/rpc-services.js";
 import { createDispatcherClients, DispatcherError, type DispatcherClients } from "../../src/client/index.js";
-import { newId } from "../../src/db/ids.js";
 import type { SqlPool } from "../../src/db/sql.js";
 import { createApiKeyAuthenticator } from "../../src/iam/api-keys/authenticator.js";
 import { createLogger } from "../../src/log.js";
@@ -19,6 +18,7 @@ import type { RpcService } from "../../src/rpc/adapter.js";
 import { serverRpcServices } from "../../src/servers/rpc-services.js";
 import { insecureClient, startTestServer, type TestServer } from "../rpc/fixtures.js";
 import { seedAccount, seedBudgetCode, startServersFixture, type ServersFixture } from "./support.js";
+import { insertServer } from "../support/rows.js";
 
 let f: ServersFixture;
 let analyticsSql: SqlPool;
@@ -48,12 +48,7 @@ beforeAll(async () => {
   // An ACTIVE account with regions, subscriptions and catalog, a budget code the caller holds, and a server on it.
   const accountId = await seedAccount(f);
   await seedBudgetCode(f, "FUZZ-1", { hard: 10n ** 12n }, [f.users.operator]);
-  const serverId = newId();
-  await f.h.sql.execute`
-    INSERT INTO servers (id, account_id, region_id, data_center, provider_id, name, product_id, image_id, budget_code, state,
-                         addresses, details, hourly_price_micros, accrues_when_stopped, agent_state, created_by)
-    VALUES (${serverId}, ${accountId}, 'r1', 'r1-a', ${`p-${serverId}`}, 'fuzz', 'small', 'img-1', 'FUZZ-1', 'RUNNING',
-            '{"private":["127.0.0.1"],"public":[]}', '{}', 10000, 0, 'PENDING', ${f.users.operator.id})`;
+  const serverId = await insertServer(f.h.sql, { accountId, dataCenter: "r1-a", name: "fuzz", imageId: "img-1", budgetCode: "FUZZ-1", privateAddresses: ["127.0.0.1"], hourlyPriceMicros: 10_000n, agentState: "PENDING", createdBy: f.users.operator.id });
   joinTokens = [];
   for (let i = 0; i < 10; i++) joinTokens.push(await issueJoinToken(f.h.sql, serverId, 600_000));
   ids = { accountId, serverId };

@@ -20,6 +20,7 @@ import { insertUser } from "../iam/support.js";
 import { openExecHarness, type ExecHarness } from "../jobs/exec-support.js";
 import { startTestServer, type TestServer } from "../rpc/fixtures.js";
 import { fakeCloud, type FakeCloud } from "./fake-driver.js";
+import { insertAccount, insertBudgetCode } from "../support/rows.js";
 
 export interface ServersFixture {
   h: ExecHarness;
@@ -117,12 +118,9 @@ export async function startServersFixture(label: string, options: { run?: boolea
 /** A cloud on the fake driver and an account on it, with its discovered regions, subscriptions and catalog. */
 export async function seedAccount(f: ServersFixture, seed: AccountSeed = {}): Promise<string> {
   const { h } = f;
-  const cloudId = newId();
   const accountId = newId();
-  await h.sql.execute`INSERT INTO clouds (id, name, driver, endpoint, version, created_at, updated_at) VALUES (${cloudId}, ${`fake-${cloudId}`}, 'fake', 'https://api.cloud.test', 1, NOW(3), NOW(3))`;
-  await h.sql.execute`
-    INSERT INTO accounts (id, name, cloud_id, credential_id, default_budget_code, status, version, created_at, updated_at)
-    VALUES (${accountId}, ${`acct-${accountId}`}, ${cloudId}, ${`cred-${accountId}`}, ${seed.defaultBudgetCode === undefined ? null : seed.defaultBudgetCode}, ${seed.status ?? "ACTIVE"}, 1, NOW(3), NOW(3))`;
+  const cloud = { driver: "fake", endpoint: "https://api.cloud.test" };
+  await insertAccount(h.sql, { id: accountId, cloud, credentialId: `cred-${accountId}`, defaultBudgetCode: seed.defaultBudgetCode ?? null, status: seed.status ?? "ACTIVE" });
   const regions = seed.regions ?? [
     { id: "r1", dataCenters: ["r1-a", "r1-b"], capabilities: ["compute", "block_storage"] },
     { id: "r2", dataCenters: ["r2-a"], capabilities: ["block_storage"] },
@@ -141,8 +139,6 @@ export async function seedAccount(f: ServersFixture, seed: AccountSeed = {}): Pr
 
 /** A budget code (quotas in cents) granted to `holders`. */
 export async function seedBudgetCode(f: ServersFixture, code: string, quotas: { hard: bigint; soft?: bigint; usage?: bigint; state?: "ACTIVE" | "DISABLED" }, holders: User[]): Promise<void> {
-  await f.h.sql.execute`
-    INSERT INTO budget_codes (code, name, finance_code, hard_quota_cents, soft_quota_cents, state, current_usage_cents, projected_usage_cents, version, created_at, updated_at)
-    VALUES (${code}, ${code}, 'F-1', ${quotas.hard}, ${quotas.soft ?? 0n}, ${quotas.state ?? "ACTIVE"}, ${quotas.usage ?? 0n}, 0, 1, NOW(3), NOW(3))`;
+  await insertBudgetCode(f.h.sql, code, quotas);
   for (const u of holders) await f.h.sql.execute`INSERT INTO budget_code_grants (code, user_id, created_at) VALUES (${code}, ${u.id}, NOW(3))`;
 }

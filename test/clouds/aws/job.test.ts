@@ -12,6 +12,7 @@ import { startWorker, type RunningWorker } from "../../../src/jobs/worker.js";
 import type { KmClient } from "../../../src/km/client.js";
 import { openExecHarness, types, type ExecHarness } from "../../jobs/exec-support.js";
 import { FakeEc2 } from "./fake-ec2.js";
+import { insertAccount, insertCloud } from "../../support/rows.js";
 
 const ACCESS_KEY = "AKIAJOBTESTEXAMPLE01";
 const SECRET = "jobTestSecretKey/K7MDENG/bPxRfiCYEXAMPLE";
@@ -50,9 +51,9 @@ beforeAll(async () => {
   h = await openExecHarness("awsjob", { leaseMs: 2_000 });
   h.catalog.register(identityKind);
   const cloudId = newId();
-  await h.sql.execute`INSERT INTO clouds (id, name, driver, endpoint) VALUES (${cloudId}, ${`aws-${cloudId}`}, 'aws', ${url})`;
-  await h.sql.execute`INSERT INTO accounts (id, name, cloud_id, credential_id, status) VALUES (${"A".repeat(26)}, 'good', ${cloudId}, 'cred-good', 'ACTIVE')`;
-  await h.sql.execute`INSERT INTO accounts (id, name, cloud_id, credential_id, status) VALUES (${"B".repeat(26)}, 'bad', ${cloudId}, 'cred-bad', 'ACTIVE')`;
+  await insertCloud(h.sql, { id: cloudId, name: `aws-${cloudId}`, driver: "aws", endpoint: url });
+  await insertAccount(h.sql, { id: "A".repeat(26), name: "good", cloudId, credentialId: "cred-good" });
+  await insertAccount(h.sql, { id: "B".repeat(26), name: "bad", cloudId, credentialId: "cred-bad" });
   credentialsById.set("cred-good", { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET });
   credentialsById.set("cred-bad", { accessKeyId: "AKIAREVOKEDKEY000001", secretAccessKey: SECRET });
   const drivers = createDriverRegistry([createAwsDriver()]);
