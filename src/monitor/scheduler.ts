@@ -1,7 +1,7 @@
 // The scheduler: every pollMs, claims the accounts due under each schedule the domains declare (re-discovery, server
 // sync) and starts their jobs as the service principal `monitor`. A claim is a compare-and-set on the account's due
 // time, in the same transaction as the job, so several monitor replicas never start the same one twice.
-import type { Sql } from "../db/sql.js";
+import type { Sql, SqlFragment } from "../db/sql.js";
 import type { Principal } from "../iam/principal.js";
 import type { JobService } from "../jobs/service.js";
 import { startLoop, type Loop } from "./loop.js";
@@ -22,6 +22,24 @@ export interface AccountSchedule {
   due(sql: Sql, now: Date, limit: number): Promise<Array<{ id: string; dueAt: Date | null }>>;
   /** Moves the due time from `dueAt` to `next`; false when another monitor (or a discovery) moved it first. */
   claim(tx: Sql, id: string, dueAt: Date | null, next: Date): Promise<boolean>;
+}
+
+/**
+ * A schedule kept in a due-time column of accounts: the accounts `eligible` selects are due when the column is NULL
+ * (never scheduled: at once) or past; a claim moves the column by compare-and-set on the value read.
+ */
+export function accountsDueBy(o: { name: string; kind: string; intervalMs: number; dueColumn: SqlFragment; eligible: SqlFragment }): AccountSchedule {
+  const { dueColumn: column } = o;
+  return {
+    name: o.name,
+    kind: o.kind,
+    intervalMs: o.intervalMs,
+    due: (sql, now, limit) => sql.query`
+      SELECT id, ${column} AS dueAt FROM accounts
+       WHERE ${o.eligible} AND (${column} IS NULL OR ${column} <= ${now})
+       ORDER BY ${column} LIMIT ${limit}`,
+    claim: async (tx, id, dueAt, next) => (await tx.execute`UPDATE accounts SET ${column} = ${next} WHERE id = ${id} AND ${column} <=> ${dueAt}`) === 1,
+  };
 }
 
 export interface SchedulerOptions {
