@@ -56,8 +56,13 @@ describe("deploy/Dockerfile", () => {
     const deps = stage(modules[0]?.from ?? "") as Stage;
     expect(npmCi(deps)).toHaveLength(1);
     expect(npmCi(deps)[0]).toMatch(/--omit=dev\b/);
-    // Nothing the production install could compile: no sources in that stage.
+    // Nothing the production install could compile or run: no sources, and no install scripts.
     expect(copies(deps).flatMap((c) => c.sources)).not.toContain("src");
+    expect(npmCi(deps)[0]).toMatch(/--ignore-scripts\b/);
+    // A package the lock marks devOptional (a dev dependency that a production one names as an optional peer, as
+    // @prisma/client names the Prisma CLI and TypeScript) is installed by --omit=dev alone.
+    const lock = JSON.parse(readFileSync(join(ROOT, "package-lock.json"), "utf8")) as { packages: Record<string, { devOptional?: boolean }> };
+    if (Object.values(lock.packages).some((p) => p.devOptional)) expect(npmCi(deps)[0]).toMatch(/--omit=optional\b/);
   });
 
   it("the final stage installs and compiles nothing, and its base carries no compiler", () => {
