@@ -1,6 +1,7 @@
 // deploy/compose.yaml cannot be run here (no Docker), so its shape is checked instead: it parses (merge keys
 // resolved), every DISPATCHER_* variable is a configuration field that loads, KM runs on its own database user and
-// database with keys from secret files and mounted certificates, and the roles that call KM are pointed at it.
+// database with keys from secret files and mounted certificates, the roles that call KM are pointed at it, and every
+// role runs a command of the image's compiled program with a health check that fits what it serves.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -16,7 +17,7 @@ interface Service {
   secrets?: string[];
   volumes?: string[];
   depends_on?: Record<string, { condition: string }>;
-  healthcheck?: { test: string[] };
+  healthcheck?: { test?: string[]; disable?: boolean };
 }
 
 interface Compose {
@@ -26,8 +27,10 @@ interface Compose {
 }
 
 const DEPLOY = join(ROOT, "deploy");
-// Compose fills ${KM_DB_PASSWORD:?…} from the environment; here a stand-in value.
-const compose = parse(readFileSync(join(DEPLOY, "compose.yaml"), "utf8").replace(/\$\{KM_DB_PASSWORD:\?[^}]*\}/g, "pw"), { merge: true }) as Compose;
+// Compose fills ${NAME:?…} from the environment (or deploy/.env); here stand-in values.
+const STAND_IN: Record<string, string> = { KM_DB_PASSWORD: "pw", AGENT_CREDENTIAL_KEY: Buffer.alloc(32, 7).toString("base64") };
+const text = readFileSync(join(DEPLOY, "compose.yaml"), "utf8").replace(/\$\{(\w+):\?[^}]*\}/g, (_, name: string) => STAND_IN[name] ?? "");
+const compose = parse(text, { merge: true }) as Compose;
 const services = compose.services;
 const env = (name: string): Record<string, string> => services[name]?.environment ?? {};
 const mountedAt = (s: Service, path: string): boolean => (s.volumes ?? []).some((v) => path.startsWith(`${v.split(":")[1] ?? "\0"}/`));
@@ -69,7 +72,7 @@ describe("deploy/compose.yaml", () => {
     expect(e.DISPATCHER_PROVISIONING_URL).toBeUndefined();
     expect(e.DISPATCHER_MQ_URL).toBeUndefined();
     expect(Object.keys(km.depends_on ?? {})).toEqual(["mariadb"]);
-    expect(km.healthcheck?.test.join(" ")).toContain("2013");
+    expect(km.healthcheck?.test?.join(" ")).toContain("2013");
   });
 
   it("dispatcher, worker and monitor call KM over mTLS with their own certificate and the channel key; none reaches KM's database", () => {
@@ -88,6 +91,24 @@ describe("deploy/compose.yaml", () => {
     expect(env("dispatcher").DISPATCHER_KM_TLS_CERT).toMatch(/\/dispatcher\.pem$/);
     expect(env("worker").DISPATCHER_KM_TLS_CERT).toMatch(/\/worker\.pem$/);
     expect(env("monitor").DISPATCHER_KM_TLS_CERT).toMatch(/\/worker\.pem$/);
+  });
+
+  it("every role runs a command of the image's compiled program; health checks only where a plaintext port answers", () => {
+    const roles = Object.entries(services).filter(([, s]) => s.build);
+    expect(roles.map(([name]) => name).sort()).toEqual(["dispatcher", "km", "migrate", "monitor", "worker"]);
+    for (const [name, s] of roles) {
+      expect((s.build as { dockerfile?: string }).dockerfile, name).toBe("deploy/Dockerfile");
+      // The arguments of the image's entrypoint (node bin/dispatcher.js), never a TypeScript loader or npm.
+      expect(["serve", "migrate"], name).toContain(s.command?.[0]);
+      expect(s.command?.join(" "), name).not.toMatch(/tsx|npm|node/);
+    }
+    expect(services.dispatcher?.healthcheck?.test?.slice(1, 3)).toEqual(["dispatcher", "health"]);
+    // The image's own check is the dispatcher role's: roles without its port turn it off.
+    for (const name of ["worker", "monitor", "migrate"]) expect(services[name]?.healthcheck?.disable, name).toBe(true);
+    // Production requires the agent credential key in every role that registers or calls agents.
+    for (const name of kmClients) expect(env(name).DISPATCHER_AGENT_CREDENTIAL_KEY, name).toBe(STAND_IN.AGENT_CREDENTIAL_KEY);
+    expect(env("dispatcher").DISPATCHER_SERVER_BIND).toBe("0.0.0.0");
+    expect(env("dispatcher").DISPATCHER_BRIDGE_BIND).toBe("0.0.0.0");
   });
 
   it("the secret files it names are not in the repository", () => {
