@@ -3,7 +3,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -12,7 +11,9 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { inject } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { createLogger, type Logger } from "../../src/log.js";
-import { until } from "../support/poll.js";
+import { freePort, waitForPort } from "../support/net.js";
+
+export { freePort };
 
 export const sharedNatsUrl = (): string => loadConfig(process.env, "").mq.url;
 
@@ -57,15 +58,6 @@ export function captureLogger(level = "debug"): { log: Logger; lines: LogLine[] 
   return { log: createLogger({ level, destination }), lines };
 }
 
-/** A TCP port nothing listens on (at the moment of asking). */
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
 export interface PrivateNats {
   url: string;
   port: number;
@@ -84,7 +76,7 @@ export async function startPrivateNats(options: { jetstream?: boolean } = {}): P
   const args = ["-a", "127.0.0.1", "-p", String(port), ...(options.jetstream === false ? [] : ["-js", "-sd", storeDir])];
   const launch = async () => {
     const child = spawn("/usr/sbin/nats-server", args, { stdio: "ignore" });
-    await waitForPort(port);
+    await waitForPort(port, 5_000, "nats-server");
     return child;
   };
   const handle: PrivateNats = {
@@ -107,15 +99,4 @@ export async function startPrivateNats(options: { jetstream?: boolean } = {}): P
     },
   };
   return handle;
-}
-
-async function waitForPort(port: number, timeoutMs = 5_000): Promise<void> {
-  const listening = () =>
-    new Promise<boolean>((resolve) => {
-      const s = new Socket();
-      s.once("connect", () => (s.destroy(), resolve(true)));
-      s.once("error", () => resolve(false));
-      s.connect(port, "127.0.0.1");
-    });
-  await until(listening, timeoutMs, `nats-server to listen on ${port}`);
 }
