@@ -43,6 +43,8 @@ export interface MigrateOptions {
   onProgress?: (progress: MigrateProgress) => void;
   /** How long to wait for another process that is migrating the same database (default 60 s). */
   lockTimeoutSeconds?: number;
+  /** Apply only these migrations (a restore rebuilds the schema its archive was taken at); each must be on disk. */
+  only?: readonly string[];
 }
 
 export interface MigrationFile {
@@ -99,7 +101,7 @@ export async function migrate(url: string, migrationsDir: string, options: Migra
       await ensureDatabase(conn, database);
       await conn.query(MIGRATIONS_TABLE);
       const rows = (await conn.query("SELECT id, checksum, migration_name, finished_at, rolled_back_at, logs FROM _prisma_migrations ORDER BY started_at, migration_name")) as MigrationRow[];
-      const pending = plan(files, rows, database, options.log);
+      const pending = plan(files, rows, database, options.log, options.only);
       const applied: string[] = [];
       for (const [i, file] of pending.entries()) {
         const progress = { database, migration: file.name, index: i + 1, total: pending.length };
@@ -120,7 +122,7 @@ export async function migrate(url: string, migrationsDir: string, options: Migra
 }
 
 /** Checks the recorded history against the files and returns the migrations still to apply, in order. */
-function plan(files: MigrationFile[], rows: MigrationRow[], database: string, log?: MigrateLog): MigrationFile[] {
+function plan(files: MigrationFile[], rows: MigrationRow[], database: string, log?: MigrateLog, only?: readonly string[]): MigrationFile[] {
   const live = rows.filter((r) => r.rolled_back_at === null);
   const failed = live.find((r) => r.finished_at === null);
   if (failed) {
@@ -148,7 +150,11 @@ function plan(files: MigrationFile[], rows: MigrationRow[], database: string, lo
   for (const name of done.keys()) {
     if (!onDisk.has(name)) log?.warn(`${database}: migration ${name} is applied but not in the migrations directory (a newer release ran here?)`);
   }
-  return files.filter((f) => !done.has(f.name));
+  const wanted = only ? new Set(only) : undefined;
+  for (const name of wanted ?? []) {
+    if (!onDisk.has(name)) throw new MigrationError(`${database}: migration ${name} is not in the migrations directory`, name);
+  }
+  return files.filter((f) => !done.has(f.name) && (!wanted || wanted.has(f.name)));
 }
 
 async function applyMigration(conn: Connection, database: string, file: MigrationFile): Promise<void> {
