@@ -18,6 +18,7 @@ import { addAnalyticsCommands } from "./commands/analytics.js";
 import { addKmCommands } from "./commands/km.js";
 import { addAgentCommand } from "./commands/agent.js";
 import { addAgentsCommands } from "./commands/agents.js";
+import { addBackupCommands } from "./commands/backup.js";
 
 /** Exit codes: 0 done, 1 failed, 2 bad configuration or a dependency that is not there (fix and retry). */
 export const EXIT_USAGE = 2;
@@ -88,6 +89,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   addServerCommands(program, configFile, setExit);
   addAgentCommand(program, configFile, setExit);
   addAgentsCommands(program, configFile, setExit);
+  addBackupCommands(program, configFile, setExit);
   // Last: it adds `budgets usage` and `servers metrics|fleet` to those groups when others registered them first.
   addAnalyticsCommands(program, configFile, setExit);
 

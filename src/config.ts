@@ -103,6 +103,10 @@ export const FIELDS: readonly Field[] = [
   f("agent.maxMissedPings", positiveInt, 3, "missed pings in a row after which an agent is marked UNREACHABLE"),
   f("agent.credentialKey", z.string(), "", "key agent credentials are derived from (HMAC-SHA256): base64 of 32 bytes, the same in every dispatcher, worker and monitor; development: generated under <dataDir>/agent when unset", true),
   f("faults.crashAfterJobCommit", bool, false, "TESTING ONLY: the dispatcher kills itself (SIGKILL) right after a job's transaction commits, before it is published, to prove the outbox poll and reconciler recover it; refused in production mode"),
+  f("backup.key", z.string(), "", "key that encrypts backup archives (AES-256-GCM): base64 of 32 bytes, or version:base64 pairs, comma separated (the newest encrypts, every one decrypts); `dispatcher backup generate-key` makes one; never one of KM's keys", true),
+  f("backup.keyFile", z.string(), "", "file holding backup.key (e.g. a mounted secret), read when that is unset"),
+  f("backup.dir", z.string(), "", "directory `dispatcher backup` writes archives to (default: <dataDir>/backups)"),
+  f("backup.keep", positiveInt, 14, "archives `dispatcher backup` keeps in backup.dir: after a new one is complete, the oldest beyond this many are deleted"),
   f("logging.level", z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]), "info", "service log level"),
   f("logging.dir", z.string(), "", "directory for YYYY_MM_DD.request.log files (default: <dataDir>/logs; '-' disables)"),
   f("logging.pretty", bool, false, "human-readable service log instead of JSON lines"),
@@ -139,6 +143,7 @@ export type Config = {
   };
   /** Fault injection for process-level tests; never set outside them (production mode refuses it). */
   faults: { crashAfterJobCommit: boolean };
+  backup: { key: string; keyFile: string; dir: string; keep: number };
   logging: { level: string; dir: string; pretty: boolean };
   telemetry: { otlpEndpoint: string; sampleRatio: number; serviceName: string; file: string };
   client: { address: string; token: string };
@@ -245,6 +250,7 @@ function buildConfig(env: NodeJS.ProcessEnv, file: string | undefined): Config {
   config.server.reflection ??= config.mode === "development";
   if (config.logging.dir === "") config.logging.dir = `${config.dataDir}/logs`;
   if (config.km.auditFile === "") config.km.auditFile = `${config.dataDir}/km/audit.jsonl`;
+  if (config.backup.dir === "") config.backup.dir = `${config.dataDir}/backups`;
   if (config.agent.bridgeUrl === "") config.agent.bridgeUrl = `http://127.0.0.1:${config.bridge.port}`;
   if (config.mode === "production" && config.faults.crashAfterJobCommit) throw new ConfigError(["faults.crashAfterJobCommit: fault injection is for tests only and refused in production mode"]);
   if (config.mode === "production" && config.km.plaintext) throw new ConfigError(["km.plaintext: plaintext KM transport is for development mode only; configure km.tlsCa, km.serverCert/km.serverKey and km.tlsCert/km.tlsKey"]);
