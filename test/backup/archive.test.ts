@@ -117,7 +117,8 @@ describe("a sealed archive", () => {
     expect(f.length).toBeGreaterThan(5);
     for (const frame of [f[0], f[Math.floor(f.length / 2)], f[f.length - 1]]) {
       for (const offset of [5, 6 + Math.floor((frame?.len ?? 0) / 2), (frame?.len ?? 1) - 1]) {
-        const bad = altered(path, (b) => ((b[(frame?.start ?? 0) + offset] ^= 0x01), b));
+        const at = (frame?.start ?? 0) + offset;
+        const bad = altered(path, (b) => ((b[at] = (b[at] ?? 0) ^ 0x01), b));
         const err = await refusal(bad);
         expect(err.reason).toBe("BACKUP_DAMAGED");
         expect(err.message).toMatch(/is damaged or was altered: chunk \d+ \(at byte \d+\) failed authentication/);
