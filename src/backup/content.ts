@@ -17,6 +17,8 @@ export interface TableRecord {
   columns: string[];
   /** Indexes of the columns whose values are base64 of binary data. */
   binary: number[];
+  /** The table's next AUTO_INCREMENT value at the backup, when it has such a column. */
+  autoIncrement?: number;
 }
 
 export interface TableEndRecord {

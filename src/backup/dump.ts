@@ -31,6 +31,8 @@ export interface TableInfo {
   columns: string[];
   binary: number[];
   primaryKey: string[];
+  /** The table's next AUTO_INCREMENT value, when it has such a column. */
+  autoIncrement?: number;
 }
 
 /** Column types whose text form is bytes, not characters: carried as base64. */
@@ -59,7 +61,10 @@ export async function openSnapshot(url: string): Promise<Connection> {
 
 /** The base tables of `schema`, sorted by name, with their stored columns and primary key. */
 export async function listTables(conn: Connection, schema: string): Promise<TableInfo[]> {
-  const tables = (await conn.query("SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME", [schema])) as { name: string }[];
+  const tables = (await conn.query("SELECT TABLE_NAME AS name, AUTO_INCREMENT AS autoIncrement FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME", [schema])) as {
+    name: string;
+    autoIncrement: bigint | number | null;
+  }[];
   const columns = (await conn.query(
     "SELECT TABLE_NAME AS tableName, COLUMN_NAME AS name, DATA_TYPE AS type, EXTRA AS extra FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION",
     [schema],
@@ -68,7 +73,7 @@ export async function listTables(conn: Connection, schema: string): Promise<Tabl
     tableName: string;
     name: string;
   }[];
-  return tables.map(({ name }) => {
+  return tables.map(({ name, autoIncrement }) => {
     // Generated columns are computed by the server: they are neither dumped nor inserted.
     const stored = columns.filter((c) => c.tableName === name && !/GENERATED/i.test(c.extra));
     return {
@@ -76,6 +81,7 @@ export async function listTables(conn: Connection, schema: string): Promise<Tabl
       columns: stored.map((c) => c.name),
       binary: stored.flatMap((c, i) => (BINARY_TYPES.has(c.type.toLowerCase()) ? [i] : [])),
       primaryKey: keys.filter((k) => k.tableName === name).map((k) => k.name),
+      ...(autoIncrement !== null && autoIncrement !== undefined ? { autoIncrement: Number(autoIncrement) } : {}),
     };
   });
 }
@@ -150,7 +156,9 @@ export async function* dumpContent(sources: readonly DumpSource[], meta: { dispa
       if (exists.length === 0) throw new UnavailableError(`the ${source.name} database ${JSON.stringify(schema)} does not exist at ${redactDatabaseUrl(source.url)}: nothing to back up (is the configuration the one the dispatcher runs with?)`, "BACKUP_SOURCE_MISSING");
       const db: DatabaseManifest = { name: source.name, schema, server: await serverInfo(conn, source.url), migrations: await appliedMigrations(conn, schema), tables: [] };
       for (const table of await listTables(conn, schema)) {
-        const record: TableRecord = { t: "table", database: source.name, name: table.name, columns: table.columns, binary: table.binary };
+        // The counter is read outside the snapshot (the server keeps it there): at least what the snapshot needs, so a
+        // restored table never hands out an id that a row deleted before the backup had.
+        const record: TableRecord = { t: "table", database: source.name, name: table.name, columns: table.columns, binary: table.binary, ...(table.autoIncrement ? { autoIncrement: table.autoIncrement } : {}) };
         let piece = `${JSON.stringify(record)}\n`;
         const digest = new TableDigest();
         for await (const row of tableRows(conn, schema, table)) {

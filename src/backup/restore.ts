@@ -180,7 +180,11 @@ async function load(archive: OpenedArchive, urls: Map<DatabaseName, string>, opt
           options.onTable?.(table.database, table.name, rows, false);
         }
       } else if (ev.kind === "table-end" && table) {
-        await flush(await connFor(table.database));
+        const conn = await connFor(table.database);
+        await flush(conn);
+        if (table.autoIncrement !== undefined && Number.isSafeInteger(table.autoIncrement) && table.autoIncrement > 0) {
+          await conn.query(`ALTER TABLE ${quoteIdentifier(table.name)} AUTO_INCREMENT = ${table.autoIncrement}`);
+        }
         options.onTable?.(table.database, table.name, rows, true);
         table = undefined;
       }

@@ -1,13 +1,17 @@
 // The writer's rules against the real MariaDB, in-process: a new archive per run named by its time with its .sha256
 // beside it, the oldest beyond backup.keep deleted; the key must be configured, well formed and none of KM's; a
-// database that does not exist is an error, not an empty backup; the CLI reports and exits accordingly.
+// database that does not exist is an error, not an empty backup. And fidelity: awkward values (bytes, doubles at
+// their limits, integers past 2^53, JSON, Unicode, NULL and empty strings, a blob larger than a chunk) and
+// AUTO_INCREMENT counters come back exactly.
 import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { randomBytes } from "node:crypto";
 import { createBackup, listArchives } from "../../src/backup/backup.js";
-import { checkArchive } from "../../src/backup/restore.js";
+import { checkArchive, restoreBackup } from "../../src/backup/restore.js";
+import { openConnection } from "../../src/db/connect.js";
 import { ConfigError, loadConfig, type Config } from "../../src/config.js";
 import { DATABASES } from "../../src/db/databases.js";
 import { migrate } from "../../src/db/migrate.js";
@@ -98,5 +102,57 @@ describe("createBackup", () => {
     await expect(createBackup(configWith({ DISPATCHER_KM_DATABASE_URL: missing }), { output })).rejects.toThrow(/the credentials database "dt_\w+" does not exist at mysql:\/\/root@127\.0\.0\.1:3306\/dt_\w+: nothing to back up/);
     expect(existsSync(output)).toBe(false);
     expect(existsSync(`${output}.partial`)).toBe(false);
+  });
+});
+
+describe("a restore", () => {
+  it("brings back every value exactly, and each table's AUTO_INCREMENT counter", async () => {
+    const blob = randomBytes(300_000);
+    const conn = await openConnection(urls.provisioning, false);
+    const [prov, anl, cred] = [urls.provisioning, urls.analytics, urls.credentials].map((u) => new URL(u).pathname.slice(1));
+    try {
+      await conn.query("SET SESSION foreign_key_checks = 0, time_zone = '+00:00'");
+      await conn.query(`INSERT INTO ${cred}.credentials (id, account_id, type, labels, key_version, wrapped_key, ciphertext, created_by) VALUES (?, 'acc', 't', ?, 1, ?, ?, 'me'), (?, 'acc', 't', '{}', 1, NULL, ?, 'me')`, [
+        "01JDQ3Z5K8W8G4QF2Q6N2D7M9A",
+        JSON.stringify({ team: "Zürich ☃ \"q\" \\ \n", n: 1.5 }),
+        Buffer.from([0, 1, 2, 0xff, 0x0a, 0x5c, 0x27]),
+        blob,
+        "01JDQ3Z5K8W8G4QF2Q6N2D7M9B",
+        Buffer.alloc(0),
+      ]);
+      await conn.query(`INSERT INTO ${anl}.server_metric_samples (server_id, time, cpu_percent, memory_used_bytes, memory_total_bytes) VALUES ('s', '2026-01-01 00:00:00.001', 0.30000000000000004, 9007199254740993, NULL), ('s', '2026-01-01 00:00:00.002', 1.7976931348623157e308, -9223372036854775808, 9223372036854775807), ('s', '2026-01-01 00:00:00.003', 5e-324, 0, 0)`);
+      for (let i = 1; i <= 5; i++) await conn.query(`INSERT INTO ${prov}.job_events (job_id, sequence, type, to_state, attempt, actor, message) VALUES ('01JDQ3Z5K8W8G4QF2Q6N2D7M9C', ?, 'x', 'QUEUED', 0, 'a', ?)`, [i, i === 2 ? "" : i === 3 ? null : "ünïcode 𝄞"]);
+      // The newest events deleted: the counter stays past them, and so must the restored one.
+      await conn.query(`DELETE FROM ${prov}.job_events WHERE sequence >= 4`);
+    } finally {
+      await conn.end();
+    }
+    const r = await createBackup(config, { analytics: true, output: join(dir, "fidelity.dbk") });
+    const targets = Object.fromEntries(DATABASES.map((d) => [d.name, testDatabaseUrl(newTestDatabaseName("bkr", d.name))])) as typeof urls;
+    try {
+      const restored = await restoreBackup(configWith({ DISPATCHER_PROVISIONING_URL: targets.provisioning, DISPATCHER_ANALYTICS_URL: targets.analytics, DISPATCHER_KM_DATABASE_URL: targets.credentials }), r.path);
+      expect(restored.databases.map((d) => d.name)).toEqual(["provisioning", "credentials", "analytics"]);
+      const read = async (url: string, sql: string): Promise<unknown[]> => {
+        const c = await openConnection(url);
+        try {
+          return (await c.query({ sql, bigIntAsNumber: false, decimalAsNumber: false, dateStrings: true })) as unknown[];
+        } finally {
+          await c.end();
+        }
+      };
+      const same = async (key: keyof typeof urls, sql: string): Promise<void> => {
+        const [a, b] = [await read(urls[key], sql), await read(targets[key], sql)];
+        expect(a.length, sql).toBeGreaterThan(0);
+        expect(b, sql).toEqual(a);
+      };
+      await same("credentials", "SELECT id, labels, wrapped_key, ciphertext, deleted_at FROM credentials ORDER BY id");
+      await same("analytics", "SELECT time, cpu_percent, memory_used_bytes, memory_total_bytes FROM server_metric_samples ORDER BY time");
+      await same("provisioning", "SELECT id, sequence, message FROM job_events ORDER BY id");
+      const counter = "SELECT AUTO_INCREMENT AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'job_events'";
+      expect(await read(targets.provisioning, counter)).toEqual(await read(urls.provisioning, counter));
+      expect(await read(targets.provisioning, counter)).toEqual([{ n: 6n }]);
+    } finally {
+      await dropDatabases(Object.values(targets));
+    }
   });
 });
