@@ -4,7 +4,7 @@
 // password on 127.0.0.1. Run as root, the servers run as the `mysql` user, as a packaged server does (Galera's rsync
 // state transfer refuses a root-owned data directory); otherwise as the current user.
 import { execFile } from "node:child_process";
-import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -31,19 +31,37 @@ export function serverAccount(): { user?: string; uid?: number; gid?: number } {
 
 /** A temporary directory the server account owns (short: a socket path must stay under 108 bytes). */
 export function serverDir(label: string): string {
-  const dir = mkdtempSync(join(tmpdir(), `mdb-${label.replace(/[^A-Za-z0-9]/g, "").slice(0, 12)}-`));
+  const dir = mkdtempSync(join(tmpdir(), `mdb-${label.replace(/[^A-Za-z0-9]/g, "").slice(0, 20)}-`));
   const acct = serverAccount();
   if (acct.uid !== undefined && acct.gid !== undefined) chownSync(dir, acct.uid, acct.gid);
   return dir;
 }
 
 let template: Promise<string> | undefined;
+let running = 0;
+
+/**
+ * Template directories of processes that are gone: a test runner may end its workers without their exit handlers
+ * running, so each process clears its predecessors' leftovers (the name carries the owner's pid).
+ */
+function removeStaleTemplates(): void {
+  for (const name of readdirSync(tmpdir())) {
+    const pid = Number(/^mdb-template(\d+)-/.exec(name)?.[1]);
+    if (!pid || pid === process.pid) continue;
+    try {
+      process.kill(pid, 0);
+    } catch {
+      rmSync(join(tmpdir(), name), { recursive: true, force: true });
+    }
+  }
+}
 
 /** A fresh data directory at `dataDir`: a copy of one made by mariadb-install-db once per process. */
 export async function installDataDir(dataDir: string): Promise<void> {
   if (!existsSync(MARIADBD) || !existsSync(INSTALL_DB)) throw new Error(`a private MariaDB needs ${MARIADBD} and ${INSTALL_DB} (apt-get install -y mariadb-server)`);
   template ??= (async () => {
-    const dir = serverDir("template");
+    removeStaleTemplates();
+    const dir = serverDir(`template${process.pid}`);
     process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
     const acct = serverAccount();
     await run(INSTALL_DB, ["--no-defaults", `--datadir=${join(dir, "data")}`, "--auth-root-authentication-method=normal", "--skip-test-db", ...(acct.user ? [`--user=${acct.user}`] : []), ...SMALL_INNODB]).catch((err: unknown) => {
@@ -73,6 +91,7 @@ export interface MariadbOptions {
 /** One private mariadbd: its port, socket and data directory, and what a test does to it. */
 export class PrivateMariadb {
   daemon: Daemon;
+  #stopped = false;
 
   private constructor(
     readonly name: string,
@@ -130,6 +149,7 @@ export class PrivateMariadb {
       ...extra,
     ];
     const server = new PrivateMariadb(name, dir, port, argsOf, new Daemon(name, MARIADBD, argsOf(options.once ?? []), join(dir, "mariadbd.log")));
+    running++;
     if (options.wait !== false) await server.waitReady(options.readyTimeoutMs ?? 30_000);
     return server;
   }
@@ -177,10 +197,17 @@ export class PrivateMariadb {
     if (readyTimeoutMs > 0) await this.waitReady(readyTimeoutMs);
   }
 
-  /** A clean shutdown (SIGTERM), then the directory is removed. */
+  /** A clean shutdown (SIGTERM), then the directory is removed (and the template with the process's last server). */
   async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
     await this.daemon.stop("SIGTERM", 20_000);
     rmSync(this.dir, { recursive: true, force: true });
+    if (--running === 0 && template) {
+      const dir = await template.catch(() => undefined);
+      template = undefined;
+      if (dir) rmSync(join(dir, ".."), { recursive: true, force: true });
+    }
   }
 }
 
