@@ -155,7 +155,8 @@ async function load(archive: OpenedArchive, urls: Map<DatabaseName, string>, opt
     if (!conn) {
       conn = await openConnection(urls.get(name) as string);
       // As mariadb-dump's output does: rows arrive table by table, so references are checked by the final comparison,
-      // not row by row; 0 in an AUTO_INCREMENT column stays 0.
+      // not row by row; 0 in an AUTO_INCREMENT column stays 0. The migrations have created the triggers already, so a
+      // BEFORE/AFTER INSERT trigger would fire while loading (there is none; KM's audit triggers guard UPDATE/DELETE).
       await conn.query("SET SESSION time_zone = '+00:00', foreign_key_checks = 0, sql_mode = 'STRICT_TRANS_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'");
       conns.set(name, conn);
     }
