@@ -1,8 +1,14 @@
 // The driver model: what the dispatcher asks of every cloud provider, in the provider's own terms mapped to ours.
 // One driver per provider, registered by name (src/clouds/registry.ts); credentials arrive per call, never kept.
+// Servers are every driver's core; the other resources are optional services (src/clouds/resources.ts).
+import type { DriverServices, Tags } from "./resources.js";
 
-/** What a region offers an account. A capability the account has not subscribed to is simply absent. */
-export const CAPABILITIES = ["compute", "block_storage", "object_storage", "networking", "load_balancing", "dns"] as const;
+/**
+ * What a region offers an account. A capability the account has not subscribed to (or that the provider or this
+ * machine cannot give) is simply absent. `firewalls`, `static_addresses` and `key_pairs` gate the resource services of
+ * the same names; `block_storage` gates volumes and snapshots, `object_storage` the blob store (SERVICE_CAPABILITY).
+ */
+export const CAPABILITIES = ["compute", "block_storage", "object_storage", "networking", "firewalls", "static_addresses", "key_pairs", "load_balancing", "dns"] as const;
 export type Capability = (typeof CAPABILITIES)[number];
 
 /** Server states as the dispatcher speaks of them; a driver maps the provider's states onto these. */
@@ -66,8 +72,14 @@ export interface ServerObservation {
   launchedAt: Date | null;
   /** The client token it was launched with, when the provider keeps it: ties a launch to its server. */
   clientToken: string | null;
-  /** Non-secret provider details worth showing (ports, process ids, tags). */
+  /** Non-secret provider details worth showing (ports, process ids). */
   details: Record<string, string>;
+  /** The server's tags as the provider holds them (its name apart). Absent where a driver keeps none. */
+  tags?: Record<string, string>;
+  /** Provider ids of the firewalls the server is in, where the provider has firewalls. */
+  firewallIds?: string[];
+  /** The key pair whose public key the server was launched with (its provider name), or null. */
+  keyPairName?: string | null;
 }
 
 export interface LaunchRequest {
@@ -83,8 +95,23 @@ export interface LaunchRequest {
   clientToken: string;
   /** Handed to the guest (user data / environment): e.g. the agent's join token and the bridge URL. Secret. */
   bootstrap: Readonly<Record<string, string>>;
+  /** Provider ids of the firewalls to put the server in; none: the provider's default firewall. */
+  firewallIds?: readonly string[];
+  /** The key pair (its provider name) whose public key the guest gets for its login user. */
+  keyPairName?: string;
+  /**
+   * A script the guest runs once, at its first boot (cloud-init's user data). Secret like `bootstrap`: never logged,
+   * never in an error, a span or a record; at most MAX_USER_DATA_BYTES.
+   */
+  userData?: string;
+  /** Tags for the server (keys under `dispatcher:` are the dispatcher's own). */
+  tags?: Tags;
 }
 
+/** The largest user script a launch takes (EC2's user data limit, before base64, leaves room for the bootstrap). */
+export const MAX_USER_DATA_BYTES = 12 * 1024;
+
+/** A server (or any resource) as the provider names it. */
 export interface ServerRef {
   regionId: string;
   providerId: string;
@@ -115,6 +142,11 @@ export interface CloudDriver {
   getServer(target: DriverTarget, server: ServerRef, options: DriverCallOptions): Promise<ServerObservation | null>;
   /** Every server of the account in the region, terminated ones the provider still lists included. */
   listServers(target: DriverTarget, regionId: string, options: DriverCallOptions): Promise<ServerObservation[]>;
+  /**
+   * The optional resource services this driver can offer at all (a service it leaves out is never offered);
+   * probeCapabilities says in which regions an account really has each.
+   */
+  readonly services?: DriverServices;
 }
 
 /**
