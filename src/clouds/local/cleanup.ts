@@ -1,10 +1,12 @@
 // Kills every process of the local cloud under one data directory: those its state files name and any process that
-// carries the server marker pointing inside it (e.g. one spawned just before its launcher died). Tests call it so no
-// server outlives them; an operator can use it to clear a machine.
-import { readFileSync, readdirSync } from "node:fs";
+// carries the server marker pointing inside it (e.g. one spawned just before its launcher died, or the forwarder), and
+// gives up the loopback addresses its records hold. Tests call it so no server outlives them; an operator can use it
+// to clear a machine.
+import { readFileSync, readdirSync, rmSync } from "node:fs";
 import { join, resolve, sep } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { cloudDir } from "./account.js";
+import { claimsDir } from "./network/loopback.js";
 import { MARKER_ENV, isOurs, killGroup, processStart } from "./processes.js";
 import { isServerId, type ServerRecord } from "./store.js";
 
@@ -24,7 +26,20 @@ export async function killLocalServers(dataDir: string): Promise<number> {
   }
   const until = Date.now() + 5_000;
   while ([...victims].some(([pid, start]) => isOurs(pid, start)) && Date.now() < until) await sleep(10);
+  releaseClaims(root);
   return victims.size;
+}
+
+/** Removes the address claims whose owner record lies under `root`. */
+function releaseClaims(root: string): void {
+  const dir = claimsDir();
+  for (const ip of list(dir)) {
+    try {
+      if (readFileSync(join(dir, ip), "utf8").startsWith(`${root}${sep}`)) rmSync(join(dir, ip), { force: true });
+    } catch {
+      /* released meanwhile */
+    }
+  }
 }
 
 function recorded(root: string): Array<[number, string | null]> {
