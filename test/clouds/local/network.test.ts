@@ -7,6 +7,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DriverError, type LaunchRequest, type ServerObservation, type ServerRef } from "../../../src/clouds/driver.js";
 import type { FirewallRule } from "../../../src/clouds/firewall-rules.js";
+import { createLocalDriver } from "../../../src/clouds/local/driver.js";
+import { checkLoopback } from "../../../src/clouds/local/network/loopback.js";
 import { serviceOf, type FirewallObservation } from "../../../src/clouds/resources.js";
 import { callOptions, httpGet, pidAlive, startLocalCloud, until, type LocalCloudFixture } from "./support.js";
 
@@ -195,6 +197,21 @@ describe("static addresses", () => {
 });
 
 describe("without addresses of its own (a machine that cannot bind 127.x)", () => {
+  it("the driver says at start what this machine allows", async () => {
+    const said: Array<[string, string]> = [];
+    const log = { info: (m: unknown) => void said.push(["info", String(m)]), warn: (_o: unknown, m?: unknown) => void said.push(["warn", String(m)]) };
+    createLocalDriver({ dataDir: f.dataDir, catalogFile: "", stopGraceMs: 1_000, log: log as never });
+    createLocalDriver({ dataDir: f.dataDir, catalogFile: "", stopGraceMs: 1_000, log: log as never, addressing: false });
+    expect(await checkLoopback()).toEqual({ usable: true });
+    await until(async () => said.length, (count) => count === 2);
+    expect(said).toEqual(
+      expect.arrayContaining([
+        ["info", expect.stringMatching(/each server answers on a loopback address of its own/)],
+        ["warn", expect.stringMatching(/cannot give servers loopback addresses of their own, so firewalls and static addresses are not offered/)],
+      ]),
+    );
+  });
+
   it("reports no firewalls or static addresses, refuses them naming the capability, and serves on 127.0.0.1 as before", async () => {
     const plain = startLocalCloud("plain", { addressing: false });
     try {
