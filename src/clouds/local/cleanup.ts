@@ -10,12 +10,20 @@ import { claimsDir } from "./network/loopback.js";
 import { MARKER_ENV, isOurs, killGroup, processStart } from "./processes.js";
 import { isServerId, type ServerRecord } from "./store.js";
 
-/** SIGKILLs the local cloud's processes (and their process groups) under `dataDir`; resolves once they are gone. */
+/**
+ * SIGKILLs the local cloud's processes (and their process groups) under `dataDir`; resolves once they are gone, with
+ * how many were servers (a forwarder, the cloud's own, is killed too but not counted).
+ */
 export async function killLocalServers(dataDir: string): Promise<number> {
   const root = resolve(cloudDir(dataDir));
   const victims = new Map<number, string | null>();
+  let forwarders = 0;
   for (const [pid, start] of recorded(root)) if (isOurs(pid, start)) victims.set(pid, start);
-  for (const pid of marked(root)) if (!victims.has(pid)) victims.set(pid, processStart(pid));
+  for (const [pid, forwarder] of marked(root)) {
+    if (victims.has(pid)) continue;
+    victims.set(pid, processStart(pid));
+    if (forwarder) forwarders++;
+  }
   for (const pid of victims.keys()) {
     killGroup(pid, "SIGKILL");
     try {
@@ -27,7 +35,7 @@ export async function killLocalServers(dataDir: string): Promise<number> {
   const until = Date.now() + 5_000;
   while ([...victims].some(([pid, start]) => isOurs(pid, start)) && Date.now() < until) await sleep(10);
   releaseClaims(root);
-  return victims.size;
+  return victims.size - forwarders;
 }
 
 /** Removes the address claims whose owner record lies under `root`. */
@@ -57,15 +65,16 @@ function recorded(root: string): Array<[number, string | null]> {
   return out;
 }
 
-/** Processes whose environment carries the marker of a server directory under `root` (Linux /proc only). */
-function marked(root: string): number[] {
+/** Processes whose environment carries the marker of a directory under `root` (Linux /proc only), and whether each is a forwarder. */
+function marked(root: string): Array<[number, boolean]> {
   const prefix = `${MARKER_ENV}=${root}${sep}`;
-  const out: number[] = [];
+  const out: Array<[number, boolean]> = [];
   for (const entry of list("/proc")) {
     const pid = Number(entry);
     if (!Number.isInteger(pid) || pid === process.pid) continue;
     try {
-      if (readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").some((v) => v.startsWith(prefix))) out.push(pid);
+      const marker = readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").find((v) => v.startsWith(prefix));
+      if (marker) out.push([pid, marker.endsWith(`${sep}network`)]);
     } catch {
       /* gone, or not ours to read */
     }
