@@ -1,34 +1,14 @@
 // The driver model: what the dispatcher asks of every cloud provider, in the provider's own terms mapped to ours.
 // One driver per provider, registered by name (src/clouds/registry.ts); credentials arrive per call, never kept.
 // Servers are every driver's core; the other resources are optional services (src/clouds/resources.ts).
+import type { Capability, DriverCallOptions, DriverTarget, ServerRef } from "./calls.js";
 import type { DriverServices, Tags } from "./resources.js";
 
-/**
- * What a region offers an account. A capability the account has not subscribed to (or that the provider or this
- * machine cannot give) is simply absent. `firewalls`, `static_addresses` and `key_pairs` gate the resource services of
- * the same names; `block_storage` gates volumes and snapshots, `object_storage` the blob store (SERVICE_CAPABILITY).
- */
-export const CAPABILITIES = ["compute", "block_storage", "object_storage", "networking", "firewalls", "static_addresses", "key_pairs", "load_balancing", "dns"] as const;
-export type Capability = (typeof CAPABILITIES)[number];
+export { CAPABILITIES, DriverError, callSignal, type Capability, type DriverCallOptions, type DriverErrorCode, type DriverTarget, type ServerRef } from "./calls.js";
 
 /** Server states as the dispatcher speaks of them; a driver maps the provider's states onto these. */
 export const SERVER_STATES = ["PENDING", "RUNNING", "STOPPING", "STOPPED", "REBOOTING", "TERMINATING", "TERMINATED"] as const;
 export type ServerState = (typeof SERVER_STATES)[number];
-
-export interface DriverCallOptions {
-  /** Aborts the call (job cancelled, timed out, process stopping). */
-  signal: AbortSignal;
-  /** The call fails with a retryable TIMEOUT past this. */
-  deadline: Date;
-}
-
-/** Everything a driver call needs to reach the account; built per call by src/clouds/access.ts. */
-export interface DriverTarget {
-  cloud: { id: string; driver: string; endpoint: string };
-  account: { id: string; providerAccountId: string | null };
-  /** Secret fields from KM, in memory for this call only: never log, persist or put them in a span or error. */
-  credentials: Readonly<Record<string, string>>;
-}
 
 export interface DriverRegion {
   id: string;
@@ -111,12 +91,6 @@ export interface LaunchRequest {
 /** The largest user script a launch takes (EC2's user data limit, before base64, leaves room for the bootstrap). */
 export const MAX_USER_DATA_BYTES = 12 * 1024;
 
-/** A server (or any resource) as the provider names it. */
-export interface ServerRef {
-  regionId: string;
-  providerId: string;
-}
-
 export interface TestContextAnswer {
   /** The provider's identity of the account the credentials reach (e.g. the AWS account number). */
   providerAccountId: string;
@@ -147,35 +121,4 @@ export interface CloudDriver {
    * probeCapabilities says in which regions an account really has each.
    */
   readonly services?: DriverServices;
-}
-
-/**
- * Why a driver call failed, classified: THROTTLED, TIMEOUT and UNAVAILABLE are worth retrying; the rest are not.
- * The message must be safe to show a user: never a credential, never a raw provider response carrying one.
- */
-export type DriverErrorCode = "THROTTLED" | "TIMEOUT" | "UNAVAILABLE" | "AUTH" | "NOT_FOUND" | "INVALID" | "CONFLICT" | "QUOTA" | "UNSUPPORTED" | "INTERNAL";
-
-const RETRYABLE: ReadonlySet<DriverErrorCode> = new Set(["THROTTLED", "TIMEOUT", "UNAVAILABLE"]);
-
-export class DriverError extends Error {
-  readonly retryable: boolean;
-  /** The provider's own error code (e.g. RequestLimitExceeded), for logs and job details. */
-  readonly providerCode: string | undefined;
-
-  constructor(
-    readonly code: DriverErrorCode,
-    message: string,
-    options?: ErrorOptions & { retryable?: boolean; providerCode?: string },
-  ) {
-    super(message, options);
-    this.name = "DriverError";
-    this.retryable = options?.retryable ?? RETRYABLE.has(code);
-    this.providerCode = options?.providerCode;
-  }
-}
-
-/** The signal of a driver call: aborts on the caller's signal or at the deadline, whichever comes first. */
-export function callSignal(options: DriverCallOptions): AbortSignal {
-  const ms = Math.max(0, options.deadline.getTime() - Date.now());
-  return AbortSignal.any([options.signal, AbortSignal.timeout(ms)]);
 }

@@ -3,7 +3,7 @@
 // probes per region which of them an account really has (SERVICE_CAPABILITY). Every resource is seen the same way —
 // a ResourceObservation with the provider's id, region, name, state, tags and non-secret details — so that one
 // generic mechanism above the drivers can record, tag, adopt and retire any of them.
-import { DriverError, type Capability, type CloudDriver, type DriverCallOptions, type DriverTarget, type ServerRef } from "./driver.js";
+import { DriverError, type Capability, type DriverCallOptions, type DriverTarget, type ServerRef } from "./calls.js";
 import type { FirewallRule } from "./firewall-rules.js";
 
 export const RESOURCE_TYPES = ["firewall", "address", "key_pair", "volume", "snapshot", "image", "bucket"] as const;
@@ -222,7 +222,7 @@ export const SERVICE_CAPABILITY: Readonly<Record<Exclude<ServiceName, "tags">, C
 };
 
 /** The service, or an UNSUPPORTED DriverError naming it: the driver cannot offer it anywhere. */
-export function serviceOf<N extends ServiceName>(driver: CloudDriver, name: N): NonNullable<DriverServices[N]> {
+export function serviceOf<N extends ServiceName>(driver: { readonly name: string; readonly services?: DriverServices }, name: N): NonNullable<DriverServices[N]> {
   const service = driver.services?.[name];
   if (!service) throw new DriverError("UNSUPPORTED", `the ${driver.name} cloud driver has no ${name} service`);
   return service as NonNullable<DriverServices[N]>;

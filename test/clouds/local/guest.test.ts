@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DriverError, MAX_USER_DATA_BYTES, type LaunchRequest, type ServerObservation, type ServerRef } from "../../../src/clouds/driver.js";
 import { serviceOf } from "../../../src/clouds/resources.js";
 import { generateKeyPair } from "../../../src/clouds/ssh-keys.js";
-import { callOptions, startLocalCloud, until, type LocalCloudFixture } from "./support.js";
+import { callOptions, startLocalCloud, type LocalCloudFixture } from "./support.js";
+import { until } from "../../support/poll.js";
 
 let f: LocalCloudFixture;
 beforeAll(() => {
@@ -31,7 +32,7 @@ const observe = (id: string) => f.driver.getServer(f.target, ref(id), callOption
 
 async function launch(extra: Partial<LaunchRequest> = {}): Promise<ServerObservation> {
   const s = await f.driver.launch(f.target, { regionId: "local", dataCenter: "", productId: "small", imageId: "basic", name: `guest ${++n}`, clientToken: token("srv"), bootstrap: {}, ...extra }, callOptions());
-  return (await until(() => observe(s.providerId), (x) => x?.state === "RUNNING", 30_000)) as ServerObservation;
+  return until(async () => { const x = await observe(s.providerId); return x?.state === "RUNNING" ? x : null; }, 30_000, "the server RUNNING");
 }
 
 function filesUnder(dir: string): string[] {
@@ -85,10 +86,10 @@ describe("launch options in the guest", () => {
     const script = `#!/bin/sh\necho "boot $(date +%s%N)" >> boots.log\necho ${secret} > marker\nexit 3\n`;
     const s = await launch({ userData: script, tags: { role: "worker" } });
     const root = s.details.root as string;
-    await until(async () => (await observe(s.providerId))?.details.userData, (v) => v === "exited 3");
+    await until(async () => (await observe(s.providerId))?.details.userData === "exited 3", 10_000, "user data exited 3");
     expect(readFileSync(join(root, "marker"), "utf8")).toBe(`${secret}\n`);
     await f.driver.reboot(f.target, ref(s.providerId), callOptions());
-    await until(() => observe(s.providerId), (x) => x?.state === "RUNNING" && x.details.boots === "2", 30_000);
+    await until(async () => { const x = await observe(s.providerId); return x?.state === "RUNNING" && x.details.boots === "2"; }, 30_000, "the second boot RUNNING");
     await new Promise((r) => setTimeout(r, 300));
     expect(readFileSync(join(root, "boots.log"), "utf8").trim().split("\n")).toHaveLength(1);
     // In the guest's own files only (the script and what it wrote), never in the cloud's records or logs.
@@ -99,7 +100,7 @@ describe("launch options in the guest", () => {
 
   it("a script without a shebang runs with /bin/sh; oversized user data is refused without quoting it", async () => {
     const s = await launch({ userData: "echo plain > plain.txt" });
-    await until(async () => (await observe(s.providerId))?.details.userData, (v) => v === "exited 0");
+    await until(async () => (await observe(s.providerId))?.details.userData === "exited 0", 10_000, "user data exited 0");
     expect(existsSync(join(s.details.root as string, "plain.txt"))).toBe(true);
     const big = `#!/bin/sh\n# ${"x".repeat(MAX_USER_DATA_BYTES)}`;
     const err = await failure(f.driver.launch(f.target, { regionId: "local", dataCenter: "", productId: "small", imageId: "basic", name: "x", clientToken: token("srv"), bootstrap: {}, userData: big }, callOptions()));

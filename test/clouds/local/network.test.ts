@@ -10,7 +10,8 @@ import type { FirewallRule } from "../../../src/clouds/firewall-rules.js";
 import { createLocalDriver } from "../../../src/clouds/local/driver.js";
 import { checkLoopback } from "../../../src/clouds/local/network/loopback.js";
 import { serviceOf, type FirewallObservation } from "../../../src/clouds/resources.js";
-import { callOptions, httpGet, pidAlive, startLocalCloud, until, type LocalCloudFixture } from "./support.js";
+import { callOptions, httpGet, pidAlive, startLocalCloud, type LocalCloudFixture } from "./support.js";
+import { until } from "../../support/poll.js";
 
 let f: LocalCloudFixture;
 beforeAll(() => {
@@ -40,7 +41,7 @@ async function firewall(name: string, rules: FirewallRule[] = []): Promise<Firew
 
 async function launch(extra: Partial<LaunchRequest> = {}): Promise<ServerObservation> {
   const s = await f.driver.launch(f.target, { regionId: "local", dataCenter: "", productId: "small", imageId: "basic", name: `net ${++n}`, clientToken: token("srv"), bootstrap: {}, ...extra }, callOptions());
-  return (await until(() => f.driver.getServer(f.target, ref(s.providerId), callOptions()), (x) => x?.state === "RUNNING", 30_000)) as ServerObservation;
+  return until(async () => { const x = await f.driver.getServer(f.target, ref(s.providerId), callOptions()); return x?.state === "RUNNING" ? x : null; }, 30_000, "the server RUNNING");
 }
 
 const at = (s: ServerObservation, from?: string) => httpGet(8080, s.addresses.private[0], from);
@@ -99,7 +100,7 @@ describe("firewalls on real connections", () => {
     await f.driver.stop(f.target, ref(s.providerId), callOptions());
     expect(await at(s)).toBe("ECONNREFUSED");
     await f.driver.start(f.target, ref(s.providerId), callOptions());
-    const again = (await until(() => f.driver.getServer(f.target, ref(s.providerId), callOptions()), (x) => x?.state === "RUNNING", 30_000)) as ServerObservation;
+    const again = await until(async () => { const x = await f.driver.getServer(f.target, ref(s.providerId), callOptions()); return x?.state === "RUNNING" ? x : null; }, 30_000, "the server RUNNING again");
     expect(again.addresses).toEqual(s.addresses);
     expect(await at(again)).toBe("200 ok");
   });
@@ -108,13 +109,13 @@ describe("firewalls on real connections", () => {
     const s = await launch();
     const daemon = JSON.parse(readFileSync(join(s.details.workDir as string, "..", "network", "daemon.json"), "utf8")) as { pid: number };
     process.kill(daemon.pid, "SIGKILL");
-    await until(async () => pidAlive(daemon.pid), (alive) => !alive);
+    await until(() => !pidAlive(daemon.pid), 10_000, "the forwarder gone");
     // Unreachable (refused, or reset while the dying process's sockets close).
     expect(["ECONNREFUSED", "ECONNRESET"]).toContain(await at(s));
     await until(async () => {
       await f.driver.getServer(f.target, ref(s.providerId), callOptions());
-      return at(s);
-    }, (answer) => answer === "200 ok", 30_000);
+      return (await at(s)) === "200 ok";
+    }, 30_000, "the server answering again");
   });
 
   it("keeps rules it cannot enforce out, saying why, and validates the rest", async () => {
@@ -203,7 +204,7 @@ describe("without addresses of its own (a machine that cannot bind 127.x)", () =
     createLocalDriver({ dataDir: f.dataDir, catalogFile: "", stopGraceMs: 1_000, log: log as never });
     createLocalDriver({ dataDir: f.dataDir, catalogFile: "", stopGraceMs: 1_000, log: log as never, addressing: false });
     expect(await checkLoopback()).toEqual({ usable: true });
-    await until(async () => said.length, (count) => count === 2);
+    await until(() => said.length === 2, 10_000, "two messages");
     expect(said).toEqual(
       expect.arrayContaining([
         ["info", expect.stringMatching(/each server answers on a loopback address of its own/)],
@@ -224,7 +225,7 @@ describe("without addresses of its own (a machine that cannot bind 127.x)", () =
       expect(await failure(serviceOf(plain.driver, "addresses").list(plain.target, "local", callOptions()))).toMatchObject({ code: "UNSUPPORTED" });
       expect(await failure(plain.driver.launch(plain.target, { regionId: "local", dataCenter: "", productId: "small", imageId: "basic", name: "x", clientToken: "t1", bootstrap: {}, firewallIds: ["fw-0000000000000000"] }, callOptions()))).toMatchObject({ code: "UNSUPPORTED" });
       const s = await plain.driver.launch(plain.target, { regionId: "local", dataCenter: "", productId: "small", imageId: "basic", name: "x", clientToken: "t2", bootstrap: {} }, callOptions());
-      const up = (await until(() => plain.driver.getServer(plain.target, ref(s.providerId), callOptions()), (x) => x?.state === "RUNNING")) as ServerObservation;
+      const up = await until(async () => { const x = await plain.driver.getServer(plain.target, ref(s.providerId), callOptions()); return x?.state === "RUNNING" ? x : null; }, 10_000, "the server RUNNING");
       expect(up.addresses).toEqual({ private: ["127.0.0.1"], public: [] });
       expect(up.firewallIds).toEqual([]);
       expect(await httpGet(Number(up.details.port))).toBe("200 ok");
