@@ -1,28 +1,14 @@
 // The driver model: what the dispatcher asks of every cloud provider, in the provider's own terms mapped to ours.
 // One driver per provider, registered by name (src/clouds/registry.ts); credentials arrive per call, never kept.
+// Servers are every driver's core; the other resources are optional services (src/clouds/resources.ts).
+import type { Capability, DriverCallOptions, DriverTarget, ServerRef } from "./calls.js";
+import type { DriverServices, Tags } from "./resources.js";
 
-/** What a region offers an account. A capability the account has not subscribed to is simply absent. */
-export const CAPABILITIES = ["compute", "block_storage", "object_storage", "networking", "load_balancing", "dns"] as const;
-export type Capability = (typeof CAPABILITIES)[number];
+export { CAPABILITIES, DriverError, callSignal, type Capability, type DriverCallOptions, type DriverErrorCode, type DriverTarget, type ServerRef } from "./calls.js";
 
 /** Server states as the dispatcher speaks of them; a driver maps the provider's states onto these. */
 export const SERVER_STATES = ["PENDING", "RUNNING", "STOPPING", "STOPPED", "REBOOTING", "TERMINATING", "TERMINATED"] as const;
 export type ServerState = (typeof SERVER_STATES)[number];
-
-export interface DriverCallOptions {
-  /** Aborts the call (job cancelled, timed out, process stopping). */
-  signal: AbortSignal;
-  /** The call fails with a retryable TIMEOUT past this. */
-  deadline: Date;
-}
-
-/** Everything a driver call needs to reach the account; built per call by src/clouds/access.ts. */
-export interface DriverTarget {
-  cloud: { id: string; driver: string; endpoint: string };
-  account: { id: string; providerAccountId: string | null };
-  /** Secret fields from KM, in memory for this call only: never log, persist or put them in a span or error. */
-  credentials: Readonly<Record<string, string>>;
-}
 
 export interface DriverRegion {
   id: string;
@@ -66,8 +52,14 @@ export interface ServerObservation {
   launchedAt: Date | null;
   /** The client token it was launched with, when the provider keeps it: ties a launch to its server. */
   clientToken: string | null;
-  /** Non-secret provider details worth showing (ports, process ids, tags). */
+  /** Non-secret provider details worth showing (ports, process ids). */
   details: Record<string, string>;
+  /** The server's tags as the provider holds them (its name apart). Absent where a driver keeps none. */
+  tags?: Record<string, string>;
+  /** Provider ids of the firewalls the server is in, where the provider has firewalls. */
+  firewallIds?: string[];
+  /** The key pair whose public key the server was launched with (its provider name), or null. */
+  keyPairName?: string | null;
 }
 
 export interface LaunchRequest {
@@ -83,12 +75,21 @@ export interface LaunchRequest {
   clientToken: string;
   /** Handed to the guest (user data / environment): e.g. the agent's join token and the bridge URL. Secret. */
   bootstrap: Readonly<Record<string, string>>;
+  /** Provider ids of the firewalls to put the server in; none: the provider's default firewall. */
+  firewallIds?: readonly string[];
+  /** The key pair (its provider name) whose public key the guest gets for its login user. */
+  keyPairName?: string;
+  /**
+   * A script the guest runs once, at its first boot (cloud-init's user data). Secret like `bootstrap`: never logged,
+   * never in an error, a span or a record; at most MAX_USER_DATA_BYTES.
+   */
+  userData?: string;
+  /** Tags for the server (keys under `dispatcher:` are the dispatcher's own). */
+  tags?: Tags;
 }
 
-export interface ServerRef {
-  regionId: string;
-  providerId: string;
-}
+/** The largest user script a launch takes (EC2's user data limit, before base64, leaves room for the bootstrap). */
+export const MAX_USER_DATA_BYTES = 12 * 1024;
 
 export interface TestContextAnswer {
   /** The provider's identity of the account the credentials reach (e.g. the AWS account number). */
@@ -115,35 +116,9 @@ export interface CloudDriver {
   getServer(target: DriverTarget, server: ServerRef, options: DriverCallOptions): Promise<ServerObservation | null>;
   /** Every server of the account in the region, terminated ones the provider still lists included. */
   listServers(target: DriverTarget, regionId: string, options: DriverCallOptions): Promise<ServerObservation[]>;
-}
-
-/**
- * Why a driver call failed, classified: THROTTLED, TIMEOUT and UNAVAILABLE are worth retrying; the rest are not.
- * The message must be safe to show a user: never a credential, never a raw provider response carrying one.
- */
-export type DriverErrorCode = "THROTTLED" | "TIMEOUT" | "UNAVAILABLE" | "AUTH" | "NOT_FOUND" | "INVALID" | "CONFLICT" | "QUOTA" | "UNSUPPORTED" | "INTERNAL";
-
-const RETRYABLE: ReadonlySet<DriverErrorCode> = new Set(["THROTTLED", "TIMEOUT", "UNAVAILABLE"]);
-
-export class DriverError extends Error {
-  readonly retryable: boolean;
-  /** The provider's own error code (e.g. RequestLimitExceeded), for logs and job details. */
-  readonly providerCode: string | undefined;
-
-  constructor(
-    readonly code: DriverErrorCode,
-    message: string,
-    options?: ErrorOptions & { retryable?: boolean; providerCode?: string },
-  ) {
-    super(message, options);
-    this.name = "DriverError";
-    this.retryable = options?.retryable ?? RETRYABLE.has(code);
-    this.providerCode = options?.providerCode;
-  }
-}
-
-/** The signal of a driver call: aborts on the caller's signal or at the deadline, whichever comes first. */
-export function callSignal(options: DriverCallOptions): AbortSignal {
-  const ms = Math.max(0, options.deadline.getTime() - Date.now());
-  return AbortSignal.any([options.signal, AbortSignal.timeout(ms)]);
+  /**
+   * The optional resource services this driver can offer at all (a service it leaves out is never offered);
+   * probeCapabilities says in which regions an account really has each.
+   */
+  readonly services?: DriverServices;
 }

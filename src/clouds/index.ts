@@ -7,9 +7,8 @@ import { createAwsDriver } from "./aws/driver.js";
 import { createDriverRegistry, type DriverRegistry } from "./registry.js";
 
 export function buildDriverRegistry(config: Config, log: Logger): DriverRegistry {
-  void log;
   const drivers: CloudDriver[] = [];
-  if (config.localCloud.enabled) drivers.push(createLocalDriver({ dataDir: config.dataDir, catalogFile: config.localCloud.catalogFile, stopGraceMs: config.localCloud.stopGraceMs }));
+  if (config.localCloud.enabled) drivers.push(createLocalDriver({ dataDir: config.dataDir, catalogFile: config.localCloud.catalogFile, stopGraceMs: config.localCloud.stopGraceMs, log }));
   drivers.push(createAwsDriver());
   return createDriverRegistry(drivers);
 }

@@ -1,6 +1,7 @@
-// Drivers by name. Every driver is wrapped so each call is a CLIENT span `driver.<name>.<method>` carrying the
-// cloud, account and region ids (never a credential), and a non-DriverError thrown by a driver becomes INTERNAL.
-import { DriverError, type CloudDriver } from "./driver.js";
+// Drivers by name. Every driver is wrapped so each call — its resource services' too — is a CLIENT span
+// `driver.<name>.<method>` (`driver.<name>.<service>.<method>`) carrying the cloud, account, region and resource ids
+// (never a credential or a request's content), and a non-DriverError thrown by a driver becomes INTERNAL.
+import { DriverError, type CloudDriver, type DriverTarget } from "./driver.js";
 import { SpanKind, withSpan } from "../telemetry/spans.js";
 
 export interface DriverRegistry {
@@ -9,8 +10,6 @@ export interface DriverRegistry {
   has(name: string): boolean;
   names(): string[];
 }
-
-type Method = Exclude<keyof CloudDriver, "name">;
 
 export function createDriverRegistry(drivers: CloudDriver[]): DriverRegistry {
   const byName = new Map<string, CloudDriver>();
@@ -30,21 +29,12 @@ export function createDriverRegistry(drivers: CloudDriver[]): DriverRegistry {
 }
 
 function traced(driver: CloudDriver): CloudDriver {
-  const wrap = <M extends Method>(method: M): CloudDriver[M] =>
+  const wrap = <F>(method: string, fn: F, resourceType = "server"): F =>
     (async (...args: unknown[]) => {
-      const target = args[0] as Parameters<CloudDriver["testContext"]>[0];
-      const second = args[1];
-      const region = typeof second === "string" ? second : second && typeof second === "object" && "regionId" in second ? String((second as { regionId: string }).regionId) : undefined;
-      const attributes = {
-        "cloud.driver": driver.name,
-        "cloud.id": target.cloud.id,
-        "cloud.account.id": target.account.id,
-        ...(region ? { "cloud.region": region } : {}),
-        ...(second && typeof second === "object" && "providerId" in second ? { "cloud.server.provider_id": String((second as { providerId: string }).providerId) } : {}),
-      };
-      return withSpan(`driver.${driver.name}.${method}`, { kind: SpanKind.CLIENT, attributes }, async (span) => {
+      const target = args[0] as DriverTarget;
+      return withSpan(`driver.${driver.name}.${method}`, { kind: SpanKind.CLIENT, attributes: { "cloud.driver": driver.name, ...spanAttributes(target, args[1], resourceType) } }, async (span) => {
         try {
-          return await (driver[method] as (...a: unknown[]) => Promise<unknown>).apply(driver, args);
+          return await (fn as (...a: unknown[]) => Promise<unknown>)(...args);
         } catch (err) {
           if (err instanceof DriverError) {
             span.setAttribute("cloud.error.code", err.code);
@@ -55,20 +45,51 @@ function traced(driver: CloudDriver): CloudDriver {
           throw new DriverError("INTERNAL", `${driver.name} ${method} failed unexpectedly`, { cause: err, retryable: true });
         }
       });
-    }) as CloudDriver[M];
-  return {
-    name: driver.name,
-    testContext: wrap("testContext"),
-    listRegions: wrap("listRegions"),
-    probeCapabilities: wrap("probeCapabilities"),
-    listProducts: wrap("listProducts"),
-    listImages: wrap("listImages"),
-    launch: wrap("launch"),
-    start: wrap("start"),
-    stop: wrap("stop"),
-    reboot: wrap("reboot"),
-    terminate: wrap("terminate"),
-    getServer: wrap("getServer"),
-    listServers: wrap("listServers"),
-  };
+    }) as F;
+  const wrapped = { name: driver.name } as Record<string, unknown>;
+  for (const method of METHODS) wrapped[method] = wrap(method, driver[method].bind(driver));
+  if (driver.services) {
+    const services: Record<string, unknown> = {};
+    for (const [name, service] of Object.entries(driver.services) as Array<[string, Record<string, unknown> | undefined]>) {
+      if (!service) continue;
+      // Services are plain objects: their own function properties become traced calls; plain values (`support`) pass.
+      const out: Record<string, unknown> = {};
+      for (const [key, value] of Object.entries(service)) {
+        const method = `${name}.${key}`;
+        out[key] = typeof value === "function" ? wrap(method, (value as (...a: unknown[]) => unknown).bind(service), ABOUT_A_SERVER.has(method) ? "server" : SERVICE_TYPE[name]) : value;
+      }
+      services[name] = out;
+    }
+    wrapped.services = services;
+  }
+  return wrapped as unknown as CloudDriver;
+}
+
+const METHODS = ["testContext", "listRegions", "probeCapabilities", "listProducts", "listImages", "launch", "start", "stop", "reboot", "terminate", "getServer", "listServers"] as const satisfies ReadonlyArray<Exclude<keyof CloudDriver, "name" | "services">>;
+
+/** The resource type each service's calls are about (tags name theirs in the reference). */
+const SERVICE_TYPE: Readonly<Record<string, string | undefined>> = { firewalls: "firewall", addresses: "address", keyPairs: "key_pair", volumes: "volume", snapshots: "snapshot", images: "image", blobStore: "bucket" };
+/** Service calls whose reference is a server's. */
+const ABOUT_A_SERVER = new Set(["firewalls.setServerFirewalls"]);
+
+/**
+ * The ids a call is about, from its second argument: a region id, or a request or reference carrying `regionId`,
+ * `providerId` and a resource `type`. Only ids: never a request's content (user data, a public key, tags).
+ */
+function spanAttributes(target: DriverTarget, second: unknown, resourceType: string | undefined): Record<string, string> {
+  const attributes: Record<string, string> = { "cloud.id": target.cloud.id, "cloud.account.id": target.account.id };
+  if (typeof second === "string") attributes["cloud.region"] = second;
+  else if (second && typeof second === "object") {
+    const o = second as { regionId?: unknown; providerId?: unknown; type?: unknown };
+    if (typeof o.regionId === "string") attributes["cloud.region"] = o.regionId;
+    const type = typeof o.type === "string" ? o.type : resourceType;
+    if (typeof o.providerId === "string") {
+      if (type === "server") attributes["cloud.server.provider_id"] = o.providerId;
+      else {
+        attributes["cloud.resource.provider_id"] = o.providerId;
+        if (type) attributes["cloud.resource.type"] = type;
+      }
+    }
+  }
+  return attributes;
 }

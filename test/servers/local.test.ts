@@ -43,8 +43,9 @@ async function server(id: string): Promise<Server> {
   return s;
 }
 
-async function answers(port: string): Promise<boolean> {
-  return fetch(`http://127.0.0.1:${port}/`).then((r) => r.text()).then((b) => b === "ok", () => false);
+/** Whether the server answers "ok" on its own address (the one the cloud observed) and port. */
+async function answers(s: Server): Promise<boolean> {
+  return fetch(`http://${s.addresses?.private[0] ?? "127.0.0.1"}:${s.details.port}/`).then((r) => r.text()).then((b) => b === "ok", () => false);
 }
 
 const launch = (over: Record<string, string> = {}) => ({ accountId: account, regionId: "local", dataCenter: "", productId: "small", imageId: "basic", name: "", budgetCode: "E2E", idempotencyKey: "", ...over });
@@ -91,7 +92,7 @@ describe("servers on the local cloud", () => {
     expect(now.state).toBe(ServerState.SERVER_STATE_RUNNING);
     const pid1 = Number(now.details.pid);
     expect(alive(pid1)).toBe(true);
-    expect(await answers(now.details.port!)).toBe(true);
+    expect(await answers(now)).toBe(true);
 
     expect((await finished((await c.servers.stopServer({ id: s!.id, idempotencyKey: "" })).job)).state).toBe(JobState.JOB_STATE_SUCCEEDED);
     now = await server(s!.id);
@@ -101,7 +102,7 @@ describe("servers on the local cloud", () => {
     expect((await finished((await c.servers.startServer({ id: s!.id, idempotencyKey: "" })).job)).state).toBe(JobState.JOB_STATE_SUCCEEDED);
     now = await server(s!.id);
     const pid2 = Number(now.details.pid);
-    expect([now.state, pid2 !== pid1, alive(pid2), await answers(now.details.port!)]).toEqual([ServerState.SERVER_STATE_RUNNING, true, true, true]);
+    expect([now.state, pid2 !== pid1, alive(pid2), await answers(now)]).toEqual([ServerState.SERVER_STATE_RUNNING, true, true, true]);
 
     const reboot = await finished((await c.servers.rebootServer({ id: s!.id, idempotencyKey: "" })).job);
     expect(reboot.state).toBe(JobState.JOB_STATE_SUCCEEDED);

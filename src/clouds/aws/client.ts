@@ -84,10 +84,13 @@ function credentialsOf(target: DriverTarget): AwsCredentials {
   return sessionToken ? { accessKeyId, secretAccessKey, sessionToken } : { accessKeyId, secretAccessKey };
 }
 
-/** Runs `fn` with a session on `region`; the client and its sockets are released when `fn` settles. */
-export async function withEc2<T>(target: DriverTarget, region: string, options: DriverCallOptions, fn: (session: Ec2Session) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` with a session on `region`; the client and its sockets are released when `fn` settles. `secrets` are
+ * values of the request besides the credentials (user data) that must never reach an error message either.
+ */
+export async function withEc2<T>(target: DriverTarget, region: string, options: DriverCallOptions, fn: (session: Ec2Session) => Promise<T>, secretValues: readonly string[] = []): Promise<T> {
   const credentials = credentialsOf(target);
-  const secrets = [credentials.accessKeyId, credentials.secretAccessKey, credentials.sessionToken ?? ""];
+  const secrets = [credentials.accessKeyId, credentials.secretAccessKey, credentials.sessionToken ?? "", ...secretValues];
   const remainingMs = () => Math.max(1, options.deadline.getTime() - Date.now());
   if (options.signal.aborted) throw classifyAwsError(abortError(), "call", secrets, true);
   const x = await loadSdk();

@@ -1,10 +1,15 @@
 // The `aws` cloud driver: Amazon EC2 (or any endpoint speaking EC2's Query API) through the official SDK. Each driver
 // call opens its own short session (src/clouds/aws/client.ts); this file says which EC2 calls answer which question.
 import type { EC2Client, Instance, _InstanceType } from "@aws-sdk/client-ec2";
+import { checkTags } from "../resources.js";
 import { DriverError, type Capability, type CloudDriver, type DriverCallOptions, type DriverImage, type DriverRegion, type DriverTarget, type ServerObservation, type ServerRef } from "../driver.js";
+import { awsAddresses } from "./addresses.js";
 import { INSTANCE_TYPES, regionName } from "./catalog.js";
 import { HOME_REGION, withEc2, type Ec2Sdk, type Ec2Session, type SendOptions } from "./client.js";
-import { observation, userData } from "./mapping.js";
+import { awsFirewalls } from "./firewalls.js";
+import { awsKeyPairs } from "./key-pairs.js";
+import { observation, tagsFor, userData } from "./mapping.js";
+import { awsTags } from "./tags.js";
 
 export interface AwsDriverOptions {
   /**
@@ -69,6 +74,9 @@ export function createAwsDriver(options: AwsDriverOptions = {}): CloudDriver {
         if (await probe(() => s.send("DescribeVolumes", (c, o, x) => c.send(new x.DescribeVolumesCommand({ MaxResults: 5 }), o)))) found.push("block_storage");
         if (options.objectStorage) found.push("object_storage");
         if (await probe(() => s.send("DescribeVpcs", (c, o, x) => c.send(new x.DescribeVpcsCommand({ MaxResults: 5 }), o)))) found.push("networking");
+        if (await probe(() => s.send("DescribeSecurityGroups", (c, o, x) => c.send(new x.DescribeSecurityGroupsCommand({ MaxResults: 5 }), o)))) found.push("firewalls");
+        if (await probe(() => s.send("DescribeAddresses", (c, o, x) => c.send(new x.DescribeAddressesCommand({ Filters: [{ Name: "domain", Values: ["vpc"] }] }), o)))) found.push("static_addresses");
+        if (await probe(() => s.send("DescribeKeyPairs", (c, o, x) => c.send(new x.DescribeKeyPairsCommand({}), o)))) found.push("key_pairs");
         return found;
       });
     },
@@ -106,28 +114,41 @@ export function createAwsDriver(options: AwsDriverOptions = {}): CloudDriver {
     },
 
     async launch(target, request, call) {
-      const encoded = userData(request.bootstrap);
-      return withEc2(target, request.regionId, call, async (s) => {
-        // ClientToken is EC2's own idempotency: a repeated RunInstances with it answers with the first launch.
-        const out = await s.send("RunInstances", (c, o, x) =>
-          c.send(
-            new x.RunInstancesCommand({
-              ImageId: request.imageId,
-              InstanceType: request.productId as _InstanceType,
-              MinCount: 1,
-              MaxCount: 1,
-              ClientToken: request.clientToken,
-              ...(request.dataCenter ? { Placement: { AvailabilityZone: request.dataCenter } } : {}),
-              ...(encoded ? { UserData: encoded } : {}),
-              TagSpecifications: [{ ResourceType: "instance", Tags: [{ Key: "Name", Value: request.name }] }],
-            }),
-            o,
-          ),
-        );
-        const instance = out.Instances?.[0];
-        if (!instance?.InstanceId) throw new DriverError("INTERNAL", "AWS RunInstances answered without an instance", { retryable: true });
-        return observation(instance, request.regionId);
-      });
+      const encoded = userData(request.bootstrap, request.userData);
+      checkTags(request.tags ?? {});
+      // The script is secret like the credentials: no error message may quote it, whole, line by line or encoded.
+      const script = request.userData ?? "";
+      const secrets = script ? [script, encoded ?? "", Buffer.from(script).toString("base64"), ...script.split("\n").filter((line) => line.trim().length >= 8)] : [];
+      return withEc2(
+        target,
+        request.regionId,
+        call,
+        async (s) => {
+          // ClientToken is EC2's own idempotency: a repeated RunInstances with it answers with the first launch.
+          const out = await s.send("RunInstances", (c, o, x) =>
+            c.send(
+              new x.RunInstancesCommand({
+                ImageId: request.imageId,
+                InstanceType: request.productId as _InstanceType,
+                MinCount: 1,
+                MaxCount: 1,
+                ClientToken: request.clientToken,
+                ...(request.dataCenter ? { Placement: { AvailabilityZone: request.dataCenter } } : {}),
+                ...(encoded ? { UserData: encoded } : {}),
+                // None: the VPC's default security group, as EC2 does.
+                ...(request.firewallIds && request.firewallIds.length > 0 ? { SecurityGroupIds: [...new Set(request.firewallIds)] } : {}),
+                ...(request.keyPairName ? { KeyName: request.keyPairName } : {}),
+                TagSpecifications: [{ ResourceType: "instance", Tags: tagsFor(request.name, request.tags ?? {}) }],
+              }),
+              o,
+            ),
+          );
+          const instance = out.Instances?.[0];
+          if (!instance?.InstanceId) throw new DriverError("INTERNAL", "AWS RunInstances answered without an instance", { retryable: true });
+          return observation(instance, request.regionId);
+        },
+        secrets,
+      );
     },
 
     start: (target, server, call) => act(target, server, call, "StartInstances", (c, o, x) => c.send(new x.StartInstancesCommand({ InstanceIds: [server.providerId] }), o)),
@@ -155,6 +176,8 @@ export function createAwsDriver(options: AwsDriverOptions = {}): CloudDriver {
     },
 
     listServers: (target, regionId, call) => describe(target, regionId, call, {}),
+
+    services: { firewalls: awsFirewalls(), addresses: awsAddresses(), keyPairs: awsKeyPairs(), tags: awsTags() },
   };
 }
 

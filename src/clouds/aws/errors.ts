@@ -6,8 +6,10 @@ import { DriverError, type DriverErrorCode } from "../driver.js";
 const THROTTLED = new Set(["RequestLimitExceeded", "Throttling", "ThrottlingException", "RequestThrottled", "RequestThrottledException", "TooManyRequestsException", "SlowDown"]);
 const AUTH = new Set(["AuthFailure", "UnauthorizedOperation", "InvalidClientTokenId", "SignatureDoesNotMatch", "InvalidAccessKeyId", "IncompleteSignature", "MissingAuthenticationToken", "ExpiredToken", "ExpiredTokenException", "AccessDenied", "AccessDeniedException", "Blocked", "PendingVerification"]);
 const QUOTA = new Set(["InstanceLimitExceeded", "InsufficientInstanceCapacity", "VcpuLimitExceeded", "InsufficientAddressCapacity", "VolumeLimitExceeded", "MaxSpotInstanceCountExceeded", "InsufficientCapacity"]);
-const INVALID = new Set(["InvalidParameterValue", "InvalidParameterCombination", "InvalidParameter", "MissingParameter", "UnknownParameter", "InvalidInstanceID.Malformed", "InvalidInstanceType", "Unsupported", "UnsupportedOperation", "ValidationError", "InvalidUserData.Malformed", "InvalidAvailabilityZone", "InvalidQueryParameter", "MalformedQueryString"]);
-const CONFLICT = new Set(["IncorrectInstanceState", "IncorrectState", "IdempotentParameterMismatch", "OptInRequired", "InvalidInstanceID"]);
+const INVALID = new Set(["InvalidParameterValue", "InvalidParameterCombination", "InvalidParameter", "MissingParameter", "UnknownParameter", "InvalidInstanceID.Malformed", "InvalidInstanceType", "Unsupported", "UnsupportedOperation", "ValidationError", "InvalidUserData.Malformed", "InvalidAvailabilityZone", "InvalidQueryParameter", "MalformedQueryString", "InvalidKey.Format", "InvalidGroup.Reserved"]);
+// A resource in a state or use that forbids the call: a security group still used or named by a rule, an address still
+// associated, a name taken (`*.Duplicate`; a duplicate rule is not an error to the firewall service, which asks first).
+const CONFLICT = new Set(["IncorrectInstanceState", "IncorrectState", "IdempotentParameterMismatch", "OptInRequired", "InvalidInstanceID", "DependencyViolation", "InvalidGroup.InUse", "InvalidIPAddress.InUse", "Resource.AlreadyAssociated", "CannotDelete"]);
 const UNAVAILABLE = new Set(["InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable", "ServiceUnavailableException", "RequestExpired"]);
 const UNSUPPORTED = new Set(["InvalidAction", "UnknownOperation", "UnknownOperationException"]);
 const NETWORK = new Set(["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EAI_AGAIN", "EPIPE", "EHOSTUNREACH", "ENETUNREACH", "ECONNABORTED", "UND_ERR_SOCKET"]);
@@ -68,7 +70,7 @@ function classifyCode(code: string, status: number | undefined): DriverErrorCode
   if (code === "InvalidInstanceID.NotFound" || code.endsWith(".NotFound")) return "NOT_FOUND";
   if (QUOTA.has(code) || code.endsWith("LimitExceeded")) return "QUOTA";
   if (INVALID.has(code) || code.endsWith(".Malformed")) return "INVALID";
-  if (CONFLICT.has(code)) return "CONFLICT";
+  if (CONFLICT.has(code) || code.endsWith(".Duplicate")) return "CONFLICT";
   if (UNSUPPORTED.has(code)) return "UNSUPPORTED";
   if (UNAVAILABLE.has(code) || (status !== undefined && status >= 500)) return "UNAVAILABLE";
   if (status === 401 || status === 403) return "AUTH";

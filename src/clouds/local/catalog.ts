@@ -31,8 +31,14 @@ const imageSchema = z.strictObject({
   id,
   name: z.string().min(1),
   platform: z.string().min(1).default("linux"),
-  /** argv; placeholders {node} (this Node binary), {root} (the dispatcher's install), {port}, {dir} (work dir). */
+  /**
+   * argv; placeholders {node} (this Node binary), {root} (the dispatcher's install), {tsx} (its TypeScript loader),
+   * {dir} (the guest's root: its HOME and working directory), {port} and {bind} (where the guest must listen),
+   * {address} (the server's own address, where it is reached).
+   */
   command: z.array(z.string().min(1)).min(1),
+  /** The port the guest serves on its server's address (servers with addresses of their own); others get a free one. */
+  port: z.number().int().min(1).max(65535).default(8080),
   /** Extra environment of the process (same placeholders). */
   env: z.record(z.string(), z.string()).default({}),
 });
@@ -55,13 +61,13 @@ export interface LocalCatalog {
 
 /** The quick start's catalog: one region, two sizes, the `basic` and `agent` guests. No object storage, as many real regions. */
 export const BUILT_IN_CATALOG: LocalCatalog = {
-  regions: [{ id: "local", name: "This machine", dataCenters: ["local-a"], capabilities: ["compute", "block_storage", "networking"] }],
+  regions: [{ id: "local", name: "This machine", dataCenters: ["local-a"], capabilities: ["compute", "block_storage", "networking", "firewalls", "static_addresses", "key_pairs"] }],
   products: [
     { id: "small", name: "Small (1 CPU, 512 MB)", cpus: 1, memoryMb: 512, diskGb: 1, hourlyPriceMicros: 10_000, accruesWhenStopped: false },
     { id: "medium", name: "Medium (2 CPU, 2 GB)", cpus: 2, memoryMb: 2048, diskGb: 5, hourlyPriceMicros: 40_000, accruesWhenStopped: false },
   ],
   images: [
-    { id: "basic", name: "Basic guest (HTTP ok on its port)", platform: "linux", command: ["{node}", "{root}/src/clouds/local/guest.mjs", "{port}"], env: {} },
+    { id: "basic", name: "Basic guest (HTTP ok on its port)", platform: "linux", command: ["{node}", "{root}/src/clouds/local/guest.mjs", "{port}", "{bind}"], env: {}, port: 8080 },
     // The dispatcher agent on the server's port; it registers with the join token and bridge URL of its bootstrap and
     // keeps its registration in the server's directory, so a stop and start needs no new token.
     {
@@ -69,7 +75,9 @@ export const BUILT_IN_CATALOG: LocalCatalog = {
       name: "Guest running the dispatcher agent",
       platform: "linux",
       command: ["{node}", "{root}/bin/dispatcher-agent.js"],
-      env: { DISPATCHER_AGENT_PORT: "{port}", DISPATCHER_AGENT_BIND: "127.0.0.1", DISPATCHER_AGENT_ADDRESS: "127.0.0.1", DISPATCHER_AGENT_STATE_DIR: "{dir}", DISPATCHER_DATA_DIR: "{dir}", DISPATCHER_LOGGING_DIR: "-" },
+      env: { DISPATCHER_AGENT_PORT: "{port}", DISPATCHER_AGENT_BIND: "{bind}", DISPATCHER_AGENT_ADDRESS: "{address}", DISPATCHER_AGENT_STATE_DIR: "{dir}", DISPATCHER_DATA_DIR: "{dir}", DISPATCHER_LOGGING_DIR: "-" },
+      // The agent's port (Enstratius'), on each server's own address.
+      port: 2003,
     },
   ],
 };

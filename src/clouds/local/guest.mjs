@@ -1,11 +1,12 @@
-// The `basic` image of the local cloud: a guest that answers HTTP 200 "ok" on the port it is given and shuts down
-// cleanly on SIGTERM, as a well-behaved server does when its cloud stops it. Plain JavaScript: it starts in
-// milliseconds with no loader.
+// The `basic` image of the local cloud: a guest that answers HTTP 200 "ok" on the port and address it is given and
+// shuts down cleanly on SIGTERM, as a well-behaved server does when its cloud stops it. Plain JavaScript: it starts
+// in milliseconds with no loader.
 import { createServer } from "node:http";
 
 const port = Number(process.argv[2] ?? process.env.PORT);
+const host = process.argv[3] ?? "127.0.0.1";
 if (!Number.isInteger(port) || port <= 0 || port > 65535) {
-  console.error("usage: guest.mjs <port>");
+  console.error("usage: guest.mjs <port> [address]");
   process.exit(2);
 }
 
@@ -14,7 +15,7 @@ const server = createServer((req, res) => {
   res.end("ok");
 });
 server.keepAliveTimeout = 1_000;
-server.listen(port, "127.0.0.1", () => console.log(`guest listening on 127.0.0.1:${port} (pid ${process.pid})`));
+server.listen(port, host, () => console.log(`guest listening on ${host}:${port} (pid ${process.pid})`));
 
 for (const signal of ["SIGTERM", "SIGINT"]) {
   process.once(signal, () => {

@@ -9,6 +9,8 @@ import { DriverError } from "../driver.js";
 
 /** Environment variable every server process carries: its work directory, so a sweep can find it by /proc. */
 export const MARKER_ENV = "DISPATCHER_LOCAL_SERVER_DIR";
+/** What the local cloud's processes start from: never the dispatcher's own environment (database URLs, keys). */
+export const BASE_ENV: Readonly<Record<string, string>> = { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C.UTF-8" };
 
 /** The process's start time in clock ticks after boot (/proc/<pid>/stat field 22); null where /proc is missing. */
 export function processStart(pid: number): string | null {
@@ -125,10 +127,10 @@ export function killGroup(pid: number, sig: NodeJS.Signals): void {
   }
 }
 
-/** Whether something accepts TCP connections on 127.0.0.1:port within `ms`. */
-export function portAnswers(port: number, ms = 250): Promise<boolean> {
+/** Whether something accepts TCP connections on host:port (default 127.0.0.1) within `ms`. */
+export function portAnswers(port: number, ms = 250, host = "127.0.0.1"): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = createConnection({ host: "127.0.0.1", port });
+    const socket = createConnection({ host, port });
     const done = (ok: boolean): void => {
       socket.destroy();
       resolve(ok);

@@ -1,6 +1,7 @@
 // The local cloud's records on disk, which are its only memory: any process (worker, monitor) answers from them.
-// Per account directory: <serverId>/state.json (replaced by atomic rename), locks/<serverId>.lock (created with wx,
-// held while one operation changes a server), tokens/<sha256(client token)> (created exclusively: one server per token).
+// Per account directory: <serverId>/state.json (replaced by atomic rename) beside the guest's root directory
+// <serverId>/root, locks/<id>.lock (created with wx, held while one operation changes a server or the network),
+// tokens/<sha256(client token)> (linked exclusively: one server per token).
 import { createHash, randomBytes } from "node:crypto";
 import { linkSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -31,6 +32,19 @@ export interface ServerRecord {
   startedAt: string | null;
   terminatedAt: string | null;
   boots: number;
+  // Below: absent in records written before the local cloud had networking (read as null / empty).
+  /** The server's own loopback address (what it answers on, through its firewalls), or null: it has none. */
+  address?: string | null;
+  /** The loopback address its guest binds, behind the local cloud's forwarding; never shown. */
+  backend?: string | null;
+  /** Provider ids of the firewalls it is in. */
+  firewallIds?: string[];
+  keyPairName?: string | null;
+  tags?: Record<string, string>;
+  /** The network generation its current boot was published in: it is reachable once that is applied. */
+  netGeneration?: number;
+  /** Whether its first boot ran a user data script. */
+  userData?: boolean;
 }
 
 const SERVER_ID = /^ls-[0-9a-f]{16}$/;
@@ -51,6 +65,16 @@ export class AccountStore {
   serverDir(id: string): string {
     if (!isServerId(id)) throw new DriverError("NOT_FOUND", `the local cloud has no server "${id}"`);
     return join(this.dir, id);
+  }
+
+  /** The guest's root directory: its HOME and working directory, what it owns. */
+  rootDir(id: string): string {
+    return join(this.serverDir(id), "root");
+  }
+
+  /** The state file's path (what claims of the server's address name as their owner). */
+  statePath(id: string): string {
+    return join(this.serverDir(id), "state.json");
   }
 
   read(id: string): ServerRecord | null {
@@ -91,17 +115,18 @@ export class AccountStore {
     }
   }
 
-  private tokenPath(clientToken: string): string {
-    return join(this.dir, "tokens", createHash("sha256").update(clientToken).digest("hex"));
+  /** Servers' tokens hash the token alone; other resources' hash `<type>:<token>`, so one token names one of each. */
+  private tokenPath(clientToken: string, type?: string): string {
+    return join(this.dir, "tokens", createHash("sha256").update(type ? `${type}:${clientToken}` : clientToken).digest("hex"));
   }
 
   /**
-   * The server id a client token is bound to, binding it to `candidate` when the token is new. The binding is a
-   * file linked into place, so two launches with one token agree on one id whoever comes first.
+   * The id a client token is bound to, binding it to `candidate` when the token is new. The binding is a file linked
+   * into place, so two creates with one token agree on one id whoever comes first.
    */
-  bindToken(clientToken: string, candidate: string): { id: string; fresh: boolean } {
+  bindToken(clientToken: string, candidate: string, type?: string): { id: string; fresh: boolean } {
     mkdirSync(join(this.dir, "tokens"), { recursive: true, mode: 0o700 });
-    const path = this.tokenPath(clientToken);
+    const path = this.tokenPath(clientToken, type);
     const tmp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}`;
     writeFileSync(tmp, candidate, { mode: 0o600, flag: "wx" });
     try {
@@ -124,39 +149,10 @@ export class AccountStore {
     return lockHolder(this.lockPath(id)) !== null;
   }
 
-  /** Runs `fn` holding the server's lock; waits for another holder until `signal` aborts. */
-  async withLock<T>(id: string, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
-    const path = this.lockPath(id);
+  /** Runs `fn` holding the lock named `id` (a server's id, or "network"); waits for another holder until `signal` aborts. */
+  withLock<T>(id: string, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
     mkdirSync(join(this.dir, "locks"), { recursive: true, mode: 0o700 });
-    const token = `${process.pid} ${processStart(process.pid) ?? "-"} ${randomBytes(6).toString("hex")}`;
-    for (let wait = 10; ; wait = Math.min(wait * 2, 200)) {
-      signal.throwIfAborted();
-      try {
-        writeFileSync(path, token, { flag: "wx", mode: 0o600 });
-        break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      }
-      if (lockHolder(path) === null) {
-        // Left by a process that died holding it: move it aside (only one breaker's rename succeeds) and retry.
-        try {
-          renameSync(path, `${path}.stale.${randomBytes(4).toString("hex")}`);
-        } catch {
-          /* someone else broke or released it */
-        }
-        continue;
-      }
-      await sleep(wait, undefined, { signal });
-    }
-    try {
-      return await fn();
-    } finally {
-      try {
-        if (readFileSync(path, "utf8") === token) rmSync(path, { force: true });
-      } catch {
-        /* already gone */
-      }
-    }
+    return withFileLock(this.lockPath(id), signal, fn);
   }
 
   /** Removes a terminated server's last trace (its state file), after which the cloud no longer knows it. */
@@ -168,6 +164,42 @@ export class AccountStore {
   cleanWorkDir(id: string): void {
     const dir = this.serverDir(id);
     for (const entry of readdirSync(dir)) if (entry !== "state.json") rmSync(join(dir, entry), { recursive: true, force: true });
+  }
+}
+
+/**
+ * Runs `fn` holding the lock file at `path` (created with wx, naming this process); waits while a live process holds
+ * it, breaks one whose holder died, until `signal` aborts.
+ */
+export async function withFileLock<T>(path: string, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
+  const token = `${process.pid} ${processStart(process.pid) ?? "-"} ${randomBytes(6).toString("hex")}`;
+  for (let wait = 10; ; wait = Math.min(wait * 2, 200)) {
+    signal.throwIfAborted();
+    try {
+      writeFileSync(path, token, { flag: "wx", mode: 0o600 });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+    if (lockHolder(path) === null) {
+      // Left by a process that died holding it: move it aside (only one breaker's rename succeeds) and retry.
+      try {
+        renameSync(path, `${path}.stale.${randomBytes(4).toString("hex")}`);
+      } catch {
+        /* someone else broke or released it */
+      }
+      continue;
+    }
+    await sleep(wait, undefined, { signal });
+  }
+  try {
+    return await fn();
+  } finally {
+    try {
+      if (readFileSync(path, "utf8") === token) rmSync(path, { force: true });
+    } catch {
+      /* already gone */
+    }
   }
 }
 

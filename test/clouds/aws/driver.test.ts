@@ -68,19 +68,19 @@ describe("discovery", () => {
     expect(zoneCalls).toEqual(["eu-west-1", "us-east-1"]);
   });
 
-  it("probes compute, block storage and networking; object storage only when configured", async () => {
-    expect(await driver.probeCapabilities(target, "eu-west-1", call())).toEqual(["compute", "block_storage", "networking"]);
-    expect(fake.actions()).toEqual(["DescribeAccountAttributes", "DescribeInstances", "DescribeVolumes", "DescribeVpcs"]);
+  it("probes compute, block storage, networking, firewalls, static addresses and key pairs; object storage only when configured", async () => {
+    expect(await driver.probeCapabilities(target, "eu-west-1", call())).toEqual(["compute", "block_storage", "networking", "firewalls", "static_addresses", "key_pairs"]);
+    expect(fake.actions()).toEqual(["DescribeAccountAttributes", "DescribeInstances", "DescribeVolumes", "DescribeVpcs", "DescribeSecurityGroups", "DescribeAddresses", "DescribeKeyPairs"]);
     expect(fake.calls[1]!.params.get("DryRun")).toBe("true");
     const withS3 = createDriverRegistry([createAwsDriver({ objectStorage: true })]).get("aws");
-    expect(await withS3.probeCapabilities(target, "eu-west-1", call())).toEqual(["compute", "block_storage", "object_storage", "networking"]);
+    expect(await withS3.probeCapabilities(target, "eu-west-1", call())).toEqual(["compute", "block_storage", "object_storage", "networking", "firewalls", "static_addresses", "key_pairs"]);
   });
 
   it("a capability the IAM policy forbids is absent, not an error", async () => {
-    const limited = new FakeEc2({ forbidden: ["DescribeVolumes", "DescribeInstances"] });
+    const limited = new FakeEc2({ forbidden: ["DescribeVolumes", "DescribeInstances", "DescribeAddresses", "DescribeKeyPairs"] });
     const url = await limited.start();
     try {
-      expect(await driver.probeCapabilities({ ...target, cloud: { ...target.cloud, endpoint: url } }, "us-east-1", call())).toEqual(["networking"]);
+      expect(await driver.probeCapabilities({ ...target, cloud: { ...target.cloud, endpoint: url } }, "us-east-1", call())).toEqual(["networking", "firewalls"]);
     } finally {
       await limited.stop();
     }

@@ -26,14 +26,20 @@ export interface FakeInstance {
   state: string;
   launchTime: Date;
   clientToken: string;
-  name: string;
+  /** Every tag, Name included. */
+  tags: Map<string, string>;
+  groupIds: string[];
+  keyName: string | null;
   userData: string;
   privateIp: string;
+  /** The address EC2 gave it while running (an Elastic IP takes its place). */
   publicIp: string | null;
 }
 
-export function instanceItem(i: FakeInstance): string {
+/** An instance item; `groupName` names its security groups, `elasticIp` is the Elastic IP associated with it. */
+export function instanceItem(i: FakeInstance, groupName: (id: string) => string = () => "", elasticIp: string | null = null): string {
   const region = i.availabilityZone.replace(/[a-z]$/, "");
+  i = { ...i, publicIp: elasticIp ?? i.publicIp };
   const privateDns = `ip-${i.privateIp.replaceAll(".", "-")}.${region}.compute.internal`;
   const publicAssoc = i.publicIp ? `<association><publicIp>${i.publicIp}</publicIp><publicDnsName>ec2-${i.publicIp.replaceAll(".", "-")}.compute-1.amazonaws.com</publicDnsName><ipOwnerId>amazon</ipOwnerId></association>` : "";
   return `      <item>
@@ -45,8 +51,8 @@ export function instanceItem(i: FakeInstance): string {
         </instanceState>
         <privateDnsName>${privateDns}</privateDnsName>
         <dnsName>${i.publicIp ? `ec2-${i.publicIp.replaceAll(".", "-")}.compute-1.amazonaws.com` : ""}</dnsName>
-        <reason/>
-        <keyName>my-key-pair</keyName>
+        <reason/>${i.keyName ? `
+        <keyName>${esc(i.keyName)}</keyName>` : ""}
         <amiLaunchIndex>0</amiLaunchIndex>
         <productCodes/>
         <instanceType>${esc(i.instanceType)}</instanceType>
@@ -65,10 +71,7 @@ export function instanceItem(i: FakeInstance): string {
         ${i.publicIp ? `<ipAddress>${i.publicIp}</ipAddress>` : ""}
         <sourceDestCheck>true</sourceDestCheck>
         <groupSet>
-          <item>
-            <groupId>sg-e4076980</groupId>
-            <groupName>SecurityGroup1</groupName>
-          </item>
+${i.groupIds.map((id) => `          <item>\n            <groupId>${id}</groupId>\n            <groupName>${esc(groupName(id))}</groupName>\n          </item>`).join("\n")}
         </groupSet>
         <stateReason>
           <code>${i.state}</code>
@@ -81,10 +84,7 @@ export function instanceItem(i: FakeInstance): string {
         <virtualizationType>hvm</virtualizationType>
         <clientToken>${esc(i.clientToken)}</clientToken>
         <tagSet>
-          <item>
-            <key>Name</key>
-            <value>${esc(i.name)}</value>
-          </item>
+${[...i.tags].map(([k, v]) => `          <item>\n            <key>${esc(k)}</key>\n            <value>${esc(v)}</value>\n          </item>`).join("\n")}
         </tagSet>
         <hypervisor>xen</hypervisor>
         <networkInterfaceSet>
@@ -145,43 +145,6 @@ export const zoneItem = (region: string, letter: string, n: number) => `    <ite
       <groupName>${region}</groupName>
       <networkBorderGroup>${region}</networkBorderGroup>
     </item>`;
-
-export const DEFAULT_SECURITY_GROUP = `  <securityGroupInfo>
-    <item>
-      <ownerId>${OWNER_ID}</ownerId>
-      <groupId>sg-1a2b3c4d</groupId>
-      <groupName>default</groupName>
-      <groupDescription>default VPC security group</groupDescription>
-      <vpcId>vpc-1a2b3c4d</vpcId>
-      <ipPermissions>
-        <item>
-          <ipProtocol>-1</ipProtocol>
-          <groups>
-            <item>
-              <userId>${OWNER_ID}</userId>
-              <groupId>sg-1a2b3c4d</groupId>
-            </item>
-          </groups>
-          <ipRanges/>
-          <ipv6Ranges/>
-          <prefixListIds/>
-        </item>
-      </ipPermissions>
-      <ipPermissionsEgress>
-        <item>
-          <ipProtocol>-1</ipProtocol>
-          <groups/>
-          <ipRanges>
-            <item>
-              <cidrIp>0.0.0.0/0</cidrIp>
-            </item>
-          </ipRanges>
-          <ipv6Ranges/>
-          <prefixListIds/>
-        </item>
-      </ipPermissionsEgress>
-    </item>
-  </securityGroupInfo>`;
 
 export const imageItem = (id: string, name: string, platformDetails: string) => `    <item>
       <imageId>${id}</imageId>

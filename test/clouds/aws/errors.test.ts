@@ -26,6 +26,18 @@ describe("classifyAwsError", () => {
     ["IncorrectInstanceState", 400, "CONFLICT", false],
     ["IdempotentParameterMismatch", 400, "CONFLICT", false],
     ["InvalidAction", 400, "UNSUPPORTED", false],
+    ["InvalidGroup.NotFound", 400, "NOT_FOUND", false],
+    ["InvalidPermission.NotFound", 400, "NOT_FOUND", false],
+    ["InvalidGroup.Duplicate", 400, "CONFLICT", false],
+    ["InvalidPermission.Duplicate", 400, "CONFLICT", false],
+    ["InvalidKeyPair.Duplicate", 400, "CONFLICT", false],
+    ["DependencyViolation", 400, "CONFLICT", false],
+    ["CannotDelete", 400, "CONFLICT", false],
+    ["InvalidIPAddress.InUse", 400, "CONFLICT", false],
+    ["Resource.AlreadyAssociated", 400, "CONFLICT", false],
+    ["InvalidKey.Format", 400, "INVALID", false],
+    ["AddressLimitExceeded", 400, "QUOTA", false],
+    ["RulesPerSecurityGroupLimitExceeded", 400, "QUOTA", false],
   ])("%s (HTTP %i) → %s, retryable %s", (name, status, code, retryable) => {
     const err = classifyAwsError(provider(name, status), "RunInstances", [], false);
     expect(err).toMatchObject({ code, retryable, providerCode: name });

@@ -1,11 +1,14 @@
 // A fake EC2 endpoint on node:http for driver tests: it answers the EC2 Query API (form-encoded POST, Action=…) that
 // the real SDK sends, keeps instances in memory (launch → describe → terminate round-trips, ClientToken idempotency,
-// state transitions observed one Describe later), checks the access key of each signed request, paginates, and can
-// be told to fail the next N calls with a given error code.
+// state transitions observed one Describe later) with their security groups, key pair, tags and Elastic IP
+// (src: fake-ec2-network.ts), checks the access key of each signed request, paginates, and can be told to fail the
+// next N calls with a given error code.
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { Ec2Fault, filterValues, listOf, specifiedTags } from "./ec2-query.js";
 import * as x from "./ec2-xml.js";
+import { DEFAULT_GROUP_ID, FakeNetwork } from "./fake-ec2-network.js";
 
 export interface RecordedCall {
   action: string;
@@ -44,10 +47,13 @@ export interface FakeEc2Options {
   maxInstances?: number;
   /** Actions that answer UnauthorizedOperation (an IAM policy that forbids them). */
   forbidden?: string[];
+  /** Elastic IPs the account may hold (EC2's default is 5). */
+  maxAddresses?: number;
 }
 
 export class FakeEc2 {
   readonly instances = new Map<string, x.FakeInstance>();
+  readonly network: FakeNetwork;
   readonly calls: RecordedCall[] = [];
   readonly options: Required<FakeEc2Options>;
   private readonly failures: Failure[] = [];
@@ -57,7 +63,13 @@ export class FakeEc2 {
   private seq = 0;
 
   constructor(options: FakeEc2Options = {}) {
-    this.options = { accessKeyIds: [], regions: ["us-east-1", "eu-west-1"], pageSize: 1000, maxInstances: 20, forbidden: [], ...options };
+    this.options = { accessKeyIds: [], regions: ["us-east-1", "eu-west-1"], pageSize: 1000, maxInstances: 20, forbidden: [], maxAddresses: 5, ...options };
+    this.network = new FakeNetwork(this.instances, this.options.maxAddresses);
+  }
+
+  /** The calls of one action, oldest first. */
+  callsOf(action: string): RecordedCall[] {
+    return this.calls.filter((c) => c.action === action);
   }
 
   async start(): Promise<string> {
@@ -138,8 +150,6 @@ export class FakeEc2 {
         const r = filterValues(p, "region-name")[0] ?? region;
         return `  <availabilityZoneInfo>\n${["a", "b", "c"].map((l, n) => x.zoneItem(r, l, n + 1)).join("\n")}\n  </availabilityZoneInfo>`;
       }
-      case "DescribeSecurityGroups":
-        return x.DEFAULT_SECURITY_GROUP;
       case "DescribeAccountAttributes":
         return x.accountAttributes(this.options.maxInstances);
       case "DescribeVolumes":
@@ -167,8 +177,12 @@ export class FakeEc2 {
         this.known(listOf(p, "InstanceId"));
         return "  <return>true</return>";
       default:
-        return undefined;
+        return this.network.answer(action, p, region);
     }
+  }
+
+  private item(i: x.FakeInstance): string {
+    return x.instanceItem(i, (id) => this.network.groups.get(id)?.groupName ?? "", this.network.publicIpOf(i.instanceId));
   }
 
   private run(p: URLSearchParams, region: string): string {
@@ -178,6 +192,9 @@ export class FakeEc2 {
     const existing = token ? this.byToken.get(token) : undefined;
     let instance = existing ? this.instances.get(existing) : undefined;
     if (!instance) {
+      const groupIds = listOf(p, "SecurityGroupId").map((id) => this.network.group(id).groupId);
+      const keyName = p.get("KeyName");
+      if (keyName !== null && !this.network.keyByName(keyName)) throw new Ec2Fault(400, "InvalidKeyPair.NotFound", `The key pair '${keyName}' does not exist`);
       const live = [...this.instances.values()].filter((i) => i.state !== "terminated").length;
       if (live >= this.options.maxInstances) throw new Ec2Fault(400, "InstanceLimitExceeded", `You have requested more instances (${live + 1}) than your current instance limit of ${this.options.maxInstances} allows`);
       const n = ++this.seq;
@@ -190,7 +207,9 @@ export class FakeEc2 {
         state: "pending",
         launchTime: new Date(Math.floor(Date.now() / 1000) * 1000),
         clientToken: token,
-        name: tagValue(p, "Name") ?? "",
+        tags: specifiedTags(p, "instance"),
+        groupIds: groupIds.length > 0 ? groupIds : [DEFAULT_GROUP_ID],
+        keyName,
         userData: p.get("UserData") ?? "",
         privateIp: `192.168.1.${(n % 250) + 2}`,
         publicIp: null,
@@ -202,7 +221,7 @@ export class FakeEc2 {
   <ownerId>${x.OWNER_ID}</ownerId>
   <groupSet/>
   <instancesSet>
-${x.instanceItem(instance)}
+${this.item(instance)}
   </instancesSet>`;
   }
 
@@ -223,7 +242,7 @@ ${x.instanceItem(instance)}
       <ownerId>${x.OWNER_ID}</ownerId>
       <groupSet/>
       <instancesSet>
-${x.instanceItem(i)}
+${this.item(i)}
       </instancesSet>
     </item>`);
     return `  <reservationSet>\n${reservations.join("\n")}\n  </reservationSet>${next ? `\n${next}` : ""}`;
@@ -248,6 +267,8 @@ ${x.instanceItem(i)}
     if (!to) return;
     i.state = to;
     i.publicIp = to === "running" ? `54.194.252.${(this.seq % 250) + 2}` : null;
+    // A terminated instance's Elastic IP is disassociated (and stays allocated).
+    if (to === "terminated") this.network.released(i.instanceId);
   }
 
   private known(ids: string[]): x.FakeInstance[] {
@@ -258,33 +279,4 @@ ${x.instanceItem(i)}
       return i;
     });
   }
-}
-
-class Ec2Fault extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** `Name.1`, `Name.2`, … of a Query API list. */
-function listOf(p: URLSearchParams, name: string): string[] {
-  const out: string[] = [];
-  for (let n = 1; p.has(`${name}.${n}`); n++) out.push(p.get(`${name}.${n}`)!);
-  return out;
-}
-
-function filterValues(p: URLSearchParams, filter: string): string[] {
-  for (let n = 1; p.has(`Filter.${n}.Name`); n++) if (p.get(`Filter.${n}.Name`) === filter) return listOf(p, `Filter.${n}.Value`);
-  return [];
-}
-
-function tagValue(p: URLSearchParams, key: string): string | undefined {
-  for (let s = 1; p.has(`TagSpecification.${s}.ResourceType`); s++) {
-    for (let t = 1; p.has(`TagSpecification.${s}.Tag.${t}.Key`); t++) if (p.get(`TagSpecification.${s}.Tag.${t}.Key`) === key) return p.get(`TagSpecification.${s}.Tag.${t}.Value`) ?? "";
-  }
-  return undefined;
 }

@@ -18,8 +18,8 @@ beforeAll(() => {
     ...BUILT_IN_CATALOG,
     images: [
       ...BUILT_IN_CATALOG.images,
-      { id: "stubborn", name: "ignores SIGTERM", platform: "linux", env: {}, command: ["{node}", "-e", "process.on('SIGTERM',()=>{});require('http').createServer((q,s)=>s.end('ok')).listen(Number(process.argv[1]),'127.0.0.1')", "{port}"] },
-      { id: "broken", name: "no such program", platform: "linux", env: {}, command: ["{dir}/does-not-exist"] },
+      { id: "stubborn", name: "ignores SIGTERM", platform: "linux", env: {}, port: 8080, command: ["{node}", "-e", "process.on('SIGTERM',()=>{});require('http').createServer((q,s)=>s.end('ok')).listen(Number(process.argv[1]),process.argv[2])", "{port}", "{bind}"] },
+      { id: "broken", name: "no such program", platform: "linux", env: {}, port: 8080, command: ["{dir}/does-not-exist"] },
     ],
   });
 });
@@ -43,6 +43,8 @@ const refOf = (s: ServerObservation): ServerRef => ({ regionId: s.regionId, prov
 const get = (ref: ServerRef): Promise<ServerObservation | null> => f.driver.getServer(f.target, ref, callOptions());
 const running = async (ref: ServerRef): Promise<ServerObservation> => until(async () => ((await get(ref))?.state === "RUNNING" ? get(ref) : undefined), 10_000, "the server RUNNING") as Promise<ServerObservation>;
 const pidOf = (s: ServerObservation): number => Number(s.details.pid);
+/** GET / on the server's own address and port. */
+const answer = (s: ServerObservation): Promise<string> => httpGet(Number(s.details.port), s.addresses.private[0]);
 const driverError = async (p: Promise<unknown>): Promise<DriverError> => {
   const err = await p.then(() => null, (e: unknown) => e);
   expect(err).toBeInstanceOf(DriverError);
@@ -72,7 +74,7 @@ describe("local cloud: account and catalog", () => {
 
   it("lists the catalog, and a capability removed from the catalog file is gone on the next probe", async () => {
     expect(await f.driver.listRegions(f.target, callOptions())).toEqual([{ id: "local", name: "This machine", dataCenters: ["local-a"] }]);
-    expect((await f.driver.probeCapabilities(f.target, "local", callOptions())).sort()).toEqual(["block_storage", "compute", "networking"]);
+    expect((await f.driver.probeCapabilities(f.target, "local", callOptions())).sort()).toEqual(["block_storage", "compute", "firewalls", "key_pairs", "networking", "static_addresses"]);
     const products = await f.driver.listProducts(f.target, "local", callOptions());
     expect(products.find((p) => p.id === "small")).toMatchObject({ cpus: 1, memoryMb: 512, hourlyPriceMicros: 10_000, accruesWhenStopped: false });
     expect((await f.driver.listImages(f.target, "local", callOptions())).map((i) => i.id)).toContain("basic");
@@ -99,20 +101,26 @@ describe("local cloud: account and catalog", () => {
 });
 
 describe("local cloud: servers are processes", () => {
-  it("launches a process that becomes RUNNING when its port answers, with bootstrap only in its environment", async () => {
+  it("launches a process that becomes RUNNING when it answers on its own address, with bootstrap only in its environment", async () => {
     const launched = await f.driver.launch(f.target, request(), callOptions());
     expect(["PENDING", "RUNNING"]).toContain(launched.state);
     expect(launched.providerId).toMatch(/^ls-/);
     const s = await running(refOf(launched));
-    expect(await httpGet(Number(s.details.port))).toBe("200 ok");
-    expect(s).toMatchObject({ regionId: "local", dataCenter: "local-a", productId: "small", imageId: "basic", addresses: { private: ["127.0.0.1"], public: [] } });
+    // Its own loopback address, the image's port, through the default firewall (everything from this machine).
+    expect(s.addresses).toEqual({ private: [expect.stringMatching(/^127\.(6[4-9]|[7-9]\d|1[01]\d|12[0-7])\.\d+\.\d+$/)], public: [] });
+    expect(s.details.port).toBe("8080");
+    expect(await answer(s)).toBe("200 ok");
+    expect(s).toMatchObject({ regionId: "local", dataCenter: "local-a", productId: "small", imageId: "basic", tags: {}, keyPairName: null, firewallIds: [expect.stringMatching(/^fw-/)] });
     const dir = s.details.workDir as string;
     expect(dir.startsWith(join(f.dataDir, "local-cloud"))).toBe(true);
+    expect(s.details.root).toBe(join(dir, "root"));
     const state = JSON.parse(readFileSync(join(dir, "state.json"), "utf8")) as Record<string, unknown>;
-    expect(state).toMatchObject({ pid: pidOf(s), port: Number(s.details.port), productId: "small", imageId: "basic", regionId: "local", clientToken: launched.clientToken });
+    expect(state).toMatchObject({ pid: pidOf(s), port: 8080, productId: "small", imageId: "basic", regionId: "local", clientToken: launched.clientToken, address: s.addresses.private[0] });
+    // The guest lives in its root: its HOME and working directory.
+    expect(readFileSync(`/proc/${pidOf(s)}/environ`, "utf8").split("\0")).toContain(`HOME=${join(dir, "root")}`);
     // The secret reached the guest's environment, and nowhere on disk.
     expect(readFileSync(`/proc/${pidOf(s)}/environ`, "utf8").split("\0")).toContain(`DISPATCHER_AGENT_JOIN_TOKEN=${SECRET}`);
-    for (const file of readdirSync(dir)) expect(readFileSync(join(dir, file), "utf8"), file).not.toContain(SECRET);
+    for (const file of filesUnder(dir)) expect(readFileSync(file, "utf8"), file).not.toContain(SECRET);
     // Nor the dispatcher's own environment.
     expect(readFileSync(`/proc/${pidOf(s)}/environ`, "utf8")).not.toMatch(/DISPATCHER_PROVISIONING_URL|VITEST/);
   });
@@ -147,7 +155,7 @@ describe("local cloud: servers are processes", () => {
     await f.driver.stop(f.target, ref, callOptions());
     expect(pidAlive(pid1)).toBe(false);
     expect((await get(ref))?.state).toBe("STOPPED");
-    expect(await httpGet(Number(s.details.port))).toBe("ECONNREFUSED");
+    expect(await answer(s)).toBe("ECONNREFUSED");
     await f.driver.stop(f.target, ref, callOptions()); // stopping a stopped server is fine
     expect((await driverError(f.driver.reboot(f.target, ref, callOptions()))).code).toBe("CONFLICT");
 
@@ -155,7 +163,8 @@ describe("local cloud: servers are processes", () => {
     const s2 = await running(ref);
     const pid2 = pidOf(s2);
     expect(pid2).not.toBe(pid1);
-    expect(await httpGet(Number(s2.details.port))).toBe("200 ok");
+    expect(s2.addresses).toEqual(s.addresses);
+    expect(await answer(s2)).toBe("200 ok");
     await f.driver.start(f.target, ref, callOptions()); // already running: same process
     expect(pidOf(await running(ref))).toBe(pid2);
 
@@ -246,6 +255,10 @@ describe("local cloud: servers are processes", () => {
     expect(existsSync(join(s.details.workDir as string, "state.json"))).toBe(true);
   });
 });
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? filesUnder(join(dir, e.name)) : [join(dir, e.name)]));
+}
 
 function environOf(pid: string): string {
   try {

@@ -1,5 +1,6 @@
-// Local cloud test support: a temporary data directory with its own catalog file, a driver over it, a target carrying
-// the account key, and what a test asks of the real processes (pid alive, port answering HTTP).
+// Local cloud test support: a temporary data directory with its own catalog file, a driver over it (wrapped by the
+// registry, as the dispatcher uses it), a target carrying the account key, and what a test asks of the real processes
+// (pid alive, an address answering HTTP).
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { get } from "node:http";
 import { tmpdir } from "node:os";
@@ -9,6 +10,7 @@ import { ensureAccountKey } from "../../../src/clouds/local/account.js";
 import { BUILT_IN_CATALOG, type LocalCatalog } from "../../../src/clouds/local/catalog.js";
 import { killLocalServers } from "../../../src/clouds/local/cleanup.js";
 import { createLocalDriver } from "../../../src/clouds/local/driver.js";
+import { createDriverRegistry } from "../../../src/clouds/registry.js";
 
 export interface LocalCloudFixture {
   dataDir: string;
@@ -21,12 +23,12 @@ export interface LocalCloudFixture {
   cleanup(): Promise<void>;
 }
 
-export function startLocalCloud(label: string, options: { stopGraceMs?: number } = {}): LocalCloudFixture {
+export function startLocalCloud(label: string, options: { stopGraceMs?: number; addressing?: boolean } = {}): LocalCloudFixture {
   const dataDir = mkdtempSync(join(tmpdir(), `local-cloud-${label}-`));
   const catalogFile = join(dataDir, "catalog.json");
   const writeCatalog = (catalog: LocalCatalog): void => writeFileSync(catalogFile, JSON.stringify(catalog));
   writeCatalog(BUILT_IN_CATALOG);
-  const driver = createLocalDriver({ dataDir, catalogFile, stopGraceMs: options.stopGraceMs ?? 3_000 });
+  const driver = createDriverRegistry([createLocalDriver({ dataDir, catalogFile, stopGraceMs: options.stopGraceMs ?? 3_000, ...(options.addressing === false ? { addressing: false } : {}) })]).get("local");
   const target: DriverTarget = { cloud: { id: "c1", driver: "local", endpoint: "local://" }, account: { id: "a1", providerAccountId: null }, credentials: { key: ensureAccountKey(dataDir) } };
   return {
     dataDir,
@@ -60,10 +62,13 @@ export function pidAlive(pid: number): boolean {
   }
 }
 
-/** The body of GET http://127.0.0.1:<port>/, or the error's code. */
-export function httpGet(port: number): Promise<string> {
+/**
+ * The status and body of GET http://<host>:<port>/ (host 127.0.0.1 unless given; from `from` when given), or the
+ * error's code: ECONNREFUSED when nothing listens, ECONNRESET when a firewall turned the connection away.
+ */
+export function httpGet(port: number, host = "127.0.0.1", from?: string): Promise<string> {
   return new Promise((resolve) => {
-    get({ host: "127.0.0.1", port, path: "/", timeout: 1_000 }, (res) => {
+    get({ host, port, path: "/", timeout: 2_000, agent: false, ...(from ? { localAddress: from } : {}) }, (res) => {
       let body = "";
       res.on("data", (c: Buffer) => (body += c.toString()));
       res.on("end", () => resolve(`${res.statusCode} ${body}`));
