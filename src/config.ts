@@ -110,6 +110,10 @@ export const FIELDS: readonly Field[] = [
   f("telemetry.sampleRatio", z.coerce.number().min(0).max(1), 1, "fraction of new traces sampled"),
   f("telemetry.serviceName", z.string().min(1), "dispatcher", "service.name resource attribute"),
   f("telemetry.file", z.string(), "", "also write every span as a JSON line to this file (tests; empty: off)"),
+  f("telemetry.store.enabled", bool, undefined, "keep the spans of job traces in memory in each process running roles, for the console and TraceService (default: on when no OTLP endpoint is set)"),
+  f("telemetry.store.maxSpans", positiveInt, 10_000, "spans the embedded store keeps at most per process; the oldest go first"),
+  f("telemetry.store.maxAgeMs", positiveInt, 3_600_000, "spans older than this leave the embedded store"),
+  f("telemetry.traceUiUrl", z.string().regex(/^(https?:\/\/.*\{traceId\}.*)?$/, "expected an http(s) URL containing {traceId}"), "", "link to a trace in an external trace UI, {traceId} replaced, e.g. http://127.0.0.1:16686/trace/{traceId} for Jaeger; shown by the console (empty: no link)"),
   f("client.address", z.string().min(1), "127.0.0.1:3302", "dispatcher address the CLI's client commands call"),
   f("client.token", z.string(), "", "API key the CLI's client commands present (Bearer)", true),
   f("encryption.kmChannelKey", z.string(), "", "key sealing credential fields between KM and its clients: base64 of 32 bytes, or version:base64 pairs, comma separated (newest seals); development: generated under <dataDir>/km when unset", true),
@@ -140,7 +144,10 @@ export type Config = {
   /** Fault injection for process-level tests; never set outside them (production mode refuses it). */
   faults: { crashAfterJobCommit: boolean };
   logging: { level: string; dir: string; pretty: boolean };
-  telemetry: { otlpEndpoint: string; sampleRatio: number; serviceName: string; file: string };
+  telemetry: {
+    otlpEndpoint: string; sampleRatio: number; serviceName: string; file: string; traceUiUrl: string;
+    store: { enabled: boolean; maxSpans: number; maxAgeMs: number };
+  };
   client: { address: string; token: string };
   encryption: { kmChannelKey: string; kmChannelKeyFile: string; masterKeys: string; masterKeysFile: string };
 };
@@ -246,6 +253,7 @@ function buildConfig(env: NodeJS.ProcessEnv, file: string | undefined): Config {
   if (config.logging.dir === "") config.logging.dir = `${config.dataDir}/logs`;
   if (config.km.auditFile === "") config.km.auditFile = `${config.dataDir}/km/audit.jsonl`;
   if (config.agent.bridgeUrl === "") config.agent.bridgeUrl = `http://127.0.0.1:${config.bridge.port}`;
+  config.telemetry.store.enabled ??= config.telemetry.otlpEndpoint === "";
   if (config.mode === "production" && config.faults.crashAfterJobCommit) throw new ConfigError(["faults.crashAfterJobCommit: fault injection is for tests only and refused in production mode"]);
   if (config.mode === "production" && config.km.plaintext) throw new ConfigError(["km.plaintext: plaintext KM transport is for development mode only; configure km.tlsCa, km.serverCert/km.serverKey and km.tlsCert/km.tlsKey"]);
   return config;
