@@ -19,6 +19,8 @@ import { createRpcServer } from "../rpc/server.js";
 import { serverRpcServices } from "../servers/rpc-services.js";
 import { systemHandlers } from "../system/handlers.js";
 import { createSystemService } from "../system/service.js";
+import { traceHandlers } from "../traces/handlers.js";
+import { createTraceService } from "../traces/service.js";
 import type { RunningRole } from "./role.js";
 import type { Resources } from "./resources.js";
 
@@ -49,6 +51,7 @@ export async function startDispatcherRole(resources: Resources): Promise<Running
   const services = [
     systemHandlers(system),
     jobHandlers(jobs),
+    traceHandlers(createTraceService({ jobs, store: resources.spans, traceUiUrl: config.telemetry.traceUiUrl })),
     ...iamRpcServices(resources.provisioning, resources.now),
     ...provisioningRpcServices(resources.provisioning, provisioningPolicy, kmClient, jobs, { discoveryIntervalMs: config.discovery.intervalMs, now: resources.now }),
     ...serverRpcServices({ sql: resources.sql, db: resources.provisioning, jobs }),
