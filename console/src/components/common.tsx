@@ -1,0 +1,30 @@
+// Small pieces every page uses: state badges, error and empty notes, the page header.
+import type { ComponentChildren } from "preact";
+import type { RpcError } from "../api/grpc-web";
+
+/** A state as a coloured badge; the colour follows the state's name (RUNNING, FAILED, CONNECTED …). */
+export function Badge({ value }: { value: string }) {
+  return <span class={`badge badge-${value.toLowerCase()}`}>{value}</span>;
+}
+
+export function ErrorNote({ error }: { error: RpcError | undefined }) {
+  if (!error) return null;
+  return (
+    <p class="error" role="alert">
+      {error.codeName}: {error.message}
+    </p>
+  );
+}
+
+export function PageHeader({ title, children }: { title: ComponentChildren; children?: ComponentChildren }) {
+  return (
+    <div class="page-header">
+      <h1>{title}</h1>
+      <div class="page-actions">{children}</div>
+    </div>
+  );
+}
+
+export function Empty({ children }: { children: ComponentChildren }) {
+  return <p class="empty">{children}</p>;
+}

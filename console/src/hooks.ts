@@ -1,0 +1,51 @@
+// Data loading for pages: a call's result, its error and a reload, optionally refreshed on an interval while the tab
+// is visible.
+import { useCallback, useEffect, useRef, useState } from "preact/hooks";
+import { RpcError } from "./api/grpc-web";
+
+export interface Loaded<T> {
+  data: T | undefined;
+  error: RpcError | undefined;
+  loading: boolean;
+  reload(): void;
+}
+
+export function useLoad<T>(load: (signal: AbortSignal) => Promise<T>, deps: unknown[], refreshMs = 0): Loaded<T> {
+  const [data, setData] = useState<T | undefined>(undefined);
+  const [error, setError] = useState<RpcError | undefined>(undefined);
+  const [loading, setLoading] = useState(true);
+  const [tick, setTick] = useState(0);
+  const current = useRef<AbortController | null>(null);
+  const run = useCallback(load, deps);
+
+  useEffect(() => {
+    const controller = new AbortController();
+    current.current?.abort();
+    current.current = controller;
+    setLoading(true);
+    run(controller.signal).then(
+      (value) => {
+        if (controller.signal.aborted) return;
+        setData(value);
+        setError(undefined);
+        setLoading(false);
+      },
+      (err: unknown) => {
+        if (controller.signal.aborted) return;
+        setError(err instanceof RpcError ? err : new RpcError(2, String(err)));
+        setLoading(false);
+      },
+    );
+    return () => controller.abort();
+  }, [run, tick]);
+
+  useEffect(() => {
+    if (refreshMs <= 0) return;
+    const timer = setInterval(() => {
+      if (document.visibilityState === "visible") setTick((t) => t + 1);
+    }, refreshMs);
+    return () => clearInterval(timer);
+  }, [refreshMs]);
+
+  return { data, error, loading, reload: () => setTick((t) => t + 1) };
+}
