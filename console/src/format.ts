@@ -24,6 +24,7 @@ export function ago(d: Date | undefined, now = Date.now()): string {
 
 export function duration(ms: number): string {
   if (!Number.isFinite(ms) || ms < 0) return "—";
+  if (ms === 0) return "0";
   if (ms < 1) return `${(ms * 1000).toFixed(0)} µs`;
   if (ms < 1000) return `${ms < 10 ? ms.toFixed(1) : ms.toFixed(0)} ms`;
   if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;

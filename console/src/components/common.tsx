@@ -2,9 +2,13 @@
 import type { ComponentChildren } from "preact";
 import type { RpcError } from "../api/grpc-web";
 
-/** A state as a coloured badge; the colour follows the state's name (RUNNING, FAILED, CONNECTED …). */
-export function Badge({ value }: { value: string }) {
-  return <span class={`badge badge-${value.toLowerCase()}`}>{value}</span>;
+/**
+ * A state as a coloured badge; the colour follows the state's name (RUNNING, FAILED, CONNECTED …), within `scope`
+ * where one name means different things (a RUNNING server is where it should be, a RUNNING job is under way).
+ */
+export function Badge({ value, scope }: { value: string; scope?: string }) {
+  const name = value.toLowerCase();
+  return <span class={`badge badge-${name}${scope ? ` badge-${scope}-${name}` : ""}`}>{value}</span>;
 }
 
 export function ErrorNote({ error }: { error: RpcError | undefined }) {

@@ -93,8 +93,10 @@ export function Waterfall({ spans }: { spans: Span[] }) {
       </div>
       {rows.map(({ span, depth, orphan }) => {
         const category = categoryOf(span);
-        const left = (((span.startTime?.getTime() ?? t0) - t0) / total) * 100;
-        const width = Math.max((ms(span) / total) * 100, 0.25);
+        const left = Math.min((((span.startTime?.getTime() ?? t0) - t0) / total) * 100, 99.75);
+        const width = Math.min(Math.max((ms(span) / total) * 100, 0.25), 100 - left);
+        // The duration goes after the bar, or before it when the bar ends near the right edge.
+        const late = left + width > 85;
         const error = span.statusCode === SpanStatusCode.SPAN_STATUS_CODE_ERROR;
         return (
           <div
@@ -110,8 +112,8 @@ export function Waterfall({ spans }: { spans: Span[] }) {
               {span.name}
             </div>
             <div class="span-track">
-              <div class={`span-bar cat-${category}`} style={{ left: `${Math.min(left, 99.75)}%`, width: `${Math.min(width, 100 - Math.min(left, 99.75))}%` }} />
-              <span class="span-time" style={{ left: `${Math.min(left + width, 92)}%` }}>
+              <div class={`span-bar cat-${category}`} style={{ left: `${left}%`, width: `${width}%` }} />
+              <span class={`span-time${late ? " before" : ""}`} style={late ? { right: `${100 - left}%` } : { left: `${left + width}%` }}>
                 {duration(ms(span))}
               </span>
             </div>

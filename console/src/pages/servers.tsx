@@ -58,7 +58,7 @@ export function ServersPage() {
                   <a href={href(["servers", s.id])}>{s.name || shortId(s.id)}</a>
                 </td>
                 <td>
-                  <Badge value={serverState(s.state)} />
+                  <Badge value={serverState(s.state)} scope="server" />
                 </td>
                 <td>
                   <Badge value={agentState(s.agentState)} />
@@ -97,7 +97,7 @@ export function ServerPage({ id }: { id: string }) {
       <PageHeader
         title={
           <>
-            {s.name || s.id} <Badge value={serverState(s.state)} />
+            {s.name || s.id} <Badge value={serverState(s.state)} scope="server" />
           </>
         }
       >
