@@ -26,7 +26,7 @@ export interface StoredTrace {
 const PENDING_MAX_SPANS = 2_000;
 const PENDING_MAX_AGE_MS = 60_000;
 
-/** A first-in first-out queue that does not copy on every shift. */
+/** A first-in first-out queue that does not copy on every shift (the pending queue's). */
 class Fifo<T> {
   private items: (T | undefined)[] = [];
   private head = 0;
@@ -55,6 +55,45 @@ class Fifo<T> {
   }
 }
 
+/** A fixed-capacity ring of spans, oldest first: no allocation per span once it is full. */
+class SpanRing {
+  private readonly slots: (ReadableSpan | undefined)[];
+  private head = 0;
+  size = 0;
+
+  constructor(readonly capacity: number) {
+    this.slots = new Array<ReadableSpan | undefined>(capacity);
+  }
+
+  push(span: ReadableSpan): void {
+    this.slots[(this.head + this.size) % this.capacity] = span;
+    this.size++;
+  }
+
+  peek(): ReadableSpan | undefined {
+    return this.size > 0 ? this.slots[this.head] : undefined;
+  }
+
+  shift(): ReadableSpan | undefined {
+    if (this.size === 0) return undefined;
+    const span = this.slots[this.head];
+    this.slots[this.head] = undefined;
+    this.head = (this.head + 1) % this.capacity;
+    this.size--;
+    return span;
+  }
+
+  /** The spans of one trace, oldest first: a scan, as reads are rare and adds are many. */
+  ofTrace(traceId: string): ReadableSpan[] {
+    const out: ReadableSpan[] = [];
+    for (let i = 0; i < this.size; i++) {
+      const span = this.slots[(this.head + i) % this.capacity] as ReadableSpan;
+      if (span.spanContext().traceId === traceId) out.push(span);
+    }
+    return out;
+  }
+}
+
 interface Pending {
   span: ReadableSpan;
   /** False once the span moved into the store with its trace. */
@@ -68,13 +107,19 @@ const endMs = (span: ReadableSpan): number => hrTimeToMilliseconds(span.endTime)
  * a process traces — the console's own polling, monitor loop iterations that found nothing to do — would otherwise
  * push job traces out. A span that ends before the first job span of its trace (a parent that ends later is the usual
  * case, so this is rare) waits in a small pending queue and joins the store with its trace.
+ *
+ * Adding is the hot path (every span of every job): a map lookup and a slot in a ring. Keeping spans at all has a
+ * cost of its own, as each one lives long enough to be promoted to the old generation (see bench/span-store.ts).
  */
 export class SpanStore {
   readonly maxSpans: number;
   readonly maxAgeMs: number;
   private readonly now: () => number;
-  private readonly traces = new Map<string, StoredTrace>();
-  private readonly order = new Fifo<ReadableSpan>();
+  /** Job traces in the ring: how many of their spans it holds. */
+  private readonly kept = new Map<string, number>();
+  /** Job traces that lost spans to eviction while others of theirs remain. */
+  private readonly evicted = new Set<string>();
+  private readonly ring: SpanRing;
   private readonly pendingByTrace = new Map<string, Pending[]>();
   private readonly pendingOrder = new Fifo<Pending>();
   private pendingLive = 0;
@@ -83,39 +128,43 @@ export class SpanStore {
     this.maxSpans = Math.max(1, options.maxSpans);
     this.maxAgeMs = options.maxAgeMs;
     this.now = options.now ?? Date.now;
+    this.ring = new SpanRing(this.maxSpans);
   }
 
   /** Spans kept now (job traces). */
   get size(): number {
-    return this.order.size;
+    return this.ring.size;
   }
 
-  /** Takes a finished span. Cheap: a map lookup and a push; eviction happens here, a span at a time. */
+  /** Takes a finished span. */
   add(span: ReadableSpan): void {
     const traceId = span.spanContext().traceId;
-    let trace = this.traces.get(traceId);
-    if (!trace) {
+    const count = this.kept.get(traceId);
+    if (count === undefined) {
       const jobId = span.attributes[ATTR_JOB_ID];
       if (typeof jobId !== "string" || jobId === "") {
         this.addPending(traceId, span);
         return;
       }
-      trace = { spans: [], evicted: false };
-      this.traces.set(traceId, trace);
-      this.promote(traceId, trace);
+      this.promote(traceId);
     }
-    trace.spans.push(span);
-    this.order.push(span);
-    this.evict();
+    this.keep(traceId, span);
   }
 
   /** The spans kept of one trace (those still pending included), or undefined when none is. */
   trace(traceId: string): StoredTrace | undefined {
     this.evict();
-    const trace = this.traces.get(traceId);
     const pending = (this.pendingByTrace.get(traceId) ?? []).filter((p) => p.live).map((p) => p.span);
-    if (!trace && pending.length === 0) return undefined;
-    return { spans: [...pending, ...(trace?.spans ?? [])], evicted: trace?.evicted ?? false };
+    const kept = this.kept.has(traceId) ? this.ring.ofTrace(traceId) : [];
+    if (kept.length === 0 && pending.length === 0) return undefined;
+    return { spans: [...pending, ...kept], evicted: this.evicted.has(traceId) };
+  }
+
+  private keep(traceId: string, span: ReadableSpan): void {
+    if (this.ring.size >= this.maxSpans) this.drop();
+    this.ring.push(span);
+    this.kept.set(traceId, (this.kept.get(traceId) ?? 0) + 1);
+    this.evict();
   }
 
   private addPending(traceId: string, span: ReadableSpan): void {
@@ -129,7 +178,7 @@ export class SpanStore {
   }
 
   /** Moves the pending spans of a trace that just turned out to be a job's into the store. */
-  private promote(traceId: string, trace: StoredTrace): void {
+  private promote(traceId: string): void {
     const list = this.pendingByTrace.get(traceId);
     if (!list) return;
     this.pendingByTrace.delete(traceId);
@@ -137,30 +186,33 @@ export class SpanStore {
       if (!p.live) continue;
       p.live = false;
       this.pendingLive--;
-      trace.spans.push(p.span);
-      this.order.push(p.span);
+      this.keep(traceId, p.span);
+    }
+  }
+
+  /** Drops the oldest kept span. */
+  private drop(): void {
+    const span = this.ring.shift();
+    if (!span) return;
+    const traceId = span.spanContext().traceId;
+    const left = (this.kept.get(traceId) ?? 1) - 1;
+    if (left > 0) {
+      this.kept.set(traceId, left);
+      this.evicted.add(traceId);
+    } else {
+      this.kept.delete(traceId);
+      this.evicted.delete(traceId);
     }
   }
 
   private evict(): void {
     const oldest = this.now() - this.maxAgeMs;
-    for (;;) {
-      const head = this.order.peek();
-      if (!head || (this.order.size <= this.maxSpans && endMs(head) >= oldest)) break;
-      this.order.shift();
-      const traceId = head.spanContext().traceId;
-      const trace = this.traces.get(traceId);
-      if (!trace) continue;
-      // A trace's spans entered the queue in their own order, so the evicted one is almost always its first.
-      const at = trace.spans[0] === head ? 0 : trace.spans.indexOf(head);
-      if (at >= 0) trace.spans.splice(at, 1);
-      trace.evicted = true;
-      if (trace.spans.length === 0) this.traces.delete(traceId);
-    }
+    for (let head = this.ring.peek(); head && endMs(head) < oldest; head = this.ring.peek()) this.drop();
     this.evictPending();
   }
 
   private evictPending(): void {
+    if (this.pendingOrder.size === 0) return;
     const oldest = this.now() - PENDING_MAX_AGE_MS;
     const max = Math.min(PENDING_MAX_SPANS, this.maxSpans);
     for (;;) {

@@ -1,8 +1,9 @@
 // The operations console in a real browser: Debian's Chromium driven by Playwright against a real `dispatcher start`
-// (the console built from this tree into a directory of the test's own). A user signs in with an API key, finds the
-// job of a server launched on the local cloud, opens it, and sees the job's trace drawn as a waterfall holding the
-// RPC, worker and driver spans; the servers page shows the server with its agent. Screenshots of each step go to
-// test-artifacts/console/ (ignored by git).
+// (the console built from this tree into a directory of the test's own). A wrong key is refused; a user signs in with
+// an API key, finds the job of a server launched on the local cloud, opens it, and sees the job's trace drawn as a
+// waterfall holding the RPC, worker and driver spans; a running job's page follows it to its end without a reload
+// (WatchJob); the servers page shows the server with its agent. Screenshots of each step go to test-artifacts/console/
+// (ignored by git).
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -12,7 +13,7 @@ import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { killLocalServers } from "../../src/clouds/local/cleanup.js";
 import { createDispatcherClients, type DispatcherClients } from "../../src/client/index.js";
-import { JobState } from "../../src/gen/proto/dispatcher/v1/jobs.js";
+import { DiagnosticOutcome, JobState } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import { AccountStatus } from "../../src/gen/proto/dispatcher/v1/provisioning.js";
 import { until } from "../jobs/exec-support.js";
 import { bootstrapToken, createTestEnv, jobEnd, killStrayDispatchers, ROOT, startDispatcher, type DispatcherProcess, type TestEnv } from "../support/process.js";
@@ -70,14 +71,21 @@ afterAll(async () => {
 describe("the operations console in Chromium", () => {
   it("signs in with an API key, kept in the tab and never in the URL", async () => {
     await page.goto(`http://127.0.0.1:${t.ports.console}/`);
+    // A wrong key is refused with the server's own status, through the bridge.
+    await page.getByLabel("API key").fill("dsp_not-a-key");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("alert").waitFor({ timeout: 15_000 });
+    expect(await page.getByRole("alert").textContent()).toContain("UNAUTHENTICATED");
     await page.getByLabel("API key").fill(token);
     await shot("1-sign-in");
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByTestId("principal").waitFor({ timeout: 15_000 });
     expect(await page.locator(".who .roles").textContent()).toContain("admin");
     expect(page.url()).not.toContain(token);
-    expect(await page.evaluate(() => Object.values(sessionStorage))).toContain(token);
-    expect(await page.evaluate(() => Object.values(localStorage))).not.toContain(token);
+    // Evaluated in the page (a string: this file is compiled without the DOM's types).
+    expect(await page.evaluate("Object.values(sessionStorage)")).toContain(token);
+    expect(await page.evaluate("Object.values(localStorage)")).not.toContain(token);
+    expect(await page.evaluate("document.cookie")).toBe("");
   }, 30_000);
 
   it("finds the launched server's job among the jobs, filtered by kind", async () => {
@@ -109,15 +117,33 @@ describe("the operations console in Chromium", () => {
     await shot("3-job-trace");
   }, 60_000);
 
+  it("follows a running job live: its state and events change on the page without a reload", async () => {
+    const { job } = await c.jobs.runDiagnosticJob({ outcome: DiagnosticOutcome.DIAGNOSTIC_OUTCOME_SUCCEED, sleep: { seconds: "4", nanos: 0 } });
+    await page.goto(`http://127.0.0.1:${t.ports.console}/#/jobs/${job?.id}`);
+    const state = page.locator(".page-header h1 .badge");
+    await expect.poll(() => state.textContent(), { timeout: 15_000 }).toMatch(/QUEUED|RUNNING/);
+    const navigations: string[] = [];
+    page.on("framenavigated", (f) => navigations.push(f.url()));
+    await expect.poll(() => state.textContent(), { timeout: 30_000, message: "the job to succeed on the page" }).toBe("SUCCEEDED");
+    // Every event, in order, without a gap between the history read and the stream.
+    await expect.poll(async () => (await page.locator(".events-table tbody tr td:first-child").allTextContents()).map(Number), { timeout: 10_000 }).toEqual(
+      (await c.jobs.listJobEvents({ id: job?.id })).events.map((e) => Number(e.sequence)),
+    );
+    // The trace is read again once the job's last spans have ended.
+    await page.locator('[data-testid="waterfall"] [data-span-name="job.complete"]').waitFor({ timeout: 15_000 });
+    expect(navigations).toEqual([]);
+    await shot("4-job-live");
+  }, 60_000);
+
   it("shows the server with its agent's presence", async () => {
     await page.goto(`http://127.0.0.1:${t.ports.console}/#/servers`);
     const row = page.locator(`tr[data-server-id="${launched.serverId}"]`);
     await row.waitFor({ timeout: 15_000 });
     expect(await row.textContent()).toContain("RUNNING");
     await expect.poll(async () => row.textContent(), { timeout: 30_000, message: "the agent to connect" }).toContain("CONNECTED");
-    await shot("4-servers");
+    await shot("5-servers");
     await page.goto(`http://127.0.0.1:${t.ports.console}/#/budgets`);
     await page.locator('tr[data-budget-code="UI"]').waitFor({ timeout: 15_000 });
-    await shot("5-budgets");
+    await shot("6-budgets");
   }, 60_000);
 });

@@ -25,14 +25,25 @@ export function JobPage({ id }: { id: string }) {
   useEffect(() => {
     const controller = new AbortController();
     const { signal } = controller;
+    const known = new Map<number, JobEvent>();
+    let last = 0;
+    const merge = (more: JobEvent[]): void => {
+      for (const e of more) known.set(Number(e.sequence), e);
+      const sorted = [...known.entries()].sort(([a], [b]) => a - b);
+      last = sorted.at(-1)?.[0] ?? 0;
+      setEvents(sorted.map(([, e]) => e));
+    };
+    const history = async (): Promise<void> => merge((await clients.jobs.listJobEvents({ id }, { signal })).events);
     void (async () => {
       try {
-        const history = await clients.jobs.listJobEvents({ id }, { signal });
-        setEvents(history.events);
+        // Watch first, then read the history: an event between the two is in one or the other, never lost. A gap in
+        // the stream's sequence (it coalesces what arrives together) is filled from the history again.
         for await (const m of clients.jobs.watchJob({ id }, { signal })) {
           if (m.job) setJob(m.job);
           const event = m.event;
-          if (event) setEvents((prev) => (prev.some((e) => e.sequence === event.sequence) ? prev : [...prev, event]));
+          if (!event) await history();
+          else if (Number(event.sequence) === last + 1) merge([event]);
+          else await history();
           setVersion((v) => v + 1);
         }
       } catch (err) {
