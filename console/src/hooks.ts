@@ -1,5 +1,6 @@
 // Data loading for pages: a call's result, its error and a reload, optionally refreshed on an interval while the tab
-// is visible.
+// is visible. Changing the query clears the old answer at once, so a page never shows one query's rows under another's
+// filters.
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
 import { RpcError } from "./api/grpc-web";
 
@@ -16,12 +17,19 @@ export function useLoad<T>(load: (signal: AbortSignal) => Promise<T>, deps: unkn
   const [loading, setLoading] = useState(true);
   const [tick, setTick] = useState(0);
   const current = useRef<AbortController | null>(null);
+  const shown = useRef<unknown>(undefined);
   const run = useCallback(load, deps);
 
   useEffect(() => {
     const controller = new AbortController();
     current.current?.abort();
     current.current = controller;
+    // Another query (new filters, another object) shows nothing until its answer; a refresh keeps what is shown.
+    if (shown.current !== run) {
+      shown.current = run;
+      setData(undefined);
+      setError(undefined);
+    }
     setLoading(true);
     run(controller.signal).then(
       (value) => {

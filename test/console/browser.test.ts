@@ -91,9 +91,10 @@ describe("the operations console in Chromium", () => {
   it("finds the launched server's job among the jobs, filtered by kind", async () => {
     await page.goto(`http://127.0.0.1:${t.ports.console}/#/jobs?kind=server.launch`);
     const row = page.locator(`tr[data-job-id="${launched.jobId}"]`);
+    // Only the launch is a server.launch job: the rest of the quick start's jobs (discovery, syncs) are filtered out.
+    await expect.poll(() => page.locator("tr[data-job-id]").count(), { timeout: 15_000 }).toBe(1);
     await row.waitFor({ timeout: 15_000 });
     expect(await row.textContent()).toContain("SUCCEEDED");
-    expect(await page.locator("tr[data-job-id]").count()).toBe(1);
     await shot("2-jobs");
     await row.click();
     await page.waitForURL(`**/#/jobs/${launched.jobId}`);
