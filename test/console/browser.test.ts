@@ -15,7 +15,7 @@ import { killLocalServers } from "../../src/clouds/local/cleanup.js";
 import { createDispatcherClients, type DispatcherClients } from "../../src/client/index.js";
 import { DiagnosticOutcome, JobState } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import { AccountStatus } from "../../src/gen/proto/dispatcher/v1/provisioning.js";
-import { until } from "../jobs/exec-support.js";
+import { until } from "../support/poll.js";
 import { bootstrapToken, createTestEnv, jobEnd, killStrayDispatchers, ROOT, startDispatcher, type DispatcherProcess, type TestEnv } from "../support/process.js";
 
 const CHROMIUM = "/usr/bin/chromium";

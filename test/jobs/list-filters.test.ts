@@ -4,9 +4,10 @@
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DispatcherClients } from "../../src/client/index.js";
-import { newId } from "../../src/db/ids.js";
 import type { Principal } from "../../src/iam/principal.js";
-import { ACCOUNT_DISCOVER_KIND } from "../../src/provisioning/discovery-kind.js";
+import { ACCOUNT_DISCOVER_KIND } from "../../src/provisioning/discovery/kind.js";
+import { sleep } from "../support/poll.js";
+import { insertServer } from "../support/rows.js";
 import { startProvisioningFixture, type ProvisioningFixture } from "../provisioning/support.js";
 
 let f: ProvisioningFixture;
@@ -26,15 +27,12 @@ beforeAll(async () => {
   ids.b = b.account?.id ?? "";
   jobs.validateA = a.validationJob?.id ?? "";
   jobs.validateB = b.validationJob?.id ?? "";
-  ids.serverA = newId();
-  await f.dbs.provisioning.server.create({
-    data: { id: ids.serverA, accountId: ids.a, regionId: "r1", dataCenter: "r1a", name: "s", productId: "small", imageId: "base", budgetCode: "B", addresses: { private: [], public: [] }, details: {}, hourlyPriceMicros: 1n, accruesWhenStopped: false, createdBy: "test" },
-  });
+  ids.serverA = await insertServer(f.sql, { accountId: ids.a });
   const requester: Principal = { id: f.users.admin.id, kind: "user", roles: ["admin"], displayName: "admin" };
   jobs.serverA = (await f.jobs.createJob({ kind: ACCOUNT_DISCOVER_KIND, payload: { accountId: ids.a }, requester, resource: { type: "server", id: ids.serverA } })).job.id;
-  await new Promise((r) => setTimeout(r, 50));
+  await sleep(50);
   between = new Date();
-  await new Promise((r) => setTimeout(r, 50));
+  await sleep(50);
   jobs.late = (await f.jobs.createJob({ kind: "diagnostic", payload: {}, requester, resource: { type: "account", id: ids.a } })).job.id;
 });
 

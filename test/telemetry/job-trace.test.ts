@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDispatcherClients, type DispatcherClients } from "../../src/client/index.js";
 import { DiagnosticOutcome } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import { SpanKind, TraceStorage, type GetJobTraceResponse, type Span } from "../../src/gen/proto/dispatcher/v1/traces.js";
-import { until } from "../jobs/faults-support.js";
+import { until } from "../support/poll.js";
 import { createTestApiKey, createTestEnv, jobEnd, killStrayDispatchers, startDispatcher, type TestEnv } from "../support/process.js";
 
 let env: TestEnv;

@@ -12,7 +12,7 @@ import { createDispatcherClients, type DispatcherClients } from "../../src/clien
 import { JobState, type Job } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import { AccountStatus } from "../../src/gen/proto/dispatcher/v1/provisioning.js";
 import { GetJobTraceResponse } from "../../src/gen/proto/dispatcher/v1/traces.js";
-import { until } from "../jobs/exec-support.js";
+import { until } from "../support/poll.js";
 import { bootstrapToken, createTestEnv, jobEnd, killStrayDispatchers, startDispatcher, type DispatcherProcess, type TestEnv } from "../support/process.js";
 
 const CANARY = `canary-${randomBytes(16).toString("hex")}`;
