@@ -58,6 +58,7 @@ export async function benchEnvironment(label: string): Promise<BenchEnv> {
     DISPATCHER_ANALYTICS_URL: analyticsUrl,
     DISPATCHER_SERVER_PORT: String(port),
     DISPATCHER_BRIDGE_PORT: String(await freePort()),
+    DISPATCHER_CONSOLE_PORT: String(await freePort()),
     DISPATCHER_KM_PORT: String(await freePort()),
     DISPATCHER_MQ_JOBS_STREAM: `BENCH_${id}`,
     DISPATCHER_MQ_SUBJECT_PREFIX: `bench_${id}`,

@@ -50,6 +50,12 @@ export const FIELDS: readonly Field[] = [
   f("bridge.port", port, 3303, "gRPC-Web bridge port (HTTP/1.1)"),
   f("bridge.corsOrigins", list, [], "origins allowed to call the bridge from a browser (comma separated)"),
   f("bridge.maxRequestBytes", positiveInt, 4 * 1024 * 1024, "largest gRPC-Web request body accepted"),
+  f("console.enabled", bool, true, "serve the operations console (role dispatcher) on console.bind:console.port; its page calls the API through the gRPC-Web bridge"),
+  f("console.bind", z.string().min(1), "0.0.0.0", "address the console's web server binds"),
+  f("console.port", port, 3304, "operations console port (HTTP)"),
+  f("console.dir", z.string(), "", "directory of the built console (default: console/dist of the installation, made by `npm run build:console`)"),
+  f("console.origins", list, [], "origins browsers reach the console at through a proxy or another name, e.g. https://ops.example.com (comma separated); added to bridge.corsOrigins. The console on this host's console.port is allowed without it"),
+  f("console.bridgeUrl", z.string().regex(/^(https?:\/\/[^/]+\/?)?$/, "expected http(s)://host:port"), "", "gRPC-Web bridge URL the console's page calls (default: the host the page came from, on bridge.port)"),
   f("provisioning.url", mysqlUrl, "mysql://root@127.0.0.1:3306/dispatcher_provisioning", "provisioning database (clouds, accounts, users, jobs)", true),
   f("provisioning.poolSize", positiveInt, 10, "provisioning database connections per process"),
   f("provisioning.sqlPoolSize", positiveInt, 16, "provisioning database connections per process for the job paths (mariadb driver pool beside Prisma's); a process running the worker role opens at least jobs.workerConcurrency + 4"),
@@ -114,6 +120,10 @@ export const FIELDS: readonly Field[] = [
   f("telemetry.sampleRatio", z.coerce.number().min(0).max(1), 1, "fraction of new traces sampled"),
   f("telemetry.serviceName", z.string().min(1), "dispatcher", "service.name resource attribute"),
   f("telemetry.file", z.string(), "", "also write every span as a JSON line to this file (tests; empty: off)"),
+  f("telemetry.store.enabled", bool, undefined, "keep the spans of job traces in memory in each process running roles, for the console and TraceService (default: on when no OTLP endpoint is set)"),
+  f("telemetry.store.maxSpans", positiveInt, 10_000, "spans the embedded store keeps at most per process; the oldest go first"),
+  f("telemetry.store.maxAgeMs", positiveInt, 3_600_000, "spans older than this leave the embedded store"),
+  f("telemetry.traceUiUrl", z.string().regex(/^(https?:\/\/.*\{traceId\}.*)?$/, "expected an http(s) URL containing {traceId}"), "", "link to a trace in an external trace UI, {traceId} replaced, e.g. http://127.0.0.1:16686/trace/{traceId} for Jaeger; shown by the console (empty: no link)"),
   f("client.address", z.string().min(1), "127.0.0.1:3302", "dispatcher address the CLI's client commands call"),
   f("client.token", z.string(), "", "API key the CLI's client commands present (Bearer)", true),
   f("encryption.kmChannelKey", z.string(), "", "key sealing credential fields between KM and its clients: base64 of 32 bytes, or version:base64 pairs, comma separated (newest seals); development: generated under <dataDir>/km when unset", true),
@@ -127,6 +137,7 @@ export type Config = {
   dataDir: string;
   server: { bind: string; port: number; maxMessageBytes: number; keepaliveTimeMs: number; keepaliveTimeoutMs: number; shutdownGraceMs: number; reflection: boolean; defaultDeadlineMs: number };
   bridge: { bind: string; port: number; corsOrigins: string[]; maxRequestBytes: number };
+  console: { enabled: boolean; bind: string; port: number; dir: string; origins: string[]; bridgeUrl: string };
   provisioning: { url: string; poolSize: number; sqlPoolSize: number; allowInsecureEndpoints: boolean; allowLinkLocalEndpoints: boolean };
   analytics: { url: string; poolSize: number; rawRetentionMs: number; rollupIntervalMs: number; accrualIntervalMs: number; retentionBatchSize: number };
   km: {
@@ -145,7 +156,10 @@ export type Config = {
   faults: { crashAfterJobCommit: boolean };
   backup: { key: string; keyFile: string; dir: string; keep: number };
   logging: { level: string; dir: string; pretty: boolean };
-  telemetry: { otlpEndpoint: string; sampleRatio: number; serviceName: string; file: string };
+  telemetry: {
+    otlpEndpoint: string; sampleRatio: number; serviceName: string; file: string; traceUiUrl: string;
+    store: { enabled: boolean; maxSpans: number; maxAgeMs: number };
+  };
   client: { address: string; token: string };
   encryption: { kmChannelKey: string; kmChannelKeyFile: string; masterKeys: string; masterKeysFile: string };
 };
@@ -252,6 +266,8 @@ function buildConfig(env: NodeJS.ProcessEnv, file: string | undefined): Config {
   if (config.km.auditFile === "") config.km.auditFile = `${config.dataDir}/km/audit.jsonl`;
   if (config.backup.dir === "") config.backup.dir = `${config.dataDir}/backups`;
   if (config.agent.bridgeUrl === "") config.agent.bridgeUrl = `http://127.0.0.1:${config.bridge.port}`;
+  config.telemetry.store.enabled ??= config.telemetry.otlpEndpoint === "";
+  if (config.console.enabled) config.bridge.corsOrigins = [...new Set([...config.bridge.corsOrigins, ...config.console.origins])];
   if (config.mode === "production" && config.faults.crashAfterJobCommit) throw new ConfigError(["faults.crashAfterJobCommit: fault injection is for tests only and refused in production mode"]);
   if (config.mode === "production" && config.km.plaintext) throw new ConfigError(["km.plaintext: plaintext KM transport is for development mode only; configure km.tlsCa, km.serverCert/km.serverKey and km.tlsCert/km.tlsKey"]);
   return config;

@@ -1,10 +1,12 @@
-// The dispatcher role: the gRPC API on server.port with every dispatcher.v1 service, health and reflection, and the
-// outbox relay that publishes the jobs its calls create (fast path after commit, poll loop for rows left behind).
+// The dispatcher role: the gRPC API on server.port with every dispatcher.v1 service, health and reflection, its gRPC-Web
+// bridge, the operations console's web server, and the outbox relay that publishes the jobs its calls create (fast
+// path after commit, poll loop for rows left behind).
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { withJoinTokens } from "../agent/join-tokens.js";
 import { agentRpcServices } from "../agent/rpc-services.js";
 import { analyticsRpcServices } from "../analytics/rpc-services.js";
 import { connectLocalCloudInBackground } from "../clouds/local/bootstrap.js";
+import { createConsoleServer } from "../console/server.js";
 import { createApiKeyAuthenticator } from "../iam/api-keys/authenticator.js";
 import { iamRpcServices } from "../iam/rpc-services.js";
 import { jobHandlers } from "../jobs/handlers.js";
@@ -19,6 +21,8 @@ import { createRpcServer } from "../rpc/server.js";
 import { serverRpcServices } from "../servers/rpc-services.js";
 import { systemHandlers } from "../system/handlers.js";
 import { createSystemService } from "../system/service.js";
+import { traceHandlers } from "../traces/handlers.js";
+import { createTraceService } from "../traces/service.js";
 import type { RunningRole } from "./role.js";
 import type { Resources } from "./resources.js";
 
@@ -49,6 +53,7 @@ export async function startDispatcherRole(resources: Resources): Promise<Running
   const services = [
     systemHandlers(system),
     jobHandlers(jobs),
+    traceHandlers(createTraceService({ jobs, store: resources.spans, traceUiUrl: config.telemetry.traceUiUrl })),
     ...iamRpcServices(resources.provisioning, resources.now),
     ...provisioningRpcServices(resources.provisioning, provisioningPolicy, kmClient, jobs, { discoveryIntervalMs: config.discovery.intervalMs, now: resources.now }),
     ...serverRpcServices({ sql: resources.sql, db: resources.provisioning, jobs }),
@@ -64,7 +69,14 @@ export async function startDispatcherRole(resources: Resources): Promise<Running
     services,
   });
   // gRPC-Web on bridge.port, forwarded to the server above: same authentication, permissions and errors.
-  const bridge = createGrpcWebBridge({ config, log: log.child({ component: "grpc-web" }), requestLog, services: services.map((s) => s.definition) });
+  const bridge = createGrpcWebBridge({
+    config,
+    log: log.child({ component: "grpc-web" }),
+    requestLog,
+    services: services.map((s) => s.definition),
+    consolePort: config.console.enabled ? config.console.port : undefined,
+  });
+  const consoleServer = config.console.enabled ? createConsoleServer({ config, log: log.child({ component: "console" }) }) : undefined;
   try {
     await server.start();
   } catch (err) {
@@ -73,7 +85,9 @@ export async function startDispatcherRole(resources: Resources): Promise<Running
   }
   try {
     await bridge.start(server.port);
+    await consoleServer?.start();
   } catch (err) {
+    await bridge.stop(0);
     await server.stop(0);
     await relay.stop(0);
     throw err;
@@ -84,7 +98,7 @@ export async function startDispatcherRole(resources: Resources): Promise<Running
     async stop(graceMs) {
       await localCloud?.stop();
       // Calls first (they may still create jobs), then the relay publishes what they committed.
-      await Promise.all([bridge.stop(graceMs), server.stop(graceMs)]);
+      await Promise.all([bridge.stop(graceMs), server.stop(graceMs), consoleServer?.stop()]);
       await relay.stop(Math.min(graceMs, RELAY_FLUSH_MS));
       requestLog?.close();
     },

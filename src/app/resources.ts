@@ -10,6 +10,8 @@ import { connectNats } from "../mq/nats.js";
 import { buildDriverRegistry } from "../clouds/index.js";
 import type { DriverRegistry } from "../clouds/registry.js";
 import { createKmClientFromConfig, type KmClient } from "../km/client.js";
+import { processTelemetry } from "../telemetry/process.js";
+import type { SpanStore } from "../telemetry/span-store.js";
 
 export interface Resources {
   config: Config;
@@ -32,6 +34,8 @@ export interface Resources {
    */
   km(): KmClient;
   closeKm(): void;
+  /** This process's embedded span store (telemetry.store), when tracing started with one. */
+  spans?: SpanStore | undefined;
   /** The roles this process runs. */
   roles: string[];
   /** Identifies this process in leases, events and server info. */
@@ -74,6 +78,7 @@ export async function openResources(config: Config, log: Logger, roles: string[]
     drivers: buildDriverRegistry(config, log),
     km: () => (km ??= createKmClientFromConfig(config, kmIdentity(roles), log)),
     closeKm: () => km?.close(),
+    spans: processTelemetry()?.spans,
     roles,
     instanceId: `${process.pid}-${randomUUID().slice(0, 8)}`,
     startedAt: new Date(),

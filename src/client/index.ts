@@ -65,6 +65,7 @@ import {
 } from "../gen/proto/dispatcher/v1/servers.js";
 import { GetServerAgentRequest, RunServerScriptRequest, ServerAgentServiceService } from "../gen/proto/dispatcher/v1/agents.js";
 import { GetServerInfoRequest, SystemServiceService, WhoAmIRequest } from "../gen/proto/dispatcher/v1/system.js";
+import { GetJobTraceRequest, TraceServiceService } from "../gen/proto/dispatcher/v1/traces.js";
 import { AnalyticsServiceService, FleetSummaryRequest, QueryServerMetricsRequest, ReportUsageRequest } from "../gen/proto/dispatcher/v1/analytics.js";
 import { promiseClient, type CallDefaults, type PromiseClient } from "./calls.js";
 import { healthClient, type HealthClient } from "./health.js";
@@ -110,6 +111,8 @@ const JOB_REQUESTS = {
   retryJob: RetryJobRequest,
   runDiagnosticJob: RunDiagnosticJobRequest,
 };
+
+const TRACE_REQUESTS = { getJobTrace: GetJobTraceRequest };
 
 const USER_REQUESTS = { createUser: CreateUserRequest, getUser: GetUserRequest, listUsers: ListUsersRequest, updateUser: UpdateUserRequest, deleteUser: DeleteUserRequest };
 const GROUP_REQUESTS = {
@@ -171,10 +174,13 @@ const ANALYTICS_REQUESTS = { queryServerMetrics: QueryServerMetricsRequest, flee
 export type AnalyticsClient = PromiseClient<typeof AnalyticsServiceService, typeof ANALYTICS_REQUESTS>;
 export type SystemClient = PromiseClient<typeof SystemServiceService, typeof SYSTEM_REQUESTS>;
 export type JobClient = PromiseClient<typeof JobServiceService, typeof JOB_REQUESTS>;
+export type TraceClient = PromiseClient<typeof TraceServiceService, typeof TRACE_REQUESTS>;
 
 export interface DispatcherClients {
   system: SystemClient;
   jobs: JobClient;
+  /** Jobs' traces from the dispatcher's embedded span store (dispatcher.v1.TraceService). */
+  traces: TraceClient;
   users: UserClient;
   groups: GroupClient;
   roles: RoleClient;
@@ -205,6 +211,7 @@ export function createDispatcherClients(options: DispatcherClientOptions): Dispa
   return {
     system: promiseClient(client, SystemServiceService, SYSTEM_REQUESTS, defaults),
     jobs: promiseClient(client, JobServiceService, JOB_REQUESTS, defaults),
+    traces: promiseClient(client, TraceServiceService, TRACE_REQUESTS, defaults),
     users: promiseClient(client, UserServiceService, USER_REQUESTS, defaults),
     groups: promiseClient(client, GroupServiceService, GROUP_REQUESTS, defaults),
     roles: promiseClient(client, RoleServiceService, ROLE_REQUESTS, defaults),

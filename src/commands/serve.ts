@@ -51,6 +51,7 @@ export async function runServe(options: ServeOptions): Promise<number> {
     throw err;
   }
   log.info({ roles: options.roles, instance: resources.instanceId, port: config.server.port }, "dispatcher started");
+  if (options.roles.includes("dispatcher") && config.console.enabled) progress(`operations console on ${consoleUrl(config.console)}`);
   progress(`ready: roles ${options.roles.join(", ")}; gRPC on ${config.server.bind}:${config.server.port}. Ctrl-C stops.`);
 
   const signal = await waitForSignal();
@@ -61,6 +62,12 @@ export async function runServe(options: ServeOptions): Promise<number> {
   log.info("stopped");
   progress("stopped");
   return 0;
+}
+
+/** Where a browser on this machine opens the console. */
+function consoleUrl(c: { bind: string; port: number }): string {
+  const host = c.bind === "0.0.0.0" || c.bind === "::" || c.bind === "" ? "127.0.0.1" : c.bind.includes(":") ? `[${c.bind}]` : c.bind;
+  return `http://${host}:${c.port}/`;
 }
 
 async function stopAll(running: { name: string; role: RunningRole }[], graceMs: number): Promise<void> {

@@ -34,6 +34,8 @@ export const METHOD_PERMISSIONS: Readonly<Record<string, string>> = Object.freez
   "/dispatcher.v1.JobService/CancelJob": "jobs.cancel",
   "/dispatcher.v1.JobService/RetryJob": "jobs.retry",
   "/dispatcher.v1.JobService/RunDiagnosticJob": "admin.diagnostics",
+  // A job's trace is read under the job's own scope (the traces service asks the job service).
+  "/dispatcher.v1.TraceService/GetJobTrace": "jobs.read",
 
   // KM: credentials.use (plaintext fields) is service-only whatever the roles (SERVICE_ONLY_PERMISSIONS); the KM
   // service checks it again. Key rotation and re-wrap are admin.* (admins only).

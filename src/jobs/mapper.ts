@@ -78,7 +78,18 @@ export function listFilters(v: Violations, req: ListJobsRequest) {
     const id = v.optionalString("resource.id", req.resource.id, { max: 64 });
     resource = id ? { type, id } : { type };
   }
-  return { state, kind, requestedBy, resource };
+  const accountId = v.optionalString("account_id", req.accountId, { max: 64 }) || undefined;
+  const createdAfter = validTime(v, "created_after", req.createdAfter);
+  const createdBefore = validTime(v, "created_before", req.createdBefore);
+  if (createdAfter && createdBefore && createdAfter >= createdBefore) v.add("created_before", "must be later than created_after");
+  return { state, kind, requestedBy, resource, accountId, createdAfter, createdBefore };
+}
+
+function validTime(v: Violations, field: string, value: Date | undefined): Date | undefined {
+  if (value === undefined) return undefined;
+  if (Number.isNaN(value.getTime())) v.add(field, "is not a valid time");
+  else return value;
+  return undefined;
 }
 
 /** A page token's cursor as encodePageToken stored it: {t: created_at in ms, i: id}. */

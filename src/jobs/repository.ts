@@ -173,6 +173,11 @@ export interface JobFilter {
   resourceType?: string | undefined;
   resourceId?: string | undefined;
   requestedBy?: string | undefined;
+  /** Jobs whose resource is this account or one of its servers. */
+  accountId?: string | undefined;
+  /** created_at ≥ createdAfter and < createdBefore. */
+  createdAfter?: Date | undefined;
+  createdBefore?: Date | undefined;
   /** Object scope: only jobs this principal requested (applied on top of requestedBy). */
   ownedBy?: string | undefined;
   /**
@@ -196,6 +201,11 @@ function visibleToClause(scope: { userId: string; accountIds: readonly string[] 
     OR (resource_type = 'server' AND resource_id IN (SELECT id FROM servers WHERE account_id IN (${ids}))))`;
 }
 
+function accountClause(accountId: string): SqlFragment {
+  return sqlFragment`((resource_type = 'account' AND resource_id = ${accountId})
+    OR (resource_type = 'server' AND resource_id IN (SELECT id FROM servers WHERE account_id = ${accountId})))`;
+}
+
 /** The account of a server, for object scope; null when there is no such server. */
 export async function accountOfServer(sql: Sql, serverId: string): Promise<string | null> {
   const [row] = await sql.query<{ accountId: string }>`SELECT account_id AS accountId FROM servers WHERE id = ${serverId}`;
@@ -211,6 +221,9 @@ export async function listJobs(sql: Sql, filter: JobFilter, after: JobCursor | n
   if (filter.resourceId) where.push(sqlFragment`resource_id = ${filter.resourceId}`);
   if (filter.requestedBy) where.push(sqlFragment`requested_by = ${filter.requestedBy}`);
   if (filter.ownedBy) where.push(sqlFragment`requested_by = ${filter.ownedBy}`);
+  if (filter.accountId) where.push(accountClause(filter.accountId));
+  if (filter.createdAfter) where.push(sqlFragment`created_at >= ${filter.createdAfter}`);
+  if (filter.createdBefore) where.push(sqlFragment`created_at < ${filter.createdBefore}`);
   if (filter.visibleTo) where.push(visibleToClause(filter.visibleTo));
   if (after) where.push(sqlFragment`(created_at < ${after.createdAt} OR (created_at = ${after.createdAt} AND id < ${after.id}))`);
   const clause = where.length > 0 ? sqlFragment`WHERE ${sqlJoin(where, " AND ")}` : sqlFragment``;

@@ -68,6 +68,9 @@ export interface ListJobsQuery {
   kind?: string | undefined;
   resource?: { type: string; id?: string | undefined } | undefined;
   requestedBy?: string | undefined;
+  accountId?: string | undefined;
+  createdAfter?: Date | undefined;
+  createdBefore?: Date | undefined;
   pageSize: number;
   cursor?: repo.JobCursor | null | undefined;
 }
@@ -251,6 +254,9 @@ export function createJobService(options: JobServiceOptions): JobService {
           resourceType: query.resource?.type,
           resourceId: query.resource?.id,
           requestedBy: query.requestedBy,
+          accountId: query.accountId,
+          createdAfter: query.createdAfter,
+          createdBefore: query.createdBefore,
           visibleTo: scope.all ? undefined : { userId: principal.id, accountIds: scope.accountIds },
         },
         query.cursor ?? null,

@@ -16,7 +16,7 @@ export interface SpanRecord {
   durationMs: number;
   status: { code: keyof typeof SpanStatusCode; message?: string };
   attributes: Attributes;
-  events: { name: string; attributes?: Attributes }[];
+  events: { name: string; timeUnixMs: number; attributes?: Attributes }[];
   links: { traceId: string; spanId: string; attributes?: Attributes }[];
   service: string;
   scope: string;
@@ -35,7 +35,7 @@ export function toSpanRecord(span: ReadableSpan): SpanRecord {
     durationMs: hrTimeToMilliseconds(span.duration),
     status: { code: SpanStatusCode[span.status.code] as keyof typeof SpanStatusCode, ...(span.status.message ? { message: span.status.message } : {}) },
     attributes: span.attributes,
-    events: span.events.map((e) => ({ name: e.name, ...(e.attributes ? { attributes: e.attributes } : {}) })),
+    events: span.events.map((e) => ({ name: e.name, timeUnixMs: hrTimeToMilliseconds(e.time), ...(e.attributes ? { attributes: e.attributes } : {}) })),
     links: span.links.map((l) => ({ traceId: l.context.traceId, spanId: l.context.spanId, ...(l.attributes ? { attributes: l.attributes } : {}) })),
     service: String(span.resource.attributes["service.name"] ?? ""),
     scope: span.instrumentationScope.name,

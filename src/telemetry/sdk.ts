@@ -1,4 +1,5 @@
-// Builds and starts the OpenTelemetry Node SDK for this process: gRPC instrumentation, sampler and span exporters.
+// Builds and starts the OpenTelemetry Node SDK for this process: gRPC instrumentation, sampler, span exporters and the
+// embedded span store.
 import { GrpcInstrumentation } from "@opentelemetry/instrumentation-grpc";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { NodeSDK } from "@opentelemetry/sdk-node";
@@ -14,12 +15,15 @@ import {
 } from "@opentelemetry/sdk-trace-base";
 import { loadConfig, type Config } from "../config.js";
 import { FileSpanExporter } from "./file-exporter.js";
+import { SpanStore, SpanStoreProcessor } from "./span-store.js";
 
 export type TelemetrySettings = Config["telemetry"];
 
 export interface Telemetry {
-  /** True when spans leave the process (OTLP endpoint or span file). */
+  /** True when spans are recorded: they leave the process (OTLP endpoint or span file) or stay in the span store. */
   readonly exporting: boolean;
+  /** The embedded span store (telemetry.store), in processes that run roles and keep spans. */
+  readonly spans?: SpanStore | undefined;
   /** Flushes pending spans and stops the SDK; gives up after `timeoutMs` so an unreachable collector cannot hold exit. */
   shutdown(timeoutMs?: number): Promise<void>;
 }
@@ -55,19 +59,45 @@ export function tracesUrl(endpoint: string): string {
   return base.endsWith("/v1/traces") ? base : `${base}/v1/traces`;
 }
 
+/** The commands that run roles; only their processes keep spans (a CLI command's would never be read). */
+const ROLE_COMMANDS = new Set(["start", "serve"]);
+
+/** Whether `argv` (after the program name) is a command that runs roles: its first word that is not an option. */
+export function runsRoles(argv: readonly string[]): boolean {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === "-c" || a === "--config") i++;
+    else if (!a.startsWith("-")) return ROLE_COMMANDS.has(a);
+  }
+  return false;
+}
+
+export interface StartOptions {
+  /** Keep spans in the embedded store when telemetry.store.enabled (processes that run roles). */
+  keepSpans?: boolean;
+}
+
 /**
  * Starts the SDK. Must run before @grpc/grpc-js is first loaded: the instrumentation patches the module as it loads
  * (require hook for CommonJS, import-in-the-middle for ES modules — see register.ts).
  *
- * With nothing to export, a tracer provider is still installed with a sampler that records nothing: trace ids are
- * still minted and propagated (logs, request log, job traceparents correlate) at almost no cost.
+ * With nothing to export or keep, a tracer provider is still installed with a sampler that records nothing: trace ids
+ * are still minted and propagated (logs, request log, job traceparents correlate) at almost no cost.
+ *
+ * Sampling: new traces are kept at telemetry.sampleRatio; a sampled parent is always followed. A parent that is not
+ * sampled is judged by the same ratio rather than obeyed: the usual such caller is the CLI or another client that
+ * records nothing itself, and its flag would otherwise hide every job it starts. The ratio sampler decides by trace id,
+ * so every process of a deployment (same ratio) makes the same choice for one trace.
  */
-export function startTelemetry(settings: TelemetrySettings): Telemetry {
+export function startTelemetry(settings: TelemetrySettings, options: StartOptions = {}): Telemetry {
   const processors: SpanProcessor[] = [];
   if (settings.otlpEndpoint) processors.push(new BatchSpanProcessor(new OTLPTraceExporter({ url: tracesUrl(settings.otlpEndpoint) })));
   if (settings.file) processors.push(new SimpleSpanProcessor(new FileSpanExporter(settings.file)));
+  const spans = options.keepSpans && settings.store.enabled ? new SpanStore(settings.store) : undefined;
+  if (spans) processors.push(new SpanStoreProcessor(spans));
   const exporting = processors.length > 0;
-  const sampler: Sampler = exporting ? new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(settings.sampleRatio) }) : new AlwaysOffSampler();
+  const ratio = new TraceIdRatioBasedSampler(settings.sampleRatio);
+  const sampler: Sampler = exporting ? new ParentBasedSampler({ root: ratio, remoteParentNotSampled: ratio }) : new AlwaysOffSampler();
 
   const sdk = new NodeSDK({
     serviceName: settings.serviceName,
@@ -83,6 +113,7 @@ export function startTelemetry(settings: TelemetrySettings): Telemetry {
   let stopped: Promise<void> | undefined;
   return {
     exporting,
+    spans,
     shutdown(timeoutMs = 5_000) {
       stopped ??= new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);

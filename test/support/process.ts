@@ -47,7 +47,7 @@ export interface TestEnvOptions {
 export interface TestEnv {
   /** The complete environment of a child: the caller's without DISPATCHER_* and OTEL_*, plus this test's. */
   env: NodeJS.ProcessEnv;
-  ports: { server: number; bridge: number; km: number };
+  ports: { server: number; bridge: number; km: number; console: number };
   /** 127.0.0.1:<server port> */
   address: string;
   urls: { provisioning: string; analytics: string; credentials: string };
@@ -85,7 +85,7 @@ export async function createTestEnv(options: TestEnvOptions): Promise<TestEnv> {
   const label = options.label.replace(/[^A-Za-z0-9]/g, "").slice(0, 20) || "t";
   const rand = randomBytes(3).toString("hex");
   const runId = inject("runId");
-  const [server, bridge, km] = (await distinctFreePorts(3)) as [number, number, number];
+  const [server, bridge, km, consolePort] = (await distinctFreePorts(4)) as [number, number, number, number];
   const dir = mkdtempSync(join(tmpdir(), `dispatcher-${label}-`));
   const logDir = join(dir, "logs");
   mkdirSync(logDir);
@@ -107,6 +107,8 @@ export async function createTestEnv(options: TestEnvOptions): Promise<TestEnv> {
     DISPATCHER_SERVER_PORT: String(server),
     DISPATCHER_BRIDGE_BIND: "127.0.0.1",
     DISPATCHER_BRIDGE_PORT: String(bridge),
+    DISPATCHER_CONSOLE_BIND: "127.0.0.1",
+    DISPATCHER_CONSOLE_PORT: String(consolePort),
     DISPATCHER_KM_PORT: String(km),
     DISPATCHER_KM_URL: `127.0.0.1:${km}`,
     DISPATCHER_CLIENT_ADDRESS: `127.0.0.1:${server}`,
@@ -125,7 +127,7 @@ export async function createTestEnv(options: TestEnvOptions): Promise<TestEnv> {
   const env = cleanEnv(vars);
   return {
     env,
-    ports: { server, bridge, km },
+    ports: { server, bridge, km, console: consolePort },
     address: `127.0.0.1:${server}`,
     urls,
     natsUrl,

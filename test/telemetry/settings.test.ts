@@ -4,11 +4,32 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../src/config.js";
-import { configFileArg, settingsFromProcess, tracesUrl } from "../../src/telemetry/sdk.js";
+import { configFileArg, runsRoles, settingsFromProcess, tracesUrl } from "../../src/telemetry/sdk.js";
 
 describe("telemetry configuration", () => {
   it("is off by default", () => {
-    expect(loadConfig({}, "").telemetry).toEqual({ otlpEndpoint: "", sampleRatio: 1, serviceName: "dispatcher", file: "" });
+    expect(loadConfig({}, "").telemetry).toEqual({
+      otlpEndpoint: "",
+      sampleRatio: 1,
+      serviceName: "dispatcher",
+      file: "",
+      traceUiUrl: "",
+      store: { enabled: true, maxSpans: 10_000, maxAgeMs: 3_600_000 },
+    });
+  });
+
+  it("keeps spans in the embedded store unless an OTLP endpoint is set or it is turned off", () => {
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://jaeger:4318" }, "").telemetry.store.enabled).toBe(false);
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://jaeger:4318", DISPATCHER_TELEMETRY_STORE_ENABLED: "true" }, "").telemetry.store.enabled).toBe(true);
+    expect(loadConfig({ DISPATCHER_TELEMETRY_STORE_ENABLED: "false" }, "").telemetry.store.enabled).toBe(false);
+    const t = loadConfig({ DISPATCHER_TELEMETRY_STORE_MAX_SPANS: "500", DISPATCHER_TELEMETRY_STORE_MAX_AGE_MS: "60000" }, "").telemetry.store;
+    expect(t).toEqual({ enabled: true, maxSpans: 500, maxAgeMs: 60_000 });
+    expect(() => loadConfig({ DISPATCHER_TELEMETRY_STORE_MAX_SPANS: "0" }, "")).toThrow(ConfigError);
+  });
+
+  it("takes a trace UI link only with {traceId} in it", () => {
+    expect(loadConfig({ DISPATCHER_TELEMETRY_TRACE_UI_URL: "http://127.0.0.1:16686/trace/{traceId}" }, "").telemetry.traceUiUrl).toBe("http://127.0.0.1:16686/trace/{traceId}");
+    expect(() => loadConfig({ DISPATCHER_TELEMETRY_TRACE_UI_URL: "http://127.0.0.1:16686/" }, "")).toThrow(ConfigError);
   });
 
   it("takes OTEL_EXPORTER_OTLP_ENDPOINT when DISPATCHER_TELEMETRY_OTLP_ENDPOINT is unset or empty", () => {
@@ -49,6 +70,15 @@ describe("tracesUrl", () => {
 });
 
 describe("settings of the process (read before the CLI parses its arguments)", () => {
+  it("keeps spans only in the commands that run roles", () => {
+    expect(runsRoles(["start"])).toBe(true);
+    expect(runsRoles(["-c", "a.json", "serve", "--role", "worker"])).toBe(true);
+    expect(runsRoles(["--config=a.json", "start"])).toBe(true);
+    expect(runsRoles(["jobs", "ls"])).toBe(false);
+    expect(runsRoles(["agent", "--port", "2003"])).toBe(false);
+    expect(runsRoles([])).toBe(false);
+  });
+
   it("finds the CLI's -c/--config option in every form commander accepts", () => {
     expect(configFileArg(["serve", "-c", "a.json"])).toBe("a.json");
     expect(configFileArg(["--config", "b.json", "serve"])).toBe("b.json");

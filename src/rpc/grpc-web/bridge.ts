@@ -21,6 +21,8 @@ export interface GrpcWebBridgeOptions {
   requestLog?: { write(entry: RequestLogEntry): void } | undefined;
   /** The services the gRPC server serves: their methods are forwarded; grpc.health.v1 is always. */
   services: readonly ServiceDefinition[];
+  /** The operations console's port when it is served: its pages on this host may call the bridge (see cors.ts). */
+  consolePort?: number | undefined;
 }
 
 export interface GrpcWebBridge {
@@ -50,7 +52,7 @@ export function createGrpcWebBridge(options: GrpcWebBridgeOptions): GrpcWebBridg
   const { config, log } = options;
   const methods = new Map<string, boolean>(HEALTH_METHODS);
   for (const service of options.services) for (const m of Object.values(service)) if (!m.requestStream) methods.set(m.path, m.responseStream);
-  const cors = createCors(config.bridge.corsOrigins);
+  const cors = createCors(config.bridge.corsOrigins, options.consolePort);
   const limit = config.bridge.maxRequestBytes;
   const inFlight = new Set<Exchange>();
   let idle: Array<() => void> = [];
@@ -96,7 +98,7 @@ export function createGrpcWebBridge(options: GrpcWebBridgeOptions): GrpcWebBridg
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     const origin = req.headers.origin;
     if (req.method === "OPTIONS") return cors.preflight(req, res);
-    const base = cors.headers(origin);
+    const base = cors.headers(origin, req.headers.host);
     if (req.method !== "POST") return plain(res, 405, "gRPC-Web calls are POST requests", { ...base, allow: "POST, OPTIONS" });
     const mode = wireMode(req.headers["content-type"]);
     if (!mode) return plain(res, 415, "expected content-type application/grpc-web(+proto) or application/grpc-web-text(+proto)", base);

@@ -1,0 +1,102 @@
+// The canary of the embedded span store: secrets that cross a real `dispatcher start` — a canary credential handed to
+// CreateAccount (through KM to a worker and the local driver, which refuses it), the local account's key (KM, worker,
+// driver on every launch and check), the caller's API key, a launched server's join token and agent credential, and a
+// canary in a script's environment run through the agent — appear in no span that the dispatcher keeps and serves
+// through TraceService, whose answers for every job are read here in full.
+import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { killLocalServers } from "../../src/clouds/local/cleanup.js";
+import { createDispatcherClients, type DispatcherClients } from "../../src/client/index.js";
+import { JobState, type Job } from "../../src/gen/proto/dispatcher/v1/jobs.js";
+import { AccountStatus } from "../../src/gen/proto/dispatcher/v1/provisioning.js";
+import { GetJobTraceResponse } from "../../src/gen/proto/dispatcher/v1/traces.js";
+import { until } from "../support/poll.js";
+import { bootstrapToken, createTestEnv, jobEnd, killStrayDispatchers, startDispatcher, type DispatcherProcess, type TestEnv } from "../support/process.js";
+
+const CANARY = `canary-${randomBytes(16).toString("hex")}`;
+const SCRIPT_CANARY = `script-canary-${randomBytes(16).toString("hex")}`;
+const forms = (secret: string): string[] => [secret, Buffer.from(secret).toString("base64"), Buffer.from(secret).toString("base64url"), Buffer.from(secret).toString("hex")];
+
+let t: TestEnv;
+let p: DispatcherProcess;
+let c: DispatcherClients;
+let token = "";
+/** Every job's GetJobTrace answer, as JSON. */
+let served = "";
+const jobs: Job[] = [];
+
+beforeAll(async () => {
+  t = await createTestEnv({ label: "spancanary", env: { DISPATCHER_LOGGING_LEVEL: "debug" } });
+  p = await startDispatcher(t, ["start"], { timeoutMs: 90_000 });
+  token = bootstrapToken(p) ?? "";
+  if (!token) throw new Error(`no admin token printed\n${p.output()}`);
+  c = createDispatcherClients({ address: t.address, token, retry: false });
+  const local = await until(async () => (await c.accounts.listAccounts({ pageSize: 100 })).accounts.find((a) => a.name === "local" && a.status === AccountStatus.ACCOUNT_STATUS_ACTIVE), 60_000, "the local account");
+
+  // A credential that goes to KM, then to a worker and the local driver, which refuses it.
+  const canaryAccount = await c.accounts.createAccount({ name: "canary", cloudId: local.cloudId, credentials: { type: "local", fields: { key: CANARY } } });
+  jobs.push(await jobEnd(c, canaryAccount.validationJob, 60_000));
+
+  // A launch with an agent (join token, agent credential), then a script whose environment holds a canary.
+  await c.budgetCodes.createBudgetCode({ code: "CANARY", name: "canary", financeCode: "F-1", hardQuotaCents: "100000", softQuotaCents: "0" });
+  const { users } = await c.users.listUsers({ pageSize: 100 });
+  for (const u of users) await c.budgetCodes.grantBudgetCode({ code: "CANARY", userId: u.id });
+  const launch = await c.servers.launchServer({ accountId: local.id, regionId: "local", productId: "small", imageId: "agent", name: "canary", budgetCode: "CANARY" });
+  jobs.push(await jobEnd(c, launch.job, 90_000));
+  const serverId = launch.server?.id ?? "";
+  await until(async () => (await c.agents.getServerAgent({ serverId }).catch(() => null))?.agent, 60_000, "the agent to register");
+  const script = await c.agents.runServerScript({ serverId, command: "sh", args: ["-c", "test -n \"$SECRET\" && echo ok"], env: { SECRET: SCRIPT_CANARY } });
+  jobs.push(await jobEnd(c, script.job, 60_000));
+
+  // Every job there is (the local account's discovery and server syncs too), each trace read once its spans are in.
+  const all = (await c.jobs.listJobs({ pageSize: 1000 })).jobs;
+  const answers: GetJobTraceResponse[] = [];
+  for (const job of all) {
+    answers.push(await until(async () => {
+      const trace = await c.traces.getJobTrace({ jobId: job.id });
+      const done = job.state === JobState.JOB_STATE_QUEUED || job.state === JobState.JOB_STATE_RUNNING || trace.spans.some((s) => s.name === "job.complete" || s.name === "job.fail");
+      return done ? trace : null;
+    }, 20_000, `the last span of job ${job.id} (${job.kind})`).catch(() => c.traces.getJobTrace({ jobId: job.id })));
+  }
+  served = answers.map((a) => JSON.stringify(GetJobTraceResponse.toJSON(a))).join("\n");
+}, 300_000);
+
+afterAll(async () => {
+  c?.close();
+  await p?.stop("SIGTERM").catch(() => undefined);
+  await killStrayDispatchers();
+  if (t) await killLocalServers(t.dir);
+  await t?.cleanup();
+});
+
+function expectAbsent(what: string, secret: string): void {
+  for (const form of forms(secret)) expect(served.includes(form), `the stored spans contain ${what}${form === secret ? "" : " (encoded)"}`).toBe(false);
+}
+
+describe("secrets in the embedded span store", () => {
+  it("the jobs ran, and their stored spans cover the paths the secrets took (RPC, KM, worker, driver, agent)", () => {
+    expect(jobs.map((j) => j.state)).toEqual([JobState.JOB_STATE_FAILED, JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_SUCCEEDED]);
+    expect(served).toContain("AccountService/CreateAccount");
+    expect(served).toContain("km.GetCredential");
+    expect(served).toContain("KeyManagementService/StoreCredential");
+    expect(served).toContain("driver.local.launch");
+    expect(served).toContain("AgentRegistrationService/Register");
+    expect(served).toContain("agent.v1.AgentService/RunScript");
+    expect(served).toContain('"storage":"TRACE_STORAGE_EMBEDDED"');
+  });
+
+  it("hold no credential: neither the canary handed to CreateAccount nor the local account's key", () => {
+    expectAbsent("the canary credential", CANARY);
+    const accountKey = readFileSync(join(t.dir, "local-cloud", "account.key"), "utf8").trim();
+    expect(accountKey.length).toBeGreaterThan(20);
+    expectAbsent("the local account key", accountKey);
+  });
+
+  it("hold no API key, join token or agent credential, and no script environment", () => {
+    expectAbsent("the caller's API key", token);
+    for (const marker of ["dsp_", "djt_", "dac_"]) expect(served.includes(marker), `the stored spans contain a ${marker}… secret`).toBe(false);
+    expectAbsent("the script's environment", SCRIPT_CANARY);
+  });
+});
