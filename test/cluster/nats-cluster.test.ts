@@ -60,15 +60,23 @@ describe("a private 3-node JetStream cluster", () => {
     // leader is back too: the killed node may have held that role as well).
     await poll(() => jsm.consumers.add("SMOKE", { durable_name: "reader", ack_policy: AckPolicy.Explicit }), 20_000, "the consumer to be created");
     const consumer = await js.consumers.get("SMOKE", "reader");
-    const seen: number[] = [];
-    while (seen.length < 200) {
-      const batch = await consumer.fetch({ max_messages: 200, expires: 2_000 });
-      for await (const m of batch) {
-        seen.push(Number(new TextDecoder().decode(m.data)));
-        m.ack();
+    // Keyed by stream sequence: a fetch cut short (missed heartbeats while the new leader settles on a loaded
+    // machine) is retried, and a message redelivered after it counts once.
+    const seen = new Map<number, number>();
+    const deadline = Date.now() + 30_000;
+    while (seen.size < 200 && Date.now() < deadline) {
+      try {
+        const batch = await consumer.fetch({ max_messages: 200, expires: 2_000 });
+        for await (const m of batch) {
+          seen.set(m.seq, Number(new TextDecoder().decode(m.data)));
+          m.ack();
+        }
+      } catch (err) {
+        if (!(err instanceof Error) || !/heartbeats missed/.test(err.message)) throw err;
       }
     }
-    expect(seen).toEqual(Array.from({ length: 200 }, (_, i) => i));
+    const bySeq = [...seen.entries()].sort((a, b) => a[0] - b[0]).map(([, v]) => v);
+    expect(bySeq).toEqual(Array.from({ length: 200 }, (_, i) => i));
 
     // The killed node comes back with its store and is current again.
     await leader?.restart();

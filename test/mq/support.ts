@@ -22,6 +22,11 @@ export function testStreamName(label: string): string {
   return `T_${inject("runId")}_${label.replace(/[^A-Za-z0-9]/g, "_")}_${randomBytes(3).toString("hex")}`;
 }
 
+/** A subject prefix unique to this run and call, so a stream left by another run never overlaps this one's. */
+export function testSubjectPrefix(label: string): string {
+  return `t_${inject("runId")}_${label.replace(/[^A-Za-z0-9]/g, "_")}_${randomBytes(3).toString("hex")}`;
+}
+
 export interface TestJetStream {
   nc: NatsConnection;
   js: JetStreamClient;

@@ -14,6 +14,7 @@ import type { CredentialMetadata, KmClient } from "../../src/km/client.js";
 import type { CredentialStore } from "../../src/provisioning/accounts/service.js";
 import { provisioningRpcServices } from "../../src/provisioning/rpc-services.js";
 import type { RpcService } from "../../src/rpc/adapter.js";
+import { testSubjectPrefix } from "../mq/support.js";
 import { BUILT_IN, insertUser, startIamFixture, type BuiltIn } from "../iam/support.js";
 
 export { BUILT_IN, insertUser, type BuiltIn };
@@ -91,7 +92,7 @@ export async function startProvisioningFixture(label: string): Promise<Provision
   let services: RpcService[] = [];
   let sql: SqlPool | undefined;
   let jobs: JobService | undefined;
-  const subjectPrefix = `t${label}`;
+  const subjectPrefix = testSubjectPrefix(label);
   const fixture = await startIamFixture(label, (dbs) => {
     sql = createSqlPool(dbs.urls.provisioning, 4);
     jobs = createJobService({ sql, catalog: buildCatalog(), subjectPrefix, log: createLogger({ level: "silent" }) });
