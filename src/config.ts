@@ -91,6 +91,9 @@ export const FIELDS: readonly Field[] = [
   f("jobs.leaseMs", positiveInt, 30_000, "how long a worker's claim on a running job lasts without renewal"),
   f("jobs.republishAfterMs", positiveInt, 30_000, "a job still queued this long after its last publish is published again"),
   f("jobs.checkPollMs", positiveInt, 200, "how often the monitor looks for due completion checks"),
+  f("jobs.retentionDays", wholeNumber(0, undefined, "expected a whole number of days, 0 or more"), 30, "finished jobs (with their events and dead letters) older than this many days are purged by the monitor; 0 keeps them all"),
+  f("jobs.purgeBatch", positiveInt, 1_000, "jobs the monitor purges per transaction"),
+  f("jobs.purgeIntervalMs", positiveInt, 60_000, "how often the monitor looks for jobs past retention (at once again after a full batch)"),
   f("discovery.intervalMs", positiveInt, 4 * 3_600_000, "how often the monitor re-discovers each account's regions, subscriptions, products and images"),
   f("discovery.serverSyncIntervalMs", positiveInt, 60_000, "how often the monitor lists each active account's servers from its cloud"),
   f("discovery.pollMs", positiveInt, 2_000, "how often the monitor looks for accounts due for discovery or a server sync"),
@@ -145,7 +148,7 @@ export type Config = {
     serverCert: string; serverKey: string; serverName: string; clientPrincipals: string[]; plaintext: boolean; auditFile: string;
   };
   mq: { url: string; jobsStream: string; subjectPrefix: string; connectTimeoutMs: number; workerDurable: string };
-  jobs: { workerConcurrency: number; reconcileIntervalMs: number; leaseMs: number; republishAfterMs: number; checkPollMs: number };
+  jobs: { workerConcurrency: number; reconcileIntervalMs: number; leaseMs: number; republishAfterMs: number; checkPollMs: number; retentionDays: number; purgeBatch: number; purgeIntervalMs: number };
   discovery: { intervalMs: number; serverSyncIntervalMs: number; pollMs: number };
   localCloud: { enabled: boolean; catalogFile: string; stopGraceMs: number };
   agent: {

@@ -1,5 +1,5 @@
-// The monitor role: completion checks, the reconciler, the discovery scheduler, and an outbox relay poll loop (so
-// rows a crashed dispatcher left unpublished go out even when no dispatcher runs). Safe to run as several replicas.
+// The monitor role: completion checks, the reconciler, retention, the discovery scheduler, and an outbox relay poll
+// loop (so rows a crashed dispatcher left unpublished go out even when no dispatcher runs). Safe as several replicas.
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { startAgentPinger } from "../agent/pinger.js";
 import { credentialKeyOf } from "../agent/secrets.js";
@@ -13,6 +13,7 @@ import { createJobService } from "../jobs/service.js";
 import { ensureJobsStream } from "../mq/jobs-stream.js";
 import { startCompletionChecks } from "../monitor/completion-checks.js";
 import { startReconciler } from "../monitor/reconciler.js";
+import { startRetention } from "../monitor/retention.js";
 import { startScheduler } from "../monitor/scheduler.js";
 import { discoverySchedule } from "../provisioning/discovery/schedule.js";
 import { serverSyncSchedule } from "../servers/kinds/sync-schedule.js";
@@ -51,10 +52,17 @@ export async function startMonitorRole(resources: Resources): Promise<RunningRol
     republish: (tx, job) => enqueuePublication(tx, { ...job, subjectPrefix: config.mq.subjectPrefix }),
     onPublished: (entries) => entries.forEach((e) => relay.submit(e)),
   });
-  log.info("monitor running: completion checks, reconciler, discovery scheduler, outbox relay poll");
+  const retention = startRetention({
+    sql: resources.sql,
+    log,
+    retentionDays: config.jobs.retentionDays,
+    batch: config.jobs.purgeBatch,
+    intervalMs: config.jobs.purgeIntervalMs,
+  });
+  log.info("monitor running: completion checks, reconciler, discovery scheduler, retention, outbox relay poll");
   return {
     async stop(graceMs) {
-      await Promise.all([checks.stop(graceMs), reconciler.stop(graceMs), discovery.stop(graceMs), pinger.stop(graceMs), analytics.stop(graceMs)]);
+      await Promise.all([checks.stop(graceMs), reconciler.stop(graceMs), retention.stop(graceMs), discovery.stop(graceMs), pinger.stop(graceMs), analytics.stop(graceMs)]);
       await relay.stop(Math.min(graceMs, RELAY_FLUSH_MS));
     },
   };

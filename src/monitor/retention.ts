@@ -1,0 +1,61 @@
+// Retention: finished jobs older than the configured age leave the provisioning database in small batches, with their
+// events (cascade) and dead letters, so the jobs table does not grow without bound. Safe with several monitors: each
+// batch locks the rows it deletes and skips those another monitor holds.
+import type { SqlPool } from "../db/sql.js";
+import { micros } from "../jobs/execution.js";
+import type { Logger } from "../log.js";
+import { startLoop, type Loop } from "./loop.js";
+
+export interface RetentionOptions {
+  sql: SqlPool;
+  log: Logger;
+  /** Finished jobs whose end is older than this many days are purged; 0 keeps every job. */
+  retentionDays: number;
+  /** Jobs per batch (one short transaction each). */
+  batch: number;
+  intervalMs: number;
+}
+
+export interface PurgeResult {
+  jobs: number;
+  deadLetters: number;
+}
+
+/**
+ * Deletes up to `limit` finished jobs that ended more than `olderThanMs` ago (by the database's clock, which every
+ * replica shares), oldest first, with their events and dead letters.
+ */
+export async function purgeFinishedJobs(sql: SqlPool, options: { olderThanMs: number; limit: number }): Promise<PurgeResult> {
+  return sql.transaction(async (tx) => {
+    // ended_at is set exactly when a job reaches a final state (and cleared by a retry), so the index on it finds the
+    // candidates; the state test keeps a job that a retry just moved back to QUEUED.
+    const rows = await tx.query<{ id: string }>`
+      SELECT id FROM jobs FORCE INDEX (jobs_ended_at_idx)
+       WHERE ended_at < NOW(3) - INTERVAL ${micros(options.olderThanMs)} MICROSECOND AND state IN ('SUCCEEDED', 'FAILED', 'CANCELLED')
+       ORDER BY ended_at LIMIT ${options.limit} FOR UPDATE SKIP LOCKED`;
+    if (rows.length === 0) return { jobs: 0, deadLetters: 0 };
+    const ids = rows.map((r) => r.id);
+    const letters = await tx.execute`DELETE FROM dead_letters WHERE job_id IN (${ids})`;
+    const jobs = await tx.execute`DELETE FROM jobs WHERE id IN (${ids})`;
+    return { jobs, deadLetters: letters };
+  });
+}
+
+/** The monitor's retention loop; a stopped loop when retention is off (0 days). */
+export function startRetention(options: RetentionOptions): Loop {
+  const log = options.log.child({ component: "retention" });
+  if (options.retentionDays <= 0) return { stop: async () => undefined };
+  return startLoop({
+    name: "retention",
+    intervalMs: options.intervalMs,
+    log,
+    async run(span) {
+      const olderThanMs = options.retentionDays * 86_400_000;
+      const purged = await purgeFinishedJobs(options.sql, { olderThanMs, limit: options.batch });
+      span.setAttribute("dispatcher.purged_jobs", purged.jobs);
+      if (purged.jobs > 0) log.info({ jobs: purged.jobs, deadLetters: purged.deadLetters, retentionDays: options.retentionDays }, "purged finished jobs past retention");
+      // A full batch: more may be due, so go again at once.
+      return purged.jobs === options.batch;
+    },
+  });
+}

@@ -1,0 +1,96 @@
+// Retention: the monitor purges finished jobs past the configured age in batches, with their events and dead letters,
+// and leaves unfinished and recent jobs alone.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { newId } from "../../src/db/ids.js";
+import { createSqlPool, type Sql, type SqlPool } from "../../src/db/sql.js";
+import { createLogger } from "../../src/log.js";
+import { purgeFinishedJobs, startRetention } from "../../src/monitor/retention.js";
+import { createTestDatabases, type TestDatabases } from "../support/db.js";
+import { until } from "../support/poll.js";
+
+let dbs: TestDatabases;
+let sql: SqlPool;
+
+beforeAll(async () => {
+  dbs = await createTestDatabases("retention");
+  sql = createSqlPool(dbs.urls.provisioning, 2);
+});
+
+afterAll(async () => {
+  await sql?.end();
+  await dbs?.drop();
+});
+
+type State = "QUEUED" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED";
+
+/** A job in `state` that ended `endedDaysAgo` days ago (null: not ended), with two events and, if asked, a dead letter. */
+async function insertJob(db: Sql, state: State, endedDaysAgo: number | null, deadLetter = false): Promise<string> {
+  const id = newId();
+  const ended = endedDaysAgo === null ? null : new Date(Date.now() - endedDaysAgo * 86_400_000);
+  await db.execute`
+    INSERT INTO jobs (id, kind, state, attempt, max_attempts, payload, requested_by, trace_id, created_at, updated_at, ended_at)
+    VALUES (${id}, 'diagnostic', ${state}, 1, 3, '{}', 'u1', ${"0".repeat(32)}, NOW(3), NOW(3), ${ended})`;
+  for (const sequence of [1, 2]) {
+    await db.execute`
+      INSERT INTO job_events (job_id, sequence, type, to_state, attempt, actor, created_at)
+      VALUES (${id}, ${sequence}, 'created', 'QUEUED', 0, 'test', NOW(3))`;
+  }
+  if (deadLetter) {
+    await db.execute`
+      INSERT INTO dead_letters (id, job_id, attempt, kind, payload, created_at) VALUES (${newId()}, ${id}, 3, 'diagnostic', '{}', NOW(3))`;
+  }
+  return id;
+}
+
+async function count(table: "jobs" | "job_events" | "dead_letters", ids: string[]): Promise<number> {
+  const rows =
+    table === "jobs"
+      ? await sql.query<{ n: bigint }>`SELECT COUNT(*) AS n FROM jobs WHERE id IN (${ids})`
+      : table === "job_events"
+        ? await sql.query<{ n: bigint }>`SELECT COUNT(*) AS n FROM job_events WHERE job_id IN (${ids})`
+        : await sql.query<{ n: bigint }>`SELECT COUNT(*) AS n FROM dead_letters WHERE job_id IN (${ids})`;
+  return Number(rows[0]?.n ?? 0);
+}
+
+describe("retention of finished jobs", () => {
+  it("purges finished jobs older than the age with their events and dead letters, oldest first, a batch at a time", async () => {
+    const old = [await insertJob(sql, "SUCCEEDED", 40), await insertJob(sql, "FAILED", 35, true), await insertJob(sql, "CANCELLED", 31)];
+    const kept = [await insertJob(sql, "SUCCEEDED", 5), await insertJob(sql, "RUNNING", null), await insertJob(sql, "QUEUED", null)];
+
+    const first = await purgeFinishedJobs(sql, { olderThanMs: 30 * 86_400_000, limit: 2 });
+    expect(first).toEqual({ jobs: 2, deadLetters: 1 });
+    // Oldest first: the 40- and 35-day-old jobs went in the first batch.
+    expect(await count("jobs", old.slice(0, 2))).toBe(0);
+    expect(await count("jobs", old.slice(2))).toBe(1);
+
+    const second = await purgeFinishedJobs(sql, { olderThanMs: 30 * 86_400_000, limit: 2 });
+    expect(second.jobs).toBe(1);
+    expect(await count("jobs", old)).toBe(0);
+    expect(await count("job_events", old)).toBe(0);
+    expect(await count("dead_letters", old)).toBe(0);
+    expect(await count("jobs", kept)).toBe(3);
+    expect(await count("job_events", kept)).toBe(6);
+    expect(await purgeFinishedJobs(sql, { olderThanMs: 30 * 86_400_000, limit: 2 })).toEqual({ jobs: 0, deadLetters: 0 });
+  });
+
+  it("the monitor's loop works through every due batch at once and keeps the recent ones", async () => {
+    const old = await Promise.all(Array.from({ length: 7 }, () => insertJob(sql, "SUCCEEDED", 3)));
+    const recent = await insertJob(sql, "SUCCEEDED", 0.5);
+    const loop = startRetention({ sql, log: createLogger({ level: "silent" }), retentionDays: 1, batch: 2, intervalMs: 3_600_000 });
+    try {
+      // Batches of 2 with an hour between idle iterations: only "go again after a full batch" gets through all 7.
+      await until(async () => (await count("jobs", old)) === 0, 10_000, "every old job to be purged");
+    } finally {
+      await loop.stop(1_000);
+    }
+    expect(await count("jobs", [recent])).toBe(1);
+  });
+
+  it("is off with 0 days", async () => {
+    const old = await insertJob(sql, "SUCCEEDED", 400);
+    const loop = startRetention({ sql, log: createLogger({ level: "silent" }), retentionDays: 0, batch: 10, intervalMs: 10 });
+    await new Promise((r) => setTimeout(r, 200));
+    await loop.stop();
+    expect(await count("jobs", [old])).toBe(1);
+  });
+});
