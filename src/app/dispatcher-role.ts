@@ -8,7 +8,7 @@ import { analyticsRpcServices } from "../analytics/rpc-services.js";
 import { connectLocalCloudInBackground } from "../clouds/local/bootstrap.js";
 import { createConsoleServer } from "../console/server.js";
 import { createApiKeyAuthenticator } from "../iam/api-keys/authenticator.js";
-import { iamRpcServices } from "../iam/rpc-services.js";
+import { iamRpcServices } from "../rpc/iam/rpc-services.js";
 import { jobHandlers } from "../jobs/handlers.js";
 import { buildCatalog } from "./catalog.js";
 import { createOutboxRelay, type OutboxPublisher } from "../jobs/relay.js";

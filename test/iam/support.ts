@@ -4,7 +4,7 @@ import { createDispatcherClients, type DispatcherClients } from "../../src/clien
 import { newId } from "../../src/db/ids.js";
 import { createApiKey } from "../../src/iam/api-keys/keys.js";
 import { createApiKeyAuthenticator } from "../../src/iam/api-keys/authenticator.js";
-import { iamRpcServices } from "../../src/iam/rpc-services.js";
+import { iamRpcServices } from "../../src/rpc/iam/rpc-services.js";
 import type { RpcService } from "../../src/rpc/adapter.js";
 import { createSystemService } from "../../src/system/service.js";
 import { systemHandlers } from "../../src/system/handlers.js";

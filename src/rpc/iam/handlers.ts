@@ -6,11 +6,11 @@ import {
   RoleServiceService as R,
   UserServiceService as U,
   type Role as RoleMessage,
-} from "../gen/proto/dispatcher/v1/iam.js";
-import { defineService, unary, type RpcService } from "../rpc/adapter.js";
-import { afterIdFromToken, ETAG_RULES, ID_RULES, maskPaths, nextToken, requireString, validateOne } from "../rpc/validate.js";
-import type { ApiKeyService } from "./api-keys/service.js";
-import type { GroupService } from "./group-service.js";
+} from "../../gen/proto/dispatcher/v1/iam.js";
+import { defineService, unary, type RpcService } from "../adapter.js";
+import { afterIdFromToken, ETAG_RULES, ID_RULES, maskPaths, nextToken, requireString, validateOne } from "../validate.js";
+import type { ApiKeyService } from "../../iam/api-keys/service.js";
+import type { GroupService } from "../../iam/group-service.js";
 import {
   accountIdList,
   apiKeyToProto,
@@ -26,8 +26,8 @@ import {
   USER_STATUS,
   userToProto,
 } from "./mapper.js";
-import { getRole, listRoles, type RoleInfo } from "./roles.js";
-import type { UserService } from "./user-service.js";
+import { getRole, listRoles, type RoleInfo } from "../../iam/roles.js";
+import type { UserService } from "../../iam/user-service.js";
 
 
 const roleToProto = (r: RoleInfo): RoleMessage => ({ name: r.name, description: r.description, permissions: r.permissions });

@@ -1,10 +1,10 @@
 // proto ⇄ domain for the IAM services, and the field rules their handlers validate requests with.
-import { type ApiKey, type Group, type User, UserKind, UserStatus } from "../gen/proto/dispatcher/v1/iam.js";
-import type { Violations } from "../rpc/validate.js";
-import type { ApiKeyView } from "./api-keys/service.js";
-import type { GroupView } from "./group-service.js";
-import { isRole, ROLES, type Role } from "./roles.js";
-import type { UserView } from "./user-service.js";
+import { type ApiKey, type Group, type User, UserKind, UserStatus } from "../../gen/proto/dispatcher/v1/iam.js";
+import type { Violations } from "../validate.js";
+import type { ApiKeyView } from "../../iam/api-keys/service.js";
+import type { GroupView } from "../../iam/group-service.js";
+import { isRole, ROLES, type Role } from "../../iam/roles.js";
+import type { UserView } from "../../iam/user-service.js";
 
 export const EMAIL_RULES = { max: 255, pattern: /^[^\s@\p{Cc}]+@[^\s@\p{Cc}]+$/u, patternHint: "an email address (user@domain)" };
 /** Printable text: no control characters. */
