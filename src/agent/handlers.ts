@@ -35,7 +35,7 @@ export function agentToProto(a: AgentView): Agent {
 export function registrationHandlers(registration: RegistrationService): RpcService {
   return defineService(R, {
     register: unary(R.register, async (req, ctx) => {
-      const r = await registration.register(ctx.principal, { hostname: req.hostname, version: req.version, port: req.port, address: req.address }, ctx.peer);
+      const r = await registration.register(ctx.principal, { hostname: req.hostname, version: req.version, port: req.port, address: req.address });
       return { agentId: r.agentId, serverId: r.serverId, credential: r.credential };
     }),
   });

@@ -6,6 +6,7 @@ import type { SqlPool } from "../db/sql.js";
 import type { Logger } from "../log.js";
 import { startLoop, type Loop } from "../monitor/loop.js";
 import { openAgentClient, type AgentCallError } from "./agent-client.js";
+import { checkAgentEndpoint, type AgentEndpointRules } from "./endpoints.js";
 import * as repo from "./repository.js";
 import { deriveAgentCredential } from "./secrets.js";
 
@@ -26,6 +27,8 @@ export interface PingerOptions {
   sql: SqlPool;
   log: Logger;
   credentialKey: () => Buffer;
+  /** Where agents may be called (src/agent/endpoints.ts). */
+  endpoints: AgentEndpointRules;
   pingIntervalMs: number;
   maxMissedPings: number;
   /** When given, each answered ping also collects metrics and hands them here (errors are logged, never fatal). */
@@ -49,6 +52,21 @@ export function startAgentPinger(options: PingerOptions): Loop {
   let prunedAt = 0;
 
   const ping = async (agent: repo.AgentRow, signal: AbortSignal): Promise<void> => {
+    const answered = (await vouched(agent)) ? await call(agent, signal) : false;
+    await record(agent, answered);
+  };
+
+  // The row's address is checked against what the cloud reports now: an address that changed, or a row older than
+  // these rules, counts as a missed ping and is never dialled.
+  const vouched = async (agent: repo.AgentRow): Promise<boolean> => {
+    const server = await repo.findServer(sql, agent.serverId);
+    const check = server ? checkAgentEndpoint(server, agent.address, agent.port, options.endpoints) : null;
+    if (check?.ok) return true;
+    log.warn({ agentId: agent.id, serverId: agent.serverId, violations: check?.violations }, "agent address not vouched for by the cloud: not called");
+    return false;
+  };
+
+  const call = async (agent: repo.AgentRow, signal: AbortSignal): Promise<boolean> => {
     const client = openAgentClient({ address: agent.address, port: agent.port, credential: deriveAgentCredential(options.credentialKey(), agent.id) });
     let answered = false;
     try {
@@ -62,6 +80,10 @@ export function startAgentPinger(options: PingerOptions): Loop {
     } finally {
       client.close();
     }
+    return answered;
+  };
+
+  const record = async (agent: repo.AgentRow, answered: boolean): Promise<void> => {
     const change = await sql.transaction(async (tx) => {
       const c = await repo.recordPing(tx, agent.id, answered ? { answered: true, at: now() } : { answered: false, maxMissed: options.maxMissedPings });
       if (!c || c.from === c.to) return c;

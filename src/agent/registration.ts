@@ -3,9 +3,10 @@
 // agent_state, server event — or nothing.
 import { newId } from "../db/ids.js";
 import type { SqlPool } from "../db/sql.js";
-import { InvalidArgumentError, UnauthenticatedError, type FieldViolation } from "../errors.js";
+import { InvalidArgumentError, UnauthenticatedError, UnavailableError, type FieldViolation } from "../errors.js";
 import type { Principal } from "../iam/principal.js";
 import type { Logger } from "../log.js";
+import { checkAgentEndpoint, observedAddresses, type AgentEndpointRules } from "./endpoints.js";
 import { joinTokenIdOf } from "./join-tokens.js";
 import * as repo from "./repository.js";
 import { deriveAgentCredential, sha256Hex } from "./secrets.js";
@@ -14,7 +15,7 @@ export interface RegisterInput {
   hostname: string;
   version: string;
   port: number;
-  /** Empty: the server's first address, else the caller's address. */
+  /** Empty: the server's first address the cloud reports; otherwise one of those addresses. */
   address: string;
 }
 
@@ -29,19 +30,21 @@ export interface RegistrationOptions {
   sql: SqlPool;
   credentialKey: () => Buffer;
   pingIntervalMs: number;
+  /** Where agents may be called (src/agent/endpoints.ts). */
+  endpoints: AgentEndpointRules;
   log: Logger;
   now?: () => Date;
 }
 
 export interface RegistrationService {
-  register(principal: Readonly<Principal>, input: RegisterInput, peer: string): Promise<Registered>;
+  register(principal: Readonly<Principal>, input: RegisterInput): Promise<Registered>;
 }
 
 export function createRegistrationService(options: RegistrationOptions): RegistrationService {
   const { sql, log } = options;
   const now = options.now ?? (() => new Date());
   return {
-    async register(principal, input, peer) {
+    async register(principal, input) {
       const tokenId = joinTokenIdOf(principal);
       // Any other principal (an API key, even an admin's) has no server to register for.
       if (!tokenId) throw new UnauthenticatedError("registration requires a join token");
@@ -55,7 +58,12 @@ export function createRegistrationService(options: RegistrationOptions): Registr
         const token = (await tx.query<{ serverId: string }>`SELECT server_id AS serverId FROM agent_join_tokens WHERE id = ${tokenId}`)[0];
         const server = token ? await repo.findServer(tx, token.serverId, true) : null;
         if (!server || server.state === "TERMINATED" || server.state === "TERMINATING") throw new UnauthenticatedError();
-        const address = input.address || firstAddress(server.addresses) || peerHost(peer);
+        // The address the cloud vouches for, never the caller's word alone: a join token must not be able to point the
+        // dispatcher at another host or port. Until the driver has reported one, the agent is asked to come back.
+        if (observedAddresses(server).length === 0) throw new UnavailableError("the cloud reports no address for this server yet; register again shortly", "ADDRESS_NOT_OBSERVED");
+        const checked = checkAgentEndpoint(server, input.address, input.port, options.endpoints);
+        if (!checked.ok) throw new InvalidArgumentError(checked.violations);
+        const address = checked.address;
         await repo.replaceAgent(tx, {
           id: agentId,
           serverId: server.id,
@@ -89,17 +97,4 @@ function validate(input: RegisterInput): void {
   if (input.version.length > 64) violations.push({ field: "version", description: "must be at most 64 characters" });
   if (input.address.length > 255 || /[\s/@]/.test(input.address)) violations.push({ field: "address", description: "must be a host name or IP address" });
   if (violations.length > 0) throw new InvalidArgumentError(violations);
-}
-
-function firstAddress(addresses: unknown): string {
-  const parsed = typeof addresses === "string" ? (JSON.parse(addresses) as unknown) : addresses;
-  const a = (parsed ?? {}) as { private?: unknown; public?: unknown };
-  const pick = (list: unknown): string => (Array.isArray(list) && typeof list[0] === "string" ? list[0] : "");
-  return pick(a.private) || pick(a.public);
-}
-
-/** "ipv4:1.2.3.4:5678" / "ipv6:[::1]:5678" (grpc-js peers) → the host. */
-function peerHost(peer: string): string {
-  const m = /^(?:ipv[46]:)?\[?([^\]]+?)\]?:\d+$/.exec(peer);
-  return m?.[1] ?? "127.0.0.1";
 }

@@ -62,12 +62,13 @@ export interface ServerForAgent {
   state: string;
   agentState: string;
   addresses: unknown;
+  details: unknown;
 }
 
 export async function findServer(sql: Sql, id: string, forUpdate = false): Promise<ServerForAgent | null> {
   const rows = forUpdate
-    ? await sql.query<ServerForAgent>`SELECT id, account_id AS accountId, state, agent_state AS agentState, addresses FROM servers WHERE id = ${id} FOR UPDATE`
-    : await sql.query<ServerForAgent>`SELECT id, account_id AS accountId, state, agent_state AS agentState, addresses FROM servers WHERE id = ${id}`;
+    ? await sql.query<ServerForAgent>`SELECT id, account_id AS accountId, state, agent_state AS agentState, addresses, details FROM servers WHERE id = ${id} FOR UPDATE`
+    : await sql.query<ServerForAgent>`SELECT id, account_id AS accountId, state, agent_state AS agentState, addresses, details FROM servers WHERE id = ${id}`;
   return rows[0] ?? null;
 }
 

@@ -4,6 +4,7 @@ import type { SqlPool } from "../db/sql.js";
 import type { JobService } from "../jobs/service.js";
 import type { Logger } from "../log.js";
 import type { RpcService } from "../rpc/adapter.js";
+import { agentEndpointRules } from "./endpoints.js";
 import { registrationHandlers, serverAgentHandlers } from "./handlers.js";
 import { createRegistrationService } from "./registration.js";
 import { credentialKeyOf } from "./secrets.js";
@@ -14,6 +15,7 @@ export function agentRpcServices(deps: { config: Config; sql: SqlPool; jobs: Pic
     sql: deps.sql,
     credentialKey: () => credentialKeyOf(deps.config),
     pingIntervalMs: deps.config.agent.pingIntervalMs,
+    endpoints: agentEndpointRules(deps.config),
     log: deps.log,
     now: deps.now,
   });

@@ -6,6 +6,7 @@ import { z } from "zod";
 import type { JobKind } from "../jobs/catalog.js";
 import { PermanentJobError, RetryableJobError } from "../jobs/errors.js";
 import { AgentCallError, openAgentClient } from "./agent-client.js";
+import { agentEndpointRules, checkAgentEndpoint } from "./endpoints.js";
 import * as repo from "./repository.js";
 import { credentialKeyOf, deriveAgentCredential } from "./secrets.js";
 
@@ -40,6 +41,9 @@ export const runScriptKind: JobKind<RunScriptPayload> = {
   async handle(ctx, p) {
     const agent = await repo.findAgentByServer(ctx.sql, p.serverId);
     if (!agent || agent.state === "GONE") throw new PermanentJobError(`server ${p.serverId} has no registered agent`, "FAILED_PRECONDITION", { serverId: p.serverId });
+    const server = await repo.findServer(ctx.sql, p.serverId);
+    const vouched = server ? checkAgentEndpoint(server, agent.address, agent.port, agentEndpointRules(ctx.config)) : null;
+    if (!vouched?.ok) throw new PermanentJobError(`the agent of server ${p.serverId} is at an address the cloud no longer reports for it; it must register again`, "FAILED_PRECONDITION", { serverId: p.serverId });
     ctx.checkpoint();
     const client = openAgentClient({ address: agent.address, port: agent.port, credential: deriveAgentCredential(credentialKeyOf(ctx.config), agent.id) });
     try {

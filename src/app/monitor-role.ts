@@ -1,6 +1,7 @@
 // The monitor role: completion checks, the reconciler, retention, the discovery scheduler, and an outbox relay poll
 // loop (so rows a crashed dispatcher left unpublished go out even when no dispatcher runs). Safe as several replicas.
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { agentEndpointRules } from "../agent/endpoints.js";
 import { startAgentPinger } from "../agent/pinger.js";
 import { credentialKeyOf } from "../agent/secrets.js";
 import { ingestSamples } from "../analytics/metrics.js";
@@ -40,6 +41,7 @@ export async function startMonitorRole(resources: Resources): Promise<RunningRol
     sql: resources.sql,
     log: log.child({ component: "agent-pinger" }),
     credentialKey: () => credentialKeyOf(config),
+    endpoints: agentEndpointRules(config),
     pingIntervalMs: config.agent.pingIntervalMs,
     maxMissedPings: config.agent.maxMissedPings,
     onMetrics: async (sample) => void (await ingestSamples(resources.analyticsSql, [sample])),

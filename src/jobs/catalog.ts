@@ -21,8 +21,8 @@ export interface JobServices {
    * settings. Throws ConfigError when KM is not configured usably.
    */
   km(): KmClient;
-  /** The settings handlers read (agent credentials and bootstrap, the discovery interval). */
-  config: Pick<Config, "mode" | "dataDir" | "agent" | "discovery">;
+  /** The settings handlers read (agent credentials and bootstrap, the discovery interval, the endpoints agents may not have). */
+  config: Pick<Config, "mode" | "dataDir" | "agent" | "discovery" | "server" | "bridge" | "console" | "km" | "provisioning" | "analytics" | "mq" | "telemetry">;
 }
 
 /** What a handler (or a completion check) receives besides its payload: its attempt, and the job services. */

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { issueJoinToken } from "../../src/agent/join-tokens.js";
+import { agentEndpointRules } from "../../src/agent/endpoints.js";
 import { startAgentPinger, type AgentMetricsSample } from "../../src/agent/pinger.js";
 import type { Loop } from "../../src/monitor/loop.js";
 
@@ -68,6 +69,7 @@ describe("agent pings", () => {
       sql: a.h.sql,
       log: quiet(),
       credentialKey: () => Buffer.from(a.h.config.agent.credentialKey, "base64"),
+      endpoints: agentEndpointRules(a.h.config),
       pingIntervalMs: PING_MS,
       maxMissedPings: MAX_MISSED,
       onMetrics: async (sample) => void samples.push(sample),
