@@ -10,6 +10,9 @@ import { createConsoleServer } from "../console/server.js";
 import { createApiKeyAuthenticator } from "../iam/api-keys/authenticator.js";
 import { iamRpcServices } from "../rpc/iam/rpc-services.js";
 import { jobHandlers } from "../jobs/handlers.js";
+import { readConsumerStats } from "../mq/consumer-stats.js";
+import { queueHandlers } from "../queues/handlers.js";
+import { createQueueService } from "../queues/service.js";
 import { buildCatalog } from "./catalog.js";
 import { createOutboxRelay, type OutboxPublisher } from "../jobs/relay.js";
 import { createJobService } from "../jobs/service.js";
@@ -31,7 +34,8 @@ const RELAY_FLUSH_MS = 5_000;
 
 export async function startDispatcherRole(resources: Resources): Promise<RunningRole> {
   const { config, log, nats } = resources;
-  await ensureJobsStream(await jetstreamManager(nats), { stream: config.mq.jobsStream, subjectPrefix: config.mq.subjectPrefix });
+  const jsm = await jetstreamManager(nats);
+  await ensureJobsStream(jsm, { stream: config.mq.jobsStream, subjectPrefix: config.mq.subjectPrefix });
   const relay = createOutboxRelay({ sql: resources.sql, js: jetstream(nats), log: log.child({ component: "relay" }) });
   relay.start();
   if (config.faults.crashAfterJobCommit) log.warn("faults.crashAfterJobCommit is on: this process kills itself after the first job commit (testing only)");
@@ -53,6 +57,7 @@ export async function startDispatcherRole(resources: Resources): Promise<Running
   const services = [
     systemHandlers(system),
     jobHandlers(jobs),
+    queueHandlers(createQueueService({ sql: resources.sql, jobs, now: resources.now, consumerStats: () => readConsumerStats(jsm, config.mq.jobsStream, config.mq.workerDurable) })),
     traceHandlers(createTraceService({ jobs, store: resources.spans, traceUiUrl: config.telemetry.traceUiUrl })),
     ...iamRpcServices(resources.provisioning, resources.now),
     ...provisioningRpcServices(resources.provisioning, provisioningPolicy, kmClient, jobs, { discoveryIntervalMs: config.discovery.intervalMs, now: resources.now }),

@@ -66,6 +66,7 @@ import {
 import { GetServerAgentRequest, RunServerScriptRequest, ServerAgentServiceService } from "../gen/proto/dispatcher/v1/agents.js";
 import { GetServerInfoRequest, SystemServiceService, WhoAmIRequest } from "../gen/proto/dispatcher/v1/system.js";
 import { GetJobTraceRequest, TraceServiceService } from "../gen/proto/dispatcher/v1/traces.js";
+import { GetQueueStatsRequest, ListDeadLettersRequest, QueueServiceService, ReplayDeadLetterRequest } from "../gen/proto/dispatcher/v1/queues.js";
 import { AnalyticsServiceService, FleetSummaryRequest, QueryServerMetricsRequest, ReportUsageRequest } from "../gen/proto/dispatcher/v1/analytics.js";
 import { promiseClient, type CallDefaults, type PromiseClient } from "./calls.js";
 import { healthClient, type HealthClient } from "./health.js";
@@ -113,6 +114,7 @@ const JOB_REQUESTS = {
 };
 
 const TRACE_REQUESTS = { getJobTrace: GetJobTraceRequest };
+const QUEUE_REQUESTS = { getQueueStats: GetQueueStatsRequest, listDeadLetters: ListDeadLettersRequest, replayDeadLetter: ReplayDeadLetterRequest };
 
 const USER_REQUESTS = { createUser: CreateUserRequest, getUser: GetUserRequest, listUsers: ListUsersRequest, updateUser: UpdateUserRequest, deleteUser: DeleteUserRequest };
 const GROUP_REQUESTS = {
@@ -175,12 +177,15 @@ export type AnalyticsClient = PromiseClient<typeof AnalyticsServiceService, type
 export type SystemClient = PromiseClient<typeof SystemServiceService, typeof SYSTEM_REQUESTS>;
 export type JobClient = PromiseClient<typeof JobServiceService, typeof JOB_REQUESTS>;
 export type TraceClient = PromiseClient<typeof TraceServiceService, typeof TRACE_REQUESTS>;
+export type QueueClient = PromiseClient<typeof QueueServiceService, typeof QUEUE_REQUESTS>;
 
 export interface DispatcherClients {
   system: SystemClient;
   jobs: JobClient;
   /** Jobs' traces from the dispatcher's embedded span store (dispatcher.v1.TraceService). */
   traces: TraceClient;
+  /** Outbox, consumer and dead letters; replaying a dead letter (dispatcher.v1.QueueService). */
+  queues: QueueClient;
   users: UserClient;
   groups: GroupClient;
   roles: RoleClient;
@@ -212,6 +217,7 @@ export function createDispatcherClients(options: DispatcherClientOptions): Dispa
     system: promiseClient(client, SystemServiceService, SYSTEM_REQUESTS, defaults),
     jobs: promiseClient(client, JobServiceService, JOB_REQUESTS, defaults),
     traces: promiseClient(client, TraceServiceService, TRACE_REQUESTS, defaults),
+    queues: promiseClient(client, QueueServiceService, QUEUE_REQUESTS, defaults),
     users: promiseClient(client, UserServiceService, USER_REQUESTS, defaults),
     groups: promiseClient(client, GroupServiceService, GROUP_REQUESTS, defaults),
     roles: promiseClient(client, RoleServiceService, ROLE_REQUESTS, defaults),

@@ -36,6 +36,11 @@ export const METHOD_PERMISSIONS: Readonly<Record<string, string>> = Object.freez
   "/dispatcher.v1.JobService/RunDiagnosticJob": "admin.diagnostics",
   // A job's trace is read under the job's own scope (the traces service asks the job service).
   "/dispatcher.v1.TraceService/GetJobTrace": "jobs.read",
+  // Queues: the figures (counts only) to anyone who may read; dead letters follow their jobs' scope; a replay is a
+  // retry of the job (operators and admins), with the job kind's own permission checked as RetryJob does.
+  "/dispatcher.v1.QueueService/GetQueueStats": "queues.read",
+  "/dispatcher.v1.QueueService/ListDeadLetters": "jobs.read",
+  "/dispatcher.v1.QueueService/ReplayDeadLetter": "jobs.retry",
 
   // KM: credentials.use (plaintext fields) is service-only whatever the roles (SERVICE_ONLY_PERMISSIONS); the KM
   // service checks it again. Key rotation and re-wrap are admin.* (admins only).

@@ -193,7 +193,8 @@ export interface JobCursor {
   id: string;
 }
 
-function visibleToClause(scope: { userId: string; accountIds: readonly string[] }): SqlFragment {
+/** Object scope of a job list (JobFilter.visibleTo) on the columns of `jobs`, for reads that join it. */
+export function visibleToClause(scope: { userId: string; accountIds: readonly string[] }): SqlFragment {
   if (scope.accountIds.length === 0) return sqlFragment`requested_by = ${scope.userId}`;
   const ids = scope.accountIds;
   return sqlFragment`(requested_by = ${scope.userId}
