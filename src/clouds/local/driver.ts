@@ -1,6 +1,7 @@
 // The `local` cloud driver: servers are real processes on this machine (src/clouds/local/servers.ts), reached on
 // loopback addresses of their own through the account's forwarder, which enforces their firewalls
-// (src/clouds/local/network/); static addresses, key pairs and tags are records beside them. Everything it knows is
+// (src/clouds/local/network/); static addresses, key pairs and tags are records beside them; volumes, snapshots,
+// images and buckets are directories of files (src/clouds/local/storage-*.ts). Everything it knows is
 // on disk under <dataDir>/local-cloud/<account>/, so any process answers for any server.
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -17,6 +18,9 @@ import { networkControl } from "./network/control.js";
 import { checkLoopback, type LoopbackCheck } from "./network/loopback.js";
 import { RecordFiles } from "./records.js";
 import { localServers } from "./servers.js";
+import { localBlobStore } from "./storage-buckets.js";
+import { localImages } from "./storage-images.js";
+import { localSnapshots, localVolumes } from "./storage-volumes.js";
 import { AccountStore } from "./store.js";
 import { localTags } from "./tags.js";
 
@@ -93,6 +97,10 @@ export function createLocalDriver(options: LocalDriverOptions): CloudDriver {
       addresses: localAddresses(contextOf),
       keyPairs: localKeyPairs(contextOf),
       tags: localTags(contextOf),
+      volumes: localVolumes(contextOf),
+      snapshots: localSnapshots(contextOf),
+      images: localImages(contextOf),
+      blobStore: localBlobStore(contextOf),
     },
   };
 }

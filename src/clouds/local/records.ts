@@ -1,6 +1,6 @@
-// The local cloud's firewalls, static addresses and key pairs on disk: one JSON file each under the account directory
-// (firewalls/, addresses/, key-pairs/), replaced by atomic rename like a server's state, so any process answers from
-// them. Changes that touch the network happen under the account's "network" lock (src/clouds/local/network/).
+// The local cloud's firewalls, static addresses, key pairs, volumes, snapshots, images and buckets on disk: one JSON
+// file each under the account directory (firewalls/, addresses/, key-pairs/, volumes/ …), replaced by atomic rename
+// like a server's state, so any process answers from them. Changes that touch the network happen under the account's "network" lock (src/clouds/local/network/).
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -42,16 +42,75 @@ export interface KeyPairRecord {
   clientToken: string | null;
 }
 
+/** A volume: its content is the directory storage/<id>/ (src/clouds/local/storage-content.ts). */
+export interface VolumeRecord {
+  id: string;
+  regionId: string;
+  name: string;
+  dataCenter: string;
+  sizeGiB: number;
+  volumeType: string;
+  snapshotId: string | null;
+  /** CREATING while its content is being copied from a snapshot (believed only while its lock is held). */
+  state: "CREATING" | "AVAILABLE";
+  /** The server it is attached to and the device it has there; stale once that server is terminated. */
+  attachment: { serverId: string; device: string } | null;
+  tags: Record<string, string>;
+  createdAt: string;
+  clientToken: string | null;
+}
+
+export interface SnapshotRecord {
+  id: string;
+  regionId: string;
+  name: string;
+  description: string;
+  volumeId: string;
+  sizeGiB: number;
+  state: "PENDING" | "COMPLETED";
+  tags: Record<string, string>;
+  createdAt: string;
+  clientToken: string | null;
+}
+
+export interface ImageRecord {
+  id: string;
+  regionId: string;
+  name: string;
+  description: string;
+  /** The server it was made from, and the catalog image whose command that server ran (and a server launched from this one runs). */
+  serverId: string;
+  baseImageId: string;
+  platform: string;
+  state: "PENDING" | "AVAILABLE";
+  tags: Record<string, string>;
+  createdAt: string;
+  clientToken: string | null;
+}
+
+export interface BucketRecord {
+  id: string;
+  regionId: string;
+  name: string;
+  tags: Record<string, string>;
+  createdAt: string;
+  clientToken: string | null;
+}
+
 interface Kinds {
   firewall: FirewallRecord;
   address: AddressRecord;
   key_pair: KeyPairRecord;
+  volume: VolumeRecord;
+  snapshot: SnapshotRecord;
+  image: ImageRecord;
+  bucket: BucketRecord;
 }
 export type RecordKind = keyof Kinds;
 
-const DIRS: Readonly<Record<RecordKind, string>> = { firewall: "firewalls", address: "addresses", key_pair: "key-pairs" };
-const PREFIX: Readonly<Record<RecordKind, string>> = { firewall: "fw-", address: "eip-", key_pair: "kp-" };
-const ID = /^(fw|eip|kp)-[0-9a-f]{16}$/;
+const DIRS: Readonly<Record<RecordKind, string>> = { firewall: "firewalls", address: "addresses", key_pair: "key-pairs", volume: "volumes", snapshot: "snapshots", image: "images", bucket: "buckets" };
+const PREFIX: Readonly<Record<RecordKind, string>> = { firewall: "fw-", address: "eip-", key_pair: "kp-", volume: "vol-", snapshot: "snap-", image: "img-", bucket: "bkt-" };
+const ID = /^(fw|eip|kp|vol|snap|img|bkt)-[0-9a-f]{16}$/;
 
 export function newRecordId(kind: RecordKind): string {
   return `${PREFIX[kind]}${randomBytes(8).toString("hex")}`;

@@ -16,6 +16,7 @@ import { keyPairByName } from "./key-pairs.js";
 import { backendOf, claimAddress, releaseClaim } from "./network/loopback.js";
 import { serverAddresses } from "./network/plan.js";
 import { BASE_ENV, MARKER_ENV, freePort, isOurs, portAnswers, spawnDetached, stopGroup } from "./processes.js";
+import { ownImage, seedRoot } from "./storage-images.js";
 import { newServerId, type ServerRecord } from "./store.js";
 
 export interface LocalServerOptions {
@@ -100,7 +101,7 @@ export function localServers(contextOf: (target: DriverTarget) => Promise<LocalC
 
   /** Starts the server's process; bootstrap goes to this boot's environment only, `first` to its root. */
   async function boot(ctx: LocalContext, r: ServerRecord, bootstrap: Readonly<Record<string, string>>, signal: AbortSignal, first?: FirstBoot): Promise<void> {
-    const image = ctx.catalog.images.find((i) => i.id === r.imageId);
+    const image = ctx.catalog.images.find((i) => i.id === (r.bootImageId ?? r.imageId));
     if (!image) throw new DriverError("CONFLICT", `image "${r.imageId}" of server ${r.id} is no longer in the local cloud's catalog`);
     // A server with an address of its own serves the image's port there; one without shares 127.0.0.1, so a free port.
     const port = r.address ? image.port : await freePort(r.port || undefined);
@@ -139,7 +140,7 @@ export function localServers(contextOf: (target: DriverTarget) => Promise<LocalC
     if (!region.capabilities.includes("compute")) throw new DriverError("UNSUPPORTED", `region "${region.id}" of the local cloud offers no compute`);
     if (request.dataCenter !== "" && !region.dataCenters.includes(request.dataCenter)) bad(`region "${region.id}" has no data center "${request.dataCenter}"`);
     if (!productsIn(cat, region).some((p) => p.id === request.productId)) bad(`region "${region.id}" offers no product "${request.productId}"`);
-    if (!imagesIn(cat, region).some((i) => i.id === request.imageId)) bad(`region "${region.id}" offers no image "${request.imageId}"`);
+    if (!imagesIn(cat, region).some((i) => i.id === request.imageId) && !ownImage(ctx, region.id, request.imageId)) bad(`region "${region.id}" offers no image "${request.imageId}"`);
     if (request.clientToken === "") bad("a client token is required");
     // Names only: the values are secret and never appear in an error.
     const badKey = Object.keys(request.bootstrap).find((k) => !ENV_NAME.test(k));
@@ -186,6 +187,8 @@ export function localServers(contextOf: (target: DriverTarget) => Promise<LocalC
       tags: { ...(request.tags ?? {}) },
       userData: request.userData !== undefined,
     };
+    const own = ownImage(ctx, request.regionId, request.imageId);
+    if (own) r.bootImageId = own.baseImageId;
     if (ctx.addressing) {
       r.address = claimAddress("server", ctx.store.statePath(id));
       r.backend = backendOf(r.address);
@@ -219,6 +222,7 @@ export function localServers(contextOf: (target: DriverTarget) => Promise<LocalC
             const key = r.keyPairName ? keyPairByName(ctx, r.regionId, r.keyPairName) : null;
             try {
               if (r.keyPairName && !key) throw new DriverError("INVALID", `region "${r.regionId}" has no key pair "${r.keyPairName.slice(0, 64)}"`);
+              if (r.bootImageId) await seedFromImage(ctx, r, signal);
               await boot(ctx, r, request.bootstrap, signal, { publicKey: key?.publicKey ?? null, userData: request.userData ?? null });
             } catch (err) {
               if (err instanceof DriverError && !err.retryable) await retire(ctx, r, signal);
@@ -319,6 +323,15 @@ export function localServers(contextOf: (target: DriverTarget) => Promise<LocalC
         return Promise.all(records.map((r) => observe(ctx, r, signal)));
       }),
   };
+
+  /** A server launched from one of the account's own images starts with a copy of the image's root. */
+  async function seedFromImage(ctx: LocalContext, r: ServerRecord, signal: AbortSignal): Promise<void> {
+    await ctx.store.withLock(r.imageId, signal, async () => {
+      const image = ownImage(ctx, r.regionId, r.imageId);
+      if (!image) throw new DriverError("INVALID", `region "${r.regionId}" has no image "${r.imageId.slice(0, 64)}" any more`);
+      await seedRoot(ctx, image, ctx.store.rootDir(r.id));
+    });
+  }
 
   /** Marks the server TERMINATED and gives up what it held: its static address's association and its own address. */
   async function retire(ctx: LocalContext, r: ServerRecord, signal: AbortSignal): Promise<void> {

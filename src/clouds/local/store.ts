@@ -45,6 +45,8 @@ export interface ServerRecord {
   netGeneration?: number;
   /** Whether its first boot ran a user data script. */
   userData?: boolean;
+  /** Launched from one of the account's own images: the catalog image whose command it runs (imageId names the own image). */
+  bootImageId?: string;
 }
 
 const SERVER_ID = /^ls-[0-9a-f]{16}$/;

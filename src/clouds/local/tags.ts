@@ -1,5 +1,5 @@
-// Tags on the local cloud's servers, firewalls, static addresses and key pairs: kept in each one's record, changed
-// under the lock that guards the record.
+// Tags on the local cloud's servers, firewalls, static addresses, key pairs, volumes, snapshots, images and buckets:
+// kept in each one's record, changed under the lock that guards the record.
 import { DriverError, type DriverTarget } from "../driver.js";
 import { checkTags, type TagService, type TaggedRef } from "../resources.js";
 import { runCall } from "./call.js";
@@ -13,6 +13,11 @@ const LOCKS: Readonly<Partial<Record<TaggedRef["type"], { kind: RecordKind; lock
   firewall: { kind: "firewall", lock: "network" },
   address: { kind: "address", lock: "network" },
   key_pair: { kind: "key_pair", lock: "key-pairs" },
+  // Storage records change under their own id's lock (src/clouds/local/storage-*.ts).
+  volume: { kind: "volume", lock: "" },
+  snapshot: { kind: "snapshot", lock: "" },
+  image: { kind: "image", lock: "" },
+  bucket: { kind: "bucket", lock: "" },
 };
 
 export function localTags(contextOf: Context): TagService {
@@ -37,7 +42,9 @@ export function localTags(contextOf: Context): TagService {
     }
     const where = LOCKS[ref.type];
     if (!where) throw new DriverError("UNSUPPORTED", `the local cloud has no ${ref.type}s yet`);
-    await ctx.store.withLock(where.lock, signal, async () => {
+    // A record's own lock is named by its id, which must be one (read checks) before it names a lock file.
+    if (!where.lock && !ctx.files.read(where.kind, ref.providerId)) missing();
+    await ctx.store.withLock(where.lock || ref.providerId, signal, async () => {
       const record = ctx.files.read(where.kind, ref.providerId);
       if (!record || record.regionId !== ref.regionId) missing();
       else {
