@@ -3,7 +3,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["src/gen/**", "console/src/gen/**", "console/dist/**", "test-artifacts/**", "node_modules/**", "var/**", "coverage/**", "**/*.mjs", "eslint.config.js", "bin/**"] },
+  { ignores: ["src/gen/**", "console/src/gen/**", "console/dist/**", "dist/**", "test-artifacts/**", "node_modules/**", "var/**", "coverage/**", "**/*.mjs", "eslint.config.js", "bin/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // The guest agent on its own: `dispatcher agent` without loading the rest of the dispatcher (what guests run).
-import { register } from "tsx/esm/api";
+import { load } from "./program.js";
 
-register();
-const { agentMain } = await import("../src/commands/agent.ts");
+const { agentMain } = await load("commands/agent");
 process.exitCode = await agentMain(process.argv.slice(2));

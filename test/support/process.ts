@@ -64,10 +64,14 @@ export interface TestEnv {
   cleanup(): Promise<void>;
 }
 
-/** The caller's environment without any DISPATCHER_* or OTEL_* variable, so the developer's settings never leak in. */
+/**
+ * The caller's environment without any DISPATCHER_* or OTEL_* variable, so the developer's settings never leak in;
+ * bin/ runs src/ through tsx (DISPATCHER_FROM_SOURCE), so a test never runs a dist/ older than the code it tests.
+ */
 export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("DISPATCHER_") && !k.startsWith("OTEL_")) env[k] = v;
+  env.DISPATCHER_FROM_SOURCE = "1";
   for (const [k, v] of Object.entries(extra)) {
     if (v === undefined) delete env[k];
     else env[k] = v;
@@ -180,8 +184,9 @@ export class DispatcherProcess {
   readonly exited: Promise<Exit>;
   private exit: Exit | undefined;
 
-  constructor(readonly args: string[], env: NodeJS.ProcessEnv) {
-    this.child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+  /** `bin`: another install's bin/dispatcher.js (run from its own directory). */
+  constructor(readonly args: string[], env: NodeJS.ProcessEnv, bin = BIN) {
+    this.child = spawn(process.execPath, [bin, ...args], { cwd: join(bin, "..", ".."), env, stdio: ["ignore", "pipe", "pipe"] });
     live.add(this);
     this.child.stdout?.on("data", (d: Buffer) => (this.stdout += d.toString()));
     this.child.stderr?.on("data", (d: Buffer) => (this.stderr += d.toString()));
@@ -272,8 +277,8 @@ export class DispatcherProcess {
   }
 }
 
-export function spawnDispatcher(args: string[], env: NodeJS.ProcessEnv): DispatcherProcess {
-  return new DispatcherProcess(args, env);
+export function spawnDispatcher(args: string[], env: NodeJS.ProcessEnv, bin = BIN): DispatcherProcess {
+  return new DispatcherProcess(args, env, bin);
 }
 
 /** Runs a dispatcher command to its end (killed past timeoutMs) and returns its exit and output. */

@@ -40,7 +40,16 @@ export interface LocalDriverOptions {
 
 /** The dispatcher's install: {root} in image commands. */
 export const ROOT_DIR = fileURLToPath(new URL("../../../", import.meta.url));
-const TSX_LOADER = import.meta.resolve("tsx");
+/** tsx's loader for {tsx} in image commands: a development install has it, a production one does not (then ""). */
+const TSX_LOADER = tsxLoader();
+
+function tsxLoader(): string {
+  try {
+    return import.meta.resolve("tsx");
+  } catch {
+    return "";
+  }
+}
 
 export function createLocalDriver(options: LocalDriverOptions): CloudDriver {
   // Absolute, so the marker in each server's environment names its directory whatever the cwd.

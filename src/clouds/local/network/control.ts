@@ -10,7 +10,9 @@ import { BASE_ENV, MARKER_ENV, isOurs, spawnDetached } from "../processes.js";
 import { AccountStore } from "../store.js";
 import { bumpGeneration, networkDir, readApplied, writeAtomic } from "./plan.js";
 
-const DAEMON = fileURLToPath(new URL("./daemon.ts", import.meta.url));
+// Compiled (dist/), the forwarder is daemon.js and runs with plain node; from src/ it is daemon.ts and runs through tsx.
+const COMPILED = import.meta.url.endsWith(".js");
+const DAEMON = fileURLToPath(new URL(COMPILED ? "./daemon.js" : "./daemon.ts", import.meta.url));
 /** How long a change may take to be applied (the first one includes starting the forwarder on a busy machine). */
 const APPLY_TIMEOUT_MS = 30_000;
 
@@ -52,7 +54,7 @@ export function networkControl(accountDir: string, tsxLoader: string): NetworkCo
       if (alive()) return;
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       const { pid, start } = await spawnDetached({
-        argv: [process.execPath, "--import", tsxLoader, DAEMON, accountDir],
+        argv: COMPILED ? [process.execPath, DAEMON, accountDir] : [process.execPath, "--import", tsxLoader, DAEMON, accountDir],
         // The marker makes the forwarder one of the cloud's processes to a sweep (src/clouds/local/cleanup.ts).
         env: { ...BASE_ENV, [MARKER_ENV]: dir },
         cwd: dir,
