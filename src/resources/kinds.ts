@@ -37,10 +37,9 @@ export interface ResourceKindDefinition<P extends ResourcePayload, O extends Res
    */
   act(cloud: OnCloud, resource: Resource, payload: P): Promise<O | null | undefined | void>;
   /** Whether what the service's get() answers (null: the resource is gone) is the state the job is for. */
-  done(seen: O | null, resource: Resource, payload: P): boolean;
+  done(seen: O | null, resource: Resource, payload: P, ctx: JobContext): boolean | Promise<boolean>;
   /** Default 10 minutes. */
   timeoutMs?: number;
-  /** Checks without the target state before the job fails; default: until the timeout. */
 }
 
 /** Retries of a resource job: every driver call is idempotent. */
@@ -137,7 +136,7 @@ export function defineResourceKind<P extends ResourcePayload, O extends Resource
     async check(ctx, payload, checks) {
       const resource = await loadResource(ctx, payload.resourceId);
       const seen = await observe(ctx, spec, resource);
-      if (def.done(seen, resource, payload)) return succeeded(ctx, generic, resource, seen);
+      if (await def.done(seen, resource, payload, ctx)) return succeeded(ctx, generic, resource, seen);
       if (seen || resource.providerId) await recordNow(ctx, generic, resource.id, seen);
       return pending(checks, seen ? `${spec.noun} is ${seen.state}` : `${spec.noun} not seen yet`);
     },
