@@ -22,10 +22,10 @@ export interface BudgetUsage {
 
 /**
  * Recomputes every budget code's usage as of `now` (accruals written up to now). Projection: this month's cost plus
- * what the servers accruing now cost per hour times the hours left in the month. Codes without accruals this month
+ * what the servers accruing now (and `otherRates`: other resources, by code) cost per hour times the hours left in the month. Codes without accruals this month
  * go back to 0. Returns the codes whose figures changed.
  */
-export async function updateBudgetUsage(provisioning: SqlPool, analytics: Sql, now: Date): Promise<BudgetUsage[]> {
+export async function updateBudgetUsage(provisioning: SqlPool, analytics: Sql, now: Date, otherRates: ReadonlyMap<string, bigint> = new Map()): Promise<BudgetUsage[]> {
   const start = monthStart(now);
   const accrued = await analytics.query<{ budget_code: string; micros: string | bigint | number }>`
     SELECT budget_code, SUM(amount_micros) AS micros FROM cost_accruals WHERE period_start >= ${start} AND period_start < ${nextMonthStart(now)} GROUP BY budget_code`;
@@ -37,6 +37,7 @@ export async function updateBudgetUsage(provisioning: SqlPool, analytics: Sql, n
     SELECT code, current_usage_cents, projected_usage_cents FROM budget_codes`;
   const used = new Map(accrued.map((r) => [r.budget_code, BigInt(r.micros)]));
   const rate = new Map(rates.map((r) => [r.budget_code, BigInt(r.micros)]));
+  for (const [code, micros] of otherRates) rate.set(code, (rate.get(code) ?? 0n) + micros);
   const msLeft = BigInt(Math.max(0, nextMonthStart(now).getTime() - now.getTime()));
   const changed: BudgetUsage[] = [];
   for (const c of codes) {

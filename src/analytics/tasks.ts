@@ -6,6 +6,7 @@ import type { SqlPool } from "../db/sql.js";
 import type { Logger } from "../log.js";
 import { startLoop, type Loop } from "../monitor/loop.js";
 import { runAccrual } from "./accrual.js";
+import { accrueResources, resourceRates } from "../resources/accrual.js";
 import { updateBudgetUsage } from "./budget-usage.js";
 import { isAnalyticsUnavailable } from "./db.js";
 import { pruneRawSamples, runRollups } from "./rollup.js";
@@ -63,8 +64,9 @@ export function startAnalyticsTasks(options: AnalyticsTaskOptions): AnalyticsTas
         guarded(async () => {
           const t = now();
           const run = await runAccrual(sql, analytics, t);
+          await accrueResources(sql, analytics, run.from, run.to);
           if (run.more) return true;
-          const changed = await updateBudgetUsage(sql, analytics, t);
+          const changed = await updateBudgetUsage(sql, analytics, t, await resourceRates(sql));
           span.setAttribute("analytics.budget_codes_changed", changed.length);
           return false;
         }),

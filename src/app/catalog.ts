@@ -3,6 +3,8 @@ import { runScriptKind } from "../agent/run-script-kind.js";
 import { JobCatalog } from "../jobs/catalog.js";
 import { diagnosticKind } from "../jobs/kinds/diagnostic.js";
 import { accountDiscoverKind } from "../provisioning/discovery/kind.js";
+import { NETWORK_KINDS } from "../network/kinds.js";
+import { RESOURCE_KINDS } from "../resources/index.js";
 import { SERVER_KINDS } from "../servers/kinds/index.js";
 
 export function buildCatalog(): JobCatalog {
@@ -11,5 +13,7 @@ export function buildCatalog(): JobCatalog {
   catalog.register(runScriptKind);
   catalog.register(accountDiscoverKind);
   for (const kind of SERVER_KINDS) catalog.register(kind);
+  for (const kind of RESOURCE_KINDS) catalog.register(kind);
+  for (const kind of NETWORK_KINDS) catalog.register(kind);
   return catalog;
 }

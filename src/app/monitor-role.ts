@@ -17,6 +17,7 @@ import { startReconciler } from "../monitor/reconciler.js";
 import { startRetention } from "../monitor/retention.js";
 import { startScheduler } from "../monitor/scheduler.js";
 import { discoverySchedule } from "../provisioning/discovery/schedule.js";
+import { resourceSyncSchedule } from "../resources/sync.js";
 import { serverSyncSchedule } from "../servers/kinds/sync-schedule.js";
 import type { Resources } from "./resources.js";
 import type { RunningRole } from "./role.js";
@@ -34,7 +35,7 @@ export async function startMonitorRole(resources: Resources): Promise<RunningRol
   const checks = startCompletionChecks({ resources, catalog, ex });
   // The scheduler starts jobs like any caller: through a job service, published by this role's relay.
   const jobs = createJobService({ sql: resources.sql, catalog, subjectPrefix: config.mq.subjectPrefix, log: log.child({ component: "jobs" }), relay, nats, now: resources.now });
-  const schedules = [discoverySchedule(config.discovery.intervalMs), serverSyncSchedule(config.discovery.serverSyncIntervalMs)];
+  const schedules = [discoverySchedule(config.discovery.intervalMs), serverSyncSchedule(config.discovery.serverSyncIntervalMs), resourceSyncSchedule(config.discovery.serverSyncIntervalMs)];
   const discovery = startScheduler({ resources, jobs, schedules });
   // Agents are pinged with their re-derived credentials; each answered ping's metrics go to analytics.
   const pinger = startAgentPinger({

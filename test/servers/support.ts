@@ -49,10 +49,12 @@ export interface AccountSeed {
   regions?: { id: string; dataCenters: string[]; capabilities: string[] }[];
 }
 
-export async function startServersFixture(label: string, options: { run?: boolean } = {}): Promise<ServersFixture> {
+export async function startServersFixture(label: string, options: { run?: boolean; prepare?: (cloud: FakeCloud) => void } = {}): Promise<ServersFixture> {
   const h = await openExecHarness(label);
   h.config.jobs.checkPollMs = 50;
   const cloud = fakeCloud();
+  // Before the registry wraps the driver: e.g. resource services a test adds.
+  options.prepare?.(cloud);
   const kmCalls: ServersFixture["kmCalls"] = [];
   const km = {
     async useCredential<T>(input: ServersFixture["kmCalls"][number], use: (fields: Readonly<Record<string, string>>) => Promise<T>): Promise<T> {
