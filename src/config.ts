@@ -127,6 +127,10 @@ export const FIELDS: readonly Field[] = [
   f("telemetry.store.maxSpans", positiveInt, 10_000, "spans the embedded store keeps at most per process; the oldest go first"),
   f("telemetry.store.maxAgeMs", positiveInt, 3_600_000, "spans older than this leave the embedded store"),
   f("telemetry.traceUiUrl", z.string().regex(/^(https?:\/\/.*\{traceId\}.*)?$/, "expected an http(s) URL containing {traceId}"), "", "link to a trace in an external trace UI, {traceId} replaced, e.g. http://127.0.0.1:16686/trace/{traceId} for Jaeger; shown by the console (empty: no link)"),
+  f("metrics.enabled", bool, true, "expose metrics for Prometheus (and /healthz, /readyz) on metrics.bind:metrics.port in each process running roles; also pushed over OTLP when telemetry.otlpEndpoint is set"),
+  f("metrics.bind", z.string().min(1), "0.0.0.0", "address the metrics port binds"),
+  f("metrics.port", port, undefined, "metrics port (default by role: dispatcher 9464, worker 9465, monitor 9466, km 9467; a process running several roles uses the first of them in that order)"),
+  f("metrics.otlpIntervalMs", positiveInt, 60_000, "how often metrics are pushed over OTLP when telemetry.otlpEndpoint is set"),
   f("client.address", z.string().min(1), "127.0.0.1:3302", "dispatcher address the CLI's client commands call"),
   f("client.token", z.string(), "", "API key the CLI's client commands present (Bearer)", true),
   f("encryption.kmChannelKey", z.string(), "", "key sealing credential fields between KM and its clients: base64 of 32 bytes, or version:base64 pairs, comma separated (newest seals); development: generated under <dataDir>/km when unset", true),
@@ -163,6 +167,7 @@ export type Config = {
     otlpEndpoint: string; sampleRatio: number; serviceName: string; file: string; traceUiUrl: string;
     store: { enabled: boolean; maxSpans: number; maxAgeMs: number };
   };
+  metrics: { enabled: boolean; bind: string; port?: number; otlpIntervalMs: number };
   client: { address: string; token: string };
   encryption: { kmChannelKey: string; kmChannelKeyFile: string; masterKeys: string; masterKeysFile: string };
 };

@@ -16,6 +16,7 @@ import { startCompletionChecks } from "../monitor/completion-checks.js";
 import { startReconciler } from "../monitor/reconciler.js";
 import { startRetention } from "../monitor/retention.js";
 import { startScheduler } from "../monitor/scheduler.js";
+import { observeQueues } from "../telemetry/metrics-observers.js";
 import { discoverySchedule } from "../provisioning/discovery/schedule.js";
 import { resourceSyncSchedule } from "../resources/sync.js";
 import { serverSyncSchedule } from "../servers/kinds/sync-schedule.js";
@@ -62,11 +63,14 @@ export async function startMonitorRole(resources: Resources): Promise<RunningRol
     batch: config.jobs.purgeBatch,
     intervalMs: config.jobs.purgeIntervalMs,
   });
+  // The deployment's queues, observed at each metrics collection.
+  const unobserve = observeQueues({ sql: resources.sql, jsm: await jetstreamManager(nats), stream: config.mq.jobsStream, durable: config.mq.workerDurable });
   log.info("monitor running: completion checks, reconciler, discovery scheduler, retention, outbox relay poll");
   return {
     async stop(graceMs) {
       await Promise.all([checks.stop(graceMs), reconciler.stop(graceMs), retention.stop(graceMs), discovery.stop(graceMs), pinger.stop(graceMs), analytics.stop(graceMs)]);
       await relay.stop(Math.min(graceMs, RELAY_FLUSH_MS));
+      unobserve();
     },
   };
 }

@@ -2,6 +2,7 @@
 // `driver.<name>.<method>` (`driver.<name>.<service>.<method>`) carrying the cloud, account, region and resource ids
 // (never a credential or a request's content), and a non-DriverError thrown by a driver becomes INTERNAL.
 import { DriverError, type CloudDriver, type DriverTarget } from "./driver.js";
+import { recordDriverCall, secondsSince } from "../telemetry/metrics.js";
 import { SpanKind, withSpan } from "../telemetry/spans.js";
 
 export interface DriverRegistry {
@@ -33,9 +34,13 @@ function traced(driver: CloudDriver): CloudDriver {
     (async (...args: unknown[]) => {
       const target = args[0] as DriverTarget;
       return withSpan(`driver.${driver.name}.${method}`, { kind: SpanKind.CLIENT, attributes: { "cloud.driver": driver.name, ...spanAttributes(target, args[1], resourceType) } }, async (span) => {
+        const started = performance.now();
         try {
-          return await (fn as (...a: unknown[]) => Promise<unknown>)(...args);
+          const result = await (fn as (...a: unknown[]) => Promise<unknown>)(...args);
+          recordDriverCall(driver.name, method, "ok", secondsSince(started));
+          return result;
         } catch (err) {
+          recordDriverCall(driver.name, method, err instanceof DriverError ? err.code : err instanceof Error && (err.name === "AbortError" || err.name === "TimeoutError") ? "TIMEOUT" : "INTERNAL", secondsSince(started));
           if (err instanceof DriverError) {
             span.setAttribute("cloud.error.code", err.code);
             span.setAttribute("cloud.error.retryable", err.retryable);

@@ -5,6 +5,8 @@ import { ensureBootstrapAdmin } from "../iam/api-keys/keys.js";
 import { kmServerSettings, prepareDevelopmentKm } from "../km/settings.js";
 import { closeResources, needsSharedStores, openResources } from "../app/resources.js";
 import { ROLES, type RunningRole } from "../app/roles.js";
+import { observePool } from "../telemetry/metrics-observers.js";
+import { startMetrics } from "../telemetry/metrics-server.js";
 import { progress, setup, type CommandOptions } from "./common.js";
 
 export interface ServeOptions extends CommandOptions {
@@ -27,8 +29,16 @@ export async function runServe(options: ServeOptions): Promise<number> {
     // Analytics is not critical: the dispatcher starts without it (metrics and cost reports answer UNAVAILABLE).
     await migrateAll(config, log, (line) => progress(line), { optional: ["analytics"] });
   }
+  // Before the roles, so that their instruments bind to the installed meter provider.
+  let probe: (() => string | null) | undefined;
+  const served = await startMetrics({ config, roles: options.roles, log: log.child({ component: "metrics" }), probe: () => probe?.() ?? null });
   if (shared) progress(`connecting to MariaDB and NATS (${config.mq.url})`);
-  const resources = await openResources(config, log, options.roles);
+  const resources = await openResources(config, log, options.roles).catch(async (err: unknown) => {
+    await served.stop();
+    throw err;
+  });
+  if (shared) probe = () => (resources.nats.isClosed() ? "the NATS connection is closed" : null);
+  const unobserve = shared ? [observePool("provisioning", () => resources.sql.stats?.() ?? { active: 0, idle: 0, waiting: 0 })] : [];
   const running: { name: string; role: RunningRole }[] = [];
   try {
     if (options.migrate && shared) {
@@ -48,17 +58,23 @@ export async function runServe(options: ServeOptions): Promise<number> {
   } catch (err) {
     await stopAll(running, 0);
     await closeResources(resources);
+    await served.stop();
     throw err;
   }
+  served.setReady(true);
   log.info({ roles: options.roles, instance: resources.instanceId, port: config.server.port }, "dispatcher started");
   if (options.roles.includes("dispatcher") && config.console.enabled) progress(`operations console on ${consoleUrl(config.console)}`);
+  if (served.port !== undefined) progress(`metrics on ${config.metrics.bind}:${served.port} (/metrics, /healthz, /readyz)`);
   progress(`ready: roles ${options.roles.join(", ")}; gRPC on ${config.server.bind}:${config.server.port}. Ctrl-C stops.`);
 
   const signal = await waitForSignal();
   progress(`${signal} received: finishing in-flight work (up to ${config.server.shutdownGraceMs} ms)`);
   log.info({ signal }, "shutting down");
+  served.setReady(false);
   await stopAll(running, config.server.shutdownGraceMs);
+  unobserve.forEach((remove) => remove());
   await closeResources(resources);
+  await served.stop();
   log.info("stopped");
   progress("stopped");
   return 0;

@@ -60,6 +60,8 @@ export interface SqlPool extends Sql {
   transaction<T>(fn: (tx: Sql) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /** Closes every connection. */
   end(): Promise<void>;
+  /** Connections in use and idle, and callers waiting for one (for the pool's metrics). */
+  stats?(): { active: number; idle: number; waiting: number };
 }
 
 export interface SqlPoolOptions {
@@ -183,6 +185,7 @@ export function createSqlPool(url: string, size: number, options: SqlPoolOptions
       }
     },
     end: () => pool.end(),
+    stats: () => ({ active: pool.activeConnections(), idle: pool.idleConnections(), waiting: pool.taskQueueSize() }),
   };
 }
 

@@ -5,6 +5,7 @@
 // when every one of its compare-and-sets wins and every effect succeeds — otherwise it rolls back and each attempt
 // takes complete() on its own, which records a stale outcome as it always does.
 import { sqlFragment, sqlJoin, type Sql } from "../db/sql.js";
+import { measuring } from "../telemetry/metrics.js";
 import { micros, START_COLUMNS, startedJob, type CompleteInput, type JobExecution, type StartInput, type StartResult, type StartRow } from "./execution.js";
 
 /** A job id seen twice in one batch: the second delivery is a duplicate while the first one runs. */
@@ -37,7 +38,11 @@ export async function startMany(ex: JobExecution, inputs: StartInput[]): Promise
          WHERE id IN (${plainIds}) AND state = 'QUEUED'`;
       if (n !== plain.length) throw new Error(`jobs changed under their row locks (${n} of ${plain.length} started)`);
       await appendEvents(tx, plainIds, { type: "started", from: "QUEUED", to: "RUNNING", actor: owner, message: sqlFragment`CONCAT('attempt ', j.attempt, ' of ', j.max_attempts)` });
-      for (const row of plain) out.set(row.id, { status: "started", job: startedJob(row, row.deadlineInMs === null ? null : Number(row.deadlineInMs)), tookOver: false });
+      for (const row of plain) {
+        out.set(row.id, { status: "started", job: startedJob(row, row.deadlineInMs === null ? null : Number(row.deadlineInMs)), tookOver: false });
+        ex.measure(tx, { transition: "started", kind: row.kind });
+        if (row.attempt === 0) ex.measure(tx, { transition: "wait", kind: row.kind, seconds: Number(row.waitedUs) / 1e6 });
+      }
     }
     return out;
   });
@@ -71,6 +76,7 @@ export async function completeMany(ex: JobExecution, inputs: CompleteInput[]): P
          WHERE id IN (${ids}) AND state = 'RUNNING' AND lease_owner = ${owner} AND attempt = CASE id ${attemptArms} END`;
       if (n !== sorted.length) throw new BatchLost(n);
       await appendEvents(tx, ids, { type: "succeeded", from: "RUNNING", to: "SUCCEEDED", actor: owner, message: sqlFragment`CONCAT('attempt ', j.attempt, ' succeeded')` });
+      await measureSuccesses(ex, tx, sorted);
       // Each attempt's effects run in order; different attempts' go to the server together (the driver pipelines them).
       const effects = await Promise.allSettled(sorted.map((input) => input.effects?.(tx)));
       const failed = effects.find((e) => e.status === "rejected");
@@ -92,6 +98,15 @@ async function appendEvents(tx: Sql, jobIds: string[], e: { type: string; from: 
     SELECT j.id, COALESCE((SELECT MAX(x.sequence) FROM job_events x WHERE x.job_id = j.id), 0) + 1, ${e.type}, ${e.from}, ${e.to},
            j.attempt, ${e.actor}, ${e.message}, NOW(3)
       FROM jobs j WHERE j.id IN (${jobIds})`;
+}
+
+/** Counts a batch's successes and, while metrics are on, times each run (one read of the rows the batch holds). */
+async function measureSuccesses(ex: JobExecution, tx: Sql, inputs: CompleteInput[]): Promise<void> {
+  for (const input of inputs) ex.measure(tx, { transition: "succeeded", kind: input.kind });
+  if (!measuring()) return;
+  const rows = await tx.query<{ kind: string; us: bigint | number | null }>`
+    SELECT kind, TIMESTAMPDIFF(MICROSECOND, started_at, NOW(3)) AS us FROM jobs WHERE id IN (${inputs.map((i) => i.jobId)})`;
+  for (const r of rows) if (r.us !== null) ex.measure(tx, { transition: "run", kind: r.kind, outcome: "succeeded", seconds: Number(r.us) / 1e6 });
 }
 
 /** QUEUED and nothing to end it with: no cancellation, deadline ahead, attempts left. */

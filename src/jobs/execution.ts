@@ -5,6 +5,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { sqlFragment, type Isolation, type Sql, type SqlPool } from "../db/sql.js";
 import { newId } from "../db/ids.js";
 import type { Attributes } from "@opentelemetry/api";
+import { measuring, recordJob, recordJobRun, recordJobWait, type JobTransition } from "../telemetry/metrics.js";
 import { ATTR_JOB_ATTEMPT, ATTR_JOB_ID, ATTR_JOB_KIND, withSpan } from "../telemetry/spans.js";
 import { appendEvent, ringDoorbell } from "./events.js";
 import type { JobError, JobEventType, JobState } from "./model.js";
@@ -88,12 +89,14 @@ export interface StartRow {
   leaseOwner: string | null;
   leaseExpired: number | null;
   deadlineInMs: bigint | number | null;
+  /** Microseconds since the job was created, on the database clock. */
+  waitedUs: bigint | number;
 }
 
 /** The columns of a StartRow. */
 export const START_COLUMNS = sqlFragment`id, kind, state, attempt, max_attempts AS maxAttempts, payload, traceparent,
   cancel_requested AS cancelRequested, lease_owner AS leaseOwner, lease_expires_at < NOW(3) AS leaseExpired,
-  TIMESTAMPDIFF(MICROSECOND, NOW(3), deadline_at) DIV 1000 AS deadlineInMs`;
+  TIMESTAMPDIFF(MICROSECOND, NOW(3), deadline_at) DIV 1000 AS deadlineInMs, TIMESTAMPDIFF(MICROSECOND, created_at, NOW(3)) AS waitedUs`;
 
 /** The attempt a started row runs: the one after the row's (read before the start's UPDATE). */
 export function startedJob(row: StartRow, deadlineInMs: number | null): StartedJob {
@@ -142,6 +145,7 @@ export class JobExecution {
     if (n !== 1) throw new Error(`job ${row.id} changed under its row lock`);
     const attempt = row.attempt + 1;
     await this.event(tx, { ...ref, attempt }, "started", "QUEUED", "RUNNING", input.owner, `attempt ${attempt} of ${row.maxAttempts}`);
+    if (row.attempt === 0) this.measure(tx, { transition: "wait", kind: row.kind, seconds: Number(row.waitedUs) / 1e6 });
     return { status: "started", job: startedJob(row, deadlineInMs), tookOver };
   }
 
@@ -333,7 +337,23 @@ export class JobExecution {
 
   async event(tx: Sql, ref: AttemptRef, type: JobEventType, from: JobState | null, to: JobState, actor: string, message?: string): Promise<void> {
     await appendEvent(tx, { jobId: ref.jobId, type, fromState: from, toState: to, attempt: ref.attempt, actor, message });
+    const transition = TRANSITIONS[type];
+    if (!transition || !this.measurements.has(tx)) return;
+    this.measure(tx, { transition, kind: ref.kind });
+    // A run's length is read only while metrics are on: one primary-key read of the row this transaction holds.
+    if (from === "RUNNING" && (to === "SUCCEEDED" || to === "FAILED" || to === "CANCELLED") && measuring()) {
+      const [row] = await tx.query<{ us: bigint | number | null }>`SELECT TIMESTAMPDIFF(MICROSECOND, started_at, NOW(3)) AS us FROM jobs WHERE id = ${ref.jobId}`;
+      if (row?.us !== null && row?.us !== undefined) this.measure(tx, { transition: "run", kind: ref.kind, outcome: OUTCOMES[to], seconds: Number(row.us) / 1e6 });
+    }
   }
+
+  /** Notes a measurement of the transaction `tx`; it is recorded once that commits (see transaction()). */
+  measure(tx: Sql, m: Measurement): void {
+    this.measurements.get(tx)?.push(m);
+  }
+
+  /** Measurements of the transactions under way, by transaction: a try that rolls back records none of its own. */
+  private readonly measurements = new WeakMap<Sql, Measurement[]>();
 
   ring(jobId: string): void {
     ringDoorbell(this.deps.nc, jobId);
@@ -345,9 +365,43 @@ export class JobExecution {
     if (job) attributes[ATTR_JOB_ID] = job.id;
     if (job?.kind) attributes[ATTR_JOB_KIND] = job.kind;
     if (job?.attempt !== undefined) attributes[ATTR_JOB_ATTEMPT] = job.attempt;
-    return withSpan(`job.${op}`, { attributes }, () => this.deps.sql.transaction(fn, { isolation }));
+    let measured: Measurement[] = [];
+    const result = await withSpan(`job.${op}`, { attributes }, () =>
+      this.deps.sql.transaction(async (tx) => {
+        measured = [];
+        this.measurements.set(tx, measured);
+        return fn(tx);
+      }, { isolation }),
+    );
+    for (const m of measured) record(m);
+    return result;
   }
 }
+
+/** A job metric noted inside a transaction: a transition counted, or a wait (create→start) or run (start→end) timed. */
+export type Measurement =
+  | { transition: JobTransition; kind: string; count?: number }
+  | { transition: "wait"; kind: string; seconds: number }
+  | { transition: "run"; kind: string; outcome: "succeeded" | "failed" | "cancelled"; seconds: number };
+
+function record(m: Measurement): void {
+  if (m.transition === "wait") recordJobWait(m.kind, m.seconds);
+  else if (m.transition === "run") recordJobRun(m.kind, m.outcome, m.seconds);
+  else recordJob(m.transition, m.kind, m.count);
+}
+
+/** The counted transition each event type stands for. */
+const TRANSITIONS: Partial<Record<JobEventType, JobTransition>> = {
+  started: "started",
+  succeeded: "succeeded",
+  failed: "failed",
+  timed_out: "failed",
+  cancelled: "cancelled",
+  retry_scheduled: "retried",
+  dead_lettered: "dead_lettered",
+};
+
+const OUTCOMES = { SUCCEEDED: "succeeded", FAILED: "failed", CANCELLED: "cancelled" } as const;
 
 function refAttrs(a: AttemptRef): { id: string; kind: string; attempt: number } {
   return { id: a.jobId, kind: a.kind, attempt: a.attempt };

@@ -20,6 +20,7 @@ import type { OutboxRef } from "./outbox.js";
 import type { OutboxPublisher } from "./relay.js";
 import * as repo from "./repository.js";
 import { watchJob, type JobUpdate } from "./watch.js";
+import { recordJob } from "../telemetry/metrics.js";
 
 export type { JobCursor } from "./repository.js";
 export type { JobUpdate } from "./watch.js";
@@ -115,6 +116,7 @@ export function createJobService(options: JobServiceOptions): JobService {
       if (done) return;
       done = true;
       if (outbox) options.relay?.submit(outbox);
+      if (outbox) recordJob("created", job.kind);
       ringDoorbell(options.nats, job.id);
     };
   };

@@ -9,6 +9,7 @@ import { UnavailableError } from "../errors.js";
 import { createBatcher, fulfilled } from "../db/batcher.js";
 import type { Sql } from "../db/sql.js";
 import { appendAuditRows, type AuditRow, type CredentialsPool } from "./repository.js";
+import { recordKmAuditFailure } from "../telemetry/metrics.js";
 
 export type AuditAction = "store" | "get" | "list" | "delete" | "rotate" | "rewrap" | "denied";
 
@@ -108,6 +109,8 @@ export function createAuditLog(options: { pool: CredentialsPool; file: string })
     gather: "turn",
     async run(entries) {
       const [rows, lines] = await Promise.allSettled([appendAuditRows(pool, entries.map(toRow)), appendLines(entries.map(toLine).join(""))]);
+      if (rows.status === "rejected") recordKmAuditFailure("database");
+      if (lines.status === "rejected") recordKmAuditFailure("file");
       if (rows.status === "rejected") throw failure(rows.reason);
       if (lines.status === "rejected") throw failure(lines.reason);
       return fulfilled(entries.map(() => undefined));
@@ -118,10 +121,13 @@ export function createAuditLog(options: { pool: CredentialsPool; file: string })
     record: (entry) => batches.submit(entry),
 
     async recordInTransaction(tx, entry) {
+      let sink: "database" | "file" = "database";
       try {
         await appendAuditRows(tx, [toRow(entry)]);
+        sink = "file";
         await appendLines(toLine(entry));
       } catch (err) {
+        recordKmAuditFailure(sink);
         throw failure(err);
       }
     },

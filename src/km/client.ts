@@ -24,6 +24,7 @@ import { openFromChannel } from "./channel.js";
 import { EnvelopeError } from "./crypto.js";
 import type { Keyring } from "./keys.js";
 import { kmClientSettings, type KmClientSettings } from "./settings.js";
+import { recordKmCall, secondsSince } from "../telemetry/metrics.js";
 
 export type { CredentialMetadata } from "../gen/proto/km/v1/km.js";
 
@@ -99,10 +100,15 @@ export function createKmClient(options: KmClientOptions): KmClient {
         if (left <= 0) throw new DeadlineExceededError(`deadline passed before calling KM ${method}`);
         o.deadlineMs = left;
       }
+      const started = performance.now();
       try {
-        return await fn(o);
+        const result = await fn(o);
+        recordKmCall(method, "ok", secondsSince(started));
+        return result;
       } catch (err) {
-        throw kmError(err, method);
+        const failure = kmError(err, method);
+        recordKmCall(method, failure.code, secondsSince(started));
+        throw failure;
       }
     });
 

@@ -1,6 +1,7 @@
 // A periodic loop for the monitor: one iteration at a time, each in a span of its own trace, errors logged (never
 // fatal), and a graceful stop that lets the iteration under way finish before aborting it.
 import type { Logger } from "../log.js";
+import { METRIC, observeGauge } from "../telemetry/metrics.js";
 import { withSpan, type Span } from "../telemetry/spans.js";
 
 export interface LoopOptions {
@@ -24,6 +25,11 @@ export function startLoop(options: LoopOptions): Loop {
   const abort = new AbortController();
   let stopping = false;
   let wake: (() => void) | undefined;
+  // Lag: how far the loop is behind its schedule — time since its last iteration ended, beyond its interval.
+  let lastEnd = performance.now();
+  const unobserve = observeGauge(METRIC.loopLag, { unit: "s", description: "How far each monitor loop is behind its schedule" }, () => [
+    [Math.max(0, (performance.now() - lastEnd - options.intervalMs) / 1000), { loop: options.name }],
+  ]);
   const done = (async () => {
     while (!stopping) {
       let more = false;
@@ -32,6 +38,7 @@ export function startLoop(options: LoopOptions): Loop {
       } catch (err) {
         if (!abort.signal.aborted) options.log.error({ err, loop: options.name }, "monitor loop iteration failed");
       }
+      lastEnd = performance.now();
       if (more || stopping) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, options.intervalMs);
@@ -52,6 +59,7 @@ export function startLoop(options: LoopOptions): Loop {
       clearTimeout(timer);
       abort.abort();
       await done;
+      unobserve();
     },
   };
 }

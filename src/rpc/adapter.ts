@@ -9,6 +9,7 @@ import type { InFlight, InFlightCall } from "./in-flight.js";
 import type { Authenticate, AuthenticatePeer, PeerAuth, Principal } from "../iam/principal.js";
 import { ANONYMOUS, isAllowed, permissionFor, PUBLIC } from "../iam/permissions.js";
 import { codeName, toRpcStatus, type RpcStatus } from "./status.js";
+import { recordRpc } from "../telemetry/metrics.js";
 
 /** What a handler knows about its call besides the request. */
 export interface CallContext {
@@ -204,13 +205,15 @@ class Call implements InFlightCall {
       status = toRpcStatus(err);
     }
     this.reply(status);
+    const durationMs = performance.now() - this.started;
+    recordRpc(this.method, status?.code ?? Code.OK, durationMs);
     this.runtime.requestLog?.write({
       time: new Date(),
       method: this.method,
       peer: this.peer,
       principal: this.principal?.id ?? "-",
       code: codeName(status?.code ?? Code.OK),
-      durationMs: performance.now() - this.started,
+      durationMs,
       traceId: this.traceId,
     });
   }

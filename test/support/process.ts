@@ -39,6 +39,8 @@ export interface TestEnvOptions {
   migrate?: boolean;
   /** Set DISPATCHER_TELEMETRY_FILE to a file in the temporary directory (spans as JSON lines). */
   telemetryFile?: boolean;
+  /** Serve metrics on a free port (ports.metrics); off otherwise, so processes side by side never contend for one. */
+  metrics?: boolean;
   /** More variables; they win over everything above. */
   env?: Record<string, string>;
 }
@@ -47,7 +49,7 @@ export interface TestEnvOptions {
 export interface TestEnv {
   /** The complete environment of a child: the caller's without DISPATCHER_* and OTEL_*, plus this test's. */
   env: NodeJS.ProcessEnv;
-  ports: { server: number; bridge: number; km: number; console: number };
+  ports: { server: number; bridge: number; km: number; console: number; metrics: number };
   /** 127.0.0.1:<server port> */
   address: string;
   urls: { provisioning: string; analytics: string; credentials: string };
@@ -66,10 +68,11 @@ export interface TestEnv {
 
 /**
  * The caller's environment without any DISPATCHER_* or OTEL_* variable, so the developer's settings never leak in;
- * bin/ runs src/ through tsx (DISPATCHER_FROM_SOURCE), so a test never runs a dist/ older than the code it tests.
+ * bin/ runs src/ through tsx (DISPATCHER_FROM_SOURCE), so a test never runs a dist/ older than the code it tests;
+ * metrics are off unless `extra` turns them on (their default ports would collide between processes side by side).
  */
 export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
+  const env: NodeJS.ProcessEnv = { DISPATCHER_METRICS_ENABLED: "false" };
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("DISPATCHER_") && !k.startsWith("OTEL_")) env[k] = v;
   env.DISPATCHER_FROM_SOURCE = "1";
   for (const [k, v] of Object.entries(extra)) {
@@ -89,7 +92,7 @@ export async function createTestEnv(options: TestEnvOptions): Promise<TestEnv> {
   const label = options.label.replace(/[^A-Za-z0-9]/g, "").slice(0, 20) || "t";
   const rand = randomBytes(3).toString("hex");
   const runId = inject("runId");
-  const [server, bridge, km, consolePort] = (await distinctFreePorts(4)) as [number, number, number, number];
+  const [server, bridge, km, consolePort, metricsPort] = (await distinctFreePorts(5)) as [number, number, number, number, number];
   const dir = mkdtempSync(join(tmpdir(), `dispatcher-${label}-`));
   const logDir = join(dir, "logs");
   mkdirSync(logDir);
@@ -123,6 +126,7 @@ export async function createTestEnv(options: TestEnvOptions): Promise<TestEnv> {
     DISPATCHER_MQ_JOBS_STREAM: stream,
     DISPATCHER_MQ_SUBJECT_PREFIX: subjectPrefix,
     ...(telemetryFile ? { DISPATCHER_TELEMETRY_FILE: telemetryFile } : {}),
+    ...(options.metrics ? { DISPATCHER_METRICS_ENABLED: "true", DISPATCHER_METRICS_BIND: "127.0.0.1", DISPATCHER_METRICS_PORT: String(metricsPort) } : {}),
     ...options.env,
   };
   if (options.migrate) {
@@ -131,7 +135,7 @@ export async function createTestEnv(options: TestEnvOptions): Promise<TestEnv> {
   const env = cleanEnv(vars);
   return {
     env,
-    ports: { server, bridge, km, console: consolePort },
+    ports: { server, bridge, km, console: consolePort, metrics: metricsPort },
     address: `127.0.0.1:${server}`,
     urls,
     natsUrl,
