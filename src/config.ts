@@ -46,6 +46,7 @@ export const FIELDS: readonly Field[] = [
   f("server.shutdownGraceMs", millis, 15_000, "on SIGTERM, how long in-flight calls may run before they are cancelled"),
   f("server.reflection", bool, undefined, "serve gRPC reflection (default: on in development, where it is open; off in production, where enabling it requires authentication and system.read)"),
   f("server.defaultDeadlineMs", millis, 30_000, "deadline applied to calls that arrive without one"),
+  f("server.maxMetadataBytes", positiveInt, 16 * 1024, "largest request metadata (all header names and values, in bytes) a call may carry; more is RESOURCE_EXHAUSTED before authentication. A single header over 64 KiB never gets that far: the HTTP/2 layer closes the connection"),
   f("bridge.bind", z.string().min(1), "0.0.0.0", "address the gRPC-Web bridge binds"),
   f("bridge.port", port, 3303, "gRPC-Web bridge port (HTTP/1.1)"),
   f("bridge.corsOrigins", list, [], "origins allowed to call the bridge from a browser (comma separated)"),
@@ -142,7 +143,7 @@ export const FIELDS: readonly Field[] = [
 export type Config = {
   mode: "development" | "production";
   dataDir: string;
-  server: { bind: string; port: number; maxMessageBytes: number; keepaliveTimeMs: number; keepaliveTimeoutMs: number; shutdownGraceMs: number; reflection: boolean; defaultDeadlineMs: number };
+  server: { bind: string; port: number; maxMessageBytes: number; keepaliveTimeMs: number; keepaliveTimeoutMs: number; shutdownGraceMs: number; reflection: boolean; defaultDeadlineMs: number; maxMetadataBytes: number };
   bridge: { bind: string; port: number; corsOrigins: string[]; maxRequestBytes: number };
   console: { enabled: boolean; bind: string; port: number; dir: string; origins: string[]; bridgeUrl: string };
   provisioning: { url: string; poolSize: number; sqlPoolSize: number; allowInsecureEndpoints: boolean; allowLinkLocalEndpoints: boolean };

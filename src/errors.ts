@@ -35,8 +35,11 @@ export class NotFoundError extends DomainError {
 
 export class InvalidArgumentError extends DomainError {
   readonly code = "INVALID_ARGUMENT";
-  constructor(readonly violations: FieldViolation[]) {
-    super(violations.map((v) => `${v.field}: ${v.description}`).join("; ") || "invalid argument", "INVALID_ARGUMENT");
+  constructor(
+    readonly violations: FieldViolation[],
+    reason = "INVALID_ARGUMENT",
+  ) {
+    super(violations.map((v) => `${v.field}: ${v.description}`).join("; ") || "invalid argument", reason);
   }
 
   /** Shorthand for a single bad field. */
@@ -99,5 +102,18 @@ export class CancelledError extends DomainError {
   readonly code = "CANCELLED";
   constructor(message = "cancelled") {
     super(message, "CANCELLED");
+  }
+}
+
+/** A limit was reached (rate, concurrency, size); `retryAfterMs`, when known, becomes a RetryInfo detail. */
+export class ResourceExhaustedError extends DomainError {
+  readonly code = "RESOURCE_EXHAUSTED";
+  constructor(
+    message: string,
+    reason: string,
+    readonly retryAfterMs: number | null = null,
+    metadata: Record<string, string> = {},
+  ) {
+    super(message, reason, metadata);
   }
 }

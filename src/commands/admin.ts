@@ -2,6 +2,7 @@
 import { createApiKeyForEmail } from "../iam/api-keys/keys.js";
 import { checkDatabase, createProvisioningClient } from "../db/clients.js";
 import { InvalidArgumentError } from "../errors.js";
+import { isRole, ROLES } from "../iam/roles.js";
 import { setup, type CommandOptions } from "./common.js";
 
 export interface CreateKeyOptions extends CommandOptions {
@@ -13,7 +14,7 @@ export interface CreateKeyOptions extends CommandOptions {
 
 export async function runCreateKey(options: CreateKeyOptions): Promise<number> {
   const { config } = setup(options);
-  if (!["admin", "operator", "reader"].includes(options.role)) throw InvalidArgumentError.field("role", "one of admin, operator, reader");
+  if (!isRole(options.role)) throw InvalidArgumentError.field("role", `one of ${ROLES.join(", ")}`);
   await checkDatabase(config.provisioning.url);
   const db = createProvisioningClient(config.provisioning.url, 1);
   try {

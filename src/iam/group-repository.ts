@@ -47,8 +47,10 @@ export async function findGroup(db: ProvisioningDb, id: string): Promise<GroupRo
   return g ? toRow(g) : null;
 }
 
-export async function listGroups(db: ProvisioningDb, filter: { afterId?: string | undefined; limit: number }): Promise<GroupRow[]> {
-  const rows = await db.group.findMany({ where: filter.afterId ? { id: { gt: filter.afterId } } : {}, orderBy: { id: "asc" }, take: filter.limit, select: GROUP_SELECT });
+/** Groups in id order after `afterId`, at most `limit`; with `memberId`, only the groups that user belongs to. */
+export async function listGroups(db: ProvisioningDb, filter: { afterId?: string | undefined; memberId?: string | undefined; limit: number }): Promise<GroupRow[]> {
+  const where = { ...(filter.afterId ? { id: { gt: filter.afterId } } : {}), ...(filter.memberId ? { members: { some: { userId: filter.memberId } } } : {}) };
+  const rows = await db.group.findMany({ where, orderBy: { id: "asc" }, take: filter.limit, select: GROUP_SELECT });
   return rows.map(toRow);
 }
 

@@ -10,6 +10,7 @@ import type { Role } from "./roles.js";
 import { pageOf, type Page } from "../db/page.js";
 import { countActiveAdmins, userExists } from "./user-repository.js";
 import { existingAccountIds } from "../provisioning/accounts/repository.js";
+import { seesEveryone, type IamViewer } from "./visibility.js";
 
 export interface GroupView {
   id: string;
@@ -25,8 +26,9 @@ export interface GroupView {
 
 export interface GroupService {
   createGroup(input: { name: string; description: string; roles: Role[] }): Promise<GroupView>;
-  getGroup(id: string): Promise<GroupView>;
-  listGroups(query: { pageSize: number; afterId?: string | undefined }): Promise<Page<GroupView>>;
+  /** NOT_FOUND for a group `viewer` does not belong to, unless an admin (src/iam/visibility.ts). */
+  getGroup(viewer: IamViewer, id: string): Promise<GroupView>;
+  listGroups(viewer: IamViewer, query: { pageSize: number; afterId?: string | undefined }): Promise<Page<GroupView>>;
   updateGroup(id: string, etag: string, fields: { name?: string; description?: string }): Promise<GroupView>;
   deleteGroup(id: string, etag: string): Promise<void>;
   /** Adding a member twice changes nothing but the version. INVALID_ARGUMENT (user_id) for an unknown user. */
@@ -69,9 +71,14 @@ export function createGroupService(db: ProvisioningDb): GroupService {
       await uniqueName(input.name, () => repo.insertGroup(db, { id, name: input.name, description: input.description, roles: [...new Set(input.roles)] }));
       return get(id);
     },
-    getGroup: (id) => get(id),
-    async listGroups(query) {
-      const rows = await repo.listGroups(db, { afterId: query.afterId, limit: query.pageSize + 1 });
+    async getGroup(viewer, id) {
+      const group = await get(id);
+      if (!seesEveryone(viewer) && !group.memberUserIds.includes(viewer.id)) throw new NotFoundError("group", id);
+      return group;
+    },
+    async listGroups(viewer, query) {
+      const memberId = seesEveryone(viewer) ? undefined : viewer.id;
+      const rows = await repo.listGroups(db, { afterId: query.afterId, memberId, limit: query.pageSize + 1 });
       return pageOf(rows.map(toView), query.pageSize, (g) => g.id);
     },
     updateGroup: (id, etag, fields) => change(id, etag, async () => {}, fields),

@@ -12,8 +12,8 @@ export const ANONYMOUS: Readonly<Principal> = Object.freeze({ id: "anonymous", k
 
 /**
  * Method full name → the permission it needs. Permissions are "<area>.<verb>"; "*.read" ones only read.
- * "admin.*" permissions are for admins alone (operators get everything else); "*.self" ones act on the caller's own
- * objects and every built-in role grants them.
+ * "admin.*" permissions are for admins alone; "finance.*" for admins and the finance role; operators get everything
+ * else but joining as an agent; "*.self" ones act on the caller's own objects and every built-in role grants them.
  */
 export const METHOD_PERMISSIONS: Readonly<Record<string, string>> = Object.freeze({
   // Health stays open for load balancers and orchestrators (DESIGN: the one exception).
@@ -74,8 +74,10 @@ export const METHOD_PERMISSIONS: Readonly<Record<string, string>> = Object.freez
   "/dispatcher.v1.ApiKeyService/ListApiKeys": "apikeys.self",
   "/dispatcher.v1.ApiKeyService/RevokeApiKey": "apikeys.self",
 
-  // Provisioning: anyone may read clouds and budget codes. Clouds are admin.* (an endpoint is where the dispatcher
-  // sends account credentials). Operators manage budget codes; granting a code (who may spend) is admin.*, like roles.
+  // Provisioning: anyone may read clouds. Clouds are admin.* (an endpoint is where the dispatcher sends account
+  // credentials). Budget codes are read by admins and finance whole, by everyone else only the codes they hold (the
+  // service scopes it); their existence, name, state and quotas are finance.* (admins and the finance role: an
+  // operator who could change them could lift their own spending limit); granting a code (who may spend) is admin.*.
   "/dispatcher.v1.CloudService/CreateCloud": "admin.clouds",
   "/dispatcher.v1.CloudService/GetCloud": "clouds.read",
   "/dispatcher.v1.CloudService/ListClouds": "clouds.read",
@@ -89,11 +91,11 @@ export const METHOD_PERMISSIONS: Readonly<Record<string, string>> = Object.freez
   "/dispatcher.v1.AccountService/ListAccountEvents": "accounts.read",
   // Re-discovery calls the cloud with the account's credentials: operators (scoped to their accounts) and admins.
   "/dispatcher.v1.AccountService/DiscoverAccount": "accounts.discover",
-  "/dispatcher.v1.BudgetCodeService/CreateBudgetCode": "budgets.write",
+  "/dispatcher.v1.BudgetCodeService/CreateBudgetCode": "finance.budgets",
   "/dispatcher.v1.BudgetCodeService/GetBudgetCode": "budgets.read",
   "/dispatcher.v1.BudgetCodeService/ListBudgetCodes": "budgets.read",
-  "/dispatcher.v1.BudgetCodeService/UpdateBudgetCode": "budgets.write",
-  "/dispatcher.v1.BudgetCodeService/DeleteBudgetCode": "budgets.write",
+  "/dispatcher.v1.BudgetCodeService/UpdateBudgetCode": "finance.budgets",
+  "/dispatcher.v1.BudgetCodeService/DeleteBudgetCode": "finance.budgets",
   "/dispatcher.v1.BudgetCodeService/GrantBudgetCode": "admin.budgets",
   "/dispatcher.v1.BudgetCodeService/RevokeBudgetCode": "admin.budgets",
 
@@ -139,6 +141,16 @@ export function permissionFor(method: string): string | undefined {
  */
 export const SERVICE_ONLY_PERMISSIONS: ReadonlySet<string> = new Set(["credentials.use"]);
 
+/** Permissions operators do not get: changing who may do what (admin.*), money (finance.*), and joining as an agent. */
+function operatorExcluded(permission: string): boolean {
+  return permission.startsWith("admin.") || permission.startsWith("finance.") || permission === "agents.join";
+}
+
+/** What a reader gets: reads and the caller's own objects, nothing admins alone may read. */
+function readerGrants(permission: string): boolean {
+  return (permission.endsWith(".read") || permission.endsWith(".self")) && !permission.startsWith("admin.");
+}
+
 /** Whether one role grants one permission. Unknown roles grant nothing. */
 export function roleGrants(role: string, permission: string): boolean {
   switch (role) {
@@ -148,7 +160,10 @@ export function roleGrants(role: string, permission: string): boolean {
       // What a job worker needs from KM: the credentials of the job's account, nothing else.
       return permission === "credentials.use";
     case "operator":
-      return !permission.startsWith("admin.");
+      return !operatorExcluded(permission);
+    case "finance":
+      // Budget codes (create, rename, quotas, state, delete) and everything a reader may read.
+      return permission.startsWith("finance.") || readerGrants(permission);
     case "agent-join":
       // A join token: it registers its agent, nothing else.
       return permission === "agents.join";
@@ -156,7 +171,7 @@ export function roleGrants(role: string, permission: string): boolean {
       // The dispatcher as an agent sees it.
       return permission === "agent.read" || permission === "agent.execute";
     case "reader":
-      return (permission.endsWith(".read") || permission.endsWith(".self")) && !permission.startsWith("admin.");
+      return readerGrants(permission);
     default:
       return false;
   }

@@ -4,7 +4,7 @@ import { NotFoundError } from "../errors.js";
 import { METHOD_PERMISSIONS, PUBLIC, roleGrants, SERVICE_ONLY_PERMISSIONS } from "./permissions.js";
 
 /** The built-in roles, most powerful first. */
-export const ROLES = ["admin", "operator", "reader"] as const;
+export const ROLES = ["admin", "operator", "finance", "reader"] as const;
 export type Role = (typeof ROLES)[number];
 
 export interface RoleInfo {
@@ -16,7 +16,8 @@ export interface RoleInfo {
 
 const DESCRIPTIONS: Readonly<Record<Role, string>> = {
   admin: "Everything, including users, groups, other users' API keys, key rotation and diagnostics.",
-  operator: "Everything except admin.* permissions: runs and controls work, cannot change who may do what.",
+  operator: "Runs and controls work; cannot change who may do what (admin.*) nor budget codes (finance.*).",
+  finance: "Creates, renames, enables, disables and sets the quotas of budget codes (finance.*); reads like a reader.",
   reader: "Reads everything it may see and manages its own API keys; changes nothing else.",
 };
 

@@ -62,10 +62,21 @@ export async function userExists(db: ProvisioningDb, id: string): Promise<boolea
   return (await db.user.count({ where: { id } })) > 0;
 }
 
-/** Users in id order after `afterId`, at most `limit`. */
-export async function listUsers(db: ProvisioningDb, filter: { status?: "ACTIVE" | "DISABLED" | undefined; afterId?: string | undefined; limit: number }): Promise<UserRow[]> {
+/** Who a restricted listing may show: this user and the members of these groups. */
+export interface UserCircle {
+  userId: string;
+  groupIds: string[];
+}
+
+/** Users in id order after `afterId`, at most `limit`; with `circle`, only the users in it. */
+export async function listUsers(db: ProvisioningDb, filter: { status?: "ACTIVE" | "DISABLED" | undefined; afterId?: string | undefined; circle?: UserCircle | undefined; limit: number }): Promise<UserRow[]> {
+  const circle = filter.circle;
   const rows = await db.user.findMany({
-    where: { ...(filter.status ? { status: filter.status } : {}), ...(filter.afterId ? { id: { gt: filter.afterId } } : {}) },
+    where: {
+      ...(filter.status ? { status: filter.status } : {}),
+      ...(filter.afterId ? { id: { gt: filter.afterId } } : {}),
+      ...(circle ? { OR: [{ id: circle.userId }, { groups: { some: { groupId: { in: circle.groupIds } } } }] } : {}),
+    },
     orderBy: { id: "asc" },
     take: filter.limit,
     select: USER_SELECT,
@@ -135,4 +146,10 @@ export async function addUserRole(db: ProvisioningDb, userId: string, role: stri
 
 export async function findUserStatus(db: ProvisioningDb, id: string): Promise<"ACTIVE" | "DISABLED" | null> {
   return (await db.user.findUnique({ where: { id }, select: { status: true } }))?.status ?? null;
+}
+
+/** The ids of the groups the user belongs to, sorted. */
+export async function groupIdsOf(db: ProvisioningDb, userId: string): Promise<string[]> {
+  const rows = await db.groupMember.findMany({ where: { userId }, select: { groupId: true }, orderBy: { groupId: "asc" } });
+  return rows.map((r) => r.groupId);
 }

@@ -7,6 +7,7 @@ import { AlreadyExistsError, NotFoundError } from "../errors.js";
 import { etagOf, keepAnAdmin, staleEtag, versionOf } from "./etag.js";
 import type { Role } from "./roles.js";
 import * as repo from "./user-repository.js";
+import { seesEveryone, userSeenBy, type IamViewer } from "./visibility.js";
 
 export interface UserView {
   id: string;
@@ -37,8 +38,9 @@ export interface UserUpdate {
 
 export interface UserService {
   createUser(input: NewUserInput): Promise<UserView>;
-  getUser(id: string): Promise<UserView>;
-  listUsers(query: { status?: "ACTIVE" | "DISABLED" | undefined; pageSize: number; afterId?: string | undefined }): Promise<Page<UserView>>;
+  /** NOT_FOUND when `viewer` may not see the user (src/iam/visibility.ts); others' emails are blank to non-admins. */
+  getUser(viewer: IamViewer, id: string): Promise<UserView>;
+  listUsers(viewer: IamViewer, query: { status?: "ACTIVE" | "DISABLED" | undefined; pageSize: number; afterId?: string | undefined }): Promise<Page<UserView>>;
   /**
    * ABORTED when `etag` is not "" and no longer current; FAILED_PRECONDITION (LAST_ADMIN) when the change would leave
    * no active admin. Nothing changes then.
@@ -94,10 +96,20 @@ export function createUserService(db: ProvisioningDb): UserService {
       }
       return get(id);
     },
-    getUser: get,
-    async listUsers(query) {
-      const rows = await repo.listUsers(db, { status: query.status, afterId: query.afterId, limit: query.pageSize + 1 });
-      return pageOf(rows.map(toUserView), query.pageSize, (u) => u.id);
+    async getUser(viewer, id) {
+      const user = await get(id);
+      if (seesEveryone(viewer)) return user;
+      const mine = await repo.groupIdsOf(db, viewer.id);
+      if (user.id !== viewer.id && !user.groupIds.some((g) => mine.includes(g))) throw new NotFoundError("user", id);
+      return userSeenBy(user, viewer, mine);
+    },
+    async listUsers(viewer, query) {
+      const all = seesEveryone(viewer);
+      const mine = all ? [] : await repo.groupIdsOf(db, viewer.id);
+      const circle = all ? undefined : { userId: viewer.id, groupIds: mine };
+      const rows = await repo.listUsers(db, { status: query.status, afterId: query.afterId, circle, limit: query.pageSize + 1 });
+      const views = rows.map(toUserView).map((u) => (all ? u : userSeenBy(u, viewer, mine)));
+      return pageOf(views, query.pageSize, (u) => u.id);
     },
     updateUser: (id, etag, patch) => update(id, etag, { ...patch, roles: patch.roles ? [...new Set(patch.roles)] : undefined }),
     deleteUser: (id, etag) => update(id, etag, { status: "DISABLED" }),

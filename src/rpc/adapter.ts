@@ -3,7 +3,7 @@
 import { performance } from "node:perf_hooks";
 import { status as Code, type Metadata, type MethodDefinition, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { trace } from "@opentelemetry/api";
-import { CancelledError, DeadlineExceededError, DomainError, PermissionDeniedError, UnauthenticatedError, UnavailableError } from "../errors.js";
+import { CancelledError, DeadlineExceededError, DomainError, InvalidArgumentError, PermissionDeniedError, ResourceExhaustedError, UnauthenticatedError, UnavailableError } from "../errors.js";
 import { lazyChild, type Logger, type RequestLogEntry } from "../log.js";
 import type { InFlight, InFlightCall } from "./in-flight.js";
 import type { Authenticate, AuthenticatePeer, PeerAuth, Principal } from "../iam/principal.js";
@@ -73,6 +73,8 @@ export interface AdapterRuntime {
   readonly authenticatePeer?: AuthenticatePeer | undefined;
   /** Applied to calls that arrive without a deadline; 0 means none. */
   readonly defaultDeadlineMs: number;
+  /** Largest request metadata (keys and values, in bytes) a call may carry; 0 means no limit of our own. */
+  readonly maxMetadataBytes?: number | undefined;
   readonly inFlight: InFlight;
   /** True once a graceful stop began: new calls get UNAVAILABLE. */
   isDraining(): boolean;
@@ -96,6 +98,57 @@ export function serviceName(definition: ServiceDefinition): string {
   const first = Object.values(definition)[0] as MethodDefinition<unknown, unknown> | undefined;
   if (!first) throw new Error("service definition has no methods");
   return first.path.slice(1, first.path.lastIndexOf("/"));
+}
+
+/** What a request body that is not a message of its method's type decodes to: the adapter answers INVALID_ARGUMENT. */
+class Undecodable {
+  constructor(readonly cause: unknown) {}
+}
+
+/**
+ * The service definition with request decoding that never throws. grpc-js answers a body that fails to decode with
+ * INTERNAL and never calls the handler, so the caller gets no ErrorInfo and the request log never hears of it; here
+ * the failure travels to the adapter as a value and is answered like any other bad input, after authentication.
+ */
+export function tolerantDefinition(definition: ServiceDefinition): ServiceDefinition {
+  const out: Record<string, MethodDefinition<unknown, unknown>> = {};
+  for (const [key, method] of Object.entries(definition) as Array<[string, MethodDefinition<unknown, unknown>]>) {
+    out[key] = {
+      ...method,
+      requestDeserialize: (bytes: Buffer): unknown => {
+        try {
+          return method.requestDeserialize(bytes);
+        } catch (err) {
+          return new Undecodable(err);
+        }
+      },
+    };
+  }
+  return out as ServiceDefinition;
+}
+
+/** Bytes of the call's metadata as it arrived: every key and every value. */
+function metadataBytes(metadata: Metadata): number {
+  let n = 0;
+  for (const [key, values] of Object.entries(metadata.toJSON())) {
+    for (const v of values) n += key.length + (typeof v === "string" ? Buffer.byteLength(v) : v.length);
+  }
+  return n;
+}
+
+/** Refuses a call before anything is looked up: metadata over the limit, then a body that did not decode. */
+function checkEnvelope(runtime: Pick<AdapterRuntime, "maxMetadataBytes">, metadata: Metadata): void {
+  const limit = runtime.maxMetadataBytes ?? 0;
+  if (limit > 0) {
+    const size = metadataBytes(metadata);
+    if (size > limit) throw new ResourceExhaustedError(`request metadata of ${size} bytes exceeds the limit of ${limit} bytes`, "METADATA_TOO_LARGE", null, { limitBytes: String(limit) });
+  }
+}
+
+function checkDecoded(request: unknown): void {
+  if (request instanceof Undecodable) {
+    throw new InvalidArgumentError([{ field: "", description: "the request body is not a valid protobuf message of this method's request type" }], "MALFORMED_REQUEST");
+  }
 }
 
 /** grpc-js handlers for a service, each running through the adapter. Throws if a method has no binding. */
@@ -227,9 +280,11 @@ class Call implements InFlightCall {
     }
     this.runtime.inFlight.add(this);
     try {
+      checkEnvelope(this.runtime, this.surface.metadata);
       const auth = this.runtime.authenticatePeer ? this.surface.getAuthContext() : null;
       this.principal = await admit(this.runtime, this.method, this.surface.metadata, this.peer, auth, (p) => (this.principal = p));
       this.controller.signal.throwIfAborted();
+      checkDecoded(this.surface.request);
       await body(this.context(this.principal));
     } catch (err) {
       this.finish(err);

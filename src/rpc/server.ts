@@ -4,7 +4,7 @@ import { HealthImplementation } from "grpc-health-check";
 import type { Config } from "../config.js";
 import { UnavailableError } from "../errors.js";
 import type { Logger, RequestLogEntry } from "../log.js";
-import { bindService, serviceName, type RpcService } from "./adapter.js";
+import { bindService, serviceName, tolerantDefinition, type RpcService } from "./adapter.js";
 import { InFlight } from "./in-flight.js";
 import type { AuthenticatePeer } from "../iam/principal.js";
 import { permissionFor } from "../iam/permissions.js";
@@ -61,12 +61,12 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
 
   const build = (): Server => {
     const s = new Server(serverOptions(config.server));
-    const runtime = { log, requestLog: options.requestLog, authenticate: options.authenticate, authenticatePeer: options.authenticatePeer, defaultDeadlineMs: config.server.defaultDeadlineMs, inFlight, isDraining: () => draining };
+    const runtime = { log, requestLog: options.requestLog, authenticate: options.authenticate, authenticatePeer: options.authenticatePeer, defaultDeadlineMs: config.server.defaultDeadlineMs, maxMetadataBytes: config.server.maxMetadataBytes, inFlight, isDraining: () => draining };
     for (const service of options.services) {
       for (const method of Object.values(service.definition)) {
         if (permissionFor(method.path) === undefined) log.error({ method: method.path }, "method missing from the permission table: every call will be denied");
       }
-      s.addService(service.definition, bindService(service, runtime));
+      s.addService(tolerantDefinition(service.definition), bindService(service, runtime));
     }
     setHealth("NOT_SERVING");
     health.addToServer({ addService: (definition, impl) => s.addService(definition, trackWatches(impl, healthWatches)) });

@@ -1,8 +1,8 @@
 // The one error edge: thrown errors → gRPC status with google.rpc details (and back again, for clients and tests).
 import { Metadata, status as Code } from "@grpc/grpc-js";
-import { DomainError, FailedPreconditionError, InvalidArgumentError, type FieldViolation, type QuotaViolation } from "../errors.js";
+import { DomainError, FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError, type FieldViolation, type QuotaViolation } from "../errors.js";
 import { type Any } from "../gen/proto/google/protobuf/any.js";
-import { BadRequest, ErrorInfo, QuotaFailure } from "../gen/proto/google/rpc/error_details.js";
+import { BadRequest, ErrorInfo, QuotaFailure, RetryInfo } from "../gen/proto/google/rpc/error_details.js";
 import { Status } from "../gen/proto/google/rpc/status.js";
 
 /** ErrorInfo.domain of every error this service raises. */
@@ -14,6 +14,7 @@ const TYPE_PREFIX = "type.googleapis.com/";
 const ERROR_INFO_TYPE = `${TYPE_PREFIX}google.rpc.ErrorInfo`;
 const BAD_REQUEST_TYPE = `${TYPE_PREFIX}google.rpc.BadRequest`;
 const QUOTA_FAILURE_TYPE = `${TYPE_PREFIX}google.rpc.QuotaFailure`;
+const RETRY_INFO_TYPE = `${TYPE_PREFIX}google.rpc.RetryInfo`;
 
 /** What grpc-js needs to end a call: code, message and trailers. */
 export interface RpcStatus {
@@ -31,6 +32,8 @@ export interface StatusDetails {
   errorInfo?: { reason: string; domain: string; metadata: Record<string, string> };
   fieldViolations: FieldViolation[];
   quotaViolations: QuotaViolation[];
+  /** From RetryInfo: how long the caller should wait before trying again. */
+  retryDelayMs?: number;
 }
 
 /** "NOT_FOUND" for 5; "UNKNOWN" for anything that is not a gRPC code. */
@@ -53,6 +56,10 @@ export function toRpcStatus(err: unknown): RpcStatus {
   }
   if (err instanceof FailedPreconditionError && err.quotaViolations.length > 0) {
     details.push(pack(QUOTA_FAILURE_TYPE, QuotaFailure.encode({ violations: err.quotaViolations }).finish()));
+  }
+  if (err instanceof ResourceExhaustedError && err.retryAfterMs !== null) {
+    const ms = Math.max(0, Math.ceil(err.retryAfterMs));
+    details.push(pack(RETRY_INFO_TYPE, RetryInfo.encode({ retryDelay: { seconds: String(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 } }).finish()));
   }
   const metadata = new Metadata();
   metadata.set(STATUS_DETAILS_KEY, Buffer.from(Status.encode({ code, message: err.message, details }).finish()));
@@ -87,6 +94,9 @@ export function decodeStatusDetails(metadata: Metadata): StatusDetails | null {
         out.fieldViolations.push(...BadRequest.decode(any.value).fieldViolations.map((v) => ({ field: v.field, description: v.description })));
       } else if (any.typeUrl.endsWith("/google.rpc.QuotaFailure")) {
         out.quotaViolations.push(...QuotaFailure.decode(any.value).violations.map((v) => ({ subject: v.subject, description: v.description })));
+      } else if (any.typeUrl.endsWith("/google.rpc.RetryInfo")) {
+        const delay = RetryInfo.decode(any.value).retryDelay;
+        if (delay) out.retryDelayMs = Number(delay.seconds) * 1000 + Math.round(delay.nanos / 1_000_000);
       }
     } catch {
       // A malformed detail is ignored rather than hiding the status itself.

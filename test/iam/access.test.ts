@@ -67,9 +67,9 @@ describe("IAM access control", () => {
     for (const [method, permission] of iam) {
       const verb = method.slice(method.lastIndexOf("/") + 1);
       const grants = Object.fromEntries(BUILT_IN.map((r) => [r, roleGrants(r, permission)]));
-      if (method.includes("ApiKeyService")) expect(grants, method).toEqual({ admin: true, operator: true, reader: true });
-      else if (/^(Get|List)/.test(verb)) expect(grants, method).toEqual({ admin: true, operator: true, reader: true });
-      else expect(grants, method).toEqual({ admin: true, operator: false, reader: false });
+      if (method.includes("ApiKeyService")) expect(grants, method).toEqual({ admin: true, operator: true, finance: true, reader: true });
+      else if (/^(Get|List)/.test(verb)) expect(grants, method).toEqual({ admin: true, operator: true, finance: true, reader: true });
+      else expect(grants, method).toEqual({ admin: true, operator: false, finance: false, reader: false });
     }
   });
 

@@ -130,10 +130,14 @@ describe("roles", () => {
   it("lists the built-in roles with the permissions the table grants", async () => {
     const reader = f.client(f.users.reader.secret);
     const { roles } = await reader.roles.listRoles({});
-    expect(roles.map((r) => r.name)).toEqual(["admin", "operator", "reader"]);
+    expect(roles.map((r) => r.name)).toEqual(["admin", "operator", "finance", "reader"]);
     const byName = Object.fromEntries(roles.map((r) => [r.name, r.permissions]));
     expect(byName.admin).toEqual(expect.arrayContaining(["admin.users", "admin.groups", "jobs.read"]));
     expect(byName.operator).not.toContain("admin.users");
+    expect(byName.operator).not.toContain("finance.budgets");
+    expect(byName.operator).not.toContain("agents.join");
+    expect(byName.finance).toEqual(expect.arrayContaining(["finance.budgets", "budgets.read"]));
+    expect(byName.finance?.filter((p) => !p.endsWith(".read") && !p.endsWith(".self"))).toEqual(["finance.budgets"]);
     expect(byName.reader?.every((p) => p.endsWith(".read") || p.endsWith(".self"))).toBe(true);
     expect(byName.admin).not.toContain("credentials.use");
     expect((await reader.roles.getRole({ name: "reader" })).role?.permissions).toEqual(byName.reader);

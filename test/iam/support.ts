@@ -11,7 +11,7 @@ import { systemHandlers } from "../../src/system/handlers.js";
 import { createTestDatabases, type TestDatabases } from "../support/db.js";
 import { startTestServer, type TestServer } from "../rpc/fixtures.js";
 
-export const BUILT_IN = ["admin", "operator", "reader"] as const;
+export const BUILT_IN = ["admin", "operator", "finance", "reader"] as const;
 export type BuiltIn = (typeof BUILT_IN)[number];
 
 export interface IamFixture {

@@ -39,7 +39,7 @@ describe("provisioning access control", () => {
     }
   });
 
-  it("allows each built-in role exactly what the table grants: reads to all, clouds, grants and accounts to admins", async () => {
+  it("allows each built-in role exactly what the table grants: reads to all, clouds, grants and accounts to admins, budget codes to finance", async () => {
     for (const role of BUILT_IN) {
       for (const m of methods()) {
         const permission = METHOD_PERMISSIONS[m.path] as string;
@@ -51,9 +51,10 @@ describe("provisioning access control", () => {
     for (const m of methods()) {
       const verb = m.path.slice(m.path.lastIndexOf("/") + 1);
       const grants = Object.fromEntries(BUILT_IN.map((r) => [r, roleGrants(r, METHOD_PERMISSIONS[m.path] as string)]));
-      if (/^(Get|List)/.test(verb)) expect(grants, m.path).toEqual({ admin: true, operator: true, reader: true });
-      else if (m.path.includes("CloudService") || /^(Grant|Revoke)/.test(verb) || verb === "CreateAccount") expect(grants, m.path).toEqual({ admin: true, operator: false, reader: false });
-      else expect(grants, m.path).toEqual({ admin: true, operator: true, reader: false });
+      if (/^(Get|List)/.test(verb)) expect(grants, m.path).toEqual({ admin: true, operator: true, finance: true, reader: true });
+      else if (m.path.includes("CloudService") || /^(Grant|Revoke)/.test(verb) || verb === "CreateAccount") expect(grants, m.path).toEqual({ admin: true, operator: false, finance: false, reader: false });
+      else if (m.path.includes("BudgetCodeService")) expect(grants, m.path).toEqual({ admin: true, operator: false, finance: true, reader: false });
+      else expect(grants, m.path).toEqual({ admin: true, operator: true, finance: false, reader: false });
     }
   });
 

@@ -17,7 +17,7 @@ beforeAll(async () => {
   f = await startProvisioningFixture("prov_accounts");
   const { cloud } = await f.client(f.users.admin.secret).clouds.createCloud({ name: "acct cloud", driver: "aws", endpoint: "https://api.cloud.test" });
   cloudId = cloud?.id ?? "";
-  await f.client(f.users.operator.secret).budgetCodes.createBudgetCode({ code: "ACCT-1", name: "accounts", hardQuotaCents: "1000" });
+  await f.client(f.users.finance.secret).budgetCodes.createBudgetCode({ code: "ACCT-1", name: "accounts", hardQuotaCents: "1000" });
 });
 afterAll(async () => {
   await f?.close();
@@ -118,15 +118,15 @@ describe("accounts", () => {
 
   it("keep their cloud (FAILED_PRECONDITION) and follow a deleted default budget code to its replacement", async () => {
     const admin = f.client(f.users.admin.secret);
-    const operator = f.client(f.users.operator.secret);
+    const finance = f.client(f.users.finance.secret);
     const { cloud } = await admin.clouds.createCloud({ name: "busy cloud", driver: "aws", endpoint: "https://api.cloud.test" });
-    await operator.budgetCodes.createBudgetCode({ code: "DEF-OLD", name: "old default", hardQuotaCents: "10" });
-    await operator.budgetCodes.createBudgetCode({ code: "DEF-NEW", name: "new default", hardQuotaCents: "10" });
+    await finance.budgetCodes.createBudgetCode({ code: "DEF-OLD", name: "old default", hardQuotaCents: "10" });
+    await finance.budgetCodes.createBudgetCode({ code: "DEF-NEW", name: "new default", hardQuotaCents: "10" });
     const { account } = await admin.accounts.createAccount({ name: "busy", cloudId: cloud?.id, defaultBudgetCode: "DEF-OLD", credentials: creds() });
     await expect(admin.clouds.deleteCloud({ id: cloud?.id })).rejects.toMatchObject({ code: status.FAILED_PRECONDITION, errorInfo: { reason: "CLOUD_IN_USE" } });
     expect((await admin.clouds.getCloud({ id: cloud?.id })).cloud?.name).toBe("busy cloud");
-    await expect(operator.budgetCodes.deleteBudgetCode({ code: "DEF-OLD" })).rejects.toMatchObject({ code: status.FAILED_PRECONDITION, errorInfo: { reason: "BUDGET_CODE_IN_USE" } });
-    await operator.budgetCodes.deleteBudgetCode({ code: "DEF-OLD", replacementCode: "DEF-NEW" });
+    await expect(finance.budgetCodes.deleteBudgetCode({ code: "DEF-OLD" })).rejects.toMatchObject({ code: status.FAILED_PRECONDITION, errorInfo: { reason: "BUDGET_CODE_IN_USE" } });
+    await finance.budgetCodes.deleteBudgetCode({ code: "DEF-OLD", replacementCode: "DEF-NEW" });
     expect((await admin.accounts.getAccount({ id: account?.id })).account?.defaultBudgetCode).toBe("DEF-NEW");
   });
 });

@@ -86,67 +86,71 @@ describe("clouds", () => {
 
 describe("budget codes", () => {
   it("create, get, list, update, grant and revoke", async () => {
-    const operator = f.client(f.users.operator.secret);
-    const { budgetCode } = await operator.budgetCodes.createBudgetCode({ code: "RND-1", name: "Research", financeCode: "FIN/42", hardQuotaCents: "100000", softQuotaCents: "80000" });
+    const finance = f.client(f.users.finance.secret);
+    const { budgetCode } = await finance.budgetCodes.createBudgetCode({ code: "RND-1", name: "Research", financeCode: "FIN/42", hardQuotaCents: "100000", softQuotaCents: "80000" });
     expect(budgetCode).toMatchObject({ code: "RND-1", hardQuotaCents: "100000", softQuotaCents: "80000", state: BudgetCodeState.BUDGET_CODE_STATE_ACTIVE, currentUsageCents: "0", projectedUsageCents: "0", userIds: [] });
-    await expect(operator.budgetCodes.createBudgetCode({ code: "RND-1", name: "again", hardQuotaCents: "1" })).rejects.toMatchObject({ code: status.ALREADY_EXISTS });
+    await expect(finance.budgetCodes.createBudgetCode({ code: "RND-1", name: "again", hardQuotaCents: "1" })).rejects.toMatchObject({ code: status.ALREADY_EXISTS });
     const reader = f.client(f.users.reader.secret);
-    expect((await reader.budgetCodes.getBudgetCode({ code: "RND-1" })).budgetCode).toEqual(budgetCode);
+    // Readers and operators see only the codes they hold; changing codes is finance's (and admins').
+    await expect(reader.budgetCodes.getBudgetCode({ code: "RND-1" })).rejects.toMatchObject({ code: status.NOT_FOUND });
     await expect(reader.budgetCodes.createBudgetCode({ code: "X", name: "x", hardQuotaCents: "1" })).rejects.toMatchObject({ code: status.PERMISSION_DENIED });
+    await expect(f.client(f.users.operator.secret).budgetCodes.createBudgetCode({ code: "X", name: "x", hardQuotaCents: "1" })).rejects.toMatchObject({ code: status.PERMISSION_DENIED });
     // Granting who may spend is admin-only.
-    await expect(operator.budgetCodes.grantBudgetCode({ code: "RND-1", userId: f.users.operator.id })).rejects.toMatchObject({ code: status.PERMISSION_DENIED });
+    await expect(finance.budgetCodes.grantBudgetCode({ code: "RND-1", userId: f.users.operator.id })).rejects.toMatchObject({ code: status.PERMISSION_DENIED });
+    await expect(f.client(f.users.operator.secret).budgetCodes.grantBudgetCode({ code: "RND-1", userId: f.users.operator.id })).rejects.toMatchObject({ code: status.PERMISSION_DENIED });
     const admin = f.client(f.users.admin.secret);
     const granted = (await admin.budgetCodes.grantBudgetCode({ code: "RND-1", userId: f.users.reader.id })).budgetCode;
     expect(granted?.userIds).toEqual([f.users.reader.id]);
+    expect((await reader.budgetCodes.getBudgetCode({ code: "RND-1" })).budgetCode).toMatchObject({ code: "RND-1", userIds: [f.users.reader.id] });
     await expect(admin.budgetCodes.grantBudgetCode({ code: "RND-1", userId: "01HZZZZZZZZZZZZZZZZZZZZZZZ" })).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, fieldViolations: [{ field: "user_id" }] });
     await expect(admin.budgetCodes.grantBudgetCode({ code: "NOPE", userId: f.users.reader.id })).rejects.toMatchObject({ code: status.NOT_FOUND });
 
-    const disabled = (await operator.budgetCodes.updateBudgetCode({ code: "RND-1", etag: granted?.etag, updateMask: ["state", "hard_quota_cents"], state: BudgetCodeState.BUDGET_CODE_STATE_DISABLED, hardQuotaCents: "90000" })).budgetCode;
+    const disabled = (await finance.budgetCodes.updateBudgetCode({ code: "RND-1", etag: granted?.etag, updateMask: ["state", "hard_quota_cents"], state: BudgetCodeState.BUDGET_CODE_STATE_DISABLED, hardQuotaCents: "90000" })).budgetCode;
     expect(disabled).toMatchObject({ state: BudgetCodeState.BUDGET_CODE_STATE_DISABLED, hardQuotaCents: "90000", softQuotaCents: "80000" });
     expect((await reader.budgetCodes.listBudgetCodes({ state: BudgetCodeState.BUDGET_CODE_STATE_DISABLED })).budgetCodes.map((b) => b.code)).toEqual(["RND-1"]);
-    const bad = await operator.budgetCodes.updateBudgetCode({ code: "RND-1", updateMask: ["hard_quota_cents"], hardQuotaCents: "100" }).catch((e: unknown) => e);
+    const bad = await finance.budgetCodes.updateBudgetCode({ code: "RND-1", updateMask: ["hard_quota_cents"], hardQuotaCents: "100" }).catch((e: unknown) => e);
     expect(bad).toMatchObject({ code: status.INVALID_ARGUMENT, fieldViolations: [{ field: "soft_quota_cents" }] });
     const revoked = (await admin.budgetCodes.revokeBudgetCode({ code: "RND-1", userId: f.users.reader.id })).budgetCode;
     expect(revoked).toMatchObject({ userIds: [], hardQuotaCents: "90000" });
   });
 
   it("stale etags are ABORTED and overwrite nothing", async () => {
-    const operator = f.client(f.users.operator.secret);
-    const { budgetCode } = await operator.budgetCodes.createBudgetCode({ code: "ETAG-1", name: "etag", hardQuotaCents: "500" });
-    const updated = (await operator.budgetCodes.updateBudgetCode({ code: "ETAG-1", etag: budgetCode?.etag, updateMask: ["name"], name: "etag 2" })).budgetCode;
-    await expect(operator.budgetCodes.updateBudgetCode({ code: "ETAG-1", etag: budgetCode?.etag, updateMask: ["name", "hard_quota_cents"], name: "x", hardQuotaCents: "1" })).rejects.toMatchObject({ code: status.ABORTED });
-    await expect(operator.budgetCodes.deleteBudgetCode({ code: "ETAG-1", etag: budgetCode?.etag })).rejects.toMatchObject({ code: status.ABORTED });
-    expect((await operator.budgetCodes.getBudgetCode({ code: "ETAG-1" })).budgetCode).toEqual(updated);
+    const finance = f.client(f.users.finance.secret);
+    const { budgetCode } = await finance.budgetCodes.createBudgetCode({ code: "ETAG-1", name: "etag", hardQuotaCents: "500" });
+    const updated = (await finance.budgetCodes.updateBudgetCode({ code: "ETAG-1", etag: budgetCode?.etag, updateMask: ["name"], name: "etag 2" })).budgetCode;
+    await expect(finance.budgetCodes.updateBudgetCode({ code: "ETAG-1", etag: budgetCode?.etag, updateMask: ["name", "hard_quota_cents"], name: "x", hardQuotaCents: "1" })).rejects.toMatchObject({ code: status.ABORTED });
+    await expect(finance.budgetCodes.deleteBudgetCode({ code: "ETAG-1", etag: budgetCode?.etag })).rejects.toMatchObject({ code: status.ABORTED });
+    expect((await finance.budgetCodes.getBudgetCode({ code: "ETAG-1" })).budgetCode).toEqual(updated);
   });
 
   it("deleting a code in use needs a replacement, which takes over its holders", async () => {
-    const operator = f.client(f.users.operator.secret);
+    const finance = f.client(f.users.finance.secret);
     const admin = f.client(f.users.admin.secret);
-    await operator.budgetCodes.createBudgetCode({ code: "OLD-1", name: "old", hardQuotaCents: "500" });
-    await operator.budgetCodes.createBudgetCode({ code: "NEW-1", name: "new", hardQuotaCents: "500" });
+    await finance.budgetCodes.createBudgetCode({ code: "OLD-1", name: "old", hardQuotaCents: "500" });
+    await finance.budgetCodes.createBudgetCode({ code: "NEW-1", name: "new", hardQuotaCents: "500" });
     const holder = await insertUser(f.dbs, ["reader"]);
     await admin.budgetCodes.grantBudgetCode({ code: "OLD-1", userId: holder });
-    const err = await operator.budgetCodes.deleteBudgetCode({ code: "OLD-1" }).catch((e: unknown) => e);
+    const err = await finance.budgetCodes.deleteBudgetCode({ code: "OLD-1" }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: status.FAILED_PRECONDITION });
-    expect((await operator.budgetCodes.getBudgetCode({ code: "OLD-1" })).budgetCode?.userIds).toEqual([holder]);
-    await expect(operator.budgetCodes.deleteBudgetCode({ code: "OLD-1", replacementCode: "MISSING" })).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, fieldViolations: [{ field: "replacement_code" }] });
-    await expect(operator.budgetCodes.deleteBudgetCode({ code: "OLD-1", replacementCode: "OLD-1" })).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, fieldViolations: [{ field: "replacement_code" }] });
-    await operator.budgetCodes.deleteBudgetCode({ code: "OLD-1", replacementCode: "NEW-1" });
-    await expect(operator.budgetCodes.getBudgetCode({ code: "OLD-1" })).rejects.toMatchObject({ code: status.NOT_FOUND });
-    expect((await operator.budgetCodes.getBudgetCode({ code: "NEW-1" })).budgetCode?.userIds).toEqual([holder]);
+    expect((await finance.budgetCodes.getBudgetCode({ code: "OLD-1" })).budgetCode?.userIds).toEqual([holder]);
+    await expect(finance.budgetCodes.deleteBudgetCode({ code: "OLD-1", replacementCode: "MISSING" })).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, fieldViolations: [{ field: "replacement_code" }] });
+    await expect(finance.budgetCodes.deleteBudgetCode({ code: "OLD-1", replacementCode: "OLD-1" })).rejects.toMatchObject({ code: status.INVALID_ARGUMENT, fieldViolations: [{ field: "replacement_code" }] });
+    await finance.budgetCodes.deleteBudgetCode({ code: "OLD-1", replacementCode: "NEW-1" });
+    await expect(finance.budgetCodes.getBudgetCode({ code: "OLD-1" })).rejects.toMatchObject({ code: status.NOT_FOUND });
+    expect((await finance.budgetCodes.getBudgetCode({ code: "NEW-1" })).budgetCode?.userIds).toEqual([holder]);
     // Not in use: no replacement needed.
-    await operator.budgetCodes.createBudgetCode({ code: "FREE-1", name: "free", hardQuotaCents: "1" });
-    await operator.budgetCodes.deleteBudgetCode({ code: "FREE-1" });
+    await finance.budgetCodes.createBudgetCode({ code: "FREE-1", name: "free", hardQuotaCents: "1" });
+    await finance.budgetCodes.deleteBudgetCode({ code: "FREE-1" });
   });
 
   it("validates amounts, codes and states", async () => {
-    const operator = f.client(f.users.operator.secret);
-    const err = await operator.budgetCodes.createBudgetCode({ code: "bad code", name: "", financeCode: "a b", hardQuotaCents: "0", softQuotaCents: "-5", state: 7 as BudgetCodeState }).catch((e: unknown) => e);
+    const finance = f.client(f.users.finance.secret);
+    const err = await finance.budgetCodes.createBudgetCode({ code: "bad code", name: "", financeCode: "a b", hardQuotaCents: "0", softQuotaCents: "-5", state: 7 as BudgetCodeState }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: status.INVALID_ARGUMENT });
     expect(fields(err)).toEqual(["code", "finance_code", "hard_quota_cents", "name", "soft_quota_cents", "state"]);
-    const over = await operator.budgetCodes.createBudgetCode({ code: "OVER", name: "o", hardQuotaCents: "10", softQuotaCents: "11" }).catch((e: unknown) => e);
+    const over = await finance.budgetCodes.createBudgetCode({ code: "OVER", name: "o", hardQuotaCents: "10", softQuotaCents: "11" }).catch((e: unknown) => e);
     expect(fields(over)).toEqual(["soft_quota_cents"]);
-    const huge = await operator.budgetCodes.createBudgetCode({ code: "HUGE", name: "h", hardQuotaCents: "9223372036854775807" }).catch((e: unknown) => e);
+    const huge = await finance.budgetCodes.createBudgetCode({ code: "HUGE", name: "h", hardQuotaCents: "9223372036854775807" }).catch((e: unknown) => e);
     expect(fields(huge)).toEqual(["hard_quota_cents"]);
   });
 });

@@ -33,8 +33,8 @@ describe("dispatcher clouds|accounts|budgets", () => {
     expect((await cli(admin, "clouds", "list")).out).toMatch(new RegExp(`${cloud?.id}\\s+cli cloud\\s+aws\\s+https://api.cloud.test/\\s+eu-1,us-1`));
     expect((await cli(admin, "clouds", "get", cloud?.id ?? "")).out).toContain("eu-1 (Europe) [eu-1a,eu-1b]");
 
-    expect((await cli(f.users.operator.secret, "budgets", "create", "CLI-1", "-n", "cli budget", "--hard", "5000", "--soft", "4000")).code).toBe(0);
-    const updated = await cli(f.users.operator.secret, "budgets", "update", "CLI-1", "--hard", "9000", "--state", "disabled", "--json");
+    expect((await cli(f.users.finance.secret, "budgets", "create", "CLI-1", "-n", "cli budget", "--hard", "5000", "--soft", "4000")).code).toBe(0);
+    const updated = await cli(f.users.finance.secret, "budgets", "update", "CLI-1", "--hard", "9000", "--state", "disabled", "--json");
     expect(JSON.parse(updated.out)).toMatchObject({ budgetCodes: [{ code: "CLI-1", hardQuotaCents: "9000", softQuotaCents: "4000", state: "BUDGET_CODE_STATE_DISABLED" }] });
     expect((await cli(admin, "budgets", "grant", "CLI-1", f.users.reader.id)).out).toContain(f.users.reader.id);
     expect((await cli(f.users.reader.secret, "budgets", "list")).out).toMatch(/CLI-1\s+cli budget\s+disabled\s+9000\s+4000\s+0/);

@@ -25,13 +25,13 @@ export function budgetCodeHandlers(budgets: BudgetCodeService): RpcService {
       });
       return { budgetCode: budgetCodeToProto(await budgets.createBudgetCode(input)) };
     }),
-    getBudgetCode: unary(B.getBudgetCode, async (req) => ({ budgetCode: budgetCodeToProto(await budgets.getBudgetCode(requireString("code", req.code, BUDGET_CODE_RULES))) })),
-    listBudgetCodes: unary(B.listBudgetCodes, async (req) => {
+    getBudgetCode: unary(B.getBudgetCode, async (req, ctx) => ({ budgetCode: budgetCodeToProto(await budgets.getBudgetCode(ctx.principal, requireString("code", req.code, BUDGET_CODE_RULES))) })),
+    listBudgetCodes: unary(B.listBudgetCodes, async (req, ctx) => {
       const q = validateOne((v) => {
         const state = v.optionalEnum("state", req.state, BUDGET_STATE);
         return { state, pageSize: v.pageSize("page_size", req.pageSize), afterCode: afterIdFromToken(v, req.pageToken, { state }) };
       });
-      const page = await budgets.listBudgetCodes(q);
+      const page = await budgets.listBudgetCodes(ctx.principal, q);
       return { budgetCodes: page.items.map(budgetCodeToProto), nextPageToken: nextToken(page, { state: q.state }) };
     }),
     updateBudgetCode: unary(B.updateBudgetCode, async (req) => {

@@ -58,9 +58,14 @@ export async function findBudgetCode(db: ProvisioningDb, code: string): Promise<
   return b ? toRow(b) : null;
 }
 
-export async function listBudgetCodes(db: ProvisioningDb, filter: { state?: BudgetState | undefined; afterCode?: string | undefined; limit: number }): Promise<BudgetCodeRow[]> {
+/** Codes in code order after `afterCode`; with `heldBy`, only those granted to that user. */
+export async function listBudgetCodes(db: ProvisioningDb, filter: { state?: BudgetState | undefined; afterCode?: string | undefined; heldBy?: string | undefined; limit: number }): Promise<BudgetCodeRow[]> {
   const rows = await db.budgetCode.findMany({
-    where: { ...(filter.state ? { state: filter.state } : {}), ...(filter.afterCode ? { code: { gt: filter.afterCode } } : {}) },
+    where: {
+      ...(filter.state ? { state: filter.state } : {}),
+      ...(filter.afterCode ? { code: { gt: filter.afterCode } } : {}),
+      ...(filter.heldBy ? { grants: { some: { userId: filter.heldBy } } } : {}),
+    },
     orderBy: { code: "asc" },
     take: filter.limit,
     select: SELECT,

@@ -1,9 +1,12 @@
 // Budget codes: what users may spend on (hard and soft quotas in cents, state, usage) and who holds them. Deleting a
-// code in use needs a replacement that takes over its holders and accounts.
+// code in use needs a replacement that takes over its holders and accounts. Admins and finance see every code; anyone
+// else only the codes they hold (another code is NOT_FOUND), and of its holders only themselves.
 import { inTransaction, type ProvisioningDb } from "../../db/clients.js";
 import { isUniqueViolation } from "../../db/errors.js";
 import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from "../../errors.js";
 import { etagOf, staleEtag, versionOf } from "../../iam/etag.js";
+import { roleGrants } from "../../iam/permissions.js";
+import type { Principal } from "../../iam/principal.js";
 import { userExists } from "../../iam/user-repository.js";
 import { pageOf, type Page } from "../../db/page.js";
 import * as repo from "./repository.js";
@@ -27,11 +30,20 @@ export interface BudgetCodeView {
 
 export type BudgetPatch = repo.BudgetFields;
 
+/** Who reads budget codes: their id and roles decide which codes they see. */
+export type BudgetViewer = Pick<Principal, "id" | "roles">;
+
+/** Admins and finance (whoever may change budget codes) see them all. */
+export function seesEveryCode(viewer: BudgetViewer): boolean {
+  return viewer.roles.some((role) => roleGrants(role, "finance.budgets"));
+}
+
 export interface BudgetCodeService {
   /** ALREADY_EXISTS for a taken code. */
   createBudgetCode(input: { code: string; name: string; financeCode: string; hardQuotaCents: bigint; softQuotaCents: bigint; state: BudgetState }): Promise<BudgetCodeView>;
-  getBudgetCode(code: string): Promise<BudgetCodeView>;
-  listBudgetCodes(query: { pageSize: number; afterCode?: string | undefined; state?: BudgetState | undefined }): Promise<Page<BudgetCodeView>>;
+  /** NOT_FOUND when it does not exist or `viewer` may not see it. */
+  getBudgetCode(viewer: BudgetViewer, code: string): Promise<BudgetCodeView>;
+  listBudgetCodes(viewer: BudgetViewer, query: { pageSize: number; afterCode?: string | undefined; state?: BudgetState | undefined }): Promise<Page<BudgetCodeView>>;
   /** INVALID_ARGUMENT (soft_quota_cents) when the result would have soft > hard. */
   updateBudgetCode(code: string, etag: string, patch: BudgetPatch): Promise<BudgetCodeView>;
   /**
@@ -79,10 +91,17 @@ export function createBudgetCodeService(db: ProvisioningDb): BudgetCodeService {
       }
       return get(input.code);
     },
-    getBudgetCode: (code) => get(code),
-    async listBudgetCodes(query) {
-      const rows = await repo.listBudgetCodes(db, { state: query.state, afterCode: query.afterCode, limit: query.pageSize + 1 });
-      return pageOf(rows.map(toView), query.pageSize, (b) => b.code);
+    async getBudgetCode(viewer, code) {
+      const view = await get(code);
+      if (seesEveryCode(viewer)) return view;
+      if (!view.userIds.includes(viewer.id)) throw new NotFoundError("budget code", code);
+      return { ...view, userIds: [viewer.id] };
+    },
+    async listBudgetCodes(viewer, query) {
+      const all = seesEveryCode(viewer);
+      const rows = await repo.listBudgetCodes(db, { state: query.state, afterCode: query.afterCode, heldBy: all ? undefined : viewer.id, limit: query.pageSize + 1 });
+      const views = rows.map(toView).map((v) => (all ? v : { ...v, userIds: [viewer.id] }));
+      return pageOf(views, query.pageSize, (b) => b.code);
     },
     updateBudgetCode: (code, etag, patch) => change(code, etag, patch),
     async deleteBudgetCode(code, etag, replacement) {

@@ -43,14 +43,14 @@ export function userHandlers(users: UserService): RpcService {
       }));
       return { user: userToProto(await users.createUser(input)) };
     }),
-    getUser: unary(U.getUser, async (req) => ({ user: userToProto(await users.getUser(requireString("id", req.id, ID_RULES))) })),
-    listUsers: unary(U.listUsers, async (req) => {
+    getUser: unary(U.getUser, async (req, ctx) => ({ user: userToProto(await users.getUser(ctx.principal, requireString("id", req.id, ID_RULES))) })),
+    listUsers: unary(U.listUsers, async (req, ctx) => {
       const q = validateOne((v) => {
         const status = v.optionalEnum("status", req.status, USER_STATUS);
         const pageSize = v.pageSize("page_size", req.pageSize);
         return { status, pageSize, afterId: afterIdFromToken(v, req.pageToken, { status }) };
       });
-      const page = await users.listUsers(q);
+      const page = await users.listUsers(ctx.principal, q);
       return { users: page.items.map(userToProto), nextPageToken: nextToken(page, { status: q.status }) };
     }),
     updateUser: unary(U.updateUser, async (req) => {
@@ -87,10 +87,10 @@ export function groupHandlers(groups: GroupService): RpcService {
       }));
       return { group: groupToProto(await groups.createGroup(input)) };
     }),
-    getGroup: unary(G.getGroup, async (req) => ({ group: groupToProto(await groups.getGroup(requireString("id", req.id, ID_RULES))) })),
-    listGroups: unary(G.listGroups, async (req) => {
+    getGroup: unary(G.getGroup, async (req, ctx) => ({ group: groupToProto(await groups.getGroup(ctx.principal, requireString("id", req.id, ID_RULES))) })),
+    listGroups: unary(G.listGroups, async (req, ctx) => {
       const q = validateOne((v) => ({ pageSize: v.pageSize("page_size", req.pageSize), afterId: afterIdFromToken(v, req.pageToken, {}) }));
-      const page = await groups.listGroups(q);
+      const page = await groups.listGroups(ctx.principal, q);
       return { groups: page.items.map(groupToProto), nextPageToken: nextToken(page, {}) };
     }),
     updateGroup: unary(G.updateGroup, async (req) => {
