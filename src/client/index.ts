@@ -64,6 +64,7 @@ import {
   TerminateServerRequest,
 } from "../gen/proto/dispatcher/v1/servers.js";
 import { GetServerAgentRequest, RunServerScriptRequest, ServerAgentServiceService } from "../gen/proto/dispatcher/v1/agents.js";
+import * as network from "../gen/proto/dispatcher/v1/network.js";
 import { GetServerInfoRequest, SystemServiceService, WhoAmIRequest } from "../gen/proto/dispatcher/v1/system.js";
 import { GetJobTraceRequest, TraceServiceService } from "../gen/proto/dispatcher/v1/traces.js";
 import { GetQueueStatsRequest, ListDeadLettersRequest, QueueServiceService, ReplayDeadLetterRequest } from "../gen/proto/dispatcher/v1/queues.js";
@@ -151,6 +152,34 @@ const SERVER_REQUESTS = {
   listProducts: ListProductsRequest,
   listImages: ListImagesRequest,
 };
+const FIREWALL_REQUESTS = {
+  createFirewall: network.CreateFirewallRequest,
+  getFirewall: network.GetFirewallRequest,
+  listFirewalls: network.ListFirewallsRequest,
+  deleteFirewall: network.DeleteFirewallRequest,
+  addFirewallRule: network.AddFirewallRuleRequest,
+  removeFirewallRule: network.RemoveFirewallRuleRequest,
+  setFirewallTags: network.SetFirewallTagsRequest,
+  listFirewallEvents: network.ListFirewallEventsRequest,
+};
+const ADDRESS_REQUESTS = {
+  allocateAddress: network.AllocateAddressRequest,
+  getAddress: network.GetAddressRequest,
+  listAddresses: network.ListAddressesRequest,
+  associateAddress: network.AssociateAddressRequest,
+  disassociateAddress: network.DisassociateAddressRequest,
+  releaseAddress: network.ReleaseAddressRequest,
+  setAddressTags: network.SetAddressTagsRequest,
+  listAddressEvents: network.ListAddressEventsRequest,
+};
+const KEY_PAIR_REQUESTS = {
+  importKeyPair: network.ImportKeyPairRequest,
+  createKeyPair: network.CreateKeyPairRequest,
+  getKeyPair: network.GetKeyPairRequest,
+  listKeyPairs: network.ListKeyPairsRequest,
+  deleteKeyPair: network.DeleteKeyPairRequest,
+  listKeyPairEvents: network.ListKeyPairEventsRequest,
+};
 const BUDGET_CODE_REQUESTS = {
   createBudgetCode: CreateBudgetCodeRequest,
   getBudgetCode: GetBudgetCodeRequest,
@@ -168,6 +197,9 @@ export type ApiKeyClient = PromiseClient<typeof ApiKeyServiceService, typeof API
 export type CloudClient = PromiseClient<typeof CloudServiceService, typeof CLOUD_REQUESTS>;
 export type AccountClient = PromiseClient<typeof AccountServiceService, typeof ACCOUNT_REQUESTS>;
 export type ServerClient = PromiseClient<typeof ServerServiceService, typeof SERVER_REQUESTS>;
+export type FirewallClient = PromiseClient<typeof network.FirewallServiceService, typeof FIREWALL_REQUESTS>;
+export type AddressClient = PromiseClient<typeof network.AddressServiceService, typeof ADDRESS_REQUESTS>;
+export type KeyPairClient = PromiseClient<typeof network.KeyPairServiceService, typeof KEY_PAIR_REQUESTS>;
 const AGENT_REQUESTS = { getServerAgent: GetServerAgentRequest, runServerScript: RunServerScriptRequest };
 export type AgentClient = PromiseClient<typeof ServerAgentServiceService, typeof AGENT_REQUESTS>;
 export type BudgetCodeClient = PromiseClient<typeof BudgetCodeServiceService, typeof BUDGET_CODE_REQUESTS>;
@@ -194,6 +226,10 @@ export interface DispatcherClients {
   budgetCodes: BudgetCodeClient;
   accounts: AccountClient;
   servers: ServerClient;
+  /** Firewalls, static addresses and key pairs (dispatcher.v1 network services). */
+  firewalls: FirewallClient;
+  addresses: AddressClient;
+  keyPairs: KeyPairClient;
   /** Agents of servers and commands run through them (dispatcher.v1.ServerAgentService). */
   agents: AgentClient;
   analytics: AnalyticsClient;
@@ -226,6 +262,9 @@ export function createDispatcherClients(options: DispatcherClientOptions): Dispa
     budgetCodes: promiseClient(client, BudgetCodeServiceService, BUDGET_CODE_REQUESTS, defaults),
     accounts: promiseClient(client, AccountServiceService, ACCOUNT_REQUESTS, defaults),
     servers: promiseClient(client, ServerServiceService, SERVER_REQUESTS, defaults),
+    firewalls: promiseClient(client, network.FirewallServiceService, FIREWALL_REQUESTS, defaults),
+    addresses: promiseClient(client, network.AddressServiceService, ADDRESS_REQUESTS, defaults),
+    keyPairs: promiseClient(client, network.KeyPairServiceService, KEY_PAIR_REQUESTS, defaults),
     agents: promiseClient(client, ServerAgentServiceService, AGENT_REQUESTS, defaults),
     analytics: promiseClient(client, AnalyticsServiceService, ANALYTICS_REQUESTS, defaults),
     health: healthClient(client, defaults),
