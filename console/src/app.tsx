@@ -8,6 +8,7 @@ import type { WhoAmIResponse } from "./gen/dispatcher/v1/system";
 import { BudgetsPage } from "./pages/budgets";
 import { JobPage } from "./pages/job";
 import { JobsPage } from "./pages/jobs";
+import { QueuesPage } from "./pages/queues";
 import { ServerPage, ServersPage } from "./pages/servers";
 import { SignIn } from "./pages/sign-in";
 import { useRoute } from "./router";
@@ -81,6 +82,7 @@ function Frame({ me, onSignOut }: { me: WhoAmIResponse; onSignOut(): void }) {
         </a>
         <nav>
           {nav("jobs", "Jobs")}
+          {nav("queues", "Queues")}
           {nav("servers", "Servers & agents")}
           {nav("budgets", "Budgets")}
         </nav>
@@ -98,6 +100,7 @@ function Frame({ me, onSignOut }: { me: WhoAmIResponse; onSignOut(): void }) {
 
 function page(section: string, id: string | undefined, query: URLSearchParams) {
   if (section === "jobs") return id ? <JobPage id={id} key={id} /> : <JobsPage query={query} />;
+  if (section === "queues") return <QueuesPage query={query} />;
   if (section === "servers") return id ? <ServerPage id={id} key={id} /> : <ServersPage />;
   if (section === "budgets") return <BudgetsPage />;
   return <p class="empty">No such page.</p>;

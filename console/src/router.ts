@@ -1,4 +1,4 @@
-// Hash routing: #/jobs?state=FAILED, #/jobs/<id>, #/servers/<id>, #/budgets. Filters live in the hash so that a view
+// Hash routing: #/jobs?state=FAILED, #/jobs/<id>, #/servers/<id>, #/queues, #/budgets. Filters live in the hash so that a view
 // can be linked and reloaded; nothing secret ever goes there.
 import { useEffect, useState } from "preact/hooks";
 

@@ -2,18 +2,21 @@
 // (the console built from this tree into a directory of the test's own). A wrong key is refused; a user signs in with
 // an API key, finds the job of a server launched on the local cloud, opens it, and sees the job's trace drawn as a
 // waterfall holding the RPC, worker and driver spans; a running job's page follows it to its end without a reload
-// (WatchJob); the servers page shows the server with its agent. Screenshots of each step go to test-artifacts/console/
-// (ignored by git).
+// (WatchJob); the servers page shows the server with its agent. On the queues page an operator replays the dead letter
+// of an agent command that could not reach its stopped server; a reader sees that page without any replay control,
+// and the API refuses the reader's replay anyway. Screenshots of each step go to test-artifacts/console/ (ignored by git).
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { status } from "@grpc/grpc-js";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { killLocalServers } from "../../src/clouds/local/cleanup.js";
-import { createDispatcherClients, type DispatcherClients } from "../../src/client/index.js";
+import { createDispatcherClients, DispatcherError, type DispatcherClients } from "../../src/client/index.js";
 import { DiagnosticOutcome, JobState } from "../../src/gen/proto/dispatcher/v1/jobs.js";
+import { UserKind } from "../../src/gen/proto/dispatcher/v1/iam.js";
 import { AccountStatus } from "../../src/gen/proto/dispatcher/v1/provisioning.js";
 import { until } from "../support/poll.js";
 import { bootstrapToken, createTestEnv, jobEnd, killStrayDispatchers, ROOT, startDispatcher, type DispatcherProcess, type TestEnv } from "../support/process.js";
@@ -30,9 +33,34 @@ let token = "";
 let dist = "";
 let browser: Browser;
 let page: Page;
-const launched = { jobId: "", serverId: "" };
+const launched = { jobId: "", serverId: "", accountId: "" };
 
-const shot = (name: string): Promise<Buffer> => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+const shot = (name: string, on: Page = page): Promise<Buffer> => on.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+const opened: DispatcherClients[] = [];
+const clientFor = (key: string): DispatcherClients => {
+  const client = createDispatcherClients({ address: t.address, token: key, retry: false });
+  opened.push(client);
+  return client;
+};
+
+/** A tab of its own (its own sessionStorage), signed in with `key`. */
+async function signedIn(key: string): Promise<Page> {
+  const tab = await (await browser.newContext({ viewport: { width: 1366, height: 768 } })).newPage();
+  await tab.goto(`http://127.0.0.1:${t.ports.console}/`);
+  await tab.getByLabel("API key").fill(key);
+  await tab.getByRole("button", { name: "Sign in" }).click();
+  await tab.getByTestId("principal").waitFor({ timeout: 15_000 });
+  return tab;
+}
+
+/** A user with one role, in a group that may use `accountId`, and an API key of theirs. */
+async function userWithRole(role: string, accountId: string): Promise<string> {
+  const { user } = await c.users.createUser({ email: `${role}@console.test`, name: `Console ${role}`, kind: UserKind.USER_KIND_USER, roles: [role] });
+  const { group } = await c.groups.createGroup({ name: `console-${role}s`, description: `${role}s of the local account`, roles: [role] });
+  const member = await c.groups.addGroupMember({ groupId: group?.id ?? "", userId: user?.id ?? "" });
+  await c.groups.setGroupAccounts({ groupId: group?.id ?? "", etag: member.group?.etag ?? "", accountIds: [accountId] });
+  return (await c.apiKeys.createApiKey({ userId: user?.id ?? "", name: `console ${role}` })).secret;
+}
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)`);
@@ -52,6 +80,7 @@ beforeAll(async () => {
   const { job, server } = await c.servers.launchServer({ accountId: account.id, regionId: "local", productId: "small", imageId: "agent", name: "console-demo", budgetCode: "UI" });
   launched.jobId = job?.id ?? "";
   launched.serverId = server?.id ?? "";
+  launched.accountId = account.id;
   expect((await jobEnd(c, job, 90_000)).state).toBe(JobState.JOB_STATE_SUCCEEDED);
 
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
@@ -59,6 +88,7 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
+  for (const client of opened) client.close();
   await browser?.close();
   c?.close();
   await p?.stop("SIGTERM").catch(() => undefined);
@@ -147,4 +177,51 @@ describe("the operations console in Chromium", () => {
     await page.locator('tr[data-budget-code="UI"]').waitFor({ timeout: 15_000 });
     await shot("6-budgets");
   }, 60_000);
+
+  it("lets an operator replay a dead letter from the queues page; a reader sees no replay control and the API refuses it", async () => {
+    // Commands for a server whose agent is gone: each attempt finds the agent unreachable, the last leaves a dead letter.
+    expect((await jobEnd(c, (await c.servers.stopServer({ id: launched.serverId })).job, 60_000)).state).toBe(JobState.JOB_STATE_SUCCEEDED);
+    const operatorKey = await userWithRole("operator", launched.accountId);
+    const readerKey = await userWithRole("reader", launched.accountId);
+    const operator = clientFor(operatorKey);
+    const jobIds: string[] = [];
+    for (const name of ["first", "second"]) jobIds.push((await operator.agents.runServerScript({ serverId: launched.serverId, command: "echo", args: [name] })).job?.id ?? "");
+    for (const id of jobIds) expect((await jobEnd(operator, (await operator.jobs.getJob({ id })).job, 90_000)).state).toBe(JobState.JOB_STATE_FAILED);
+    const letters = await until(async () => {
+      const all = (await operator.queues.listDeadLetters({})).deadLetters.filter((d) => jobIds.includes(d.jobId));
+      return all.length === 2 ? all : undefined;
+    }, 15_000, "both dead letters");
+    const [replayed, kept] = [letters.find((d) => d.jobId === jobIds[0]), letters.find((d) => d.jobId === jobIds[1])];
+
+    const op = await signedIn(operatorKey);
+    await op.goto(`http://127.0.0.1:${t.ports.console}/#/queues`);
+    await op.getByTestId("outbox").waitFor({ timeout: 15_000 });
+    const row = op.locator(`tr[data-dead-letter-id="${replayed?.id}"]`);
+    await row.waitFor({ timeout: 15_000 });
+    expect(await row.textContent()).toContain("agent.run_script");
+    await shot("7-queues-operator", op);
+    await row.getByRole("button", { name: "Replay" }).click();
+    await op.getByTestId("replay-outcome").waitFor({ timeout: 15_000 });
+    expect(await op.getByTestId("replay-outcome").textContent()).toContain("queued again");
+    // Replayed: gone from the waiting list, the job running again with fresh attempts.
+    await row.waitFor({ state: "detached", timeout: 15_000 });
+    const again = (await operator.jobs.getJob({ id: jobIds[0] })).job;
+    expect([JobState.JOB_STATE_QUEUED, JobState.JOB_STATE_RUNNING, JobState.JOB_STATE_FAILED]).toContain(again?.state);
+    expect((await operator.jobs.listJobEvents({ id: jobIds[0] })).events.map((e) => e.type)).toContain("retried");
+    await shot("8-queues-replayed", op);
+    await op.context().close();
+
+    const reader = await signedIn(readerKey);
+    await reader.goto(`http://127.0.0.1:${t.ports.console}/#/queues`);
+    const keptRow = reader.locator(`tr[data-dead-letter-id="${kept?.id}"]`);
+    await keptRow.waitFor({ timeout: 15_000 });
+    expect(await reader.locator("button.replay").count()).toBe(0);
+    expect(await reader.getByRole("button", { name: "Replay" }).count()).toBe(0);
+    await shot("9-queues-reader", reader);
+    await reader.context().close();
+    const refused = await clientFor(readerKey).queues.replayDeadLetter({ id: kept?.id ?? "" }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(DispatcherError);
+    expect((refused as DispatcherError).code).toBe(status.PERMISSION_DENIED);
+    expect((await operator.queues.listDeadLetters({})).deadLetters.map((d) => d.id)).toContain(kept?.id);
+  }, 180_000);
 });

@@ -14,6 +14,14 @@ import {
   WatchJobResponse,
 } from "../gen/dispatcher/v1/jobs";
 import { ListAccountsRequest, ListAccountsResponse, ListBudgetCodesRequest, ListBudgetCodesResponse } from "../gen/dispatcher/v1/provisioning";
+import {
+  GetQueueStatsRequest,
+  GetQueueStatsResponse,
+  ListDeadLettersRequest,
+  ListDeadLettersResponse,
+  ReplayDeadLetterRequest,
+  ReplayDeadLetterResponse,
+} from "../gen/dispatcher/v1/queues";
 import { GetServerRequest, GetServerResponse, ListServerEventsRequest, ListServerEventsResponse, ListServersRequest, ListServersResponse } from "../gen/dispatcher/v1/servers";
 import { WhoAmIRequest, WhoAmIResponse } from "../gen/dispatcher/v1/system";
 import { GetJobTraceRequest, GetJobTraceResponse } from "../gen/dispatcher/v1/traces";
@@ -38,6 +46,14 @@ const JOBS = {
   },
 };
 const TRACES = { fullName: "dispatcher.v1.TraceService", methods: { getJobTrace: unary("GetJobTrace", GetJobTraceRequest, GetJobTraceResponse) } };
+const QUEUES = {
+  fullName: "dispatcher.v1.QueueService",
+  methods: {
+    getQueueStats: unary("GetQueueStats", GetQueueStatsRequest, GetQueueStatsResponse),
+    listDeadLetters: unary("ListDeadLetters", ListDeadLettersRequest, ListDeadLettersResponse),
+    replayDeadLetter: unary("ReplayDeadLetter", ReplayDeadLetterRequest, ReplayDeadLetterResponse),
+  },
+};
 const SERVERS = {
   fullName: "dispatcher.v1.ServerService",
   methods: {
@@ -62,6 +78,7 @@ export function createClients(transport: Transport) {
     system: createClient(SYSTEM, transport),
     jobs: createClient(JOBS, transport),
     traces: createClient(TRACES, transport),
+    queues: createClient(QUEUES, transport),
     servers: createClient(SERVERS, transport),
     agents: createClient(AGENTS, transport),
     accounts: createClient(ACCOUNTS, transport),

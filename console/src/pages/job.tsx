@@ -53,13 +53,15 @@ export function JobPage({ id }: { id: string }) {
     return () => controller.abort();
   }, [clients, id]);
 
-  // The trace again after each change, once the spans of that change have ended.
-  const [traceTick, setTraceTick] = useState(0);
+  // The trace again after each change, once the spans of that change have ended. A reload keeps the waterfall shown
+  // (and the span selected in it) until the new answer replaces it.
+  const trace = useLoad((signal) => clients.traces.getJobTrace({ jobId: id }, { signal }), [clients, id]);
+  const reloadTrace = trace.reload;
   useEffect(() => {
-    const timer = setTimeout(() => setTraceTick((t) => t + 1), version === 0 ? 0 : TRACE_SETTLE_MS);
+    if (version === 0) return;
+    const timer = setTimeout(reloadTrace, TRACE_SETTLE_MS);
     return () => clearTimeout(timer);
   }, [version]);
-  const trace = useLoad((signal) => clients.traces.getJobTrace({ jobId: id }, { signal }), [clients, id, traceTick]);
 
   if (error && !job) return <ErrorNote error={error} />;
   if (!job) return <p class="loading">Loading job…</p>;
