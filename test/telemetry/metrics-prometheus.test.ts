@@ -29,7 +29,7 @@ async function query(promql: string): Promise<Array<[Record<string, string>, num
 
 beforeAll(async () => {
   t = await createTestEnv({ label: "prom", metrics: true });
-  p = await startDispatcher(t, ["start"], { timeoutMs: 90_000 });
+  p = await startDispatcher(t, ["start"], { timeoutMs: 240_000 });
   const token = bootstrapToken(p) ?? "";
   if (!token) throw new Error(`no admin token printed\n${p.output()}`);
   c = createDispatcherClients({ address: t.address, token, retry: false });
@@ -51,7 +51,7 @@ beforeAll(async () => {
     "--storage.tsdb.retention.time=1h",
   ], join(t.dir, "prometheus.log"));
   await until(async () => (await fetch(`http://127.0.0.1:${promPort}/-/ready`).catch(() => null))?.ok, 60_000, "Prometheus to be ready", () => prometheus.tail());
-}, 180_000);
+}, 360_000);
 
 afterAll(async () => {
   c?.close();
