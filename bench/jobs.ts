@@ -3,7 +3,11 @@
 // Options (env): BENCH_JOBS (jobs in the throughput phase, default 5000), BENCH_IN_FLIGHT (64), BENCH_LATENCY_S (6),
 // BENCH_LATENCY_RATE (phase 2's jobs/s; default half of phase 1's), BENCH_LAYOUT ("split": a dispatcher+monitor
 // process and a worker process, the default; "single": one process with every role), BENCH_PROFILE_DIR (V8 CPU
-// profiles of the server processes), BENCH_NODE_FLAGS (node flags for them). DISPATCHER_* variables reach the servers.
+// profiles of the server processes), BENCH_NODE_FLAGS (node flags for them), BENCH_METRICS_ROUNDS (2: phase 1 runs
+// this many times with metrics off and as many with them on, alternating, each on fresh server processes; the rest runs
+// with metrics on, the default). While metrics are on, every server process's /metrics is scraped every 2 s.
+// DISPATCHER_* variables reach the servers.
+import type { ChildProcess } from "node:child_process";
 import { loadavg } from "node:os";
 import { createDispatcherClients } from "../src/client/index.js";
 import { loadConfig } from "../src/config.js";
@@ -11,7 +15,7 @@ import { createProvisioningClient } from "../src/db/clients.js";
 import { createApiKeyForEmail } from "../src/iam/api-keys/keys.js";
 import { DiagnosticOutcome } from "../src/gen/proto/dispatcher/v1/jobs.js";
 import { measureEcho } from "./echo.js";
-import { benchEnvironment, CORES, cpuSeconds, machineTicks, percentile, round, runDispatcher, say, servicePids, startDispatcher, stopProcess } from "./support.js";
+import { benchEnvironment, CORES, cpuSeconds, freePort, machineTicks, percentile, round, runDispatcher, say, servicePids, startDispatcher, stopProcess } from "./support.js";
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 5000);
 const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 64);
@@ -19,6 +23,9 @@ const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_S ?? 6);
 const LAYOUT = process.env.BENCH_LAYOUT === "single" ? "single" : "split";
 /** Phase 2's rate; 0: half of phase 1's. */
 const LATENCY_RATE = Number(process.env.BENCH_LATENCY_RATE ?? 0);
+const METRICS_ROUNDS = Math.max(1, Number(process.env.BENCH_METRICS_ROUNDS ?? 2));
+/** How often a metrics-on run scrapes each server process (Prometheus's default is 15 s). */
+const SCRAPE_EVERY_MS = 2_000;
 
 interface Times {
   created: number;
@@ -35,9 +42,34 @@ await runDispatcher(["migrate"], bench.env);
 const db = createProvisioningClient(bench.provisioningUrl, 2);
 const { secret } = await createApiKeyForEmail(db, { email: "bench@local", role: "admin", kind: "service", name: "bench" });
 
-say(LAYOUT === "split" ? "starting a dispatcher process (dispatcher, monitor) and a worker process" : "starting one process (dispatcher, monitor, worker)");
-const server = await startDispatcher(LAYOUT === "split" ? "dispatcher,monitor" : "worker,monitor,dispatcher", bench.env, bench.port);
-const worker = LAYOUT === "split" ? await startDispatcher("worker", bench.env, bench.port) : undefined;
+interface Servers {
+  server: ChildProcess;
+  worker: ChildProcess | undefined;
+  stop(): Promise<void>;
+}
+
+/** The server processes of one run, with metrics on (each on a port of its own, scraped) or off. */
+async function startServers(metrics: boolean): Promise<Servers> {
+  say(`${LAYOUT === "split" ? "starting a dispatcher process (dispatcher, monitor) and a worker process" : "starting one process (dispatcher, monitor, worker)"}, metrics ${metrics ? "on" : "off"}`);
+  const ports: number[] = [];
+  const env = async (): Promise<NodeJS.ProcessEnv> => {
+    if (!metrics) return { ...bench.env, DISPATCHER_METRICS_ENABLED: "false" };
+    ports.push(await freePort());
+    return { ...bench.env, DISPATCHER_METRICS_ENABLED: "true", DISPATCHER_METRICS_BIND: "127.0.0.1", DISPATCHER_METRICS_PORT: String(ports.at(-1)) };
+  };
+  const server = await startDispatcher(LAYOUT === "split" ? "dispatcher,monitor" : "worker,monitor,dispatcher", await env(), bench.port);
+  const worker = LAYOUT === "split" ? await startDispatcher("worker", await env(), bench.port) : undefined;
+  const scraper = metrics ? setInterval(() => ports.forEach((port) => void fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text()).catch(() => undefined)), SCRAPE_EVERY_MS) : undefined;
+  return {
+    server,
+    worker,
+    async stop() {
+      clearInterval(scraper);
+      await Promise.all([stopProcess(server), worker ? stopProcess(worker) : undefined]);
+    },
+  };
+}
+
 const services = servicePids(Number(new URL(loadConfig(process.env, "").mq.url).port || 4222));
 const clients = createDispatcherClients({ address: `127.0.0.1:${bench.port}`, token: secret, retry: false });
 
@@ -47,7 +79,7 @@ const launch = async (): Promise<string> => {
 };
 
 /** CPU seconds so far of each process on the job path (this one is the client). */
-function cpuNow(): Record<string, number> {
+function cpuNow({ server, worker }: Servers): Record<string, number> {
   const out: Record<string, number> = { client: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6 };
   out[LAYOUT === "split" ? "dispatcher" : "all-roles"] = cpuSeconds(server.pid);
   if (worker) out.worker = cpuSeconds(worker.pid);
@@ -99,17 +131,19 @@ async function times(ids: string[]): Promise<Times[]> {
   return out;
 }
 
-try {
+/** Warm-up, then phase 1 (throughput) on `servers`. */
+async function throughput(servers: Servers, metrics: boolean) {
   say("warming up");
+  const before = await terminalCount();
   const warm = await Promise.all(Array.from({ length: 200 }, launch));
-  await waitTerminal(warm, 0, 60_000);
+  await waitTerminal(warm, before, 60_000);
   await settle();
 
-  say(`phase 1: ${JOBS} jobs as fast as ${IN_FLIGHT} callers go`);
+  say(`phase 1: ${JOBS} jobs as fast as ${IN_FLIGHT} callers go (metrics ${metrics ? "on" : "off"})`);
   const ids: string[] = [];
   const ended1 = await terminalCount();
   const rpcLatency: number[] = [];
-  const cpu0 = cpuNow();
+  const cpu0 = cpuNow(servers);
   const machine0 = machineTicks();
   const commits0 = await commitCount();
   const t0 = Date.now();
@@ -128,7 +162,7 @@ try {
   rpcLatency.sort((a, b) => a - b);
   await waitTerminal(ids, ended1, 300_000);
   const done = Date.now();
-  const cpu1 = cpuNow();
+  const cpu1 = cpuNow(servers);
   const machine1 = machineTicks();
   const machineBusy = (machine1.busy - machine0.busy) / Math.max(1, machine1.total - machine0.total);
   const commits = (await commitCount()) - commits0;
@@ -147,6 +181,32 @@ try {
   say(`  create RPC latency: p50 ${percentile(rpcLatency, 50)} ms, p99 ${percentile(rpcLatency, 99)} ms`);
   say(`  commits (server-wide Com_commit, other clients included): ${commits} = ${round(commits / JOBS, 2)} per job`);
   say(`  load average now ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  return { jobsPerS, cpu, machineBusy, commits, rpcLatency };
+}
+
+let servers: Servers | undefined;
+try {
+  // Phase 1 alternates metrics off and on (off, on, off, on …); the last run's processes (metrics on) serve the rest.
+  const runs: Array<{ metrics: boolean } & Awaited<ReturnType<typeof throughput>>> = [];
+  for (let n = 0; n < METRICS_ROUNDS; n++) {
+    for (const metrics of [false, true]) {
+      await servers?.stop();
+      servers = await startServers(metrics);
+      runs.push({ metrics, ...(await throughput(servers, metrics)) });
+    }
+  }
+  const median = (xs: number[]): number => {
+    const sorted = [...xs].sort((a, b) => a - b);
+    const mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+  };
+  const onRate = median(runs.filter((r) => r.metrics).map((r) => r.jobsPerS));
+  const offRate = median(runs.filter((r) => !r.metrics).map((r) => r.jobsPerS));
+  const metricsCostPct = round((1 - onRate / offRate) * 100, 1);
+  say(`metrics: ${round(offRate, 0)} jobs/s off, ${round(onRate, 0)} jobs/s on (medians of ${METRICS_ROUNDS}): cost ${metricsCostPct}% of throughput`);
+  const last = runs.at(-1) as (typeof runs)[number];
+  const { cpu, machineBusy, commits, rpcLatency } = last;
+  const jobsPerS = onRate;
 
   const rate = LATENCY_RATE > 0 ? LATENCY_RATE : Math.max(1, Math.floor(jobsPerS / 2));
   say(`phase 2: ${rate} jobs/s (${LATENCY_RATE > 0 ? "as asked" : "half the maximum"}) for ${LATENCY_SECONDS} s`);
@@ -182,6 +242,9 @@ try {
     cores: CORES,
     jobs: JOBS,
     jobs_per_s: round(jobsPerS, 0),
+    jobs_per_s_metrics_off: round(offRate, 0),
+    metrics_cost_pct: metricsCostPct,
+    jobs_per_s_runs: runs.map((r) => `${r.metrics ? "on" : "off"}:${round(r.jobsPerS, 0)}`).join(" "),
     latency_rate_per_s: rate,
     start_p50_ms: percentile(startLat, 50),
     start_p99_ms: percentile(startLat, 99),
@@ -205,7 +268,7 @@ try {
   process.stdout.write(`${JSON.stringify(figures)}\n`);
 } finally {
   clients.close();
-  await Promise.all([stopProcess(server), worker ? stopProcess(worker) : undefined]);
+  await servers?.stop();
   await db.$disconnect();
   await bench.drop();
 }

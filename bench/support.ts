@@ -65,6 +65,8 @@ export async function benchEnvironment(label: string): Promise<BenchEnv> {
     DISPATCHER_MQ_WORKER_DURABLE: `bench_${id}`,
     DISPATCHER_LOGGING_LEVEL: "warn",
     DISPATCHER_LOGGING_DIR: "-",
+    // Metrics off unless a bench turns them on for its processes, each on a port of its own (defaults would collide).
+    DISPATCHER_METRICS_ENABLED: "false",
     DISPATCHER_DATA_DIR: mkdtempSync(join(tmpdir(), "dispatcher-bench-")),
   };
   return {

@@ -37,7 +37,7 @@ let samples: Sample[] = [];
 
 beforeAll(async () => {
   t = await createTestEnv({ label: "metrics", metrics: true });
-  p = await startDispatcher(t, ["start"], { timeoutMs: 90_000 });
+  p = await startDispatcher(t, ["start"], { timeoutMs: 240_000 });
   token = bootstrapToken(p) ?? "";
   if (!token) throw new Error(`no admin token printed\n${p.output()}`);
   c = createDispatcherClients({ address: t.address, token, retry: false });
@@ -49,7 +49,7 @@ beforeAll(async () => {
     const ready = sumOf(s, "dispatcher_jobs_succeeded_total", { job_kind: "diagnostic" }) === 5 && sumOf(s, "dispatcher_driver_duration_count", { cloud_driver: "local" }) && sumOf(s, "dispatcher_km_client_duration_count");
     return ready ? s : null;
   }, 60_000, "diagnostic, driver and KM measurements on /metrics");
-}, 180_000);
+}, 360_000);
 
 afterAll(async () => {
   c?.close();

@@ -2,7 +2,8 @@
 // CreateAccount (through KM to a worker and the local driver, which refuses it), the local account's key (KM, worker,
 // driver on every launch and check), the caller's API key, a launched server's join token and agent credential, and a
 // canary in a script's environment run through the agent — appear in no span that the dispatcher keeps and serves
-// through TraceService, whose answers for every job are read here in full.
+// through TraceService, whose answers for every job are read here in full, nor in its metrics (/metrics on the
+// metrics port, read after the same work).
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -25,10 +26,12 @@ let c: DispatcherClients;
 let token = "";
 /** Every job's GetJobTrace answer, as JSON. */
 let served = "";
+/** The process's metrics exposition after all of it. */
+let metrics = "";
 const jobs: Job[] = [];
 
 beforeAll(async () => {
-  t = await createTestEnv({ label: "spancanary", env: { DISPATCHER_LOGGING_LEVEL: "debug" } });
+  t = await createTestEnv({ label: "spancanary", metrics: true, env: { DISPATCHER_LOGGING_LEVEL: "debug" } });
   p = await startDispatcher(t, ["start"], { timeoutMs: 90_000 });
   token = bootstrapToken(p) ?? "";
   if (!token) throw new Error(`no admin token printed\n${p.output()}`);
@@ -61,6 +64,7 @@ beforeAll(async () => {
     }, 20_000, `the last span of job ${job.id} (${job.kind})`).catch(() => c.traces.getJobTrace({ jobId: job.id })));
   }
   served = answers.map((a) => JSON.stringify(GetJobTraceResponse.toJSON(a))).join("\n");
+  metrics = await (await fetch(`http://127.0.0.1:${t.ports.metrics}/metrics`)).text();
 }, 300_000);
 
 afterAll(async () => {
@@ -98,5 +102,19 @@ describe("secrets in the embedded span store", () => {
     expectAbsent("the caller's API key", token);
     for (const marker of ["dsp_", "djt_", "dac_"]) expect(served.includes(marker), `the stored spans contain a ${marker}… secret`).toBe(false);
     expectAbsent("the script's environment", SCRIPT_CANARY);
+  });
+});
+
+describe("secrets in the metrics", () => {
+  it("the exposition covers the same paths (RPCs, KM, the driver, the agent's registration) and holds none of the secrets", () => {
+    expect(metrics).toContain('rpc_method="CreateAccount"');
+    expect(metrics).toContain('km_method="GetCredential"');
+    expect(metrics).toContain('operation="launch"');
+    expect(metrics).toContain('rpc_method="Register"');
+    const accountKey = readFileSync(join(t.dir, "local-cloud", "account.key"), "utf8").trim();
+    for (const [what, secret] of [["the canary credential", CANARY], ["the local account key", accountKey], ["the caller's API key", token], ["the script's environment", SCRIPT_CANARY]] as const) {
+      for (const form of forms(secret)) expect(metrics.includes(form), `the metrics contain ${what}`).toBe(false);
+    }
+    for (const marker of ["dsp_", "djt_", "dac_"]) expect(metrics.includes(marker), `the metrics contain a ${marker}… secret`).toBe(false);
   });
 });
