@@ -104,6 +104,16 @@ async function withS3<T>(target: DriverTarget, region: string, options: DriverCa
 
 const etag = (v: string | undefined): string => (v ?? "").replaceAll('"', "");
 
+/**
+ * One page of keys after `after`, in key order. The page token is the last key shown (ListObjects' marker): every S3
+ * implementation takes it, where V2's opaque continuation tokens are not portable between them.
+ */
+async function listPage(s: S3Session, bucket: string, query: { prefix: string; pageSize: number; after: string | undefined }): Promise<{ objects: BlobObject[]; truncated: boolean }> {
+  const page = await s.send("ListObjects", (c, x, o) => c.send(new x.ListObjectsCommand({ Bucket: bucket, MaxKeys: query.pageSize, ...(query.prefix ? { Prefix: query.prefix } : {}), ...(query.after ? { Marker: query.after } : {}) }), o));
+  const objects = (page.Contents ?? []).map((o) => ({ key: o.Key ?? "", sizeBytes: o.Size ?? 0, checksum: etag(o.ETag), modifiedAt: o.LastModified ?? new Date(0) }));
+  return { objects, truncated: page.IsTruncated === true };
+}
+
 export function awsBlobStore(s3: S3Options): BlobStoreService {
   const inRegion = <T>(target: DriverTarget, regionId: string, call: DriverCallOptions, fn: (s: S3Session) => Promise<T>) => withS3(target, regionId, call, s3, fn);
 
@@ -111,16 +121,16 @@ export function awsBlobStore(s3: S3Options): BlobStoreService {
   async function observe(s: S3Session, name: string, createdAt: Date | null): Promise<BucketObservation | null> {
     let objects = 0;
     let bytes = 0;
-    let token: string | undefined;
+    let marker: string | undefined;
     try {
       do {
-        const page = await s.send("ListObjectsV2", (c, x, o) => c.send(new x.ListObjectsV2Command({ Bucket: name, MaxKeys: MAX_PAGE, ...(token ? { ContinuationToken: token } : {}) }), o));
-        for (const item of page.Contents ?? []) {
+        const page = await listPage(s, name, { prefix: "", pageSize: MAX_PAGE, after: marker });
+        for (const item of page.objects) {
           objects++;
-          bytes += item.Size ?? 0;
+          bytes += item.sizeBytes;
         }
-        token = page.IsTruncated ? page.NextContinuationToken : undefined;
-      } while (token);
+        marker = page.truncated ? page.objects.at(-1)?.key : undefined;
+      } while (marker);
     } catch (err) {
       if (err instanceof DriverError && err.code === "NOT_FOUND") return null;
       throw err;
@@ -147,8 +157,16 @@ export function awsBlobStore(s3: S3Options): BlobStoreService {
         try {
           await s.send("CreateBucket", (c, x, o) => c.send(new x.CreateBucketCommand({ Bucket: request.name, ...(s.region === "us-east-1" ? {} : { CreateBucketConfiguration: { LocationConstraint: s.region as S3Module.BucketLocationConstraint } }) }), o));
         } catch (err) {
-          // The name is already the account's: a retried create (S3 keeps no client token; the name is the key).
-          if (!(err instanceof DriverError && err.providerCode === "BucketAlreadyOwnedByYou")) throw err;
+          if (!(err instanceof DriverError && (err.providerCode === "BucketAlreadyOwnedByYou" || err.providerCode === "BucketAlreadyExists"))) throw err;
+          // S3 keeps no client token; the name is the key. Taken by this account (a retried create; some S3
+          // implementations say BucketAlreadyExists even then) is success; taken by another, whose objects these
+          // credentials cannot list, is CONFLICT.
+          const ours = await observe(s, request.name, null).catch((e: unknown) => {
+            if (e instanceof DriverError && (e.code === "AUTH" || e.code === "NOT_FOUND")) return null;
+            throw e;
+          });
+          if (!ours) throw new DriverError("CONFLICT", `the bucket name "${request.name}" is taken (bucket names are global to S3)`, { cause: err, providerCode: err.providerCode });
+          return ours;
         }
         const seen = await observe(s, request.name, new Date());
         if (!seen) throw new DriverError("INTERNAL", "AWS S3 CreateBucket answered, but the bucket cannot be read back", { retryable: true });
@@ -183,8 +201,8 @@ export function awsBlobStore(s3: S3Options): BlobStoreService {
       inRegion(target, ref.regionId, call, async (s) => {
         if (!BUCKET_NAME.test(ref.providerId)) return;
         try {
-          const page = await s.send("ListObjectsV2", (c, x, o) => c.send(new x.ListObjectsV2Command({ Bucket: ref.providerId, MaxKeys: 1 }), o));
-          if ((page.KeyCount ?? page.Contents?.length ?? 0) > 0) throw new DriverError("CONFLICT", `bucket ${ref.providerId} is not empty: delete its objects first`);
+          const page = await listPage(s, ref.providerId, { prefix: "", pageSize: 1, after: undefined });
+          if (page.objects.length > 0) throw new DriverError("CONFLICT", `bucket ${ref.providerId} is not empty: delete its objects first`);
           await s.send("DeleteBucket", (c, x, o) => c.send(new x.DeleteBucketCommand({ Bucket: ref.providerId }), o));
         } catch (err) {
           if (err instanceof DriverError && err.code === "NOT_FOUND") return;
@@ -196,9 +214,14 @@ export function awsBlobStore(s3: S3Options): BlobStoreService {
     listObjects: (target, ref, query, call) =>
       inRegion(target, ref.regionId, call, async (s) => {
         if (!Number.isInteger(query.pageSize) || query.pageSize < 1 || query.pageSize > MAX_PAGE) throw new DriverError("INVALID", `a page has 1 to ${MAX_PAGE} objects`);
-        const page = await s.send("ListObjectsV2", (c, x, o) => c.send(new x.ListObjectsV2Command({ Bucket: ref.providerId, Prefix: query.prefix || undefined, MaxKeys: query.pageSize, ...(query.pageToken ? { ContinuationToken: query.pageToken } : {}) }), o));
-        const objects: BlobObject[] = (page.Contents ?? []).map((o) => ({ key: o.Key ?? "", sizeBytes: o.Size ?? 0, checksum: etag(o.ETag), modifiedAt: o.LastModified ?? new Date(0) }));
-        return { objects, nextPageToken: page.IsTruncated ? (page.NextContinuationToken ?? "") : "" };
+        let after: string | undefined;
+        if (query.pageToken !== "") {
+          after = Buffer.from(query.pageToken, "base64url").toString("utf8");
+          if (after === "" || Buffer.from(after, "utf8").toString("base64url") !== query.pageToken) throw new DriverError("INVALID", "the page token is not one this bucket gave");
+        }
+        const page = await listPage(s, ref.providerId, { prefix: query.prefix, pageSize: query.pageSize, after });
+        const last = page.objects.at(-1);
+        return { objects: page.objects, nextPageToken: page.truncated && last ? Buffer.from(last.key, "utf8").toString("base64url") : "" };
       }),
 
     putObject: (target, ref, key, body, call) =>
