@@ -6,19 +6,24 @@ import { DriverError, type Capability, type CloudDriver, type DriverCallOptions,
 import { awsAddresses } from "./addresses.js";
 import { INSTANCE_TYPES, regionName } from "./catalog.js";
 import { HOME_REGION, withEc2, type Ec2Sdk, type Ec2Session, type SendOptions } from "./client.js";
+import { awsImages } from "./ami.js";
+import { awsSnapshots, awsVolumes } from "./ebs.js";
 import { awsFirewalls } from "./firewalls.js";
 import { awsKeyPairs } from "./key-pairs.js";
 import { observation, tagsFor, userData } from "./mapping.js";
+import { awsBlobStore, DEFAULT_S3_ENDPOINT } from "./s3.js";
 import { awsTags } from "./tags.js";
 
 export interface AwsDriverOptions {
   /**
-   * Object storage is S3, another service this driver does not call: it is reported in every region only when the
-   * operator says the accounts of this deployment have it. Default false.
+   * Object storage is S3, another service with its own endpoint and policy: it is reported in every region only when
+   * the operator says the accounts of this deployment have it. Default false.
    */
   objectStorage?: boolean;
   /** Region calls that need no region go to (identity, the region list). Default us-east-1. */
   homeRegion?: string;
+  /** The S3 endpoint of the blob store: a URL with {region}, or a fixed S3-compatible one. Default AWS's own. */
+  s3Endpoint?: string;
 }
 
 /** Page size for paginated Describe calls (EC2 accepts 5–1000). */
@@ -177,7 +182,16 @@ export function createAwsDriver(options: AwsDriverOptions = {}): CloudDriver {
 
     listServers: (target, regionId, call) => describe(target, regionId, call, {}),
 
-    services: { firewalls: awsFirewalls(), addresses: awsAddresses(), keyPairs: awsKeyPairs(), tags: awsTags() },
+    services: {
+      firewalls: awsFirewalls(),
+      addresses: awsAddresses(),
+      keyPairs: awsKeyPairs(),
+      tags: awsTags(),
+      volumes: awsVolumes(),
+      snapshots: awsSnapshots(),
+      images: awsImages(),
+      blobStore: awsBlobStore({ endpoint: options.s3Endpoint ?? DEFAULT_S3_ENDPOINT }),
+    },
   };
 }
 

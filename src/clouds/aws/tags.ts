@@ -1,10 +1,10 @@
 // Tags on EC2 resources: CreateTags and DeleteTags take any resource id (instance, security group, Elastic IP
-// allocation, key pair), so one call serves every type.
+// allocation, key pair, volume, snapshot, image), so one call serves every type. Buckets are S3's, untagged here.
 import { DriverError } from "../driver.js";
 import { RESERVED_TAG_PREFIX, checkTags, type TagService, type TaggedRef } from "../resources.js";
 import { withEc2 } from "./client.js";
 
-const TAGGABLE: ReadonlySet<TaggedRef["type"]> = new Set(["server", "firewall", "address", "key_pair"]);
+const TAGGABLE: ReadonlySet<TaggedRef["type"]> = new Set(["server", "firewall", "address", "key_pair", "volume", "snapshot", "image"]);
 
 function taggable(ref: TaggedRef): void {
   if (!TAGGABLE.has(ref.type)) throw new DriverError("UNSUPPORTED", `the aws driver has no ${ref.type}s yet`);

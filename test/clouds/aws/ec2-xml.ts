@@ -146,62 +146,6 @@ export const zoneItem = (region: string, letter: string, n: number) => `    <ite
       <networkBorderGroup>${region}</networkBorderGroup>
     </item>`;
 
-export const imageItem = (id: string, name: string, platformDetails: string) => `    <item>
-      <imageId>${id}</imageId>
-      <imageLocation>${OWNER_ID}/${esc(name)}</imageLocation>
-      <imageState>available</imageState>
-      <imageOwnerId>${OWNER_ID}</imageOwnerId>
-      <creationDate>2016-08-30T20:55:35.000Z</creationDate>
-      <isPublic>false</isPublic>
-      <architecture>x86_64</architecture>
-      <imageType>machine</imageType>
-      <name>${esc(name)}</name>
-      <description>Test AMI</description>
-      <rootDeviceType>ebs</rootDeviceType>
-      <rootDeviceName>/dev/xvda</rootDeviceName>
-      <blockDeviceMapping>
-        <item>
-          <deviceName>/dev/xvda</deviceName>
-          <ebs>
-            <snapshotId>snap-1234567890abcdef0</snapshotId>
-            <volumeSize>8</volumeSize>
-            <deleteOnTermination>true</deleteOnTermination>
-            <volumeType>standard</volumeType>
-            <encrypted>false</encrypted>
-          </ebs>
-        </item>
-      </blockDeviceMapping>
-      <virtualizationType>hvm</virtualizationType>
-      <hypervisor>xen</hypervisor>
-      <enaSupport>true</enaSupport>
-      <platformDetails>${esc(platformDetails)}</platformDetails>
-      <usageOperation>RunInstances</usageOperation>
-    </item>`;
-
-export const VOLUMES = `  <volumeSet>
-    <item>
-      <volumeId>vol-1234567890abcdef0</volumeId>
-      <size>80</size>
-      <snapshotId/>
-      <availabilityZone>us-east-1a</availabilityZone>
-      <status>in-use</status>
-      <createTime>2016-08-29T18:52:32.724Z</createTime>
-      <attachmentSet>
-        <item>
-          <volumeId>vol-1234567890abcdef0</volumeId>
-          <instanceId>i-1234567890abcdef0</instanceId>
-          <device>/dev/sdh</device>
-          <status>attached</status>
-          <attachTime>2016-08-29T18:52:32.000Z</attachTime>
-          <deleteOnTermination>false</deleteOnTermination>
-        </item>
-      </attachmentSet>
-      <volumeType>standard</volumeType>
-      <encrypted>true</encrypted>
-      <multiAttachEnabled>false</multiAttachEnabled>
-    </item>
-  </volumeSet>`;
-
 export const VPCS = `  <vpcSet>
     <item>
       <vpcId>vpc-1a2b3c4d</vpcId>

@@ -17,6 +17,8 @@ export class FakeNetwork {
   readonly groups = new Map<string, FakeGroup>();
   readonly addresses = new Map<string, FakeAddress>();
   readonly keyPairs = new Map<string, FakeKeyPair>();
+  /** The tags of resources kept elsewhere (volumes, snapshots, images), for CreateTags and DeleteTags. */
+  otherTags: ((id: string) => Map<string, string> | undefined) | undefined;
   private seq = 0;
 
   constructor(
@@ -334,6 +336,8 @@ export class FakeNetwork {
     if (id.startsWith("eipalloc-")) return this.address(id).tags;
     const k = this.keyPairs.get(id);
     if (k) return k.tags;
+    const other = this.otherTags?.(id);
+    if (other) return other;
     throw new Ec2Fault(400, "InvalidID", `The ID '${id}' is not valid`);
   }
 }

@@ -1,14 +1,15 @@
 // A fake EC2 endpoint on node:http for driver tests: it answers the EC2 Query API (form-encoded POST, Action=…) that
 // the real SDK sends, keeps instances in memory (launch → describe → terminate round-trips, ClientToken idempotency,
 // state transitions observed one Describe later) with their security groups, key pair, tags and Elastic IP
-// (src: fake-ec2-network.ts), checks the access key of each signed request, paginates, and can be told to fail the
-// next N calls with a given error code.
+// (src: fake-ec2-network.ts) and EBS volumes, snapshots and AMIs (fake-ec2-storage.ts), checks the access key of each
+// signed request, paginates, and can be told to fail the next N calls with a given error code.
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Ec2Fault, filterValues, listOf, specifiedTags } from "./ec2-query.js";
 import * as x from "./ec2-xml.js";
 import { DEFAULT_GROUP_ID, FakeNetwork } from "./fake-ec2-network.js";
+import { FakeStorage } from "./fake-ec2-storage.js";
 
 export interface RecordedCall {
   action: string;
@@ -54,6 +55,7 @@ export interface FakeEc2Options {
 export class FakeEc2 {
   readonly instances = new Map<string, x.FakeInstance>();
   readonly network: FakeNetwork;
+  readonly storage: FakeStorage;
   readonly calls: RecordedCall[] = [];
   readonly options: Required<FakeEc2Options>;
   private readonly failures: Failure[] = [];
@@ -65,6 +67,8 @@ export class FakeEc2 {
   constructor(options: FakeEc2Options = {}) {
     this.options = { accessKeyIds: [], regions: ["us-east-1", "eu-west-1"], pageSize: 1000, maxInstances: 20, forbidden: [], maxAddresses: 5, ...options };
     this.network = new FakeNetwork(this.instances, this.options.maxAddresses);
+    this.storage = new FakeStorage(this.instances);
+    this.network.otherTags = (id) => this.storage.tagsOf(id);
   }
 
   /** The calls of one action, oldest first. */
@@ -152,13 +156,8 @@ export class FakeEc2 {
       }
       case "DescribeAccountAttributes":
         return x.accountAttributes(this.options.maxInstances);
-      case "DescribeVolumes":
-        return x.VOLUMES;
       case "DescribeVpcs":
         return x.VPCS;
-      case "DescribeImages":
-        if (listOf(p, "Owner")[0] !== "self") throw new Ec2Fault(400, "InvalidParameterValue", "this fake lists only Owners=self");
-        return `  <imagesSet>\n${[x.imageItem("ami-1a2b3c4d", "My_AMI", "Linux/UNIX"), x.imageItem("ami-5e6f7a8b", "Windows_Base", "Windows")].join("\n")}\n  </imagesSet>`;
       case "DescribeInstanceTypeOfferings": {
         const types = filterValues(p, "instance-type").filter((t) => !t.startsWith("r5"));
         return `  <instanceTypeOfferingSet>\n${types.map((t) => x.offeringItem(t, region)).join("\n")}\n  </instanceTypeOfferingSet>`;
@@ -177,7 +176,7 @@ export class FakeEc2 {
         this.known(listOf(p, "InstanceId"));
         return "  <return>true</return>";
       default:
-        return this.network.answer(action, p, region);
+        return this.storage.answer(action, p) ?? this.network.answer(action, p, region);
     }
   }
 

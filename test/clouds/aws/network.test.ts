@@ -334,6 +334,6 @@ describe("launch options and tags", () => {
     await tags.set(target, { type: "firewall", ...ref(fw.providerId) }, { owner: "ops" }, call());
     expect((await firewalls.get(target, ref(fw.providerId), call()))?.tags).toEqual({ owner: "ops" });
     expect(await failure(tags.set(target, { type: "server", ...ref(s.providerId) }, { "aws:x": "y" }, call()))).toMatchObject({ code: "INVALID" });
-    expect(await failure(tags.set(target, { type: "volume", ...ref("vol-1") }, { a: "b" }, call()))).toMatchObject({ code: "UNSUPPORTED" });
+    expect(await failure(tags.set(target, { type: "bucket", ...ref("files-1") }, { a: "b" }, call()))).toMatchObject({ code: "UNSUPPORTED" });
   });
 });
