@@ -12,7 +12,7 @@ export interface CreateKeyOptions extends CommandOptions {
 }
 
 export async function runCreateKey(options: CreateKeyOptions): Promise<number> {
-  const { config } = setup(options);
+  const { config } = await setup(options);
   if (!["admin", "operator", "reader"].includes(options.role)) throw InvalidArgumentError.field("role", "one of admin, operator, reader");
   await checkDatabase(config.provisioning.url);
   const db = createProvisioningClient(config.provisioning.url, 1);
