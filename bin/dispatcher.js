@@ -17,7 +17,8 @@ function commandOf(args) {
   return undefined;
 }
 
-const telemetry = LONG_RUNNING.has(commandOf(argv)) ? await load("telemetry/register") : undefined;
+const asksHelp = argv.some((a) => a === "--help" || a === "-h");
+const telemetry = LONG_RUNNING.has(commandOf(argv)) && !asksHelp ? await load("telemetry/register") : undefined;
 const { main } = await load("cli");
 process.exitCode = await main(argv);
 await telemetry?.shutdownTelemetry();
