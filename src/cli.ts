@@ -1,13 +1,10 @@
 // The `dispatcher` command line: parses arguments, loads the configuration once and runs one command.
+// Each command imports what it runs when it runs (roles, databases, KM, the client), so that `--help` or one client
+// command loads the command line and that command only.
 import { Command, CommanderError, InvalidArgumentError as CommanderInvalidArgument } from "commander";
-import { ConfigError } from "./config.js";
+import { ConfigError } from "./config-error.js";
 import { DomainError } from "./errors.js";
-import { ROLE_NAMES } from "./app/roles.js";
-import { runMigrate } from "./commands/migrate.js";
-import { runHealth } from "./commands/health.js";
-import { runServe } from "./commands/serve.js";
-import { runPrintConfig } from "./commands/config.js";
-import { runCreateKey } from "./commands/admin.js";
+import { ROLE_NAMES } from "./app/role-names.js";
 import { addIamCommands } from "./commands/iam.js";
 import { addAccountCommands } from "./commands/accounts.js";
 import { addBudgetCommands } from "./commands/budgets.js";
@@ -26,7 +23,7 @@ export const EXIT_USAGE = 2;
 function parseRoles(value: string, previous: string[] = []): string[] {
   const roles = value.split(",").map((r) => r.trim()).filter(Boolean);
   for (const role of roles) {
-    if (!ROLE_NAMES.includes(role)) throw new CommanderInvalidArgument(`unknown role "${role}" (roles: ${ROLE_NAMES.join(", ")})`);
+    if (!(ROLE_NAMES as readonly string[]).includes(role)) throw new CommanderInvalidArgument(`unknown role "${role}" (roles: ${ROLE_NAMES.join(", ")})`);
   }
   return [...previous, ...roles];
 }
@@ -43,19 +40,19 @@ export function buildProgram(setExit: (code: number) => void): Command {
   program
     .command("start")
     .description("migrate the databases, then run every role in one process (the quick start)")
-    .action(async () => setExit(await runServe({ configFile: configFile(), roles: [...ROLE_NAMES], migrate: true, quickStart: true })));
+    .action(async () => setExit(await (await import("./commands/serve.js")).runServe({ configFile: configFile(), roles: [...ROLE_NAMES], migrate: true, quickStart: true })));
 
   program
     .command("serve")
     .description("run the given roles (a deployment scales each role independently)")
     .requiredOption("-r, --role <roles>", `roles to run, comma separated or repeated: ${ROLE_NAMES.join(", ")}`, parseRoles)
     .option("--migrate", "apply pending migrations first", false)
-    .action(async (opts: { role: string[]; migrate: boolean }) => setExit(await runServe({ configFile: configFile(), roles: opts.role, migrate: opts.migrate })));
+    .action(async (opts: { role: string[]; migrate: boolean }) => setExit(await (await import("./commands/serve.js")).runServe({ configFile: configFile(), roles: opts.role, migrate: opts.migrate })));
 
   program
     .command("migrate")
     .description("create the databases if missing and apply pending migrations (safe to run twice or concurrently)")
-    .action(async () => setExit(await runMigrate({ configFile: configFile() })));
+    .action(async () => setExit(await (await import("./commands/migrate.js")).runMigrate({ configFile: configFile() })));
 
   program
     .command("health")
@@ -63,12 +60,12 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option("-a, --address <host:port>", "target address (default: 127.0.0.1:<server.port>)")
     .option("-s, --service <name>", "service to check; empty means the whole server", "")
     .option("-t, --timeout <ms>", "deadline of the check", (v) => Number.parseInt(v, 10), 5000)
-    .action(async (opts: { address?: string; service: string; timeout: number }) => setExit(await runHealth({ configFile: configFile(), ...opts })));
+    .action(async (opts: { address?: string; service: string; timeout: number }) => setExit(await (await import("./commands/health.js")).runHealth({ configFile: configFile(), ...opts })));
 
   program
     .command("config")
     .description("print the effective configuration (secrets hidden) and exit; 2 when it is invalid")
-    .action(() => setExit(runPrintConfig({ configFile: configFile() })));
+    .action(async () => setExit((await import("./commands/config.js")).runPrintConfig({ configFile: configFile() })));
 
   const admin = program.command("admin").description("administrative tasks on the provisioning database");
   admin
@@ -78,7 +75,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option("--role <role>", "role of a new user: admin, operator or reader", "admin")
     .option("--service", "the principal is a service (e.g. a worker or the console), not a person", false)
     .option("-n, --name <name>", "label of the key", "cli")
-    .action(async (opts: { email: string; role: string; service: boolean; name: string }) => setExit(await runCreateKey({ configFile: configFile(), ...opts })));
+    .action(async (opts: { email: string; role: string; service: boolean; name: string }) => setExit(await (await import("./commands/admin.js")).runCreateKey({ configFile: configFile(), ...opts })));
 
   addJobCommands(program, configFile, setExit);
   addKmCommands(program, configFile, setExit);

@@ -2,6 +2,7 @@
 // This module is the only reader of process.env in the project.
 import { readFileSync, statSync } from "node:fs";
 import { z } from "zod";
+import { ConfigError } from "./config-error.js";
 
 // Messages say what a good value looks like: zod's defaults ("expected number, received NaN") do not.
 const wholeNumber = (min: number, max: number | undefined, what: string) =>
@@ -174,12 +175,8 @@ export type Config = {
 };
 
 /** Raised when the configuration is invalid; lists every bad field at once. */
-export class ConfigError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
-    this.name = "ConfigError";
-  }
-}
+// Defined apart, so that code which only reports it (the command line) need not load the schema.
+export { ConfigError };
 
 /** Keys of a config file that no field reads: a misspelt key would otherwise be ignored without a word. */
 function unknownKeys(obj: unknown, prefix = ""): string[] {

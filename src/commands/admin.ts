@@ -13,7 +13,7 @@ export interface CreateKeyOptions extends CommandOptions {
 }
 
 export async function runCreateKey(options: CreateKeyOptions): Promise<number> {
-  const { config } = setup(options);
+  const { config } = await setup(options);
   if (!isRole(options.role)) throw InvalidArgumentError.field("role", `one of ${ROLES.join(", ")}`);
   await checkDatabase(config.provisioning.url);
   const db = createProvisioningClient(config.provisioning.url, 1);

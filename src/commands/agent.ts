@@ -1,12 +1,8 @@
 // `dispatcher agent`: the agent a guest server runs. Registers once through the gRPC-Web bridge with its join token,
 // then serves agent.v1 to the dispatcher until SIGINT/SIGTERM or the dispatcher's Shutdown.
 import { readFileSync } from "node:fs";
-import { status as Code } from "@grpc/grpc-js";
 import { Command, CommanderError } from "commander";
-import { ConfigError } from "../config.js";
-import { GrpcWebError } from "../guest/grpc-web.js";
-import { startAgent } from "../guest/program.js";
-import { packageVersion } from "../system/service.js";
+import { ConfigError } from "../config-error.js";
 import { progress, setup, type CommandOptions } from "./common.js";
 
 export interface AgentCommandOptions extends CommandOptions {
@@ -19,7 +15,14 @@ export interface AgentCommandOptions extends CommandOptions {
 }
 
 export async function runAgent(options: AgentCommandOptions): Promise<number> {
-  const { config, log } = setup(options);
+  const { config, log } = await setup(options);
+  // The guest program loads when the agent runs, not when another command is defined beside it.
+  const [{ status: Code }, { GrpcWebError }, { startAgent }, { packageVersion }] = await Promise.all([
+    import("@grpc/grpc-js"),
+    import("../guest/grpc-web.js"),
+    import("../guest/program.js"),
+    import("../system/service.js"),
+  ]);
   if (options.bridgeUrl) config.agent.bridgeUrl = options.bridgeUrl;
   if (options.joinTokenFile) config.agent.joinToken = readFileSync(options.joinTokenFile, "utf8").trim();
   if (options.port !== undefined) config.agent.port = options.port;

@@ -41,7 +41,7 @@ function byteReporter(): (phase: string, read: number, total: number) => void {
 const peakMemory = (): string => mb(process.resourceUsage().maxRSS * 1024);
 
 export async function runBackup(options: CommandOptions & { analytics: boolean; output?: string }): Promise<number> {
-  const { config } = setup(options);
+  const { config } = await setup(options);
   const { createBackup } = await import("../backup/backup.js");
   const started = Date.now();
   const onTable = tableReporter();
@@ -55,7 +55,7 @@ export async function runBackup(options: CommandOptions & { analytics: boolean; 
 }
 
 export async function runBackupVerify(options: CommandOptions & { file: string }): Promise<number> {
-  const { config } = setup(options);
+  const { config } = await setup(options);
   const { checkArchive } = await import("../backup/restore.js");
   const onBytes = byteReporter();
   const { manifest } = await checkArchive(config, options.file, (read, total) => onBytes("verify", read, total));
@@ -65,7 +65,7 @@ export async function runBackupVerify(options: CommandOptions & { file: string }
 }
 
 export async function runBackupList(options: CommandOptions): Promise<number> {
-  const { config } = setup(options);
+  const { config } = await setup(options);
   const { listArchives } = await import("../backup/backup.js");
   const { statSync } = await import("node:fs");
   const archives = listArchives(config.backup.dir);
@@ -75,7 +75,7 @@ export async function runBackupList(options: CommandOptions): Promise<number> {
 }
 
 export async function runRestore(options: CommandOptions & { file: string; replace: boolean }): Promise<number> {
-  const { config } = setup(options);
+  const { config } = await setup(options);
   const { restoreBackup } = await import("../backup/restore.js");
   const started = Date.now();
   const onBytes = byteReporter();

@@ -1,12 +1,14 @@
 // Helpers shared by the commands: configuration + logger in one step, and progress lines for long commands.
-import { loadConfig, type Config } from "../config.js";
-import { createLogger, type Logger } from "../log.js";
+import type { Config } from "../config.js";
+import type { Logger } from "../log.js";
 
 export interface CommandOptions {
   configFile?: string;
 }
 
-export function setup(options: CommandOptions): { config: Config; log: Logger } {
+/** Loads the configuration and the logger (imported here, so that commands which need neither never load them). */
+export async function setup(options: CommandOptions): Promise<{ config: Config; log: Logger }> {
+  const [{ loadConfig }, { createLogger }] = await Promise.all([import("../config.js"), import("../log.js")]);
   const config = loadConfig(process.env, options.configFile ?? process.env.DISPATCHER_CONFIG);
   const log = createLogger({ level: config.logging.level, pretty: config.logging.pretty });
   return { config, log };

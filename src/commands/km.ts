@@ -1,8 +1,6 @@
 // `dispatcher km generate-key|dev-certs|rotate|rewrap`: KM's keys and certificates, and the rotation procedure.
 import { InvalidArgumentError as CommanderInvalidArgument, type Command } from "commander";
-import { createKmClientFromConfig } from "../km/client.js";
-import { ensureDevCerts } from "../km/dev-files.js";
-import { generateKeyText } from "../km/keys.js";
+import type { KmClient } from "../km/client.js";
 import { progress, setup, type CommandOptions } from "./common.js";
 
 function positiveInt(value: string): number {
@@ -12,7 +10,8 @@ function positiveInt(value: string): number {
 }
 
 /** Prints a new 32-byte key as <version>:<base64> on stdout (nothing else there, so it can be captured). */
-export function runGenerateKey(options: { keyVersion: number }): number {
+export async function runGenerateKey(options: { keyVersion: number }): Promise<number> {
+  const { generateKeyText } = await import("../km/keys.js");
   process.stdout.write(`${generateKeyText(options.keyVersion)}\n`);
   process.stderr.write(
     "A new random 32-byte key (shown once). As a master key: append it to encryption.masterKeys " +
@@ -22,16 +21,18 @@ export function runGenerateKey(options: { keyVersion: number }): number {
   return 0;
 }
 
-export function runDevCerts(options: CommandOptions & { force: boolean; serverName: string[] }): number {
-  const { config } = setup(options);
+export async function runDevCerts(options: CommandOptions & { force: boolean; serverName: string[] }): Promise<number> {
+  const { config } = await setup(options);
+  const { ensureDevCerts } = await import("../km/dev-files.js");
   const { paths, written } = ensureDevCerts(config.dataDir, { force: options.force, serverNames: options.serverName });
   for (const file of written) progress(`wrote ${file}`);
   progress(written.length === 0 ? `development certificates already present under ${paths.tlsDir} (--force replaces them)` : `development CA and certificates written under ${paths.tlsDir}: for development only`);
   return 0;
 }
 
-async function withAdminClient<T>(options: CommandOptions & { identity: string }, fn: (km: ReturnType<typeof createKmClientFromConfig>) => Promise<T>): Promise<T> {
-  const { config } = setup(options);
+async function withAdminClient<T>(options: CommandOptions & { identity: string }, fn: (km: KmClient) => Promise<T>): Promise<T> {
+  const { config } = await setup(options);
+  const { createKmClientFromConfig } = await import("../km/client.js");
   const km = createKmClientFromConfig(config, options.identity);
   try {
     return await fn(km);
@@ -46,13 +47,13 @@ export function addKmCommands(program: Command, configFile: () => string | undef
   km.command("generate-key")
     .description("print a new random 32-byte key as <version>:<base64> (a master key or the KM channel key)")
     .option("-k, --key-version <n>", "version to label the key with", positiveInt, 1)
-    .action((opts: { keyVersion: number }) => setExit(runGenerateKey(opts)));
+    .action(async (opts: { keyVersion: number }) => setExit(await runGenerateKey(opts)));
 
   km.command("dev-certs")
     .description("write a development CA, KM's server certificate and client certificates (dispatcher, worker, admin) under <dataDir>/tls")
     .option("--force", "replace existing files", false)
     .option("--server-name <name>", "another DNS name or IP for KM's certificate (repeatable)", (v: string, prev: string[]) => [...prev, v], [] as string[])
-    .action((opts: { force: boolean; serverName: string[] }) => setExit(runDevCerts({ configFile: configFile(), ...opts })));
+    .action(async (opts: { force: boolean; serverName: string[] }) => setExit(await runDevCerts({ configFile: configFile(), ...opts })));
 
   km.command("rotate")
     .description("make the newest configured master key version the one that wraps new data keys (RotateMasterKey)")

@@ -4,7 +4,7 @@ import { migrateAll } from "../db/migrate.js";
 import { progress, setup, type CommandOptions } from "./common.js";
 
 export async function runMigrate(options: CommandOptions): Promise<number> {
-  const { config, log } = setup(options);
+  const { config, log } = await setup(options);
   await checkDatabase(config.provisioning.url, { requireDatabase: false });
   const started = Date.now();
   await migrateAll(config, log, (line) => progress(line));

@@ -17,7 +17,7 @@ export interface ServeOptions extends CommandOptions {
 }
 
 export async function runServe(options: ServeOptions): Promise<number> {
-  const { config, log } = setup(options);
+  const { config, log } = await setup(options);
   if (options.quickStart) for (const note of prepareDevelopmentKm(config)) progress(note);
   // KM refuses to start without a valid master key, channel key and certificates: say so before anything connects.
   if (options.roles.includes("km")) kmServerSettings(config);
