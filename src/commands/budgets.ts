@@ -2,7 +2,7 @@
 // through the dispatcher's API.
 import { InvalidArgumentError as CommanderInvalidArgument, type Command } from "commander";
 import { BudgetCode, BudgetCodeState, budgetCodeStateToJSON } from "../gen/proto/dispatcher/v1/provisioning.js";
-import { json, table, type ClientCommandOptions, type CommandIo } from "./client-command.js";
+import { json, money, table, type ClientCommandOptions, type CommandIo } from "./client-command.js";
 import { allPages, groupRunner } from "./clouds.js";
 
 const stateName = (s: BudgetCodeState): string => budgetCodeStateToJSON(s).replace("BUDGET_CODE_STATE_", "").toLowerCase();
@@ -19,9 +19,12 @@ function parseCents(value: string): string {
   return value;
 }
 
+/** "1000.00 (100000 cents)": amounts are in the accounts' currency, entered in cents. */
+const inCents = (cents: string): string => `${money(cents)} (${cents} cents)`;
+
 function printBudgets(io: CommandIo, o: ClientCommandOptions, codes: BudgetCode[]): void {
   if (o.json) io.out(json({ budgetCodes: codes.map((b) => BudgetCode.toJSON(b)) }));
-  else io.out(table(["CODE", "NAME", "STATE", "HARD", "SOFT", "USAGE", "FINANCE", "HOLDERS"], codes.map((b) => [b.code, b.name, stateName(b.state), b.hardQuotaCents, b.softQuotaCents, b.currentUsageCents, b.financeCode || "-", b.userIds.join(",") || "-"])));
+  else io.out(table(["CODE", "NAME", "STATE", "HARD QUOTA", "SOFT QUOTA", "USAGE", "FINANCE", "HOLDERS"], codes.map((b) => [b.code, b.name, stateName(b.state), money(b.hardQuotaCents), money(b.softQuotaCents), money(b.currentUsageCents), b.financeCode || "-", b.userIds.join(",") || "-"])));
 }
 
 export function addBudgetCommands(program: Command, configFile: () => string | undefined, setExit: (code: number) => void): void {
@@ -44,7 +47,7 @@ export function addBudgetCommands(program: Command, configFile: () => string | u
       io.out(
         table(
           ["FIELD", "VALUE"],
-          [["code", b.code], ["name", b.name], ["finance code", b.financeCode || "-"], ["state", stateName(b.state)], ["hard quota (cents)", b.hardQuotaCents], ["soft quota (cents)", b.softQuotaCents], ["usage (cents)", b.currentUsageCents], ["projected (cents)", b.projectedUsageCents], ["holders", b.userIds.join(",") || "-"], ["etag", b.etag]],
+          [["code", b.code], ["name", b.name], ["finance code", b.financeCode || "-"], ["state", stateName(b.state)], ["hard quota", inCents(b.hardQuotaCents)], ["soft quota", inCents(b.softQuotaCents)], ["usage", inCents(b.currentUsageCents)], ["projected", inCents(b.projectedUsageCents)], ["holders", b.userIds.join(",") || "-"], ["etag", b.etag]],
         ),
       );
     })(cmd),

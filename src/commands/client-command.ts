@@ -48,6 +48,18 @@ export async function withClient(command: string, options: ClientCommandOptions,
 export const time = (d: Date | undefined): string => (d ? d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z") : "-");
 export const json = (v: unknown): string => `${JSON.stringify(v)}\n`;
 
+/** An amount in cents of the account's currency as units with two decimals: "1234.50". */
+export const money = (cents: string | number): string => (Number(cents) / 100).toFixed(2);
+
+/** An hourly price in micro-units of the account's currency: "0.0120 per hour" (at least 4 decimals, no trailing noise). */
+export const hourly = (micros: string | number): string => `${(Number(micros) / 1e6).toFixed(6).replace(/(\.\d{4}\d*?)0+$/, "$1")} per hour`;
+
+/** "key:  value" lines, the values aligned one column past the longest key. */
+export function fields(lines: [string, string][]): string {
+  const width = Math.max(...lines.map(([k]) => k.length)) + 2;
+  return lines.map(([k, v]) => `${`${k}:`.padEnd(width)}${v}`).join("\n") + "\n";
+}
+
 /** Columns padded to their widest cell. */
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));

@@ -8,6 +8,7 @@ import { ROLES, type RunningRole } from "../app/roles.js";
 import { observePool } from "../telemetry/metrics-observers.js";
 import { startMetrics } from "../telemetry/metrics-server.js";
 import { progress, setup, type CommandOptions } from "./common.js";
+import { checkPortsFree } from "./ports.js";
 
 export interface ServeOptions extends CommandOptions {
   roles: string[];
@@ -21,6 +22,8 @@ export async function runServe(options: ServeOptions): Promise<number> {
   if (options.quickStart) for (const note of prepareDevelopmentKm(config)) progress(note);
   // KM refuses to start without a valid master key, channel key and certificates: say so before anything connects.
   if (options.roles.includes("km")) kmServerSettings(config);
+  // Every port free before anything connects or starts: a taken one stops the start at once.
+  await checkPortsFree(config, options.roles);
   // A process running only KM needs only KM's own credentials database (KM migrates it at its start).
   const shared = needsSharedStores(options.roles);
   if (shared) await checkDatabase(config.provisioning.url, { requireDatabase: !options.migrate });

@@ -5,7 +5,7 @@ import { InvalidArgumentError as CommanderInvalidArgument, type Command } from "
 import type { DispatcherClients } from "../client/index.js";
 import { Job, JobEvent, JobState, jobStateToJSON } from "../gen/proto/dispatcher/v1/jobs.js";
 import { Image, Product, Server, ServerEvent, ServerState, serverStateToJSON } from "../gen/proto/dispatcher/v1/servers.js";
-import { json, table, time, withClient, type ClientCommandOptions, type CommandIo } from "./client-command.js";
+import { fields, hourly, json, table, time, withClient, type ClientCommandOptions, type CommandIo } from "./client-command.js";
 
 export type ServerCommandOptions = ClientCommandOptions & { wait?: boolean | undefined };
 
@@ -28,7 +28,7 @@ function describeServer(s: Server): string {
     ["region", s.regionId],
     ["data center", s.dataCenter || "-"],
     ["provider id", s.providerId || "-"],
-    ["product", `${s.productId} (${(Number(s.hourlyPriceMicros) / 1e6).toFixed(6)} an hour)`],
+    ["product", `${s.productId} (${hourly(s.hourlyPriceMicros)}, in the account's currency)`],
     ["image", s.imageId],
     ["budget code", s.budgetCode],
     ["addresses", `public ${s.addresses?.public.join(", ") || "-"}; private ${s.addresses?.private.join(", ") || "-"}`],
@@ -37,7 +37,7 @@ function describeServer(s: Server): string {
     ["created", time(s.createTime)],
   ];
   for (const [k, v] of Object.entries(s.details).sort()) lines.push([`details.${k}`, v]);
-  return lines.map(([k, v]) => `${`${k}:`.padEnd(16)}${v}`).join("\n") + "\n";
+  return fields(lines);
 }
 
 function eventRow(e: ServerEvent): string[] {
@@ -165,7 +165,7 @@ export async function runCatalog(what: "products" | "images", options: ServerCom
     const q = { accountId: options.account, regionId: options.region };
     if (what === "products") {
       const { products } = await c.servers.listProducts(q);
-      io.out(options.json ? json({ products: products.map((p) => Product.toJSON(p)) }) : table(["ID", "NAME", "CPUS", "MEMORY MB", "DISK GB", "PER HOUR"], products.map((p) => [p.id, p.name, String(p.cpus), String(p.memoryMb), String(p.diskGb), (Number(p.hourlyPriceMicros) / 1e6).toFixed(6)])));
+      io.out(options.json ? json({ products: products.map((p) => Product.toJSON(p)) }) : table(["ID", "NAME", "CPUS", "MEMORY MB", "DISK GB", "PRICE"], products.map((p) => [p.id, p.name, String(p.cpus), String(p.memoryMb), String(p.diskGb), hourly(p.hourlyPriceMicros)])));
     } else {
       const { images } = await c.servers.listImages(q);
       io.out(options.json ? json({ images: images.map((i) => Image.toJSON(i)) }) : table(["ID", "NAME", "PLATFORM"], images.map((i) => [i.id, i.name, i.platform])));

@@ -37,7 +37,7 @@ describe("dispatcher clouds|accounts|budgets", () => {
     const updated = await cli(f.users.finance.secret, "budgets", "update", "CLI-1", "--hard", "9000", "--state", "disabled", "--json");
     expect(JSON.parse(updated.out)).toMatchObject({ budgetCodes: [{ code: "CLI-1", hardQuotaCents: "9000", softQuotaCents: "4000", state: "BUDGET_CODE_STATE_DISABLED" }] });
     expect((await cli(admin, "budgets", "grant", "CLI-1", f.users.reader.id)).out).toContain(f.users.reader.id);
-    expect((await cli(f.users.reader.secret, "budgets", "list")).out).toMatch(/CLI-1\s+cli budget\s+disabled\s+9000\s+4000\s+0/);
+    expect((await cli(f.users.reader.secret, "budgets", "list")).out).toMatch(/CLI-1\s+cli budget\s+disabled\s+90\.00\s+40\.00\s+0\.00/);
     const revoked = JSON.parse((await cli(admin, "budgets", "revoke", "CLI-1", f.users.reader.id, "--json")).out) as { budgetCodes: Array<{ code: string; userIds?: string[] }> };
     expect(revoked.budgetCodes[0]?.code).toBe("CLI-1");
     expect(revoked.budgetCodes[0]?.userIds ?? []).toEqual([]);
