@@ -1,16 +1,17 @@
 // The console's web server on a real port over a build directory of the test's own: the page and its hashed assets
 // with the right caching, compression and security headers, the bridge setting, no way out of the directory, a page
 // saying what to do when nothing is built; and the bridge's CORS rule for the console of the same host.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
-import { createConsoleServer, type ConsoleServer } from "../../src/console/server.js";
+import { createConsoleServer, DEFAULT_CONSOLE_DIR, type ConsoleServer } from "../../src/console/server.js";
 import { createLogger } from "../../src/log.js";
 import { createCors } from "../../src/rpc/grpc-web/cors.js";
+import { ROOT } from "../support/process.js";
 
 interface Answer {
   status: number;
@@ -133,5 +134,16 @@ describe("the bridge's CORS with the console on", () => {
     expect(on.bridge.corsOrigins).toEqual(["https://app.example.com", "https://ops.example.com"]);
     const off = loadConfig({ DISPATCHER_CONSOLE_ENABLED: "false", DISPATCHER_CONSOLE_ORIGINS: "https://ops.example.com" }, "");
     expect(off.bridge.corsOrigins).toEqual([]);
+  });
+});
+
+describe("the console at install", () => {
+  it("is built by npm ci's postinstall, after generate, into the directory the server serves by default", () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> };
+    const steps = (pkg.scripts.postinstall ?? "").split("&&").map((s) => s.trim());
+    expect(steps).toContain("node scripts/build-console.mjs");
+    expect(steps.indexOf("node scripts/build-console.mjs")).toBeGreaterThan(steps.indexOf("node scripts/generate.mjs"));
+    expect(readFileSync(join(ROOT, "scripts", "build-console.mjs"), "utf8")).toContain('join(root, "console", "dist")');
+    expect(DEFAULT_CONSOLE_DIR).toBe(join(ROOT, "console", "dist"));
   });
 });
