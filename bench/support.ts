@@ -119,7 +119,8 @@ export async function startDispatcher(roles: string, env: NodeJS.ProcessEnv, por
     await new Promise((r) => setTimeout(r, 2500));
     return child;
   }
-  for (let i = 0; i < 100; i++) {
+  // Up to three minutes: a start on a machine busy with other work can take that long.
+  for (const until = Date.now() + 180_000; Date.now() < until; ) {
     if ((await checkHealth(`127.0.0.1:${port}`, "", 1000).catch(() => "DOWN")) === "SERVING") return child;
     await new Promise((r) => setTimeout(r, 200));
   }
