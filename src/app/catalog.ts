@@ -6,6 +6,7 @@ import { accountDiscoverKind } from "../provisioning/discovery/kind.js";
 import { NETWORK_KINDS } from "../network/kinds.js";
 import { RESOURCE_KINDS } from "../resources/index.js";
 import { SERVER_KINDS } from "../servers/kinds/index.js";
+import { STORAGE_KINDS } from "../storage/kinds.js";
 
 export function buildCatalog(): JobCatalog {
   const catalog = new JobCatalog();
@@ -15,5 +16,6 @@ export function buildCatalog(): JobCatalog {
   for (const kind of SERVER_KINDS) catalog.register(kind);
   for (const kind of RESOURCE_KINDS) catalog.register(kind);
   for (const kind of NETWORK_KINDS) catalog.register(kind);
+  for (const kind of STORAGE_KINDS) catalog.register(kind);
   return catalog;
 }

@@ -1,7 +1,7 @@
 // The resource types the generic mechanism manages, each declared once: the driver service that manages it (and so
 // the capability a region needs), what it costs per hour and in which states, and which of an observation's fields
 // the inventory keeps as details. A new type is one entry here plus its job kinds (src/resources/kinds.ts) and RPCs.
-import { SERVICE_CAPABILITY, type AddressObservation, type FirewallObservation, type KeyPairObservation, type ResourceObservation, type ResourceType, type ServiceName } from "../clouds/resources.js";
+import { SERVICE_CAPABILITY, type AddressObservation, type BucketObservation, type FirewallObservation, type KeyPairObservation, type MachineImageObservation, type ResourceObservation, type ResourceType, type ServiceName, type SnapshotObservation, type VolumeObservation } from "../clouds/resources.js";
 import type { Capability } from "../clouds/calls.js";
 
 export type ResourceServiceName = Exclude<ServiceName, "tags">;
@@ -55,11 +55,55 @@ export const KEY_PAIR: ResourceTypeSpec<KeyPairObservation> = {
   detailsOf: (o) => ({ fingerprint: o.fingerprint, keyType: o.keyType }),
 };
 
+// ---- storage (src/storage/kinds.ts) ----
+
+/** Volumes, snapshots and images are priced per GiB-month by providers; the mechanism's flat per-type price cannot say so yet. */
+export const VOLUME: ResourceTypeSpec<VolumeObservation> = {
+  type: "volume",
+  service: "volumes",
+  noun: "volume",
+  hourlyPriceMicros: 0n,
+  accruingStates: [],
+  detailsOf: (o) => ({ sizeGiB: String(o.sizeGiB), volumeType: o.volumeType, dataCenter: o.dataCenter, snapshotId: o.snapshotId ?? "", serverProviderId: o.attachment?.serverProviderId ?? "", device: o.attachment?.device ?? "" }),
+};
+
+export const SNAPSHOT: ResourceTypeSpec<SnapshotObservation> = {
+  type: "snapshot",
+  service: "snapshots",
+  noun: "snapshot",
+  hourlyPriceMicros: 0n,
+  accruingStates: [],
+  detailsOf: (o) => ({ volumeId: o.volumeId ?? "", sizeGiB: String(o.sizeGiB) }),
+};
+
+export const IMAGE: ResourceTypeSpec<MachineImageObservation> = {
+  type: "image",
+  service: "images",
+  noun: "machine image",
+  hourlyPriceMicros: 0n,
+  accruingStates: [],
+  detailsOf: (o) => ({ platform: o.platform, public: String(o.public) }),
+};
+
+/** A bucket's object count and bytes come in the provider's details. */
+export const BUCKET: ResourceTypeSpec<BucketObservation> = {
+  type: "bucket",
+  service: "blobStore",
+  noun: "bucket",
+  hourlyPriceMicros: 0n,
+  accruingStates: [],
+  detailsOf: () => ({}),
+};
+
 /** Every type the mechanism manages, by type: discovery and accrual walk this list. */
 export const RESOURCE_SPECS: Readonly<Partial<Record<ResourceType, ResourceTypeSpec>>> = {
   firewall: FIREWALL as ResourceTypeSpec,
   address: ADDRESS as ResourceTypeSpec,
   key_pair: KEY_PAIR as ResourceTypeSpec,
+  volume: VOLUME as ResourceTypeSpec,
+  snapshot: SNAPSHOT as ResourceTypeSpec,
+  image: IMAGE as ResourceTypeSpec,
+  bucket: BUCKET as ResourceTypeSpec,
 };
 
 export function specOf(type: ResourceType): ResourceTypeSpec {
