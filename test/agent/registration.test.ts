@@ -16,7 +16,7 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => a?.close());
 
-const hints: RegisterRequest = { hostname: "guest-1", version: "1.2.3", port: 2003, address: "" };
+const hints: RegisterRequest = { hostname: "guest-1", version: "1.2.3", port: 2003, address: "", certificateRequest: "" };
 const register = (token: string, req: RegisterRequest = hints) => grpcWebUnary(a.bridgeUrl, REGISTER_PATH, RegisterRequest, RegisterResponse, req, { token, timeoutMs: 5_000 });
 const refusal = (p: Promise<unknown>) => p.then(
   () => null,
