@@ -63,7 +63,8 @@ describe("Register", () => {
 
   it("refuses foreign tokens: never issued here, an API key, no token at all", async () => {
     expect(await refusal(register(newJoinToken()))).toBe("UNAUTHENTICATED");
-    expect(await refusal(register(a.tokens.operator))).toBe("UNAUTHENTICATED");
+    // An API key: operators do not hold agents.join (only join tokens do).
+    expect(await refusal(register(a.tokens.operator))).toBe("PERMISSION_DENIED");
     expect(await refusal(register(""))).toBe("UNAUTHENTICATED");
   });
 
