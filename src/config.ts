@@ -112,7 +112,11 @@ export const FIELDS: readonly Field[] = [
   f("agent.joinTokenTtlMs", positiveInt, 15 * 60_000, "how long a server's join token stays valid after its launch attempt"),
   f("agent.pingIntervalMs", positiveInt, 30_000, "how often the monitor pings each registered agent"),
   f("agent.maxMissedPings", positiveInt, 3, "missed pings in a row after which an agent is marked UNREACHABLE"),
-  f("agent.credentialKey", z.string(), "", "key agent credentials are derived from (HMAC-SHA256): base64 of 32 bytes, the same in every dispatcher, worker and monitor; development: generated under <dataDir>/agent when unset", true),
+  f("agent.credentialKey", z.string(), "", "the agent key: base64 of 32 bytes, the same in every dispatcher, worker and monitor; it unlocks agent.caKey (its passphrase) and, on a plaintext agent channel, derives agent credentials (HMAC-SHA256); development: generated under <dataDir>/agent when unset; production refuses to start without it", true),
+  f("agent.caCert", z.string(), "", "PEM file of the agent CA's certificates, current first (older ones stay trusted while a rotation completes; see docs/agents.md); development: generated under <dataDir>/agent/ca.pem when unset with agent.caKey"),
+  f("agent.caKey", z.string(), "", "PEM file of the current agent CA's private key, encrypted PKCS#8 whose passphrase is agent.credentialKey; production refuses to start without it"),
+  f("agent.certificateTtlMs", positiveInt, 24 * 3_600_000, "lifetime of an agent's certificate; agents renew when two thirds of it have passed"),
+  f("agent.plaintext", bool, false, "call agents over plaintext HTTP/2 with a bearer credential instead of mutual TLS (development mode only, with a warning; refused in production); a guest's `dispatcher agent` must be set the same"),
   f("faults.crashAfterJobCommit", bool, false, "TESTING ONLY: the dispatcher kills itself (SIGKILL) right after a job's transaction commits, before it is published, to prove the outbox poll and reconciler recover it; refused in production mode"),
   f("backup.key", z.string(), "", "key that encrypts backup archives (AES-256-GCM): base64 of 32 bytes, or version:base64 pairs, comma separated (the newest encrypts, every one decrypts); `dispatcher backup generate-key` makes one; never one of KM's keys", true),
   f("backup.keyFile", z.string(), "", "file holding backup.key (e.g. a mounted secret), read when that is unset"),
@@ -159,7 +163,7 @@ export type Config = {
   localCloud: { enabled: boolean; catalogFile: string; stopGraceMs: number };
   agent: {
     bridgeUrl: string; joinToken: string; traceparent: string; bind: string; port: number; address: string; stateDir: string; joinTokenTtlMs: number; pingIntervalMs: number;
-    maxMissedPings: number; credentialKey: string;
+    maxMissedPings: number; credentialKey: string; caCert: string; caKey: string; certificateTtlMs: number; plaintext: boolean;
   };
   /** Fault injection for process-level tests; never set outside them (production mode refuses it). */
   faults: { crashAfterJobCommit: boolean };
@@ -275,6 +279,7 @@ function buildConfig(env: NodeJS.ProcessEnv, file: string | undefined): Config {
   config.telemetry.store.enabled ??= config.telemetry.otlpEndpoint === "";
   if (config.console.enabled) config.bridge.corsOrigins = [...new Set([...config.bridge.corsOrigins, ...config.console.origins])];
   if (config.mode === "production" && config.faults.crashAfterJobCommit) throw new ConfigError(["faults.crashAfterJobCommit: fault injection is for tests only and refused in production mode"]);
+  if (config.mode === "production" && config.agent.plaintext) throw new ConfigError(["agent.plaintext: a plaintext agent channel is for development mode only; agents are called over mutual TLS (agent.caCert, agent.caKey)"]);
   if (config.mode === "production" && config.km.plaintext) throw new ConfigError(["km.plaintext: plaintext KM transport is for development mode only; configure km.tlsCa, km.serverCert/km.serverKey and km.tlsCert/km.tlsKey"]);
   return config;
 }

@@ -1,6 +1,8 @@
-// The dispatcher's client of one agent (agent.v1 over gRPC, plaintext HTTP/2), presenting the agent's credential as
-// `authorization: Bearer …` on every call. Used by the pinger (monitor) and the agent.run_script job (worker).
-import { credentials, Metadata, status as Code, type ServiceError } from "@grpc/grpc-js";
+// The dispatcher's client of one agent (agent.v1 over gRPC): mutual TLS with this process's client certificate,
+// accepting only the certificate pinned for the agent it means to call; or, on a plaintext channel (development),
+// the agent's credential as `authorization: Bearer …`. Used by the pinger (monitor) and agent.run_script (worker).
+import type { PeerCertificate } from "node:tls";
+import { credentials, Metadata, status as Code, type ChannelCredentials, type ServiceError } from "@grpc/grpc-js";
 import {
   AgentServiceClient,
   type CollectMetricsResponse,
@@ -9,11 +11,37 @@ import {
   type RunScriptResponse,
 } from "../gen/proto/agent/v1/agent.js";
 
-export interface AgentEndpoint {
+export interface AgentTls {
+  /** PEM of the CA certificates agents' certificates chain to. */
+  ca: Buffer;
+  /** This process's client certificate and key (PEM). */
+  cert: Buffer;
+  key: Buffer;
+  /** The agent meant: its certificate's CN. */
+  agentId: string;
+  /** SHA-256 (hex) of the certificates accepted for it: its current one and the one before. */
+  pins: string[];
+}
+
+export type AgentEndpoint = {
   address: string;
   port: number;
-  /** The agent's credential (derived, never stored): keep it out of logs and errors. */
-  credential: string;
+} & ({ tls: AgentTls } | { /** Plaintext channel: the agent's credential (derived, never stored). */ credential: string });
+
+/** The identity check of an agent's certificate: the agent's id as CN and one of its pinned certificates. */
+export function agentIdentityCheck(agentId: string, pins: readonly string[]): (host: string, cert: PeerCertificate) => Error | undefined {
+  return (_host, cert) => {
+    const sha256 = (cert.fingerprint256 ?? "").replaceAll(":", "").toLowerCase();
+    if (cert.subject?.CN !== agentId) return new Error(`the certificate does not name agent ${agentId}`);
+    if (!pins.includes(sha256)) return new Error(`the certificate is not the one issued to agent ${agentId} (renewed since, or revoked)`);
+    return undefined;
+  };
+}
+
+function channelCredentials(endpoint: AgentEndpoint): ChannelCredentials {
+  if (!("tls" in endpoint)) return credentials.createInsecure();
+  const { ca, key, cert, agentId, pins } = endpoint.tls;
+  return credentials.createSsl(ca, key, cert, { checkServerIdentity: agentIdentityCheck(agentId, pins) });
 }
 
 export interface AgentCallOptions {
@@ -51,14 +79,16 @@ export function agentTarget(address: string, port: number): string {
 }
 
 export function openAgentClient(endpoint: AgentEndpoint, maxMessageBytes = 8 * 1024 * 1024): AgentClient {
-  const client = new AgentServiceClient(agentTarget(endpoint.address, endpoint.port), credentials.createInsecure(), {
+  const client = new AgentServiceClient(agentTarget(endpoint.address, endpoint.port), channelCredentials(endpoint), {
     "grpc.max_receive_message_length": maxMessageBytes,
     // One connection attempt per call is enough: the pinger and the job retry on their own schedule.
     "grpc.enable_retries": 0,
+    // A name, not the IP, as TLS server name (the identity check looks at the agent id and pins, not at names).
+    ...("tls" in endpoint ? { "grpc.ssl_target_name_override": `${endpoint.tls.agentId.toLowerCase()}.agent` } : {}),
   });
   const metadata = (): Metadata => {
     const md = new Metadata();
-    md.set("authorization", `Bearer ${endpoint.credential}`);
+    if ("credential" in endpoint) md.set("authorization", `Bearer ${endpoint.credential}`);
     return md;
   };
   const unary = <Req, Res>(method: (req: Req, md: Metadata, opts: { deadline: Date }, cb: (err: ServiceError | null, res: Res) => void) => { cancel(): void }, request: Req, options: AgentCallOptions): Promise<Res> =>

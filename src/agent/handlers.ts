@@ -35,8 +35,13 @@ export function agentToProto(a: AgentView): Agent {
 export function registrationHandlers(registration: RegistrationService): RpcService {
   return defineService(R, {
     register: unary(R.register, async (req, ctx) => {
-      const r = await registration.register(ctx.principal, { hostname: req.hostname, version: req.version, port: req.port, address: req.address });
-      return { agentId: r.agentId, serverId: r.serverId, credential: r.credential };
+      const r = await registration.register(ctx.principal, { hostname: req.hostname, version: req.version, port: req.port, address: req.address, certificateRequest: req.certificateRequest });
+      return { agentId: r.agentId, serverId: r.serverId, credential: r.credential, certificate: r.certificate, caCertificates: r.caCertificates };
+    }),
+    renewAgent: unary(R.renewAgent, async (req, ctx) => {
+      const agentId = validateOne((v) => v.string("agent_id", req.agentId, ID_RULES));
+      const r = await registration.renew(ctx.principal, { agentId, address: req.address, port: req.port, certificateRequest: req.certificateRequest, signedTimeMs: Number(req.signedTimeMs), signature: req.signature });
+      return { certificate: r.certificate, caCertificates: r.caCertificates };
     }),
   });
 }

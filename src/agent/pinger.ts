@@ -1,4 +1,4 @@
-// The monitor's agent pinger: every agent is pinged (GetStatus, with its re-derived credential) each
+// The monitor's agent pinger: every agent is pinged (GetStatus, over mutual TLS or with its credential) each
 // agent.pingIntervalMs; maxMissedPings misses in a row mark it UNREACHABLE, an answer marks it CONNECTED again. Each
 // change also sets the server's agent_state and writes a server event. Replicas share the work: a ping is claimed by
 // compare-and-set on the agent's next_ping_at.
@@ -6,9 +6,9 @@ import type { SqlPool } from "../db/sql.js";
 import type { Logger } from "../log.js";
 import { startLoop, type Loop } from "../monitor/loop.js";
 import { openAgentClient, type AgentCallError } from "./agent-client.js";
+import type { AgentConnector } from "./connect.js";
 import { checkAgentEndpoint, type AgentEndpointRules } from "./endpoints.js";
 import * as repo from "./repository.js";
-import { deriveAgentCredential } from "./secrets.js";
 
 /** One CollectMetrics answer, for whoever records metrics (analytics). */
 export interface AgentMetricsSample {
@@ -26,7 +26,8 @@ export interface AgentMetricsSample {
 export interface PingerOptions {
   sql: SqlPool;
   log: Logger;
-  credentialKey: () => Buffer;
+  /** How this process reaches an agent (src/agent/connect.ts). */
+  connect: AgentConnector;
   /** Where agents may be called (src/agent/endpoints.ts). */
   endpoints: AgentEndpointRules;
   pingIntervalMs: number;
@@ -67,7 +68,7 @@ export function startAgentPinger(options: PingerOptions): Loop {
   };
 
   const call = async (agent: repo.AgentRow, signal: AbortSignal): Promise<boolean> => {
-    const client = openAgentClient({ address: agent.address, port: agent.port, credential: deriveAgentCredential(options.credentialKey(), agent.id) });
+    const client = openAgentClient(options.connect(agent));
     let answered = false;
     try {
       const deadline = new Date(Date.now() + timeoutMs);
@@ -144,7 +145,9 @@ export function startAgentPinger(options: PingerOptions): Loop {
 async function markGone(sql: SqlPool): Promise<void> {
   await sql.execute`
     UPDATE agents a JOIN servers s ON s.id = a.server_id
-       SET a.state = 'GONE', a.updated_at = NOW(3), s.agent_state = 'NONE'
+       SET a.state = 'GONE', a.updated_at = NOW(3), s.agent_state = 'NONE',
+           -- Revoked: no certificate of the agent is accepted any more, and it can renew none.
+           a.cert_sha256 = NULL, a.prev_cert_sha256 = NULL, a.public_key = NULL
      WHERE s.state = 'TERMINATED' AND a.state <> 'GONE'`;
 }
 

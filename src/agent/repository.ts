@@ -17,11 +17,18 @@ export interface AgentRow {
   lastSeenAt: Date | null;
   nextPingAt: Date;
   registeredAt: Date;
+  /** Mutual TLS: the certified key (SPKI, base64 DER) and the certificates the dispatcher accepts for the agent. */
+  publicKey: string | null;
+  certSha256: string | null;
+  prevCertSha256: string | null;
+  certNotAfter: Date | null;
+  signedAtMs: bigint | number | null;
 }
 
 const AGENT_COLUMNS = new SqlFragment(
   [`id, server_id AS serverId, credential_hash AS credentialHash, version, hostname, address, port, state, missed_pings AS missedPings,
-    last_seen_at AS lastSeenAt, next_ping_at AS nextPingAt, registered_at AS registeredAt`],
+    last_seen_at AS lastSeenAt, next_ping_at AS nextPingAt, registered_at AS registeredAt, public_key AS publicKey, cert_sha256 AS certSha256,
+    prev_cert_sha256 AS prevCertSha256, cert_not_after AS certNotAfter, signed_at_ms AS signedAtMs`],
   [],
 );
 
@@ -73,13 +80,26 @@ export async function findServer(sql: Sql, id: string, forUpdate = false): Promi
 }
 
 /** Replaces the server's agent (a new registration supersedes the previous one, whose credential then stops working). */
-export async function replaceAgent(tx: Sql, row: Omit<AgentRow, "state" | "missedPings" | "registeredAt">): Promise<void> {
+export async function replaceAgent(tx: Sql, row: Omit<AgentRow, "state" | "missedPings" | "registeredAt" | "prevCertSha256" | "signedAtMs">): Promise<void> {
   await tx.execute`DELETE FROM agents WHERE server_id = ${row.serverId}`;
   await tx.execute`
     INSERT INTO agents (id, server_id, credential_hash, version, hostname, address, port, state, missed_pings, last_seen_at,
-                        next_ping_at, registered_at, updated_at)
+                        next_ping_at, registered_at, updated_at, public_key, cert_sha256, cert_not_after)
     VALUES (${row.id}, ${row.serverId}, ${row.credentialHash}, ${row.version}, ${row.hostname}, ${row.address}, ${row.port},
-            'CONNECTED', 0, ${row.lastSeenAt}, ${row.nextPingAt}, NOW(3), NOW(3))`;
+            'CONNECTED', 0, ${row.lastSeenAt}, ${row.nextPingAt}, NOW(3), NOW(3), ${row.publicKey}, ${row.certSha256}, ${row.certNotAfter})`;
+}
+
+/**
+ * Records a renewal: the new key and certificate (the current one stays accepted as the previous), the endpoint, and
+ * the request's signing time — only if that is later than the last one accepted (a replay loses) and the agent is not
+ * GONE. False when it lost.
+ */
+export async function renewAgent(tx: Sql, r: { id: string; address: string; port: number; publicKey: string; certSha256: string; certNotAfter: Date; signedAtMs: number; nextPingAt: Date }): Promise<boolean> {
+  const n = await tx.execute`
+    UPDATE agents SET address = ${r.address}, port = ${r.port}, public_key = ${r.publicKey}, prev_cert_sha256 = cert_sha256, cert_sha256 = ${r.certSha256},
+                      cert_not_after = ${r.certNotAfter}, signed_at_ms = ${r.signedAtMs}, next_ping_at = ${r.nextPingAt}, updated_at = NOW(3)
+     WHERE id = ${r.id} AND state <> 'GONE' AND (signed_at_ms IS NULL OR signed_at_ms < ${r.signedAtMs})`;
+  return n === 1;
 }
 
 export async function findAgentByServer(sql: Sql, serverId: string): Promise<AgentRow | null> {

@@ -4,6 +4,7 @@ import type { SqlPool } from "../db/sql.js";
 import type { JobService } from "../jobs/service.js";
 import type { Logger } from "../log.js";
 import type { RpcService } from "../rpc/adapter.js";
+import { agentCaOf } from "./ca.js";
 import { agentEndpointRules } from "./endpoints.js";
 import { registrationHandlers, serverAgentHandlers } from "./handlers.js";
 import { createRegistrationService } from "./registration.js";
@@ -14,6 +15,8 @@ export function agentRpcServices(deps: { config: Config; sql: SqlPool; jobs: Pic
   const registration = createRegistrationService({
     sql: deps.sql,
     credentialKey: () => credentialKeyOf(deps.config),
+    ca: () => agentCaOf(deps.config),
+    certificateTtlMs: () => deps.config.agent.certificateTtlMs,
     pingIntervalMs: deps.config.agent.pingIntervalMs,
     endpoints: agentEndpointRules(deps.config),
     log: deps.log,

@@ -8,7 +8,7 @@ import { PermanentJobError, RetryableJobError } from "../jobs/errors.js";
 import { AgentCallError, openAgentClient } from "./agent-client.js";
 import { agentEndpointRules, checkAgentEndpoint } from "./endpoints.js";
 import * as repo from "./repository.js";
-import { credentialKeyOf, deriveAgentCredential } from "./secrets.js";
+import { agentConnector } from "./connect.js";
 
 export const RUN_SCRIPT_KIND = "agent.run_script";
 export const MAX_SCRIPT_TIMEOUT_MS = 10 * 60_000;
@@ -45,7 +45,7 @@ export const runScriptKind: JobKind<RunScriptPayload> = {
     const vouched = server ? checkAgentEndpoint(server, agent.address, agent.port, agentEndpointRules(ctx.config)) : null;
     if (!vouched?.ok) throw new PermanentJobError(`the agent of server ${p.serverId} is at an address the cloud no longer reports for it; it must register again`, "FAILED_PRECONDITION", { serverId: p.serverId });
     ctx.checkpoint();
-    const client = openAgentClient({ address: agent.address, port: agent.port, credential: deriveAgentCredential(credentialKeyOf(ctx.config), agent.id) });
+    const client = openAgentClient(agentConnector(ctx.config)(agent));
     try {
       const r = await client.runScript(
         { command: p.command, args: p.args, env: p.env, timeout: millisToDuration(p.timeoutMs), maxOutputBytes: p.maxOutputBytes },

@@ -3,6 +3,7 @@
 // path after commit, poll loop for rows left behind).
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { withJoinTokens } from "../agent/join-tokens.js";
+import { prepareAgentSecrets } from "../agent/ca.js";
 import { agentRpcServices } from "../agent/rpc-services.js";
 import { analyticsRpcServices } from "../analytics/rpc-services.js";
 import { connectLocalCloudInBackground } from "../clouds/local/bootstrap.js";
@@ -35,6 +36,7 @@ const RELAY_FLUSH_MS = 5_000;
 
 export async function startDispatcherRole(resources: Resources): Promise<RunningRole> {
   const { config, log, nats } = resources;
+  prepareAgentSecrets(config, log);
   const jsm = await jetstreamManager(nats);
   await ensureJobsStream(jsm, { stream: config.mq.jobsStream, subjectPrefix: config.mq.subjectPrefix });
   const relay = createOutboxRelay({ sql: resources.sql, js: jetstream(nats), log: log.child({ component: "relay" }) });

@@ -1,9 +1,10 @@
 // The monitor role: completion checks, the reconciler, retention, the discovery scheduler, and an outbox relay poll
 // loop (so rows a crashed dispatcher left unpublished go out even when no dispatcher runs). Safe as several replicas.
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { agentConnector } from "../agent/connect.js";
 import { agentEndpointRules } from "../agent/endpoints.js";
 import { startAgentPinger } from "../agent/pinger.js";
-import { credentialKeyOf } from "../agent/secrets.js";
+import { prepareAgentSecrets } from "../agent/ca.js";
 import { ingestSamples } from "../analytics/metrics.js";
 import { startAnalyticsTasks } from "../analytics/tasks.js";
 import { JobExecution } from "../jobs/execution.js";
@@ -28,6 +29,7 @@ const RELAY_FLUSH_MS = 5_000;
 
 export async function startMonitorRole(resources: Resources): Promise<RunningRole> {
   const { config, nats, log } = resources;
+  prepareAgentSecrets(config, log);
   await ensureJobsStream(await jetstreamManager(nats), { stream: config.mq.jobsStream, subjectPrefix: config.mq.subjectPrefix });
   const ex = new JobExecution({ sql: resources.sql, nc: nats });
   const relay = createOutboxRelay({ sql: resources.sql, js: jetstream(nats), log: log.child({ component: "relay" }) });
@@ -38,11 +40,11 @@ export async function startMonitorRole(resources: Resources): Promise<RunningRol
   const jobs = createJobService({ sql: resources.sql, catalog, subjectPrefix: config.mq.subjectPrefix, log: log.child({ component: "jobs" }), relay, nats, now: resources.now });
   const schedules = [discoverySchedule(config.discovery.intervalMs), serverSyncSchedule(config.discovery.serverSyncIntervalMs), resourceSyncSchedule(config.discovery.serverSyncIntervalMs)];
   const discovery = startScheduler({ resources, jobs, schedules });
-  // Agents are pinged with their re-derived credentials; each answered ping's metrics go to analytics.
+  // Agents are pinged over mutual TLS (a plaintext channel in development); each answered ping's metrics go to analytics.
   const pinger = startAgentPinger({
     sql: resources.sql,
     log: log.child({ component: "agent-pinger" }),
-    credentialKey: () => credentialKeyOf(config),
+    connect: agentConnector(config),
     endpoints: agentEndpointRules(config),
     pingIntervalMs: config.agent.pingIntervalMs,
     maxMissedPings: config.agent.maxMissedPings,

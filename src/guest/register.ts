@@ -1,11 +1,12 @@
 // The agent's one call home: Register through the gRPC-Web bridge, retried with bounded, jittered exponential backoff
 // while the dispatcher cannot be reached. A refused token (used, expired, unknown) is final: retrying cannot help.
 import { status as Code } from "@grpc/grpc-js";
-import { RegisterRequest, RegisterResponse } from "../gen/proto/dispatcher/v1/agents.js";
+import { RegisterRequest, RegisterResponse, RenewAgentRequest, RenewAgentResponse } from "../gen/proto/dispatcher/v1/agents.js";
 import type { Logger } from "../log.js";
 import { GrpcWebError, grpcWebUnary } from "./grpc-web.js";
 
 export const REGISTER_PATH = "/dispatcher.v1.AgentRegistrationService/Register";
+export const RENEW_PATH = "/dispatcher.v1.AgentRegistrationService/RenewAgent";
 
 export interface Backoff {
   initialMs: number;
@@ -44,6 +45,32 @@ export async function registerWithRetry(options: RegisterOptions): Promise<Regis
       if (!(err instanceof GrpcWebError) || FINAL.has(err.code) || options.signal.aborted) throw err;
       const delay = backoffDelay(n, backoff);
       options.log.warn({ code: Code[err.code], reason: err.message, retryInMs: delay, attempt: n + 1 }, "registration failed; retrying");
+      await sleep(delay, options.signal);
+    }
+  }
+}
+
+export interface RenewOptions {
+  bridgeUrl: string;
+  /** `dar_<agent id>`: names the agent; the request's signature proves it. */
+  token: string;
+  /** Makes the request afresh for each attempt (a new signing time: the dispatcher refuses a repeated one). */
+  request: () => RenewAgentRequest;
+  log: Logger;
+  signal: AbortSignal;
+  backoff?: Backoff;
+}
+
+/** RenewAgent, retried like registration while the dispatcher cannot be reached; a refusal is final. */
+export async function renewWithRetry(options: RenewOptions): Promise<RenewAgentResponse> {
+  const backoff = options.backoff ?? DEFAULT_BACKOFF;
+  for (let n = 0; ; n++) {
+    try {
+      return await grpcWebUnary(options.bridgeUrl, RENEW_PATH, RenewAgentRequest, RenewAgentResponse, options.request(), { token: options.token, timeoutMs: CALL_TIMEOUT_MS, signal: options.signal });
+    } catch (err) {
+      if (!(err instanceof GrpcWebError) || FINAL.has(err.code) || options.signal.aborted) throw err;
+      const delay = backoffDelay(n, backoff);
+      options.log.warn({ code: Code[err.code], reason: err.message, retryInMs: delay, attempt: n + 1 }, "certificate renewal failed; retrying");
       await sleep(delay, options.signal);
     }
   }

@@ -2,6 +2,7 @@
 // edge), without the dispatcher's health and reflection services, whose modules would double the agent's start-up
 // time on a small guest. Graceful stop: new calls UNAVAILABLE, calls under way get the grace period.
 import { Server, ServerCredentials } from "@grpc/grpc-js";
+import type { AuthenticatePeer } from "../iam/principal.js";
 import { UnavailableError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { bindService, type RpcService } from "../rpc/adapter.js";
@@ -13,6 +14,10 @@ export interface AgentServerOptions {
   port: number;
   log: Logger;
   authenticate: Authenticate;
+  /** Mutual TLS: the caller as its client certificate proves it. */
+  authenticatePeer?: AuthenticatePeer | undefined;
+  /** TLS credentials; plaintext when absent (development). */
+  credentials?: ServerCredentials | undefined;
   service: RpcService;
   /** Applied to calls without a deadline. */
   defaultDeadlineMs: number;
@@ -32,14 +37,14 @@ export function createAgentServer(options: AgentServerOptions): AgentServer {
   const server = new Server({ "grpc.max_receive_message_length": options.maxMessageBytes, "grpc.max_send_message_length": options.maxMessageBytes });
   server.addService(
     options.service.definition,
-    bindService(options.service, { log: options.log, authenticate: options.authenticate, defaultDeadlineMs: options.defaultDeadlineMs, inFlight, isDraining: () => draining }),
+    bindService(options.service, { log: options.log, authenticate: options.authenticate, authenticatePeer: options.authenticatePeer, defaultDeadlineMs: options.defaultDeadlineMs, inFlight, isDraining: () => draining }),
   );
   let stopping: Promise<void> | undefined;
   return {
     start() {
       const host = options.bind.includes(":") && !options.bind.startsWith("[") ? `[${options.bind}]` : options.bind;
       return new Promise<number>((resolve, reject) =>
-        server.bindAsync(`${host}:${options.port}`, ServerCredentials.createInsecure(), (err, port) => {
+        server.bindAsync(`${host}:${options.port}`, options.credentials ?? ServerCredentials.createInsecure(), (err, port) => {
           if (err) reject(new UnavailableError(`cannot listen on ${host}:${options.port} (${err.message})`, "LISTEN_FAILED", { cause: err }));
           else resolve(port);
         }),

@@ -115,6 +115,8 @@ export const METHOD_PERMISSIONS: Readonly<Record<string, string>> = Object.freez
   // nothing else; src/agent/join-tokens.ts); the service consumes the token. Agent reads follow servers; running a
   // command on a server is agents.execute (operators and admins, scoped to their accounts).
   "/dispatcher.v1.AgentRegistrationService/Register": "agents.join",
+  // A registered agent renewing its certificate (an "agent-renew" principal whose signature the service verifies).
+  "/dispatcher.v1.AgentRegistrationService/RenewAgent": "agents.renew",
   "/dispatcher.v1.ServerAgentService/GetServerAgent": "servers.read",
   "/dispatcher.v1.ServerAgentService/RunServerScript": "agents.execute",
 
@@ -191,6 +193,9 @@ export function roleGrants(role: string, permission: string): boolean {
     case "agent-join":
       // A join token: it registers its agent, nothing else.
       return permission === "agents.join";
+    case "agent-renew":
+      // A registered agent: it renews its own certificate, nothing else.
+      return permission === "agents.renew";
     case "agent-controller":
       // The dispatcher as an agent sees it.
       return permission === "agent.read" || permission === "agent.execute";

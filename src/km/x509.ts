@@ -80,7 +80,7 @@ export interface CertificateRequest {
   /** The issuer's private key (the subject's own key for a self-signed CA). */
   signingKey: KeyObject;
   /** The issuer's certificate fields; absent for a self-signed certificate. */
-  issuer?: { commonName: string; organization?: string; publicKey: KeyObject };
+  issuer?: { commonName: string; organization?: string; publicKey: KeyObject; /** The issuer's subjectKeyIdentifier, when it has its own. */ keyId?: Buffer };
   ca?: boolean;
   usage?: ("server" | "client")[];
   /** DNS names and IP addresses for subjectAltName. */
@@ -136,7 +136,7 @@ export function createCertificate(req: CertificateRequest): Buffer {
     extension(OID.keyUsage, true, req.ca ? bits(Buffer.of(0x86), 1) : bits(Buffer.of(0x80), 7)),
     extension(OID.subjectKeyId, false, octets(keyId(req.publicKey))),
   ];
-  if (req.issuer) extensions.push(extension(OID.authorityKeyId, false, seq(tlv(0x80, keyId(req.issuer.publicKey)))));
+  if (req.issuer) extensions.push(extension(OID.authorityKeyId, false, seq(tlv(0x80, req.issuer.keyId ?? keyId(req.issuer.publicKey)))));
   if (req.usage?.length) extensions.push(extension(OID.extKeyUsage, false, seq(...req.usage.map((u) => oid(u === "server" ? OID.serverAuth : OID.clientAuth)))));
   if (req.altNames?.length) extensions.push(extension(OID.subjectAltName, false, seq(...req.altNames.map(altName))));
   const spki = spkiDer(req.publicKey);

@@ -16,5 +16,11 @@ import type { Server } from "./model.js";
 export async function bootstrapFor(server: Server, resources: { sql: Sql; config: Pick<Config, "agent"> }): Promise<Record<string, string>> {
   const token = await issueJoinToken(resources.sql, server.id, resources.config.agent.joinTokenTtlMs);
   const traceparent = traceparentOf();
-  return { DISPATCHER_AGENT_JOIN_TOKEN: token, DISPATCHER_AGENT_BRIDGE_URL: resources.config.agent.bridgeUrl, ...(traceparent ? { DISPATCHER_AGENT_TRACEPARENT: traceparent } : {}) };
+  return {
+    DISPATCHER_AGENT_JOIN_TOKEN: token,
+    DISPATCHER_AGENT_BRIDGE_URL: resources.config.agent.bridgeUrl,
+    ...(traceparent ? { DISPATCHER_AGENT_TRACEPARENT: traceparent } : {}),
+    // The guest must speak what the dispatcher speaks: plaintext only when the dispatcher does (development).
+    ...(resources.config.agent.plaintext ? { DISPATCHER_AGENT_PLAINTEXT: "true" } : {}),
+  };
 }

@@ -25,7 +25,7 @@ beforeAll(async () => {
   const base = loadConfig({}, "");
   const joinToken = await issueJoinToken(a.h.sql, serverId, 60_000);
   agent = await startAgent({
-    config: { mode: "development", server: base.server, agent: { ...base.agent, bridgeUrl: a.bridgeUrl, joinToken, bind: "127.0.0.1", port: 0, address: "127.0.0.1" } },
+    config: { mode: "development", server: base.server, agent: { ...base.agent, bridgeUrl: a.bridgeUrl, joinToken, bind: "127.0.0.1", port: 0, address: "127.0.0.1", plaintext: true } },
     log: quiet(),
     version: "9.9.9",
   });

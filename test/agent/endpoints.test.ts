@@ -4,6 +4,7 @@
 import { createServer, type Server, type Socket } from "node:net";
 import { credentials, Metadata } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { agentConnector } from "../../src/agent/connect.js";
 import { agentEndpointRules, checkAgentEndpoint, neverCalledReason, normalizeHost, type AgentEndpointRules } from "../../src/agent/endpoints.js";
 import { issueJoinToken } from "../../src/agent/join-tokens.js";
 import { startAgentPinger } from "../../src/agent/pinger.js";
@@ -70,7 +71,7 @@ function register(token: string, address: string, port: number): Promise<Registe
   const client = new AgentRegistrationServiceClient(a.server.address, credentials.createInsecure());
   const md = new Metadata();
   md.set("authorization", `Bearer ${token}`);
-  const req: RegisterRequest = { hostname: "guest", version: "1.0.0", port, address };
+  const req: RegisterRequest = { hostname: "guest", version: "1.0.0", port, address, certificateRequest: "" };
   return new Promise((resolve, reject) =>
     client.register(req, md, { deadline: Date.now() + 5_000 }, (err, res) => {
       client.close();
@@ -189,7 +190,7 @@ describe("calls", () => {
     await insertAgent(goodServer, good.host, good.port);
     await insertAgent(victim, target.host, target.port);
 
-    pinger = startAgentPinger({ sql: a.h.sql, log: quiet(), credentialKey: () => Buffer.alloc(32), endpoints: agentEndpointRules(a.h.config), pingIntervalMs: 100, maxMissedPings: 2 });
+    pinger = startAgentPinger({ sql: a.h.sql, log: quiet(), connect: agentConnector(a.h.config), endpoints: agentEndpointRules(a.h.config), pingIntervalMs: 100, maxMissedPings: 2 });
     await until(() => good.count >= 2, 10_000, "pings of the vouched agent");
     const job = await a.jobs.createJob({ kind: "agent.run_script", payload: { serverId: victim, command: "echo" }, requester: { id: "u-oper", kind: "user", roles: ["operator"], displayName: "Otto" }, resource: { type: "server", id: victim }, idempotencyKey: null });
     const done = await until(async () => {

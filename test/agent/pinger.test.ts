@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { issueJoinToken } from "../../src/agent/join-tokens.js";
+import { agentConnector } from "../../src/agent/connect.js";
 import { agentEndpointRules } from "../../src/agent/endpoints.js";
 import { startAgentPinger, type AgentMetricsSample } from "../../src/agent/pinger.js";
 import type { Loop } from "../../src/monitor/loop.js";
@@ -48,6 +49,7 @@ function spawnAgent(joinToken?: string): AgentProcess {
     DISPATCHER_AGENT_BIND: "127.0.0.1",
     DISPATCHER_AGENT_ADDRESS: "127.0.0.1",
     DISPATCHER_AGENT_STATE_DIR: join(dir, "state"),
+    DISPATCHER_AGENT_PLAINTEXT: "true",
     ...(joinToken ? { DISPATCHER_AGENT_JOIN_TOKEN: joinToken } : {}),
   });
   const p = new AgentProcess(env);
@@ -68,7 +70,7 @@ describe("agent pings", () => {
     pinger = startAgentPinger({
       sql: a.h.sql,
       log: quiet(),
-      credentialKey: () => Buffer.from(a.h.config.agent.credentialKey, "base64"),
+      connect: agentConnector(a.h.config),
       endpoints: agentEndpointRules(a.h.config),
       pingIntervalMs: PING_MS,
       maxMissedPings: MAX_MISSED,

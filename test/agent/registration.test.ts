@@ -16,7 +16,7 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => a?.close());
 
-const hints: RegisterRequest = { hostname: "guest-1", version: "1.2.3", port: 2003, address: "" };
+const hints: RegisterRequest = { hostname: "guest-1", version: "1.2.3", port: 2003, address: "", certificateRequest: "" };
 const register = (token: string, req: RegisterRequest = hints) => grpcWebUnary(a.bridgeUrl, REGISTER_PATH, RegisterRequest, RegisterResponse, req, { token, timeoutMs: 5_000 });
 const refusal = (p: Promise<unknown>) => p.then(
   () => null,
@@ -63,7 +63,8 @@ describe("Register", () => {
 
   it("refuses foreign tokens: never issued here, an API key, no token at all", async () => {
     expect(await refusal(register(newJoinToken()))).toBe("UNAUTHENTICATED");
-    expect(await refusal(register(a.tokens.operator))).toBe("UNAUTHENTICATED");
+    // An API key: operators do not hold agents.join (only join tokens do).
+    expect(await refusal(register(a.tokens.operator))).toBe("PERMISSION_DENIED");
     expect(await refusal(register(""))).toBe("UNAUTHENTICATED");
   });
 

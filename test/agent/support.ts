@@ -3,6 +3,8 @@
 // as real `dispatcher agent` processes.
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createGrpcWebBridge, type GrpcWebBridge } from "../../src/rpc/grpc-web/bridge.js";
 import { withJoinTokens } from "../../src/agent/join-tokens.js";
@@ -36,9 +38,13 @@ export interface AgentHarness {
   close(): Promise<void>;
 }
 
-export async function openAgentHarness(label: string, agent: { pingIntervalMs?: number; maxMissedPings?: number } = {}): Promise<AgentHarness> {
+export async function openAgentHarness(label: string, agent: { pingIntervalMs?: number; maxMissedPings?: number; plaintext?: boolean; certificateTtlMs?: number } = {}): Promise<AgentHarness> {
   const h = await openExecHarness(label);
   h.config.agent.credentialKey = randomBytes(32).toString("base64");
+  // Mutual TLS with a development CA of this run (under its data directory), or the plaintext channel.
+  h.config.agent.plaintext = agent.plaintext ?? true;
+  h.config.dataDir = mkdtempSync(join(tmpdir(), `${label}-`));
+  h.config.agent.certificateTtlMs = agent.certificateTtlMs ?? h.config.agent.certificateTtlMs;
   h.config.agent.pingIntervalMs = agent.pingIntervalMs ?? 30_000;
   h.config.agent.maxMissedPings = agent.maxMissedPings ?? 3;
   const relay = createOutboxRelay({ sql: h.sql, js: h.js, log: quiet(), pollIntervalMs: 200 });
@@ -77,6 +83,7 @@ export async function openAgentHarness(label: string, agent: { pingIntervalMs?: 
       await server.stop(500);
       await relay.stop(1_000);
       await h.close();
+      rmSync(h.config.dataDir, { recursive: true, force: true });
     },
   };
 }
