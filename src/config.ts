@@ -10,6 +10,7 @@ const wholeNumber = (min: number, max: number | undefined, what: string) =>
 const port = wholeNumber(1, 65535, "expected a port number from 1 to 65535");
 const millis = wholeNumber(0, undefined, "expected a whole number of milliseconds, 0 or more");
 const positiveInt = wholeNumber(1, undefined, "expected a whole number, 1 or more");
+const nonNegativeInt = wholeNumber(0, undefined, "expected a whole number, 0 or more");
 const bool = z.union([z.boolean(), z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1")]);
 const list = z.union([z.array(z.string()), z.string().transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean))]);
 const mysqlUrl = z.string().regex(/^(mysql|mariadb):\/\/[^/]+\/[A-Za-z0-9_]+(\?.*)?$/, "expected mysql://user:password@host:port/database");
@@ -47,6 +48,10 @@ export const FIELDS: readonly Field[] = [
   f("server.shutdownGraceMs", millis, 15_000, "on SIGTERM, how long in-flight calls may run before they are cancelled"),
   f("server.reflection", bool, undefined, "serve gRPC reflection (default: on in development, where it is open; off in production, where enabling it requires authentication and system.read)"),
   f("server.defaultDeadlineMs", millis, 30_000, "deadline applied to calls that arrive without one"),
+  f("server.rateLimitPerSecond", nonNegativeInt, 2_000, "calls per second each user, API key holder or agent may sustain on this server (a token bucket per principal; services are not limited); more is RESOURCE_EXHAUSTED with RetryInfo. 0: no rate limit"),
+  f("server.rateLimitBurst", positiveInt, 4_000, "calls a principal may make at once after being idle (the token bucket's size)"),
+  f("server.maxConcurrentCallsPerPrincipal", nonNegativeInt, 256, "unary calls one principal may have in flight at once; more is RESOURCE_EXHAUSTED with RetryInfo. 0: no cap"),
+  f("server.maxOpenStreamsPerPrincipal", nonNegativeInt, 64, "server streams (WatchJob) one principal may have open at once; more is RESOURCE_EXHAUSTED with RetryInfo. 0: no cap"),
   f("server.maxMetadataBytes", positiveInt, 16 * 1024, "largest request metadata (all header names and values, in bytes) a call may carry; more is RESOURCE_EXHAUSTED before authentication. A single header over 64 KiB never gets that far: the HTTP/2 layer closes the connection"),
   f("bridge.bind", z.string().min(1), "0.0.0.0", "address the gRPC-Web bridge binds"),
   f("bridge.port", port, 3303, "gRPC-Web bridge port (HTTP/1.1)"),
@@ -148,7 +153,9 @@ export const FIELDS: readonly Field[] = [
 export type Config = {
   mode: "development" | "production";
   dataDir: string;
-  server: { bind: string; port: number; maxMessageBytes: number; keepaliveTimeMs: number; keepaliveTimeoutMs: number; shutdownGraceMs: number; reflection: boolean; defaultDeadlineMs: number; maxMetadataBytes: number };
+  server: { bind: string; port: number; maxMessageBytes: number; keepaliveTimeMs: number; keepaliveTimeoutMs: number; shutdownGraceMs: number; reflection: boolean; defaultDeadlineMs: number; maxMetadataBytes: number;
+    rateLimitPerSecond: number; rateLimitBurst: number; maxConcurrentCallsPerPrincipal: number; maxOpenStreamsPerPrincipal: number;
+  };
   bridge: { bind: string; port: number; corsOrigins: string[]; maxRequestBytes: number };
   console: { enabled: boolean; bind: string; port: number; dir: string; origins: string[]; bridgeUrl: string };
   provisioning: { url: string; poolSize: number; sqlPoolSize: number; allowInsecureEndpoints: boolean; allowLinkLocalEndpoints: boolean };

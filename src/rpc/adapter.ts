@@ -6,6 +6,7 @@ import { trace } from "@opentelemetry/api";
 import { CancelledError, DeadlineExceededError, DomainError, InvalidArgumentError, PermissionDeniedError, ResourceExhaustedError, UnauthenticatedError, UnavailableError } from "../errors.js";
 import { lazyChild, type Logger, type RequestLogEntry } from "../log.js";
 import type { InFlight, InFlightCall } from "./in-flight.js";
+import type { PrincipalLimits } from "./limits.js";
 import type { Authenticate, AuthenticatePeer, PeerAuth, Principal } from "../iam/principal.js";
 import { ANONYMOUS, isAllowed, permissionFor, PUBLIC } from "../iam/permissions.js";
 import { codeName, toRpcStatus, type RpcStatus } from "./status.js";
@@ -75,6 +76,8 @@ export interface AdapterRuntime {
   readonly defaultDeadlineMs: number;
   /** Largest request metadata (keys and values, in bytes) a call may carry; 0 means no limit of our own. */
   readonly maxMetadataBytes?: number | undefined;
+  /** Per-principal rate and concurrency limits; none when absent. */
+  readonly limits?: PrincipalLimits | undefined;
   readonly inFlight: InFlight;
   /** True once a graceful stop began: new calls get UNAVAILABLE. */
   isDraining(): boolean;
@@ -279,16 +282,19 @@ class Call implements InFlightCall {
       return;
     }
     this.runtime.inFlight.add(this);
+    let release: (() => void) | undefined;
     try {
       checkEnvelope(this.runtime, this.surface.metadata);
       const auth = this.runtime.authenticatePeer ? this.surface.getAuthContext() : null;
       this.principal = await admit(this.runtime, this.method, this.surface.metadata, this.peer, auth, (p) => (this.principal = p));
       this.controller.signal.throwIfAborted();
       checkDecoded(this.surface.request);
+      release = this.runtime.limits?.admit(this.principal, this.longLived);
       await body(this.context(this.principal));
     } catch (err) {
       this.finish(err);
     } finally {
+      release?.();
       this.close();
       this.runtime.inFlight.delete(this);
     }

@@ -6,6 +6,7 @@ import { UnavailableError } from "../errors.js";
 import type { Logger, RequestLogEntry } from "../log.js";
 import { bindService, serviceName, tolerantDefinition, type RpcService } from "./adapter.js";
 import { InFlight } from "./in-flight.js";
+import { PrincipalLimits } from "./limits.js";
 import type { AuthenticatePeer } from "../iam/principal.js";
 import { permissionFor } from "../iam/permissions.js";
 import type { Authenticate } from "../iam/principal.js";
@@ -59,9 +60,16 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
     for (const name of ["", ...names]) health.setStatus(name, status);
   };
 
+  const limits = new PrincipalLimits({
+    ratePerSecond: config.server.rateLimitPerSecond,
+    burst: config.server.rateLimitBurst,
+    maxConcurrentCalls: config.server.maxConcurrentCallsPerPrincipal,
+    maxOpenStreams: config.server.maxOpenStreamsPerPrincipal,
+  });
+
   const build = (): Server => {
     const s = new Server(serverOptions(config.server));
-    const runtime = { log, requestLog: options.requestLog, authenticate: options.authenticate, authenticatePeer: options.authenticatePeer, defaultDeadlineMs: config.server.defaultDeadlineMs, maxMetadataBytes: config.server.maxMetadataBytes, inFlight, isDraining: () => draining };
+    const runtime = { log, requestLog: options.requestLog, authenticate: options.authenticate, authenticatePeer: options.authenticatePeer, defaultDeadlineMs: config.server.defaultDeadlineMs, maxMetadataBytes: config.server.maxMetadataBytes, limits, inFlight, isDraining: () => draining };
     for (const service of options.services) {
       for (const method of Object.values(service.definition)) {
         if (permissionFor(method.path) === undefined) log.error({ method: method.path }, "method missing from the permission table: every call will be denied");
