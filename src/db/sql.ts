@@ -5,7 +5,7 @@
 import mariadb, { type Pool, type PoolConnection } from "mariadb";
 import { Prisma } from "../gen/prisma/provisioning/client.js";
 import { UnavailableError } from "../errors.js";
-import { isTransientConflict } from "./errors.js";
+import { isDatabaseUnavailable, isTransientConflict } from "./errors.js";
 import type { ProvisioningDb } from "./clients.js";
 import { connectionOptions } from "./url.js";
 
@@ -195,6 +195,10 @@ function isAcquireTimeout(err: unknown): boolean {
 
 /** No free connection in time (nothing ran: the caller may retry), or the server cannot be reached. */
 function busyOrUnavailable(err: unknown): Error {
+  // The pool names the last failure to connect as the cause: then the server is away, not busy.
+  if (isAcquireTimeout(err) && isDatabaseUnavailable((err as { cause?: unknown }).cause)) {
+    return new UnavailableError("the database is unavailable; retry shortly", "DATABASE_UNAVAILABLE", { cause: err });
+  }
   if (isAcquireTimeout(err)) return new UnavailableError("the database is busy; retry shortly", "DATABASE_BUSY", { cause: err });
   return err instanceof Error ? err : new Error(String(err));
 }
