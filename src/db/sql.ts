@@ -7,7 +7,7 @@ import { Prisma } from "../gen/prisma/provisioning/client.js";
 import { UnavailableError } from "../errors.js";
 import { isDatabaseUnavailable, isTransientConflict } from "./errors.js";
 import type { ProvisioningDb } from "./clients.js";
-import { connectionOptions } from "./url.js";
+import { connectionOptions, LAZY_POOL } from "./url.js";
 
 /** A value bound as one parameter. */
 export type SqlValue = string | number | bigint | boolean | Date | Buffer | null | undefined;
@@ -126,6 +126,7 @@ const ISOLATION: Record<Exclude<Isolation, "READ COMMITTED">, string> = {
 export function createSqlPool(url: string, size: number, options: SqlPoolOptions = {}): SqlPool {
   const pool: Pool = mariadb.createPool({
     ...connectionOptions(url),
+    ...LAZY_POOL,
     connectionLimit: size,
     initSql: "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
     acquireTimeout: options.acquireTimeoutMs ?? 5_000,
