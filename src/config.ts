@@ -92,10 +92,12 @@ export const FIELDS: readonly Field[] = [
   f("mq.jobsStream", z.string().regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only"), "JOBS", "JetStream stream that carries jobs"),
   f("mq.subjectPrefix", z.string().regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only"), "jobs", "jobs are published on <prefix>.<kind>"),
   f("mq.connectTimeoutMs", millis, 5_000, "how long to wait for NATS at start"),
+  f("mq.maxAckPending", positiveInt, 10_000, "deliveries of the jobs consumer unacknowledged at once across all workers (running, buffered, and waiting out a retry's backoff); above it JetStream pauses delivery"),
   f("mq.workerDurable", z.string().regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only"), "workers", "durable JetStream consumer the workers share"),
+  f("startup.waitForStoresMs", millis, 0, "how long a starting process waits for MariaDB and NATS while they cannot be reached, logging each try with backoff (0: until they come, as a replica under an orchestrator should); past it the process exits 2 saying what to start"),
   f("jobs.workerConcurrency", positiveInt, 32, "jobs one worker process runs at once"),
   f("jobs.reconcileIntervalMs", positiveInt, 5_000, "how often queued jobs and expired leases are re-examined"),
-  f("jobs.leaseMs", positiveInt, 30_000, "how long a worker's claim on a running job lasts without renewal"),
+  f("jobs.leaseMs", positiveInt, 10_000, "how long a worker's claim on a running job lasts without renewal; renewed every third of it while the handler runs, and a killed or paused worker's jobs are taken over about this long after its last renewal"),
   f("jobs.republishAfterMs", positiveInt, 30_000, "a job still queued this long after its last publish is published again"),
   f("jobs.checkPollMs", positiveInt, 200, "how often the monitor looks for due completion checks"),
   f("jobs.retentionDays", wholeNumber(0, undefined, "expected a whole number of days, 0 or more"), 30, "finished jobs (with their events and dead letters) older than this many days are purged by the monitor; 0 keeps them all"),
@@ -164,7 +166,8 @@ export type Config = {
     url: string; bind: string; port: number; databaseUrl: string; poolSize: number; tlsCa: string; tlsCert: string; tlsKey: string;
     serverCert: string; serverKey: string; serverName: string; clientPrincipals: string[]; plaintext: boolean; auditFile: string;
   };
-  mq: { url: string; jobsStream: string; subjectPrefix: string; connectTimeoutMs: number; workerDurable: string };
+  mq: { url: string; jobsStream: string; subjectPrefix: string; connectTimeoutMs: number; workerDurable: string; maxAckPending: number };
+  startup: { waitForStoresMs: number };
   jobs: { workerConcurrency: number; reconcileIntervalMs: number; leaseMs: number; republishAfterMs: number; checkPollMs: number; retentionDays: number; purgeBatch: number; purgeIntervalMs: number };
   discovery: { intervalMs: number; serverSyncIntervalMs: number; pollMs: number };
   localCloud: { enabled: boolean; catalogFile: string; stopGraceMs: number };

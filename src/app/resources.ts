@@ -3,7 +3,8 @@ import { randomUUID } from "node:crypto";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Config } from "../config.js";
 import type { Logger } from "../log.js";
-import { checkDatabase, createProvisioningClient, type ProvisioningClient } from "../db/clients.js";
+import { createProvisioningClient, type ProvisioningClient } from "../db/clients.js";
+import { STARTUP_BACKOFF, waitForDatabase } from "../db/connect.js";
 import { createSqlPool, type SqlPool } from "../db/sql.js";
 import { createAnalyticsSql } from "../analytics/db.js";
 import { connectNats } from "../mq/nats.js";
@@ -61,11 +62,17 @@ function notOpened<T extends object>(what: string, roles: readonly string[]): T 
   });
 }
 
-/** Connects to MariaDB and NATS (when the roles need them), failing fast with a message that says what to start. */
+/**
+ * Connects to MariaDB and NATS (when the roles need them). While either cannot be reached it waits, with backoff,
+ * logging what it waits for; what waiting cannot cure (credentials, a missing database) fails at once.
+ */
 export async function openResources(config: Config, log: Logger, roles: string[]): Promise<Resources> {
   const shared = needsSharedStores(roles);
-  if (shared) await checkDatabase(config.provisioning.url);
-  const nats = shared ? await connectNats({ url: config.mq.url, name: `dispatcher-${process.pid}`, timeoutMs: config.mq.connectTimeoutMs, log }) : notOpened<NatsConnection>("NATS", roles);
+  const giveUpAfterMs = config.startup.waitForStoresMs;
+  if (shared) await waitForDatabase(config.provisioning.url, { log, giveUpAfterMs });
+  const nats = shared
+    ? await connectNats({ url: config.mq.url, name: `dispatcher-${process.pid}`, timeoutMs: config.mq.connectTimeoutMs, log, wait: { ...STARTUP_BACKOFF, giveUpAfterMs } })
+    : notOpened<NatsConnection>("NATS", roles);
   let km: KmClient | undefined;
   return {
     config,

@@ -1,5 +1,6 @@
 // Promise and async-iterable calls over one grpc-js Client, typed from a generated (ts-proto) service definition.
 import { Metadata, status as Code, type Client, type ClientReadableStream, type MethodDefinition, type ServiceDefinition } from "@grpc/grpc-js";
+import { randomUUID } from "node:crypto";
 import { DispatcherError } from "./errors.js";
 
 export interface CallOptions {
@@ -15,6 +16,21 @@ export interface CallDefaults {
   token?: string | undefined;
   /** Deadline of unary calls without their own; 0 means none. */
   defaultDeadlineMs: number;
+  /**
+   * Retries on UNAVAILABLE of mutating calls whose request carries an idempotency key (one is generated when the
+   * caller left it empty), with exponential backoff and full jitter, within the call's deadline. Absent: none.
+   */
+  keyedRetry?: KeyedRetry | undefined;
+}
+
+export interface KeyedRetry {
+  /** Attempts including the first. */
+  maxAttempts: number;
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+  backoffMultiplier: number;
+  /** Method paths the channel's service config retries already (idempotent methods): not retried twice over. */
+  channelRetried: ReadonlySet<string>;
 }
 
 type RequestOf<M> = M extends { requestDeserialize(value: Buffer): infer Req } ? Req : never;
@@ -38,9 +54,38 @@ export function promiseClient<S extends ServiceDefinition, R extends RequestType
     const fill = (request: unknown): unknown => (requests[key].fromPartial as (o: unknown) => unknown)(request ?? {});
     out[key] = method.responseStream
       ? (request?: unknown, options?: CallOptions) => streamCall(client, method, fill(request), defaults, options)
-      : (request?: unknown, options?: CallOptions) => unaryCall(client, method, fill(request), defaults, options);
+      : (request?: unknown, options?: CallOptions) => keyedCall(client, method, fill(request), defaults, options);
   }
   return out as PromiseClient<S, R>;
+}
+
+/**
+ * A unary call; when its request has an idempotency key field (a mutating call the server deduplicates by key), an
+ * empty key is filled with a new UUID and an UNAVAILABLE answer is retried with the same key (defaults.keyedRetry).
+ */
+export async function keyedCall<Req, Res>(client: Client, method: MethodDefinition<Req, Res>, request: Req, defaults: CallDefaults, options: CallOptions = {}): Promise<Res> {
+  const retry = defaults.keyedRetry;
+  if (!hasIdempotencyKey(request)) return unaryCall(client, method, request, defaults, options);
+  if (request.idempotencyKey === "") request.idempotencyKey = randomUUID();
+  if (!retry || retry.channelRetried.has(method.path)) return unaryCall(client, method, request, defaults, options);
+  const deadlineMs = options.deadlineMs ?? defaults.defaultDeadlineMs;
+  const deadline = deadlineMs > 0 ? Date.now() + deadlineMs : Infinity;
+  for (let attempt = 1; ; attempt++) {
+    const left = deadline - Date.now();
+    try {
+      return await unaryCall(client, method, request, defaults, { ...options, deadlineMs: Number.isFinite(left) ? Math.max(1, left) : 0 });
+    } catch (err) {
+      if (!(err instanceof DispatcherError) || err.code !== Code.UNAVAILABLE || attempt >= retry.maxAttempts || options.signal?.aborted) throw err;
+      // Full jitter: callers that failed together do not come back together.
+      const pause = Math.random() * Math.min(retry.maxBackoffMs, retry.initialBackoffMs * retry.backoffMultiplier ** (attempt - 1));
+      if (Date.now() + pause >= deadline) throw err;
+      await new Promise((r) => setTimeout(r, pause));
+    }
+  }
+}
+
+function hasIdempotencyKey(request: unknown): request is { idempotencyKey: string } {
+  return typeof request === "object" && request !== null && typeof (request as { idempotencyKey?: unknown }).idempotencyKey === "string";
 }
 
 export function unaryCall<Req, Res>(client: Client, method: MethodDefinition<Req, Res>, request: Req, defaults: CallDefaults, options: CallOptions = {}): Promise<Res> {

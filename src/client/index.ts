@@ -95,8 +95,9 @@ export interface DispatcherClientOptions {
   /** Deadline of every unary call without its own (default 30 s; 0: none). Streams have none unless given. */
   defaultDeadlineMs?: number;
   /**
-   * Retries on UNAVAILABLE, for idempotent methods only (NO_SIDE_EFFECTS / IDEMPOTENT in the proto), through the
-   * channel's gRPC service config. false disables retries.
+   * Retries on UNAVAILABLE: idempotent methods (NO_SIDE_EFFECTS / IDEMPOTENT in the proto) through the channel's gRPC
+   * service config, and mutating calls that carry an idempotency key (generated when the request leaves it empty)
+   * with the same key, exponential backoff and full jitter. false disables retries (keys are still generated).
    */
   retry?: Partial<RetryOptions> | false;
   /** Extra grpc-js channel options. */
@@ -241,14 +242,17 @@ export interface DispatcherClients {
 
 export function createDispatcherClients(options: DispatcherClientOptions): DispatcherClients {
   const channelOptions: ChannelOptions = { ...options.channelOptions };
+  let keyedRetry: CallDefaults["keyedRetry"];
   if (options.retry === false) {
     channelOptions["grpc.enable_retries"] = 0;
   } else {
     const retry = { ...DEFAULT_RETRY, ...options.retry };
-    channelOptions["grpc.service_config"] = retryServiceConfig(idempotentMethods(loadDescriptorSet()), retry);
+    const idempotent = idempotentMethods(loadDescriptorSet());
+    channelOptions["grpc.service_config"] = retryServiceConfig(idempotent, retry);
+    keyedRetry = { ...retry, channelRetried: new Set(idempotent.map((m) => `/${m.service}/${m.method}`)) };
   }
   const client = new Client(options.address, channelCredentials(options.tls), channelOptions);
-  const defaults: CallDefaults = { token: options.token, defaultDeadlineMs: options.defaultDeadlineMs ?? 30_000 };
+  const defaults: CallDefaults = { token: options.token, defaultDeadlineMs: options.defaultDeadlineMs ?? 30_000, keyedRetry };
   return {
     system: promiseClient(client, SystemServiceService, SYSTEM_REQUESTS, defaults),
     jobs: promiseClient(client, JobServiceService, JOB_REQUESTS, defaults),

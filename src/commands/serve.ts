@@ -1,5 +1,5 @@
 // `dispatcher start` and `dispatcher serve`: open resources, optionally migrate, run roles until SIGINT/SIGTERM.
-import { checkDatabase } from "../db/clients.js";
+import { waitForDatabase } from "../db/connect.js";
 import { migrateAll } from "../db/migrate.js";
 import { ensureBootstrapAdmin } from "../iam/api-keys/keys.js";
 import { kmServerSettings, prepareDevelopmentKm } from "../km/settings.js";
@@ -26,7 +26,8 @@ export async function runServe(options: ServeOptions): Promise<number> {
   await checkPortsFree(config, options.roles);
   // A process running only KM needs only KM's own credentials database (KM migrates it at its start).
   const shared = needsSharedStores(options.roles);
-  if (shared) await checkDatabase(config.provisioning.url, { requireDatabase: !options.migrate });
+  // Waits (and says so) while MariaDB cannot be reached, as a role started before its database must.
+  if (shared) await waitForDatabase(config.provisioning.url, { log, requireDatabase: !options.migrate, giveUpAfterMs: config.startup.waitForStoresMs });
   if (options.migrate && shared) {
     progress("applying database migrations");
     // Analytics is not critical: the dispatcher starts without it (metrics and cost reports answer UNAVAILABLE).

@@ -3,7 +3,7 @@
 // mariadb driver only: src/analytics/db.ts.)
 import { PrismaMariaDb } from "@prisma/adapter-mariadb";
 import { PrismaClient as ProvisioningPrismaClient, type Prisma as ProvisioningPrisma } from "../gen/prisma/provisioning/client.js";
-import { connectionOptions } from "./url.js";
+import { connectionOptions, LAZY_POOL } from "./url.js";
 
 export { checkDatabase } from "./connect.js";
 
@@ -16,7 +16,7 @@ export type Tx = ProvisioningPrisma.TransactionClient;
 export type ProvisioningDb = ProvisioningClient | Tx;
 
 function adapter(url: string, poolSize: number): PrismaMariaDb {
-  return new PrismaMariaDb({ ...connectionOptions(url), connectionLimit: poolSize });
+  return new PrismaMariaDb({ ...connectionOptions(url), ...LAZY_POOL, connectionLimit: poolSize });
 }
 
 /** A Prisma client for the provisioning database with a pool of `poolSize` connections. Call $disconnect() to close. */

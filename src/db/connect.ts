@@ -1,7 +1,10 @@
 // Direct mariadb connections (migrations, health checks, test set-up) and the one translation of "cannot reach the
 // database" into an UnavailableError that tells the operator what to do.
 import mariadb, { type Connection } from "mariadb";
+import { backoffDelay, sleep, type Backoff } from "../backoff.js";
 import { UnavailableError } from "../errors.js";
+import type { Logger } from "../log.js";
+import { isDatabaseUnavailable } from "./errors.js";
 import { connectionOptions, parseDatabaseUrl, redactDatabaseUrl } from "./url.js";
 
 const START_HINT = "start it with `start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd`";
@@ -52,4 +55,31 @@ export function databaseUnavailable(url: string, err: unknown): UnavailableError
     message = `MariaDB at ${where} (${redactDatabaseUrl(url)}) failed: ${detail}`;
   }
   return new UnavailableError(message, "DATABASE_UNAVAILABLE", { cause: err });
+}
+
+/** How a process waits for a store at start: 0.5 s, then doubling, at most 10 s between tries. */
+export const STARTUP_BACKOFF: Backoff = { initialMs: 500, maxMs: 10_000 };
+
+/**
+ * checkDatabase, waiting while the server cannot be reached (down, starting, out of connections, a Galera node not yet
+ * in the primary component): each failed try logs what it waits for and when it tries again. Errors that waiting
+ * cannot cure — wrong credentials, a database that does not exist — are thrown at once; so is the last failure once
+ * `giveUpAfterMs` (when set) has passed.
+ */
+export async function waitForDatabase(url: string, options: { log: Logger; requireDatabase?: boolean; backoff?: Backoff; giveUpAfterMs?: number }): Promise<void> {
+  const { host, port } = parseDatabaseUrl(url);
+  const until = options.giveUpAfterMs ? Date.now() + options.giveUpAfterMs : Infinity;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await checkDatabase(url, { requireDatabase: options.requireDatabase ?? true });
+      if (attempt > 1) options.log.info({ server: `${host}:${port}`, attempts: attempt }, "MariaDB is reachable; continuing");
+      return;
+    } catch (err) {
+      if (!isDatabaseUnavailable(err) || Date.now() >= until) throw err;
+      const retryInMs = backoffDelay(attempt, options.backoff ?? STARTUP_BACKOFF);
+      const why = err instanceof Error ? err.message : String(err);
+      options.log.warn({ server: `${host}:${port}`, attempt, retryInMs }, `waiting for MariaDB: ${why}`);
+      await sleep(retryInMs);
+    }
+  }
 }

@@ -5,9 +5,9 @@
 import mariadb, { type Pool, type PoolConnection } from "mariadb";
 import { Prisma } from "../gen/prisma/provisioning/client.js";
 import { UnavailableError } from "../errors.js";
-import { isTransientConflict } from "./errors.js";
+import { isDatabaseUnavailable, isTransientConflict } from "./errors.js";
 import type { ProvisioningDb } from "./clients.js";
-import { connectionOptions } from "./url.js";
+import { connectionOptions, LAZY_POOL } from "./url.js";
 
 /** A value bound as one parameter. */
 export type SqlValue = string | number | bigint | boolean | Date | Buffer | null | undefined;
@@ -126,6 +126,7 @@ const ISOLATION: Record<Exclude<Isolation, "READ COMMITTED">, string> = {
 export function createSqlPool(url: string, size: number, options: SqlPoolOptions = {}): SqlPool {
   const pool: Pool = mariadb.createPool({
     ...connectionOptions(url),
+    ...LAZY_POOL,
     connectionLimit: size,
     initSql: "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
     acquireTimeout: options.acquireTimeoutMs ?? 5_000,
@@ -195,6 +196,10 @@ function isAcquireTimeout(err: unknown): boolean {
 
 /** No free connection in time (nothing ran: the caller may retry), or the server cannot be reached. */
 function busyOrUnavailable(err: unknown): Error {
+  // The pool names the last failure to connect as the cause: then the server is away, not busy.
+  if (isAcquireTimeout(err) && isDatabaseUnavailable((err as { cause?: unknown }).cause)) {
+    return new UnavailableError("the database is unavailable; retry shortly", "DATABASE_UNAVAILABLE", { cause: err });
+  }
   if (isAcquireTimeout(err)) return new UnavailableError("the database is busy; retry shortly", "DATABASE_BUSY", { cause: err });
   return err instanceof Error ? err : new Error(String(err));
 }

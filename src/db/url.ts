@@ -74,3 +74,10 @@ export function connectionOptions(url: string, withDb = true): DriverOptions {
     connectTimeout: 5_000,
   };
 }
+
+/**
+ * Every pool of the process (the driver's, Prisma's, KM's) opens connections as work needs them, up to its size, and closes
+ * those idle for a minute down to one: an idle process holds about one connection per pool, not its pools' sizes
+ * (mariadb's default opens every pool in full at once). docs/reliability.md has the budget per role.
+ */
+export const LAZY_POOL = { minimumIdle: 1, idleTimeout: 60 } as const;

@@ -36,8 +36,12 @@ export interface StartedJob {
 
 export type StartResult =
   | { status: "started"; job: StartedJob; tookOver: boolean }
-  /** Nothing to run: a duplicate or stale delivery, a job that is running elsewhere or already ended. */
-  | { status: "skipped"; state: JobState | null }
+  /**
+   * Nothing to run: a duplicate or stale delivery, a job that is running elsewhere or already ended. `leaseInMs`: the
+   * job runs under another worker's lease that ends this many milliseconds from now (the delivery may be the one that
+   * should take the job over once that lease runs out).
+   */
+  | { status: "skipped"; state: JobState | null; leaseInMs?: number }
   /** Ended instead of starting: cancellation was requested, the deadline passed, or no attempts were left. */
   | { status: "ended"; state: "CANCELLED" | "FAILED" };
 
@@ -88,6 +92,7 @@ export interface StartRow {
   cancelRequested: number;
   leaseOwner: string | null;
   leaseExpired: number | null;
+  leaseInMs: bigint | number | null;
   deadlineInMs: bigint | number | null;
   /** Microseconds since the job was created, on the database clock. */
   waitedUs: bigint | number;
@@ -96,6 +101,7 @@ export interface StartRow {
 /** The columns of a StartRow. */
 export const START_COLUMNS = sqlFragment`id, kind, state, attempt, max_attempts AS maxAttempts, payload, traceparent,
   cancel_requested AS cancelRequested, lease_owner AS leaseOwner, lease_expires_at < NOW(3) AS leaseExpired,
+  TIMESTAMPDIFF(MICROSECOND, NOW(3), lease_expires_at) DIV 1000 AS leaseInMs,
   TIMESTAMPDIFF(MICROSECOND, NOW(3), deadline_at) DIV 1000 AS deadlineInMs, TIMESTAMPDIFF(MICROSECOND, created_at, NOW(3)) AS waitedUs`;
 
 /** The attempt a started row runs: the one after the row's (read before the start's UPDATE). */
@@ -128,7 +134,10 @@ export class JobExecution {
   /** start() for a row this transaction locked (read with START_COLUMNS). */
   async startLocked(tx: Sql, row: StartRow, input: Pick<StartInput, "owner" | "leaseMs">): Promise<StartResult> {
     const tookOver = row.state === "RUNNING" && row.leaseOwner !== MONITOR_OWNER && Number(row.leaseExpired) === 1;
-    if (row.state !== "QUEUED" && !tookOver) return { status: "skipped", state: row.state };
+    if (row.state !== "QUEUED" && !tookOver) {
+      const underLease = row.state === "RUNNING" && row.leaseOwner !== MONITOR_OWNER && row.leaseOwner !== input.owner && row.leaseInMs !== null;
+      return underLease ? { status: "skipped", state: row.state, leaseInMs: Math.max(0, Number(row.leaseInMs)) } : { status: "skipped", state: row.state };
+    }
     const ref = { jobId: row.id, kind: row.kind, attempt: row.attempt, owner: row.leaseOwner ?? "" };
     if (tookOver) {
       await this.event(tx, ref, "lease_expired", "RUNNING", "QUEUED", input.owner, `attempt ${row.attempt} stopped renewing its lease (owner ${row.leaseOwner})`);

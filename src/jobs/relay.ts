@@ -1,11 +1,14 @@
 // The outbox relay: publishes committed outbox rows to JetStream. Fast path: the service hands over a row right after
 // its transaction commits and the relay publishes it at once. Poll loop: rows left unpublished for more than a second
 // (a crash between commit and publish, NATS down) are claimed with FOR UPDATE SKIP LOCKED, so several relays share
-// the work. Published rows are marked in batches, so marking costs a fraction of a commit per job.
+// the work. Published rows are marked in batches, so marking costs a fraction of a commit per job. While JetStream
+// refuses publications the poll loop backs off and the outage is logged once (then summarised), not per row.
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { SqlPool } from "../db/sql.js";
 import type { Logger } from "../log.js";
+import { backoffDelay } from "../backoff.js";
 import { publishJob } from "../mq/jobs-stream.js";
+import { createOutageLog } from "../mq/outage-log.js";
 import { contextFromTraceparent } from "../telemetry/propagation.js";
 import { jobAttributes, withSpan } from "../telemetry/spans.js";
 import { claimStaleOutboxRows, countFailedTries, deletePublishedBefore, encodeJobMessage, markOutboxPublished, type OutboxRef } from "./outbox.js";
@@ -40,6 +43,10 @@ export interface OutboxRelayOptions {
   retentionMs?: number;
   /** Whether the poll loop runs (default true); the fast path always does. */
   poll?: boolean;
+  /** While JetStream refuses publications, the poll loop waits up to this long between passes (default 10 s). */
+  maxBackoffMs?: number;
+  /** While JetStream refuses publications, one log line at most this often (default 30 s). */
+  outageLogEveryMs?: number;
 }
 
 export interface RelayStats {
@@ -80,6 +87,11 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const maxTries = Math.max(1, options.maxTries ?? 3);
   const markDelayMs = options.markDelayMs ?? 50;
   const retentionMs = options.retentionMs ?? 24 * 3_600_000;
+  const backoff = { initialMs: pollIntervalMs, maxMs: Math.max(pollIntervalMs, options.maxBackoffMs ?? 10_000) };
+  /** Poll passes in a row that JetStream refused rows of. */
+  let failedPasses = 0;
+  // One outage, one warning (and a summary now and then), however many rows fail on the fast path and the poll loop.
+  const outage = createOutageLog(log, "publishing job messages to JetStream", options.outageLogEveryMs ?? 30_000);
 
   const stats: RelayStats = { published: 0, duplicates: 0, failedTries: 0, recovered: 0, marked: 0, markStatements: 0, queued: 0, inFlight: 0 };
   const queue: OutboxRef[] = [];
@@ -112,13 +124,15 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         for (let attempt = 1; ; attempt++) {
           try {
             const ack = await publishJob(js, { subject: ref.subject, msgId: ref.msgId, payload: encodeJobMessage(ref.payload), timeoutMs: publishTimeoutMs, attributes: jobAttributes({ id: ref.jobId, kind: ref.kind }) });
+            outage.succeeded();
             span.setAttribute("outbox.tries", attempt);
             stats.published++;
             if (ack.duplicate) stats.duplicates++;
             return;
           } catch (err) {
             stats.failedTries++;
-            if (attempt >= tries || stopped) throw err;
+            // In an outage the poll loop owns the rows: no more fast tries, which would only repeat the failure.
+            if (attempt >= tries || stopped || outage.down) throw err;
             log.debug({ err, jobId: ref.jobId, msgId: ref.msgId, attempt }, "outbox publish failed; retrying with the same msg id");
             await sleep(100 * 2 ** (attempt - 1));
           }
@@ -170,7 +184,10 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
               toMark.push(ref);
               scheduleMark();
             },
-            (err: unknown) => log.warn({ err, jobId: ref.jobId, msgId: ref.msgId }, "outbox publish failed; the poll loop will retry"),
+            (err: unknown) => {
+              log.debug({ err, jobId: ref.jobId, msgId: ref.msgId }, "outbox publish failed; the poll loop will retry");
+              outage.failed(err, { path: "fast" });
+            },
           )
           .finally(() => {
             inFlight--;
@@ -185,7 +202,8 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
     for (;;) {
       const n = await claimAndPublish();
       total += n.published;
-      if (n.claimed < batchSize || stopped) break;
+      // A pass that could not publish everything it claimed stops here: the next one comes after a backoff.
+      if (n.claimed < batchSize || n.published < n.claimed || stopped) break;
     }
     if (retentionMs > 0 && Date.now() - lastRetention > RETENTION_EVERY_MS) {
       lastRetention = Date.now();
@@ -203,6 +221,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         if (rows.length === 0) return { claimed: 0, published: 0 };
         const done: OutboxRef[] = [];
         const failed: bigint[] = [];
+        let lastError: unknown;
         await Promise.all(
           rows.map(async (ref) => {
             try {
@@ -210,6 +229,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
               done.push(ref);
             } catch (err) {
               failed.push(ref.id);
+              lastError = err;
               log.debug({ err, jobId: ref.jobId, msgId: ref.msgId }, "outbox poll: publish failed");
             }
           }),
@@ -218,7 +238,8 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
         if (failed.length > 0) await countFailedTries(tx, failed);
         stats.recovered += done.length;
         if (done.length > 0) log.info({ published: done.length, failed: failed.length }, "outbox poll: published rows left behind");
-        else if (failed.length > 0) log.warn({ failed: failed.length }, "outbox poll: JetStream did not take the rows; will retry");
+        if (failed.length > 0) outage.failed(lastError, { path: "poll", rows: failed.length });
+        failedPasses = failed.length > 0 ? failedPasses + 1 : 0;
         return { claimed: rows.length, published: done.length };
       },
       // A deadlock is not retried here: the next poll takes the rows again.
@@ -239,9 +260,11 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
 
   const schedulePoll = (): void => {
     if (stopped || options.poll === false) return;
+    // While JetStream refuses publications, passes come further and further apart (up to maxBackoffMs).
+    const delay = outage.down && failedPasses > 0 ? backoffDelay(failedPasses, backoff) : pollIntervalMs;
     pollTimer = setTimeout(() => {
       void runPoll().finally(schedulePoll);
-    }, pollIntervalMs);
+    }, delay);
   };
 
   const logStats = (): void => {

@@ -56,6 +56,8 @@ const UNKNOWN_KIND_DELAY_MS = 30_000;
 const START_RETRY_MS = 2_000;
 /** Pauses between tries of an outcome's commit before giving the attempt up to a later one. */
 const COMMIT_RETRIES_MS = [200, 1_000];
+/** How much longer than a lease a delivery may go unacknowledged: redelivered, it finds the lease expired. */
+const ACK_WAIT_MARGIN_MS = 1_000;
 /** How long stop() waits for aborted handlers after the grace period. */
 const ABORT_WAIT_MS = 2_000;
 
@@ -67,15 +69,24 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const leaseMs = options.leaseMs ?? config.jobs.leaseMs;
   const stream = config.mq.jobsStream;
   const durable = config.mq.workerDurable;
-  const kinds = catalog.names().map((n) => catalog.get(n) as JobKind);
-  const ackWaitMs = Math.max(1_000, ...kinds.map((k) => k.ackWaitMs));
-  const renewEveryMs = Math.max(50, Math.floor(Math.min(leaseMs, ackWaitMs) / 3));
+  // The message and the lease are kept alive together (working() with each renewal), and the message comes back a
+  // little after the lease ran out: a dead worker's jobs are taken over by the redelivery itself, about one lease
+  // after the last renewal, with no wait for the reconciler.
+  const ackWaitMs = leaseMs + ACK_WAIT_MARGIN_MS;
+  const renewEveryMs = Math.max(50, Math.floor(leaseMs / 3));
   const log = resources.log.child({ component: "worker", owner });
 
   const jsm = await jetstreamManager(nats);
   await ensureJobsStream(jsm, { stream, subjectPrefix: config.mq.subjectPrefix });
   // Attempts are counted in MySQL, so JetStream never gives up on a message (max_deliver -1).
-  await ensureWorkerConsumer(jsm, { stream, durable, filterSubjects: [`${config.mq.subjectPrefix}.>`], ackWaitMs, maxDeliver: -1 });
+  await ensureWorkerConsumer(jsm, {
+    stream,
+    durable,
+    filterSubjects: [`${config.mq.subjectPrefix}.>`],
+    ackWaitMs,
+    maxDeliver: -1,
+    maxAckPending: config.mq.maxAckPending,
+  });
 
   const ex = options.execution ?? new JobExecution({ sql: resources.sql, nc: nats });
   const active = new Set<AttemptControl>();
@@ -107,6 +118,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       log.warn({ err, jobId: msg.jobId }, "could not start the job; redelivering");
       return d.nak(START_RETRY_MS);
     }
+    // Under another worker's lease: that worker may be dead (this is its message coming back), so look again once
+    // the lease has run out; the start then takes the job over, or finds it ended and acks.
+    if (started.status === "skipped" && started.leaseInMs !== undefined) return d.nak(started.leaseInMs + ACK_WAIT_MARGIN_MS);
     // Skipped: a duplicate or stale delivery. Ended: cancelled, timed out or out of attempts before it ran.
     if (started.status !== "started") return d.ack();
     span?.setAttributes(jobAttributes(started.job));

@@ -119,6 +119,8 @@ export async function requeueExpiredLeases<R>(ex: JobExecution, options: { limit
 /**
  * QUEUED jobs last published (or, never published, created) more than `olderThanMs` ago: the message may be lost, so
  * publish them again under a new message id, with a "republished" event. A duplicate is harmless: starting is a CAS.
+ * A job whose last publication has not reached JetStream yet (NATS down: the relay holds it) is left alone, since
+ * another would not go out either; and republishes in a row are one event whose count grows, not one event each.
  */
 export async function republishQueued<R>(
   ex: JobExecution,
@@ -127,6 +129,7 @@ export async function republishQueued<R>(
   const age = micros(options.olderThanMs);
   const candidates = await ex.deps.sql.query<{ id: string }>`
     SELECT id FROM jobs WHERE state = 'QUEUED' AND COALESCE(published_at, created_at) < NOW(3) - INTERVAL ${age} MICROSECOND
+       AND id NOT IN (SELECT job_id FROM outbox_entries WHERE published_at IS NULL)
      LIMIT ${options.limit}`;
   const result: SweepResult<R> = { changed: 0, published: [] };
   for (const { id } of candidates) {
@@ -138,8 +141,7 @@ export async function republishQueued<R>(
       const row = rows[0];
       if (!row) return null;
       await tx.execute`UPDATE jobs SET published_at = NOW(3), updated_at = NOW(3) WHERE id = ${row.id}`;
-      const message = `still queued ${Math.round(options.olderThanMs / 1000)} s after publication ${row.publishCount}; publishing again`;
-      await ex.event(tx, { jobId: row.id, kind: row.kind, attempt: row.attempt, owner: options.actor }, "republished", "QUEUED", "QUEUED", options.actor, message);
+      await recordRepublish(ex, tx, { ...row, olderThanMs: options.olderThanMs, actor: options.actor });
       return options.republish(tx, { jobId: row.id, kind: row.kind, traceparent: row.traceparent });
     });
     if (published === null) continue;
@@ -182,4 +184,30 @@ export function timeoutMessage(job: { kind: string; state: JobState; attempt: nu
   if (job.state === "QUEUED") return job.attempt === 0 ? `timed out before ${job.kind} could start` : `timed out waiting to retry ${job.kind} after attempt ${job.attempt}`;
   if (job.owner === MONITOR_OWNER) return `timed out waiting for ${job.kind} to complete (${job.checks} checks)`;
   return `timed out while attempt ${job.attempt} of ${job.kind} was running`;
+}
+
+/** "(3 times in a row)" at the end of a republished event's message. */
+const IN_A_ROW = /\((\d+) times? in a row\)$/;
+
+/**
+ * The "republished" event of a republish: a new one, or — when the job's last event is already one (nothing happened
+ * to the job since) — that one, its message now counting the republishes in a row.
+ */
+async function recordRepublish(
+  ex: JobExecution,
+  tx: Sql,
+  job: { id: string; kind: string; attempt: number; publishCount: number; olderThanMs: number; actor: string },
+): Promise<void> {
+  const last = (await tx.query<{ sequence: number; type: string; message: string | null }>`
+    SELECT sequence, type, message FROM job_events WHERE job_id = ${job.id} ORDER BY sequence DESC LIMIT 1`)[0];
+  const previous = last?.type === "republished" ? Number(IN_A_ROW.exec(last.message ?? "")?.[1] ?? 1) : 0;
+  const times = previous + 1;
+  const message =
+    `publication ${job.publishCount} reached JetStream but no worker started the job within ${Math.round(job.olderThanMs / 1000)} s; ` +
+    `published again as publication ${job.publishCount + 1} (${times} ${times === 1 ? "time" : "times"} in a row)`;
+  if (last && previous > 0) {
+    await tx.execute`UPDATE job_events SET message = ${message} WHERE job_id = ${job.id} AND sequence = ${last.sequence}`;
+    return;
+  }
+  await ex.event(tx, { jobId: job.id, kind: job.kind, attempt: job.attempt, owner: job.actor }, "republished", "QUEUED", "QUEUED", job.actor, message);
 }

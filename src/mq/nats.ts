@@ -1,5 +1,6 @@
 // The NATS connection: connect with a message that says how to start NATS, reconnect forever, log what happens, close.
 import { connect, type NatsConnection, type Status } from "@nats-io/transport-node";
+import { backoffDelay, sleep, type Backoff } from "../backoff.js";
 import { UnavailableError } from "../errors.js";
 import type { Logger } from "../log.js";
 
@@ -13,6 +14,11 @@ export interface NatsOptions {
   log: Logger;
   /** Refuse a server without JetStream (default true). */
   requireJetStream?: boolean;
+  /**
+   * While no server of `url` can be reached, log and try again with backoff (start-up of a role) instead of throwing
+   * (default false).
+   */
+  wait?: Backoff & { giveUpAfterMs?: number };
 }
 
 /** How to start the machine's NATS server, with JetStream, on the host and port of `url`. */
@@ -26,6 +32,22 @@ export function natsStartHint(url: string): string {
  * and how to start NATS; afterwards the client reconnects forever and logs each disconnect and reconnect.
  */
 export async function connectNats(options: NatsOptions): Promise<NatsConnection> {
+  const until = options.wait?.giveUpAfterMs ? Date.now() + options.wait.giveUpAfterMs : Infinity;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const nc = await connectOnce(options);
+      if (attempt > 1) options.log.info({ attempts: attempt }, "NATS is reachable; continuing");
+      return nc;
+    } catch (err) {
+      if (!options.wait || !(err instanceof UnavailableError) || err.reason !== "NATS_UNAVAILABLE" || Date.now() >= until) throw err;
+      const retryInMs = backoffDelay(attempt, options.wait);
+      options.log.warn({ url: safeUrl(options.url), attempt, retryInMs }, `waiting for NATS: ${err.message}`);
+      await sleep(retryInMs);
+    }
+  }
+}
+
+async function connectOnce(options: NatsOptions): Promise<NatsConnection> {
   let nc: NatsConnection;
   try {
     nc = await connect({

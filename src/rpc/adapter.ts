@@ -257,8 +257,8 @@ class Call implements InFlightCall {
     if (outcome !== null) {
       // A handler that fails because its signal fired (a driver's AbortError, say) reports why the signal fired.
       const err = this.controller.signal.aborted && !(outcome instanceof DomainError) ? this.controller.signal.reason : outcome;
-      if (!(err instanceof DomainError)) this.log.error({ err }, "unexpected error; replied INTERNAL");
       status = toRpcStatus(err);
+      if (!(err instanceof DomainError)) this.log.error({ err }, `unexpected error; replied ${codeName(status.code)}`);
     }
     this.reply(status);
     const durationMs = performance.now() - this.started;

@@ -35,9 +35,10 @@ beforeAll(async () => {
   });
   // Variables win over the file, so the test environment's port must not hide the file's.
   runs.file = start({ DISPATCHER_SERVER_PORT: undefined }, ["--config", file, "start"]);
-  runs.dbDownStart = start({ DISPATCHER_PROVISIONING_URL: unreachable });
+  // A process waits for its stores (startup.waitForStoresMs, 0: for ever); these give up after 2 s.
+  runs.dbDownStart = start({ DISPATCHER_PROVISIONING_URL: unreachable, DISPATCHER_STARTUP_WAIT_FOR_STORES_MS: "2000" });
   runs.analyticsDown = start({ DISPATCHER_ANALYTICS_URL: `mysql://root@127.0.0.1:${closedPort}/dispatcher_y` }, ["migrate"]);
-  runs.natsDown = start({ DISPATCHER_MQ_URL: `nats://127.0.0.1:${closedPort}` });
+  runs.natsDown = start({ DISPATCHER_MQ_URL: `nats://127.0.0.1:${closedPort}`, DISPATCHER_STARTUP_WAIT_FOR_STORES_MS: "2000" });
   runs.portTaken = start({});
 });
 
@@ -91,9 +92,10 @@ describe("bad configuration: exit 2 before doing anything", () => {
   });
 });
 
-describe("dependencies down at start: exit 2 with what to start", () => {
+describe("dependencies down at start, waited for no longer than startup.waitForStoresMs: exit 2 with what to start", () => {
   it("MariaDB unreachable (`start`): names the server and URL without the password, and how to start MariaDB", async () => {
-    await expectRefusal("dbDownStart", [`MariaDB is not reachable at 127.0.0.1:${closedPort}`, `mysql://root:***@127.0.0.1:${closedPort}/dispatcher_x`, "start-stop-daemon", "/usr/sbin/mariadbd"]);
+    const r = await expectRefusal("dbDownStart", [`MariaDB is not reachable at 127.0.0.1:${closedPort}`, `mysql://root:***@127.0.0.1:${closedPort}/dispatcher_x`, "start-stop-daemon", "/usr/sbin/mariadbd"]);
+    expect(r.stdout).toContain("waiting for MariaDB");
   });
 
   it("the analytics database unreachable (`migrate`): names its URL", async () => {
@@ -101,7 +103,8 @@ describe("dependencies down at start: exit 2 with what to start", () => {
   });
 
   it("NATS unreachable: names the URL and how to start nats-server with JetStream", async () => {
-    await expectRefusal("natsDown", [`NATS is not reachable at nats://127.0.0.1:${closedPort}`, "/usr/sbin/nats-server", `-p ${closedPort} -js`]);
+    const r = await expectRefusal("natsDown", [`NATS is not reachable at nats://127.0.0.1:${closedPort}`, "/usr/sbin/nats-server", `-p ${closedPort} -js`]);
+    expect(r.stdout).toContain("waiting for NATS");
   });
 
   it("the server port taken by another process: says so, exit 2", async () => {

@@ -89,6 +89,41 @@ describe("republishQueued", () => {
     expect((await republishQueued<OutboxRef>(h.ex, options)).published.filter((p) => p.jobId === stale)).toEqual([]);
   });
 
+  it("while a publication has not reached JetStream, publishes nothing more; republishes in a row are one event with a count", async () => {
+    const id = await h.insertJob({ payload: diagnostic() });
+    const options = { olderThanMs: 30_000, limit: 100, actor: "monitor", republish };
+    const age = () => h.db.$executeRaw`UPDATE jobs SET published_at = NOW(3) - INTERVAL 60 SECOND WHERE id = ${id}`;
+    const mine = async () => (await republishQueued<OutboxRef>(h.ex, options)).published.filter((p) => p.jobId === id).map((p) => p.msgId);
+    await age();
+    expect(await mine()).toEqual([`${id}:2`]);
+    // NATS is down: publication 2 stays unpublished. Sweep after sweep, nothing more is written.
+    for (let i = 0; i < 3; i++) {
+      await age();
+      expect(await mine()).toEqual([]);
+    }
+    expect((await outbox(id)).map((o) => o.msgId)).toEqual([`${id}:2`]);
+    expect(types(await h.events(id))).toEqual(["created", "republished"]);
+    // Publication 2 goes out (the relay marks it) and still no worker starts the job: publication 3, the same event.
+    await h.db.$executeRaw`UPDATE outbox_entries SET published_at = NOW(3) WHERE job_id = ${id}`;
+    await age();
+    expect(await mine()).toEqual([`${id}:3`]);
+    await h.db.$executeRaw`UPDATE outbox_entries SET published_at = NOW(3) WHERE job_id = ${id}`;
+    await age();
+    expect(await mine()).toEqual([`${id}:4`]);
+    const events = await h.events(id);
+    expect(types(events)).toEqual(["created", "republished"]);
+    expect(events[1]?.message).toBe("publication 3 reached JetStream but no worker started the job within 30 s; published again as publication 4 (3 times in a row)");
+    // Anything else happening to the job starts a new count.
+    await h.ex.start({ jobId: id, owner: "w", leaseMs: 60_000 });
+    await h.ex.scheduleRetry({ jobId: id, kind: "diagnostic", attempt: 1, owner: "w", error: { code: "UNAVAILABLE", message: "x" }, delayMs: 0 });
+    await h.db.$executeRaw`UPDATE outbox_entries SET published_at = NOW(3) WHERE job_id = ${id}`;
+    await age();
+    expect(await mine()).toEqual([`${id}:5`]);
+    const after = await h.events(id);
+    expect(types(after)).toEqual(["created", "republished", "started", "retry_scheduled", "republished"]);
+    expect(after[4]?.message).toMatch(/\(1 time in a row\)$/);
+  });
+
   it("leaves a job waiting for its retry's delayed redelivery alone", async () => {
     const id = await h.insertJob({ payload: diagnostic() });
     await h.db.$executeRaw`UPDATE jobs SET published_at = NOW(3) - INTERVAL 60 SECOND WHERE id = ${id}`;

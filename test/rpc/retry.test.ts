@@ -1,11 +1,13 @@
-// Client retries come from the channel's service config, built from the protos' idempotency_level: an idempotent
-// method is retried on UNAVAILABLE, a non-idempotent one never (attempts counted on the server).
+// Client retries: the channel's service config, built from the protos' idempotency_level, retries an idempotent
+// method on UNAVAILABLE; a mutating call whose request carries an idempotency key is retried by the client with that
+// key (generated when the caller gave none); a mutating call without one never (attempts and keys seen on the server).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { status } from "@grpc/grpc-js";
 import { createDispatcherClients, type DispatcherError, idempotentMethods, retryServiceConfig, type DispatcherClients } from "../../src/client/index.js";
 import { loadDescriptorSet } from "../../src/client/service-config.js";
 import { UnavailableError } from "../../src/errors.js";
 import { SystemServiceService } from "../../src/gen/proto/dispatcher/v1/system.js";
+import { UserServiceService } from "../../src/gen/proto/dispatcher/v1/iam.js";
 import { defineService, unary } from "../../src/rpc/adapter.js";
 import { startTestServer, testJobService, type TestServer } from "./fixtures.js";
 
@@ -26,6 +28,7 @@ describe("client retries over a real server", () => {
   let t: TestServer;
   let c: DispatcherClients;
   const attempts = new Map<string, number>();
+  const keys: string[] = [];
   const count = (key: string): number => {
     const n = (attempts.get(key) ?? 0) + 1;
     attempts.set(key, n);
@@ -47,9 +50,25 @@ describe("client retries over a real server", () => {
         throw new Error("boom");
       }),
     });
+    const users = defineService(UserServiceService, {
+      createUser: unary(UserServiceService.createUser, async () => {
+        flaky("createUser", 3);
+        return {};
+      }),
+      getUser: unary(UserServiceService.getUser, async () => ({})),
+      listUsers: unary(UserServiceService.listUsers, async () => ({ users: [], nextPageToken: "" })),
+      updateUser: unary(UserServiceService.updateUser, async () => ({})),
+      deleteUser: unary(UserServiceService.deleteUser, async () => ({})),
+    });
     const jobs = testJobService({
-      retryJob: async () => {
+      retryJob: async (req) => {
+        keys.push(req.idempotencyKey);
         flaky("retryJob", 3);
+        return {};
+      },
+      runDiagnosticJob: async (req) => {
+        keys.push(req.idempotencyKey);
+        flaky("runDiagnosticJob", 99);
         return {};
       },
       cancelJob: async () => {
@@ -61,8 +80,8 @@ describe("client retries over a real server", () => {
         return {};
       },
     });
-    t = await startTestServer({ services: [system, jobs] });
-    c = createDispatcherClients({ address: t.address, token: "operator-token", retry: { initialBackoffMs: 10, maxBackoffMs: 20 } });
+    t = await startTestServer({ services: [system, jobs, users] });
+    c = createDispatcherClients({ address: t.address, token: "admin-token", retry: { initialBackoffMs: 10, maxBackoffMs: 20 } });
   });
 
   afterAll(async () => {
@@ -80,10 +99,42 @@ describe("client retries over a real server", () => {
     expect(attempts.get("cancelJob")).toBe(2);
   });
 
-  it("never retries a non-idempotent method", async () => {
-    const err = await c.jobs.retryJob({ id: "j" }).catch((e: unknown) => e);
+  it("never retries a mutating method without an idempotency key", async () => {
+    const err = await c.users.createUser({ email: "a@example.com" }).catch((e: unknown) => e);
     expect((err as DispatcherError).code).toBe(status.UNAVAILABLE);
-    expect(attempts.get("retryJob")).toBe(1);
+    expect(attempts.get("createUser")).toBe(1);
+  });
+
+  it("generates an idempotency key when none is given and retries with the same key until it succeeds", async () => {
+    keys.length = 0;
+    await expect(c.jobs.retryJob({ id: "j" })).resolves.toBeDefined();
+    expect(attempts.get("retryJob")).toBe(3);
+    expect(keys).toHaveLength(3);
+    expect(keys[0]).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    expect(new Set(keys).size).toBe(1);
+    keys.length = 0;
+    attempts.delete("retryJob");
+    await c.jobs.retryJob({ id: "j" });
+    expect(keys[0]).not.toBe(undefined);
+    expect(new Set(keys).size).toBe(1);
+  });
+
+  it("keeps the caller's key, gives up after maxAttempts, and stops at the deadline", async () => {
+    keys.length = 0;
+    await expect(c.jobs.runDiagnosticJob({ idempotencyKey: "mine" })).rejects.toMatchObject({ code: status.UNAVAILABLE });
+    expect(attempts.get("runDiagnosticJob")).toBe(4);
+    expect(keys).toEqual(["mine", "mine", "mine", "mine"]);
+    const slow = createDispatcherClients({ address: t.address, token: "admin-token", retry: { maxAttempts: 1_000, initialBackoffMs: 50, maxBackoffMs: 50 } });
+    try {
+      attempts.delete("runDiagnosticJob");
+      const started = Date.now();
+      await expect(slow.jobs.runDiagnosticJob({ idempotencyKey: "mine" }, { deadlineMs: 600 })).rejects.toMatchObject({ code: status.UNAVAILABLE });
+      expect(Date.now() - started).toBeLessThan(2_000);
+      expect(attempts.get("runDiagnosticJob")).toBeGreaterThan(2);
+      expect(attempts.get("runDiagnosticJob")).toBeLessThan(1_000);
+    } finally {
+      slow.close();
+    }
   });
 
   it("gives up after maxAttempts and does not retry other codes", async () => {
