@@ -32,7 +32,9 @@ describe("start", () => {
     expect(first).toMatchObject({ status: "started", tookOver: false, job: { id, kind: "diagnostic", attempt: 1, maxAttempts: 3, deadlineInMs: null } });
     expect(first.status === "started" && first.job.payload).toMatchObject({ note: "x" });
     const again = await h.ex.start({ jobId: id, owner: "w2", leaseMs: 10_000 });
-    expect(again).toEqual({ status: "skipped", state: "RUNNING" });
+    // The second delivery learns how long the first worker's lease still runs, to come back when it ends.
+    expect(again).toEqual({ status: "skipped", state: "RUNNING", leaseInMs: expect.any(Number) });
+    expect(again.status === "skipped" && again.leaseInMs).toBeGreaterThan(5_000);
     const row = await h.job(id);
     expect(row).toMatchObject({ state: "RUNNING", attempt: 1, leaseOwner: "w1" });
     expect(row.leaseExpiresAt!.getTime()).toBeGreaterThan(Date.now() + 5_000);
