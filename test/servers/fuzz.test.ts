@@ -111,8 +111,13 @@ function plausible(key: string, value: unknown, ids: { accountId: string; server
     startTime: fc.option(fc.date({ min: new Date(Date.now() - 30 * 86_400_000), max: new Date(Date.now() - 86_400_000), noInvalidDate: true }), { nil: undefined }),
     endTime: fc.option(fc.date({ min: new Date(Date.now() - 86_400_000), max: new Date(Date.now() + 86_400_000), noInvalidDate: true }), { nil: undefined }),
   };
+  if (value instanceof Uint8Array) return fc.uint8Array({ maxLength: 72 });
+  if (key === "signedTimeMs") return fc.integer({ min: -600_000, max: 600_000 }).map((d) => String(Date.now() + d));
   return byKey[key] ?? (typeof value === "number" ? fc.integer({ min: 0, max: 3 }) : tame);
 }
+
+/** Request fields declared int64, which the generated code carries as strings. */
+const INT64_STRING_FIELDS = new Set(["signedTimeMs"]);
 
 /**
  * An arbitrary request shaped like `template` (a generated message's defaults): either every field hostile, or most
@@ -123,13 +128,16 @@ function requestArbitrary(template: Record<string, unknown>, known: string[], id
   const fields: Record<string, fc.Arbitrary<unknown>> = {};
   const mostlyPlausible: Record<string, fc.Arbitrary<unknown>> = {};
   for (const [key, value] of Object.entries(template)) {
-    if (typeof value === "string") fields[key] = str;
+    // An int64 travels as a decimal string: hostile values are any in its range (text would not even serialize).
+    if (INT64_STRING_FIELDS.has(key)) fields[key] = fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }).map(String);
+    else if (typeof value === "string") fields[key] = str;
     else if (typeof value === "number") fields[key] = hostileInt;
     else if (key === "metrics") fields[key] = fc.array(hostileInt, { maxLength: 10 });
     else if (Array.isArray(value)) fields[key] = fc.array(str, { maxLength: 20 });
     else if (/time$/i.test(key)) fields[key] = fc.option(hostileDate, { nil: undefined });
     else if (key === "timeout") fields[key] = fc.option(hostileDuration, { nil: undefined });
     else if (key === "env") fields[key] = fc.dictionary(str, str, { maxKeys: 10 });
+    else if (value instanceof Uint8Array) fields[key] = fc.uint8Array({ maxLength: 1024 });
     else throw new Error(`no arbitrary for field ${key}`);
     mostlyPlausible[key] = fc.oneof({ weight: 6, arbitrary: plausible(key, value, ids) }, { weight: 1, arbitrary: fields[key] });
   }
@@ -176,8 +184,8 @@ describe("server, agent and analytics requests full of hostile values", () => {
         );
       }
     }
-    expect(Object.keys(perMethod)).toHaveLength(16);
-    expect(calls).toBe(16 * 30);
+    expect(Object.keys(perMethod)).toHaveLength(17);
+    expect(calls).toBe(17 * 30);
     expect([...server.logLines, ...agentLogLines].filter((l) => l.level === "error" || l.level === "fatal")).toEqual([]);
     // The values reach past validation, too: some calls succeed, some find nothing, some are refused as invalid.
     expect(codes.get(status.OK)).toBeGreaterThan(20);

@@ -124,7 +124,7 @@ describe("tags", () => {
     expect(await failure(tags.set(f.target, { type: "server", ...ref(s.providerId) }, { "dispatcher:client-token": "x" }, callOptions()))).toMatchObject({ code: "INVALID" });
     expect(await failure(tags.set(f.target, { type: "firewall", ...ref("fw-0000000000000000") }, { a: "b" }, callOptions()))).toMatchObject({ code: "NOT_FOUND" });
     expect(await failure(tags.set(f.target, { type: "server", ...ref("../../etc") }, { a: "b" }, callOptions()))).toMatchObject({ code: "NOT_FOUND" });
-    expect(await failure(tags.set(f.target, { type: "volume", ...ref("vol-1") }, { a: "b" }, callOptions()))).toMatchObject({ code: "UNSUPPORTED" });
+    expect(await failure(tags.set(f.target, { type: "volume", ...ref("vol-1") }, { a: "b" }, callOptions()))).toMatchObject({ code: "NOT_FOUND" });
     expect(await failure(f.driver.launch(f.target, { regionId: "local", dataCenter: "", productId: "small", imageId: "basic", name: "x", clientToken: token("srv"), bootstrap: {}, tags: { "aws:x": "y" } }, callOptions()))).toMatchObject({ code: "INVALID" });
   });
 });
