@@ -35,10 +35,12 @@ beforeAll(async () => {
   });
   // Variables win over the file, so the test environment's port must not hide the file's.
   runs.file = start({ DISPATCHER_SERVER_PORT: undefined }, ["--config", file, "start"]);
-  // A process waits for its stores (startup.waitForStoresMs, 0: for ever); these give up after 2 s.
-  runs.dbDownStart = start({ DISPATCHER_PROVISIONING_URL: unreachable, DISPATCHER_STARTUP_WAIT_FOR_STORES_MS: "2000" });
+  // A process waits for its stores (startup.waitForStoresMs, 0: for ever); these give up after 2 s. Their server port
+  // is a free one: the ports are checked before anything connects, and the environment's is the one held above.
+  const serverPort = async (): Promise<string> => String(await freePort());
+  runs.dbDownStart = start({ DISPATCHER_PROVISIONING_URL: unreachable, DISPATCHER_STARTUP_WAIT_FOR_STORES_MS: "2000", DISPATCHER_SERVER_PORT: await serverPort() });
   runs.analyticsDown = start({ DISPATCHER_ANALYTICS_URL: `mysql://root@127.0.0.1:${closedPort}/dispatcher_y` }, ["migrate"]);
-  runs.natsDown = start({ DISPATCHER_MQ_URL: `nats://127.0.0.1:${closedPort}`, DISPATCHER_STARTUP_WAIT_FOR_STORES_MS: "2000" });
+  runs.natsDown = start({ DISPATCHER_MQ_URL: `nats://127.0.0.1:${closedPort}`, DISPATCHER_STARTUP_WAIT_FOR_STORES_MS: "2000", DISPATCHER_SERVER_PORT: await serverPort() });
   runs.portTaken = start({});
 });
 
