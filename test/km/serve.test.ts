@@ -54,7 +54,8 @@ describe("dispatcher serve --role km", () => {
   }, 60_000);
 
   it("while a role that needs them refuses to start with the same settings", async () => {
-    const r = await runDispatcher(["serve", "--role", "km,worker"], env, 30_000);
+    // Bounded: by default a role waits for its stores for as long as they take to come.
+    const r = await runDispatcher(["serve", "--role", "km,worker"], { ...env, DISPATCHER_STARTUP_WAIT_FOR_STORES_MS: "2000" }, 30_000);
     expect(r.code, r.stderr).not.toBe(0);
     expect(r.signal).toBeNull();
   }, 40_000);
