@@ -4,6 +4,9 @@
 import { createAnalyticsSql } from "../../src/analytics/db.js";
 import { createDriverRegistry } from "../../src/clouds/registry.js";
 import { randomBytes } from "node:crypto";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import type { Resources } from "../../src/app/resources.js";
@@ -103,6 +106,9 @@ export async function openExecHarness(label: string, options: ExecHarnessOptions
   config.mq.workerDurable = "workers";
   config.jobs.leaseMs = options.leaseMs ?? 1_500;
   config.jobs.workerConcurrency = 8;
+  // Local state of its own (development agent CA and keys among it): test files side by side in a fresh clone would
+  // otherwise create ./var's keys at once and find each other's.
+  if (!env) config.dataDir = mkdtempSync(join(tmpdir(), "dispatcher-exec-"));
   const nc = options.nats === false ? undefined : await connect({ servers: env?.natsUrl ?? sharedNatsUrl(), timeout: 5_000 });
   const jsm = nc ? await jetstreamManager(nc) : undefined;
   if (jsm) await ensureJobsStream(jsm, { stream, subjectPrefix: config.mq.subjectPrefix });

@@ -76,8 +76,13 @@ describe("Prometheus scraping a running dispatcher", () => {
     await until(async () => (await query(succeeded))[0]?.[1] === JOBS, 30_000, `${succeeded} to reach ${JOBS}`, () => prometheus.tail(5));
     expect(await query(succeeded)).toEqual([[{}, JOBS]]);
 
-    const p99 = 'histogram_quantile(0.99, sum by (le) (rate(dispatcher_job_wait_duration_bucket{job_kind="diagnostic"}[5m])))';
-    const seconds = (await query(p99))[0]?.[1] ?? Number.NaN;
+    // Over the cumulative buckets (every job since the start), not a rate: a rate over a series scraped only once or
+    // twice since its jobs ran can be empty, which says nothing about the histogram.
+    const p99 = 'histogram_quantile(0.99, sum by (le) (dispatcher_job_wait_duration_bucket{job_kind="diagnostic"}))';
+    const seconds = await until(async () => {
+      const v = (await query(p99))[0]?.[1];
+      return v !== undefined && Number.isFinite(v) ? v : undefined;
+    }, 30_000, `${p99} to be finite`, () => prometheus.tail(5));
     expect(Number.isFinite(seconds), `${p99} = ${seconds}`).toBe(true);
     expect(seconds).toBeGreaterThan(0);
     // And the same jobs, counted at their creation and start.
