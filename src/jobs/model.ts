@@ -12,6 +12,11 @@ export function isTerminal(state: JobState): boolean {
 export interface ResourceRef {
   type: string;
   id: string;
+  /**
+   * The account the resource belongs to, kept on the job for listing and scope. A creator that writes the resource's
+   * row after the job (a launch) names it; otherwise it is found from the account, server or resource row.
+   */
+  accountId?: string;
 }
 
 export interface JobError {

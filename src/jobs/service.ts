@@ -123,20 +123,17 @@ export function createJobService(options: JobServiceOptions): JobService {
 
   /**
    * Whether the principal may see the job: admins every one; everyone else the jobs they requested and those of the
-   * accounts their groups may use (a job whose resource is such an account, or a server of one) — jobs follow their
-   * account, like servers.
+   * accounts their groups may use (a job whose resource is such an account, or a server or resource of one) — jobs
+   * follow their account, like servers. The same rule as ListJobs' scope (account_id on the job).
    */
   const maySee = async (principal: Readonly<Principal>, job: Job): Promise<boolean> => {
     const scope = scopeOf(principal);
     if (scope.all || job.requestedBy === principal.id) return true;
     if (scope.accountIds.length === 0 || !job.resource) return false;
     if (job.resource.type === "account") return inScope(scope, job.resource.id);
-    // Only server jobs of someone else cost a second query.
-    if (job.resource.type === "server") {
-      const accountId = await repo.accountOfServer(sql, job.resource.id);
-      return accountId !== null && inScope(scope, accountId);
-    }
-    return false;
+    // Only someone else's jobs on an account's servers and resources cost a second query.
+    const accountId = await repo.accountOfJob(sql, job.id);
+    return accountId !== null && inScope(scope, accountId);
   };
 
   /** The job if this principal may see it; NOT_FOUND otherwise (a job out of scope does not exist for them). */

@@ -158,7 +158,7 @@ export function createResourceService(deps: ResourceServiceDeps): ResourceServic
         kind: input.kind,
         payload: { ...input.payload, resourceId: id },
         requester: principal,
-        resource: { type: spec.type, id },
+        resource: { type: spec.type, id, accountId: account.id },
         idempotencyKey: input.idempotencyKey || null,
         effects: async (tx, created) => {
           await repo.insertResource(tx, {

@@ -144,7 +144,7 @@ export function createServerService(deps: ServerServiceDeps): ServerService {
         kind: SERVER_LAUNCH_KIND,
         payload: { serverId },
         requester: principal,
-        resource: { type: "server", id: serverId },
+        resource: { type: "server", id: serverId, accountId: account.id },
         idempotencyKey: input.idempotencyKey || null,
         // The job's history says so too, where the person who launched will look.
         notes: overSoftQuota ? [`warning: ${overSoftQuota}`] : [],

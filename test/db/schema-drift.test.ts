@@ -64,7 +64,7 @@ describe("the drift check finds each kind of disagreement", () => {
     ["nullability", "progressMessage String?", "progressMessage String", "column jobs.progress_message: NULL, expected NOT NULL"],
     ["a default", "attempt         Int        @default(0)", "attempt         Int        @default(1)", "column jobs.attempt: default 0, expected 1"],
     ["an enum value", "  CANCELLED\n}", "  CANCELLED\n  PAUSED\n}", "column jobs.state: type enum('QUEUED','RUNNING','SUCCEEDED','FAILED','CANCELLED'), expected enum('QUEUED','RUNNING','SUCCEEDED','FAILED','CANCELLED','PAUSED')"],
-    ["a missing index", "  @@index([kind, state])\n", "", "index jobs.jobs_kind_state_idx: INDEX (kind, state) in the database, not in the Prisma schema"],
+    ["a missing index", "  @@index([kind, createdAt])\n", "", "index jobs.jobs_kind_created_at_idx: INDEX (kind, created_at) in the database, not in the Prisma schema"],
     ["an extra index", "  @@index([publishedAt])\n", "  @@index([publishedAt])\n  @@index([jobId, attempt])\n", "index outbox_entries.outbox_entries_job_id_attempt_idx: INDEX (job_id, attempt) in the Prisma schema, missing from the database"],
     ["a unique that is not", "  @@unique([jobId, sequence])", "  @@index([jobId, sequence], map: \"job_events_job_id_sequence_key\")", "index job_events.job_events_job_id_sequence_key: UNIQUE (job_id, sequence), expected INDEX (job_id, sequence)"],
     ["a referential action", "user       User      @relation(fields: [userId], references: [id], onDelete: Cascade)", "user       User      @relation(fields: [userId], references: [id])", "foreign key api_keys.api_keys_user_id_fkey: (user_id) → users(id) ON DELETE CASCADE ON UPDATE CASCADE, expected (user_id) → users(id) ON DELETE RESTRICT ON UPDATE CASCADE"],
