@@ -6,7 +6,9 @@
 // profiles of the server processes), BENCH_NODE_FLAGS (node flags for them), BENCH_METRICS_ROUNDS (2: phase 1 runs
 // this many times with metrics off and as many with them on, alternating, each on fresh server processes; the rest runs
 // with metrics on, the default). While metrics are on, every server process's /metrics is scraped every 2 s.
-// DISPATCHER_* variables reach the servers.
+// BENCH_FLOOR ("0" skips it): before the dispatcher runs, the peer harness's floor (bench/floor.ts) runs the same number
+// of jobs and its paced phase at phase 2's rate (500/s unless BENCH_LATENCY_RATE says otherwise), and the summary
+// and JSON line carry the ratios to it. DISPATCHER_* variables reach the servers.
 import type { ChildProcess } from "node:child_process";
 import { loadavg } from "node:os";
 import { createDispatcherClients } from "../src/client/index.js";
@@ -15,6 +17,7 @@ import { createProvisioningClient } from "../src/db/clients.js";
 import { createApiKeyForEmail } from "../src/iam/api-keys/keys.js";
 import { DiagnosticOutcome } from "../src/gen/proto/dispatcher/v1/jobs.js";
 import { measureEcho } from "./echo.js";
+import { runFloor } from "./floor.js";
 import { benchEnvironment, CORES, cpuSeconds, freePort, machineTicks, percentile, round, runDispatcher, say, servicePids, startDispatcher, stopProcess } from "./support.js";
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 5000);
@@ -184,8 +187,13 @@ async function throughput(servers: Servers, metrics: boolean) {
   return { jobsPerS, cpu, machineBusy, commits, rpcLatency };
 }
 
+/** Phase 2's rate when the floor runs too: the rate its paced phase ran at, so that the two p99s compare. */
+const FLOOR_RATE = LATENCY_RATE > 0 ? LATENCY_RATE : 500;
+
 let servers: Servers | undefined;
 try {
+  const floor = process.env.BENCH_FLOOR === "0" ? null : await runFloor({ jobs: JOBS, rate: FLOOR_RATE, seconds: LATENCY_SECONDS });
+  if (floor) say(`floor: ${floor.jobs_per_s_single} jobs/s single, ${floor.jobs_per_s} batched; start p99 ${floor.start_p99_ms} ms at ${floor.paced_rate}/s`);
   // Phase 1 alternates metrics off and on (off, on, off, on …); the last run's processes (metrics on) serve the rest.
   const runs: Array<{ metrics: boolean } & Awaited<ReturnType<typeof throughput>>> = [];
   for (let n = 0; n < METRICS_ROUNDS; n++) {
@@ -208,8 +216,8 @@ try {
   const { cpu, machineBusy, commits, rpcLatency } = last;
   const jobsPerS = onRate;
 
-  const rate = LATENCY_RATE > 0 ? LATENCY_RATE : Math.max(1, Math.floor(jobsPerS / 2));
-  say(`phase 2: ${rate} jobs/s (${LATENCY_RATE > 0 ? "as asked" : "half the maximum"}) for ${LATENCY_SECONDS} s`);
+  const rate = LATENCY_RATE > 0 ? LATENCY_RATE : floor ? floor.paced_rate : Math.max(1, Math.floor(jobsPerS / 2));
+  say(`phase 2: ${rate} jobs/s (${LATENCY_RATE > 0 ? "as asked" : floor ? "the floor's paced rate" : "half the maximum"}) for ${LATENCY_SECONDS} s`);
   await settle();
   const ended2 = await terminalCount();
   const commits2 = await commitCount();
@@ -259,12 +267,25 @@ try {
     rpc_p50_ms: percentile(rpcLatency, 50),
     rpc_p99_ms: percentile(rpcLatency, 99),
     load_avg_1m: round(loadavg()[0] ?? 0, 2),
+    ...(floor
+      ? {
+          floor_jobs_per_s: floor.jobs_per_s_single,
+          floor_jobs_per_s_batch: floor.jobs_per_s,
+          floor_ratio: round(jobsPerS / floor.jobs_per_s_single, 2),
+          floor_start_p99_ms: floor.start_p99_ms,
+          floor_paced_rate: floor.paced_rate,
+          start_p99_ratio_to_floor: round(percentile(startLat, 99) / Math.max(floor.start_p99_ms, 0.01), 2),
+        }
+      : {}),
   };
   say("");
   say(`jobs completed per second:      ${figures.jobs_per_s}  (target ≥ 1000)`);
   say(`create → start at ${rate}/s:   p50 ${figures.start_p50_ms} ms, p99 ${figures.start_p99_ms} ms  (target p99 ≤ 25 ms)`);
   say(`create → complete at ${rate}/s: p50 ${figures.complete_p50_ms} ms, p99 ${figures.complete_p99_ms} ms`);
   say(`raw grpc-js echo:               ${figures.echo_rps} calls/s`);
+  if (floor) {
+    say(`against the floor (same run):   ${figures.floor_ratio} × its ${floor.jobs_per_s_single} jobs/s single (target ≥ 0.75); start p99 ${figures.start_p99_ratio_to_floor} × its ${floor.start_p99_ms} ms (target ≤ 2)`);
+  }
   process.stdout.write(`${JSON.stringify(figures)}\n`);
 } finally {
   clients.close();
