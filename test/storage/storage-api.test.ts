@@ -3,8 +3,8 @@
 // server's root): a volume is created, attached to a running server (done when seen attached), refused deletion while
 // attached with the reason, detached, snapshotted (done when seen COMPLETED) and copied; an image of a server launches
 // a new one; each resource keeps its history and its size-based price; a hard quota refuses a volume with a
-// QuotaFailure; another account's objects are NOT_FOUND; and every method of the three services is in the permission
-// table, each role allowed what it says.
+// QuotaFailure; discovery adopts and retires what was made behind the dispatcher's back; another account's objects are
+// NOT_FOUND; and every method of the three services is in the permission table, each role allowed what it says.
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,10 +15,14 @@ import { createLocalDriver } from "../../src/clouds/local/driver.js";
 import { ServerState } from "../../src/gen/proto/dispatcher/v1/servers.js";
 import { ImageServiceService, SnapshotServiceService, VolumeServiceService } from "../../src/gen/proto/dispatcher/v1/storage.js";
 import { METHOD_PERMISSIONS, isAllowed } from "../../src/iam/permissions.js";
+import type { DriverServices } from "../../src/clouds/resources.js";
+import { MONITOR_PRINCIPAL } from "../../src/monitor/scheduler.js";
+import { RESOURCES_SYNC_KIND } from "../../src/resources/sync.js";
 import { hourlyPriceOf, VOLUME } from "../../src/resources/types.js";
 import { insecureClient, rawCall } from "../rpc/fixtures.js";
 import { seedAccount, seedBudgetCode, startServersFixture, type ServersFixture } from "../servers/support.js";
 
+let local: ReturnType<typeof createLocalDriver>;
 const dataDir = mkdtempSync(join(tmpdir(), "storage-api-"));
 let f: ServersFixture;
 let account: string;
@@ -43,7 +47,7 @@ beforeAll(async () => {
   writeFileSync(join(dataDir, "local-cloud", "account.key"), "fake-secret\n", { mode: 0o600 });
   const catalogFile = join(dataDir, "catalog.json");
   writeFileSync(catalogFile, JSON.stringify(CATALOG));
-  const local = createLocalDriver({ dataDir, catalogFile, stopGraceMs: 500, addressing: false });
+  local = createLocalDriver({ dataDir, catalogFile, stopGraceMs: 500, addressing: false });
   // The fixture's cloud (driver "fake", which seedAccount's accounts use) becomes the local cloud, servers and all.
   f = await startServersFixture("storage_api", { prepare: (cloud) => void Object.assign(cloud, local, { name: "fake" }) });
   await seedBudgetCode(f, "STO", { hard: 10_000_000n }, [f.users.operator, f.users.scoped]);
@@ -160,6 +164,32 @@ describe("machine images", () => {
     // Deregistered, it no longer launches.
     await expect(c.servers.launchServer({ accountId: account, regionId: "local", dataCenter: "", productId: "small", imageId: image.info!.id, name: "", budgetCode: "", idempotencyKey: "" })).rejects.toMatchObject({ fieldViolations: [{ field: "image_id" }] });
   }, 60_000);
+});
+
+describe("discovery", () => {
+  it("adopts a volume and a snapshot made behind the dispatcher's back, billed to the default code at their size, and retires them once gone", async () => {
+    const target = { cloud: { id: "c", driver: "fake", endpoint: "" }, account: { id: account, providerAccountId: null }, credentials: { key: "fake-secret" } };
+    const call = () => ({ signal: new AbortController().signal, deadline: new Date(Date.now() + 10_000) });
+    const services = local.services as DriverServices;
+    const vol = await services.volumes!.create(target, { regionId: "local", dataCenter: "", name: "outside", clientToken: "outside-vol", tags: {}, sizeGiB: 5, volumeType: "", snapshotId: null }, call());
+    const snap = await services.snapshots!.create(target, { regionId: "local", name: "outside-snap", clientToken: "outside-snap", tags: {}, volumeId: vol.providerId, description: "" }, call());
+    const sync = async () => {
+      const { job } = await f.jobs.createJob({ kind: RESOURCES_SYNC_KIND, payload: { accountId: account }, requester: MONITOR_PRINCIPAL, resource: { type: "account", id: account }, idempotencyKey: null });
+      expect((await finished(job.id)).state).toBe("SUCCEEDED");
+    };
+    await sync();
+    const c = f.client(f.users.operator);
+    const volume = (await c.volumes.listVolumes({ ...none, accountId: account })).volumes.find((v) => v.info!.providerId === vol.providerId);
+    expect(volume).toMatchObject({ info: { origin: "DISCOVERED", state: "AVAILABLE", budgetCode: "STO" }, sizeGib: 5, hourlyPriceMicros: hourlyPriceOf(VOLUME, { sizeGiB: "5" }).toString() });
+    const snapshot = (await c.snapshots.listSnapshots({ ...none, accountId: account })).snapshots.find((x) => x.info!.providerId === snap.providerId);
+    expect(snapshot).toMatchObject({ info: { origin: "DISCOVERED", state: "COMPLETED" }, volumeId: volume!.info!.id });
+
+    await services.snapshots!.delete(target, { regionId: "local", providerId: snap.providerId }, call());
+    await services.volumes!.delete(target, { regionId: "local", providerId: vol.providerId }, call());
+    await sync();
+    expect((await c.volumes.getVolume({ id: volume!.info!.id })).volume!.info!.state).toBe("DELETED");
+    expect((await c.snapshots.getSnapshot({ id: snapshot!.info!.id })).snapshot!.info!.state).toBe("DELETED");
+  });
 });
 
 describe("access", () => {
