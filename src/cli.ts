@@ -11,6 +11,7 @@ import { addBudgetCommands } from "./commands/budgets.js";
 import { addCloudCommands } from "./commands/clouds.js";
 import { addJobCommands } from "./commands/jobs.js";
 import { addServerCommands } from "./commands/servers.js";
+import { addStorageCommands } from "./commands/volumes.js";
 import { addAnalyticsCommands } from "./commands/analytics.js";
 import { addKmCommands } from "./commands/km.js";
 import { addAgentCommand } from "./commands/agent.js";
@@ -84,6 +85,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   addAccountCommands(program, configFile, setExit);
   addBudgetCommands(program, configFile, setExit);
   addServerCommands(program, configFile, setExit);
+  addStorageCommands(program, configFile, setExit);
   addAgentCommand(program, configFile, setExit);
   addAgentsCommands(program, configFile, setExit);
   addBackupCommands(program, configFile, setExit);

@@ -23,6 +23,7 @@ import { provisioningRpcServices } from "../provisioning/rpc-services.js";
 import { createGrpcWebBridge } from "../rpc/grpc-web/bridge.js";
 import { createRpcServer } from "../rpc/server.js";
 import { networkRpcServices } from "../network/rpc-services.js";
+import { storageRpcServices } from "../storage/rpc-services.js";
 import { serverRpcServices } from "../servers/rpc-services.js";
 import { systemHandlers } from "../system/handlers.js";
 import { createSystemService } from "../system/service.js";
@@ -66,6 +67,7 @@ export async function startDispatcherRole(resources: Resources): Promise<Running
     ...provisioningRpcServices(resources.provisioning, provisioningPolicy, kmClient, jobs, { discoveryIntervalMs: config.discovery.intervalMs, now: resources.now }),
     ...serverRpcServices({ sql: resources.sql, db: resources.provisioning, jobs }),
     ...networkRpcServices({ sql: resources.sql, db: resources.provisioning, jobs }),
+    ...storageRpcServices({ sql: resources.sql, db: resources.provisioning, jobs }),
     ...analytics.services,
     ...agentRpcServices({ config, sql: resources.sql, jobs, log: log.child({ component: "agents" }), now: resources.now }),
   ];

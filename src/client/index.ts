@@ -65,6 +65,7 @@ import {
 } from "../gen/proto/dispatcher/v1/servers.js";
 import { GetServerAgentRequest, RunServerScriptRequest, ServerAgentServiceService } from "../gen/proto/dispatcher/v1/agents.js";
 import * as network from "../gen/proto/dispatcher/v1/network.js";
+import * as storage from "../gen/proto/dispatcher/v1/storage.js";
 import { GetServerInfoRequest, SystemServiceService, WhoAmIRequest } from "../gen/proto/dispatcher/v1/system.js";
 import { GetJobTraceRequest, TraceServiceService } from "../gen/proto/dispatcher/v1/traces.js";
 import { GetQueueStatsRequest, ListDeadLettersRequest, QueueServiceService, ReplayDeadLetterRequest } from "../gen/proto/dispatcher/v1/queues.js";
@@ -201,6 +202,33 @@ export type ServerClient = PromiseClient<typeof ServerServiceService, typeof SER
 export type FirewallClient = PromiseClient<typeof network.FirewallServiceService, typeof FIREWALL_REQUESTS>;
 export type AddressClient = PromiseClient<typeof network.AddressServiceService, typeof ADDRESS_REQUESTS>;
 export type KeyPairClient = PromiseClient<typeof network.KeyPairServiceService, typeof KEY_PAIR_REQUESTS>;
+const VOLUME_REQUESTS = {
+  createVolume: storage.CreateVolumeRequest,
+  getVolume: storage.GetVolumeRequest,
+  listVolumes: storage.ListVolumesRequest,
+  attachVolume: storage.AttachVolumeRequest,
+  detachVolume: storage.DetachVolumeRequest,
+  deleteVolume: storage.DeleteVolumeRequest,
+  setVolumeTags: storage.SetVolumeTagsRequest,
+  listVolumeEvents: storage.ListVolumeEventsRequest,
+};
+const SNAPSHOT_REQUESTS = {
+  createSnapshot: storage.CreateSnapshotRequest,
+  getSnapshot: storage.GetSnapshotRequest,
+  listSnapshots: storage.ListSnapshotsRequest,
+  deleteSnapshot: storage.DeleteSnapshotRequest,
+  listSnapshotEvents: storage.ListSnapshotEventsRequest,
+};
+const IMAGE_REQUESTS = {
+  createImage: storage.CreateImageRequest,
+  getImage: storage.GetImageRequest,
+  listMachineImages: storage.ListMachineImagesRequest,
+  deleteImage: storage.DeleteImageRequest,
+  listImageEvents: storage.ListImageEventsRequest,
+};
+export type VolumeClient = PromiseClient<typeof storage.VolumeServiceService, typeof VOLUME_REQUESTS>;
+export type SnapshotClient = PromiseClient<typeof storage.SnapshotServiceService, typeof SNAPSHOT_REQUESTS>;
+export type ImageClient = PromiseClient<typeof storage.ImageServiceService, typeof IMAGE_REQUESTS>;
 const AGENT_REQUESTS = { getServerAgent: GetServerAgentRequest, runServerScript: RunServerScriptRequest };
 export type AgentClient = PromiseClient<typeof ServerAgentServiceService, typeof AGENT_REQUESTS>;
 export type BudgetCodeClient = PromiseClient<typeof BudgetCodeServiceService, typeof BUDGET_CODE_REQUESTS>;
@@ -231,6 +259,10 @@ export interface DispatcherClients {
   firewalls: FirewallClient;
   addresses: AddressClient;
   keyPairs: KeyPairClient;
+  /** Volumes, snapshots and machine images (dispatcher.v1 storage services). */
+  volumes: VolumeClient;
+  snapshots: SnapshotClient;
+  images: ImageClient;
   /** Agents of servers and commands run through them (dispatcher.v1.ServerAgentService). */
   agents: AgentClient;
   analytics: AnalyticsClient;
@@ -269,6 +301,9 @@ export function createDispatcherClients(options: DispatcherClientOptions): Dispa
     firewalls: promiseClient(client, network.FirewallServiceService, FIREWALL_REQUESTS, defaults),
     addresses: promiseClient(client, network.AddressServiceService, ADDRESS_REQUESTS, defaults),
     keyPairs: promiseClient(client, network.KeyPairServiceService, KEY_PAIR_REQUESTS, defaults),
+    volumes: promiseClient(client, storage.VolumeServiceService, VOLUME_REQUESTS, defaults),
+    snapshots: promiseClient(client, storage.SnapshotServiceService, SNAPSHOT_REQUESTS, defaults),
+    images: promiseClient(client, storage.ImageServiceService, IMAGE_REQUESTS, defaults),
     agents: promiseClient(client, ServerAgentServiceService, AGENT_REQUESTS, defaults),
     analytics: promiseClient(client, AnalyticsServiceService, ANALYTICS_REQUESTS, defaults),
     health: healthClient(client, defaults),

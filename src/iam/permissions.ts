@@ -144,6 +144,27 @@ export const METHOD_PERMISSIONS: Readonly<Record<string, string>> = Object.freez
   "/dispatcher.v1.KeyPairService/DeleteKeyPair": "keypairs.write",
   "/dispatcher.v1.KeyPairService/ListKeyPairEvents": "keypairs.read",
 
+  // Storage: reads are scoped to the caller's accounts; changes start jobs (operators); creates also need a budget code
+  // the caller holds, since storage costs per GiB-hour.
+  "/dispatcher.v1.VolumeService/CreateVolume": "volumes.write",
+  "/dispatcher.v1.VolumeService/GetVolume": "volumes.read",
+  "/dispatcher.v1.VolumeService/ListVolumes": "volumes.read",
+  "/dispatcher.v1.VolumeService/AttachVolume": "volumes.write",
+  "/dispatcher.v1.VolumeService/DetachVolume": "volumes.write",
+  "/dispatcher.v1.VolumeService/DeleteVolume": "volumes.write",
+  "/dispatcher.v1.VolumeService/SetVolumeTags": "volumes.write",
+  "/dispatcher.v1.VolumeService/ListVolumeEvents": "volumes.read",
+  "/dispatcher.v1.SnapshotService/CreateSnapshot": "snapshots.write",
+  "/dispatcher.v1.SnapshotService/GetSnapshot": "snapshots.read",
+  "/dispatcher.v1.SnapshotService/ListSnapshots": "snapshots.read",
+  "/dispatcher.v1.SnapshotService/DeleteSnapshot": "snapshots.write",
+  "/dispatcher.v1.SnapshotService/ListSnapshotEvents": "snapshots.read",
+  "/dispatcher.v1.ImageService/CreateImage": "images.write",
+  "/dispatcher.v1.ImageService/GetImage": "images.read",
+  "/dispatcher.v1.ImageService/ListMachineImages": "images.read",
+  "/dispatcher.v1.ImageService/DeleteImage": "images.write",
+  "/dispatcher.v1.ImageService/ListImageEvents": "images.read",
+
   // Analytics: metrics and fleet summaries are scoped to the caller's accounts, like servers; so are cost reports.
   "/dispatcher.v1.AnalyticsService/QueryServerMetrics": "metrics.read",
   "/dispatcher.v1.AnalyticsService/FleetSummary": "metrics.read",

@@ -52,7 +52,7 @@ function ruleToProto(r: DomainRule): FirewallRule {
   return { direction, protocol, fromPort: r.ports?.from ?? 0, toPort: r.ports?.to ?? 0, peer, description: r.description ?? "" };
 }
 
-function infoOf(r: Resource): ResourceInfo {
+export function infoOf(r: Resource): ResourceInfo {
   return {
     id: r.id,
     accountId: r.accountId,

@@ -1,10 +1,11 @@
-// Cost accrual of resources that cost money (a static address while allocated, a volume while it exists, …): the
-// same hourly rows as servers' (analytics cost_accruals, keyed by the resource's id), computed from the resource's
-// state history against its type's accruing states, so re-running an hour writes the same value.
+// Cost accrual of resources that cost money (a static address while allocated, a volume while it exists, …) at each
+// row's own hourly price (flat, or from its size for storage: hourlyPriceOf in types.ts): the same hourly rows as
+// servers' (analytics cost_accruals, keyed by the resource's id), computed from the resource's state history against
+// its type's accruing states, so re-running an hour writes the same value.
 import { accrualRows, type AccrualRow, type Interval } from "../analytics/accrual.js";
 import { writeAccruals } from "../analytics/accrual.js";
 import type { Sql } from "../db/sql.js";
-import { allSpecs } from "./types.js";
+import { allSpecs, isPriced } from "./types.js";
 import { PENDING } from "./model.js";
 
 interface Row {
@@ -46,7 +47,7 @@ export function resourceIntervals(r: { state: string; createdAt: Date; stateChan
 
 /** Writes the accrual rows of every priced resource for the hours in [from, to). Returns rows written. */
 export async function accrueResources(provisioning: Sql, analytics: Sql, from: Date, to: Date): Promise<number> {
-  const accruingByType = new Map(allSpecs().filter((s) => s.hourlyPriceMicros > 0n).map((s) => [s.type as string, new Set(s.accruingStates)]));
+  const accruingByType = new Map(allSpecs().filter((s) => isPriced(s)).map((s) => [s.type as string, new Set(s.accruingStates)]));
   if (accruingByType.size === 0) return 0;
   const resources = await provisioning.query<Row>`
     SELECT id, type, account_id, budget_code, state, hourly_price_micros, created_at, state_changed_at FROM resources
@@ -81,7 +82,7 @@ export async function accrueResources(provisioning: Sql, analytics: Sql, from: D
 export async function resourceRates(provisioning: Sql): Promise<Map<string, bigint>> {
   const out = new Map<string, bigint>();
   for (const spec of allSpecs()) {
-    if (spec.hourlyPriceMicros <= 0n || spec.accruingStates.length === 0) continue;
+    if (!isPriced(spec) || spec.accruingStates.length === 0) continue;
     const rows = await provisioning.query<{ budget_code: string; micros: string | number | bigint }>`
       SELECT budget_code, SUM(hourly_price_micros) AS micros FROM resources WHERE type = ${spec.type} AND state IN (${spec.accruingStates}) GROUP BY budget_code`;
     for (const r of rows) out.set(r.budget_code, (out.get(r.budget_code) ?? 0n) + BigInt(r.micros));

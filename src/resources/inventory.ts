@@ -5,7 +5,7 @@ import { newId } from "../db/ids.js";
 import type { Sql } from "../db/sql.js";
 import { DELETED, type Resource } from "./model.js";
 import { findResource, insertResource, insertResourceEvents, updateResource, type NewResourceEvent, type ResourceChange } from "./repository.js";
-import type { ResourceTypeSpec } from "./types.js";
+import { hourlyPriceOf, isPriced, type ResourceTypeSpec } from "./types.js";
 
 export interface ObservationCause {
   /** The job that saw it; null for discovery without a job. */
@@ -18,7 +18,7 @@ const sameMap = (a: Record<string, string>, b: Record<string, string>): boolean 
 };
 
 /** The row's fields as the observation has them (details: the type's and the provider's, non-secret both). */
-function fieldsOf(spec: ResourceTypeSpec, o: ResourceObservation): Required<ResourceChange> {
+function fieldsOf(spec: ResourceTypeSpec, o: ResourceObservation): Required<Omit<ResourceChange, "hourlyPriceMicros">> {
   return { providerId: o.providerId, name: o.name, state: o.state, tags: { ...o.tags }, details: { ...o.details, ...spec.detailsOf(o) } };
 }
 
@@ -51,7 +51,14 @@ export async function applyObservation(tx: Sql, spec: ResourceTypeSpec, row: Res
     }
     if (!sameMap(row.details, now.details)) {
       change.details = now.details;
-      events.push({ ...base, type: "DETAILS_CHANGED", message: "details changed", details: changedKeys(row.details, now.details) });
+      const changed: Record<string, unknown> = changedKeys(row.details, now.details);
+      // A type priced by size costs what it now holds from here on (a snapshot's size once known, a bucket's bytes).
+      const price = hourlyPriceOf(spec, now.details);
+      if (isPriced(spec) && price !== row.hourlyPriceMicros) {
+        change.hourlyPriceMicros = price;
+        changed.hourlyPriceMicros = price.toString();
+      }
+      events.push({ ...base, type: "DETAILS_CHANGED", message: "details changed", details: changed });
     }
   }
   if (Object.keys(change).length === 0) return [];
@@ -88,11 +95,11 @@ export async function adoptResource(tx: Sql, spec: ResourceTypeSpec, accountId: 
     name: f.name,
     state: f.state,
     origin: "DISCOVERED",
-    budgetCode: spec.hourlyPriceMicros > 0n ? defaultBudgetCode : "",
+    budgetCode: isPriced(spec) ? defaultBudgetCode : "",
     tags: f.tags,
     details: f.details,
     clientToken: seen.clientToken,
-    hourlyPriceMicros: spec.hourlyPriceMicros,
+    hourlyPriceMicros: hourlyPriceOf(spec, f.details),
     createdBy: "discovery",
   });
   await insertResourceEvents(tx, [{ resourceId: id, type: "ADOPTED", toState: f.state, jobId: cause.jobId, message: `${spec.noun} ${f.providerId} found in the account and adopted` }]);

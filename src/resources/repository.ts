@@ -117,6 +117,7 @@ export interface ResourceChange {
   state?: string;
   tags?: Record<string, string>;
   details?: Record<string, string>;
+  hourlyPriceMicros?: bigint;
 }
 
 export async function updateResource(tx: Sql, id: string, c: ResourceChange): Promise<void> {
@@ -129,6 +130,7 @@ export async function updateResource(tx: Sql, id: string, c: ResourceChange): Pr
   }
   if (c.tags !== undefined) sets.push(sqlFragment`tags = ${JSON.stringify(c.tags)}`);
   if (c.details !== undefined) sets.push(sqlFragment`details = ${JSON.stringify(c.details)}`);
+  if (c.hourlyPriceMicros !== undefined) sets.push(sqlFragment`hourly_price_micros = ${c.hourlyPriceMicros}`);
   await tx.execute`UPDATE resources SET ${sqlJoin(sets, ", ")} WHERE id = ${id}`;
 }
 

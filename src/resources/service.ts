@@ -17,7 +17,7 @@ import { requireTypeCapability } from "./capabilities.js";
 import { RESOURCE_TAG_KIND } from "./kinds.js";
 import { DELETED, PENDING, type Resource, type ResourceEvent } from "./model.js";
 import * as repo from "./repository.js";
-import type { ResourceTypeSpec } from "./types.js";
+import { hourlyPriceOf, isPriced, type ResourceTypeSpec } from "./types.js";
 
 const HOURS_PER_MONTH = 730n;
 const MICROS_PER_CENT = 10_000n;
@@ -146,11 +146,13 @@ export function createResourceService(deps: ResourceServiceDeps): ResourceServic
       await requireTypeCapability(sql, spec, account.id, region.id);
 
       // Only what costs money needs a budget code; its month must fit the code's hard quota (QuotaFailure otherwise).
+      // A type priced by size is admitted at the size its create asks for (a volume's GiB; a bucket starts empty).
       let budgetCode = "";
-      if (spec.hourlyPriceMicros > 0n) {
+      const hourlyPriceMicros = hourlyPriceOf(spec, input.details ?? {});
+      if (isPriced(spec)) {
         budgetCode = input.budgetCode || account.defaultBudgetCode || "";
         if (!budgetCode) throw InvalidArgumentError.field("budget_code", `is required: account ${account.id} has no default budget code`);
-        await requireBudgetCode(db, principal, budgetCode, monthlyCostCents(spec.hourlyPriceMicros));
+        await requireBudgetCode(db, principal, budgetCode, monthlyCostCents(hourlyPriceMicros));
       }
       const id = newId();
       const name = input.name || `${spec.type.replace(/_/g, "-")}-${id.slice(-8).toLowerCase()}`;
@@ -174,7 +176,7 @@ export function createResourceService(deps: ResourceServiceDeps): ResourceServic
             tags: input.tags,
             details: input.details ?? {},
             clientToken: id,
-            hourlyPriceMicros: spec.hourlyPriceMicros,
+            hourlyPriceMicros,
             createdBy: principal.id,
           });
           await repo.insertResourceEvents(tx, [

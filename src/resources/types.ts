@@ -17,6 +17,14 @@ export interface ResourceTypeSpec<O extends ResourceObservation = ResourceObserv
    * and its create needs no budget code. Written on the row at creation, so a later price change bills from then on.
    */
   hourlyPriceMicros: bigint;
+  /**
+   * Price per GiB-month (micro-units, a month being 730 hours) while in one of `accruingStates`, for types priced by
+   * size (storage); with `sizeBytesOf` it makes a row's hourly price from its details (hourlyPriceOf). Absent or 0n:
+   * the flat hourly price alone.
+   */
+  gibMonthPriceMicros?: bigint;
+  /** The size the price applies to, in bytes, read from a row's details (as created or last observed). */
+  sizeBytesOf?(details: Readonly<Record<string, string>>): bigint;
   accruingStates: readonly string[];
   /** The observation's own fields the inventory keeps, as strings; never a secret. */
   detailsOf(o: O): Record<string, string>;
@@ -26,6 +34,33 @@ export interface ResourceTypeSpec<O extends ResourceObservation = ResourceObserv
 export function capabilityOf(spec: Pick<ResourceTypeSpec, "service">): Capability {
   return SERVICE_CAPABILITY[spec.service];
 }
+
+const GIB = 1n << 30n;
+const HOURS_PER_MONTH = 730n;
+
+/** Whether the type costs money (flat or by size): its create needs a budget code, its hours accrue. */
+export const isPriced = (spec: Pick<ResourceTypeSpec, "hourlyPriceMicros" | "gibMonthPriceMicros">): boolean => spec.hourlyPriceMicros > 0n || (spec.gibMonthPriceMicros ?? 0n) > 0n;
+
+/**
+ * A resource's price per hour from its type and its details: the flat price plus, for types priced by size, its
+ * GiB-months as hours (rounded up to a whole micro-unit, so anything stored costs at least 1 a hour).
+ */
+export function hourlyPriceOf(spec: Pick<ResourceTypeSpec, "hourlyPriceMicros" | "gibMonthPriceMicros" | "sizeBytesOf">, details: Readonly<Record<string, string>>): bigint {
+  const perGiBMonth = spec.gibMonthPriceMicros ?? 0n;
+  if (perGiBMonth <= 0n || !spec.sizeBytesOf) return spec.hourlyPriceMicros;
+  const bytes = spec.sizeBytesOf(details);
+  if (bytes <= 0n) return spec.hourlyPriceMicros;
+  const divisor = GIB * HOURS_PER_MONTH;
+  return spec.hourlyPriceMicros + (bytes * perGiBMonth + divisor - 1n) / divisor;
+}
+
+/** A non-negative integer detail ("12"), or 0n when absent or not a number. */
+function countOf(details: Readonly<Record<string, string>>, key: string): bigint {
+  const v = details[key];
+  return v !== undefined && /^\d{1,18}$/.test(v) ? BigInt(v) : 0n;
+}
+
+const gibOf = (key: string) => (details: Readonly<Record<string, string>>): bigint => countOf(details, key) * GIB;
 
 export const FIREWALL: ResourceTypeSpec<FirewallObservation> = {
   type: "firewall",
@@ -57,13 +92,19 @@ export const KEY_PAIR: ResourceTypeSpec<KeyPairObservation> = {
 
 // ---- storage (src/storage/kinds.ts) ----
 
-/** Volumes, snapshots and images are priced per GiB-month by providers; the mechanism's flat per-type price cannot say so yet. */
+/**
+ * Storage is priced per GiB-month, at EBS's list prices in micro-units (gp3 $0.08, snapshots and the snapshots behind
+ * an AMI $0.05) and S3 Standard's ($0.023) for buckets; a volume from its size, a snapshot from its volume's size, an
+ * image from the size its provider reports, a bucket from the bytes its objects hold.
+ */
 export const VOLUME: ResourceTypeSpec<VolumeObservation> = {
   type: "volume",
   service: "volumes",
   noun: "volume",
   hourlyPriceMicros: 0n,
-  accruingStates: [],
+  gibMonthPriceMicros: 80_000n,
+  sizeBytesOf: gibOf("sizeGiB"),
+  accruingStates: ["CREATING", "AVAILABLE", "IN_USE", "DELETING", "ERROR"],
   detailsOf: (o) => ({ sizeGiB: String(o.sizeGiB), volumeType: o.volumeType, dataCenter: o.dataCenter, snapshotId: o.snapshotId ?? "", serverProviderId: o.attachment?.serverProviderId ?? "", device: o.attachment?.device ?? "" }),
 };
 
@@ -72,7 +113,9 @@ export const SNAPSHOT: ResourceTypeSpec<SnapshotObservation> = {
   service: "snapshots",
   noun: "snapshot",
   hourlyPriceMicros: 0n,
-  accruingStates: [],
+  gibMonthPriceMicros: 50_000n,
+  sizeBytesOf: gibOf("sizeGiB"),
+  accruingStates: ["COMPLETED"],
   detailsOf: (o) => ({ volumeId: o.volumeId ?? "", sizeGiB: String(o.sizeGiB) }),
 };
 
@@ -81,17 +124,21 @@ export const IMAGE: ResourceTypeSpec<MachineImageObservation> = {
   service: "images",
   noun: "machine image",
   hourlyPriceMicros: 0n,
-  accruingStates: [],
+  gibMonthPriceMicros: 50_000n,
+  sizeBytesOf: (d) => countOf(d, "sizeBytes"),
+  accruingStates: ["AVAILABLE"],
   detailsOf: (o) => ({ platform: o.platform, public: String(o.public) }),
 };
 
-/** A bucket's object count and bytes come in the provider's details. */
+/** A bucket's object count and bytes come in the provider's details (`objects`, `bytes`); it costs by its bytes. */
 export const BUCKET: ResourceTypeSpec<BucketObservation> = {
   type: "bucket",
   service: "blobStore",
   noun: "bucket",
   hourlyPriceMicros: 0n,
-  accruingStates: [],
+  gibMonthPriceMicros: 23_000n,
+  sizeBytesOf: (d) => countOf(d, "bytes"),
+  accruingStates: ["AVAILABLE"],
   detailsOf: () => ({}),
 };
 

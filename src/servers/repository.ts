@@ -265,10 +265,19 @@ export async function listProducts(sql: Sql, accountId: string, regionId: string
   return rows.map(toProduct);
 }
 
+/**
+ * A catalog image, or else one of the account's own AVAILABLE machine images (src/storage), named by the dispatcher's
+ * id or the provider's; its id is the provider's either way, which is what the driver launches.
+ */
 export async function findImage(sql: Sql, accountId: string, regionId: string, imageId: string): Promise<CatalogImage | null> {
   const rows = await sql.query<CatalogImage>`
     SELECT image_id AS id, name, platform FROM catalog_images WHERE account_id = ${accountId} AND region_id = ${regionId} AND image_id = ${imageId}`;
-  return rows[0] ?? null;
+  if (rows[0]) return rows[0];
+  const own = await sql.query<{ id: string; name: string; platform: string | null }>`
+    SELECT provider_id AS id, name, JSON_UNQUOTE(JSON_EXTRACT(details, '$.platform')) AS platform FROM resources
+     WHERE account_id = ${accountId} AND region_id = ${regionId} AND type = 'image' AND state = 'AVAILABLE' AND provider_id IS NOT NULL
+       AND (id = ${imageId} OR provider_id = ${imageId}) LIMIT 1`;
+  return own[0] ? { id: own[0].id, name: own[0].name, platform: own[0].platform ?? "linux" } : null;
 }
 
 export async function listImages(sql: Sql, accountId: string, regionId: string): Promise<CatalogImage[]> {

@@ -19,6 +19,9 @@ export function imageOf(i: Image, regionId: string): MachineImageObservation | n
   if (i.Description) details.description = i.Description;
   if (i.Architecture) details.architecture = i.Architecture;
   if (i.StateReason?.Message) details.stateReason = i.StateReason.Message;
+  // What EC2 bills an AMI for: the snapshots behind its EBS block devices, at their volumes' sizes.
+  const gib = (i.BlockDeviceMappings ?? []).reduce((n, m) => n + (m.Ebs?.VolumeSize ?? 0), 0);
+  if (gib > 0) details.sizeBytes = String(gib * 2 ** 30);
   return {
     providerId: i.ImageId,
     regionId,

@@ -83,6 +83,8 @@ export interface ImageRecord {
   baseImageId: string;
   platform: string;
   state: "PENDING" | "AVAILABLE";
+  /** What the copy holds once made (what a cloud bills an image for); absent while PENDING and on older records. */
+  sizeBytes?: number;
   tags: Record<string, string>;
   createdAt: string;
   clientToken: string | null;

@@ -8,7 +8,7 @@ import { checkTags, type MachineImageObservation, type MachineImageService } fro
 import { runCall } from "./call.js";
 import { checkName, requireCapability, type LocalContext } from "./context.js";
 import { newRecordId, type ImageRecord } from "./records.js";
-import { copyInto, copyOut, removeContent } from "./storage-content.js";
+import { contentBytes, copyInto, copyOut, removeContent } from "./storage-content.js";
 
 type Context = (target: DriverTarget) => Promise<LocalContext>;
 
@@ -19,6 +19,7 @@ function observe(ctx: LocalContext, i: ImageRecord): MachineImageObservation {
   const state = i.state === "PENDING" ? (ctx.store.locked(i.id) ? "PENDING" : "FAILED") : "AVAILABLE";
   const details: Record<string, string> = { sourceServerId: i.serverId, baseImageId: i.baseImageId };
   if (i.description) details.description = i.description;
+  if (i.sizeBytes !== undefined) details.sizeBytes = String(i.sizeBytes);
   return { providerId: i.id, regionId: i.regionId, name: i.name, state, tags: { ...i.tags }, createdAt: new Date(i.createdAt), clientToken: i.clientToken, details, platform: i.platform, public: false };
 }
 
@@ -56,6 +57,7 @@ export function localImages(contextOf: Context): MachineImageService {
           ctx.files.write("image", i);
           await copyInto(ctx, ctx.store.rootDir(i.serverId), id, IMAGE_EXCLUDES);
           i.state = "AVAILABLE";
+          i.sizeBytes = await contentBytes(ctx, id);
           ctx.files.write("image", i);
           return observe(ctx, i);
         });

@@ -1,0 +1,36 @@
+// The job an action command started: printed, or with --wait followed through WatchJob to its end (each event a line;
+// a JSON line per update with --json). Exit 0 when it succeeded, or when it was only started.
+import type { DispatcherClients } from "../client/index.js";
+import { Job, JobEvent, JobState, jobStateToJSON } from "../gen/proto/dispatcher/v1/jobs.js";
+import { json, time, type CommandIo } from "./client-command.js";
+
+const TERMINAL = new Set([JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_FAILED, JobState.JOB_STATE_CANCELLED]);
+const jobState = (s: JobState): string => jobStateToJSON(s).replace("JOB_STATE_", "");
+
+export interface FollowOptions {
+  wait?: boolean | undefined;
+  json?: boolean | undefined;
+}
+
+/** Prints the job (and `extra` with --json); with --wait follows it. `command` names the caller in messages. */
+export async function reportJob(command: string, c: DispatcherClients, io: CommandIo, options: FollowOptions, job: Job | undefined, extra: Record<string, unknown> = {}): Promise<number> {
+  if (!job) return 1;
+  if (!options.wait) {
+    if (options.json) io.out(json({ job: Job.toJSON(job), ...extra }));
+    else io.out(`${job.kind} job ${job.id}: ${jobState(job.state)}  (follow it: dispatcher jobs watch ${job.id})\n`);
+    return 0;
+  }
+  let last = job;
+  if (!options.json) io.out(`${job.kind} job ${job.id}: ${jobState(job.state)}\n`);
+  for await (const m of c.jobs.watchJob({ id: job.id })) {
+    if (m.job) last = m.job;
+    if (options.json) io.out(json({ job: m.job ? Job.toJSON(m.job) : null, event: m.event ? JobEvent.toJSON(m.event) : null, ...extra }));
+    else if (m.event) io.out(`  ${time(m.event.time)}  ${m.event.type.padEnd(12)} ${jobState(m.event.toState).padEnd(10)}${m.event.message ? `  ${m.event.message}` : m.job?.progressMessage ? `  ${m.job.progressMessage}` : ""}\n`);
+  }
+  if (!TERMINAL.has(last.state)) {
+    io.err(`dispatcher ${command}: the stream ended before job ${last.id} did\n`);
+    return 1;
+  }
+  if (!options.json) io.out(`${last.kind} job ${last.id}: ${jobState(last.state)}${last.error ? ` (${last.error.code}: ${last.error.message})` : ""}\n`);
+  return last.state === JobState.JOB_STATE_SUCCEEDED ? 0 : 1;
+}
