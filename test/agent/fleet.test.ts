@@ -15,7 +15,9 @@ import { purgeFinishedJobs } from "../../src/monitor/retention.js";
 import { startTestServer, type TestServer } from "../rpc/fixtures.js";
 import { until } from "../support/poll.js";
 import { insertFleet, startAgentFarm, type AgentFarm } from "./fleet-farm.js";
-import { openAgentHarness, type AgentHarness } from "./support.js";
+import { openAgentHarness, quiet, type AgentHarness } from "./support.js";
+import { agentRpcServices } from "../../src/agent/rpc-services.js";
+import { runAgentsFleet } from "../../src/commands/agents-fleet.js";
 
 const SERVERS = 50;
 const WORK_MS = "200";
@@ -37,7 +39,9 @@ beforeAll(async () => {
   const principals: Record<string, Principal> = {
     "operator-token": { id: "u-oper", kind: "user", roles: ["operator"], displayName: "Otto", accountIds: [a.accountId] },
   };
-  jobsServer = await startTestServer({ services: [jobHandlers(a.jobs)], authenticate: async (t) => principals[t] ?? null });
+  // JobService and the agent services on one address, as the dispatcher serves them (what the CLI calls).
+  const services = [jobHandlers(a.jobs), ...agentRpcServices({ config: a.h.config, sql: a.h.sql, jobs: a.jobs, log: quiet() })];
+  jobsServer = await startTestServer({ services, authenticate: async (t) => principals[t] ?? null });
 }, 60_000);
 
 afterAll(async () => {
@@ -225,7 +229,7 @@ describe("with a worker", () => {
     const first = await runFleet({ selector: { accountId: a.accountId, regionId: "r1", namePrefix: "fleet-1" }, idempotencyKey: key, maxConcurrency: 20, args: ["0"] });
     // fleet-1 and fleet-10 … fleet-19
     expect(first.serverCount).toBe(11);
-    const again = await runFleet({ selector: { accountId: a.accountId, namePrefix: "fleet-1" }, idempotencyKey: key });
+    const again = await runFleet({ selector: { accountId: a.accountId, regionId: "", namePrefix: "fleet-1" }, idempotencyKey: key });
     expect(again.job?.id).toBe(first.job?.id);
     const end = await a.h.waitForState(first.job?.id ?? "", ["SUCCEEDED", "FAILED"], 20_000);
     expect(end.state).toBe("SUCCEEDED");
@@ -244,11 +248,51 @@ describe("with a worker", () => {
   }, 30_000);
 });
 
+describe("dispatcher agents run-fleet", () => {
+  const io = () => {
+    let out = "";
+    let err = "";
+    return { out: (t: string) => void (out += t), err: (t: string) => void (err += t), stdout: () => out, stderr: () => err };
+  };
+
+  it("--wait follows the parent with a progress line per change and exits 0 when every server succeeded", async () => {
+    process.env.DISPATCHER_CLIENT_TOKEN = "operator-token";
+    try {
+      const t = io();
+      const code = await runAgentsFleet(["work", "100"], { address: jobsServer.address, server: servers.slice(0, 10), env: [], maxConcurrency: 3, wait: true, tty: false, io: t });
+      expect(code, t.stderr()).toBe(0);
+      const lines = t.stderr().trim().split("\n");
+      expect(lines[0]).toMatch(/^job [0-9A-Z]{26}: 10 servers$/);
+      expect(lines.length).toBeGreaterThan(2);
+      expect(lines.at(-1)).toBe(`[${"#".repeat(30)}] 10/10 · 10 ok · 0 failed · 0 cancelled · 0 running · 0 pending`);
+      expect(t.stdout()).toBe("SUCCEEDED: 10 of 10 servers succeeded, 0 failed, 0 cancelled\n");
+    } finally {
+      delete process.env.DISPATCHER_CLIENT_TOKEN;
+    }
+  }, 30_000);
+
+  it("exits 1 when the error budget stopped it, naming the servers that failed", async () => {
+    process.env.DISPATCHER_CLIENT_TOKEN = "operator-token";
+    farm.failing.add(servers[0] as string).add(servers[1] as string);
+    try {
+      const t = io();
+      const code = await runAgentsFleet(["work", "0"], { address: jobsServer.address, server: servers.slice(0, 6), env: [], maxConcurrency: 1, errorBudget: 2, wait: true, tty: false, io: t });
+      expect(code).toBe(1);
+      expect(t.stdout()).toMatch(/^FAILED: 0 of 6 servers succeeded, 2 failed, 4 cancelled\nABORTED: stopped after 2 of 6 servers failed/);
+      expect(t.stdout()).toContain(`server ${servers[0]}: FAILED_PRECONDITION: the command exited with code 1`);
+      expect(t.stdout()).toContain(`server ${servers[1]}: FAILED_PRECONDITION`);
+    } finally {
+      farm.failing.clear();
+      delete process.env.DISPATCHER_CLIENT_TOKEN;
+    }
+  }, 30_000);
+});
+
 describe("scope and validation", () => {
   it("another account's server is NOT_FOUND, like one that does not exist; so is another account's selector", async () => {
     expect(await codeOf(runFleet({ serverIds: [servers[0] as string] }, a.tokens.stranger))).toBe(Code.NOT_FOUND);
     expect(await codeOf(runFleet({ serverIds: [servers[0] as string, newId()] }))).toBe(Code.NOT_FOUND);
-    expect(await codeOf(runFleet({ selector: { accountId: a.accountId } }, a.tokens.stranger))).toBe(Code.NOT_FOUND);
+    expect(await codeOf(runFleet({ selector: { accountId: a.accountId, regionId: "", namePrefix: "" } }, a.tokens.stranger))).toBe(Code.NOT_FOUND);
   });
 
   it("rejects bad requests with field violations", async () => {
