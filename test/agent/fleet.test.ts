@@ -317,3 +317,12 @@ describe("scope and validation", () => {
     expect(err?.details).toContain(bare);
   });
 });
+
+describe("a worker with two slots", () => {
+  it("runs two fleet commands started together: parents never take every slot, so their children always have room", async () => {
+    await worker?.stop(2_000);
+    worker = await startWorker({ resources: { ...a.h.resources("w2"), relay: a.relay }, catalog: a.h.catalog, concurrency: 2 });
+    const [one, two] = await Promise.all([runFleet({ serverIds: servers.slice(0, 3), maxConcurrency: 1, args: ["0"] }), runFleet({ serverIds: servers.slice(3, 6), maxConcurrency: 1, args: ["0"] })]);
+    for (const r of [one, two]) expect((await a.h.waitForState(r.job?.id ?? "", ["SUCCEEDED", "FAILED", "CANCELLED"], 30_000)).state).toBe("SUCCEEDED");
+  }, 60_000);
+});
