@@ -17,7 +17,7 @@ import { createApiKeyForEmail } from "../src/iam/api-keys/keys.js";
 import { insertFleet, startAgentFarm } from "../test/agent/fleet-farm.js";
 import { insertAccount } from "../test/support/rows.js";
 import { runFloor } from "./floor.js";
-import { benchEnvironment, CORES, cpuSeconds, machineTicks, round, runDispatcher, say, startDispatcher, stopProcess } from "./support.js";
+import { benchEnvironment, CORES, cpuSeconds, machineTicks, percentile, round, runDispatcher, say, startDispatcher, stopProcess } from "./support.js";
 
 const SERVERS = Number(process.env.BENCH_FLEET_SERVERS ?? 2000);
 const LIMIT = Number(process.env.BENCH_FLEET_CONCURRENCY ?? 50);
@@ -91,10 +91,11 @@ try {
   const [parent] = await sql.query<{ created: Date; started: Date; ended: Date; state: string }>`
     SELECT created_at AS created, started_at AS started, ended_at AS ended, state FROM jobs WHERE id = ${run.id}`;
   if (!parent || run.state !== JobState.JOB_STATE_SUCCEEDED) throw new Error(`the fleet command ended ${parent?.state ?? "nowhere"}`);
-  const events = await sql.query<{ type: string; fromState: string | null; toState: string; at: Date }>`
-    SELECT e.type, e.from_state AS fromState, e.to_state AS toState, e.created_at AS at
+  const events = await sql.query<{ jobId: string; type: string; fromState: string | null; toState: string; at: Date }>`
+    SELECT e.job_id AS jobId, e.type, e.from_state AS fromState, e.to_state AS toState, e.created_at AS at
       FROM job_events e JOIN jobs j ON j.id = e.job_id WHERE j.parent_id = ${run.id}`;
   const maxRunningEvents = maxRunning(events);
+  const phases = phaseLatencies(events);
   const [children] = await sql.query<{ n: bigint; ok: bigint }>`
     SELECT COUNT(*) AS n, SUM(state = 'SUCCEEDED') AS ok FROM jobs WHERE parent_id = ${run.id}`;
 
@@ -126,6 +127,9 @@ try {
     max_running_from_events: maxRunningEvents,
     max_running_at_agents: farm.maxInFlight,
     within_limit: maxRunningEvents <= LIMIT && farm.maxInFlight <= LIMIT,
+    released_to_started_ms: phases.queue,
+    started_to_ended_beyond_work_ms: phases.run,
+    ended_to_next_release_ms: phases.reaction,
     within_bound: parentS <= idealS * BOUND_SLACK,
     machine_busy_percent: round(busy * 100, 0),
     cpu_s: { dispatcher: round(cpu.dispatcher, 2), worker: round(cpu.worker, 2) },
@@ -133,6 +137,7 @@ try {
   say(`  RunFleetCommand: ${SERVERS} children written in ${figures.create_call_ms} ms = ${figures.children_created_per_s} children/s`);
   if (floor) say(`  against the floor (same run): ${figures.creation_ratio_to_floor_batch} × its batch ${floor.jobs_per_s} jobs/s (target ≥ 1); ${figures.creation_ratio_to_floor_batch_enqueue} × its batch enqueue ${floorEnqueue}/s`);
   say(`  parent: ${figures.parent_s} s from creation to end; the limit's bound ceil(${SERVERS}/${LIMIT}) × ${WORK_MS} ms = ${figures.ideal_s} s → ${figures.parent_ratio_to_ideal} × (within ${BOUND_SLACK}×: ${figures.within_bound})`);
+  say(`  per child (p50 / p99 ms): released → started ${phases.queue.p50} / ${phases.queue.p99}; started → ended beyond the ${WORK_MS} ms of work ${phases.run.p50} / ${phases.run.p99}; an end → the release it made room for ${phases.reaction.p50} / ${phases.reaction.p99}`);
   say(`  most running at once: ${maxRunningEvents} from the children's events, ${farm.maxInFlight} at the agents (limit ${LIMIT})`);
   say(`  cpu: dispatcher ${figures.cpu_s.dispatcher} s, worker ${figures.cpu_s.worker} s; machine ${figures.machine_busy_percent}% of ${CORES} cores busy; load average ${load()}`);
   process.stdout.write(`${JSON.stringify(figures)}\n`);
@@ -144,6 +149,34 @@ try {
   await sql.end();
   await db.$disconnect();
   await bench.drop();
+}
+
+/**
+ * Where a child's time goes, p50 and p99: released → started (relay, JetStream, the worker's start), started → ended
+ * beyond the command's own work (the handler's reads, the agent call, the completion), and a child's end → the release
+ * it made room for (doorbell, the parent's round). The k-th release after the first LIMIT pairs with the k-th end.
+ */
+function phaseLatencies(events: { type: string; jobId?: string; fromState: string | null; toState: string; at: Date }[]) {
+  const byJob = new Map<string, { released?: number; started?: number; ended?: number }>();
+  for (const e of events) {
+    const t = byJob.get(e.jobId ?? "") ?? {};
+    if (e.type === "released") t.released = e.at.getTime();
+    else if (e.type === "started") t.started ??= e.at.getTime();
+    else if (e.fromState === "RUNNING" && e.toState !== "RUNNING") t.ended = e.at.getTime();
+    byJob.set(e.jobId ?? "", t);
+  }
+  const all = [...byJob.values()];
+  const stat = (xs: number[]) => {
+    const sorted = xs.filter((x) => Number.isFinite(x)).sort((x, y) => x - y);
+    return { p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
+  };
+  const releases = all.map((t) => t.released ?? NaN).filter(Number.isFinite).sort((x, y) => x - y);
+  const ends = all.map((t) => t.ended ?? NaN).filter(Number.isFinite).sort((x, y) => x - y);
+  return {
+    queue: stat(all.map((t) => (t.started ?? NaN) - (t.released ?? NaN))),
+    run: stat(all.map((t) => (t.ended ?? NaN) - (t.started ?? NaN) - WORK_MS)),
+    reaction: stat(releases.slice(LIMIT).map((r, k) => r - (ends[k] ?? NaN))),
+  };
 }
 
 /** The most children RUNNING at once, from their events (at one millisecond, an end before a start). */
