@@ -1,5 +1,5 @@
 // gRPC handlers of dispatcher.v1.AgentRegistrationService and dispatcher.v1.ServerAgentService: proto ⇄ domain.
-import { AgentConnectionState, AgentRegistrationServiceService as R, ServerAgentServiceService as S, type Agent } from "../gen/proto/dispatcher/v1/agents.js";
+import { AgentConnectionState, AgentRegistrationServiceService as R, ServerAgentServiceService as S, type Agent, type RunFleetCommandRequest } from "../gen/proto/dispatcher/v1/agents.js";
 import { IDEMPOTENCY_KEY_RULES, jobToProto } from "../jobs/mapper.js";
 import { defineService, unary, type RpcService } from "../rpc/adapter.js";
 import { validateOne, type Violations } from "../rpc/validate.js";
@@ -7,6 +7,8 @@ import type { RegistrationService } from "./registration.js";
 import type { AgentConnectionState as State } from "./repository.js";
 import { DEFAULT_SCRIPT_TIMEOUT_MS, MAX_SCRIPT_TIMEOUT_MS } from "./run-script-kind.js";
 import type { AgentView, ServerAgentService } from "./service.js";
+import { DEFAULT_FLEET_CONCURRENCY, MAX_FLEET_CONCURRENCY, MAX_FLEET_SERVERS } from "./fleet-kind.js";
+import type { FleetService, RunFleetCommandInput } from "./fleet.js";
 
 const STATE_TO_PROTO: Readonly<Record<State, AgentConnectionState>> = {
   CONNECTED: AgentConnectionState.AGENT_CONNECTION_STATE_CONNECTED,
@@ -46,7 +48,7 @@ export function registrationHandlers(registration: RegistrationService): RpcServ
   });
 }
 
-export function serverAgentHandlers(agents: ServerAgentService): RpcService {
+export function serverAgentHandlers(agents: ServerAgentService, fleet: FleetService): RpcService {
   return defineService(S, {
     getServerAgent: unary(S.getServerAgent, async (req, ctx) => {
       const serverId = validateOne((v) => v.string("server_id", req.serverId, ID_RULES));
@@ -63,7 +65,46 @@ export function serverAgentHandlers(agents: ServerAgentService): RpcService {
       }));
       return { job: jobToProto(await agents.runServerScript(ctx.principal, input)) };
     }),
+    runFleetCommand: unary(S.runFleetCommand, async (req, ctx) => {
+      const input = validateOne((v) => fleetInput(v, req));
+      const r = await fleet.runFleetCommand(ctx.principal, input);
+      return { job: jobToProto(r.job), serverCount: r.servers };
+    }),
   });
+}
+
+/** RunFleetCommandRequest → the service's input: server ids xor a selector, the command, the limits. */
+function fleetInput(v: Violations, req: RunFleetCommandRequest): RunFleetCommandInput {
+  const hasSelector = req.selector !== undefined && Boolean(req.selector.accountId || req.selector.regionId || req.selector.namePrefix);
+  if (hasSelector && req.serverIds.length > 0) v.add("selector", "give server_ids or a selector, not both");
+  if (!hasSelector && req.serverIds.length === 0) v.add("server_ids", "give server ids or a selector");
+  if (req.serverIds.length > MAX_FLEET_SERVERS) v.add("server_ids", `at most ${MAX_FLEET_SERVERS} servers`);
+  const seen = new Set<string>();
+  const serverIds = req.serverIds.slice(0, MAX_FLEET_SERVERS).map((id, i) => {
+    const checked = v.string(`server_ids[${i}]`, id, ID_RULES);
+    if (seen.has(id)) v.add(`server_ids[${i}]`, "repeats an earlier server");
+    seen.add(id);
+    return checked;
+  });
+  const selector =
+    hasSelector && req.selector
+      ? {
+          accountId: v.string("selector.account_id", req.selector.accountId, ID_RULES),
+          regionId: v.optionalString("selector.region_id", req.selector.regionId, { max: 64 }) || undefined,
+          namePrefix: v.optionalString("selector.name_prefix", req.selector.namePrefix, { max: 128 }) || undefined,
+        }
+      : null;
+  return {
+    serverIds,
+    selector,
+    command: v.string("command", req.command, { max: 4096 }),
+    args: stringList(v, "args", req.args),
+    env: envMap(v, req.env),
+    timeoutMs: timeoutMs(v, req.timeout),
+    maxConcurrency: req.maxConcurrency === 0 ? DEFAULT_FLEET_CONCURRENCY : v.int("max_concurrency", req.maxConcurrency, 1, MAX_FLEET_CONCURRENCY),
+    errorBudget: req.errorBudget === 0 ? 1 : v.int("error_budget", req.errorBudget, 1, MAX_FLEET_SERVERS),
+    idempotencyKey: v.optionalString("idempotency_key", req.idempotencyKey, IDEMPOTENCY_KEY_RULES),
+  };
 }
 
 function stringList(v: Violations, field: string, list: string[]): string[] {

@@ -10,8 +10,9 @@ import { registrationHandlers, serverAgentHandlers } from "./handlers.js";
 import { createRegistrationService } from "./registration.js";
 import { credentialKeyOf } from "./secrets.js";
 import { createServerAgentService } from "./service.js";
+import { createFleetService } from "./fleet.js";
 
-export function agentRpcServices(deps: { config: Config; sql: SqlPool; jobs: Pick<JobService, "createJob">; log: Logger; now?: () => Date }): RpcService[] {
+export function agentRpcServices(deps: { config: Config; sql: SqlPool; jobs: Pick<JobService, "createJob" | "findByIdempotencyKey">; log: Logger; now?: () => Date }): RpcService[] {
   const registration = createRegistrationService({
     sql: deps.sql,
     credentialKey: () => credentialKeyOf(deps.config),
@@ -22,5 +23,5 @@ export function agentRpcServices(deps: { config: Config; sql: SqlPool; jobs: Pic
     log: deps.log,
     now: deps.now,
   });
-  return [registrationHandlers(registration), serverAgentHandlers(createServerAgentService(deps.sql, deps.jobs))];
+  return [registrationHandlers(registration), serverAgentHandlers(createServerAgentService(deps.sql, deps.jobs), createFleetService(deps.sql, deps.jobs))];
 }

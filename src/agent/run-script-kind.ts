@@ -25,6 +25,11 @@ export const runScriptPayload = z.object({
   env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).max(256), z.string().max(4096)).default({}),
   timeoutMs: z.number().int().min(1).max(MAX_SCRIPT_TIMEOUT_MS).default(DEFAULT_SCRIPT_TIMEOUT_MS),
   maxOutputBytes: z.number().int().min(1).max(MAX_OUTPUT_BYTES).default(MAX_OUTPUT_BYTES),
+  /**
+   * A command that exits other than 0 (or times out) fails the job, its output in the error's details, instead of
+   * succeeding with the exit code in the result: what a fleet command's children count as a failure.
+   */
+  failOnNonZeroExit: z.boolean().default(false),
 });
 
 export type RunScriptPayload = z.output<typeof runScriptPayload>;
@@ -51,19 +56,21 @@ export const runScriptKind: JobKind<RunScriptPayload> = {
         { command: p.command, args: p.args, env: p.env, timeout: millisToDuration(p.timeoutMs), maxOutputBytes: p.maxOutputBytes },
         { deadline: new Date(Date.now() + p.timeoutMs + CALL_SLACK_MS), signal: ctx.signal },
       );
-      return {
-        status: "succeeded",
-        result: {
-          agentId: agent.id,
-          exitCode: r.exitCode,
-          stdout: r.stdout.toString("utf8"),
-          stderr: r.stderr.toString("utf8"),
-          stdoutTruncated: r.stdoutTruncated,
-          stderrTruncated: r.stderrTruncated,
-          timedOut: r.timedOut,
-          durationMs: r.duration ? Number(r.duration.seconds) * 1000 + Math.round(r.duration.nanos / 1e6) : 0,
-        },
+      const result = {
+        agentId: agent.id,
+        exitCode: r.exitCode,
+        stdout: r.stdout.toString("utf8"),
+        stderr: r.stderr.toString("utf8"),
+        stdoutTruncated: r.stdoutTruncated,
+        stderrTruncated: r.stderrTruncated,
+        timedOut: r.timedOut,
+        durationMs: r.duration ? Number(r.duration.seconds) * 1000 + Math.round(r.duration.nanos / 1e6) : 0,
       };
+      if (p.failOnNonZeroExit && (r.timedOut || r.exitCode !== 0)) {
+        const what = r.timedOut ? `timed out after ${p.timeoutMs} ms` : `exited with code ${r.exitCode}`;
+        throw new PermanentJobError(`the command ${what} on server ${p.serverId}`, "FAILED_PRECONDITION", { serverId: p.serverId, ...result });
+      }
+      return { status: "succeeded", result };
     } catch (err) {
       if (!(err instanceof AgentCallError)) throw err;
       if (err.unreachable) throw new RetryableJobError(`agent of server ${p.serverId} did not answer (${Code[err.code]})`, "UNAVAILABLE", { cause: err });

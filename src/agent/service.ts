@@ -47,7 +47,7 @@ export function createServerAgentService(sql: SqlPool, jobs: Pick<JobService, "c
       if (server.state === "TERMINATED" || server.state === "TERMINATING") throw new FailedPreconditionError(`server ${server.id} is ${server.state.toLowerCase()}`, "SERVER_TERMINATED");
       const agent = await repo.findAgentByServer(sql, server.id);
       if (!agent || agent.state === "GONE") throw new FailedPreconditionError(`server ${server.id} has no registered agent`, "NO_AGENT");
-      const payload: RunScriptPayload = { serverId: server.id, command: input.command, args: input.args, env: input.env, timeoutMs: input.timeoutMs, maxOutputBytes: 64 * 1024 };
+      const payload: RunScriptPayload = { serverId: server.id, command: input.command, args: input.args, env: input.env, timeoutMs: input.timeoutMs, maxOutputBytes: 64 * 1024, failOnNonZeroExit: false };
       const { job } = await jobs.createJob({ kind: RUN_SCRIPT_KIND, payload, requester: principal, resource: { type: "server", id: server.id }, idempotencyKey: input.idempotencyKey || null });
       return job;
     },

@@ -1,4 +1,5 @@
 // The job catalog of this build, assembled from the kinds each domain declares beside its own code.
+import { fleetRunKind } from "../agent/fleet-kind.js";
 import { runScriptKind } from "../agent/run-script-kind.js";
 import { JobCatalog } from "../jobs/catalog.js";
 import { diagnosticKind } from "../jobs/kinds/diagnostic.js";
@@ -12,6 +13,7 @@ export function buildCatalog(): JobCatalog {
   const catalog = new JobCatalog();
   catalog.register(diagnosticKind);
   catalog.register(runScriptKind);
+  catalog.register(fleetRunKind);
   catalog.register(accountDiscoverKind);
   for (const kind of SERVER_KINDS) catalog.register(kind);
   for (const kind of RESOURCE_KINDS) catalog.register(kind);

@@ -63,7 +63,7 @@ import {
   StopServerRequest,
   TerminateServerRequest,
 } from "../gen/proto/dispatcher/v1/servers.js";
-import { GetServerAgentRequest, RunServerScriptRequest, ServerAgentServiceService } from "../gen/proto/dispatcher/v1/agents.js";
+import { GetServerAgentRequest, RunFleetCommandRequest, RunServerScriptRequest, ServerAgentServiceService } from "../gen/proto/dispatcher/v1/agents.js";
 import * as network from "../gen/proto/dispatcher/v1/network.js";
 import * as storage from "../gen/proto/dispatcher/v1/storage.js";
 import { GetServerInfoRequest, SystemServiceService, WhoAmIRequest } from "../gen/proto/dispatcher/v1/system.js";
@@ -229,7 +229,7 @@ const IMAGE_REQUESTS = {
 export type VolumeClient = PromiseClient<typeof storage.VolumeServiceService, typeof VOLUME_REQUESTS>;
 export type SnapshotClient = PromiseClient<typeof storage.SnapshotServiceService, typeof SNAPSHOT_REQUESTS>;
 export type ImageClient = PromiseClient<typeof storage.ImageServiceService, typeof IMAGE_REQUESTS>;
-const AGENT_REQUESTS = { getServerAgent: GetServerAgentRequest, runServerScript: RunServerScriptRequest };
+const AGENT_REQUESTS = { getServerAgent: GetServerAgentRequest, runServerScript: RunServerScriptRequest, runFleetCommand: RunFleetCommandRequest };
 export type AgentClient = PromiseClient<typeof ServerAgentServiceService, typeof AGENT_REQUESTS>;
 export type BudgetCodeClient = PromiseClient<typeof BudgetCodeServiceService, typeof BUDGET_CODE_REQUESTS>;
 const ANALYTICS_REQUESTS = { queryServerMetrics: QueryServerMetricsRequest, fleetSummary: FleetSummaryRequest, reportUsage: ReportUsageRequest };

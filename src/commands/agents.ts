@@ -1,8 +1,9 @@
-// `dispatcher agents show|run`: a server's agent, and commands run through it as agent.run_script jobs (the
+// `dispatcher agents show|run|run-fleet`: a server's agent, and commands run through it as agent.run_script jobs (the
 // client's address and API key come from client.address and client.token / DISPATCHER_CLIENT_TOKEN).
 import { InvalidArgumentError as CommanderInvalidArgument, type Command } from "commander";
 import { Agent, agentConnectionStateToJSON } from "../gen/proto/dispatcher/v1/agents.js";
 import { Job, JobState } from "../gen/proto/dispatcher/v1/jobs.js";
+import { addFleetCommand } from "./agents-fleet.js";
 import { json, time, withClient, type ClientCommandOptions } from "./client-command.js";
 
 const TERMINAL = new Set([JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_FAILED, JobState.JOB_STATE_CANCELLED]);
@@ -91,4 +92,5 @@ export function addAgentsCommands(program: Command, configFile: () => string | u
     .action(async (serverId: string, command: string, args: string[], opts: Omit<AgentRunOptions, "configFile">) =>
       setExit(await runAgentsRun(serverId, [command, ...args], { configFile: configFile(), ...opts })),
     );
+  addFleetCommand(agents, configFile, setExit);
 }

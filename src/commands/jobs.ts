@@ -16,6 +16,8 @@ export interface ListOptions extends JobCommandOptions {
   kind?: string | undefined;
   resource?: { type: string; id: string } | undefined;
   requestedBy?: string | undefined;
+  /** Children of this job (a fleet command's servers). */
+  parent?: string | undefined;
   limit: number;
   pageToken?: string | undefined;
   all?: boolean | undefined;
@@ -44,6 +46,11 @@ function describeJob(j: Job): string {
     ["ended", time(j.endTime)],
     ["deadline", time(j.deadline)],
   ];
+  if (j.parentId) lines.push(["parent", j.parentId]);
+  if (j.children) {
+    const c = j.children;
+    lines.push(["children", `${c.total}: ${c.succeeded} succeeded, ${c.failed} failed, ${c.cancelled} cancelled, ${c.running} running, ${c.pending} pending (jobs ls --parent ${j.id})`]);
+  }
   if (j.error) lines.push(["error", `${j.error.code}: ${j.error.message}`]);
   if (j.result) lines.push(["result", JSON.stringify(j.result)]);
   return lines.map(([k, v]) => `${`${k}:`.padEnd(17)}${v}`).join("\n") + "\n";
@@ -59,7 +66,7 @@ export async function runJobsList(options: ListOptions): Promise<number> {
     const jobs: Job[] = [];
     let token = options.pageToken ?? "";
     do {
-      const page = await c.jobs.listJobs({ pageSize: options.limit, pageToken: token, state: options.state, kind: options.kind, resource: options.resource, requestedBy: options.requestedBy });
+      const page = await c.jobs.listJobs({ pageSize: options.limit, pageToken: token, state: options.state, kind: options.kind, resource: options.resource, requestedBy: options.requestedBy, parentId: options.parent });
       jobs.push(...page.jobs);
       token = page.nextPageToken;
     } while (options.all && token);
@@ -154,11 +161,12 @@ export function addJobCommands(program: Command, configFile: () => string | unde
     .option("--kind <kind>", "job kind, e.g. diagnostic")
     .option("--resource <type[/id]>", "jobs acting on this resource", parseResource)
     .option("--requested-by <principal>", "jobs this principal requested")
+    .option("--parent <job id>", "children of this job (e.g. a fleet command's servers)")
     .option("-n, --limit <n>", "jobs per page (1–1000)", parseLimit, 50)
     .option("--page-token <token>", "continue a previous listing")
     .option("--all", "fetch every page", false)
     .option("--json", "one JSON object instead of a table", false)
-    .action(async (opts: { state?: JobState; kind?: string; resource?: { type: string; id: string }; requestedBy?: string; limit: number; pageToken?: string; all: boolean }, cmd: Command) =>
+    .action(async (opts: { state?: JobState; kind?: string; resource?: { type: string; id: string }; requestedBy?: string; parent?: string; limit: number; pageToken?: string; all: boolean }, cmd: Command) =>
       setExit(await runJobsList({ ...common(cmd), ...opts })),
     );
 

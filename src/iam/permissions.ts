@@ -119,6 +119,8 @@ export const METHOD_PERMISSIONS: Readonly<Record<string, string>> = Object.freez
   "/dispatcher.v1.AgentRegistrationService/RenewAgent": "agents.renew",
   "/dispatcher.v1.ServerAgentService/GetServerAgent": "servers.read",
   "/dispatcher.v1.ServerAgentService/RunServerScript": "agents.execute",
+  // A command on many servers at once (and agents.execute, checked by the service, for each of them).
+  "/dispatcher.v1.ServerAgentService/RunFleetCommand": "agents.execute_fleet",
 
   // Network resources: reads are scoped to the caller's accounts like servers; changes start jobs (operators).
   "/dispatcher.v1.FirewallService/CreateFirewall": "firewalls.write",

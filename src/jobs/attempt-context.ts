@@ -81,6 +81,8 @@ export function createAttemptControl(options: AttemptControlOptions): AttemptCon
     drivers: services.drivers,
     km: () => services.km(),
     config: services.config,
+    nats: services.nats,
+    relay: services.relay,
     jobId: ref.jobId,
     kind: ref.kind,
     attempt: ref.attempt,
@@ -138,6 +140,8 @@ export function classifyFailure(err: unknown, control: AttemptControl, log: Logg
   } else if (reason instanceof JobTimeoutError) {
     return { type: "timed_out", error: { code: "DEADLINE_EXCEEDED", message: reason.message } };
   }
+  // A handler that found its job no longer held by this attempt (e.g. a parent's release round) gives it up.
+  if (err instanceof LeaseLostError) return { type: "lease_lost" };
   if (err instanceof PermanentJobError) {
     return { type: "permanent", error: { code: err.code, message: err.message, ...(Object.keys(err.details).length ? { details: err.details } : {}) } };
   }

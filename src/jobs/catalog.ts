@@ -5,6 +5,8 @@ import type { Config } from "../config.js";
 import type { Sql, SqlPool } from "../db/sql.js";
 import type { KmClient } from "../km/client.js";
 import type { Logger } from "../log.js";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { OutboxPublisher } from "./relay.js";
 
 /**
  * What job code may use of the process it runs in, and nothing more: the provisioning database, the clock, the cloud
@@ -23,6 +25,10 @@ export interface JobServices {
   km(): KmClient;
   /** The settings handlers read (agent credentials and bootstrap, the discovery interval, the endpoints agents may not have). */
   config: Pick<Config, "mode" | "dataDir" | "agent" | "discovery" | "server" | "bridge" | "console" | "km" | "provisioning" | "analytics" | "mq" | "telemetry">;
+  /** This process's NATS connection, where it has one: a parent job listens to its children's doorbells on it. */
+  nats?: NatsConnection | undefined;
+  /** Publishes outbox rows this process committed at once (a parent releasing children); without it the relays' poll loops do within seconds. */
+  relay?: OutboxPublisher | undefined;
 }
 
 /** What a handler (or a completion check) receives besides its payload: its attempt, and the job services. */
@@ -68,6 +74,8 @@ export interface JobKind<P = unknown> {
   timeoutMs: number;
   /** Permission an RPC needs to start a job of this kind. */
   permission: string;
+  /** Jobs of this kind create children (src/jobs/children.ts): GetJob and WatchJob report their counts. */
+  parent?: boolean;
 }
 
 export class JobCatalog {

@@ -50,6 +50,8 @@ export function jobToProto(job: Job): JobMessage {
     startTime: job.startedAt ?? undefined,
     endTime: job.endedAt ?? undefined,
     deadline: job.deadlineAt ?? undefined,
+    parentId: job.parentId ?? "",
+    children: job.children,
   });
 }
 
@@ -79,10 +81,11 @@ export function listFilters(v: Violations, req: ListJobsRequest) {
     resource = id ? { type, id } : { type };
   }
   const accountId = v.optionalString("account_id", req.accountId, { max: 64 }) || undefined;
+  const parentId = v.optionalString("parent_id", req.parentId, { max: 64 }) || undefined;
   const createdAfter = validTime(v, "created_after", req.createdAfter);
   const createdBefore = validTime(v, "created_before", req.createdBefore);
   if (createdAfter && createdBefore && createdAfter >= createdBefore) v.add("created_before", "must be later than created_after");
-  return { state, kind, requestedBy, resource, accountId, createdAfter, createdBefore };
+  return { state, kind, requestedBy, resource, accountId, parentId, createdAfter, createdBefore };
 }
 
 function validTime(v: Violations, field: string, value: Date | undefined): Date | undefined {

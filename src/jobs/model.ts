@@ -1,4 +1,5 @@
 // The job as services see it (no Prisma or proto types), and the rules about its states.
+import type { ChildCounts } from "./children.js";
 
 export const JOB_STATES = ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"] as const;
 export type JobState = (typeof JOB_STATES)[number];
@@ -47,11 +48,16 @@ export interface Job {
   startedAt: Date | null;
   endedAt: Date | null;
   deadlineAt: Date | null;
+  /** The job that created this one with its siblings (a fleet command), or null. */
+  parentId: string | null;
+  /** A parent's children by state (GetJob and WatchJob read them for kinds that create children). */
+  children?: ChildCounts;
 }
 
 /** Event types recorded in a job's history. */
 export type JobEventType =
   | "created"
+  | "released"
   | "started"
   | "progress"
   | "pending"

@@ -2,6 +2,7 @@
 // listing (keyset pages), and the operator transitions cancel and retry. The job tables are reached through the `Sql`
 // layer only (src/db/sql.ts): Prisma costs several times the driver's CPU per statement on the hot path.
 import { sqlFragment, sqlJoin, type Sql, type SqlFragment, type SqlPool } from "../db/sql.js";
+import { cancelUnstartedChildren } from "./children.js";
 import { appendEvent } from "./events.js";
 import type { Job, JobState, ResourceRef } from "./model.js";
 import { enqueuePublication, insertOutboxEntries, type OutboxRef } from "./outbox.js";
@@ -10,7 +11,7 @@ const JOB_COLUMNS = sqlFragment`id, kind, state, attempt, max_attempts AS maxAtt
   progress_message AS progressMessage, error_code AS errorCode, error_message AS errorMessage, error_details AS errorDetails,
   result, payload, requested_by AS requestedBy, resource_type AS resourceType, resource_id AS resourceId,
   idempotency_key AS idempotencyKey, trace_id AS traceId, cancel_requested AS cancelRequested, created_at AS createdAt,
-  updated_at AS updatedAt, started_at AS startedAt, ended_at AS endedAt, deadline_at AS deadlineAt`;
+  updated_at AS updatedAt, started_at AS startedAt, ended_at AS endedAt, deadline_at AS deadlineAt, parent_id AS parentId`;
 
 interface JobRow {
   id: string;
@@ -36,6 +37,7 @@ interface JobRow {
   startedAt: Date | null;
   endedAt: Date | null;
   deadlineAt: Date | null;
+  parentId: string | null;
 }
 
 /** JSON columns arrive parsed through the driver adapter; a string (other drivers) is parsed here. */
@@ -76,6 +78,7 @@ export function rowToJob(r: JobRow): Job {
     startedAt: r.startedAt,
     endedAt: r.endedAt,
     deadlineAt: r.deadlineAt,
+    parentId: r.parentId ?? null,
   };
 }
 
@@ -158,6 +161,7 @@ function queuedJob(j: NewJob): Job {
     startedAt: null,
     endedAt: null,
     deadlineAt: j.deadlineAt,
+    parentId: null,
   };
 }
 
@@ -184,6 +188,8 @@ export interface JobFilter {
   requestedBy?: string | undefined;
   /** Jobs whose resource is this account or one of its servers. */
   accountId?: string | undefined;
+  /** Children of this job. */
+  parentId?: string | undefined;
   /** created_at ≥ createdAfter and < createdBefore. */
   createdAfter?: Date | undefined;
   createdBefore?: Date | undefined;
@@ -228,6 +234,7 @@ export function listJobsStatement(filter: JobFilter, after: JobCursor | null, li
   if (filter.requestedBy) where.push(sqlFragment`requested_by = ${filter.requestedBy}`);
   if (filter.ownedBy) where.push(sqlFragment`requested_by = ${filter.ownedBy}`);
   if (filter.accountId) where.push(sqlFragment`account_id = ${filter.accountId}`);
+  if (filter.parentId) where.push(sqlFragment`parent_id = ${filter.parentId}`);
   if (filter.createdAfter) where.push(sqlFragment`created_at >= ${filter.createdAfter}`);
   if (filter.createdBefore) where.push(sqlFragment`created_at < ${filter.createdBefore}`);
   if (filter.visibleTo) where.push(visibleToClause(filter.visibleTo));
@@ -264,6 +271,8 @@ export async function cancelJob(pool: SqlPool, id: string, actor: string, reason
       if (cancelled === 1) {
         const attempt = await attemptOf(tx, id);
         await appendEvent(tx, { jobId: id, type: "cancelled", fromState: "QUEUED", toState: "CANCELLED", attempt, actor, message });
+        // A parent cancelled before it started never releases its children: they end with it.
+        await cancelUnstartedChildren(tx, id, actor, `job ${id} was cancelled`);
         return { outcome: "cancelled", job: (await findJob(tx, id)) as Job };
       }
       const requested = await tx.execute`

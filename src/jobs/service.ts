@@ -14,6 +14,7 @@ import { isAllowed } from "../iam/permissions.js";
 import { storedTraceContext } from "../telemetry/propagation.js";
 import { ATTR_JOB_ID, currentTraceId, jobAttributes, withSpan } from "../telemetry/spans.js";
 import type { JobCatalog, JobKind } from "./catalog.js";
+import { childCounts, NO_CHILDREN } from "./children.js";
 import { appendEvent, listEvents, ringDoorbell } from "./events.js";
 import type { Job, JobEvent, JobState, ResourceRef } from "./model.js";
 import type { OutboxRef } from "./outbox.js";
@@ -70,6 +71,8 @@ export interface ListJobsQuery {
   resource?: { type: string; id?: string | undefined } | undefined;
   requestedBy?: string | undefined;
   accountId?: string | undefined;
+  /** Children of this job. */
+  parentId?: string | undefined;
   createdAfter?: Date | undefined;
   createdBefore?: Date | undefined;
   pageSize: number;
@@ -141,6 +144,12 @@ export function createJobService(options: JobServiceOptions): JobService {
     const job = await repo.findJob(sql, id);
     if (!job || !(await maySee(principal, job))) throw new NotFoundError("job", id);
     return job;
+  };
+
+  /** The job with its children's counts when its kind creates children. */
+  const withChildren = async (db: Sql, job: Job): Promise<Job> => {
+    if (!catalog.get(job.kind)?.parent) return job;
+    return { ...job, children: (await childCounts(db, [job.id])).get(job.id) ?? { ...NO_CHILDREN } };
   };
 
   const kindOf = (name: string): JobKind => {
@@ -239,7 +248,9 @@ export function createJobService(options: JobServiceOptions): JobService {
       return created;
     },
 
-    getJob: visibleJob,
+    async getJob(principal, id) {
+      return withChildren(sql, await visibleJob(principal, id));
+    },
 
     findByIdempotencyKey: (requester, key) => repo.findJobByIdempotencyKey(sql, requester.id, key),
 
@@ -254,6 +265,7 @@ export function createJobService(options: JobServiceOptions): JobService {
           resourceId: query.resource?.id,
           requestedBy: query.requestedBy,
           accountId: query.accountId,
+          parentId: query.parentId,
           createdAfter: query.createdAfter,
           createdBefore: query.createdBefore,
           visibleTo: scope.all ? undefined : { userId: principal.id, accountIds: scope.accountIds },
@@ -303,7 +315,7 @@ export function createJobService(options: JobServiceOptions): JobService {
 
     async *watchJob(principal, id, signal) {
       await visibleJob(principal, id);
-      yield* watchJob({ sql, nats: options.nats, intervalMs: options.watchIntervalMs ?? 2_000 }, id, signal);
+      yield* watchJob({ sql, nats: options.nats, intervalMs: options.watchIntervalMs ?? 2_000, withChildren }, id, signal);
     },
   };
 }

@@ -2,7 +2,7 @@
 // committed after the first read can be missed; later reads (on each doorbell, and every interval as a safety net)
 // return the events after the last one sent, in order.
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import type { SqlPool } from "../db/sql.js";
+import type { Sql, SqlPool } from "../db/sql.js";
 import { NotFoundError } from "../errors.js";
 import { jobDoorbellSubject, listEvents } from "./events.js";
 import { isTerminal, type Job, type JobEvent } from "./model.js";
@@ -18,6 +18,8 @@ export interface WatchDeps {
   sql: SqlPool;
   nats?: NatsConnection | undefined;
   intervalMs: number;
+  /** Adds what a job's read leaves out (a parent's children counts), in the snapshot's transaction. */
+  withChildren?: (sql: Sql, job: Job) => Promise<Job>;
 }
 
 /** Whether an event ends a watch: it moved the job into a terminal state. */
@@ -26,7 +28,7 @@ export function endsWatch(event: JobEvent): boolean {
 }
 
 /** A wake-up signal: doorbells ring it; `wait` resolves on the next ring (or one that came since the last wait). */
-class Bell {
+export class Bell {
   private rung = false;
   private wake: (() => void) | undefined;
 
@@ -53,12 +55,12 @@ class Bell {
 }
 
 /** Reads the job and the events after `after` as one consistent snapshot (the events that produced that job state). */
-async function snapshot(sql: SqlPool, id: string, after: number): Promise<{ job: Job | null; events: JobEvent[] }> {
-  return sql.transaction(
+async function snapshot(deps: WatchDeps, id: string, after: number): Promise<{ job: Job | null; events: JobEvent[] }> {
+  return deps.sql.transaction(
     async (tx) => {
       const events = await listEvents(tx, id, after);
       const job = await findJob(tx, id);
-      return { job, events };
+      return { job: job && deps.withChildren ? await deps.withChildren(tx, job) : job, events };
     },
     { isolation: "REPEATABLE READ" },
   );
@@ -73,7 +75,7 @@ export async function* watchJob(deps: WatchDeps, id: string, signal: AbortSignal
     await deps.nats.flush().catch(() => undefined);
   }
   try {
-    let { job, events } = await snapshot(deps.sql, id, 0);
+    let { job, events } = await snapshot(deps, id, 0);
     if (!job) throw new NotFoundError("job", id);
     let last = events.at(-1)?.sequence ?? 0;
     yield { job };
@@ -83,7 +85,7 @@ export async function* watchJob(deps: WatchDeps, id: string, signal: AbortSignal
       if (signal.aborted) return;
       // Events come in pages of 1000: drain them before waiting again.
       for (;;) {
-        ({ job, events } = await snapshot(deps.sql, id, last));
+        ({ job, events } = await snapshot(deps, id, last));
         if (!job) return;
         for (const event of events) {
           last = event.sequence;

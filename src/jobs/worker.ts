@@ -15,7 +15,7 @@ import { JobCatalog, type JobKind, type JobOutcome, type JobServices } from "./c
 import { isTerminal } from "./model.js";
 import { completeMany, startMany } from "./execution-batch.js";
 import { JobExecution, type AttemptRef, type CompleteInput, type StartInput, type StartResult, type StartedJob } from "./execution.js";
-import { parseJobMessage } from "./outbox.js";
+import { parseJobMessage, type JobMessage } from "./outbox.js";
 
 /** What a worker needs of its process: the services its handlers use, NATS, a logger, its settings and its id. */
 export interface WorkerResources extends JobServices {
@@ -60,6 +60,8 @@ const COMMIT_RETRIES_MS = [200, 1_000];
 const ACK_WAIT_MARGIN_MS = 1_000;
 /** How long stop() waits for aborted handlers after the grace period. */
 const ABORT_WAIT_MS = 2_000;
+/** Redelivery delay of a parent job while this worker already runs as many parents as it may. */
+const PARENTS_BUSY_MS = 5_000;
 
 /** Ensures the jobs stream and the durable consumer, then consumes until stop(). */
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
@@ -93,6 +95,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   // Group commit: starts, and successful completions, that arrive while earlier ones commit share one transaction.
   const concurrency = options.concurrency ?? config.jobs.workerConcurrency;
   const batchOptions = { maxBatch: concurrency };
+  // A parent job holds its slot while its children run in others: parents may take half the slots at most, so that
+  // parents can never fill a worker and leave their children no room to run.
+  const parentSlots = Math.floor(concurrency / 2);
+  let parents = 0;
   const starts = createBatcher<StartInput, StartResult>({ ...batchOptions, run: async (inputs) => fulfilled(await startMany(ex, inputs)) });
   const completions = createBatcher<CompleteInput, boolean>({ ...batchOptions, run: (inputs) => completeMany(ex, inputs) });
 
@@ -111,6 +117,17 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       log.warn({ jobId: msg.jobId, kind: msg.kind }, "job of a kind this worker does not know; redelivering later");
       return d.nak(UNKNOWN_KIND_DELAY_MS);
     }
+    const parent = catalog.get(msg.kind)?.parent === true;
+    if (parent && parents >= parentSlots) return d.nak(PARENTS_BUSY_MS);
+    if (parent) parents++;
+    try {
+      await startAndRun(d, msg, span);
+    } finally {
+      if (parent) parents--;
+    }
+  }
+
+  async function startAndRun(d: Delivery, msg: JobMessage, span: ReturnType<typeof trace.getActiveSpan>): Promise<void> {
     let started;
     try {
       started = await starts.submit({ jobId: msg.jobId, kind: msg.kind, owner, leaseMs });

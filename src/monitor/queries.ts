@@ -117,7 +117,8 @@ export async function requeueExpiredLeases<R>(ex: JobExecution, options: { limit
 }
 
 /**
- * QUEUED jobs last published (or, never published, created) more than `olderThanMs` ago: the message may be lost, so
+ * QUEUED jobs (not held: a held child waits for its parent, src/jobs/children.ts) last published (or, never
+ * published, created) more than `olderThanMs` ago: the message may be lost, so
  * publish them again under a new message id, with a "republished" event. A duplicate is harmless: starting is a CAS.
  * A job whose last publication has not reached JetStream yet (NATS down: the relay holds it) is left alone, since
  * another would not go out either; and republishes in a row are one event whose count grows, not one event each.
@@ -128,7 +129,7 @@ export async function republishQueued<R>(
 ): Promise<SweepResult<R>> {
   const age = micros(options.olderThanMs);
   const candidates = await ex.deps.sql.query<{ id: string }>`
-    SELECT id FROM jobs WHERE state = 'QUEUED' AND COALESCE(published_at, created_at) < NOW(3) - INTERVAL ${age} MICROSECOND
+    SELECT id FROM jobs WHERE state = 'QUEUED' AND held = 0 AND COALESCE(published_at, created_at) < NOW(3) - INTERVAL ${age} MICROSECOND
        AND id NOT IN (SELECT job_id FROM outbox_entries WHERE published_at IS NULL)
      LIMIT ${options.limit}`;
   const result: SweepResult<R> = { changed: 0, published: [] };
@@ -136,7 +137,7 @@ export async function republishQueued<R>(
     const published = await ex.transaction("republish", { id }, async (tx) => {
       const rows = await tx.query<{ id: string; kind: string; attempt: number; traceparent: string | null; publishCount: number }>`
         SELECT id, kind, attempt, traceparent, publish_count AS publishCount FROM jobs
-         WHERE id = ${id} AND state = 'QUEUED' AND COALESCE(published_at, created_at) < NOW(3) - INTERVAL ${age} MICROSECOND
+         WHERE id = ${id} AND state = 'QUEUED' AND held = 0 AND COALESCE(published_at, created_at) < NOW(3) - INTERVAL ${age} MICROSECOND
            FOR UPDATE SKIP LOCKED`;
       const row = rows[0];
       if (!row) return null;

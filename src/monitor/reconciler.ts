@@ -2,6 +2,7 @@
 // stopped renewing its lease, and republishes jobs left queued too long (their message may be lost).
 import type { JobExecution } from "../jobs/execution.js";
 import { startLoop, type Loop } from "./loop.js";
+import { cancelOrphanedChildren } from "../jobs/children.js";
 import { failPastDeadline, republishQueued, requeueExpiredLeases, type Republish } from "./queries.js";
 import type { MonitorResources } from "./resources.js";
 
@@ -38,9 +39,11 @@ export function startReconciler<R>(options: ReconcilerOptions<R>): Loop {
       const queued = await republishQueued(ex, { olderThanMs, limit: batch, actor: ACTOR, republish });
       const published = [...expired.published, ...queued.published];
       if (published.length > 0) options.onPublished?.(published);
-      const counts = { "monitor.timed_out": timedOut, "monitor.leases_expired": expired.changed, "monitor.republished": queued.changed };
+      // Held children of a parent that ended without releasing them (deadline, attempts, cancelled before it started).
+      const orphans = await cancelOrphanedChildren(ex.deps.sql, { limit: batch, actor: ACTOR });
+      const counts = { "monitor.timed_out": timedOut, "monitor.leases_expired": expired.changed, "monitor.republished": queued.changed, "monitor.orphans_cancelled": orphans };
       span.setAttributes(counts);
-      if (timedOut + expired.changed + queued.changed > 0) log.info(counts, "reconciled jobs");
+      if (timedOut + expired.changed + queued.changed + orphans > 0) log.info(counts, "reconciled jobs");
       return timedOut >= batch || expired.changed >= batch || queued.changed >= batch;
     },
   });

@@ -1,5 +1,5 @@
 // Retention: finished jobs older than the configured age leave the provisioning database in small batches, with their
-// events (cascade) and dead letters, so the jobs table does not grow without bound. Safe with several monitors: each
+// events (cascade), dead letters and children (a fleet command's), so the jobs table does not grow without bound. Safe with several monitors: each
 // batch locks the rows it deletes and skips those another monitor holds.
 import type { SqlPool } from "../db/sql.js";
 import { micros } from "../jobs/execution.js";
@@ -29,15 +29,19 @@ export async function purgeFinishedJobs(sql: SqlPool, options: { olderThanMs: nu
   return sql.transaction(async (tx) => {
     // ended_at is set exactly when a job reaches a final state (and cleared by a retry), so the index on it finds the
     // candidates; the state test keeps a job that a retry just moved back to QUEUED.
+    // Children go with their parent (below), never on their own: a parent's history keeps its children while it lasts.
     const rows = await tx.query<{ id: string }>`
       SELECT id FROM jobs FORCE INDEX (jobs_ended_at_idx)
        WHERE ended_at < NOW(3) - INTERVAL ${micros(options.olderThanMs)} MICROSECOND AND state IN ('SUCCEEDED', 'FAILED', 'CANCELLED')
+         AND parent_id IS NULL
        ORDER BY ended_at LIMIT ${options.limit} FOR UPDATE SKIP LOCKED`;
     if (rows.length === 0) return { jobs: 0, deadLetters: 0 };
     const ids = rows.map((r) => r.id);
+    const childLetters = await tx.execute`DELETE d FROM dead_letters d JOIN jobs c ON c.id = d.job_id WHERE c.parent_id IN (${ids})`;
+    const children = await tx.execute`DELETE FROM jobs WHERE parent_id IN (${ids})`;
     const letters = await tx.execute`DELETE FROM dead_letters WHERE job_id IN (${ids})`;
     const jobs = await tx.execute`DELETE FROM jobs WHERE id IN (${ids})`;
-    return { jobs, deadLetters: letters };
+    return { jobs: jobs + children, deadLetters: letters + childLetters };
   });
 }
 
@@ -55,7 +59,7 @@ export function startRetention(options: RetentionOptions): Loop {
       span.setAttribute("dispatcher.purged_jobs", purged.jobs);
       if (purged.jobs > 0) log.info({ jobs: purged.jobs, deadLetters: purged.deadLetters, retentionDays: options.retentionDays }, "purged finished jobs past retention");
       // A full batch: more may be due, so go again at once.
-      return purged.jobs === options.batch;
+      return purged.jobs >= options.batch;
     },
   });
 }

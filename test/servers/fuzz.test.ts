@@ -110,6 +110,8 @@ function plausible(key: string, value: unknown, ids: { accountId: string; server
     timeout: fc.option(fc.record({ seconds: fc.integer({ min: 1, max: 600 }).map(String), nanos: fc.constant(0) }), { nil: undefined }),
     startTime: fc.option(fc.date({ min: new Date(Date.now() - 30 * 86_400_000), max: new Date(Date.now() - 86_400_000), noInvalidDate: true }), { nil: undefined }),
     endTime: fc.option(fc.date({ min: new Date(Date.now() - 86_400_000), max: new Date(Date.now() + 86_400_000), noInvalidDate: true }), { nil: undefined }),
+    serverIds: fc.array(fc.constant(ids.serverId), { maxLength: 1 }),
+    selector: fc.option(fc.record({ accountId: fc.constant(ids.accountId), regionId: fc.constantFrom("", "r1"), namePrefix: fc.constantFrom("", "fu") }), { nil: undefined }),
   };
   if (value instanceof Uint8Array) return fc.uint8Array({ maxLength: 72 });
   if (key === "signedTimeMs") return fc.integer({ min: -600_000, max: 600_000 }).map((d) => String(Date.now() + d));
@@ -137,6 +139,7 @@ function requestArbitrary(template: Record<string, unknown>, known: string[], id
     else if (/time$/i.test(key)) fields[key] = fc.option(hostileDate, { nil: undefined });
     else if (key === "timeout") fields[key] = fc.option(hostileDuration, { nil: undefined });
     else if (key === "env") fields[key] = fc.dictionary(str, str, { maxKeys: 10 });
+    else if (key === "selector") fields[key] = fc.option(fc.record({ accountId: str, regionId: str, namePrefix: str }), { nil: undefined });
     else if (value instanceof Uint8Array) fields[key] = fc.uint8Array({ maxLength: 1024 });
     else throw new Error(`no arbitrary for field ${key}`);
     mostlyPlausible[key] = fc.oneof({ weight: 6, arbitrary: plausible(key, value, ids) }, { weight: 1, arbitrary: fields[key] });
@@ -184,8 +187,8 @@ describe("server, agent and analytics requests full of hostile values", () => {
         );
       }
     }
-    expect(Object.keys(perMethod)).toHaveLength(17);
-    expect(calls).toBe(17 * 30);
+    expect(Object.keys(perMethod)).toHaveLength(18);
+    expect(calls).toBe(18 * 30);
     expect([...server.logLines, ...agentLogLines].filter((l) => l.level === "error" || l.level === "fatal")).toEqual([]);
     // The values reach past validation, too: some calls succeed, some find nothing, some are refused as invalid.
     expect(codes.get(status.OK)).toBeGreaterThan(20);

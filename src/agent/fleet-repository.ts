@@ -1,0 +1,47 @@
+// The servers a fleet command addresses: by ids, or by account (and region, name prefix), each with whether its agent
+// can take a command. Small reads over `Sql`.
+import { sqlFragment, sqlJoin, type Sql, type SqlFragment } from "../db/sql.js";
+
+export interface FleetServer {
+  id: string;
+  accountId: string;
+  state: string;
+  /** The agent's connection state, or null when no agent registered. */
+  agentState: string | null;
+}
+
+const COLUMNS = sqlFragment`s.id, s.account_id AS accountId, s.state, a.state AS agentState`;
+
+/** The servers among `ids` that exist (in no particular order). */
+export async function findFleetServers(sql: Sql, ids: readonly string[]): Promise<FleetServer[]> {
+  if (ids.length === 0) return [];
+  return sql.query<FleetServer>`SELECT ${COLUMNS} FROM servers s LEFT JOIN agents a ON a.server_id = s.id WHERE s.id IN (${ids})`;
+}
+
+export interface FleetSelector {
+  accountId: string;
+  regionId?: string | undefined;
+  namePrefix?: string | undefined;
+}
+
+/**
+ * Servers of the selector's account (and region, and name prefix) that are not terminated and have an agent that is
+ * not gone, in id order; at most `limit`.
+ */
+export async function selectFleetServers(sql: Sql, selector: FleetSelector, limit: number): Promise<FleetServer[]> {
+  const where: SqlFragment[] = [sqlFragment`s.account_id = ${selector.accountId}`, sqlFragment`s.state NOT IN ('TERMINATED', 'TERMINATING')`, sqlFragment`a.state <> 'GONE'`];
+  if (selector.regionId) where.push(sqlFragment`s.region_id = ${selector.regionId}`);
+  if (selector.namePrefix) where.push(sqlFragment`s.name LIKE ${`${escapeLike(selector.namePrefix)}%`}`);
+  return sql.query<FleetServer>`
+    SELECT ${COLUMNS} FROM servers s JOIN agents a ON a.server_id = s.id WHERE ${sqlJoin(where, " AND ")} ORDER BY s.id LIMIT ${limit}`;
+}
+
+/** A LIKE pattern matching `text` literally. */
+function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+export async function accountExists(sql: Sql, accountId: string): Promise<boolean> {
+  const rows = await sql.query<{ id: string }>`SELECT id FROM accounts WHERE id = ${accountId}`;
+  return rows.length > 0;
+}
