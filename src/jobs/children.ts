@@ -196,7 +196,7 @@ export async function requestCancelOfRunningChildren(tx: Sql, parentId: string, 
  */
 export async function cancelOrphanedChildren(pool: SqlPool, options: { limit: number; actor: string }): Promise<number> {
   const parents = await pool.query<{ parentId: string; state: JobState }>`
-    SELECT DISTINCT c.parent_id AS parentId, p.state FROM jobs c JOIN jobs p ON p.id = c.parent_id
+    SELECT DISTINCT c.parent_id AS parentId, p.state FROM jobs c FORCE INDEX (jobs_held_state_idx) JOIN jobs p ON p.id = c.parent_id
      WHERE c.held = 1 AND c.state = 'QUEUED' AND p.state IN ('SUCCEEDED', 'FAILED', 'CANCELLED') LIMIT ${options.limit}`;
   let cancelled = 0;
   for (const p of parents) {

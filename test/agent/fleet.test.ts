@@ -8,6 +8,7 @@ import { newId } from "../../src/db/ids.js";
 import { RunFleetCommandRequest, ServerAgentServiceClient, type RunFleetCommandResponse } from "../../src/gen/proto/dispatcher/v1/agents.js";
 import { JobServiceClient, JobState, type Job, type WatchJobResponse } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import type { Principal } from "../../src/iam/principal.js";
+import { cancelOrphanedChildren } from "../../src/jobs/children.js";
 import { jobHandlers } from "../../src/jobs/handlers.js";
 import { startWorker, type RunningWorker } from "../../src/jobs/worker.js";
 import { republishQueued } from "../../src/monitor/queries.js";
@@ -143,6 +144,19 @@ describe("before any worker runs", () => {
     expect(swept.published.filter((jobId) => jobId !== job?.id)).toEqual([]);
     await cancel(job?.id ?? "");
     expect(await childStates(job?.id ?? "")).toEqual({ CANCELLED: SERVERS });
+  });
+});
+
+describe("a parent that ended without releasing its children", () => {
+  it("leaves them to the reconciler's sweep, which cancels them", async () => {
+    const { job } = await runFleet({ serverIds: servers.slice(0, 4) });
+    const id = job?.id ?? "";
+    // As the deadline sweep ends a parent: FAILED, its children still held.
+    await a.h.sql.execute`UPDATE jobs SET state = 'FAILED', error_code = 'DEADLINE_EXCEEDED', ended_at = NOW(3) WHERE id = ${id}`;
+    expect(await childStates(id)).toEqual({ QUEUED: 4 });
+    expect(await cancelOrphanedChildren(a.h.sql, { limit: 100, actor: "monitor" })).toBe(4);
+    expect(await childStates(id)).toEqual({ CANCELLED: 4 });
+    expect(await cancelOrphanedChildren(a.h.sql, { limit: 100, actor: "monitor" })).toBe(0);
   });
 });
 
