@@ -15,12 +15,15 @@ import { bootstrapFor } from "../bootstrap.js";
 import { recordObservation } from "../inventory.js";
 import { launchPayload, type LaunchPayload } from "../launch-options.js";
 import type { Server } from "../model.js";
-import { findServer, insertServerEvents } from "../repository.js";
+import { findJobEvent, findServer, insertServerEvents } from "../repository.js";
 import { openUserData } from "../user-data.js";
 import { checkAfter, LIFECYCLE_RETRY, loadServer, observe, onCloud, recordNow } from "./common.js";
 import { SERVER_LAUNCH_KIND } from "./names.js";
 
 const GAVE_UP: ReadonlySet<ServerState> = new Set(["STOPPING", "STOPPED", "TERMINATING", "TERMINATED"]);
+
+/** How long an association asked for may take to show before it is asked for again. */
+const REASK_ASSOCIATION_MS = 60_000;
 
 /** Checks that find no server before the provider lists a fresh launch (eventual consistency) before giving up. */
 const UNSEEN_CHECKS = 10;
@@ -149,7 +152,12 @@ async function associated(ctx: JobContext, server: Server, seen: ServerObservati
     if (now.state === "ASSOCIATED" && now.serverProviderId !== seen.providerId) {
       throw new PermanentJobError(`static address ${addressId} was associated with another server meanwhile; server ${server.id} runs without it`, "CONFLICT", { server: server.id, address: addressId });
     }
+    // Asked once per job (a cloud shows an association a little later, and asking again may restart that); again
+    // only if it has still not shown a minute on.
+    const sent = await findJobEvent(ctx.sql, server.id, ctx.jobId, "ADDRESS_ASSOCIATION_SENT");
+    if (sent && ctx.now().getTime() - sent.createdAt.getTime() < REASK_ASSOCIATION_MS) return null;
     await addresses.associate(target, ref, { regionId: server.regionId, providerId: seen.providerId }, call);
+    await insertServerEvents(ctx.sql, [{ serverId: server.id, type: "ADDRESS_ASSOCIATION_SENT", jobId: ctx.jobId, message: `asked the cloud to associate static address ${resource.details.ip ?? ""} (${addressId})`, details: { addressId } }]);
     return null;
   });
 }
