@@ -8,11 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DispatcherError } from "../../src/client/index.js";
 import { generateKeyPair } from "../../src/clouds/ssh-keys.js";
 import { ServerState } from "../../src/gen/proto/dispatcher/v1/servers.js";
-import { withFakeResources, type FakeResources } from "../resources/fake-services.js";
+import { withFakeResources } from "../resources/fake-services.js";
 import { seedAccount, seedBudgetCode, startServersFixture, type ServersFixture } from "./support.js";
 
 let f: ServersFixture;
-let res: FakeResources;
 let account: string;
 let other: string;
 let bare: string;
@@ -42,7 +41,7 @@ async function networkOf(accountId: string, regionId = "r1"): Promise<{ firewall
 }
 
 beforeAll(async () => {
-  f = await startServersFixture("launch_opts", { prepare: (cloud) => void (res = withFakeResources(cloud)) });
+  f = await startServersFixture("launch_opts", { prepare: (cloud) => void withFakeResources(cloud) });
   await seedBudgetCode(f, "LNC", { hard: 100_000_000n }, [f.users.admin, f.users.operator, f.users.scoped]);
   const regions = [
     { id: "r1", dataCenters: ["r1-a"], capabilities: NET },
