@@ -12,6 +12,7 @@ import { addCloudCommands } from "./commands/clouds.js";
 import { addJobCommands } from "./commands/jobs.js";
 import { addServerCommands } from "./commands/servers.js";
 import { addStorageCommands } from "./commands/volumes.js";
+import { addNetworkCommands } from "./commands/network.js";
 import { addAnalyticsCommands } from "./commands/analytics.js";
 import { addKmCommands } from "./commands/km.js";
 import { addAgentCommand } from "./commands/agent.js";
@@ -86,6 +87,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   addBudgetCommands(program, configFile, setExit);
   addServerCommands(program, configFile, setExit);
   addStorageCommands(program, configFile, setExit);
+  addNetworkCommands(program, configFile, setExit);
   addAgentCommand(program, configFile, setExit);
   addAgentsCommands(program, configFile, setExit);
   addBackupCommands(program, configFile, setExit);

@@ -25,6 +25,7 @@ import { createRpcServer } from "../rpc/server.js";
 import { networkRpcServices } from "../network/rpc-services.js";
 import { storageRpcServices } from "../storage/rpc-services.js";
 import { serverRpcServices } from "../servers/rpc-services.js";
+import { credentialKeyOf } from "../agent/secrets.js";
 import { systemHandlers } from "../system/handlers.js";
 import { createSystemService } from "../system/service.js";
 import { traceHandlers } from "../traces/handlers.js";
@@ -65,7 +66,7 @@ export async function startDispatcherRole(resources: Resources): Promise<Running
     traceHandlers(createTraceService({ jobs, store: resources.spans, traceUiUrl: config.telemetry.traceUiUrl })),
     ...iamRpcServices(resources.provisioning, resources.now),
     ...provisioningRpcServices(resources.provisioning, provisioningPolicy, kmClient, jobs, { discoveryIntervalMs: config.discovery.intervalMs, now: resources.now }),
-    ...serverRpcServices({ sql: resources.sql, db: resources.provisioning, jobs }),
+    ...serverRpcServices({ sql: resources.sql, db: resources.provisioning, jobs, credentialKey: () => credentialKeyOf(config) }),
     ...networkRpcServices({ sql: resources.sql, db: resources.provisioning, jobs }),
     ...storageRpcServices({ sql: resources.sql, db: resources.provisioning, jobs }),
     ...analytics.services,

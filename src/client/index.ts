@@ -56,6 +56,7 @@ import {
   ListImagesRequest,
   ListProductsRequest,
   ListServerEventsRequest,
+  SetServerFirewallsRequest,
   ListServersRequest,
   RebootServerRequest,
   ServerServiceService,
@@ -151,6 +152,7 @@ const SERVER_REQUESTS = {
   getServer: GetServerRequest,
   listServers: ListServersRequest,
   listServerEvents: ListServerEventsRequest,
+  setServerFirewalls: SetServerFirewallsRequest,
   listProducts: ListProductsRequest,
   listImages: ListImagesRequest,
 };
@@ -181,6 +183,7 @@ const KEY_PAIR_REQUESTS = {
   listKeyPairs: network.ListKeyPairsRequest,
   deleteKeyPair: network.DeleteKeyPairRequest,
   listKeyPairEvents: network.ListKeyPairEventsRequest,
+  setKeyPairTags: network.SetKeyPairTagsRequest,
 };
 const BUDGET_CODE_REQUESTS = {
   createBudgetCode: CreateBudgetCodeRequest,

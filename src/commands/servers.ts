@@ -1,6 +1,7 @@
-// `dispatcher servers list|get|launch|start|stop|reboot|terminate|events|products|images`: the server lifecycle
-// through the dispatcher's API (client.address, client.token / DISPATCHER_CLIENT_TOKEN). Actions print their job;
-// --wait follows it to its end with its progress and exits 0 only when it succeeded.
+// `dispatcher servers list|get|launch|start|stop|reboot|terminate|firewalls|events|products|images`: the server
+// lifecycle through the dispatcher's API (client.address, client.token / DISPATCHER_CLIENT_TOKEN). Actions print their
+// job; --wait follows it to its end with its progress and exits 0 only when it succeeded.
+import { readFileSync } from "node:fs";
 import { InvalidArgumentError as CommanderInvalidArgument, type Command } from "commander";
 import type { DispatcherClients } from "../client/index.js";
 import { Job, JobEvent, JobState, jobStateToJSON } from "../gen/proto/dispatcher/v1/jobs.js";
@@ -31,6 +32,7 @@ function describeServer(s: Server): string {
     ["product", `${s.productId} (${hourly(s.hourlyPriceMicros)}, in the account's currency)`],
     ["image", s.imageId],
     ["budget code", s.budgetCode],
+    ["tags", Object.entries(s.tags).map(([k, v]) => `${k}=${v}`).join(", ") || "-"],
     ["addresses", `public ${s.addresses?.public.join(", ") || "-"}; private ${s.addresses?.private.join(", ") || "-"}`],
     ["launched", time(s.launchTime)],
     ["terminated", time(s.terminateTime)],
@@ -46,7 +48,7 @@ function eventRow(e: ServerEvent): string[] {
 }
 
 /** Prints the job an action started; with --wait follows it to its end. Exit 0 when it succeeded (or was started). */
-async function reportJob(c: DispatcherClients, io: CommandIo, options: ServerCommandOptions, job: Job | undefined, extra: Record<string, unknown> = {}): Promise<number> {
+export async function reportJob(c: DispatcherClients, io: CommandIo, options: ServerCommandOptions, job: Job | undefined, extra: Record<string, unknown> = {}): Promise<number> {
   if (!job) return 1;
   if (!options.wait) {
     if (options.json) io.out(json({ job: Job.toJSON(job), ...extra }));
@@ -73,6 +75,7 @@ export interface ListServersOptions extends ServerCommandOptions {
   region?: string | undefined;
   state?: ServerState | undefined;
   budgetCode?: string | undefined;
+  tag?: Record<string, string> | undefined;
   limit: number;
   pageToken?: string | undefined;
   all?: boolean | undefined;
@@ -83,7 +86,7 @@ export async function runServersList(options: ListServersOptions): Promise<numbe
     const servers: Server[] = [];
     let token = options.pageToken ?? "";
     do {
-      const page = await c.servers.listServers({ pageSize: options.limit, pageToken: token, accountId: options.account ?? "", regionId: options.region ?? "", state: options.state ?? 0, budgetCode: options.budgetCode ?? "" });
+      const page = await c.servers.listServers({ pageSize: options.limit, pageToken: token, accountId: options.account ?? "", regionId: options.region ?? "", state: options.state ?? 0, budgetCode: options.budgetCode ?? "", tags: options.tag ?? {} });
       servers.push(...page.servers);
       token = page.nextPageToken;
     } while (options.all && token);
@@ -125,6 +128,19 @@ export interface LaunchOptions extends ServerCommandOptions {
   name?: string | undefined;
   budgetCode?: string | undefined;
   idempotencyKey?: string | undefined;
+  firewall?: string[] | undefined;
+  key?: string | undefined;
+  /** A file whose content is the user data script; "-" reads standard input. */
+  userDataFile?: string | undefined;
+  /** The id of a static address to associate once the server runs. */
+  staticAddress?: string | undefined;
+  tag?: Record<string, string> | undefined;
+}
+
+/** The user data script of --user-data-file, read whole; the file is the caller's, the text is never printed. */
+function readUserData(file: string | undefined): string {
+  if (!file) return "";
+  return readFileSync(file === "-" ? 0 : file, "utf8");
 }
 
 export async function runServersLaunch(options: LaunchOptions): Promise<number> {
@@ -138,6 +154,11 @@ export async function runServersLaunch(options: LaunchOptions): Promise<number> 
       name: options.name ?? "",
       budgetCode: options.budgetCode ?? "",
       idempotencyKey: options.idempotencyKey ?? "",
+      firewallIds: options.firewall ?? [],
+      keyPairId: options.key ?? "",
+      userData: readUserData(options.userDataFile),
+      addressId: options.staticAddress ?? "",
+      tags: options.tag ?? {},
     });
     if (server && !options.json) io.out(`server ${server.id} (${server.name}): ${serverState(server.state)}\n`);
     const code = await reportJob(c, io, options, job, { server: server ? Server.toJSON(server) : null });
@@ -146,6 +167,13 @@ export async function runServersLaunch(options: LaunchOptions): Promise<number> 
       if (now) io.out(describeServer(now));
     }
     return code;
+  });
+}
+
+export async function runServerFirewalls(id: string, options: ServerCommandOptions & { firewall: string[]; idempotencyKey?: string | undefined }): Promise<number> {
+  return withClient("servers firewalls", options, async (c, io) => {
+    const { job } = await c.servers.setServerFirewalls({ id, firewallIds: options.firewall, idempotencyKey: options.idempotencyKey ?? "" });
+    return reportJob(c, io, options, job);
   });
 }
 
@@ -179,6 +207,45 @@ function parseState(value: string): ServerState {
   return state;
 }
 
+/** --tag k=v, repeated: the map so far with this pair added. */
+export function parseTag(value: string, previous: Record<string, string> | undefined): Record<string, string> {
+  const at = value.indexOf("=");
+  if (at < 1) throw new CommanderInvalidArgument("key=value (the key not empty)");
+  return { ...(previous ?? {}), [value.slice(0, at)]: value.slice(at + 1) };
+}
+
+/** A repeated option's values, in order. */
+export const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value];
+
+/**
+ * `servers launch --address <id>` names a static address, while `servers --address <host:port>` (before the
+ * subcommand) or `-a` names the dispatcher; commander hands every --address to the group, so the command line is read
+ * again here to tell them apart.
+ */
+export function splitAddressArgs(raw: readonly string[]): { dispatcher?: string; staticAddress?: string } {
+  const out: { dispatcher?: string; staticAddress?: string } = {};
+  let inLaunch = false;
+  for (let i = 0; i < raw.length; i++) {
+    const tok = raw[i] ?? "";
+    if (tok === "--") break;
+    if (tok === "launch") inLaunch = true;
+    let value: string | undefined;
+    let long = false;
+    if (tok === "--address" || tok === "-a") {
+      value = raw[i + 1];
+      long = tok === "--address";
+      i++;
+    } else if (tok.startsWith("--address=")) {
+      value = tok.slice("--address=".length);
+      long = true;
+    }
+    if (value === undefined) continue;
+    if (inLaunch && long) out.staticAddress = value;
+    else out.dispatcher = value;
+  }
+  return out;
+}
+
 function parseLimit(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > 1000) throw new CommanderInvalidArgument("an integer from 1 to 1000");
@@ -205,6 +272,7 @@ export function addServerCommands(program: Command, configFile: () => string | u
     .option("--region <id>", "only this region's")
     .option("--state <state>", "pending, running, stopping, stopped, rebooting, terminating or terminated", parseState)
     .option("--budget-code <code>", "only those billed to this code")
+    .option("--tag <key=value>", "only those with this tag (repeat for several: all must match)", parseTag)
     .option("-n, --limit <n>", "servers per page (1–1000)", parseLimit, 50)
     .option("--page-token <token>", "continue a previous listing")
     .option("--all", "fetch every page", false)
@@ -234,9 +302,30 @@ export function addServerCommands(program: Command, configFile: () => string | u
     .option("--name <name>", "server name")
     .option("--budget-code <code>", "budget code to bill (default: the account's)")
     .option("-k, --idempotency-key <key>", "the same key again returns the same server and job")
+    .option("--firewall <id>", "a firewall to put the server in (repeat for several; default: the cloud's)", collect)
+    .option("--key <id>", "a key pair whose public key the guest's login user gets")
+    .option("--user-data-file <path>", "a script the guest runs once at first boot (at most 12 KiB; - for standard input)")
+    .option("--address <id>", "a static address (ALLOCATED) to associate once the server runs; the job is done when it is")
+    .option("--tag <key=value>", "a tag for the server (repeat for several)", parseTag)
     .option("-w, --wait", "follow the job to its end; exit 0 only when the server runs", false)
     .option("--json", "JSON instead of text (with --wait: a line per update)", false)
-    .action(async (opts: Omit<LaunchOptions, keyof ServerCommandOptions>, cmd: Command) => setExit(await runServersLaunch({ ...common(cmd), ...opts })));
+    .action(async (opts: Omit<LaunchOptions, keyof ServerCommandOptions>, cmd: Command) => {
+      // Commander gives every --address to the group: read the command line again to tell which is which.
+      // rawArgs: what commander was asked to parse (typed in commander's JavaScript only).
+      const split = splitAddressArgs((program as unknown as { rawArgs?: string[] }).rawArgs ?? process.argv);
+      const base = common(cmd);
+      const address = split.dispatcher ?? (split.staticAddress === undefined ? base.address : undefined);
+      setExit(await runServersLaunch({ ...base, address, ...opts, staticAddress: split.staticAddress }));
+    });
+
+  servers
+    .command("firewalls <id>")
+    .description("put a server in exactly these firewalls (a server.set_firewalls job, done when the cloud shows it)")
+    .requiredOption("--firewall <id>", "a firewall (repeat for several)", collect)
+    .option("-k, --idempotency-key <key>", "the same key again returns the same job")
+    .option("-w, --wait", "follow the job to its end; exit 0 only when it succeeded", false)
+    .option("--json", "JSON instead of text", false)
+    .action(async (id: string, opts: { firewall: string[]; idempotencyKey?: string }, cmd: Command) => setExit(await runServerFirewalls(id, { ...common(cmd), ...opts })));
 
   for (const [action, description] of [
     ["start", "start a stopped server"],

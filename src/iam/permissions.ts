@@ -110,6 +110,8 @@ export const METHOD_PERMISSIONS: Readonly<Record<string, string>> = Object.freez
   "/dispatcher.v1.ServerService/ListServerEvents": "servers.read",
   "/dispatcher.v1.ServerService/ListProducts": "servers.read",
   "/dispatcher.v1.ServerService/ListImages": "servers.read",
+  // Which firewalls a server is in is a change of the server (operators and admins, scoped to their accounts).
+  "/dispatcher.v1.ServerService/SetServerFirewalls": "servers.control",
 
   // Agents: Register is called with a join token as the only credential (an "agent-join" principal, which may do
   // nothing else; src/agent/join-tokens.ts); the service consumes the token. Agent reads follow servers; running a
@@ -144,6 +146,7 @@ export const METHOD_PERMISSIONS: Readonly<Record<string, string>> = Object.freez
   "/dispatcher.v1.KeyPairService/GetKeyPair": "keypairs.read",
   "/dispatcher.v1.KeyPairService/ListKeyPairs": "keypairs.read",
   "/dispatcher.v1.KeyPairService/DeleteKeyPair": "keypairs.write",
+  "/dispatcher.v1.KeyPairService/SetKeyPairTags": "keypairs.write",
   "/dispatcher.v1.KeyPairService/ListKeyPairEvents": "keypairs.read",
 
   // Storage: reads are scoped to the caller's accounts; changes start jobs (operators); creates also need a budget code

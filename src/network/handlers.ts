@@ -156,6 +156,7 @@ export function networkHandlers(net: NetworkService): RpcService[] {
       return { keyPairs: page.items.map(keyPairToProto), nextPageToken: nextToken(page, q.filters) };
     }),
     deleteKeyPair: unary(K.deleteKeyPair, remove("key_pair")),
+    setKeyPairTags: unary(K.setKeyPairTags, setTags("key_pair")),
     listKeyPairEvents: unary(K.listKeyPairEvents, events("key_pair")),
   });
 

@@ -21,6 +21,34 @@ import {
   STATE_FROM_PROTO,
 } from "./mapper.js";
 import type { ServerService } from "./service.js";
+import { tagViolations } from "../clouds/resources.js";
+import { MAX_SERVER_FIREWALLS } from "./launch-options.js";
+import { MAX_USER_DATA_BYTES } from "./user-data.js";
+
+/** Firewall ids, each an id; too many is one violation on the list. */
+function firewallIds(v: Violations, field: string, ids: readonly string[] | undefined): string[] {
+  const list = ids ?? [];
+  if (list.length > MAX_SERVER_FIREWALLS) {
+    v.add(field, `a server is in at most ${MAX_SERVER_FIREWALLS} firewalls`);
+    return [];
+  }
+  return list.map((id, i) => v.string(`${field}[${i}]`, id, ID_RULES));
+}
+
+/** Tags as a launch gives them: the cloud rules (reserved prefixes, lengths, count), one violation per bad tag. */
+function launchTags(v: Violations, field: string, tags: Record<string, string> | undefined): Record<string, string> {
+  const out = { ...(tags ?? {}) };
+  for (const t of tagViolations(out)) v.add(t.key ? `${field}[${JSON.stringify(t.key.slice(0, 64))}]` : field, t.description);
+  return out;
+}
+
+/** The size only: the script itself is sensitive and never quoted. */
+function userData(v: Violations, field: string, text: string | undefined): string {
+  const s = text ?? "";
+  const bytes = Buffer.byteLength(s, "utf8");
+  if (bytes > MAX_USER_DATA_BYTES) v.add(field, `is ${bytes} bytes; at most ${MAX_USER_DATA_BYTES} bytes are allowed`);
+  return s;
+}
 
 /** A server event id from a page token: a positive integer. */
 function eventCursor(v: Violations, token: string, query: unknown): string | undefined {
@@ -51,6 +79,11 @@ export function serverHandlers(servers: ServerService): RpcService {
         name: v.optionalString("name", req.name, SERVER_NAME_RULES),
         budgetCode: v.optionalString("budget_code", req.budgetCode, BUDGET_CODE_RULES),
         idempotencyKey: v.optionalString("idempotency_key", req.idempotencyKey, IDEMPOTENCY_KEY_RULES),
+        firewallIds: firewallIds(v, "firewall_ids", req.firewallIds),
+        keyPairId: v.optionalString("key_pair_id", req.keyPairId, ID_RULES),
+        userData: userData(v, "user_data", req.userData),
+        addressId: v.optionalString("address_id", req.addressId, ID_RULES),
+        tags: launchTags(v, "tags", req.tags),
       }));
       const { job, server } = await servers.launch(ctx.principal, input);
       return { job: jobToProto(job), server: serverToProto(server) };
@@ -59,6 +92,14 @@ export function serverHandlers(servers: ServerService): RpcService {
     stopServer: unary(S.stopServer, control("stop")),
     rebootServer: unary(S.rebootServer, control("reboot")),
     terminateServer: unary(S.terminateServer, control("terminate")),
+    setServerFirewalls: unary(S.setServerFirewalls, async (req, ctx) => {
+      const input = validateOne((v) => {
+        const ids = firewallIds(v, "firewall_ids", req.firewallIds);
+        if ((req.firewallIds ?? []).length === 0) v.add("firewall_ids", "name at least one firewall");
+        return { id: v.string("id", req.id, ID_RULES), firewallIds: ids, key: v.optionalString("idempotency_key", req.idempotencyKey, IDEMPOTENCY_KEY_RULES) };
+      });
+      return { job: jobToProto(await servers.setFirewalls(ctx.principal, input.id, input.firewallIds, input.key)) };
+    }),
     getServer: unary(S.getServer, async (req, ctx) => {
       const id = validateOne((v) => v.string("id", req.id, ID_RULES));
       return { server: serverToProto(await servers.getServer(ctx.principal, id)) };
@@ -70,12 +111,14 @@ export function serverHandlers(servers: ServerService): RpcService {
           regionId: v.optionalString("region_id", req.regionId, REGION_ID_RULES) || undefined,
           state: v.optionalEnum("state", req.state, STATE_FROM_PROTO),
           budgetCode: v.optionalString("budget_code", req.budgetCode, BUDGET_CODE_RULES) || undefined,
+          tags: Object.keys(req.tags ?? {}).length > 0 ? { ...req.tags } : undefined,
         };
+        for (const k of Object.keys(req.tags ?? {})) if (k.length < 1 || k.length > 128) v.add("tags", "a tag key has 1 to 128 characters");
         return { ...filters, pageSize: v.pageSize("page_size", req.pageSize), afterId: afterIdFromToken(v, req.pageToken, filters) };
       });
       const page = await servers.listServers(ctx.principal, q);
-      const { accountId, regionId, state, budgetCode } = q;
-      return { servers: page.items.map(serverToProto), nextPageToken: nextToken(page, { accountId, regionId, state, budgetCode }) };
+      const { accountId, regionId, state, budgetCode, tags } = q;
+      return { servers: page.items.map(serverToProto), nextPageToken: nextToken(page, { accountId, regionId, state, budgetCode, tags }) };
     }),
     listServerEvents: unary(S.listServerEvents, async (req, ctx) => {
       const q = validateOne((v) => {

@@ -11,7 +11,19 @@ import { insertServer, insertServerEvents, findServer, type NewServerEvent } fro
 export type ObservationCause = { jobId: string; discovery?: boolean } | { discovery: true; jobId?: string | null };
 
 /** The part of an observation the inventory keeps; launchedAt and details are optional for callers that lack them. */
-export type Observation = Pick<ServerObservation, "state" | "addresses"> & Partial<Pick<ServerObservation, "providerId" | "launchedAt" | "details">>;
+export type Observation = Pick<ServerObservation, "state" | "addresses"> & Partial<Pick<ServerObservation, "providerId" | "launchedAt" | "details" | "tags" | "firewallIds" | "keyPairName">>;
+
+/**
+ * The details the inventory keeps of an observation: the provider's, plus the firewalls the server is in (their
+ * provider ids, sorted, comma separated) and its key pair's name, where the provider reports them.
+ */
+export function detailsOf(observation: Observation): Record<string, string> | undefined {
+  if (!observation.details) return undefined;
+  const out: Record<string, string> = { ...observation.details };
+  if (observation.firewallIds && observation.firewallIds.length > 0) out.firewalls = [...observation.firewallIds].sort().join(",");
+  if (observation.keyPairName) out.keyPair = observation.keyPairName;
+  return out;
+}
 
 export interface Applied {
   server: Server;
@@ -58,9 +70,14 @@ export async function applyObservation(tx: Sql, server: Server, observation: Obs
     next.addresses = { private: [...observation.addresses.private], public: [...observation.addresses.public] };
     events.push({ serverId: server.id, type: "ADDRESSES_CHANGED", jobId, message: `addresses now private [${next.addresses.private.join(", ")}] public [${next.addresses.public.join(", ")}], seen by ${by(cause)}`, details: { before: server.addresses, after: next.addresses } });
   }
-  if (observation.details && !sameDetails(observation.details, server.details)) {
-    next.details = { ...observation.details };
+  const details = detailsOf(observation);
+  if (details && !sameDetails(details, server.details)) {
+    next.details = details;
     events.push({ serverId: server.id, type: "DETAILS_CHANGED", jobId, message: `provider details changed, seen by ${by(cause)}`, details: { before: server.details, after: next.details } });
+  }
+  if (observation.tags && !sameDetails(observation.tags, server.tags)) {
+    next.tags = { ...observation.tags };
+    events.push({ serverId: server.id, type: "TAGS_CHANGED", jobId, message: `tags now ${JSON.stringify(next.tags).slice(0, 900)}, seen by ${by(cause)}`, details: { before: server.tags, after: next.tags } });
   }
   if (!server.launchedAt && (observation.launchedAt || observation.state === "RUNNING")) {
     next.launchedAt = observation.launchedAt ?? at;
@@ -71,6 +88,7 @@ export async function applyObservation(tx: Sql, server: Server, observation: Obs
   const n = await tx.execute`
     UPDATE servers
        SET provider_id = ${next.providerId}, state = ${next.state}, addresses = ${JSON.stringify(next.addresses)}, details = ${JSON.stringify(next.details)},
+           tags = ${JSON.stringify(next.tags)},
            launched_at = ${next.launchedAt}, terminated_at = ${next.terminatedAt}, state_changed_at = ${next.stateChangedAt},
            version = version + 1, updated_at = NOW(3)
      WHERE id = ${server.id} AND version = ${server.version}`;
@@ -117,7 +135,8 @@ export async function adoptServer(
     state: o.state,
     origin: "DISCOVERED",
     addresses: o.addresses,
-    details: o.details,
+    details: detailsOf(o) ?? {},
+    tags: { ...(o.tags ?? {}) },
     hourlyPriceMicros: input.product?.hourlyPriceMicros ?? 0n,
     accruesWhenStopped: input.product?.accruesWhenStopped ?? false,
     launchedAt: o.launchedAt,

@@ -66,6 +66,7 @@ export function serverToProto(s: Server): ServerMessage {
     terminateTime: s.terminatedAt ?? undefined,
     stateChangeTime: s.stateChangedAt,
     details: s.details,
+    tags: s.tags,
     etag: etagOf(s.version),
     createTime: s.createdAt,
     updateTime: s.updatedAt,

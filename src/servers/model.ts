@@ -23,6 +23,8 @@ export interface Server {
   origin: ServerOrigin;
   addresses: ServerAddresses;
   details: Record<string, string>;
+  /** Key → value: given at launch, then as the cloud shows them. */
+  tags: Record<string, string>;
   hourlyPriceMicros: bigint;
   accruesWhenStopped: boolean;
   agentState: AgentState;
@@ -47,6 +49,10 @@ export type ServerEventType =
   | "STATE_CHANGED"
   | "ADDRESSES_CHANGED"
   | "DETAILS_CHANGED"
+  | "TAGS_CHANGED"
+  | "FIREWALLS_REQUESTED"
+  | "ADDRESS_ASSOCIATION_SENT"
+  | "ADDRESS_ASSOCIATED"
   | "LAUNCH_FAILED"
   | "ADOPTED"
   | "VANISHED";

@@ -9,7 +9,7 @@ const SERVER_COLUMNS = sqlFragment`
   product_id AS productId, image_id AS imageId, budget_code AS budgetCode, state, origin, addresses, details,
   hourly_price_micros AS hourlyPriceMicros, accrues_when_stopped AS accruesWhenStopped, agent_state AS agentState,
   launched_at AS launchedAt, terminated_at AS terminatedAt, state_changed_at AS stateChangedAt, created_by AS createdBy,
-  version, created_at AS createdAt, updated_at AS updatedAt`;
+  version, created_at AS createdAt, updated_at AS updatedAt, tags`;
 
 interface ServerRow {
   id: string;
@@ -25,6 +25,7 @@ interface ServerRow {
   origin: ServerOrigin;
   addresses: unknown;
   details: unknown;
+  tags: unknown;
   hourlyPriceMicros: bigint | number | string;
   accruesWhenStopped: number | boolean;
   agentState: AgentState;
@@ -62,6 +63,7 @@ export function rowToServer(r: ServerRow): Server {
     ...r,
     addresses: { private: stringList(addresses?.private), public: stringList(addresses?.public) },
     details: stringMap(json(r.details)),
+    tags: stringMap(json(r.tags)),
     hourlyPriceMicros: BigInt(r.hourlyPriceMicros),
     accruesWhenStopped: Boolean(Number(r.accruesWhenStopped)),
     version: Number(r.version),
@@ -96,6 +98,8 @@ export interface ServerFilter {
   regionId?: string | undefined;
   state?: ServerState | undefined;
   budgetCode?: string | undefined;
+  /** Every one of these tags, with exactly these values. */
+  tags?: Readonly<Record<string, string>> | undefined;
   afterId?: string | undefined;
   limit: number;
 }
@@ -109,6 +113,7 @@ export async function listServers(sql: Sql, f: ServerFilter): Promise<Server[]> 
   if (f.regionId) where.push(sqlFragment`region_id = ${f.regionId}`);
   if (f.state) where.push(sqlFragment`state = ${f.state}`);
   if (f.budgetCode) where.push(sqlFragment`budget_code = ${f.budgetCode}`);
+  for (const [key, value] of Object.entries(f.tags ?? {})) where.push(sqlFragment`JSON_CONTAINS(tags, JSON_OBJECT(${key}, ${value}))`);
   if (f.afterId) where.push(sqlFragment`id > ${f.afterId}`);
   const rows = await sql.query<ServerRow>`SELECT ${SERVER_COLUMNS} FROM servers WHERE ${sqlJoin(where, " AND ")} ORDER BY id LIMIT ${f.limit}`;
   return rows.map(rowToServer);
@@ -120,11 +125,11 @@ export type NewServer = Omit<Server, "agentState" | "terminatedAt" | "stateChang
 export async function insertServer(tx: Sql, s: NewServer): Promise<void> {
   await tx.execute`
     INSERT INTO servers (id, account_id, region_id, data_center, provider_id, name, product_id, image_id, budget_code, state, origin,
-                         addresses, details, hourly_price_micros, accrues_when_stopped, agent_state, launched_at, state_changed_at,
+                         addresses, details, tags, hourly_price_micros, accrues_when_stopped, agent_state, launched_at, state_changed_at,
                          created_by, version, created_at, updated_at)
     VALUES (${s.id}, ${s.accountId}, ${s.regionId}, ${s.dataCenter}, ${s.providerId}, ${s.name}, ${s.productId}, ${s.imageId}, ${s.budgetCode},
-            ${s.state}, ${s.origin}, ${JSON.stringify(s.addresses)}, ${JSON.stringify(s.details)}, ${s.hourlyPriceMicros}, ${s.accruesWhenStopped},
-            'NONE', ${s.launchedAt}, NOW(3), ${s.createdBy}, 1, NOW(3), NOW(3))`;
+            ${s.state}, ${s.origin}, ${JSON.stringify(s.addresses)}, ${JSON.stringify(s.details)}, ${JSON.stringify(s.tags)}, ${s.hourlyPriceMicros},
+            ${s.accruesWhenStopped}, 'NONE', ${s.launchedAt}, NOW(3), ${s.createdBy}, 1, NOW(3), NOW(3))`;
 }
 
 export interface NewServerEvent {

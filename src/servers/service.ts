@@ -11,7 +11,9 @@ import { pageOf, type Page } from "../db/page.js";
 import type { Job } from "../jobs/model.js";
 import type { JobService } from "../jobs/service.js";
 import { requireBudgetCode } from "../provisioning/budgets/guard.js";
-import { ACTION_KINDS, SERVER_LAUNCH_KIND } from "./kinds/names.js";
+import { ACTION_KINDS, SERVER_LAUNCH_KIND, SERVER_SET_FIREWALLS_KIND } from "./kinds/names.js";
+import { launchOptions, type LaunchPayload } from "./launch-options.js";
+import { sealUserData } from "./user-data.js";
 import { monthlyCostCents, type CatalogImage, type CatalogProduct, type Server, type ServerAction, type ServerEvent, type ServerState } from "./model.js";
 import * as repo from "./repository.js";
 
@@ -27,6 +29,15 @@ export interface LaunchInput {
   /** "" for the account's default budget code. */
   budgetCode: string;
   idempotencyKey: string;
+  /** Dispatcher ids of firewalls of the account and region; none: the cloud's default. */
+  firewallIds?: readonly string[];
+  /** "" or the dispatcher id of a key pair of the account and region. */
+  keyPairId?: string;
+  /** "" or a script for the guest's first boot (at most MAX_USER_DATA_BYTES); sealed before it is stored. */
+  userData?: string;
+  /** "" or the dispatcher id of an ALLOCATED static address, associated once the server runs. */
+  addressId?: string;
+  tags?: Readonly<Record<string, string>>;
 }
 
 export interface ListServersQuery {
@@ -34,6 +45,7 @@ export interface ListServersQuery {
   regionId?: string | undefined;
   state?: ServerState | undefined;
   budgetCode?: string | undefined;
+  tags?: Readonly<Record<string, string>> | undefined;
   afterId?: string | undefined;
   pageSize: number;
 }
@@ -43,6 +55,8 @@ export interface ServerService {
   launch(principal: Readonly<Principal>, input: LaunchInput): Promise<{ job: Job; server: Server }>;
   /** Starts a start/stop/reboot/terminate job; FAILED_PRECONDITION when the server's state does not allow it. */
   control(principal: Readonly<Principal>, action: ServerAction, id: string, idempotencyKey: string): Promise<Job>;
+  /** A job putting the server in exactly these firewalls (dispatcher ids, at least one, of its account and region). */
+  setFirewalls(principal: Readonly<Principal>, id: string, firewallIds: readonly string[], idempotencyKey: string): Promise<Job>;
   getServer(principal: Readonly<Principal>, id: string): Promise<Server>;
   listServers(principal: Readonly<Principal>, query: ListServersQuery): Promise<Page<Server>>;
   listEvents(principal: Readonly<Principal>, id: string, query: { pageSize: number; afterId?: string | undefined }): Promise<Page<ServerEvent>>;
@@ -55,6 +69,8 @@ export interface ServerServiceDeps {
   /** For the budget check (src/provisioning/budget-guard.ts). */
   db: ProvisioningDb;
   jobs: Pick<JobService, "createJob" | "findByIdempotencyKey">;
+  /** agent.credentialKey (src/agent/secrets.ts): seals a launch's user data in its job payload. */
+  credentialKey: () => Buffer;
 }
 
 /** The states each action may start from. */
@@ -74,6 +90,7 @@ const REQUESTED_EVENT: Readonly<Record<ServerAction, ServerEvent["type"]>> = {
 
 export function createServerService(deps: ServerServiceDeps): ServerService {
   const { sql, db, jobs } = deps;
+  const options = launchOptions(sql);
 
   /** The server if the principal's scope covers its account; NOT_FOUND otherwise, as for a server that does not exist. */
   const visibleServer = async (principal: Readonly<Principal>, id: string, tx: Sql = sql, lock = false): Promise<Server> => {
@@ -139,10 +156,14 @@ export function createServerService(deps: ServerServiceDeps): ServerService {
         ? `budget code ${budgetCode} is over its soft quota: usage would be ${budget.usageAfterCents} cents with this server's month (${costCents} cents)`
         : null;
 
+      const resolved = await options.resolve(principal, account.id, region.id, input);
+
       const serverId = newId();
+      const payload: LaunchPayload = { serverId, ...resolved.payload };
+      if (input.userData) payload.userData = sealUserData(deps.credentialKey(), serverId, input.userData);
       const { job } = await jobs.createJob({
         kind: SERVER_LAUNCH_KIND,
-        payload: { serverId },
+        payload,
         requester: principal,
         resource: { type: "server", id: serverId, accountId: account.id },
         idempotencyKey: input.idempotencyKey || null,
@@ -163,14 +184,16 @@ export function createServerService(deps: ServerServiceDeps): ServerService {
             origin: "LAUNCHED",
             addresses: { private: [], public: [] },
             details: {},
+            tags: { ...(input.tags ?? {}) },
             hourlyPriceMicros: product.hourlyPriceMicros,
             accruesWhenStopped: product.accruesWhenStopped,
             launchedAt: null,
             createdBy: principal.id,
           });
           await repo.insertServerEvents(tx, [
-            { serverId, type: "LAUNCH_REQUESTED", toState: "PENDING", jobId: created.id, message: `launch of ${product.id} with ${image.id} in ${region.id} requested by ${principal.id}`, details: { budgetCode, monthlyCostCents: costCents.toString() } },
+            { serverId, type: "LAUNCH_REQUESTED", toState: "PENDING", jobId: created.id, message: `launch of ${product.id} with ${image.id} in ${region.id} requested by ${principal.id}${resolved.summary}`, details: { budgetCode, monthlyCostCents: costCents.toString(), ...resolved.details, userData: input.userData ? "given" : "none" } },
           ]);
+          await options.recordRequested(tx, principal, serverId, created.id, resolved);
           if (overSoftQuota) {
             const details = { serverId, costCents: costCents.toString(), usageAfterCents: budget.usageAfterCents.toString() };
             await repo.insertBudgetEvent(tx, { code: budgetCode, type: "SOFT_QUOTA_EXCEEDED", jobId: created.id, message: overSoftQuota, details });
@@ -209,6 +232,35 @@ export function createServerService(deps: ServerServiceDeps): ServerService {
       return job;
     },
 
+    async setFirewalls(principal, id, firewallIds, idempotencyKey) {
+      const server = await visibleServer(principal, id);
+      // A retry answers its job whatever has become of the firewalls since.
+      const earlier = idempotencyKey ? await jobs.findByIdempotencyKey(principal, idempotencyKey) : null;
+      if (earlier?.kind === SERVER_SET_FIREWALLS_KIND && earlier.resource?.id === id) return earlier;
+      if (firewallIds.length === 0) throw InvalidArgumentError.field("firewall_ids", "name at least one firewall");
+      const firewalls = await options.firewalls(principal, server.accountId, server.regionId, firewallIds);
+      const { job } = await jobs.createJob({
+        kind: SERVER_SET_FIREWALLS_KIND,
+        payload: { serverId: id, firewallIds: firewalls.map((f) => f.id) },
+        requester: principal,
+        resource: { type: "server", id },
+        idempotencyKey: idempotencyKey || null,
+        effects: async (tx, created) => {
+          const locked = await visibleServer(principal, id, tx, true);
+          if (locked.state !== "RUNNING" && locked.state !== "STOPPED") {
+            throw new FailedPreconditionError(`server ${id} is ${locked.state}; its firewalls can be set while it is RUNNING or STOPPED`, "SERVER_STATE", [], { server: id, state: locked.state });
+          }
+          const busy = (await repo.activeJobs(tx, id, created.id)).filter((j) => j.kind !== SERVER_SET_FIREWALLS_KIND);
+          if (busy.some((j) => j.kind === SERVER_LAUNCH_KIND)) {
+            throw new FailedPreconditionError(`server ${id} is still being launched (${busy.map((j) => j.id).join(", ")}); wait for it to end`, "SERVER_BUSY", [], { server: id, job: busy[0]?.id ?? "" });
+          }
+          await repo.insertServerEvents(tx, [{ serverId: id, type: "FIREWALLS_REQUESTED", fromState: locked.state, jobId: created.id, message: `firewalls ${firewalls.map((f) => `${f.id} (${f.name})`).join(", ")} requested by ${principal.id}`, details: { firewallIds: firewalls.map((f) => f.id) } }]);
+          await options.recordFirewallUse(tx, firewalls, created.id, `server ${id} put in this firewall by ${principal.id}`);
+        },
+      });
+      return job;
+    },
+
     getServer: (principal, id) => visibleServer(principal, id),
 
     async listServers(principal, q) {
@@ -219,6 +271,7 @@ export function createServerService(deps: ServerServiceDeps): ServerService {
         regionId: q.regionId,
         state: q.state,
         budgetCode: q.budgetCode,
+        tags: q.tags,
         afterId: q.afterId,
         limit: q.pageSize + 1,
       });

@@ -92,7 +92,7 @@ describe("network requests full of hostile values", () => {
         );
       }
     }
-    expect(methods).toBe(22);
+    expect(methods).toBe(23);
     expect(f.server.logLines.filter((l) => l.level === "error" || l.level === "fatal")).toEqual([]);
     expect(codes.get(status.OK)).toBeGreaterThan(10);
     expect(codes.get(status.INVALID_ARGUMENT)).toBeGreaterThan(10);

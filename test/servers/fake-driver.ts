@@ -1,7 +1,7 @@
 // An in-memory cloud for server tests: launches are idempotent by client token, states move on only when observed a
 // few times (as a real cloud's do), every boot gets a new pid, and a test can change a server behind the
 // dispatcher's back or make the next calls fail.
-import { DriverError, type CloudDriver, type ServerObservation, type ServerState } from "../../src/clouds/driver.js";
+import { DriverError, type CloudDriver, type LaunchRequest, type ServerObservation, type ServerState } from "../../src/clouds/driver.js";
 
 interface FakeServer {
   /** The account (DriverTarget.account.id) it belongs to. */
@@ -19,6 +19,8 @@ export interface FakeCloud extends CloudDriver {
   steps: number;
   /** Thrown by the next launch calls while set. */
   launchError: DriverError | null;
+  /** The user data each launch was given, by client token, as a cloud keeps it for its guest. */
+  userData: Map<string, string>;
   /** Changes a server without the dispatcher knowing (e.g. its process was killed). */
   tamper(providerId: string, state: ServerState): void;
   /** Makes a server in `account` that the dispatcher never launched. */
@@ -57,6 +59,7 @@ export function fakeCloud(name = "fake"): FakeCloud {
     calls,
     steps: 1,
     launchError: null,
+    userData: new Map(),
     async testContext() {
       return { providerAccountId: "fake-account" };
     },
@@ -80,11 +83,25 @@ export function fakeCloud(name = "fake"): FakeCloud {
       const providerId = `i-${++n}`;
       const s: FakeServer = {
         account: t.account.id,
-        obs: { providerId, name: req.name, regionId: req.regionId, dataCenter: req.dataCenter, productId: req.productId, imageId: req.imageId, state: "PENDING", addresses: { private: [`10.0.0.${n}`], public: [] }, launchedAt: new Date(), clientToken: req.clientToken, details: {} },
+        obs: {
+          providerId,
+          name: req.name,
+          regionId: req.regionId,
+          dataCenter: req.dataCenter,
+          productId: req.productId,
+          imageId: req.imageId,
+          state: "PENDING",
+          addresses: { private: [`10.0.0.${n}`], public: [] },
+          launchedAt: new Date(),
+          clientToken: req.clientToken,
+          details: {},
+          ...launchOptions(req),
+        },
         goal: "RUNNING",
         stepsLeft: cloud.steps,
       };
       servers.set(providerId, s);
+      if (req.userData !== undefined) cloud.userData.set(req.clientToken, req.userData);
       return view(s);
     },
     async start(_t, ref) {
@@ -133,4 +150,9 @@ export function fakeCloud(name = "fake"): FakeCloud {
     },
   };
   return cloud;
+}
+
+/** What the fake keeps of a launch's options: the server's tags, firewalls and key pair, as a cloud reports them. */
+function launchOptions(req: LaunchRequest): Pick<ServerObservation, "tags" | "firewallIds" | "keyPairName"> {
+  return { tags: { ...(req.tags ?? {}) }, firewallIds: [...(req.firewallIds ?? [])], keyPairName: req.keyPairName ?? null };
 }

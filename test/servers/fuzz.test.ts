@@ -16,6 +16,7 @@ import { createApiKeyAuthenticator } from "../../src/iam/api-keys/authenticator.
 import { createLogger } from "../../src/log.js";
 import type { RpcService } from "../../src/rpc/adapter.js";
 import { serverRpcServices } from "../../src/servers/rpc-services.js";
+import { credentialKeyOf } from "../../src/agent/secrets.js";
 import { insecureClient, startTestServer, type TestServer } from "../rpc/fixtures.js";
 import { seedAccount, seedBudgetCode, startServersFixture, type ServersFixture } from "./support.js";
 import { insertServer } from "../support/rows.js";
@@ -38,7 +39,7 @@ beforeAll(async () => {
   analyticsSql = createAnalyticsSql(f.h.dbs.urls.analytics, 2);
   // The dispatcher role's wiring of these services, behind the same authenticator (join tokens, then API keys).
   services = [
-    ...serverRpcServices({ sql: f.h.sql, db: f.h.db, jobs: f.jobs }),
+    ...serverRpcServices({ sql: f.h.sql, db: f.h.db, jobs: f.jobs, credentialKey: () => credentialKeyOf(f.h.config) }),
     ...agentRpcServices({ config: f.h.config, sql: f.h.sql, jobs: f.jobs, log: createLogger({ level: "info", destination: lineCollector(agentLogLines) }) }),
     ...analyticsRpcServices({ provisioning: f.h.sql, analytics: analyticsSql }).services,
   ];
@@ -106,6 +107,9 @@ function plausible(key: string, value: unknown, ids: { accountId: string; server
     command: fc.constantFrom("echo", "/bin/true", "uptime"),
     args: fc.array(tame, { maxLength: 3 }),
     env: fc.dictionary(fc.stringMatching(/^[A-Z][A-Z0-9_]{0,10}$/), tame, { maxKeys: 3 }),
+    tags: fc.dictionary(fc.stringMatching(/^[a-z][a-z0-9_-]{0,10}$/), tame, { maxKeys: 3 }),
+    firewallIds: fc.array(fc.constant(ids.serverId), { maxLength: 2 }),
+    userData: fc.oneof(fc.constant(""), fc.constant("#!/bin/sh\necho fuzz > marker\n")),
     metrics: fc.array(fc.integer({ min: 1, max: 7 }), { maxLength: 3 }),
     timeout: fc.option(fc.record({ seconds: fc.integer({ min: 1, max: 600 }).map(String), nanos: fc.constant(0) }), { nil: undefined }),
     startTime: fc.option(fc.date({ min: new Date(Date.now() - 30 * 86_400_000), max: new Date(Date.now() - 86_400_000), noInvalidDate: true }), { nil: undefined }),
@@ -138,7 +142,7 @@ function requestArbitrary(template: Record<string, unknown>, known: string[], id
     else if (Array.isArray(value)) fields[key] = fc.array(str, { maxLength: 20 });
     else if (/time$/i.test(key)) fields[key] = fc.option(hostileDate, { nil: undefined });
     else if (key === "timeout") fields[key] = fc.option(hostileDuration, { nil: undefined });
-    else if (key === "env") fields[key] = fc.dictionary(str, str, { maxKeys: 10 });
+    else if (key === "env" || key === "tags") fields[key] = fc.dictionary(str, str, { maxKeys: 10 });
     else if (key === "selector") fields[key] = fc.option(fc.record({ accountId: str, regionId: str, namePrefix: str }), { nil: undefined });
     else if (value instanceof Uint8Array) fields[key] = fc.uint8Array({ maxLength: 1024 });
     else throw new Error(`no arbitrary for field ${key}`);
@@ -187,8 +191,8 @@ describe("server, agent and analytics requests full of hostile values", () => {
         );
       }
     }
-    expect(Object.keys(perMethod)).toHaveLength(18);
-    expect(calls).toBe(18 * 30);
+    expect(Object.keys(perMethod)).toHaveLength(19);
+    expect(calls).toBe(19 * 30);
     expect([...server.logLines, ...agentLogLines].filter((l) => l.level === "error" || l.level === "fatal")).toEqual([]);
     // The values reach past validation, too: some calls succeed, some find nothing, some are refused as invalid.
     expect(codes.get(status.OK)).toBeGreaterThan(20);

@@ -17,6 +17,7 @@ import type { Loop } from "../../src/monitor/loop.js";
 import { networkRpcServices } from "../../src/network/rpc-services.js";
 import { storageRpcServices } from "../../src/storage/rpc-services.js";
 import { serverRpcServices } from "../../src/servers/rpc-services.js";
+import { credentialKeyOf } from "../../src/agent/secrets.js";
 import type { Resources } from "../../src/app/resources.js";
 import { insertUser } from "../iam/support.js";
 import { openExecHarness, type ExecHarness } from "../jobs/exec-support.js";
@@ -71,7 +72,7 @@ export async function startServersFixture(label: string, options: { run?: boolea
   // Group changes reach a principal when the authenticator's cache entry expires: scope() moves its clock past that.
   let skew = 0;
   const authenticate = createApiKeyAuthenticator(h.db, () => Date.now() + skew);
-  const server = await startTestServer({ services: [jobHandlers(jobs), ...serverRpcServices({ sql: h.sql, db: h.db, jobs }), ...networkRpcServices({ sql: h.sql, db: h.db, jobs }), ...storageRpcServices({ sql: h.sql, db: h.db, jobs })], authenticate });
+  const server = await startTestServer({ services: [jobHandlers(jobs), ...serverRpcServices({ sql: h.sql, db: h.db, jobs, credentialKey: () => credentialKeyOf(h.config) }), ...networkRpcServices({ sql: h.sql, db: h.db, jobs }), ...storageRpcServices({ sql: h.sql, db: h.db, jobs })], authenticate });
   const run = options.run ?? true;
   let worker: RunningWorker | undefined;
   let checks: Loop | undefined;

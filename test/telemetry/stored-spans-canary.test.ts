@@ -1,11 +1,12 @@
 // The canary of the embedded span store: secrets that cross a real `dispatcher start` — a canary credential handed to
 // CreateAccount (through KM to a worker and the local driver, which refuses it), the local account's key (KM, worker,
 // driver on every launch and check), the caller's API key, a launched server's join token and agent credential, and a
-// canary in a script's environment run through the agent — appear in no span that the dispatcher keeps and serves
-// through TraceService, whose answers for every job are read here in full, nor in its metrics (/metrics on the
-// metrics port, read after the same work).
+// canary in a script's environment run through the agent, the launch's user data and a created key pair's private key
+// — appear in no span that the dispatcher keeps and serves through TraceService, whose answers for every job are read
+// here in full, nor in its metrics (/metrics on the metrics port, read after the same work); the user data and the
+// private key are also in no service-log line (debug level), request-log line, database row or error.
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { killLocalServers } from "../../src/clouds/local/cleanup.js";
@@ -13,11 +14,18 @@ import { createDispatcherClients, type DispatcherClients } from "../../src/clien
 import { JobState, type Job } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import { AccountStatus } from "../../src/gen/proto/dispatcher/v1/provisioning.js";
 import { GetJobTraceResponse } from "../../src/gen/proto/dispatcher/v1/traces.js";
+import { KeyType } from "../../src/gen/proto/dispatcher/v1/network.js";
+import { dumpDatabase } from "../km/support.js";
 import { until } from "../support/poll.js";
 import { bootstrapToken, createTestEnv, jobEnd, killStrayDispatchers, startDispatcher, type DispatcherProcess, type TestEnv } from "../support/process.js";
 
 const CANARY = `canary-${randomBytes(16).toString("hex")}`;
 const SCRIPT_CANARY = `script-canary-${randomBytes(16).toString("hex")}`;
+const USER_DATA_CANARY = `user-data-canary-${randomBytes(16).toString("hex")}`;
+/** The body of the private key CreateKeyPair answered (its second line: key material, not the PEM header). */
+let privateKeyLine = "";
+/** What a refused launch answered (its user data over the limit). */
+let refusal = "";
 const forms = (secret: string): string[] => [secret, Buffer.from(secret).toString("base64"), Buffer.from(secret).toString("base64url"), Buffer.from(secret).toString("hex")];
 
 let t: TestEnv;
@@ -46,7 +54,12 @@ beforeAll(async () => {
   await c.budgetCodes.createBudgetCode({ code: "CANARY", name: "canary", financeCode: "F-1", hardQuotaCents: "100000", softQuotaCents: "0" });
   const { users } = await c.users.listUsers({ pageSize: 100 });
   for (const u of users) await c.budgetCodes.grantBudgetCode({ code: "CANARY", userId: u.id });
-  const launch = await c.servers.launchServer({ accountId: local.id, regionId: "local", productId: "small", imageId: "agent", name: "canary", budgetCode: "CANARY" });
+  const userData = `#!/bin/sh\nexport TOKEN=${USER_DATA_CANARY}\necho ok > user-data.ran\n`;
+  const launch = await c.servers.launchServer({ accountId: local.id, regionId: "local", productId: "small", imageId: "agent", name: "canary", budgetCode: "CANARY", userData });
+  refusal = await c.servers.launchServer({ accountId: local.id, regionId: "local", productId: "small", imageId: "agent", budgetCode: "CANARY", userData: `${userData}#${"x".repeat(13_000)}` }).then(() => "accepted", (e: unknown) => JSON.stringify(e) + String((e as Error).message));
+  const made = await c.keyPairs.createKeyPair({ accountId: local.id, regionId: "local", name: "canary-key", keyType: KeyType.KEY_TYPE_ED25519 });
+  privateKeyLine = made.privateKey.split("\n")[1] ?? "";
+  jobs.push(await jobEnd(c, made.job, 60_000));
   jobs.push(await jobEnd(c, launch.job, 90_000));
   const serverId = launch.server?.id ?? "";
   await until(async () => (await c.agents.getServerAgent({ serverId }).catch(() => null))?.agent, 60_000, "the agent to register");
@@ -81,7 +94,7 @@ function expectAbsent(what: string, secret: string): void {
 
 describe("secrets in the embedded span store", () => {
   it("the jobs ran, and their stored spans cover the paths the secrets took (RPC, KM, worker, driver, agent)", () => {
-    expect(jobs.map((j) => j.state)).toEqual([JobState.JOB_STATE_FAILED, JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_SUCCEEDED]);
+    expect(jobs.map((j) => j.state)).toEqual([JobState.JOB_STATE_FAILED, JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_SUCCEEDED]);
     expect(served).toContain("AccountService/CreateAccount");
     expect(served).toContain("km.GetCredential");
     expect(served).toContain("KeyManagementService/StoreCredential");
@@ -102,6 +115,23 @@ describe("secrets in the embedded span store", () => {
     expectAbsent("the caller's API key", token);
     for (const marker of ["dsp_", "djt_", "dac_"]) expect(served.includes(marker), `the stored spans contain a ${marker}… secret`).toBe(false);
     expectAbsent("the script's environment", SCRIPT_CANARY);
+  });
+});
+
+describe("user data and private keys", () => {
+  it("are in no stored span, metric, service-log line, request-log line, database row or error", async () => {
+    expect(privateKeyLine.length).toBeGreaterThan(20);
+    expect(refusal).toContain("INVALID_ARGUMENT");
+    expect(served).toContain("job.handle key_pair.import");
+    const requestLog = readdirSync(t.logDir).filter((f) => f.endsWith(".request.log")).map((f) => readFileSync(join(t.logDir, f), "utf8")).join("\n");
+    expect(requestLog).toContain("LaunchServer");
+    expect(p.output()).toContain('"level":"debug"');
+    const dumps = await Promise.all(Object.values(t.urls).map((url) => dumpDatabase(url)));
+    const places: Array<[string, string]> = [["the stored spans", served], ["the metrics", metrics], ["the service log", p.output()], ["the request log", requestLog], ["a database dump", dumps.join("\n")], ["the refusal", refusal]];
+    for (const [where, text] of places) {
+      for (const form of forms(USER_DATA_CANARY)) expect(text.includes(form), `${where} contain the user data`).toBe(false);
+      expect(text.includes(privateKeyLine), `${where} contain the private key`).toBe(false);
+    }
   });
 });
 

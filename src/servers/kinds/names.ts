@@ -16,3 +16,5 @@ export const ACTION_KINDS: Readonly<Record<ServerAction, string>> = {
   reboot: SERVER_REBOOT_KIND,
   terminate: SERVER_TERMINATE_KIND,
 };
+/** Puts a server in exactly the firewalls of its payload; done when the cloud shows it so. */
+export const SERVER_SET_FIREWALLS_KIND = "server.set_firewalls";
