@@ -11,6 +11,7 @@ import type { Authenticate, AuthenticatePeer, PeerAuth, Principal } from "../iam
 import { ANONYMOUS, isAllowed, permissionFor, PUBLIC } from "../iam/permissions.js";
 import { codeName, toRpcStatus, type RpcStatus } from "./status.js";
 import { recordRpc } from "../telemetry/metrics.js";
+import { actingAs } from "../audit/actor.js";
 
 /** What a handler knows about its call besides the request. */
 export interface CallContext {
@@ -290,7 +291,8 @@ class Call implements InFlightCall {
       this.controller.signal.throwIfAborted();
       checkDecoded(this.surface.request);
       release = this.runtime.limits?.admit(this.principal, this.longLived);
-      await body(this.context(this.principal));
+      // The handler runs as its caller: what it changes is attributed to them in the audit trail.
+      await actingAs({ principal: this.principal.id, traceId: this.traceId }, () => body(this.context(this.principal as Readonly<Principal>)));
     } catch (err) {
       this.finish(err);
     } finally {
