@@ -7,6 +7,9 @@ import type { AuditEventView, AuditService } from "./service.js";
 
 const OBJECT_TYPE_RULES = { max: 32, pattern: /^[a-z][a-z0-9_]*$/, patternHint: "an object type such as user, group, budget_code, firewall" };
 const PRINCIPAL_RULES = { max: 128 };
+/** The times a filter may name (the column's range, and nothing was recorded before 1970). */
+const EARLIEST = 0;
+const LATEST = Date.UTC(9999, 11, 31, 23, 59, 59);
 
 /** What a page token is bound to: the same filters must come with it. */
 const tokenQuery = (f: { objectType?: string | undefined; objectId?: string | undefined; principal?: string | undefined; since?: Date | undefined; until?: Date | undefined }) => [f.objectType, f.objectId, f.principal, f.since?.toISOString(), f.until?.toISOString()];
@@ -25,10 +28,10 @@ export function auditHandlers(audit: AuditService): RpcService {
           until: req.endTime,
         };
         if (filters.objectId && !filters.objectType) v.add("object_type", "is required with object_id");
-        if (filters.since && filters.until && filters.since.getTime() >= filters.until.getTime()) v.add("end_time", "must be after start_time");
         for (const [field, t] of [["start_time", filters.since], ["end_time", filters.until]] as const) {
-          if (t && Number.isNaN(t.getTime())) v.add(field, "is not a valid time");
+          if (t && !(t.getTime() >= EARLIEST && t.getTime() <= LATEST)) v.add(field, "must be between 1970-01-01 and 9999-12-31");
         }
+        if (filters.since && filters.until && filters.since.getTime() >= filters.until.getTime()) v.add("end_time", "must be after start_time");
         const pageSize = v.pageSize("page_size", req.pageSize);
         return { ...filters, pageSize, beforeId: afterIdFromToken(v, req.pageToken, tokenQuery(filters)) };
       });
