@@ -5,9 +5,11 @@
 // average; the last line is the result as JSON.
 // Two floods: "hostile" ignores RetryInfo and calls again at once; "polite" waits the RetryInfo delay it was given.
 // Options (env): BENCH_SECONDS (per phase, default 10), BENCH_FLOOD_IN_FLIGHT (64), BENCH_RATE (each principal's
-// limit, 100/s), BENCH_FLOOD_MODES ("hostile,polite").
+// limit, 100/s), BENCH_FLOOD_MODES ("hostile,polite"), BENCH_FLOOD_NICE (0: the flooder process's niceness; on a
+// machine where server and clients share the cores, a positive value stands for a flooder whose own client work runs
+// elsewhere, as in production, while its calls still reach the server).
 import { spawn, type ChildProcess } from "node:child_process";
-import { loadavg } from "node:os";
+import { loadavg, setPriority } from "node:os";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { Client, credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
@@ -19,6 +21,7 @@ const RATE = Number(process.env.BENCH_RATE ?? 100);
 const MODES = (process.env.BENCH_FLOOD_MODES ?? "hostile,polite").split(",").filter((m): m is Mode => m === "hostile" || m === "polite");
 // The measured caller stays under its own limit: 2 loops, each call 20 ms after the last answer (< 100/s).
 const QUIET_IN_FLIGHT = 2;
+const FLOOD_NICE = Number(process.env.BENCH_FLOOD_NICE ?? 0);
 const QUIET_PAUSE_MS = 20;
 const METHOD = "/dispatcher.v1.SystemService/WhoAmI";
 type Mode = "hostile" | "polite";
@@ -104,9 +107,10 @@ async function main(): Promise<void> {
   const server = child(["serve"]);
   const port = Number(await server.nextLine());
   const flooders = MODES.map((mode) => ({ mode, ...child(["flood", String(port), mode]) }));
+  for (const f of flooders) if (FLOOD_NICE !== 0 && f.proc.pid) setPriority(f.proc.pid, FLOOD_NICE);
   for (const f of flooders) await f.nextLine();
   const loadBefore = load();
-  say(`bench:limits on ${CORES} cores — server, flooder and measured caller in three processes; each principal limited to ${RATE}/s; flooder ${FLOOD} in flight, measured caller ${QUIET_IN_FLIGHT} in flight ${QUIET_PAUSE_MS} ms apart; ${SECONDS} s per phase; load average ${loadBefore}`);
+  say(`bench:limits on ${CORES} cores — server, flooder and measured caller in three processes; each principal limited to ${RATE}/s; flooder ${FLOOD} in flight (nice ${FLOOD_NICE}), measured caller ${QUIET_IN_FLIGHT} in flight ${QUIET_PAUSE_MS} ms apart; ${SECONDS} s per phase; load average ${loadBefore}`);
   try {
     await drive(port, "steady", QUIET_IN_FLIGHT, Date.now() + 1_000, { pauseMs: QUIET_PAUSE_MS });
     const quiet = await drive(port, "steady", QUIET_IN_FLIGHT, Date.now() + SECONDS * 1000, { pauseMs: QUIET_PAUSE_MS });
@@ -124,7 +128,7 @@ async function main(): Promise<void> {
       say(`${mode} flood: ${f.calls} calls (${round(f.calls / SECONDS, 0)}/s), ${f.served} served, ${f.refused} RESOURCE_EXHAUSTED (${f.withRetryInfo} with RetryInfo); measured caller: ${loaded.latencies.length} calls, ${loaded.refused} refused, p99 ${round(loadedP99, 2)} ms (${ratio}× quiet); load average ${load()}`);
       floods[mode] = { floodCalls: f.calls, floodServed: f.served, floodRefused: f.refused, floodRefusedWithRetryInfo: f.withRetryInfo, steadyCalls: loaded.latencies.length, steadyRefused: loaded.refused, steadyP99Ms: round(loadedP99, 2), ratio };
     }
-    console.log(JSON.stringify({ cores: CORES, seconds: SECONDS, rate: RATE, floodInFlight: FLOOD, loadAverage: loadBefore, steadyQuietCalls: quiet.latencies.length, steadyP99QuietMs: round(quietP99, 2), floods, loadAverageAfter: load() }));
+    console.log(JSON.stringify({ cores: CORES, seconds: SECONDS, rate: RATE, floodInFlight: FLOOD, floodNice: FLOOD_NICE, loadAverage: loadBefore, steadyQuietCalls: quiet.latencies.length, steadyP99QuietMs: round(quietP99, 2), floods, loadAverageAfter: load() }));
   } finally {
     for (const f of flooders) f.proc.kill("SIGTERM");
     server.proc.kill("SIGTERM");
