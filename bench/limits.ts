@@ -13,7 +13,7 @@ import { loadavg, setPriority } from "node:os";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { Client, credentials, Metadata, status, type ServiceError } from "@grpc/grpc-js";
-import { CORES, percentile, round, say } from "./support.js";
+import { CORES, machineTicks, percentile, round, say } from "./support.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const FLOOD = Number(process.env.BENCH_FLOOD_IN_FLIGHT ?? 64);
@@ -103,6 +103,14 @@ function child(args: string[]): { proc: ChildProcess; nextLine: () => Promise<st
 
 const p99 = (xs: number[]): number => percentile([...xs].sort((a, b) => a - b), 99);
 
+/** Runs `phase` and says how busy the whole machine was meanwhile (0–1): above ~0.7 latency is queueing for a core. */
+async function measured<T>(phase: () => Promise<T>): Promise<{ result: T; busy: number }> {
+  const a = machineTicks();
+  const result = await phase();
+  const b = machineTicks();
+  return { result, busy: round((b.busy - a.busy) / Math.max(1, b.total - a.total), 2) };
+}
+
 async function main(): Promise<void> {
   const server = child(["serve"]);
   const port = Number(await server.nextLine());
@@ -113,22 +121,22 @@ async function main(): Promise<void> {
   say(`bench:limits on ${CORES} cores — server, flooder and measured caller in three processes; each principal limited to ${RATE}/s; flooder ${FLOOD} in flight (nice ${FLOOD_NICE}), measured caller ${QUIET_IN_FLIGHT} in flight ${QUIET_PAUSE_MS} ms apart; ${SECONDS} s per phase; load average ${loadBefore}`);
   try {
     await drive(port, "steady", QUIET_IN_FLIGHT, Date.now() + 1_000, { pauseMs: QUIET_PAUSE_MS });
-    const quiet = await drive(port, "steady", QUIET_IN_FLIGHT, Date.now() + SECONDS * 1000, { pauseMs: QUIET_PAUSE_MS });
+    const { result: quiet, busy: quietBusy } = await measured(() => drive(port, "steady", QUIET_IN_FLIGHT, Date.now() + SECONDS * 1000, { pauseMs: QUIET_PAUSE_MS }));
     const quietP99 = p99(quiet.latencies);
-    say(`quiet: ${quiet.latencies.length} calls, p99 ${round(quietP99, 2)} ms`);
+    say(`quiet: ${quiet.latencies.length} calls, p99 ${round(quietP99, 2)} ms; machine ${Math.round(quietBusy * 100)} % busy`);
     const floods: Record<string, unknown> = {};
     for (const { mode, proc, nextLine } of flooders) {
       const rampMs = 500;
       proc.stdin?.write(`go ${rampMs + SECONDS * 1000}\n`);
       await new Promise((r) => setTimeout(r, rampMs));
-      const loaded = await drive(port, "steady", QUIET_IN_FLIGHT, Date.now() + SECONDS * 1000, { pauseMs: QUIET_PAUSE_MS });
+      const { result: loaded, busy } = await measured(() => drive(port, "steady", QUIET_IN_FLIGHT, Date.now() + SECONDS * 1000, { pauseMs: QUIET_PAUSE_MS }));
       const f = JSON.parse(await nextLine()) as { calls: number; served: number; refused: number; withRetryInfo: number; other: number };
       const loadedP99 = p99(loaded.latencies);
       const ratio = round(loadedP99 / quietP99, 2);
-      say(`${mode} flood: ${f.calls} calls (${round(f.calls / SECONDS, 0)}/s), ${f.served} served, ${f.refused} RESOURCE_EXHAUSTED (${f.withRetryInfo} with RetryInfo); measured caller: ${loaded.latencies.length} calls, ${loaded.refused} refused, p99 ${round(loadedP99, 2)} ms (${ratio}× quiet); load average ${load()}`);
-      floods[mode] = { floodCalls: f.calls, floodServed: f.served, floodRefused: f.refused, floodRefusedWithRetryInfo: f.withRetryInfo, steadyCalls: loaded.latencies.length, steadyRefused: loaded.refused, steadyP99Ms: round(loadedP99, 2), ratio };
+      say(`${mode} flood: ${f.calls} calls (${round(f.calls / SECONDS, 0)}/s), ${f.served} served, ${f.refused} RESOURCE_EXHAUSTED (${f.withRetryInfo} with RetryInfo); measured caller: ${loaded.latencies.length} calls, ${loaded.refused} refused, p99 ${round(loadedP99, 2)} ms (${ratio}× quiet); machine ${Math.round(busy * 100)} % busy; load average ${load()}`);
+      floods[mode] = { floodCalls: f.calls, floodServed: f.served, floodRefused: f.refused, floodRefusedWithRetryInfo: f.withRetryInfo, steadyCalls: loaded.latencies.length, steadyRefused: loaded.refused, steadyP99Ms: round(loadedP99, 2), ratio, machineBusy: busy };
     }
-    console.log(JSON.stringify({ cores: CORES, seconds: SECONDS, rate: RATE, floodInFlight: FLOOD, floodNice: FLOOD_NICE, loadAverage: loadBefore, steadyQuietCalls: quiet.latencies.length, steadyP99QuietMs: round(quietP99, 2), floods, loadAverageAfter: load() }));
+    console.log(JSON.stringify({ cores: CORES, seconds: SECONDS, rate: RATE, floodInFlight: FLOOD, floodNice: FLOOD_NICE, loadAverage: loadBefore, steadyQuietCalls: quiet.latencies.length, steadyP99QuietMs: round(quietP99, 2), quietMachineBusy: quietBusy, floods, loadAverageAfter: load() }));
   } finally {
     for (const f of flooders) f.proc.kill("SIGTERM");
     server.proc.kill("SIGTERM");
