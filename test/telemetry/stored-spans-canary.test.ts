@@ -42,6 +42,7 @@ let privateKey = "";
 let canaryAccountId = "";
 let canaryTraceId = "";
 let adminId = "";
+let firewallId = "";
 
 beforeAll(async () => {
   t = await createTestEnv({ label: "spancanary", metrics: true, env: { DISPATCHER_LOGGING_LEVEL: "debug" } });
@@ -83,6 +84,7 @@ beforeAll(async () => {
   // Audited changes that hand a secret back to their caller, then the trail and the database it lives in.
   apiKeySecret = (await c.apiKeys.createApiKey({ name: "canary key" })).secret;
   privateKey = (await c.keyPairs.createKeyPair({ accountId: local.id, regionId: "local", name: "canary", keyType: KeyType.KEY_TYPE_ED25519 })).privateKey;
+  firewallId = (await c.firewalls.createFirewall({ accountId: local.id, regionId: "local", name: "canary", description: "audited", tags: { team: "canary" } })).firewall?.info?.id ?? "";
   adminId = (await c.system.whoAmI({})).principalId;
   audit = (await c.audit.listAuditEvents({ pageSize: 1000 })).events;
   provisioningDump = await dumpDatabase(t.urls.provisioning);
@@ -150,6 +152,9 @@ describe("secrets in the audit trail", () => {
     const actions = new Set(audit.map((e) => e.action));
     for (const action of ["user.create", "cloud.create", "account.create", "budget_code.create", "budget_code.grant", "api_key.create", "key_pair.import"]) expect(actions, action).toContain(action);
     expect(provisioningDump).toContain("audit_events.action=account.create");
+    const firewall = audit.find((e) => e.action === "firewall.create" && e.objectId === firewallId);
+    expect(firewall).toMatchObject({ principal: adminId, objectType: "firewall" });
+    expect(JSON.parse(firewall?.diffJson ?? "{}")).toMatchObject({ name: { to: "canary" }, accountId: { to: expect.any(String) }, description: { to: "audited" }, tags: { to: { team: "canary" } } });
   });
 
   it("holds no credential, key, token, private key or script environment: neither its API answers nor its table", () => {
