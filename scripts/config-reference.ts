@@ -15,6 +15,7 @@ function defaultCell(value: unknown): string {
   if (value === undefined) return "—";
   if (value === "") return "(empty)";
   if (Array.isArray(value) && value.length === 0) return "(none)";
+  if (typeof value === "object" && value !== null && !Array.isArray(value) && Object.keys(value).length === 0) return "(none)";
   return `\`${cell(String(value))}\``;
 }
 

@@ -8,6 +8,7 @@ import { ROLE_NAMES } from "./app/role-names.js";
 import { addIamCommands } from "./commands/iam.js";
 import { addAccountCommands } from "./commands/accounts.js";
 import { addBudgetCommands } from "./commands/budgets.js";
+import { addAuditCommands } from "./commands/audit.js";
 import { addCloudCommands } from "./commands/clouds.js";
 import { addJobCommands } from "./commands/jobs.js";
 import { addServerCommands } from "./commands/servers.js";
@@ -85,6 +86,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   addCloudCommands(program, configFile, setExit);
   addAccountCommands(program, configFile, setExit);
   addBudgetCommands(program, configFile, setExit);
+  addAuditCommands(program, configFile, setExit);
   addServerCommands(program, configFile, setExit);
   addStorageCommands(program, configFile, setExit);
   addNetworkCommands(program, configFile, setExit);

@@ -13,6 +13,11 @@ const positiveInt = wholeNumber(1, undefined, "expected a whole number, 1 or mor
 const nonNegativeInt = wholeNumber(0, undefined, "expected a whole number, 0 or more");
 const bool = z.union([z.boolean(), z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1")]);
 const list = z.union([z.array(z.string()), z.string().transform((v) => v.split(",").map((s) => s.trim()).filter(Boolean))]);
+/** "<Service>/<Method>=<bytes>" pairs, comma separated (or an object in the file): per-method request limits. */
+const methodSizes = z.union([
+  z.record(z.string().regex(/^\/?[A-Za-z0-9_.]+\/[A-Za-z0-9_]+$/, "expected <Service>/<Method> or /<package>.<Service>/<Method>"), positiveInt),
+  list.pipe(z.array(z.string().regex(/^\/?[A-Za-z0-9_.]+\/[A-Za-z0-9_]+=\d+$/, "expected <Service>/<Method>=<bytes>, comma separated"))).transform((pairs) => Object.fromEntries(pairs.map((p) => [p.slice(0, p.lastIndexOf("=")), Number(p.slice(p.lastIndexOf("=") + 1))]))),
+]);
 const mysqlUrl = z.string().regex(/^(mysql|mariadb):\/\/[^/]+\/[A-Za-z0-9_]+(\?.*)?$/, "expected mysql://user:password@host:port/database");
 
 /** One configurable field: where it lives in the config object, its environment variable, default and meaning. */
@@ -52,6 +57,8 @@ export const FIELDS: readonly Field[] = [
   f("server.rateLimitBurst", positiveInt, 4_000, "calls a principal may make at once after being idle (the token bucket's size)"),
   f("server.maxConcurrentCallsPerPrincipal", nonNegativeInt, 256, "unary calls one principal may have in flight at once; more is RESOURCE_EXHAUSTED with RetryInfo. 0: no cap"),
   f("server.maxOpenStreamsPerPrincipal", nonNegativeInt, 64, "server streams (WatchJob) one principal may have open at once; more is RESOURCE_EXHAUSTED with RetryInfo. 0: no cap"),
+  f("server.maxRequestBytes", positiveInt, 256 * 1024, "largest request message of a method without a limit of its own (src/rpc/request-limits.ts: RunServerScript 2 MiB, CreateAccount and StoreCredential 1 MiB); more is RESOURCE_EXHAUSTED (REQUEST_TOO_LARGE) before authentication and decoding. No limit exceeds server.maxMessageBytes"),
+  f("server.maxRequestBytesByMethod", methodSizes, {}, "per-method request limits overriding the built-in ones: <Service>/<Method>=<bytes>, comma separated (e.g. ServerAgentService/RunServerScript=4194304)"),
   f("server.maxMetadataBytes", positiveInt, 16 * 1024, "largest request metadata (all header names and values, in bytes) a call may carry; more is RESOURCE_EXHAUSTED before authentication. A single header over 64 KiB never gets that far: the HTTP/2 layer closes the connection"),
   f("bridge.bind", z.string().min(1), "0.0.0.0", "address the gRPC-Web bridge binds"),
   f("bridge.port", port, 3303, "gRPC-Web bridge port (HTTP/1.1)"),
@@ -156,6 +163,7 @@ export type Config = {
   mode: "development" | "production";
   dataDir: string;
   server: { bind: string; port: number; maxMessageBytes: number; keepaliveTimeMs: number; keepaliveTimeoutMs: number; shutdownGraceMs: number; reflection: boolean; defaultDeadlineMs: number; maxMetadataBytes: number;
+    maxRequestBytes: number; maxRequestBytesByMethod: Record<string, number>;
     rateLimitPerSecond: number; rateLimitBurst: number; maxConcurrentCallsPerPrincipal: number; maxOpenStreamsPerPrincipal: number;
   };
   bridge: { bind: string; port: number; corsOrigins: string[]; maxRequestBytes: number };

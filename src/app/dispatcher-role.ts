@@ -6,6 +6,7 @@ import { withJoinTokens } from "../agent/join-tokens.js";
 import { prepareAgentSecrets } from "../agent/ca.js";
 import { agentRpcServices } from "../agent/rpc-services.js";
 import { analyticsRpcServices } from "../analytics/rpc-services.js";
+import { auditRpcServices } from "../audit/rpc-services.js";
 import { connectLocalCloudInBackground } from "../clouds/local/bootstrap.js";
 import { createConsoleServer } from "../console/server.js";
 import { createApiKeyAuthenticator } from "../iam/api-keys/authenticator.js";
@@ -71,6 +72,7 @@ export async function startDispatcherRole(resources: Resources): Promise<Running
     ...storageRpcServices({ sql: resources.sql, db: resources.provisioning, jobs }),
     ...analytics.services,
     ...agentRpcServices({ config, sql: resources.sql, jobs, log: log.child({ component: "agents" }), now: resources.now }),
+    ...auditRpcServices({ sql: resources.sql }),
   ];
   const server = createRpcServer({
     config,

@@ -71,6 +71,7 @@ import { GetServerInfoRequest, SystemServiceService, WhoAmIRequest } from "../ge
 import { GetJobTraceRequest, TraceServiceService } from "../gen/proto/dispatcher/v1/traces.js";
 import { GetQueueStatsRequest, ListDeadLettersRequest, QueueServiceService, ReplayDeadLetterRequest } from "../gen/proto/dispatcher/v1/queues.js";
 import { AnalyticsServiceService, FleetSummaryRequest, QueryServerMetricsRequest, ReportUsageRequest } from "../gen/proto/dispatcher/v1/analytics.js";
+import { AuditServiceService, ListAuditEventsRequest } from "../gen/proto/dispatcher/v1/audit.js";
 import { promiseClient, type CallDefaults, type PromiseClient } from "./calls.js";
 import { healthClient, type HealthClient } from "./health.js";
 import { DEFAULT_RETRY, idempotentMethods, loadDescriptorSet, retryServiceConfig, type RetryOptions } from "./service-config.js";
@@ -242,6 +243,8 @@ export type SystemClient = PromiseClient<typeof SystemServiceService, typeof SYS
 export type JobClient = PromiseClient<typeof JobServiceService, typeof JOB_REQUESTS>;
 export type TraceClient = PromiseClient<typeof TraceServiceService, typeof TRACE_REQUESTS>;
 export type QueueClient = PromiseClient<typeof QueueServiceService, typeof QUEUE_REQUESTS>;
+const AUDIT_REQUESTS = { listAuditEvents: ListAuditEventsRequest };
+export type AuditClient = PromiseClient<typeof AuditServiceService, typeof AUDIT_REQUESTS>;
 
 export interface DispatcherClients {
   system: SystemClient;
@@ -269,6 +272,8 @@ export interface DispatcherClients {
   /** Agents of servers and commands run through them (dispatcher.v1.ServerAgentService). */
   agents: AgentClient;
   analytics: AnalyticsClient;
+  /** Who changed what (dispatcher.v1.AuditService; admins only). */
+  audit: AuditClient;
   health: HealthClient;
   /** The underlying grpc-js client (one channel shared by all). */
   readonly grpc: Client;
@@ -309,6 +314,7 @@ export function createDispatcherClients(options: DispatcherClientOptions): Dispa
     images: promiseClient(client, storage.ImageServiceService, IMAGE_REQUESTS, defaults),
     agents: promiseClient(client, ServerAgentServiceService, AGENT_REQUESTS, defaults),
     analytics: promiseClient(client, AnalyticsServiceService, ANALYTICS_REQUESTS, defaults),
+    audit: promiseClient(client, AuditServiceService, AUDIT_REQUESTS, defaults),
     health: healthClient(client, defaults),
     grpc: client,
     close: () => client.close(),

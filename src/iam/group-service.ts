@@ -11,6 +11,7 @@ import { pageOf, type Page } from "../db/page.js";
 import { countActiveAdmins, userExists } from "./user-repository.js";
 import { existingAccountIds } from "../provisioning/accounts/repository.js";
 import { seesEveryone, type IamViewer } from "./visibility.js";
+import { recordChange } from "../audit/trail.js";
 
 export interface GroupView {
   id: string;
@@ -53,14 +54,17 @@ export function createGroupService(db: ProvisioningDb): GroupService {
   }
 
   /** Checks and bumps the version, runs `change`, and returns the group as it ends up, all in one transaction. */
-  function change(id: string, etag: string, change: (tx: Tx) => Promise<void>, fields: { name?: string; description?: string } = {}): Promise<GroupView> {
+  function change(action: string, id: string, etag: string, change: (tx: Tx) => Promise<void>, fields: { name?: string; description?: string } = {}): Promise<GroupView> {
     return uniqueName(fields.name, () =>
       inTransaction(db, async (tx) => {
+        const before = await repo.findGroup(tx, id);
         const outcome = await repo.bumpGroup(tx, id, versionOf(etag), fields);
         if (outcome === "missing") throw new NotFoundError("group", id);
         if (outcome === "stale") throw staleEtag("group", id);
         await change(tx);
-        return get(id, tx);
+        const after = await get(id, tx);
+        await recordChange(tx, { action, objectType: "group", objectId: id, before, after });
+        return after;
       }),
     );
   }
@@ -68,7 +72,13 @@ export function createGroupService(db: ProvisioningDb): GroupService {
   return {
     async createGroup(input) {
       const id = newId();
-      await uniqueName(input.name, () => repo.insertGroup(db, { id, name: input.name, description: input.description, roles: [...new Set(input.roles)] }));
+      const group = { id, name: input.name, description: input.description, roles: [...new Set(input.roles)] };
+      await uniqueName(input.name, () =>
+        inTransaction(db, async (tx) => {
+          await repo.insertGroup(tx, group);
+          await recordChange(tx, { action: "group.create", objectType: "group", objectId: id, after: group });
+        }),
+      );
       return get(id);
     },
     async getGroup(viewer, id) {
@@ -81,33 +91,35 @@ export function createGroupService(db: ProvisioningDb): GroupService {
       const rows = await repo.listGroups(db, { afterId: query.afterId, memberId, limit: query.pageSize + 1 });
       return pageOf(rows.map(toView), query.pageSize, (g) => g.id);
     },
-    updateGroup: (id, etag, fields) => change(id, etag, async () => {}, fields),
+    updateGroup: (id, etag, fields) => change("group.update", id, etag, async () => {}, fields),
     async deleteGroup(id, etag) {
       await inTransaction(db, async (tx) => {
+        const before = await repo.findGroup(tx, id);
         const outcome = await repo.bumpGroup(tx, id, versionOf(etag));
         if (outcome === "missing") throw new NotFoundError("group", id);
         if (outcome === "stale") throw staleEtag("group", id);
         await repo.deleteGroup(tx, id);
+        await recordChange(tx, { action: "group.delete", objectType: "group", objectId: id, before });
         await keepAnAdmin(() => countActiveAdmins(tx));
       });
     },
     addMember: (groupId, userId) =>
-      change(groupId, "", async (tx) => {
+      change("group.add_member", groupId, "", async (tx) => {
         if (!(await userExists(tx, userId))) throw InvalidArgumentError.field("user_id", "no such user");
         await repo.addMember(tx, groupId, userId);
       }),
     removeMember: (groupId, userId) =>
-      change(groupId, "", async (tx) => {
+      change("group.remove_member", groupId, "", async (tx) => {
         await repo.removeMember(tx, groupId, userId);
         await keepAnAdmin(() => countActiveAdmins(tx));
       }),
     setRoles: (groupId, etag, roles) =>
-      change(groupId, etag, async (tx) => {
+      change("group.set_roles", groupId, etag, async (tx) => {
         await repo.replaceRoles(tx, groupId, [...new Set(roles)]);
         await keepAnAdmin(() => countActiveAdmins(tx));
       }),
     setAccounts: (groupId, etag, accountIds) =>
-      change(groupId, etag, async (tx) => {
+      change("group.set_accounts", groupId, etag, async (tx) => {
         const wanted = [...new Set(accountIds)];
         const known = await existingAccountIds(tx, wanted);
         const unknown = wanted.filter((id) => !known.has(id));

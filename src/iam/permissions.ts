@@ -73,6 +73,8 @@ export const METHOD_PERMISSIONS: Readonly<Record<string, string>> = Object.freez
   "/dispatcher.v1.ApiKeyService/CreateApiKey": "apikeys.self",
   "/dispatcher.v1.ApiKeyService/ListApiKeys": "apikeys.self",
   "/dispatcher.v1.ApiKeyService/RevokeApiKey": "apikeys.self",
+  // The audit trail names who changed what across every tenant: admins only.
+  "/dispatcher.v1.AuditService/ListAuditEvents": "admin.audit",
 
   // Provisioning: anyone may read clouds. Clouds are admin.* (an endpoint is where the dispatcher sends account
   // credentials). Budget codes are read by admins and finance whole, by everyone else only the codes they hold (the

@@ -15,7 +15,7 @@ export interface RoleInfo {
 }
 
 const DESCRIPTIONS: Readonly<Record<Role, string>> = {
-  admin: "Everything, including users, groups, other users' API keys, key rotation and diagnostics.",
+  admin: "Everything, including users, groups, other users' API keys, key rotation, diagnostics and the audit trail.",
   operator: "Runs and controls work; cannot change who may do what (admin.*) nor budget codes (finance.*).",
   finance: "Creates, renames, enables, disables and sets the quotas of budget codes (finance.*); reads like a reader.",
   reader: "Reads everything it may see and manages its own API keys; changes nothing else.",

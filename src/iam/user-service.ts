@@ -8,6 +8,7 @@ import { etagOf, keepAnAdmin, staleEtag, versionOf } from "./etag.js";
 import type { Role } from "./roles.js";
 import * as repo from "./user-repository.js";
 import { seesEveryone, userSeenBy, type IamViewer } from "./visibility.js";
+import { recordChange } from "../audit/trail.js";
 
 export interface UserView {
   id: string;
@@ -73,14 +74,16 @@ export function createUserService(db: ProvisioningDb): UserService {
     return toUserView(row);
   }
 
-  async function update(id: string, etag: string, patch: UserUpdate): Promise<UserView> {
+  async function update(id: string, etag: string, patch: UserUpdate, action = "user.update"): Promise<UserView> {
     return inTransaction(db, async (tx) => {
+      const before = await repo.findUser(tx, id);
       const outcome = await repo.updateUser(tx, id, versionOf(etag), patch);
       if (outcome === "missing") throw new NotFoundError("user", id);
       if (outcome === "stale") throw staleEtag("user", id);
       if (patch.status === "DISABLED" || patch.roles) await keepAnAdmin(() => repo.countActiveAdmins(tx));
       const row = await repo.findUser(tx, id);
       if (!row) throw new NotFoundError("user", id);
+      await recordChange(tx, { action, objectType: "user", objectId: id, before, after: row });
       return toUserView(row);
     });
   }
@@ -89,7 +92,11 @@ export function createUserService(db: ProvisioningDb): UserService {
     async createUser(input) {
       const id = newId();
       try {
-        await repo.insertUser(db, { id, email: input.email, name: input.name, kind: input.kind, roles: [...new Set(input.roles)] });
+        const user = { id, email: input.email, name: input.name, kind: input.kind, roles: [...new Set(input.roles)] };
+        await inTransaction(db, async (tx) => {
+          await repo.insertUser(tx, user);
+          await recordChange(tx, { action: "user.create", objectType: "user", objectId: id, after: { ...user, status: "ACTIVE" } });
+        });
       } catch (err) {
         if (isUniqueViolation(err)) throw new AlreadyExistsError("user", input.email);
         throw err;
@@ -112,6 +119,6 @@ export function createUserService(db: ProvisioningDb): UserService {
       return pageOf(views, query.pageSize, (u) => u.id);
     },
     updateUser: (id, etag, patch) => update(id, etag, { ...patch, roles: patch.roles ? [...new Set(patch.roles)] : undefined }),
-    deleteUser: (id, etag) => update(id, etag, { status: "DISABLED" }),
+    deleteUser: (id, etag) => update(id, etag, { status: "DISABLED" }, "user.disable"),
   };
 }

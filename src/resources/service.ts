@@ -18,6 +18,7 @@ import { RESOURCE_TAG_KIND } from "./kinds.js";
 import { DELETED, PENDING, type Resource, type ResourceEvent } from "./model.js";
 import * as repo from "./repository.js";
 import { hourlyPriceOf, isPriced, type ResourceTypeSpec } from "./types.js";
+import { recordChange } from "../audit/trail.js";
 
 const HOURS_PER_MONTH = 730n;
 const MICROS_PER_CENT = 10_000n;
@@ -122,6 +123,7 @@ export function createResourceService(deps: ResourceServiceDeps): ResourceServic
         await requireTypeCapability(tx, spec, resource.accountId, resource.regionId);
         await input.allowed?.(resource, tx);
         await repo.insertResourceEvents(tx, [{ resourceId: id, type: input.deletes ? "DELETE_REQUESTED" : "ACTION_REQUESTED", fromState: resource.state, jobId: created.id, message: input.message, details: input.details ?? null }]);
+        await recordChange(tx, { action: input.kind, objectType: spec.type, objectId: id, fields: "resource", before: input.deletes ? resource : null, after: input.deletes ? null : (input.payload ?? {}) });
       },
     });
     return job;
@@ -182,6 +184,7 @@ export function createResourceService(deps: ResourceServiceDeps): ResourceServic
           await repo.insertResourceEvents(tx, [
             { resourceId: id, type: "CREATE_REQUESTED", toState: PENDING, jobId: created.id, message: `${spec.noun} ${name} in ${region.id} requested by ${principal.id}`, details: budgetCode ? { budgetCode } : null },
           ]);
+          await recordChange(tx, { action: input.kind, objectType: spec.type, objectId: id, fields: "resource", after: { ...input.payload, ...input.details, name, accountId: account.id, regionId: region.id, budgetCode, tags: input.tags } });
         },
       });
       // A concurrent request with the same key may have won the insert: its resource is the one to answer with.

@@ -11,6 +11,7 @@ import type { Authenticate, AuthenticatePeer, PeerAuth, Principal } from "../iam
 import { ANONYMOUS, isAllowed, permissionFor, PUBLIC } from "../iam/permissions.js";
 import { codeName, toRpcStatus, type RpcStatus } from "./status.js";
 import { recordRpc } from "../telemetry/metrics.js";
+import { actingAs } from "../audit/actor.js";
 
 /** What a handler knows about its call besides the request. */
 export interface CallContext {
@@ -108,17 +109,28 @@ class Undecodable {
   constructor(readonly cause: unknown) {}
 }
 
+/** What a request body over its method's size limit becomes, undecoded: the adapter answers RESOURCE_EXHAUSTED. */
+class Oversized {
+  constructor(
+    readonly bytes: number,
+    readonly limit: number,
+  ) {}
+}
+
 /**
- * The service definition with request decoding that never throws. grpc-js answers a body that fails to decode with
+ * The service definition with request decoding that never throws, and that never decodes a body larger than
+ * `limitOf(method)` bytes (0: no limit of its own; src/rpc/request-limits.ts). grpc-js answers a body that fails to decode with
  * INTERNAL and never calls the handler, so the caller gets no ErrorInfo and the request log never hears of it; here
  * the failure travels to the adapter as a value and is answered like any other bad input, after authentication.
  */
-export function tolerantDefinition(definition: ServiceDefinition): ServiceDefinition {
+export function tolerantDefinition(definition: ServiceDefinition, limitOf: (method: string) => number = () => 0): ServiceDefinition {
   const out: Record<string, MethodDefinition<unknown, unknown>> = {};
   for (const [key, method] of Object.entries(definition) as Array<[string, MethodDefinition<unknown, unknown>]>) {
+    const limit = limitOf(method.path);
     out[key] = {
       ...method,
       requestDeserialize: (bytes: Buffer): unknown => {
+        if (limit > 0 && bytes.length > limit) return new Oversized(bytes.length, limit);
         try {
           return method.requestDeserialize(bytes);
         } catch (err) {
@@ -139,12 +151,15 @@ function metadataBytes(metadata: Metadata): number {
   return n;
 }
 
-/** Refuses a call before anything is looked up: metadata over the limit, then a body that did not decode. */
-function checkEnvelope(runtime: Pick<AdapterRuntime, "maxMetadataBytes">, metadata: Metadata): void {
+/** Refuses a call before anything is looked up: metadata, then a request body, over its limit. */
+function checkEnvelope(runtime: Pick<AdapterRuntime, "maxMetadataBytes">, metadata: Metadata, request: unknown): void {
   const limit = runtime.maxMetadataBytes ?? 0;
   if (limit > 0) {
     const size = metadataBytes(metadata);
     if (size > limit) throw new ResourceExhaustedError(`request metadata of ${size} bytes exceeds the limit of ${limit} bytes`, "METADATA_TOO_LARGE", null, { limitBytes: String(limit) });
+  }
+  if (request instanceof Oversized) {
+    throw new ResourceExhaustedError(`request message of ${request.bytes} bytes exceeds this method's limit of ${request.limit} bytes`, "REQUEST_TOO_LARGE", null, { limitBytes: String(request.limit) });
   }
 }
 
@@ -284,13 +299,14 @@ class Call implements InFlightCall {
     this.runtime.inFlight.add(this);
     let release: (() => void) | undefined;
     try {
-      checkEnvelope(this.runtime, this.surface.metadata);
+      checkEnvelope(this.runtime, this.surface.metadata, this.surface.request);
       const auth = this.runtime.authenticatePeer ? this.surface.getAuthContext() : null;
       this.principal = await admit(this.runtime, this.method, this.surface.metadata, this.peer, auth, (p) => (this.principal = p));
       this.controller.signal.throwIfAborted();
       checkDecoded(this.surface.request);
       release = this.runtime.limits?.admit(this.principal, this.longLived);
-      await body(this.context(this.principal));
+      // The handler runs as its caller: what it changes is attributed to them in the audit trail.
+      await actingAs({ principal: this.principal.id, traceId: this.traceId }, () => body(this.context(this.principal as Readonly<Principal>)));
     } catch (err) {
       this.finish(err);
     } finally {

@@ -7,6 +7,7 @@ import type { Logger, RequestLogEntry } from "../log.js";
 import { bindService, serviceName, tolerantDefinition, type RpcService } from "./adapter.js";
 import { InFlight } from "./in-flight.js";
 import { PrincipalLimits } from "./limits.js";
+import { requestLimits } from "./request-limits.js";
 import type { AuthenticatePeer } from "../iam/principal.js";
 import { permissionFor } from "../iam/permissions.js";
 import type { Authenticate } from "../iam/principal.js";
@@ -67,6 +68,8 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
     maxOpenStreams: config.server.maxOpenStreamsPerPrincipal,
   });
 
+  const limitOf = requestLimits(config.server);
+
   const build = (): Server => {
     const s = new Server(serverOptions(config.server));
     const runtime = { log, requestLog: options.requestLog, authenticate: options.authenticate, authenticatePeer: options.authenticatePeer, defaultDeadlineMs: config.server.defaultDeadlineMs, maxMetadataBytes: config.server.maxMetadataBytes, limits, inFlight, isDraining: () => draining };
@@ -74,7 +77,7 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
       for (const method of Object.values(service.definition)) {
         if (permissionFor(method.path) === undefined) log.error({ method: method.path }, "method missing from the permission table: every call will be denied");
       }
-      s.addService(tolerantDefinition(service.definition), bindService(service, runtime));
+      s.addService(tolerantDefinition(service.definition, limitOf), bindService(service, runtime));
     }
     setHealth("NOT_SERVING");
     health.addToServer({ addService: (definition, impl) => s.addService(definition, trackWatches(impl, healthWatches)) });

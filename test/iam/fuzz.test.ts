@@ -54,7 +54,7 @@ async function knownIds(clients: Record<string, AnyClient>): Promise<string[]> {
 describe("IAM requests full of hostile values", () => {
   it("never answer INTERNAL or UNKNOWN, whatever the field values", async () => {
     const clients = f.client(f.users.admin.secret) as unknown as Record<string, AnyClient>;
-    const byService: Record<string, string> = { UserService: "users", GroupService: "groups", RoleService: "roles", ApiKeyService: "apiKeys" };
+    const byService: Record<string, string> = { UserService: "users", GroupService: "groups", RoleService: "roles", ApiKeyService: "apiKeys", AuditService: "audit" };
     let calls = 0;
     const codes = new Map<number, number>();
     for (const service of f.services) {

@@ -5,6 +5,8 @@ import { newId } from "../../src/db/ids.js";
 import { createApiKey } from "../../src/iam/api-keys/keys.js";
 import { createApiKeyAuthenticator } from "../../src/iam/api-keys/authenticator.js";
 import { iamRpcServices } from "../../src/rpc/iam/rpc-services.js";
+import { auditRpcServices } from "../../src/audit/rpc-services.js";
+import { sqlOfPrisma } from "../../src/db/sql.js";
 import type { RpcService } from "../../src/rpc/adapter.js";
 import { createSystemService } from "../../src/system/service.js";
 import { systemHandlers } from "../../src/system/handlers.js";
@@ -39,11 +41,11 @@ export async function insertAccounts(dbs: TestDatabases, ids: string[]): Promise
   await dbs.provisioning.account.createMany({ data: ids.map((id) => ({ id, name: id, cloudId, credentialId: `cred-${id}` })) });
 }
 
-/** Serves SystemService, the IAM services and whatever `extra` makes over the fixture's database. */
+/** Serves SystemService, the IAM services, the audit trail and whatever `extra` makes over the fixture's database. */
 export async function startIamFixture(label: string, extra: (dbs: TestDatabases) => RpcService[] = () => []): Promise<IamFixture> {
   const dbs = await createTestDatabases(label);
   let skew = 0;
-  const services = [systemHandlers(createSystemService({ roles: ["dispatcher"] })), ...iamRpcServices(dbs.provisioning), ...extra(dbs)];
+  const services = [systemHandlers(createSystemService({ roles: ["dispatcher"] })), ...iamRpcServices(dbs.provisioning), ...auditRpcServices({ sql: sqlOfPrisma(dbs.provisioning) }), ...extra(dbs)];
   const server = await startTestServer({ services, authenticate: createApiKeyAuthenticator(dbs.provisioning, () => Date.now() + skew) });
   const users = {} as IamFixture["users"];
   for (const role of BUILT_IN) {

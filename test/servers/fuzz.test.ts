@@ -185,7 +185,7 @@ describe("server, agent and analytics requests full of hostile values", () => {
             codes.set(code, (codes.get(code) ?? 0) + 1);
             expect([status.INTERNAL, status.UNKNOWN, -1], `${method.path}: ${(outcome as Error).message}`).not.toContain(code);
             // Registration authenticates by join token: anything else is refused, never an internal failure.
-            if (!client) expect([status.OK, status.UNAUTHENTICATED, status.INVALID_ARGUMENT, status.PERMISSION_DENIED, status.FAILED_PRECONDITION], `${method.path}: ${(outcome as Error).message}`).toContain(code);
+            if (!client) expect([status.OK, status.UNAUTHENTICATED, status.INVALID_ARGUMENT, status.PERMISSION_DENIED, status.FAILED_PRECONDITION, status.RESOURCE_EXHAUSTED], `${method.path}: ${(outcome as Error).message}`).toContain(code);
           }),
           { numRuns: 30 },
         );

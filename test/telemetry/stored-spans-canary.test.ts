@@ -3,8 +3,10 @@
 // driver on every launch and check), the caller's API key, a launched server's join token and agent credential, and a
 // canary in a script's environment run through the agent, the launch's user data and a created key pair's private key
 // — appear in no span that the dispatcher keeps and serves through TraceService, whose answers for every job are read
-// here in full, nor in its metrics (/metrics on the metrics port, read after the same work); the user data and the
-// private key are also in no service-log line (debug level), request-log line, database row or error.
+// here in full, nor in its metrics (/metrics on the metrics port, read after the same work), nor in the audit trail
+// (its API answers and its table in a database dump), which records the run's changes with their principal and trace
+// id; the user data and the private key are also in no service-log line (debug level), request-log line, database row
+// or error.
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -13,6 +15,7 @@ import { killLocalServers } from "../../src/clouds/local/cleanup.js";
 import { createDispatcherClients, type DispatcherClients } from "../../src/client/index.js";
 import { JobState, type Job } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import { AccountStatus } from "../../src/gen/proto/dispatcher/v1/provisioning.js";
+import type { AuditEvent } from "../../src/gen/proto/dispatcher/v1/audit.js";
 import { GetJobTraceResponse } from "../../src/gen/proto/dispatcher/v1/traces.js";
 import { KeyType } from "../../src/gen/proto/dispatcher/v1/network.js";
 import { dumpDatabase } from "../km/support.js";
@@ -37,6 +40,16 @@ let served = "";
 /** The process's metrics exposition after all of it. */
 let metrics = "";
 const jobs: Job[] = [];
+/** The audit trail as the API answers it, and the provisioning database dumped whole (one `table.column=value` a line). */
+let audit: AuditEvent[] = [];
+let provisioningDump = "";
+/** A key made through CreateApiKey and a key pair's private key: secrets the audited calls handed back. */
+let apiKeySecret = "";
+let privateKey = "";
+let canaryAccountId = "";
+let canaryTraceId = "";
+let adminId = "";
+let firewallId = "";
 
 beforeAll(async () => {
   t = await createTestEnv({ label: "spancanary", metrics: true, env: { DISPATCHER_LOGGING_LEVEL: "debug" } });
@@ -49,6 +62,8 @@ beforeAll(async () => {
   // A credential that goes to KM, then to a worker and the local driver, which refuses it.
   const canaryAccount = await c.accounts.createAccount({ name: "canary", cloudId: local.cloudId, credentials: { type: "local", fields: { key: CANARY } } });
   jobs.push(await jobEnd(c, canaryAccount.validationJob, 60_000));
+  canaryAccountId = canaryAccount.account?.id ?? "";
+  canaryTraceId = canaryAccount.validationJob?.traceId ?? "";
 
   // A launch with an agent (join token, agent credential), then a script whose environment holds a canary.
   await c.budgetCodes.createBudgetCode({ code: "CANARY", name: "canary", financeCode: "F-1", hardQuotaCents: "100000", softQuotaCents: "0" });
@@ -77,6 +92,14 @@ beforeAll(async () => {
     }, 20_000, `the last span of job ${job.id} (${job.kind})`).catch(() => c.traces.getJobTrace({ jobId: job.id })));
   }
   served = answers.map((a) => JSON.stringify(GetJobTraceResponse.toJSON(a))).join("\n");
+
+  // Audited changes that hand a secret back to their caller, then the trail and the database it lives in.
+  apiKeySecret = (await c.apiKeys.createApiKey({ name: "canary key" })).secret;
+  privateKey = (await c.keyPairs.createKeyPair({ accountId: local.id, regionId: "local", name: "canary", keyType: KeyType.KEY_TYPE_ED25519 })).privateKey;
+  firewallId = (await c.firewalls.createFirewall({ accountId: local.id, regionId: "local", name: "canary", description: "audited", tags: { team: "canary" } })).firewall?.info?.id ?? "";
+  adminId = (await c.system.whoAmI({})).principalId;
+  audit = (await c.audit.listAuditEvents({ pageSize: 1000 })).events;
+  provisioningDump = await dumpDatabase(t.urls.provisioning);
   metrics = await (await fetch(`http://127.0.0.1:${t.ports.metrics}/metrics`)).text();
 }, 300_000);
 
@@ -146,5 +169,41 @@ describe("secrets in the metrics", () => {
       for (const form of forms(secret)) expect(metrics.includes(form), `the metrics contain ${what}`).toBe(false);
     }
     for (const marker of ["dsp_", "djt_", "dac_"]) expect(metrics.includes(marker), `the metrics contain a ${marker}… secret`).toBe(false);
+  });
+});
+
+describe("secrets in the audit trail", () => {
+  it("records the run's changes with their principal, and CreateAccount's with the trace id of its RPC", () => {
+    const account = audit.find((e) => e.action === "account.create" && e.objectId === canaryAccountId);
+    expect(account).toMatchObject({ principal: adminId, objectType: "account" });
+    expect(canaryTraceId).toMatch(/^[0-9a-f]{32}$/);
+    expect(account?.traceId).toBe(canaryTraceId);
+    const actions = new Set(audit.map((e) => e.action));
+    for (const action of ["user.create", "cloud.create", "account.create", "budget_code.create", "budget_code.grant", "api_key.create", "key_pair.import"]) expect(actions, action).toContain(action);
+    expect(provisioningDump).toContain("audit_events.action=account.create");
+    const firewall = audit.find((e) => e.action === "firewall.create" && e.objectId === firewallId);
+    expect(firewall).toMatchObject({ principal: adminId, objectType: "firewall" });
+    expect(JSON.parse(firewall?.diffJson ?? "{}")).toMatchObject({ name: { to: "canary" }, accountId: { to: expect.any(String) }, description: { to: "audited" }, tags: { to: { team: "canary" } } });
+  });
+
+  it("holds no credential, key, token, private key or script environment: neither its API answers nor its table", () => {
+    expect(privateKey).toMatch(/PRIVATE KEY/);
+    expect(apiKeySecret).toMatch(/^dsp_/);
+    const answers = JSON.stringify(audit);
+    const table = provisioningDump.split("\n").filter((l) => l.startsWith("audit_events.")).join("\n");
+    const accountKey = readFileSync(join(t.dir, "local-cloud", "account.key"), "utf8").trim();
+    const keyBody = privateKey.split("\n").filter((l) => l && !l.startsWith("-----")).join("");
+    for (const [what, secret] of [["the canary credential", CANARY], ["the local account key", accountKey], ["the caller's API key", token], ["the API key made", apiKeySecret], ["the private key", keyBody], ["the script's environment", SCRIPT_CANARY]] as const) {
+      for (const form of forms(secret)) {
+        expect(answers.includes(form), `the audit trail's answers contain ${what}`).toBe(false);
+        expect(table.includes(form), `the audit_events table contains ${what}`).toBe(false);
+      }
+    }
+    for (const marker of ["dsp_", "djt_", "dac_"]) expect(table.includes(marker), `the audit_events table holds a ${marker}… secret`).toBe(false);
+    // The rest of the provisioning database holds none of the credentials or keys either (job payloads keep a script's
+    // environment by design, so that one is checked in the trail only).
+    for (const [what, secret] of [["the canary credential", CANARY], ["the local account key", accountKey], ["the API key made", apiKeySecret], ["the private key", keyBody]] as const) {
+      for (const form of forms(secret)) expect(provisioningDump.includes(form), `the provisioning database contains ${what}`).toBe(false);
+    }
   });
 });

@@ -9,6 +9,7 @@ import type { Principal } from "../principal.js";
 import { ROLES } from "../roles.js";
 import * as users from "../user-repository.js";
 import * as repo from "./repository.js";
+import { recordChange } from "../../audit/trail.js";
 
 export const API_KEY_MARKER = "dsp_";
 /** Characters of the secret kept in clear (the marker and 8 more) so people can tell their keys apart. */
@@ -26,7 +27,10 @@ export function hashApiKeySecret(secret: string): string {
 export async function createApiKey(db: ProvisioningDb, userId: string, name: string, expiresAt: Date | null = null): Promise<{ id: string; secret: string }> {
   const secret = API_KEY_MARKER + randomBytes(32).toString("base64url");
   const id = newId();
-  await repo.insertApiKey(db, { id, userId, name, prefix: secret.slice(0, PREFIX_LENGTH), secretHash: hashApiKeySecret(secret), expiresAt });
+  await inTransaction(db, async (tx) => {
+    await repo.insertApiKey(tx, { id, userId, name, prefix: secret.slice(0, PREFIX_LENGTH), secretHash: hashApiKeySecret(secret), expiresAt });
+    await recordChange(tx, { action: "api_key.create", objectType: "api_key", objectId: id, after: { userId, name, expiresAt } });
+  });
   return { id, secret };
 }
 
@@ -55,7 +59,11 @@ function splitList(value: string | null): string[] {
 }
 
 export async function revokeApiKey(db: ProvisioningDb, keyId: string, now: Date = new Date()): Promise<boolean> {
-  return repo.revokeApiKey(db, keyId, now);
+  return inTransaction(db, async (tx) => {
+    const revoked = await repo.revokeApiKey(tx, keyId, now);
+    if (revoked) await recordChange(tx, { action: "api_key.revoke", objectType: "api_key", objectId: keyId, before: { revokedAt: null }, after: { revokedAt: now } });
+    return revoked;
+  });
 }
 
 /**
@@ -68,7 +76,9 @@ export async function ensureBootstrapAdmin(db: ProvisioningClient): Promise<{ se
   try {
     return await db.$transaction(async (tx) => {
       const userId = newId();
-      await users.insertUser(tx, { id: userId, email: BOOTSTRAP_ADMIN_EMAIL, name: "Administrator", kind: "USER", roles: ["admin"] });
+      const admin = { id: userId, email: BOOTSTRAP_ADMIN_EMAIL, name: "Administrator", kind: "USER", roles: ["admin"] } as const;
+      await users.insertUser(tx, { ...admin, roles: [...admin.roles] });
+      await recordChange(tx, { action: "user.create", objectType: "user", objectId: userId, after: { ...admin, status: "ACTIVE" } });
       const { secret } = await createApiKey(tx, userId, "bootstrap");
       return { secret };
     });
@@ -98,10 +108,14 @@ export async function createApiKeyForEmail(db: ProvisioningDb, request: KeyForEm
     let user = await users.findUserByEmail(tx, request.email);
     if (!user) {
       const id = newId();
-      await users.insertUser(tx, { id, email: request.email, name: request.email, kind: request.kind === "service" ? "SERVICE" : "USER", roles: [request.role] });
-      user = { id, kind: request.kind === "service" ? "SERVICE" : "USER" };
+      const created = { email: request.email, name: request.email, kind: request.kind === "service" ? "SERVICE" : "USER", roles: [request.role] } as const;
+      await users.insertUser(tx, { id, ...created, roles: [...created.roles] });
+      await recordChange(tx, { action: "user.create", objectType: "user", objectId: id, after: { ...created, status: "ACTIVE" } });
+      user = { id, kind: created.kind };
     } else {
+      const before = await users.findUser(tx, user.id);
       await users.addUserRole(tx, user.id, request.role);
+      await recordChange(tx, { action: "user.update", objectType: "user", objectId: user.id, before: { roles: before?.roles }, after: { roles: [...new Set([...(before?.roles ?? []), request.role])].sort() } });
     }
     const key = await createApiKey(tx, user.id, request.name, request.expiresAt ?? null);
     return { ...key, userId: user.id };

@@ -13,6 +13,7 @@ import type { Job } from "../../jobs/model.js";
 import type { JobService } from "../../jobs/service.js";
 import type { KmCallOptions, KmClient } from "../../km/client.js";
 import * as repo from "./repository.js";
+import { recordChange } from "../../audit/trail.js";
 import { ACCOUNT_DISCOVER_KIND } from "../discovery/kind.js";
 
 export type AccountStatus = repo.AccountStatus;
@@ -139,6 +140,7 @@ export function createAccountService(db: ProvisioningDb, km: () => CredentialSto
       try {
         created = await inTransaction(db, async (tx) => {
           await repo.insertAccount(tx, { id, name: input.name, cloudId: input.cloudId, credentialId: credential.id, defaultBudgetCode: input.defaultBudgetCode || null, nextDiscoveryAt });
+          await recordChange(tx, { action: "account.create", objectType: "account", objectId: id, after: { name: input.name, cloudId: input.cloudId, defaultBudgetCode: input.defaultBudgetCode, status: "PENDING" } });
           return jobs.createJob({ kind: ACCOUNT_DISCOVER_KIND, payload: { accountId: id }, requester: caller, resource: { type: "account", id } }, tx);
         });
       } catch (err) {

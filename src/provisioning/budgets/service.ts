@@ -10,6 +10,7 @@ import type { Principal } from "../../iam/principal.js";
 import { userExists } from "../../iam/user-repository.js";
 import { pageOf, type Page } from "../../db/page.js";
 import * as repo from "./repository.js";
+import { recordChange } from "../../audit/trail.js";
 
 export type BudgetState = repo.BudgetState;
 
@@ -69,14 +70,16 @@ export function createBudgetCodeService(db: ProvisioningDb): BudgetCodeService {
   }
 
   /** Checks and bumps the version, runs `change`, and returns the code as it ends up, all in one transaction. */
-  function change(code: string, etag: string, fields: BudgetPatch, fn: (tx: ProvisioningDb) => Promise<void> = async () => {}): Promise<BudgetCodeView> {
+  function change(code: string, etag: string, fields: BudgetPatch, fn: (tx: ProvisioningDb) => Promise<void> = async () => {}, action = "budget_code.update"): Promise<BudgetCodeView> {
     return inTransaction(db, async (tx) => {
+      const before = await repo.findBudgetCode(tx, code);
       const outcome = await repo.bumpBudgetCode(tx, code, versionOf(etag), fields);
       if (outcome === "missing") throw new NotFoundError("budget code", code);
       if (outcome === "stale") throw staleEtag("budget code", code);
       await fn(tx);
       const view = await get(code, tx);
       if (view.softQuotaCents > view.hardQuotaCents) throw InvalidArgumentError.field("soft_quota_cents", "must not exceed hard_quota_cents");
+      await recordChange(tx, { action, objectType: "budget_code", objectId: code, before, after: view });
       return view;
     });
   }
@@ -84,7 +87,10 @@ export function createBudgetCodeService(db: ProvisioningDb): BudgetCodeService {
   return {
     async createBudgetCode(input) {
       try {
-        await repo.insertBudgetCode(db, input);
+        await inTransaction(db, async (tx) => {
+          await repo.insertBudgetCode(tx, input);
+          await recordChange(tx, { action: "budget_code.create", objectType: "budget_code", objectId: input.code, after: input });
+        });
       } catch (err) {
         if (isUniqueViolation(err)) throw new AlreadyExistsError("budget code", input.code);
         throw err;
@@ -106,6 +112,7 @@ export function createBudgetCodeService(db: ProvisioningDb): BudgetCodeService {
     updateBudgetCode: (code, etag, patch) => change(code, etag, patch),
     async deleteBudgetCode(code, etag, replacement) {
       await inTransaction(db, async (tx) => {
+        const before = await repo.findBudgetCode(tx, code);
         const outcome = await repo.bumpBudgetCode(tx, code, versionOf(etag));
         if (outcome === "missing") throw new NotFoundError("budget code", code);
         if (outcome === "stale") throw staleEtag("budget code", code);
@@ -120,13 +127,14 @@ export function createBudgetCodeService(db: ProvisioningDb): BudgetCodeService {
           await repo.moveUses(tx, code, replacement);
         }
         await repo.deleteBudgetCode(tx, code);
+        await recordChange(tx, { action: "budget_code.delete", objectType: "budget_code", objectId: code, before: before && { ...before, replacementCode: replacement } });
       });
     },
     grant: (code, userId) =>
       change(code, "", {}, async (tx) => {
         if (!(await userExists(tx, userId))) throw InvalidArgumentError.field("user_id", "no such user");
         await repo.grant(tx, code, userId);
-      }),
-    revoke: (code, userId) => change(code, "", {}, (tx) => repo.revoke(tx, code, userId)),
+      }, "budget_code.grant"),
+    revoke: (code, userId) => change(code, "", {}, (tx) => repo.revoke(tx, code, userId), "budget_code.revoke"),
   };
 }

@@ -7,6 +7,7 @@ import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from "../.
 import { etagOf, staleEtag, versionOf } from "../../iam/etag.js";
 import { pageOf, type Page } from "../../db/page.js";
 import * as repo from "./repository.js";
+import { recordChange } from "../../audit/trail.js";
 import { checkCloudEndpoint, checkEndpoint, type EndpointPolicy } from "./endpoint.js";
 
 export type Region = repo.RegionRow;
@@ -54,7 +55,12 @@ export function createCloudService(db: ProvisioningDb, policy: EndpointPolicy): 
     async createCloud(input) {
       const endpoint = await checkCloudEndpoint("endpoint", input.endpoint, input.driver, policy);
       const id = newId();
-      await uniqueName(input.name, () => inTransaction(db, (tx) => repo.insertCloud(tx, { ...input, id, endpoint })));
+      await uniqueName(input.name, () =>
+        inTransaction(db, async (tx) => {
+          await repo.insertCloud(tx, { ...input, id, endpoint });
+          await recordChange(tx, { action: "cloud.create", objectType: "cloud", objectId: id, after: { ...input, endpoint } });
+        }),
+      );
       return get(id);
     },
     getCloud: (id) => get(id),
@@ -69,22 +75,27 @@ export function createCloudService(db: ProvisioningDb, policy: EndpointPolicy): 
       if (endpoint !== undefined) fields.endpoint = endpoint;
       return uniqueName(patch.name, () =>
         inTransaction(db, async (tx) => {
+          const before = await repo.findCloud(tx, id);
           const outcome = await repo.bumpCloud(tx, id, versionOf(etag), fields);
           if (outcome === "missing") throw new NotFoundError("cloud", id);
           if (outcome === "stale") throw staleEtag("cloud", id);
           if (patch.regions) await repo.replaceRegions(tx, id, patch.regions);
-          return get(id, tx);
+          const after = await get(id, tx);
+          await recordChange(tx, { action: "cloud.update", objectType: "cloud", objectId: id, before, after });
+          return after;
         }),
       );
     },
     async deleteCloud(id, etag) {
       await inTransaction(db, async (tx) => {
+        const before = await repo.findCloud(tx, id);
         const outcome = await repo.bumpCloud(tx, id, versionOf(etag));
         if (outcome === "missing") throw new NotFoundError("cloud", id);
         if (outcome === "stale") throw staleEtag("cloud", id);
         const accounts = await repo.countAccountsOfCloud(tx, id);
         if (accounts > 0) throw new FailedPreconditionError(`cloud ${JSON.stringify(id)} has ${accounts} connected account(s); remove them first`, "CLOUD_IN_USE");
         await repo.deleteCloud(tx, id);
+        await recordChange(tx, { action: "cloud.delete", objectType: "cloud", objectId: id, before });
       });
     },
   };
