@@ -14,7 +14,7 @@ export const AUDIT_FIELDS = Object.freeze({
   budget_code: ["code", "name", "financeCode", "hardQuotaCents", "softQuotaCents", "state", "userIds", "replacementCode"],
   // A resource and the payload of a job on it: never a private key (key pairs made here return theirs to the caller
   // alone) nor a public key's text (long, and of no use to the reader: the fingerprint names it).
-  resource: ["name", "accountId", "regionId", "budgetCode", "tags", "description", "fingerprint", "keyType", "rule", "serverId", "set", "remove"],
+  resource: ["name", "accountId", "regionId", "budgetCode", "tags", "description", "fingerprint", "keyType", "rule", "serverId", "set", "remove", "sizeGiB", "volumeType", "dataCenter", "snapshotId", "volumeId", "device"],
 } satisfies Record<string, readonly string[]>);
 
 export type AuditFieldSet = keyof typeof AUDIT_FIELDS;
