@@ -97,6 +97,7 @@ export const FIELDS: readonly Field[] = [
   f("km.auditFile", z.string(), "", "append-only JSON-lines audit file of KM (default: <dataDir>/km/audit.jsonl)"),
   f("mq.url", z.string().regex(/^(nats|tls):\/\/.+/, "expected nats://host:port"), "nats://127.0.0.1:4222", "NATS server with JetStream"),
   f("mq.jobsStream", z.string().regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only"), "JOBS", "JetStream stream that carries jobs"),
+  f("mq.jobsStreamReplicas", wholeNumber(1, 5, "expected a whole number of copies from 1 to 5"), 1, "copies of the jobs stream and its consumer in a JetStream cluster: 3 in production (a 3-node cluster then loses any one node with nothing lost and work going on); 1 on a single server. Every role brings an existing stream to this at start, logging the change; more than the cluster's JetStream servers is refused"),
   f("mq.subjectPrefix", z.string().regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only"), "jobs", "jobs are published on <prefix>.<kind>"),
   f("mq.connectTimeoutMs", millis, 5_000, "how long to wait for NATS at start"),
   f("mq.maxAckPending", positiveInt, 10_000, "deliveries of the jobs consumer unacknowledged at once across all workers (running, buffered, and waiting out a retry's backoff); above it JetStream pauses delivery"),
@@ -174,7 +175,7 @@ export type Config = {
     url: string; bind: string; port: number; databaseUrl: string; poolSize: number; tlsCa: string; tlsCert: string; tlsKey: string;
     serverCert: string; serverKey: string; serverName: string; clientPrincipals: string[]; plaintext: boolean; auditFile: string;
   };
-  mq: { url: string; jobsStream: string; subjectPrefix: string; connectTimeoutMs: number; workerDurable: string; maxAckPending: number };
+  mq: { url: string; jobsStream: string; jobsStreamReplicas: number; subjectPrefix: string; connectTimeoutMs: number; workerDurable: string; maxAckPending: number };
   startup: { waitForStoresMs: number };
   jobs: { workerConcurrency: number; reconcileIntervalMs: number; leaseMs: number; republishAfterMs: number; checkPollMs: number; retentionDays: number; purgeBatch: number; purgeIntervalMs: number };
   discovery: { intervalMs: number; serverSyncIntervalMs: number; pollMs: number };
