@@ -73,6 +73,7 @@ export const FIELDS: readonly Field[] = [
   f("provisioning.url", mysqlUrl, "mysql://root@127.0.0.1:3306/dispatcher_provisioning", "provisioning database (clouds, accounts, users, jobs)", true),
   f("provisioning.poolSize", positiveInt, 10, "provisioning database connections per process"),
   f("provisioning.sqlPoolSize", positiveInt, 16, "provisioning database connections per process for the job paths (mariadb driver pool beside Prisma's); a process running the worker role opens at least jobs.workerConcurrency + 4"),
+  f("provisioning.wsrepSyncWait", wholeNumber(0, 15, "expected a whole number from 0 to 15 (Galera's wsrep_sync_wait bit mask)"), 0, "on a MariaDB Galera cluster, the wsrep_sync_wait of every provisioning session: 3 (reads, updates and deletes wait until the node has applied what other nodes committed before them), so a worker on one node sees the job a dispatcher on another has just created; 0 leaves the server's setting. See docs/reliability.md"),
   f("provisioning.allowInsecureEndpoints", bool, false, "accept http:// cloud endpoints (only https:// otherwise)"),
   f("provisioning.allowLinkLocalEndpoints", bool, false, "accept cloud endpoints on link-local or cloud metadata addresses (169.254.0.0/16, fe80::/10, metadata.google.internal); SSRF guard"),
   f("analytics.url", mysqlUrl, "mysql://root@127.0.0.1:3306/dispatcher_analytics", "analytics database (metrics, costs)", true),
@@ -169,7 +170,7 @@ export type Config = {
   };
   bridge: { bind: string; port: number; corsOrigins: string[]; maxRequestBytes: number };
   console: { enabled: boolean; bind: string; port: number; dir: string; origins: string[]; bridgeUrl: string };
-  provisioning: { url: string; poolSize: number; sqlPoolSize: number; allowInsecureEndpoints: boolean; allowLinkLocalEndpoints: boolean };
+  provisioning: { url: string; poolSize: number; sqlPoolSize: number; wsrepSyncWait: number; allowInsecureEndpoints: boolean; allowLinkLocalEndpoints: boolean };
   analytics: { url: string; poolSize: number; rawRetentionMs: number; rollupIntervalMs: number; accrualIntervalMs: number; retentionBatchSize: number };
   km: {
     url: string; bind: string; port: number; databaseUrl: string; poolSize: number; tlsCa: string; tlsCert: string; tlsKey: string;

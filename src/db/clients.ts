@@ -3,6 +3,7 @@
 // mariadb driver only: src/analytics/db.ts.)
 import { PrismaMariaDb } from "@prisma/adapter-mariadb";
 import { PrismaClient as ProvisioningPrismaClient, type Prisma as ProvisioningPrisma } from "../gen/prisma/provisioning/client.js";
+import { sessionInitSql } from "./sql.js";
 import { connectionOptions, LAZY_POOL } from "./url.js";
 
 export { checkDatabase } from "./connect.js";
@@ -15,13 +16,18 @@ export type Tx = ProvisioningPrisma.TransactionClient;
 /** What provisioning repositories take: the client, or the transaction they should join. */
 export type ProvisioningDb = ProvisioningClient | Tx;
 
-function adapter(url: string, poolSize: number): PrismaMariaDb {
-  return new PrismaMariaDb({ ...connectionOptions(url), ...LAZY_POOL, connectionLimit: poolSize });
+function adapter(url: string, poolSize: number, wsrepSyncWait: number): PrismaMariaDb {
+  // Only a Galera setting adds session statements: the isolation level stays Prisma's (the server's default).
+  const initSql = sessionInitSql({ wsrepSyncWait }).slice(1);
+  return new PrismaMariaDb({ ...connectionOptions(url), ...LAZY_POOL, connectionLimit: poolSize, ...(initSql.length > 0 ? { initSql } : {}) });
 }
 
-/** A Prisma client for the provisioning database with a pool of `poolSize` connections. Call $disconnect() to close. */
-export function createProvisioningClient(url: string, poolSize: number): ProvisioningClient {
-  return new ProvisioningPrismaClient({ adapter: adapter(url, poolSize) });
+/**
+ * A Prisma client for the provisioning database with a pool of `poolSize` connections. Call $disconnect() to close.
+ * `wsrepSyncWait`: see provisioning.wsrepSyncWait.
+ */
+export function createProvisioningClient(url: string, poolSize: number, options: { wsrepSyncWait?: number } = {}): ProvisioningClient {
+  return new ProvisioningPrismaClient({ adapter: adapter(url, poolSize, options.wsrepSyncWait ?? 0) });
 }
 
 /**

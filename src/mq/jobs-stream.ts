@@ -22,6 +22,7 @@ export const MSG_ID_HEADER = "Nats-Msg-Id";
 /** JetStream API error codes not in JetStreamApiCodes. */
 const STREAM_NAME_IN_USE = 10058;
 const INSUFFICIENT_RESOURCES = 10023;
+const NO_SUITABLE_PEERS = 10005;
 const REPLICAS_NOT_SUPPORTED = 10074;
 
 export interface JobsStreamOptions {
@@ -116,7 +117,7 @@ async function placed(options: JobsStreamOptions, op: () => Promise<StreamInfo>)
     return await op();
   } catch (err) {
     if (err instanceof JetStreamApiError && err.code === REPLICAS_NOT_SUPPORTED) throw replicasRefused(options, "the NATS server is not part of a JetStream cluster", err);
-    if (err instanceof JetStreamApiError && err.code === INSUFFICIENT_RESOURCES) throw replicasRefused(options, `the cluster cannot place them (${err.message}): it has fewer JetStream servers up`, err);
+    if (err instanceof JetStreamApiError && (err.code === INSUFFICIENT_RESOURCES || err.code === NO_SUITABLE_PEERS)) throw replicasRefused(options, `the cluster cannot place them (${err.message}): it has fewer JetStream servers up`, err);
     throw err;
   }
 }
