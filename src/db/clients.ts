@@ -16,10 +16,14 @@ export type Tx = ProvisioningPrisma.TransactionClient;
 /** What provisioning repositories take: the client, or the transaction they should join. */
 export type ProvisioningDb = ProvisioningClient | Tx;
 
+/** How long a query waits for a pooled connection (the driver's default is 10 s, as long as a default deadline). */
+const PRISMA_ACQUIRE_TIMEOUT_MS = 5_000;
+
 function adapter(url: string, poolSize: number, wsrepSyncWait: number): PrismaMariaDb {
   // Only a Galera setting adds session statements: the isolation level stays Prisma's (the server's default).
   const initSql = sessionInitSql({ wsrepSyncWait }).slice(1);
-  return new PrismaMariaDb({ ...connectionOptions(url), ...LAZY_POOL, connectionLimit: poolSize, ...(initSql.length > 0 ? { initSql } : {}) });
+  // A server that went away fails a query within PRISMA_ACQUIRE_TIMEOUT_MS (UNAVAILABLE), not at the caller's deadline.
+  return new PrismaMariaDb({ ...connectionOptions(url), ...LAZY_POOL, connectionLimit: poolSize, acquireTimeout: PRISMA_ACQUIRE_TIMEOUT_MS, ...(initSql.length > 0 ? { initSql } : {}) });
 }
 
 /**

@@ -26,22 +26,33 @@ export interface Submission {
   unknown: string[];
   /** Every error code calls met, retried or not, e.g. { UNAVAILABLE: 12 }: INTERNAL must never appear. */
   errors: Record<string, number>;
+  /** The same, per client index. */
+  errorsByClient: Record<number, Record<string, number>>;
   /** One message per error code, for assertion messages. */
   samples: Record<string, string>;
   /** Calls answered so far (ok or given up), for tests that act mid-run. */
   readonly done: number;
 }
 
+/** How long new jobs avoid a client whose call failed. */
+const AVOID_AFTER_FAILURE_MS = 10_000;
+
 /** Codes after which the same request (same idempotency key) is sent again: the first may or may not have landed. */
 const RETRY = new Set(["UNAVAILABLE", "ABORTED", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "CANCELLED"]);
 
-/** Submits `count` diagnostic jobs; `progress` sees the submission as it fills, the promise resolves when all answered. */
-export function submitDiagnosticJobs(client: Pick<DispatcherClients, "jobs">, options: SubmitOptions): { submission: Submission; finished: Promise<Submission> } {
+/**
+ * Submits `count` diagnostic jobs through `clients` (job i to clients[i % n] unless that one failed in the last 10 s,
+ * each retry to the next one, as a caller fails over between dispatchers behind a load balancer); `submission` fills as calls answer, `finished` resolves when all have.
+ */
+export function submitDiagnosticJobs(clients: Pick<DispatcherClients, "jobs"> | Pick<DispatcherClients, "jobs">[], options: SubmitOptions): { submission: Submission; finished: Promise<Submission> } {
+  const list = Array.isArray(clients) ? clients : [clients];
+  const failedAt: number[] = [];
   let done = 0;
   const submission: Submission = {
     ok: new Map(),
     unknown: [],
     errors: {},
+    errorsByClient: {},
     samples: {},
     get done() {
       return done;
@@ -57,14 +68,23 @@ export function submitDiagnosticJobs(client: Pick<DispatcherClients, "jobs">, op
       idempotencyKey: key,
     };
     const until = Date.now() + (options.giveUpMs ?? 60_000);
+    let at = 0;
     for (let tries = 1; ; tries++) {
       try {
+        // The first try goes to clients[i % n] unless that one failed lately; a retry goes to the next one.
+        const first = Date.now() - (failedAt[i % list.length] ?? 0) < AVOID_AFTER_FAILURE_MS ? i + 1 : i;
+        at = (first + tries - 1) % list.length;
+        const client = list[at] as Pick<DispatcherClients, "jobs">;
         const { job } = await callRunDiagnostic(client, request, options.deadlineMs ?? 10_000);
         submission.ok.set(key, job?.id ?? "");
         return;
       } catch (err) {
         const code = err instanceof DispatcherError ? err.codeName : "CLIENT";
         submission.errors[code] = (submission.errors[code] ?? 0) + 1;
+        const mine = (submission.errorsByClient[at] ??= {});
+        mine[code] = (mine[code] ?? 0) + 1;
+        // For a while, new jobs skip it, as a load balancer stops sending to a backend that failed.
+        failedAt[at] = Date.now();
         submission.samples[code] ??= err instanceof Error ? err.message : String(err);
         if (!RETRY.has(code) || Date.now() > until) {
           submission.unknown.push(key);
