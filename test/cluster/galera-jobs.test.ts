@@ -2,13 +2,17 @@
 // monitor on node 1, dispatcher B on node 2, the worker on node 3, every session with wsrep_sync_wait = 3. 1,000
 // diagnostic jobs are submitted with idempotency keys, 32 in flight, alternately to A and B (a retry goes to the other
 // one, as a caller behind a load balancer would); once some have run, node 2 is SIGKILLed. Every job succeeds with
-// exactly one effect row, no call ever answers INTERNAL. The nodes refuse a table without a primary key
+// exactly one effect row, no call ever answers INTERNAL. Before that, a transaction that loses certification to a commit
+// on another node is shown to be retried (or to reach a caller as ABORTED). The nodes refuse a table without a primary key
 // (innodb_force_primary_key), so the migrations applying at all proves every table has one; the test checks it too.
+import { status as Code } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDispatcherClients, type DispatcherClients } from "../../src/client/index.js";
 import { DATABASES } from "../../src/db/databases.js";
+import { isTransientConflict } from "../../src/db/errors.js";
 import { migrate } from "../../src/db/migrate.js";
 import { createSqlPool, type SqlPool } from "../../src/db/sql.js";
+import { toRpcStatus } from "../../src/rpc/status.js";
 import { SMALL_POOLS } from "../jobs/faults-support.js";
 import { newTestDatabaseName } from "../support/db.js";
 import { galeraUnavailable, startGaleraCluster, type GaleraCluster, type GaleraNode } from "../support/galera.js";
@@ -88,6 +92,40 @@ describe.skipIf(unavailable)("jobs on a 3-node Galera cluster", () => {
     expect(rows).toEqual([]);
     const [tables] = await sql.query<{ n: bigint }>`SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema IN (${Object.values(names)})`;
     expect(Number(tables?.n)).toBeGreaterThan(20);
+  });
+
+  it("a certification conflict with a commit on another node is a deadlock (1213): tried again, or ABORTED to a caller", async () => {
+    await sql.execute`CREATE TABLE IF NOT EXISTS conflict_probe (id INT PRIMARY KEY, v INT NOT NULL)`;
+    await sql.execute`INSERT INTO conflict_probe (id, v) VALUES (1, 0)`;
+    const far = createSqlPool(node(3).url(names.provisioning), 1, { wsrepSyncWait: 3 });
+    try {
+      // Row locks are local to a node: node 3's UPDATE commits while node 1's transaction holds the row, and wins.
+      const race = (tries: number) => {
+        let runs = 0;
+        const done = sql.transaction(
+          async (tx) => {
+            runs++;
+            await tx.query`SELECT v FROM conflict_probe WHERE id = 1 FOR UPDATE`;
+            if (runs === 1) await far.execute`UPDATE conflict_probe SET v = v + 100 WHERE id = 1`;
+            await tx.execute`UPDATE conflict_probe SET v = v + 1 WHERE id = 1`;
+          },
+          { tries },
+        );
+        return { done, runs: () => runs };
+      };
+      const retried = race(3);
+      await retried.done;
+      expect(retried.runs()).toBe(2);
+      expect(await sql.query<{ v: number }>`SELECT v FROM conflict_probe WHERE id = 1`).toEqual([{ v: 101 }]);
+
+      const once = race(1);
+      const err = await once.done.catch((e: unknown) => e);
+      expect(isTransientConflict(err), String(err)).toBe(true);
+      expect(toRpcStatus(err).code).toBe(Code.ABORTED);
+      expect(await sql.query<{ v: number }>`SELECT v FROM conflict_probe WHERE id = 1`).toEqual([{ v: 201 }]);
+    } finally {
+      await far.end();
+    }
   });
 
   it("1,000 jobs through two dispatchers on different nodes, one node SIGKILLed mid-run: every job succeeds once, no INTERNAL", async () => {
