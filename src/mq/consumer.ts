@@ -110,6 +110,13 @@ function refuseIncompatible(current: ConsumerInfo, options: WorkerConsumerOption
   );
 }
 
+/**
+ * How long one pull request lasts. The server's idle heartbeats come every half of it, and two missed ones make the
+ * client pull again: when the consumer's leader dies with the pull (a JetStream node lost), delivery resumes after
+ * about this long rather than the client's default 30 s.
+ */
+const PULL_EXPIRES_MS = 10_000;
+
 /** One delivery handed to `onMessage`. Settle it exactly once: ack, nak or term. */
 export interface Delivery {
   readonly subject: string;
@@ -164,7 +171,7 @@ export interface Consumption {
 export async function consume(js: JetStreamClient, options: ConsumeOptions): Promise<Consumption> {
   const max = Math.max(1, options.maxMessages);
   const consumer = await js.consumers.get(options.stream, options.durable);
-  const messages = await consumer.consume({ max_messages: max });
+  const messages = await consumer.consume({ max_messages: max, expires: PULL_EXPIRES_MS });
   const running = new Set<Promise<void>>();
   let stopping = false;
 

@@ -10,6 +10,7 @@ import { createDispatcherClients, type DispatcherClients } from "../../src/clien
 import { createSqlPool, type SqlPool } from "../../src/db/sql.js";
 import { ensureJobsStream } from "../../src/mq/jobs-stream.js";
 import { SMALL_POOLS } from "../jobs/faults-support.js";
+import { captureLogger } from "../mq/support.js";
 import { startNatsCluster, type NatsCluster, type NatsNode } from "../support/nats-cluster.js";
 import { until } from "../support/poll.js";
 import { createTestApiKey, createTestEnv, killStrayDispatchers, spawnDispatcher, startDispatcher, type DispatcherProcess, type TestEnv } from "../support/process.js";
@@ -77,6 +78,23 @@ describe("jobs on a 3-node JetStream cluster", () => {
       message: expect.stringMatching(/mq\.jobsStreamReplicas is 5.*cannot place them/),
     });
   });
+
+  it("one copy on a cluster is kept but warned about", async () => {
+    const { log, lines } = captureLogger("info");
+    await ensureJobsStream(jsm, { stream: `${env.stream}_R1`, subjectPrefix: `${env.subjectPrefix}_r1`, replicas: 1, log });
+    expect(lines.map((l) => l.level)).toEqual(["warn"]);
+    expect(lines[0]?.msg).toMatch(/has one copy, on .* of NATS cluster .*losing that server stops all work.*mq\.jobsStreamReplicas to 3/);
+    await jsm.streams.delete(`${env.stream}_R1`);
+  });
+
+  it("a worker configured for more copies than the cluster has exits 1 at start, saying what to set", async () => {
+    const p = spawnDispatcher(["serve", "--role", "worker"], env.with({ DISPATCHER_MQ_JOBS_STREAM_REPLICAS: "5" }));
+    const exit = await p.exited;
+    expect(exit.code, p.output()).toBe(1);
+    expect(p.stderr).toMatch(/dispatcher: mq\.jobsStreamReplicas is 5, but stream \S+ cannot have that many copies/);
+    expect(p.stderr).not.toMatch(/unexpected error|\n\s+at /);
+    expect((await jsm.streams.info(env.stream)).config.num_replicas).toBe(3);
+  }, 60_000);
 
   it("1,000 jobs, the stream leader SIGKILLed mid-run: every job succeeds once, no INTERNAL", async () => {
     const started = Date.now();

@@ -17,6 +17,8 @@ export interface SubmitOptions {
   deadlineMs?: number;
   /** How long one job may keep being retried (same key) before it counts as unknown. Default 60 s. */
   giveUpMs?: number;
+  /** Jobs started per second at most (default: as fast as the calls answer). */
+  ratePerSecond?: number;
 }
 
 export interface Submission {
@@ -59,6 +61,7 @@ export function submitDiagnosticJobs(clients: Pick<DispatcherClients, "jobs"> | 
     },
   };
   let next = 0;
+  const began = Date.now();
   const one = async (i: number): Promise<void> => {
     const key = `${options.keyPrefix}-${i}`;
     const request = {
@@ -97,7 +100,12 @@ export function submitDiagnosticJobs(clients: Pick<DispatcherClients, "jobs"> | 
   const finished = Promise.all(
     Array.from({ length: options.inFlight }, async () => {
       while (next < options.count) {
-        await one(next++);
+        const i = next++;
+        if (options.ratePerSecond) {
+          const due = began + (i * 1_000) / options.ratePerSecond - Date.now();
+          if (due > 0) await new Promise((r) => setTimeout(r, due));
+        }
+        await one(i);
         done++;
       }
     }),
