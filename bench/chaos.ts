@@ -238,7 +238,9 @@ async function main(): Promise<void> {
     for (const [k, fault] of faults.entries()) {
       const due = runStarted + (k + 1) * FAULT_GAP_MS - Date.now();
       if (due > 0) await new Promise((r) => setTimeout(r, due));
-      say(`  ${round((Date.now() - runStarted) / 1_000)} s: ${fault.name} (${submission.done} answered)`);
+      const running = await db.query<{ owner: string; n: bigint }>`SELECT lease_owner AS owner, COUNT(*) AS n FROM jobs WHERE state = 'RUNNING' GROUP BY lease_owner`;
+      const held = running.map((r) => `${r.owner.replace(/^worker-(\d+)-.*/, "pid $1")}: ${Number(r.n)}`).join(", ");
+      say(`  ${round((Date.now() - runStarted) / 1_000)} s: ${fault.name} (${submission.done} answered; running ${held || "none"}; workers ${workerA.daemon.pid}, ${workerB.daemon.pid})`);
       await fault.run();
     }
     await finished;
