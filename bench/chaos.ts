@@ -318,7 +318,9 @@ function longestStall(sortedEnds: number[], from: number, windowMs: number): num
     longest = Math.max(longest, t - last);
     last = t;
   }
-  return longest;
+  // Nothing ending up to the window's end (or the run's last ending, if sooner) is a stop too.
+  const end = Math.min(from + windowMs, sortedEnds.at(-1) ?? from);
+  return Math.max(longest, end - last);
 }
 
 main().catch((err: unknown) => {
