@@ -73,6 +73,7 @@ export const FIELDS: readonly Field[] = [
   f("provisioning.url", mysqlUrl, "mysql://root@127.0.0.1:3306/dispatcher_provisioning", "provisioning database (clouds, accounts, users, jobs)", true),
   f("provisioning.poolSize", positiveInt, 10, "provisioning database connections per process"),
   f("provisioning.sqlPoolSize", positiveInt, 16, "provisioning database connections per process for the job paths (mariadb driver pool beside Prisma's); a process running the worker role opens at least jobs.workerConcurrency + 4"),
+  f("provisioning.wsrepSyncWait", wholeNumber(0, 15, "expected a whole number from 0 to 15 (Galera's wsrep_sync_wait bit mask)"), 0, "on a MariaDB Galera cluster, the wsrep_sync_wait of every provisioning session: 3 (reads, updates and deletes wait until the node has applied what other nodes committed before them), so a worker on one node sees the job a dispatcher on another has just created; 0 leaves the server's setting. See docs/reliability.md"),
   f("provisioning.allowInsecureEndpoints", bool, false, "accept http:// cloud endpoints (only https:// otherwise)"),
   f("provisioning.allowLinkLocalEndpoints", bool, false, "accept cloud endpoints on link-local or cloud metadata addresses (169.254.0.0/16, fe80::/10, metadata.google.internal); SSRF guard"),
   f("analytics.url", mysqlUrl, "mysql://root@127.0.0.1:3306/dispatcher_analytics", "analytics database (metrics, costs)", true),
@@ -97,6 +98,7 @@ export const FIELDS: readonly Field[] = [
   f("km.auditFile", z.string(), "", "append-only JSON-lines audit file of KM (default: <dataDir>/km/audit.jsonl)"),
   f("mq.url", z.string().regex(/^(nats|tls):\/\/.+/, "expected nats://host:port"), "nats://127.0.0.1:4222", "NATS server with JetStream"),
   f("mq.jobsStream", z.string().regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only"), "JOBS", "JetStream stream that carries jobs"),
+  f("mq.jobsStreamReplicas", wholeNumber(1, 5, "expected a whole number of copies from 1 to 5"), 1, "copies of the jobs stream and its consumer in a JetStream cluster: 3 in production (a 3-node cluster then loses any one node with nothing lost and work going on); 1 on a single server. Every role brings an existing stream to this at start, logging the change; more than the cluster's JetStream servers is refused"),
   f("mq.subjectPrefix", z.string().regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only"), "jobs", "jobs are published on <prefix>.<kind>"),
   f("mq.connectTimeoutMs", millis, 5_000, "how long to wait for NATS at start"),
   f("mq.maxAckPending", positiveInt, 10_000, "deliveries of the jobs consumer unacknowledged at once across all workers (running, buffered, and waiting out a retry's backoff); above it JetStream pauses delivery"),
@@ -168,13 +170,13 @@ export type Config = {
   };
   bridge: { bind: string; port: number; corsOrigins: string[]; maxRequestBytes: number };
   console: { enabled: boolean; bind: string; port: number; dir: string; origins: string[]; bridgeUrl: string };
-  provisioning: { url: string; poolSize: number; sqlPoolSize: number; allowInsecureEndpoints: boolean; allowLinkLocalEndpoints: boolean };
+  provisioning: { url: string; poolSize: number; sqlPoolSize: number; wsrepSyncWait: number; allowInsecureEndpoints: boolean; allowLinkLocalEndpoints: boolean };
   analytics: { url: string; poolSize: number; rawRetentionMs: number; rollupIntervalMs: number; accrualIntervalMs: number; retentionBatchSize: number };
   km: {
     url: string; bind: string; port: number; databaseUrl: string; poolSize: number; tlsCa: string; tlsCert: string; tlsKey: string;
     serverCert: string; serverKey: string; serverName: string; clientPrincipals: string[]; plaintext: boolean; auditFile: string;
   };
-  mq: { url: string; jobsStream: string; subjectPrefix: string; connectTimeoutMs: number; workerDurable: string; maxAckPending: number };
+  mq: { url: string; jobsStream: string; jobsStreamReplicas: number; subjectPrefix: string; connectTimeoutMs: number; workerDurable: string; maxAckPending: number };
   startup: { waitForStoresMs: number };
   jobs: { workerConcurrency: number; reconcileIntervalMs: number; leaseMs: number; republishAfterMs: number; checkPollMs: number; retentionDays: number; purgeBatch: number; purgeIntervalMs: number };
   discovery: { intervalMs: number; serverSyncIntervalMs: number; pollMs: number };

@@ -30,7 +30,7 @@ const RELAY_FLUSH_MS = 5_000;
 export async function startMonitorRole(resources: Resources): Promise<RunningRole> {
   const { config, nats, log } = resources;
   prepareAgentSecrets(config, log);
-  await ensureJobsStream(await jetstreamManager(nats), { stream: config.mq.jobsStream, subjectPrefix: config.mq.subjectPrefix });
+  await ensureJobsStream(await jetstreamManager(nats), { stream: config.mq.jobsStream, subjectPrefix: config.mq.subjectPrefix, replicas: config.mq.jobsStreamReplicas, log });
   const ex = new JobExecution({ sql: resources.sql, nc: nats });
   const relay = createOutboxRelay({ sql: resources.sql, js: jetstream(nats), log: log.child({ component: "relay" }) });
   relay.start();

@@ -77,9 +77,9 @@ export async function openResources(config: Config, log: Logger, roles: string[]
   return {
     config,
     log,
-    provisioning: createProvisioningClient(config.provisioning.url, config.provisioning.poolSize),
+    provisioning: createProvisioningClient(config.provisioning.url, config.provisioning.poolSize, { wsrepSyncWait: config.provisioning.wsrepSyncWait }),
     // The driver pool connects at once; the Prisma clients only on their first query.
-    sql: shared ? createSqlPool(config.provisioning.url, sqlPoolSize(config, roles)) : notOpened<SqlPool>("the provisioning database", roles),
+    sql: shared ? createSqlPool(config.provisioning.url, sqlPoolSize(config, roles), { wsrepSyncWait: config.provisioning.wsrepSyncWait }) : notOpened<SqlPool>("the provisioning database", roles),
     analyticsSql: shared ? createAnalyticsSql(config.analytics.url, config.analytics.poolSize) : notOpened<SqlPool>("the analytics database", roles),
     nats,
     drivers: buildDriverRegistry(config, log),

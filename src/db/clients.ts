@@ -3,6 +3,7 @@
 // mariadb driver only: src/analytics/db.ts.)
 import { PrismaMariaDb } from "@prisma/adapter-mariadb";
 import { PrismaClient as ProvisioningPrismaClient, type Prisma as ProvisioningPrisma } from "../gen/prisma/provisioning/client.js";
+import { sessionInitSql } from "./sql.js";
 import { connectionOptions, LAZY_POOL } from "./url.js";
 
 export { checkDatabase } from "./connect.js";
@@ -15,13 +16,22 @@ export type Tx = ProvisioningPrisma.TransactionClient;
 /** What provisioning repositories take: the client, or the transaction they should join. */
 export type ProvisioningDb = ProvisioningClient | Tx;
 
-function adapter(url: string, poolSize: number): PrismaMariaDb {
-  return new PrismaMariaDb({ ...connectionOptions(url), ...LAZY_POOL, connectionLimit: poolSize });
+/** How long a query waits for a pooled connection (the driver's default is 10 s, as long as a default deadline). */
+const PRISMA_ACQUIRE_TIMEOUT_MS = 5_000;
+
+function adapter(url: string, poolSize: number, wsrepSyncWait: number): PrismaMariaDb {
+  // Only a Galera setting adds session statements: the isolation level stays Prisma's (the server's default).
+  const initSql = sessionInitSql({ wsrepSyncWait }).slice(1);
+  // A server that went away fails a query within PRISMA_ACQUIRE_TIMEOUT_MS (UNAVAILABLE), not at the caller's deadline.
+  return new PrismaMariaDb({ ...connectionOptions(url), ...LAZY_POOL, connectionLimit: poolSize, acquireTimeout: PRISMA_ACQUIRE_TIMEOUT_MS, ...(initSql.length > 0 ? { initSql } : {}) });
 }
 
-/** A Prisma client for the provisioning database with a pool of `poolSize` connections. Call $disconnect() to close. */
-export function createProvisioningClient(url: string, poolSize: number): ProvisioningClient {
-  return new ProvisioningPrismaClient({ adapter: adapter(url, poolSize) });
+/**
+ * A Prisma client for the provisioning database with a pool of `poolSize` connections. Call $disconnect() to close.
+ * `wsrepSyncWait`: see provisioning.wsrepSyncWait.
+ */
+export function createProvisioningClient(url: string, poolSize: number, options: { wsrepSyncWait?: number } = {}): ProvisioningClient {
+  return new ProvisioningPrismaClient({ adapter: adapter(url, poolSize, options.wsrepSyncWait ?? 0) });
 }
 
 /**

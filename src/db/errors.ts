@@ -12,7 +12,9 @@ export function isUniqueViolation(err: unknown): boolean {
 }
 
 /**
- * A deadlock (1213) or lock wait timeout (1205), however Prisma or the driver wrapped it — or 1467 ("Failed to read
+ * A deadlock (1213) or lock wait timeout (1205), however Prisma or the driver wrapped it (on Galera, 1213 is also how a
+ * transaction that lost certification to a conflicting one committed on another node is reported, at COMMIT or at its
+ * next statement) — or 1467 ("Failed to read
  * auto-increment value from storage engine"), which is how MariaDB reports a deadlock met while waiting for a table's
  * AUTO-INC lock (concurrent INSERT … SELECT into one table under REPEATABLE READ): the transaction was rolled back.
  */

@@ -49,6 +49,12 @@ export interface TransactionOptions {
   isolation?: Isolation;
   /** Tries in all when a deadlock or lock wait timeout ends a try (default 3). `fn` runs again from the start. */
   tries?: number;
+  /**
+   * `fn` may run again even after a try whose COMMIT may have applied (an idempotency-keyed insert that finds its own
+   * row, a compare-and-set): a connection lost mid-transaction, or a Galera node that left the primary component, is
+   * then tried again on another connection too, within the same `tries`. Otherwise such a failure is the caller's.
+   */
+  idempotent?: boolean;
 }
 
 /** An `Sql` whose statements each run on their own (autocommit), plus transactions. */
@@ -67,6 +73,18 @@ export interface SqlPool extends Sql {
 export interface SqlPoolOptions {
   /** How long a caller may wait for a free connection before an UnavailableError (default 5000 ms). */
   acquireTimeoutMs?: number;
+  /**
+   * Galera's wsrep_sync_wait for every session (provisioning.wsrepSyncWait): 0 leaves the server's; 3 makes reads,
+   * updates and deletes wait until the node has applied every write committed anywhere in the cluster before them.
+   */
+  wsrepSyncWait?: number;
+}
+
+/** The statements every session of a pool starts with. */
+export function sessionInitSql(options: Pick<SqlPoolOptions, "wsrepSyncWait"> = {}): string[] {
+  const sync = options.wsrepSyncWait ?? 0;
+  if (!Number.isInteger(sync) || sync < 0 || sync > 15) throw new RangeError(`wsrep_sync_wait must be a whole number from 0 to 15, not ${sync}`);
+  return ["SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", ...(sync > 0 ? [`SET SESSION wsrep_sync_wait = ${sync}`] : [])];
 }
 
 /** `?` placeholders and the flat parameter list of a template (lists expanded, fragments inlined). */
@@ -128,7 +146,7 @@ export function createSqlPool(url: string, size: number, options: SqlPoolOptions
     ...connectionOptions(url),
     ...LAZY_POOL,
     connectionLimit: size,
-    initSql: "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+    initSql: sessionInitSql(options),
     acquireTimeout: options.acquireTimeoutMs ?? 5_000,
   });
 
@@ -180,8 +198,10 @@ export function createSqlPool(url: string, size: number, options: SqlPoolOptions
         try {
           return await once(fn, opts.isolation);
         } catch (err) {
-          if (attempt >= tries || !isTransientConflict(err)) throw err;
-          await new Promise((r) => setTimeout(r, 10 * attempt + Math.random() * 20));
+          const lost = opts.idempotent === true && isDatabaseUnavailable(err);
+          if (attempt >= tries || !(isTransientConflict(err) || lost)) throw err;
+          // A lost connection waits longer: a Galera cluster takes a moment to evict a dead node.
+          await new Promise((r) => setTimeout(r, (lost ? 200 : 10) * attempt + Math.random() * 20));
         }
       }
     },

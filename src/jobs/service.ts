@@ -2,7 +2,7 @@
 // outbox), object scope on reads, cancel, retry, history and watching. No proto types here; handlers map.
 import type { NatsConnection } from "@nats-io/transport-node";
 import { createBatcher, fulfilled } from "../db/batcher.js";
-import { isUniqueViolation } from "../db/errors.js";
+import { isDatabaseUnavailable, isUniqueViolation } from "../db/errors.js";
 import { newId } from "../db/ids.js";
 import type { Tx } from "../db/clients.js";
 import { isSql, sqlOfPrisma, type Sql, type SqlPool } from "../db/sql.js";
@@ -211,15 +211,20 @@ export function createJobService(options: JobServiceOptions): JobService {
   const creates = createBatcher<{ input: CreateJobInput; row: repo.NewJob }, Inserted>({
     maxBatch: CREATE_BATCH,
     run: async (items) => {
-      const alone = (item: (typeof items)[number]) => sql.transaction((t) => insertOrFind(t, item.input, item.row));
+      // A create with an idempotency key may run again after a lost connection or a Galera node leaving: if its first
+      // COMMIT applied, the second finds the job by its key. One without a key may not (it would make a second job).
+      const keyed = (list: typeof items) => list.every((i) => i.row.idempotencyKey);
+      const alone = (item: (typeof items)[number]) => sql.transaction((t) => insertOrFind(t, item.input, item.row), { idempotent: keyed([item]) });
       if (items.length === 1) return Promise.allSettled(items.map(alone));
       try {
         return await sql.transaction(async (t) => {
           const created = await repo.insertJobs(t, items.map((i) => i.row));
           for (const [n, item] of items.entries()) await writeEffects(t, item.input, (created[n] as Inserted).job);
           return fulfilled(created);
-        });
-      } catch {
+        }, { idempotent: keyed(items) });
+      } catch (err) {
+        // A batch whose COMMIT may have applied must not run again as single creates unless each has its key.
+        if (isDatabaseUnavailable(err) && !keyed(items)) return items.map((): PromiseRejectedResult => ({ status: "rejected", reason: err }));
         return Promise.allSettled(items.map(alone));
       }
     },

@@ -79,7 +79,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const log = resources.log.child({ component: "worker", owner });
 
   const jsm = await jetstreamManager(nats);
-  await ensureJobsStream(jsm, { stream, subjectPrefix: config.mq.subjectPrefix });
+  await ensureJobsStream(jsm, { stream, subjectPrefix: config.mq.subjectPrefix, replicas: config.mq.jobsStreamReplicas, log });
   // Attempts are counted in MySQL, so JetStream never gives up on a message (max_deliver -1).
   await ensureWorkerConsumer(jsm, {
     stream,
@@ -88,6 +88,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     ackWaitMs,
     maxDeliver: -1,
     maxAckPending: config.mq.maxAckPending,
+    replicas: config.mq.jobsStreamReplicas,
+    log,
   });
 
   const ex = options.execution ?? new JobExecution({ sql: resources.sql, nc: nats });

@@ -16,7 +16,8 @@ import type { Attributes } from "@opentelemetry/api";
 import type { Logger } from "../log.js";
 import { extractTraceHeaders } from "../telemetry/propagation.js";
 import { SpanKind, withSpan, type Span } from "../telemetry/spans.js";
-import { MSG_ID_HEADER } from "./jobs-stream.js";
+import { FailedPreconditionError } from "../errors.js";
+import { describeChanges, MSG_ID_HEADER, type SettingChange } from "./jobs-stream.js";
 
 export interface WorkerConsumerOptions {
   stream: string;
@@ -34,9 +35,17 @@ export interface WorkerConsumerOptions {
   backoffMs?: number[];
   /** Unacknowledged deliveries across all workers before JetStream pauses delivery. */
   maxAckPending?: number;
+  /** Copies of the consumer's state in a JetStream cluster: the stream's replicas. Unset: the server's choice. */
+  replicas?: number;
+  /** Where changes to an existing consumer are reported. */
+  log?: Pick<Logger, "info">;
 }
 
-/** Creates the durable pull consumer (explicit ack) or updates it to these settings. Safe to call concurrently. */
+/**
+ * Creates the durable pull consumer (explicit ack) or brings an existing one to these settings, logging each one it
+ * changed. Safe to call concurrently. A consumer that cannot become this one in place (a push consumer, another ack
+ * policy) is refused with a FailedPreconditionError saying how to replace it.
+ */
 export async function ensureWorkerConsumer(jsm: JetStreamManager, options: WorkerConsumerOptions): Promise<ConsumerInfo> {
   if (options.filterSubjects.length === 0) throw new Error("ensureWorkerConsumer: filterSubjects must name at least one subject");
   const backoff = options.backoffMs?.length ? options.backoffMs.map(nanos) : undefined;
@@ -46,22 +55,68 @@ export async function ensureWorkerConsumer(jsm: JetStreamManager, options: Worke
     max_deliver: options.maxDeliver,
     backoff,
     ...(options.maxAckPending !== undefined ? { max_ack_pending: options.maxAckPending } : {}),
+    ...(options.replicas !== undefined ? { num_replicas: options.replicas } : {}),
     ...filter,
   };
+  // `backoff: []` clears a backoff set before.
+  const update = async (current: ConsumerInfo): Promise<ConsumerInfo> => {
+    refuseIncompatible(current, options);
+    const changes = consumerChanges(current.config, options);
+    if (changes.length === 0) return current;
+    const info = await jsm.consumers.update(options.stream, options.durable, { ...settings, backoff: backoff ?? [] });
+    options.log?.info({ stream: options.stream, consumer: options.durable, changes }, `jobs consumer ${options.durable} reconciled: ${describeChanges(changes)}`);
+    return info;
+  };
   const existing = await consumerInfo(jsm, options.stream, options.durable);
-  if (existing) {
-    // `backoff: []` clears a backoff set before.
-    return jsm.consumers.update(options.stream, options.durable, { ...settings, backoff: backoff ?? [] });
-  }
+  if (existing) return update(existing);
   const config: Partial<ConsumerConfig> = { durable_name: options.durable, ack_policy: AckPolicy.Explicit, deliver_policy: DeliverPolicy.All, ...settings };
   try {
     return await jsm.consumers.add(options.stream, config);
   } catch (err) {
     // Created by another worker meanwhile (newer servers refuse a create that differs): update instead.
-    if (!(await consumerInfo(jsm, options.stream, options.durable))) throw err;
-    return jsm.consumers.update(options.stream, options.durable, { ...settings, backoff: backoff ?? [] });
+    const now = await consumerInfo(jsm, options.stream, options.durable);
+    if (!now) throw err;
+    return update(now);
   }
 }
+
+/** The settings of an existing consumer that differ from `options`. */
+export function consumerChanges(current: ConsumerConfig, options: WorkerConsumerOptions): SettingChange[] {
+  const changes: SettingChange[] = [];
+  const ms = (ns: number | undefined) => Math.round((ns ?? 0) / 1_000_000);
+  const subjects = current.filter_subjects?.length ? current.filter_subjects : current.filter_subject ? [current.filter_subject] : [];
+  if (subjects.join(",") !== options.filterSubjects.join(",")) changes.push({ setting: "filter_subjects", from: subjects, to: options.filterSubjects });
+  if (ms(current.ack_wait) !== options.ackWaitMs) changes.push({ setting: "ack_wait_ms", from: ms(current.ack_wait), to: options.ackWaitMs });
+  if (current.max_deliver !== options.maxDeliver) changes.push({ setting: "max_deliver", from: current.max_deliver, to: options.maxDeliver });
+  const backoff = (current.backoff ?? []).map(ms);
+  if (backoff.join(",") !== (options.backoffMs ?? []).join(",")) changes.push({ setting: "backoff_ms", from: backoff, to: options.backoffMs ?? [] });
+  if (options.maxAckPending !== undefined && current.max_ack_pending !== options.maxAckPending) {
+    changes.push({ setting: "max_ack_pending", from: current.max_ack_pending, to: options.maxAckPending });
+  }
+  if (options.replicas !== undefined && (current.num_replicas ?? 0) !== options.replicas) changes.push({ setting: "replicas", from: current.num_replicas ?? 0, to: options.replicas });
+  return changes;
+}
+
+function refuseIncompatible(current: ConsumerInfo, options: WorkerConsumerOptions): void {
+  const c = current.config;
+  const problems: string[] = [];
+  if (c.deliver_subject) problems.push(`it is a push consumer (deliver subject ${c.deliver_subject})`);
+  if (c.ack_policy !== AckPolicy.Explicit) problems.push(`its ack policy is ${c.ack_policy}, not explicit`);
+  if (problems.length === 0) return;
+  throw new FailedPreconditionError(
+    `consumer ${options.durable} on stream ${options.stream} cannot serve the workers: ${problems.join(" and ")}, which JetStream cannot change in place. ` +
+      `Stop the workers, delete it (nats consumer rm ${options.stream} ${options.durable}) and start them again: unacknowledged jobs are delivered again.`,
+    "JOBS_CONSUMER_INCOMPATIBLE",
+  );
+}
+
+/**
+ * How long one pull request lasts. The server's idle heartbeats come every half of it, and two missed ones make the
+ * client pull again: when the consumer's leader dies with the pull (a JetStream node lost), delivery resumes after
+ * about this long rather than the client's default 30 s. (With 10 s, work stopped for 12.5 s in a chaos run.) An idle
+ * worker sends one pull request per period: nothing for the server.
+ */
+const PULL_EXPIRES_MS = 4_000;
 
 /** One delivery handed to `onMessage`. Settle it exactly once: ack, nak or term. */
 export interface Delivery {
@@ -117,7 +172,7 @@ export interface Consumption {
 export async function consume(js: JetStreamClient, options: ConsumeOptions): Promise<Consumption> {
   const max = Math.max(1, options.maxMessages);
   const consumer = await js.consumers.get(options.stream, options.durable);
-  const messages = await consumer.consume({ max_messages: max });
+  const messages = await consumer.consume({ max_messages: max, expires: PULL_EXPIRES_MS });
   const running = new Set<Promise<void>>();
   let stopping = false;
 

@@ -1,7 +1,7 @@
 // The one error edge: thrown errors → gRPC status with google.rpc details (and back again, for clients and tests).
 import { Metadata, status as Code } from "@grpc/grpc-js";
-import { isDatabaseUnavailable } from "../db/errors.js";
-import { DomainError, FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError, UnavailableError, type FieldViolation, type QuotaViolation } from "../errors.js";
+import { isDatabaseUnavailable, isTransientConflict } from "../db/errors.js";
+import { AbortedError, DomainError, FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError, UnavailableError, type FieldViolation, type QuotaViolation } from "../errors.js";
 import { type Any } from "../gen/proto/google/protobuf/any.js";
 import { BadRequest, ErrorInfo, QuotaFailure, RetryInfo } from "../gen/proto/google/rpc/error_details.js";
 import { Status } from "../gen/proto/google/rpc/status.js";
@@ -19,6 +19,8 @@ const RETRY_INFO_TYPE = `${TYPE_PREFIX}google.rpc.RetryInfo`;
 
 /** What a caller learns when a database cannot serve: no host, no statement. */
 const DATABASE_UNAVAILABLE = new UnavailableError("the database is unavailable; retry shortly", "DATABASE_UNAVAILABLE");
+/** A deadlock, lock wait timeout or Galera certification conflict that outlasted the transaction's own retries. */
+const DATABASE_CONFLICT = new AbortedError("the database aborted the change for a concurrent one; retry it", "DATABASE_CONFLICT");
 
 /** What grpc-js needs to end a call: code, message and trailers. */
 export interface RpcStatus {
@@ -51,8 +53,12 @@ export function codeName(code: number): string {
  * adapter logs.
  */
 export function toRpcStatus(err: unknown): RpcStatus {
-  // A store that went away is the caller's to retry, not a bug: UNAVAILABLE (the adapter logs the cause).
-  if (!(err instanceof DomainError)) return isDatabaseUnavailable(err) ? toRpcStatus(DATABASE_UNAVAILABLE) : internalStatus();
+  // A store that went away is the caller's to retry, not a bug: UNAVAILABLE (the adapter logs the cause). A conflict
+  // with a concurrent transaction (on Galera, one certified first on another node) is ABORTED: nothing was applied.
+  if (!(err instanceof DomainError)) {
+    if (isDatabaseUnavailable(err)) return toRpcStatus(DATABASE_UNAVAILABLE);
+    return isTransientConflict(err) ? toRpcStatus(DATABASE_CONFLICT) : internalStatus();
+  }
   const code = Code[err.code];
   const details: Any[] = [pack(ERROR_INFO_TYPE, ErrorInfo.encode({ reason: err.reason, domain: ERROR_DOMAIN, metadata: err.metadata }).finish())];
   if (err instanceof InvalidArgumentError && err.violations.length > 0) {

@@ -1,5 +1,6 @@
 // The worker consumer on the real NATS: nak with delay, term, working(), the max-deliveries advisory, bounded
 // concurrency, graceful stop, and the trace continuing from publisher to consumer.
+import { AckPolicy } from "@nats-io/jetstream";
 import { SpanKind } from "@opentelemetry/api";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { consume, ensureWorkerConsumer, type ConsumeOptions, type Consumption, type Delivery, type WorkerConsumerOptions } from "../../src/mq/consumer.js";
@@ -81,6 +82,34 @@ describe("ensureWorkerConsumer", () => {
     expect(again.config.max_deliver).toBe(3);
     expect(again.config.backoff ?? []).toEqual([]);
     expect(again.config.filter_subject).toBe(f.subject);
+  });
+});
+
+describe("ensureWorkerConsumer reconciles an existing consumer at start", () => {
+  it("logs what it changes and leaves a matching consumer alone", async () => {
+    const f = await fixture("crecon", { ackWaitMs: 30_000, maxAckPending: 1_000 });
+    const { log, lines } = captureLogger("info");
+    const wanted = { stream: f.stream, durable: f.durable, filterSubjects: [f.subject.replace(/test_kind$/, ">")], ackWaitMs: 11_000, maxDeliver: 5, maxAckPending: 10_000, log };
+    const info = await ensureWorkerConsumer(t.jsm, wanted);
+    expect(info.config.ack_wait).toBe(11e9);
+    expect(info.config.max_ack_pending).toBe(10_000);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ consumer: f.durable, changes: [{ setting: "ack_wait_ms", from: 30_000, to: 11_000 }, { setting: "max_ack_pending", from: 1_000, to: 10_000 }] });
+    await ensureWorkerConsumer(t.jsm, wanted);
+    expect(lines).toHaveLength(1);
+  });
+
+  it("refuses a push consumer of the same name, saying how to replace it", async () => {
+    const stream = testStreamName("cpush");
+    streams.push(stream);
+    const prefix = `t${stream.toLowerCase()}`;
+    await ensureJobsStream(t.jsm, { stream, subjectPrefix: prefix });
+    await t.jsm.consumers.add(stream, { durable_name: "workers", ack_policy: AckPolicy.Explicit, deliver_subject: `${prefix}_deliver` });
+    await expect(ensureWorkerConsumer(t.jsm, { stream, durable: "workers", filterSubjects: [`${prefix}.>`], ackWaitMs: 11_000, maxDeliver: -1 })).rejects.toMatchObject({
+      name: "FailedPreconditionError",
+      reason: "JOBS_CONSUMER_INCOMPATIBLE",
+      message: expect.stringMatching(/push consumer.*nats consumer rm .* workers/),
+    });
   });
 });
 

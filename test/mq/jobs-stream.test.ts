@@ -3,7 +3,7 @@ import { nanos } from "@nats-io/transport-node";
 import { RetentionPolicy, StorageType } from "@nats-io/jetstream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureJobsStream, publishJob } from "../../src/mq/jobs-stream.js";
-import { openJetStream, deleteStream, testStreamName, type TestJetStream } from "./support.js";
+import { captureLogger, openJetStream, deleteStream, testStreamName, type TestJetStream } from "./support.js";
 
 let t: TestJetStream;
 const streams: string[] = [];
@@ -52,7 +52,40 @@ describe("ensureJobsStream", () => {
     const stream = testStreamName("wrong");
     streams.push(stream);
     await t.jsm.streams.add({ name: stream, subjects: [`w${stream.toLowerCase()}.>`], retention: RetentionPolicy.Limits, storage: StorageType.File });
-    await expect(ensureJobsStream(t.jsm, { stream, subjectPrefix: `w${stream.toLowerCase()}` })).rejects.toThrow(/limits retention.*needs workqueue\/file/);
+    await expect(ensureJobsStream(t.jsm, { stream, subjectPrefix: `w${stream.toLowerCase()}` })).rejects.toThrow(/limits retention.*needs workqueue\/file.*nats stream rm/);
+  });
+});
+
+describe("ensureJobsStream reconciles an existing stream at start", () => {
+  it("logs each setting it changes, and nothing when the stream already matches", async () => {
+    const stream = testStreamName("recon");
+    streams.push(stream);
+    const prefix = `r${stream.toLowerCase()}`;
+    await t.jsm.streams.add({ name: stream, subjects: [`${prefix}.old.>`], retention: RetentionPolicy.Workqueue, storage: StorageType.File, duplicate_window: nanos(30_000) });
+    const { log, lines } = captureLogger("info");
+    const info = await ensureJobsStream(t.jsm, { stream, subjectPrefix: prefix, log });
+    expect(info.config.subjects).toEqual([`${prefix}.>`]);
+    expect(info.config.duplicate_window).toBe(nanos(120_000));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: "info", stream, changes: [{ setting: "subjects", from: [`${prefix}.old.>`], to: [`${prefix}.>`] }, { setting: "duplicate_window_ms", from: 30_000, to: 120_000 }] });
+    expect(lines[0]?.msg).toContain("duplicate_window_ms 30000 → 120000");
+    await ensureJobsStream(t.jsm, { stream, subjectPrefix: prefix, log });
+    expect(lines).toHaveLength(1);
+  });
+
+  it("refuses more than one copy on a server that is not clustered, saying what to set", async () => {
+    const stream = testStreamName("r3single");
+    streams.push(stream);
+    const prefix = `s${stream.toLowerCase()}`;
+    // Both paths: creating the stream, and raising the copies of one that exists (which such a server accepts and ignores).
+    await expect(ensureJobsStream(t.jsm, { stream, subjectPrefix: prefix, replicas: 3 })).rejects.toMatchObject({
+      name: "FailedPreconditionError",
+      reason: "JOBS_STREAM_REPLICAS",
+      message: expect.stringMatching(/mq\.jobsStreamReplicas is 3.*not part of a JetStream cluster.*lower mq\.jobsStreamReplicas \(1 on a single server\)/),
+    });
+    await ensureJobsStream(t.jsm, { stream, subjectPrefix: prefix });
+    await expect(ensureJobsStream(t.jsm, { stream, subjectPrefix: prefix, replicas: 3 })).rejects.toMatchObject({ reason: "JOBS_STREAM_REPLICAS" });
+    expect((await t.jsm.streams.info(stream)).config.num_replicas).toBe(1);
   });
 });
 
