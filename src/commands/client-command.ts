@@ -1,6 +1,6 @@
 // What every command that calls the dispatcher's API shares: the configured client, errors turned into a message
 // and an exit code, and plain-text output (tables, times, JSON lines).
-import type { DispatcherClients } from "../client/index.js";
+import type { DispatcherClients } from "../client/types.js";
 
 /** Where a command writes: stdout for results, stderr for messages. Tests pass their own. */
 export interface CommandIo {
@@ -25,14 +25,15 @@ export const EXIT_USAGE = 2;
  */
 export async function withClient(command: string, options: ClientCommandOptions, fn: (c: DispatcherClients, io: CommandIo) => Promise<number | void>): Promise<number> {
   const io = options.io ?? STDIO;
-  // Loaded on use: a command line that only defines commands (or prints help) never loads the client.
-  const [{ createDispatcherClients, DispatcherError }, { loadConfig }] = await Promise.all([import("../client/index.js"), import("../config.js")]);
+  // Loaded on use: a command line that only defines commands (or prints help) never loads the client, and a command
+  // loads the generated code of the services it calls only.
+  const [{ createLazyDispatcherClients }, { DispatcherError }, { loadConfig }] = await Promise.all([import("../client/lazy.js"), import("../client/errors.js"), import("../config.js")]);
   const config = loadConfig(process.env, options.configFile ?? process.env.DISPATCHER_CONFIG);
   if (!config.client.token) {
     io.err(`dispatcher ${command}: no API key: set DISPATCHER_CLIENT_TOKEN (or client.token in the config file); \`dispatcher admin create-key\` makes one\n`);
     return EXIT_USAGE;
   }
-  const clients = createDispatcherClients({ address: options.address ?? config.client.address, token: config.client.token });
+  const clients = createLazyDispatcherClients({ address: options.address ?? config.client.address, token: config.client.token });
   try {
     return (await fn(clients, io)) ?? 0;
   } catch (err) {

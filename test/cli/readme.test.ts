@@ -3,7 +3,7 @@
 // commands are the package's scripts, and the example configuration file is valid.
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { buildProgram, EXIT_USAGE } from "../../src/cli.js";
+import { buildFullProgram, EXIT_USAGE } from "../../src/cli.js";
 import { FIELDS, loadConfig } from "../../src/config.js";
 import { ROLE_NAMES } from "../../src/app/roles.js";
 import { configReference, README_URL, readmeBlock, withReference } from "../../scripts/config-reference.js";
@@ -46,8 +46,8 @@ describe("README configuration reference", () => {
 });
 
 describe("README claims", () => {
-  it("the commands table names every command of `dispatcher --help`, and only those", () => {
-    const names = buildProgram(() => undefined).commands.map((c) => c.name());
+  it("the commands table names every command of `dispatcher --help`, and only those", async () => {
+    const names = (await buildFullProgram(() => undefined)).commands.map((c) => c.name());
     const table = tableAfter("## Commands").map((r) => r[0] ?? "");
     for (const name of names) expect(table.some((cell) => cell.startsWith(`\`dispatcher ${name}`)), `README lacks dispatcher ${name}`).toBe(true);
     for (const cell of table) expect(names, cell).toContain(/^`dispatcher (\S+)/.exec(cell)?.[1]?.replace(/`$/, "").split("\\")[0]);
