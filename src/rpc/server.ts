@@ -82,7 +82,8 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
     setHealth("NOT_SERVING");
     health.addToServer({ addService: (definition, impl) => s.addService(definition, trackWatches(impl, healthWatches)) });
     if (config.server.reflection) {
-      addReflection(s, { services: names, authenticated: config.mode !== "development", runtime, descriptorSet: options.descriptorSet });
+      // Behind authentication in every mode: the API surface is nobody's business without a key (DESIGN.md).
+      addReflection(s, { services: names, authenticated: true, runtime, descriptorSet: options.descriptorSet });
     }
     return s;
   };

@@ -53,14 +53,15 @@ describe("dispatcher start", () => {
     expect(down.stderr).toContain(`127.0.0.1:${closed}`);
   });
 
-  it("reflection lists exactly the services the port serves, each with its descriptor", async () => {
-    const services = await listServices(t.address);
+  it("reflection refuses a caller without a key, and lists exactly the services the port serves, each with its descriptor", async () => {
+    await expect(listServices(t.address)).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
+    const services = await listServices(t.address, token);
     expect(services).toContain(SYSTEM);
     expect(services).toContain(HEALTH);
     for (const name of services.filter((s) => s !== HEALTH)) {
       // Health knows what the server serves: every listed service reports SERVING, so the list is not made up.
       expect(await checkHealth(t.address, name), name).toBe("SERVING");
-      const files = await filesContaining(t.address, name);
+      const files = await filesContaining(t.address, name, token);
       const [pkg, svc] = [name.slice(0, name.lastIndexOf(".")), name.slice(name.lastIndexOf(".") + 1)];
       expect(files.some((f) => f.package === pkg && f.service.some((s) => s.name === svc)), name).toBe(true);
     }
@@ -83,7 +84,8 @@ describe("dispatcher start", () => {
     expect(me.roles).toContain("admin");
 
     const anon = traceparent();
-    const refused = await callUnaryByReflection(t.address, SYSTEM, "GetServerInfo", {}, { traceparent: anon.header }).catch((e: unknown) => e);
+    // Reflection itself wants a key; the call is made without one.
+    const refused = await callUnaryByReflection(t.address, SYSTEM, "GetServerInfo", {}, { traceparent: anon.header, reflectionToken: token }).catch((e: unknown) => e);
     sent.set(anon.traceId, { method: `/${SYSTEM}/GetServerInfo`, code: "UNAUTHENTICATED", authenticated: false });
     expect((refused as ServiceError).code).toBe(status.UNAUTHENTICATED);
   });
