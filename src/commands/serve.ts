@@ -9,6 +9,7 @@ import { observePool } from "../telemetry/metrics-observers.js";
 import { startMetrics } from "../telemetry/metrics-server.js";
 import { progress, setup, type CommandOptions } from "./common.js";
 import { checkPortsFree } from "./ports.js";
+import { writeAdminKeyFile } from "./admin-key-file.js";
 
 export interface ServeOptions extends CommandOptions {
   roles: string[];
@@ -48,11 +49,13 @@ export async function runServe(options: ServeOptions): Promise<number> {
     if (options.migrate && shared) {
       const bootstrap = await ensureBootstrapAdmin(resources.provisioning);
       if (bootstrap) {
-        // Shown once, on the terminal only: the key is never written to a log.
-        process.stderr.write(
-          `\n  First start: an admin API key was created. It is shown only this once; keep it safe.\n\n` +
-            `    export DISPATCHER_CLIENT_TOKEN=${bootstrap.secret}\n\n`,
-        );
+        // Shown once, on the terminal only (never in a log), and kept in a file only its owner can read.
+        const file = writeAdminKeyFile(config.dataDir, bootstrap.secret);
+        const where =
+          "path" in file
+            ? `  It is also in ${file.path}, readable by you only; delete that file once the key is kept elsewhere.\n\n`
+            : `  It could not be written to a file (${file.error}): copy it now.\n\n`;
+        process.stderr.write(`\n  First start: an admin API key was created. It is shown only this once; keep it safe.\n\n    export DISPATCHER_CLIENT_TOKEN=${bootstrap.secret}\n\n${where}`);
       }
     }
     for (const role of ROLES.filter((r) => options.roles.includes(r.name))) {

@@ -2,6 +2,8 @@
 // reflection lists what the port serves and a generic reflection client can call it with an API key, every RPC gets a
 // request-log line, and SIGTERM or SIGINT stops it with exit code 0.
 import { randomBytes } from "node:crypto";
+import { readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { checkHealth } from "../../src/client/index.js";
@@ -42,6 +44,13 @@ describe("dispatcher start", () => {
     expect(p.stderr).toMatch(new RegExp(`ready: roles .*dispatcher.*gRPC on 127\\.0\\.0\\.1:${t.ports.server}`));
     // The key is for the terminal only: never in the service log.
     expect(p.stdout).not.toContain(token);
+  });
+
+  it("also writes the admin key to <dataDir>/admin-key, readable by its owner only, and says where", () => {
+    const file = join(t.dir, "admin-key");
+    expect(readFileSync(file, "utf8")).toBe(`${token}\n`);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(p.stderr).toContain(`It is also in ${file}, readable by you only`);
   });
 
   it("`dispatcher health` exits 0 and prints SERVING; against a port where nothing listens it exits 1", async () => {
