@@ -74,7 +74,8 @@ describe("README claims", () => {
   it("the quick start's two commands are the package's scripts, and `dispatcher` is its bin", () => {
     expect(readme).toContain("npm ci && npm start");
     expect(readme).toMatch(/^npm test\b/m);
-    expect(pkg.scripts.start).toBe("node bin/dispatcher.js start");
+    // exec: npm's shell hands its process to node, so that SIGTERM reaches the dispatcher (test/cli/npm-start.test.ts).
+    expect(pkg.scripts.start).toBe("exec node bin/dispatcher.js start");
     expect(pkg.scripts.test).toContain("vitest run");
     expect(pkg.bin.dispatcher).toBe("bin/dispatcher.js");
   });
