@@ -58,6 +58,12 @@ export function buildProgram(setExit: (code: number) => void, groups: readonly A
     .description("print the effective configuration (secrets hidden) and exit; 2 when it is invalid")
     .action(async () => setExit((await import("./commands/config.js")).runPrintConfig({ configFile: configFile() })));
 
+  program
+    .command("reset")
+    .description("development only: remove this install's databases, jobs stream and data directory (after a confirmation), e.g. when an earlier install's databases do not match a fresh clone")
+    .option("--yes", "remove them (without it: list what would be removed)", false)
+    .action(async (opts: { yes: boolean }) => setExit(await (await import("./commands/reset.js")).runReset({ configFile: configFile(), yes: opts.yes })));
+
   const admin = program.command("admin").description("administrative tasks on the provisioning database");
   admin
     .command("create-key")
@@ -119,7 +125,7 @@ export async function loadCommandGroups(argv?: readonly string[]): Promise<AddCo
 }
 
 /** Commands buildProgram defines itself. */
-export const INLINE_COMMANDS: readonly string[] = ["start", "serve", "migrate", "health", "config", "admin"];
+export const INLINE_COMMANDS: readonly string[] = ["start", "serve", "migrate", "reset", "health", "config", "admin"];
 
 /** The whole command line, every group loaded (tests and documentation list it). */
 export async function buildFullProgram(setExit: (code: number) => void): Promise<Command> {
