@@ -45,6 +45,9 @@ export async function runServe(options: ServeOptions): Promise<number> {
   if (shared) probe = () => (resources.nats.isClosed() ? "the NATS connection is closed" : null);
   const unobserve = shared ? [observePool("provisioning", () => resources.sql.stats?.() ?? { active: 0, idle: 0, waiting: 0 })] : [];
   const running: { name: string; role: RunningRole }[] = [];
+  // Listening for the stop signal before the first role starts: the dispatcher answers SERVING as soon as its role is
+  // up, and a SIGTERM sent then (an impatient supervisor, a test) must still drain and exit 0, not kill the process.
+  const signalled = waitForSignal();
   try {
     if (options.migrate && shared) {
       const bootstrap = await ensureBootstrapAdmin(resources.provisioning);
@@ -74,7 +77,7 @@ export async function runServe(options: ServeOptions): Promise<number> {
   if (served.port !== undefined) progress(`metrics on ${config.metrics.bind}:${served.port} (/metrics, /healthz, /readyz)`);
   progress(`ready: roles ${options.roles.join(", ")}; gRPC on ${config.server.bind}:${config.server.port}. Ctrl-C stops.`);
 
-  const signal = await waitForSignal();
+  const signal = await signalled;
   progress(`${signal} received: finishing in-flight work (up to ${config.server.shutdownGraceMs} ms)`);
   log.info({ signal }, "shutting down");
   served.setReady(false);
