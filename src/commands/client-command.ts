@@ -37,6 +37,10 @@ export async function withClient(command: string, options: ClientCommandOptions,
   try {
     return (await fn(clients, io)) ?? 0;
   } catch (err) {
+    if (err instanceof CommandInputError) {
+      io.err(`dispatcher ${command}: ${err.message}\n`);
+      return EXIT_USAGE;
+    }
     if (!(err instanceof DispatcherError)) throw err;
     const fields = err.fieldViolations.map((v) => `\n  ${v.field}: ${v.description}`).join("");
     io.err(`dispatcher ${command}: ${err.codeName}: ${err.message}${fields}\n`);
@@ -67,3 +71,32 @@ export function table(header: string[], rows: string[][]): string {
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join("  ").trimEnd();
   return [line(header), ...rows.map(line)].join("\n") + "\n";
 }
+
+/** The user a command names: `me` is the caller (the key's user); anything else is a user id as given. */
+export async function userIdOf(c: DispatcherClients, value: string): Promise<string> {
+  if (value !== "me") return value;
+  return (await c.system.whoAmI({})).principalId;
+}
+
+/**
+ * The account a command names: an account id, or the name of exactly one account the caller may use (the quick
+ * start's `local`). A name that matches none or several is refused with what to do.
+ */
+export async function accountIdOf(c: DispatcherClients, value: string): Promise<string> {
+  const accounts: { id: string; name: string }[] = [];
+  let pageToken = "";
+  do {
+    const page = await c.accounts.listAccounts({ pageSize: 1000, pageToken });
+    accounts.push(...page.accounts);
+    pageToken = page.nextPageToken;
+  } while (pageToken);
+  if (accounts.some((a) => a.id === value)) return value;
+  const named = accounts.filter((a) => a.name === value);
+  if (named.length === 1) return (named[0] as { id: string }).id;
+  if (named.length > 1) throw new CommandInputError(`${named.length} accounts are named "${value}" (${named.map((a) => a.id).join(", ")}): give the id`);
+  // Neither an id nor a name the caller can see: let the server answer for an id-shaped value (NOT_FOUND as usual).
+  return value;
+}
+
+/** A command's argument that cannot be resolved; withClient prints it and exits 2. */
+export class CommandInputError extends Error {}
