@@ -1,24 +1,11 @@
 // The `dispatcher` command line: parses arguments, loads the configuration once and runs one command.
-// Each command imports what it runs when it runs (roles, databases, KM, the client), so that `--help` or one client
-// command loads the command line and that command only.
+// Each command imports what it runs when it runs (roles, databases, KM, the client), and a command line that names a
+// command group loads that group's definitions only, so that one client command loads the command line and that
+// command (with the generated code of what it prints) and nothing else.
 import { Command, CommanderError, InvalidArgumentError as CommanderInvalidArgument } from "commander";
 import { ConfigError } from "./config-error.js";
 import { DomainError } from "./errors.js";
 import { ROLE_NAMES } from "./app/role-names.js";
-import { addIamCommands } from "./commands/iam.js";
-import { addAccountCommands } from "./commands/accounts.js";
-import { addBudgetCommands } from "./commands/budgets.js";
-import { addAuditCommands } from "./commands/audit.js";
-import { addCloudCommands } from "./commands/clouds.js";
-import { addJobCommands } from "./commands/jobs.js";
-import { addServerCommands } from "./commands/servers.js";
-import { addStorageCommands } from "./commands/volumes.js";
-import { addNetworkCommands } from "./commands/network.js";
-import { addAnalyticsCommands } from "./commands/analytics.js";
-import { addKmCommands } from "./commands/km.js";
-import { addAgentCommand } from "./commands/agent.js";
-import { addAgentsCommands } from "./commands/agents.js";
-import { addBackupCommands } from "./commands/backup.js";
 
 /** Exit codes: 0 done, 1 failed, 2 bad configuration or a dependency that is not there (fix and retry). */
 export const EXIT_USAGE = 2;
@@ -31,7 +18,8 @@ function parseRoles(value: string, previous: string[] = []): string[] {
   return [...previous, ...roles];
 }
 
-export function buildProgram(setExit: (code: number) => void): Command {
+/** The command line with the given command groups (loadCommandGroups). */
+export function buildProgram(setExit: (code: number) => void, groups: readonly AddCommands[]): Command {
   const program = new Command("dispatcher")
     .description("gRPC dispatcher of the cloud management system: jobs, workers, monitor, KM and agents")
     .option("-c, --config <file>", "JSON configuration file (also DISPATCHER_CONFIG); environment variables override it")
@@ -70,6 +58,12 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description("print the effective configuration (secrets hidden) and exit; 2 when it is invalid")
     .action(async () => setExit((await import("./commands/config.js")).runPrintConfig({ configFile: configFile() })));
 
+  program
+    .command("reset")
+    .description("development only: remove this install's databases, jobs stream and data directory (after a confirmation), e.g. when an earlier install's databases do not match a fresh clone")
+    .option("--yes", "remove them (without it: list what would be removed)", false)
+    .action(async (opts: { yes: boolean }) => setExit(await (await import("./commands/reset.js")).runReset({ configFile: configFile(), yes: opts.yes })));
+
   const admin = program.command("admin").description("administrative tasks on the provisioning database");
   admin
     .command("create-key")
@@ -80,23 +74,62 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option("-n, --name <name>", "label of the key", "cli")
     .action(async (opts: { email: string; role: string; service: boolean; name: string }) => setExit(await (await import("./commands/admin.js")).runCreateKey({ configFile: configFile(), ...opts })));
 
-  addJobCommands(program, configFile, setExit);
-  addKmCommands(program, configFile, setExit);
-  addIamCommands(program, configFile, setExit);
-  addCloudCommands(program, configFile, setExit);
-  addAccountCommands(program, configFile, setExit);
-  addBudgetCommands(program, configFile, setExit);
-  addAuditCommands(program, configFile, setExit);
-  addServerCommands(program, configFile, setExit);
-  addStorageCommands(program, configFile, setExit);
-  addNetworkCommands(program, configFile, setExit);
-  addAgentCommand(program, configFile, setExit);
-  addAgentsCommands(program, configFile, setExit);
-  addBackupCommands(program, configFile, setExit);
-  // Last: it adds `budgets usage` and `servers metrics|fleet` to those groups when others registered them first.
-  addAnalyticsCommands(program, configFile, setExit);
-
+  for (const add of groups) add(program, configFile, setExit);
   return program;
+}
+
+type AddCommands = (program: Command, configFile: () => string | undefined, setExit: (code: number) => void) => void;
+
+/**
+ * The command groups defined in modules of their own, in the order they are added, with the top-level commands each
+ * defines or adds subcommands to. test/cli/lazy-loading.test.ts checks this list against what the modules define.
+ */
+export const COMMAND_GROUPS: readonly { commands: readonly string[]; load: () => Promise<AddCommands> }[] = [
+  { commands: ["jobs"], load: async () => (await import("./commands/jobs.js")).addJobCommands },
+  { commands: ["km"], load: async () => (await import("./commands/km.js")).addKmCommands },
+  { commands: ["users", "groups", "roles"], load: async () => (await import("./commands/iam.js")).addIamCommands },
+  { commands: ["clouds"], load: async () => (await import("./commands/clouds.js")).addCloudCommands },
+  { commands: ["accounts"], load: async () => (await import("./commands/accounts.js")).addAccountCommands },
+  { commands: ["budgets"], load: async () => (await import("./commands/budgets.js")).addBudgetCommands },
+  { commands: ["audit"], load: async () => (await import("./commands/audit.js")).addAuditCommands },
+  { commands: ["servers"], load: async () => (await import("./commands/servers.js")).addServerCommands },
+  { commands: ["volumes", "snapshots", "images"], load: async () => (await import("./commands/volumes.js")).addStorageCommands },
+  { commands: ["firewalls", "addresses", "keys"], load: async () => (await import("./commands/network.js")).addNetworkCommands },
+  { commands: ["agent"], load: async () => (await import("./commands/agent.js")).addAgentCommand },
+  { commands: ["agents"], load: async () => (await import("./commands/agents.js")).addAgentsCommands },
+  { commands: ["backup", "restore"], load: async () => (await import("./commands/backup.js")).addBackupCommands },
+  // Last: it adds `budgets usage` and `servers metrics|fleet` to those groups when others registered them first.
+  { commands: ["budgets", "servers"], load: async () => (await import("./commands/analytics.js")).addAnalyticsCommands },
+];
+
+/** The command word of a command line: its first argument that is not an option (-c/--config take a value). */
+export function commandWord(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === "-c" || arg === "--config") i++;
+    else if (!arg.startsWith("-")) return arg;
+  }
+  return undefined;
+}
+
+/**
+ * The groups a command line needs: those defining its command word; every group for help, an unknown command or none
+ * (so that help lists them all and commander's "unknown command" knows them all).
+ */
+export async function loadCommandGroups(argv?: readonly string[]): Promise<AddCommands[]> {
+  const word = argv ? commandWord(argv) : undefined;
+  const named = COMMAND_GROUPS.filter((g) => word !== undefined && g.commands.includes(word));
+  const inline = word !== undefined && INLINE_COMMANDS.includes(word);
+  const chosen = named.length > 0 || inline ? named : COMMAND_GROUPS;
+  return Promise.all(chosen.map((g) => g.load()));
+}
+
+/** Commands buildProgram defines itself. */
+export const INLINE_COMMANDS: readonly string[] = ["start", "serve", "migrate", "reset", "health", "config", "admin"];
+
+/** The whole command line, every group loaded (tests and documentation list it). */
+export async function buildFullProgram(setExit: (code: number) => void): Promise<Command> {
+  return buildProgram(setExit, await loadCommandGroups());
 }
 
 /** Runs the command line; resolves to the process exit code. */
@@ -104,7 +137,7 @@ export async function main(argv: string[]): Promise<number> {
   let code = 0;
   const program = buildProgram((c) => {
     code = c;
-  });
+  }, await loadCommandGroups(argv));
   try {
     await program.parseAsync(argv, { from: "user" });
     return code;

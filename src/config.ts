@@ -43,15 +43,15 @@ const f = (path: string, schema: z.ZodType, dflt: unknown, doc: string, secret =
 
 /** Every field of the configuration; the README's configuration reference lists the same. */
 export const FIELDS: readonly Field[] = [
-  f("mode", z.enum(["development", "production"]), "development", "development enables reflection by default and allows plaintext KM; production refuses unsafe settings"),
+  f("mode", z.enum(["development", "production"]), "development", "development binds loopback addresses by default, enables reflection (authenticated) and allows plaintext KM; production binds every address by default and refuses unsafe settings"),
   f("dataDir", z.string().min(1), "./var", "directory for local state: logs, local cloud servers, development certificates"),
-  f("server.bind", z.string().min(1), "0.0.0.0", "address the dispatcher's gRPC server binds"),
+  f("server.bind", z.string().min(1), undefined, "address the dispatcher's gRPC server binds (default: 127.0.0.1 in development mode, 0.0.0.0 in production, so that a development install is not reachable from the network)"),
   f("server.port", port, 3302, "dispatcher gRPC port"),
   f("server.maxMessageBytes", positiveInt, 4 * 1024 * 1024, "largest gRPC message accepted or sent"),
   f("server.keepaliveTimeMs", millis, 60_000, "interval between server keepalive pings"),
   f("server.keepaliveTimeoutMs", millis, 20_000, "how long a keepalive ping may go unanswered before the connection closes"),
   f("server.shutdownGraceMs", millis, 15_000, "on SIGTERM, how long in-flight calls may run before they are cancelled"),
-  f("server.reflection", bool, undefined, "serve gRPC reflection (default: on in development, where it is open; off in production, where enabling it requires authentication and system.read)"),
+  f("server.reflection", bool, undefined, "serve gRPC reflection (default: on in development, off in production); every reflection stream authenticates with an API key holding system.read, in either mode"),
   f("server.defaultDeadlineMs", millis, 30_000, "deadline applied to calls that arrive without one"),
   f("server.rateLimitPerSecond", nonNegativeInt, 2_000, "calls per second each user, API key holder or agent may sustain on this server (a token bucket per principal; services are not limited); more is RESOURCE_EXHAUSTED with RetryInfo. 0: no rate limit"),
   f("server.rateLimitBurst", positiveInt, 4_000, "calls a principal may make at once after being idle (the token bucket's size)"),
@@ -60,12 +60,12 @@ export const FIELDS: readonly Field[] = [
   f("server.maxRequestBytes", positiveInt, 256 * 1024, "largest request message of a method without a limit of its own (src/rpc/request-limits.ts: RunServerScript 2 MiB, CreateAccount and StoreCredential 1 MiB); more is RESOURCE_EXHAUSTED (REQUEST_TOO_LARGE) before authentication and decoding. No limit exceeds server.maxMessageBytes"),
   f("server.maxRequestBytesByMethod", methodSizes, {}, "per-method request limits overriding the built-in ones: <Service>/<Method>=<bytes>, comma separated (e.g. ServerAgentService/RunServerScript=4194304)"),
   f("server.maxMetadataBytes", positiveInt, 16 * 1024, "largest request metadata (all header names and values, in bytes) a call may carry; more is RESOURCE_EXHAUSTED before authentication. A single header over 64 KiB never gets that far: the HTTP/2 layer closes the connection"),
-  f("bridge.bind", z.string().min(1), "0.0.0.0", "address the gRPC-Web bridge binds"),
+  f("bridge.bind", z.string().min(1), undefined, "address the gRPC-Web bridge binds (default: 127.0.0.1 in development mode, 0.0.0.0 in production)"),
   f("bridge.port", port, 3303, "gRPC-Web bridge port (HTTP/1.1)"),
   f("bridge.corsOrigins", list, [], "origins allowed to call the bridge from a browser (comma separated)"),
   f("bridge.maxRequestBytes", positiveInt, 4 * 1024 * 1024, "largest gRPC-Web request body accepted"),
   f("console.enabled", bool, true, "serve the operations console (role dispatcher) on console.bind:console.port; its page calls the API through the gRPC-Web bridge"),
-  f("console.bind", z.string().min(1), "0.0.0.0", "address the console's web server binds"),
+  f("console.bind", z.string().min(1), undefined, "address the console's web server binds (default: 127.0.0.1 in development mode, 0.0.0.0 in production)"),
   f("console.port", port, 3304, "operations console port (HTTP)"),
   f("console.dir", z.string(), "", "directory of the built console (default: console/dist of the installation, made by `npm run build:console`)"),
   f("console.origins", list, [], "origins browsers reach the console at through a proxy or another name, e.g. https://ops.example.com (comma separated); added to bridge.corsOrigins. The console on this host's console.port is allowed without it"),
@@ -83,7 +83,7 @@ export const FIELDS: readonly Field[] = [
   f("analytics.accrualIntervalMs", positiveInt, 60_000, "how often the monitor accrues running servers' cost and updates budget codes' usage"),
   f("analytics.retentionBatchSize", positiveInt, 10_000, "raw samples deleted per statement when pruning"),
   f("km.url", z.string().min(1), "127.0.0.1:2013", "address of the KM service, as its clients (dispatcher, workers) call it"),
-  f("km.bind", z.string().min(1), "0.0.0.0", "address the KM role binds"),
+  f("km.bind", z.string().min(1), undefined, "address the KM role binds (default: 127.0.0.1 in development mode, 0.0.0.0 in production)"),
   f("km.port", port, 2013, "port the KM role listens on"),
   f("km.databaseUrl", mysqlUrl, "mysql://root@127.0.0.1:3306/dispatcher_credentials", "credentials database, read and migrated by KM alone", true),
   f("km.poolSize", positiveInt, 16, "credentials database connections per KM process (GetCredential reads and audit writes are batched; a batch holds one)"),
@@ -150,7 +150,7 @@ export const FIELDS: readonly Field[] = [
   f("telemetry.store.maxAgeMs", positiveInt, 3_600_000, "spans older than this leave the embedded store"),
   f("telemetry.traceUiUrl", z.string().regex(/^(https?:\/\/.*\{traceId\}.*)?$/, "expected an http(s) URL containing {traceId}"), "", "link to a trace in an external trace UI, {traceId} replaced, e.g. http://127.0.0.1:16686/trace/{traceId} for Jaeger; shown by the console (empty: no link)"),
   f("metrics.enabled", bool, true, "expose metrics for Prometheus (and /healthz, /readyz) on metrics.bind:metrics.port in each process running roles; also pushed over OTLP when telemetry.otlpEndpoint is set"),
-  f("metrics.bind", z.string().min(1), "0.0.0.0", "address the metrics port binds"),
+  f("metrics.bind", z.string().min(1), undefined, "address the metrics port binds (default: 127.0.0.1 in development mode, 0.0.0.0 in production)"),
   f("metrics.port", port, undefined, "metrics port (default by role: dispatcher 9464, worker 9465, monitor 9466, km 9467; a process running several roles uses the first of them in that order)"),
   f("metrics.otlpIntervalMs", positiveInt, 60_000, "how often metrics are pushed over OTLP when telemetry.otlpEndpoint is set"),
   f("client.address", z.string().min(1), "127.0.0.1:3302", "dispatcher address the CLI's client commands call"),
@@ -292,6 +292,14 @@ function buildConfig(env: NodeJS.ProcessEnv, file: string | undefined): Config {
   if (problems.length > 0) throw new ConfigError(problems);
   const config = out as unknown as Config;
   config.server.reflection ??= config.mode === "development";
+  // A development install answers this machine only unless told otherwise; a production one (containers, VMs behind
+  // their own network policy) every address.
+  const bind = config.mode === "development" ? "127.0.0.1" : "0.0.0.0";
+  config.server.bind ??= bind;
+  config.bridge.bind ??= bind;
+  config.console.bind ??= bind;
+  config.km.bind ??= bind;
+  config.metrics.bind ??= bind;
   if (config.logging.dir === "") config.logging.dir = `${config.dataDir}/logs`;
   if (config.km.auditFile === "") config.km.auditFile = `${config.dataDir}/km/audit.jsonl`;
   if (config.backup.dir === "") config.backup.dir = `${config.dataDir}/backups`;

@@ -30,6 +30,14 @@ describe("loadConfig", () => {
     expect(config.logging.dir).toBe("./var/logs");
   });
 
+  it("binds loopback addresses in development mode and every address in production, unless configured", () => {
+    const binds = (c: ReturnType<typeof loadConfig>) => [c.server.bind, c.bridge.bind, c.console.bind, c.km.bind, c.metrics.bind];
+    expect(binds(loadConfig({}, ""))).toEqual(Array(5).fill("127.0.0.1"));
+    expect(binds(loadConfig({ DISPATCHER_MODE: "production" }, ""))).toEqual(Array(5).fill("0.0.0.0"));
+    const chosen = loadConfig({ DISPATCHER_SERVER_BIND: "0.0.0.0", DISPATCHER_METRICS_BIND: "::" }, "");
+    expect(binds(chosen)).toEqual(["0.0.0.0", "127.0.0.1", "127.0.0.1", "127.0.0.1", "::"]);
+  });
+
   it("lets the environment override the file, and the file override defaults", () => {
     const file = configFile({ server: { port: 4000, shutdownGraceMs: 5 }, mode: "production" });
     const config = loadConfig({ DISPATCHER_SERVER_PORT: "4001" }, file);

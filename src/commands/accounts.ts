@@ -5,7 +5,7 @@ import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { Account, AccountEvent, accountStatusToJSON, type AccountStatus } from "../gen/proto/dispatcher/v1/provisioning.js";
 import { Job } from "../gen/proto/dispatcher/v1/jobs.js";
-import { EXIT_USAGE, json, table, time, type ClientCommandOptions, type CommandIo } from "./client-command.js";
+import { accountIdOf, EXIT_USAGE, json, table, time, type ClientCommandOptions, type CommandIo } from "./client-command.js";
 import { allPages, groupRunner } from "./clouds.js";
 
 const statusName = (s: AccountStatus): string => accountStatusToJSON(s).replace("ACCOUNT_STATUS_", "").toLowerCase();
@@ -51,9 +51,9 @@ export function addAccountCommands(program: Command, configFile: () => string | 
       printAccounts(io, o, all);
     })(cmd),
   );
-  withJson(accounts.command("get <id>").description("one account: status, validation, discovery")).action((id: string, _o: unknown, cmd: Command) =>
+  withJson(accounts.command("get <id>").description("one account: status, validation, discovery (an id, or the name of one account, e.g. local)")).action((id: string, _o: unknown, cmd: Command) =>
     run("accounts", async (c, io, o) => {
-      const a = (await c.accounts.getAccount({ id })).account as Account;
+      const a = (await c.accounts.getAccount({ id: await accountIdOf(c, id) })).account as Account;
       if (o.json) return io.out(json(Account.toJSON(a)));
       io.out(
         table(
@@ -89,7 +89,7 @@ export function addAccountCommands(program: Command, configFile: () => string | 
   withJson(accounts.command("discover <id>").description("validate and discover the account again now; prints the job").option("--idempotency-key <key>", "the same key returns the same job")).action(
     (id: string, opts: { idempotencyKey?: string }, cmd: Command) =>
       run("accounts", async (c, io, o) => {
-        const job = (await c.accounts.discoverAccount({ id, idempotencyKey: opts.idempotencyKey ?? "" })).job as Job;
+        const job = (await c.accounts.discoverAccount({ id: await accountIdOf(c, id), idempotencyKey: opts.idempotencyKey ?? "" })).job as Job;
         if (o.json) io.out(json({ job: Job.toJSON(job) }));
         else io.out(`${job.id}\n`);
       })(cmd),
@@ -97,14 +97,15 @@ export function addAccountCommands(program: Command, configFile: () => string | 
   withJson(accounts.command("subscriptions <id>").description("the capabilities the account has, per region, as last discovered").option("--region <id>", "only this region")).action(
     (id: string, opts: { region?: string }, cmd: Command) =>
       run("accounts", async (c, io, o) => {
-        const r = await c.accounts.listSubscriptions({ accountId: id, regionId: opts.region ?? "" });
+        const r = await c.accounts.listSubscriptions({ accountId: await accountIdOf(c, id), regionId: opts.region ?? "" });
         if (o.json) return io.out(json({ regions: r.regions.map((x) => ({ id: x.id, name: x.name, dataCenters: x.dataCenters })), subscriptions: r.subscriptions.map((s) => ({ regionId: s.regionId, capability: s.capability, discoverTime: s.discoverTime?.toISOString() })) }));
         const byRegion = r.regions.map((reg) => [reg.id, reg.name, r.subscriptions.filter((s) => s.regionId === reg.id).map((s) => s.capability).join(",") || "-"]);
         io.out(table(["REGION", "NAME", "CAPABILITIES"], byRegion));
       })(cmd),
   );
-  withJson(accounts.command("events <id>").description("the account's history, oldest first")).action((id: string, _o: unknown, cmd: Command) =>
+  withJson(accounts.command("events <id>").description("the account's history, oldest first")).action((name: string, _o: unknown, cmd: Command) =>
     run("accounts", async (c, io, o) => {
+      const id = await accountIdOf(c, name);
       const all = await allPages(async (pageToken) => {
         const page = await c.accounts.listAccountEvents({ id, pageSize: 1000, pageToken });
         return { items: page.events, next: page.nextPageToken };

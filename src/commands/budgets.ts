@@ -2,7 +2,7 @@
 // through the dispatcher's API.
 import { InvalidArgumentError as CommanderInvalidArgument, type Command } from "commander";
 import { BudgetCode, BudgetCodeState, budgetCodeStateToJSON } from "../gen/proto/dispatcher/v1/provisioning.js";
-import { json, money, table, type ClientCommandOptions, type CommandIo } from "./client-command.js";
+import { json, money, table, userIdOf, type ClientCommandOptions, type CommandIo } from "./client-command.js";
 import { allPages, groupRunner } from "./clouds.js";
 
 const stateName = (s: BudgetCodeState): string => budgetCodeStateToJSON(s).replace("BUDGET_CODE_STATE_", "").toLowerCase();
@@ -110,10 +110,10 @@ export function addBudgetCommands(program: Command, configFile: () => string | u
         io.out(`${code} deleted\n`);
       })(cmd),
     );
-  withJson(budgets.command("grant <code> <user-id>").description("let a user spend on the code (admins)")).action((code: string, userId: string, _o: unknown, cmd: Command) =>
-    run("budgets", async (c, io, o) => printBudgets(io, o, [(await c.budgetCodes.grantBudgetCode({ code, userId })).budgetCode as BudgetCode]))(cmd),
+  withJson(budgets.command("grant <code> <user-id>").description("let a user spend on the code (admins); `me` is you")).action((code: string, userId: string, _o: unknown, cmd: Command) =>
+    run("budgets", async (c, io, o) => printBudgets(io, o, [(await c.budgetCodes.grantBudgetCode({ code, userId: await userIdOf(c, userId) })).budgetCode as BudgetCode]))(cmd),
   );
-  withJson(budgets.command("revoke <code> <user-id>").description("stop a user spending on the code (admins)")).action((code: string, userId: string, _o: unknown, cmd: Command) =>
-    run("budgets", async (c, io, o) => printBudgets(io, o, [(await c.budgetCodes.revokeBudgetCode({ code, userId })).budgetCode as BudgetCode]))(cmd),
+  withJson(budgets.command("revoke <code> <user-id>").description("stop a user spending on the code (admins); `me` is you")).action((code: string, userId: string, _o: unknown, cmd: Command) =>
+    run("budgets", async (c, io, o) => printBudgets(io, o, [(await c.budgetCodes.revokeBudgetCode({ code, userId: await userIdOf(c, userId) })).budgetCode as BudgetCode]))(cmd),
   );
 }

@@ -1,6 +1,6 @@
 // What every command that calls the dispatcher's API shares: the configured client, errors turned into a message
 // and an exit code, and plain-text output (tables, times, JSON lines).
-import type { DispatcherClients } from "../client/index.js";
+import type { DispatcherClients } from "../client/types.js";
 
 /** Where a command writes: stdout for results, stderr for messages. Tests pass their own. */
 export interface CommandIo {
@@ -25,17 +25,22 @@ export const EXIT_USAGE = 2;
  */
 export async function withClient(command: string, options: ClientCommandOptions, fn: (c: DispatcherClients, io: CommandIo) => Promise<number | void>): Promise<number> {
   const io = options.io ?? STDIO;
-  // Loaded on use: a command line that only defines commands (or prints help) never loads the client.
-  const [{ createDispatcherClients, DispatcherError }, { loadConfig }] = await Promise.all([import("../client/index.js"), import("../config.js")]);
+  // Loaded on use: a command line that only defines commands (or prints help) never loads the client, and a command
+  // loads the generated code of the services it calls only.
+  const [{ createLazyDispatcherClients }, { DispatcherError }, { loadConfig }] = await Promise.all([import("../client/lazy.js"), import("../client/errors.js"), import("../config.js")]);
   const config = loadConfig(process.env, options.configFile ?? process.env.DISPATCHER_CONFIG);
   if (!config.client.token) {
     io.err(`dispatcher ${command}: no API key: set DISPATCHER_CLIENT_TOKEN (or client.token in the config file); \`dispatcher admin create-key\` makes one\n`);
     return EXIT_USAGE;
   }
-  const clients = createDispatcherClients({ address: options.address ?? config.client.address, token: config.client.token });
+  const clients = createLazyDispatcherClients({ address: options.address ?? config.client.address, token: config.client.token });
   try {
     return (await fn(clients, io)) ?? 0;
   } catch (err) {
+    if (err instanceof CommandInputError) {
+      io.err(`dispatcher ${command}: ${err.message}\n`);
+      return EXIT_USAGE;
+    }
     if (!(err instanceof DispatcherError)) throw err;
     const fields = err.fieldViolations.map((v) => `\n  ${v.field}: ${v.description}`).join("");
     io.err(`dispatcher ${command}: ${err.codeName}: ${err.message}${fields}\n`);
@@ -66,3 +71,32 @@ export function table(header: string[], rows: string[][]): string {
   const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join("  ").trimEnd();
   return [line(header), ...rows.map(line)].join("\n") + "\n";
 }
+
+/** The user a command names: `me` is the caller (the key's user); anything else is a user id as given. */
+export async function userIdOf(c: DispatcherClients, value: string): Promise<string> {
+  if (value !== "me") return value;
+  return (await c.system.whoAmI({})).principalId;
+}
+
+/**
+ * The account a command names: an account id, or the name of exactly one account the caller may use (the quick
+ * start's `local`). A name that matches none or several is refused with what to do.
+ */
+export async function accountIdOf(c: DispatcherClients, value: string): Promise<string> {
+  const accounts: { id: string; name: string }[] = [];
+  let pageToken = "";
+  do {
+    const page = await c.accounts.listAccounts({ pageSize: 1000, pageToken });
+    accounts.push(...page.accounts);
+    pageToken = page.nextPageToken;
+  } while (pageToken);
+  if (accounts.some((a) => a.id === value)) return value;
+  const named = accounts.filter((a) => a.name === value);
+  if (named.length === 1) return (named[0] as { id: string }).id;
+  if (named.length > 1) throw new CommandInputError(`${named.length} accounts are named "${value}" (${named.map((a) => a.id).join(", ")}): give the id`);
+  // Neither an id nor a name the caller can see: let the server answer for an id-shaped value (NOT_FOUND as usual).
+  return value;
+}
+
+/** A command's argument that cannot be resolved; withClient prints it and exits 2. */
+export class CommandInputError extends Error {}

@@ -2,7 +2,7 @@
 // the CLI is authorized like any client (client.address, client.token / DISPATCHER_CLIENT_TOKEN).
 import { InvalidArgumentError as CommanderInvalidArgument, type Command } from "commander";
 import { ApiKey, Group, Role, User, UserKind, UserStatus, userStatusToJSON } from "../gen/proto/dispatcher/v1/iam.js";
-import { json, table, time, withClient, type ClientCommandOptions, type CommandIo } from "./client-command.js";
+import { json, table, time, userIdOf, withClient, type ClientCommandOptions, type CommandIo } from "./client-command.js";
 import type { DispatcherClients } from "../client/index.js";
 
 export type IamCommandOptions = ClientCommandOptions;
@@ -75,9 +75,9 @@ function addUserCommands(program: Command, configFile: () => string | undefined,
     );
   users
     .command("show <id>")
-    .description("one user, with direct and effective roles")
+    .description("one user, with direct and effective roles (`me`: you)")
     .option("--json", "JSON instead of a table", false)
-    .action((id: string, _o: unknown, cmd: Command) => run("users", async (c, io, o) => printUsers(io, o, [(await c.users.getUser({ id })).user as User]))(cmd));
+    .action((id: string, _o: unknown, cmd: Command) => run("users", async (c, io, o) => printUsers(io, o, [(await c.users.getUser({ id: await userIdOf(c, id) })).user as User]))(cmd));
   users
     .command("create")
     .description("create a user (or, with --service, a service principal)")
@@ -103,7 +103,7 @@ function addUserCommands(program: Command, configFile: () => string | undefined,
     .action((id: string, opts: { name?: string; role?: string[]; status?: UserStatus; etag?: string }, cmd: Command) =>
       run("users", async (c, io, o) => {
         const updateMask = [...(opts.name !== undefined ? ["name"] : []), ...(opts.role ? ["roles"] : []), ...(opts.status ? ["status"] : [])];
-        const { user } = await c.users.updateUser({ id, etag: opts.etag ?? "", updateMask, name: opts.name ?? "", roles: opts.role ?? [], status: opts.status ?? UserStatus.USER_STATUS_UNSPECIFIED });
+        const { user } = await c.users.updateUser({ id: await userIdOf(c, id), etag: opts.etag ?? "", updateMask, name: opts.name ?? "", roles: opts.role ?? [], status: opts.status ?? UserStatus.USER_STATUS_UNSPECIFIED });
         printUsers(io, o, [user as User]);
       })(cmd),
     );
@@ -117,7 +117,7 @@ function addUserCommands(program: Command, configFile: () => string | undefined,
     .description("list API keys (yours, or another user's with --user: admins only)")
     .option("-u, --user <id>", "whose keys")
     .option("--json", "JSON instead of a table", false)
-    .action((opts: { user?: string }, cmd: Command) => run("users", async (c, io, o) => printKeys(io, o, (await c.apiKeys.listApiKeys({ userId: opts.user ?? "", pageSize: 1000 })).apiKeys))(cmd));
+    .action((opts: { user?: string }, cmd: Command) => run("users", async (c, io, o) => printKeys(io, o, (await c.apiKeys.listApiKeys({ userId: opts.user ? await userIdOf(c, opts.user) : "", pageSize: 1000 })).apiKeys))(cmd));
   users
     .command("create-key")
     .description("create an API key (for you, or for another user with --user: admins only); the secret is shown once")
@@ -127,7 +127,7 @@ function addUserCommands(program: Command, configFile: () => string | undefined,
     .action((opts: { name: string; user?: string; expiresDays?: number }, cmd: Command) =>
       run("users", async (c, io) => {
         const expireTime = opts.expiresDays ? new Date(Date.now() + opts.expiresDays * 86_400_000) : undefined;
-        const { apiKey, secret } = await c.apiKeys.createApiKey({ userId: opts.user ?? "", name: opts.name, expireTime });
+        const { apiKey, secret } = await c.apiKeys.createApiKey({ userId: opts.user ? await userIdOf(c, opts.user) : "", name: opts.name, expireTime });
         io.out(`${secret}\n`);
         io.err(`API key ${apiKey?.id} for user ${apiKey?.userId}: the secret above is shown once; send it as "authorization: Bearer <secret>"\n`);
       })(cmd),

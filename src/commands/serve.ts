@@ -9,6 +9,7 @@ import { observePool } from "../telemetry/metrics-observers.js";
 import { startMetrics } from "../telemetry/metrics-server.js";
 import { progress, setup, type CommandOptions } from "./common.js";
 import { checkPortsFree } from "./ports.js";
+import { writeAdminKeyFile } from "./admin-key-file.js";
 
 export interface ServeOptions extends CommandOptions {
   roles: string[];
@@ -44,15 +45,20 @@ export async function runServe(options: ServeOptions): Promise<number> {
   if (shared) probe = () => (resources.nats.isClosed() ? "the NATS connection is closed" : null);
   const unobserve = shared ? [observePool("provisioning", () => resources.sql.stats?.() ?? { active: 0, idle: 0, waiting: 0 })] : [];
   const running: { name: string; role: RunningRole }[] = [];
+  // Listening for the stop signal before the first role starts: the dispatcher answers SERVING as soon as its role is
+  // up, and a SIGTERM sent then (an impatient supervisor, a test) must still drain and exit 0, not kill the process.
+  const signalled = waitForSignal();
   try {
     if (options.migrate && shared) {
       const bootstrap = await ensureBootstrapAdmin(resources.provisioning);
       if (bootstrap) {
-        // Shown once, on the terminal only: the key is never written to a log.
-        process.stderr.write(
-          `\n  First start: an admin API key was created. It is shown only this once; keep it safe.\n\n` +
-            `    export DISPATCHER_CLIENT_TOKEN=${bootstrap.secret}\n\n`,
-        );
+        // Shown once, on the terminal only (never in a log), and kept in a file only its owner can read.
+        const file = writeAdminKeyFile(config.dataDir, bootstrap.secret);
+        const where =
+          "path" in file
+            ? `  It is also in ${file.path}, readable by you only; delete that file once the key is kept elsewhere.\n\n`
+            : `  It could not be written to a file (${file.error}): copy it now.\n\n`;
+        process.stderr.write(`\n  First start: an admin API key was created. It is shown only this once; keep it safe.\n\n    export DISPATCHER_CLIENT_TOKEN=${bootstrap.secret}\n\n${where}`);
       }
     }
     for (const role of ROLES.filter((r) => options.roles.includes(r.name))) {
@@ -71,7 +77,7 @@ export async function runServe(options: ServeOptions): Promise<number> {
   if (served.port !== undefined) progress(`metrics on ${config.metrics.bind}:${served.port} (/metrics, /healthz, /readyz)`);
   progress(`ready: roles ${options.roles.join(", ")}; gRPC on ${config.server.bind}:${config.server.port}. Ctrl-C stops.`);
 
-  const signal = await waitForSignal();
+  const signal = await signalled;
   progress(`${signal} received: finishing in-flight work (up to ${config.server.shutdownGraceMs} ms)`);
   log.info({ signal }, "shutting down");
   served.setReady(false);

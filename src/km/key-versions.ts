@@ -41,7 +41,7 @@ export async function syncKeyVersions(db: CredentialsPool, keyring: Keyring, now
       const row = recorded.get(version);
       if (!row) await insertKeyVersion(tx, version, keyring.fingerprint(version));
       else if (row.fingerprint !== keyring.fingerprint(version)) {
-        problems.push(`encryption.masterKeys version ${version} is not the key this credentials database recorded for version ${version} (fingerprint differs): with it, records under that version would not decrypt. Configure the key that wrote them (a development install keeps it in <dataDir>/km, so a fresh clone beside an earlier install's databases has a new one); or, on a development install whose stored credentials can go, drop the credentials database (km.databaseUrl) and start again`);
+        problems.push(`encryption.masterKeys version ${version} is not the key this credentials database recorded for version ${version} (fingerprint differs): with it, records under that version would not decrypt. Configure the key that wrote them (a development install keeps it in <dataDir>/km, so a fresh clone beside an earlier install's databases has a new one); or, on a development install whose state can go, run \`dispatcher reset\` (it lists what it removes; \`--yes\` removes it) and start again`);
       }
     }
     let currentRow = rows.find((r) => r.isCurrent);

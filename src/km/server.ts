@@ -67,6 +67,15 @@ export async function startKm(options: StartKmOptions): Promise<RunningKm> {
       ...(settings.transport.kind === "tls" ? { credentials: settings.transport.credentials, authenticatePeer: async (auth) => principalFromCertificate(auth.sslPeerCertificate, settings.principals) } : {}),
       services: [kmHandlers(service)],
     });
+    // Records that no configured key decrypts (a development key deleted, a retired version still in use): KM answers,
+    // refusing those credentials, but must not look healthy to a probe or a rollout.
+    const undecryptable = sync.missing.filter((m) => m.records > 0);
+    if (undecryptable.length > 0) {
+      const records = undecryptable.reduce((n, m) => n + m.records, 0);
+      server.setNotServing(
+        `${records} stored credential(s) use master key version(s) ${undecryptable.map((m) => m.version).join(", ")}, which encryption.masterKeys does not hold: configure the key(s) that wrote them and restart KM (on a development install whose credentials can go: \`dispatcher reset\`)`,
+      );
+    }
     const port = await server.start();
     log.info({ port, transport: settings.transport.kind, keyVersions: settings.masterKeys.versions, currentKeyVersion: sync.current, audit: settings.auditFile }, "KM serving");
     return {

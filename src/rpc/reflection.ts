@@ -1,5 +1,5 @@
 // gRPC server reflection for the services a server actually serves (plus health), from src/gen/descriptors.binpb.
-// Open in development mode; when enabled in production every reflection stream must authenticate (system.read).
+// Every reflection stream must authenticate (system.read); it is on by default in development, off in production.
 import { readFileSync } from "node:fs";
 import type { handleBidiStreamingCall, Server, UntypedHandleCall, UntypedServiceImplementation } from "@grpc/grpc-js";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";

@@ -41,6 +41,11 @@ export interface RpcServer {
   stop(graceMs?: number): Promise<void>;
   /** Calls being handled now (adapter calls only). */
   inFlight(): number;
+  /**
+   * While `reason` is set, health stays NOT_SERVING (before and after start) and the reason is logged; null lets it
+   * report SERVING again while the server runs and is not stopping. For a server that answers but cannot do its job.
+   */
+  setNotServing(reason: string | null): void;
 }
 
 /** How long, after the grace period or after aborting, the server waits for handlers and connections to close. */
@@ -57,6 +62,7 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
   let draining = false;
   let stopping: Promise<void> | undefined;
 
+  let notServing: string | null = null;
   const setHealth = (status: "SERVING" | "NOT_SERVING"): void => {
     for (const name of ["", ...names]) health.setStatus(name, status);
   };
@@ -82,7 +88,8 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
     setHealth("NOT_SERVING");
     health.addToServer({ addService: (definition, impl) => s.addService(definition, trackWatches(impl, healthWatches)) });
     if (config.server.reflection) {
-      addReflection(s, { services: names, authenticated: config.mode !== "development", runtime, descriptorSet: options.descriptorSet });
+      // Behind authentication in every mode: the API surface is nobody's business without a key (DESIGN.md).
+      addReflection(s, { services: names, authenticated: true, runtime, descriptorSet: options.descriptorSet });
     }
     return s;
   };
@@ -93,6 +100,12 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
     },
 
     inFlight: () => inFlight.size,
+
+    setNotServing(reason) {
+      notServing = reason;
+      if (reason) log.error({ reason }, "health reports NOT_SERVING");
+      if (server && !draining) setHealth(reason ? "NOT_SERVING" : "SERVING");
+    },
 
     async start() {
       if (server) throw new Error("rpc server already started");
@@ -111,7 +124,7 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
         server = undefined;
         throw err;
       });
-      setHealth("SERVING");
+      setHealth(notServing ? "NOT_SERVING" : "SERVING");
       log.info({ address: `${host}:${boundPort}`, services: names, reflection: config.server.reflection }, "gRPC server listening");
       return boundPort;
     },

@@ -3,7 +3,7 @@
 // config` prints the configuration in force with every secret hidden.
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Command } from "commander";
-import { buildProgram, main } from "../../src/cli.js";
+import { buildFullProgram, main } from "../../src/cli.js";
 import { createTestEnv, killStrayDispatchers, runDispatcher, type TestEnv } from "../support/process.js";
 
 let t: TestEnv;
@@ -28,7 +28,7 @@ describe("--help", () => {
     expect(top.stdout).toMatch(/^Usage: dispatcher \[options\] \[command\]/);
     const commands = listedCommands(top.stdout);
     expect(commands).toEqual(expect.arrayContaining(["start", "serve", "migrate", "health", "config", "admin"]));
-    expect(commands.sort()).toEqual(buildProgram(() => undefined).commands.map((c) => c.name()).sort());
+    expect(commands.sort()).toEqual((await buildFullProgram(() => undefined)).commands.map((c) => c.name()).sort());
     expect(start.code, start.stderr).toBe(0);
     expect(start.stdout).toMatch(/^Usage: dispatcher start /);
   });
@@ -52,7 +52,7 @@ describe("--help", () => {
     }
 
     it("`dispatcher <command…> --help` returns 0 and prints its usage and options", async () => {
-      const all = paths(buildProgram(() => undefined));
+      const all = paths(await buildFullProgram(() => undefined));
       expect(all).toContainEqual(["admin", "create-key"]);
       vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => (written.push(String(chunk)), true));
       for (const path of all) {

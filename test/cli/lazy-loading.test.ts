@@ -5,6 +5,10 @@
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { buildFullProgram, buildProgram, COMMAND_GROUPS, INLINE_COMMANDS } from "../../src/cli.js";
+import { SERVICE_MODULES, STREAMING_METHODS } from "../../src/client/lazy.js";
+import { generatedIdempotentMethods, idempotentMethods, loadDescriptorSet } from "../../src/client/service-config.js";
+import type { ServiceKey } from "../../src/client/types.js";
 import { BIN, cleanEnv, freePort, ROOT } from "../support/process.js";
 
 const LOGGER = join(ROOT, "test", "cli", "fixtures", "module-log.mjs");
@@ -40,14 +44,36 @@ describe("what a command loads", () => {
     expectNone(r.modules, [...HEAVY, /^zod$/, /^src\/client\//]);
   }, 150_000);
 
-  it("`users ls` loads the configuration and the client, and no role, database, driver or telemetry SDK", async () => {
+  it("`users ls` loads the configuration, the client and the users' service only: no other command group or service, no role, database, driver or telemetry SDK", async () => {
     const closed = await freePort();
     const r = await loaded(["users", "ls"], { DISPATCHER_CLIENT_ADDRESS: `127.0.0.1:${closed}`, DISPATCHER_CLIENT_TOKEN: "dsp_not-a-key" });
     // Nobody listens there: UNAVAILABLE, exit 2, after the client loaded and called.
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/UNAVAILABLE/);
-    expect(r.modules).toContain("src/client/index.ts");
+    expect(r.modules).toContain("src/client/lazy.ts");
     expect(r.modules).toContain("zod");
-    expectNone(r.modules, HEAVY);
+    expect(r.modules).toContain("src/gen/proto/dispatcher/v1/iam.ts");
+    expectNone(r.modules, [...HEAVY, /^src\/gen\/proto\/dispatcher\/v1\/(?!iam\.ts$)/, /^src\/commands\/(?!iam\.ts$|client-command\.ts$)/, /^src\/client\/services\/(?!iam\.ts$)/, /^src\/client\/index\.ts$/]);
   }, 150_000);
+});
+
+describe("what the lazy parts must agree with", () => {
+  it("each command group defines exactly the top-level commands COMMAND_GROUPS says, and together with the inline ones every command there is", async () => {
+    for (const group of COMMAND_GROUPS) {
+      const alone = buildProgram(() => undefined, [await group.load()]);
+      const defined = alone.commands.map((c) => c.name()).filter((n) => !INLINE_COMMANDS.includes(n));
+      expect(defined.sort(), group.commands.join(",")).toEqual([...group.commands].sort());
+    }
+    const all = (await buildFullProgram(() => undefined)).commands.map((c) => c.name());
+    expect(all.sort()).toEqual([...new Set([...INLINE_COMMANDS, ...COMMAND_GROUPS.flatMap((g) => g.commands)])].sort());
+  });
+
+  it("the lazy client knows each service's streaming methods before loading it, and the generated retry list is the descriptor set's", async () => {
+    for (const key of Object.keys(SERVICE_MODULES) as ServiceKey[]) {
+      const spec = (await SERVICE_MODULES[key]()) as { definition: Record<string, { responseStream: boolean }> };
+      const streaming = Object.entries(spec.definition).filter(([, m]) => m.responseStream).map(([name]) => name);
+      expect(streaming, key).toEqual([...(STREAMING_METHODS[key] ?? [])]);
+    }
+    expect(generatedIdempotentMethods()).toEqual(idempotentMethods(loadDescriptorSet()));
+  });
 });

@@ -3,7 +3,7 @@
 // commands are the package's scripts, and the example configuration file is valid.
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { buildProgram, EXIT_USAGE } from "../../src/cli.js";
+import { buildFullProgram, EXIT_USAGE } from "../../src/cli.js";
 import { FIELDS, loadConfig } from "../../src/config.js";
 import { ROLE_NAMES } from "../../src/app/roles.js";
 import { configReference, README_URL, readmeBlock, withReference } from "../../scripts/config-reference.js";
@@ -46,8 +46,8 @@ describe("README configuration reference", () => {
 });
 
 describe("README claims", () => {
-  it("the commands table names every command of `dispatcher --help`, and only those", () => {
-    const names = buildProgram(() => undefined).commands.map((c) => c.name());
+  it("the commands table names every command of `dispatcher --help`, and only those", async () => {
+    const names = (await buildFullProgram(() => undefined)).commands.map((c) => c.name());
     const table = tableAfter("## Commands").map((r) => r[0] ?? "");
     for (const name of names) expect(table.some((cell) => cell.startsWith(`\`dispatcher ${name}`)), `README lacks dispatcher ${name}`).toBe(true);
     for (const cell of table) expect(names, cell).toContain(/^`dispatcher (\S+)/.exec(cell)?.[1]?.replace(/`$/, "").split("\\")[0]);
@@ -74,7 +74,8 @@ describe("README claims", () => {
   it("the quick start's two commands are the package's scripts, and `dispatcher` is its bin", () => {
     expect(readme).toContain("npm ci && npm start");
     expect(readme).toMatch(/^npm test\b/m);
-    expect(pkg.scripts.start).toBe("node bin/dispatcher.js start");
+    // exec: npm's shell hands its process to node, so that SIGTERM reaches the dispatcher (test/cli/npm-start.test.ts).
+    expect(pkg.scripts.start).toBe("exec node bin/dispatcher.js start");
     expect(pkg.scripts.test).toContain("vitest run");
     expect(pkg.bin.dispatcher).toBe("bin/dispatcher.js");
   });

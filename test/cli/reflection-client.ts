@@ -67,9 +67,10 @@ export async function callUnaryByReflection(
   service: string,
   method: string,
   request: Record<string, unknown>,
-  options: { token?: string; traceparent?: string } = {},
+  /** reflectionToken: the key reflection is asked with, when the call itself goes with another (or none). */
+  options: { token?: string; traceparent?: string; reflectionToken?: string } = {},
 ): Promise<Record<string, unknown>> {
-  const files = await filesContaining(address, service, options.token);
+  const files = await filesContaining(address, service, options.reflectionToken ?? options.token);
   const set = toBinary(FileDescriptorSetSchema, create(FileDescriptorSetSchema, { file: files }));
   const pkg = loadPackageDefinition(loadFileDescriptorSetFromBuffer(Buffer.from(set), LOADER_OPTIONS));
   const Stub = service.split(".").reduce<unknown>((node, part) => (node as GrpcObject | undefined)?.[part], pkg) as ServiceClientConstructor | undefined;

@@ -2,6 +2,8 @@
 // reflection lists what the port serves and a generic reflection client can call it with an API key, every RPC gets a
 // request-log line, and SIGTERM or SIGINT stops it with exit code 0.
 import { randomBytes } from "node:crypto";
+import { readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { status, type ServiceError } from "@grpc/grpc-js";
 import { checkHealth } from "../../src/client/index.js";
@@ -44,6 +46,13 @@ describe("dispatcher start", () => {
     expect(p.stdout).not.toContain(token);
   });
 
+  it("also writes the admin key to <dataDir>/admin-key, readable by its owner only, and says where", () => {
+    const file = join(t.dir, "admin-key");
+    expect(readFileSync(file, "utf8")).toBe(`${token}\n`);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(p.stderr).toContain(`It is also in ${file}, readable by you only`);
+  });
+
   it("`dispatcher health` exits 0 and prints SERVING; against a port where nothing listens it exits 1", async () => {
     const closed = await freePort();
     const [ok, down] = await Promise.all([runDispatcher(["health"], t.env), runDispatcher(["health", "-a", `127.0.0.1:${closed}`, "-t", "1000"], t.env)]);
@@ -53,14 +62,15 @@ describe("dispatcher start", () => {
     expect(down.stderr).toContain(`127.0.0.1:${closed}`);
   });
 
-  it("reflection lists exactly the services the port serves, each with its descriptor", async () => {
-    const services = await listServices(t.address);
+  it("reflection refuses a caller without a key, and lists exactly the services the port serves, each with its descriptor", async () => {
+    await expect(listServices(t.address)).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
+    const services = await listServices(t.address, token);
     expect(services).toContain(SYSTEM);
     expect(services).toContain(HEALTH);
     for (const name of services.filter((s) => s !== HEALTH)) {
       // Health knows what the server serves: every listed service reports SERVING, so the list is not made up.
       expect(await checkHealth(t.address, name), name).toBe("SERVING");
-      const files = await filesContaining(t.address, name);
+      const files = await filesContaining(t.address, name, token);
       const [pkg, svc] = [name.slice(0, name.lastIndexOf(".")), name.slice(name.lastIndexOf(".") + 1)];
       expect(files.some((f) => f.package === pkg && f.service.some((s) => s.name === svc)), name).toBe(true);
     }
@@ -83,7 +93,8 @@ describe("dispatcher start", () => {
     expect(me.roles).toContain("admin");
 
     const anon = traceparent();
-    const refused = await callUnaryByReflection(t.address, SYSTEM, "GetServerInfo", {}, { traceparent: anon.header }).catch((e: unknown) => e);
+    // Reflection itself wants a key; the call is made without one.
+    const refused = await callUnaryByReflection(t.address, SYSTEM, "GetServerInfo", {}, { traceparent: anon.header, reflectionToken: token }).catch((e: unknown) => e);
     sent.set(anon.traceId, { method: `/${SYSTEM}/GetServerInfo`, code: "UNAUTHENTICATED", authenticated: false });
     expect((refused as ServiceError).code).toBe(status.UNAUTHENTICATED);
   });

@@ -104,7 +104,10 @@ describe("deploy/compose.yaml", () => {
     }
     expect(services.dispatcher?.healthcheck?.test?.slice(1, 3)).toEqual(["dispatcher", "health"]);
     // The image's own check is the dispatcher role's: roles without its port turn it off.
-    for (const name of ["worker", "monitor", "migrate"]) expect(services[name]?.healthcheck?.disable, name).toBe(true);
+    expect(services.migrate?.healthcheck?.disable).toBe(true);
+    // Workers and monitors: their metrics port's /readyz (the ports Prometheus scrapes them on).
+    expect(services.worker?.healthcheck?.test?.join(" ")).toContain("http://127.0.0.1:9465/readyz");
+    expect(services.monitor?.healthcheck?.test?.join(" ")).toContain("http://127.0.0.1:9466/readyz");
     // Production requires the agent credential key in every role that registers or calls agents.
     for (const name of kmClients) expect(env(name).DISPATCHER_AGENT_CREDENTIAL_KEY, name).toBe(STAND_IN.AGENT_CREDENTIAL_KEY);
     expect(env("dispatcher").DISPATCHER_SERVER_BIND).toBe("0.0.0.0");

@@ -109,7 +109,9 @@ describe("deploy/kubernetes", () => {
       const config = loadConfig(environment(main(d)), "");
       const ports = (main(d).ports ?? []).map((p) => p.containerPort).sort();
       served[role] = ports;
-      const expected = role === "dispatcher" ? [config.server.port, config.bridge.port] : role === "km" ? [config.km.port] : [];
+      // Workers and monitors serve no API; their metrics port answers the probes (and Prometheus).
+      const metricsPort = role === "worker" ? 9465 : 9466;
+      const expected = role === "dispatcher" ? [config.server.port, config.bridge.port] : role === "km" ? [config.km.port] : config.metrics.enabled ? [config.metrics.port ?? metricsPort] : [];
       expect(ports, role).toEqual(expected.sort());
       if (role !== "km" && role !== "dispatcher") continue;
       // The servers must listen beyond loopback to be reachable from a Service.
@@ -132,7 +134,7 @@ describe("deploy/kubernetes", () => {
     expect(kmService?.spec?.ports?.map((p) => p.port)).toEqual([Number(kmUrl.split(":")[1])]);
   });
 
-  it("probes: the dispatcher through `dispatcher health`, KM (mutual TLS only) by its port, roles without a port none", () => {
+  it("probes: the dispatcher through `dispatcher health`, KM (mutual TLS only) by its port, workers and monitors on their metrics port's /readyz and /healthz", () => {
     for (const [role, d] of deployments) {
       const c = main(d);
       const probes = [c.startupProbe, c.readinessProbe, c.livenessProbe];
@@ -146,8 +148,12 @@ describe("deploy/kubernetes", () => {
       } else if (role === "km") {
         for (const p of probes) expect(p?.tcpSocket?.port, role).toBe(c.ports?.[0]?.name);
       } else {
-        expect(c.ports ?? [], role).toEqual([]);
-        expect(probes.filter(Boolean), role).toEqual([]);
+        const metrics = c.ports?.find((p) => p.name === "metrics");
+        expect(metrics?.containerPort, role).toBe(loadConfig(environment(c), "").metrics.port ?? (role === "worker" ? 9465 : 9466));
+        // Ready: the role runs, NATS is connected, the process is not stopping. Alive and started: the process answers.
+        expect(c.readinessProbe?.httpGet, role).toEqual({ path: "/readyz", port: "metrics" });
+        expect(c.livenessProbe?.httpGet, role).toEqual({ path: "/healthz", port: "metrics" });
+        expect(c.startupProbe?.httpGet, role).toEqual({ path: "/healthz", port: "metrics" });
       }
       // A liveness probe never fires while the process starts: a startup probe covers the start when there is one.
       if (c.livenessProbe) expect(c.startupProbe, role).toBeDefined();

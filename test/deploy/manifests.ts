@@ -95,6 +95,7 @@ export interface EnvVar {
 export interface Probe {
   exec?: { command: string[] };
   tcpSocket?: { port: string | number };
+  httpGet?: { path: string; port: string | number };
   grpc?: { port: number };
   periodSeconds?: number;
   timeoutSeconds?: number;

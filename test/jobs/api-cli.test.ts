@@ -1,6 +1,6 @@
 // `dispatcher jobs …` against a real server: tables and JSON out, the exit codes, and the errors an operator sees.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildProgram } from "../../src/cli.js";
+import { buildFullProgram } from "../../src/cli.js";
 import { runJobsCancel, runJobsList, runJobsRetry, runJobsShow, runJobsWatch, type JobCommandIo } from "../../src/commands/jobs.js";
 import { JobState } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import { openHarness, principal, transition, type JobsHarness } from "./support.js";
@@ -95,7 +95,7 @@ describe("dispatcher jobs", () => {
 
   it("is wired into the program, and a missing API key is a usage error", async () => {
     let code = -1;
-    const program = buildProgram((c) => (code = c));
+    const program = await buildFullProgram((c) => (code = c));
     const token = process.env.DISPATCHER_CLIENT_TOKEN;
     delete process.env.DISPATCHER_CLIENT_TOKEN;
     const writes: string[] = [];

@@ -62,6 +62,39 @@ describe("dispatcher clouds|accounts|budgets", () => {
     expect(JSON.parse((await cli(admin, "accounts", "events", account.id, "--json")).out)).toEqual({ events: [] });
   });
 
+  it("names where ids are asked: `me` for the caller, an account's name when exactly one account has it", async () => {
+    const admin = f.users.admin.secret;
+    expect((await cli(f.users.finance.secret, "budgets", "create", "CLI-ME", "-n", "names", "--hard", "100")).code).toBe(0);
+    const grant = await cli(admin, "budgets", "grant", "CLI-ME", "me", "--json");
+    expect(grant.code, grant.err).toBe(0);
+    const granted = JSON.parse(grant.out) as { budgetCodes: Array<{ userIds: string[] }> };
+    expect(granted.budgetCodes[0]?.userIds).toEqual([f.users.admin.id]);
+    expect((await cli(admin, "users", "show", "me")).out).toContain(f.users.admin.id);
+
+    const newCloud = async (name: string) => {
+      const r = await cli(admin, "clouds", "create", "-n", name, "-d", "aws", "-e", "https://api.cloud.test", "-r", "n-1", "--json");
+      expect(r.code, r.err).toBe(0);
+      return (JSON.parse(r.out) as { clouds: Array<{ id: string }> }).clouds[0]?.id ?? "";
+    };
+    const clouds = [await newCloud("names cloud"), await newCloud("names cloud 2")];
+    const file = join(dir, "names-creds.json");
+    writeFileSync(file, JSON.stringify({ access_key_id: "AKIANAMES", secret_access_key: "names-secret" }), { mode: 0o600 });
+    const connect = async (name: string, cloud = clouds[0] as string) => {
+      const r = await cli(admin, "accounts", "connect", "-n", name, "--cloud", cloud, "-t", "aws-access-key", "-f", file, "--budget-code", "CLI-ME", "--json");
+      expect(r.code, r.err).toBe(0);
+      return (JSON.parse(r.out) as { account: { id: string } }).account.id;
+    };
+    const only = await connect("only-one");
+    expect((await cli(admin, "accounts", "get", "only-one")).out).toMatch(new RegExp(`id\\s+${only}`));
+    expect((await cli(admin, "accounts", "get", only)).out).toMatch(new RegExp(`id\\s+${only}`));
+    // Names are unique within a cloud: the same name in two clouds is ambiguous.
+    const twins = [await connect("twin"), await connect("twin", clouds[1])];
+    const ambiguous = await cli(admin, "accounts", "get", "twin");
+    expect(ambiguous.code).toBe(2);
+    expect(ambiguous.err).toContain('2 accounts are named "twin"');
+    for (const id of twins) expect(ambiguous.err).toContain(id);
+  });
+
   it("refusals say why and exit non-zero; bad credential input is refused without echoing it", async () => {
     const denied = await cli(f.users.reader.secret, "clouds", "create", "-n", "x", "-d", "aws", "-e", "https://api.cloud.test");
     expect(denied.code).toBe(1);

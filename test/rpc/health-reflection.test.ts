@@ -1,5 +1,5 @@
-// grpc.health.v1 (Check and Watch, open to all) and reflection (served services only; open in development, behind
-// authentication in production, off by default in production).
+// grpc.health.v1 (Check and Watch, open to all) and reflection (served services only; behind authentication in every
+// mode; on by default in development, off by default in production).
 import { createRequire } from "node:module";
 import { afterEach, describe, expect, it } from "vitest";
 import { fromBinary } from "@bufbuild/protobuf";
@@ -94,15 +94,16 @@ describe("reflection", () => {
     t = undefined;
   });
 
-  it("development: lists exactly the served services plus health, without credentials", async () => {
+  it("development: UNAUTHENTICATED without credentials; lists exactly the served services plus health with a key", async () => {
     t = await startTestServer({ services: [system()] });
-    const r = await reflect(t.address, { listServices: "*" });
+    await expect(reflect(t.address, { listServices: "*" })).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
+    const r = await reflect(t.address, { listServices: "*" }, "reader-token");
     expect(r.listServicesResponse?.service.map((s) => s.name).sort()).toEqual(["dispatcher.v1.SystemService", "grpc.health.v1.Health"]);
   });
 
   it("development: serves the file descriptor of a served service", async () => {
     t = await startTestServer({ services: [system(), testJobService()] });
-    const r = await reflect(t.address, { fileContainingSymbol: "dispatcher.v1.JobService" });
+    const r = await reflect(t.address, { fileContainingSymbol: "dispatcher.v1.JobService" }, "reader-token");
     const files = (r.fileDescriptorResponse?.fileDescriptorProto ?? []).map((b) => fromBinary(FileDescriptorProtoSchema, Uint8Array.from(b)));
     const jobs = files.find((f) => f.service.some((s) => s.name === "JobService"));
     expect(jobs?.name).toBe("dispatcher/v1/jobs.proto");

@@ -1,6 +1,6 @@
 // Runs the `dispatcher` program in-process against a server, as an operator would from a shell.
 import { vi } from "vitest";
-import { buildProgram } from "../../src/cli.js";
+import { buildFullProgram } from "../../src/cli.js";
 
 export interface CliRun {
   code: number;
@@ -17,7 +17,7 @@ export async function runCli(address: string, token: string, args: string[]): Pr
   vi.spyOn(process.stderr, "write").mockImplementation((chunk) => (err.push(String(chunk)), true));
   let code = 0;
   try {
-    await buildProgram((c) => (code = c)).parseAsync([args[0] as string, "--address", address, ...args.slice(1)], { from: "user" });
+    await (await buildFullProgram((c) => (code = c))).parseAsync([args[0] as string, "--address", address, ...args.slice(1)], { from: "user" });
   } finally {
     vi.restoreAllMocks();
   }
