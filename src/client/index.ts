@@ -57,6 +57,7 @@ import {
   ListProductsRequest,
   ListServerEventsRequest,
   SetServerFirewallsRequest,
+  SetServerTagsRequest,
   ListServersRequest,
   RebootServerRequest,
   ServerServiceService,
@@ -154,6 +155,7 @@ const SERVER_REQUESTS = {
   listServers: ListServersRequest,
   listServerEvents: ListServerEventsRequest,
   setServerFirewalls: SetServerFirewallsRequest,
+  setServerTags: SetServerTagsRequest,
   listProducts: ListProductsRequest,
   listImages: ListImagesRequest,
 };
