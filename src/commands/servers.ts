@@ -1,4 +1,4 @@
-// `dispatcher servers list|get|launch|start|stop|reboot|terminate|firewalls|events|products|images`: the server
+// `dispatcher servers list|get|launch|start|stop|reboot|terminate|firewalls|tag|events|products|images`: the server
 // lifecycle through the dispatcher's API (client.address, client.token / DISPATCHER_CLIENT_TOKEN). Actions print their
 // job; --wait follows it to its end with its progress and exits 0 only when it succeeded.
 import { readFileSync } from "node:fs";
@@ -177,6 +177,13 @@ export async function runServerFirewalls(id: string, options: ServerCommandOptio
   });
 }
 
+export async function runServerTags(id: string, options: ServerCommandOptions & { set?: Record<string, string> | undefined; remove?: string[] | undefined; idempotencyKey?: string | undefined }): Promise<number> {
+  return withClient("servers tag", options, async (c, io) => {
+    const { job } = await c.servers.setServerTags({ id, set: options.set ?? {}, remove: options.remove ?? [], idempotencyKey: options.idempotencyKey ?? "" });
+    return reportJob(c, io, options, job);
+  });
+}
+
 export type ServerAction = "start" | "stop" | "reboot" | "terminate";
 
 export async function runServerAction(action: ServerAction, id: string, options: ServerCommandOptions & { idempotencyKey?: string | undefined }): Promise<number> {
@@ -326,6 +333,16 @@ export function addServerCommands(program: Command, configFile: () => string | u
     .option("-w, --wait", "follow the job to its end; exit 0 only when it succeeded", false)
     .option("--json", "JSON instead of text", false)
     .action(async (id: string, opts: { firewall: string[]; idempotencyKey?: string }, cmd: Command) => setExit(await runServerFirewalls(id, { ...common(cmd), ...opts })));
+
+  servers
+    .command("tag <id>")
+    .description("set and remove a server's tags on its cloud (a server.tag job, done when the cloud shows them)")
+    .option("--set <key=value>", "a tag to add or overwrite (repeat for several)", parseTag)
+    .option("--remove <key>", "a tag to remove (repeat for several)", collect)
+    .option("-k, --idempotency-key <key>", "the same key again returns the same job")
+    .option("-w, --wait", "follow the job to its end; exit 0 only when it succeeded", false)
+    .option("--json", "JSON instead of text", false)
+    .action(async (id: string, opts: { set?: Record<string, string>; remove?: string[]; idempotencyKey?: string }, cmd: Command) => setExit(await runServerTags(id, { ...common(cmd), ...opts })));
 
   for (const [action, description] of [
     ["start", "start a stopped server"],

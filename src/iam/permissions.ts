@@ -114,6 +114,7 @@ export const METHOD_PERMISSIONS: Readonly<Record<string, string>> = Object.freez
   "/dispatcher.v1.ServerService/ListImages": "servers.read",
   // Which firewalls a server is in is a change of the server (operators and admins, scoped to their accounts).
   "/dispatcher.v1.ServerService/SetServerFirewalls": "servers.control",
+  "/dispatcher.v1.ServerService/SetServerTags": "servers.control",
 
   // Agents: Register is called with a join token as the only credential (an "agent-join" principal, which may do
   // nothing else; src/agent/join-tokens.ts); the service consumes the token. Agent reads follow servers; running a

@@ -100,6 +100,10 @@ export function serverHandlers(servers: ServerService): RpcService {
       });
       return { job: jobToProto(await servers.setFirewalls(ctx.principal, input.id, input.firewallIds, input.key)) };
     }),
+    setServerTags: unary(S.setServerTags, async (req, ctx) => {
+      const { id, key } = validateOne((v) => ({ id: v.string("id", req.id, ID_RULES), key: v.optionalString("idempotency_key", req.idempotencyKey, IDEMPOTENCY_KEY_RULES) }));
+      return { job: jobToProto(await servers.setTags(ctx.principal, id, { set: { ...(req.set ?? {}) }, remove: [...(req.remove ?? [])] }, key)) };
+    }),
     getServer: unary(S.getServer, async (req, ctx) => {
       const id = validateOne((v) => v.string("id", req.id, ID_RULES));
       return { server: serverToProto(await servers.getServer(ctx.principal, id)) };

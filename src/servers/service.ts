@@ -11,7 +11,8 @@ import { pageOf, type Page } from "../db/page.js";
 import type { Job } from "../jobs/model.js";
 import type { JobService } from "../jobs/service.js";
 import { requireBudgetCode } from "../provisioning/budgets/guard.js";
-import { ACTION_KINDS, SERVER_LAUNCH_KIND, SERVER_SET_FIREWALLS_KIND } from "./kinds/names.js";
+import { ACTION_KINDS, SERVER_LAUNCH_KIND, SERVER_SET_FIREWALLS_KIND, SERVER_TAG_KIND } from "./kinds/names.js";
+import { tagViolations } from "../clouds/resources.js";
 import { launchOptions, type LaunchPayload } from "./launch-options.js";
 import { sealUserData } from "./user-data.js";
 import { monthlyCostCents, type CatalogImage, type CatalogProduct, type Server, type ServerAction, type ServerEvent, type ServerState } from "./model.js";
@@ -55,6 +56,8 @@ export interface ServerService {
   launch(principal: Readonly<Principal>, input: LaunchInput): Promise<{ job: Job; server: Server }>;
   /** Starts a start/stop/reboot/terminate job; FAILED_PRECONDITION when the server's state does not allow it. */
   control(principal: Readonly<Principal>, action: ServerAction, id: string, idempotencyKey: string): Promise<Job>;
+  /** A job setting and removing tags of the server on its cloud. */
+  setTags(principal: Readonly<Principal>, id: string, change: { set: Record<string, string>; remove: string[] }, idempotencyKey: string): Promise<Job>;
   /** A job putting the server in exactly these firewalls (dispatcher ids, at least one, of its account and region). */
   setFirewalls(principal: Readonly<Principal>, id: string, firewallIds: readonly string[], idempotencyKey: string): Promise<Job>;
   getServer(principal: Readonly<Principal>, id: string): Promise<Server>;
@@ -227,6 +230,31 @@ export function createServerService(deps: ServerServiceDeps): ServerService {
             }
           }
           await repo.insertServerEvents(tx, [{ serverId: id, type: REQUESTED_EVENT[action], fromState: server.state, jobId: created.id, message: `${action} requested by ${principal.id}` }]);
+        },
+      });
+      return job;
+    },
+
+    async setTags(principal, id, change, idempotencyKey) {
+      await visibleServer(principal, id);
+      const earlier = idempotencyKey ? await jobs.findByIdempotencyKey(principal, idempotencyKey) : null;
+      if (earlier?.kind === SERVER_TAG_KIND && earlier.resource?.id === id) return earlier;
+      const violations: FieldViolation[] = tagViolations(change.set).map((t) => ({ field: t.key ? `set[${JSON.stringify(t.key.slice(0, 64))}]` : "set", description: t.description }));
+      for (const k of change.remove) if (k.length < 1 || k.length > 128 || /^(dispatcher|aws):/i.test(k)) violations.push({ field: "remove", description: `${JSON.stringify(k.slice(0, 64))} is not a tag key you may remove` });
+      if (Object.keys(change.set).length === 0 && change.remove.length === 0) violations.push({ field: "set", description: "set or remove at least one tag" });
+      if (violations.length > 0) throw new InvalidArgumentError(violations);
+      const { job } = await jobs.createJob({
+        kind: SERVER_TAG_KIND,
+        payload: { serverId: id, set: change.set, remove: change.remove },
+        requester: principal,
+        resource: { type: "server", id },
+        idempotencyKey: idempotencyKey || null,
+        effects: async (tx, created) => {
+          const locked = await visibleServer(principal, id, tx, true);
+          if (!locked.providerId || locked.state === "TERMINATED") {
+            throw new FailedPreconditionError(`server ${id} is ${locked.providerId ? locked.state : "not on its cloud yet"}; it cannot be tagged`, "SERVER_STATE", [], { server: id, state: locked.state });
+          }
+          await repo.insertServerEvents(tx, [{ serverId: id, type: "TAGS_REQUESTED", fromState: locked.state, jobId: created.id, message: `tags: set ${Object.keys(change.set).join(", ") || "none"}; remove ${change.remove.join(", ") || "none"}; requested by ${principal.id}` }]);
         },
       });
       return job;

@@ -103,6 +103,12 @@ export function withFakeResources(cloud: FakeCloud): FakeResources {
       change(e, "gone");
     },
   });
+  /** A server of the fake cloud (tags on servers act on it directly). */
+  const serverOf = (providerId: string) => {
+    const s = cloud.servers.get(providerId);
+    if (!s) throw new DriverError("NOT_FOUND", `no server ${providerId}`);
+    return s;
+  };
   const services: DriverServices = {
     firewalls: {
       ...common("firewall"),
@@ -164,11 +170,17 @@ export function withFakeResources(cloud: FakeCloud): FakeResources {
     tags: {
       async set(t, ref, tags) {
         record(`tags.set ${ref.providerId}`);
+        if (ref.type === "server") return void Object.assign(serverOf(ref.providerId).obs, { tags: { ...serverOf(ref.providerId).obs.tags, ...tags } });
         const e = entry(t.account.id, ref.type as ResourceType, ref);
         change(e, { ...pendingView(e), tags: { ...pendingView(e).tags, ...tags } });
       },
       async remove(t, ref, keys) {
         record(`tags.remove ${ref.providerId}`);
+        if (ref.type === "server") {
+          const s = serverOf(ref.providerId);
+          s.obs.tags = Object.fromEntries(Object.entries(s.obs.tags ?? {}).filter(([k]) => !keys.includes(k)));
+          return;
+        }
         const e = entry(t.account.id, ref.type as ResourceType, ref);
         const next = { ...pendingView(e).tags };
         for (const k of keys) delete next[k];

@@ -108,6 +108,8 @@ function plausible(key: string, value: unknown, ids: { accountId: string; server
     args: fc.array(tame, { maxLength: 3 }),
     env: fc.dictionary(fc.stringMatching(/^[A-Z][A-Z0-9_]{0,10}$/), tame, { maxKeys: 3 }),
     tags: fc.dictionary(fc.stringMatching(/^[a-z][a-z0-9_-]{0,10}$/), tame, { maxKeys: 3 }),
+    set: fc.dictionary(fc.stringMatching(/^[a-z][a-z0-9_-]{0,10}$/), tame, { maxKeys: 3 }),
+    remove: fc.array(fc.stringMatching(/^[a-z][a-z0-9_-]{0,10}$/), { maxLength: 2 }),
     firewallIds: fc.array(fc.constant(ids.serverId), { maxLength: 2 }),
     userData: fc.oneof(fc.constant(""), fc.constant("#!/bin/sh\necho fuzz > marker\n")),
     metrics: fc.array(fc.integer({ min: 1, max: 7 }), { maxLength: 3 }),
@@ -142,7 +144,7 @@ function requestArbitrary(template: Record<string, unknown>, known: string[], id
     else if (Array.isArray(value)) fields[key] = fc.array(str, { maxLength: 20 });
     else if (/time$/i.test(key)) fields[key] = fc.option(hostileDate, { nil: undefined });
     else if (key === "timeout") fields[key] = fc.option(hostileDuration, { nil: undefined });
-    else if (key === "env" || key === "tags") fields[key] = fc.dictionary(str, str, { maxKeys: 10 });
+    else if (key === "env" || key === "tags" || key === "set") fields[key] = fc.dictionary(str, str, { maxKeys: 10 });
     else if (key === "selector") fields[key] = fc.option(fc.record({ accountId: str, regionId: str, namePrefix: str }), { nil: undefined });
     else if (value instanceof Uint8Array) fields[key] = fc.uint8Array({ maxLength: 1024 });
     else throw new Error(`no arbitrary for field ${key}`);
@@ -191,8 +193,8 @@ describe("server, agent and analytics requests full of hostile values", () => {
         );
       }
     }
-    expect(Object.keys(perMethod)).toHaveLength(19);
-    expect(calls).toBe(19 * 30);
+    expect(Object.keys(perMethod)).toHaveLength(20);
+    expect(calls).toBe(20 * 30);
     expect([...server.logLines, ...agentLogLines].filter((l) => l.level === "error" || l.level === "fatal")).toEqual([]);
     // The values reach past validation, too: some calls succeed, some find nothing, some are refused as invalid.
     expect(codes.get(status.OK)).toBeGreaterThan(20);

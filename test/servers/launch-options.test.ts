@@ -182,6 +182,24 @@ describe("SetServerFirewalls", () => {
   });
 });
 
+describe("SetServerTags", () => {
+  it("sets and removes a server's tags on its cloud, done when the cloud shows them; readers cannot; reserved keys are refused", async () => {
+    const c = f.client(f.users.operator);
+    const { job, server } = await c.servers.launchServer(launch({ tags: { app: "shop", old: "1" } }));
+    expect((await finished(job!.id)).state).toBe("SUCCEEDED");
+    const tag = await c.servers.setServerTags({ id: server!.id, set: { tier: "retagged" }, remove: ["old"], idempotencyKey: "" });
+    expect(tag.job!.kind).toBe("server.tag");
+    expect((await finished(tag.job!.id)).state).toBe("SUCCEEDED");
+    expect((await c.servers.getServer({ id: server!.id })).server!.tags).toEqual({ app: "shop", tier: "retagged" });
+    const events = (await c.servers.listServerEvents({ id: server!.id, pageSize: 100, pageToken: "" })).events.filter((e) => e.jobId === tag.job!.id);
+    expect(events.map((e) => e.type)).toEqual(["TAGS_REQUESTED", "TAGS_CHANGED"]);
+    expect((await c.servers.listServers({ accountId: account, tags: { tier: "retagged" }, pageSize: 10 })).servers.map((s) => s.id)).toEqual([server!.id]);
+    expect((await failure(c.servers.setServerTags({ id: server!.id, set: { "aws:x": "1" }, remove: ["dispatcher:client-token"], idempotencyKey: "" }))).fieldViolations.map((v) => v.field)).toEqual(['set["aws:x"]', "remove"]);
+    expect((await failure(f.client(f.users.reader).servers.setServerTags({ id: server!.id, set: { x: "y" }, remove: [], idempotencyKey: "" }))).codeName).toBe("PERMISSION_DENIED");
+    expect((await failure(f.client(f.users.scoped).servers.setServerTags({ id: server!.id, set: { x: "y" }, remove: [], idempotencyKey: "" }))).codeName).toBe("NOT_FOUND");
+  });
+});
+
 describe("SetKeyPairTags", () => {
   it("sets and removes a key pair's tags, done when the cloud shows them, and lists by tag", async () => {
     const c = f.client(f.users.operator);

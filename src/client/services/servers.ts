@@ -9,6 +9,7 @@ import {
   RebootServerRequest,
   ServerServiceService,
   SetServerFirewallsRequest,
+  SetServerTagsRequest,
   StartServerRequest,
   StopServerRequest,
   TerminateServerRequest,
@@ -28,5 +29,6 @@ export const servers = {
     listProducts: ListProductsRequest,
     listImages: ListImagesRequest,
     setServerFirewalls: SetServerFirewallsRequest,
+    setServerTags: SetServerTagsRequest,
   },
 };

@@ -18,3 +18,5 @@ export const ACTION_KINDS: Readonly<Record<ServerAction, string>> = {
 };
 /** Puts a server in exactly the firewalls of its payload; done when the cloud shows it so. */
 export const SERVER_SET_FIREWALLS_KIND = "server.set_firewalls";
+/** Sets and removes tags of a server on its cloud; done when the cloud shows them. */
+export const SERVER_TAG_KIND = "server.tag";
