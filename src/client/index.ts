@@ -67,6 +67,7 @@ import {
 import { GetServerAgentRequest, RunFleetCommandRequest, RunServerScriptRequest, ServerAgentServiceService } from "../gen/proto/dispatcher/v1/agents.js";
 import * as network from "../gen/proto/dispatcher/v1/network.js";
 import * as storage from "../gen/proto/dispatcher/v1/storage.js";
+import * as files from "../gen/proto/dispatcher/v1/files.js";
 import { GetServerInfoRequest, SystemServiceService, WhoAmIRequest } from "../gen/proto/dispatcher/v1/system.js";
 import { GetJobTraceRequest, TraceServiceService } from "../gen/proto/dispatcher/v1/traces.js";
 import { GetQueueStatsRequest, ListDeadLettersRequest, QueueServiceService, ReplayDeadLetterRequest } from "../gen/proto/dispatcher/v1/queues.js";
@@ -234,6 +235,23 @@ export type VolumeClient = PromiseClient<typeof storage.VolumeServiceService, ty
 export type SnapshotClient = PromiseClient<typeof storage.SnapshotServiceService, typeof SNAPSHOT_REQUESTS>;
 export type ImageClient = PromiseClient<typeof storage.ImageServiceService, typeof IMAGE_REQUESTS>;
 const AGENT_REQUESTS = { getServerAgent: GetServerAgentRequest, runServerScript: RunServerScriptRequest, runFleetCommand: RunFleetCommandRequest };
+const FILE_REQUESTS = {
+  createBucket: files.CreateBucketRequest,
+  getBucket: files.GetBucketRequest,
+  listBuckets: files.ListBucketsRequest,
+  deleteBucket: files.DeleteBucketRequest,
+  listBucketEvents: files.ListBucketEventsRequest,
+  listObjects: files.ListObjectsRequest,
+  getObjectMetadata: files.GetObjectMetadataRequest,
+  deleteObject: files.DeleteObjectRequest,
+  uploadObject: files.UploadObjectRequest,
+  downloadObject: files.DownloadObjectRequest,
+  startUpload: files.StartUploadRequest,
+  uploadPart: files.UploadPartRequest,
+  completeUpload: files.CompleteUploadRequest,
+  abortUpload: files.AbortUploadRequest,
+};
+export type FileClient = PromiseClient<typeof files.FileServiceService, typeof FILE_REQUESTS>;
 export type AgentClient = PromiseClient<typeof ServerAgentServiceService, typeof AGENT_REQUESTS>;
 export type BudgetCodeClient = PromiseClient<typeof BudgetCodeServiceService, typeof BUDGET_CODE_REQUESTS>;
 const ANALYTICS_REQUESTS = { queryServerMetrics: QueryServerMetricsRequest, fleetSummary: FleetSummaryRequest, reportUsage: ReportUsageRequest };
@@ -269,6 +287,8 @@ export interface DispatcherClients {
   volumes: VolumeClient;
   snapshots: SnapshotClient;
   images: ImageClient;
+  /** Buckets and their objects (dispatcher.v1.FileService): uploads are client streams, downloads server streams. */
+  files: FileClient;
   /** Agents of servers and commands run through them (dispatcher.v1.ServerAgentService). */
   agents: AgentClient;
   analytics: AnalyticsClient;
@@ -312,6 +332,7 @@ export function createDispatcherClients(options: DispatcherClientOptions): Dispa
     volumes: promiseClient(client, storage.VolumeServiceService, VOLUME_REQUESTS, defaults),
     snapshots: promiseClient(client, storage.SnapshotServiceService, SNAPSHOT_REQUESTS, defaults),
     images: promiseClient(client, storage.ImageServiceService, IMAGE_REQUESTS, defaults),
+    files: promiseClient(client, files.FileServiceService, FILE_REQUESTS, defaults),
     agents: promiseClient(client, ServerAgentServiceService, AGENT_REQUESTS, defaults),
     analytics: promiseClient(client, AnalyticsServiceService, ANALYTICS_REQUESTS, defaults),
     audit: promiseClient(client, AuditServiceService, AUDIT_REQUESTS, defaults),
