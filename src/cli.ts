@@ -14,6 +14,7 @@ import { addJobCommands } from "./commands/jobs.js";
 import { addServerCommands } from "./commands/servers.js";
 import { addStorageCommands } from "./commands/volumes.js";
 import { addNetworkCommands } from "./commands/network.js";
+import { addFilesCommands } from "./commands/files.js";
 import { addAnalyticsCommands } from "./commands/analytics.js";
 import { addKmCommands } from "./commands/km.js";
 import { addAgentCommand } from "./commands/agent.js";
@@ -90,6 +91,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   addServerCommands(program, configFile, setExit);
   addStorageCommands(program, configFile, setExit);
   addNetworkCommands(program, configFile, setExit);
+  addFilesCommands(program, configFile, setExit);
   addAgentCommand(program, configFile, setExit);
   addAgentsCommands(program, configFile, setExit);
   addBackupCommands(program, configFile, setExit);
