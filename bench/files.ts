@@ -1,21 +1,24 @@
 // npm run bench:files — one object through Files on the local cloud against a plain copy of the same bytes on this
 // machine: the same file copied file-to-file (read stream → write stream, same file system), then uploaded through a
-// separate `dispatcher serve` process (client stream in 1 MiB chunks → the local blob store) and downloaded back
+// separate `dispatcher start` process (every role) (client stream in 1 MiB chunks → the local blob store) and downloaded back
 // (server stream → a file). Reports each throughput, its ratio to the copy, and the dispatcher's resident memory
 // (VmRSS sampled every 20 ms, and its rise over the idle process) while the object moves. One JSON line on stdout.
 // Options (env): BENCH_BYTES (object size, default 1 GiB), BENCH_CHUNK_BYTES (upload chunk, default 1 MiB).
+import { spawn, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream, createWriteStream, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, createReadStream, createWriteStream, openSync, readFileSync, writeFileSync } from "node:fs";
 import { rm, stat } from "node:fs/promises";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { createDispatcherClients } from "../src/client/index.js";
 import { createProvisioningClient } from "../src/db/clients.js";
+import { openConnection } from "../src/db/connect.js";
+import { withDatabase } from "../src/db/url.js";
 import { AccountStatus } from "../src/gen/proto/dispatcher/v1/provisioning.js";
 import { JobState } from "../src/gen/proto/dispatcher/v1/jobs.js";
 import { createApiKeyForEmail } from "../src/iam/api-keys/keys.js";
-import { benchEnvironment, CORES, round, runDispatcher, say, startDispatcher, stopProcess } from "./support.js";
+import { checkHealth, createDispatcherClients } from "../src/client/index.js";
+import { benchEnvironment, CORES, round, runDispatcher, say, stopProcess } from "./support.js";
 
 const BYTES = Number(process.env.BENCH_BYTES ?? 1024 ** 3);
 const CHUNK = Number(process.env.BENCH_CHUNK_BYTES ?? 1024 ** 2);
@@ -26,8 +29,29 @@ const dir = bench.env.DISPATCHER_DATA_DIR as string;
 const catalogFile = join(dir, "catalog.json");
 writeFileSync(catalogFile, JSON.stringify({ regions: [{ id: "local", name: "This machine", dataCenters: ["local-a"], capabilities: ["compute", "object_storage"] }] }));
 bench.env.DISPATCHER_LOCAL_CLOUD_CATALOG_FILE = catalogFile;
+// KM's credentials database of this run alone (its development master key lives in this run's data directory).
+const credentialsDb = `bench_${bench.id}_cred`;
+bench.env.DISPATCHER_KM_DATABASE_URL = withDatabase(bench.provisioningUrl, credentialsDb);
+// The sources under test, not a dist/ built earlier.
+bench.env.DISPATCHER_FROM_SOURCE = "1";
+bench.env.DISPATCHER_KM_URL = `127.0.0.1:${bench.env.DISPATCHER_KM_PORT}`;
 const loadBefore = loadavg();
 say(`bench:files on ${CORES} cores — ${round(BYTES / MiB)} MiB object, ${round(CHUNK / MiB, 2)} MiB chunks; load average ${loadBefore.map((l) => l.toFixed(2)).join(" ")}`);
+
+/** `dispatcher start` (every role, development certificates and keys made on first start), once it serves. */
+async function startAll(): Promise<ChildProcess> {
+  const logFile = join(dir, "dispatcher.log");
+  const out = openSync(logFile, "a");
+  const child = spawn(process.execPath, ["bin/dispatcher.js", "start"], { env: bench.env, stdio: ["ignore", out, out] });
+  closeSync(out);
+  say(`  dispatcher start: pid ${child.pid}, log ${logFile}`);
+  for (const until = Date.now() + 180_000; Date.now() < until && child.exitCode === null; ) {
+    if ((await checkHealth(`127.0.0.1:${bench.port}`, "", 1000).catch(() => "DOWN")) === "SERVING") return child;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  child.kill("SIGKILL");
+  throw new Error(`the dispatcher did not start; see ${logFile}`);
+}
 
 /** Resident memory of a process, from /proc (kB → bytes). */
 function rss(pid: number, field: "VmRSS" | "VmHWM" = "VmRSS"): number {
@@ -66,14 +90,15 @@ await runDispatcher(["migrate"], bench.env);
 const db = createProvisioningClient(bench.provisioningUrl, 1);
 const { secret } = await createApiKeyForEmail(db, { email: "bench@local", role: "admin", kind: "service", name: "bench" });
 await db.$disconnect();
-const server = await startDispatcher("dispatcher,worker,monitor,km", bench.env, bench.port);
+let server: ChildProcess | undefined;
 const c = createDispatcherClients({ address: `127.0.0.1:${bench.port}`, token: secret, retry: false });
 try {
+  server = await startAll();
   let account = "";
-  for (const until = Date.now() + 120_000; !account && Date.now() < until; await new Promise((r) => setTimeout(r, 500))) {
+  for (const until = Date.now() + 240_000; !account && Date.now() < until; await new Promise((r) => setTimeout(r, 500))) {
     account = (await c.accounts.listAccounts({ pageSize: 100 })).accounts.find((a) => a.name === "local" && a.status === AccountStatus.ACCOUNT_STATUS_ACTIVE)?.id ?? "";
   }
-  if (!account) throw new Error("the local account did not become ACTIVE");
+  if (!account) throw new Error(`the local account did not become ACTIVE; the dispatcher's log ends:\n${readFileSync(join(dir, "dispatcher.log"), "utf8").split("\n").slice(-15).join("\n")}`);
   const { job, bucket } = await c.files.createBucket({ accountId: account, regionId: "local", name: "bench", tags: {}, idempotencyKey: "" });
   for await (const m of c.jobs.watchJob({ id: job!.id })) if (m.job && [JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_FAILED].includes(m.job.state)) break;
   const bucketId = bucket!.info!.id;
@@ -134,8 +159,10 @@ try {
   process.stdout.write(`${JSON.stringify(result)}\n`);
 } finally {
   c.close();
-  await stopProcess(server);
+  if (server) await stopProcess(server);
   await rm(source, { force: true });
   await bench.drop();
+  const conn = await openConnection(bench.provisioningUrl, false);
+  await conn.query(`DROP DATABASE IF EXISTS \`${credentialsDb}\``).finally(() => conn.end());
   await rm(dir, { recursive: true, force: true });
 }
