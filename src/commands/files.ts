@@ -171,10 +171,10 @@ export async function runBucketsGet(id: string, options: FilesCommandOptions): P
   });
 }
 
-export async function runBucketsCreate(name: string, options: FilesCommandOptions & { account: string; region: string; idempotencyKey?: string | undefined; tag?: string[] | undefined }): Promise<number> {
+export async function runBucketsCreate(name: string, options: FilesCommandOptions & { account: string; region: string; budgetCode?: string | undefined; idempotencyKey?: string | undefined; tag?: string[] | undefined }): Promise<number> {
   return withClient("files buckets create", options, async (c, io) => {
     const tags = Object.fromEntries((options.tag ?? []).map((t) => [t.slice(0, t.indexOf("=")), t.slice(t.indexOf("=") + 1)]));
-    const { job, bucket } = await c.files.createBucket({ accountId: options.account, regionId: options.region, name, tags, idempotencyKey: options.idempotencyKey ?? "" });
+    const { job, bucket } = await c.files.createBucket({ accountId: options.account, regionId: options.region, name, tags, budgetCode: options.budgetCode ?? "", idempotencyKey: options.idempotencyKey ?? "" });
     if (!options.json) io.out(`bucket ${bucket!.info!.id} (${name})\n`);
     return reportJob(c, io, options, job, { bucket: Bucket.toJSON(bucket!) });
   });
@@ -365,11 +365,12 @@ export function addFilesCommands(program: Command, configFile: () => string | un
     .description("create a bucket (a bucket.create job, done when the cloud shows it); needs object_storage in the region")
     .requiredOption("--account <id>", "account")
     .requiredOption("--region <id>", "region")
+    .option("--budget-code <code>", "who pays for the bytes it holds (default: the account's)")
     .option("--tag <key=value>", "a tag (repeatable)", pair)
     .option("-k, --idempotency-key <key>", "the same key again returns the same bucket and job")
     .option("-w, --wait", "follow the job to its end; exit 0 only when the bucket exists", false)
     .option("--json", "JSON instead of text", false)
-    .action(async (name: string, opts: { account: string; region: string; tag?: string[]; idempotencyKey?: string }, cmd: Command) => setExit(await runBucketsCreate(name, { ...common(cmd), ...opts })));
+    .action(async (name: string, opts: { account: string; region: string; budgetCode?: string; tag?: string[]; idempotencyKey?: string }, cmd: Command) => setExit(await runBucketsCreate(name, { ...common(cmd), ...opts })));
   buckets
     .command("delete <id>")
     .description("delete an empty bucket (a bucket.delete job); refused while it holds objects")

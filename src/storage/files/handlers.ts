@@ -11,6 +11,7 @@ import { afterIdFromToken, encodePageToken, nextToken, validateOne, type Violati
 import {
   attributesOf,
   BUCKET_NAME_RULES,
+  BUDGET_CODE_RULES,
   bucketToProto,
   expectationsOf,
   ID_RULES,
@@ -56,6 +57,7 @@ export function fileHandlers(files: FilesService): RpcService {
         name: v.string("name", req.name, BUCKET_NAME_RULES),
         tags: tagsOf(req.tags),
         idempotencyKey: v.optionalString("idempotency_key", req.idempotencyKey, IDEMPOTENCY_KEY_RULES),
+        budgetCode: v.optionalString("budget_code", req.budgetCode, BUDGET_CODE_RULES),
       }));
       const { job, resource } = await files.createBucket(ctx.principal, input);
       return { job: jobToProto(job), bucket: bucketToProto(resource) };

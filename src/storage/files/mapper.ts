@@ -7,7 +7,7 @@ import type { Violations } from "../../rpc/validate.js";
 import type { StoredObject, UploadExpectations } from "./service.js";
 
 export { ID_RULES } from "../../rpc/validate.js";
-export { REGION_ID_RULES } from "../../provisioning/mapper.js";
+export { BUDGET_CODE_RULES, REGION_ID_RULES } from "../../provisioning/mapper.js";
 export { IDEMPOTENCY_KEY_RULES } from "../../jobs/mapper.js";
 export { resourceEventToProto, tagsOf } from "../../network/mapper.js";
 

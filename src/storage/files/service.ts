@@ -26,6 +26,8 @@ export interface NewBucket {
   name: string;
   tags: Record<string, string>;
   idempotencyKey: string;
+  /** "" for the account's default; needed once buckets are priced (their bytes, per GiB-month). */
+  budgetCode: string;
 }
 
 export interface UploadExpectations {
@@ -107,7 +109,7 @@ export function createFilesService(deps: { sql: Sql; resources: ResourceService;
   }
 
   return {
-    createBucket: (p, input) => resources.create(p, SPEC, { ...input, budgetCode: "", kind: BUCKET_CREATE_KIND }),
+    createBucket: (p, input) => resources.create(p, SPEC, { ...input, kind: BUCKET_CREATE_KIND }),
     getBucket: (p, id) => resources.get(p, SPEC, id),
     listBuckets: (p, q) => resources.list(p, SPEC, q),
     listBucketEvents: (p, id, q) => resources.listEvents(p, SPEC, id, q),
