@@ -1,7 +1,7 @@
 // The one adapter between async handlers and grpc-js: authentication, authorization, deadline and cancellation
 // (one AbortSignal), error → status mapping, the request log line, and in-flight tracking for graceful stop.
 import { performance } from "node:perf_hooks";
-import { status as Code, type Metadata, type MethodDefinition, type sendUnaryData, type ServerReadableStream, type ServerUnaryCall, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
+import { status as Code, Metadata, type MethodDefinition, type sendUnaryData, type ServerReadableStream, type ServerUnaryCall, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { trace } from "@opentelemetry/api";
 import { CancelledError, DeadlineExceededError, DomainError, InvalidArgumentError, PermissionDeniedError, ResourceExhaustedError, UnauthenticatedError, UnavailableError } from "../errors.js";
 import { lazyChild, type Logger, type RequestLogEntry } from "../log.js";
@@ -322,7 +322,7 @@ class Call implements InFlightCall {
     this.runtime.inFlight.add(this);
     let release: (() => void) | undefined;
     try {
-      checkEnvelope(this.runtime, this.surface.metadata, this.surface.request);
+      checkEnvelope(this.runtime, this.surface.metadata, "request" in this.surface ? this.surface.request : undefined);
       const auth = this.runtime.authenticatePeer ? this.surface.getAuthContext() : null;
       this.principal = await admit(this.runtime, this.method, this.surface.metadata, this.peer, auth, (p) => (this.principal = p));
       this.controller.signal.throwIfAborted();
@@ -417,6 +417,7 @@ function bindClientStream<Req, Res>(binding: ClientStreamBinding<Req, Res>, runt
       // The async iterator of a Readable pulls one message at a time, so grpc-js reads no further ahead than that.
       for await (const message of call as AsyncIterable<unknown>) {
         signal.throwIfAborted();
+        checkEnvelope({}, new Metadata(), message);
         checkDecoded(message);
         yield message as Req;
       }
