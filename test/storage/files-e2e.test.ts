@@ -39,6 +39,9 @@ beforeAll(async () => {
   if (!token) throw new Error(`no admin token printed\n${p.output()}`);
   c = createDispatcherClients({ address: t.address, token, retry: false });
   account = (await until(async () => (await c.accounts.listAccounts({ pageSize: 100 })).accounts.find((a) => a.name === "local" && a.status === AccountStatus.ACCOUNT_STATUS_ACTIVE), 60_000, "the local account")).id;
+  // A bucket's bytes cost money (per GiB-month): its creator names a budget code they hold.
+  await c.budgetCodes.createBudgetCode({ code: "FILES", name: "files", financeCode: "F-1", hardQuotaCents: "100000", softQuotaCents: "0" });
+  for (const u of (await c.users.listUsers({ pageSize: 100 })).users) await c.budgetCodes.grantBudgetCode({ code: "FILES", userId: u.id });
 }, 150_000);
 
 afterAll(async () => {
@@ -51,14 +54,14 @@ afterAll(async () => {
 
 describe("Files under dispatcher start", () => {
   it("is refused naming object_storage, then works once a re-discovery sees it, without a restart", async () => {
-    const refused = await cli(["buckets", "create", "e2e-files", "--account", account, "--region", "local", "--wait"]);
+    const refused = await cli(["buckets", "create", "e2e-files", "--account", account, "--region", "local", "--budget-code", "FILES", "--wait"]);
     expect(refused.code, refused.stderr).toBe(1);
     expect(refused.stderr).toMatch(/FAILED_PRECONDITION: .*no object_storage capability in region local/);
 
     writeFileSync(catalogFile, region([...BASE, "object_storage"]));
     const discovered = await jobEnd(c, (await c.accounts.discoverAccount({ id: account })).job, 60_000);
     expect(discovered.state, JSON.stringify(discovered.error)).toBe(JobState.JOB_STATE_SUCCEEDED);
-    const made = await cli(["buckets", "create", "e2e-files", "--account", account, "--region", "local", "--wait"]);
+    const made = await cli(["buckets", "create", "e2e-files", "--account", account, "--region", "local", "--budget-code", "FILES", "--wait"]);
     expect(made.code, made.stderr).toBe(0);
     expect(made.stdout).toMatch(/bucket\.create job \S+: SUCCEEDED/);
   }, 120_000);
