@@ -95,6 +95,7 @@ export const COMMAND_GROUPS: readonly { commands: readonly string[]; load: () =>
   { commands: ["servers"], load: async () => (await import("./commands/servers.js")).addServerCommands },
   { commands: ["volumes", "snapshots", "images"], load: async () => (await import("./commands/volumes.js")).addStorageCommands },
   { commands: ["firewalls", "addresses", "keys"], load: async () => (await import("./commands/network.js")).addNetworkCommands },
+  { commands: ["files"], load: async () => (await import("./commands/files.js")).addFilesCommands },
   { commands: ["agent"], load: async () => (await import("./commands/agent.js")).addAgentCommand },
   { commands: ["agents"], load: async () => (await import("./commands/agents.js")).addAgentsCommands },
   { commands: ["backup", "restore"], load: async () => (await import("./commands/backup.js")).addBackupCommands },

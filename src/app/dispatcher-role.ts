@@ -25,6 +25,7 @@ import { createGrpcWebBridge } from "../rpc/grpc-web/bridge.js";
 import { createRpcServer } from "../rpc/server.js";
 import { networkRpcServices } from "../network/rpc-services.js";
 import { storageRpcServices } from "../storage/rpc-services.js";
+import { fileRpcServices } from "../storage/files/rpc-services.js";
 import { serverRpcServices } from "../servers/rpc-services.js";
 import { credentialKeyOf } from "../agent/secrets.js";
 import { systemHandlers } from "../system/handlers.js";
@@ -70,6 +71,7 @@ export async function startDispatcherRole(resources: Resources): Promise<Running
     ...serverRpcServices({ sql: resources.sql, db: resources.provisioning, jobs, credentialKey: () => credentialKeyOf(config) }),
     ...networkRpcServices({ sql: resources.sql, db: resources.provisioning, jobs }),
     ...storageRpcServices({ sql: resources.sql, db: resources.provisioning, jobs }),
+    ...fileRpcServices({ sql: resources.sql, db: resources.provisioning, jobs, drivers: resources.drivers, km: resources.km }),
     ...analytics.services,
     ...agentRpcServices({ config, sql: resources.sql, jobs, log: log.child({ component: "agents" }), now: resources.now }),
     ...auditRpcServices({ sql: resources.sql }),

@@ -1,5 +1,5 @@
 // Promise and async-iterable calls over one grpc-js Client, typed from a generated (ts-proto) service definition.
-import { Metadata, status as Code, type Client, type ClientReadableStream, type MethodDefinition, type ServiceDefinition } from "@grpc/grpc-js";
+import { Metadata, status as Code, type Client, type ClientReadableStream, type ClientWritableStream, type MethodDefinition, type ServiceDefinition } from "@grpc/grpc-js";
 import { randomUUID } from "node:crypto";
 import { DispatcherError } from "./errors.js";
 
@@ -40,11 +40,16 @@ type PartialInput<F> = F extends { fromPartial(object: infer I): unknown } ? I :
 /** For each method, the generated request message (its fromPartial fills defaults of omitted fields). */
 export type RequestTypes<S extends ServiceDefinition> = { [K in keyof S]: { fromPartial(object: never): RequestOf<S[K]> } };
 
-/** Unary methods return promises; server-streaming ones async iterables (breaking out of the loop cancels the call). */
+/**
+ * Unary methods return promises; server-streaming ones async iterables (breaking out of the loop cancels the call);
+ * client-streaming ones take an (async) iterable of requests, sent as the transport takes them, and return a promise.
+ */
 export type PromiseClient<S extends ServiceDefinition, R extends RequestTypes<S>> = {
-  [K in keyof S]: S[K]["responseStream"] extends true
-    ? (request?: PartialInput<R[K]>, options?: CallOptions) => AsyncIterable<ResponseOf<S[K]>>
-    : (request?: PartialInput<R[K]>, options?: CallOptions) => Promise<ResponseOf<S[K]>>;
+  [K in keyof S]: S[K]["requestStream"] extends true
+    ? (requests: AsyncIterable<PartialInput<R[K]>> | Iterable<PartialInput<R[K]>>, options?: CallOptions) => Promise<ResponseOf<S[K]>>
+    : S[K]["responseStream"] extends true
+      ? (request?: PartialInput<R[K]>, options?: CallOptions) => AsyncIterable<ResponseOf<S[K]>>
+      : (request?: PartialInput<R[K]>, options?: CallOptions) => Promise<ResponseOf<S[K]>>;
 };
 
 export function promiseClient<S extends ServiceDefinition, R extends RequestTypes<S>>(client: Client, definition: S, requests: R, defaults: CallDefaults): PromiseClient<S, R> {
@@ -52,6 +57,10 @@ export function promiseClient<S extends ServiceDefinition, R extends RequestType
   for (const key of Object.keys(definition) as Array<keyof S & string>) {
     const method = definition[key] as MethodDefinition<unknown, unknown>;
     const fill = (request: unknown): unknown => (requests[key].fromPartial as (o: unknown) => unknown)(request ?? {});
+    if (method.requestStream) {
+      out[key] = (requests: AsyncIterable<unknown> | Iterable<unknown>, options?: CallOptions) => clientStreamCall(client, method, requests, fill, defaults, options);
+      continue;
+    }
     out[key] = method.responseStream
       ? (request?: unknown, options?: CallOptions) => streamCall(client, method, fill(request), defaults, options)
       : (request?: unknown, options?: CallOptions) => keyedCall(client, method, fill(request), defaults, options);
@@ -119,6 +128,60 @@ export async function* streamCall<Req, Res>(client: Client, method: MethodDefini
     options.signal?.removeEventListener("abort", cancel);
     if (!ended) call.cancel();
   }
+}
+
+/**
+ * A client-streaming call: each request is written when the transport has room for it (the next one is not pulled
+ * from `requests` before), so a large upload needs no more memory than a few messages. No default deadline.
+ */
+export async function clientStreamCall<Req, Res>(
+  client: Client,
+  method: MethodDefinition<Req, Res>,
+  requests: AsyncIterable<unknown> | Iterable<unknown>,
+  fill: (request: unknown) => unknown,
+  defaults: CallDefaults,
+  options: CallOptions = {},
+): Promise<Res> {
+  if (options.signal?.aborted) throw new DispatcherError(Code.CANCELLED, "cancelled before the call started");
+  const callOptions = options.deadlineMs !== undefined && options.deadlineMs > 0 ? { deadline: Date.now() + options.deadlineMs } : {};
+  let settled = false;
+  let call: ClientWritableStream<Req> | undefined;
+  const answer = new Promise<Res>((resolve, reject) => {
+    call = client.makeClientStreamRequest(method.path, method.requestSerialize, method.responseDeserialize, requestMetadata(defaults, options), callOptions, (err, response) => {
+      settled = true;
+      if (err) reject(DispatcherError.from(err));
+      else resolve(response as Res);
+    });
+  });
+  const stream = call as ClientWritableStream<Req>;
+  const cancel = (): void => stream.cancel();
+  options.signal?.addEventListener("abort", cancel, { once: true });
+  try {
+    for await (const request of requests) {
+      if (settled) break;
+      if (!stream.write(fill(request) as Req)) {
+        await new Promise<void>((resolve) => {
+          const go = (): void => {
+            stream.removeListener("drain", go);
+            stream.removeListener("close", go);
+            resolve();
+          };
+          stream.once("drain", go);
+          stream.once("close", go);
+          void answer.catch(go);
+        });
+      }
+    }
+    if (!settled) stream.end();
+  } catch (err) {
+    // The requests themselves failed (a file that could not be read): the server must not see a whole object.
+    stream.cancel();
+    void answer.catch(() => undefined);
+    throw err;
+  } finally {
+    options.signal?.removeEventListener("abort", cancel);
+  }
+  return answer;
 }
 
 function requestMetadata(defaults: CallDefaults, options: CallOptions): Metadata {

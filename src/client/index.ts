@@ -3,6 +3,7 @@ import { promiseClient } from "./calls.js";
 import { openChannel, type DispatcherClientOptions } from "./channel.js";
 import { healthClient } from "./health.js";
 import { agents } from "./services/agents.js";
+import { fileStore } from "./services/files.js";
 import { analytics } from "./services/analytics.js";
 import { audit } from "./services/audit.js";
 import { apiKeys, groups, roles, users } from "./services/iam.js";
@@ -46,6 +47,7 @@ export function createDispatcherClients(options: DispatcherClientOptions): Dispa
     volumes: promiseClient(grpc, volumes.definition, volumes.requests, defaults),
     snapshots: promiseClient(grpc, snapshots.definition, snapshots.requests, defaults),
     images: promiseClient(grpc, images.definition, images.requests, defaults),
+    files: promiseClient(grpc, fileStore.definition, fileStore.requests, defaults),
     agents: promiseClient(grpc, agents.definition, agents.requests, defaults),
     analytics: promiseClient(grpc, analytics.definition, analytics.requests, defaults),
     audit: promiseClient(grpc, audit.definition, audit.requests, defaults),

@@ -28,13 +28,14 @@ export const SERVICE_MODULES: Record<ServiceKey, () => Promise<Spec>> = {
   volumes: async () => (await import("./services/storage.js")).volumes,
   snapshots: async () => (await import("./services/storage.js")).snapshots,
   images: async () => (await import("./services/storage.js")).images,
+  files: async () => (await import("./services/files.js")).fileStore,
   agents: async () => (await import("./services/agents.js")).agents,
   analytics: async () => (await import("./services/analytics.js")).analytics,
   audit: async () => (await import("./services/audit.js")).audit,
 };
 
 /** Server-streaming methods (async iterables), known before their service's code loads; a test compares with the protos. */
-export const STREAMING_METHODS: Partial<Record<ServiceKey, readonly string[]>> = { jobs: ["watchJob"] };
+export const STREAMING_METHODS: Partial<Record<ServiceKey, readonly string[]>> = { jobs: ["watchJob"], files: ["downloadObject"] };
 
 type Method = (request?: unknown, options?: CallOptions) => unknown;
 

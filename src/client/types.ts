@@ -3,6 +3,7 @@ import type { Client, ServiceDefinition } from "@grpc/grpc-js";
 import type { PromiseClient, RequestTypes } from "./calls.js";
 import type { HealthClient } from "./health.js";
 import type { agents } from "./services/agents.js";
+import type { fileStore } from "./services/files.js";
 import type { analytics } from "./services/analytics.js";
 import type { audit } from "./services/audit.js";
 import type { apiKeys, groups, roles, users } from "./services/iam.js";
@@ -36,6 +37,7 @@ export type KeyPairClient = ClientOf<typeof keyPairs>;
 export type VolumeClient = ClientOf<typeof volumes>;
 export type SnapshotClient = ClientOf<typeof snapshots>;
 export type ImageClient = ClientOf<typeof images>;
+export type FileClient = ClientOf<typeof fileStore>;
 export type AgentClient = ClientOf<typeof agents>;
 export type AnalyticsClient = ClientOf<typeof analytics>;
 export type AuditClient = ClientOf<typeof audit>;
@@ -63,6 +65,8 @@ export interface DispatcherClients {
   volumes: VolumeClient;
   snapshots: SnapshotClient;
   images: ImageClient;
+  /** Buckets and their objects (dispatcher.v1.FileService): uploads are client streams, downloads server streams. */
+  files: FileClient;
   /** Agents of servers and commands run through them (dispatcher.v1.ServerAgentService). */
   agents: AgentClient;
   analytics: AnalyticsClient;

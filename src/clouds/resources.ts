@@ -186,15 +186,41 @@ export interface BlobObject {
   sizeBytes: number;
   /** The provider's checksum (e.g. an ETag or sha256), as it gives it. */
   checksum: string;
+  /** What `checksum` is: "sha256" (hex of the body's SHA-256) or "etag" (S3's ETag). */
+  checksumAlgorithm: "sha256" | "etag";
   modifiedAt: Date;
+  /** As given at upload; "" when none (listings may leave it out: S3's do). */
+  contentType?: string | undefined;
+  /** The caller's metadata, as given at upload (listings may leave it out). Never a place for secrets. */
+  metadata?: Record<string, string> | undefined;
 }
+
+/** What an upload may say about its object besides the bytes. */
+export interface ObjectAttributes {
+  contentType: string;
+  metadata: Record<string, string>;
+}
+
 export interface BlobStoreService extends ResourceService<BucketObservation> {
   create(target: Target, request: CreateRequest, options: Call): Promise<BucketObservation>;
   listObjects(target: Target, bucket: ResourceRef, query: { prefix: string; pageSize: number; pageToken: string }, options: Call): Promise<{ objects: BlobObject[]; nextPageToken: string }>;
-  /** Streams the body in; never holds it whole. */
-  putObject(target: Target, bucket: ResourceRef, key: string, body: AsyncIterable<Uint8Array>, options: Call): Promise<BlobObject>;
+  /** Streams the body in; never holds it whole. The object appears whole or not at all. */
+  putObject(target: Target, bucket: ResourceRef, key: string, body: AsyncIterable<Uint8Array>, options: Call, attributes?: ObjectAttributes): Promise<BlobObject>;
   getObject(target: Target, bucket: ResourceRef, key: string, options: Call): Promise<{ object: BlobObject; body: AsyncIterable<Uint8Array> } | null>;
+  /** The object's metadata without its body; null when there is no such object. */
+  headObject(target: Target, bucket: ResourceRef, key: string, options: Call): Promise<BlobObject | null>;
   deleteObject(target: Target, bucket: ResourceRef, key: string, options: Call): Promise<void>;
+  /**
+   * An upload in parts, each sent on its own call (callers that cannot stream, e.g. browsers over gRPC-Web): the
+   * provider keeps the parts, so any dispatcher replica may take the next one. Answers the provider's upload id.
+   */
+  startUpload(target: Target, bucket: ResourceRef, key: string, attributes: ObjectAttributes, options: Call): Promise<string>;
+  /** Part n (1-based); sending a part again replaces it. */
+  uploadPart(target: Target, bucket: ResourceRef, key: string, uploadId: string, partNumber: number, body: Uint8Array, options: Call): Promise<void>;
+  /** Joins parts 1..partCount into the object, which appears whole or not at all; NOT_FOUND for an unknown upload. */
+  completeUpload(target: Target, bucket: ResourceRef, key: string, uploadId: string, partCount: number, options: Call): Promise<BlobObject>;
+  /** Drops the parts; an unknown upload is success. */
+  abortUpload(target: Target, bucket: ResourceRef, key: string, uploadId: string, options: Call): Promise<void>;
 }
 
 /** The services a driver may offer. */

@@ -172,6 +172,22 @@ export const METHOD_PERMISSIONS: Readonly<Record<string, string>> = Object.freez
   "/dispatcher.v1.ImageService/ListMachineImages": "images.read",
   "/dispatcher.v1.ImageService/DeleteImage": "images.write",
   "/dispatcher.v1.ImageService/ListImageEvents": "images.read",
+  // Files (object storage): reads (listing, metadata, downloads) are scoped to the caller's accounts; bucket changes
+  // start jobs and object writes go to the cloud (operators).
+  "/dispatcher.v1.FileService/CreateBucket": "files.write",
+  "/dispatcher.v1.FileService/GetBucket": "files.read",
+  "/dispatcher.v1.FileService/ListBuckets": "files.read",
+  "/dispatcher.v1.FileService/DeleteBucket": "files.write",
+  "/dispatcher.v1.FileService/ListBucketEvents": "files.read",
+  "/dispatcher.v1.FileService/ListObjects": "files.read",
+  "/dispatcher.v1.FileService/GetObjectMetadata": "files.read",
+  "/dispatcher.v1.FileService/DeleteObject": "files.write",
+  "/dispatcher.v1.FileService/UploadObject": "files.write",
+  "/dispatcher.v1.FileService/DownloadObject": "files.read",
+  "/dispatcher.v1.FileService/StartUpload": "files.write",
+  "/dispatcher.v1.FileService/UploadPart": "files.write",
+  "/dispatcher.v1.FileService/CompleteUpload": "files.write",
+  "/dispatcher.v1.FileService/AbortUpload": "files.write",
 
   // Analytics: metrics and fleet summaries are scoped to the caller's accounts, like servers; so are cost reports.
   "/dispatcher.v1.AnalyticsService/QueryServerMetrics": "metrics.read",

@@ -1,7 +1,7 @@
 // The one adapter between async handlers and grpc-js: authentication, authorization, deadline and cancellation
 // (one AbortSignal), error → status mapping, the request log line, and in-flight tracking for graceful stop.
 import { performance } from "node:perf_hooks";
-import { status as Code, type Metadata, type MethodDefinition, type sendUnaryData, type ServerUnaryCall, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
+import { status as Code, Metadata, type MethodDefinition, type sendUnaryData, type ServerReadableStream, type ServerUnaryCall, type ServerWritableStream, type ServiceDefinition, type UntypedServiceImplementation } from "@grpc/grpc-js";
 import { trace } from "@opentelemetry/api";
 import { CancelledError, DeadlineExceededError, DomainError, InvalidArgumentError, PermissionDeniedError, ResourceExhaustedError, UnauthenticatedError, UnavailableError } from "../errors.js";
 import { lazyChild, type Logger, type RequestLogEntry } from "../log.js";
@@ -39,6 +39,12 @@ export interface StreamContext<Res> extends CallContext {
 
 export type UnaryHandler<Req, Res> = (request: Req, ctx: CallContext) => Promise<Res>;
 export type ServerStreamHandler<Req, Res> = (request: Req, ctx: StreamContext<Res>) => Promise<void>;
+/**
+ * Reads the client's messages one at a time: the next is taken off the transport only when the handler asks for it
+ * (backpressure reaches the client through HTTP/2 flow control). A message that does not decode throws
+ * INVALID_ARGUMENT from the iterator.
+ */
+export type ClientStreamHandler<Req, Res> = (requests: AsyncIterable<Req>, ctx: CallContext) => Promise<Res>;
 
 export interface UnaryBinding<Req, Res> {
   readonly kind: "unary";
@@ -52,12 +58,24 @@ export interface ServerStreamBinding<Req, Res> {
   readonly handler: ServerStreamHandler<Req, Res>;
 }
 
+export interface ClientStreamBinding<Req, Res> {
+  readonly kind: "clientStream";
+  readonly method: MethodDefinition<Req, Res>;
+  readonly handler: ClientStreamHandler<Req, Res>;
+}
+
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type Binding = UnaryBinding<any, any> | ServerStreamBinding<any, any>;
+export type Binding = UnaryBinding<any, any> | ServerStreamBinding<any, any> | ClientStreamBinding<any, any>;
 
 /** For each method of a generated service definition, the binding of the matching shape. */
 export type ServiceHandlers<S extends ServiceDefinition> = {
-  [K in keyof S]: S[K] extends MethodDefinition<infer Req, infer Res> ? (S[K]["responseStream"] extends true ? ServerStreamBinding<Req, Res> : UnaryBinding<Req, Res>) : never;
+  [K in keyof S]: S[K] extends MethodDefinition<infer Req, infer Res>
+    ? S[K]["requestStream"] extends true
+      ? ClientStreamBinding<Req, Res>
+      : S[K]["responseStream"] extends true
+        ? ServerStreamBinding<Req, Res>
+        : UnaryBinding<Req, Res>
+    : never;
 };
 
 /** A service as createRpcServer takes it: the generated definition and one binding per method. */
@@ -90,6 +108,10 @@ export function unary<Req, Res>(method: MethodDefinition<Req, Res> & { responseS
 
 export function serverStream<Req, Res>(method: MethodDefinition<Req, Res> & { responseStream: true }, handler: ServerStreamHandler<Req, Res>): ServerStreamBinding<Req, Res> {
   return { kind: "serverStream", method, handler };
+}
+
+export function clientStream<Req, Res>(method: MethodDefinition<Req, Res> & { requestStream: true; responseStream: false }, handler: ClientStreamHandler<Req, Res>): ClientStreamBinding<Req, Res> {
+  return { kind: "clientStream", method, handler };
 }
 
 /** Type-checks that every method of `definition` has a binding of the right shape. */
@@ -178,6 +200,7 @@ export function bindService(service: RpcService, runtime: AdapterRuntime): Untyp
     if (binding.method.path !== method.path) throw new Error(`handler for ${method.path} was bound to ${binding.method.path}`);
     if (binding.kind === "unary" && !method.requestStream && !method.responseStream) out[key] = bindUnary(binding, runtime);
     else if (binding.kind === "serverStream" && !method.requestStream && method.responseStream) out[key] = bindServerStream(binding, runtime);
+    else if (binding.kind === "clientStream" && method.requestStream && !method.responseStream) out[key] = bindClientStream(binding, runtime);
     else throw new Error(`${method.path}: a ${binding.kind} binding does not fit this method's streaming shape`);
   }
   return out;
@@ -241,7 +264,7 @@ class Call implements InFlightCall {
     private readonly runtime: AdapterRuntime,
     readonly method: string,
     readonly longLived: boolean,
-    private readonly surface: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown>,
+    private readonly surface: ServerUnaryCall<unknown, unknown> | ServerWritableStream<unknown, unknown> | ServerReadableStream<unknown, unknown>,
     private readonly reply: (status: RpcStatus | null) => void,
   ) {
     this.peer = surface.getPeer();
@@ -254,7 +277,7 @@ class Call implements InFlightCall {
     this.deadline = new Date(Number.isFinite(at) ? at : FAR_FUTURE);
     const wait = at - Date.now();
     if (wait <= MAX_TIMER_MS) this.timer = setTimeout(() => this.abort(new DeadlineExceededError()), Math.max(0, wait));
-    surface.on("cancelled", this.onCancelled);
+    (surface as NodeJS.EventEmitter).on("cancelled", this.onCancelled);
   }
 
   abort(reason: DomainError): void {
@@ -299,11 +322,11 @@ class Call implements InFlightCall {
     this.runtime.inFlight.add(this);
     let release: (() => void) | undefined;
     try {
-      checkEnvelope(this.runtime, this.surface.metadata, this.surface.request);
+      checkEnvelope(this.runtime, this.surface.metadata, "request" in this.surface ? this.surface.request : undefined);
       const auth = this.runtime.authenticatePeer ? this.surface.getAuthContext() : null;
       this.principal = await admit(this.runtime, this.method, this.surface.metadata, this.peer, auth, (p) => (this.principal = p));
       this.controller.signal.throwIfAborted();
-      checkDecoded(this.surface.request);
+      if ("request" in this.surface) checkDecoded(this.surface.request);
       release = this.runtime.limits?.admit(this.principal, this.longLived);
       // The handler runs as its caller: what it changes is attributed to them in the audit trail.
       await actingAs({ principal: this.principal.id, traceId: this.traceId }, () => body(this.context(this.principal as Readonly<Principal>)));
@@ -333,7 +356,7 @@ class Call implements InFlightCall {
 
   private close(): void {
     clearTimeout(this.timer);
-    this.surface.removeListener("cancelled", this.onCancelled);
+    (this.surface as NodeJS.EventEmitter).removeListener("cancelled", this.onCancelled);
   }
 }
 
@@ -379,6 +402,29 @@ function bindServerStream<Req, Res>(binding: ServerStreamBinding<Req, Res>, runt
     };
     void scope.run(async (ctx) => {
       await binding.handler(call.request, { ...ctx, send });
+      scope.finish(null);
+    });
+  };
+}
+
+function bindClientStream<Req, Res>(binding: ClientStreamBinding<Req, Res>, runtime: AdapterRuntime) {
+  return (call: ServerReadableStream<Req, Res>, callback: sendUnaryData<Res>): void => {
+    let response: Res | undefined;
+    // Uploads last as long as their bytes take: like server streams, no default deadline (the client's still applies).
+    const scope = new Call(runtime, binding.method.path, true, call, (status) => (status ? callback(status) : callback(null, response)));
+    const signal = scope.controller.signal;
+    async function* requests(): AsyncGenerator<Req> {
+      // The async iterator of a Readable pulls one message at a time, so grpc-js reads no further ahead than that.
+      for await (const message of call as AsyncIterable<unknown>) {
+        signal.throwIfAborted();
+        checkEnvelope({}, new Metadata(), message);
+        checkDecoded(message);
+        yield message as Req;
+      }
+      signal.throwIfAborted();
+    }
+    void scope.run(async (ctx) => {
+      response = await binding.handler(requests(), ctx);
       scope.finish(null);
     });
   };

@@ -14,6 +14,9 @@ export const METHOD_MAX_REQUEST_BYTES: Readonly<Record<string, number>> = Object
   // Credentials: up to 32 fields of 16 KiB (src/km/validate.ts), and labels.
   "/dispatcher.v1.AccountService/CreateAccount": MIB,
   "/km.v1.KeyManagementService/StoreCredential": MIB,
+  // Object bytes: each message of an upload is a chunk (the CLI sends 1 MiB), up to grpc-js's own cap.
+  "/dispatcher.v1.FileService/UploadObject": 4 * MIB,
+  "/dispatcher.v1.FileService/UploadPart": 4 * MIB,
 });
 
 export interface RequestLimitSettings {

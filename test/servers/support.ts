@@ -19,6 +19,7 @@ import { storageRpcServices } from "../../src/storage/rpc-services.js";
 import { serverRpcServices } from "../../src/servers/rpc-services.js";
 import { credentialKeyOf } from "../../src/agent/secrets.js";
 import type { Resources } from "../../src/app/resources.js";
+import type { RpcService } from "../../src/rpc/adapter.js";
 import { insertUser } from "../iam/support.js";
 import { openExecHarness, type ExecHarness } from "../jobs/exec-support.js";
 import { startTestServer, type TestServer } from "../rpc/fixtures.js";
@@ -52,7 +53,7 @@ export interface AccountSeed {
   regions?: { id: string; dataCenters: string[]; capabilities: string[] }[];
 }
 
-export async function startServersFixture(label: string, options: { run?: boolean; prepare?: (cloud: FakeCloud) => void } = {}): Promise<ServersFixture> {
+export async function startServersFixture(label: string, options: { run?: boolean; prepare?: (cloud: FakeCloud) => void; services?: (deps: { jobs: JobService; resources: Resources }) => RpcService[] } = {}): Promise<ServersFixture> {
   const h = await openExecHarness(label);
   h.config.jobs.checkPollMs = 50;
   const cloud = fakeCloud();
@@ -72,7 +73,7 @@ export async function startServersFixture(label: string, options: { run?: boolea
   // Group changes reach a principal when the authenticator's cache entry expires: scope() moves its clock past that.
   let skew = 0;
   const authenticate = createApiKeyAuthenticator(h.db, () => Date.now() + skew);
-  const server = await startTestServer({ services: [jobHandlers(jobs), ...serverRpcServices({ sql: h.sql, db: h.db, jobs, credentialKey: () => credentialKeyOf(h.config) }), ...networkRpcServices({ sql: h.sql, db: h.db, jobs }), ...storageRpcServices({ sql: h.sql, db: h.db, jobs })], authenticate });
+  const server = await startTestServer({ services: [jobHandlers(jobs), ...serverRpcServices({ sql: h.sql, db: h.db, jobs, credentialKey: () => credentialKeyOf(h.config) }), ...networkRpcServices({ sql: h.sql, db: h.db, jobs }), ...storageRpcServices({ sql: h.sql, db: h.db, jobs }), ...(options.services?.({ jobs, resources }) ?? [])], authenticate });
   const run = options.run ?? true;
   let worker: RunningWorker | undefined;
   let checks: Loop | undefined;

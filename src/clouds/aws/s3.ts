@@ -8,7 +8,7 @@ import type { S3Client } from "@aws-sdk/client-s3";
 import type * as StorageModule from "@aws-sdk/lib-storage";
 import { Readable } from "node:stream";
 import { callSignal, DriverError, type DriverCallOptions, type DriverTarget } from "../driver.js";
-import { checkTags, type BlobObject, type BlobStoreService, type BucketObservation } from "../resources.js";
+import { checkTags, type BlobObject, type BlobStoreService, type BucketObservation, type ObjectAttributes } from "../resources.js";
 import { classifyAwsError } from "./errors.js";
 
 export const DEFAULT_S3_ENDPOINT = "https://s3.{region}.amazonaws.com";
@@ -34,6 +34,10 @@ function loadSdk(): Promise<[S3Sdk, StorageSdk]> {
 const S3_CODES: Readonly<Record<string, "NOT_FOUND" | "CONFLICT" | "INVALID">> = {
   NoSuchBucket: "NOT_FOUND",
   NoSuchKey: "NOT_FOUND",
+  NoSuchUpload: "NOT_FOUND",
+  InvalidPart: "INVALID",
+  InvalidPartOrder: "INVALID",
+  EntityTooSmall: "INVALID",
   NotFound: "NOT_FOUND",
   BucketAlreadyExists: "CONFLICT",
   BucketNotEmpty: "CONFLICT",
@@ -110,8 +114,31 @@ const etag = (v: string | undefined): string => (v ?? "").replaceAll('"', "");
  */
 async function listPage(s: S3Session, bucket: string, query: { prefix: string; pageSize: number; after: string | undefined }): Promise<{ objects: BlobObject[]; truncated: boolean }> {
   const page = await s.send("ListObjects", (c, x, o) => c.send(new x.ListObjectsCommand({ Bucket: bucket, MaxKeys: query.pageSize, ...(query.prefix ? { Prefix: query.prefix } : {}), ...(query.after ? { Marker: query.after } : {}) }), o));
-  const objects = (page.Contents ?? []).map((o) => ({ key: o.Key ?? "", sizeBytes: o.Size ?? 0, checksum: etag(o.ETag), modifiedAt: o.LastModified ?? new Date(0) }));
+  const objects = (page.Contents ?? []).map((o): BlobObject => ({ key: o.Key ?? "", sizeBytes: o.Size ?? 0, checksum: etag(o.ETag), checksumAlgorithm: "etag", modifiedAt: o.LastModified ?? new Date(0) }));
   return { objects, truncated: page.IsTruncated === true };
+}
+
+/** Content type and user metadata as S3 takes them (metadata keys are lowercase in S3's answers). */
+function attributesParams(attributes: ObjectAttributes | undefined): { ContentType?: string; Metadata?: Record<string, string> } {
+  if (!attributes) return {};
+  return { ...(attributes.contentType ? { ContentType: attributes.contentType } : {}), ...(Object.keys(attributes.metadata).length > 0 ? { Metadata: { ...attributes.metadata } } : {}) };
+}
+
+async function head(s: S3Session, bucket: string, key: string, given?: ObjectAttributes): Promise<BlobObject> {
+  const out = await s.send("HeadObject", (c, x, o) => c.send(new x.HeadObjectCommand({ Bucket: bucket, Key: key }), o));
+  return {
+    key,
+    sizeBytes: out.ContentLength ?? 0,
+    checksum: etag(out.ETag),
+    checksumAlgorithm: "etag",
+    modifiedAt: out.LastModified ?? new Date(),
+    contentType: out.ContentType ?? given?.contentType ?? "",
+    metadata: { ...(out.Metadata ?? given?.metadata ?? {}) },
+  };
+}
+
+function checkPart(n: number): void {
+  if (!Number.isInteger(n) || n < 1 || n > 10_000) throw new DriverError("INVALID", "a part number is 1 to 10000");
 }
 
 export function awsBlobStore(s3: S3Options): BlobStoreService {
@@ -224,12 +251,13 @@ export function awsBlobStore(s3: S3Options): BlobStoreService {
         return { objects: page.objects, nextPageToken: page.truncated && last ? Buffer.from(last.key, "utf8").toString("base64url") : "" };
       }),
 
-    putObject: (target, ref, key, body, call) =>
+    putObject: (target, ref, key, body, call, attributes) =>
       inRegion(target, ref.regionId, call, async (s) => {
         checkKey(key);
         const signal = callSignal(call);
         // Parts of PART_BYTES, QUEUE at a time: memory stays bounded whatever the object's size.
-        const upload = new s.storage.Upload({ client: s.client, params: { Bucket: ref.providerId, Key: key, Body: Readable.from(body) }, partSize: PART_BYTES, queueSize: QUEUE, leavePartsOnError: false });
+        const params = { Bucket: ref.providerId, Key: key, Body: Readable.from(body), ...attributesParams(attributes) };
+        const upload = new s.storage.Upload({ client: s.client, params, partSize: PART_BYTES, queueSize: QUEUE, leavePartsOnError: false });
         const abort = (): void => void upload.abort();
         signal.addEventListener("abort", abort, { once: true });
         try {
@@ -237,8 +265,63 @@ export function awsBlobStore(s3: S3Options): BlobStoreService {
         } finally {
           signal.removeEventListener("abort", abort);
         }
-        const head = await s.send("HeadObject", (c, x, o) => c.send(new x.HeadObjectCommand({ Bucket: ref.providerId, Key: key }), o));
-        return { key, sizeBytes: head.ContentLength ?? 0, checksum: etag(head.ETag), modifiedAt: head.LastModified ?? new Date() };
+        return head(s, ref.providerId, key, attributes);
+      }),
+
+    headObject: (target, ref, key, call) =>
+      inRegion(target, ref.regionId, call, async (s) => {
+        checkKey(key);
+        try {
+          return await head(s, ref.providerId, key);
+        } catch (err) {
+          if (err instanceof DriverError && err.code === "NOT_FOUND" && err.providerCode !== "NoSuchBucket") return null;
+          throw err;
+        }
+      }),
+
+    startUpload: (target, ref, key, attributes, call) =>
+      inRegion(target, ref.regionId, call, async (s) => {
+        checkKey(key);
+        const out = await s.send("CreateMultipartUpload", (c, x, o) => c.send(new x.CreateMultipartUploadCommand({ Bucket: ref.providerId, Key: key, ...attributesParams(attributes) }), o));
+        if (!out.UploadId) throw new DriverError("INTERNAL", "AWS S3 CreateMultipartUpload answered without an upload id", { retryable: true });
+        return out.UploadId;
+      }),
+
+    uploadPart: (target, ref, key, uploadId, partNumber, body, call) =>
+      inRegion(target, ref.regionId, call, async (s) => {
+        checkKey(key);
+        checkPart(partNumber);
+        await s.send("UploadPart", (c, x, o) => c.send(new x.UploadPartCommand({ Bucket: ref.providerId, Key: key, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentLength: body.length }), o));
+      }),
+
+    completeUpload: (target, ref, key, uploadId, partCount, call) =>
+      inRegion(target, ref.regionId, call, async (s) => {
+        checkKey(key);
+        checkPart(partCount);
+        // S3 keeps each part's ETag: read them back rather than make the caller carry them between calls.
+        const etags = new Map<number, string>();
+        let marker: string | undefined;
+        do {
+          const page = await s.send("ListParts", (c, x, o) => c.send(new x.ListPartsCommand({ Bucket: ref.providerId, Key: key, UploadId: uploadId, ...(marker ? { PartNumberMarker: marker } : {}) }), o));
+          for (const p of page.Parts ?? []) if (p.PartNumber && p.ETag) etags.set(p.PartNumber, p.ETag);
+          marker = page.IsTruncated ? String(page.NextPartNumberMarker ?? "") || undefined : undefined;
+        } while (marker);
+        const missing = Array.from({ length: partCount }, (_, i) => i + 1).filter((n) => !etags.has(n));
+        if (missing.length > 0) throw new DriverError("INVALID", `the upload lacks part${missing.length === 1 ? "" : "s"} ${missing.slice(0, 10).join(", ")}${missing.length > 10 ? ", …" : ""} of ${partCount}`);
+        const Parts = Array.from({ length: partCount }, (_, i) => ({ PartNumber: i + 1, ETag: etags.get(i + 1) }));
+        await s.send("CompleteMultipartUpload", (c, x, o) => c.send(new x.CompleteMultipartUploadCommand({ Bucket: ref.providerId, Key: key, UploadId: uploadId, MultipartUpload: { Parts } }), o));
+        return head(s, ref.providerId, key);
+      }),
+
+    abortUpload: (target, ref, key, uploadId, call) =>
+      inRegion(target, ref.regionId, call, async (s) => {
+        checkKey(key);
+        try {
+          await s.send("AbortMultipartUpload", (c, x, o) => c.send(new x.AbortMultipartUploadCommand({ Bucket: ref.providerId, Key: key, UploadId: uploadId }), o));
+        } catch (err) {
+          if (err instanceof DriverError && err.code === "NOT_FOUND" && err.providerCode !== "NoSuchBucket") return;
+          throw err;
+        }
       }),
 
     getObject: async (target, ref, key, call) => {
@@ -250,7 +333,8 @@ export function awsBlobStore(s3: S3Options): BlobStoreService {
         const stream = out.Body as Readable | undefined;
         if (!stream) throw new DriverError("INTERNAL", "AWS S3 GetObject answered without a body", { retryable: true });
         stream.once("close", () => s.close());
-        return { object: { key, sizeBytes: out.ContentLength ?? 0, checksum: etag(out.ETag), modifiedAt: out.LastModified ?? new Date(0) }, body: stream as AsyncIterable<Uint8Array> };
+        const object: BlobObject = { key, sizeBytes: out.ContentLength ?? 0, checksum: etag(out.ETag), checksumAlgorithm: "etag", modifiedAt: out.LastModified ?? new Date(0), contentType: out.ContentType ?? "", metadata: { ...(out.Metadata ?? {}) } };
+        return { object, body: stream as AsyncIterable<Uint8Array> };
       } catch (err) {
         s.close();
         if (err instanceof DriverError && err.code === "NOT_FOUND" && err.providerCode !== "NoSuchBucket") return null;

@@ -2,14 +2,17 @@
 // (blobs/) and a small metadata file named by the sha256 of its key (objects/), which says the key, size, sha256,
 // time and which body is current. A body streams in through a hash to a file of its own and becomes current by one
 // rename of the metadata, so a reader sees the old object or the new one, whole, and nothing is ever held in memory.
+// An upload in parts keeps its parts under uploads/<id>/ until it is completed (the parts stream through the hash into
+// one body, committed like any other) or aborted; uploads left alone for a day are swept when the next one starts.
 import { createHash, randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { mkdir, open, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { DriverError, type DriverTarget, type ServerRef } from "../driver.js";
-import { checkTags, type BlobObject, type BlobStoreService, type BucketObservation } from "../resources.js";
+import { checkTags, type BlobObject, type BlobStoreService, type BucketObservation, type ObjectAttributes } from "../resources.js";
 import { runCall } from "./call.js";
 import { requireCapability, type LocalContext } from "./context.js";
 import { newRecordId, type BucketRecord } from "./records.js";
@@ -31,7 +34,22 @@ interface ObjectMeta {
   modifiedAt: string;
   /** The current body's file name under blobs/. */
   blob: string;
+  contentType?: string;
+  metadata?: Record<string, string>;
 }
+
+/** What an upload in parts was started for, beside its parts. */
+interface UploadMeta {
+  key: string;
+  contentType: string;
+  metadata: Record<string, string>;
+  startedAt: string;
+}
+
+const UPLOAD_ID = /^[0-9a-f]{32}$/;
+/** Parts of an upload nobody completed or aborted are swept after this long. */
+const UPLOAD_MAX_AGE_MS = 24 * 60 * 60 * 1000;
+export const MAX_PARTS = 10_000;
 
 export function checkBucketName(name: string): void {
   if (!BUCKET_NAME.test(name)) throw new DriverError("INVALID", "a bucket name has 3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit");
@@ -42,7 +60,15 @@ export function checkObjectKey(key: string): void {
 }
 
 const metaName = (key: string): string => `${createHash("sha256").update(key).digest("hex")}.json`;
-const toObject = (m: ObjectMeta): BlobObject => ({ key: m.key, sizeBytes: m.sizeBytes, checksum: m.sha256, modifiedAt: new Date(m.modifiedAt) });
+const toObject = (m: ObjectMeta): BlobObject => ({
+  key: m.key,
+  sizeBytes: m.sizeBytes,
+  checksum: m.sha256,
+  checksumAlgorithm: "sha256",
+  modifiedAt: new Date(m.modifiedAt),
+  contentType: m.contentType ?? "",
+  metadata: { ...(m.metadata ?? {}) },
+});
 
 async function readMeta(path: string): Promise<ObjectMeta | null> {
   try {
@@ -91,6 +117,59 @@ function measure(): Transform & { sha256: () => string; size: () => number } {
     },
   });
   return Object.assign(t, { sha256: () => hash.digest("hex"), size: () => size });
+}
+
+/**
+ * Streams `body` through the hash into a body file of its own, then makes it current by one rename of the metadata,
+ * under the bucket's lock (a delete of the bucket cannot pass between its check and the swap).
+ */
+async function writeObject(ctx: LocalContext, ref: ServerRef, bucket: BucketRecord, key: string, body: AsyncIterable<Uint8Array>, attributes: ObjectAttributes, signal: AbortSignal): Promise<BlobObject> {
+  const dir = contentDir(ctx, bucket.id);
+  await Promise.all(["incoming", "blobs", "objects"].map((d) => mkdir(join(dir, d), { recursive: true, mode: 0o700 })));
+  const blob = `${metaName(key).slice(0, 16)}.${randomBytes(8).toString("hex")}`;
+  const incoming = join(dir, "incoming", blob);
+  const m = measure();
+  try {
+    await pipeline(body, m, createWriteStream(incoming, { mode: 0o600 }), { signal });
+    const meta: ObjectMeta = { key, sizeBytes: m.size(), sha256: m.sha256(), modifiedAt: new Date().toISOString(), blob, contentType: attributes.contentType, metadata: { ...attributes.metadata } };
+    await ctx.store.withLock(bucket.id, signal, async () => {
+      findBucket(ctx, ref);
+      const metaPath = join(dir, "objects", metaName(key));
+      const previous = await readMeta(metaPath);
+      await rename(incoming, join(dir, "blobs", blob));
+      const tmp = `${metaPath}.${randomBytes(4).toString("hex")}.tmp`;
+      await writeFile(tmp, JSON.stringify(meta), { mode: 0o600 });
+      await rename(tmp, metaPath);
+      // A reader that opened the old body keeps reading it; the name goes.
+      if (previous) await rm(join(dir, "blobs", previous.blob), { force: true });
+    });
+    return toObject(meta);
+  } finally {
+    await rm(incoming, { force: true });
+  }
+}
+
+function checkPartNumber(n: number): void {
+  if (!Number.isInteger(n) || n < 1 || n > MAX_PARTS) throw new DriverError("INVALID", `a part number is 1 to ${MAX_PARTS}`);
+}
+
+/** The directory of an upload started for `key` in this bucket; NOT_FOUND for any other id. */
+async function uploadDir(ctx: LocalContext, bucket: BucketRecord, key: string, uploadId: string): Promise<string> {
+  checkObjectKey(key);
+  const dir = join(contentDir(ctx, bucket.id), "uploads", UPLOAD_ID.test(uploadId) ? uploadId : "-");
+  const meta = await readFile(join(dir, "upload.json"), "utf8").then((t) => JSON.parse(t) as UploadMeta, () => null);
+  if (!meta || meta.key !== key) throw new DriverError("NOT_FOUND", "no such upload in progress for this object (completed, aborted, or never started)");
+  return dir;
+}
+
+/** Removes uploads started more than UPLOAD_MAX_AGE_MS ago. */
+async function sweepUploads(uploads: string): Promise<void> {
+  const names = await readdir(uploads).catch(() => [] as string[]);
+  const cutoff = Date.now() - UPLOAD_MAX_AGE_MS;
+  for (const name of names) {
+    const started = await stat(join(uploads, name)).then((s) => s.mtimeMs, () => Date.now());
+    if (started < cutoff) await rm(join(uploads, name), { recursive: true, force: true });
+  }
 }
 
 export function localBlobStore(contextOf: Context): BlobStoreService {
@@ -166,34 +245,75 @@ export function localBlobStore(contextOf: Context): BlobStoreService {
         return { objects: page.map(toObject), nextPageToken: matching.length > page.length && last ? Buffer.from(last.key, "utf8").toString("base64url") : "" };
       }),
 
-    putObject: (target, ref, key, body, opts) =>
+    putObject: (target, ref, key, body, opts, attributes) =>
       runCall(opts, async (signal) => {
         const { ctx, bucket } = await bucketOf(target, ref);
         checkObjectKey(key);
-        const dir = contentDir(ctx, bucket.id);
-        await Promise.all(["incoming", "blobs", "objects"].map((d) => mkdir(join(dir, d), { recursive: true, mode: 0o700 })));
-        const blob = `${metaName(key).slice(0, 16)}.${randomBytes(8).toString("hex")}`;
-        const incoming = join(dir, "incoming", blob);
-        const m = measure();
+        return writeObject(ctx, ref, bucket, key, body, attributes ?? { contentType: "", metadata: {} }, signal);
+      }),
+
+    headObject: (target, ref, key, opts) =>
+      runCall(opts, async () => {
+        const { ctx, bucket } = await bucketOf(target, ref);
+        checkObjectKey(key);
+        const meta = await readMeta(join(contentDir(ctx, bucket.id), "objects", metaName(key)));
+        return meta ? toObject(meta) : null;
+      }),
+
+    startUpload: (target, ref, key, attributes, opts) =>
+      runCall(opts, async () => {
+        const { ctx, bucket } = await bucketOf(target, ref);
+        checkObjectKey(key);
+        const uploads = join(contentDir(ctx, bucket.id), "uploads");
+        await mkdir(uploads, { recursive: true, mode: 0o700 });
+        await sweepUploads(uploads);
+        const id = randomBytes(16).toString("hex");
+        await mkdir(join(uploads, id), { mode: 0o700 });
+        const meta: UploadMeta = { key, contentType: attributes.contentType, metadata: { ...attributes.metadata }, startedAt: new Date().toISOString() };
+        await writeFile(join(uploads, id, "upload.json"), JSON.stringify(meta), { mode: 0o600 });
+        return id;
+      }),
+
+    uploadPart: (target, ref, key, uploadId, partNumber, body, opts) =>
+      runCall(opts, async () => {
+        const { ctx, bucket } = await bucketOf(target, ref);
+        const dir = await uploadDir(ctx, bucket, key, uploadId);
+        checkPartNumber(partNumber);
+        const tmp = join(dir, `part-${partNumber}.${randomBytes(4).toString("hex")}.tmp`);
         try {
-          await pipeline(body, m, createWriteStream(incoming, { mode: 0o600 }), { signal });
-          const meta: ObjectMeta = { key, sizeBytes: m.size(), sha256: m.sha256(), modifiedAt: new Date().toISOString(), blob };
-          // The swap, under the bucket's lock: a delete of the bucket cannot pass between its check and this.
-          await ctx.store.withLock(bucket.id, signal, async () => {
-            findBucket(ctx, ref);
-            const metaPath = join(dir, "objects", metaName(key));
-            const previous = await readMeta(metaPath);
-            await rename(incoming, join(dir, "blobs", blob));
-            const tmp = `${metaPath}.${randomBytes(4).toString("hex")}.tmp`;
-            await writeFile(tmp, JSON.stringify(meta), { mode: 0o600 });
-            await rename(tmp, metaPath);
-            // A reader that opened the old body keeps reading it; the name goes.
-            if (previous) await rm(join(dir, "blobs", previous.blob), { force: true });
-          });
-          return toObject(meta);
+          await writeFile(tmp, body, { mode: 0o600 });
+          await rename(tmp, join(dir, `part-${partNumber}`));
         } finally {
-          await rm(incoming, { force: true });
+          await rm(tmp, { force: true });
         }
+      }),
+
+    completeUpload: (target, ref, key, uploadId, partCount, opts) =>
+      runCall(opts, async (signal) => {
+        const { ctx, bucket } = await bucketOf(target, ref);
+        const dir = await uploadDir(ctx, bucket, key, uploadId);
+        checkPartNumber(partCount);
+        const missing: number[] = [];
+        for (let n = 1; n <= partCount; n++) {
+          const there = await stat(join(dir, `part-${n}`)).then(() => true, () => false);
+          if (!there) missing.push(n);
+        }
+        if (missing.length > 0) throw new DriverError("INVALID", `the upload lacks part${missing.length === 1 ? "" : "s"} ${missing.slice(0, 10).join(", ")}${missing.length > 10 ? ", …" : ""} of ${partCount}`);
+        const meta = JSON.parse(await readFile(join(dir, "upload.json"), "utf8")) as UploadMeta;
+        async function* parts(): AsyncGenerator<Uint8Array> {
+          for (let n = 1; n <= partCount; n++) yield* createReadStream(join(dir, `part-${n}`), { highWaterMark: CHUNK_BYTES }) as AsyncIterable<Uint8Array>;
+        }
+        const object = await writeObject(ctx, ref, bucket, key, parts(), { contentType: meta.contentType, metadata: meta.metadata }, signal);
+        await rm(dir, { recursive: true, force: true });
+        return object;
+      }),
+
+    abortUpload: (target, ref, key, uploadId, opts) =>
+      runCall(opts, async () => {
+        const { ctx, bucket } = await bucketOf(target, ref);
+        checkObjectKey(key);
+        if (!UPLOAD_ID.test(uploadId)) return;
+        await rm(join(contentDir(ctx, bucket.id), "uploads", uploadId), { recursive: true, force: true });
       }),
 
     getObject: (target, ref, key, opts) =>
