@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { InvalidArgumentError as CommanderInvalidArgument, type Command } from "commander";
 import type { DispatcherClients } from "../client/index.js";
 import { Job, JobEvent, JobState, jobStateToJSON } from "../gen/proto/dispatcher/v1/jobs.js";
-import { Image, Product, Server, ServerEvent, ServerState, serverStateToJSON } from "../gen/proto/dispatcher/v1/servers.js";
+import { Image, Product, Server, ServerEvent, ServerState, serverStateToJSON, type LaunchVolume } from "../gen/proto/dispatcher/v1/servers.js";
 import { fields, hourly, json, table, time, withClient, type ClientCommandOptions, type CommandIo } from "./client-command.js";
 
 export type ServerCommandOptions = ClientCommandOptions & { wait?: boolean | undefined };
@@ -135,6 +135,15 @@ export interface LaunchOptions extends ServerCommandOptions {
   /** The id of a static address to associate once the server runs. */
   staticAddress?: string | undefined;
   tag?: Record<string, string> | undefined;
+  volume?: LaunchVolume[] | undefined;
+}
+
+/** `--volume /dev/sdf=VOLUME_ID` (an existing volume) or `--volume /dev/sdf=10` (a new one of 10 GiB) or `/dev/sdf=10:gp3`. */
+function parseVolume(value: string, previous: LaunchVolume[] = []): LaunchVolume[] {
+  const m = /^(\/dev\/[a-z][a-z0-9]{1,15})=(?:(\d{1,5})(?::([A-Za-z0-9_.-]+))?|([A-Za-z0-9]{1,64}))$/.exec(value);
+  if (!m) throw new CommanderInvalidArgument("DEVICE=VOLUME_ID or DEVICE=SIZE_GIB[:TYPE], e.g. /dev/sdf=10");
+  const [, device, size, type, id] = m;
+  return [...previous, { device: device as string, volumeId: id ?? "", sizeGib: size ? Number(size) : 0, volumeType: type ?? "", snapshotId: "" }];
 }
 
 /** The user data script of --user-data-file, read whole; the file is the caller's, the text is never printed. */
@@ -145,7 +154,7 @@ function readUserData(file: string | undefined): string {
 
 export async function runServersLaunch(options: LaunchOptions): Promise<number> {
   return withClient("servers launch", options, async (c, io) => {
-    const { job, server } = await c.servers.launchServer({
+    const { job, server, volumeJobs } = await c.servers.launchServer({
       accountId: options.account,
       regionId: options.region,
       dataCenter: options.dataCenter ?? "",
@@ -159,9 +168,12 @@ export async function runServersLaunch(options: LaunchOptions): Promise<number> 
       userData: readUserData(options.userDataFile),
       addressId: options.staticAddress ?? "",
       tags: options.tag ?? {},
+      volumes: options.volume ?? [],
     });
     if (server && !options.json) io.out(`server ${server.id} (${server.name}): ${serverState(server.state)}\n`);
-    const code = await reportJob(c, io, options, job, { server: server ? Server.toJSON(server) : null });
+    let code = await reportJob(c, io, options, job, { server: server ? Server.toJSON(server) : null });
+    // Each volume named at launch: its attach job, done when the volume is seen attached.
+    for (const attach of volumeJobs) if (code === 0) code = await reportJob(c, io, options, attach);
     if (code === 0 && options.wait && server && !options.json) {
       const { server: now } = await c.servers.getServer({ id: server.id });
       if (now) io.out(describeServer(now));
@@ -314,6 +326,7 @@ export function addServerCommands(program: Command, configFile: () => string | u
     .option("--user-data-file <path>", "a script the guest runs once at first boot (at most 12 KiB; - for standard input)")
     .option("--address <id>", "a static address (ALLOCATED) to associate once the server runs; the job is done when it is")
     .option("--tag <key=value>", "a tag for the server (repeat for several)", parseTag)
+    .option("--volume <device=id|device=GiB[:type]>", "attach an existing volume, or a new one of that size, once the server runs (repeatable)", parseVolume)
     .option("-w, --wait", "follow the job to its end; exit 0 only when the server runs", false)
     .option("--json", "JSON instead of text (with --wait: a line per update)", false)
     .action(async (opts: Omit<LaunchOptions, keyof ServerCommandOptions>, cmd: Command) => {

@@ -20,6 +20,9 @@ import {
   serverToProto,
   STATE_FROM_PROTO,
 } from "./mapper.js";
+import { InvalidArgumentError } from "../errors.js";
+import { launchVolumesFromProto } from "../storage/mapper.js";
+import type { StorageService } from "../storage/service.js";
 import type { ServerService } from "./service.js";
 import { tagViolations } from "../clouds/resources.js";
 import { MAX_SERVER_FIREWALLS } from "./launch-options.js";
@@ -60,7 +63,10 @@ function eventCursor(v: Violations, token: string, query: unknown): string | und
   return after;
 }
 
-export function serverHandlers(servers: ServerService): RpcService {
+/** Volumes named at launch (src/storage): checked before the server is recorded, created and attached after. */
+export type LaunchVolumes = Pick<StorageService, "checkLaunchVolumes" | "attachAtLaunch">;
+
+export function serverHandlers(servers: ServerService, volumes?: LaunchVolumes): RpcService {
   const control = (action: ServerAction) => async (req: { id: string; idempotencyKey: string }, ctx: { principal: Parameters<ServerService["control"]>[0] }) => {
     const { id, key } = validateOne((v) => ({ id: v.string("id", req.id, ID_RULES), key: v.optionalString("idempotency_key", req.idempotencyKey, IDEMPOTENCY_KEY_RULES) }));
     return { job: jobToProto(await servers.control(ctx.principal, action, id, key)) };
@@ -84,9 +90,13 @@ export function serverHandlers(servers: ServerService): RpcService {
         userData: userData(v, "user_data", req.userData),
         addressId: v.optionalString("address_id", req.addressId, ID_RULES),
         tags: launchTags(v, "tags", req.tags),
+        volumes: launchVolumesFromProto(v, "volumes", req.volumes),
       }));
+      if (input.volumes.length > 0 && !volumes) throw InvalidArgumentError.field("volumes", "this server offers no volumes at launch");
+      if (input.volumes.length > 0) await volumes?.checkLaunchVolumes(ctx.principal, input, input.volumes);
       const { job, server } = await servers.launch(ctx.principal, input);
-      return { job: jobToProto(job), server: serverToProto(server) };
+      const attached = input.volumes.length > 0 && volumes ? await volumes.attachAtLaunch(ctx.principal, server, input.volumes, input.idempotencyKey) : [];
+      return { job: jobToProto(job), server: serverToProto(server), volumeJobs: attached.map((a) => jobToProto(a.attachJob)) };
     }),
     startServer: unary(S.startServer, control("start")),
     stopServer: unary(S.stopServer, control("stop")),

@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { serviceOf, type MachineImageObservation, type SnapshotObservation, type VolumeObservation } from "../clouds/resources.js";
 import type { JobContext, JobKind } from "../jobs/catalog.js";
-import { PermanentJobError } from "../jobs/errors.js";
+import { PermanentJobError, RetryableJobError } from "../jobs/errors.js";
 import { defineDeleteKind, defineResourceKind, loadResource, refOf, resourcePayload } from "../resources/kinds.js";
 import type { Resource } from "../resources/model.js";
 import { BUCKET, IMAGE, SNAPSHOT, VOLUME } from "../resources/types.js";
@@ -38,11 +38,15 @@ async function providerIdOf(ctx: JobContext, r: Resource, id: string, type: Reso
   return other.providerId;
 }
 
-/** A server of the resource's account and region that the cloud knows; read when the job runs. */
-async function serverOf(ctx: JobContext, r: Resource, serverId: string): Promise<{ regionId: string; providerId: string }> {
+/**
+ * A server of the resource's account and region that the cloud knows; read when the job runs. With `waitForLaunch`
+ * (a volume named at launch), a server still PENDING is retried with backoff rather than refused.
+ */
+async function serverOf(ctx: JobContext, r: Resource, serverId: string, waitForLaunch = false): Promise<{ regionId: string; providerId: string }> {
   const server = await findServer(ctx.sql, serverId);
   if (!server || server.accountId !== r.accountId) throw new PermanentJobError(`server ${serverId} does not exist in account ${r.accountId}`, "NOT_FOUND", { server: serverId });
   if (server.regionId !== r.regionId) throw new PermanentJobError(`server ${serverId} is in ${server.regionId}, the ${r.type} in ${r.regionId}`, "FAILED_PRECONDITION", { server: serverId });
+  if (waitForLaunch && (server.state === "PENDING" || !server.providerId)) throw new RetryableJobError(`server ${serverId} is ${server.state}: the volume attaches once it runs`);
   if (!server.providerId || server.state === "TERMINATED" || server.state === "TERMINATING") throw new PermanentJobError(`server ${serverId} is ${server.state}`, "FAILED_PRECONDITION", { server: serverId, state: server.state });
   return { regionId: server.regionId, providerId: server.providerId };
 }
@@ -72,7 +76,12 @@ export const volumeCreateKind = defineResourceKind({
   },
 });
 
-export const volumeAttachPayload = resourcePayload.extend({ serverId: z.string().min(1).max(64), device: z.string().min(1).max(32) });
+export const volumeAttachPayload = resourcePayload.extend({
+  serverId: z.string().min(1).max(64),
+  device: z.string().min(1).max(32),
+  /** Named at launch: the server and the volume may both still be on their way; the attempt is retried until they are there. */
+  atLaunch: z.boolean().default(false),
+});
 
 export const volumeAttachKind = defineResourceKind({
   kind: VOLUME_ATTACH_KIND,
@@ -80,7 +89,8 @@ export const volumeAttachKind = defineResourceKind({
   permission: "volumes.write",
   payload: volumeAttachPayload,
   async act({ driver, target, call, ctx }, r, p) {
-    await serviceOf(driver, "volumes").attach(target, refOf(r), await serverOf(ctx, r, p.serverId), p.device, call);
+    if (p.atLaunch && (!r.providerId || r.state === "PENDING" || r.state === "CREATING")) throw new RetryableJobError(`volume ${r.id} is ${r.state}: it attaches once available`);
+    await serviceOf(driver, "volumes").attach(target, refOf(r), await serverOf(ctx, r, p.serverId, p.atLaunch), p.device, call);
   },
   // Done when the cloud shows it attached to that server on that device.
   async done(seen: VolumeObservation | null, _r, p, ctx) {

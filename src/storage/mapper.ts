@@ -4,7 +4,10 @@
 import type { MachineImage, Snapshot, Volume } from "../gen/proto/dispatcher/v1/storage.js";
 import { infoOf } from "../network/mapper.js";
 import type { Resource } from "../resources/model.js";
-import type { Links, PublicImage } from "./service.js";
+import type { LaunchVolume as LaunchVolumeMessage } from "../gen/proto/dispatcher/v1/servers.js";
+import type { Violations } from "../rpc/validate.js";
+import { ID_RULES } from "../rpc/validate.js";
+import type { LaunchVolume, Links, PublicImage } from "./service.js";
 
 export { BUDGET_CODE_RULES, DESCRIPTION_RULES, ID_RULES, IDEMPOTENCY_KEY_RULES, REGION_ID_RULES, RESOURCE_NAME_RULES, resourceEventToProto, tagsOf } from "../network/mapper.js";
 
@@ -57,3 +60,22 @@ export const publicImageToProto = (i: PublicImage): MachineImage => ({
   sizeBytes: "0",
   hourlyPriceMicros: "0",
 });
+
+export const MAX_LAUNCH_VOLUMES = 16;
+
+/** The volumes of a launch request, each checked (violations name volumes[i].field); devices distinct. */
+export function launchVolumesFromProto(v: Violations, field: string, list: readonly LaunchVolumeMessage[] | undefined): LaunchVolume[] {
+  const items = list ?? [];
+  if (items.length > MAX_LAUNCH_VOLUMES) v.add(field, `at most ${MAX_LAUNCH_VOLUMES} volumes`);
+  const devices = new Set<string>();
+  return items.slice(0, MAX_LAUNCH_VOLUMES).map((m, i) => {
+    const at = `${field}[${i}]`;
+    const device = v.string(`${at}.device`, m.device, DEVICE_RULES);
+    if (device && devices.has(device)) v.add(`${at}.device`, `${device} is named twice`);
+    devices.add(device);
+    const volumeId = v.optionalString(`${at}.volume_id`, m.volumeId, ID_RULES);
+    if (volumeId && (m.sizeGib || m.volumeType || m.snapshotId)) v.add(`${at}.volume_id`, "name an existing volume, or the size (type, snapshot) of a new one, not both");
+    if (!volumeId && (!Number.isInteger(m.sizeGib) || m.sizeGib < 1 || m.sizeGib > MAX_VOLUME_GIB)) v.add(`${at}.size_gib`, `must be 1 to ${MAX_VOLUME_GIB} for a new volume`);
+    return { device, volumeId, sizeGiB: m.sizeGib, volumeType: v.optionalString(`${at}.volume_type`, m.volumeType, VOLUME_TYPE_RULES), snapshotId: v.optionalString(`${at}.snapshot_id`, m.snapshotId, ID_RULES) };
+  });
+}

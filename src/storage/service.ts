@@ -61,6 +61,15 @@ export interface NewImage extends Owned {
   description: string;
 }
 
+/** A volume named in a launch request: an existing one of the account (volumeId), or a new one (size, type, snapshot). */
+export interface LaunchVolume {
+  device: string;
+  volumeId: string;
+  sizeGiB: number;
+  volumeType: string;
+  snapshotId: string;
+}
+
 /** A provider's catalog image, as discovery last recorded it for the account and region. */
 export interface PublicImage {
   id: string;
@@ -91,6 +100,18 @@ export interface StorageService {
   createImage(principal: Readonly<Principal>, input: NewImage): Promise<{ job: Job; resource: Resource }>;
   /** The account's own images in the region (paged) and, unless ownOnly, the public ones (with the first page). */
   listImages(principal: Readonly<Principal>, query: { accountId: string; regionId: string; ownOnly: boolean; includeDeleted: boolean; pageSize: number; afterId?: string | undefined }): Promise<{ own: Page<Resource>; public: PublicImage[] }>;
+
+  /**
+   * Checks the volumes a launch names before the server is recorded (field violations name `volumes[i].…`): an
+   * existing volume of the caller's scope (NOT_FOUND otherwise), of the launch's account and region, not attached;
+   * devices distinct; new volumes as CreateVolume would take them.
+   */
+  checkLaunchVolumes(principal: Readonly<Principal>, at: { accountId: string; regionId: string }, volumes: readonly LaunchVolume[]): Promise<void>;
+  /**
+   * After the launch was recorded: creates the new volumes and starts one attach job per volume, which waits (retrying
+   * with backoff) until the server runs and the volume is available. Idempotency keys derive from the launch's.
+   */
+  attachAtLaunch(principal: Readonly<Principal>, server: { id: string; accountId: string; regionId: string; budgetCode: string }, volumes: readonly LaunchVolume[], launchKey: string): Promise<Array<{ volumeId: string; attachJob: Job }>>;
 
   /** The dispatcher's ids of the servers and resources these rows' details name by provider id. */
   linksOf(rows: readonly Resource[]): Promise<Links>;
@@ -130,7 +151,7 @@ export function createStorageService(deps: { sql: Sql; resources: ResourceServic
     return { servers, resources: linked };
   };
 
-  return {
+  const service: StorageService = {
     get: (p, type, id) => resources.get(p, STORAGE_SPECS[type], id),
     list: (p, type, q) => resources.list(p, STORAGE_SPECS[type], q),
     listEvents: (p, type, id, q) => resources.listEvents(p, STORAGE_SPECS[type], id, q),
@@ -242,6 +263,49 @@ export function createStorageService(deps: { sql: Sql; resources: ResourceServic
       });
     },
 
+    async checkLaunchVolumes(p, at, volumes) {
+      const devices = new Set<string>();
+      for (const [i, v] of volumes.entries()) {
+        if (devices.has(v.device)) throw InvalidArgumentError.field(`volumes[${i}].device`, `${v.device} is named twice`);
+        devices.add(v.device);
+        if (!v.volumeId) {
+          if (v.snapshotId) {
+            const snapshot = await resources.get(p, STORAGE_SPECS.snapshot, v.snapshotId);
+            if (snapshot.accountId !== at.accountId || snapshot.regionId !== at.regionId) throw InvalidArgumentError.field(`volumes[${i}].snapshot_id`, `snapshot ${v.snapshotId} is not in the server's account and region`);
+            if (snapshot.state !== "COMPLETED") throw new FailedPreconditionError(`snapshot ${v.snapshotId} is ${snapshot.state}; a volume is made only from a COMPLETED snapshot`, "SNAPSHOT_NOT_COMPLETED", [], { snapshot: v.snapshotId });
+            if (v.sizeGiB < Number(snapshot.details.sizeGiB ?? "0")) throw InvalidArgumentError.field(`volumes[${i}].size_gib`, `must be at least the snapshot's size, ${snapshot.details.sizeGiB} GiB`);
+          }
+          continue;
+        }
+        const volume = await resources.get(p, STORAGE_SPECS.volume, v.volumeId);
+        if (volume.accountId !== at.accountId || volume.regionId !== at.regionId) throw InvalidArgumentError.field(`volumes[${i}].volume_id`, `volume ${v.volumeId} is not in the server's account and region`);
+        if (volume.state === DELETED) throw new FailedPreconditionError(`volume ${v.volumeId} is deleted`, "RESOURCE_DELETED", [], { volume: v.volumeId });
+        const reason = attachedReason(volume, (await linksOf([volume])).servers.get(`${volume.accountId}/${volume.details.serverProviderId ?? ""}`));
+        if (reason) throw new FailedPreconditionError(reason, "VOLUME_ATTACHED", [], { volume: v.volumeId });
+      }
+    },
+
+    async attachAtLaunch(p, server, volumes, launchKey) {
+      const out: Array<{ volumeId: string; attachJob: Job }> = [];
+      for (const [i, v] of volumes.entries()) {
+        const key = (what: string) => (launchKey ? `${launchKey.slice(0, 200)}/volumes/${i}/${what}` : "");
+        let volumeId = v.volumeId;
+        if (!volumeId) {
+          const { resource } = await service.createVolume(p, { accountId: server.accountId, regionId: server.regionId, name: "", sizeGiB: v.sizeGiB, volumeType: v.volumeType, dataCenter: "", snapshotId: v.snapshotId, budgetCode: server.budgetCode, tags: { "launched-with": server.id }, idempotencyKey: key("create") });
+          volumeId = resource.id;
+        }
+        const attachJob = await resources.act(p, STORAGE_SPECS.volume, volumeId, {
+          kind: VOLUME_ATTACH_KIND,
+          payload: { serverId: server.id, device: v.device, atLaunch: true },
+          idempotencyKey: key("attach"),
+          message: `attachment to server ${server.id} as ${v.device} requested with its launch by ${p.id}`,
+          details: { serverId: server.id, device: v.device },
+        });
+        out.push({ volumeId, attachJob });
+      }
+      return out;
+    },
+
     async listImages(p, q) {
       if (!inScope(scopeOf(p), q.accountId)) throw new NotFoundError("account", q.accountId);
       const own = await resources.list(p, STORAGE_SPECS.image, { accountId: q.accountId, regionId: q.regionId, includeDeleted: q.includeDeleted, afterId: q.afterId, pageSize: q.pageSize });
@@ -249,4 +313,5 @@ export function createStorageService(deps: { sql: Sql; resources: ResourceServic
       return { own, public: publicImages };
     },
   };
+  return service;
 }

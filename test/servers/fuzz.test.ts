@@ -111,6 +111,7 @@ function plausible(key: string, value: unknown, ids: { accountId: string; server
     set: fc.dictionary(fc.stringMatching(/^[a-z][a-z0-9_-]{0,10}$/), tame, { maxKeys: 3 }),
     remove: fc.array(fc.stringMatching(/^[a-z][a-z0-9_-]{0,10}$/), { maxLength: 2 }),
     firewallIds: fc.array(fc.constant(ids.serverId), { maxLength: 2 }),
+    volumes: fc.array(fc.record({ device: fc.constantFrom("/dev/sdf", "/dev/sdg"), volumeId: fc.constant(""), sizeGib: fc.integer({ min: 1, max: 4 }), volumeType: fc.constant(""), snapshotId: fc.constant("") }), { maxLength: 2 }),
     userData: fc.oneof(fc.constant(""), fc.constant("#!/bin/sh\necho fuzz > marker\n")),
     metrics: fc.array(fc.integer({ min: 1, max: 7 }), { maxLength: 3 }),
     timeout: fc.option(fc.record({ seconds: fc.integer({ min: 1, max: 600 }).map(String), nanos: fc.constant(0) }), { nil: undefined }),
@@ -141,6 +142,7 @@ function requestArbitrary(template: Record<string, unknown>, known: string[], id
     else if (typeof value === "string") fields[key] = str;
     else if (typeof value === "number") fields[key] = hostileInt;
     else if (key === "metrics") fields[key] = fc.array(hostileInt, { maxLength: 10 });
+    else if (key === "volumes") fields[key] = fc.array(fc.record({ device: str, volumeId: str, sizeGib: hostileInt, volumeType: str, snapshotId: str }), { maxLength: 20 });
     else if (Array.isArray(value)) fields[key] = fc.array(str, { maxLength: 20 });
     else if (/time$/i.test(key)) fields[key] = fc.option(hostileDate, { nil: undefined });
     else if (key === "timeout") fields[key] = fc.option(hostileDuration, { nil: undefined });

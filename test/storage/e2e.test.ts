@@ -1,5 +1,5 @@
 // End to end on the local cloud, one real `dispatcher start`: create a volume (through the CLI, --wait); launch an
-// agent server and attach the volume to it; through the agent write a file to the mount; snapshot the volume; a new
+// agent server with the volume attached; through the agent write a file to the mount; snapshot the volume; a new
 // volume from the snapshot, attached to a second server, shows the file; an image of the first server, and a server
 // launched from it has the first one's root marker; then delete everything, and nothing of it is left on disk.
 import { existsSync, readdirSync } from "node:fs";
@@ -70,9 +70,14 @@ describe("storage under dispatcher start", () => {
     expect(created.code, created.err + created.out).toBe(0);
     const volumeId = (JSON.parse(created.out.split("\n")[0] as string) as { volume: { info: { id: string } } }).volume.info.id;
 
-    // Launched first, attached once running (the launch request names no volumes).
-    const first = await agentServer();
-    await succeeded((await c.volumes.attachVolume({ id: volumeId, serverId: first, device: "/dev/sdf", idempotencyKey: "" })).job);
+    // Launched with the volume: its attach job waits for the server, and is done when the volume is seen attached.
+    const launched = await c.servers.launchServer({ accountId: account, regionId: "local", dataCenter: "", productId: "small", imageId: "agent", name: "", budgetCode: "DISKS", idempotencyKey: "first", volumes: [{ device: "/dev/sdf", volumeId, sizeGib: 0, volumeType: "", snapshotId: "" }] });
+    expect(launched.volumeJobs.map((j) => j.resource?.id)).toEqual([volumeId]);
+    await succeeded(launched.job);
+    await succeeded(launched.volumeJobs[0]);
+    const first = launched.server!.id;
+    pids.add(Number((await c.servers.getServer({ id: first })).server!.details.pid));
+    await until(async () => (await c.agents.getServerAgent({ serverId: first }).catch(() => null))?.agent, 20_000, "the agent to register");
     expect((await c.volumes.getVolume({ id: volumeId })).volume).toMatchObject({ info: { state: "IN_USE" }, attachment: { serverId: first, device: "/dev/sdf" } });
     await sh(first, 'echo "written on the first server" > mnt/sdf/hello.txt && echo first-root > root-marker.txt');
     const refused = await runCli(t.address, token, ["volumes", "delete", volumeId]);

@@ -138,6 +138,36 @@ describe("volumes and snapshots", () => {
   });
 });
 
+describe("volumes named at launch", () => {
+  it("creates a new volume and attaches it and an existing one once the server runs; refuses bad and foreign volumes before launching", async () => {
+    const c = f.client(f.users.operator);
+    const existing = await c.volumes.createVolume({ accountId: account, regionId: "local", name: "", sizeGib: 1, volumeType: "", dataCenter: "", snapshotId: "", budgetCode: "", tags: {}, idempotencyKey: "" });
+    await finished(existing.job!.id);
+    const launch = { accountId: account, regionId: "local", dataCenter: "", productId: "small", imageId: "img-1", name: "", budgetCode: "", idempotencyKey: "with-volumes" };
+    const vols = [{ device: "/dev/sdf", volumeId: existing.volume!.info!.id, sizeGib: 0, volumeType: "", snapshotId: "" }, { device: "/dev/sdg", volumeId: "", sizeGib: 2, volumeType: "ssd", snapshotId: "" }];
+    const launched = await c.servers.launchServer({ ...launch, volumes: vols });
+    expect(launched.volumeJobs).toHaveLength(2);
+    // The same key: the same server and the same attach jobs.
+    const again = await c.servers.launchServer({ ...launch, volumes: vols });
+    expect([again.server!.id, ...again.volumeJobs.map((j) => j.id)]).toEqual([launched.server!.id, ...launched.volumeJobs.map((j) => j.id)]);
+    for (const j of [launched.job!, ...launched.volumeJobs]) expect((await finished(j.id)).state).toBe("SUCCEEDED");
+    const made = launched.volumeJobs[1]!.resource!.id;
+    for (const [id, device] of [[existing.volume!.info!.id, "/dev/sdf"], [made, "/dev/sdg"]] as const) {
+      expect((await c.volumes.getVolume({ id })).volume).toMatchObject({ info: { state: "IN_USE" }, attachment: { serverId: launched.server!.id, device } });
+    }
+    expect((await c.volumes.getVolume({ id: made })).volume).toMatchObject({ sizeGib: 2, volumeType: "ssd", info: { budgetCode: "STO", tags: { "launched-with": launched.server!.id } } });
+
+    const before = (await c.servers.listServers({ accountId: account, regionId: "", state: 0, budgetCode: "", pageSize: 1000, pageToken: "" })).servers.length;
+    const bad = await c.servers.launchServer({ ...launch, idempotencyKey: "", volumes: [{ device: "sdf", volumeId: "", sizeGib: 0, volumeType: "", snapshotId: "" }, { device: "/dev/sdh", volumeId: "x", sizeGib: 3, volumeType: "", snapshotId: "" }] }).catch((e: unknown) => e);
+    expect((bad as { fieldViolations: Array<{ field: string }> }).fieldViolations.map((v) => v.field)).toEqual(["volumes[0].device", "volumes[0].size_gib", "volumes[1].volume_id"]);
+    // Already attached: refused with the reason, before a server is recorded.
+    await expect(c.servers.launchServer({ ...launch, idempotencyKey: "", volumes: [vols[0]!] })).rejects.toMatchObject({ codeName: "FAILED_PRECONDITION", errorInfo: { reason: "VOLUME_ATTACHED" } });
+    const theirs = await f.client(f.users.scoped).volumes.createVolume({ accountId: other, regionId: "local", name: "", sizeGib: 1, volumeType: "", dataCenter: "", snapshotId: "", budgetCode: "", tags: {}, idempotencyKey: "" });
+    await expect(c.servers.launchServer({ ...launch, idempotencyKey: "", volumes: [{ device: "/dev/sdf", volumeId: theirs.volume!.info!.id, sizeGib: 0, volumeType: "", snapshotId: "" }] })).rejects.toMatchObject({ codeName: "INVALID_ARGUMENT" });
+    expect((await c.servers.listServers({ accountId: account, regionId: "", state: 0, budgetCode: "", pageSize: 1000, pageToken: "" })).servers.length).toBe(before);
+  }, 60_000);
+});
+
 describe("machine images", () => {
   it("makes an image of a server, lists it beside the public ones, launches a server from it, and deregisters it", async () => {
     const c = f.client(f.users.operator);
