@@ -3,8 +3,7 @@
 // mariadb driver only: src/analytics/db.ts.)
 import { PrismaMariaDb } from "@prisma/adapter-mariadb";
 import { PrismaClient as ProvisioningPrismaClient, type Prisma as ProvisioningPrisma } from "../gen/prisma/provisioning/client.js";
-import { sessionInitSql } from "./sql.js";
-import { connectionOptions, LAZY_POOL } from "./url.js";
+import { connectionOptions, LAZY_POOL, sessionInitSql } from "./url.js";
 
 export { checkDatabase } from "./connect.js";
 

@@ -7,7 +7,7 @@ import { Prisma } from "../gen/prisma/provisioning/client.js";
 import { UnavailableError } from "../errors.js";
 import { isDatabaseUnavailable, isTransientConflict } from "./errors.js";
 import type { ProvisioningDb } from "./clients.js";
-import { connectionOptions, LAZY_POOL } from "./url.js";
+import { connectionOptions, LAZY_POOL, sessionInitSql } from "./url.js";
 
 /** A value bound as one parameter. */
 export type SqlValue = string | number | bigint | boolean | Date | Buffer | null | undefined;
@@ -78,13 +78,6 @@ export interface SqlPoolOptions {
    * updates and deletes wait until the node has applied every write committed anywhere in the cluster before them.
    */
   wsrepSyncWait?: number;
-}
-
-/** The statements every session of a pool starts with. */
-export function sessionInitSql(options: Pick<SqlPoolOptions, "wsrepSyncWait"> = {}): string[] {
-  const sync = options.wsrepSyncWait ?? 0;
-  if (!Number.isInteger(sync) || sync < 0 || sync > 15) throw new RangeError(`wsrep_sync_wait must be a whole number from 0 to 15, not ${sync}`);
-  return ["SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", ...(sync > 0 ? [`SET SESSION wsrep_sync_wait = ${sync}`] : [])];
 }
 
 /** `?` placeholders and the flat parameter list of a template (lists expanded, fragments inlined). */

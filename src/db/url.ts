@@ -81,3 +81,10 @@ export function connectionOptions(url: string, withDb = true): DriverOptions {
  * (mariadb's default opens every pool in full at once). docs/reliability.md has the budget per role.
  */
 export const LAZY_POOL = { minimumIdle: 1, idleTimeout: 60 } as const;
+
+/** The statements every session of a pool starts with (wsrep_sync_wait 0–15: Galera's read-your-writes, 0 is off). */
+export function sessionInitSql(options: { wsrepSyncWait?: number | undefined } = {}): string[] {
+  const sync = options.wsrepSyncWait ?? 0;
+  if (!Number.isInteger(sync) || sync < 0 || sync > 15) throw new RangeError(`wsrep_sync_wait must be a whole number from 0 to 15, not ${sync}`);
+  return ["SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED", ...(sync > 0 ? [`SET SESSION wsrep_sync_wait = ${sync}`] : [])];
+}

@@ -3,23 +3,14 @@
 // them a few at a time, counted per state, and cancelled with the parent. The parent's attempt is the only releaser:
 // every release locks the parent row and checks that the attempt still holds it.
 import { sqlFragment, sqlJoin, type Sql, type SqlFragment, type SqlPool } from "../db/sql.js";
-import type { JobState } from "./model.js";
+import type { ChildCounts, JobState } from "./model.js";
 import { insertOutboxEntries, type OutboxRef } from "./outbox.js";
-import type { NewJob } from "./repository.js";
+import type { NewJob } from "./new-job.js";
 
 /** Rows per INSERT statement when writing children (all in the caller's one transaction). */
 const INSERT_CHUNK = 500;
 
 /** How a parent's children stand. `running` counts children released and not ended (queued for a worker or running). */
-export interface ChildCounts {
-  total: number;
-  /** Held: waiting for the parent to release them. */
-  pending: number;
-  running: number;
-  succeeded: number;
-  failed: number;
-  cancelled: number;
-}
 
 export const NO_CHILDREN: Readonly<ChildCounts> = { total: 0, pending: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 };
 

@@ -1,5 +1,4 @@
 // The job as services see it (no Prisma or proto types), and the rules about its states.
-import type { ChildCounts } from "./children.js";
 
 export const JOB_STATES = ["QUEUED", "RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"] as const;
 export type JobState = (typeof JOB_STATES)[number];
@@ -83,4 +82,15 @@ export interface JobEvent {
   actor: string;
   message: string;
   time: Date;
+}
+
+/** A parent job's children by state (a fleet command's servers). */
+export interface ChildCounts {
+  total: number;
+  /** Held: waiting for the parent to release them. */
+  pending: number;
+  running: number;
+  succeeded: number;
+  failed: number;
+  cancelled: number;
 }

@@ -3,6 +3,7 @@
 // layer only (src/db/sql.ts): Prisma costs several times the driver's CPU per statement on the hot path.
 import { sqlFragment, sqlJoin, type Sql, type SqlFragment, type SqlPool } from "../db/sql.js";
 import { cancelUnstartedChildren } from "./children.js";
+import type { NewJob } from "./new-job.js";
 import { appendEvent } from "./events.js";
 import type { Job, JobState, ResourceRef } from "./model.js";
 import { enqueuePublication, insertOutboxEntries, type OutboxRef } from "./outbox.js";
@@ -82,24 +83,7 @@ export function rowToJob(r: JobRow): Job {
   };
 }
 
-export interface NewJob {
-  id: string;
-  kind: string;
-  payload: unknown;
-  maxAttempts: number;
-  requestedBy: string;
-  resource: ResourceRef | null;
-  idempotencyKey: string | null;
-  traceId: string;
-  traceparent: string | null;
-  tracestate?: string | null;
-  /** Becomes created_at and updated_at (the id's time too, so id order follows creation order). */
-  now: Date;
-  deadlineAt: Date | null;
-  /** Actor of the "created" event: the requesting principal. */
-  actor: string;
-  subjectPrefix: string;
-}
+export type { NewJob } from "./new-job.js";
 
 /**
  * Writes each job (QUEUED, publication 1), its "created" event and its outbox row in `tx`: three statements whatever

@@ -6,7 +6,8 @@
 import type { Subscription } from "@nats-io/transport-node";
 import { LeaseLostError } from "./attempt-context.js";
 import type { JobContext } from "./catalog.js";
-import { endedChildren, releaseRound, type ChildCounts } from "./children.js";
+import { endedChildren, releaseRound } from "./children.js";
+import type { ChildCounts } from "./model.js";
 import { jobDoorbellSubject } from "./events.js";
 import { Bell } from "./watch.js";
 

@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openConnection } from "../../src/db/connect.js";
 import { isDatabaseUnavailable, isTransientConflict } from "../../src/db/errors.js";
 import { quoteIdentifier } from "../../src/db/migrate.js";
-import { createSqlPool, sessionInitSql, type SqlPool } from "../../src/db/sql.js";
+import { createSqlPool, type SqlPool } from "../../src/db/sql.js";
+import { sessionInitSql } from "../../src/db/url.js";
 import { toRpcStatus } from "../../src/rpc/status.js";
 import { newTestDatabaseName, testDatabaseUrl } from "../support/db.js";
 
