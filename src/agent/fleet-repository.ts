@@ -22,16 +22,19 @@ export interface FleetSelector {
   accountId: string;
   regionId?: string | undefined;
   namePrefix?: string | undefined;
+  /** Every one of these tags, with exactly these values. */
+  tags?: Readonly<Record<string, string>> | undefined;
 }
 
 /**
- * Servers of the selector's account (and region, and name prefix) that are not terminated and have an agent that is
+ * Servers of the selector's account (and region, name prefix and tags) that are not terminated and have an agent that is
  * not gone, in id order; at most `limit`.
  */
 export async function selectFleetServers(sql: Sql, selector: FleetSelector, limit: number): Promise<FleetServer[]> {
   const where: SqlFragment[] = [sqlFragment`s.account_id = ${selector.accountId}`, sqlFragment`s.state NOT IN ('TERMINATED', 'TERMINATING')`, sqlFragment`a.state <> 'GONE'`];
   if (selector.regionId) where.push(sqlFragment`s.region_id = ${selector.regionId}`);
   if (selector.namePrefix) where.push(sqlFragment`s.name LIKE ${`${escapeLike(selector.namePrefix)}%`}`);
+  for (const [key, value] of Object.entries(selector.tags ?? {})) where.push(sqlFragment`JSON_CONTAINS(s.tags, JSON_OBJECT(${key}, ${value}))`);
   return sql.query<FleetServer>`
     SELECT ${COLUMNS} FROM servers s JOIN agents a ON a.server_id = s.id WHERE ${sqlJoin(where, " AND ")} ORDER BY s.id LIMIT ${limit}`;
 }

@@ -2,6 +2,7 @@
 import { AgentConnectionState, AgentRegistrationServiceService as R, ServerAgentServiceService as S, type Agent, type RunFleetCommandRequest } from "../gen/proto/dispatcher/v1/agents.js";
 import { IDEMPOTENCY_KEY_RULES, jobToProto } from "../jobs/mapper.js";
 import { defineService, unary, type RpcService } from "../rpc/adapter.js";
+import { tagViolations } from "../clouds/resources.js";
 import { validateOne, type Violations } from "../rpc/validate.js";
 import type { RegistrationService } from "./registration.js";
 import type { AgentConnectionState as State } from "./repository.js";
@@ -75,7 +76,7 @@ export function serverAgentHandlers(agents: ServerAgentService, fleet: FleetServ
 
 /** RunFleetCommandRequest → the service's input: server ids xor a selector, the command, the limits. */
 function fleetInput(v: Violations, req: RunFleetCommandRequest): RunFleetCommandInput {
-  const hasSelector = req.selector !== undefined && Boolean(req.selector.accountId || req.selector.regionId || req.selector.namePrefix);
+  const hasSelector = req.selector !== undefined && Boolean(req.selector.accountId || req.selector.regionId || req.selector.namePrefix || Object.keys(req.selector.tags ?? {}).length > 0);
   if (hasSelector && req.serverIds.length > 0) v.add("selector", "give server_ids or a selector, not both");
   if (!hasSelector && req.serverIds.length === 0) v.add("server_ids", "give server ids or a selector");
   if (req.serverIds.length > MAX_FLEET_SERVERS) v.add("server_ids", `at most ${MAX_FLEET_SERVERS} servers`);
@@ -92,6 +93,7 @@ function fleetInput(v: Violations, req: RunFleetCommandRequest): RunFleetCommand
           accountId: v.string("selector.account_id", req.selector.accountId, ID_RULES),
           regionId: v.optionalString("selector.region_id", req.selector.regionId, { max: 64 }) || undefined,
           namePrefix: v.optionalString("selector.name_prefix", req.selector.namePrefix, { max: 128 }) || undefined,
+          tags: selectorTags(v, req.selector.tags),
         }
       : null;
   return {
@@ -105,6 +107,13 @@ function fleetInput(v: Violations, req: RunFleetCommandRequest): RunFleetCommand
     errorBudget: req.errorBudget === 0 ? 1 : v.int("error_budget", req.errorBudget, 1, MAX_FLEET_SERVERS),
     idempotencyKey: v.optionalString("idempotency_key", req.idempotencyKey, IDEMPOTENCY_KEY_RULES),
   };
+}
+
+/** The selector's tags: each a tag the cloud could hold (the dispatcher's own keys included), one violation each. */
+function selectorTags(v: Violations, tags: Record<string, string> | undefined): Record<string, string> | undefined {
+  const out = { ...(tags ?? {}) };
+  for (const t of tagViolations(out, { allowReserved: true })) v.add(t.key ? `selector.tags[${JSON.stringify(t.key.slice(0, 64))}]` : "selector.tags", t.description);
+  return Object.keys(out).length > 0 ? out : undefined;
 }
 
 function stringList(v: Violations, field: string, list: string[]): string[] {

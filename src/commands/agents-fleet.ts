@@ -1,11 +1,12 @@
-// `dispatcher agents run-fleet`: one command on many servers (RunFleetCommand), by ids or by account, region and name
-// prefix; with --wait it follows the parent job through WatchJob, drawing a progress bar on a terminal (a line per
-// change otherwise) on stderr, then prints the outcome and the servers that failed.
+// `dispatcher agents run-fleet`: one command on many servers (RunFleetCommand), by ids or by account, region, name
+// prefix and tags; with --wait it follows the parent job through WatchJob, drawing a progress bar on a terminal (a line
+// per change otherwise) on stderr, then prints the outcome and the servers that failed.
 import { readFileSync } from "node:fs";
 import { InvalidArgumentError as CommanderInvalidArgument, type Command } from "commander";
 import type { DispatcherClients } from "../client/index.js";
 import { Job, JobState, jobStateToJSON, type JobChildren } from "../gen/proto/dispatcher/v1/jobs.js";
 import { json, withClient, type ClientCommandOptions, type CommandIo } from "./client-command.js";
+import { parseTag } from "./servers.js";
 
 export interface FleetRunOptions extends ClientCommandOptions {
   server: string[];
@@ -13,6 +14,7 @@ export interface FleetRunOptions extends ClientCommandOptions {
   account?: string | undefined;
   region?: string | undefined;
   namePrefix?: string | undefined;
+  tag?: Record<string, string> | undefined;
   maxConcurrency?: number | undefined;
   errorBudget?: number | undefined;
   timeout?: number | undefined;
@@ -54,7 +56,8 @@ export function runAgentsFleet(argv: string[], options: FleetRunOptions): Promis
     const env = Object.fromEntries(options.env.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
     const timeout = options.timeout ? { seconds: String(Math.floor(options.timeout / 1000)), nanos: (options.timeout % 1000) * 1e6 } : undefined;
     const [command = "", ...args] = argv;
-    const selector = options.account || options.region || options.namePrefix ? { accountId: options.account ?? "", regionId: options.region ?? "", namePrefix: options.namePrefix ?? "" } : undefined;
+    const tags = options.tag ?? {};
+    const selector = options.account || options.region || options.namePrefix || Object.keys(tags).length > 0 ? { accountId: options.account ?? "", regionId: options.region ?? "", namePrefix: options.namePrefix ?? "", tags } : undefined;
     const started = await c.agents.runFleetCommand({
       serverIds: serverIds(options),
       selector,
@@ -123,6 +126,7 @@ export function addFleetCommand(agents: Command, configFile: () => string | unde
     .option("--account <id>", "instead of ids: the servers of this account that have an agent")
     .option("--region <id>", "with --account: only this region's servers")
     .option("--name-prefix <text>", "with --account: only servers whose name starts with this")
+    .option("--tag <key=value>", "with --account: only servers with this tag (repeatable: all must match)", parseTag)
     .option("-c, --max-concurrency <n>", "servers running the command at once (default 10, at most 1000)", positiveInt("servers"))
     .option("-b, --error-budget <n>", "stop after this many servers failed (default 1: the first failure stops it)", positiveInt("failures"))
     .option("-t, --timeout <ms>", "each server's command timeout (default 60000, at most 600000)", positiveInt("milliseconds"))

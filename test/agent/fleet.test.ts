@@ -240,14 +240,46 @@ describe("with a worker", () => {
 
   it("chooses servers by account and name prefix; the same idempotency key returns the same job without new children", async () => {
     const key = `fleet-${newId()}`;
-    const first = await runFleet({ selector: { accountId: a.accountId, regionId: "r1", namePrefix: "fleet-1" }, idempotencyKey: key, maxConcurrency: 20, args: ["0"] });
+    const first = await runFleet({ selector: { accountId: a.accountId, regionId: "r1", namePrefix: "fleet-1", tags: {} }, idempotencyKey: key, maxConcurrency: 20, args: ["0"] });
     // fleet-1 and fleet-10 … fleet-19
     expect(first.serverCount).toBe(11);
-    const again = await runFleet({ selector: { accountId: a.accountId, regionId: "", namePrefix: "fleet-1" }, idempotencyKey: key });
+    const again = await runFleet({ selector: { accountId: a.accountId, regionId: "", namePrefix: "fleet-1", tags: {} }, idempotencyKey: key });
     expect(again.job?.id).toBe(first.job?.id);
     const end = await a.h.waitForState(first.job?.id ?? "", ["SUCCEEDED", "FAILED"], 20_000);
     expect(end.state).toBe("SUCCEEDED");
     expect(await childStates(first.job?.id ?? "")).toEqual({ SUCCEEDED: 11 });
+  }, 30_000);
+
+  it("chooses servers by tags: only those holding every given pair, from the API and from `run-fleet --tag`", async () => {
+    const web = servers.slice(20, 25);
+    for (const id of web) await a.h.sql.execute`UPDATE servers SET tags = JSON_OBJECT('tier', 'web', 'env', 'prod') WHERE id = ${id}`;
+    // Near misses: the other value, and one of the two pairs only.
+    await a.h.sql.execute`UPDATE servers SET tags = JSON_OBJECT('tier', 'web', 'env', 'staging') WHERE id = ${servers[25] as string}`;
+    await a.h.sql.execute`UPDATE servers SET tags = JSON_OBJECT('tier', 'web') WHERE id = ${servers[26] as string}`;
+    const chosen = async (jobId: string): Promise<string[]> =>
+      (await a.h.sql.query<{ id: string }>`SELECT resource_id AS id FROM jobs WHERE parent_id = ${jobId} ORDER BY resource_id`).map((r) => r.id);
+
+    const { job, serverCount } = await runFleet({ selector: { accountId: a.accountId, regionId: "", namePrefix: "", tags: { tier: "web", env: "prod" } }, args: ["0"] });
+    expect(serverCount).toBe(5);
+    expect(await chosen(job?.id ?? "")).toEqual([...web].sort());
+    expect((await a.h.waitForState(job?.id ?? "", ["SUCCEEDED", "FAILED"], 20_000)).state).toBe("SUCCEEDED");
+    const wider = await runFleet({ selector: { accountId: a.accountId, regionId: "", namePrefix: "", tags: { tier: "web" } }, args: ["0"] });
+    expect(wider.serverCount).toBe(7);
+    expect((await a.h.waitForState(wider.job?.id ?? "", ["SUCCEEDED", "FAILED"], 20_000)).state).toBe("SUCCEEDED");
+    expect(await codeOf(runFleet({ selector: { accountId: a.accountId, regionId: "", namePrefix: "", tags: { tier: "db" } } }))).toBe(Code.FAILED_PRECONDITION);
+
+    process.env.DISPATCHER_CLIENT_TOKEN = "operator-token";
+    try {
+      let out = "";
+      const code = await runAgentsFleet(["work", "0"], { address: jobsServer.address, server: [], account: a.accountId, tag: { env: "staging", tier: "web" }, env: [], wait: false, io: { out: (t: string) => void (out += t), err: () => undefined } });
+      expect(code, out).toBe(0);
+      expect(out).toMatch(/^job ([0-9A-Z]{26}) started on 1 servers/);
+      const id = /^job (\S+)/.exec(out)?.[1] ?? "";
+      expect(await chosen(id)).toEqual([servers[25]]);
+      expect((await a.h.waitForState(id, ["SUCCEEDED", "FAILED"], 20_000)).state).toBe("SUCCEEDED");
+    } finally {
+      delete process.env.DISPATCHER_CLIENT_TOKEN;
+    }
   }, 30_000);
 
   it("purges a parent's children with it, and never a child alone", async () => {
@@ -306,7 +338,7 @@ describe("scope and validation", () => {
   it("another account's server is NOT_FOUND, like one that does not exist; so is another account's selector", async () => {
     expect(await codeOf(runFleet({ serverIds: [servers[0] as string] }, a.tokens.stranger))).toBe(Code.NOT_FOUND);
     expect(await codeOf(runFleet({ serverIds: [servers[0] as string, newId()] }))).toBe(Code.NOT_FOUND);
-    expect(await codeOf(runFleet({ selector: { accountId: a.accountId, regionId: "", namePrefix: "" } }, a.tokens.stranger))).toBe(Code.NOT_FOUND);
+    expect(await codeOf(runFleet({ selector: { accountId: a.accountId, regionId: "", namePrefix: "", tags: {} } }, a.tokens.stranger))).toBe(Code.NOT_FOUND);
   });
 
   it("rejects bad requests with field violations", async () => {
@@ -316,12 +348,13 @@ describe("scope and validation", () => {
       return err?.details ?? "";
     };
     expect(await violations({})).toMatch(/server_ids/);
-    expect(await violations({ serverIds: servers.slice(0, 1), selector: { accountId: a.accountId, regionId: "", namePrefix: "" } })).toMatch(/not both/);
+    expect(await violations({ serverIds: servers.slice(0, 1), selector: { accountId: a.accountId, regionId: "", namePrefix: "", tags: {} } })).toMatch(/not both/);
     expect(await violations({ serverIds: [servers[0] as string, servers[0] as string] })).toMatch(/repeats/);
     expect(await violations({ serverIds: ["nope"] })).toMatch(/server_ids\[0\]/);
     expect(await violations({ serverIds: servers.slice(0, 1), maxConcurrency: 1001 })).toMatch(/max_concurrency/);
     expect(await violations({ serverIds: servers.slice(0, 1), errorBudget: -1 })).toMatch(/error_budget/);
     expect(await violations({ serverIds: servers.slice(0, 1), command: "" })).toMatch(/command/);
+    expect(await violations({ selector: { accountId: a.accountId, regionId: "", namePrefix: "", tags: { "": "x", ok: "a\u0007" } } })).toMatch(/selector\.tags: a tag key has 1 to 128 characters[\s\S]*selector\.tags\["ok"\]: a tag value has no control characters/);
   });
 
   it("a server without an agent is FAILED_PRECONDITION naming it", async () => {
