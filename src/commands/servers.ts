@@ -6,7 +6,7 @@ import { InvalidArgumentError as CommanderInvalidArgument, type Command } from "
 import type { DispatcherClients } from "../client/index.js";
 import { Job, JobEvent, JobState, jobStateToJSON } from "../gen/proto/dispatcher/v1/jobs.js";
 import { Image, Product, Server, ServerEvent, ServerState, serverStateToJSON, type LaunchVolume } from "../gen/proto/dispatcher/v1/servers.js";
-import { fields, hourly, json, table, time, withClient, type ClientCommandOptions, type CommandIo } from "./client-command.js";
+import { accountIdOf, fields, hourly, json, table, time, withClient, type ClientCommandOptions, type CommandIo } from "./client-command.js";
 
 export type ServerCommandOptions = ClientCommandOptions & { wait?: boolean | undefined };
 
@@ -85,8 +85,9 @@ export async function runServersList(options: ListServersOptions): Promise<numbe
   return withClient("servers list", options, async (c, io) => {
     const servers: Server[] = [];
     let token = options.pageToken ?? "";
+    const accountId = options.account ? await accountIdOf(c, options.account) : "";
     do {
-      const page = await c.servers.listServers({ pageSize: options.limit, pageToken: token, accountId: options.account ?? "", regionId: options.region ?? "", state: options.state ?? 0, budgetCode: options.budgetCode ?? "", tags: options.tag ?? {} });
+      const page = await c.servers.listServers({ pageSize: options.limit, pageToken: token, accountId, regionId: options.region ?? "", state: options.state ?? 0, budgetCode: options.budgetCode ?? "", tags: options.tag ?? {} });
       servers.push(...page.servers);
       token = page.nextPageToken;
     } while (options.all && token);
@@ -155,7 +156,7 @@ function readUserData(file: string | undefined): string {
 export async function runServersLaunch(options: LaunchOptions): Promise<number> {
   return withClient("servers launch", options, async (c, io) => {
     const { job, server, volumeJobs } = await c.servers.launchServer({
-      accountId: options.account,
+      accountId: await accountIdOf(c, options.account),
       regionId: options.region,
       dataCenter: options.dataCenter ?? "",
       productId: options.product,
@@ -209,7 +210,7 @@ export async function runServerAction(action: ServerAction, id: string, options:
 
 export async function runCatalog(what: "products" | "images", options: ServerCommandOptions & { account: string; region: string }): Promise<number> {
   return withClient(`servers ${what}`, options, async (c, io) => {
-    const q = { accountId: options.account, regionId: options.region };
+    const q = { accountId: await accountIdOf(c, options.account), regionId: options.region };
     if (what === "products") {
       const { products } = await c.servers.listProducts(q);
       io.out(options.json ? json({ products: products.map((p) => Product.toJSON(p)) }) : table(["ID", "NAME", "CPUS", "MEMORY MB", "DISK GB", "PRICE"], products.map((p) => [p.id, p.name, String(p.cpus), String(p.memoryMb), String(p.diskGb), hourly(p.hourlyPriceMicros)])));
@@ -287,7 +288,7 @@ export function addServerCommands(program: Command, configFile: () => string | u
     .command("list")
     .alias("ls")
     .description("servers in your accounts, oldest first")
-    .option("--account <id>", "only this account's")
+    .option("--account <id|name>", "only this account's")
     .option("--region <id>", "only this region's")
     .option("--state <state>", "pending, running, stopping, stopped, rebooting, terminating or terminated", parseState)
     .option("--budget-code <code>", "only those billed to this code")
@@ -313,7 +314,7 @@ export function addServerCommands(program: Command, configFile: () => string | u
   servers
     .command("launch")
     .description("launch a server (a server.launch job, done when the server is seen running)")
-    .requiredOption("--account <id>", "account to launch in")
+    .requiredOption("--account <id|name>", "account to launch in (its id, or its name where one visible account has it, e.g. local)")
     .requiredOption("--region <id>", "region (see `servers products`)")
     .requiredOption("--product <id>", "product (size)")
     .requiredOption("--image <id>", "image")
@@ -376,7 +377,7 @@ export function addServerCommands(program: Command, configFile: () => string | u
     servers
       .command(what)
       .description(`the ${what} an account can launch in a region, as last discovered`)
-      .requiredOption("--account <id>", "account")
+      .requiredOption("--account <id|name>", "account (id or name)")
       .requiredOption("--region <id>", "region")
       .option("--json", "JSON instead of a table", false)
       .action(async (opts: { account: string; region: string }, cmd: Command) => setExit(await runCatalog(what, { ...common(cmd), ...opts })));
