@@ -1,4 +1,5 @@
-// Storage cost: volumes, snapshots and images accrue per GiB-hour at each row's own price (from its size), into the
+// Storage cost: volumes, snapshots, images and buckets accrue per GiB-hour at each row's own price (from its size; a
+// bucket's from the bytes its cloud reports it holds), into the
 // same hourly cost_accruals rows as servers, only in their accruing states; a snapshot's price follows the size its
 // cloud reports; and the hours show in the budget code's usage, the held storage projecting the rest of the month.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -7,7 +8,7 @@ import { newId } from "../../src/db/ids.js";
 import { accrueResources, resourceRates } from "../../src/resources/accrual.js";
 import { applyObservation } from "../../src/resources/inventory.js";
 import { findResource, insertResource, insertResourceEvents } from "../../src/resources/repository.js";
-import { hourlyPriceOf, IMAGE, SNAPSHOT, VOLUME, type ResourceTypeSpec } from "../../src/resources/types.js";
+import { BUCKET, hourlyPriceOf, IMAGE, SNAPSHOT, VOLUME, type ResourceTypeSpec } from "../../src/resources/types.js";
 import { insertBudgetCode, openAnalyticsFixture, type AnalyticsFixture } from "../analytics/support.js";
 
 const HOUR = 3_600_000;
@@ -82,5 +83,29 @@ describe("storage accrual", () => {
     const events = await applyObservation(f.sql, SNAPSHOT as ResourceTypeSpec, before!, { providerId: before!.providerId!, regionId: "r1", name: "s", state: "COMPLETED", tags: {}, createdAt: null, clientToken: id, details: {}, volumeId: "vol-1", sizeGiB: 40 } as never, { jobId: null });
     expect((await findResource(f.sql, id))?.hourlyPriceMicros).toBe(2_740n);
     expect(events.find((e) => e.type === "DETAILS_CHANGED")?.details).toMatchObject({ sizeGiB: "40", hourlyPriceMicros: "2740" });
+  });
+
+  it("prices a bucket by the bytes its cloud reports it holds ($0.023 a GiB-month), and budget usage counts them", async () => {
+    await insertBudgetCode(f.sql, "FILES", { hard: 100_000_000n });
+    const hour = Math.floor(Date.now() / HOUR) * HOUR;
+    const from = new Date(hour - 2 * HOUR);
+    const to = new Date(hour);
+    const id = newId();
+    // Created empty: nothing to pay for yet.
+    await insertResource(f.sql, { id, accountId: f.accountId, regionId: "r1", type: "bucket", providerId: `b-${id}`, name: "b", state: "AVAILABLE", origin: "CREATED", budgetCode: "FILES", tags: {}, details: { objects: "0", bytes: "0" }, clientToken: id, hourlyPriceMicros: hourlyPriceOf(BUCKET, { bytes: "0" }), createdBy: "t" });
+    expect((await findResource(f.sql, id))?.hourlyPriceMicros).toBe(0n);
+    // The cloud reports 100 GiB in it: 2,300,000 micro-units a month, 3,151 an hour (rounded up).
+    const before = await findResource(f.sql, id);
+    await applyObservation(f.sql, BUCKET as ResourceTypeSpec, before!, { providerId: before!.providerId!, regionId: "r1", name: "b", state: "AVAILABLE", tags: {}, createdAt: null, clientToken: id, details: { objects: "3", bytes: String(100 * GIB) } } as never, { jobId: null });
+    expect((await findResource(f.sql, id))?.hourlyPriceMicros).toBe(3_151n);
+    await f.sql.execute`UPDATE resources SET created_at = ${from}, state_changed_at = ${from} WHERE id = ${id}`;
+    await accrueResources(f.sql, f.analytics, from, to);
+    expect(await amounts(id)).toEqual([[HOUR, 3_151], [HOUR, 3_151]]);
+    expect((await resourceRates(f.sql)).get("FILES")).toBe(3_151n);
+    await updateBudgetUsage(f.sql, f.analytics, to, await resourceRates(f.sql));
+    const [code] = await f.sql.query<{ current_usage_cents: bigint | number; projected_usage_cents: bigint | number }>`SELECT current_usage_cents, projected_usage_cents FROM budget_codes WHERE code = 'FILES'`;
+    // 6,302 micro-units = 0.63 cents so far (rounded up to a cent), and the held bytes project on.
+    if (from.getUTCMonth() === to.getUTCMonth()) expect(Number(code?.current_usage_cents)).toBe(1);
+    expect(Number(code?.projected_usage_cents)).toBeGreaterThan(Number(code?.current_usage_cents));
   });
 });
