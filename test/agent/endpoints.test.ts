@@ -137,7 +137,10 @@ describe("the endpoint rules", () => {
     expect(own).toContainEqual({ host: "127.0.0.1", port: 3306 }); // the provisioning database
     expect(own).toContainEqual({ host: "127.0.0.1", port: 4222 }); // NATS
     expect(own).toContainEqual({ host: "127.0.0.1", port: a.h.config.server.port });
-    expect(own).toContainEqual({ host: "*", port: a.h.config.bridge.port });
+    // A listener on every address (0.0.0.0, production's default) is every host's; a development install listens on
+    // loopback only.
+    expect(own).toContainEqual({ host: a.h.config.bridge.bind === "0.0.0.0" ? "*" : a.h.config.bridge.bind, port: a.h.config.bridge.port });
+    expect(agentEndpointRules({ ...a.h.config, bridge: { ...a.h.config.bridge, bind: "0.0.0.0" } }).ownEndpoints()).toContainEqual({ host: "*", port: a.h.config.bridge.port });
   });
 });
 
