@@ -1,8 +1,8 @@
 // npm run bench:growth — how the provisioning database's size shows in list latency, and what purging it costs.
 // Phase 1 fills the jobs, job_events and servers tables with BENCH_GROWTH_SMALL rows each (default 10,000), measures
 // the p99 of ListJobs (several filters and a deep page), ListJobEvents and ListServers through a running dispatcher,
-// then grows the tables to BENCH_GROWTH_LARGE rows (default 1,000,000) and measures again. Phase 2 ages every filled
-// job past retention and measures job creation at a fixed rate without purging, then while the monitor purges them.
+// then grows the tables to BENCH_GROWTH_LARGE rows (default 1,000,000) and measures again. Phase 2 measures job
+// creation at a fixed rate with retention off, then while the monitor purges the filled jobs (all past retention).
 // Prints a summary and one JSON line. Rows are written by the database itself (INSERT … SELECT over MariaDB's
 // sequence engine), so filling a million rows takes seconds, not the job path's hours.
 import type { ChildProcess } from "node:child_process";
@@ -57,8 +57,9 @@ async function fill(from: number, to: number): Promise<number> {
         addresses, details, hourly_price_micros, accrues_when_stopped, created_by, created_at, updated_at)
       SELECT ${idSql("S", "seq")}, IF(seq % 2 = 0, '${ACCOUNT_A}', '${ACCOUNT_B}'), 'local', 'local-a', CONCAT('p-', seq), CONCAT('s', seq), 'small', 'agent',
         'BENCH', IF(seq % 10 = 0, 'TERMINATED', 'RUNNING'), '{"private":[],"public":[]}', '{}', 1000, 0, 'bench', NOW(3), NOW(3) FROM ${seq}`);
-    // created_at grows with seq (as ids do), from 20 days ago up to now.
-    const at = `NOW(3) - INTERVAL 20 DAY + INTERVAL FLOOR(seq * 1728000000 / ${LARGE}) MICROSECOND`;
+    // created_at grows with seq (as ids do), over the 20 days that ended 40 days ago: every filled job is already past
+    // the default 30 days' retention, which stays off until the purge phase (no million-row UPDATE to age them).
+    const at = `NOW(3) - INTERVAL 60 DAY + INTERVAL FLOOR(seq * 1728000000 / ${LARGE}) MICROSECOND`;
     await db.query(`INSERT INTO jobs (id, kind, state, attempt, max_attempts, payload, requested_by, resource_type, resource_id, trace_id, created_at, updated_at, started_at, ended_at, published_at, publish_count)
       SELECT ${idSql("J", "seq")}, ELT(1 + seq % 4, ${KINDS.map((k) => `'${k}'`).join(", ")}), IF(seq % 50 = 0, 'FAILED', 'SUCCEEDED'), 1, 5, '{}',
         CONCAT('u-', seq % 50), 'server', ${idSql("S", `1 + (seq * 7919) % ${hi}`)}, LPAD(HEX(seq), 32, '0'), ${at}, ${at}, ${at}, ${at} + INTERVAL 1 SECOND, ${at}, 1 FROM ${seq}`);
@@ -67,7 +68,27 @@ async function fill(from: number, to: number): Promise<number> {
     say(`  filled ${hi.toLocaleString("en")} rows per table`);
   }
   await db.query("ANALYZE TABLE jobs, job_events, servers");
-  return (Date.now() - started) / 1000;
+  const seconds = (Date.now() - started) / 1000;
+  await settle();
+  return seconds;
+}
+
+/**
+ * Waits (up to two minutes) until InnoDB has written back what the fill dirtied, so that what follows measures the
+ * service, not the database flushing a million fresh rows in the background.
+ */
+async function settle(): Promise<void> {
+  const status = async (name: string): Promise<number> => Number(((await db.query("SHOW GLOBAL STATUS LIKE ?", [name])) as { Value: string }[])[0]?.Value ?? 0);
+  const until = Date.now() + 120_000;
+  for (;;) {
+    const dirty = await status("Innodb_buffer_pool_pages_dirty");
+    const total = await status("Innodb_buffer_pool_pages_total");
+    if (dirty <= total * 0.01 || Date.now() > until) {
+      say(`  settled: ${dirty} dirty pages of ${total}`);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
 }
 
 interface Query {
@@ -115,8 +136,12 @@ async function measure(c: DispatcherClients, rows: number): Promise<Record<strin
   return out;
 }
 
-/** Creates diagnostic jobs at CREATE_RATE for CREATE_SECONDS; the creation RPCs' latencies, sorted. */
+/**
+ * Creates diagnostic jobs at CREATE_RATE for CREATE_SECONDS, after two seconds of the same that are not counted (a
+ * process just started warms up); the creation RPCs' latencies, sorted.
+ */
 async function createAtRate(c: DispatcherClients): Promise<number[]> {
+  await Promise.all(Array.from({ length: CREATE_RATE * 2 }, (_, i) => new Promise((r) => setTimeout(r, (i * 1000) / CREATE_RATE)).then(() => c.jobs.runDiagnosticJob({ outcome: DiagnosticOutcome.DIAGNOSTIC_OUTCOME_SUCCEED }))));
   const latencies: number[] = [];
   const pending: Promise<void>[] = [];
   const started = performance.now();
@@ -163,8 +188,7 @@ try {
 
   say(`creating ${CREATE_RATE} jobs/s for ${CREATE_SECONDS} s with retention off (quiet)`);
   const quiet = await withServer(listEnv, createAtRate);
-  // Age every filled job past the 30 days' retention, then let a monitor purge them while jobs are being created.
-  await db.query("UPDATE jobs SET ended_at = ended_at - INTERVAL 40 DAY WHERE requested_by LIKE 'u-%'");
+  // Every filled job ended 40 to 60 days ago: let a monitor purge them while jobs are being created.
   const before = await countJobs();
   say(`creating ${CREATE_RATE} jobs/s for ${CREATE_SECONDS} s while the monitor purges ${before.toLocaleString("en")} aged jobs (batch ${PURGE_BATCH})`);
   const purgeEnv = { ...bench.env, DISPATCHER_JOBS_RETENTION_DAYS: "30", DISPATCHER_JOBS_PURGE_BATCH: String(PURGE_BATCH), DISPATCHER_JOBS_PURGE_INTERVAL_MS: "1000" };
