@@ -111,6 +111,9 @@ export async function releaseRound(pool: SqlPool, input: ReleaseInput): Promise<
       SELECT state, attempt, cancel_requested AS cancelRequested FROM jobs WHERE id = ${input.jobId} FOR UPDATE`;
     if (!parent || parent.state !== "RUNNING" || Number(parent.attempt) !== input.attempt) return { status: "lost" };
     const actor = parentActor(input.jobId);
+    // Lock the released children that may still end (at most the limit): a child ending right now commits first and
+    // is counted, one ending later waits for this round. So no release is decided on counts that miss a failure.
+    await tx.query`SELECT id FROM jobs WHERE parent_id = ${input.jobId} AND held = 0 AND state IN ('QUEUED', 'RUNNING') FOR UPDATE`;
     const counts = (await childCounts(tx, [input.jobId])).get(input.jobId) ?? { ...NO_CHILDREN };
     const cancelRequested = Number(parent.cancelRequested) === 1;
     const budgetSpent = counts.failed >= input.errorBudget;

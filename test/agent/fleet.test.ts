@@ -3,7 +3,7 @@
 // error budget of 3 stops the command after the third failure; cancelling the parent stops the rest; the parent's
 // progress streams through WatchJob; object scope, validation, idempotency, held children and retention.
 import { credentials, Metadata, status as Code, type ServiceError } from "@grpc/grpc-js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { newId } from "../../src/db/ids.js";
 import { RunFleetCommandRequest, ServerAgentServiceClient, type RunFleetCommandResponse } from "../../src/gen/proto/dispatcher/v1/agents.js";
 import { JobServiceClient, JobState, type Job, type WatchJobResponse } from "../../src/gen/proto/dispatcher/v1/jobs.js";
@@ -195,6 +195,7 @@ describe("with a worker", () => {
     // Every third server fails, from the second one on.
     farm.failing.clear();
     servers.forEach((s, i) => i % 3 === 1 && farm.failing.add(s));
+    onTestFinished(() => farm.failing.clear());
     const { job } = await runFleet({ serverIds: servers, maxConcurrency: 5, errorBudget: 3 });
     const id = job?.id ?? "";
     const end = await a.h.waitForState(id, ["SUCCEEDED", "FAILED", "CANCELLED"], 30_000);
