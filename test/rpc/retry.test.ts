@@ -128,7 +128,9 @@ describe("client retries over a real server", () => {
     try {
       attempts.delete("runDiagnosticJob");
       const started = Date.now();
-      await expect(slow.jobs.runDiagnosticJob({ idempotencyKey: "mine" }, { deadlineMs: 600 })).rejects.toMatchObject({ code: status.UNAVAILABLE });
+      // The last attempt's UNAVAILABLE, or DEADLINE_EXCEEDED when the deadline falls inside an attempt (a busy machine).
+      const err = (await slow.jobs.runDiagnosticJob({ idempotencyKey: "mine" }, { deadlineMs: 600 }).catch((e: unknown) => e)) as { code?: number };
+      expect([status.UNAVAILABLE, status.DEADLINE_EXCEEDED]).toContain(err.code);
       expect(Date.now() - started).toBeLessThan(2_000);
       expect(attempts.get("runDiagnosticJob")).toBeGreaterThan(2);
       expect(attempts.get("runDiagnosticJob")).toBeLessThan(1_000);

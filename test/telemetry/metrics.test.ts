@@ -43,12 +43,14 @@ beforeAll(async () => {
   c = createDispatcherClients({ address: t.address, token, retry: false });
   for (let i = 0; i < 5; i++) jobs.push(await jobEnd(c, (await c.jobs.runDiagnosticJob({ outcome: DiagnosticOutcome.DIAGNOSTIC_OUTCOME_SUCCEED, note: NOTE })).job, 30_000));
   jobs.push(await jobEnd(c, (await c.jobs.runDiagnosticJob({ outcome: DiagnosticOutcome.DIAGNOSTIC_OUTCOME_FAIL_PERMANENT, note: NOTE })).job, 30_000));
-  // The local cloud's account is connected in the background: wait for its driver and KM calls to be counted too.
+  // The local cloud's account is connected in the background: wait for its driver and KM calls to be counted too, and
+  // for the jobs that work starts to have left the outbox and the consumer (the gauges then read 0).
   samples = await until(async () => {
     const s = await scrape(t.ports.metrics);
     const ready = sumOf(s, "dispatcher_jobs_succeeded_total", { job_kind: "diagnostic" }) === 5 && sumOf(s, "dispatcher_driver_duration_count", { cloud_driver: "local" }) && sumOf(s, "dispatcher_km_client_duration_count");
-    return ready ? s : null;
-  }, 60_000, "diagnostic, driver and KM measurements on /metrics");
+    const idle = sumOf(s, "dispatcher_outbox_backlog") === 0 && sumOf(s, "dispatcher_jetstream_consumer_pending") === 0;
+    return ready && idle ? s : null;
+  }, 60_000, "diagnostic, driver and KM measurements on /metrics, with the outbox and the consumer drained");
 }, 360_000);
 
 afterAll(async () => {
