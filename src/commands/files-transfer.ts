@@ -7,9 +7,11 @@ import { rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { Writable } from "node:stream";
 import { ObjectInfo } from "../gen/proto/dispatcher/v1/files.js";
-import { json, withClient } from "./client-command.js";
-import type { FilesCommandOptions } from "./files.js";
+import { json, withClient, type ClientCommandOptions } from "./client-command.js";
 import { Progress } from "./transfer-progress.js";
+
+/** Options of every `dispatcher files` command. */
+export type FilesCommandOptions = ClientCommandOptions & { wait?: boolean | undefined; quiet?: boolean | undefined; progressTty?: boolean | undefined };
 
 const CHUNK_BYTES = 1024 * 1024;
 

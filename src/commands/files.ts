@@ -4,12 +4,10 @@
 import { InvalidArgumentError as CommanderInvalidArgument, type Command } from "commander";
 import { Bucket, ObjectInfo } from "../gen/proto/dispatcher/v1/files.js";
 import { ResourceEvent } from "../gen/proto/dispatcher/v1/network.js";
-import { fields, json, table, time, withClient, type ClientCommandOptions } from "./client-command.js";
-import { runDownload, runUpload } from "./files-transfer.js";
+import { fields, json, table, time, withClient } from "./client-command.js";
+import { runDownload, runUpload, type FilesCommandOptions } from "./files-transfer.js";
 import { reportJob } from "./job-follow.js";
 import { bytes } from "./transfer-progress.js";
-
-export type FilesCommandOptions = ClientCommandOptions & { wait?: boolean | undefined; quiet?: boolean | undefined; progressTty?: boolean | undefined };
 
 function bucketRow(b: Bucket): string[] {
   const i = b.info!;
