@@ -1,7 +1,8 @@
 // Job kind agent.fleet_run: one command on many servers. The job is the parent of one agent.run_script child per
 // server, all written with it in its creation transaction (src/agent/fleet.ts); its handler releases them at most
 // `maxConcurrency` at a time, stops after `errorBudget` failures, and ends SUCCEEDED, or FAILED once the budget is
-// spent (src/jobs/supervise.ts). It holds a worker slot while its children run.
+// spent (src/jobs/supervise.ts). It holds a worker slot while its children run. The command's environment is not in its
+// payload: each child carries it, sealed for its server (run-script-kind.ts).
 import { z } from "zod";
 import type { JobKind } from "../jobs/catalog.js";
 import { PermanentJobError } from "../jobs/errors.js";
@@ -18,7 +19,6 @@ export const DEFAULT_FLEET_CONCURRENCY = 10;
 export const fleetRunPayload = z.object({
   command: z.string().min(1).max(4096),
   args: z.array(z.string().max(4096)).max(256).default([]),
-  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).max(256), z.string().max(4096)).default({}),
   /** Each server's command timeout. */
   timeoutMs: z.number().int().min(1).max(MAX_SCRIPT_TIMEOUT_MS).default(DEFAULT_SCRIPT_TIMEOUT_MS),
   /** Servers (children) running the command at once at most: the rate limit. */

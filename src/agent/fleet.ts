@@ -13,7 +13,7 @@ import type { NewJob } from "../jobs/repository.js";
 import type { JobService } from "../jobs/service.js";
 import { FLEET_RUN_KIND, MAX_FLEET_SERVERS, type FleetRunPayload } from "./fleet-kind.js";
 import { accountExists, findFleetServers, selectFleetServers, type FleetSelector, type FleetServer } from "./fleet-repository.js";
-import { RUN_SCRIPT_KIND, runScriptKind, type RunScriptPayload } from "./run-script-kind.js";
+import { RUN_SCRIPT_KIND, runScriptKind, runScriptPayloadOf } from "./run-script-kind.js";
 
 export type { FleetSelector } from "./fleet-repository.js";
 
@@ -39,7 +39,8 @@ export interface FleetCommand {
 /** How many offending servers an error names at most. */
 const NAMED = 10;
 
-export function createFleetService(sql: SqlPool, jobs: Pick<JobService, "createJob" | "findByIdempotencyKey">) {
+/** `credentialKey` seals the command's environment into each child, for its server (run-script-kind.ts). */
+export function createFleetService(sql: SqlPool, jobs: Pick<JobService, "createJob" | "findByIdempotencyKey">, credentialKey: () => Buffer) {
   /** The servers by ids, in the order given: each in the caller's scope (NOT_FOUND otherwise) and able to take a command. */
   const byIds = async (principal: Readonly<Principal>, ids: string[]): Promise<FleetServer[]> => {
     const scope = scopeOf(principal);
@@ -81,7 +82,6 @@ export function createFleetService(sql: SqlPool, jobs: Pick<JobService, "createJ
       const payload: FleetRunPayload = {
         command: input.command,
         args: input.args,
-        env: input.env,
         timeoutMs: input.timeoutMs,
         maxConcurrency: input.maxConcurrency,
         errorBudget: input.errorBudget,
@@ -100,8 +100,9 @@ export function createFleetService(sql: SqlPool, jobs: Pick<JobService, "createJ
           // Ids of one millisecond do not sort by creation: sorted and handed out in the servers' order, they do, so
           // the children are released in the order the servers were given.
           const ids = servers.map(() => newId(now.getTime())).sort();
+          const key = credentialKey();
           const children = servers.map((s, i): NewJob => {
-            const child: RunScriptPayload = { serverId: s.id, command: input.command, args: input.args, env: input.env, timeoutMs: input.timeoutMs, maxOutputBytes: 64 * 1024, failOnNonZeroExit: true };
+            const child = runScriptPayloadOf(key, { serverId: s.id, command: input.command, args: input.args, env: input.env, timeoutMs: input.timeoutMs, failOnNonZeroExit: true });
             return {
               id: ids[i] as string,
               kind: RUN_SCRIPT_KIND,

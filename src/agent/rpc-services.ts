@@ -13,9 +13,10 @@ import { createServerAgentService } from "./service.js";
 import { createFleetService } from "./fleet.js";
 
 export function agentRpcServices(deps: { config: Config; sql: SqlPool; jobs: Pick<JobService, "createJob" | "findByIdempotencyKey">; log: Logger; now?: () => Date }): RpcService[] {
+  const credentialKey = (): Buffer => credentialKeyOf(deps.config);
   const registration = createRegistrationService({
     sql: deps.sql,
-    credentialKey: () => credentialKeyOf(deps.config),
+    credentialKey,
     ca: () => agentCaOf(deps.config),
     certificateTtlMs: () => deps.config.agent.certificateTtlMs,
     pingIntervalMs: deps.config.agent.pingIntervalMs,
@@ -23,5 +24,5 @@ export function agentRpcServices(deps: { config: Config; sql: SqlPool; jobs: Pic
     log: deps.log,
     now: deps.now,
   });
-  return [registrationHandlers(registration), serverAgentHandlers(createServerAgentService(deps.sql, deps.jobs), createFleetService(deps.sql, deps.jobs))];
+  return [registrationHandlers(registration), serverAgentHandlers(createServerAgentService(deps.sql, deps.jobs, credentialKey), createFleetService(deps.sql, deps.jobs, credentialKey))];
 }

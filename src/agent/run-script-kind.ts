@@ -1,6 +1,7 @@
 // Job kind agent.run_script: runs a command on a server through its agent (RunScript) and keeps the exit code and
 // the (capped, UTF-8) output in the job's result. Delivery is at least once: a retry after a lost answer runs the
-// command again, so commands should be safe to repeat.
+// command again, so commands should be safe to repeat. The command's environment (where users put secrets) rides in
+// the payload sealed for its server (src/sealed.ts) and is opened only here, to hand it to the agent.
 import { status as Code } from "@grpc/grpc-js";
 import { z } from "zod";
 import type { JobKind } from "../jobs/catalog.js";
@@ -9,6 +10,8 @@ import { AgentCallError, openAgentClient } from "./agent-client.js";
 import { agentEndpointRules, checkAgentEndpoint } from "./endpoints.js";
 import * as repo from "./repository.js";
 import { agentConnector } from "./connect.js";
+import { credentialKeyOf } from "./secrets.js";
+import { open, seal, type SealPurpose } from "../sealed.js";
 
 export const RUN_SCRIPT_KIND = "agent.run_script";
 export const MAX_SCRIPT_TIMEOUT_MS = 10 * 60_000;
@@ -18,11 +21,17 @@ export const MAX_OUTPUT_BYTES = 64 * 1024;
 /** Beyond the script's own timeout, time for the call itself. */
 const CALL_SLACK_MS = 15_000;
 
+const SCRIPT_ENV: SealPurpose = { info: "dispatcher:script-env:v1", noun: "sealed script environment" };
+const scriptEnv = z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).max(256), z.string().max(4096));
+
 export const runScriptPayload = z.object({
   serverId: z.string().length(26),
   command: z.string().min(1).max(4096),
   args: z.array(z.string().max(4096)).max(256).default([]),
-  env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/).max(256), z.string().max(4096)).default({}),
+  /** The environment in clear: only in payloads written before it was sealed (new ones keep it empty). */
+  env: scriptEnv.default({}),
+  /** The environment as JSON, sealed for the server (associated data: its id). */
+  sealedEnv: z.string().min(1).optional(),
   timeoutMs: z.number().int().min(1).max(MAX_SCRIPT_TIMEOUT_MS).default(DEFAULT_SCRIPT_TIMEOUT_MS),
   maxOutputBytes: z.number().int().min(1).max(MAX_OUTPUT_BYTES).default(MAX_OUTPUT_BYTES),
   /**
@@ -33,6 +42,37 @@ export const runScriptPayload = z.object({
 });
 
 export type RunScriptPayload = z.output<typeof runScriptPayload>;
+
+export interface NewRunScript {
+  serverId: string;
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+  timeoutMs: number;
+  failOnNonZeroExit: boolean;
+}
+
+/** A new job's payload (RunServerScript's, or a fleet command's child): its environment sealed, never in clear. */
+export function runScriptPayloadOf(credentialKey: Buffer, input: NewRunScript): RunScriptPayload {
+  const { env, ...rest } = input;
+  const sealed = Object.keys(env).length > 0 ? { sealedEnv: seal(credentialKey, SCRIPT_ENV, input.serverId, JSON.stringify(env)) } : {};
+  return { ...rest, env: {}, ...sealed, maxOutputBytes: MAX_OUTPUT_BYTES };
+}
+
+/** The environment to run with: opened from `sealedEnv`, or the clear `env` of an older payload. */
+export function scriptEnvOf(credentialKey: Buffer, p: Pick<RunScriptPayload, "serverId" | "env" | "sealedEnv">): Record<string, string> | Error {
+  if (p.sealedEnv === undefined) return p.env;
+  const opened = open(credentialKey, SCRIPT_ENV, p.serverId, p.sealedEnv);
+  if (opened instanceof Error) return opened;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(opened);
+  } catch {
+    parsed = null;
+  }
+  const env = scriptEnv.safeParse(parsed);
+  return env.success ? env.data : new Error(`the sealed script environment of server ${p.serverId} is not a set of variables`);
+}
 
 export const runScriptKind: JobKind<RunScriptPayload> = {
   kind: RUN_SCRIPT_KIND,
@@ -49,11 +89,13 @@ export const runScriptKind: JobKind<RunScriptPayload> = {
     const server = await repo.findServer(ctx.sql, p.serverId);
     const vouched = server ? checkAgentEndpoint(server, agent.address, agent.port, agentEndpointRules(ctx.config)) : null;
     if (!vouched?.ok) throw new PermanentJobError(`the agent of server ${p.serverId} is at an address the cloud no longer reports for it; it must register again`, "FAILED_PRECONDITION", { serverId: p.serverId });
+    const env = scriptEnvOf(credentialKeyOf(ctx.config), p);
+    if (env instanceof Error) throw new PermanentJobError(env.message, "FAILED_PRECONDITION", { serverId: p.serverId });
     ctx.checkpoint();
     const client = openAgentClient(agentConnector(ctx.config)(agent));
     try {
       const r = await client.runScript(
-        { command: p.command, args: p.args, env: p.env, timeout: millisToDuration(p.timeoutMs), maxOutputBytes: p.maxOutputBytes },
+        { command: p.command, args: p.args, env, timeout: millisToDuration(p.timeoutMs), maxOutputBytes: p.maxOutputBytes },
         { deadline: new Date(Date.now() + p.timeoutMs + CALL_SLACK_MS), signal: ctx.signal },
       );
       const result = {

@@ -7,7 +7,7 @@ import type { Job } from "../jobs/model.js";
 import type { JobService } from "../jobs/service.js";
 import { inScope, scopeOf } from "../iam/scope.js";
 import * as repo from "./repository.js";
-import { RUN_SCRIPT_KIND, type RunScriptPayload } from "./run-script-kind.js";
+import { RUN_SCRIPT_KIND, runScriptPayloadOf } from "./run-script-kind.js";
 
 export type AgentView = Omit<repo.AgentRow, "credentialHash" | "nextPingAt">;
 
@@ -25,7 +25,8 @@ export interface ServerAgentService {
   runServerScript(principal: Readonly<Principal>, input: RunServerScriptInput): Promise<Job>;
 }
 
-export function createServerAgentService(sql: SqlPool, jobs: Pick<JobService, "createJob">): ServerAgentService {
+/** `credentialKey` seals a script's environment into its job (run-script-kind.ts). */
+export function createServerAgentService(sql: SqlPool, jobs: Pick<JobService, "createJob">, credentialKey: () => Buffer): ServerAgentService {
   const visibleServer = async (principal: Readonly<Principal>, serverId: string): Promise<repo.ServerForAgent> => {
     const server = await repo.findServer(sql, serverId);
     const scope = scopeOf(principal);
@@ -47,7 +48,7 @@ export function createServerAgentService(sql: SqlPool, jobs: Pick<JobService, "c
       if (server.state === "TERMINATED" || server.state === "TERMINATING") throw new FailedPreconditionError(`server ${server.id} is ${server.state.toLowerCase()}`, "SERVER_TERMINATED");
       const agent = await repo.findAgentByServer(sql, server.id);
       if (!agent || agent.state === "GONE") throw new FailedPreconditionError(`server ${server.id} has no registered agent`, "NO_AGENT");
-      const payload: RunScriptPayload = { serverId: server.id, command: input.command, args: input.args, env: input.env, timeoutMs: input.timeoutMs, maxOutputBytes: 64 * 1024, failOnNonZeroExit: false };
+      const payload = runScriptPayloadOf(credentialKey(), { serverId: server.id, command: input.command, args: input.args, env: input.env, timeoutMs: input.timeoutMs, failOnNonZeroExit: false });
       const { job } = await jobs.createJob({ kind: RUN_SCRIPT_KIND, payload, requester: principal, resource: { type: "server", id: server.id }, idempotencyKey: input.idempotencyKey || null });
       return job;
     },

@@ -1,97 +1,13 @@
 // `dispatcher files buckets list|get|create|delete|events` and `dispatcher files ls|stat|upload|download|rm`: object
-// storage through the dispatcher's API (client.address, client.token). Uploads and downloads stream in 1 MiB chunks,
-// with a progress bar on stderr when it is a terminal and plain progress lines otherwise; a download goes to a
-// temporary file renamed into place once its sha256 checked out, so a file under the asked name is always whole.
-import { createHash, randomBytes } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
-import { rename, rm, stat } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
-import type { Writable } from "node:stream";
+// storage through the dispatcher's API (client.address, client.token). Buckets and listings here; an object's bytes
+// (upload, download) in files-transfer.ts.
 import { InvalidArgumentError as CommanderInvalidArgument, type Command } from "commander";
-import type { DispatcherClients } from "../client/index.js";
 import { Bucket, ObjectInfo } from "../gen/proto/dispatcher/v1/files.js";
-import { Job, JobEvent, JobState, jobStateToJSON } from "../gen/proto/dispatcher/v1/jobs.js";
 import { ResourceEvent } from "../gen/proto/dispatcher/v1/network.js";
-import { fields, json, table, time, withClient, type ClientCommandOptions, type CommandIo } from "./client-command.js";
-
-export type FilesCommandOptions = ClientCommandOptions & { wait?: boolean | undefined; quiet?: boolean | undefined; progressTty?: boolean | undefined };
-
-const CHUNK_BYTES = 1024 * 1024;
-const TERMINAL = new Set([JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_FAILED, JobState.JOB_STATE_CANCELLED]);
-const jobState = (s: JobState): string => jobStateToJSON(s).replace("JOB_STATE_", "");
-
-/** 1536 → "1.5 KiB". */
-export function bytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(1)} ${units[i]}`;
-}
-
-/**
- * Progress of one transfer on stderr: on a terminal a bar redrawn in place at most every 100 ms; otherwise a plain line
- * at each tenth of a known size (or every 64 MiB of an unknown one) and at the end, so logs stay readable.
- */
-export class Progress {
-  private done = 0;
-  private lastDraw = 0;
-  private lastStep = -1;
-  private readonly started = Date.now();
-
-  constructor(
-    private readonly io: CommandIo,
-    private readonly label: string,
-    private readonly total: number | null,
-    private readonly tty: boolean,
-    private readonly quiet: boolean,
-  ) {}
-
-  add(n: number): void {
-    this.done += n;
-    if (this.quiet) return;
-    if (this.tty) {
-      const now = Date.now();
-      if (now - this.lastDraw >= 100) {
-        this.lastDraw = now;
-        this.io.err(`\r${this.bar()}`);
-      }
-      return;
-    }
-    const step = this.total ? Math.floor((this.done / Math.max(1, this.total)) * 10) : Math.floor(this.done / (64 * 1024 * 1024));
-    if (step > this.lastStep && step > 0 && (this.total === null || this.done < this.total)) {
-      this.lastStep = step;
-      this.io.err(`${this.line()}\n`);
-    }
-  }
-
-  finish(): void {
-    if (this.quiet) return;
-    if (this.tty) this.io.err(`\r${this.bar()}\n`);
-    else this.io.err(`${this.line()}\n`);
-  }
-
-  private rate(): string {
-    const s = Math.max(0.001, (Date.now() - this.started) / 1000);
-    return `${bytes(Math.round(this.done / s))}/s`;
-  }
-
-  private line(): string {
-    const pct = this.total ? ` (${Math.floor((this.done / Math.max(1, this.total)) * 100)}%)` : "";
-    return `${this.label}: ${this.done}${this.total !== null ? `/${this.total}` : ""} bytes${pct}, ${this.rate()}`;
-  }
-
-  private bar(): string {
-    if (!this.total) return `${this.label} ${bytes(this.done)} ${this.rate()}\x1b[K`;
-    const width = 30;
-    const frac = Math.min(1, this.done / this.total);
-    const filled = Math.round(frac * width);
-    return `${this.label} [${"#".repeat(filled)}${".".repeat(width - filled)}] ${String(Math.floor(frac * 100)).padStart(3)}% ${bytes(this.done)}/${bytes(this.total)} ${this.rate()}\x1b[K`;
-  }
-}
+import { fields, json, table, time, withClient } from "./client-command.js";
+import { runDownload, runUpload, type FilesCommandOptions } from "./files-transfer.js";
+import { reportJob } from "./job-follow.js";
+import { bytes } from "./transfer-progress.js";
 
 function bucketRow(b: Bucket): string[] {
   const i = b.info!;
@@ -128,28 +44,6 @@ function describeObject(o: ObjectInfo): string {
   return fields(lines);
 }
 
-/** Prints the job a bucket change started; with --wait follows it to its end. Exit 0 when it succeeded (or was started). */
-async function reportJob(c: DispatcherClients, io: CommandIo, options: FilesCommandOptions, job: Job | undefined, extra: Record<string, unknown> = {}): Promise<number> {
-  if (!job) return 1;
-  if (!options.wait) {
-    if (options.json) io.out(json({ job: Job.toJSON(job), ...extra }));
-    else io.out(`${job.kind} job ${job.id}: ${jobState(job.state)}  (follow it: dispatcher jobs watch ${job.id})\n`);
-    return 0;
-  }
-  let last = job;
-  if (!options.json) io.out(`${job.kind} job ${job.id}: ${jobState(job.state)}\n`);
-  for await (const m of c.jobs.watchJob({ id: job.id })) {
-    if (m.job) last = m.job;
-    if (options.json) io.out(json({ job: m.job ? Job.toJSON(m.job) : null, event: m.event ? JobEvent.toJSON(m.event) : null, ...extra }));
-  }
-  if (!TERMINAL.has(last.state)) {
-    io.err(`dispatcher files: the stream ended before job ${last.id} did\n`);
-    return 1;
-  }
-  if (!options.json) io.out(`${last.kind} job ${last.id}: ${jobState(last.state)}${last.error ? ` (${last.error.code}: ${last.error.message})` : ""}\n`);
-  return last.state === JobState.JOB_STATE_SUCCEEDED ? 0 : 1;
-}
-
 export async function runBucketsList(options: FilesCommandOptions & { account?: string | undefined; region?: string | undefined; all?: boolean | undefined }): Promise<number> {
   return withClient("files buckets list", options, async (c, io) => {
     const out: Bucket[] = [];
@@ -176,12 +70,12 @@ export async function runBucketsCreate(name: string, options: FilesCommandOption
     const tags = Object.fromEntries((options.tag ?? []).map((t) => [t.slice(0, t.indexOf("=")), t.slice(t.indexOf("=") + 1)]));
     const { job, bucket } = await c.files.createBucket({ accountId: options.account, regionId: options.region, name, tags, budgetCode: options.budgetCode ?? "", idempotencyKey: options.idempotencyKey ?? "" });
     if (!options.json) io.out(`bucket ${bucket!.info!.id} (${name})\n`);
-    return reportJob(c, io, options, job, { bucket: Bucket.toJSON(bucket!) });
+    return reportJob("files buckets create", c, io, options, job, { bucket: Bucket.toJSON(bucket!) }, "ends");
   });
 }
 
 export async function runBucketsDelete(id: string, options: FilesCommandOptions & { idempotencyKey?: string | undefined }): Promise<number> {
-  return withClient("files buckets delete", options, async (c, io) => reportJob(c, io, options, (await c.files.deleteBucket({ id, idempotencyKey: options.idempotencyKey ?? "" })).job));
+  return withClient("files buckets delete", options, async (c, io) => reportJob("files buckets delete", c, io, options, (await c.files.deleteBucket({ id, idempotencyKey: options.idempotencyKey ?? "" })).job, {}, "ends"));
 }
 
 export async function runBucketsEvents(id: string, options: FilesCommandOptions): Promise<number> {
@@ -229,98 +123,6 @@ export async function runObjectRemove(bucketId: string, key: string, options: Fi
     await c.files.deleteObject({ bucketId, key });
     if (!options.json) io.out(`deleted ${key}\n`);
   });
-}
-
-export interface UploadOptions extends FilesCommandOptions {
-  contentType?: string | undefined;
-  meta?: string[] | undefined;
-}
-
-/** Uploads `file` ("-": stdin) as `key`; the size of a file is announced, so a file that changes while read stores nothing. */
-export async function runUpload(bucketId: string, key: string, file: string, options: UploadOptions): Promise<number> {
-  const io = options.io ?? { out: (t: string) => void process.stdout.write(t), err: (t: string) => void process.stderr.write(t) };
-  const fromStdin = file === "-";
-  let size: number | null = null;
-  if (!fromStdin) {
-    const s = await stat(file).catch(() => null);
-    if (!s?.isFile()) {
-      io.err(`dispatcher files upload: ${file} is not a readable file\n`);
-      return 2;
-    }
-    size = s.size;
-  }
-  const metadata = Object.fromEntries((options.meta ?? []).map((m) => [m.slice(0, m.indexOf("=")), m.slice(m.indexOf("=") + 1)]));
-  return withClient("files upload", { ...options, io }, async (c) => {
-    const progress = new Progress(io, `upload ${key}`, size, options.progressTty ?? process.stderr.isTTY === true, options.quiet ?? false);
-    const hash = createHash("sha256");
-    const source = fromStdin ? process.stdin : createReadStream(file, { highWaterMark: CHUNK_BYTES });
-    async function* messages() {
-      yield { part: { $case: "header" as const, value: { bucketId, key, contentType: options.contentType ?? "", metadata, sha256: "", ...(size !== null ? { sizeBytes: String(size) } : {}) } } };
-      for await (const chunk of source as AsyncIterable<Buffer>) {
-        // Chunks of at most CHUNK_BYTES, within every message limit.
-        for (let at = 0; at < chunk.length; at += CHUNK_BYTES) {
-          const part = chunk.subarray(at, at + CHUNK_BYTES);
-          hash.update(part);
-          progress.add(part.length);
-          yield { part: { $case: "chunk" as const, value: part } };
-        }
-      }
-    }
-    const { object } = await c.files.uploadObject(messages());
-    progress.finish();
-    const digest = hash.digest("hex");
-    if (object!.checksumAlgorithm === "sha256" && object!.checksum !== digest) {
-      io.err(`dispatcher files upload: the stored object's sha256 ${object!.checksum} differs from the bytes sent (${digest})\n`);
-      return 1;
-    }
-    if (options.json) io.out(json({ object: ObjectInfo.toJSON(object!), sha256: digest }));
-    else io.out(`uploaded ${key}: ${object!.sizeBytes} bytes, ${object!.checksumAlgorithm}:${object!.checksum}\n`);
-    return 0;
-  });
-}
-
-/** Downloads `key` to `output` ("-": stdout; default: the key's last segment in the current directory). */
-export async function runDownload(bucketId: string, key: string, options: FilesCommandOptions & { output?: string | undefined }): Promise<number> {
-  const io = options.io ?? { out: (t: string) => void process.stdout.write(t), err: (t: string) => void process.stderr.write(t) };
-  const output = options.output ?? (basename(key) || "download");
-  const toStdout = output === "-";
-  const partial = toStdout ? "" : join(dirname(output), `.${basename(output)}.${randomBytes(4).toString("hex")}.partial`);
-  try {
-    return await withClient("files download", { ...options, io }, async (c) => {
-      const hash = createHash("sha256");
-      let object: ObjectInfo | undefined;
-      let progress: Progress | undefined;
-      const sink: Writable = toStdout ? process.stdout : createWriteStream(partial, { mode: 0o600 });
-      const opened = toStdout ? Promise.resolve() : new Promise<void>((resolve, reject) => sink.once("open", () => resolve()).once("error", reject));
-      await opened;
-      for await (const m of c.files.downloadObject({ bucketId, key })) {
-        if (m.part?.$case === "object") {
-          object = m.part.value;
-          progress = new Progress(io, `download ${key}`, Number(object.sizeBytes), options.progressTty ?? process.stderr.isTTY === true, options.quiet ?? false);
-        } else if (m.part?.$case === "chunk") {
-          hash.update(m.part.value);
-          progress?.add(m.part.value.length);
-          if (!sink.write(m.part.value)) await new Promise<void>((resolve, reject) => sink.once("drain", resolve).once("error", reject));
-        }
-      }
-      if (!toStdout) await new Promise<void>((resolve, reject) => sink.end((err?: Error | null) => (err ? reject(err) : resolve())));
-      progress?.finish();
-      const digest = hash.digest("hex");
-      if (!object) {
-        io.err("dispatcher files download: the stream ended without the object's metadata\n");
-        return 1;
-      }
-      if (object.checksumAlgorithm === "sha256" && object.checksum !== digest) {
-        io.err(`dispatcher files download: the bytes received have sha256 ${digest}, the object ${object.checksum}: nothing written\n`);
-        return 1;
-      }
-      if (!toStdout) await rename(partial, output);
-      if (!toStdout) io.out(options.json ? json({ object: ObjectInfo.toJSON(object), sha256: digest, file: output }) : `downloaded ${key} to ${output}: ${object.sizeBytes} bytes, sha256:${digest}\n`);
-      return 0;
-    });
-  } finally {
-    if (!toStdout) await rm(partial, { force: true });
-  }
 }
 
 function parseLimit(v: string): number {

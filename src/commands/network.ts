@@ -8,7 +8,8 @@ import type { DispatcherClients } from "../client/index.js";
 import type { Job } from "../gen/proto/dispatcher/v1/jobs.js";
 import { Address, Firewall, type FirewallRule, KeyPair, KeyType, ResourceEvent, type ResourceInfo, RuleDirection, RuleProtocol } from "../gen/proto/dispatcher/v1/network.js";
 import { fields, json, table, time, withClient, type ClientCommandOptions, type CommandIo } from "./client-command.js";
-import { collect, parseTag, reportJob, type ServerCommandOptions } from "./servers.js";
+import { reportJob } from "./job-follow.js";
+import { collect, parseTag, type ServerCommandOptions } from "./servers.js";
 
 type Kind = "firewall" | "address" | "key";
 type Opts = ServerCommandOptions & { idempotencyKey?: string | undefined };
@@ -144,7 +145,7 @@ async function events(c: DispatcherClients, kind: Kind, id: string): Promise<Res
 /** A created resource: its id first (for scripts: the last line of plain output is the job's). */
 async function created(c: DispatcherClients, io: CommandIo, o: Opts, kind: Kind, job: Job | undefined, m: Firewall | Address | KeyPair | undefined): Promise<number> {
   if (m?.info && !o.json) io.out(`${kind} ${m.info.id} (${m.info.name}): ${m.info.state}\n`);
-  const code = await reportJob(c, io, o, job, { [kind === "key" ? "keyPair" : kind]: m ? toJson(kind, m) : null });
+  const code = await reportJob(GROUP[kind], c, io, o, job, { [kind === "key" ? "keyPair" : kind]: m ? toJson(kind, m) : null }, "percent");
   if (code === 0 && o.wait && m?.info && !o.json) {
     const now = await getOne(c, kind, m.info.id);
     if (now) io.out(describe(kind, now));
@@ -227,7 +228,7 @@ export function addNetworkCommands(program: Command, configFile: () => string | 
           await withClient(`${name} tag`, common(cmd), async (c, io) => {
             const req = { id, change: { set: opts.set ?? {}, remove: opts.remove ?? [] }, idempotencyKey: common(cmd).idempotencyKey ?? "" };
             const r = kind === "firewall" ? await c.firewalls.setFirewallTags(req) : kind === "address" ? await c.addresses.setAddressTags(req) : await c.keyPairs.setKeyPairTags(req);
-            return reportJob(c, io, common(cmd), r.job);
+            return reportJob(`${name} tag`, c, io, common(cmd), r.job, {}, "percent");
           }),
         ),
       );
@@ -237,7 +238,7 @@ export function addNetworkCommands(program: Command, configFile: () => string | 
         await withClient(`${name} ${kind === "address" ? "release" : "delete"}`, common(cmd), async (c, io) => {
           const req = { id, idempotencyKey: common(cmd).idempotencyKey ?? "" };
           const r = kind === "firewall" ? await c.firewalls.deleteFirewall(req) : kind === "address" ? await c.addresses.releaseAddress(req) : await c.keyPairs.deleteKeyPair(req);
-          return reportJob(c, io, common(cmd), r.job);
+          return reportJob(`${name} ${kind === "address" ? "release" : "delete"}`, c, io, common(cmd), r.job, {}, "percent");
         }),
       ),
     );
@@ -286,7 +287,7 @@ export function addNetworkCommands(program: Command, configFile: () => string | 
         await withClient(`firewalls ${op}`, opts(cmd, "firewalls"), async (c, io) => {
           const req = { id, rule: ruleOf(o), idempotencyKey: opts(cmd, "firewalls").idempotencyKey ?? "" };
           const r = op === "add-rule" ? await c.firewalls.addFirewallRule(req) : await c.firewalls.removeFirewallRule(req);
-          return reportJob(c, io, opts(cmd, "firewalls"), r.job);
+          return reportJob(`firewalls ${op}`, c, io, opts(cmd, "firewalls"), r.job, {}, "percent");
         }),
       ),
     );
@@ -307,7 +308,7 @@ export function addNetworkCommands(program: Command, configFile: () => string | 
     setExit(
       await withClient("addresses associate", opts(cmd, "addresses"), async (c, io) => {
         const r = await c.addresses.associateAddress({ id, serverId: o.server, idempotencyKey: opts(cmd, "addresses").idempotencyKey ?? "" });
-        return reportJob(c, io, opts(cmd, "addresses"), r.job);
+        return reportJob("addresses associate", c, io, opts(cmd, "addresses"), r.job, {}, "percent");
       }),
     ),
   );
@@ -315,7 +316,7 @@ export function addNetworkCommands(program: Command, configFile: () => string | 
     setExit(
       await withClient("addresses disassociate", opts(cmd, "addresses"), async (c, io) => {
         const r = await c.addresses.disassociateAddress({ id, idempotencyKey: opts(cmd, "addresses").idempotencyKey ?? "" });
-        return reportJob(c, io, opts(cmd, "addresses"), r.job);
+        return reportJob("addresses disassociate", c, io, opts(cmd, "addresses"), r.job, {}, "percent");
       }),
     ),
   );

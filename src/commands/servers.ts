@@ -3,15 +3,12 @@
 // job; --wait follows it to its end with its progress and exits 0 only when it succeeded.
 import { readFileSync } from "node:fs";
 import { InvalidArgumentError as CommanderInvalidArgument, type Command } from "commander";
-import type { DispatcherClients } from "../client/index.js";
-import { Job, JobEvent, JobState, jobStateToJSON } from "../gen/proto/dispatcher/v1/jobs.js";
 import { Image, Product, Server, ServerEvent, ServerState, serverStateToJSON, type LaunchVolume } from "../gen/proto/dispatcher/v1/servers.js";
-import { accountIdOf, fields, hourly, json, table, time, withClient, type ClientCommandOptions, type CommandIo } from "./client-command.js";
+import { accountIdOf, fields, hourly, json, table, time, withClient, type ClientCommandOptions } from "./client-command.js";
+import { reportJob } from "./job-follow.js";
 
 export type ServerCommandOptions = ClientCommandOptions & { wait?: boolean | undefined };
 
-const TERMINAL = new Set([JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_FAILED, JobState.JOB_STATE_CANCELLED]);
-const jobState = (s: JobState): string => jobStateToJSON(s).replace("JOB_STATE_", "");
 export const serverState = (s: ServerState): string => serverStateToJSON(s).replace("SERVER_STATE_", "");
 const addresses = (s: Server): string => [...(s.addresses?.public ?? []), ...(s.addresses?.private ?? [])].join(",") || "-";
 
@@ -45,29 +42,6 @@ function describeServer(s: Server): string {
 function eventRow(e: ServerEvent): string[] {
   const move = e.toState ? (e.fromState ? `${serverState(e.fromState)} → ${serverState(e.toState)}` : serverState(e.toState)) : "";
   return [time(e.createTime), e.type, move, e.jobId || "-", e.message];
-}
-
-/** Prints the job an action started; with --wait follows it to its end. Exit 0 when it succeeded (or was started). */
-export async function reportJob(c: DispatcherClients, io: CommandIo, options: ServerCommandOptions, job: Job | undefined, extra: Record<string, unknown> = {}): Promise<number> {
-  if (!job) return 1;
-  if (!options.wait) {
-    if (options.json) io.out(json({ job: Job.toJSON(job), ...extra }));
-    else io.out(`${job.kind} job ${job.id}: ${jobState(job.state)}  (follow it: dispatcher jobs watch ${job.id})\n`);
-    return 0;
-  }
-  let last = job;
-  if (!options.json) io.out(`${job.kind} job ${job.id}: ${jobState(job.state)}\n`);
-  for await (const m of c.jobs.watchJob({ id: job.id })) {
-    if (m.job) last = m.job;
-    if (options.json) io.out(json({ job: m.job ? Job.toJSON(m.job) : null, event: m.event ? JobEvent.toJSON(m.event) : null, ...extra }));
-    else if (m.event) io.out(`  ${time(m.event.time)}  ${m.event.type.padEnd(12)} ${jobState(m.event.toState).padEnd(10)} ${m.job ? `${m.job.progressPercent}%` : ""}${m.event.message ? `  ${m.event.message}` : m.job?.progressMessage ? `  ${m.job.progressMessage}` : ""}\n`);
-  }
-  if (!TERMINAL.has(last.state)) {
-    io.err(`dispatcher servers: the stream ended before job ${last.id} did\n`);
-    return 1;
-  }
-  if (!options.json) io.out(`${last.kind} job ${last.id}: ${jobState(last.state)}${last.error ? ` (${last.error.code}: ${last.error.message})` : ""}\n`);
-  return last.state === JobState.JOB_STATE_SUCCEEDED ? 0 : 1;
 }
 
 export interface ListServersOptions extends ServerCommandOptions {
@@ -172,9 +146,9 @@ export async function runServersLaunch(options: LaunchOptions): Promise<number> 
       volumes: options.volume ?? [],
     });
     if (server && !options.json) io.out(`server ${server.id} (${server.name}): ${serverState(server.state)}\n`);
-    let code = await reportJob(c, io, options, job, { server: server ? Server.toJSON(server) : null });
+    let code = await reportJob("servers launch", c, io, options, job, { server: server ? Server.toJSON(server) : null }, "percent");
     // Each volume named at launch: its attach job, done when the volume is seen attached.
-    for (const attach of volumeJobs) if (code === 0) code = await reportJob(c, io, options, attach);
+    for (const attach of volumeJobs) if (code === 0) code = await reportJob("servers launch", c, io, options, attach, {}, "percent");
     if (code === 0 && options.wait && server && !options.json) {
       const { server: now } = await c.servers.getServer({ id: server.id });
       if (now) io.out(describeServer(now));
@@ -186,14 +160,14 @@ export async function runServersLaunch(options: LaunchOptions): Promise<number> 
 export async function runServerFirewalls(id: string, options: ServerCommandOptions & { firewall: string[]; idempotencyKey?: string | undefined }): Promise<number> {
   return withClient("servers firewalls", options, async (c, io) => {
     const { job } = await c.servers.setServerFirewalls({ id, firewallIds: options.firewall, idempotencyKey: options.idempotencyKey ?? "" });
-    return reportJob(c, io, options, job);
+    return reportJob("servers firewalls", c, io, options, job, {}, "percent");
   });
 }
 
 export async function runServerTags(id: string, options: ServerCommandOptions & { set?: Record<string, string> | undefined; remove?: string[] | undefined; idempotencyKey?: string | undefined }): Promise<number> {
   return withClient("servers tag", options, async (c, io) => {
     const { job } = await c.servers.setServerTags({ id, set: options.set ?? {}, remove: options.remove ?? [], idempotencyKey: options.idempotencyKey ?? "" });
-    return reportJob(c, io, options, job);
+    return reportJob("servers tag", c, io, options, job, {}, "percent");
   });
 }
 
@@ -204,7 +178,7 @@ export async function runServerAction(action: ServerAction, id: string, options:
     const request = { id, idempotencyKey: options.idempotencyKey ?? "" };
     const call = { start: () => c.servers.startServer(request), stop: () => c.servers.stopServer(request), reboot: () => c.servers.rebootServer(request), terminate: () => c.servers.terminateServer(request) }[action];
     const { job } = await call();
-    return reportJob(c, io, options, job);
+    return reportJob(`servers ${action}`, c, io, options, job, {}, "percent");
   });
 }
 

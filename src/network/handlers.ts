@@ -4,7 +4,8 @@ import { AddressServiceService as A, FirewallServiceService as F, KeyPairService
 import { jobToProto } from "../jobs/mapper.js";
 import type { Principal } from "../iam/principal.js";
 import { defineService, unary, type RpcService } from "../rpc/adapter.js";
-import { afterIdFromToken, nextToken, validateOne, type Violations } from "../rpc/validate.js";
+import { nextToken, validateOne, type Violations } from "../rpc/validate.js";
+import { resourceChange, resourceEventsQuery, resourceListQuery } from "../resources/requests.js";
 import {
   addressToProto,
   BUDGET_CODE_RULES,
@@ -25,39 +26,6 @@ import type { NetworkService, NetworkType } from "./service.js";
 
 type Ctx = { principal: Readonly<Principal> };
 
-interface ListRequest {
-  pageSize: number;
-  pageToken: string;
-  accountId: string;
-  regionId: string;
-  tags: Record<string, string>;
-  includeDeleted: boolean;
-}
-
-function listQuery(req: ListRequest) {
-  return validateOne((v) => {
-    const filters = {
-      accountId: v.optionalString("account_id", req.accountId, ID_RULES) || undefined,
-      regionId: v.optionalString("region_id", req.regionId, REGION_ID_RULES) || undefined,
-      tags: Object.keys(req.tags ?? {}).length > 0 ? tagsOf(req.tags) : undefined,
-      includeDeleted: req.includeDeleted || undefined,
-    };
-    for (const k of Object.keys(req.tags ?? {})) if (k.length < 1 || k.length > 128) v.add("tags", "a tag key has 1 to 128 characters");
-    return { ...filters, pageSize: v.pageSize("page_size", req.pageSize), afterId: afterIdFromToken(v, req.pageToken, filters), filters };
-  });
-}
-
-function eventsQuery(req: { id: string; pageSize: number; pageToken: string }) {
-  return validateOne((v) => {
-    const id = v.string("id", req.id, ID_RULES);
-    let afterId = afterIdFromToken(v, req.pageToken, { id });
-    if (afterId !== undefined && !/^\d{1,19}$/.test(afterId)) {
-      v.add("page_token", "is not a page token of this query");
-      afterId = undefined;
-    }
-    return { id, pageSize: v.pageSize("page_size", req.pageSize), afterId };
-  });
-}
 
 const newResource = (v: Violations, req: { accountId: string; regionId: string; name: string; tags: Record<string, string>; idempotencyKey: string }) => ({
   accountId: v.string("account_id", req.accountId, ID_RULES),
@@ -67,21 +35,18 @@ const newResource = (v: Violations, req: { accountId: string; regionId: string; 
   idempotencyKey: v.optionalString("idempotency_key", req.idempotencyKey, IDEMPOTENCY_KEY_RULES),
 });
 
-const idAndKey = (req: { id: string; idempotencyKey: string }) =>
-  validateOne((v) => ({ id: v.string("id", req.id, ID_RULES), key: v.optionalString("idempotency_key", req.idempotencyKey, IDEMPOTENCY_KEY_RULES) }));
-
 export function networkHandlers(net: NetworkService): RpcService[] {
   const remove = (type: NetworkType) => async (req: { id: string; idempotencyKey: string }, ctx: Ctx) => {
-    const { id, key } = idAndKey(req);
+    const { id, key } = resourceChange(req);
     return { job: jobToProto(await net.delete(ctx.principal, type, id, key)) };
   };
   const setTags = (type: NetworkType) => async (req: { id: string; change?: { set: Record<string, string>; remove: string[] } | undefined; idempotencyKey: string }, ctx: Ctx) => {
-    const { id, key } = idAndKey(req);
+    const { id, key } = resourceChange(req);
     const change = { set: tagsOf(req.change?.set), remove: [...(req.change?.remove ?? [])] };
     return { job: jobToProto(await net.setTags(ctx.principal, type, id, change, key)) };
   };
   const events = (type: NetworkType) => async (req: { id: string; pageSize: number; pageToken: string }, ctx: Ctx) => {
-    const q = eventsQuery(req);
+    const q = resourceEventsQuery(req);
     const page = await net.listEvents(ctx.principal, type, q.id, q);
     return { events: page.items.map(resourceEventToProto), nextPageToken: nextToken(page, { id: q.id }) };
   };
@@ -98,7 +63,7 @@ export function networkHandlers(net: NetworkService): RpcService[] {
     }),
     getFirewall: unary(F.getFirewall, async (req, ctx) => ({ firewall: firewallToProto(await net.get(ctx.principal, "firewall", validateOne((v) => v.string("id", req.id, ID_RULES)))) })),
     listFirewalls: unary(F.listFirewalls, async (req, ctx) => {
-      const q = listQuery(req);
+      const q = resourceListQuery(req);
       const page = await net.list(ctx.principal, "firewall", q);
       return { firewalls: page.items.map(firewallToProto), nextPageToken: nextToken(page, q.filters) };
     }),
@@ -120,7 +85,7 @@ export function networkHandlers(net: NetworkService): RpcService[] {
       return { address: addressToProto(address, (await net.serverIdsOf([address])).get(address.id)) };
     }),
     listAddresses: unary(A.listAddresses, async (req, ctx) => {
-      const q = listQuery(req);
+      const q = resourceListQuery(req);
       const page = await net.list(ctx.principal, "address", q);
       const servers = await net.serverIdsOf(page.items);
       return { addresses: page.items.map((a) => addressToProto(a, servers.get(a.id))), nextPageToken: nextToken(page, q.filters) };
@@ -130,7 +95,7 @@ export function networkHandlers(net: NetworkService): RpcService[] {
       return { job: jobToProto(await net.associateAddress(ctx.principal, input.id, input.serverId, input.key)) };
     }),
     disassociateAddress: unary(A.disassociateAddress, async (req, ctx) => {
-      const { id, key } = idAndKey(req);
+      const { id, key } = resourceChange(req);
       return { job: jobToProto(await net.disassociateAddress(ctx.principal, id, key)) };
     }),
     releaseAddress: unary(A.releaseAddress, remove("address")),
@@ -151,7 +116,7 @@ export function networkHandlers(net: NetworkService): RpcService[] {
     }),
     getKeyPair: unary(K.getKeyPair, async (req, ctx) => ({ keyPair: keyPairToProto(await net.get(ctx.principal, "key_pair", validateOne((v) => v.string("id", req.id, ID_RULES)))) })),
     listKeyPairs: unary(K.listKeyPairs, async (req, ctx) => {
-      const q = listQuery(req);
+      const q = resourceListQuery(req);
       const page = await net.list(ctx.principal, "key_pair", q);
       return { keyPairs: page.items.map(keyPairToProto), nextPageToken: nextToken(page, q.filters) };
     }),

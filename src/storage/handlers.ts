@@ -7,6 +7,7 @@ import { jobToProto } from "../jobs/mapper.js";
 import type { Resource } from "../resources/model.js";
 import { defineService, unary, type RpcService } from "../rpc/adapter.js";
 import { afterIdFromToken, nextToken, validateOne, type Violations } from "../rpc/validate.js";
+import { resourceChange, resourceEventsQuery, resourceListQuery, type ResourceListRequest } from "../resources/requests.js";
 import {
   BUDGET_CODE_RULES,
   DATA_CENTER_RULES,
@@ -29,39 +30,6 @@ import type { Links, StorageService, StorageType } from "./service.js";
 
 type Ctx = { principal: Readonly<Principal> };
 
-interface ListRequest {
-  pageSize: number;
-  pageToken: string;
-  accountId: string;
-  regionId: string;
-  tags: Record<string, string>;
-  includeDeleted: boolean;
-}
-
-function listQuery(req: ListRequest) {
-  return validateOne((v) => {
-    const filters = {
-      accountId: v.optionalString("account_id", req.accountId, ID_RULES) || undefined,
-      regionId: v.optionalString("region_id", req.regionId, REGION_ID_RULES) || undefined,
-      tags: Object.keys(req.tags ?? {}).length > 0 ? tagsOf(req.tags) : undefined,
-      includeDeleted: req.includeDeleted || undefined,
-    };
-    for (const k of Object.keys(req.tags ?? {})) if (k.length < 1 || k.length > 128) v.add("tags", "a tag key has 1 to 128 characters");
-    return { ...filters, pageSize: v.pageSize("page_size", req.pageSize), afterId: afterIdFromToken(v, req.pageToken, filters), filters };
-  });
-}
-
-function eventsQuery(req: { id: string; pageSize: number; pageToken: string }) {
-  return validateOne((v) => {
-    const id = v.string("id", req.id, ID_RULES);
-    let afterId = afterIdFromToken(v, req.pageToken, { id });
-    if (afterId !== undefined && !/^\d{1,19}$/.test(afterId)) {
-      v.add("page_token", "is not a page token of this query");
-      afterId = undefined;
-    }
-    return { id, pageSize: v.pageSize("page_size", req.pageSize), afterId };
-  });
-}
 
 const owned = (v: Violations, req: { name: string; budgetCode: string; tags: Record<string, string>; idempotencyKey: string }) => ({
   name: v.optionalString("name", req.name, RESOURCE_NAME_RULES),
@@ -70,16 +38,13 @@ const owned = (v: Violations, req: { name: string; budgetCode: string; tags: Rec
   idempotencyKey: v.optionalString("idempotency_key", req.idempotencyKey, IDEMPOTENCY_KEY_RULES),
 });
 
-const idAndKey = (req: { id: string; idempotencyKey: string }) =>
-  validateOne((v) => ({ id: v.string("id", req.id, ID_RULES), key: v.optionalString("idempotency_key", req.idempotencyKey, IDEMPOTENCY_KEY_RULES) }));
-
 export function storageHandlers(storage: StorageService): RpcService[] {
   const remove = (type: StorageType) => async (req: { id: string; idempotencyKey: string }, ctx: Ctx) => {
-    const { id, key } = idAndKey(req);
+    const { id, key } = resourceChange(req);
     return { job: jobToProto(await storage.delete(ctx.principal, type, id, key)) };
   };
   const events = (type: StorageType) => async (req: { id: string; pageSize: number; pageToken: string }, ctx: Ctx) => {
-    const q = eventsQuery(req);
+    const q = resourceEventsQuery(req);
     const page = await storage.listEvents(ctx.principal, type, q.id, q);
     return { events: page.items.map(resourceEventToProto), nextPageToken: nextToken(page, { id: q.id }) };
   };
@@ -87,8 +52,8 @@ export function storageHandlers(storage: StorageService): RpcService[] {
     const r = await storage.get(ctx.principal, type, validateOne((v) => v.string("id", id, ID_RULES)));
     return { r, links: await storage.linksOf([r]) };
   };
-  const list = async (type: StorageType, req: ListRequest, ctx: Ctx) => {
-    const q = listQuery(req);
+  const list = async (type: StorageType, req: ResourceListRequest, ctx: Ctx) => {
+    const q = resourceListQuery(req);
     const page = await storage.list(ctx.principal, type, q);
     return { items: page.items, links: await storage.linksOf(page.items), nextPageToken: nextToken(page, q.filters) };
   };
@@ -128,12 +93,12 @@ export function storageHandlers(storage: StorageService): RpcService[] {
       return { job: jobToProto(await storage.attachVolume(ctx.principal, input.id, input.serverId, input.device, input.key)) };
     }),
     detachVolume: unary(V.detachVolume, async (req, ctx) => {
-      const { id, key } = idAndKey(req);
+      const { id, key } = resourceChange(req);
       return { job: jobToProto(await storage.detachVolume(ctx.principal, id, key)) };
     }),
     deleteVolume: unary(V.deleteVolume, remove("volume")),
     setVolumeTags: unary(V.setVolumeTags, async (req, ctx) => {
-      const { id, key } = idAndKey(req);
+      const { id, key } = resourceChange(req);
       const change = { set: tagsOf(req.change?.set), remove: [...(req.change?.remove ?? [])] };
       return { job: jobToProto(await storage.setVolumeTags(ctx.principal, id, change, key)) };
     }),

@@ -1,14 +1,15 @@
 // The canary of the embedded span store: secrets that cross a real `dispatcher start` — a canary credential handed to
 // CreateAccount (through KM to a worker and the local driver, which refuses it), the local account's key (KM, worker,
 // driver on every launch and check), the caller's API key, a launched server's join token and agent credential, and a
-// canary in a script's environment run through the agent, the launch's user data and a created key pair's private key
-// — appear in no span that the dispatcher keeps and serves through TraceService, whose answers for every job are read
-// here in full, nor in its metrics (/metrics on the metrics port, read after the same work), nor in the audit trail
-// (its API answers and its table in a database dump), which records the run's changes with their principal and trace
-// id; the user data and the private key are also in no service-log line (debug level), request-log line, database row
-// or error.
-import { randomBytes } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
+// canary in a script's environment run through the agent (RunServerScript, and a fleet command's), the launch's user
+// data and a created key pair's private key — appear in no span that the dispatcher keeps and serves through
+// TraceService, whose answers for every job are read here in full, nor in its metrics (/metrics on the metrics port,
+// read after the same work), nor in the audit trail (its API answers and its table in a database dump), which records
+// the run's changes with their principal and trace id; the user data, the scripts' environments and the private key
+// are also in no service-log line (debug level), request-log line, database row (jobs, job_events, outbox and every
+// other table), file the run wrote, or error.
+import { createHash, randomBytes } from "node:crypto";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { killLocalServers } from "../../src/clouds/local/cleanup.js";
@@ -25,6 +26,7 @@ import { bootstrapToken, createTestEnv, jobEnd, killStrayDispatchers, startDispa
 const CANARY = `canary-${randomBytes(16).toString("hex")}`;
 const SCRIPT_CANARY = `script-canary-${randomBytes(16).toString("hex")}`;
 const USER_DATA_CANARY = `user-data-canary-${randomBytes(16).toString("hex")}`;
+const FLEET_CANARY = `fleet-canary-${randomBytes(16).toString("hex")}`;
 /** The body of the private key CreateKeyPair answered (its second line: key material, not the PEM header). */
 let privateKeyLine = "";
 /** What a refused launch answered (its user data over the limit). */
@@ -80,6 +82,11 @@ beforeAll(async () => {
   await until(async () => (await c.agents.getServerAgent({ serverId }).catch(() => null))?.agent, 60_000, "the agent to register");
   const script = await c.agents.runServerScript({ serverId, command: "sh", args: ["-c", "test -n \"$SECRET\" && echo ok"], env: { SECRET: SCRIPT_CANARY } });
   jobs.push(await jobEnd(c, script.job, 60_000));
+  // A fleet command's environment goes through its parent job and a child per server; the child fails (so the fleet
+  // does) unless the agent got it, checked against its hash so that the command's arguments do not hold it.
+  const fleetCheck = `test "$(printf %s "$SECRET" | sha256sum | cut -c1-64)" = ${createHash("sha256").update(FLEET_CANARY).digest("hex")}`;
+  const fleet = await c.agents.runFleetCommand({ serverIds: [serverId], command: "sh", args: ["-c", fleetCheck], env: { SECRET: FLEET_CANARY } });
+  jobs.push(await jobEnd(c, fleet.job, 60_000));
 
   // Every job there is (the local account's discovery and server syncs too), each trace read once its spans are in.
   const all = (await c.jobs.listJobs({ pageSize: 1000 })).jobs;
@@ -117,7 +124,7 @@ function expectAbsent(what: string, secret: string): void {
 
 describe("secrets in the embedded span store", () => {
   it("the jobs ran, and their stored spans cover the paths the secrets took (RPC, KM, worker, driver, agent)", () => {
-    expect(jobs.map((j) => j.state)).toEqual([JobState.JOB_STATE_FAILED, JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_SUCCEEDED]);
+    expect(jobs.map((j) => j.state)).toEqual([JobState.JOB_STATE_FAILED, JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_SUCCEEDED]);
     expect(served).toContain("AccountService/CreateAccount");
     expect(served).toContain("km.GetCredential");
     expect(served).toContain("KeyManagementService/StoreCredential");
@@ -138,6 +145,7 @@ describe("secrets in the embedded span store", () => {
     expectAbsent("the caller's API key", token);
     for (const marker of ["dsp_", "djt_", "dac_"]) expect(served.includes(marker), `the stored spans contain a ${marker}… secret`).toBe(false);
     expectAbsent("the script's environment", SCRIPT_CANARY);
+    expectAbsent("the fleet command's environment", FLEET_CANARY);
   });
 });
 
@@ -157,6 +165,37 @@ describe("user data and private keys", () => {
     }
   });
 });
+
+describe("scripts' environments", () => {
+  it("are in no stored span, metric, service-log line, request-log line, database row or file the run wrote", async () => {
+    const dumps = (await Promise.all(Object.values(t.urls).map((url) => dumpDatabase(url)))).join("\n");
+    // The rows they would be in are there, with the scripts' jobs: the environments went sealed.
+    for (const table of ["jobs", "job_events", "outbox_entries"]) expect(dumps).toContain(`${table}.`);
+    expect(dumps).toContain("agent.fleet_run");
+    expect(dumps).toContain("sealedEnv");
+    const requestLog = readdirSync(t.logDir).filter((f) => f.endsWith(".request.log")).map((f) => readFileSync(join(t.logDir, f), "utf8")).join("\n");
+    expect(requestLog).toContain("RunFleetCommand");
+    const files = filesUnder(t.dir);
+    expect(files.length).toBeGreaterThan(0);
+    const places: Array<[string, string]> = [["the stored spans", served], ["the metrics", metrics], ["the service log", p.output()], ["the request log", requestLog], ["a database dump", dumps], ...files];
+    for (const [where, text] of places) {
+      for (const [what, secret] of [["RunServerScript's environment", SCRIPT_CANARY], ["the fleet command's environment", FLEET_CANARY]] as const) {
+        for (const form of forms(secret)) expect(text.includes(form), `${where} contains ${what}${form === secret ? "" : " (encoded)"}`).toBe(false);
+      }
+    }
+  });
+});
+
+/** Every file under `dir` (up to 64 MiB each) as [path, text]: logs, data directory, the local cloud's guests. */
+function filesUnder(dir: string): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    const path = join(entry.parentPath, entry.name);
+    if (!entry.isFile() || statSync(path).size > 64 * 1024 * 1024) continue;
+    out.push([path, readFileSync(path, "latin1")]);
+  }
+  return out;
+}
 
 describe("secrets in the metrics", () => {
   it("the exposition covers the same paths (RPCs, KM, the driver, the agent's registration) and holds none of the secrets", () => {
@@ -200,9 +239,8 @@ describe("secrets in the audit trail", () => {
       }
     }
     for (const marker of ["dsp_", "djt_", "dac_"]) expect(table.includes(marker), `the audit_events table holds a ${marker}… secret`).toBe(false);
-    // The rest of the provisioning database holds none of the credentials or keys either (job payloads keep a script's
-    // environment by design, so that one is checked in the trail only).
-    for (const [what, secret] of [["the canary credential", CANARY], ["the local account key", accountKey], ["the API key made", apiKeySecret], ["the private key", keyBody]] as const) {
+    // The rest of the provisioning database holds none of them either.
+    for (const [what, secret] of [["the canary credential", CANARY], ["the local account key", accountKey], ["the API key made", apiKeySecret], ["the private key", keyBody], ["the script's environment", SCRIPT_CANARY], ["the fleet command's environment", FLEET_CANARY]] as const) {
       for (const form of forms(secret)) expect(provisioningDump.includes(form), `the provisioning database contains ${what}`).toBe(false);
     }
   });

@@ -7,7 +7,8 @@ import { jobToProto } from "../../jobs/mapper.js";
 import type { Principal } from "../../iam/principal.js";
 import { InvalidArgumentError } from "../../errors.js";
 import { clientStream, defineService, serverStream, unary, type CallContext, type RpcService } from "../../rpc/adapter.js";
-import { afterIdFromToken, encodePageToken, nextToken, validateOne, type Violations } from "../../rpc/validate.js";
+import { encodePageToken, nextToken, validateOne, type Violations } from "../../rpc/validate.js";
+import { resourceChange, resourceEventsQuery, resourceListQuery } from "../../resources/requests.js";
 import {
   attributesOf,
   BUCKET_NAME_RULES,
@@ -66,35 +67,18 @@ export function fileHandlers(files: FilesService): RpcService {
     getBucket: unary(F.getBucket, async (req, ctx) => ({ bucket: bucketToProto(await files.getBucket(ctx.principal, validateOne((v) => v.string("id", req.id, ID_RULES)))) })),
 
     listBuckets: unary(F.listBuckets, async (req, ctx) => {
-      const q = validateOne((v) => {
-        const filters = {
-          accountId: v.optionalString("account_id", req.accountId, ID_RULES) || undefined,
-          regionId: v.optionalString("region_id", req.regionId, REGION_ID_RULES) || undefined,
-          tags: Object.keys(req.tags ?? {}).length > 0 ? tagsOf(req.tags) : undefined,
-          includeDeleted: req.includeDeleted || undefined,
-        };
-        for (const k of Object.keys(req.tags ?? {})) if (k.length < 1 || k.length > 128) v.add("tags", "a tag key has 1 to 128 characters");
-        return { ...filters, pageSize: v.pageSize("page_size", req.pageSize), afterId: afterIdFromToken(v, req.pageToken, filters), filters };
-      });
+      const q = resourceListQuery(req);
       const page = await files.listBuckets(ctx.principal, q);
       return { buckets: page.items.map(bucketToProto), nextPageToken: nextToken(page, q.filters) };
     }),
 
     deleteBucket: unary(F.deleteBucket, async (req, ctx) => {
-      const { id, key } = validateOne((v) => ({ id: v.string("id", req.id, ID_RULES), key: v.optionalString("idempotency_key", req.idempotencyKey, IDEMPOTENCY_KEY_RULES) }));
+      const { id, key } = resourceChange(req);
       return { job: jobToProto(await files.deleteBucket(ctx.principal, id, key, cloudCall(ctx))) };
     }),
 
     listBucketEvents: unary(F.listBucketEvents, async (req, ctx) => {
-      const q = validateOne((v) => {
-        const id = v.string("id", req.id, ID_RULES);
-        let afterId = afterIdFromToken(v, req.pageToken, { id });
-        if (afterId !== undefined && !/^\d{1,19}$/.test(afterId)) {
-          v.add("page_token", "is not a page token of this query");
-          afterId = undefined;
-        }
-        return { id, pageSize: v.pageSize("page_size", req.pageSize), afterId };
-      });
+      const q = resourceEventsQuery(req);
       const page = await files.listBucketEvents(ctx.principal, q.id, q);
       return { events: page.items.map(resourceEventToProto), nextPageToken: nextToken(page, { id: q.id }) };
     }),
