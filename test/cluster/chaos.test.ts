@@ -58,7 +58,7 @@ describe.skipIf(galeraUnavailable())("npm run chaos, short", () => {
     expect(line.ok + line.unknown).toBe(JOBS);
     // A call that never answered OK either made no job or made one that ran once.
     expect(line.succeeded).toBe(line.ok + line.unknown_created);
-    expect(Object.keys(line.recovery_s)).toEqual(["sigkill_worker", "sigstop_worker_past_lease", "sigkill_dispatcher", "sigkill_monitor", "sigkill_nats_stream_leader", "sigkill_galera_node"]);
+    expect(Object.keys(line.recovery_s)).toEqual(["sigkill_worker", "sigstop_worker_past_lease", "sigkill_dispatcher", "sigkill_monitor", "sigkill_nats_stream_leader", "sigkill_galera_node", "network_delay_worker_db"]);
     if (line.killed_worker_p99_s !== null) expect(line.killed_worker_p99_s).toBeLessThan(15);
     // The other worker went on: no stretch of a lease without a job ending after the first one was killed.
     expect(line.recovery_s.sigkill_worker).toBeLessThan(LEASE_MS / 1_000);
