@@ -14,10 +14,10 @@ export class DelayProxy {
 
   /** Listens on a free port of 127.0.0.1 and forwards each connection to 127.0.0.1:`targetPort`. */
   static async start(targetPort: number): Promise<DelayProxy> {
-    let proxy: DelayProxy | undefined;
-    const server = createServer((client) => proxy?.accept(client, targetPort));
+    const server = createServer();
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    proxy = new DelayProxy(server, (server.address() as { port: number }).port);
+    const proxy = new DelayProxy(server, (server.address() as { port: number }).port);
+    server.on("connection", (client) => proxy.accept(client, targetPort));
     return proxy;
   }
 
