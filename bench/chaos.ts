@@ -322,6 +322,7 @@ async function main(): Promise<void> {
       load: loadavg().map((l) => round(l, 2)),
     };
     console.log(JSON.stringify(line));
+    if (line.double_effects > 0 || line.stale_effects > 0) await explainDoubles(db);
     process.exitCode = line.lost === 0 && line.stuck === 0 && line.double_effects === 0 && line.internal === 0 && line.unknown_run_twice === 0 ? 0 : 1;
   } finally {
     for (const c of clients) c.close();
@@ -372,6 +373,17 @@ async function accounting(sql: SqlPool, submission: Submission, struck: Struck[]
     recovery_s: recovery,
     delayed_worker: await delayedWorker(sql, struck.find((s) => s.name === "network_delay_worker_db")),
   };
+}
+
+/** For each job with an effect of another attempt than its last: its history and effects, so that a failing run says why. */
+async function explainDoubles(sql: SqlPool): Promise<void> {
+  const jobs = await sql.query<{ id: string }>`
+    SELECT DISTINCT e.job_id AS id FROM diagnostic_effects e JOIN jobs j ON j.id = e.job_id WHERE e.attempt <> j.attempt LIMIT 10`;
+  for (const { id } of jobs) {
+    const events = await sql.query`SELECT sequence, type, attempt, actor, DATE_FORMAT(created_at, '%T.%f') AS at, message FROM job_events WHERE job_id = ${id} ORDER BY sequence`;
+    const effects = await sql.query`SELECT attempt, DATE_FORMAT(created_at, '%T.%f') AS at FROM diagnostic_effects WHERE job_id = ${id} ORDER BY id`;
+    say(`  job ${id}: events ${JSON.stringify(events)} effects ${JSON.stringify(effects)}`);
+  }
 }
 
 /** Resolves once `ready()` holds (or after `timeoutMs`), with how long that took. */

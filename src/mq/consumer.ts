@@ -183,7 +183,7 @@ export async function consume(js: JetStreamClient, options: ConsumeOptions): Pro
   let stopping = false;
 
   const outage = createOutageLog(options.log, "receiving jobs from the consumer");
-  void logNotifications(messages, options, outage);
+  void logNotifications(messages, options, outage, () => running.size >= max);
   const done = (async () => {
     try {
       for await (const m of messages) {
@@ -273,13 +273,15 @@ function toDelivery(m: JsMsg): Delivery & { span?: Span } {
 }
 
 /**
- * One warning when deliveries stop (two idle heartbeats missed, no consumer leader answering the pull, consumer or
- * stream gone), a summary every 30 s while they stay stopped, and one line with how long it lasted when a heartbeat or
+ * One warning when deliveries stop (two idle heartbeats missed while the worker has room, no consumer leader answering
+ * the pull, consumer or stream gone), a summary every 30 s while they stay stopped, and one line with how long it lasted when a heartbeat or
  * a message arrives again. The client pulls again by itself after each missed pair (every ~1 s).
  */
-async function logNotifications(messages: ConsumerMessages, options: ConsumeOptions, outage: OutageLog): Promise<void> {
+async function logNotifications(messages: ConsumerMessages, options: ConsumeOptions, outage: OutageLog, busy: () => boolean): Promise<void> {
   const where = { stream: options.stream, consumer: options.durable };
   for await (const n of messages.status()) {
+    // A worker whose every slot is taken asks for nothing, so no pull is open to carry heartbeats: that is no outage.
+    if (n.type === "heartbeats_missed" && busy()) continue;
     if (n.type === "heartbeats_missed" || n.type === "no_responders" || n.type === "consumer_not_found" || n.type === "stream_not_found" || n.type === "consumer_deleted") {
       outage.failed(undefined, { ...where, notification: n.type });
     } else if (n.type === "heartbeat") {
