@@ -3,14 +3,17 @@
 // A client creates CHAOS_JOBS diagnostic jobs with idempotency keys, CHAOS_IN_FLIGHT at a time, alternately through the
 // two dispatchers (a retry through the other), spread over the schedule, and records each outcome. One fault every
 // CHAOS_FAULT_GAP_S: SIGKILL of a worker; SIGSTOP of the other past its lease, then SIGCONT; SIGKILL of a dispatcher under load;
-// of a monitor; of the nats-server leading the jobs stream; of a Galera node (each restarted). Then quiescence and one
+// of a monitor; of the nats-server leading the jobs stream; of a Galera node (each restarted); a network delay on worker
+// B's link to its Galera node (a delaying proxy, CHAOS_DELAY_MS each way, healed after a while). Then quiescence and one
 // JSON line: {"bench":"chaos", submitted, ok, unknown, succeeded, failed, stuck, lost, double_effects, unknown_created,
-// internal, killed_worker_p99_s, stopped_worker_p99_s, recovery_s: {fault: longest stretch without a job ending}}.
+// internal, killed_worker_p99_s, stopped_worker_p99_s, nats_election_s, recovery_s: {fault: longest stretch without a
+// job ending}}.
 // Exit 0 when nothing was lost, stuck or run twice and no call answered INTERNAL; 1 otherwise.
 // Options (env): CHAOS_JOBS (5000), CHAOS_IN_FLIGHT (32), CHAOS_JOB_MS (each job's run, 300), CHAOS_FAULT_GAP_S (15),
-// CHAOS_LEASE_MS (jobs.leaseMs of the processes; default the configuration's), CHAOS_QUIESCE_S (180).
+// CHAOS_LEASE_MS (jobs.leaseMs of the processes; default the configuration's), CHAOS_QUIESCE_S (180), CHAOS_DELAY_MS (200),
+// CHAOS_KEEP_LOGS (keep the processes' logs of a passing run too).
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstreamManager } from "@nats-io/jetstream";
@@ -26,6 +29,7 @@ import { account, submitDiagnosticJobs, type Submission } from "../test/cluster/
 import { Daemon, GiveUp, poll } from "../test/support/daemon.js";
 import { startGaleraCluster, type GaleraCluster, type GaleraNode } from "../test/support/galera.js";
 import { startNatsCluster, type NatsCluster } from "../test/support/nats-cluster.js";
+import { DelayProxy } from "../test/support/delay-proxy.js";
 import { freePorts } from "../test/support/net.js";
 import { percentile, round, say } from "./support.js";
 
@@ -37,7 +41,10 @@ const LEASE_MS = Number(process.env.CHAOS_LEASE_MS ?? loadConfig({}, "").jobs.le
 /** Time between faults: longer than a lease, so that each one's effect is seen alone. */
 const FAULT_GAP_MS = Number(process.env.CHAOS_FAULT_GAP_S ?? 15) * 1_000;
 /** The faults of the schedule below. */
-const FAULTS = 6;
+const FAULTS = 7;
+/** The network fault: added to each direction of worker B's database link, for DELAY_WINDOW_MS. */
+const DELAY_MS = Number(process.env.CHAOS_DELAY_MS ?? 200);
+const DELAY_WINDOW_MS = Math.max(3_000, FAULT_GAP_MS - 5_000);
 const BIN = join(import.meta.dirname, "..", "bin", "dispatcher.js");
 /** Galera's defaults take 5 s to suspect a silent node and 15 s to evict it; these are what a LAN deployment may use. */
 const GALERA_EVICTION = "evs.suspect_timeout=PT2S;evs.inactive_timeout=PT4S;evs.keepalive_period=PT0.5S;evs.inactive_check_period=PT0.5S";
@@ -49,16 +56,35 @@ class Role {
     readonly name: string,
     private readonly role: string,
     private readonly env: NodeJS.ProcessEnv,
-    private readonly logFile: string,
+    readonly logFile: string,
   ) {
     this.daemon = this.spawn();
   }
   private spawn(): Daemon {
     return new Daemon(this.name, process.execPath, [BIN, "serve", "--role", this.role], this.logFile, this.env);
   }
-  restart(): void {
+  /**
+   * Starts it again; once its log shows `ready` (read from the restart on: the log file is appended to), `restarts`
+   * gets how many seconds that took. A worker that takes long to start is a worker that is not consuming.
+   */
+  restart(ready?: RegExp, restarts?: Record<string, number | null>): void {
     if (this.daemon.running) throw new Error(`${this.name} still runs`);
+    const from = existsSync(this.logFile) ? statSync(this.logFile).size : 0;
+    const at = Date.now();
     this.daemon = this.spawn();
+    if (!ready || !restarts) return;
+    restarts[this.name] = null;
+    void poll(
+      async () => {
+        if (!this.daemon.running) throw new GiveUp(`${this.name} exited`);
+        return ready.test(readFileSync(this.logFile, "utf8").slice(from));
+      },
+      120_000,
+      `${this.name} to log ${ready}`,
+      200,
+    )
+      .then(() => (restarts[this.name] = round((Date.now() - at) / 1_000)))
+      .catch(() => undefined);
   }
   async waitFor(pattern: RegExp, timeoutMs = 180_000): Promise<void> {
     await poll(
@@ -84,6 +110,8 @@ interface Struck {
   atMs: number;
   /** Jobs the victim held when a worker was killed or stopped. */
   orphans?: string[];
+  /** The process a fault slowed down. */
+  victimPid?: number;
 }
 
 async function main(): Promise<void> {
@@ -95,6 +123,7 @@ async function main(): Promise<void> {
   const roles: Role[] = [];
   const clients: DispatcherClients[] = [];
   let sql: SqlPool | undefined;
+  let slowLink: DelayProxy | undefined;
   try {
     [nats, galera] = await Promise.all([startNatsCluster({ label: "chaos" }), startGaleraCluster({ label: "chaos", providerOptions: GALERA_EVICTION })]);
     const node = (i: number): GaleraNode => (galera as GaleraCluster).nodes[i - 1] as GaleraNode;
@@ -151,7 +180,10 @@ async function main(): Promise<void> {
     await dispatcherA.waitFor(/"msg":"dispatcher started"/);
     const dispatcherB = role("dispatcher-b", "dispatcher", on(2, { DISPATCHER_SERVER_PORT: String(serverB), DISPATCHER_BRIDGE_PORT: String(bridgeB), DISPATCHER_CONSOLE_PORT: String(consoleB) }));
     const workerA = role("worker-a", "worker", on(1));
-    const workerB = role("worker-b", "worker", on(3));
+    // Worker B reaches its Galera node through a proxy that the network fault makes slow.
+    slowLink = await DelayProxy.start(node(3).port);
+    const proxied = (db: string): string => (slowLink as DelayProxy).rewrite(node(3).url(db), node(3).port);
+    const workerB = role("worker-b", "worker", on(3, { DISPATCHER_PROVISIONING_URL: proxied(names.provisioning), DISPATCHER_ANALYTICS_URL: proxied(names.analytics) }));
     const monitorA = role("monitor-a", "monitor", on(1));
     const monitorB = role("monitor-b", "monitor", on(3));
     const km = role("km", "km", on(1));
@@ -167,6 +199,9 @@ async function main(): Promise<void> {
     const { submission, finished } = submitDiagnosticJobs(clients, { count: JOBS, inFlight: IN_FLIGHT, keyPrefix: "chaos", sleepMs: JOB_MS, giveUpMs: 120_000, ratePerSecond });
 
     const struck: Struck[] = [];
+    const elections: Promise<Record<string, number | null>>[] = [];
+    /** Seconds from each restart to its process serving again (null: not yet). */
+    const restarts: Record<string, number | null> = {};
     const healing: Promise<unknown>[] = [];
     const later = (ms: number, fn: () => Promise<void> | void): void => {
       healing.push(new Promise((r) => setTimeout(r, ms)).then(fn));
@@ -188,12 +223,16 @@ async function main(): Promise<void> {
           const pid = workerA.daemon.pid;
           await workerA.daemon.kill();
           struck.push({ name: "sigkill_worker", atMs: Date.now(), orphans: await heldBy(pid) });
-          later(3_000, () => workerA.restart());
+          later(3_000, () => workerA.restart(/worker consuming jobs/, restarts));
         },
       },
       {
         name: "sigstop_worker_past_lease",
         run: async () => {
+          // Stopping B while the A killed before is still starting would leave no worker at all, and measure that (a
+          // run paused 8.2 s so); the fault is about work going on while a worker lives.
+          const waitedMs = await waitUntil(() => restarts["worker-a"] !== null, 60_000);
+          if (waitedMs > 0) say(`  waited ${round(waitedMs / 1_000)} s for worker-a to consume again`);
           workerB.daemon.signal("SIGSTOP");
           struck.push({ name: "sigstop_worker_past_lease", atMs: Date.now(), orphans: await heldBy(workerB.daemon.pid) });
           later(LEASE_MS + 3_000, () => workerB.daemon.signal("SIGCONT"));
@@ -204,7 +243,7 @@ async function main(): Promise<void> {
         run: async () => {
           await dispatcherA.daemon.kill();
           struck.push({ name: "sigkill_dispatcher", atMs: Date.now() });
-          later(2_000, () => dispatcherA.restart());
+          later(2_000, () => dispatcherA.restart(/"msg":"dispatcher started"/, restarts));
         },
       },
       {
@@ -212,7 +251,7 @@ async function main(): Promise<void> {
         run: async () => {
           await monitorA.daemon.kill();
           struck.push({ name: "sigkill_monitor", atMs: Date.now() });
-          later(2_000, () => monitorA.restart());
+          later(2_000, () => monitorA.restart(/monitor running/, restarts));
         },
       },
       {
@@ -221,7 +260,14 @@ async function main(): Promise<void> {
           const leader = await streamLeader();
           const victim = (nats as NatsCluster).nodes.find((n) => n.name === leader) ?? (nats as NatsCluster).nodes[0];
           await victim?.kill();
-          struck.push({ name: "sigkill_nats_stream_leader", atMs: Date.now() });
+          const atMs = Date.now();
+          struck.push({ name: "sigkill_nats_stream_leader", atMs });
+          elections.push(
+            measureElection(nats as NatsCluster, victim?.name ?? "", atMs).catch((err: unknown) => {
+              say(`  could not measure the election: ${String(err)}`);
+              return { stream: null, consumer: null };
+            }),
+          );
           later(5_000, () => victim?.restart());
         },
       },
@@ -233,6 +279,14 @@ async function main(): Promise<void> {
           later(5_000, () => node(2).restart());
         },
       },
+      {
+        name: "network_delay_worker_db",
+        run: async () => {
+          slowLink?.delay(DELAY_MS);
+          struck.push({ name: "network_delay_worker_db", atMs: Date.now(), victimPid: workerB.daemon.pid });
+          later(DELAY_WINDOW_MS, () => slowLink?.delay(0));
+        },
+      },
     ];
     // One fault every FAULT_GAP_MS, the first after one gap of calm; the jobs are spread over the faults and a gap after.
     for (const [k, fault] of faults.entries()) {
@@ -240,7 +294,7 @@ async function main(): Promise<void> {
       if (due > 0) await new Promise((r) => setTimeout(r, due));
       const running = await db.query<{ owner: string; n: bigint }>`SELECT lease_owner AS owner, COUNT(*) AS n FROM jobs WHERE state = 'RUNNING' GROUP BY lease_owner`;
       const held = running.map((r) => `${r.owner.replace(/^worker-(\d+)-.*/, "pid $1")}: ${Number(r.n)}`).join(", ");
-      say(`  ${round((Date.now() - runStarted) / 1_000)} s: ${fault.name} (${submission.done} answered; running ${held || "none"}; workers ${workerA.daemon.pid}, ${workerB.daemon.pid})`);
+      say(`  ${round((Date.now() - runStarted) / 1_000)} s: ${fault.name} (${submission.done} answered; running ${held || "none"}; workers ${workerA.daemon.pid}, ${workerB.daemon.pid}; still starting: ${Object.keys(restarts).filter((k) => restarts[k] === null).join(", ") || "none"})`);
       await fault.run();
     }
     await finished;
@@ -256,15 +310,27 @@ async function main(): Promise<void> {
     ).catch(() => say(`  ${open} jobs still open after ${QUIESCE_MS / 1_000} s`));
     await galera.waitSynced(60_000).catch((err: unknown) => say(`  galera not synced again: ${String(err)}`));
 
-    const line = { bench: "chaos", jobs: JOBS, in_flight: IN_FLIGHT, ...(await accounting(db, submission, struck)), run_s: round(submittedS), load: loadavg().map((l) => round(l, 2)) };
+    const line = {
+      bench: "chaos",
+      jobs: JOBS,
+      in_flight: IN_FLIGHT,
+      ...(await accounting(db, submission, struck)),
+      nats_election_s: (await Promise.all(elections))[0] ?? null,
+      restart_s: restarts,
+      delay_ms: DELAY_MS,
+      run_s: round(submittedS),
+      load: loadavg().map((l) => round(l, 2)),
+    };
     console.log(JSON.stringify(line));
+    if (line.double_effects > 0 || line.stale_effects > 0) await explainDoubles(db);
     process.exitCode = line.lost === 0 && line.stuck === 0 && line.double_effects === 0 && line.internal === 0 && line.unknown_run_twice === 0 ? 0 : 1;
   } finally {
     for (const c of clients) c.close();
     await sql?.end();
     await Promise.allSettled(roles.map((r) => r.daemon.kill()));
+    await slowLink?.stop();
     await Promise.allSettled([nats?.stop(), galera?.stop()]);
-    if (process.exitCode === 0) rmSync(dir, { recursive: true, force: true });
+    if (process.exitCode === 0 && !process.env.CHAOS_KEEP_LOGS) rmSync(dir, { recursive: true, force: true });
     else say(`  logs kept in ${dir}`);
   }
 }
@@ -305,7 +371,71 @@ async function accounting(sql: SqlPool, submission: Submission, struck: Struck[]
     stopped_worker_orphans: struck.find((s) => s.name === "sigstop_worker_past_lease")?.orphans?.length ?? 0,
     stopped_worker_p99_s: await orphanP99("sigstop_worker_past_lease"),
     recovery_s: recovery,
+    delayed_worker: await delayedWorker(sql, struck.find((s) => s.name === "network_delay_worker_db")),
   };
+}
+
+/** For each job with an effect of another attempt than its last: its history and effects, so that a failing run says why. */
+async function explainDoubles(sql: SqlPool): Promise<void> {
+  const jobs = await sql.query<{ id: string }>`
+    SELECT DISTINCT e.job_id AS id FROM diagnostic_effects e JOIN jobs j ON j.id = e.job_id WHERE e.attempt <> j.attempt LIMIT 10`;
+  for (const { id } of jobs) {
+    const events = await sql.query`SELECT sequence, type, attempt, actor, DATE_FORMAT(created_at, '%T.%f') AS at, message FROM job_events WHERE job_id = ${id} ORDER BY sequence`;
+    const effects = await sql.query`SELECT attempt, DATE_FORMAT(created_at, '%T.%f') AS at FROM diagnostic_effects WHERE job_id = ${id} ORDER BY id`;
+    say(`  job ${id}: events ${JSON.stringify(events)} effects ${JSON.stringify(effects)}`);
+  }
+}
+
+/** Resolves once `ready()` holds (or after `timeoutMs`), with how long that took. */
+async function waitUntil(ready: () => boolean, timeoutMs: number): Promise<number> {
+  const t0 = Date.now();
+  while (!ready() && Date.now() - t0 < timeoutMs) await new Promise((r) => setTimeout(r, 100));
+  return Date.now() - t0;
+}
+
+/**
+ * While worker B's database link was slow: the jobs it and the others completed in the window, and the leases lost
+ * (jobs taken over after `lease_expired`) then or within a lease after it. A slow worker should do less, not lose work.
+ */
+async function delayedWorker(sql: SqlPool, s: Struck | undefined): Promise<{ ended_by_it: number; ended_by_others: number; leases_lost: number } | null> {
+  if (!s?.victimPid) return null;
+  const from = s.atMs / 1_000;
+  const to = (s.atMs + DELAY_WINDOW_MS) / 1_000;
+  const mine = `worker-${s.victimPid}-%`;
+  const rows = await sql.query<{ mine: bigint; n: bigint }>`
+    SELECT actor LIKE ${mine} AS mine, COUNT(*) AS n FROM job_events
+    WHERE to_state = 'SUCCEEDED' AND created_at >= FROM_UNIXTIME(${from}) AND created_at < FROM_UNIXTIME(${to}) GROUP BY mine`;
+  const [lost] = await sql.query<{ n: bigint }>`
+    SELECT COUNT(*) AS n FROM job_events WHERE type = 'lease_expired' AND created_at >= FROM_UNIXTIME(${from}) AND created_at < FROM_UNIXTIME(${to + LEASE_MS / 1_000 + 2})`;
+  const count = (m: boolean): number => Number(rows.find((r) => Boolean(Number(r.mine)) === m)?.n ?? 0);
+  return { ended_by_it: count(true), ended_by_others: count(false), leases_lost: Number(lost?.n ?? 0) };
+}
+
+/**
+ * How long after the kill of the stream leader's node the stream and the workers' consumer had a leader again (on
+ * another node), asked every 100 ms from the surviving nodes: the part of the pause that is JetStream's own election.
+ */
+async function measureElection(nats: NatsCluster, victim: string, atMs: number): Promise<Record<string, number | null>> {
+  const survivors = nats.nodes.filter((n) => n.name !== victim).map((n) => n.url);
+  const nc = await connect({ servers: survivors, timeout: 5_000 });
+  const found: Record<string, number | null> = { stream: null, consumer: null };
+  try {
+    // checkAPI off: its account-info request would itself wait out the election.
+    const jsm = await jetstreamManager(nc, { timeout: 500, checkAPI: false });
+    const leaderOf = async (what: "stream" | "consumer"): Promise<string | undefined> =>
+      what === "stream" ? (await jsm.streams.info("CHAOS")).cluster?.leader : (await jsm.consumers.info("CHAOS", "workers")).cluster?.leader;
+    while (Date.now() - atMs < 30_000 && (found.stream === null || found.consumer === null)) {
+      for (const what of ["stream", "consumer"] as const) {
+        if (found[what] !== null) continue;
+        const leader = await leaderOf(what).catch(() => undefined);
+        if (leader && leader !== victim) found[what] = round((Date.now() - atMs) / 1_000);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await nc.close();
+  }
+  return found;
 }
 
 /** The longest stretch in [from, from + windowMs] between job endings: how long work stopped after a fault. */

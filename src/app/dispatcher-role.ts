@@ -23,6 +23,9 @@ import { ensureJobsStream } from "../mq/jobs-stream.js";
 import { provisioningRpcServices } from "../provisioning/rpc-services.js";
 import { createGrpcWebBridge } from "../rpc/grpc-web/bridge.js";
 import { createRpcServer } from "../rpc/server.js";
+import { watchStoreHealth } from "../rpc/store-health.js";
+import { createDatabaseProbe } from "../db/probe.js";
+import { UnavailableError } from "../errors.js";
 import { networkRpcServices } from "../network/rpc-services.js";
 import { storageRpcServices } from "../storage/rpc-services.js";
 import { fileRpcServices } from "../storage/files/rpc-services.js";
@@ -34,6 +37,9 @@ import { traceHandlers } from "../traces/handlers.js";
 import { createTraceService } from "../traces/service.js";
 import type { RunningRole } from "./role.js";
 import type { Resources } from "./resources.js";
+
+/** What calls get while the health probe finds the provisioning database gone: what a failed query would answer. */
+const DATABASE_UNAVAILABLE = new UnavailableError("the database is unavailable; retry shortly", "DATABASE_UNAVAILABLE");
 
 /** Longest a stopping dispatcher waits for the relay's publications under way. */
 const RELAY_FLUSH_MS = 5_000;
@@ -108,10 +114,21 @@ export async function startDispatcherRole(resources: Resources): Promise<Running
     await relay.stop(0);
     throw err;
   }
+  // Every call needs the provisioning database (API keys, jobs): while it is gone this replica says so to health
+  // checks, and answers UNAVAILABLE at once instead of after the pools' connection timeouts (15 s measured).
+  const probe = createDatabaseProbe(config.provisioning.url);
+  const storeHealth = watchStoreHealth({
+    name: "the provisioning database",
+    probe: probe.probe,
+    onChange: (reason) => server.refuseCalls(reason ? DATABASE_UNAVAILABLE : null, reason ?? undefined),
+    log,
+  });
   // The quick start's cloud and account, connected in the background: a KM still starting delays nothing.
   const localCloud = config.localCloud.enabled ? connectLocalCloudInBackground({ config, db: resources.provisioning, jobs, km: kmClient, log: log.child({ component: "local-cloud" }), now: resources.now }) : undefined;
   return {
     async stop(graceMs) {
+      storeHealth.stop();
+      await probe.close();
       await localCloud?.stop();
       // Calls first (they may still create jobs), then the relay publishes what they committed.
       await Promise.all([bridge.stop(graceMs), server.stop(graceMs), consoleServer?.stop()]);

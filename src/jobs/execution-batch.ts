@@ -77,10 +77,11 @@ export async function completeMany(ex: JobExecution, inputs: CompleteInput[]): P
       if (n !== sorted.length) throw new BatchLost(n);
       await appendEvents(tx, ids, { type: "succeeded", from: "RUNNING", to: "SUCCEEDED", actor: owner, message: sqlFragment`CONCAT('attempt ', j.attempt, ' succeeded')` });
       await measureSuccesses(ex, tx, sorted);
-      // Each attempt's effects run in order; different attempts' go to the server together (the driver pipelines them).
-      const effects = await Promise.allSettled(sorted.map((input) => input.effects?.(tx)));
-      const failed = effects.find((e) => e.status === "rejected");
-      if (failed) throw failed.reason;
+      // One attempt's effects after another, never pipelined: a deadlock (a Galera node's applier aborting this
+      // transaction for a conflicting commit elsewhere) rolls the whole transaction back, and statements already sent
+      // behind the failing one would then run on their own, in autocommit, applying a stale attempt's effect. A chaos
+      // run showed 4 such effects when a slowed worker's leases were requeued on another node mid-batch.
+      for (const input of sorted) await input.effects?.(tx);
     });
   } catch {
     // Lost compare-and-sets, a failing effect or the database: each attempt on its own, with the single path's

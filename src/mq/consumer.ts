@@ -18,6 +18,7 @@ import { extractTraceHeaders } from "../telemetry/propagation.js";
 import { SpanKind, withSpan, type Span } from "../telemetry/spans.js";
 import { FailedPreconditionError } from "../errors.js";
 import { describeChanges, MSG_ID_HEADER, type SettingChange } from "./jobs-stream.js";
+import { createOutageLog, type OutageLog } from "./outage-log.js";
 
 export interface WorkerConsumerOptions {
   stream: string;
@@ -111,12 +112,13 @@ function refuseIncompatible(current: ConsumerInfo, options: WorkerConsumerOption
 }
 
 /**
- * How long one pull request lasts. The server's idle heartbeats come every half of it, and two missed ones make the
- * client pull again: when the consumer's leader dies with the pull (a JetStream node lost), delivery resumes after
- * about this long rather than the client's default 30 s. (With 10 s, work stopped for 12.5 s in a chaos run.) An idle
- * worker sends one pull request per period: nothing for the server.
+ * How long one pull request lasts, and how often the server sends an idle heartbeat on it. Two heartbeats missed in a
+ * row (about 1 s) make the client pull again at once. A pull lives on the consumer's leader, so when that leader's
+ * nats-server dies the pull dies with it: this is how soon a worker notices. An idle worker so costs the server one
+ * pull request every 2 s and two heartbeats a second: nothing.
  */
-const PULL_EXPIRES_MS = 4_000;
+const PULL_EXPIRES_MS = 2_000;
+const PULL_IDLE_HEARTBEAT_MS = 500;
 
 /** One delivery handed to `onMessage`. Settle it exactly once: ack, nak or term. */
 export interface Delivery {
@@ -172,14 +174,20 @@ export interface Consumption {
 export async function consume(js: JetStreamClient, options: ConsumeOptions): Promise<Consumption> {
   const max = Math.max(1, options.maxMessages);
   const consumer = await js.consumers.get(options.stream, options.durable);
-  const messages = await consumer.consume({ max_messages: max, expires: PULL_EXPIRES_MS });
+  // bind: after missed heartbeats or a reconnect, pull again at once. Without it the client first asks for the
+  // consumer's info, which during a leader election waits out the JetStream API timeout (5 s) and then a backoff as
+  // long as the pull expiry before it pulls again: 10-12.5 s without work after the stream leader's node was killed.
+  // The consumer exists: ensureWorkerConsumer made it before.
+  const messages = await consumer.consume({ max_messages: max, expires: PULL_EXPIRES_MS, idle_heartbeat: PULL_IDLE_HEARTBEAT_MS, bind: true });
   const running = new Set<Promise<void>>();
   let stopping = false;
 
-  void logNotifications(messages, options);
+  const outage = createOutageLog(options.log, "receiving jobs from the consumer");
+  void logNotifications(messages, options, outage, () => running.size >= max);
   const done = (async () => {
     try {
       for await (const m of messages) {
+        outage.succeeded();
         while (running.size >= max && !stopping) await Promise.race(running);
         if (stopping) {
           m.nak();
@@ -264,11 +272,20 @@ function toDelivery(m: JsMsg): Delivery & { span?: Span } {
   return delivery;
 }
 
-async function logNotifications(messages: ConsumerMessages, options: ConsumeOptions): Promise<void> {
+/**
+ * One warning when deliveries stop (two idle heartbeats missed while the worker has room, no consumer leader answering
+ * the pull, consumer or stream gone), a summary every 30 s while they stay stopped, and one line with how long it lasted when a heartbeat or
+ * a message arrives again. The client pulls again by itself after each missed pair (every ~1 s).
+ */
+async function logNotifications(messages: ConsumerMessages, options: ConsumeOptions, outage: OutageLog, busy: () => boolean): Promise<void> {
+  const where = { stream: options.stream, consumer: options.durable };
   for await (const n of messages.status()) {
-    const where = { stream: options.stream, consumer: options.durable };
-    if (n.type === "heartbeats_missed" || n.type === "consumer_not_found" || n.type === "stream_not_found" || n.type === "consumer_deleted") {
-      options.log.warn({ ...where, notification: n.type }, "jobs consumer is not receiving; retrying");
+    // A worker whose every slot is taken asks for nothing, so no pull is open to carry heartbeats: that is no outage.
+    if (n.type === "heartbeats_missed" && busy()) continue;
+    if (n.type === "heartbeats_missed" || n.type === "no_responders" || n.type === "consumer_not_found" || n.type === "stream_not_found" || n.type === "consumer_deleted") {
+      outage.failed(undefined, { ...where, notification: n.type });
+    } else if (n.type === "heartbeat") {
+      outage.succeeded();
     } else if (n.type === "exceeded_limits") {
       options.log.warn({ ...where, notification: n.type }, "jobs consumer pull exceeded server limits");
     }

@@ -100,6 +100,8 @@ export interface AdapterRuntime {
   readonly inFlight: InFlight;
   /** True once a graceful stop began: new calls get UNAVAILABLE. */
   isDraining(): boolean;
+  /** While it returns an error, new calls get it at once (a store the server cannot work without is known to be gone). */
+  refusal?(): Error | null;
 }
 
 export function unary<Req, Res>(method: MethodDefinition<Req, Res> & { responseStream: false }, handler: UnaryHandler<Req, Res>): UnaryBinding<Req, Res> {
@@ -314,9 +316,10 @@ class Call implements InFlightCall {
 
   /** Runs the handler with the in-flight entry held until it settles (even after an early reply). */
   async run(body: (ctx: CallContext) => Promise<void>): Promise<void> {
-    if (this.runtime.isDraining()) {
+    const refused = this.runtime.isDraining() ? new UnavailableError("server is shutting down", "SHUTTING_DOWN") : this.runtime.refusal?.();
+    if (refused) {
       this.close();
-      this.finish(new UnavailableError("server is shutting down", "SHUTTING_DOWN"));
+      this.finish(refused);
       return;
     }
     this.runtime.inFlight.add(this);

@@ -46,6 +46,12 @@ export interface RpcServer {
    * report SERVING again while the server runs and is not stopping. For a server that answers but cannot do its job.
    */
   setNotServing(reason: string | null): void;
+  /**
+   * While `unavailable` is set (a store every call needs is gone), health is NOT_SERVING with its message as the reason
+   * (or `reason`, which may say more than callers should hear) and new calls get it at once, rather than each waiting
+   * for the store to time out; null serves again.
+   */
+  refuseCalls(unavailable: UnavailableError | null, reason?: string): void;
 }
 
 /** How long, after the grace period or after aborting, the server waits for handlers and connections to close. */
@@ -63,6 +69,7 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
   let stopping: Promise<void> | undefined;
 
   let notServing: string | null = null;
+  let refusing: UnavailableError | null = null;
   const setHealth = (status: "SERVING" | "NOT_SERVING"): void => {
     for (const name of ["", ...names]) health.setStatus(name, status);
   };
@@ -78,7 +85,7 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
 
   const build = (): Server => {
     const s = new Server(serverOptions(config.server));
-    const runtime = { log, requestLog: options.requestLog, authenticate: options.authenticate, authenticatePeer: options.authenticatePeer, defaultDeadlineMs: config.server.defaultDeadlineMs, maxMetadataBytes: config.server.maxMetadataBytes, limits, inFlight, isDraining: () => draining };
+    const runtime = { log, requestLog: options.requestLog, authenticate: options.authenticate, authenticatePeer: options.authenticatePeer, defaultDeadlineMs: config.server.defaultDeadlineMs, maxMetadataBytes: config.server.maxMetadataBytes, limits, inFlight, isDraining: () => draining, refusal: () => refusing };
     for (const service of options.services) {
       for (const method of Object.values(service.definition)) {
         if (permissionFor(method.path) === undefined) log.error({ method: method.path }, "method missing from the permission table: every call will be denied");
@@ -105,6 +112,11 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
       notServing = reason;
       if (reason) log.error({ reason }, "health reports NOT_SERVING");
       if (server && !draining) setHealth(reason ? "NOT_SERVING" : "SERVING");
+    },
+
+    refuseCalls(unavailable, reason) {
+      refusing = unavailable;
+      this.setNotServing(unavailable ? (reason ?? unavailable.message) : null);
     },
 
     async start() {

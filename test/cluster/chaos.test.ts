@@ -1,6 +1,7 @@
 // A short run of `npm run chaos` (bench/chaos.ts): private JetStream and Galera clusters, 2 dispatchers, 2 workers,
 // 2 monitors and KM as processes, 400 jobs and every fault of the schedule one after another (a worker SIGKILLed,
-// the other SIGSTOPped past its lease, a dispatcher, a monitor, the stream's nats-server and a Galera node SIGKILLed).
+// the other SIGSTOPped past its lease, a dispatcher, a monitor, the stream's nats-server and a Galera node SIGKILLed, a
+// worker's database link slowed by 200 ms each way).
 // Its accounting line must show nothing lost, stuck or run twice, no INTERNAL answer, a killed worker's jobs taken
 // over within 15 s, and work going on while a worker lives.
 import { spawn } from "node:child_process";
@@ -31,6 +32,8 @@ interface ChaosLine {
   killed_worker_p99_s: number | null;
   stopped_worker_p99_s: number | null;
   recovery_s: Record<string, number>;
+  nats_election_s: { stream: number | null; consumer: number | null } | null;
+  delayed_worker: { ended_by_it: number; ended_by_others: number; leases_lost: number } | null;
 }
 
 function runChaos(env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string }> {
@@ -58,9 +61,15 @@ describe.skipIf(galeraUnavailable())("npm run chaos, short", () => {
     expect(line.ok + line.unknown).toBe(JOBS);
     // A call that never answered OK either made no job or made one that ran once.
     expect(line.succeeded).toBe(line.ok + line.unknown_created);
-    expect(Object.keys(line.recovery_s)).toEqual(["sigkill_worker", "sigstop_worker_past_lease", "sigkill_dispatcher", "sigkill_monitor", "sigkill_nats_stream_leader", "sigkill_galera_node"]);
+    expect(Object.keys(line.recovery_s)).toEqual(["sigkill_worker", "sigstop_worker_past_lease", "sigkill_dispatcher", "sigkill_monitor", "sigkill_nats_stream_leader", "sigkill_galera_node", "network_delay_worker_db"]);
     if (line.killed_worker_p99_s !== null) expect(line.killed_worker_p99_s).toBeLessThan(15);
     // The other worker went on: no stretch of a lease without a job ending after the first one was killed.
     expect(line.recovery_s.sigkill_worker).toBeLessThan(LEASE_MS / 1_000);
+    // Losing the stream leader's node stops work for JetStream's election and about a second more (workers pull again
+    // after two missed heartbeats), not for a pull expiry plus a consumer-info timeout on top (10-12.5 s before).
+    const election = line.nats_election_s?.stream;
+    if (election != null) expect(line.recovery_s.sigkill_nats_stream_leader).toBeLessThan(election + 3);
+    // The slow link: the delayed worker's work is accounted for.
+    expect(line.delayed_worker).not.toBeNull();
   }, 420_000);
 });

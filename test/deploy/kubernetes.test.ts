@@ -134,12 +134,14 @@ describe("deploy/kubernetes", () => {
     expect(kmService?.spec?.ports?.map((p) => p.port)).toEqual([Number(kmUrl.split(":")[1])]);
   });
 
-  it("probes: the dispatcher through `dispatcher health`, KM (mutual TLS only) by its port, workers and monitors on their metrics port's /readyz and /healthz", () => {
+  it("probes: the dispatcher through `dispatcher health` (alive: its port), KM (mutual TLS only) by its port, workers and monitors on their metrics port's /readyz and /healthz", () => {
     for (const [role, d] of deployments) {
       const c = main(d);
       const probes = [c.startupProbe, c.readinessProbe, c.livenessProbe];
       if (role === "dispatcher") {
-        for (const p of probes) {
+        // Alive: the port answers. Health is NOT_SERVING while the database is gone, which a restart would not cure.
+        expect(c.livenessProbe?.tcpSocket?.port, role).toBe("grpc");
+        for (const p of [c.startupProbe, c.readinessProbe]) {
           expect(p?.exec?.command.slice(0, 2), role).toEqual(["dispatcher", "health"]);
           // The check's own deadline ends before Kubernetes gives up on the probe.
           const deadline = Number(p?.exec?.command[p.exec.command.indexOf("--timeout") + 1]);

@@ -3,6 +3,7 @@
 // compare-and-set or whose effect fails falls back to one job at a time, so that nothing stale is applied.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Sql } from "../../src/db/sql.js";
+import { openConnection } from "../../src/db/connect.js";
 import { completeMany, startMany } from "../../src/jobs/execution-batch.js";
 import type { AttemptRef, CompleteInput } from "../../src/jobs/execution.js";
 import { diagnostic, openExecHarness, types, type ExecHarness } from "./exec-support.js";
@@ -119,6 +120,53 @@ describe("completeMany", () => {
     for (const ref of refs.slice(0, 2)) {
       expect(await h.job(ref.jobId)).toMatchObject({ state: "SUCCEEDED" });
       expect(await h.effects(ref.jobId)).toEqual([{ attempt: 1 }]);
+    }
+  });
+
+  it("an effect that dies in a deadlock takes the whole batch with it: no other effect of it survives on its own", async () => {
+    // A deadlock (or a Galera node's applier aborting the batch for a commit elsewhere) rolls the transaction back;
+    // statements already sent behind the failing one would then run in autocommit. Here the first effect waits for
+    // a row another transaction holds, and that transaction then asks for a row the batch holds: InnoDB picks the
+    // batch, whose undo is the smaller, as the victim.
+    const refs = (await running(3)).sort((a, b) => (a.jobId < b.jobId ? -1 : 1));
+    const blocker = await h.insertJob({ payload: diagnostic() });
+    const other = await openConnection(h.dbs.urls.provisioning);
+    let waiting!: () => void;
+    const firstIsWaiting = new Promise<void>((r) => (waiting = r));
+    let firstRun = true;
+    try {
+      await other.beginTransaction();
+      // Weight: many changed rows make the other transaction the one InnoDB keeps.
+      for (let i = 0; i < 20; i++) await other.query("INSERT INTO diagnostic_effects (job_id, attempt, created_at) SELECT ?, 1000 + seq, NOW(3) FROM seq_1_to_50", [blocker]);
+      await other.query("UPDATE jobs SET updated_at = NOW(3) WHERE id = ?", [blocker]);
+      const inputs: CompleteInput[] = refs.map((ref, i) => ({
+        ...ref,
+        effects:
+          i === 0
+            ? async (tx: Sql) => {
+                if (firstRun) {
+                  firstRun = false;
+                  const blocked = tx.execute`UPDATE jobs SET updated_at = NOW(3) WHERE id = ${blocker}`;
+                  waiting();
+                  await blocked;
+                }
+                await effect(ref)(tx);
+              }
+            : effect(ref),
+      }));
+      const completing = completeMany(h.ex, inputs);
+      await firstIsWaiting;
+      await sleep(200);
+      // Closes the cycle: the batch holds this row since its compare-and-set. InnoDB rolls the batch back, and this
+      // statement then goes through; the other transaction then lets go of everything.
+      await other.query("UPDATE jobs SET updated_at = NOW(3) WHERE id = ?", [refs[0]!.jobId]);
+      await other.rollback();
+      const out = await completing;
+      // The batch fell back to one job at a time, after the victim's rollback: each job once, with one effect.
+      expect(out.map(value)).toEqual([true, true, true]);
+      for (const ref of refs) expect(await h.effects(ref.jobId)).toEqual([{ attempt: 1 }]);
+    } finally {
+      await other.end().catch(() => undefined);
     }
   });
 });
