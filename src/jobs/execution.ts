@@ -109,6 +109,13 @@ export function startedJob(row: StartRow, deadlineInMs: number | null): StartedJ
   return { id: row.id, kind: row.kind, attempt: row.attempt + 1, maxAttempts: row.maxAttempts, payload: row.payload, traceparent: row.traceparent, deadlineInMs };
 }
 
+/** Thrown inside an outcome's transaction whose compare-and-set lost, to roll back what went with it. */
+class CasLost extends Error {
+  constructor() {
+    super("the attempt no longer holds the job");
+  }
+}
+
 /** The error a cancelled job carries (as when the job service cancels a queued one). */
 const CANCELLED_MESSAGE = "cancelled on request";
 /** Microseconds, as INTERVAL … MICROSECOND wants them: whole and never negative. */
@@ -146,14 +153,18 @@ export class JobExecution {
     const ended = await this.endIfUnrunnable(tx, ref, { cancelRequested: Number(row.cancelRequested) === 1, deadlineInMs, maxAttempts: row.maxAttempts }, input.owner);
     if (ended) return { status: "ended", state: ended };
     // The row is locked; the compare-and-set on (state, attempt) still guards against a read that was not.
-    const n = await tx.execute`
-      UPDATE jobs SET state = 'RUNNING', attempt = attempt + 1, lease_owner = ${input.owner},
-             lease_expires_at = NOW(3) + INTERVAL ${micros(input.leaseMs)} MICROSECOND, next_check_at = NULL,
-             started_at = COALESCE(started_at, NOW(3)), updated_at = NOW(3)
-       WHERE id = ${row.id} AND attempt = ${row.attempt} AND state = ${tookOver ? "RUNNING" : "QUEUED"}`;
-    if (n !== 1) throw new Error(`job ${row.id} changed under its row lock`);
+    // The UPDATE and its event go to the server together (it runs them in order, so the event follows the row lock);
+    // a failed compare-and-set throws, which rolls the event back with it.
     const attempt = row.attempt + 1;
-    await this.event(tx, { ...ref, attempt }, "started", "QUEUED", "RUNNING", input.owner, `attempt ${attempt} of ${row.maxAttempts}`);
+    const [n] = await Promise.all([
+      tx.execute`
+        UPDATE jobs SET state = 'RUNNING', attempt = attempt + 1, lease_owner = ${input.owner},
+               lease_expires_at = NOW(3) + INTERVAL ${micros(input.leaseMs)} MICROSECOND, next_check_at = NULL,
+               started_at = COALESCE(started_at, NOW(3)), updated_at = NOW(3)
+         WHERE id = ${row.id} AND attempt = ${row.attempt} AND state = ${tookOver ? "RUNNING" : "QUEUED"}`,
+      this.event(tx, { ...ref, attempt }, "started", "QUEUED", "RUNNING", input.owner, `attempt ${attempt} of ${row.maxAttempts}`),
+    ]);
+    if (n !== 1) throw new Error(`job ${row.id} changed under its row lock`);
     if (row.attempt === 0) this.measure(tx, { transition: "wait", kind: row.kind, seconds: Number(row.waitedUs) / 1e6 });
     return { status: "started", job: startedJob(row, deadlineInMs), tookOver };
   }
@@ -198,12 +209,16 @@ export class JobExecution {
   async complete(input: CompleteInput): Promise<boolean> {
     const result = input.result === undefined ? null : JSON.stringify(input.result);
     return this.outcome("complete", input, "succeeded", async (tx) => {
-      const n = await tx.execute`
-        UPDATE jobs SET state = 'SUCCEEDED', result = ${result}, progress_percent = 100, error_code = NULL, error_message = NULL,
-               error_details = NULL, lease_owner = NULL, lease_expires_at = NULL, next_check_at = NULL, ended_at = NOW(3), updated_at = NOW(3)
-         WHERE id = ${input.jobId} AND attempt = ${input.attempt} AND state = 'RUNNING' AND lease_owner = ${input.owner}`;
-      if (n !== 1) return false;
-      await this.event(tx, input, "succeeded", "RUNNING", "SUCCEEDED", input.owner, `attempt ${input.attempt} succeeded`);
+      // The compare-and-set and its event go to the server together (run in order); a lost compare-and-set rolls the
+      // event back (CasLost) and the outcome is recorded as stale.
+      const [n] = await Promise.all([
+        tx.execute`
+          UPDATE jobs SET state = 'SUCCEEDED', result = ${result}, progress_percent = 100, error_code = NULL, error_message = NULL,
+                 error_details = NULL, lease_owner = NULL, lease_expires_at = NULL, next_check_at = NULL, ended_at = NOW(3), updated_at = NOW(3)
+           WHERE id = ${input.jobId} AND attempt = ${input.attempt} AND state = 'RUNNING' AND lease_owner = ${input.owner}`,
+        this.event(tx, input, "succeeded", "RUNNING", "SUCCEEDED", input.owner, `attempt ${input.attempt} succeeded`),
+      ]);
+      if (n !== 1) throw new CasLost();
       if (input.effects) await input.effects(tx);
       return true;
     });
@@ -284,7 +299,10 @@ export class JobExecution {
    * event is recorded instead, in a transaction of its own (nothing of the outcome is applied).
    */
   private async outcome(op: string, a: AttemptRef, what: string, fn: (tx: Sql) => Promise<boolean>, ring = true): Promise<boolean> {
-    const applied = await this.transaction(op, refAttrs(a), fn);
+    const applied = await this.transaction(op, refAttrs(a), fn).catch((err: unknown) => {
+      if (err instanceof CasLost) return false;
+      throw err;
+    });
     if (applied) {
       if (ring) this.ring(a.jobId);
       return true;
