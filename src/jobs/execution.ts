@@ -104,6 +104,14 @@ export const START_COLUMNS = sqlFragment`id, kind, state, attempt, max_attempts 
   TIMESTAMPDIFF(MICROSECOND, NOW(3), lease_expires_at) DIV 1000 AS leaseInMs,
   TIMESTAMPDIFF(MICROSECOND, NOW(3), deadline_at) DIV 1000 AS deadlineInMs, TIMESTAMPDIFF(MICROSECOND, created_at, NOW(3)) AS waitedUs`;
 
+/**
+ * A job row a worker may start without more ado: QUEUED, no cancellation requested, attempts left, its deadline (on
+ * the database clock, in whole milliseconds as START_COLUMNS reads it) ahead. runnableNow in execution-batch.ts is
+ * the same test on a row read with START_COLUMNS.
+ */
+const RUNNABLE_NOW = sqlFragment`state = 'QUEUED' AND cancel_requested = 0 AND attempt < max_attempts
+  AND (deadline_at IS NULL OR TIMESTAMPDIFF(MICROSECOND, NOW(3), deadline_at) DIV 1000 > 0)`;
+
 /** The attempt a started row runs: the one after the row's (read before the start's UPDATE). */
 export function startedJob(row: StartRow, deadlineInMs: number | null): StartedJob {
   return { id: row.id, kind: row.kind, attempt: row.attempt + 1, maxAttempts: row.maxAttempts, payload: row.payload, traceparent: row.traceparent, deadlineInMs };
@@ -131,8 +139,29 @@ export class JobExecution {
    */
   async start(input: StartInput): Promise<StartResult> {
     const result = await this.transaction("start", { id: input.jobId, kind: input.kind }, async (tx): Promise<StartResult> => {
-      const rows = await tx.query<StartRow>`SELECT ${START_COLUMNS} FROM jobs WHERE id = ${input.jobId} FOR UPDATE`;
-      return rows[0] ? this.startLocked(tx, rows[0], input) : { status: "skipped", state: null };
+      // The common case in one round trip: lock and read the row, start it if it is plainly runnable (the UPDATE's
+      // condition is runnableNow's), and append the "started" event only if that UPDATE changed the row (ROW_COUNT()
+      // is the preceding statement's count). The server runs the three in order; the read shows the row before the
+      // UPDATE. Any other row (taken over, to be ended, skipped) takes startLocked as before, in the same transaction.
+      const [rows, n] = await Promise.all([
+        tx.query<StartRow>`SELECT ${START_COLUMNS} FROM jobs WHERE id = ${input.jobId} FOR UPDATE`,
+        tx.execute`
+          UPDATE jobs SET state = 'RUNNING', attempt = attempt + 1, lease_owner = ${input.owner},
+                 lease_expires_at = NOW(3) + INTERVAL ${micros(input.leaseMs)} MICROSECOND, next_check_at = NULL,
+                 started_at = COALESCE(started_at, NOW(3)), updated_at = NOW(3)
+           WHERE id = ${input.jobId} AND ${RUNNABLE_NOW}`,
+        tx.execute`
+          INSERT INTO job_events (job_id, sequence, type, from_state, to_state, attempt, actor, message, created_at)
+          SELECT j.id, COALESCE((SELECT MAX(x.sequence) FROM job_events x WHERE x.job_id = j.id), 0) + 1, 'started', 'QUEUED', 'RUNNING',
+                 j.attempt, ${input.owner}, CONCAT('attempt ', j.attempt, ' of ', j.max_attempts), NOW(3)
+            FROM jobs j WHERE j.id = ${input.jobId} AND ROW_COUNT() = 1`,
+      ]);
+      const row = rows[0];
+      if (!row) return { status: "skipped", state: null };
+      if (n !== 1) return this.startLocked(tx, row, input);
+      this.measure(tx, { transition: "started", kind: row.kind });
+      if (row.attempt === 0) this.measure(tx, { transition: "wait", kind: row.kind, seconds: Number(row.waitedUs) / 1e6 });
+      return { status: "started", job: startedJob(row, row.deadlineInMs === null ? null : Number(row.deadlineInMs)), tookOver: false };
     });
     if (result.status !== "skipped") this.ring(input.jobId);
     return result;
