@@ -238,17 +238,20 @@ export class JobExecution {
   async complete(input: CompleteInput): Promise<boolean> {
     const result = input.result === undefined ? null : JSON.stringify(input.result);
     return this.outcome("complete", input, "succeeded", async (tx) => {
-      // The compare-and-set and its event go to the server together (run in order); a lost compare-and-set rolls the
-      // event back (CasLost) and the outcome is recorded as stale.
-      const [n] = await Promise.all([
+      // The compare-and-set, its event and the effects go to the server together (run in order, so the effects see
+      // the job SUCCEEDED); a lost compare-and-set rolls the rest back (CasLost) and the outcome is recorded as stale,
+      // whatever the effects made of the job they found.
+      const [cas, ...rest] = await Promise.allSettled([
         tx.execute`
           UPDATE jobs SET state = 'SUCCEEDED', result = ${result}, progress_percent = 100, error_code = NULL, error_message = NULL,
                  error_details = NULL, lease_owner = NULL, lease_expires_at = NULL, next_check_at = NULL, ended_at = NOW(3), updated_at = NOW(3)
            WHERE id = ${input.jobId} AND attempt = ${input.attempt} AND state = 'RUNNING' AND lease_owner = ${input.owner}`,
         this.event(tx, input, "succeeded", "RUNNING", "SUCCEEDED", input.owner, `attempt ${input.attempt} succeeded`),
+        Promise.resolve().then(() => input.effects?.(tx)),
       ]);
-      if (n !== 1) throw new CasLost();
-      if (input.effects) await input.effects(tx);
+      if (cas.status === "rejected") throw cas.reason;
+      if (cas.value !== 1) throw new CasLost();
+      for (const r of rest) if (r.status === "rejected") throw r.reason;
       return true;
     });
   }
