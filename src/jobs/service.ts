@@ -26,14 +26,8 @@ import { recordJob } from "../telemetry/metrics.js";
 export type { JobCursor } from "./repository.js";
 export type { JobUpdate } from "./watch.js";
 
-/** Creates committed together at most (src/db/batcher.ts). */
+/** Creates committed together at most (src/db/batcher.ts: one group commit at a time). */
 const CREATE_BATCH = 64;
-/**
- * Create transactions under way at once. With one, a create arriving while a batch commits waits for that commit
- * before its own begins (a whole transaction added to its latency at moderate rates); with two it starts at once,
- * and MariaDB still writes the two commits' log in one flush. Under full load batches form as before.
- */
-const CREATES_IN_FLIGHT = 2;
 
 /** A job written, with its outbox row; or found by its idempotency key (outbox null). */
 type Inserted = { job: Job; outbox: OutboxRef | null };
@@ -219,7 +213,6 @@ export function createJobService(options: JobServiceOptions): JobService {
    */
   const creates = createBatcher<{ input: CreateJobInput; row: repo.NewJob }, Inserted>({
     maxBatch: CREATE_BATCH,
-    maxInFlight: CREATES_IN_FLIGHT,
     run: async (items) => {
       // A create with an idempotency key may run again after a lost connection or a Galera node leaving: if its first
       // COMMIT applied, the second finds the job by its key. One without a key may not (it would make a second job).
