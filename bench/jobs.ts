@@ -11,6 +11,7 @@
 // and JSON line carry the ratios to it. DISPATCHER_* variables reach the servers.
 import type { ChildProcess } from "node:child_process";
 import { loadavg } from "node:os";
+import { connect as connectNats } from "@nats-io/transport-node";
 import { createDispatcherClients } from "../src/client/index.js";
 import { loadConfig } from "../src/config.js";
 import { createProvisioningClient } from "../src/db/clients.js";
@@ -31,6 +32,7 @@ const METRICS_ROUNDS = Math.max(1, Number(process.env.BENCH_METRICS_ROUNDS ?? 2)
 const SCRAPE_EVERY_MS = 2_000;
 
 interface Times {
+  id: string;
   created: number;
   /** When the create transaction wrote the outbox row (database clock, same machine). */
   written: number;
@@ -76,6 +78,28 @@ async function startServers(metrics: boolean): Promise<Servers> {
 const services = servicePids(Number(new URL(loadConfig(process.env, "").mq.url).port || 4222));
 const clients = createDispatcherClients({ address: `127.0.0.1:${bench.port}`, token: secret, retry: false });
 
+/**
+ * Where phase 2's jobs are on the way (this process's clock, which is the database's: same machine): the create's reply
+ * and the moment the job's message crossed NATS (a plain subscription beside the stream sees every publication).
+ */
+const replied = new Map<string, number>();
+const published = new Map<string, number>();
+const natsUrl = loadConfig(process.env, "").mq.url;
+const tap = await connectNats({ servers: natsUrl });
+/** Subscribed for phase 2 only, so that phase 1's client CPU is the calls' alone. */
+const startTap = (): void =>
+  void tap.subscribe(`${bench.env.DISPATCHER_MQ_SUBJECT_PREFIX}.>`, {
+    callback: (_err, m) => {
+      const t = Date.now();
+      try {
+        const id = (JSON.parse(Buffer.from(m.data).toString("utf8")) as { jobId?: string }).jobId;
+        if (id && !published.has(id)) published.set(id, t);
+      } catch {
+        // not a job message
+      }
+    },
+  });
+
 const launch = async (): Promise<string> => {
   const res = await clients.jobs.runDiagnosticJob({ outcome: DiagnosticOutcome.DIAGNOSTIC_OUTCOME_SUCCEED, sleep: { seconds: "0", nanos: 0 } });
   return res.job?.id ?? "";
@@ -118,6 +142,28 @@ async function waitTerminal(ids: string[], before: number, timeoutMs: number): P
   throw new Error(`only ${n} of ${ids.length} jobs finished in time`);
 }
 
+/** Phase 2's hops: create → reply (committed), reply → message on NATS (relay), NATS → started (worker). */
+function hopTimes(ids: string[], rows: Times[]): Record<string, { p50: number; p99: number }> {
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  const hops: Record<string, number[]> = { create_to_reply: [], reply_to_published: [], published_to_started: [], create_to_published: [] };
+  for (const id of ids) {
+    const r = byId.get(id);
+    const rep = replied.get(id);
+    const pub = published.get(id);
+    if (!r || rep === undefined || pub === undefined || r.started === null) continue;
+    hops.create_to_reply?.push(rep - r.created);
+    hops.reply_to_published?.push(pub - rep);
+    hops.published_to_started?.push(r.started - pub);
+    hops.create_to_published?.push(pub - r.created);
+  }
+  return Object.fromEntries(
+    Object.entries(hops).map(([k, xs]) => {
+      xs.sort((a, b) => a - b);
+      return [k, { p50: percentile(xs, 50), p99: percentile(xs, 99) }];
+    }),
+  );
+}
+
 const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 2_000));
 
 async function times(ids: string[]): Promise<Times[]> {
@@ -128,7 +174,7 @@ async function times(ids: string[]): Promise<Times[]> {
     const outbox = await db.outboxEntry.findMany({ where: { jobId: { in: chunk } }, select: { jobId: true, createdAt: true } });
     const written = new Map(outbox.map((o) => [o.jobId, o.createdAt.getTime()]));
     for (const r of rows) {
-      out.push({ created: r.createdAt.getTime(), written: written.get(r.id) ?? r.createdAt.getTime(), started: r.startedAt?.getTime() ?? null, ended: r.endedAt?.getTime() ?? null });
+      out.push({ id: r.id, created: r.createdAt.getTime(), written: written.get(r.id) ?? r.createdAt.getTime(), started: r.startedAt?.getTime() ?? null, ended: r.endedAt?.getTime() ?? null });
     }
   }
   return out;
@@ -218,23 +264,38 @@ try {
 
   const rate = LATENCY_RATE > 0 ? LATENCY_RATE : floor ? floor.paced_rate : Math.max(1, Math.floor(jobsPerS / 2));
   say(`phase 2: ${rate} jobs/s (${LATENCY_RATE > 0 ? "as asked" : floor ? "the floor's paced rate" : "half the maximum"}) for ${LATENCY_SECONDS} s`);
+  startTap();
   await settle();
   const ended2 = await terminalCount();
   const commits2 = await commitCount();
   const ids2: string[] = [];
+  const failed2: string[] = [];
   const pending: Promise<void>[] = [];
   const start2 = Date.now();
   let sent = 0;
   while (Date.now() - start2 < LATENCY_SECONDS * 1000) {
     const due = Math.floor(((Date.now() - start2) / 1000) * rate);
-    for (; sent < due; sent++) pending.push(launch().then((id) => void ids2.push(id)));
+    for (; sent < due; sent++)
+      pending.push(
+        launch().then(
+          (id) => {
+            replied.set(id, Date.now());
+            ids2.push(id);
+          },
+          // A machine that cannot keep the rate up answers some calls UNAVAILABLE: counted and printed, not fatal.
+          (err: unknown) => void failed2.push(err instanceof Error ? err.message : String(err)),
+        ),
+      );
     await new Promise((r) => setTimeout(r, 2));
   }
   await Promise.all(pending);
   await waitTerminal(ids2, ended2, 120_000);
   const commitsHalf = ((await commitCount()) - commits2) / Math.max(1, ids2.length);
   say(`  commits (server-wide): ${round(commitsHalf, 2)} per job`);
+  if (failed2.length > 0) say(`  ${failed2.length} of ${sent} calls failed (the machine did not keep the rate up), e.g. ${failed2[0]}`);
   const t2 = await times(ids2);
+  const hops = hopTimes(ids2, t2);
+  say(`  hops (p50 / p99 ms): ${Object.entries(hops).map(([k, v]) => `${k} ${v.p50} / ${v.p99}`).join("; ")}`);
   const startLat = t2.filter((t) => t.started !== null).map((t) => (t.started as number) - t.created).sort((a, b) => a - b);
   const completeLat = t2.filter((t) => t.ended !== null).map((t) => (t.ended as number) - t.created).sort((a, b) => a - b);
   // Where the start latency goes: the create (call to its transaction's writes), then commit → publish → start.
@@ -266,6 +327,8 @@ try {
     machine_busy_pct: round(machineBusy * 100, 0),
     rpc_p50_ms: percentile(rpcLatency, 50),
     rpc_p99_ms: percentile(rpcLatency, 99),
+    start_hops_ms: hops,
+    latency_phase_failed_calls: failed2.length,
     load_avg_1m: round(loadavg()[0] ?? 0, 2),
     ...(floor
       ? {
@@ -289,6 +352,7 @@ try {
   process.stdout.write(`${JSON.stringify(figures)}\n`);
 } finally {
   clients.close();
+  await tap.close();
   await servers?.stop();
   await db.$disconnect();
   await bench.drop();

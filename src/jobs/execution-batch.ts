@@ -31,13 +31,17 @@ export async function startMany(ex: JobExecution, inputs: StartInput[]): Promise
     for (const row of rows) if (!plain.includes(row)) out.set(row.id, await ex.startLocked(tx, row, { owner, leaseMs }));
     if (plain.length > 0) {
       const plainIds = plain.map((r) => r.id);
-      const n = await tx.execute`
-        UPDATE jobs SET state = 'RUNNING', attempt = attempt + 1, lease_owner = ${owner},
-               lease_expires_at = NOW(3) + INTERVAL ${micros(leaseMs)} MICROSECOND, next_check_at = NULL,
-               started_at = COALESCE(started_at, NOW(3)), updated_at = NOW(3)
-         WHERE id IN (${plainIds}) AND state = 'QUEUED'`;
+      // The UPDATE and the events go together (run in order: the events read the updated attempts); a mismatch throws
+      // and rolls both back.
+      const [n] = await Promise.all([
+        tx.execute`
+          UPDATE jobs SET state = 'RUNNING', attempt = attempt + 1, lease_owner = ${owner},
+                 lease_expires_at = NOW(3) + INTERVAL ${micros(leaseMs)} MICROSECOND, next_check_at = NULL,
+                 started_at = COALESCE(started_at, NOW(3)), updated_at = NOW(3)
+           WHERE id IN (${plainIds}) AND state = 'QUEUED'`,
+        appendEvents(tx, plainIds, { type: "started", from: "QUEUED", to: "RUNNING", actor: owner, message: sqlFragment`CONCAT('attempt ', j.attempt, ' of ', j.max_attempts)` }),
+      ]);
       if (n !== plain.length) throw new Error(`jobs changed under their row locks (${n} of ${plain.length} started)`);
-      await appendEvents(tx, plainIds, { type: "started", from: "QUEUED", to: "RUNNING", actor: owner, message: sqlFragment`CONCAT('attempt ', j.attempt, ' of ', j.max_attempts)` });
       for (const row of plain) {
         out.set(row.id, { status: "started", job: startedJob(row, row.deadlineInMs === null ? null : Number(row.deadlineInMs)), tookOver: false });
         ex.measure(tx, { transition: "started", kind: row.kind });
@@ -69,13 +73,16 @@ export async function completeMany(ex: JobExecution, inputs: CompleteInput[]): P
   const attemptArms = sqlJoin(sorted.map((i) => sqlFragment`WHEN ${i.jobId} THEN ${i.attempt}`), " ");
   try {
     await ex.transaction("complete_batch", null, async (tx) => {
-      const n = await tx.execute`
-        UPDATE jobs SET state = 'SUCCEEDED', result = CASE id ${resultArms} END, progress_percent = 100, error_code = NULL,
-               error_message = NULL, error_details = NULL, lease_owner = NULL, lease_expires_at = NULL, next_check_at = NULL,
-               ended_at = NOW(3), updated_at = NOW(3)
-         WHERE id IN (${ids}) AND state = 'RUNNING' AND lease_owner = ${owner} AND attempt = CASE id ${attemptArms} END`;
+      // The compare-and-sets and the events go together (run in order); a lost one rolls both back (BatchLost).
+      const [n] = await Promise.all([
+        tx.execute`
+          UPDATE jobs SET state = 'SUCCEEDED', result = CASE id ${resultArms} END, progress_percent = 100, error_code = NULL,
+                 error_message = NULL, error_details = NULL, lease_owner = NULL, lease_expires_at = NULL, next_check_at = NULL,
+                 ended_at = NOW(3), updated_at = NOW(3)
+           WHERE id IN (${ids}) AND state = 'RUNNING' AND lease_owner = ${owner} AND attempt = CASE id ${attemptArms} END`,
+        appendEvents(tx, ids, { type: "succeeded", from: "RUNNING", to: "SUCCEEDED", actor: owner, message: sqlFragment`CONCAT('attempt ', j.attempt, ' succeeded')` }),
+      ]);
       if (n !== sorted.length) throw new BatchLost(n);
-      await appendEvents(tx, ids, { type: "succeeded", from: "RUNNING", to: "SUCCEEDED", actor: owner, message: sqlFragment`CONCAT('attempt ', j.attempt, ' succeeded')` });
       await measureSuccesses(ex, tx, sorted);
       // One attempt's effects after another, never pipelined: a deadlock (a Galera node's applier aborting this
       // transaction for a conflicting commit elsewhere) rolls the whole transaction back, and statements already sent

@@ -104,9 +104,24 @@ export const START_COLUMNS = sqlFragment`id, kind, state, attempt, max_attempts 
   TIMESTAMPDIFF(MICROSECOND, NOW(3), lease_expires_at) DIV 1000 AS leaseInMs,
   TIMESTAMPDIFF(MICROSECOND, NOW(3), deadline_at) DIV 1000 AS deadlineInMs, TIMESTAMPDIFF(MICROSECOND, created_at, NOW(3)) AS waitedUs`;
 
+/**
+ * A job row a worker may start without more ado: QUEUED, no cancellation requested, attempts left, its deadline (on
+ * the database clock, in whole milliseconds as START_COLUMNS reads it) ahead. runnableNow in execution-batch.ts is
+ * the same test on a row read with START_COLUMNS.
+ */
+const RUNNABLE_NOW = sqlFragment`state = 'QUEUED' AND cancel_requested = 0 AND attempt < max_attempts
+  AND (deadline_at IS NULL OR TIMESTAMPDIFF(MICROSECOND, NOW(3), deadline_at) DIV 1000 > 0)`;
+
 /** The attempt a started row runs: the one after the row's (read before the start's UPDATE). */
 export function startedJob(row: StartRow, deadlineInMs: number | null): StartedJob {
   return { id: row.id, kind: row.kind, attempt: row.attempt + 1, maxAttempts: row.maxAttempts, payload: row.payload, traceparent: row.traceparent, deadlineInMs };
+}
+
+/** Thrown inside an outcome's transaction whose compare-and-set lost, to roll back what went with it. */
+class CasLost extends Error {
+  constructor() {
+    super("the attempt no longer holds the job");
+  }
 }
 
 /** The error a cancelled job carries (as when the job service cancels a queued one). */
@@ -124,8 +139,29 @@ export class JobExecution {
    */
   async start(input: StartInput): Promise<StartResult> {
     const result = await this.transaction("start", { id: input.jobId, kind: input.kind }, async (tx): Promise<StartResult> => {
-      const rows = await tx.query<StartRow>`SELECT ${START_COLUMNS} FROM jobs WHERE id = ${input.jobId} FOR UPDATE`;
-      return rows[0] ? this.startLocked(tx, rows[0], input) : { status: "skipped", state: null };
+      // The common case in one round trip: lock and read the row, start it if it is plainly runnable (the UPDATE's
+      // condition is runnableNow's), and append the "started" event only if that UPDATE changed the row (ROW_COUNT()
+      // is the preceding statement's count). The server runs the three in order; the read shows the row before the
+      // UPDATE. Any other row (taken over, to be ended, skipped) takes startLocked as before, in the same transaction.
+      const [rows, n] = await Promise.all([
+        tx.query<StartRow>`SELECT ${START_COLUMNS} FROM jobs WHERE id = ${input.jobId} FOR UPDATE`,
+        tx.execute`
+          UPDATE jobs SET state = 'RUNNING', attempt = attempt + 1, lease_owner = ${input.owner},
+                 lease_expires_at = NOW(3) + INTERVAL ${micros(input.leaseMs)} MICROSECOND, next_check_at = NULL,
+                 started_at = COALESCE(started_at, NOW(3)), updated_at = NOW(3)
+           WHERE id = ${input.jobId} AND ${RUNNABLE_NOW}`,
+        tx.execute`
+          INSERT INTO job_events (job_id, sequence, type, from_state, to_state, attempt, actor, message, created_at)
+          SELECT j.id, COALESCE((SELECT MAX(x.sequence) FROM job_events x WHERE x.job_id = j.id), 0) + 1, 'started', 'QUEUED', 'RUNNING',
+                 j.attempt, ${input.owner}, CONCAT('attempt ', j.attempt, ' of ', j.max_attempts), NOW(3)
+            FROM jobs j WHERE j.id = ${input.jobId} AND ROW_COUNT() = 1`,
+      ]);
+      const row = rows[0];
+      if (!row) return { status: "skipped", state: null };
+      if (n !== 1) return this.startLocked(tx, row, input);
+      this.measure(tx, { transition: "started", kind: row.kind });
+      if (row.attempt === 0) this.measure(tx, { transition: "wait", kind: row.kind, seconds: Number(row.waitedUs) / 1e6 });
+      return { status: "started", job: startedJob(row, row.deadlineInMs === null ? null : Number(row.deadlineInMs)), tookOver: false };
     });
     if (result.status !== "skipped") this.ring(input.jobId);
     return result;
@@ -146,14 +182,18 @@ export class JobExecution {
     const ended = await this.endIfUnrunnable(tx, ref, { cancelRequested: Number(row.cancelRequested) === 1, deadlineInMs, maxAttempts: row.maxAttempts }, input.owner);
     if (ended) return { status: "ended", state: ended };
     // The row is locked; the compare-and-set on (state, attempt) still guards against a read that was not.
-    const n = await tx.execute`
-      UPDATE jobs SET state = 'RUNNING', attempt = attempt + 1, lease_owner = ${input.owner},
-             lease_expires_at = NOW(3) + INTERVAL ${micros(input.leaseMs)} MICROSECOND, next_check_at = NULL,
-             started_at = COALESCE(started_at, NOW(3)), updated_at = NOW(3)
-       WHERE id = ${row.id} AND attempt = ${row.attempt} AND state = ${tookOver ? "RUNNING" : "QUEUED"}`;
-    if (n !== 1) throw new Error(`job ${row.id} changed under its row lock`);
+    // The UPDATE and its event go to the server together (it runs them in order, so the event follows the row lock);
+    // a failed compare-and-set throws, which rolls the event back with it.
     const attempt = row.attempt + 1;
-    await this.event(tx, { ...ref, attempt }, "started", "QUEUED", "RUNNING", input.owner, `attempt ${attempt} of ${row.maxAttempts}`);
+    const [n] = await Promise.all([
+      tx.execute`
+        UPDATE jobs SET state = 'RUNNING', attempt = attempt + 1, lease_owner = ${input.owner},
+               lease_expires_at = NOW(3) + INTERVAL ${micros(input.leaseMs)} MICROSECOND, next_check_at = NULL,
+               started_at = COALESCE(started_at, NOW(3)), updated_at = NOW(3)
+         WHERE id = ${row.id} AND attempt = ${row.attempt} AND state = ${tookOver ? "RUNNING" : "QUEUED"}`,
+      this.event(tx, { ...ref, attempt }, "started", "QUEUED", "RUNNING", input.owner, `attempt ${attempt} of ${row.maxAttempts}`),
+    ]);
+    if (n !== 1) throw new Error(`job ${row.id} changed under its row lock`);
     if (row.attempt === 0) this.measure(tx, { transition: "wait", kind: row.kind, seconds: Number(row.waitedUs) / 1e6 });
     return { status: "started", job: startedJob(row, deadlineInMs), tookOver };
   }
@@ -198,13 +238,20 @@ export class JobExecution {
   async complete(input: CompleteInput): Promise<boolean> {
     const result = input.result === undefined ? null : JSON.stringify(input.result);
     return this.outcome("complete", input, "succeeded", async (tx) => {
-      const n = await tx.execute`
-        UPDATE jobs SET state = 'SUCCEEDED', result = ${result}, progress_percent = 100, error_code = NULL, error_message = NULL,
-               error_details = NULL, lease_owner = NULL, lease_expires_at = NULL, next_check_at = NULL, ended_at = NOW(3), updated_at = NOW(3)
-         WHERE id = ${input.jobId} AND attempt = ${input.attempt} AND state = 'RUNNING' AND lease_owner = ${input.owner}`;
-      if (n !== 1) return false;
-      await this.event(tx, input, "succeeded", "RUNNING", "SUCCEEDED", input.owner, `attempt ${input.attempt} succeeded`);
-      if (input.effects) await input.effects(tx);
+      // The compare-and-set, its event and the effects go to the server together (run in order, so the effects see
+      // the job SUCCEEDED); a lost compare-and-set rolls the rest back (CasLost) and the outcome is recorded as stale,
+      // whatever the effects made of the job they found.
+      const [cas, ...rest] = await Promise.allSettled([
+        tx.execute`
+          UPDATE jobs SET state = 'SUCCEEDED', result = ${result}, progress_percent = 100, error_code = NULL, error_message = NULL,
+                 error_details = NULL, lease_owner = NULL, lease_expires_at = NULL, next_check_at = NULL, ended_at = NOW(3), updated_at = NOW(3)
+           WHERE id = ${input.jobId} AND attempt = ${input.attempt} AND state = 'RUNNING' AND lease_owner = ${input.owner}`,
+        this.event(tx, input, "succeeded", "RUNNING", "SUCCEEDED", input.owner, `attempt ${input.attempt} succeeded`),
+        Promise.resolve().then(() => input.effects?.(tx)),
+      ]);
+      if (cas.status === "rejected") throw cas.reason;
+      if (cas.value !== 1) throw new CasLost();
+      for (const r of rest) if (r.status === "rejected") throw r.reason;
       return true;
     });
   }
@@ -284,7 +331,10 @@ export class JobExecution {
    * event is recorded instead, in a transaction of its own (nothing of the outcome is applied).
    */
   private async outcome(op: string, a: AttemptRef, what: string, fn: (tx: Sql) => Promise<boolean>, ring = true): Promise<boolean> {
-    const applied = await this.transaction(op, refAttrs(a), fn);
+    const applied = await this.transaction(op, refAttrs(a), fn).catch((err: unknown) => {
+      if (err instanceof CasLost) return false;
+      throw err;
+    });
     if (applied) {
       if (ring) this.ring(a.jobId);
       return true;

@@ -188,10 +188,13 @@ export function createJobService(options: JobServiceOptions): JobService {
     }
   };
 
-  /** Inserts the job (and writes the action's effects) in `tx`, or finds the one an earlier request with its key created. */
-  const insertOrFind = async (tx: Sql, input: CreateJobInput, row: repo.NewJob): Promise<Inserted> => {
+  /**
+   * Inserts the job (and writes the action's effects) in `tx`, or finds the one an earlier request with its key created.
+   * `own`: createJob opened `tx`, so that any error here rolls it back — then a job without a key is written pipelined.
+   */
+  const insertOrFind = async (tx: Sql, input: CreateJobInput, row: repo.NewJob, own = false): Promise<Inserted> => {
     try {
-      const [created] = await repo.insertJobs(tx, [row]);
+      const [created] = await repo.insertJobs(tx, [row], { pipelined: own && !row.idempotencyKey });
       if (!created) throw new Error(`job ${row.id} was not written`);
       await writeEffects(tx, input, created.job);
       return created;
@@ -214,11 +217,12 @@ export function createJobService(options: JobServiceOptions): JobService {
       // A create with an idempotency key may run again after a lost connection or a Galera node leaving: if its first
       // COMMIT applied, the second finds the job by its key. One without a key may not (it would make a second job).
       const keyed = (list: typeof items) => list.every((i) => i.row.idempotencyKey);
-      const alone = (item: (typeof items)[number]) => sql.transaction((t) => insertOrFind(t, item.input, item.row), { idempotent: keyed([item]) });
+      const alone = (item: (typeof items)[number]) => sql.transaction((t) => insertOrFind(t, item.input, item.row, true), { idempotent: keyed([item]) });
       if (items.length === 1) return Promise.allSettled(items.map(alone));
       try {
         return await sql.transaction(async (t) => {
-          const created = await repo.insertJobs(t, items.map((i) => i.row));
+          // Any failure rolls the batch back (and its creates go alone): the inserts may go pipelined.
+          const created = await repo.insertJobs(t, items.map((i) => i.row), { pipelined: true });
           for (const [n, item] of items.entries()) await writeEffects(t, item.input, (created[n] as Inserted).job);
           return fulfilled(created);
         }, { idempotent: keyed(items) });

@@ -60,6 +60,8 @@ const COMMIT_RETRIES_MS = [200, 1_000];
 const ACK_WAIT_MARGIN_MS = 1_000;
 /** How long stop() waits for aborted handlers after the grace period. */
 const ABORT_WAIT_MS = 2_000;
+/** Start transactions under way at once (see the starts batcher). */
+const STARTS_IN_FLIGHT = 2;
 /** Redelivery delay of a parent job while this worker already runs as many parents as it may. */
 const PARENTS_BUSY_MS = 5_000;
 
@@ -101,7 +103,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   // parents can never fill a worker and leave their children no room to run.
   const parentSlots = Math.floor(concurrency / 2);
   let parents = 0;
-  const starts = createBatcher<StartInput, StartResult>({ ...batchOptions, run: async (inputs) => fulfilled(await startMany(ex, inputs)) });
+  // Two start transactions may be under way at once: a delivery arriving while a start commits begins its own rather
+  // than waiting for that commit (the start is what create→start latency ends on); they lock rows in id order.
+  const starts = createBatcher<StartInput, StartResult>({ ...batchOptions, maxInFlight: STARTS_IN_FLIGHT, run: async (inputs) => fulfilled(await startMany(ex, inputs)) });
   const completions = createBatcher<CompleteInput, boolean>({ ...batchOptions, run: (inputs) => completeMany(ex, inputs) });
 
   async function onMessage(d: Delivery): Promise<void> {

@@ -64,6 +64,34 @@ describe("transactions", () => {
     expect(await names()).not.toContain("dropped");
   });
 
+  it("leave no transaction open on a pooled connection when fn throws before its first statement", async () => {
+    // START TRANSACTION goes out with fn's first statement: a throw that comes first must still end the transaction.
+    const one = createSqlPool(dbs.urls.provisioning, 1);
+    try {
+      await expect(one.transaction(() => Promise.reject(new Error("before any statement")))).rejects.toThrow("before any statement");
+      await one.execute`INSERT INTO sql_t (id, name) VALUES (${14}, ${"autocommitted"})`;
+      // Written through the same single connection: visible to another connection only if no transaction held it.
+      expect(await names()).toContain("autocommitted");
+      await one.execute`DELETE FROM sql_t WHERE id = ${14}`;
+    } finally {
+      await one.end();
+    }
+  });
+
+  it("roll back statements sent together when one of them fails", async () => {
+    await expect(
+      sql.transaction(async (tx) => {
+        await Promise.all([
+          tx.execute`INSERT INTO sql_t (id, name) VALUES (${12}, ${"first"})`,
+          tx.execute`INSERT INTO sql_t (id, name) VALUES (${10}, ${"a duplicate key"})`,
+          tx.execute`INSERT INTO sql_t (id, name) VALUES (${13}, ${"third"})`,
+        ]);
+      }),
+    ).rejects.toThrow(/Duplicate/);
+    expect(await names()).not.toContain("first");
+    expect(await names()).not.toContain("third");
+  });
+
   it("run fn again after a deadlock, and the retried transaction commits", async () => {
     await sql.execute`INSERT INTO sql_t (id, name) VALUES (${20}, ${"a"}), (${21}, ${"b"})`;
     let bothLocked!: () => void;
