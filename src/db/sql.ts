@@ -28,6 +28,15 @@ export function sqlFragment(strings: TemplateStringsArray, ...values: SqlArg[]):
   return new SqlFragment(strings, values);
 }
 
+/**
+ * True only inside a transaction. Statements sent together (pipelined) with one before them must carry it in their
+ * condition: a deadlock, or a Galera node's applier aborting the transaction, rolls the WHOLE transaction back, and
+ * the statements already sent behind the failing one then run on their own, in autocommit. With this condition they
+ * change nothing there. (A lock wait timeout rolls back only its statement; the transaction stays open and the
+ * caller's ROLLBACK undoes the rest.)
+ */
+export const IN_TRANSACTION = sqlFragment`@@in_transaction = 1`;
+
 /** Fragments one after another with a separator between them (e.g. the WHEN … THEN … arms of a CASE). */
 export function sqlJoin(fragments: readonly SqlFragment[], separator: ", " | " " | " AND " | " OR "): SqlFragment {
   if (fragments.length === 0) return new SqlFragment([""], []);

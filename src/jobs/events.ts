@@ -2,7 +2,7 @@
 // the after-commit doorbell on NATS that wakes WatchJob streams (the database stays the truth; a lost doorbell only
 // delays a watcher until its next safety read).
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { Sql } from "../db/sql.js";
+import { IN_TRANSACTION, sqlFragment, type Sql } from "../db/sql.js";
 import type { JobEvent, JobEventType, JobState } from "./model.js";
 
 export interface NewJobEvent {
@@ -19,11 +19,13 @@ export interface NewJobEvent {
  * Appends an event with the next sequence number. Call it after the statement that locked the job row in the same
  * transaction (every transition updates the job first), so concurrent appends for one job are serialized.
  */
-export async function appendEvent(sql: Sql, e: NewJobEvent): Promise<void> {
+export async function appendEvent(sql: Sql, e: NewJobEvent, options: { pipelined?: boolean } = {}): Promise<void> {
+  // `pipelined`: sent behind another statement of the transaction without waiting for it, so it must do nothing
+  // should that statement abort the transaction (IN_TRANSACTION; HAVING, because the aggregate yields a row anyway).
   await sql.execute`
     INSERT INTO job_events (job_id, sequence, type, from_state, to_state, attempt, actor, message, created_at)
     SELECT ${e.jobId}, COALESCE(MAX(sequence), 0) + 1, ${e.type}, ${e.fromState}, ${e.toState}, ${e.attempt}, ${e.actor}, ${e.message ?? null}, NOW(3)
-      FROM job_events WHERE job_id = ${e.jobId}`;
+      FROM job_events WHERE job_id = ${e.jobId}${options.pipelined ? sqlFragment` HAVING ${IN_TRANSACTION}` : sqlFragment``}`;
 }
 
 interface EventRow {

@@ -4,7 +4,7 @@
 // statements (every other row goes through startLocked in the same transaction); a completion batch commits only
 // when every one of its compare-and-sets wins and every effect succeeds — otherwise it rolls back and each attempt
 // takes complete() on its own, which records a stale outcome as it always does.
-import { sqlFragment, sqlJoin, type Sql } from "../db/sql.js";
+import { IN_TRANSACTION, sqlFragment, sqlJoin, type Sql } from "../db/sql.js";
 import { measuring } from "../telemetry/metrics.js";
 import { micros, START_COLUMNS, startedJob, type CompleteInput, type JobExecution, type StartInput, type StartResult, type StartRow } from "./execution.js";
 
@@ -99,13 +99,16 @@ export async function completeMany(ex: JobExecution, inputs: CompleteInput[]): P
   return inputs.map(() => ({ status: "fulfilled", value: true }));
 }
 
-/** The next event of each job in `jobIds` (rows this transaction locked), its attempt and message read from the job. */
+/**
+ * The next event of each job in `jobIds` (rows this transaction locked), its attempt and message read from the job.
+ * Sent pipelined behind the batch's UPDATE: IN_TRANSACTION keeps it from running alone should that abort the transaction.
+ */
 async function appendEvents(tx: Sql, jobIds: string[], e: { type: string; from: string; to: string; actor: string; message: ReturnType<typeof sqlFragment> }): Promise<void> {
   await tx.execute`
     INSERT INTO job_events (job_id, sequence, type, from_state, to_state, attempt, actor, message, created_at)
     SELECT j.id, COALESCE((SELECT MAX(x.sequence) FROM job_events x WHERE x.job_id = j.id), 0) + 1, ${e.type}, ${e.from}, ${e.to},
            j.attempt, ${e.actor}, ${e.message}, NOW(3)
-      FROM jobs j WHERE j.id IN (${jobIds})`;
+      FROM jobs j WHERE j.id IN (${jobIds}) AND ${IN_TRANSACTION}`;
 }
 
 /** Counts a batch's successes and, while metrics are on, times each run (one read of the rows the batch holds). */

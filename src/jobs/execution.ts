@@ -2,7 +2,7 @@
 // provisioning database followed by the job's doorbell. Outcomes are compare-and-sets on (id, attempt, RUNNING, lease
 // owner): an outcome that loses is recorded as a "stale_completion_rejected" event and never applied.
 import type { NatsConnection } from "@nats-io/transport-node";
-import { sqlFragment, type Isolation, type Sql, type SqlPool } from "../db/sql.js";
+import { IN_TRANSACTION, sqlFragment, type Isolation, type Sql, type SqlPool } from "../db/sql.js";
 import { newId } from "../db/ids.js";
 import type { Attributes } from "@opentelemetry/api";
 import { measuring, recordJob, recordJobRun, recordJobWait, type JobTransition } from "../telemetry/metrics.js";
@@ -142,14 +142,14 @@ export class JobExecution {
       // The common case in one round trip: lock and read the row, start it if it is plainly runnable (the UPDATE's
       // condition is runnableNow's), and append the "started" event only if that UPDATE changed the row (ROW_COUNT()
       // is the preceding statement's count). The server runs the three in order; the read shows the row before the
-      // UPDATE. Any other row (taken over, to be ended, skipped) takes startLocked as before, in the same transaction.
+      // UPDATE, which changes nothing should the read abort the transaction (IN_TRANSACTION). Any other row (taken over, to be ended, skipped) takes startLocked as before, in the same transaction.
       const [rows, n] = await Promise.all([
         tx.query<StartRow>`SELECT ${START_COLUMNS} FROM jobs WHERE id = ${input.jobId} FOR UPDATE`,
         tx.execute`
           UPDATE jobs SET state = 'RUNNING', attempt = attempt + 1, lease_owner = ${input.owner},
                  lease_expires_at = NOW(3) + INTERVAL ${micros(input.leaseMs)} MICROSECOND, next_check_at = NULL,
                  started_at = COALESCE(started_at, NOW(3)), updated_at = NOW(3)
-           WHERE id = ${input.jobId} AND ${RUNNABLE_NOW}`,
+           WHERE id = ${input.jobId} AND ${RUNNABLE_NOW} AND ${IN_TRANSACTION}`,
         tx.execute`
           INSERT INTO job_events (job_id, sequence, type, from_state, to_state, attempt, actor, message, created_at)
           SELECT j.id, COALESCE((SELECT MAX(x.sequence) FROM job_events x WHERE x.job_id = j.id), 0) + 1, 'started', 'QUEUED', 'RUNNING',
@@ -191,7 +191,7 @@ export class JobExecution {
                lease_expires_at = NOW(3) + INTERVAL ${micros(input.leaseMs)} MICROSECOND, next_check_at = NULL,
                started_at = COALESCE(started_at, NOW(3)), updated_at = NOW(3)
          WHERE id = ${row.id} AND attempt = ${row.attempt} AND state = ${tookOver ? "RUNNING" : "QUEUED"}`,
-      this.event(tx, { ...ref, attempt }, "started", "QUEUED", "RUNNING", input.owner, `attempt ${attempt} of ${row.maxAttempts}`),
+      this.event(tx, { ...ref, attempt }, "started", "QUEUED", "RUNNING", input.owner, `attempt ${attempt} of ${row.maxAttempts}`, { pipelined: true }),
     ]);
     if (n !== 1) throw new Error(`job ${row.id} changed under its row lock`);
     if (row.attempt === 0) this.measure(tx, { transition: "wait", kind: row.kind, seconds: Number(row.waitedUs) / 1e6 });
@@ -238,20 +238,21 @@ export class JobExecution {
   async complete(input: CompleteInput): Promise<boolean> {
     const result = input.result === undefined ? null : JSON.stringify(input.result);
     return this.outcome("complete", input, "succeeded", async (tx) => {
-      // The compare-and-set, its event and the effects go to the server together (run in order, so the effects see
-      // the job SUCCEEDED); a lost compare-and-set rolls the rest back (CasLost) and the outcome is recorded as stale,
-      // whatever the effects made of the job they found.
-      const [cas, ...rest] = await Promise.allSettled([
+      // The compare-and-set and its event go to the server together (the event does nothing outside the transaction);
+      // a lost compare-and-set rolls the event back (CasLost) and the outcome is recorded as stale.
+      const [cas, event] = await Promise.allSettled([
         tx.execute`
           UPDATE jobs SET state = 'SUCCEEDED', result = ${result}, progress_percent = 100, error_code = NULL, error_message = NULL,
                  error_details = NULL, lease_owner = NULL, lease_expires_at = NULL, next_check_at = NULL, ended_at = NOW(3), updated_at = NOW(3)
            WHERE id = ${input.jobId} AND attempt = ${input.attempt} AND state = 'RUNNING' AND lease_owner = ${input.owner}`,
-        this.event(tx, input, "succeeded", "RUNNING", "SUCCEEDED", input.owner, `attempt ${input.attempt} succeeded`),
-        Promise.resolve().then(() => input.effects?.(tx)),
+        this.event(tx, input, "succeeded", "RUNNING", "SUCCEEDED", input.owner, `attempt ${input.attempt} succeeded`, { pipelined: true }),
       ]);
       if (cas.status === "rejected") throw cas.reason;
       if (cas.value !== 1) throw new CasLost();
-      for (const r of rest) if (r.status === "rejected") throw r.reason;
+      if (event.status === "rejected") throw event.reason;
+      // The effects only once the compare-and-set has held, never pipelined behind it: arbitrary statements cannot
+      // all carry IN_TRANSACTION, and one run in autocommit after an aborted transaction would apply a stale effect.
+      if (input.effects) await input.effects(tx);
       return true;
     });
   }
@@ -394,8 +395,8 @@ export class JobExecution {
     await this.event(tx, ref, "dead_lettered", "FAILED", "FAILED", actor, `attempts exhausted after attempt ${ref.attempt}; payload kept as a dead letter`);
   }
 
-  async event(tx: Sql, ref: AttemptRef, type: JobEventType, from: JobState | null, to: JobState, actor: string, message?: string): Promise<void> {
-    await appendEvent(tx, { jobId: ref.jobId, type, fromState: from, toState: to, attempt: ref.attempt, actor, message });
+  async event(tx: Sql, ref: AttemptRef, type: JobEventType, from: JobState | null, to: JobState, actor: string, message?: string, options: { pipelined?: boolean } = {}): Promise<void> {
+    await appendEvent(tx, { jobId: ref.jobId, type, fromState: from, toState: to, attempt: ref.attempt, actor, message }, options);
     const transition = TRANSITIONS[type];
     if (!transition || !this.measurements.has(tx)) return;
     this.measure(tx, { transition, kind: ref.kind });

@@ -91,9 +91,8 @@ export type { NewJob } from "./new-job.js";
  * statement with a unique violation before anything is written (MariaDB rolls back that statement only; the
  * transaction stays usable). Results in the order of `jobs`.
  *
- * `pipelined`: the three statements go to the server together (one round trip instead of three). Only for a
- * transaction that rolls back when this throws: after a failed first statement the outbox insert (which has no foreign
- * key to its job) would still have run.
+ * `pipelined`: the jobs and their events go to the server together (two round trips instead of three). Only for a
+ * transaction that rolls back when this throws: after a failed first statement the second has still run.
  */
 export async function insertJobs(tx: Sql, jobs: NewJob[], options: { pipelined?: boolean } = {}): Promise<{ job: Job; outbox: OutboxRef }[]> {
   const jobRows = jobs.map(
@@ -116,12 +115,14 @@ export async function insertJobs(tx: Sql, jobs: NewJob[], options: { pipelined?:
     );
   let outbox: OutboxRef[];
   if (options.pipelined) {
-    // Every statement settles before this returns (no reply left to arrive after the caller's ROLLBACK); the first
-    // failure, in statement order, is the one thrown.
-    const settled = await Promise.allSettled([insertJobRows(), insertEvents(), insertOutbox()]);
+    // The jobs and their events go together; both settle before this goes on (no reply left to arrive after the
+    // caller's ROLLBACK) and the first failure, in statement order, is the one thrown. Should the jobs' INSERT abort
+    // the transaction (a deadlock, a Galera abort), the events' INSERT runs alone and fails on its foreign key. The
+    // outbox rows, which have no foreign key, follow only once both have succeeded inside the transaction.
+    const settled = await Promise.allSettled([insertJobRows(), insertEvents()]);
     const failed = settled.find((r) => r.status === "rejected");
     if (failed) throw failed.reason;
-    outbox = (settled[2] as PromiseFulfilledResult<OutboxRef[]>).value;
+    outbox = await insertOutbox();
   } else {
     await insertJobRows();
     await insertEvents();
