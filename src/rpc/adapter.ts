@@ -6,7 +6,7 @@ import { trace } from "@opentelemetry/api";
 import { CancelledError, DeadlineExceededError, DomainError, InvalidArgumentError, PermissionDeniedError, ResourceExhaustedError, UnauthenticatedError, UnavailableError } from "../errors.js";
 import { lazyChild, type Logger, type RequestLogEntry } from "../log.js";
 import type { InFlight, InFlightCall } from "./in-flight.js";
-import type { PrincipalLimits } from "./limits.js";
+import { LimitRefusal, type PrincipalLimits } from "./limits.js";
 import type { Authenticate, AuthenticatePeer, PeerAuth, Principal } from "../iam/principal.js";
 import { ANONYMOUS, isAllowed, permissionFor, PUBLIC } from "../iam/permissions.js";
 import { codeName, toRpcStatus, type RpcStatus } from "./status.js";
@@ -301,7 +301,11 @@ class Call implements InFlightCall {
     this.reply(status);
     const durationMs = performance.now() - this.started;
     recordRpc(this.method, status?.code ?? Code.OK, durationMs);
-    this.runtime.requestLog?.write({
+    if (!this.runtime.requestLog) return;
+    // A flood's refusals are counted by the metric above; the request log gets a line per principal per second at most.
+    const refusals = outcome instanceof LimitRefusal && this.principal && this.runtime.limits ? this.runtime.limits.refusalsToLog(this.principal.id) : 1;
+    if (refusals === 0) return;
+    this.runtime.requestLog.write({
       time: new Date(),
       method: this.method,
       peer: this.peer,
@@ -309,7 +313,31 @@ class Call implements InFlightCall {
       code: codeName(status?.code ?? Code.OK),
       durationMs,
       traceId: this.traceId,
+      ...(outcome instanceof LimitRefusal ? { refusals } : {}),
     });
+  }
+
+  /**
+   * Answers a limit refusal, after holding it (a timer) for the time it allows: a caller that ignores RetryInfo waits
+   * anyway, so its calls in flight, not its eagerness, set how many it makes. At most half the time left before the
+   * deadline (the answer must reach the caller in time), and not at all once the server is stopping.
+   */
+  private async refuse(refusal: LimitRefusal): Promise<void> {
+    const holdMs = this.runtime.isDraining() ? 0 : Math.min(refusal.holdMs, (this.deadline.getTime() - Date.now()) / 2);
+    if (holdMs > 0 && !this.controller.signal.aborted) {
+      const signal = this.controller.signal;
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          signal.removeEventListener("abort", done);
+          resolve();
+        };
+        const timer = setTimeout(done, holdMs);
+        signal.addEventListener("abort", done);
+      });
+    }
+    // The retry delay it names is what is left of the wait after the hold.
+    this.finish(refusal.answer());
   }
 
   /** Runs the handler with the in-flight entry held until it settles (even after an early reply). */
@@ -324,14 +352,18 @@ class Call implements InFlightCall {
     try {
       checkEnvelope(this.runtime, this.surface.metadata, "request" in this.surface ? this.surface.request : undefined);
       const auth = this.runtime.authenticatePeer ? this.surface.getAuthContext() : null;
-      this.principal = await admit(this.runtime, this.method, this.surface.metadata, this.peer, auth, (p) => (this.principal = p));
+      // Limits apply as soon as the caller is known, before the permission check: a flood of denied calls is a flood.
+      this.principal = await admit(this.runtime, this.method, this.surface.metadata, this.peer, auth, (p) => {
+        this.principal = p;
+        release = this.runtime.limits?.admit(p, this.longLived);
+      });
       this.controller.signal.throwIfAborted();
       if ("request" in this.surface) checkDecoded(this.surface.request);
-      release = this.runtime.limits?.admit(this.principal, this.longLived);
       // The handler runs as its caller: what it changes is attributed to them in the audit trail.
       await actingAs({ principal: this.principal.id, traceId: this.traceId }, () => body(this.context(this.principal as Readonly<Principal>)));
     } catch (err) {
-      this.finish(err);
+      if (err instanceof LimitRefusal) await this.refuse(err);
+      else this.finish(err);
     } finally {
       release?.();
       this.close();
