@@ -131,6 +131,14 @@ class Undecodable {
   constructor(readonly cause: unknown) {}
 }
 
+/** A unary or server-stream request body kept undecoded until its call is admitted: a refused call decodes nothing. */
+class Encoded {
+  constructor(
+    readonly bytes: Buffer,
+    readonly decode: (bytes: Buffer) => unknown,
+  ) {}
+}
+
 /** What a request body over its method's size limit becomes, undecoded: the adapter answers RESOURCE_EXHAUSTED. */
 class Oversized {
   constructor(
@@ -144,6 +152,7 @@ class Oversized {
  * `limitOf(method)` bytes (0: no limit of its own; src/rpc/request-limits.ts). grpc-js answers a body that fails to decode with
  * INTERNAL and never calls the handler, so the caller gets no ErrorInfo and the request log never hears of it; here
  * the failure travels to the adapter as a value and is answered like any other bad input, after authentication.
+ * A single request (unary, server stream) is decoded only once its call is admitted (requestOf), after the limits.
  */
 export function tolerantDefinition(definition: ServiceDefinition, limitOf: (method: string) => number = () => 0): ServiceDefinition {
   const out: Record<string, MethodDefinition<unknown, unknown>> = {};
@@ -153,6 +162,7 @@ export function tolerantDefinition(definition: ServiceDefinition, limitOf: (meth
       ...method,
       requestDeserialize: (bytes: Buffer): unknown => {
         if (limit > 0 && bytes.length > limit) return new Oversized(bytes.length, limit);
+        if (!method.requestStream) return new Encoded(bytes, method.requestDeserialize);
         try {
           return method.requestDeserialize(bytes);
         } catch (err) {
@@ -185,10 +195,25 @@ function checkEnvelope(runtime: Pick<AdapterRuntime, "maxMetadataBytes">, metada
   }
 }
 
+function malformed(): InvalidArgumentError {
+  return new InvalidArgumentError([{ field: "", description: "the request body is not a valid protobuf message of this method's request type" }], "MALFORMED_REQUEST");
+}
+
 function checkDecoded(request: unknown): void {
-  if (request instanceof Undecodable) {
-    throw new InvalidArgumentError([{ field: "", description: "the request body is not a valid protobuf message of this method's request type" }], "MALFORMED_REQUEST");
+  if (request instanceof Undecodable) throw malformed();
+}
+
+/** The request of an admitted call, decoded now if it arrived undecoded; INVALID_ARGUMENT when it does not decode. */
+function requestOf<Req>(request: unknown): Req {
+  if (request instanceof Encoded) {
+    try {
+      return request.decode(request.bytes) as Req;
+    } catch {
+      throw malformed();
+    }
   }
+  checkDecoded(request);
+  return request as Req;
 }
 
 /** grpc-js handlers for a service, each running through the adapter. Throws if a method has no binding. */
@@ -358,7 +383,6 @@ class Call implements InFlightCall {
         release = this.runtime.limits?.admit(p, this.longLived);
       });
       this.controller.signal.throwIfAborted();
-      if ("request" in this.surface) checkDecoded(this.surface.request);
       // The handler runs as its caller: what it changes is attributed to them in the audit trail.
       await actingAs({ principal: this.principal.id, traceId: this.traceId }, () => body(this.context(this.principal as Readonly<Principal>)));
     } catch (err) {
@@ -405,7 +429,7 @@ function bindUnary<Req, Res>(binding: UnaryBinding<Req, Res>, runtime: AdapterRu
     let response: Res | undefined;
     const scope = new Call(runtime, binding.method.path, false, call, (status) => (status ? callback(status) : callback(null, response)));
     void scope.run(async (ctx) => {
-      response = await binding.handler(call.request, ctx);
+      response = await binding.handler(requestOf<Req>(call.request), ctx);
       scope.finish(null);
     });
   };
@@ -433,7 +457,7 @@ function bindServerStream<Req, Res>(binding: ServerStreamBinding<Req, Res>, runt
       });
     };
     void scope.run(async (ctx) => {
-      await binding.handler(call.request, { ...ctx, send });
+      await binding.handler(requestOf<Req>(call.request), { ...ctx, send });
       scope.finish(null);
     });
   };
