@@ -37,7 +37,7 @@ const MIN_RETRY_MS = 1;
 /**
  * A refusal by these limits. `retryAt` (on the limits' clock) is when the caller's retry should find room; `holdMs`
  * is how long the adapter may hold the answer first (0: answer at once). Call `answer()` once, when replying: it gives
- * the held slot back and returns the error with the retry delay as of then.
+ * the held slot back and returns the error with the retry delay as of then (itself when it was not held).
  */
 export class LimitRefusal extends ResourceExhaustedError {
   readonly retryAt: number;
@@ -62,8 +62,23 @@ export class LimitRefusal extends ResourceExhaustedError {
       this.answered = true;
       this.unhold();
     }
+    if (this.holdMs === 0) return this;
     const t = this.now();
-    return new LimitRefusal(this.message, this.reason, this.metadata, t, this.retryAt - t, 0, this.now);
+    return withoutStack(() => new LimitRefusal(this.message, this.reason, this.metadata, t, this.retryAt - t, 0, this.now));
+  }
+}
+
+/**
+ * Makes a refusal without capturing a stack trace: it is an answer to a caller, never a bug to trace back, and a flood
+ * makes thousands a second.
+ */
+function withoutStack<T>(make: () => T): T {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return make();
+  } finally {
+    Error.stackTraceLimit = limit;
   }
 }
 
@@ -103,7 +118,7 @@ export class PrincipalLimits {
     if (stream ? maxOpenStreams > 0 && u.streams >= maxOpenStreams : maxConcurrentCalls > 0 && u.calls >= maxConcurrentCalls) {
       const what = stream ? `${maxOpenStreams} open streams` : `${maxConcurrentCalls} calls in flight`;
       const retryMs = stream ? STREAM_RETRY_MS : CONCURRENCY_RETRY_MS;
-      throw new LimitRefusal(`too many concurrent calls: at most ${what} per caller`, stream ? "TOO_MANY_STREAMS" : "TOO_MANY_CONCURRENT_CALLS", { limit: String(stream ? maxOpenStreams : maxConcurrentCalls) }, this.now(), retryMs, 0, this.now);
+      throw withoutStack(() => new LimitRefusal(`too many concurrent calls: at most ${what} per caller`, stream ? "TOO_MANY_STREAMS" : "TOO_MANY_CONCURRENT_CALLS", { limit: String(stream ? maxOpenStreams : maxConcurrentCalls) }, this.now(), retryMs, 0, this.now));
     }
     if (ratePerSecond > 0) {
       const t = this.now();
@@ -159,15 +174,15 @@ export class PrincipalLimits {
     const { ratePerSecond, burst } = this.settings;
     const perToken = 1000 / ratePerSecond;
     const horizon = Math.max(1000, (Math.max(burst, 1) / ratePerSecond) * 1000);
-    const retryAt = Math.min(Math.max(t + (1 - u.tokens) * perToken, u.promisedUntil + perToken), t + horizon);
-    u.promisedUntil = retryAt;
-    const hold = this.holdMs > 0 && u.held < this.maxHeld ? Math.min(this.holdMs, retryAt - t) : 0;
+    const waitMs = Math.min(Math.max((1 - u.tokens) * perToken, u.promisedUntil + perToken - t), horizon);
+    u.promisedUntil = t + waitMs;
+    const hold = this.holdMs > 0 && u.held < this.maxHeld ? Math.min(this.holdMs, waitMs) : 0;
     let unhold: (() => void) | undefined;
     if (hold > 0) {
       u.held++;
       unhold = () => void u.held--;
     }
-    return new LimitRefusal(`rate limit exceeded: at most ${ratePerSecond} calls per second per caller`, "RATE_LIMITED", { limit: String(ratePerSecond) }, t, retryAt - t, hold, this.now, unhold);
+    return withoutStack(() => new LimitRefusal(`rate limit exceeded: at most ${ratePerSecond} calls per second per caller`, "RATE_LIMITED", { limit: String(ratePerSecond) }, t, waitMs, hold, this.now, unhold));
   }
 
   private entry(id: string): Usage {
