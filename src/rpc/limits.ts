@@ -159,7 +159,7 @@ export class PrincipalLimits {
     return this.usage.size;
   }
 
-  /** Rate refusals held now across all principals (for tests and the bench). */
+  /** Rate refusals held now across all principals (for tests). */
   get held(): number {
     let n = 0;
     for (const u of this.usage.values()) n += u.held;
