@@ -55,6 +55,8 @@ export const FIELDS: readonly Field[] = [
   f("server.defaultDeadlineMs", millis, 30_000, "deadline applied to calls that arrive without one"),
   f("server.rateLimitPerSecond", nonNegativeInt, 2_000, "calls per second each user, API key holder or agent may sustain on this server (a token bucket per principal; services are not limited); more is RESOURCE_EXHAUSTED with RetryInfo. 0: no rate limit"),
   f("server.rateLimitBurst", positiveInt, 4_000, "calls a principal may make at once after being idle (the token bucket's size)"),
+  f("server.rateLimitHoldMs", millis, 1_000, "longest a refusal for going over the rate is held (a timer) before it is answered, never past the call's deadline; its RetryInfo names what is left of the wait. A caller that ignores RetryInfo can then make at most its calls in flight per hold. 0: answered at once"),
+  f("server.rateLimitMaxHeld", nonNegativeInt, 256, "rate refusals held at once per principal; more are answered at once"),
   f("server.maxConcurrentCallsPerPrincipal", nonNegativeInt, 256, "unary calls one principal may have in flight at once; more is RESOURCE_EXHAUSTED with RetryInfo. 0: no cap"),
   f("server.maxOpenStreamsPerPrincipal", nonNegativeInt, 64, "server streams (WatchJob) one principal may have open at once; more is RESOURCE_EXHAUSTED with RetryInfo. 0: no cap"),
   f("server.maxRequestBytes", positiveInt, 256 * 1024, "largest request message of a method without a limit of its own (src/rpc/request-limits.ts: RunServerScript 2 MiB, CreateAccount and StoreCredential 1 MiB); more is RESOURCE_EXHAUSTED (REQUEST_TOO_LARGE) before authentication and decoding. No limit exceeds server.maxMessageBytes"),
@@ -166,7 +168,7 @@ export type Config = {
   dataDir: string;
   server: { bind: string; port: number; maxMessageBytes: number; keepaliveTimeMs: number; keepaliveTimeoutMs: number; shutdownGraceMs: number; reflection: boolean; defaultDeadlineMs: number; maxMetadataBytes: number;
     maxRequestBytes: number; maxRequestBytesByMethod: Record<string, number>;
-    rateLimitPerSecond: number; rateLimitBurst: number; maxConcurrentCallsPerPrincipal: number; maxOpenStreamsPerPrincipal: number;
+    rateLimitPerSecond: number; rateLimitBurst: number; rateLimitHoldMs: number; rateLimitMaxHeld: number; maxConcurrentCallsPerPrincipal: number; maxOpenStreamsPerPrincipal: number;
   };
   bridge: { bind: string; port: number; corsOrigins: string[]; maxRequestBytes: number };
   console: { enabled: boolean; bind: string; port: number; dir: string; origins: string[]; bridgeUrl: string };

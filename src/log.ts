@@ -63,6 +63,8 @@ export interface RequestLogEntry {
   code: string;
   durationMs: number;
   traceId: string;
+  /** On a sampled limit refusal: how many refusals of this principal the line stands for (itself included). */
+  refusals?: number;
 }
 
 /** Appends one JSON line per RPC to <dir>/YYYY_MM_DD.request.log, a file per UTC day. */
@@ -78,7 +80,7 @@ export class RequestLog {
     const iso = entry.time.toISOString();
     const day = iso.slice(0, 10).replace(/-/g, "_");
     if (day !== this.day) this.rotate(day);
-    const line = { time: iso, method: entry.method, peer: entry.peer, principal: entry.principal, code: entry.code, duration_ms: Math.round(entry.durationMs * 1000) / 1000, trace_id: entry.traceId };
+    const line = { time: iso, method: entry.method, peer: entry.peer, principal: entry.principal, code: entry.code, duration_ms: Math.round(entry.durationMs * 1000) / 1000, trace_id: entry.traceId, ...(entry.refusals !== undefined ? { refusals: entry.refusals } : {}) };
     this.stream?.write(`${JSON.stringify(line)}\n`);
   }
 

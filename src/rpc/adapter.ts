@@ -6,7 +6,7 @@ import { trace } from "@opentelemetry/api";
 import { CancelledError, DeadlineExceededError, DomainError, InvalidArgumentError, PermissionDeniedError, ResourceExhaustedError, UnauthenticatedError, UnavailableError } from "../errors.js";
 import { lazyChild, type Logger, type RequestLogEntry } from "../log.js";
 import type { InFlight, InFlightCall } from "./in-flight.js";
-import type { PrincipalLimits } from "./limits.js";
+import { LimitRefusal, type PrincipalLimits } from "./limits.js";
 import type { Authenticate, AuthenticatePeer, PeerAuth, Principal } from "../iam/principal.js";
 import { ANONYMOUS, isAllowed, permissionFor, PUBLIC } from "../iam/permissions.js";
 import { codeName, toRpcStatus, type RpcStatus } from "./status.js";
@@ -133,6 +133,14 @@ class Undecodable {
   constructor(readonly cause: unknown) {}
 }
 
+/** A unary or server-stream request body kept undecoded until its call is admitted: a refused call decodes nothing. */
+class Encoded {
+  constructor(
+    readonly bytes: Buffer,
+    readonly decode: (bytes: Buffer) => unknown,
+  ) {}
+}
+
 /** What a request body over its method's size limit becomes, undecoded: the adapter answers RESOURCE_EXHAUSTED. */
 class Oversized {
   constructor(
@@ -146,6 +154,7 @@ class Oversized {
  * `limitOf(method)` bytes (0: no limit of its own; src/rpc/request-limits.ts). grpc-js answers a body that fails to decode with
  * INTERNAL and never calls the handler, so the caller gets no ErrorInfo and the request log never hears of it; here
  * the failure travels to the adapter as a value and is answered like any other bad input, after authentication.
+ * A single request (unary, server stream) is decoded only once its call is admitted (requestOf), after the limits.
  */
 export function tolerantDefinition(definition: ServiceDefinition, limitOf: (method: string) => number = () => 0): ServiceDefinition {
   const out: Record<string, MethodDefinition<unknown, unknown>> = {};
@@ -155,6 +164,7 @@ export function tolerantDefinition(definition: ServiceDefinition, limitOf: (meth
       ...method,
       requestDeserialize: (bytes: Buffer): unknown => {
         if (limit > 0 && bytes.length > limit) return new Oversized(bytes.length, limit);
+        if (!method.requestStream) return new Encoded(bytes, method.requestDeserialize);
         try {
           return method.requestDeserialize(bytes);
         } catch (err) {
@@ -187,10 +197,25 @@ function checkEnvelope(runtime: Pick<AdapterRuntime, "maxMetadataBytes">, metada
   }
 }
 
+function malformed(): InvalidArgumentError {
+  return new InvalidArgumentError([{ field: "", description: "the request body is not a valid protobuf message of this method's request type" }], "MALFORMED_REQUEST");
+}
+
 function checkDecoded(request: unknown): void {
-  if (request instanceof Undecodable) {
-    throw new InvalidArgumentError([{ field: "", description: "the request body is not a valid protobuf message of this method's request type" }], "MALFORMED_REQUEST");
+  if (request instanceof Undecodable) throw malformed();
+}
+
+/** The request of an admitted call, decoded now if it arrived undecoded; INVALID_ARGUMENT when it does not decode. */
+function requestOf<Req>(request: unknown): Req {
+  if (request instanceof Encoded) {
+    try {
+      return request.decode(request.bytes) as Req;
+    } catch {
+      throw malformed();
+    }
   }
+  checkDecoded(request);
+  return request as Req;
 }
 
 /** grpc-js handlers for a service, each running through the adapter. Throws if a method has no binding. */
@@ -303,7 +328,11 @@ class Call implements InFlightCall {
     this.reply(status);
     const durationMs = performance.now() - this.started;
     recordRpc(this.method, status?.code ?? Code.OK, durationMs);
-    this.runtime.requestLog?.write({
+    if (!this.runtime.requestLog) return;
+    // A flood's refusals are counted by the metric above; the request log gets a line per principal per second at most.
+    const refusals = outcome instanceof LimitRefusal && this.principal && this.runtime.limits ? this.runtime.limits.refusalsToLog(this.principal.id) : 1;
+    if (refusals === 0) return;
+    this.runtime.requestLog.write({
       time: new Date(),
       method: this.method,
       peer: this.peer,
@@ -311,7 +340,31 @@ class Call implements InFlightCall {
       code: codeName(status?.code ?? Code.OK),
       durationMs,
       traceId: this.traceId,
+      ...(outcome instanceof LimitRefusal ? { refusals } : {}),
     });
+  }
+
+  /**
+   * Answers a limit refusal, after holding it (a timer) for the time it allows: a caller that ignores RetryInfo waits
+   * anyway, so its calls in flight, not its eagerness, set how many it makes. At most half the time left before the
+   * deadline (the answer must reach the caller in time), and not at all once the server is stopping.
+   */
+  private async refuse(refusal: LimitRefusal): Promise<void> {
+    const holdMs = this.runtime.isDraining() ? 0 : Math.min(refusal.holdMs, (this.deadline.getTime() - Date.now()) / 2);
+    if (holdMs > 0 && !this.controller.signal.aborted) {
+      const signal = this.controller.signal;
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          signal.removeEventListener("abort", done);
+          resolve();
+        };
+        const timer = setTimeout(done, holdMs);
+        signal.addEventListener("abort", done);
+      });
+    }
+    // The retry delay it names is what is left of the wait after the hold.
+    this.finish(refusal.answer());
   }
 
   /** Runs the handler with the in-flight entry held until it settles (even after an early reply). */
@@ -327,14 +380,17 @@ class Call implements InFlightCall {
     try {
       checkEnvelope(this.runtime, this.surface.metadata, "request" in this.surface ? this.surface.request : undefined);
       const auth = this.runtime.authenticatePeer ? this.surface.getAuthContext() : null;
-      this.principal = await admit(this.runtime, this.method, this.surface.metadata, this.peer, auth, (p) => (this.principal = p));
+      // Limits apply as soon as the caller is known, before the permission check: a flood of denied calls is a flood.
+      this.principal = await admit(this.runtime, this.method, this.surface.metadata, this.peer, auth, (p) => {
+        this.principal = p;
+        release = this.runtime.limits?.admit(p, this.longLived);
+      });
       this.controller.signal.throwIfAborted();
-      if ("request" in this.surface) checkDecoded(this.surface.request);
-      release = this.runtime.limits?.admit(this.principal, this.longLived);
       // The handler runs as its caller: what it changes is attributed to them in the audit trail.
       await actingAs({ principal: this.principal.id, traceId: this.traceId }, () => body(this.context(this.principal as Readonly<Principal>)));
     } catch (err) {
-      this.finish(err);
+      if (err instanceof LimitRefusal) await this.refuse(err);
+      else this.finish(err);
     } finally {
       release?.();
       this.close();
@@ -376,7 +432,7 @@ function bindUnary<Req, Res>(binding: UnaryBinding<Req, Res>, runtime: AdapterRu
     let response: Res | undefined;
     const scope = new Call(runtime, binding.method.path, false, call, (status) => (status ? callback(status) : callback(null, response)));
     void scope.run(async (ctx) => {
-      response = await binding.handler(call.request, ctx);
+      response = await binding.handler(requestOf<Req>(call.request), ctx);
       scope.finish(null);
     });
   };
@@ -404,7 +460,7 @@ function bindServerStream<Req, Res>(binding: ServerStreamBinding<Req, Res>, runt
       });
     };
     void scope.run(async (ctx) => {
-      await binding.handler(call.request, { ...ctx, send });
+      await binding.handler(requestOf<Req>(call.request), { ...ctx, send });
       scope.finish(null);
     });
   };

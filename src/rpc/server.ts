@@ -77,6 +77,8 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
   const limits = new PrincipalLimits({
     ratePerSecond: config.server.rateLimitPerSecond,
     burst: config.server.rateLimitBurst,
+    holdMs: config.server.rateLimitHoldMs,
+    maxHeld: config.server.rateLimitMaxHeld,
     maxConcurrentCalls: config.server.maxConcurrentCallsPerPrincipal,
     maxOpenStreams: config.server.maxOpenStreamsPerPrincipal,
   });
