@@ -1,11 +1,10 @@
 // KM's audit trail, written twice: a row in audit_events (append-only) and a line in an append-only JSON-lines file.
 // Fail closed: a request is answered only after both copies of its record are durable — the row committed, the line
-// written and fdatasync'd; if either cannot be written the request fails (as Vault does when no audit device
-// succeeds). Records of concurrent requests share one multi-row insert (one commit) and one file write + fdatasync
+// written to disk (O_DSYNC); if either cannot be written the request fails (as Vault does when no audit device
+// succeeds). Records of concurrent requests share one multi-row insert (one commit) and one durable file write
 // (group commit), the two written side by side, so auditing costs one round trip and one disk flush per batch.
-import { mkdir, open } from "node:fs/promises";
-import { dirname } from "node:path";
 import { UnavailableError } from "../errors.js";
+import { createAuditFile } from "./audit-file.js";
 import { createBatcher, fulfilled } from "../db/batcher.js";
 import type { Sql } from "../db/sql.js";
 import { appendAuditRows, type AuditRow, type CredentialsPool } from "./repository.js";
@@ -36,6 +35,8 @@ export interface AuditLog {
   recordInTransaction(tx: Sql, entry: AuditRecord): Promise<void>;
   /** Waits for the batch under way. */
   flush(): Promise<void>;
+  /** Waits for the batches under way and closes the file (a later record opens it again). */
+  close(): Promise<void>;
 }
 
 const cut = (s: string | undefined, n: number): string | null => (s ? s.slice(0, n) : null);
@@ -62,41 +63,10 @@ function toLine(e: AuditRecord): string {
 /** Records in one batch at most (one INSERT statement). */
 const MAX_BATCH = 500;
 
-/** Appends `text` to `file` (created 0600) and flushes it to disk; a new file's directory entry is flushed too. */
-async function appendDurably(file: string, text: string): Promise<void> {
-  // Opened with O_APPEND for every batch: a rotated or removed file is re-created, never overwritten.
-  const fh = await open(file, "a", 0o600);
-  let created: boolean;
-  try {
-    created = (await fh.stat()).size === 0;
-    await fh.writeFile(text);
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
-  if (created) {
-    const dir = await open(dirname(file), "r");
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
-  }
-}
-
 export function createAuditLog(options: { pool: CredentialsPool; file: string }): AuditLog {
   const { pool, file } = options;
-  let dirReady: Promise<unknown> | undefined;
-
-  const appendLines = async (text: string): Promise<void> => {
-    // A failed mkdir is tried again on the next batch, so fixing the directory is enough to recover.
-    dirReady ??= mkdir(dirname(file), { recursive: true, mode: 0o700 }).catch((err: unknown) => {
-      dirReady = undefined;
-      throw err;
-    });
-    await dirReady;
-    await appendDurably(file, text);
-  };
+  const lines = createAuditFile(file);
+  const appendLines = (text: string): Promise<void> => lines.append(text);
 
   const failure = (err: unknown): UnavailableError => new UnavailableError("the audit trail cannot be written: request refused", "AUDIT_UNAVAILABLE", { cause: err });
 
@@ -133,5 +103,10 @@ export function createAuditLog(options: { pool: CredentialsPool; file: string })
     },
 
     flush: () => batches.flush(),
+
+    async close() {
+      await batches.flush();
+      await lines.close();
+    },
   };
 }
