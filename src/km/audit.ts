@@ -33,7 +33,7 @@ export interface AuditLog {
   record(entry: AuditRecord): Promise<void>;
   /** Writes the record's row in `tx` and its file line now: a failure throws and so rolls back the caller's change. */
   recordInTransaction(tx: Sql, entry: AuditRecord): Promise<void>;
-  /** Waits for the batch under way. */
+  /** Waits for the batches under way. */
   flush(): Promise<void>;
   /** Waits for the batches under way and closes the file (a later record opens it again). */
   close(): Promise<void>;
@@ -70,11 +70,13 @@ export function createAuditLog(options: { pool: CredentialsPool; file: string })
 
   const failure = (err: unknown): UnavailableError => new UnavailableError("the audit trail cannot be written: request refused", "AUDIT_UNAVAILABLE", { cause: err });
 
-  // One batch at a time: whatever queues meanwhile goes in the next one. The row and the line are written side by
-  // side; the batch's callers are answered only when both are durable, and all of them fail if either fails (a copy
-  // may then hold records of calls that were refused — never the other way round).
+  // Two batches under way at most: a record that arrives while one batch waits for the disk starts the next at once
+  // instead of waiting for that flush to end. The guarantee is per record: a batch's callers are answered only when
+  // that batch's row and line are both durable, and all of them fail if either fails (a copy may then hold records of
+  // calls that were refused — never the other way round). Batches do not wait for each other, so the order of
+  // concurrent batches may differ between the table and the file; each record carries its time.
   const batches = createBatcher<AuditRecord, void>({
-    maxInFlight: 1,
+    maxInFlight: 2,
     maxBatch: MAX_BATCH,
     gather: "turn",
     async run(entries) {
