@@ -6,7 +6,9 @@
 // (development-mode plaintext transport instead of mTLS, to see what TLS costs). DISPATCHER_* variables pass through
 // (e.g. DISPATCHER_KM_POOL_SIZE).
 import { spawn } from "node:child_process";
-import { rmSync } from "node:fs";
+import { constants, rmSync } from "node:fs";
+import { open } from "node:fs/promises";
+import { join } from "node:path";
 import { loadavg } from "node:os";
 import { loadConfig } from "../src/config.js";
 import { openConnection } from "../src/db/connect.js";
@@ -22,6 +24,38 @@ const LEVELS = (process.env.BENCH_LEVELS ?? "1,16,64").split(",").map(Number);
 const TARGET_P99_MS_AT_16 = 10;
 /** The target holds only on a machine that has room: above this busy share, latency is queueing for a core. */
 const TARGET_BELOW_BUSY = 0.7;
+/** Durable appends and commits timed for the disk's floor. */
+const FLOOR_SAMPLES = 300;
+
+/** p50/p99 of `n` sequential runs of `op`, in ms. */
+async function timed(n: number, op: () => Promise<unknown>): Promise<{ p50Ms: number; p99Ms: number }> {
+  const ms: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await op();
+    ms.push(performance.now() - t);
+  }
+  ms.sort((a, b) => a - b);
+  return { p50Ms: round(percentile(ms, 50), 2), p99Ms: round(percentile(ms, 99), 2) };
+}
+
+/** What one audit batch cannot go below on this disk: an O_DSYNC append of a line and a committed one-row INSERT. */
+async function diskFloor(dir: string, databaseUrl: string): Promise<{ fileAppend: { p50Ms: number; p99Ms: number }; commit: { p50Ms: number; p99Ms: number } }> {
+  const path = join(dir, "floor.jsonl");
+  const fh = await open(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_DSYNC, 0o600);
+  const line = Buffer.from(`${JSON.stringify({ time: new Date().toISOString(), action: "get", detail: "x".repeat(160) })}\n`);
+  const fileAppend = await timed(FLOOR_SAMPLES, () => fh.write(line)).finally(() => fh.close());
+  rmSync(path, { force: true });
+  const conn = await openConnection(databaseUrl);
+  try {
+    await conn.query("CREATE TABLE bench_floor (id BIGINT AUTO_INCREMENT PRIMARY KEY, detail VARCHAR(255)) ENGINE=InnoDB");
+    const commit = await timed(FLOOR_SAMPLES, () => conn.query("INSERT INTO bench_floor (detail) VALUES (?)", ["x".repeat(160)]));
+    await conn.query("DROP TABLE bench_floor");
+    return { fileAppend, commit };
+  } finally {
+    await conn.end();
+  }
+}
 
 const bench = await benchEnvironment("km");
 const kmPort = await freePort();
@@ -109,6 +143,8 @@ try {
     results.push(r);
     say(`  ${String(level).padStart(2)} concurrent: ${r.callsPerSec} calls/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms (max ${r.maxMs} ms, ${r.calls} calls); CPU ms/call KM ${r.cpuMsPerCall.km}, MariaDB ${r.cpuMsPerCall.mariadb}, client ${r.cpuMsPerCall.client}; machine ${Math.round(r.machineBusy * 100)} % busy`);
   }
+  const floor = await diskFloor(dataDir, env.DISPATCHER_KM_DATABASE_URL as string);
+  say(`  disk floor (alone, one at a time): durable append p50 ${floor.fileAppend.p50Ms} ms, p99 ${floor.fileAppend.p99Ms} ms; one-row commit p50 ${floor.commit.p50Ms} ms, p99 ${floor.commit.p99Ms} ms`);
   const at16 = results.find((r) => r.concurrency === 16);
   const measurable = (at16?.machineBusy ?? 1) < TARGET_BELOW_BUSY;
   const met = measurable && (at16?.p99Ms ?? Infinity) <= TARGET_P99_MS_AT_16;
@@ -118,7 +154,7 @@ try {
       ? `target p99 ≤ ${TARGET_P99_MS_AT_16} ms at 16 concurrent with the machine below ${TARGET_BELOW_BUSY * 100} % busy: ${met ? "met" : "NOT met"} (${at16?.p99Ms} ms, ${Math.round((at16?.machineBusy ?? 0) * 100)} % busy)`
       : `target p99 ≤ ${TARGET_P99_MS_AT_16} ms at 16 concurrent: not judged — the machine was ${Math.round((at16?.machineBusy ?? 1) * 100)} % busy (the target holds below ${TARGET_BELOW_BUSY * 100} %)`,
   );
-  process.stdout.write(`${JSON.stringify({ bench: "km", cores: CORES, loadAverage: loadavg().map((l) => round(l, 2)), seconds: SECONDS, credentials: CREDENTIALS, transport: env.DISPATCHER_KM_PLAINTEXT ? "plaintext" : "mtls", poolSize: config.km.poolSize, results, targetP99MsAt16: TARGET_P99_MS_AT_16, busyShareAt16: at16?.machineBusy, measurable, met })}\n`);
+  process.stdout.write(`${JSON.stringify({ bench: "km", cores: CORES, loadAverage: loadavg().map((l) => round(l, 2)), seconds: SECONDS, credentials: CREDENTIALS, transport: env.DISPATCHER_KM_PLAINTEXT ? "plaintext" : "mtls", poolSize: config.km.poolSize, results, diskFloor: floor, targetP99MsAt16: TARGET_P99_MS_AT_16, busyShareAt16: at16?.machineBusy, measurable, met })}\n`);
 } finally {
   dispatcher.close();
   for (const w of workers) w.close();

@@ -1,11 +1,10 @@
 // KM's audit trail, written twice: a row in audit_events (append-only) and a line in an append-only JSON-lines file.
 // Fail closed: a request is answered only after both copies of its record are durable — the row committed, the line
-// written and fdatasync'd; if either cannot be written the request fails (as Vault does when no audit device
-// succeeds). Records of concurrent requests share one multi-row insert (one commit) and one file write + fdatasync
+// written to disk (O_DSYNC); if either cannot be written the request fails (as Vault does when no audit device
+// succeeds). Records of concurrent requests share one multi-row insert (one commit) and one durable file write
 // (group commit), the two written side by side, so auditing costs one round trip and one disk flush per batch.
-import { mkdir, open } from "node:fs/promises";
-import { dirname } from "node:path";
 import { UnavailableError } from "../errors.js";
+import { createAuditFile } from "./audit-file.js";
 import { createBatcher, fulfilled } from "../db/batcher.js";
 import type { Sql } from "../db/sql.js";
 import { appendAuditRows, type AuditRow, type CredentialsPool } from "./repository.js";
@@ -34,8 +33,10 @@ export interface AuditLog {
   record(entry: AuditRecord): Promise<void>;
   /** Writes the record's row in `tx` and its file line now: a failure throws and so rolls back the caller's change. */
   recordInTransaction(tx: Sql, entry: AuditRecord): Promise<void>;
-  /** Waits for the batch under way. */
+  /** Waits for the batches under way. */
   flush(): Promise<void>;
+  /** Waits for the batches under way and closes the file (a later record opens it again). */
+  close(): Promise<void>;
 }
 
 const cut = (s: string | undefined, n: number): string | null => (s ? s.slice(0, n) : null);
@@ -62,49 +63,20 @@ function toLine(e: AuditRecord): string {
 /** Records in one batch at most (one INSERT statement). */
 const MAX_BATCH = 500;
 
-/** Appends `text` to `file` (created 0600) and flushes it to disk; a new file's directory entry is flushed too. */
-async function appendDurably(file: string, text: string): Promise<void> {
-  // Opened with O_APPEND for every batch: a rotated or removed file is re-created, never overwritten.
-  const fh = await open(file, "a", 0o600);
-  let created: boolean;
-  try {
-    created = (await fh.stat()).size === 0;
-    await fh.writeFile(text);
-    await fh.datasync();
-  } finally {
-    await fh.close();
-  }
-  if (created) {
-    const dir = await open(dirname(file), "r");
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
-  }
-}
-
 export function createAuditLog(options: { pool: CredentialsPool; file: string }): AuditLog {
   const { pool, file } = options;
-  let dirReady: Promise<unknown> | undefined;
-
-  const appendLines = async (text: string): Promise<void> => {
-    // A failed mkdir is tried again on the next batch, so fixing the directory is enough to recover.
-    dirReady ??= mkdir(dirname(file), { recursive: true, mode: 0o700 }).catch((err: unknown) => {
-      dirReady = undefined;
-      throw err;
-    });
-    await dirReady;
-    await appendDurably(file, text);
-  };
+  const lines = createAuditFile(file);
+  const appendLines = (text: string): Promise<void> => lines.append(text);
 
   const failure = (err: unknown): UnavailableError => new UnavailableError("the audit trail cannot be written: request refused", "AUDIT_UNAVAILABLE", { cause: err });
 
-  // One batch at a time: whatever queues meanwhile goes in the next one. The row and the line are written side by
-  // side; the batch's callers are answered only when both are durable, and all of them fail if either fails (a copy
-  // may then hold records of calls that were refused — never the other way round).
+  // Two batches under way at most: a record that arrives while one batch waits for the disk starts the next at once
+  // instead of waiting for that flush to end. The guarantee is per record: a batch's callers are answered only when
+  // that batch's row and line are both durable, and all of them fail if either fails (a copy may then hold records of
+  // calls that were refused — never the other way round). Batches do not wait for each other, so the order of
+  // concurrent batches may differ between the table and the file; each record carries its time.
   const batches = createBatcher<AuditRecord, void>({
-    maxInFlight: 1,
+    maxInFlight: 2,
     maxBatch: MAX_BATCH,
     gather: "turn",
     async run(entries) {
@@ -133,5 +105,10 @@ export function createAuditLog(options: { pool: CredentialsPool; file: string })
     },
 
     flush: () => batches.flush(),
+
+    async close() {
+      await batches.flush();
+      await lines.close();
+    },
   };
 }

@@ -85,7 +85,7 @@ export async function startKm(options: StartKmOptions): Promise<RunningKm> {
       pool,
       async stop(graceMs) {
         await server.stop(graceMs);
-        await audit.flush();
+        await audit.close();
         await pool.end().catch(() => undefined);
       },
     };

@@ -2,7 +2,7 @@
 // rows, rotation and re-wrap (then retiring the old key), crypto-shredding, the audit trail (fail closed), encryption
 // counting and its limits, and what a client sees when KM is down.
 import { X509Certificate, generateKeyPairSync } from "node:crypto";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Client, credentials, status, type ServiceError } from "@grpc/grpc-js";
@@ -301,6 +301,24 @@ describe("the audit trail", () => {
       await t.restart({ auditFile: join(t.dir, "km", "audit.jsonl") });
     }
     expect((await worker.getCredential({ id: meta.id, accountId: "acct-closed" })).fields).toEqual(FIELDS);
+  });
+
+  it("fails closed while running: the open audit file replaced by a directory refuses GetCredential until it is back", async () => {
+    const meta = await store("acct-closed-live");
+    const file = t.config.km.auditFile;
+    await worker.getCredential({ id: meta.id, accountId: "acct-closed-live", jobId: "job-live-1" }); // the file is open now
+    renameSync(file, `${file}.rotated`);
+    mkdirSync(file);
+    try {
+      const err = await worker.getCredential({ id: meta.id, accountId: "acct-closed-live", jobId: "job-live-2" }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(UnavailableError);
+      expect((err as UnavailableError).message).toMatch(/audit/);
+    } finally {
+      rmSync(file, { recursive: true });
+    }
+    // A rotated file is followed at once: the next record is in the new file at the path.
+    await worker.getCredential({ id: meta.id, accountId: "acct-closed-live", jobId: "job-live-3" });
+    expect(auditLines().map((l) => l.job_id)).toEqual(["job-live-3"]);
   });
 });
 
