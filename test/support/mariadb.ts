@@ -12,7 +12,25 @@ import { openConnection } from "../../src/db/connect.js";
 import { Daemon, GiveUp, poll } from "./daemon.js";
 import { freePort } from "./net.js";
 
-const run = promisify(execFile);
+const execFileAsync = promisify(execFile);
+/** Longest a set-up command may take (mariadb-install-db under a heavily loaded machine takes ~20 s). */
+const SETUP_TIMEOUT_MS = 180_000;
+
+/**
+ * Runs a set-up command, bounded: a command that neither ends nor fails within SETUP_TIMEOUT_MS (a pipe held open by
+ * a stray grandchild, a stalled disk) fails the set-up with its name instead of hanging the test until its timeout.
+ */
+async function run(file: string, args: string[]): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${file} ${args.slice(0, 2).join(" ")} did not finish within ${SETUP_TIMEOUT_MS / 1000} s`)), SETUP_TIMEOUT_MS);
+  });
+  try {
+    await Promise.race([execFileAsync(file, args, { timeout: SETUP_TIMEOUT_MS, killSignal: "SIGKILL" }), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export const MARIADBD = "/usr/sbin/mariadbd";
 export const INSTALL_DB = "/usr/bin/mariadb-install-db";
