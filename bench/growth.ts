@@ -75,10 +75,12 @@ async function fill(from: number, to: number): Promise<number> {
   for (let lo = from + 1; lo <= to; lo += chunk) {
     const hi = Math.min(to, lo + chunk - 1);
     const seq = `seq_${lo}_to_${hi}`;
+    // Created a year ahead: the monitor's cost accrual prices every server created before now each minute, a million
+    // of them in every monitor process, which would load the windows of phase 2 with work that is not the purge's.
     await db.query(`INSERT INTO servers (id, account_id, region_id, data_center, provider_id, name, product_id, image_id, budget_code, state,
         addresses, details, hourly_price_micros, accrues_when_stopped, created_by, created_at, updated_at)
       SELECT ${idSql("S", "seq")}, ${accountSql("seq")}, 'local', 'local-a', CONCAT('p-', seq), CONCAT('s', seq), 'small', 'agent',
-        'BENCH', IF(seq % 10 = 0, 'TERMINATED', 'RUNNING'), '{"private":[],"public":[]}', '{}', 1000, 0, 'bench', NOW(3), NOW(3) FROM ${seq}`);
+        'BENCH', IF(seq % 10 = 0, 'TERMINATED', 'RUNNING'), '{"private":[],"public":[]}', '{}', 1000, 0, 'bench', NOW(3) + INTERVAL 1 YEAR, NOW(3) FROM ${seq}`);
     // created_at grows with seq (as ids do), over the 20 days that ended 40 days ago: every filled job is already past
     // the default 30 days' retention, which stays off until the purge phase (no million-row UPDATE to age them).
     const at = `NOW(3) - INTERVAL 60 DAY + INTERVAL FLOOR(seq * 1728000000 / ${LARGE}) MICROSECOND`;
@@ -186,6 +188,8 @@ async function statementCost(statement: SqlFragment): Promise<PageCost> {
 }
 
 interface Measured {
+  /** The 1-minute load average when the queries started. */
+  load?: number;
   p50: Record<string, number>;
   p99: Record<string, number>;
   cost: Record<string, PageCost>;
@@ -194,9 +198,11 @@ interface Measured {
 async function measure(c: DispatcherClients, rows: number): Promise<Measured> {
   const out: Measured = { p50: {}, p99: {}, cost: {} };
   if (!LISTS) return out;
+  out.load = round(loadavg()[0] ?? 0, 2);
   const deep = await deepToken(c);
   const eventJob = `${JOB_PREFIX}${String(Math.ceil(rows / 2)).padStart(26 - JOB_PREFIX.length, "0")}`;
   const all = queries(deep, await deepCursor(), eventJob);
+  say(`  load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   // One pass over every query first, so that no query pays for loading code paths another one shares.
   for (const q of all) await q.call(c);
   for (const q of all) {
@@ -313,6 +319,8 @@ try {
     rows_large: LARGE,
     fill_large_s: round(fillSeconds),
     calls_per_query: CALLS,
+    list_load_avg_small: small.load ?? null,
+    list_load_avg_large: large.load ?? null,
     list_p99_small_ms: p99Small,
     list_p99_large_ms: p99Large,
     list_p99_ratio: ratios,
