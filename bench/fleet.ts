@@ -91,11 +91,12 @@ try {
   const [parent] = await sql.query<{ created: Date; started: Date; ended: Date; state: string }>`
     SELECT created_at AS created, started_at AS started, ended_at AS ended, state FROM jobs WHERE id = ${run.id}`;
   if (!parent || run.state !== JobState.JOB_STATE_SUCCEEDED) throw new Error(`the fleet command ended ${parent?.state ?? "nowhere"}`);
-  const events = await sql.query<{ jobId: string; type: string; fromState: string | null; toState: string; at: Date }>`
-    SELECT e.job_id AS jobId, e.type, e.from_state AS fromState, e.to_state AS toState, e.created_at AS at
+  const events = await sql.query<{ jobId: string; serverId: string; type: string; fromState: string | null; toState: string; at: Date }>`
+    SELECT e.job_id AS jobId, j.resource_id AS serverId, e.type, e.from_state AS fromState, e.to_state AS toState, e.created_at AS at
       FROM job_events e JOIN jobs j ON j.id = e.job_id WHERE j.parent_id = ${run.id}`;
   const maxRunningEvents = maxRunning(events);
-  const phases = phaseLatencies(events);
+  const phases = phaseLatencies(events, farm.timings);
+  const rounds = releaseRounds(events);
   const [children] = await sql.query<{ n: bigint; ok: bigint }>`
     SELECT COUNT(*) AS n, SUM(state = 'SUCCEEDED') AS ok FROM jobs WHERE parent_id = ${run.id}`;
 
@@ -129,7 +130,12 @@ try {
     within_limit: maxRunningEvents <= LIMIT && farm.maxInFlight <= LIMIT,
     released_to_started_ms: phases.queue,
     started_to_ended_beyond_work_ms: phases.run,
+    started_to_agent_call_ms: phases.toAgent,
+    agent_answer_to_ended_ms: phases.fromAgent,
     ended_to_next_release_ms: phases.reaction,
+    release_rounds: rounds.rounds,
+    released_per_round: rounds.perRound,
+    release_round_gap_ms: rounds.gap,
     within_bound: parentS <= idealS * BOUND_SLACK,
     machine_busy_percent: round(busy * 100, 0),
     cpu_s: { dispatcher: round(cpu.dispatcher, 2), worker: round(cpu.worker, 2) },
@@ -138,6 +144,10 @@ try {
   if (floor) say(`  against the floor (same run): ${figures.creation_ratio_to_floor_batch} × its batch ${floor.jobs_per_s} jobs/s (target ≥ 1); ${figures.creation_ratio_to_floor_batch_enqueue} × its batch enqueue ${floorEnqueue}/s`);
   say(`  parent: ${figures.parent_s} s from creation to end; the limit's bound ceil(${SERVERS}/${LIMIT}) × ${WORK_MS} ms = ${figures.ideal_s} s → ${figures.parent_ratio_to_ideal} × (within ${BOUND_SLACK}×: ${figures.within_bound})`);
   say(`  per child (p50 / p99 ms): released → started ${phases.queue.p50} / ${phases.queue.p99}; started → ended beyond the ${WORK_MS} ms of work ${phases.run.p50} / ${phases.run.p99}; an end → the release it made room for ${phases.reaction.p50} / ${phases.reaction.p99}`);
+  say(`    of started → ended: started → the agent's call arrives ${phases.toAgent.p50} / ${phases.toAgent.p99}; the agent's answer → ended ${phases.fromAgent.p50} / ${phases.fromAgent.p99}`);
+  say(`  release rounds after the first: ${rounds.rounds}, ${rounds.perRound.mean} children each on average (most ${rounds.perRound.max}); between rounds p50 / p99 ${rounds.gap.p50} / ${rounds.gap.p99} ms`);
+  const slot = WORK_MS + phases.queue.p50 + phases.run.p50 + phases.reaction.p50;
+  say(`  one slot's cycle at the medians: ${slot} ms = ${WORK_MS} work + ${phases.queue.p50} to start + ${phases.run.p50} around the agent call + ${phases.reaction.p50} to the next release → ${round((Math.ceil(SERVERS / LIMIT) * slot) / 1000, 2)} s for ${Math.ceil(SERVERS / LIMIT)} cycles`);
   say(`  most running at once: ${maxRunningEvents} from the children's events, ${farm.maxInFlight} at the agents (limit ${LIMIT})`);
   say(`  cpu: dispatcher ${figures.cpu_s.dispatcher} s, worker ${figures.cpu_s.worker} s; machine ${figures.machine_busy_percent}% of ${CORES} cores busy; load average ${load()}`);
   process.stdout.write(`${JSON.stringify(figures)}\n`);
@@ -153,29 +163,50 @@ try {
 
 /**
  * Where a child's time goes, p50 and p99: released → started (relay, JetStream, the worker's start), started → ended
- * beyond the command's own work (the handler's reads, the agent call, the completion), and a child's end → the release
- * it made room for (doorbell, the parent's round). The k-th release after the first LIMIT pairs with the k-th end.
+ * beyond the command's own work (split at the agent: the handler's reads and the call's connection before it arrives,
+ * the answer's way back and the completion after), and a child's end → the release it made room for (doorbell, the
+ * parent's round). The k-th release after the first LIMIT pairs with the k-th end.
  */
-function phaseLatencies(events: { type: string; jobId?: string; fromState: string | null; toState: string; at: Date }[]) {
-  const byJob = new Map<string, { released?: number; started?: number; ended?: number }>();
+function phaseLatencies(events: { type: string; jobId: string; serverId: string; fromState: string | null; toState: string; at: Date }[], agents: Map<string, { arrived: number; answered: number }>) {
+  const byJob = new Map<string, { serverId: string; released?: number; started?: number; ended?: number }>();
   for (const e of events) {
-    const t = byJob.get(e.jobId ?? "") ?? {};
+    const t = byJob.get(e.jobId) ?? { serverId: e.serverId };
     if (e.type === "released") t.released = e.at.getTime();
     else if (e.type === "started") t.started ??= e.at.getTime();
     else if (e.fromState === "RUNNING" && e.toState !== "RUNNING") t.ended = e.at.getTime();
-    byJob.set(e.jobId ?? "", t);
+    byJob.set(e.jobId, t);
   }
   const all = [...byJob.values()];
-  const stat = (xs: number[]) => {
-    const sorted = xs.filter((x) => Number.isFinite(x)).sort((x, y) => x - y);
-    return { p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
-  };
   const releases = all.map((t) => t.released ?? NaN).filter(Number.isFinite).sort((x, y) => x - y);
   const ends = all.map((t) => t.ended ?? NaN).filter(Number.isFinite).sort((x, y) => x - y);
+  const agent = (t: { serverId: string }) => agents.get(t.serverId) ?? { arrived: NaN, answered: NaN };
   return {
     queue: stat(all.map((t) => (t.started ?? NaN) - (t.released ?? NaN))),
     run: stat(all.map((t) => (t.ended ?? NaN) - (t.started ?? NaN) - WORK_MS)),
+    toAgent: stat(all.map((t) => agent(t).arrived - (t.started ?? NaN))),
+    fromAgent: stat(all.map((t) => (t.ended ?? NaN) - agent(t).answered)),
     reaction: stat(releases.slice(LIMIT).map((r, k) => r - (ends[k] ?? NaN))),
+  };
+}
+
+function stat(xs: number[]): { p50: number; p99: number } {
+  const sorted = xs.filter((x) => Number.isFinite(x)).sort((x, y) => x - y);
+  return { p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
+}
+
+/**
+ * The parent's release rounds after its first (which releases LIMIT at once): one round's "released" events share its
+ * statement's time. How many, how many children each, and the time between one round and the next.
+ */
+function releaseRounds(events: { type: string; at: Date }[]) {
+  const sizes = new Map<number, number>();
+  for (const e of events) if (e.type === "released") sizes.set(e.at.getTime(), (sizes.get(e.at.getTime()) ?? 0) + 1);
+  const times = [...sizes.keys()].sort((x, y) => x - y).slice(1);
+  const counts = times.map((t) => sizes.get(t) ?? 0);
+  return {
+    rounds: times.length,
+    perRound: { mean: round(counts.reduce((a, b) => a + b, 0) / Math.max(1, counts.length), 2), max: Math.max(0, ...counts) },
+    gap: stat(times.slice(1).map((t, k) => t - (times[k] ?? NaN))),
   };
 }
 

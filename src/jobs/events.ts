@@ -2,7 +2,7 @@
 // the after-commit doorbell on NATS that wakes WatchJob streams (the database stays the truth; a lost doorbell only
 // delays a watcher until its next safety read).
 import type { NatsConnection } from "@nats-io/transport-node";
-import { IN_TRANSACTION, sqlFragment, type Sql } from "../db/sql.js";
+import { IN_TRANSACTION, sqlFragment, type Sql, type SqlFragment } from "../db/sql.js";
 import type { JobEvent, JobEventType, JobState } from "./model.js";
 
 export interface NewJobEvent {
@@ -40,11 +40,16 @@ interface EventRow {
   createdAt: Date;
 }
 
-/** Events of a job with sequence greater than `afterSequence`, oldest first. */
-export async function listEvents(sql: Sql, jobId: string, afterSequence = 0, limit = 1000): Promise<JobEvent[]> {
-  const rows = await sql.query<EventRow>`
+/** The statement of listEvents: a range of the (job_id, sequence) index, whatever the table's size. */
+export function listEventsStatement(jobId: string, afterSequence = 0, limit = 1000): SqlFragment {
+  return sqlFragment`
     SELECT job_id AS jobId, sequence, type, from_state AS fromState, to_state AS toState, attempt, actor, message, created_at AS createdAt
       FROM job_events WHERE job_id = ${jobId} AND sequence > ${afterSequence} ORDER BY sequence LIMIT ${limit}`;
+}
+
+/** Events of a job with sequence greater than `afterSequence`, oldest first. */
+export async function listEvents(sql: Sql, jobId: string, afterSequence = 0, limit = 1000): Promise<JobEvent[]> {
+  const rows = await sql.query<EventRow>`${listEventsStatement(jobId, afterSequence, limit)}`;
   return rows.map((r) => ({
     jobId: r.jobId,
     sequence: Number(r.sequence),

@@ -3,7 +3,7 @@
 // child is left to run. Woken by the doorbells of its running children and its own (a cancel), with a periodic
 // read as a safety net; every decision is taken in a transaction that locks the parent, so a second attempt (a
 // takeover) and a stale one never release together.
-import type { Subscription } from "@nats-io/transport-node";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { LeaseLostError } from "./attempt-context.js";
 import type { JobContext } from "./catalog.js";
 import { endedChildren, releaseRound } from "./children.js";
@@ -57,9 +57,13 @@ export async function superviseChildren(ctx: JobContext, options: SuperviseOptio
         subjectPrefix: options.subjectPrefix,
       });
       if (round.status === "lost") throw new LeaseLostError();
-      // Listening first, so that a child which ends at once still wakes this loop.
-      if (nats) await listenToRunning(ctx, subs, bell);
+      // Listening to the children just released before they are published, so that one which ends at once still wakes
+      // this loop; the interest is queued on the connection ahead of their publication, and nothing waits for a read
+      // or a round trip before the release goes out.
+      if (nats) for (const ref of round.released) listen(nats, subs, bell, ref.jobId);
       for (const ref of round.released) ctx.relay?.submit(ref);
+      // Then drop the doorbells of children that ended, and listen to any released before (by an earlier attempt).
+      if (nats) await listenToRunning(ctx, subs, bell);
       const line = describeCounts(round.counts, options.noun);
       if (line !== last) {
         last = line;
@@ -91,11 +95,14 @@ async function listenToRunning(ctx: JobContext, subs: Map<string, Subscription>,
     subs.delete(id);
   }
   let added = 0;
-  for (const id of running) {
-    if (subs.has(id)) continue;
-    subs.set(id, nats.subscribe(jobDoorbellSubject(id), { callback: () => bell.ring() }));
-    added++;
-  }
+  for (const id of running) if (listen(nats, subs, bell, id)) added++;
   // The server must know the new interest before a child's first doorbell can ring.
   if (added > 0) await nats.flush().catch(() => undefined);
+}
+
+/** Subscribes to the doorbell of child `id` unless already listening; whether it subscribed. */
+function listen(nats: NatsConnection, subs: Map<string, Subscription>, bell: Bell, id: string): boolean {
+  if (subs.has(id)) return false;
+  subs.set(id, nats.subscribe(jobDoorbellSubject(id), { callback: () => bell.ring() }));
+  return true;
 }

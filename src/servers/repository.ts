@@ -107,6 +107,24 @@ export interface ServerFilter {
 /** Servers in id order (oldest first) after `afterId`, at most `limit`. */
 export async function listServers(sql: Sql, f: ServerFilter): Promise<Server[]> {
   if (f.accountIds && f.accountIds.length === 0) return [];
+  const rows = await sql.query<ServerRow>`${listServersStatement(f)}`;
+  return rows.map(rowToServer);
+}
+
+/**
+ * The index a page of servers is read through: one that leads with an equality filter and ends in the id, so the page
+ * is a range read in id order. Left to itself the optimizer walks the primary key for ORDER BY id LIMIT n and filters
+ * as it goes, which reads the whole table for an account (or state) with few servers among many.
+ */
+function listServersIndex(f: ServerFilter): SqlFragment {
+  if (f.accountId) return sqlFragment`FORCE INDEX (servers_account_id_id_idx)`;
+  if (f.state) return sqlFragment`FORCE INDEX (servers_state_idx)`;
+  if (f.budgetCode) return sqlFragment`FORCE INDEX (servers_budget_code_idx)`;
+  return sqlFragment``;
+}
+
+/** The statement of listServers (a filter with at least one account when it names accounts). */
+export function listServersStatement(f: ServerFilter): SqlFragment {
   const where: SqlFragment[] = [sqlFragment`1 = 1`];
   if (f.accountIds) where.push(sqlFragment`account_id IN (${f.accountIds})`);
   if (f.accountId) where.push(sqlFragment`account_id = ${f.accountId}`);
@@ -115,8 +133,7 @@ export async function listServers(sql: Sql, f: ServerFilter): Promise<Server[]> 
   if (f.budgetCode) where.push(sqlFragment`budget_code = ${f.budgetCode}`);
   for (const [key, value] of Object.entries(f.tags ?? {})) where.push(sqlFragment`JSON_CONTAINS(tags, JSON_OBJECT(${key}, ${value}))`);
   if (f.afterId) where.push(sqlFragment`id > ${f.afterId}`);
-  const rows = await sql.query<ServerRow>`SELECT ${SERVER_COLUMNS} FROM servers WHERE ${sqlJoin(where, " AND ")} ORDER BY id LIMIT ${f.limit}`;
-  return rows.map(rowToServer);
+  return sqlFragment`SELECT ${SERVER_COLUMNS} FROM servers ${listServersIndex(f)} WHERE ${sqlJoin(where, " AND ")} ORDER BY id LIMIT ${f.limit}`;
 }
 
 /** A server row to insert: everything but what the database fills in (agent state, timestamps, version). */

@@ -18,6 +18,8 @@ export interface AgentFarm {
   port: number;
   /** RunScript calls answered, per server. */
   calls: Map<string, number>;
+  /** When the last RunScript call of each server arrived and was answered (epoch ms). */
+  timings: Map<string, { arrived: number; answered: number }>;
   /** RunScript calls running now, and the most ever at once. */
   readonly inFlight: number;
   readonly maxInFlight: number;
@@ -34,6 +36,7 @@ export async function startAgentFarm(credentialKey: Buffer): Promise<AgentFarm> 
   const byCredential = new Map<string, string>();
   const calls = new Map<string, number>();
   const failing = new Set<string>();
+  const timings = new Map<string, { arrived: number; answered: number }>();
   let inFlight = 0;
   let maxInFlight = 0;
   // The principal carries the server whose agent was called: its id is the server id.
@@ -65,6 +68,7 @@ export async function startAgentFarm(credentialKey: Buffer): Promise<AgentFarm> 
         };
       } finally {
         inFlight--;
+        timings.set(serverId, { arrived: started, answered: Date.now() });
       }
     }),
     collectMetrics: unary(A.collectMetrics, async () => ({ cpuPercent: 0, memoryUsedBytes: "0", memoryTotalBytes: "0", diskUsedBytes: "0", diskTotalBytes: "0", time: new Date() })),
@@ -83,6 +87,7 @@ export async function startAgentFarm(credentialKey: Buffer): Promise<AgentFarm> 
   return {
     port,
     calls,
+    timings,
     failing,
     add(agents) {
       for (const [agentId, serverId] of agents) byCredential.set(deriveAgentCredential(credentialKey, agentId), serverId);

@@ -8,7 +8,9 @@ import type { DispatcherClients } from "../../src/client/index.js";
 import type { Principal } from "../../src/iam/principal.js";
 import { ACCOUNT_DISCOVER_KIND } from "../../src/provisioning/discovery/kind.js";
 import { newId } from "../../src/db/ids.js";
+import { listEventsStatement } from "../../src/jobs/events.js";
 import { listJobsStatement, type JobFilter } from "../../src/jobs/repository.js";
+import { listServersStatement, type ServerFilter } from "../../src/servers/repository.js";
 import { sleep } from "../support/poll.js";
 import { insertServer } from "../support/rows.js";
 import { startProvisioningFixture, type ProvisioningFixture } from "../provisioning/support.js";
@@ -102,5 +104,34 @@ describe("ListJobs filters", () => {
         expect(plan[0]?.Extra ?? "", JSON.stringify({ filter, after })).not.toMatch(/filesort/);
       }
     }
+  });
+
+  it("reads a job's events and a page of servers through an index in the page's order, without sorting", async () => {
+    // Enough servers of two accounts that the optimizer's choice is the one it makes on a large table; account b's few
+    // servers among many are where a walk of the primary key would read the whole table for one page.
+    await f.sql.execute`INSERT INTO servers (id, account_id, region_id, data_center, provider_id, name, product_id, image_id, budget_code, state,
+        addresses, details, hourly_price_micros, accrues_when_stopped, created_by, created_at, updated_at)
+      SELECT CONCAT('0SRV', LPAD(seq, 22, '0')), IF(seq % 100 = 0, ${ids.b}, ${ids.a}), 'r1', 'r1-a', CONCAT('p-', seq), CONCAT('s', seq), 'small', 'img',
+             'B', IF(seq % 10 = 0, 'TERMINATED', 'RUNNING'), '{"private":[],"public":[]}', '{}', 0, 0, 'test', NOW(3), NOW(3)
+        FROM seq_1_to_5000`;
+    await f.sql.execute`ANALYZE TABLE servers, job_events`;
+    const servers: [Omit<ServerFilter, "limit">, string][] = [
+      [{ accountId: ids.a }, "servers_account_id_id_idx"],
+      [{ accountId: ids.a, afterId: "0SRV0000000000000000002500" }, "servers_account_id_id_idx"],
+      [{ accountId: ids.b }, "servers_account_id_id_idx"],
+      [{ state: "TERMINATED" }, "servers_state_idx"],
+      [{ state: "RUNNING" }, "servers_state_idx"],
+      [{ state: "RUNNING", afterId: "0SRV0000000000000000002500" }, "servers_state_idx"],
+    ];
+    for (const [filter, index] of servers) {
+      const plan = await f.sql.query<{ key: string | null; Extra: string | null }>`EXPLAIN ${listServersStatement({ ...filter, limit: 51 })}`;
+      expect(plan, JSON.stringify(filter)).toHaveLength(1);
+      expect(plan[0]?.key, JSON.stringify(filter)).toBe(index);
+      expect(plan[0]?.Extra ?? "", JSON.stringify(filter)).not.toMatch(/filesort/);
+    }
+    const events = await f.sql.query<{ key: string | null; Extra: string | null }>`EXPLAIN ${listEventsStatement(jobs.late)}`;
+    expect(events).toHaveLength(1);
+    expect(events[0]?.key).toBe("job_events_job_id_sequence_key");
+    expect(events[0]?.Extra ?? "").not.toMatch(/filesort/);
   });
 });

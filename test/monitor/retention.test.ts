@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newId } from "../../src/db/ids.js";
 import { createSqlPool, type Sql, type SqlPool } from "../../src/db/sql.js";
 import { createLogger } from "../../src/log.js";
-import { purgeFinishedJobs, startRetention } from "../../src/monitor/retention.js";
+import { deleteChildrenStatement, PURGE_IN_CHUNK, purgeFinishedJobs, startRetention } from "../../src/monitor/retention.js";
 import { createTestDatabases, type TestDatabases } from "../support/db.js";
 import { until } from "../support/poll.js";
 
@@ -92,5 +92,20 @@ describe("retention of finished jobs", () => {
     await new Promise((r) => setTimeout(r, 200));
     await loop.stop();
     expect(await count("jobs", [old])).toBe(1);
+  });
+
+  it("deletes a batch's children through the parent index, not by reading the table, whatever the batch size", async () => {
+    await sql.execute`INSERT INTO jobs (id, kind, state, max_attempts, payload, requested_by, trace_id, created_at, ended_at)
+      SELECT CONCAT('00PLAN', LPAD(seq, 20, '0')), 'diagnostic', 'SUCCEEDED', 1, '{}', 'u-plan', LPAD(HEX(seq), 32, '0'),
+             NOW(3) - INTERVAL 50 DAY, NOW(3) - INTERVAL 50 DAY FROM seq_1_to_20000`;
+    await sql.execute`ANALYZE TABLE jobs`;
+    const ids = Array.from({ length: PURGE_IN_CHUNK }, (_, i) => `00PLAN${String(i + 1).padStart(20, "0")}`);
+    const plan = await sql.query<{ type: string; key: string | null }>`EXPLAIN ${deleteChildrenStatement(ids)}`;
+    expect(plan).toHaveLength(1);
+    expect(plan[0]?.key).toBe("jobs_parent_id_held_state_idx");
+    // The batch larger than a chunk still purges whole, in chunks, in one transaction.
+    const purged = await purgeFinishedJobs(sql, { olderThanMs: 30 * 86_400_000, limit: PURGE_IN_CHUNK * 2 + 7 });
+    expect(purged.jobs).toBe(PURGE_IN_CHUNK * 2 + 7);
+    await sql.execute`DELETE FROM jobs WHERE id LIKE '00PLAN%'`;
   });
 });
