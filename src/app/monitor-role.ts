@@ -63,6 +63,7 @@ export async function startMonitorRole(resources: Resources): Promise<RunningRol
     log,
     retentionDays: config.jobs.retentionDays,
     batch: config.jobs.purgeBatch,
+    share: config.jobs.purgeShare,
     intervalMs: config.jobs.purgeIntervalMs,
   });
   // The deployment's queues, observed at each metrics collection.

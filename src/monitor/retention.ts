@@ -13,6 +13,11 @@ export interface RetentionOptions {
   retentionDays: number;
   /** Jobs per batch (one short transaction each). */
   batch: number;
+  /**
+   * Share of the time a backlog's purge works (0–1]: after a full batch it rests (1 / share − 1) times as long as the
+   * batch took. A million aged jobs purged flat out take most of a small database's time from job creation.
+   */
+  share: number;
   intervalMs: number;
 }
 
@@ -69,13 +74,35 @@ export function startRetention(options: RetentionOptions): Loop {
     name: "retention",
     intervalMs: options.intervalMs,
     log,
-    async run(span) {
+    async run(span, signal) {
       const olderThanMs = options.retentionDays * 86_400_000;
+      const started = performance.now();
       const purged = await purgeFinishedJobs(options.sql, { olderThanMs, limit: options.batch });
       span.setAttribute("dispatcher.purged_jobs", purged.jobs);
       if (purged.jobs > 0) log.info({ jobs: purged.jobs, deadLetters: purged.deadLetters, retentionDays: options.retentionDays }, "purged finished jobs past retention");
-      // A full batch: more may be due, so go again at once.
-      return purged.jobs >= options.batch;
+      // A full batch: more may be due, so go again after a rest that keeps the purge to its share of the time.
+      if (purged.jobs < options.batch) return false;
+      await rest(restAfter(performance.now() - started, options.share), signal);
+      return true;
     },
+  });
+}
+
+/** How long to rest after a batch that took `tookMs`, so that purging takes `share` of the time. */
+export function restAfter(tookMs: number, share: number): number {
+  return share >= 1 ? 0 : tookMs * (1 / share - 1);
+}
+
+/** Waits `ms`, or less when the loop is stopped. */
+function rest(ms: number, signal: AbortSignal): Promise<void> {
+  if (ms <= 0 || signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
   });
 }

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newId } from "../../src/db/ids.js";
 import { createSqlPool, type Sql, type SqlPool } from "../../src/db/sql.js";
 import { createLogger } from "../../src/log.js";
-import { deleteChildrenStatement, PURGE_IN_CHUNK, purgeFinishedJobs, startRetention } from "../../src/monitor/retention.js";
+import { deleteChildrenStatement, PURGE_IN_CHUNK, purgeFinishedJobs, restAfter, startRetention } from "../../src/monitor/retention.js";
 import { createTestDatabases, type TestDatabases } from "../support/db.js";
 import { until } from "../support/poll.js";
 
@@ -76,9 +76,10 @@ describe("retention of finished jobs", () => {
   it("the monitor's loop works through every due batch at once and keeps the recent ones", async () => {
     const old = await Promise.all(Array.from({ length: 7 }, () => insertJob(sql, "SUCCEEDED", 3)));
     const recent = await insertJob(sql, "SUCCEEDED", 0.5);
-    const loop = startRetention({ sql, log: createLogger({ level: "silent" }), retentionDays: 1, batch: 2, intervalMs: 3_600_000 });
+    const loop = startRetention({ sql, log: createLogger({ level: "silent" }), retentionDays: 1, batch: 2, intervalMs: 3_600_000, share: 0.5 });
     try {
-      // Batches of 2 with an hour between idle iterations: only "go again after a full batch" gets through all 7.
+      // Batches of 2 with an hour between idle iterations: only "go again after a full batch" (after a rest as long as
+      // the batch, at half the time) gets through all 7.
       await until(async () => (await count("jobs", old)) === 0, 10_000, "every old job to be purged");
     } finally {
       await loop.stop(1_000);
@@ -86,9 +87,29 @@ describe("retention of finished jobs", () => {
     expect(await count("jobs", [recent])).toBe(1);
   });
 
+  it("a backlog's purge rests between full batches so that it works only its share of the time", async () => {
+    expect(restAfter(10, 1)).toBe(0);
+    expect(restAfter(10, 0.25)).toBe(30);
+    expect(restAfter(10, 0.5)).toBe(10);
+    const old = await Promise.all(Array.from({ length: 6 }, () => insertJob(sql, "SUCCEEDED", 3)));
+    // A share so small that the rest after the first full batch outlasts the test: one batch of 2, then nothing.
+    const loop = startRetention({ sql, log: createLogger({ level: "silent" }), retentionDays: 1, batch: 2, intervalMs: 3_600_000, share: 0.0001 });
+    try {
+      await until(async () => (await count("jobs", old)) === 4, 10_000, "the first batch to be purged");
+      await new Promise((r) => setTimeout(r, 500));
+      expect(await count("jobs", old)).toBe(4);
+    } finally {
+      // Stopping cuts the rest short once the grace period for work under way is over.
+      const stopping = performance.now();
+      await loop.stop(100);
+      expect(performance.now() - stopping).toBeLessThan(900);
+    }
+    await purgeFinishedJobs(sql, { olderThanMs: 86_400_000, limit: 10 });
+  });
+
   it("is off with 0 days", async () => {
     const old = await insertJob(sql, "SUCCEEDED", 400);
-    const loop = startRetention({ sql, log: createLogger({ level: "silent" }), retentionDays: 0, batch: 10, intervalMs: 10 });
+    const loop = startRetention({ sql, log: createLogger({ level: "silent" }), retentionDays: 0, batch: 10, intervalMs: 10, share: 1 });
     await new Promise((r) => setTimeout(r, 200));
     await loop.stop();
     expect(await count("jobs", [old])).toBe(1);
