@@ -2,6 +2,7 @@
 // rules, object keys of 1 to 1024 bytes of UTF-8, user metadata within S3's 2 KiB.
 import type { Bucket, ObjectInfo, UploadHeader } from "../../gen/proto/dispatcher/v1/files.js";
 import type { ObjectAttributes } from "../../clouds/resources.js";
+import { infoOf } from "../../network/mapper.js";
 import type { Resource } from "../../resources/model.js";
 import type { Violations } from "../../rpc/validate.js";
 import type { StoredObject, UploadExpectations } from "./service.js";
@@ -73,19 +74,7 @@ export function expectationsOf(v: Violations, field: string, header: Pick<Upload
 }
 
 export const bucketToProto = (r: Resource): Bucket => ({
-  info: {
-    id: r.id,
-    accountId: r.accountId,
-    regionId: r.regionId,
-    providerId: r.providerId ?? "",
-    name: r.name,
-    state: r.state,
-    origin: r.origin,
-    budgetCode: r.budgetCode,
-    tags: r.tags,
-    createTime: r.createdAt,
-    updateTime: r.updatedAt,
-  },
+  info: infoOf(r),
   objectCount: /^\d+$/.test(r.details.objects ?? "") ? (r.details.objects as string) : "0",
   sizeBytes: /^\d+$/.test(r.details.bytes ?? "") ? (r.details.bytes as string) : "0",
 });
