@@ -37,7 +37,10 @@ export interface Sealed {
   ciphertext: Buffer;
 }
 
-/** AES-256-GCM encryption under `key` with a fresh random 96-bit nonce (or the one given, for test vectors only). */
+/**
+ * AES-256-GCM encryption under `key` with a fresh random 96-bit nonce, or the one given: test vectors, and the channel
+ * seal's counter nonces (./channel.ts), which its key never repeats.
+ */
 export function seal(key: Buffer, plaintext: Buffer, aad: Buffer, nonce: Buffer = randomBytes(NONCE_BYTES)): Sealed {
   checkKey(key);
   if (nonce.length !== NONCE_BYTES) throw new RangeError(`nonce must be ${NONCE_BYTES} bytes`);
