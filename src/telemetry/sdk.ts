@@ -59,17 +59,26 @@ export function tracesUrl(endpoint: string): string {
   return base.endsWith("/v1/traces") ? base : `${base}/v1/traces`;
 }
 
-/** The commands that run roles; only their processes keep spans (a CLI command's would never be read). */
-const ROLE_COMMANDS = new Set(["start", "serve"]);
-
-/** Whether `argv` (after the program name) is a command that runs roles: its first word that is not an option. */
-export function runsRoles(argv: readonly string[]): boolean {
+/**
+ * Whether the process `argv` (after the program name) starts can read its own span store back: only the dispatcher role
+ * serves TraceService and the console, so only `start` (every role) and a `serve` whose roles include the dispatcher
+ * keep spans. A worker, monitor or KM process on its own would fill a store nobody reads, paying for every span it
+ * records; with nothing else to export it records none, and trace ids still pass through it.
+ */
+export function keepsSpans(argv: readonly string[]): boolean {
+  let command: string | undefined;
+  const roles: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
+    if (a === "--") break;
     if (a === "-c" || a === "--config") i++;
-    else if (!a.startsWith("-")) return ROLE_COMMANDS.has(a);
+    else if (a === "-r" || a === "--role") roles.push(...(argv[++i] ?? "").split(","));
+    else if (a.startsWith("--role=")) roles.push(...a.slice("--role=".length).split(","));
+    else if (/^-r[^-]/.test(a)) roles.push(...a.slice(2).split(","));
+    else if (!a.startsWith("-")) command ??= a;
   }
-  return false;
+  if (command === "start") return true;
+  return command === "serve" && roles.some((r) => r.trim() === "dispatcher");
 }
 
 export interface StartOptions {
