@@ -135,6 +135,11 @@ describe("envelope records", () => {
   it("associated data is unambiguous", () => {
     expect(associatedData("p", ["a", "bc"]).equals(associatedData("p", ["ab", "c"]))).toBe(false);
     expect(associatedData("p", ["1"]).equals(associatedData("p", [1]))).toBe(true);
+    // The encoding every stored record and sealed answer was made with: it may never change.
+    expect(associatedData("dispatcher.km/channel/v1", ["01HZX", "acct-é", 3]).toString("hex")).toBe(
+      "00000018646973706174636865722e6b6d2f6368616e6e656c2f7631000000053031485a5800000007616363742dc3a90000000133",
+    );
+    expect(associatedData("", []).toString("hex")).toBe("00000000");
   });
 });
 
