@@ -22,7 +22,7 @@ export type TelemetrySettings = Config["telemetry"];
 export interface Telemetry {
   /** True when spans are recorded: they leave the process (OTLP endpoint or span file) or stay in the span store. */
   readonly exporting: boolean;
-  /** The embedded span store (telemetry.store), in processes that run roles and keep spans. */
+  /** The embedded span store (telemetry.store), in processes that keep spans (see keepsSpans). */
   readonly spans?: SpanStore | undefined;
   /** Flushes pending spans and stops the SDK; gives up after `timeoutMs` so an unreachable collector cannot hold exit. */
   shutdown(timeoutMs?: number): Promise<void>;
@@ -82,7 +82,7 @@ export function keepsSpans(argv: readonly string[]): boolean {
 }
 
 export interface StartOptions {
-  /** Keep spans in the embedded store when telemetry.store.enabled (processes that run roles). */
+  /** Keep spans in the embedded store when telemetry.store.enabled (processes that serve TraceService: see keepsSpans). */
   keepSpans?: boolean;
 }
 
