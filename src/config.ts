@@ -148,7 +148,7 @@ export const FIELDS: readonly Field[] = [
   f("telemetry.sampleRatio", z.coerce.number().min(0).max(1), 1, "fraction of new traces sampled"),
   f("telemetry.serviceName", z.string().min(1), "dispatcher", "service.name resource attribute"),
   f("telemetry.file", z.string(), "", "also write every span as a JSON line to this file (tests; empty: off)"),
-  f("telemetry.store.enabled", bool, undefined, "keep the spans of job traces in memory in each process running roles, for the console and TraceService (default: on when no OTLP endpoint is set)"),
+  f("telemetry.store.enabled", bool, undefined, "keep the spans of job traces in memory in each process running the dispatcher role, for its console and TraceService (default: on when no OTLP endpoint is set)"),
   f("telemetry.store.maxSpans", positiveInt, 10_000, "spans the embedded store keeps at most per process; the oldest go first"),
   f("telemetry.store.maxAgeMs", positiveInt, 3_600_000, "spans older than this leave the embedded store"),
   f("telemetry.traceUiUrl", z.string().regex(/^(https?:\/\/.*\{traceId\}.*)?$/, "expected an http(s) URL containing {traceId}"), "", "link to a trace in an external trace UI, {traceId} replaced, e.g. http://127.0.0.1:16686/trace/{traceId} for Jaeger; shown by the console (empty: no link)"),

@@ -20,7 +20,7 @@ import {
 } from "../gen/proto/km/v1/km.js";
 import { traceparentOf } from "../telemetry/propagation.js";
 import { SpanKind, withSpan } from "../telemetry/spans.js";
-import { openFromChannel } from "./channel.js";
+import { createChannelOpener } from "./channel.js";
 import { EnvelopeError } from "./crypto.js";
 import type { Keyring } from "./keys.js";
 import { kmClientSettings, type KmClientSettings } from "./settings.js";
@@ -87,6 +87,7 @@ export function createKmClient(options: KmClientOptions): KmClient {
     channelOptions["grpc.default_authority"] = t.serverName;
   }
   const grpc = new Client(options.address, t.kind === "tls" ? t.credentials : grpcCredentials.createInsecure(), channelOptions);
+  const channel = createChannelOpener(options.channelKeys);
   const stub: Stub = promiseClient(grpc, KeyManagementServiceService, REQUESTS, { token: t.kind === "plaintext" ? t.token : undefined, defaultDeadlineMs: options.defaultDeadlineMs ?? 10_000 });
 
   const call = async <T>(method: string, attributes: Record<string, string>, fn: (o: CallOptions) => Promise<T>, options: KmCallOptions = {}): Promise<T> =>
@@ -119,7 +120,7 @@ export function createKmClient(options: KmClientOptions): KmClient {
     if (!credential || !sealed) throw new UnavailableError("KM answered without the credential", "KM_BAD_RESPONSE");
     let plaintext: Buffer;
     try {
-      plaintext = openFromChannel(options.channelKeys, { credentialId: input.id, accountId: input.accountId }, sealed);
+      plaintext = channel.open({ credentialId: input.id, accountId: input.accountId }, sealed);
     } catch (err) {
       if (err instanceof EnvelopeError) throw new FailedPreconditionError(`KM's sealed answer for credential ${input.id} does not open (${err.failure.toLowerCase()}): check that encryption.kmChannelKey matches KM's`, "KM_CHANNEL_SEAL_INVALID");
       throw err;

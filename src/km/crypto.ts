@@ -37,7 +37,10 @@ export interface Sealed {
   ciphertext: Buffer;
 }
 
-/** AES-256-GCM encryption under `key` with a fresh random 96-bit nonce (or the one given, for test vectors only). */
+/**
+ * AES-256-GCM encryption under `key` with a fresh random 96-bit nonce, or the one given: test vectors, and the channel
+ * seal's counter nonces (./channel.ts), which its key never repeats.
+ */
 export function seal(key: Buffer, plaintext: Buffer, aad: Buffer, nonce: Buffer = randomBytes(NONCE_BYTES)): Sealed {
   checkKey(key);
   if (nonce.length !== NONCE_BYTES) throw new RangeError(`nonce must be ${NONCE_BYTES} bytes`);
@@ -70,14 +73,18 @@ export function open(key: Buffer, nonce: Buffer, ciphertext: Buffer, aad: Buffer
  * so that no two different lists encode alike (("a","bc") ≠ ("ab","c")).
  */
 export function associatedData(purpose: string, parts: readonly (string | number)[]): Buffer {
-  const chunks: Buffer[] = [];
-  for (const part of [purpose, ...parts]) {
-    const bytes = Buffer.from(String(part), "utf8");
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(bytes.length);
-    chunks.push(len, bytes);
+  // Three of these per GetCredential: one buffer written in place rather than two small ones per part, concatenated.
+  const texts = [purpose, ...parts.map(String)];
+  let size = 0;
+  for (const t of texts) size += 4 + Buffer.byteLength(t, "utf8");
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (const t of texts) {
+    const n = out.write(t, at + 4, "utf8");
+    out.writeUInt32BE(n, at);
+    at += 4 + n;
   }
-  return Buffer.concat(chunks);
+  return out;
 }
 
 /** What a credential's ciphertexts are bound to: moving them to another row (or changing the type) breaks them. */

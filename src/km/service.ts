@@ -6,7 +6,7 @@ import type { Logger } from "../log.js";
 import { createBatcher, fulfilled } from "../db/batcher.js";
 import { newId } from "../db/ids.js";
 import type { AuditAction, AuditLog, AuditRecord } from "./audit.js";
-import { sealForChannel, type ChannelSealed } from "./channel.js";
+import { createChannelSealer, type ChannelSealed } from "./channel.js";
 import { EnvelopeError, openRecord, rewrapRecord, sealRecord, type RecordContext } from "./crypto.js";
 import { ENCRYPTION_LIMITS, reserveEncryptions, rotateToNewest, type EncryptionLimits } from "./key-versions.js";
 import type { Keyring } from "./keys.js";
@@ -81,6 +81,7 @@ function unreadable(id: string, err: EnvelopeError): FailedPreconditionError {
 export function createKmService(deps: KmServiceDeps): KmService {
   const { pool, masterKeys, channelKeys, audit, log } = deps;
   const limits = deps.limits ?? ENCRYPTION_LIMITS;
+  const channel = createChannelSealer(channelKeys);
   // Two reads may be under way at once, so a call arriving during a read does not wait for it to end.
   const reads = createBatcher<string, repo.CredentialRow | undefined>({
     maxInFlight: 2,
@@ -162,7 +163,7 @@ export function createKmService(deps: KmServiceDeps): KmService {
           throw err;
         }
         try {
-          result = { credential: info(row), sealed: sealForChannel(channelKeys, { credentialId: row.id, accountId: row.accountId }, plaintext) };
+          result = { credential: info(row), sealed: channel.seal({ credentialId: row.id, accountId: row.accountId }, plaintext) };
         } finally {
           plaintext.fill(0);
         }

@@ -11,6 +11,7 @@ import type { Authenticate, AuthenticatePeer, PeerAuth, Principal } from "../iam
 import { ANONYMOUS, isAllowed, permissionFor, PUBLIC } from "../iam/permissions.js";
 import { codeName, toRpcStatus, type RpcStatus } from "./status.js";
 import { checkDecoded, checkEnvelope, requestOf } from "./request-body.js";
+import { peerAuthOf } from "./peer-auth.js";
 import { recordRpc } from "../telemetry/metrics.js";
 import { actingAs } from "../audit/actor.js";
 
@@ -290,7 +291,7 @@ class Call implements InFlightCall {
     let release: (() => void) | undefined;
     try {
       checkEnvelope(this.runtime, this.surface.metadata, "request" in this.surface ? this.surface.request : undefined);
-      const auth = this.runtime.authenticatePeer ? this.surface.getAuthContext() : null;
+      const auth = this.runtime.authenticatePeer ? peerAuthOf(this.surface) : null;
       // Limits apply as soon as the caller is known, before the permission check: a flood of denied calls is a flood.
       this.principal = await admit(this.runtime, this.method, this.surface.metadata, this.peer, auth, (p) => {
         this.principal = p;

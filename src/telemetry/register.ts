@@ -7,7 +7,7 @@
 // a no-op.
 import { register } from "node:module";
 import { processTelemetry, setProcessTelemetry } from "./process.js";
-import { runsRoles, settingsFromProcess, startTelemetry } from "./sdk.js";
+import { keepsSpans, settingsFromProcess, startTelemetry } from "./sdk.js";
 
 if (processTelemetry() === undefined) {
   setProcessTelemetry(null);
@@ -16,7 +16,7 @@ if (processTelemetry() === undefined) {
   register("@opentelemetry/instrumentation/hook.mjs", import.meta.url, { data: { include: ["@grpc/grpc-js"] } });
   const argv = process.argv.slice(2);
   const settings = settingsFromProcess(argv, process.env);
-  if (settings) setProcessTelemetry(startTelemetry(settings, { keepSpans: runsRoles(argv) }));
+  if (settings) setProcessTelemetry(startTelemetry(settings, { keepSpans: keepsSpans(argv) }));
 }
 
 /** Flushes and stops tracing; resolves at once when tracing was never started. Await it before the process exits. */

@@ -22,7 +22,7 @@ export type TelemetrySettings = Config["telemetry"];
 export interface Telemetry {
   /** True when spans are recorded: they leave the process (OTLP endpoint or span file) or stay in the span store. */
   readonly exporting: boolean;
-  /** The embedded span store (telemetry.store), in processes that run roles and keep spans. */
+  /** The embedded span store (telemetry.store), in processes that keep spans (see keepsSpans). */
   readonly spans?: SpanStore | undefined;
   /** Flushes pending spans and stops the SDK; gives up after `timeoutMs` so an unreachable collector cannot hold exit. */
   shutdown(timeoutMs?: number): Promise<void>;
@@ -59,21 +59,30 @@ export function tracesUrl(endpoint: string): string {
   return base.endsWith("/v1/traces") ? base : `${base}/v1/traces`;
 }
 
-/** The commands that run roles; only their processes keep spans (a CLI command's would never be read). */
-const ROLE_COMMANDS = new Set(["start", "serve"]);
-
-/** Whether `argv` (after the program name) is a command that runs roles: its first word that is not an option. */
-export function runsRoles(argv: readonly string[]): boolean {
+/**
+ * Whether the process `argv` (after the program name) starts can read its own span store back: only the dispatcher role
+ * serves TraceService and the console, so only `start` (every role) and a `serve` whose roles include the dispatcher
+ * keep spans. A worker, monitor or KM process on its own would fill a store nobody reads, paying for every span it
+ * records; with nothing else to export it records none, and trace ids still pass through it.
+ */
+export function keepsSpans(argv: readonly string[]): boolean {
+  let command: string | undefined;
+  const roles: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
+    if (a === "--") break;
     if (a === "-c" || a === "--config") i++;
-    else if (!a.startsWith("-")) return ROLE_COMMANDS.has(a);
+    else if (a === "-r" || a === "--role") roles.push(...(argv[++i] ?? "").split(","));
+    else if (a.startsWith("--role=")) roles.push(...a.slice("--role=".length).split(","));
+    else if (/^-r[^-]/.test(a)) roles.push(...a.slice(2).split(","));
+    else if (!a.startsWith("-")) command ??= a;
   }
-  return false;
+  if (command === "start") return true;
+  return command === "serve" && roles.some((r) => r.trim() === "dispatcher");
 }
 
 export interface StartOptions {
-  /** Keep spans in the embedded store when telemetry.store.enabled (processes that run roles). */
+  /** Keep spans in the embedded store when telemetry.store.enabled (processes that serve TraceService: see keepsSpans). */
   keepSpans?: boolean;
 }
 

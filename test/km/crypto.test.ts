@@ -1,10 +1,10 @@
 // KM's crypto module on its own: published Wycheproof AES-GCM vectors, nonce uniqueness, envelope tampering of every
 // part (ciphertext, nonce, associated data, key version, wrapped key), the channel seal, and key parsing.
-import { randomBytes } from "node:crypto";
+import { hkdfSync, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
-import { openFromChannel, sealForChannel } from "../../src/km/channel.js";
+import { createChannelOpener, createChannelSealer, PURPOSE_CHANNEL, type ChannelSealed } from "../../src/km/channel.js";
 import { associatedData, EnvelopeError, open, openRecord, rewrapRecord, seal, sealRecord, wrappedKeyVersion, type EnvelopeRecord, type RecordContext } from "../../src/km/crypto.js";
 import { generateKeyText, Keyring, parseKeyring } from "../../src/km/keys.js";
 
@@ -135,6 +135,11 @@ describe("envelope records", () => {
   it("associated data is unambiguous", () => {
     expect(associatedData("p", ["a", "bc"]).equals(associatedData("p", ["ab", "c"]))).toBe(false);
     expect(associatedData("p", ["1"]).equals(associatedData("p", [1]))).toBe(true);
+    // The encoding every stored record and sealed answer was made with: it may never change.
+    expect(associatedData("dispatcher.km/channel/v1", ["01HZX", "acct-é", 3]).toString("hex")).toBe(
+      "00000018646973706174636865722e6b6d2f6368616e6e656c2f7631000000053031485a5800000007616363742dc3a90000000133",
+    );
+    expect(associatedData("", []).toString("hex")).toBe("00000000");
   });
 });
 
@@ -142,21 +147,64 @@ describe("the channel seal", () => {
   const keys = parseKeyring(generateKeyText(1), "encryption.kmChannelKey");
   const ctx = { credentialId: "C1", accountId: "A1" };
 
-  it("round-trips with a fresh salt and nonce each time", () => {
-    const a = sealForChannel(keys, ctx, Buffer.from("{}"));
-    const b = sealForChannel(keys, ctx, Buffer.from("{}"));
-    expect(openFromChannel(keys, ctx, a).toString()).toBe("{}");
-    expect(a.salt.equals(b.salt) || a.nonce.equals(b.nonce)).toBe(false);
+  it("round-trips, never repeating a nonce under one salt's key, and draws a new salt after sealsPerKey messages", () => {
+    const sealer = createChannelSealer(keys, { sealsPerKey: 3 });
+    const opener = createChannelOpener(keys);
+    const sealed = Array.from({ length: 7 }, () => sealer.seal(ctx, Buffer.from("{}")));
+    for (const s of sealed) expect(opener.open(ctx, s).toString()).toBe("{}");
+    const salts = [...new Set(sealed.map((s) => s.salt.toString("hex")))];
+    expect(salts).toHaveLength(3);
+    expect(new Set(sealed.map((s) => `${s.salt.toString("hex")}/${s.nonce.toString("hex")}`)).size).toBe(7);
+    expect(sealed.slice(0, 3).every((s) => s.salt.equals(sealed[0]?.salt as Buffer))).toBe(true);
+    // Another sealer (another KM process, or this one restarted) never shares a salt, hence a key.
+    expect(createChannelSealer(keys).seal(ctx, Buffer.from("{}")).salt.equals(sealed[0]?.salt as Buffer)).toBe(false);
+    expect(() => createChannelSealer(keys, { sealsPerKey: 2 ** 32 + 1 })).toThrow(RangeError);
+  });
+
+  it("opens what a key per message sealed (the same wire format), and derives each salt's key once", () => {
+    const salt = randomBytes(32);
+    const key = Buffer.from(hkdfSync("sha256", keys.newest.key, salt, PURPOSE_CHANNEL, 32));
+    const aad = associatedData(PURPOSE_CHANNEL, [ctx.credentialId, ctx.accountId, keys.newest.version]);
+    const opener = createChannelOpener(keys);
+    for (let i = 0; i < 3; i++) {
+      const { nonce, ciphertext } = seal(key, Buffer.from(`{"i":"${i}"}`), aad);
+      expect(opener.open(ctx, { channelKeyVersion: keys.newest.version, salt, nonce, ciphertext }).toString()).toBe(`{"i":"${i}"}`);
+    }
+    expect(opener.cachedKeys).toBe(1);
+  });
+
+  it("keeps a bounded number of derived keys, and none for a salt that opens nothing", () => {
+    const opener = createChannelOpener(keys, { maxKeys: 2 });
+    const sealers = Array.from({ length: 5 }, () => createChannelSealer(keys));
+    for (let round = 0; round < 3; round++) {
+      for (const sealer of sealers) {
+        expect(opener.open(ctx, sealer.seal(ctx, Buffer.from('{"k":"v"}'))).toString()).toBe('{"k":"v"}');
+        expect(opener.cachedKeys).toBeLessThanOrEqual(2);
+      }
+    }
+    const fresh = createChannelOpener(keys);
+    const sealed = sealers[0]?.seal(ctx, Buffer.from("{}")) as ChannelSealed;
+    expect(failure(() => fresh.open(ctx, { ...sealed, salt: randomBytes(32) })).failure).toBe("INTEGRITY");
+    expect(failure(() => fresh.open({ ...ctx, credentialId: "C2" }, sealed)).failure).toBe("INTEGRITY");
+    expect(fresh.cachedKeys).toBe(0);
+    expect(fresh.open(ctx, sealed).toString()).toBe("{}");
+    expect(fresh.cachedKeys).toBe(1);
   });
 
   it("does not open for another credential, another key, or with anything altered", () => {
-    const sealed = sealForChannel(keys, ctx, Buffer.from('{"k":"v"}'));
-    expect(failure(() => openFromChannel(keys, { ...ctx, credentialId: "C2" }, sealed)).failure).toBe("INTEGRITY");
-    expect(failure(() => openFromChannel(parseKeyring(generateKeyText(1), "x"), ctx, sealed)).failure).toBe("INTEGRITY");
-    expect(failure(() => openFromChannel(keys, ctx, { ...sealed, channelKeyVersion: 2 })).failure).toBe("KEY_VERSION_UNKNOWN");
+    const sealed = createChannelSealer(keys).seal(ctx, Buffer.from('{"k":"v"}'));
+    const opener = createChannelOpener(keys);
+    expect(opener.open(ctx, sealed).toString()).toBe('{"k":"v"}');
+    // Even with the salt's key kept from the message above.
+    expect(failure(() => opener.open({ ...ctx, credentialId: "C2" }, sealed)).failure).toBe("INTEGRITY");
+    expect(failure(() => createChannelOpener(parseKeyring(generateKeyText(1), "x")).open(ctx, sealed)).failure).toBe("INTEGRITY");
+    expect(failure(() => opener.open(ctx, { ...sealed, channelKeyVersion: 2 })).failure).toBe("KEY_VERSION_UNKNOWN");
     const salt = Buffer.from(sealed.salt);
     salt[0] = (salt[0] as number) ^ 1;
-    expect(failure(() => openFromChannel(keys, ctx, { ...sealed, salt })).failure).toBe("INTEGRITY");
+    expect(failure(() => opener.open(ctx, { ...sealed, salt })).failure).toBe("INTEGRITY");
+    const nonce = Buffer.from(sealed.nonce);
+    nonce[11] = (nonce[11] as number) ^ 1;
+    expect(failure(() => opener.open(ctx, { ...sealed, nonce })).failure).toBe("INTEGRITY");
   });
 });
 

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../src/config.js";
-import { configFileArg, runsRoles, settingsFromProcess, tracesUrl } from "../../src/telemetry/sdk.js";
+import { configFileArg, keepsSpans, settingsFromProcess, tracesUrl } from "../../src/telemetry/sdk.js";
 
 describe("telemetry configuration", () => {
   it("is off by default", () => {
@@ -70,13 +70,19 @@ describe("tracesUrl", () => {
 });
 
 describe("settings of the process (read before the CLI parses its arguments)", () => {
-  it("keeps spans only in the commands that run roles", () => {
-    expect(runsRoles(["start"])).toBe(true);
-    expect(runsRoles(["-c", "a.json", "serve", "--role", "worker"])).toBe(true);
-    expect(runsRoles(["--config=a.json", "start"])).toBe(true);
-    expect(runsRoles(["jobs", "ls"])).toBe(false);
-    expect(runsRoles(["agent", "--port", "2003"])).toBe(false);
-    expect(runsRoles([])).toBe(false);
+  it("keeps spans only in processes that serve them back: start, or serve with the dispatcher role", () => {
+    expect(keepsSpans(["start"])).toBe(true);
+    expect(keepsSpans(["--config=a.json", "start"])).toBe(true);
+    expect(keepsSpans(["-c", "a.json", "serve", "--role", "worker,dispatcher"])).toBe(true);
+    expect(keepsSpans(["serve", "-r", "km", "--role=dispatcher"])).toBe(true);
+    expect(keepsSpans(["serve", "-rdispatcher"])).toBe(true);
+    expect(keepsSpans(["-c", "a.json", "serve", "--role", "worker"])).toBe(false);
+    expect(keepsSpans(["serve", "--role", "km", "--migrate"])).toBe(false);
+    expect(keepsSpans(["serve", "--role=monitor,worker"])).toBe(false);
+    expect(keepsSpans(["-c", "dispatcher", "serve", "-r", "km"])).toBe(false);
+    expect(keepsSpans(["jobs", "ls"])).toBe(false);
+    expect(keepsSpans(["agent", "--port", "2003"])).toBe(false);
+    expect(keepsSpans([])).toBe(false);
   });
 
   it("finds the CLI's -c/--config option in every form commander accepts", () => {
