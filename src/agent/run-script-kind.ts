@@ -92,7 +92,8 @@ export const runScriptKind: JobKind<RunScriptPayload> = {
     const env = scriptEnvOf(credentialKeyOf(ctx.config), p);
     if (env instanceof Error) throw new PermanentJobError(env.message, "FAILED_PRECONDITION", { serverId: p.serverId });
     ctx.checkpoint();
-    const client = openAgentClient(agentConnector(ctx.config)(agent));
+    const endpoint = agentConnector(ctx.config)(agent);
+    const client = ctx.agentChannels?.acquire(endpoint) ?? openAgentClient(endpoint);
     try {
       const r = await client.runScript(
         { command: p.command, args: p.args, env, timeout: millisToDuration(p.timeoutMs), maxOutputBytes: p.maxOutputBytes },
