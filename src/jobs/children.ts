@@ -113,7 +113,7 @@ export async function releaseRound(pool: SqlPool, input: ReleaseInput): Promise<
     const actor = parentActor(input.jobId);
     // Lock the released children that may still end (at most the limit): a child ending right now commits first and
     // is counted, one ending later waits for this round. So no release is decided on counts that miss a failure.
-    await tx.query`SELECT id FROM jobs WHERE parent_id = ${input.jobId} AND held = 0 AND state IN ('QUEUED', 'RUNNING') FOR UPDATE`;
+    await lockChildren(tx, input.jobId, sqlFragment`id`, sqlFragment`held = 0 AND state IN ('QUEUED', 'RUNNING')`);
     const counts = (await childCounts(tx, [input.jobId])).get(input.jobId) ?? { ...NO_CHILDREN };
     const cancelRequested = Number(parent.cancelRequested) === 1;
     const budgetSpent = counts.failed >= input.errorBudget;
@@ -159,8 +159,7 @@ function moveCounts(c: ChildCounts, n: { held: number; queued: number }): void {
  * receives one finds it ended and drops the message). Each gets a "cancelled" event. In the caller's transaction.
  */
 export async function cancelUnstartedChildren(tx: Sql, parentId: string, actor: string, message: string): Promise<{ held: number; queued: number }> {
-  const rows = await tx.query<{ id: string; held: number }>`
-    SELECT id, held FROM jobs WHERE parent_id = ${parentId} AND state = 'QUEUED' ORDER BY id FOR UPDATE`;
+  const rows = await lockChildren<{ id: string; held: number }>(tx, parentId, sqlFragment`id, held`, sqlFragment`state = 'QUEUED'`);
   if (rows.length === 0) return { held: 0, queued: 0 };
   const ids = rows.map((r) => r.id);
   await tx.execute`
@@ -174,8 +173,7 @@ export async function cancelUnstartedChildren(tx: Sql, parentId: string, actor: 
 
 /** Asks the running children of `parentId` to stop at their next checkpoint ("cancel_requested" events). */
 export async function requestCancelOfRunningChildren(tx: Sql, parentId: string, actor: string, message: string): Promise<number> {
-  const rows = await tx.query<{ id: string }>`
-    SELECT id FROM jobs WHERE parent_id = ${parentId} AND state = 'RUNNING' AND cancel_requested = 0 ORDER BY id FOR UPDATE`;
+  const rows = await lockChildren<{ id: string }>(tx, parentId, sqlFragment`id`, sqlFragment`state = 'RUNNING' AND cancel_requested = 0`);
   if (rows.length === 0) return 0;
   const ids = rows.map((r) => r.id);
   await tx.execute`UPDATE jobs SET cancel_requested = 1, updated_at = NOW(3) WHERE id IN (${ids})`;
@@ -203,6 +201,20 @@ export async function cancelOrphanedChildren(pool: SqlPool, options: { limit: nu
     cancelled += n;
   }
   return cancelled;
+}
+
+/**
+ * Locks the children of `parentId` that `where` selects and returns them (`columns`) as they are under the lock, `where`
+ * checked again. The lock goes through the primary key in id order, as every statement that locks several jobs does:
+ * a locking read through the (parent, held, state) index would hold index records that a starting or ending child's
+ * UPDATE must change while it waits for the row that UPDATE holds — a deadlock, after which the start was retried
+ * 2 s later. A child that leaves the set between the read and the lock (it started or ended) is left out; one that
+ * enters it (a retry back to QUEUED) is the next round's: a parent's rounds go on until its children are done.
+ */
+async function lockChildren<T>(tx: Sql, parentId: string, columns: SqlFragment, where: SqlFragment): Promise<T[]> {
+  const ids = (await tx.query<{ id: string }>`SELECT id FROM jobs WHERE parent_id = ${parentId} AND ${where}`).map((r) => r.id);
+  if (ids.length === 0) return [];
+  return tx.query<T>`SELECT ${columns} FROM jobs FORCE INDEX (PRIMARY) WHERE id IN (${ids}) AND ${where} ORDER BY id FOR UPDATE`;
 }
 
 /** The next event of each job `where` selects (rows the transaction locked), with its attempt read from the job. */
