@@ -84,9 +84,10 @@ export const runScriptKind: JobKind<RunScriptPayload> = {
   permission: "agents.execute",
 
   async handle(ctx, p) {
-    const agent = await repo.findAgentByServer(ctx.sql, p.serverId);
+    const found = await repo.findAgentWithServer(ctx.sql, p.serverId);
+    const agent = found?.agent;
     if (!agent || agent.state === "GONE") throw new PermanentJobError(`server ${p.serverId} has no registered agent`, "FAILED_PRECONDITION", { serverId: p.serverId });
-    const server = await repo.findServer(ctx.sql, p.serverId);
+    const server = found.server;
     const vouched = server ? checkAgentEndpoint(server, agent.address, agent.port, agentEndpointRules(ctx.config)) : null;
     if (!vouched?.ok) throw new PermanentJobError(`the agent of server ${p.serverId} is at an address the cloud no longer reports for it; it must register again`, "FAILED_PRECONDITION", { serverId: p.serverId });
     const env = scriptEnvOf(credentialKeyOf(ctx.config), p);
