@@ -67,6 +67,9 @@ function addCount(c: ChildCounts, state: JobState, held: boolean, n: number): vo
   else c.running += n;
 }
 
+/** Children released and not ended: what the concurrency limit counts. */
+const RELEASED_UNENDED = sqlFragment`held = 0 AND state IN ('QUEUED', 'RUNNING')`;
+
 /** The attempt of a parent that releases its children: (job, attempt) names one start, so one runner. */
 export interface ParentAttempt {
   jobId: string;
@@ -107,14 +110,24 @@ export type ReleaseRound =
  */
 export async function releaseRound(pool: SqlPool, input: ReleaseInput): Promise<ReleaseRound> {
   return pool.transaction(async (tx): Promise<ReleaseRound> => {
-    const [parent] = await tx.query<{ state: JobState; attempt: number; cancelRequested: number }>`
-      SELECT state, attempt, cancel_requested AS cancelRequested FROM jobs WHERE id = ${input.jobId} FOR UPDATE`;
+    // Statements sent together run in order on the connection (src/db/sql.ts), one round trip for each group: the
+    // round is on the path from a child's end to the next child's release.
+    const [[parent], live] = await Promise.all([
+      tx.query<{ state: JobState; attempt: number; cancelRequested: number }>`
+        SELECT state, attempt, cancel_requested AS cancelRequested FROM jobs WHERE id = ${input.jobId} FOR UPDATE`,
+      tx.query<{ id: string }>`SELECT id FROM jobs WHERE parent_id = ${input.jobId} AND ${RELEASED_UNENDED}`,
+    ]);
     if (!parent || parent.state !== "RUNNING" || Number(parent.attempt) !== input.attempt) return { status: "lost" };
     const actor = parentActor(input.jobId);
-    // Lock the released children that may still end (at most the limit): a child ending right now commits first and
-    // is counted, one ending later waits for this round. So no release is decided on counts that miss a failure.
-    await lockChildren(tx, input.jobId, sqlFragment`id`, sqlFragment`held = 0 AND state IN ('QUEUED', 'RUNNING')`);
-    const counts = (await childCounts(tx, [input.jobId])).get(input.jobId) ?? { ...NO_CHILDREN };
+    // Lock the released children that may still end (at most the limit), then count: a child ending right now
+    // commits first and is counted, one ending later waits for this round. So no release is decided on counts that
+    // miss a failure. Read under the parent's lock, that set can only shrink before its own lock (lockChildren).
+    const ids = live.map((r) => r.id);
+    const [, byParent] = await Promise.all([
+      ids.length > 0 ? tx.query`SELECT id FROM jobs FORCE INDEX (PRIMARY) WHERE id IN (${ids}) AND ${RELEASED_UNENDED} ORDER BY id FOR UPDATE` : [],
+      childCounts(tx, [input.jobId]),
+    ]);
+    const counts = byParent.get(input.jobId) ?? { ...NO_CHILDREN };
     const cancelRequested = Number(parent.cancelRequested) === 1;
     const budgetSpent = counts.failed >= input.errorBudget;
     if (cancelRequested || budgetSpent) {
@@ -130,20 +143,22 @@ export async function releaseRound(pool: SqlPool, input: ReleaseInput): Promise<
       SELECT id, kind, traceparent FROM jobs WHERE parent_id = ${input.jobId} AND held = 1 AND state = 'QUEUED'
        ORDER BY id LIMIT ${room} FOR UPDATE`;
     if (rows.length === 0) return { status: "ok", counts, released: [], cancelRequested, budgetSpent };
-    const ids = rows.map((r) => r.id);
+    const released = rows.map((r) => r.id);
     // published_at now: the reconciler measures a lost message from it, and these were created long ago.
-    await tx.execute`
-      UPDATE jobs SET held = 0, publish_count = 1, published_at = NOW(3), updated_at = NOW(3),
-             deadline_at = NOW(3) + INTERVAL ${Math.max(0, Math.round(input.childTimeoutMs * 1000))} MICROSECOND
-       WHERE id IN (${ids})`;
-    await appendEventsOf(tx, sqlFragment`j.id IN (${ids})`, { type: "released", from: "QUEUED", to: "QUEUED", actor, message: `released by job ${input.jobId}` });
-    const released = await insertOutboxEntries(
-      tx,
-      rows.map((r) => ({ jobId: r.id, kind: r.kind, traceparent: r.traceparent, subjectPrefix: input.subjectPrefix, publication: 1, attempt: 0 })),
-    );
+    const [, , refs] = await Promise.all([
+      tx.execute`
+        UPDATE jobs SET held = 0, publish_count = 1, published_at = NOW(3), updated_at = NOW(3),
+               deadline_at = NOW(3) + INTERVAL ${Math.max(0, Math.round(input.childTimeoutMs * 1000))} MICROSECOND
+         WHERE id IN (${released})`,
+      appendEventsOf(tx, sqlFragment`j.id IN (${released})`, { type: "released", from: "QUEUED", to: "QUEUED", actor, message: `released by job ${input.jobId}` }),
+      insertOutboxEntries(
+        tx,
+        rows.map((r) => ({ jobId: r.id, kind: r.kind, traceparent: r.traceparent, subjectPrefix: input.subjectPrefix, publication: 1, attempt: 0 })),
+      ),
+    ]);
     counts.pending -= rows.length;
     counts.running += rows.length;
-    return { status: "ok", counts, released, cancelRequested, budgetSpent };
+    return { status: "ok", counts, released: refs, cancelRequested, budgetSpent };
   });
 }
 
