@@ -101,6 +101,8 @@ export type ReleaseRound =
       cancelRequested: boolean;
       /** The error budget is spent: nothing more is released, the children not started are cancelled. */
       budgetSpent: boolean;
+      /** Ids of the children released and not ended as the round left them (those it released among them). */
+      live: string[];
     };
 
 /**
@@ -112,7 +114,7 @@ export async function releaseRound(pool: SqlPool, input: ReleaseInput): Promise<
   return pool.transaction(async (tx): Promise<ReleaseRound> => {
     // Statements sent together run in order on the connection (src/db/sql.ts), one round trip for each group: the
     // round is on the path from a child's end to the next child's release.
-    const [[parent], live] = await Promise.all([
+    const [[parent], unended] = await Promise.all([
       tx.query<{ state: JobState; attempt: number; cancelRequested: number }>`
         SELECT state, attempt, cancel_requested AS cancelRequested FROM jobs WHERE id = ${input.jobId} FOR UPDATE`,
       tx.query<{ id: string }>`SELECT id FROM jobs WHERE parent_id = ${input.jobId} AND ${RELEASED_UNENDED}`,
@@ -122,11 +124,12 @@ export async function releaseRound(pool: SqlPool, input: ReleaseInput): Promise<
     // Lock the released children that may still end (at most the limit), then count: a child ending right now
     // commits first and is counted, one ending later waits for this round. So no release is decided on counts that
     // miss a failure. Read under the parent's lock, that set can only shrink before its own lock (lockChildren).
-    const ids = live.map((r) => r.id);
-    const [, byParent] = await Promise.all([
-      ids.length > 0 ? tx.query`SELECT id FROM jobs FORCE INDEX (PRIMARY) WHERE id IN (${ids}) AND ${RELEASED_UNENDED} ORDER BY id FOR UPDATE` : [],
+    const ids = unended.map((r) => r.id);
+    const [locked, byParent] = await Promise.all([
+      ids.length > 0 ? tx.query<{ id: string }>`SELECT id FROM jobs FORCE INDEX (PRIMARY) WHERE id IN (${ids}) AND ${RELEASED_UNENDED} ORDER BY id FOR UPDATE` : [],
       childCounts(tx, [input.jobId]),
     ]);
+    const live = locked.map((r) => r.id);
     const counts = byParent.get(input.jobId) ?? { ...NO_CHILDREN };
     const cancelRequested = Number(parent.cancelRequested) === 1;
     const budgetSpent = counts.failed >= input.errorBudget;
@@ -135,14 +138,14 @@ export async function releaseRound(pool: SqlPool, input: ReleaseInput): Promise<
       const n = await cancelUnstartedChildren(tx, input.jobId, actor, why);
       moveCounts(counts, n);
       if (cancelRequested) await requestCancelOfRunningChildren(tx, input.jobId, actor, why);
-      return { status: "ok", counts, released: [], cancelRequested, budgetSpent };
+      return { status: "ok", counts, released: [], cancelRequested, budgetSpent, live };
     }
     const room = Math.min(input.maxRunning - counts.running, counts.pending);
-    if (room <= 0) return { status: "ok", counts, released: [], cancelRequested, budgetSpent };
+    if (room <= 0) return { status: "ok", counts, released: [], cancelRequested, budgetSpent, live };
     const rows = await tx.query<{ id: string; kind: string; traceparent: string | null }>`
       SELECT id, kind, traceparent FROM jobs WHERE parent_id = ${input.jobId} AND held = 1 AND state = 'QUEUED'
        ORDER BY id LIMIT ${room} FOR UPDATE`;
-    if (rows.length === 0) return { status: "ok", counts, released: [], cancelRequested, budgetSpent };
+    if (rows.length === 0) return { status: "ok", counts, released: [], cancelRequested, budgetSpent, live };
     const released = rows.map((r) => r.id);
     // published_at now: the reconciler measures a lost message from it, and these were created long ago.
     const [, , refs] = await Promise.all([
@@ -158,7 +161,7 @@ export async function releaseRound(pool: SqlPool, input: ReleaseInput): Promise<
     ]);
     counts.pending -= rows.length;
     counts.running += rows.length;
-    return { status: "ok", counts, released: refs, cancelRequested, budgetSpent };
+    return { status: "ok", counts, released: refs, cancelRequested, budgetSpent, live: [...live, ...released] };
   });
 }
 
