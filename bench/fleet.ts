@@ -1,11 +1,12 @@
 // npm run bench:fleet — one fleet command (RunFleetCommand) over BENCH_FLEET_SERVERS simulated agents (default 2,000;
-// one gRPC server in this process answers agent.v1 for all of them, test/agent/fleet-farm.ts), against a dispatcher
-// process (dispatcher, monitor) and a worker process. Measures how fast the call writes its children (one transaction)
-// against the floor's batch rate from the peer harness, run in the same window (bench/floor.ts; BENCH_FLOOR=0 skips
-// it), and when the parent ends against the bound its concurrency limit sets: ceil(servers / limit) rounds of the
-// command's BENCH_FLEET_WORK_MS (default 200 ms) at best, never more than the limit running at once (from the
-// children's events and at the agents). Options: BENCH_FLEET_CONCURRENCY (the limit, default 50). Prints a summary
-// and one JSON line. DISPATCHER_* variables reach the servers.
+// one gRPC server in this process answers agent.v1 for all of them, test/agent/fleet-farm.ts, each agent at its own
+// loopback address so that each has a connection of its own), against a dispatcher process (dispatcher, monitor) and
+// a worker process. Measures how fast the call writes its children (one transaction) against the floor's batch rate
+// from the peer harness, run in the same window (bench/floor.ts; BENCH_FLOOR=0 skips it), and when the parent ends
+// against the bound its concurrency limit sets: ceil(servers / limit) rounds of the command's BENCH_FLEET_WORK_MS
+// (default 200 ms) at best, never more than the limit running at once (from the children's events and at the agents).
+// Options: BENCH_FLEET_CONCURRENCY (the limit, default 50). Prints a summary and one JSON line. DISPATCHER_* variables
+// reach the servers.
 import { randomBytes } from "node:crypto";
 import { loadavg } from "node:os";
 import { createDispatcherClients } from "../src/client/index.js";
@@ -53,9 +54,11 @@ await runDispatcher(["migrate"], env);
 const db = createProvisioningClient(bench.provisioningUrl, 2);
 const sql = createSqlPool(bench.provisioningUrl, 4);
 const { secret } = await createApiKeyForEmail(db, { email: "bench@local", role: "admin", kind: "service", name: "bench" });
-const farm = await startAgentFarm(key);
+// Each agent at its own loopback address, so that each has a connection of its own as in a real fleet: a command's
+// first call to an agent pays for connecting to it.
+const farm = await startAgentFarm(key, { bind: "0.0.0.0" });
 const accountId = await insertAccount(sql, { name: "fleet", cloud: { id: newId(), endpoint: "local:" } });
-const fleet = await insertFleet(sql, { accountId, count: SERVERS + 20, port: farm.port, credentialKey: key });
+const fleet = await insertFleet(sql, { accountId, count: SERVERS + 20, port: farm.port, credentialKey: key, spreadAddresses: true });
 farm.add(fleet);
 const serverIds = [...fleet.values()];
 const warmIds = serverIds.slice(SERVERS);

@@ -135,6 +135,8 @@ export const FIELDS: readonly Field[] = [
   f("agent.caCert", z.string(), "", "PEM file of the agent CA's certificates, current first (older ones stay trusted while a rotation completes; see docs/agents.md); development: generated under <dataDir>/agent/ca.pem when unset with agent.caKey"),
   f("agent.caKey", z.string(), "", "PEM file of the current agent CA's private key, encrypted PKCS#8 whose passphrase is agent.credentialKey; production refuses to start without it"),
   f("agent.certificateTtlMs", positiveInt, 24 * 3_600_000, "lifetime of an agent's certificate; agents renew when two thirds of it have passed"),
+  f("agent.channelIdleMs", positiveInt, 60_000, "a worker keeps its gRPC channel to an agent between calls (agent.run_script) and closes it after this long unused"),
+  f("agent.maxChannels", positiveInt, 1_000, "channels to agents a worker keeps at most; beyond it the least recently used idle one is closed"),
   f("agent.plaintext", bool, false, "call agents over plaintext HTTP/2 with a bearer credential instead of mutual TLS (development mode only, with a warning; refused in production); a guest's `dispatcher agent` must be set the same"),
   f("faults.crashAfterJobCommit", bool, false, "TESTING ONLY: the dispatcher kills itself (SIGKILL) right after a job's transaction commits, before it is published, to prove the outbox poll and reconciler recover it; refused in production mode"),
   f("backup.key", z.string(), "", "key that encrypts backup archives (AES-256-GCM): base64 of 32 bytes, or version:base64 pairs, comma separated (the newest encrypts, every one decrypts); `dispatcher backup generate-key` makes one; never one of KM's keys", true),
@@ -186,7 +188,7 @@ export type Config = {
   localCloud: { enabled: boolean; catalogFile: string; stopGraceMs: number };
   agent: {
     bridgeUrl: string; joinToken: string; traceparent: string; bind: string; port: number; address: string; stateDir: string; joinTokenTtlMs: number; pingIntervalMs: number;
-    maxMissedPings: number; credentialKey: string; caCert: string; caKey: string; certificateTtlMs: number; plaintext: boolean;
+    maxMissedPings: number; credentialKey: string; caCert: string; caKey: string; certificateTtlMs: number; plaintext: boolean; channelIdleMs: number; maxChannels: number;
   };
   /** Fault injection for process-level tests; never set outside them (production mode refuses it). */
   faults: { crashAfterJobCommit: boolean };

@@ -78,14 +78,35 @@ export function agentTarget(address: string, port: number): string {
   return `${address.includes(":") && !address.startsWith("[") ? `[${address}]` : address}:${port}`;
 }
 
-export function openAgentClient(endpoint: AgentEndpoint, maxMessageBytes = 8 * 1024 * 1024): AgentClient {
-  const client = new AgentServiceClient(agentTarget(endpoint.address, endpoint.port), channelCredentials(endpoint), {
+/** Largest answer an agent may send (a command's output is capped well below it). */
+const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
+
+/**
+ * A channel to the agent at `endpoint` (the generated client over it): mutual TLS, or plaintext. grpc-js connects on
+ * the first call; closing it closes the connection. Calls go through agentClientOver, which adds the credential.
+ */
+export function openAgentChannel(endpoint: AgentEndpoint, maxMessageBytes = MAX_MESSAGE_BYTES): AgentServiceClient {
+  return new AgentServiceClient(agentTarget(endpoint.address, endpoint.port), channelCredentials(endpoint), {
     "grpc.max_receive_message_length": maxMessageBytes,
     // One connection attempt per call is enough: the pinger and the job retry on their own schedule.
     "grpc.enable_retries": 0,
     // A name, not the IP, as TLS server name (the identity check looks at the agent id and pins, not at names).
     ...("tls" in endpoint ? { "grpc.ssl_target_name_override": `${endpoint.tls.agentId.toLowerCase()}.agent` } : {}),
   });
+}
+
+/** A client of one agent on a channel of its own, closed with it. */
+export function openAgentClient(endpoint: AgentEndpoint, maxMessageBytes = MAX_MESSAGE_BYTES): AgentClient {
+  const channel = openAgentChannel(endpoint, maxMessageBytes);
+  return agentClientOver(channel, endpoint, () => channel.close());
+}
+
+/**
+ * The calls of the agent at `endpoint` over `channel` (opened for that endpoint's address and TLS identity); on the
+ * plaintext channel each call carries the agent's credential. close() runs `release` once.
+ */
+export function agentClientOver(channel: AgentServiceClient, endpoint: AgentEndpoint, release: () => void): AgentClient {
+  const target = agentTarget(endpoint.address, endpoint.port);
   const metadata = (): Metadata => {
     const md = new Metadata();
     if ("credential" in endpoint) md.set("authorization", `Bearer ${endpoint.credential}`);
@@ -98,18 +119,23 @@ export function openAgentClient(endpoint: AgentEndpoint, maxMessageBytes = 8 * 1
         return;
       }
       const onAbort = (): void => call.cancel();
-      const call = method.call(client, request, metadata(), { deadline: options.deadline }, (err, res) => {
+      const call = method.call(channel, request, metadata(), { deadline: options.deadline }, (err, res) => {
         options.signal?.removeEventListener("abort", onAbort);
-        if (err) reject(new AgentCallError(err.code, `agent at ${agentTarget(endpoint.address, endpoint.port)}: ${err.details || Code[err.code]}`, { cause: err }));
+        if (err) reject(new AgentCallError(err.code, `agent at ${target}: ${err.details || Code[err.code]}`, { cause: err }));
         else resolve(res);
       });
       options.signal?.addEventListener("abort", onAbort, { once: true });
     });
+  let released = false;
   return {
-    getStatus: (options) => unary(client.getStatus, {}, options),
-    runScript: (request, options) => unary(client.runScript, request, options),
-    collectMetrics: (options) => unary(client.collectMetrics, {}, options),
-    shutdown: async (reason, options) => void (await unary(client.shutdown, { reason }, options)),
-    close: () => client.close(),
+    getStatus: (options) => unary(channel.getStatus, {}, options),
+    runScript: (request, options) => unary(channel.runScript, request, options),
+    collectMetrics: (options) => unary(channel.collectMetrics, {}, options),
+    shutdown: async (reason, options) => void (await unary(channel.shutdown, { reason }, options)),
+    close: () => {
+      if (released) return;
+      released = true;
+      release();
+    },
   };
 }

@@ -84,15 +84,17 @@ export const runScriptKind: JobKind<RunScriptPayload> = {
   permission: "agents.execute",
 
   async handle(ctx, p) {
-    const agent = await repo.findAgentByServer(ctx.sql, p.serverId);
+    const found = await repo.findAgentWithServer(ctx.sql, p.serverId);
+    const agent = found?.agent;
     if (!agent || agent.state === "GONE") throw new PermanentJobError(`server ${p.serverId} has no registered agent`, "FAILED_PRECONDITION", { serverId: p.serverId });
-    const server = await repo.findServer(ctx.sql, p.serverId);
+    const server = found.server;
     const vouched = server ? checkAgentEndpoint(server, agent.address, agent.port, agentEndpointRules(ctx.config)) : null;
     if (!vouched?.ok) throw new PermanentJobError(`the agent of server ${p.serverId} is at an address the cloud no longer reports for it; it must register again`, "FAILED_PRECONDITION", { serverId: p.serverId });
     const env = scriptEnvOf(credentialKeyOf(ctx.config), p);
     if (env instanceof Error) throw new PermanentJobError(env.message, "FAILED_PRECONDITION", { serverId: p.serverId });
     ctx.checkpoint();
-    const client = openAgentClient(agentConnector(ctx.config)(agent));
+    const endpoint = agentConnector(ctx.config)(agent);
+    const client = ctx.agentChannels?.acquire(endpoint) ?? openAgentClient(endpoint);
     try {
       const r = await client.runScript(
         { command: p.command, args: p.args, env, timeout: millisToDuration(p.timeoutMs), maxOutputBytes: p.maxOutputBytes },

@@ -1,6 +1,7 @@
 // The worker role: consumes the jobs stream and runs every kind's handler (src/jobs/worker.ts), with an outbox relay
 // on the fast path only, for what handlers commit themselves (a parent job releasing its children).
 import { jetstream } from "@nats-io/jetstream";
+import { createAgentChannels } from "../agent/agent-channels.js";
 import { prepareAgentSecrets } from "../agent/ca.js";
 import { buildCatalog } from "./catalog.js";
 import { createOutboxRelay } from "../jobs/relay.js";
@@ -17,10 +18,12 @@ export async function startWorkerRole(resources: Resources): Promise<RunningRole
   // Rows the fast path cannot publish are left to the poll loops of the dispatcher and monitor roles.
   const relay = createOutboxRelay({ sql: resources.sql, js: jetstream(resources.nats), log: resources.log.child({ component: "relay" }), poll: false });
   relay.start();
-  const worker = await startWorker({ resources: { ...resources, relay }, catalog: buildCatalog() });
+  const agentChannels = createAgentChannels({ idleMs: resources.config.agent.channelIdleMs, maxChannels: resources.config.agent.maxChannels });
+  const worker = await startWorker({ resources: { ...resources, relay, agentChannels }, catalog: buildCatalog() });
   return {
     stop: async (graceMs) => {
       await worker.stop(graceMs);
+      agentChannels.close();
       await relay.stop(Math.min(graceMs, RELAY_FLUSH_MS));
     },
   };

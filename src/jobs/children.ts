@@ -67,6 +67,9 @@ function addCount(c: ChildCounts, state: JobState, held: boolean, n: number): vo
   else c.running += n;
 }
 
+/** Children released and not ended: what the concurrency limit counts. */
+const RELEASED_UNENDED = sqlFragment`held = 0 AND state IN ('QUEUED', 'RUNNING')`;
+
 /** The attempt of a parent that releases its children: (job, attempt) names one start, so one runner. */
 export interface ParentAttempt {
   jobId: string;
@@ -98,6 +101,8 @@ export type ReleaseRound =
       cancelRequested: boolean;
       /** The error budget is spent: nothing more is released, the children not started are cancelled. */
       budgetSpent: boolean;
+      /** Ids of the children released and not ended as the round left them (those it released among them). */
+      live: string[];
     };
 
 /**
@@ -107,14 +112,25 @@ export type ReleaseRound =
  */
 export async function releaseRound(pool: SqlPool, input: ReleaseInput): Promise<ReleaseRound> {
   return pool.transaction(async (tx): Promise<ReleaseRound> => {
-    const [parent] = await tx.query<{ state: JobState; attempt: number; cancelRequested: number }>`
-      SELECT state, attempt, cancel_requested AS cancelRequested FROM jobs WHERE id = ${input.jobId} FOR UPDATE`;
+    // Statements sent together run in order on the connection (src/db/sql.ts), one round trip for each group: the
+    // round is on the path from a child's end to the next child's release.
+    const [[parent], unended] = await Promise.all([
+      tx.query<{ state: JobState; attempt: number; cancelRequested: number }>`
+        SELECT state, attempt, cancel_requested AS cancelRequested FROM jobs WHERE id = ${input.jobId} FOR UPDATE`,
+      tx.query<{ id: string }>`SELECT id FROM jobs WHERE parent_id = ${input.jobId} AND ${RELEASED_UNENDED}`,
+    ]);
     if (!parent || parent.state !== "RUNNING" || Number(parent.attempt) !== input.attempt) return { status: "lost" };
     const actor = parentActor(input.jobId);
-    // Lock the released children that may still end (at most the limit): a child ending right now commits first and
-    // is counted, one ending later waits for this round. So no release is decided on counts that miss a failure.
-    await tx.query`SELECT id FROM jobs WHERE parent_id = ${input.jobId} AND held = 0 AND state IN ('QUEUED', 'RUNNING') FOR UPDATE`;
-    const counts = (await childCounts(tx, [input.jobId])).get(input.jobId) ?? { ...NO_CHILDREN };
+    // Lock the released children that may still end (at most the limit), then count: a child ending right now
+    // commits first and is counted, one ending later waits for this round. So no release is decided on counts that
+    // miss a failure. Read under the parent's lock, that set can only shrink before its own lock (lockChildren).
+    const ids = unended.map((r) => r.id);
+    const [locked, byParent] = await Promise.all([
+      ids.length > 0 ? tx.query<{ id: string }>`SELECT id FROM jobs FORCE INDEX (PRIMARY) WHERE id IN (${ids}) AND ${RELEASED_UNENDED} ORDER BY id FOR UPDATE` : [],
+      childCounts(tx, [input.jobId]),
+    ]);
+    const live = locked.map((r) => r.id);
+    const counts = byParent.get(input.jobId) ?? { ...NO_CHILDREN };
     const cancelRequested = Number(parent.cancelRequested) === 1;
     const budgetSpent = counts.failed >= input.errorBudget;
     if (cancelRequested || budgetSpent) {
@@ -122,28 +138,30 @@ export async function releaseRound(pool: SqlPool, input: ReleaseInput): Promise<
       const n = await cancelUnstartedChildren(tx, input.jobId, actor, why);
       moveCounts(counts, n);
       if (cancelRequested) await requestCancelOfRunningChildren(tx, input.jobId, actor, why);
-      return { status: "ok", counts, released: [], cancelRequested, budgetSpent };
+      return { status: "ok", counts, released: [], cancelRequested, budgetSpent, live };
     }
     const room = Math.min(input.maxRunning - counts.running, counts.pending);
-    if (room <= 0) return { status: "ok", counts, released: [], cancelRequested, budgetSpent };
+    if (room <= 0) return { status: "ok", counts, released: [], cancelRequested, budgetSpent, live };
     const rows = await tx.query<{ id: string; kind: string; traceparent: string | null }>`
       SELECT id, kind, traceparent FROM jobs WHERE parent_id = ${input.jobId} AND held = 1 AND state = 'QUEUED'
        ORDER BY id LIMIT ${room} FOR UPDATE`;
-    if (rows.length === 0) return { status: "ok", counts, released: [], cancelRequested, budgetSpent };
-    const ids = rows.map((r) => r.id);
+    if (rows.length === 0) return { status: "ok", counts, released: [], cancelRequested, budgetSpent, live };
+    const released = rows.map((r) => r.id);
     // published_at now: the reconciler measures a lost message from it, and these were created long ago.
-    await tx.execute`
-      UPDATE jobs SET held = 0, publish_count = 1, published_at = NOW(3), updated_at = NOW(3),
-             deadline_at = NOW(3) + INTERVAL ${Math.max(0, Math.round(input.childTimeoutMs * 1000))} MICROSECOND
-       WHERE id IN (${ids})`;
-    await appendEventsOf(tx, sqlFragment`j.id IN (${ids})`, { type: "released", from: "QUEUED", to: "QUEUED", actor, message: `released by job ${input.jobId}` });
-    const released = await insertOutboxEntries(
-      tx,
-      rows.map((r) => ({ jobId: r.id, kind: r.kind, traceparent: r.traceparent, subjectPrefix: input.subjectPrefix, publication: 1, attempt: 0 })),
-    );
+    const [, , refs] = await Promise.all([
+      tx.execute`
+        UPDATE jobs SET held = 0, publish_count = 1, published_at = NOW(3), updated_at = NOW(3),
+               deadline_at = NOW(3) + INTERVAL ${Math.max(0, Math.round(input.childTimeoutMs * 1000))} MICROSECOND
+         WHERE id IN (${released})`,
+      appendEventsOf(tx, sqlFragment`j.id IN (${released})`, { type: "released", from: "QUEUED", to: "QUEUED", actor, message: `released by job ${input.jobId}` }),
+      insertOutboxEntries(
+        tx,
+        rows.map((r) => ({ jobId: r.id, kind: r.kind, traceparent: r.traceparent, subjectPrefix: input.subjectPrefix, publication: 1, attempt: 0 })),
+      ),
+    ]);
     counts.pending -= rows.length;
     counts.running += rows.length;
-    return { status: "ok", counts, released, cancelRequested, budgetSpent };
+    return { status: "ok", counts, released: refs, cancelRequested, budgetSpent, live: [...live, ...released] };
   });
 }
 
@@ -159,8 +177,7 @@ function moveCounts(c: ChildCounts, n: { held: number; queued: number }): void {
  * receives one finds it ended and drops the message). Each gets a "cancelled" event. In the caller's transaction.
  */
 export async function cancelUnstartedChildren(tx: Sql, parentId: string, actor: string, message: string): Promise<{ held: number; queued: number }> {
-  const rows = await tx.query<{ id: string; held: number }>`
-    SELECT id, held FROM jobs WHERE parent_id = ${parentId} AND state = 'QUEUED' ORDER BY id FOR UPDATE`;
+  const rows = await lockChildren<{ id: string; held: number }>(tx, parentId, sqlFragment`id, held`, sqlFragment`state = 'QUEUED'`);
   if (rows.length === 0) return { held: 0, queued: 0 };
   const ids = rows.map((r) => r.id);
   await tx.execute`
@@ -174,8 +191,7 @@ export async function cancelUnstartedChildren(tx: Sql, parentId: string, actor: 
 
 /** Asks the running children of `parentId` to stop at their next checkpoint ("cancel_requested" events). */
 export async function requestCancelOfRunningChildren(tx: Sql, parentId: string, actor: string, message: string): Promise<number> {
-  const rows = await tx.query<{ id: string }>`
-    SELECT id FROM jobs WHERE parent_id = ${parentId} AND state = 'RUNNING' AND cancel_requested = 0 ORDER BY id FOR UPDATE`;
+  const rows = await lockChildren<{ id: string }>(tx, parentId, sqlFragment`id`, sqlFragment`state = 'RUNNING' AND cancel_requested = 0`);
   if (rows.length === 0) return 0;
   const ids = rows.map((r) => r.id);
   await tx.execute`UPDATE jobs SET cancel_requested = 1, updated_at = NOW(3) WHERE id IN (${ids})`;
@@ -203,6 +219,20 @@ export async function cancelOrphanedChildren(pool: SqlPool, options: { limit: nu
     cancelled += n;
   }
   return cancelled;
+}
+
+/**
+ * Locks the children of `parentId` that `where` selects and returns them (`columns`) as they are under the lock, `where`
+ * checked again. The lock goes through the primary key in id order, as every statement that locks several jobs does:
+ * a locking read through the (parent, held, state) index would hold index records that a starting or ending child's
+ * UPDATE must change while it waits for the row that UPDATE holds — a deadlock, after which the start was retried
+ * 2 s later. A child that leaves the set between the read and the lock (it started or ended) is left out; one that
+ * enters it (a retry back to QUEUED) is the next round's: a parent's rounds go on until its children are done.
+ */
+async function lockChildren<T>(tx: Sql, parentId: string, columns: SqlFragment, where: SqlFragment): Promise<T[]> {
+  const ids = (await tx.query<{ id: string }>`SELECT id FROM jobs WHERE parent_id = ${parentId} AND ${where}`).map((r) => r.id);
+  if (ids.length === 0) return [];
+  return tx.query<T>`SELECT ${columns} FROM jobs FORCE INDEX (PRIMARY) WHERE id IN (${ids}) AND ${where} ORDER BY id FOR UPDATE`;
 }
 
 /** The next event of each job `where` selects (rows the transaction locked), with its attempt read from the job. */

@@ -63,7 +63,7 @@ export async function superviseChildren(ctx: JobContext, options: SuperviseOptio
       if (nats) for (const ref of round.released) listen(nats, subs, bell, ref.jobId);
       for (const ref of round.released) ctx.relay?.submit(ref);
       // Then drop the doorbells of children that ended, and listen to any released before (by an earlier attempt).
-      if (nats) await listenToRunning(ctx, subs, bell);
+      if (nats) await listenToRunning(nats, round.live, subs, bell);
       const line = describeCounts(round.counts, options.noun);
       if (line !== last) {
         last = line;
@@ -82,13 +82,12 @@ export async function superviseChildren(ctx: JobContext, options: SuperviseOptio
   }
 }
 
-/** Keeps one doorbell subscription per child released and not ended (at most the limit), none for the others. */
-async function listenToRunning(ctx: JobContext, subs: Map<string, Subscription>, bell: Bell): Promise<void> {
-  const nats = ctx.nats;
-  if (!nats) return;
-  const rows = await ctx.sql.query<{ id: string }>`
-    SELECT id FROM jobs WHERE parent_id = ${ctx.jobId} AND held = 0 AND state IN ('QUEUED', 'RUNNING')`;
-  const running = new Set(rows.map((r) => r.id));
+/**
+ * Keeps one doorbell subscription per child released and not ended (`live`, as the round left them: at most the
+ * limit), none for the others.
+ */
+async function listenToRunning(nats: NatsConnection, live: readonly string[], subs: Map<string, Subscription>, bell: Bell): Promise<void> {
+  const running = new Set(live);
   for (const [id, sub] of subs) {
     if (running.has(id)) continue;
     sub.unsubscribe();

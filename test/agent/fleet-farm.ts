@@ -1,5 +1,6 @@
 // Simulated agents for fleet commands: one gRPC server on a loopback port answering agent.v1 for many servers' agents
-// at once (the dispatcher calls each at that address with its own derived credential, on the plaintext channel), and
+// at once (the dispatcher calls each with its own derived credential, on the plaintext channel — at one address, or
+// each at its own loopback address so that every agent has a connection of its own, as in a real fleet), and
 // the rows that make those servers and agents real to the dispatcher. A command `work <ms>` sleeps that long and
 // exits 0, or 1 on the servers told to fail; the farm counts calls and the most it ever ran at once.
 import { createHash } from "node:crypto";
@@ -31,8 +32,11 @@ export interface AgentFarm {
   stop(): Promise<void>;
 }
 
-/** Starts the farm for agents whose credentials derive from `credentialKey` (add them with add()). */
-export async function startAgentFarm(credentialKey: Buffer): Promise<AgentFarm> {
+/**
+ * Starts the farm for agents whose credentials derive from `credentialKey` (add them with add()). `bind` "0.0.0.0"
+ * answers on every loopback address (Linux routes all of 127.0.0.0/8 to lo), for fleets inserted with spreadAddresses.
+ */
+export async function startAgentFarm(credentialKey: Buffer, options: { bind?: string } = {}): Promise<AgentFarm> {
   const byCredential = new Map<string, string>();
   const calls = new Map<string, number>();
   const failing = new Set<string>();
@@ -75,7 +79,7 @@ export async function startAgentFarm(credentialKey: Buffer): Promise<AgentFarm> 
     shutdown: unary(A.shutdown, async () => ({})),
   });
   const server: AgentServer = createAgentServer({
-    bind: "127.0.0.1",
+    bind: options.bind ?? "127.0.0.1",
     port: 0,
     log: createLogger({ level: "silent" }),
     authenticate,
@@ -104,31 +108,41 @@ export async function startAgentFarm(credentialKey: Buffer): Promise<AgentFarm> 
 }
 
 /**
- * Inserts `count` RUNNING servers of `accountId` at 127.0.0.1, each with a CONNECTED agent listening on the farm's
- * port, in multi-row statements. Returns agent id → server id, in the servers' order.
+ * Inserts `count` RUNNING servers of `accountId` at 127.0.0.1 (with `spreadAddresses`, each at its own loopback
+ * address: start the farm bound to 0.0.0.0), each with a CONNECTED agent listening on the farm's port, in multi-row
+ * statements. Returns agent id → server id, in the servers' order.
  */
-export async function insertFleet(sql: Sql, options: { accountId: string; count: number; port: number; credentialKey: Buffer; namePrefix?: string }): Promise<Map<string, string>> {
+export async function insertFleet(
+  sql: Sql,
+  options: { accountId: string; count: number; port: number; credentialKey: Buffer; namePrefix?: string; spreadAddresses?: boolean },
+): Promise<Map<string, string>> {
   const fleet = new Map<string, string>();
   for (let i = 0; i < options.count; i++) fleet.set(newId(), newId());
   const entries = [...fleet];
-  const addresses = JSON.stringify({ private: ["127.0.0.1"], public: [] });
+  const addressOf = (i: number): string => (options.spreadAddresses ? loopbackAddress(i) : "127.0.0.1");
   for (let i = 0; i < entries.length; i += 500) {
     const chunk = entries.slice(i, i + 500);
     const servers = chunk.map(
       ([, serverId], j) => sqlFragment`(${serverId}, ${options.accountId}, 'r1', 'dc1', ${`p-${serverId}`}, ${`${options.namePrefix ?? "fleet-"}${i + j}`}, 'small', 'agent',
-        'b', 'RUNNING', 'LAUNCHED', ${addresses}, '{}', 0, 0, 'CONNECTED', NOW(3), 'u-test', 1, NOW(3), NOW(3))`,
+        'b', 'RUNNING', 'LAUNCHED', ${JSON.stringify({ private: [addressOf(i + j)], public: [] })}, '{}', 0, 0, 'CONNECTED', NOW(3), 'u-test', 1, NOW(3), NOW(3))`,
     );
     await sql.execute`
       INSERT INTO servers (id, account_id, region_id, data_center, provider_id, name, product_id, image_id, budget_code, state, origin,
                            addresses, details, hourly_price_micros, accrues_when_stopped, agent_state, state_changed_at, created_by,
                            version, created_at, updated_at)
       VALUES ${sqlJoin(servers, ", ")}`;
-    const agents = chunk.map(([agentId, serverId]) => {
+    const agents = chunk.map(([agentId, serverId], j) => {
       const hash = createHash("sha256").update(deriveAgentCredential(options.credentialKey, agentId)).digest("hex");
-      return sqlFragment`(${agentId}, ${serverId}, ${hash}, 'farm', 'farm', '127.0.0.1', ${options.port}, 'CONNECTED', NOW(3) + INTERVAL 1 DAY)`;
+      return sqlFragment`(${agentId}, ${serverId}, ${hash}, 'farm', 'farm', ${addressOf(i + j)}, ${options.port}, 'CONNECTED', NOW(3) + INTERVAL 1 DAY)`;
     });
     await sql.execute`
       INSERT INTO agents (id, server_id, credential_hash, version, hostname, address, port, state, next_ping_at) VALUES ${sqlJoin(agents, ", ")}`;
   }
   return fleet;
+}
+
+/** The i-th of distinct loopback addresses 127.0.0.2, 127.0.0.3, … (never .0 or .255 in the last place). */
+export function loopbackAddress(i: number): string {
+  const n = Math.floor(i / 254) * 256 + (i % 254) + 2;
+  return `127.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
 }

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { credentials, Metadata, status as Code, type ServiceError } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openAgentClient } from "../../src/agent/agent-client.js";
+import { createAgentChannels, type AgentChannels } from "../../src/agent/agent-channels.js";
 import { agentConnector } from "../../src/agent/connect.js";
 import { agentEndpointRules } from "../../src/agent/endpoints.js";
 import { startAgentPinger } from "../../src/agent/pinger.js";
@@ -54,6 +55,8 @@ async function recordingProxy(target: number): Promise<Recorder> {
 
 let a: AgentHarness;
 let worker: RunningWorker;
+/** The worker keeps its channels to agents, as the worker role does: renewals and new ports must not reuse a stale one. */
+let agentChannels: AgentChannels;
 let pinger: Loop | undefined;
 let dir: string;
 const agents: RunningAgent[] = [];
@@ -61,7 +64,8 @@ const servers: Server[] = [];
 
 beforeAll(async () => {
   a = await openAgentHarness("agent_tls", { plaintext: false, certificateTtlMs: 3_600_000, pingIntervalMs: 200, maxMissedPings: 2 });
-  worker = await startWorker({ resources: a.h.resources("w1"), catalog: a.h.catalog });
+  agentChannels = createAgentChannels({ idleMs: 60_000, maxChannels: 100 });
+  worker = await startWorker({ resources: { ...a.h.resources("w1"), agentChannels }, catalog: a.h.catalog });
   dir = mkdtempSync(join(tmpdir(), "agent-tls-"));
   pinger = startAgentPinger({ sql: a.h.sql, log: quiet(), connect: agentConnector(a.h.config), endpoints: agentEndpointRules(a.h.config), pingIntervalMs: 1_000, maxMissedPings: 2 });
 }, 60_000);
@@ -71,6 +75,7 @@ afterAll(async () => {
   for (const s of agents) await s.stop(200).catch(() => undefined);
   for (const s of servers) s.close();
   await worker?.stop(2_000);
+  agentChannels?.close();
   await a?.close();
   rmSync(dir, { recursive: true, force: true });
 });
