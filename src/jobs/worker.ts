@@ -114,8 +114,11 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const parentSlots = Math.floor(concurrency / 2);
   let parents = 0;
   // Deliveries and claimed jobs in hand, started or starting: the claimer fills only what is left of `concurrency`.
+  // The consumer counts its own deliveries only, so when deliveries resume in the middle of a claiming spell the worker
+  // may briefly run up to twice its concurrency; the claimer then stops, and it drains back.
   let taken = 0;
   let claimer: Claimer | undefined;
+  let claimedStarts = 0;
   // Two start transactions may be under way at once: a delivery arriving while a start commits begins its own rather
   // than waiting for that commit (the start is what create→start latency ends on); they lock rows in id order.
   const starts = createBatcher<StartInput, StartResult>({ ...batchOptions, maxInFlight: STARTS_IN_FLIGHT, run: async (inputs) => fulfilled(await startMany(ex, inputs)) });
@@ -186,6 +189,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       return false;
     }
     span?.setAttributes(jobAttributes(started.job));
+    if (claimed) claimedStarts++;
     await runAttempt(d, started.job);
     return true;
   }
@@ -301,7 +305,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       return active.size;
     },
     get claimed() {
-      return claimer?.started ?? 0;
+      return claimedStarts;
     },
     async stop(graceMs) {
       const stopped = Promise.all([consumption.stop(), claimer?.stop()]);

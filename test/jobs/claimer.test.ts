@@ -1,7 +1,7 @@
 // Workers claiming queued jobs from MariaDB when JetStream delivers nothing, on the real MariaDB and NATS: jobs whose
 // messages never come run once within about the claim delay; a consumer that delivers is never competed with; a job
 // both claimed and delivered runs its effect once; two workers sweeping at once run each job once, quietly.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { claimableJobs, claimQuery } from "../../src/jobs/claimer.js";
 import { CLAIMED_NOTE } from "../../src/jobs/execution.js";
 import { startWorker, type RunningWorker } from "../../src/jobs/worker.js";
@@ -16,8 +16,12 @@ beforeAll(async () => {
   h = await openExecHarness("claimer", { leaseMs: 3_000 });
   h.config.jobs.claimAfterMs = CLAIM_AFTER_MS;
 });
+afterEach(async () => {
+  await stopAll();
+  h.config.jobs.claimAfterMs = CLAIM_AFTER_MS;
+  h.config.jobs.workerConcurrency = 8;
+});
 afterAll(async () => {
-  await Promise.all(workers.map((w) => w.stop(1_000)));
   await h?.close();
 });
 
@@ -53,16 +57,19 @@ describe("claiming queued jobs from the database", () => {
     }
     expect(w.claimed).toBe(5);
     expect(h.lines.filter((l) => l.msg.includes("claiming queued jobs from the database"))).toHaveLength(1);
-    await stopAll();
   });
 
   it("claims nothing while deliveries flow, even from a backlog older than the delay", async () => {
     h.config.jobs.workerConcurrency = 4;
-    const w = await worker("busy");
-    // 60 jobs of 100 ms on 4 slots: about 1.5 s of deliveries, the last ones queued well past the claim delay.
+    // The default delay: a busy machine's pause in deliveries must not pass for a broker that delivers nothing.
+    h.config.jobs.claimAfterMs = 1_000;
+    // 60 jobs of 100 ms, published and then left past the claim delay: every one of them is due for a claim while the
+    // worker (4 slots) takes about 1.5 s to consume them.
     const ids: string[] = [];
     for (let i = 0; i < 60; i++) ids.push(await h.insertJob({ payload: diagnostic({ sleepMs: 100 }) }));
     for (const id of ids) await h.publish(id);
+    await new Promise((r) => setTimeout(r, 1_500));
+    const w = await worker("busy");
     for (const id of ids) await h.waitForState(id, ["SUCCEEDED"], 20_000);
     expect(w.claimed).toBe(0);
     expect(await claimedStarts(ids)).toBe(0);
@@ -70,8 +77,22 @@ describe("claiming queued jobs from the database", () => {
     const orphan = await h.insertJob({ payload: diagnostic() });
     await h.waitForState(orphan, ["SUCCEEDED"], 5_000);
     expect(w.claimed).toBe(1);
-    await stopAll();
-    h.config.jobs.workerConcurrency = 8;
+  });
+
+  it("claims nothing while a relay publishes an old backlog at its own pace to a worker with slots free", async () => {
+    h.config.jobs.claimAfterMs = 1_000;
+    const w = await worker("trickle");
+    // Recorded an hour ago and published one every 50 ms: every unpublished one is due, and the worker has room.
+    const ids: string[] = [];
+    for (let i = 0; i < 30; i++) ids.push(await h.insertJob({ payload: diagnostic({ sleepMs: 20 }) }));
+    await h.sql.execute`UPDATE jobs SET created_at = NOW(3) - INTERVAL 1 HOUR WHERE id IN (${ids})`;
+    for (const id of ids) {
+      await h.publish(id);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    for (const id of ids) await h.waitForState(id, ["SUCCEEDED"], 10_000);
+    expect(w.claimed).toBe(0);
+    expect(await claimedStarts(ids)).toBe(0);
   });
 
   it("runs the effect of a job both claimed and delivered once, and the late delivery is acked", async () => {
@@ -84,7 +105,15 @@ describe("claiming queued jobs from the database", () => {
     expect(types(await h.events(id)).filter((t) => t === "started")).toHaveLength(1);
     expect(w.claimed).toBe(1);
     await until(async () => (await h.jsm.streams.info(h.config.mq.jobsStream)).state.messages === 0, 5_000, "the delivery to be acked");
-    await stopAll();
+  });
+
+  it("stop() waits for a claimed job as for a delivery", async () => {
+    const w = await worker("stopping");
+    const id = await h.insertJob({ payload: diagnostic({ sleepMs: 800 }) });
+    await until(async () => (await h.job(id)).state === "RUNNING", 5_000, "the job to be claimed");
+    await w.stop(5_000);
+    expect((await h.job(id)).state).toBe("SUCCEEDED");
+    expect(await h.effects(id)).toEqual([{ attempt: 1 }]);
   });
 
   it("two workers sweeping at once run each job once, with no warning", async () => {
@@ -100,7 +129,6 @@ describe("claiming queued jobs from the database", () => {
     expect(a.claimed + b.claimed).toBe(40);
     const lines = h.lines.slice(warnings).filter((l) => !l.msg.includes("claiming queued jobs from the database"));
     expect(lines).toEqual([]);
-    await stopAll();
   });
 
   it("leaves held, not yet due and unknown-kind jobs alone", async () => {
