@@ -5,20 +5,13 @@ import { sqlFragment, type Sql, type SqlFragment } from "../db/sql.js";
 import type { Logger } from "../log.js";
 import { createOutageLog } from "../mq/outage-log.js";
 import { micros, RUNNABLE_NOW } from "./execution.js";
+import type { Settle } from "./settle.js";
 
 /** A queued job the claimer found, to be started as if its message had arrived. */
 export interface ClaimedJob {
   jobId: string;
   kind: string;
   traceparent: string | null;
-}
-
-/** How a claimed job's attempt is settled: there is no message, so the database keeps the job (see claimedSettle). */
-export interface ClaimSettle {
-  ack(): void;
-  nak(delayMs?: number): void;
-  term(reason?: string): void;
-  working(): void;
 }
 
 export interface ClaimerOptions {
@@ -30,7 +23,7 @@ export interface ClaimerOptions {
   /** Slots of the worker not taken by a delivery or a claimed job. */
   freeSlots(): number;
   /** Starts and runs a claimed job as a delivery; resolves with whether it started, once its attempt is settled. */
-  take(job: ClaimedJob, settle: ClaimSettle): Promise<boolean>;
+  take(job: ClaimedJob, settle: Settle): Promise<boolean>;
   log: Logger;
   /** How often a long claiming spell is summarised in the log. */
   summaryEveryMs?: number;
@@ -54,7 +47,7 @@ const MAX_CANDIDATES = 256;
  * retry is already QUEUED with its due time in published_at, a job that could not start stays QUEUED for the next
  * sweep or its message, and a stopping worker's RUNNING job is taken over after its lease.
  */
-export const claimedSettle: ClaimSettle = { ack() {}, nak() {}, term() {}, working() {} };
+export const claimedSettle: Settle = { ack() {}, nak() {}, term() {}, working() {} };
 
 export function startClaimer(options: ClaimerOptions): Claimer {
   const { afterMs, log } = options;

@@ -20,6 +20,7 @@ import { isTerminal } from "./model.js";
 import { completeMany, startMany } from "./execution-batch.js";
 import { JobExecution, type AttemptRef, type CompleteInput, type StartInput, type StartResult, type StartedJob } from "./execution.js";
 import { parseJobMessage, type JobMessage } from "./outbox.js";
+import { commitThenSettle, type Settle, type SettleAs } from "./settle.js";
 
 /** What a worker needs of its process: the services its handlers use, NATS, a logger, its settings and its id. */
 export interface WorkerResources extends JobServices {
@@ -60,8 +61,6 @@ export interface RunningWorker {
 const UNKNOWN_KIND_DELAY_MS = 30_000;
 /** Redelivery delay when the database could not start the attempt. */
 const START_RETRY_MS = 2_000;
-/** Pauses between tries of an outcome's commit before giving the attempt up to a later one. */
-const COMMIT_RETRIES_MS = [200, 1_000];
 /** How much longer than a lease a delivery may go unacknowledged: redelivered, it finds the lease expired. */
 const ACK_WAIT_MARGIN_MS = 1_000;
 /** How long stop() waits for aborted handlers after the grace period. */
@@ -71,8 +70,6 @@ const STARTS_IN_FLIGHT = 2;
 /** Redelivery delay of a parent job while this worker already runs as many parents as it may. */
 const PARENTS_BUSY_MS = 5_000;
 
-/** How an attempt is settled: a delivery's message, or nothing for a claimed job (claimer.ts claimedSettle). */
-type Settle = Pick<Delivery, "ack" | "nak" | "term" | "working">;
 type Span = ReturnType<typeof trace.getActiveSpan>;
 
 /** Ensures the jobs stream and the durable consumer, then consumes until stop(). */
@@ -251,30 +248,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     }
   }
 
-  /**
-   * Commits an outcome, then settles the message: as asked when the outcome applied, ack when it was rejected as stale.
-   * A commit that keeps failing (database down) leaves the job RUNNING and the message unacknowledged: it comes back
-   * after the lease, and a new attempt runs (effects are only ever applied with a winning completion).
-   */
-  async function commit(d: Settle, jobLog: typeof log, fn: () => Promise<boolean>, then: "ack" | "term" | { nakMs: number }): Promise<void> {
-    for (let i = 0; ; i++) {
-      try {
-        const applied = await fn();
-        if (!applied) return d.ack();
-        if (then === "ack") return d.ack();
-        if (then === "term") return d.term();
-        return d.nak(then.nakMs);
-      } catch (err) {
-        const pause = COMMIT_RETRIES_MS[i];
-        if (pause === undefined) {
-          jobLog.error({ err }, "could not commit the job's outcome; the job runs again after its lease");
-          return d.nak(leaseMs + 1_000);
-        }
-        jobLog.warn({ err }, "could not commit the job's outcome; trying again");
-        await new Promise((r) => setTimeout(r, pause));
-      }
-    }
-  }
+  const commit = (d: Settle, jobLog: Logger, fn: () => Promise<boolean>, then: SettleAs): Promise<void> => commitThenSettle(d, jobLog, fn, then, leaseMs);
 
   /** Keeps the delivery and the lease alive while the handler runs; reads cancellation requests on the way. */
   function renewLease(d: Settle, control: AttemptControl, ref: AttemptRef, jobLog: typeof log): NodeJS.Timeout {
