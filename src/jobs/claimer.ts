@@ -32,8 +32,6 @@ export interface ClaimerOptions {
 export interface Claimer {
   /** A delivery arrived: the broker works, so claiming stops and the quiet period starts again. */
   noteDelivery(): void;
-  /** Claimed jobs this worker started so far. */
-  readonly started: number;
   /** Stops sweeping and waits for the claimed jobs still running. */
   stop(): Promise<void>;
 }
@@ -57,6 +55,7 @@ export function startClaimer(options: ClaimerOptions): Claimer {
   const running = new Set<Promise<void>>();
   let quietSince = Date.now();
   let lastEmptySweep = 0;
+  // Claimed jobs started, counted as their runs end (for the spell's log lines).
   let started = 0;
   let stopping = false;
   let sweeping: Promise<void> | undefined;
@@ -126,9 +125,6 @@ export function startClaimer(options: ClaimerOptions): Claimer {
       if (!spell) return;
       log.info({ forMs: quietSince - spell.since, started: started - spell.startedAtStart }, "the broker delivers jobs again: no longer claiming them from the database");
       spell = undefined;
-    },
-    get started() {
-      return started;
     },
     async stop() {
       stopping = true;
