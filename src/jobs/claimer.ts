@@ -14,11 +14,19 @@ export interface ClaimedJob {
   traceparent: string | null;
 }
 
+/** A job claimableJobs found: due now when `dueInMs` is 0 or less. */
+export interface ClaimCandidate extends ClaimedJob {
+  dueInMs: number;
+}
+
 export interface ClaimerOptions {
   sql: Sql;
   /** Kinds this worker can run: a job of another kind waits for a worker that knows it. */
   kinds: string[];
-  /** No delivery for this long (and slots free all along) before the first sweep; also the pause after an empty one. */
+  /**
+   * No delivery for this long (and slots free all along) before the first sweep; also how long a job must have waited
+   * since its publication (or creation) to be claimed, and the longest pause after a sweep that found none due.
+   */
   afterMs: number;
   /** Slots of the worker not taken by a delivery or a claimed job. */
   freeSlots(): number;
@@ -54,7 +62,7 @@ export function startClaimer(options: ClaimerOptions): Claimer {
   const held = new Set<string>();
   const running = new Set<Promise<void>>();
   let quietSince = Date.now();
-  let lastEmptySweep = 0;
+  let nextSweepAt = 0;
   // Claimed jobs started, counted as their runs end (for the spell's log lines).
   let started = 0;
   let stopping = false;
@@ -74,10 +82,10 @@ export function startClaimer(options: ClaimerOptions): Claimer {
       if (!spell) quietSince = now;
       return;
     }
-    if (now - quietSince < afterMs || now - lastEmptySweep < afterMs) return;
+    if (now - quietSince < afterMs || now < nextSweepAt) return;
     sweeping = sweep(free)
       .catch((err: unknown) => {
-        lastEmptySweep = Date.now();
+        nextSweepAt = Date.now() + afterMs;
         readFailures.failed(err);
       })
       .finally(() => (sweeping = undefined));
@@ -85,10 +93,14 @@ export function startClaimer(options: ClaimerOptions): Claimer {
 
   async function sweep(free: number): Promise<void> {
     const limit = Math.min(MAX_CANDIDATES, free * CANDIDATES_PER_SLOT + held.size);
-    const found = (await claimableJobs(options.sql, { kinds: options.kinds, dueForMs: afterMs, limit })).filter((j) => !held.has(j.jobId));
+    const candidates = (await claimableJobs(options.sql, { kinds: options.kinds, dueForMs: afterMs, limit })).filter((j) => !held.has(j.jobId));
     readFailures.succeeded();
+    const found = candidates.filter((j) => j.dueInMs <= 0);
     if (found.length === 0 || stopping) {
-      lastEmptySweep = Date.now();
+      // Nothing due yet: look again when the first job found becomes due (a job created as the broker stalled is
+      // claimed one delay after its creation, not up to two), or after a delay when none was found.
+      const soonest = Math.min(afterMs, ...candidates.map((j) => j.dueInMs));
+      nextSweepAt = Date.now() + soonest;
       return;
     }
     noteSpell(found.length);
@@ -136,14 +148,16 @@ export function startClaimer(options: ClaimerOptions): Claimer {
 }
 
 /**
- * Up to `limit` QUEUED jobs of these kinds that are not held (a fleet's child waits for its parent), runnable and due
- * for `dueForMs` (COALESCE(published_at, created_at): a retry's published_at is its due time), oldest first. A plain
- * read, no lock: two sweepers may find the same rows, and the start's row lock and compare-and-set pick one. It reads
- * the (state, created_at) index from its QUEUED end: nothing queued, nothing read.
+ * Up to `limit` QUEUED jobs of these kinds that are not held (a fleet's child waits for its parent), runnable, and
+ * published (or, never published, created) before now — a retry's published_at is its due time, so one waiting out its
+ * backoff is not among them — oldest first, each with how long until it is due for a claim: `dueForMs` after that time.
+ * A plain read, no lock: two sweepers may find the same rows, and the start's row lock and compare-and-set pick one. It
+ * reads the (state, created_at) index from its QUEUED end: nothing queued, nothing read.
  */
-export async function claimableJobs(sql: Sql, q: ClaimQuery): Promise<ClaimedJob[]> {
+export async function claimableJobs(sql: Sql, q: ClaimQuery): Promise<ClaimCandidate[]> {
   if (q.kinds.length === 0) return [];
-  return sql.query<ClaimedJob>`${claimQuery(q)}`;
+  const rows = await sql.query<ClaimedJob & { dueInMs: bigint | number }>`${claimQuery(q)}`;
+  return rows.map((r) => ({ jobId: r.jobId, kind: r.kind, traceparent: r.traceparent, dueInMs: Number(r.dueInMs) }));
 }
 
 export interface ClaimQuery {
@@ -155,9 +169,10 @@ export interface ClaimQuery {
 /** claimableJobs' statement (the tests EXPLAIN it). */
 export function claimQuery(q: ClaimQuery): SqlFragment {
   return sqlFragment`
-    SELECT id AS jobId, kind, traceparent FROM jobs
-     WHERE ${RUNNABLE_NOW} AND held = 0 AND kind IN (${q.kinds})
-       AND COALESCE(published_at, created_at) < NOW(3) - INTERVAL ${micros(q.dueForMs)} MICROSECOND
+    SELECT id AS jobId, kind, traceparent,
+           TIMESTAMPDIFF(MICROSECOND, NOW(3), COALESCE(published_at, created_at) + INTERVAL ${micros(q.dueForMs)} MICROSECOND) DIV 1000 AS dueInMs
+      FROM jobs
+     WHERE ${RUNNABLE_NOW} AND held = 0 AND kind IN (${q.kinds}) AND COALESCE(published_at, created_at) <= NOW(3)
      ORDER BY created_at LIMIT ${q.limit}`;
 }
 

@@ -59,6 +59,25 @@ describe("claiming queued jobs from the database", () => {
     expect(h.lines.filter((l) => l.msg.includes("claiming queued jobs from the database"))).toHaveLength(1);
   });
 
+  it("claims a job one delay after its creation, also when the last sweep found it not yet due", async () => {
+    h.config.jobs.claimAfterMs = 1_000;
+    await worker("prompt");
+    const waits: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      // Idle past a few empty sweeps, so that the job appears at any point of the sweeps' rhythm.
+      await new Promise((r) => setTimeout(r, 1_300 + round * 350));
+      const id = await h.insertJob({ payload: diagnostic() });
+      await h.waitForState(id, ["SUCCEEDED"], 10_000);
+      const [row] = await h.sql.query<{ ms: bigint }>`
+        SELECT TIMESTAMPDIFF(MICROSECOND, j.created_at, e.created_at) DIV 1000 AS ms FROM jobs j JOIN job_events e ON e.job_id = j.id AND e.type = 'started'
+         WHERE j.id = ${id}`;
+      waits.push(Number(row?.ms));
+    }
+    // The delay, a tick (a quarter of it) and the start's commit; not up to two delays.
+    expect(Math.max(...waits), `waits ${waits.join(", ")} ms`).toBeLessThan(1_650);
+    expect(Math.min(...waits)).toBeGreaterThanOrEqual(1_000);
+  });
+
   it("claims nothing while deliveries flow, even from a backlog older than the delay", async () => {
     h.config.jobs.workerConcurrency = 4;
     // The default delay: a busy machine's pause in deliveries must not pass for a broker that delivers nothing.
@@ -138,7 +157,12 @@ describe("claiming queued jobs from the database", () => {
     await h.sql.execute`UPDATE jobs SET held = 1 WHERE id = ${held}`;
     await h.sql.execute`UPDATE jobs SET published_at = NOW(3) + INTERVAL 1 HOUR WHERE id = ${fresh}`;
     await new Promise((r) => setTimeout(r, CLAIM_AFTER_MS + 50));
-    const found = await claimableJobs(h.sql, { kinds: h.catalog.names(), dueForMs: CLAIM_AFTER_MS, limit: 10 });
+    const candidates = await claimableJobs(h.sql, { kinds: h.catalog.names(), dueForMs: CLAIM_AFTER_MS, limit: 10 });
+    const found = candidates.filter((j) => j.dueInMs <= 0);
+    // A job created a moment ago is found, with how long until it is due.
+    const recent = await h.insertJob({ payload: diagnostic() });
+    const later = await claimableJobs(h.sql, { kinds: h.catalog.names(), dueForMs: CLAIM_AFTER_MS, limit: 10 });
+    expect(later.find((j) => j.jobId === recent)?.dueInMs).toBeGreaterThan(CLAIM_AFTER_MS / 2);
     expect(found.map((j) => j.jobId)).not.toContain(fresh);
     expect(found.map((j) => j.jobId)).not.toContain(unknown);
     expect(found.map((j) => j.jobId)).not.toContain(held);
