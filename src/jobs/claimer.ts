@@ -30,8 +30,10 @@ export interface ClaimerOptions {
   afterMs: number;
   /** Slots of the worker not taken by a delivery or a claimed job. */
   freeSlots(): number;
-  /** Starts and runs a claimed job as a delivery; resolves with whether it started, once its attempt is settled. */
-  take(job: ClaimedJob, settle: Settle): Promise<boolean>;
+  /** Starts and runs a claimed job as a delivery; resolves once its attempt is settled (or it did not start). */
+  take(job: ClaimedJob, settle: Settle): Promise<unknown>;
+  /** Claimed jobs the worker started so far (for the log lines). */
+  startedSoFar(): number;
   log: Logger;
   /** How often a long claiming spell is summarised in the log. */
   summaryEveryMs?: number;
@@ -63,8 +65,6 @@ export function startClaimer(options: ClaimerOptions): Claimer {
   const running = new Set<Promise<void>>();
   let quietSince = Date.now();
   let nextSweepAt = 0;
-  // Claimed jobs started, counted as their runs end (for the spell's log lines).
-  let started = 0;
   let stopping = false;
   let sweeping: Promise<void> | undefined;
   // A claiming spell: from the first sweep that finds jobs to the next delivery (for its two log lines).
@@ -92,11 +92,14 @@ export function startClaimer(options: ClaimerOptions): Claimer {
   };
 
   async function sweep(free: number): Promise<void> {
+    const began = Date.now();
     const limit = Math.min(MAX_CANDIDATES, free * CANDIDATES_PER_SLOT + held.size);
     const candidates = (await claimableJobs(options.sql, { kinds: options.kinds, dueForMs: afterMs, limit })).filter((j) => !held.has(j.jobId));
     readFailures.succeeded();
+    // A delivery that arrived during the read: the broker works again, and the jobs are its to deliver.
+    if (stopping || quietSince >= began) return;
     const found = candidates.filter((j) => j.dueInMs <= 0);
-    if (found.length === 0 || stopping) {
+    if (found.length === 0) {
       // Nothing due yet: look again when the first job found becomes due (a job created as the broker stalled is
       // claimed one delay after its creation, not up to two), or after a delay when none was found.
       const soonest = Math.min(afterMs, ...candidates.map((j) => j.dueInMs));
@@ -108,7 +111,7 @@ export function startClaimer(options: ClaimerOptions): Claimer {
       held.add(job.jobId);
       const p: Promise<void> = options
         .take(job, claimedSettle)
-        .then((ok) => void (ok && started++))
+        .then(() => undefined)
         .catch((err: unknown) => log.warn({ err, jobId: job.jobId }, "a claimed job's run failed"))
         .finally(() => {
           held.delete(job.jobId);
@@ -121,11 +124,11 @@ export function startClaimer(options: ClaimerOptions): Claimer {
   function noteSpell(found: number): void {
     const now = Date.now();
     if (!spell) {
-      spell = { since: now, startedAtStart: started, lastLine: now };
+      spell = { since: now, startedAtStart: options.startedSoFar(), lastLine: now };
       log.warn({ quietMs: now - quietSince, found }, `the broker delivered no job for ${now - quietSince} ms: claiming queued jobs from the database`);
     } else if (now - spell.lastLine >= summaryEveryMs) {
       spell.lastLine = now;
-      log.warn({ forMs: now - spell.since, started: started - spell.startedAtStart }, "still claiming queued jobs from the database: the broker delivers nothing");
+      log.warn({ forMs: now - spell.since, started: options.startedSoFar() - spell.startedAtStart }, "still claiming queued jobs from the database: the broker delivers nothing");
     }
   }
 
@@ -135,7 +138,7 @@ export function startClaimer(options: ClaimerOptions): Claimer {
     noteDelivery() {
       quietSince = Date.now();
       if (!spell) return;
-      log.info({ forMs: quietSince - spell.since, started: started - spell.startedAtStart }, "the broker delivers jobs again: no longer claiming them from the database");
+      log.info({ forMs: quietSince - spell.since, started: options.startedSoFar() - spell.startedAtStart }, "the broker delivers jobs again: no longer claiming them from the database");
       spell = undefined;
     },
     async stop() {

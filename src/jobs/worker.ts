@@ -270,7 +270,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const consumption = await consume(jetstream(nats), { stream, durable, maxMessages: concurrency, onMessage, log });
   const claimAfterMs = config.jobs.claimAfterMs;
   // Started once the consumer is up, so that a delivery, if one comes, is seen first.
-  if (claimAfterMs > 0) claimer = startClaimer({ sql: ex.deps.sql, kinds: catalog.names(), afterMs: claimAfterMs, freeSlots: () => concurrency - taken, take: takeClaimed, log });
+  if (claimAfterMs > 0) claimer = startClaimer({ sql: ex.deps.sql, kinds: catalog.names(), afterMs: claimAfterMs, freeSlots: () => concurrency - taken, take: takeClaimed, startedSoFar: () => claimedStarts, log });
   log.info({ stream, durable, ackWaitMs, leaseMs, claimAfterMs }, "worker consuming jobs");
 
   return {
