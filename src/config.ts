@@ -109,6 +109,7 @@ export const FIELDS: readonly Field[] = [
   f("jobs.workerConcurrency", positiveInt, 32, "jobs one worker process runs at once"),
   f("jobs.reconcileIntervalMs", positiveInt, 5_000, "how often queued jobs and expired leases are re-examined"),
   f("jobs.leaseMs", positiveInt, 10_000, "how long a worker's claim on a running job lasts without renewal; renewed every third of it while the handler runs, and a killed or paused worker's jobs are taken over about this long after its last renewal"),
+  f("jobs.claimAfterMs", millis, 1_000, "a worker with free slots that has received no delivery for this long claims due queued jobs straight from the database (one indexed query per this interval while idle), so that work goes on while JetStream elects a leader or a relay is stalled; the compare-and-set start decides between a claim and a delivery. 0: never claim"),
   f("jobs.republishAfterMs", positiveInt, 30_000, "a job still queued this long after its last publish is published again"),
   f("jobs.checkPollMs", positiveInt, 200, "how often the monitor looks for due completion checks"),
   f("jobs.retentionDays", wholeNumber(0, undefined, "expected a whole number of days, 0 or more"), 30, "finished jobs (with their events and dead letters) older than this many days are purged by the monitor; 0 keeps them all"),
@@ -183,7 +184,7 @@ export type Config = {
   };
   mq: { url: string; jobsStream: string; jobsStreamReplicas: number; subjectPrefix: string; connectTimeoutMs: number; workerDurable: string; maxAckPending: number };
   startup: { waitForStoresMs: number };
-  jobs: { workerConcurrency: number; reconcileIntervalMs: number; leaseMs: number; republishAfterMs: number; checkPollMs: number; retentionDays: number; purgeBatch: number; purgeIntervalMs: number; purgeShare: number };
+  jobs: { workerConcurrency: number; reconcileIntervalMs: number; leaseMs: number; claimAfterMs: number; republishAfterMs: number; checkPollMs: number; retentionDays: number; purgeBatch: number; purgeIntervalMs: number; purgeShare: number };
   discovery: { intervalMs: number; serverSyncIntervalMs: number; pollMs: number };
   localCloud: { enabled: boolean; catalogFile: string; stopGraceMs: number };
   agent: {

@@ -6,7 +6,7 @@
 // takes complete() on its own, which records a stale outcome as it always does.
 import { IN_TRANSACTION, sqlFragment, sqlJoin, type Sql } from "../db/sql.js";
 import { measuring } from "../telemetry/metrics.js";
-import { micros, START_COLUMNS, startedJob, type CompleteInput, type JobExecution, type StartInput, type StartResult, type StartRow } from "./execution.js";
+import { CLAIMED_NOTE, micros, START_COLUMNS, startedJob, type CompleteInput, type JobExecution, type StartInput, type StartResult, type StartRow } from "./execution.js";
 
 /** A job id seen twice in one batch: the second delivery is a duplicate while the first one runs. */
 const DUPLICATE: StartResult = { status: "skipped", state: "RUNNING" };
@@ -28,7 +28,8 @@ export async function startMany(ex: JobExecution, inputs: StartInput[]): Promise
     // In id order, like every statement that locks several jobs, so that lockers wait for each other, never deadlock.
     const rows = await tx.query<StartRow>`SELECT ${START_COLUMNS} FROM jobs WHERE id IN (${ids}) ORDER BY id FOR UPDATE`;
     const plain = rows.filter(runnableNow);
-    for (const row of rows) if (!plain.includes(row)) out.set(row.id, await ex.startLocked(tx, row, { owner, leaseMs }));
+    const claimed = new Set(inputs.filter((i) => i.claimed).map((i) => i.jobId));
+    for (const row of rows) if (!plain.includes(row)) out.set(row.id, await ex.startLocked(tx, row, { owner, leaseMs, claimed: claimed.has(row.id) }));
     if (plain.length > 0) {
       const plainIds = plain.map((r) => r.id);
       // The UPDATE and the events go together (run in order: the events read the updated attempts); a mismatch throws
@@ -39,7 +40,7 @@ export async function startMany(ex: JobExecution, inputs: StartInput[]): Promise
                  lease_expires_at = NOW(3) + INTERVAL ${micros(leaseMs)} MICROSECOND, next_check_at = NULL,
                  started_at = COALESCE(started_at, NOW(3)), updated_at = NOW(3)
            WHERE id IN (${plainIds}) AND state = 'QUEUED'`,
-        appendEvents(tx, plainIds, { type: "started", from: "QUEUED", to: "RUNNING", actor: owner, message: sqlFragment`CONCAT('attempt ', j.attempt, ' of ', j.max_attempts)` }),
+        appendEvents(tx, plainIds, { type: "started", from: "QUEUED", to: "RUNNING", actor: owner, message: startedMessage(plainIds.filter((id) => claimed.has(id))) }),
       ]);
       if (n !== plain.length) throw new Error(`jobs changed under their row locks (${n} of ${plain.length} started)`);
       for (const row of plain) {
@@ -118,6 +119,12 @@ async function measureSuccesses(ex: JobExecution, tx: Sql, inputs: CompleteInput
   const rows = await tx.query<{ kind: string; us: bigint | number | null }>`
     SELECT kind, TIMESTAMPDIFF(MICROSECOND, started_at, NOW(3)) AS us FROM jobs WHERE id IN (${inputs.map((i) => i.jobId)})`;
   for (const r of rows) if (r.us !== null) ex.measure(tx, { transition: "run", kind: r.kind, outcome: "succeeded", seconds: Number(r.us) / 1e6 });
+}
+
+/** A batch's "started" message, noting the jobs of `claimedIds` as claimed from the database. */
+function startedMessage(claimedIds: string[]): ReturnType<typeof sqlFragment> {
+  const note = claimedIds.length > 0 ? sqlFragment`IF(j.id IN (${claimedIds}), ${CLAIMED_NOTE}, '')` : sqlFragment`''`;
+  return sqlFragment`CONCAT('attempt ', j.attempt, ' of ', j.max_attempts, ${note})`;
 }
 
 /** QUEUED and nothing to end it with: no cancellation, deadline ahead, attempts left. */

@@ -58,7 +58,12 @@ export interface StartInput {
   kind?: string;
   owner: string;
   leaseMs: number;
+  /** Claimed from the database rather than delivered (src/jobs/claimer.ts): the "started" event says so. */
+  claimed?: boolean;
 }
+
+/** What a "started" event adds to its message when the job was claimed from the database. */
+export const CLAIMED_NOTE = " (claimed from the database: the broker delivered nothing)";
 
 export interface CompleteInput extends AttemptRef {
   result?: Record<string, unknown>;
@@ -109,7 +114,7 @@ export const START_COLUMNS = sqlFragment`id, kind, state, attempt, max_attempts 
  * the database clock, in whole milliseconds as START_COLUMNS reads it) ahead. runnableNow in execution-batch.ts is
  * the same test on a row read with START_COLUMNS.
  */
-const RUNNABLE_NOW = sqlFragment`state = 'QUEUED' AND cancel_requested = 0 AND attempt < max_attempts
+export const RUNNABLE_NOW = sqlFragment`state = 'QUEUED' AND cancel_requested = 0 AND attempt < max_attempts
   AND (deadline_at IS NULL OR TIMESTAMPDIFF(MICROSECOND, NOW(3), deadline_at) DIV 1000 > 0)`;
 
 /** The attempt a started row runs: the one after the row's (read before the start's UPDATE). */
@@ -153,7 +158,7 @@ export class JobExecution {
         tx.execute`
           INSERT INTO job_events (job_id, sequence, type, from_state, to_state, attempt, actor, message, created_at)
           SELECT j.id, COALESCE((SELECT MAX(x.sequence) FROM job_events x WHERE x.job_id = j.id), 0) + 1, 'started', 'QUEUED', 'RUNNING',
-                 j.attempt, ${input.owner}, CONCAT('attempt ', j.attempt, ' of ', j.max_attempts), NOW(3)
+                 j.attempt, ${input.owner}, CONCAT('attempt ', j.attempt, ' of ', j.max_attempts, ${input.claimed ? CLAIMED_NOTE : ""}), NOW(3)
             FROM jobs j WHERE j.id = ${input.jobId} AND ROW_COUNT() = 1`,
       ]);
       const row = rows[0];
@@ -168,7 +173,7 @@ export class JobExecution {
   }
 
   /** start() for a row this transaction locked (read with START_COLUMNS). */
-  async startLocked(tx: Sql, row: StartRow, input: Pick<StartInput, "owner" | "leaseMs">): Promise<StartResult> {
+  async startLocked(tx: Sql, row: StartRow, input: Pick<StartInput, "owner" | "leaseMs" | "claimed">): Promise<StartResult> {
     const tookOver = row.state === "RUNNING" && row.leaseOwner !== MONITOR_OWNER && Number(row.leaseExpired) === 1;
     if (row.state !== "QUEUED" && !tookOver) {
       const underLease = row.state === "RUNNING" && row.leaseOwner !== MONITOR_OWNER && row.leaseOwner !== input.owner && row.leaseInMs !== null;
@@ -191,7 +196,7 @@ export class JobExecution {
                lease_expires_at = NOW(3) + INTERVAL ${micros(input.leaseMs)} MICROSECOND, next_check_at = NULL,
                started_at = COALESCE(started_at, NOW(3)), updated_at = NOW(3)
          WHERE id = ${row.id} AND attempt = ${row.attempt} AND state = ${tookOver ? "RUNNING" : "QUEUED"}`,
-      this.event(tx, { ...ref, attempt }, "started", "QUEUED", "RUNNING", input.owner, `attempt ${attempt} of ${row.maxAttempts}`, { pipelined: true }),
+      this.event(tx, { ...ref, attempt }, "started", "QUEUED", "RUNNING", input.owner, `attempt ${attempt} of ${row.maxAttempts}${input.claimed ? CLAIMED_NOTE : ""}`, { pipelined: true }),
     ]);
     if (n !== 1) throw new Error(`job ${row.id} changed under its row lock`);
     if (row.attempt === 0) this.measure(tx, { transition: "wait", kind: row.kind, seconds: Number(row.waitedUs) / 1e6 });

@@ -1,6 +1,7 @@
 // The worker runtime: a durable JetStream consumer that runs job handlers with bounded concurrency. Each delivery
 // starts an attempt (CAS), runs the kind's handler under a renewed lease, commits the outcome, and only then settles
-// the message.
+// the message. While the broker delivers nothing, due queued jobs are claimed from the database (claimer.ts) and go
+// the same way.
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { trace } from "@opentelemetry/api";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -9,13 +10,17 @@ import { createBatcher, fulfilled } from "../db/batcher.js";
 import { consume, ensureWorkerConsumer, type Delivery } from "../mq/consumer.js";
 import { ensureJobsStream } from "../mq/jobs-stream.js";
 import { lazyChild, type Logger } from "../log.js";
-import { jobAttributes, withSpan } from "../telemetry/spans.js";
+import { isTransientConflict } from "../db/errors.js";
+import { contextFromTraceparent } from "../telemetry/propagation.js";
+import { jobAttributes, SpanKind, withSpan } from "../telemetry/spans.js";
 import { classifyFailure, createAttemptControl, LeaseLostError, RunnerStoppingError, type AttemptControl, type Failure } from "./attempt-context.js";
 import { JobCatalog, type JobKind, type JobOutcome, type JobServices } from "./catalog.js";
+import { startClaimer, type ClaimedJob, type Claimer } from "./claimer.js";
 import { isTerminal } from "./model.js";
 import { completeMany, startMany } from "./execution-batch.js";
 import { JobExecution, type AttemptRef, type CompleteInput, type StartInput, type StartResult, type StartedJob } from "./execution.js";
 import { parseJobMessage, type JobMessage } from "./outbox.js";
+import { commitThenSettle, type Settle, type SettleAs } from "./settle.js";
 
 /** What a worker needs of its process: the services its handlers use, NATS, a logger, its settings and its id. */
 export interface WorkerResources extends JobServices {
@@ -43,6 +48,8 @@ export interface RunningWorker {
   readonly owner: string;
   /** Handler runs in progress. */
   readonly active: number;
+  /** Jobs this worker started after claiming them from the database (the broker had delivered nothing). */
+  readonly claimed: number;
   /**
    * Stops pulling, lets running handlers finish for up to `graceMs`, then aborts them: their jobs stay RUNNING and are
    * picked up again once their lease expires (their messages come back after it).
@@ -54,8 +61,6 @@ export interface RunningWorker {
 const UNKNOWN_KIND_DELAY_MS = 30_000;
 /** Redelivery delay when the database could not start the attempt. */
 const START_RETRY_MS = 2_000;
-/** Pauses between tries of an outcome's commit before giving the attempt up to a later one. */
-const COMMIT_RETRIES_MS = [200, 1_000];
 /** How much longer than a lease a delivery may go unacknowledged: redelivered, it finds the lease expired. */
 const ACK_WAIT_MARGIN_MS = 1_000;
 /** How long stop() waits for aborted handlers after the grace period. */
@@ -64,6 +69,8 @@ const ABORT_WAIT_MS = 2_000;
 const STARTS_IN_FLIGHT = 2;
 /** Redelivery delay of a parent job while this worker already runs as many parents as it may. */
 const PARENTS_BUSY_MS = 5_000;
+
+type Span = ReturnType<typeof trace.getActiveSpan>;
 
 /** Ensures the jobs stream and the durable consumer, then consumes until stop(). */
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
@@ -103,12 +110,19 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   // parents can never fill a worker and leave their children no room to run.
   const parentSlots = Math.floor(concurrency / 2);
   let parents = 0;
+  // Deliveries and claimed jobs in hand, started or starting: the claimer fills only what is left of `concurrency`.
+  // The consumer counts its own deliveries only, so when deliveries resume in the middle of a claiming spell the worker
+  // may briefly run up to twice its concurrency; the claimer then stops, and it drains back.
+  let taken = 0;
+  let claimer: Claimer | undefined;
+  let claimedStarts = 0;
   // Two start transactions may be under way at once: a delivery arriving while a start commits begins its own rather
   // than waiting for that commit (the start is what create→start latency ends on); they lock rows in id order.
   const starts = createBatcher<StartInput, StartResult>({ ...batchOptions, maxInFlight: STARTS_IN_FLIGHT, run: async (inputs) => fulfilled(await startMany(ex, inputs)) });
   const completions = createBatcher<CompleteInput, boolean>({ ...batchOptions, run: (inputs) => completeMany(ex, inputs) });
 
   async function onMessage(d: Delivery): Promise<void> {
+    claimer?.noteDelivery();
     const msg = parseJobMessage(d.data);
     if (!msg) {
       log.warn({ subject: d.subject, seq: d.seq }, "not a job message; terminated");
@@ -123,34 +137,61 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       log.warn({ jobId: msg.jobId, kind: msg.kind }, "job of a kind this worker does not know; redelivering later");
       return d.nak(UNKNOWN_KIND_DELAY_MS);
     }
+    await take(d, msg, span, false);
+  }
+
+  /** A claimed job, in a span of its own continuing the job's trace as a delivery's does. */
+  function takeClaimed(job: ClaimedJob, settle: Settle): Promise<boolean> {
+    const options = { kind: SpanKind.CONSUMER, parent: contextFromTraceparent(job.traceparent), attributes: jobAttributes({ id: job.jobId, kind: job.kind }) };
+    return withSpan(`claim ${job.kind}`, options, (span) => take(settle, job, span, true));
+  }
+
+  /** Starts and runs a job under the parent-slot rule; whether it started. */
+  async function take(d: Settle, msg: Pick<JobMessage, "jobId" | "kind">, span: Span, claimed: boolean): Promise<boolean> {
     const parent = catalog.get(msg.kind)?.parent === true;
-    if (parent && parents >= parentSlots) return d.nak(PARENTS_BUSY_MS);
+    if (parent && parents >= parentSlots) {
+      d.nak(PARENTS_BUSY_MS);
+      return false;
+    }
     if (parent) parents++;
+    taken++;
     try {
-      await startAndRun(d, msg, span);
+      return await startAndRun(d, msg, span, claimed);
     } finally {
+      taken--;
       if (parent) parents--;
     }
   }
 
-  async function startAndRun(d: Delivery, msg: JobMessage, span: ReturnType<typeof trace.getActiveSpan>): Promise<void> {
+  async function startAndRun(d: Settle, msg: Pick<JobMessage, "jobId" | "kind">, span: Span, claimed: boolean): Promise<boolean> {
     let started;
     try {
-      started = await starts.submit({ jobId: msg.jobId, kind: msg.kind, owner, leaseMs });
+      started = await starts.submit({ jobId: msg.jobId, kind: msg.kind, owner, leaseMs, claimed });
     } catch (err) {
-      log.warn({ err, jobId: msg.jobId }, "could not start the job; redelivering");
-      return d.nak(START_RETRY_MS);
+      // A claimed start that lost a certification conflict lost a race another worker won: nothing to say.
+      if (claimed && isTransientConflict(err)) log.debug({ err, jobId: msg.jobId }, "a claimed job's start lost a conflict; left to the database");
+      else log.warn({ err, jobId: msg.jobId }, claimed ? "could not start a claimed job; it stays queued" : "could not start the job; redelivering");
+      d.nak(START_RETRY_MS);
+      return false;
     }
     // Under another worker's lease: that worker may be dead (this is its message coming back), so look again once
     // the lease has run out; the start then takes the job over, or finds it ended and acks.
-    if (started.status === "skipped" && started.leaseInMs !== undefined) return d.nak(started.leaseInMs + ACK_WAIT_MARGIN_MS);
+    if (started.status === "skipped" && started.leaseInMs !== undefined) {
+      d.nak(started.leaseInMs + ACK_WAIT_MARGIN_MS);
+      return false;
+    }
     // Skipped: a duplicate or stale delivery. Ended: cancelled, timed out or out of attempts before it ran.
-    if (started.status !== "started") return d.ack();
+    if (started.status !== "started") {
+      d.ack();
+      return false;
+    }
     span?.setAttributes(jobAttributes(started.job));
+    if (claimed) claimedStarts++;
     await runAttempt(d, started.job);
+    return true;
   }
 
-  async function runAttempt(d: Delivery, job: StartedJob): Promise<void> {
+  async function runAttempt(d: Settle, job: StartedJob): Promise<void> {
     const ref: AttemptRef = { jobId: job.id, kind: job.kind, attempt: job.attempt, owner };
     const jobLog = lazyChild(log, { jobId: job.id, kind: job.kind, attempt: job.attempt });
     const kind = catalog.get(job.kind);
@@ -186,7 +227,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     await settleFailure(d, job, kind, ref, failure ?? { type: "retryable", error: { code: "INTERNAL", message: "the handler returned no outcome" } }, jobLog);
   }
 
-  async function settleFailure(d: Delivery, job: StartedJob, kind: JobKind, ref: AttemptRef, failure: Failure, jobLog: typeof log): Promise<void> {
+  async function settleFailure(d: Settle, job: StartedJob, kind: JobKind, ref: AttemptRef, failure: Failure, jobLog: typeof log): Promise<void> {
     switch (failure.type) {
       case "cancelled":
         return commit(d, jobLog, () => ex.cancel(ref), "ack");
@@ -207,33 +248,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     }
   }
 
-  /**
-   * Commits an outcome, then settles the message: as asked when the outcome applied, ack when it was rejected as stale.
-   * A commit that keeps failing (database down) leaves the job RUNNING and the message unacknowledged: it comes back
-   * after the lease, and a new attempt runs (effects are only ever applied with a winning completion).
-   */
-  async function commit(d: Delivery, jobLog: typeof log, fn: () => Promise<boolean>, then: "ack" | "term" | { nakMs: number }): Promise<void> {
-    for (let i = 0; ; i++) {
-      try {
-        const applied = await fn();
-        if (!applied) return d.ack();
-        if (then === "ack") return d.ack();
-        if (then === "term") return d.term();
-        return d.nak(then.nakMs);
-      } catch (err) {
-        const pause = COMMIT_RETRIES_MS[i];
-        if (pause === undefined) {
-          jobLog.error({ err }, "could not commit the job's outcome; the job runs again after its lease");
-          return d.nak(leaseMs + 1_000);
-        }
-        jobLog.warn({ err }, "could not commit the job's outcome; trying again");
-        await new Promise((r) => setTimeout(r, pause));
-      }
-    }
-  }
+  const commit = (d: Settle, jobLog: Logger, fn: () => Promise<boolean>, then: SettleAs): Promise<void> => commitThenSettle(d, jobLog, fn, then, leaseMs);
 
   /** Keeps the delivery and the lease alive while the handler runs; reads cancellation requests on the way. */
-  function renewLease(d: Delivery, control: AttemptControl, ref: AttemptRef, jobLog: typeof log): NodeJS.Timeout {
+  function renewLease(d: Settle, control: AttemptControl, ref: AttemptRef, jobLog: typeof log): NodeJS.Timeout {
     let busy = false;
     return setInterval(() => {
       d.working();
@@ -250,15 +268,21 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   }
 
   const consumption = await consume(jetstream(nats), { stream, durable, maxMessages: concurrency, onMessage, log });
-  log.info({ stream, durable, ackWaitMs, leaseMs }, "worker consuming jobs");
+  const claimAfterMs = config.jobs.claimAfterMs;
+  // Started once the consumer is up, so that a delivery, if one comes, is seen first.
+  if (claimAfterMs > 0) claimer = startClaimer({ sql: ex.deps.sql, kinds: catalog.names(), afterMs: claimAfterMs, freeSlots: () => concurrency - taken, take: takeClaimed, startedSoFar: () => claimedStarts, log });
+  log.info({ stream, durable, ackWaitMs, leaseMs, claimAfterMs }, "worker consuming jobs");
 
   return {
     owner,
     get active() {
       return active.size;
     },
+    get claimed() {
+      return claimedStarts;
+    },
     async stop(graceMs) {
-      const stopped = consumption.stop();
+      const stopped = Promise.all([consumption.stop(), claimer?.stop()]);
       let timer: NodeJS.Timeout | undefined;
       const graceOver = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, graceMs);
