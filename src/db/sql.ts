@@ -7,6 +7,7 @@ import { Prisma } from "../gen/prisma/provisioning/client.js";
 import { UnavailableError } from "../errors.js";
 import { isDatabaseUnavailable, isTransientConflict } from "./errors.js";
 import type { ProvisioningDb } from "./clients.js";
+import { coalescedStream } from "./coalesced-socket.js";
 import { connectionOptions, LAZY_POOL, sessionInitSql } from "./url.js";
 
 /** A value bound as one parameter. */
@@ -144,8 +145,11 @@ const ISOLATION: Record<Exclude<Isolation, "READ COMMITTED">, string> = {
  * see what committed before each statement.
  */
 export function createSqlPool(url: string, size: number, options: SqlPoolOptions = {}): SqlPool {
+  const connection = connectionOptions(url);
   const pool: Pool = mariadb.createPool({
-    ...connectionOptions(url),
+    ...connection,
+    // A transaction's pipelined statements leave in one write (src/db/coalesced-socket.ts).
+    stream: coalescedStream(connection.host, connection.port),
     ...LAZY_POOL,
     connectionLimit: size,
     initSql: sessionInitSql(options),
