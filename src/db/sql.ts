@@ -7,7 +7,6 @@ import { Prisma } from "../gen/prisma/provisioning/client.js";
 import { UnavailableError } from "../errors.js";
 import { isDatabaseUnavailable, isTransientConflict } from "./errors.js";
 import type { ProvisioningDb } from "./clients.js";
-import { coalescedStream } from "./coalesced-socket.js";
 import { connectionOptions, LAZY_POOL, sessionInitSql } from "./url.js";
 
 /** A value bound as one parameter. */
@@ -145,11 +144,8 @@ const ISOLATION: Record<Exclude<Isolation, "READ COMMITTED">, string> = {
  * see what committed before each statement.
  */
 export function createSqlPool(url: string, size: number, options: SqlPoolOptions = {}): SqlPool {
-  const connection = connectionOptions(url);
   const pool: Pool = mariadb.createPool({
-    ...connection,
-    // A transaction's pipelined statements leave in one write (src/db/coalesced-socket.ts).
-    stream: coalescedStream(connection.host, connection.port),
+    ...connectionOptions(url),
     ...LAZY_POOL,
     connectionLimit: size,
     initSql: sessionInitSql(options),
