@@ -1,6 +1,6 @@
 // The transactional outbox: writing a job's publication in the caller's transaction, the relay's reads and writes of
 // outbox_entries, and the wire format of a job message (subject, Nats-Msg-Id, JSON payload, trace headers).
-import { IN_TRANSACTION, sqlFragment, sqlJoin, type Sql, type SqlFragment, type SqlPool } from "../db/sql.js";
+import { sqlFragment, sqlJoin, type Sql, type SqlPool } from "../db/sql.js";
 
 /** What a job message carries; workers read the rest from the database. */
 export interface JobMessage {
@@ -60,11 +60,6 @@ export function parseJobMessage(data: Uint8Array): JobMessage | null {
   }
 }
 
-/** `CASE j.id WHEN <job> THEN <value> … END`: one value per job row of a guarded INSERT … SELECT. */
-function caseOf(refs: readonly OutboxRef[], value: (r: OutboxRef, i: number) => string | number): SqlFragment {
-  return sqlFragment`CASE j.id ${sqlJoin(refs.map((r, i) => sqlFragment`WHEN ${r.jobId} THEN ${value(r, i)}`), " ")} END`;
-}
-
 function traceHeaders(traceparent?: string | null, tracestate?: string | null): Record<string, string> {
   const headers: Record<string, string> = {};
   if (traceparent) headers.traceparent = traceparent;
@@ -76,28 +71,19 @@ function traceHeaders(traceparent?: string | null, tracestate?: string | null): 
  * Writes publication `publication` of jobs whose jobs.publish_count the caller already set to it (job creation
  * inserts jobs with publish_count 1), one row per input, in one statement. Prefer enqueuePublication unless you wrote
  * the count. Results in the order of `inputs`.
- *
- * `guarded`: the rows are written only for jobs that exist as this statement runs, and only inside a transaction
- * (IN_TRANSACTION) — so the statement may be sent pipelined behind the INSERT of those jobs: should that INSERT fail,
- * or abort the transaction, this one writes nothing (the caller then throws, and no row comes back).
  */
-export async function insertOutboxEntries(sql: Sql, inputs: (PublicationInput & { publication: number; attempt: number })[], options: { guarded?: boolean } = {}): Promise<OutboxRef[]> {
+export async function insertOutboxEntries(sql: Sql, inputs: (PublicationInput & { publication: number; attempt: number })[]): Promise<OutboxRef[]> {
   const refs = inputs.map((input) => {
     const payload: JobMessage = { jobId: input.jobId, kind: input.kind, publication: input.publication };
     const msgId = jobMsgId(input.jobId, input.publication);
     return { id: 0n, jobId: input.jobId, kind: input.kind, publication: input.publication, msgId, subject: jobSubject(input.subjectPrefix, input.kind), headers: traceHeaders(input.traceparent, input.tracestate), payload };
   });
-  const rows = options.guarded
-    ? await sql.query<{ id: bigint; msgId: string }>`
-        INSERT INTO outbox_entries (job_id, attempt, msg_id, subject, headers, payload, created_at)
-        SELECT j.id, ${caseOf(refs, (r, i) => inputs[i]?.attempt ?? 0)}, ${caseOf(refs, (r) => r.msgId)}, ${caseOf(refs, (r) => r.subject)},
-               ${caseOf(refs, (r) => JSON.stringify(r.headers))}, ${caseOf(refs, (r) => JSON.stringify(r.payload))}, NOW(3)
-          FROM jobs j WHERE j.id IN (${refs.map((r) => r.jobId)}) AND ${IN_TRANSACTION} ORDER BY j.id
-        RETURNING id, msg_id AS msgId`
-    : await sql.query<{ id: bigint; msgId: string }>`
-        INSERT INTO outbox_entries (job_id, attempt, msg_id, subject, headers, payload, created_at)
-        VALUES ${sqlJoin(refs.map((r, i) => sqlFragment`(${r.jobId}, ${inputs[i]?.attempt ?? 0}, ${r.msgId}, ${r.subject}, ${JSON.stringify(r.headers)}, ${JSON.stringify(r.payload)}, NOW(3))`), ", ")}
-        RETURNING id, msg_id AS msgId`;
+  const values = refs.map(
+    (r, i) => sqlFragment`(${r.jobId}, ${inputs[i]?.attempt ?? 0}, ${r.msgId}, ${r.subject}, ${JSON.stringify(r.headers)}, ${JSON.stringify(r.payload)}, NOW(3))`,
+  );
+  const rows = await sql.query<{ id: bigint; msgId: string }>`
+    INSERT INTO outbox_entries (job_id, attempt, msg_id, subject, headers, payload, created_at) VALUES ${sqlJoin(values, ", ")}
+    RETURNING id, msg_id AS msgId`;
   const ids = new Map(rows.map((r) => [r.msgId, BigInt(r.id)]));
   return refs.map((r) => {
     const id = ids.get(r.msgId);

@@ -108,22 +108,21 @@ export async function insertJobs(tx: Sql, jobs: NewJob[], options: { pipelined?:
   const insertEvents = (): Promise<number> => tx.execute`
     INSERT INTO job_events (job_id, sequence, type, from_state, to_state, attempt, actor, message, created_at)
     VALUES ${sqlJoin(eventRows, ", ")}`;
-  const insertOutbox = (guarded = false): Promise<OutboxRef[]> =>
+  const insertOutbox = (): Promise<OutboxRef[]> =>
     insertOutboxEntries(
       tx,
       jobs.map((j) => ({ jobId: j.id, kind: j.kind, traceparent: j.traceparent, tracestate: j.tracestate ?? null, subjectPrefix: j.subjectPrefix, publication: 1, attempt: 0 })),
-      { guarded },
     );
   let outbox: OutboxRef[];
   if (options.pipelined) {
-    // The three statements go together; all settle before this goes on (no reply left to arrive after the caller's
-    // ROLLBACK) and the first failure, in statement order, is the one thrown. Should the jobs' INSERT fail, the
-    // events' INSERT fails on its foreign key and the outbox rows' (no foreign key) finds no job to write a row for;
-    // should it abort the transaction (a deadlock, a Galera abort), both then run alone, and the outbox rows' writes
-    // nothing outside a transaction (IN_TRANSACTION).
-    const [rows, events, written] = await Promise.allSettled([insertJobRows(), insertEvents(), insertOutbox(true)]);
-    for (const r of [rows, events, written]) if (r.status === "rejected") throw r.reason;
-    outbox = (written as PromiseFulfilledResult<OutboxRef[]>).value;
+    // The jobs and their events go together; both settle before this goes on (no reply left to arrive after the
+    // caller's ROLLBACK) and the first failure, in statement order, is the one thrown. Should the jobs' INSERT abort
+    // the transaction (a deadlock, a Galera abort), the events' INSERT runs alone and fails on its foreign key. The
+    // outbox rows, which have no foreign key, follow only once both have succeeded inside the transaction.
+    const settled = await Promise.allSettled([insertJobRows(), insertEvents()]);
+    const failed = settled.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
+    outbox = await insertOutbox();
   } else {
     await insertJobRows();
     await insertEvents();

@@ -6,7 +6,6 @@ import { openConnection } from "../../src/db/connect.js";
 import type { Sql } from "../../src/db/sql.js";
 import type { JobContext } from "../../src/jobs/catalog.js";
 import { diagnosticKind } from "../../src/jobs/kinds/diagnostic.js";
-import { insertOutboxEntries } from "../../src/jobs/outbox.js";
 import { appendEvent } from "../../src/jobs/events.js";
 import { diagnostic, openExecHarness, types, type ExecHarness } from "./exec-support.js";
 import { sleep } from "../support/poll.js";
@@ -92,18 +91,5 @@ describe("statements pipelined behind a deadlock victim", () => {
     expect(String((result as { code?: string }).code ?? result)).toMatch(/DEADLOCK|Deadlock/);
     const rows = await h.sql.query<{ n: bigint }>`SELECT COUNT(*) AS n FROM diagnostic_effects WHERE job_id = ${job}`;
     expect(Number(rows[0]?.n)).toBe(0);
-  });
-
-  it("a create's guarded outbox row does nothing once its transaction is rolled back", async () => {
-    const victim = await h.insertJob({ payload: diagnostic() });
-    const job = await h.insertJob({ payload: diagnostic() });
-    const row = { jobId: job, kind: "diagnostic", subjectPrefix: "jobs", publication: 9, attempt: 0 };
-    const result = await deadlockBehindStatement(victim, (tx) => insertOutboxEntries(tx, [row], { guarded: true }));
-    expect(String((result as { code?: string }).code ?? result)).toMatch(/DEADLOCK|Deadlock/);
-    expect(await h.sql.query`SELECT id FROM outbox_entries WHERE msg_id = ${`${job}:9`}`).toEqual([]);
-    // The same statement in a transaction that commits writes its row.
-    const [ref] = await h.sql.transaction((tx) => insertOutboxEntries(tx, [row], { guarded: true }));
-    expect(ref?.msgId).toBe(`${job}:9`);
-    expect(await h.sql.query`SELECT id FROM outbox_entries WHERE msg_id = ${`${job}:9`}`).toHaveLength(1);
   });
 });
