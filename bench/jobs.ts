@@ -19,7 +19,7 @@ import { createApiKeyForEmail } from "../src/iam/api-keys/keys.js";
 import { DiagnosticOutcome } from "../src/gen/proto/dispatcher/v1/jobs.js";
 import { measureEcho } from "./echo.js";
 import { runFloor } from "./floor.js";
-import { benchEnvironment, CORES, cpuSeconds, freePort, machineTicks, percentile, round, runDispatcher, say, servicePids, startDispatcher, stopProcess } from "./support.js";
+import { benchEnvironment, CORES, cpuSeconds, freePort, machineTicks, percentile, round, runDispatcher, say, servicePids, startDispatcher, stopProcess, syscalls } from "./support.js";
 
 const JOBS = Number(process.env.BENCH_JOBS ?? 5000);
 const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 64);
@@ -115,6 +115,15 @@ function cpuNow({ server, worker }: Servers): Record<string, number> {
   return out;
 }
 
+/** Read and write system calls so far of each server process on the job path, MariaDB's and NATS's. */
+function syscallsNow({ server, worker }: Servers): Record<string, { reads: number; writes: number }> {
+  const out: Record<string, { reads: number; writes: number }> = { [LAYOUT === "split" ? "dispatcher" : "all-roles"]: syscalls(server.pid) };
+  if (worker) out.worker = syscalls(worker.pid);
+  out.mariadb = syscalls(services.mariadb);
+  out.nats = syscalls(services.nats);
+  return out;
+}
+
 /** COMMIT statements the server has run (every client's: quiet the machine for a clean figure). */
 async function commitCount(): Promise<number> {
   const rows = await db.$queryRaw<{ Value: string }[]>`SHOW GLOBAL STATUS LIKE 'Com_commit'`;
@@ -193,6 +202,7 @@ async function throughput(servers: Servers, metrics: boolean) {
   const ended1 = await terminalCount();
   const rpcLatency: number[] = [];
   const cpu0 = cpuNow(servers);
+  const sys0 = syscallsNow(servers);
   const machine0 = machineTicks();
   const commits0 = await commitCount();
   const t0 = Date.now();
@@ -212,6 +222,7 @@ async function throughput(servers: Servers, metrics: boolean) {
   await waitTerminal(ids, ended1, 300_000);
   const done = Date.now();
   const cpu1 = cpuNow(servers);
+  const sys1 = syscallsNow(servers);
   const machine1 = machineTicks();
   const machineBusy = (machine1.busy - machine0.busy) / Math.max(1, machine1.total - machine0.total);
   const commits = (await commitCount()) - commits0;
@@ -226,11 +237,15 @@ async function throughput(servers: Servers, metrics: boolean) {
   for (const [name, secs] of Object.entries(cpu)) {
     say(`  cpu ${name.padEnd(10)} ${round(secs, 2)} s = ${round((secs / wall) * 100, 0)}% of one core, ${round((secs * 1e6) / JOBS, 0)} µs per job`);
   }
+  const sys = Object.fromEntries(
+    Object.keys(sys1).map((k) => [k, { reads: round(((sys1[k]?.reads ?? 0) - (sys0[k]?.reads ?? 0)) / JOBS, 2), writes: round(((sys1[k]?.writes ?? 0) - (sys0[k]?.writes ?? 0)) / JOBS, 2) }]),
+  );
+  say(`  system calls per job (reads / writes): ${Object.entries(sys).map(([k, v]) => `${k} ${v.reads} / ${v.writes}`).join(", ")}`);
   say(`  machine: ${round(machineBusy * 100, 0)}% of ${CORES} cores busy (every process, kernel included)`);
   say(`  create RPC latency: p50 ${percentile(rpcLatency, 50)} ms, p99 ${percentile(rpcLatency, 99)} ms`);
   say(`  commits (server-wide Com_commit, other clients included): ${commits} = ${round(commits / JOBS, 2)} per job`);
   say(`  load average now ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
-  return { jobsPerS, cpu, machineBusy, commits, rpcLatency };
+  return { jobsPerS, cpu, sys, machineBusy, commits, rpcLatency };
 }
 
 /** Phase 2's rate when the floor runs too: the rate its paced phase ran at, so that the two p99s compare. */
@@ -259,7 +274,7 @@ try {
   const metricsCostPct = round((1 - onRate / offRate) * 100, 1);
   say(`metrics: ${round(offRate, 0)} jobs/s off, ${round(onRate, 0)} jobs/s on (medians of ${METRICS_ROUNDS}): cost ${metricsCostPct}% of throughput`);
   const last = runs.at(-1) as (typeof runs)[number];
-  const { cpu, machineBusy, commits, rpcLatency } = last;
+  const { cpu, sys, machineBusy, commits, rpcLatency } = last;
   const jobsPerS = onRate;
 
   const rate = LATENCY_RATE > 0 ? LATENCY_RATE : floor ? floor.paced_rate : Math.max(1, Math.floor(jobsPerS / 2));
@@ -323,6 +338,7 @@ try {
     layout: LAYOUT,
     commits_per_job: round(commits / JOBS, 2),
     commits_per_job_latency_phase: round(commitsHalf, 2),
+    syscalls_per_job: sys,
     cpu_ms_per_job: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, round((v * 1000) / JOBS, 3)])),
     machine_busy_pct: round(machineBusy * 100, 0),
     rpc_p50_ms: percentile(rpcLatency, 50),

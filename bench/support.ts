@@ -153,6 +153,21 @@ export function cpuSeconds(pid: number | undefined): number {
 const CLOCK_TICKS = 100;
 
 /**
+ * Read and write system calls a process has made so far, every thread's (/proc/<pid>/io: syscr, syscw); zeros when
+ * unreadable. Each socket write is one, so they count what a job costs in wake-ups and packets, whatever else runs.
+ */
+export function syscalls(pid: number | undefined): { reads: number; writes: number } {
+  if (!pid) return { reads: 0, writes: 0 };
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, "utf8");
+    const field = (name: string): number => Number(new RegExp(`^${name}: (\\d+)$`, "m").exec(io)?.[1] ?? 0);
+    return { reads: field("syscr"), writes: field("syscw") };
+  } catch {
+    return { reads: 0, writes: 0 };
+  }
+}
+
+/**
  * The shared MariaDB and NATS servers' process ids (not private ones that tests start with their own data directory
  * or port), found by their command lines.
  */

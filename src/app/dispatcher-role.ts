@@ -1,7 +1,7 @@
 // The dispatcher role: the gRPC API on server.port with every dispatcher.v1 service, health and reflection, its gRPC-Web
 // bridge, the operations console's web server, and the outbox relay that publishes the jobs its calls create (fast
 // path after commit, poll loop for rows left behind).
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { withJoinTokens } from "../agent/join-tokens.js";
 import { prepareAgentSecrets } from "../agent/ca.js";
 import { agentRpcServices } from "../agent/rpc-services.js";
@@ -16,6 +16,7 @@ import { readConsumerStats } from "../mq/consumer-stats.js";
 import { queueHandlers } from "../queues/handlers.js";
 import { createQueueService } from "../queues/service.js";
 import { buildCatalog } from "./catalog.js";
+import { createAckedPublisher } from "../mq/acked-publisher.js";
 import { createOutboxRelay, type OutboxPublisher } from "../jobs/relay.js";
 import { createJobService } from "../jobs/service.js";
 import { RequestLog } from "../log.js";
@@ -49,7 +50,7 @@ export async function startDispatcherRole(resources: Resources): Promise<Running
   prepareAgentSecrets(config, log);
   const jsm = await jetstreamManager(nats);
   await ensureJobsStream(jsm, { stream: config.mq.jobsStream, subjectPrefix: config.mq.subjectPrefix, replicas: config.mq.jobsStreamReplicas, log });
-  const relay = createOutboxRelay({ sql: resources.sql, js: jetstream(nats), log: log.child({ component: "relay" }) });
+  const relay = createOutboxRelay({ sql: resources.sql, js: createAckedPublisher(nats), log: log.child({ component: "relay" }) });
   relay.start();
   if (config.faults.crashAfterJobCommit) log.warn("faults.crashAfterJobCommit is on: this process kills itself after the first job commit (testing only)");
   const jobs = createJobService({

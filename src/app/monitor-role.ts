@@ -1,6 +1,6 @@
 // The monitor role: completion checks, the reconciler, retention, the discovery scheduler, and an outbox relay poll
 // loop (so rows a crashed dispatcher left unpublished go out even when no dispatcher runs). Safe as several replicas.
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { agentConnector } from "../agent/connect.js";
 import { agentEndpointRules } from "../agent/endpoints.js";
 import { startAgentPinger } from "../agent/pinger.js";
@@ -10,6 +10,7 @@ import { startAnalyticsTasks } from "../analytics/tasks.js";
 import { JobExecution } from "../jobs/execution.js";
 import { buildCatalog } from "./catalog.js";
 import { enqueuePublication, type OutboxRef } from "../jobs/outbox.js";
+import { createAckedPublisher } from "../mq/acked-publisher.js";
 import { createOutboxRelay } from "../jobs/relay.js";
 import { createJobService } from "../jobs/service.js";
 import { ensureJobsStream } from "../mq/jobs-stream.js";
@@ -32,7 +33,7 @@ export async function startMonitorRole(resources: Resources): Promise<RunningRol
   prepareAgentSecrets(config, log);
   await ensureJobsStream(await jetstreamManager(nats), { stream: config.mq.jobsStream, subjectPrefix: config.mq.subjectPrefix, replicas: config.mq.jobsStreamReplicas, log });
   const ex = new JobExecution({ sql: resources.sql, nc: nats });
-  const relay = createOutboxRelay({ sql: resources.sql, js: jetstream(nats), log: log.child({ component: "relay" }) });
+  const relay = createOutboxRelay({ sql: resources.sql, js: createAckedPublisher(nats), log: log.child({ component: "relay" }) });
   relay.start();
   const catalog = buildCatalog();
   const checks = startCompletionChecks({ resources, catalog, ex });

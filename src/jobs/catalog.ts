@@ -58,6 +58,12 @@ export type JobOutcome =
        * they happen exactly once. `tx` runs statements in that transaction (src/db/sql.ts: values are parameters).
        */
       effects?: (tx: Sql) => Promise<void>;
+      /**
+       * Every statement of `effects` carries IN_TRANSACTION (src/db/sql.ts) in its condition, so it changes nothing
+       * outside the completion's transaction: the completion may then send the effects with its compare-and-set and
+       * alongside other attempts' effects (one round trip) instead of after it, one attempt at a time.
+       */
+      effectsGuarded?: boolean;
     }
   | { status: "pending"; checkAfterMs: number; progressPercent?: number; progressMessage?: string };
 

@@ -74,22 +74,26 @@ export async function completeMany(ex: JobExecution, inputs: CompleteInput[]): P
   const attemptArms = sqlJoin(sorted.map((i) => sqlFragment`WHEN ${i.jobId} THEN ${i.attempt}`), " ");
   try {
     await ex.transaction("complete_batch", null, async (tx) => {
-      // The compare-and-sets and the events go together (run in order); a lost one rolls both back (BatchLost).
-      const [n] = await Promise.all([
+      // The compare-and-sets, the events and the guarded effects (each of their statements does nothing outside this
+      // transaction) go together, run in order; a lost compare-and-set rolls them all back (BatchLost).
+      const settled = await Promise.allSettled([
         tx.execute`
           UPDATE jobs SET state = 'SUCCEEDED', result = CASE id ${resultArms} END, progress_percent = 100, error_code = NULL,
                  error_message = NULL, error_details = NULL, lease_owner = NULL, lease_expires_at = NULL, next_check_at = NULL,
                  ended_at = NOW(3), updated_at = NOW(3)
            WHERE id IN (${ids}) AND state = 'RUNNING' AND lease_owner = ${owner} AND attempt = CASE id ${attemptArms} END`,
         appendEvents(tx, ids, { type: "succeeded", from: "RUNNING", to: "SUCCEEDED", actor: owner, message: sqlFragment`CONCAT('attempt ', j.attempt, ' succeeded')` }),
+        ...sorted.map((input) => (input.effectsGuarded ? input.effects?.(tx) : undefined)),
       ]);
-      if (n !== sorted.length) throw new BatchLost(n);
+      const [cas] = settled;
+      if (cas?.status === "fulfilled" && cas.value !== sorted.length) throw new BatchLost(cas.value);
+      for (const r of settled) if (r.status === "rejected") throw r.reason;
       await measureSuccesses(ex, tx, sorted);
-      // One attempt's effects after another, never pipelined: a deadlock (a Galera node's applier aborting this
+      // Other effects one attempt's after another, never pipelined: a deadlock (a Galera node's applier aborting this
       // transaction for a conflicting commit elsewhere) rolls the whole transaction back, and statements already sent
       // behind the failing one would then run on their own, in autocommit, applying a stale attempt's effect. A chaos
       // run showed 4 such effects when a slowed worker's leases were requeued on another node mid-batch.
-      for (const input of sorted) await input.effects?.(tx);
+      for (const input of sorted) if (!input.effectsGuarded) await input.effects?.(tx);
     });
   } catch {
     // Lost compare-and-sets, a failing effect or the database: each attempt on its own, with the single path's

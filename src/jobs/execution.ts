@@ -69,6 +69,8 @@ export interface CompleteInput extends AttemptRef {
   result?: Record<string, unknown>;
   /** The handler's database effects, applied in the completion's transaction (and only if it wins). */
   effects?: (tx: Sql) => Promise<void>;
+  /** Every statement of `effects` carries IN_TRANSACTION: they may go pipelined with the compare-and-set. */
+  effectsGuarded?: boolean;
 }
 
 export interface FailInput extends AttemptRef {
@@ -243,21 +245,24 @@ export class JobExecution {
   async complete(input: CompleteInput): Promise<boolean> {
     const result = input.result === undefined ? null : JSON.stringify(input.result);
     return this.outcome("complete", input, "succeeded", async (tx) => {
-      // The compare-and-set and its event go to the server together (the event does nothing outside the transaction);
-      // a lost compare-and-set rolls the event back (CasLost) and the outcome is recorded as stale.
-      const [cas, event] = await Promise.allSettled([
+      // The compare-and-set and its event go to the server together (the event does nothing outside the transaction),
+      // and guarded effects with them; a lost compare-and-set rolls them back (CasLost) and the outcome is recorded
+      // as stale.
+      const guarded = input.effectsGuarded ? input.effects : undefined;
+      const [cas, ...rest] = await Promise.allSettled([
         tx.execute`
           UPDATE jobs SET state = 'SUCCEEDED', result = ${result}, progress_percent = 100, error_code = NULL, error_message = NULL,
                  error_details = NULL, lease_owner = NULL, lease_expires_at = NULL, next_check_at = NULL, ended_at = NOW(3), updated_at = NOW(3)
            WHERE id = ${input.jobId} AND attempt = ${input.attempt} AND state = 'RUNNING' AND lease_owner = ${input.owner}`,
         this.event(tx, input, "succeeded", "RUNNING", "SUCCEEDED", input.owner, `attempt ${input.attempt} succeeded`, { pipelined: true }),
+        guarded?.(tx),
       ]);
       if (cas.status === "rejected") throw cas.reason;
       if (cas.value !== 1) throw new CasLost();
-      if (event.status === "rejected") throw event.reason;
-      // The effects only once the compare-and-set has held, never pipelined behind it: arbitrary statements cannot
+      for (const r of rest) if (r.status === "rejected") throw r.reason;
+      // Other effects only once the compare-and-set has held, never pipelined behind it: arbitrary statements cannot
       // all carry IN_TRANSACTION, and one run in autocommit after an aborted transaction would apply a stale effect.
-      if (input.effects) await input.effects(tx);
+      if (input.effects && !guarded) await input.effects(tx);
       return true;
     });
   }

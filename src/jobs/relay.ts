@@ -3,11 +3,10 @@
 // (a crash between commit and publish, NATS down) are claimed with FOR UPDATE SKIP LOCKED, so several relays share
 // the work. Published rows are marked in batches, so marking costs a fraction of a commit per job. While JetStream
 // refuses publications the poll loop backs off and the outage is logged once (then summarised), not per row.
-import type { JetStreamClient } from "@nats-io/jetstream";
 import type { SqlPool } from "../db/sql.js";
 import type { Logger } from "../log.js";
 import { backoffDelay } from "../backoff.js";
-import { publishJob } from "../mq/jobs-stream.js";
+import { publishJob, type JetStreamPublish } from "../mq/jobs-stream.js";
 import { createOutageLog } from "../mq/outage-log.js";
 import { contextFromTraceparent } from "../telemetry/propagation.js";
 import { jobAttributes, withSpan } from "../telemetry/spans.js";
@@ -21,7 +20,8 @@ export interface OutboxPublisher {
 export interface OutboxRelayOptions {
   /** The provisioning database's pool (src/db/sql.ts). */
   sql: SqlPool;
-  js: JetStreamClient;
+  /** A JetStream client, or an acked publisher over the process's connection (src/mq/acked-publisher.ts). */
+  js: JetStreamPublish;
   log: Logger;
   /** How often the poll loop looks for rows left behind (default 1000 ms). */
   pollIntervalMs?: number;

@@ -218,7 +218,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       active.delete(control);
     }
     if (outcome?.status === "succeeded") {
-      return commit(d, jobLog, () => completions.submit({ ...ref, result: outcome.result, effects: outcome.effects }), "ack");
+      return commit(d, jobLog, () => completions.submit({ ...ref, result: outcome.result, effects: outcome.effects, effectsGuarded: outcome.effectsGuarded }), "ack");
     }
     if (outcome?.status === "pending") {
       const { checkAfterMs, progressPercent, progressMessage } = outcome;

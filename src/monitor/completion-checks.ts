@@ -91,7 +91,7 @@ async function runCheck(options: CompletionChecksOptions, c: DueCheck, iteration
 
 async function commitOutcome(ex: JobExecution, ref: AttemptRef, outcome: JobOutcome): Promise<void> {
   if (outcome.status === "succeeded") {
-    await ex.complete({ ...ref, result: outcome.result, effects: outcome.effects });
+    await ex.complete({ ...ref, result: outcome.result, effects: outcome.effects, effectsGuarded: outcome.effectsGuarded });
   } else {
     await ex.pending({ ...ref, checkAfterMs: outcome.checkAfterMs, progressPercent: outcome.progressPercent, progressMessage: outcome.progressMessage });
   }

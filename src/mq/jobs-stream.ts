@@ -5,8 +5,8 @@ import {
   JetStreamApiError,
   RetentionPolicy,
   StorageType,
-  type JetStreamClient,
   type JetStreamManager,
+  type PubAck,
   type StreamConfig,
   type StreamInfo,
 } from "@nats-io/jetstream";
@@ -150,6 +150,11 @@ export interface PublishJobOptions {
   attributes?: Attributes;
 }
 
+/** What publishJob needs of a JetStream client: its publish (src/mq/acked-publisher.ts provides a cheaper one). */
+export interface JetStreamPublish {
+  publish(subject: string, payload: Uint8Array, options: { msgID: string; headers: MsgHdrs; timeout: number }): Promise<PubAck>;
+}
+
 export interface PublishResult {
   seq: number;
   /** True when JetStream already had a message with this msgId (nothing new was stored). */
@@ -160,7 +165,7 @@ export interface PublishResult {
  * Publishes one job message with its dedupe id and W3C trace headers (of a PRODUCER span, child of `parent`), and waits
  * for JetStream to store it. Failure to get an acknowledgement is an UnavailableError: retry with the same msgId.
  */
-export async function publishJob(js: JetStreamClient, options: PublishJobOptions): Promise<PublishResult> {
+export async function publishJob(js: JetStreamPublish, options: PublishJobOptions): Promise<PublishResult> {
   options.signal?.throwIfAborted();
   const attributes: Attributes = {
     "messaging.system": "nats",

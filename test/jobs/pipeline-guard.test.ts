@@ -3,6 +3,9 @@
 // appendEvent's pipelined form and by the job path's pipelined statements) makes them change nothing there.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openConnection } from "../../src/db/connect.js";
+import type { Sql } from "../../src/db/sql.js";
+import type { JobContext } from "../../src/jobs/catalog.js";
+import { diagnosticKind } from "../../src/jobs/kinds/diagnostic.js";
 import { appendEvent } from "../../src/jobs/events.js";
 import { diagnostic, openExecHarness, types, type ExecHarness } from "./exec-support.js";
 import { sleep } from "../support/poll.js";
@@ -21,6 +24,11 @@ afterAll(async () => {
  * deadlock would otherwise run the transaction again, and the retry would write the event for good.
  */
 async function deadlockBehind(victimRow: string, jobId: string, pipelined: boolean): Promise<unknown> {
+  return deadlockBehindStatement(victimRow, (tx) => appendEvent(tx, { jobId, type: "progress", fromState: "QUEUED", toState: "QUEUED", attempt: 0, actor: "test", message: "pipelined" }, { pipelined }));
+}
+
+/** deadlockBehind with any statement (or effect) pipelined behind the victim UPDATE. */
+async function deadlockBehindStatement(victimRow: string, pipelinedStatement: (tx: Sql) => Promise<unknown>): Promise<unknown> {
   const heldByUs = await h.insertJob({ payload: diagnostic() });
   const other = await openConnection(h.dbs.urls.provisioning);
   try {
@@ -34,7 +42,7 @@ async function deadlockBehind(victimRow: string, jobId: string, pipelined: boole
       .transaction(async (tx) => {
         await tx.execute`UPDATE jobs SET updated_at = NOW(3) WHERE id = ${heldByUs}`;
         const blocked = tx.execute`UPDATE jobs SET updated_at = NOW(3) WHERE id = ${victimRow}`;
-        const event = appendEvent(tx, { jobId, type: "progress", fromState: "QUEUED", toState: "QUEUED", attempt: 0, actor: "test", message: "pipelined" }, { pipelined });
+        const event = pipelinedStatement(tx);
         sent();
         await Promise.allSettled([blocked, event]);
         await blocked;
@@ -69,5 +77,19 @@ describe("statements pipelined behind a deadlock victim", () => {
     const outcome = await deadlockBehind(victim, job, false);
     expect(String((outcome as { code?: string }).code ?? outcome)).toMatch(/DEADLOCK|Deadlock/);
     expect(types(await h.events(job))).toContain("progress");
+  });
+
+  it("a guarded effect (the diagnostic kind's, sent with its completion) does nothing once its transaction is rolled back", async () => {
+    const victim = await h.insertJob({ payload: diagnostic() });
+    const job = await h.insertJob({ payload: diagnostic() });
+    const ctx = { jobId: job, attempt: 1, checkpoint: () => undefined } as unknown as JobContext;
+    const outcome = await diagnosticKind.check?.(ctx, diagnosticKind.payload.parse({}), 0);
+    if (outcome?.status !== "succeeded" || !outcome.effects) throw new Error("the diagnostic kind should succeed with an effect");
+    expect(outcome.effectsGuarded).toBe(true);
+    const effects = outcome.effects;
+    const result = await deadlockBehindStatement(victim, (tx) => effects(tx));
+    expect(String((result as { code?: string }).code ?? result)).toMatch(/DEADLOCK|Deadlock/);
+    const rows = await h.sql.query<{ n: bigint }>`SELECT COUNT(*) AS n FROM diagnostic_effects WHERE job_id = ${job}`;
+    expect(Number(rows[0]?.n)).toBe(0);
   });
 });

@@ -1,12 +1,13 @@
 // The outbox relay while JetStream is down (a private nats-server, SIGKILLed): the poll loop backs off instead of
 // retrying every row every pass, the outage is one warning rather than one per row and pass, and once the server is
 // back every job goes out once, with one line saying the outage ended.
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createSqlPool, type SqlPool } from "../../src/db/sql.js";
 import { createOutboxRelay, type OutboxRelay } from "../../src/jobs/relay.js";
 import { createJobService } from "../../src/jobs/service.js";
+import { createAckedPublisher } from "../../src/mq/acked-publisher.js";
 import { ensureJobsStream } from "../../src/mq/jobs-stream.js";
 import { captureLogger, startPrivateNats, type LogLine, type PrivateNats } from "../mq/support.js";
 import { createTestDatabases, type TestDatabases } from "../support/db.js";
@@ -32,7 +33,8 @@ describe("outbox relay while JetStream is down", () => {
     await ensureJobsStream(await jetstreamManager(nc), { stream: "JOBS", subjectPrefix: "jobs" });
     const captured = captureLogger("info");
     lines = captured.lines;
-    relay = createOutboxRelay({ sql, js: jetstream(nc), log: captured.log, pollIntervalMs: 100, publishTimeoutMs: 300 });
+    // The roles' publisher: acks through one reply subscription, which must come back with the connection.
+    relay = createOutboxRelay({ sql, js: createAckedPublisher(nc), log: captured.log, pollIntervalMs: 100, publishTimeoutMs: 300 });
     relay.start();
   }, 60_000);
 

@@ -1,7 +1,7 @@
 // The diagnostic job kind: sleeps, reports progress, then succeeds, fails or waits for the monitor as asked. For tests,
 // benchmarks and SREs checking a deployment end to end; its effect is one diagnostic_effects row per success.
 import { z } from "zod";
-import type { Sql } from "../../db/sql.js";
+import { IN_TRANSACTION, type Sql } from "../../db/sql.js";
 import type { JobContext, JobKind, JobOutcome } from "../catalog.js";
 import { PermanentJobError, RetryableJobError } from "../errors.js";
 
@@ -63,9 +63,11 @@ function succeeded(ctx: JobContext, p: DiagnosticPayload, checks?: number): JobO
   return {
     status: "succeeded",
     result: { sleptMs: p.sleepMs, attempt, ...(checks !== undefined ? { checks } : {}), note: p.note },
+    // Guarded: it may go with the completion's compare-and-set (one round trip for a whole batch's effects).
     effects: async (sql: Sql) => {
-      await sql.execute`INSERT INTO diagnostic_effects (job_id, attempt, created_at) VALUES (${jobId}, ${attempt}, NOW(3))`;
+      await sql.execute`INSERT INTO diagnostic_effects (job_id, attempt, created_at) SELECT ${jobId}, ${attempt}, NOW(3) FROM DUAL WHERE ${IN_TRANSACTION}`;
     },
+    effectsGuarded: true,
   };
 }
 
