@@ -1,8 +1,8 @@
 // npm run bench:growth — how the provisioning database's size shows in list latency, and what purging it costs.
 // Phase 1 fills the jobs, job_events and servers tables with BENCH_GROWTH_SMALL rows each (default 10,000), measures
 // the p99 of ListJobs (several filters and a deep page), ListJobEvents and ListServers through a running dispatcher
-// (a warm-up of each query, then BENCH_GROWTH_CALLS calls one at a time, with the InnoDB pages and rows each call
-// read), then grows the tables to BENCH_GROWTH_LARGE rows (default 1,000,000) and measures again. Phase 2, in the same
+// (a warm-up of each query, then BENCH_GROWTH_CALLS calls of each, one at a time with the queries taking turns, and
+// the InnoDB pages and rows each call reads), then grows the tables to BENCH_GROWTH_LARGE rows (default 1,000,000) and measures again. Phase 2, in the same
 // warm dispatcher process: job creation at a fixed rate for a window with nothing else running (quiet), then for a
 // window of the same length and rate while a monitor process purges the filled jobs (all past retention).
 // Prints a summary and one JSON line. Rows are written by the database itself (INSERT … SELECT over MariaDB's
@@ -205,17 +205,21 @@ async function measure(c: DispatcherClients, rows: number): Promise<Measured> {
   say(`  load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
   // One pass over every query first, so that no query pays for loading code paths another one shares.
   for (const q of all) await q.call(c);
-  for (const q of all) {
-    for (let i = 0; i < WARM_CALLS; i++) await q.call(c);
-    const times: number[] = [];
-    for (let i = 0; i < CALLS; i++) {
+  for (let i = 0; i < WARM_CALLS; i++) for (const q of all) await q.call(c);
+  // The queries take turns, one call each, so that a burst of other work on the machine lands on all of them alike
+  // instead of on whichever query was being measured at the time.
+  const times = new Map(all.map((q) => [q.name, [] as number[]]));
+  for (let i = 0; i < CALLS; i++) {
+    for (const q of all) {
       const t = performance.now();
       await q.call(c);
-      times.push(performance.now() - t);
+      times.get(q.name)?.push(performance.now() - t);
     }
-    times.sort((a, b) => a - b);
-    out.p50[q.name] = round(percentile(times, 50), 2);
-    out.p99[q.name] = round(percentile(times, 99), 2);
+  }
+  for (const q of all) {
+    const sorted = (times.get(q.name) ?? []).sort((a, b) => a - b);
+    out.p50[q.name] = round(percentile(sorted, 50), 2);
+    out.p99[q.name] = round(percentile(sorted, 99), 2);
     const cost = await statementCost(q.statement);
     out.cost[q.name] = cost;
     say(`  ${q.name.padEnd(24)} p50 ${out.p50[q.name]} ms, p99 ${out.p99[q.name]} ms; its statement reads ${cost.rows} rows, touches ${cost.pages} pages (${cost.disk_pages} from disk)`);

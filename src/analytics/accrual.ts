@@ -119,51 +119,60 @@ interface EventRow {
   created_at: Date;
 }
 
-const SERVER_CHUNK = 500;
+/** Servers per read of an accrual run (and per IN list of their events). */
+export const SERVER_CHUNK = 500;
 
 /**
  * Writes the accrual rows of every server for the hours in [from, to) (`to` a whole minute). Servers considered:
- * every one not terminated, and the terminated ones whose state changed since `from`. Returns rows written.
+ * every one not terminated, and the terminated ones whose state changed since `from`. They are read SERVER_CHUNK at a
+ * time in id order (keyset), so that a fleet of any size costs the monitor one chunk of memory. Returns rows written.
  */
 export async function accrueRange(provisioning: Sql, analytics: Sql, from: Date, to: Date): Promise<number> {
-  const servers = await provisioning.query<ServerRow>`
-    SELECT id, account_id, budget_code, state, hourly_price_micros, accrues_when_stopped, created_at, state_changed_at
-      FROM servers
-     WHERE created_at < ${to} AND (state <> 'TERMINATED' OR state_changed_at >= ${from})
-     ORDER BY id`;
   let written = 0;
-  for (let i = 0; i < servers.length; i += SERVER_CHUNK) {
-    const chunk = servers.slice(i, i + SERVER_CHUNK);
-    const events = await provisioning.query<EventRow>`
-      SELECT server_id, from_state, to_state, created_at FROM server_events
-       WHERE server_id IN (${chunk.map((s) => s.id)}) AND to_state IS NOT NULL AND created_at < ${to}
-       ORDER BY server_id, id`;
-    const byServer = new Map<string, StateChange[]>();
-    for (const e of events) {
-      const list = byServer.get(e.server_id) ?? [];
-      list.push({ fromState: e.from_state, toState: e.to_state, at: e.created_at });
-      byServer.set(e.server_id, list);
-    }
-    const rows: AccrualRow[] = [];
-    for (const s of chunk) {
-      const server: AccrualServer = {
-        id: s.id,
-        accountId: s.account_id,
-        budgetCode: s.budget_code,
-        state: s.state,
-        hourlyPriceMicros: BigInt(s.hourly_price_micros),
-        accruesWhenStopped: Boolean(Number(s.accrues_when_stopped)),
-        createdAt: s.created_at,
-        // A state entered after `to` is not known at `to`.
-        stateChangedAt: s.state_changed_at,
-      };
-      const changes = byServer.get(s.id) ?? [];
-      const known = server.stateChangedAt.getTime() < to.getTime() || changes.length > 0 ? accruingIntervals(server, changes) : [];
-      rows.push(...accrualRows(server, known, from, to));
-    }
-    written += await writeAccruals(analytics, rows);
+  for (let after = ""; ; ) {
+    const chunk = await provisioning.query<ServerRow>`
+      SELECT id, account_id, budget_code, state, hourly_price_micros, accrues_when_stopped, created_at, state_changed_at
+        FROM servers
+       WHERE id > ${after} AND created_at < ${to} AND (state <> 'TERMINATED' OR state_changed_at >= ${from})
+       ORDER BY id LIMIT ${SERVER_CHUNK}`;
+    const last = chunk.at(-1);
+    if (!last) return written;
+    written += await accrueChunk(provisioning, analytics, chunk, from, to);
+    if (chunk.length < SERVER_CHUNK) return written;
+    after = last.id;
   }
-  return written;
+}
+
+/** accrueRange for one chunk of servers: their state changes, then their rows. */
+async function accrueChunk(provisioning: Sql, analytics: Sql, chunk: readonly ServerRow[], from: Date, to: Date): Promise<number> {
+  const events = await provisioning.query<EventRow>`
+    SELECT server_id, from_state, to_state, created_at FROM server_events
+     WHERE server_id IN (${chunk.map((s) => s.id)}) AND to_state IS NOT NULL AND created_at < ${to}
+     ORDER BY server_id, id`;
+  const byServer = new Map<string, StateChange[]>();
+  for (const e of events) {
+    const list = byServer.get(e.server_id) ?? [];
+    list.push({ fromState: e.from_state, toState: e.to_state, at: e.created_at });
+    byServer.set(e.server_id, list);
+  }
+  const rows: AccrualRow[] = [];
+  for (const s of chunk) {
+    const server: AccrualServer = {
+      id: s.id,
+      accountId: s.account_id,
+      budgetCode: s.budget_code,
+      state: s.state,
+      hourlyPriceMicros: BigInt(s.hourly_price_micros),
+      accruesWhenStopped: Boolean(Number(s.accrues_when_stopped)),
+      createdAt: s.created_at,
+      // A state entered after `to` is not known at `to`.
+      stateChangedAt: s.state_changed_at,
+    };
+    const changes = byServer.get(s.id) ?? [];
+    const known = server.stateChangedAt.getTime() < to.getTime() || changes.length > 0 ? accruingIntervals(server, changes) : [];
+    rows.push(...accrualRows(server, known, from, to));
+  }
+  return writeAccruals(analytics, rows);
 }
 
 export async function writeAccruals(analytics: Sql, rows: readonly AccrualRow[]): Promise<number> {

@@ -1,9 +1,10 @@
 // Cost accrual from servers' state history: the pure interval arithmetic, then runs against the real databases —
 // a server running a measured interval accrues price × time, stopping stops it, running twice or restarting mid-period
-// never double-counts, products billed while stopped keep accruing.
+// never double-counts, products billed while stopped keep accruing; a fleet larger than one read is accrued whole.
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { accrualRows, accruingIntervals, costOf, runAccrual, type AccrualServer } from "../../src/analytics/accrual.js";
+import { accrualRows, accrueRange, accruingIntervals, costOf, runAccrual, SERVER_CHUNK, type AccrualServer } from "../../src/analytics/accrual.js";
+import { insertServer as insertServerRow } from "../support/rows.js";
 import { accrued, HOUR, insertBudgetCode, insertServer, MINUTE, openAnalyticsFixture, type AnalyticsFixture, type State } from "./support.js";
 
 const T0 = Date.UTC(2026, 10, 10, 9, 0, 0);
@@ -140,5 +141,33 @@ describe("accrual runs", () => {
       ),
       { numRuns: 8 },
     );
+  });
+});
+
+describe("accrual over a fleet larger than one read", () => {
+  let f: AnalyticsFixture;
+  beforeAll(async () => {
+    f = await openAnalyticsFixture("anl_accrual_fleet");
+  });
+  afterAll(() => f?.close());
+
+  it("every server of several chunks accrues exactly once, the terminated ones only when they changed in the range", async () => {
+    const count = 2 * SERVER_CHUNK + 7;
+    const running: string[] = [];
+    for (let i = 0; i < count; i++) {
+      running.push(await insertServerRow(f.sql, { accountId: f.accountId, state: "RUNNING", hourlyPriceMicros: PRICE, createdAt: new Date(T0 - HOUR) }));
+    }
+    // Terminated before the range: nothing to accrue, and never read.
+    const gone = await insertServerRow(f.sql, { accountId: f.accountId, state: "TERMINATED", hourlyPriceMicros: PRICE, createdAt: new Date(T0 - 2 * HOUR) });
+
+    const written = await accrueRange(f.sql, f.analytics, new Date(T0), new Date(T0 + HOUR));
+    expect(written).toBe(count);
+    const rows = await f.analytics.query<{ n: bigint; servers: bigint; micros: string }>`
+      SELECT COUNT(*) AS n, COUNT(DISTINCT server_id) AS servers, SUM(amount_micros) AS micros FROM cost_accruals WHERE period_start = ${new Date(T0)}`;
+    expect(Number(rows[0]?.n)).toBe(count);
+    expect(Number(rows[0]?.servers)).toBe(count);
+    expect(BigInt(rows[0]?.micros ?? 0)).toBe(PRICE * BigInt(count));
+    expect((await accrued(f.analytics, running.at(-1) ?? "")).micros).toBe(PRICE);
+    expect((await accrued(f.analytics, gone)).rows).toBe(0);
   });
 });
