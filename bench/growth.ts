@@ -31,7 +31,7 @@ const CREATE_RATE = Number(process.env.BENCH_GROWTH_CREATE_RATE ?? 100);
 const CREATE_SECONDS = Number(process.env.BENCH_GROWTH_CREATE_S ?? 60);
 /** Uncounted creation before the quiet window, at the same rate. */
 const CREATE_WARM_SECONDS = Number(process.env.BENCH_GROWTH_CREATE_WARM_S ?? 10);
-const PURGE_BATCH = Number(process.env.BENCH_GROWTH_PURGE_BATCH ?? 1_000);
+const PURGE_BATCH = Number(process.env.BENCH_GROWTH_PURGE_BATCH ?? 200);
 /** BENCH_GROWTH_LISTS=0 fills the tables and runs phase 2 alone. */
 const LISTS = process.env.BENCH_GROWTH_LISTS !== "0";
 
