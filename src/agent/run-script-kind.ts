@@ -4,8 +4,9 @@
 // the payload sealed for its server (src/sealed.ts) and is opened only here, to hand it to the agent.
 import { status as Code } from "@grpc/grpc-js";
 import { z } from "zod";
-import type { JobKind } from "../jobs/catalog.js";
+import type { JobContext, JobKind, JobOutcome } from "../jobs/catalog.js";
 import { PermanentJobError, RetryableJobError } from "../jobs/errors.js";
+import type { AgentChannels } from "./agent-channels.js";
 import { AgentCallError, openAgentClient } from "./agent-client.js";
 import { agentEndpointRules, checkAgentEndpoint } from "./endpoints.js";
 import * as repo from "./repository.js";
@@ -74,6 +75,14 @@ export function scriptEnvOf(credentialKey: Buffer, p: Pick<RunScriptPayload, "se
   return env.success ? env.data : new Error(`the sealed script environment of server ${p.serverId} is not a set of variables`);
 }
 
+/**
+ * The kind, calling agents over `channels` (a worker's kept channels, src/agent/agent-channels.ts) when given, or over a
+ * channel of its own per call. The composition root gives a worker's catalog its channels.
+ */
+export function runScriptKindOver(channels?: AgentChannels): JobKind<RunScriptPayload> {
+  return { ...runScriptKind, handle: (ctx, p) => runScript(ctx, p, channels) };
+}
+
 export const runScriptKind: JobKind<RunScriptPayload> = {
   kind: RUN_SCRIPT_KIND,
   payload: runScriptPayload,
@@ -82,49 +91,50 @@ export const runScriptKind: JobKind<RunScriptPayload> = {
   backoffMs: [2_000, 10_000],
   timeoutMs: MAX_SCRIPT_TIMEOUT_MS + 5 * 60_000,
   permission: "agents.execute",
-
-  async handle(ctx, p) {
-    const found = await repo.findAgentWithServer(ctx.sql, p.serverId);
-    const agent = found?.agent;
-    if (!agent || agent.state === "GONE") throw new PermanentJobError(`server ${p.serverId} has no registered agent`, "FAILED_PRECONDITION", { serverId: p.serverId });
-    const server = found.server;
-    const vouched = server ? checkAgentEndpoint(server, agent.address, agent.port, agentEndpointRules(ctx.config)) : null;
-    if (!vouched?.ok) throw new PermanentJobError(`the agent of server ${p.serverId} is at an address the cloud no longer reports for it; it must register again`, "FAILED_PRECONDITION", { serverId: p.serverId });
-    const env = scriptEnvOf(credentialKeyOf(ctx.config), p);
-    if (env instanceof Error) throw new PermanentJobError(env.message, "FAILED_PRECONDITION", { serverId: p.serverId });
-    ctx.checkpoint();
-    const endpoint = agentConnector(ctx.config)(agent);
-    const client = ctx.agentChannels?.acquire(endpoint) ?? openAgentClient(endpoint);
-    try {
-      const r = await client.runScript(
-        { command: p.command, args: p.args, env, timeout: millisToDuration(p.timeoutMs), maxOutputBytes: p.maxOutputBytes },
-        { deadline: new Date(Date.now() + p.timeoutMs + CALL_SLACK_MS), signal: ctx.signal },
-      );
-      const result = {
-        agentId: agent.id,
-        exitCode: r.exitCode,
-        stdout: r.stdout.toString("utf8"),
-        stderr: r.stderr.toString("utf8"),
-        stdoutTruncated: r.stdoutTruncated,
-        stderrTruncated: r.stderrTruncated,
-        timedOut: r.timedOut,
-        durationMs: r.duration ? Number(r.duration.seconds) * 1000 + Math.round(r.duration.nanos / 1e6) : 0,
-      };
-      if (p.failOnNonZeroExit && (r.timedOut || r.exitCode !== 0)) {
-        const what = r.timedOut ? `timed out after ${p.timeoutMs} ms` : `exited with code ${r.exitCode}`;
-        throw new PermanentJobError(`the command ${what} on server ${p.serverId}`, "FAILED_PRECONDITION", { serverId: p.serverId, ...result });
-      }
-      return { status: "succeeded", result };
-    } catch (err) {
-      if (!(err instanceof AgentCallError)) throw err;
-      if (err.unreachable) throw new RetryableJobError(`agent of server ${p.serverId} did not answer (${Code[err.code]})`, "UNAVAILABLE", { cause: err });
-      if (err.code === Code.UNAUTHENTICATED) throw new PermanentJobError(`agent of server ${p.serverId} refused the dispatcher's credential (re-registered since?)`, "FAILED_PRECONDITION", { serverId: p.serverId });
-      throw new PermanentJobError(`agent of server ${p.serverId} refused the command: ${Code[err.code]}`, "FAILED_PRECONDITION", { serverId: p.serverId, code: Code[err.code] });
-    } finally {
-      client.close();
-    }
-  },
+  handle: (ctx, p) => runScript(ctx, p),
 };
+
+async function runScript(ctx: JobContext, p: RunScriptPayload, channels?: AgentChannels): Promise<JobOutcome> {
+  const found = await repo.findAgentWithServer(ctx.sql, p.serverId);
+  const agent = found?.agent;
+  if (!agent || agent.state === "GONE") throw new PermanentJobError(`server ${p.serverId} has no registered agent`, "FAILED_PRECONDITION", { serverId: p.serverId });
+  const server = found.server;
+  const vouched = server ? checkAgentEndpoint(server, agent.address, agent.port, agentEndpointRules(ctx.config)) : null;
+  if (!vouched?.ok) throw new PermanentJobError(`the agent of server ${p.serverId} is at an address the cloud no longer reports for it; it must register again`, "FAILED_PRECONDITION", { serverId: p.serverId });
+  const env = scriptEnvOf(credentialKeyOf(ctx.config), p);
+  if (env instanceof Error) throw new PermanentJobError(env.message, "FAILED_PRECONDITION", { serverId: p.serverId });
+  ctx.checkpoint();
+  const endpoint = agentConnector(ctx.config)(agent);
+  const client = channels?.acquire(endpoint) ?? openAgentClient(endpoint);
+  try {
+    const r = await client.runScript(
+      { command: p.command, args: p.args, env, timeout: millisToDuration(p.timeoutMs), maxOutputBytes: p.maxOutputBytes },
+      { deadline: new Date(Date.now() + p.timeoutMs + CALL_SLACK_MS), signal: ctx.signal },
+    );
+    const result = {
+      agentId: agent.id,
+      exitCode: r.exitCode,
+      stdout: r.stdout.toString("utf8"),
+      stderr: r.stderr.toString("utf8"),
+      stdoutTruncated: r.stdoutTruncated,
+      stderrTruncated: r.stderrTruncated,
+      timedOut: r.timedOut,
+      durationMs: r.duration ? Number(r.duration.seconds) * 1000 + Math.round(r.duration.nanos / 1e6) : 0,
+    };
+    if (p.failOnNonZeroExit && (r.timedOut || r.exitCode !== 0)) {
+      const what = r.timedOut ? `timed out after ${p.timeoutMs} ms` : `exited with code ${r.exitCode}`;
+      throw new PermanentJobError(`the command ${what} on server ${p.serverId}`, "FAILED_PRECONDITION", { serverId: p.serverId, ...result });
+    }
+    return { status: "succeeded", result };
+  } catch (err) {
+    if (!(err instanceof AgentCallError)) throw err;
+    if (err.unreachable) throw new RetryableJobError(`agent of server ${p.serverId} did not answer (${Code[err.code]})`, "UNAVAILABLE", { cause: err });
+    if (err.code === Code.UNAUTHENTICATED) throw new PermanentJobError(`agent of server ${p.serverId} refused the dispatcher's credential (re-registered since?)`, "FAILED_PRECONDITION", { serverId: p.serverId });
+    throw new PermanentJobError(`agent of server ${p.serverId} refused the command: ${Code[err.code]}`, "FAILED_PRECONDITION", { serverId: p.serverId, code: Code[err.code] });
+  } finally {
+    client.close();
+  }
+}
 
 function millisToDuration(ms: number): { seconds: string; nanos: number } {
   return { seconds: String(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1e6 };

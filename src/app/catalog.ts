@@ -1,6 +1,7 @@
 // The job catalog of this build, assembled from the kinds each domain declares beside its own code.
 import { fleetRunKind } from "../agent/fleet-kind.js";
-import { runScriptKind } from "../agent/run-script-kind.js";
+import type { AgentChannels } from "../agent/agent-channels.js";
+import { runScriptKindOver } from "../agent/run-script-kind.js";
 import { JobCatalog } from "../jobs/catalog.js";
 import { diagnosticKind } from "../jobs/kinds/diagnostic.js";
 import { accountDiscoverKind } from "../provisioning/discovery/kind.js";
@@ -9,10 +10,11 @@ import { RESOURCE_KINDS } from "../resources/index.js";
 import { SERVER_KINDS } from "../servers/kinds/index.js";
 import { STORAGE_KINDS } from "../storage/kinds.js";
 
-export function buildCatalog(): JobCatalog {
+/** `agentChannels`: a worker's kept channels to agents, for the kinds that call agents (none: a channel per call). */
+export function buildCatalog(options: { agentChannels?: AgentChannels } = {}): JobCatalog {
   const catalog = new JobCatalog();
   catalog.register(diagnosticKind);
-  catalog.register(runScriptKind);
+  catalog.register(runScriptKindOver(options.agentChannels));
   catalog.register(fleetRunKind);
   catalog.register(accountDiscoverKind);
   for (const kind of SERVER_KINDS) catalog.register(kind);

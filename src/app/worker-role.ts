@@ -19,7 +19,7 @@ export async function startWorkerRole(resources: Resources): Promise<RunningRole
   const relay = createOutboxRelay({ sql: resources.sql, js: createAckedPublisher(resources.nats), log: resources.log.child({ component: "relay" }), poll: false });
   relay.start();
   const agentChannels = createAgentChannels({ idleMs: resources.config.agent.channelIdleMs, maxChannels: resources.config.agent.maxChannels });
-  const worker = await startWorker({ resources: { ...resources, relay, agentChannels }, catalog: buildCatalog() });
+  const worker = await startWorker({ resources: { ...resources, relay }, catalog: buildCatalog({ agentChannels }) });
   return {
     stop: async (graceMs) => {
       await worker.stop(graceMs);

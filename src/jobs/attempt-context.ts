@@ -83,7 +83,6 @@ export function createAttemptControl(options: AttemptControlOptions): AttemptCon
     config: services.config,
     nats: services.nats,
     relay: services.relay,
-    agentChannels: services.agentChannels,
     jobId: ref.jobId,
     kind: ref.kind,
     attempt: ref.attempt,

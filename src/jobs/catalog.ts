@@ -1,6 +1,5 @@
 // The job catalog: every kind of job declared once — payload schema, handler, completion check, timeouts, retries.
 import type { z } from "zod";
-import type { AgentChannels } from "../agent/agent-channels.js";
 import type { DriverRegistry } from "../clouds/registry.js";
 import type { Config } from "../config.js";
 import type { Sql, SqlPool } from "../db/sql.js";
@@ -30,8 +29,6 @@ export interface JobServices {
   nats?: NatsConnection | undefined;
   /** Publishes outbox rows this process committed at once (a parent releasing children); without it the relays' poll loops do within seconds. */
   relay?: OutboxPublisher | undefined;
-  /** This process's kept channels to agents, where it has them; without them each agent call opens its own. */
-  agentChannels?: AgentChannels | undefined;
 }
 
 /** What a handler (or a completion check) receives besides its payload: its attempt, and the job services. */

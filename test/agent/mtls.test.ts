@@ -10,6 +10,7 @@ import { credentials, Metadata, status as Code, type ServiceError } from "@grpc/
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openAgentClient } from "../../src/agent/agent-client.js";
 import { createAgentChannels, type AgentChannels } from "../../src/agent/agent-channels.js";
+import { buildCatalog } from "../../src/app/catalog.js";
 import { agentConnector } from "../../src/agent/connect.js";
 import { agentEndpointRules } from "../../src/agent/endpoints.js";
 import { startAgentPinger } from "../../src/agent/pinger.js";
@@ -65,7 +66,7 @@ const servers: Server[] = [];
 beforeAll(async () => {
   a = await openAgentHarness("agent_tls", { plaintext: false, certificateTtlMs: 3_600_000, pingIntervalMs: 200, maxMissedPings: 2 });
   agentChannels = createAgentChannels({ idleMs: 60_000, maxChannels: 100 });
-  worker = await startWorker({ resources: { ...a.h.resources("w1"), agentChannels }, catalog: a.h.catalog });
+  worker = await startWorker({ resources: a.h.resources("w1"), catalog: buildCatalog({ agentChannels }) });
   dir = mkdtempSync(join(tmpdir(), "agent-tls-"));
   pinger = startAgentPinger({ sql: a.h.sql, log: quiet(), connect: agentConnector(a.h.config), endpoints: agentEndpointRules(a.h.config), pingIntervalMs: 1_000, maxMissedPings: 2 });
 }, 60_000);
