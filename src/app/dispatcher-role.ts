@@ -21,6 +21,7 @@ import { createOutboxRelay, type OutboxPublisher } from "../jobs/relay.js";
 import { createJobService } from "../jobs/service.js";
 import { RequestLog } from "../log.js";
 import { ensureJobsStream } from "../mq/jobs-stream.js";
+import { whileJetStreamStarts } from "../mq/jetstream-wait.js";
 import { provisioningRpcServices } from "../provisioning/rpc-services.js";
 import { createGrpcWebBridge } from "../rpc/grpc-web/bridge.js";
 import { createRpcServer } from "../rpc/server.js";
@@ -49,7 +50,7 @@ export async function startDispatcherRole(resources: Resources): Promise<Running
   const { config, log, nats } = resources;
   prepareAgentSecrets(config, log);
   const jsm = await jetstreamManager(nats);
-  await ensureJobsStream(jsm, { stream: config.mq.jobsStream, subjectPrefix: config.mq.subjectPrefix, replicas: config.mq.jobsStreamReplicas, log });
+  await whileJetStreamStarts(log, "set up the jobs stream", () => ensureJobsStream(jsm, { stream: config.mq.jobsStream, subjectPrefix: config.mq.subjectPrefix, replicas: config.mq.jobsStreamReplicas, log }));
   const relay = createOutboxRelay({ sql: resources.sql, js: createAckedPublisher(nats), log: log.child({ component: "relay" }) });
   relay.start();
   if (config.faults.crashAfterJobCommit) log.warn("faults.crashAfterJobCommit is on: this process kills itself after the first job commit (testing only)");

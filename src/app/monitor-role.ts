@@ -14,6 +14,7 @@ import { createAckedPublisher } from "../mq/acked-publisher.js";
 import { createOutboxRelay } from "../jobs/relay.js";
 import { createJobService } from "../jobs/service.js";
 import { ensureJobsStream } from "../mq/jobs-stream.js";
+import { whileJetStreamStarts } from "../mq/jetstream-wait.js";
 import { startCompletionChecks } from "../monitor/completion-checks.js";
 import { startReconciler } from "../monitor/reconciler.js";
 import { startRetention } from "../monitor/retention.js";
@@ -31,7 +32,8 @@ const RELAY_FLUSH_MS = 5_000;
 export async function startMonitorRole(resources: Resources): Promise<RunningRole> {
   const { config, nats, log } = resources;
   prepareAgentSecrets(config, log);
-  await ensureJobsStream(await jetstreamManager(nats), { stream: config.mq.jobsStream, subjectPrefix: config.mq.subjectPrefix, replicas: config.mq.jobsStreamReplicas, log });
+  const jsm = await jetstreamManager(nats);
+  await whileJetStreamStarts(log, "set up the jobs stream", () => ensureJobsStream(jsm, { stream: config.mq.jobsStream, subjectPrefix: config.mq.subjectPrefix, replicas: config.mq.jobsStreamReplicas, log }));
   const ex = new JobExecution({ sql: resources.sql, nc: nats });
   const relay = createOutboxRelay({ sql: resources.sql, js: createAckedPublisher(nats), log: log.child({ component: "relay" }) });
   relay.start();

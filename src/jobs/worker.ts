@@ -9,6 +9,7 @@ import type { Config } from "../config.js";
 import { createBatcher, fulfilled } from "../db/batcher.js";
 import { consume, ensureWorkerConsumer, type Delivery } from "../mq/consumer.js";
 import { ensureJobsStream } from "../mq/jobs-stream.js";
+import { whileJetStreamStarts } from "../mq/jetstream-wait.js";
 import { lazyChild, type Logger } from "../log.js";
 import { isTransientConflict } from "../db/errors.js";
 import { contextFromTraceparent } from "../telemetry/propagation.js";
@@ -88,18 +89,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const log = resources.log.child({ component: "worker", owner });
 
   const jsm = await jetstreamManager(nats);
-  await ensureJobsStream(jsm, { stream, subjectPrefix: config.mq.subjectPrefix, replicas: config.mq.jobsStreamReplicas, log });
+  await whileJetStreamStarts(log, "set up the jobs stream", () => ensureJobsStream(jsm, { stream, subjectPrefix: config.mq.subjectPrefix, replicas: config.mq.jobsStreamReplicas, log }));
   // Attempts are counted in MySQL, so JetStream never gives up on a message (max_deliver -1).
-  await ensureWorkerConsumer(jsm, {
-    stream,
-    durable,
-    filterSubjects: [`${config.mq.subjectPrefix}.>`],
-    ackWaitMs,
-    maxDeliver: -1,
-    maxAckPending: config.mq.maxAckPending,
-    replicas: config.mq.jobsStreamReplicas,
-    log,
-  });
+  const consumer = { stream, durable, filterSubjects: [`${config.mq.subjectPrefix}.>`], ackWaitMs, maxDeliver: -1, maxAckPending: config.mq.maxAckPending, replicas: config.mq.jobsStreamReplicas, log };
+  await whileJetStreamStarts(log, "set up the workers' consumer", () => ensureWorkerConsumer(jsm, consumer));
 
   const ex = options.execution ?? new JobExecution({ sql: resources.sql, nc: nats });
   const active = new Set<AttemptControl>();
