@@ -120,7 +120,8 @@ describe("jobs on a 3-node JetStream cluster", () => {
     expect(submission.errors.INTERNAL, submission.samples.INTERNAL).toBeUndefined();
     expect(endedAtKill).toBeLessThan(JOBS);
     // The new leader is one of the two others; the processes never exited.
-    const after = await jsm.streams.info(env.stream);
+    // Jobs go on through the election (claimed from the database), so it may still be under way: ask until it answers.
+    const after = await until(() => jsm.streams.info(env.stream).catch(() => null), 30_000, "the stream's info after the election");
     expect(after.cluster?.leader).not.toBe(leaderName);
     for (const p of procs) expect(p.running, p.output()).toBe(true);
     console.info(
