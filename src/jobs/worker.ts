@@ -17,6 +17,7 @@ import { jobAttributes, SpanKind, withSpan } from "../telemetry/spans.js";
 import { classifyFailure, createAttemptControl, LeaseLostError, RunnerStoppingError, type AttemptControl, type Failure } from "./attempt-context.js";
 import { JobCatalog, type JobKind, type JobOutcome, type JobServices } from "./catalog.js";
 import { startClaimer, type ClaimedJob, type Claimer } from "./claimer.js";
+import { createJobSlots } from "./slots.js";
 import { isTerminal } from "./model.js";
 import { completeMany, startMany } from "./execution-batch.js";
 import { JobExecution, type AttemptRef, type CompleteInput, type StartInput, type StartResult, type StartedJob } from "./execution.js";
@@ -103,10 +104,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   // parents can never fill a worker and leave their children no room to run.
   const parentSlots = Math.floor(concurrency / 2);
   let parents = 0;
-  // Deliveries and claimed jobs in hand, started or starting: the claimer fills only what is left of `concurrency`.
-  // The consumer counts its own deliveries only, so when deliveries resume in the middle of a claiming spell the worker
-  // may briefly run up to twice its concurrency; the claimer then stops, and it drains back.
-  let taken = 0;
+  // Deliveries and claimed jobs in hand, started or starting: the claimer fills only what is free, and a delivery that
+  // finds every slot held by claimed jobs (deliveries resumed in the middle of a claiming spell) waits for one.
+  const slots = createJobSlots(concurrency);
   let claimer: Claimer | undefined;
   let claimedStarts = 0;
   // Two start transactions may be under way at once: a delivery arriving while a start commits begins its own rather
@@ -147,11 +147,18 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       return false;
     }
     if (parent) parents++;
-    taken++;
     try {
-      return await startAndRun(d, msg, span, claimed);
+      if (!(claimed ? slots.tryTake() : await slots.take(() => d.working()))) {
+        // Stopping (or, for a claim, the slot went meanwhile): the job stays queued for a later delivery or claim.
+        d.nak(START_RETRY_MS);
+        return false;
+      }
+      try {
+        return await startAndRun(d, msg, span, claimed);
+      } finally {
+        slots.release();
+      }
     } finally {
-      taken--;
       if (parent) parents--;
     }
   }
@@ -263,7 +270,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const consumption = await consume(jetstream(nats), { stream, durable, maxMessages: concurrency, onMessage, log });
   const claimAfterMs = config.jobs.claimAfterMs;
   // Started once the consumer is up, so that a delivery, if one comes, is seen first.
-  if (claimAfterMs > 0) claimer = startClaimer({ sql: ex.deps.sql, kinds: catalog.names(), afterMs: claimAfterMs, freeSlots: () => concurrency - taken, take: takeClaimed, startedSoFar: () => claimedStarts, log });
+  if (claimAfterMs > 0) claimer = startClaimer({ sql: ex.deps.sql, kinds: catalog.names(), afterMs: claimAfterMs, freeSlots: () => slots.free, take: takeClaimed, startedSoFar: () => claimedStarts, log });
   log.info({ stream, durable, ackWaitMs, leaseMs, claimAfterMs }, "worker consuming jobs");
 
   return {
@@ -275,6 +282,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       return claimedStarts;
     },
     async stop(graceMs) {
+      slots.close();
       const stopped = Promise.all([consumption.stop(), claimer?.stop()]);
       let timer: NodeJS.Timeout | undefined;
       const graceOver = new Promise<void>((resolve) => {

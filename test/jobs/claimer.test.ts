@@ -126,6 +126,34 @@ describe("claiming queued jobs from the database", () => {
     await until(async () => (await h.jsm.streams.info(h.config.mq.jobsStream)).state.messages === 0, 5_000, "the delivery to be acked");
   });
 
+  it("never runs more than its concurrency when deliveries resume while claimed jobs hold every slot", async () => {
+    h.config.jobs.workerConcurrency = 2;
+    const w = await worker("full");
+    const claimed = [await h.insertJob({ payload: diagnostic({ sleepMs: 1_200 }) }), await h.insertJob({ payload: diagnostic({ sleepMs: 1_200 }) })];
+    await until(async () => (await Promise.all(claimed.map((id) => h.job(id)))).every((j) => j.state === "RUNNING"), 5_000, "both jobs to be claimed");
+    let most = 0;
+    const sampler = setInterval(() => (most = Math.max(most, w.active)), 5);
+    try {
+      const delivered: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const id = await h.insertJob({ payload: diagnostic({ sleepMs: 100 }) });
+        await h.publish(id);
+        delivered.push(id);
+      }
+      for (const id of [...claimed, ...delivered]) await h.waitForState(id, ["SUCCEEDED"], 10_000);
+      // The delivered jobs waited for the claimed ones' slots: they started after those ended.
+      const startOf = async (id: string) => (await h.events(id)).find((e) => e.type === "started")?.time.getTime() ?? 0;
+      const endOf = async (id: string) => (await h.events(id)).find((e) => e.type === "succeeded")?.time.getTime() ?? Infinity;
+      const firstEnd = Math.min(...(await Promise.all(claimed.map(endOf))));
+      for (const id of delivered) expect(await startOf(id)).toBeGreaterThanOrEqual(firstEnd);
+      for (const id of delivered) expect(await h.effects(id)).toEqual([{ attempt: 1 }]);
+    } finally {
+      clearInterval(sampler);
+    }
+    expect(most).toBeLessThanOrEqual(2);
+    expect(w.claimed).toBe(2);
+  });
+
   it("stop() waits for a claimed job as for a delivery", async () => {
     const w = await worker("stopping");
     const id = await h.insertJob({ payload: diagnostic({ sleepMs: 800 }) });
