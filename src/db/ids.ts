@@ -24,15 +24,20 @@ export function newId(now: number = Date.now()): string {
     time = ALPHABET[t % 32] + time;
     t = Math.floor(t / 32);
   }
+  // 80 random bits, 5 at a time from the most significant (no BigInt: ids are made on every hot path).
   const bytes = random10();
-  let bits = 0n;
-  for (const b of bytes) bits = (bits << 8n) | BigInt(b);
-  let random = "";
-  for (let i = 0; i < 16; i++) {
-    random = ALPHABET[Number(bits & 31n)] + random;
-    bits >>= 5n;
+  let random = time;
+  let acc = 0;
+  let bits = 0;
+  for (let i = 0; i < 10; i++) {
+    acc = ((acc << 8) | (bytes[i] as number)) & 0xfff;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      random += ALPHABET[(acc >> bits) & 31];
+    }
   }
-  return time + random;
+  return random;
 }
 
 /** Whether a string has the shape of an id made by newId. */
