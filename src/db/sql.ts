@@ -43,6 +43,9 @@ export function sqlJoin(fragments: readonly SqlFragment[], separator: ", " | " "
   return new SqlFragment(["", ...fragments.slice(1).map(() => separator), ""], fragments);
 }
 
+/** Statement text per template (kept while the template lives: a tagged template's strings are one object per site). */
+const plainText = new WeakMap<readonly string[], string>();
+
 /** Runs statements; every `${value}` in a template is a bound parameter, never text. */
 export interface Sql {
   /** Runs a statement (INSERT, UPDATE, DELETE); resolves with the number of rows it changed. */
@@ -91,6 +94,14 @@ export interface SqlPoolOptions {
 
 /** `?` placeholders and the flat parameter list of a template (lists expanded, fragments inlined). */
 export function compile(strings: readonly string[], values: readonly SqlArg[]): { text: string; params: SqlValue[] } {
+  // The common statement binds single values only: its text depends on the template alone, built once.
+  let plain = true;
+  for (const v of values) if (v instanceof SqlFragment || Array.isArray(v)) plain = false;
+  if (plain) {
+    let cached = plainText.get(strings);
+    if (cached === undefined) plainText.set(strings, (cached = strings.join("?")));
+    return { text: cached, params: values.map((v) => (v as SqlValue) ?? null) };
+  }
   let text = strings[0] ?? "";
   const params: SqlValue[] = [];
   for (let i = 0; i < values.length; i++) {

@@ -35,6 +35,11 @@ describe("templates", () => {
     expect(await sql.query<{ id: number }>`SELECT id FROM sql_t WHERE id IN (${[1, 2, 3]}) AND ${cond} ORDER BY id`).toEqual([{ id: 1 }, { id: 2 }]);
     expect(compile(["a IN (", ")"], [[1, null, "z"]])).toEqual({ text: "a IN (?, ?, ?)", params: [1, null, "z"] });
     expect(() => compile(["a IN (", ")"], [[]])).toThrow(/empty list/);
+    // One template, its text built once, its values bound afresh each time; the same template with a list is expanded.
+    const template = ["a = ", " AND b = ", ""];
+    expect(compile(template, [1, undefined])).toEqual({ text: "a = ? AND b = ?", params: [1, null] });
+    expect(compile(template, ["x", 2])).toEqual({ text: "a = ? AND b = ?", params: ["x", 2] });
+    expect(compile(template, [[1, 2], 3])).toEqual({ text: "a = ?, ? AND b = ?", params: [1, 2, 3] });
     expect(await sql.execute`DELETE FROM sql_t WHERE id IN (${[2, 3]})`).toBe(2);
   });
 
