@@ -178,6 +178,8 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
 
 function serverOptions(server: Config["server"]): ChannelOptions {
   const options: ChannelOptions = {
+    // channelz: grpc-js's introspection counters, which no service here exposes, cost objects and timestamps per call.
+    "grpc.enable_channelz": 0,
     "grpc.max_receive_message_length": server.maxMessageBytes,
     "grpc.max_send_message_length": server.maxMessageBytes,
   };
