@@ -16,11 +16,17 @@ const ACCESS_DENIED = new Set(["ER_ACCESS_DENIED_ERROR", "ER_ACCESS_DENIED_NO_PA
  * Connection failures become an UnavailableError naming the server (never the password) and the fix.
  */
 export async function openConnection(url: string, useDatabase = true): Promise<Connection> {
+  let conn: Connection;
   try {
-    return await mariadb.createConnection(connectionOptions(url, useDatabase));
+    conn = await mariadb.createConnection(connectionOptions(url, useDatabase));
   } catch (err) {
     throw databaseUnavailable(url, err);
   }
+  // A connection dropped while idle (the server killed, a failover, a network cut) is closed by the driver, which
+  // throws the error out of its socket handler — ending the process — unless someone listens. The next statement on
+  // it fails with the driver's "connection closed", which its caller handles.
+  conn.on("error", () => undefined);
+  return conn;
 }
 
 /**
