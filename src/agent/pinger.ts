@@ -1,11 +1,14 @@
 // The monitor's agent pinger: every agent is pinged (GetStatus, over mutual TLS or with its credential) each
 // agent.pingIntervalMs; maxMissedPings misses in a row mark it UNREACHABLE, an answer marks it CONNECTED again. Each
-// change also sets the server's agent_state and writes a server event. Replicas share the work: a ping is claimed by
-// compare-and-set on the agent's next_ping_at.
+// change also sets the server's agent_state and writes a server event. Replicas share the work: a round claims its
+// agents in one transaction that skips rows another replica is claiming. A round's servers are read in one query and
+// its steady answers (a CONNECTED agent answering again) recorded in one statement; calls go over kept channels.
 import type { SqlPool } from "../db/sql.js";
 import type { Logger } from "../log.js";
 import { startLoop, type Loop } from "../monitor/loop.js";
-import { openAgentClient, type AgentCallError } from "./agent-client.js";
+import { setMaxListeners } from "node:events";
+import { openAgentClient, type AgentCallError, type AgentClient, type AgentEndpoint } from "./agent-client.js";
+import type { AgentChannels } from "./agent-channels.js";
 import type { AgentConnector } from "./connect.js";
 import { checkAgentEndpoint, type AgentEndpointRules } from "./endpoints.js";
 import * as repo from "./repository.js";
@@ -34,6 +37,8 @@ export interface PingerOptions {
   maxMissedPings: number;
   /** When given, each answered ping also collects metrics and hands them here (errors are logged, never fatal). */
   onMetrics?: ((sample: AgentMetricsSample) => Promise<void>) | undefined;
+  /** Kept channels to agents (the monitor's own); without them each ping opens and closes a channel. */
+  channels?: AgentChannels | undefined;
   /** Agents pinged per iteration at most (default 64). */
   batch?: number;
   now?: () => Date;
@@ -52,15 +57,11 @@ export function startAgentPinger(options: PingerOptions): Loop {
   const timeoutMs = Math.min(PING_TIMEOUT_MS, options.pingIntervalMs);
   let prunedAt = 0;
 
-  const ping = async (agent: repo.AgentRow, signal: AbortSignal): Promise<void> => {
-    const answered = (await vouched(agent)) ? await call(agent, signal) : false;
-    await record(agent, answered);
-  };
+  const open = (endpoint: AgentEndpoint): AgentClient => options.channels?.acquire(endpoint) ?? openAgentClient(endpoint);
 
   // The row's address is checked against what the cloud reports now: an address that changed, or a row older than
   // these rules, counts as a missed ping and is never dialled.
-  const vouched = async (agent: repo.AgentRow): Promise<boolean> => {
-    const server = await repo.findServer(sql, agent.serverId);
+  const vouched = (agent: repo.AgentRow, server: repo.ServerForAgent | undefined): boolean => {
     const check = server ? checkAgentEndpoint(server, agent.address, agent.port, options.endpoints) : null;
     if (check?.ok) return true;
     log.warn({ agentId: agent.id, serverId: agent.serverId, violations: check?.violations }, "agent address not vouched for by the cloud: not called");
@@ -68,7 +69,7 @@ export function startAgentPinger(options: PingerOptions): Loop {
   };
 
   const call = async (agent: repo.AgentRow, signal: AbortSignal): Promise<boolean> => {
-    const client = openAgentClient(options.connect(agent));
+    const client = open(options.connect(agent));
     let answered = false;
     try {
       const deadline = new Date(Date.now() + timeoutMs);
@@ -130,13 +131,24 @@ export function startAgentPinger(options: PingerOptions): Loop {
         span.setAttribute("join_tokens.pruned", await repo.pruneJoinTokens(sql, new Date(now().getTime() - JOIN_TOKEN_KEEP_MS)));
       }
       const at = now();
-      const due = await repo.dueAgents(sql, at, batch);
-      const next = new Date(at.getTime() + options.pingIntervalMs);
-      const claimed = [];
-      for (const agent of due) if (await repo.claimPing(sql, agent, next)) claimed.push(agent);
+      const claimed = await repo.claimDuePings(sql, at, new Date(at.getTime() + options.pingIntervalMs), batch);
       span.setAttribute("agents.pinged", claimed.length);
-      await Promise.all(claimed.map((a) => ping(a, signal).catch((err: unknown) => log.error({ err, agentId: a.id }, "agent ping not recorded"))));
-      return due.length === batch;
+      if (claimed.length === 0) return false;
+      const servers = await repo.findServers(sql, claimed.map((a) => a.serverId));
+      // Each call listens on the loop's signal while it runs.
+      setMaxListeners(2 * batch + 10, signal);
+      const answered = await Promise.all(claimed.map((a) => (vouched(a, servers.get(a.serverId)) ? call(a, signal) : false)));
+      // The common case: a CONNECTED agent answers again, and only when it was last seen changes (one statement for
+      // all of them); a miss or a change of state takes its own transaction, with the server's state and event.
+      const steady: string[] = [];
+      const recorded: Promise<void>[] = [];
+      claimed.forEach((a, i) => {
+        if (answered[i] && a.state === "CONNECTED" && a.missedPings === 0) steady.push(a.id);
+        else recorded.push(record(a, answered[i] === true).catch((err: unknown) => log.error({ err, agentId: a.id }, "agent ping not recorded")));
+      });
+      recorded.push(repo.recordAnsweredPings(sql, steady, now()).catch((err: unknown) => log.error({ err, agents: steady.length }, "agent pings not recorded")));
+      await Promise.all(recorded);
+      return claimed.length === batch;
     },
   });
 }

@@ -1,6 +1,6 @@
 // Data access for join tokens, agents and the agent columns of servers: small functions over `Sql`, each taking the
 // pool or a transaction.
-import { SqlFragment, type Sql } from "../db/sql.js";
+import { SqlFragment, type Sql, type SqlPool } from "../db/sql.js";
 
 export type AgentConnectionState = "CONNECTED" | "UNREACHABLE" | "GONE";
 
@@ -128,15 +128,39 @@ export async function findAgent(sql: Sql, id: string): Promise<AgentRow | null> 
 }
 
 /** Agents due for a ping (not GONE), oldest due first. */
-export async function dueAgents(sql: Sql, now: Date, limit: number): Promise<AgentRow[]> {
-  return sql.query<AgentRow>`
-    SELECT ${AGENT_COLUMNS} FROM agents WHERE state IN ('CONNECTED', 'UNREACHABLE') AND next_ping_at <= ${now} ORDER BY next_ping_at LIMIT ${limit}`;
+
+/**
+ * Claims up to `limit` agents due for a ping, oldest due first, by moving their next ping to `next` in one transaction.
+ * Rows another monitor replica is claiming are skipped (SKIP LOCKED), so replicas share the work and never ping twice.
+ */
+export async function claimDuePings(sql: SqlPool, now: Date, next: Date, limit: number): Promise<AgentRow[]> {
+  return sql.transaction(async (tx) => {
+    const due = await tx.query<AgentRow>`
+      SELECT ${AGENT_COLUMNS} FROM agents WHERE state IN ('CONNECTED', 'UNREACHABLE') AND next_ping_at <= ${now}
+       ORDER BY next_ping_at LIMIT ${limit} FOR UPDATE SKIP LOCKED`;
+    if (due.length > 0) await tx.execute`UPDATE agents SET next_ping_at = ${next} WHERE id IN (${due.map((a) => a.id)})`;
+    return due;
+  });
 }
 
-/** Claims one agent's ping (compare-and-set on next_ping_at), so that replicas of the monitor never ping twice. */
-export async function claimPing(sql: Sql, agent: Pick<AgentRow, "id" | "nextPingAt">, next: Date): Promise<boolean> {
-  return (await sql.execute`UPDATE agents SET next_ping_at = ${next} WHERE id = ${agent.id} AND next_ping_at = ${agent.nextPingAt}`) === 1;
+/** The servers of these ids as their drivers observed them, by id (one read for a round of pings). */
+export async function findServers(sql: Sql, ids: readonly string[]): Promise<Map<string, ServerForAgent>> {
+  if (ids.length === 0) return new Map();
+  const rows = await sql.query<ServerForAgent>`
+    SELECT id, account_id AS accountId, state, agent_state AS agentState, addresses, details FROM servers WHERE id IN (${[...new Set(ids)]})`;
+  return new Map(rows.map((r) => [r.id, r]));
 }
+
+/**
+ * The answered pings of agents that were CONNECTED with no ping missed (nothing about them changes but when they were
+ * last seen), in one statement. A row that changed meanwhile (GONE, re-registered) is left alone.
+ */
+export async function recordAnsweredPings(sql: Sql, agentIds: readonly string[], at: Date): Promise<void> {
+  if (agentIds.length === 0) return;
+  await sql.execute`
+    UPDATE agents SET last_seen_at = ${at}, updated_at = NOW(3) WHERE id IN (${agentIds}) AND state = 'CONNECTED' AND missed_pings = 0`;
+}
+
 
 /** Sets the agent's state and, when it changed, the server's agent_state and a server event, in one transaction. */
 export async function recordPing(

@@ -3,6 +3,7 @@
 import { jetstreamManager } from "@nats-io/jetstream";
 import { agentConnector } from "../agent/connect.js";
 import { agentEndpointRules } from "../agent/endpoints.js";
+import { createAgentChannels } from "../agent/agent-channels.js";
 import { startAgentPinger } from "../agent/pinger.js";
 import { prepareAgentSecrets } from "../agent/ca.js";
 import { ingestSamples } from "../analytics/metrics.js";
@@ -43,8 +44,11 @@ export async function startMonitorRole(resources: Resources): Promise<RunningRol
   const jobs = createJobService({ sql: resources.sql, catalog, subjectPrefix: config.mq.subjectPrefix, log: log.child({ component: "jobs" }), relay, nats, now: resources.now });
   const schedules = [discoverySchedule(config.discovery.intervalMs), serverSyncSchedule(config.discovery.serverSyncIntervalMs), resourceSyncSchedule(config.discovery.serverSyncIntervalMs)];
   const discovery = startScheduler({ resources, jobs, schedules });
-  // Agents are pinged over mutual TLS (a plaintext channel in development); each answered ping's metrics go to analytics.
+  // Agents are pinged over mutual TLS (a plaintext channel in development) on channels kept between pings (opening one
+  // per ping cost several times the ping); each answered ping's metrics go to analytics.
+  const pingChannels = createAgentChannels({ idleMs: config.agent.channelIdleMs, maxChannels: config.agent.maxChannels });
   const pinger = startAgentPinger({
+    channels: pingChannels,
     sql: resources.sql,
     log: log.child({ component: "agent-pinger" }),
     connect: agentConnector(config),
@@ -75,6 +79,7 @@ export async function startMonitorRole(resources: Resources): Promise<RunningRol
   return {
     async stop(graceMs) {
       await Promise.all([checks.stop(graceMs), reconciler.stop(graceMs), retention.stop(graceMs), discovery.stop(graceMs), pinger.stop(graceMs), analytics.stop(graceMs)]);
+      pingChannels.close();
       await relay.stop(Math.min(graceMs, RELAY_FLUSH_MS));
       unobserve();
     },
