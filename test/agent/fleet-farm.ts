@@ -21,6 +21,8 @@ export interface AgentFarm {
   calls: Map<string, number>;
   /** When the last RunScript call of each server arrived and was answered (epoch ms). */
   timings: Map<string, { arrived: number; answered: number }>;
+  /** GetStatus calls answered (the monitor's pings). */
+  readonly statusCalls: number;
   /** RunScript calls running now, and the most ever at once. */
   readonly inFlight: number;
   readonly maxInFlight: number;
@@ -43,13 +45,17 @@ export async function startAgentFarm(credentialKey: Buffer, options: { bind?: st
   const timings = new Map<string, { arrived: number; answered: number }>();
   let inFlight = 0;
   let maxInFlight = 0;
+  let statusCalls = 0;
   // The principal carries the server whose agent was called: its id is the server id.
   const authenticate = async (token: string): Promise<Principal | null> => {
     const serverId = byCredential.get(token);
     return serverId ? { id: serverId, kind: "service", roles: [AGENT_CONTROLLER_ROLE], displayName: "dispatcher" } : null;
   };
   const service = defineService(A, {
-    getStatus: unary(A.getStatus, async (_req, ctx) => ({ agentId: ctx.principal.id, version: "farm", hostname: "farm", startTime: new Date() })),
+    getStatus: unary(A.getStatus, async (_req, ctx) => {
+      statusCalls++;
+      return { agentId: ctx.principal.id, version: "farm", hostname: "farm", startTime: new Date() };
+    }),
     runScript: unary(A.runScript, async (req, ctx) => {
       const serverId = ctx.principal.id;
       calls.set(serverId, (calls.get(serverId) ?? 0) + 1);
@@ -98,6 +104,9 @@ export async function startAgentFarm(credentialKey: Buffer, options: { bind?: st
     },
     get inFlight() {
       return inFlight;
+    },
+    get statusCalls() {
+      return statusCalls;
     },
     get maxInFlight() {
       return maxInFlight;
