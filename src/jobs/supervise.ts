@@ -26,6 +26,8 @@ export interface SuperviseOptions {
   subjectPrefix: string;
   /** Words for the progress line, e.g. "servers". */
   noun?: string;
+  /** Called after each round that left children to release, once its releases went to the relay (a kind prepares the next ones). */
+  afterRound?: (counts: ChildCounts) => void;
 }
 
 export interface Supervised {
@@ -62,6 +64,7 @@ export async function superviseChildren(ctx: JobContext, options: SuperviseOptio
       // or a round trip before the release goes out.
       if (nats) for (const ref of round.released) listen(nats, subs, bell, ref.jobId);
       for (const ref of round.released) ctx.relay?.submit(ref);
+      if (!round.cancelRequested && !round.budgetSpent && round.counts.pending > 0) options.afterRound?.(round.counts);
       // Then drop the doorbells of children that ended, and listen to any released before (by an earlier attempt).
       if (nats) await listenToRunning(nats, round.live, subs, bell);
       const line = describeCounts(round.counts, options.noun);
