@@ -12,11 +12,12 @@ import { ensureJobsStream } from "../mq/jobs-stream.js";
 import { whileJetStreamStarts } from "../mq/jetstream-wait.js";
 import { lazyChild, type Logger } from "../log.js";
 import { isTransientConflict } from "../db/errors.js";
+import { recordJob } from "../telemetry/metrics.js";
 import { contextFromTraceparent } from "../telemetry/propagation.js";
 import { jobAttributes, SpanKind, withSpan } from "../telemetry/spans.js";
 import { classifyFailure, createAttemptControl, LeaseLostError, RunnerStoppingError, type AttemptControl, type Failure } from "./attempt-context.js";
-import { JobCatalog, type JobKind, type JobOutcome, type JobServices } from "./catalog.js";
-import { startClaimer, type ClaimedJob, type Claimer } from "./claimer.js";
+import { JobCatalog, type JobKind, type JobOutcome, type JobServices, type LocalStarts } from "./catalog.js";
+import { claimedSettle, startClaimer, type ClaimedJob, type Claimer } from "./claimer.js";
 import { createJobSlots } from "./slots.js";
 import { isTerminal } from "./model.js";
 import { completeMany, startMany } from "./execution-batch.js";
@@ -203,7 +204,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         : { code: "UNIMPLEMENTED", message: `no handler for job kind ${job.kind}` };
       return commit(d, jobLog, () => ex.fail({ ...ref, error }), "term");
     }
-    const control = createAttemptControl({ ex, ref, services: resources, log: jobLog, deadlineInMs: job.deadlineInMs });
+    const control = createAttemptControl({ ex, ref, services, log: jobLog, deadlineInMs: job.deadlineInMs });
     active.add(control);
     const renewal = renewLease(d, control, ref, jobLog);
     let outcome: JobOutcome | undefined;
@@ -267,6 +268,35 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     }, renewEveryMs);
   }
 
+  // Children a parent running here releases into this worker's free slots, started in the release's transaction
+  // (LocalStarts): they hold their slots as deliveries and claimed jobs do, and stop() waits for them.
+  const localRuns = new Set<Promise<void>>();
+  const localStarts: LocalStarts = {
+    owner,
+    leaseMs,
+    runs: (kind) => catalog.get(kind) !== undefined && catalog.get(kind)?.parent !== true,
+    reserve(max) {
+      let n = 0;
+      while (n < max && slots.tryTake()) n++;
+      return n;
+    },
+    unreserve(n) {
+      for (let i = 0; i < n; i++) slots.release();
+    },
+    run(job) {
+      recordJob("started", job.kind);
+      const options = { kind: SpanKind.CONSUMER, parent: contextFromTraceparent(job.traceparent), attributes: jobAttributes(job) };
+      const run = withSpan(`run ${job.kind}`, options, () => runAttempt(claimedSettle, job))
+        .catch((err: unknown) => log.warn({ err, jobId: job.id }, "a child started on release failed to run"))
+        .finally(() => {
+          slots.release();
+          localRuns.delete(run);
+        });
+      localRuns.add(run);
+    },
+  };
+  const services: JobServices = { ...resources, localStarts };
+
   const consumption = await consume(jetstream(nats), { stream, durable, maxMessages: concurrency, onMessage, log });
   const claimAfterMs = config.jobs.claimAfterMs;
   // Started once the consumer is up, so that a delivery, if one comes, is seen first.
@@ -283,7 +313,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     },
     async stop(graceMs) {
       slots.close();
-      const stopped = Promise.all([consumption.stop(), claimer?.stop()]);
+      const localDone = async (): Promise<void> => {
+        while (localRuns.size > 0) await Promise.allSettled([...localRuns]);
+      };
+      const stopped = Promise.all([consumption.stop(), claimer?.stop()]).then(localDone);
       let timer: NodeJS.Timeout | undefined;
       const graceOver = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, graceMs);
