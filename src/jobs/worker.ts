@@ -12,13 +12,13 @@ import { ensureJobsStream } from "../mq/jobs-stream.js";
 import { whileJetStreamStarts } from "../mq/jetstream-wait.js";
 import { lazyChild, type Logger } from "../log.js";
 import { isTransientConflict } from "../db/errors.js";
-import { recordJob } from "../telemetry/metrics.js";
 import { contextFromTraceparent } from "../telemetry/propagation.js";
 import { jobAttributes, SpanKind, withSpan } from "../telemetry/spans.js";
 import { classifyFailure, createAttemptControl, LeaseLostError, RunnerStoppingError, type AttemptControl, type Failure } from "./attempt-context.js";
-import { JobCatalog, type JobKind, type JobOutcome, type JobServices, type LocalStarts } from "./catalog.js";
+import { JobCatalog, type JobKind, type JobOutcome, type JobServices } from "./catalog.js";
 import { claimedSettle, startClaimer, type ClaimedJob, type Claimer } from "./claimer.js";
 import { createJobSlots } from "./slots.js";
+import { createLocalStarts } from "./local-starts.js";
 import { isTerminal } from "./model.js";
 import { completeMany, startMany } from "./execution-batch.js";
 import { JobExecution, type AttemptRef, type CompleteInput, type StartInput, type StartResult, type StartedJob } from "./execution.js";
@@ -268,33 +268,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     }, renewEveryMs);
   }
 
-  // Children a parent running here releases into this worker's free slots, started in the release's transaction
-  // (LocalStarts): they hold their slots as deliveries and claimed jobs do, and stop() waits for them.
-  const localRuns = new Set<Promise<void>>();
-  const localStarts: LocalStarts = {
-    owner,
-    leaseMs,
-    runs: (kind) => catalog.get(kind) !== undefined && catalog.get(kind)?.parent !== true,
-    reserve(max) {
-      let n = 0;
-      while (n < max && slots.tryTake()) n++;
-      return n;
-    },
-    unreserve(n) {
-      for (let i = 0; i < n; i++) slots.release();
-    },
-    run(job) {
-      recordJob("started", job.kind);
-      const options = { kind: SpanKind.CONSUMER, parent: contextFromTraceparent(job.traceparent), attributes: jobAttributes(job) };
-      const run = withSpan(`run ${job.kind}`, options, () => runAttempt(claimedSettle, job))
-        .catch((err: unknown) => log.warn({ err, jobId: job.id }, "a child started on release failed to run"))
-        .finally(() => {
-          slots.release();
-          localRuns.delete(run);
-        });
-      localRuns.add(run);
-    },
-  };
+  // Children a parent running here releases into this worker's free slots, started in the release's transaction:
+  // they hold their slots as deliveries and claimed jobs do, and stop() waits for them.
+  const localStarts = createLocalStarts({ owner, leaseMs, catalog, slots, runAttempt: (job) => runAttempt(claimedSettle, job), log });
   const services: JobServices = { ...resources, localStarts };
 
   const consumption = await consume(jetstream(nats), { stream, durable, maxMessages: concurrency, onMessage, log });
@@ -313,10 +289,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     },
     async stop(graceMs) {
       slots.close();
-      const localDone = async (): Promise<void> => {
-        while (localRuns.size > 0) await Promise.allSettled([...localRuns]);
-      };
-      const stopped = Promise.all([consumption.stop(), claimer?.stop()]).then(localDone);
+      const stopped = Promise.all([consumption.stop(), claimer?.stop()]).then(() => localStarts.drained());
       let timer: NodeJS.Timeout | undefined;
       const graceOver = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, graceMs);
