@@ -16,7 +16,7 @@ import { contextFromTraceparent } from "../telemetry/propagation.js";
 import { jobAttributes, SpanKind, withSpan } from "../telemetry/spans.js";
 import { classifyFailure, createAttemptControl, LeaseLostError, RunnerStoppingError, type AttemptControl, type Failure } from "./attempt-context.js";
 import { JobCatalog, type JobKind, type JobOutcome, type JobServices } from "./catalog.js";
-import { claimedSettle, startClaimer, type ClaimedJob, type Claimer } from "./claimer.js";
+import { startClaimer, type ClaimedJob, type Claimer } from "./claimer.js";
 import { createJobSlots } from "./slots.js";
 import { createLocalStarts } from "./local-starts.js";
 import { isTerminal } from "./model.js";
@@ -134,10 +134,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     await take(d, msg, span, false);
   }
 
-  /** A claimed job, in a span of its own continuing the job's trace as a delivery's does. */
-  function takeClaimed(job: ClaimedJob, settle: Settle): Promise<boolean> {
+  /** A claimed job (or, not `claimed`, a child run here again), in a span of its own continuing the job's trace as a delivery's does. */
+  function takeClaimed(job: ClaimedJob, settle: Settle, claimed = true): Promise<boolean> {
     const options = { kind: SpanKind.CONSUMER, parent: contextFromTraceparent(job.traceparent), attributes: jobAttributes({ id: job.jobId, kind: job.kind }) };
-    return withSpan(`claim ${job.kind}`, options, (span) => take(settle, job, span, true));
+    return withSpan(`${claimed ? "claim" : "run"} ${job.kind}`, options, (span) => take(settle, job, span, claimed));
   }
 
   /** Starts and runs a job under the parent-slot rule; whether it started. */
@@ -270,7 +270,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
 
   // Children a parent running here releases into this worker's free slots, started in the release's transaction:
   // they hold their slots as deliveries and claimed jobs do, and stop() waits for them.
-  const localStarts = createLocalStarts({ owner, leaseMs, catalog, slots, runAttempt: (job) => runAttempt(claimedSettle, job), log });
+  const localStarts = createLocalStarts({ owner, leaseMs, catalog, slots, runAttempt, take: (job, settle) => takeClaimed(job, settle, false), log });
   const services: JobServices = { ...resources, localStarts };
 
   const consumption = await consume(jetstream(nats), { stream, durable, maxMessages: concurrency, onMessage, log });
@@ -288,6 +288,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       return claimedStarts;
     },
     async stop(graceMs) {
+      localStarts.stop();
       slots.close();
       const stopped = Promise.all([consumption.stop(), claimer?.stop()]).then(() => localStarts.drained());
       let timer: NodeJS.Timeout | undefined;
