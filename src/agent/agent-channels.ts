@@ -20,6 +20,11 @@ export interface AgentChannelOptions {
 export interface AgentChannels {
   /** A client of the agent at `endpoint` on a kept channel; its close() hands the channel back (open, for the next call). */
   acquire(endpoint: AgentEndpoint): AgentClient;
+  /**
+   * Opens the channel `endpoint` would be acquired on, and starts its connection, unless one is kept already: a call
+   * expected soon (a fleet command's next servers) then finds it connected. It counts against maxChannels as an idle one.
+   */
+  warm(endpoint: AgentEndpoint): void;
   /** Channels kept now. */
   readonly size: number;
   /** Closes the channels idle for idleMs or more (a timer does it too). */
@@ -108,6 +113,17 @@ export function createAgentChannels(options: AgentChannelOptions): AgentChannels
         entry.lastUsed = now();
         if (entry.retired && entry.inUse === 0) entry.channel.close();
       });
+    },
+    warm(endpoint) {
+      if (closed) return;
+      const key = channelKey(endpoint);
+      const kept = entries.get(key);
+      if (kept && !failed(kept)) return;
+      if (kept) retire(kept);
+      const e: Entry = { key, channel: open(endpoint), inUse: 0, lastUsed: now(), retired: false };
+      entries.set(key, e);
+      bound();
+      if (!e.retired) e.channel.getChannel().getConnectivityState(true);
     },
     get size() {
       return entries.size;

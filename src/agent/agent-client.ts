@@ -1,6 +1,7 @@
 // The dispatcher's client of one agent (agent.v1 over gRPC): mutual TLS with this process's client certificate,
 // accepting only the certificate pinned for the agent it means to call; or, on a plaintext channel (development),
 // the agent's credential as `authorization: Bearer …`. Used by the pinger (monitor) and agent.run_script (worker).
+import { isIPv4, isIPv6 } from "node:net";
 import type { PeerCertificate } from "node:tls";
 import { credentials, Metadata, status as Code, type ChannelCredentials, type ServiceError } from "@grpc/grpc-js";
 import {
@@ -78,6 +79,17 @@ export function agentTarget(address: string, port: number): string {
   return `${address.includes(":") && !address.startsWith("[") ? `[${address}]` : address}:${port}`;
 }
 
+/**
+ * The channel's target: an IP literal through grpc-js's ipv4:/ipv6: resolver, which parses it, rather than the DNS
+ * resolver, which builds a c-ares resolver for every channel before it finds the host is an address.
+ */
+export function channelTarget(address: string, port: number): string {
+  const host = address.startsWith("[") && address.endsWith("]") ? address.slice(1, -1) : address;
+  if (isIPv4(host)) return `ipv4:${host}:${port}`;
+  if (isIPv6(host)) return `ipv6:[${host}]:${port}`;
+  return agentTarget(address, port);
+}
+
 /** Largest answer an agent may send (a command's output is capped well below it). */
 const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
 
@@ -86,8 +98,11 @@ const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
  * the first call; closing it closes the connection. Calls go through agentClientOver, which adds the credential.
  */
 export function openAgentChannel(endpoint: AgentEndpoint, maxMessageBytes = MAX_MESSAGE_BYTES): AgentServiceClient {
-  return new AgentServiceClient(agentTarget(endpoint.address, endpoint.port), channelCredentials(endpoint), {
+  return new AgentServiceClient(channelTarget(endpoint.address, endpoint.port), channelCredentials(endpoint), {
     "grpc.max_receive_message_length": maxMessageBytes,
+    // A pool of its own: closing a channel makes grpc-js walk its whole subchannel pool, and with the process-wide pool
+    // every close walked every agent target this process ever called (a worker keeps up to agent.maxChannels).
+    "grpc.use_local_subchannel_pool": 1,
     // One connection attempt per call is enough: the pinger and the job retry on their own schedule.
     "grpc.enable_retries": 0,
     // A name, not the IP, as TLS server name (the identity check looks at the agent id and pins, not at names).

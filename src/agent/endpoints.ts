@@ -90,23 +90,41 @@ function endpointOfUrl(value: string): Endpoint | null {
   }
 }
 
+function ownEndpointsOf(config: RulesConfig): Endpoint[] {
+  const urls = [config.provisioning.url, config.analytics.url, config.km.url, config.km.databaseUrl, config.telemetry.otlpEndpoint, ...config.mq.url.split(",")];
+  return [
+    listener(config.server.bind, config.server.port),
+    listener(config.bridge.bind, config.bridge.port),
+    listener(config.console.bind, config.console.port),
+    listener(config.km.bind, config.km.port),
+    ...urls.map((u) => endpointOfUrl(u.trim())).filter((e): e is Endpoint => e !== null),
+  ].filter((e) => e.port > 0);
+}
+
 function listener(bind: string, port: number): Endpoint {
   const host = normalizeHost(bind);
   return { host: host === "0.0.0.0" || host === "0:0:0:0:0:0:0:0" ? "*" : host, port };
 }
 
+type RulesConfig = Pick<Config, "server" | "bridge" | "console" | "km" | "provisioning" | "analytics" | "mq" | "telemetry">;
+
+/** Rules by configuration: a configuration is read once and never changes, and every agent call checks its endpoint. */
+const rulesOf = new WeakMap<RulesConfig, AgentEndpointRules>();
+
 /** The rules of a configuration: its listeners and the URLs of what it depends on; this host's interfaces. */
-export function agentEndpointRules(config: Pick<Config, "server" | "bridge" | "console" | "km" | "provisioning" | "analytics" | "mq" | "telemetry">): AgentEndpointRules {
+export function agentEndpointRules(config: RulesConfig): AgentEndpointRules {
+  let rules = rulesOf.get(config);
+  if (!rules) rulesOf.set(config, (rules = endpointRules(config)));
+  return rules;
+}
+
+function endpointRules(config: RulesConfig): AgentEndpointRules {
+  let own: Endpoint[] | undefined;
   return {
     ownEndpoints() {
-      const urls = [config.provisioning.url, config.analytics.url, config.km.url, config.km.databaseUrl, config.telemetry.otlpEndpoint, ...config.mq.url.split(",")];
-      return [
-        listener(config.server.bind, config.server.port),
-        listener(config.bridge.bind, config.bridge.port),
-        listener(config.console.bind, config.console.port),
-        listener(config.km.bind, config.km.port),
-        ...urls.map((u) => endpointOfUrl(u.trim())).filter((e): e is Endpoint => e !== null),
-      ].filter((e) => e.port > 0);
+      // Parsed on first use, not per call: eight URLs per agent call showed in a worker's profile.
+      own ??= ownEndpointsOf(config);
+      return own;
     },
     isLocal(address) {
       const host = normalizeHost(address);

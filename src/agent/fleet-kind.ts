@@ -4,7 +4,9 @@
 // spent (src/jobs/supervise.ts). It holds a worker slot while its children run. The command's environment is not in its
 // payload: each child carries it, sealed for its server (run-script-kind.ts).
 import { z } from "zod";
-import type { JobKind } from "../jobs/catalog.js";
+import type { JobContext, JobKind, JobOutcome } from "../jobs/catalog.js";
+import type { AgentChannels } from "./agent-channels.js";
+import { connectAhead } from "./fleet-ahead.js";
 import { PermanentJobError } from "../jobs/errors.js";
 import { describeCounts, superviseChildren } from "../jobs/supervise.js";
 import { DEFAULT_SCRIPT_TIMEOUT_MS, MAX_SCRIPT_TIMEOUT_MS, runScriptKind } from "./run-script-kind.js";
@@ -44,20 +46,33 @@ export const fleetRunKind: JobKind<FleetRunPayload> = {
   permission: "agents.execute_fleet",
   parent: true,
 
-  async handle(ctx, p) {
-    // A budget larger than the fleet: the command fails when every server failed.
-    const errorBudget = Math.min(p.errorBudget, p.servers);
-    const { counts, budgetSpent } = await superviseChildren(ctx, {
-      maxRunning: p.maxConcurrency,
-      errorBudget,
-      childTimeoutMs: runScriptKind.timeoutMs,
-      subjectPrefix: ctx.config.mq.subjectPrefix,
-      noun: "servers",
-    });
-    const summary = { servers: counts.total, succeeded: counts.succeeded, failed: counts.failed, cancelled: counts.cancelled, errorBudget, maxConcurrency: p.maxConcurrency };
-    if (budgetSpent) {
-      throw new PermanentJobError(`stopped after ${counts.failed} of ${counts.total} servers failed (error budget ${errorBudget}); ${describeCounts(counts, "servers")}`, "ABORTED", summary);
-    }
-    return { status: "succeeded", result: summary };
-  },
+  handle: (ctx, p) => runFleet(ctx, p),
 };
+
+/**
+ * The kind, connecting ahead over `channels` (a worker's kept channels, src/agent/agent-channels.ts) to the agents of
+ * the children it releases next: the worker that runs the parent usually runs its children too. The composition root
+ * gives a worker's catalog its channels.
+ */
+export function fleetRunKindOver(channels?: AgentChannels): JobKind<FleetRunPayload> {
+  return { ...fleetRunKind, handle: (ctx, p) => runFleet(ctx, p, channels) };
+}
+
+async function runFleet(ctx: JobContext, p: FleetRunPayload, channels?: AgentChannels): Promise<JobOutcome> {
+  // A budget larger than the fleet: the command fails when every server failed.
+  const errorBudget = Math.min(p.errorBudget, p.servers);
+  const afterRound = channels ? connectAhead(ctx.sql, ctx.config, channels, ctx.jobId, p.maxConcurrency, ctx.log) : undefined;
+  const { counts, budgetSpent } = await superviseChildren(ctx, {
+    maxRunning: p.maxConcurrency,
+    errorBudget,
+    childTimeoutMs: runScriptKind.timeoutMs,
+    subjectPrefix: ctx.config.mq.subjectPrefix,
+    noun: "servers",
+    afterRound,
+  });
+  const summary = { servers: counts.total, succeeded: counts.succeeded, failed: counts.failed, cancelled: counts.cancelled, errorBudget, maxConcurrency: p.maxConcurrency };
+  if (budgetSpent) {
+    throw new PermanentJobError(`stopped after ${counts.failed} of ${counts.total} servers failed (error budget ${errorBudget}); ${describeCounts(counts, "servers")}`, "ABORTED", summary);
+  }
+  return { status: "succeeded", result: summary };
+}

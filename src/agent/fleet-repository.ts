@@ -1,6 +1,7 @@
 // The servers a fleet command addresses: by ids, or by account (and region, name prefix), each with whether its agent
-// can take a command. Small reads over `Sql`.
+// can take a command; and the agents its held children will call. Small reads over `Sql`.
 import { sqlFragment, sqlJoin, type Sql, type SqlFragment } from "../db/sql.js";
+import { AGENT_WITH_SERVER_COLUMNS, agentWithServer, type AgentWithServer } from "./repository.js";
 
 export interface FleetServer {
   id: string;
@@ -47,4 +48,15 @@ function escapeLike(text: string): string {
 export async function accountExists(sql: Sql, accountId: string): Promise<boolean> {
   const rows = await sql.query<{ id: string }>`SELECT id FROM accounts WHERE id = ${accountId}`;
   return rows.length > 0;
+}
+
+/**
+ * The agent (with its server) of each held child of `parentId`, in the order the parent releases them (id order);
+ * null for a child whose server has no agent.
+ */
+export async function heldChildAgents(sql: Sql, parentId: string): Promise<(AgentWithServer | null)[]> {
+  const rows = await sql.query<Parameters<typeof agentWithServer>[0]>`
+    SELECT ${AGENT_WITH_SERVER_COLUMNS} FROM jobs j LEFT JOIN agents a ON a.server_id = j.resource_id LEFT JOIN servers s ON s.id = a.server_id
+     WHERE j.parent_id = ${parentId} AND j.held = 1 AND j.state = 'QUEUED' ORDER BY j.id`;
+  return rows.map((r) => (r.id === null ? null : agentWithServer(r)));
 }

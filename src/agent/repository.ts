@@ -108,18 +108,34 @@ export async function findAgentByServer(sql: Sql, serverId: string): Promise<Age
 }
 
 /** The agent of a server and the server as its driver observed it, in one read (agent.run_script's first step). */
-export async function findAgentWithServer(sql: Sql, serverId: string): Promise<{ agent: AgentRow; server: ServerForAgent | null } | null> {
-  const rows = await sql.query<AgentRow & { sId: string | null; sAccountId: string; sState: string; sAgentState: string; sAddresses: unknown; sDetails: unknown }>`
-    SELECT a.id, a.server_id AS serverId, a.credential_hash AS credentialHash, a.version, a.hostname, a.address, a.port, a.state,
-           a.missed_pings AS missedPings, a.last_seen_at AS lastSeenAt, a.next_ping_at AS nextPingAt, a.registered_at AS registeredAt,
-           a.public_key AS publicKey, a.cert_sha256 AS certSha256, a.prev_cert_sha256 AS prevCertSha256, a.cert_not_after AS certNotAfter,
-           a.signed_at_ms AS signedAtMs, s.id AS sId, s.account_id AS sAccountId, s.state AS sState, s.agent_state AS sAgentState,
-           s.addresses AS sAddresses, s.details AS sDetails
-      FROM agents a LEFT JOIN servers s ON s.id = a.server_id WHERE a.server_id = ${serverId}`;
-  const row = rows[0];
-  if (!row) return null;
+/** An agent with its server (null when the server row is gone), as an agent call checks them. */
+export interface AgentWithServer {
+  agent: AgentRow;
+  server: ServerForAgent | null;
+}
+
+type AgentWithServerRow = AgentRow & { sId: string | null; sAccountId: string; sState: string; sAgentState: string; sAddresses: unknown; sDetails: unknown };
+
+/** The columns of an AgentWithServerRow, from `agents a LEFT JOIN servers s`. */
+export const AGENT_WITH_SERVER_COLUMNS = new SqlFragment(
+  [`a.id, a.server_id AS serverId, a.credential_hash AS credentialHash, a.version, a.hostname, a.address, a.port, a.state,
+    a.missed_pings AS missedPings, a.last_seen_at AS lastSeenAt, a.next_ping_at AS nextPingAt, a.registered_at AS registeredAt,
+    a.public_key AS publicKey, a.cert_sha256 AS certSha256, a.prev_cert_sha256 AS prevCertSha256, a.cert_not_after AS certNotAfter,
+    a.signed_at_ms AS signedAtMs, s.id AS sId, s.account_id AS sAccountId, s.state AS sState, s.agent_state AS sAgentState,
+    s.addresses AS sAddresses, s.details AS sDetails`],
+  [],
+);
+
+export function agentWithServer(row: AgentWithServerRow): AgentWithServer {
   const { sId, sAccountId, sState, sAgentState, sAddresses, sDetails, ...agent } = row;
   return { agent, server: sId === null ? null : { id: sId, accountId: sAccountId, state: sState, agentState: sAgentState, addresses: sAddresses, details: sDetails } };
+}
+
+export async function findAgentWithServer(sql: Sql, serverId: string): Promise<AgentWithServer | null> {
+  const rows = await sql.query<AgentWithServerRow>`
+    SELECT ${AGENT_WITH_SERVER_COLUMNS} FROM agents a LEFT JOIN servers s ON s.id = a.server_id WHERE a.server_id = ${serverId}`;
+  const row = rows[0];
+  return row ? agentWithServer(row) : null;
 }
 
 export async function findAgent(sql: Sql, id: string): Promise<AgentRow | null> {

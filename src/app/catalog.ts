@@ -1,5 +1,5 @@
 // The job catalog of this build, assembled from the kinds each domain declares beside its own code.
-import { fleetRunKind } from "../agent/fleet-kind.js";
+import { fleetRunKindOver } from "../agent/fleet-kind.js";
 import type { AgentChannels } from "../agent/agent-channels.js";
 import { runScriptKindOver } from "../agent/run-script-kind.js";
 import { JobCatalog } from "../jobs/catalog.js";
@@ -15,7 +15,7 @@ export function buildCatalog(options: { agentChannels?: AgentChannels } = {}): J
   const catalog = new JobCatalog();
   catalog.register(diagnosticKind);
   catalog.register(runScriptKindOver(options.agentChannels));
-  catalog.register(fleetRunKind);
+  catalog.register(fleetRunKindOver(options.agentChannels));
   catalog.register(accountDiscoverKind);
   for (const kind of SERVER_KINDS) catalog.register(kind);
   for (const kind of RESOURCE_KINDS) catalog.register(kind);

@@ -83,6 +83,7 @@ export function createAttemptControl(options: AttemptControlOptions): AttemptCon
     config: services.config,
     nats: services.nats,
     relay: services.relay,
+    localStarts: services.localStarts,
     jobId: ref.jobId,
     kind: ref.kind,
     attempt: ref.attempt,

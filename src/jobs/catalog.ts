@@ -6,6 +6,7 @@ import type { Sql, SqlPool } from "../db/sql.js";
 import type { KmClient } from "../km/client.js";
 import type { Logger } from "../log.js";
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { StartedJob } from "./attempt.js";
 import type { OutboxPublisher } from "./relay.js";
 
 /**
@@ -29,6 +30,28 @@ export interface JobServices {
   nats?: NatsConnection | undefined;
   /** Publishes outbox rows this process committed at once (a parent releasing children); without it the relays' poll loops do within seconds. */
   relay?: OutboxPublisher | undefined;
+  /** In a worker: its free slots, where a parent starts the children it releases (src/jobs/children.ts). */
+  localStarts?: LocalStarts | undefined;
+}
+
+/**
+ * A worker's free slots as a parent job uses them: children it releases into them start in the release's own
+ * transaction, under this worker's lease and with no message, and run here at once. Slots are reserved before the
+ * release and each started child is handed to run() after its commit; a crash leaves them RUNNING under a lease that
+ * expires, and the reconciler requeues and publishes them as it does any job whose worker died.
+ */
+export interface LocalStarts {
+  /** lease_owner and lease of the attempts started so. */
+  owner: string;
+  leaseMs: number;
+  /** Whether this worker runs jobs of `kind` here: a kind it does not know, or a parent's, waits for a delivery. */
+  runs(kind: string): boolean;
+  /** Reserves up to `max` free slots (none while the worker stops); how many it reserved. */
+  reserve(max: number): number;
+  /** Gives back `n` reserved slots no child took. */
+  unreserve(n: number): void;
+  /** Runs a child a release started under `owner`, in one of the reserved slots. */
+  run(job: StartedJob): void;
 }
 
 /** What a handler (or a completion check) receives besides its payload: its attempt, and the job services. */

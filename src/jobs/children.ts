@@ -6,6 +6,7 @@ import { sqlFragment, sqlJoin, type Sql, type SqlFragment, type SqlPool } from "
 import type { ChildCounts, JobState } from "./model.js";
 import { insertOutboxEntries, type OutboxRef } from "./outbox.js";
 import type { NewJob } from "./new-job.js";
+import { micros, type StartedJob } from "./attempt.js";
 
 /** Rows per INSERT statement when writing children (all in the caller's one transaction). */
 const INSERT_CHUNK = 500;
@@ -87,6 +88,11 @@ export interface ReleaseInput extends ParentAttempt {
   /** A released child's deadline, from its release. */
   childTimeoutMs: number;
   subjectPrefix: string;
+  /**
+   * Start up to `max` of the children released (the first ones) in this transaction, RUNNING under `owner`'s lease,
+   * with no outbox row: the caller runs them in slots it reserved (LocalStarts).
+   */
+  startHere?: { owner: string; leaseMs: number; max: number; runs(kind: string): boolean };
 }
 
 export type ReleaseRound =
@@ -103,6 +109,8 @@ export type ReleaseRound =
       budgetSpent: boolean;
       /** Ids of the children released and not ended as the round left them (those it released among them). */
       live: string[];
+      /** Children released and started by this round under `startHere.owner`: run them once the transaction committed. */
+      startedHere: StartedJob[];
     };
 
 /**
@@ -138,31 +146,77 @@ export async function releaseRound(pool: SqlPool, input: ReleaseInput): Promise<
       const n = await cancelUnstartedChildren(tx, input.jobId, actor, why);
       moveCounts(counts, n);
       if (cancelRequested) await requestCancelOfRunningChildren(tx, input.jobId, actor, why);
-      return { status: "ok", counts, released: [], cancelRequested, budgetSpent, live };
+      return { status: "ok", counts, released: [], cancelRequested, budgetSpent, live, startedHere: [] };
     }
     const room = Math.min(input.maxRunning - counts.running, counts.pending);
-    if (room <= 0) return { status: "ok", counts, released: [], cancelRequested, budgetSpent, live };
-    const rows = await tx.query<{ id: string; kind: string; traceparent: string | null }>`
-      SELECT id, kind, traceparent FROM jobs WHERE parent_id = ${input.jobId} AND held = 1 AND state = 'QUEUED'
-       ORDER BY id LIMIT ${room} FOR UPDATE`;
-    if (rows.length === 0) return { status: "ok", counts, released: [], cancelRequested, budgetSpent, live };
+    if (room <= 0) return { status: "ok", counts, released: [], cancelRequested, budgetSpent, live, startedHere: [] };
+    const rows = await tx.query<HeldRow>`
+      SELECT id, kind, traceparent, attempt, max_attempts AS maxAttempts, payload, cancel_requested AS cancelRequested
+        FROM jobs WHERE parent_id = ${input.jobId} AND held = 1 AND state = 'QUEUED' ORDER BY id LIMIT ${room} FOR UPDATE`;
+    if (rows.length === 0) return { status: "ok", counts, released: [], cancelRequested, budgetSpent, live, startedHere: [] };
+    const by = input.startHere;
+    const here = by ? rows.filter((r) => startable(r) && by.runs(r.kind)).slice(0, by.max) : [];
+    const published = rows.filter((r) => !here.includes(r));
     const released = rows.map((r) => r.id);
-    // published_at now: the reconciler measures a lost message from it, and these were created long ago.
-    const [, , refs] = await Promise.all([
-      tx.execute`
-        UPDATE jobs SET held = 0, publish_count = 1, published_at = NOW(3), updated_at = NOW(3),
-               deadline_at = NOW(3) + INTERVAL ${Math.max(0, Math.round(input.childTimeoutMs * 1000))} MICROSECOND
-         WHERE id IN (${released})`,
+    const deadline = sqlFragment`NOW(3) + INTERVAL ${Math.max(0, Math.round(input.childTimeoutMs * 1000))} MICROSECOND`;
+    // published_at now: the reconciler measures a lost message from it, and these were created long ago. The
+    // statements run in order: the events read the attempts the starts' UPDATE wrote.
+    const [, started, , , refs] = await Promise.all([
+      published.length > 0
+        ? tx.execute`
+            UPDATE jobs SET held = 0, publish_count = 1, published_at = NOW(3), updated_at = NOW(3), deadline_at = ${deadline}
+             WHERE id IN (${published.map((r) => r.id)})`
+        : 0,
+      here.length > 0 && input.startHere ? startReleased(tx, here.map((r) => r.id), input.startHere, deadline) : 0,
       appendEventsOf(tx, sqlFragment`j.id IN (${released})`, { type: "released", from: "QUEUED", to: "QUEUED", actor, message: `released by job ${input.jobId}` }),
-      insertOutboxEntries(
-        tx,
-        rows.map((r) => ({ jobId: r.id, kind: r.kind, traceparent: r.traceparent, subjectPrefix: input.subjectPrefix, publication: 1, attempt: 0 })),
-      ),
+      here.length > 0 && input.startHere
+        ? appendEventsOf(tx, sqlFragment`j.id IN (${here.map((r) => r.id)})`, {
+            type: "started",
+            from: "QUEUED",
+            to: "RUNNING",
+            actor: input.startHere.owner,
+            message: sqlFragment`CONCAT('attempt ', j.attempt, ' of ', j.max_attempts, ${` (started on release by job ${input.jobId})`})`,
+          })
+        : undefined,
+      published.length > 0
+        ? insertOutboxEntries(
+            tx,
+            published.map((r) => ({ jobId: r.id, kind: r.kind, traceparent: r.traceparent, subjectPrefix: input.subjectPrefix, publication: 1, attempt: 0 })),
+          )
+        : [],
     ]);
+    if (started !== here.length) throw new Error(`children changed under their row locks (${started} of ${here.length} started)`);
     counts.pending -= rows.length;
     counts.running += rows.length;
-    return { status: "ok", counts, released: refs, cancelRequested, budgetSpent, live: [...live, ...released] };
+    const deadlineInMs = input.childTimeoutMs;
+    const startedHere = here.map((r): StartedJob => ({ id: r.id, kind: r.kind, attempt: r.attempt + 1, maxAttempts: r.maxAttempts, payload: r.payload, traceparent: r.traceparent, deadlineInMs }));
+    return { status: "ok", counts, released: refs, cancelRequested, budgetSpent, live: [...live, ...released], startedHere };
   });
+}
+
+/** A held child as a release reads it: enough to publish it, or to start and run it. */
+interface HeldRow {
+  id: string;
+  kind: string;
+  traceparent: string | null;
+  attempt: number;
+  maxAttempts: number;
+  payload: unknown;
+  cancelRequested: number;
+}
+
+/** A held child that may start as it is released: attempts left and no cancellation asked (RUNNABLE_NOW's test; its deadline is new). */
+function startable(r: HeldRow): boolean {
+  return r.attempt < r.maxAttempts && Number(r.cancelRequested) !== 1;
+}
+
+/** Releases the held children `ids` (locked) straight to RUNNING under `owner`'s lease, as a worker's start does; rows changed. */
+function startReleased(tx: Sql, ids: string[], by: { owner: string; leaseMs: number }, deadline: SqlFragment): Promise<number> {
+  return tx.execute`
+    UPDATE jobs SET held = 0, publish_count = 0, published_at = NOW(3), deadline_at = ${deadline}, state = 'RUNNING', attempt = attempt + 1,
+           lease_owner = ${by.owner}, lease_expires_at = NOW(3) + INTERVAL ${micros(by.leaseMs)} MICROSECOND, next_check_at = NULL,
+           started_at = COALESCE(started_at, NOW(3)), updated_at = NOW(3)
+     WHERE id IN (${ids}) AND held = 1 AND state = 'QUEUED'`;
 }
 
 /** Counts after `n` pending-or-queued children were cancelled (held ones first, as cancelUnstartedChildren takes them). */
@@ -236,7 +290,7 @@ async function lockChildren<T>(tx: Sql, parentId: string, columns: SqlFragment, 
 }
 
 /** The next event of each job `where` selects (rows the transaction locked), with its attempt read from the job. */
-async function appendEventsOf(tx: Sql, where: SqlFragment, e: { type: string; from: JobState; to: JobState; actor: string; message: string }): Promise<void> {
+async function appendEventsOf(tx: Sql, where: SqlFragment, e: { type: string; from: JobState; to: JobState; actor: string; message: string | SqlFragment }): Promise<void> {
   await tx.execute`
     INSERT INTO job_events (job_id, sequence, type, from_state, to_state, attempt, actor, message, created_at)
     SELECT j.id, COALESCE((SELECT MAX(x.sequence) FROM job_events x WHERE x.job_id = j.id), 0) + 1, ${e.type}, ${e.from}, ${e.to},

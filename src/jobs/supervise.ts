@@ -26,6 +26,8 @@ export interface SuperviseOptions {
   subjectPrefix: string;
   /** Words for the progress line, e.g. "servers". */
   noun?: string;
+  /** Called after each round that left children to release, once its releases went to the relay (a kind prepares the next ones). */
+  afterRound?: (counts: ChildCounts) => void;
 }
 
 export interface Supervised {
@@ -48,20 +50,35 @@ export async function superviseChildren(ctx: JobContext, options: SuperviseOptio
   let last = "";
   try {
     for (;;) {
-      const round = await releaseRound(ctx.sql, {
-        jobId: ctx.jobId,
-        attempt: ctx.attempt,
-        maxRunning: options.maxRunning,
-        errorBudget: options.errorBudget,
-        childTimeoutMs: options.childTimeoutMs,
-        subjectPrefix: options.subjectPrefix,
-      });
+      // Slots of this worker for the children the round releases: they start in its transaction and run here, with no
+      // trip through the outbox, JetStream and a start transaction; the rest are published as before.
+      const local = ctx.localStarts;
+      const reserved = local?.reserve(options.maxRunning) ?? 0;
+      let round: Awaited<ReturnType<typeof releaseRound>>;
+      try {
+        round = await releaseRound(ctx.sql, {
+          jobId: ctx.jobId,
+          attempt: ctx.attempt,
+          maxRunning: options.maxRunning,
+          errorBudget: options.errorBudget,
+          childTimeoutMs: options.childTimeoutMs,
+          subjectPrefix: options.subjectPrefix,
+          startHere: local && reserved > 0 ? { owner: local.owner, leaseMs: local.leaseMs, max: reserved, runs: (kind) => local.runs(kind) } : undefined,
+        });
+      } catch (err) {
+        local?.unreserve(reserved);
+        throw err;
+      }
+      const startedHere = round.status === "ok" ? round.startedHere : [];
+      local?.unreserve(reserved - startedHere.length);
       if (round.status === "lost") throw new LeaseLostError();
-      // Listening to the children just released before they are published, so that one which ends at once still wakes
-      // this loop; the interest is queued on the connection ahead of their publication, and nothing waits for a read
-      // or a round trip before the release goes out.
-      if (nats) for (const ref of round.released) listen(nats, subs, bell, ref.jobId);
+      // Listening to the children just released before they are published or run, so that one which ends at once
+      // still wakes this loop; the interest is queued on the connection ahead of their publication, and nothing waits
+      // for a read or a round trip before the release goes out.
+      if (nats) for (const id of [...startedHere.map((j) => j.id), ...round.released.map((r) => r.jobId)]) listen(nats, subs, bell, id);
+      for (const job of startedHere) local?.run(job);
       for (const ref of round.released) ctx.relay?.submit(ref);
+      if (!round.cancelRequested && !round.budgetSpent && round.counts.pending > 0) options.afterRound?.(round.counts);
       // Then drop the doorbells of children that ended, and listen to any released before (by an earlier attempt).
       if (nats) await listenToRunning(nats, round.live, subs, bell);
       const line = describeCounts(round.counts, options.noun);

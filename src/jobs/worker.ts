@@ -18,6 +18,7 @@ import { classifyFailure, createAttemptControl, LeaseLostError, RunnerStoppingEr
 import { JobCatalog, type JobKind, type JobOutcome, type JobServices } from "./catalog.js";
 import { startClaimer, type ClaimedJob, type Claimer } from "./claimer.js";
 import { createJobSlots } from "./slots.js";
+import { createLocalStarts } from "./local-starts.js";
 import { isTerminal } from "./model.js";
 import { completeMany, startMany } from "./execution-batch.js";
 import { JobExecution, type AttemptRef, type CompleteInput, type StartInput, type StartResult, type StartedJob } from "./execution.js";
@@ -133,10 +134,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     await take(d, msg, span, false);
   }
 
-  /** A claimed job, in a span of its own continuing the job's trace as a delivery's does. */
-  function takeClaimed(job: ClaimedJob, settle: Settle): Promise<boolean> {
+  /** A claimed job (or, not `claimed`, a child run here again), in a span of its own continuing the job's trace as a delivery's does. */
+  function takeClaimed(job: ClaimedJob, settle: Settle, claimed = true): Promise<boolean> {
     const options = { kind: SpanKind.CONSUMER, parent: contextFromTraceparent(job.traceparent), attributes: jobAttributes({ id: job.jobId, kind: job.kind }) };
-    return withSpan(`claim ${job.kind}`, options, (span) => take(settle, job, span, true));
+    return withSpan(`${claimed ? "claim" : "run"} ${job.kind}`, options, (span) => take(settle, job, span, claimed));
   }
 
   /** Starts and runs a job under the parent-slot rule; whether it started. */
@@ -203,7 +204,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         : { code: "UNIMPLEMENTED", message: `no handler for job kind ${job.kind}` };
       return commit(d, jobLog, () => ex.fail({ ...ref, error }), "term");
     }
-    const control = createAttemptControl({ ex, ref, services: resources, log: jobLog, deadlineInMs: job.deadlineInMs });
+    const control = createAttemptControl({ ex, ref, services, log: jobLog, deadlineInMs: job.deadlineInMs });
     active.add(control);
     const renewal = renewLease(d, control, ref, jobLog);
     let outcome: JobOutcome | undefined;
@@ -267,6 +268,11 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     }, renewEveryMs);
   }
 
+  // Children a parent running here releases into this worker's free slots, started in the release's transaction:
+  // they hold their slots as deliveries and claimed jobs do, and stop() waits for them.
+  const localStarts = createLocalStarts({ owner, leaseMs, catalog, slots, runAttempt, take: (job, settle) => takeClaimed(job, settle, false), log });
+  const services: JobServices = { ...resources, localStarts };
+
   const consumption = await consume(jetstream(nats), { stream, durable, maxMessages: concurrency, onMessage, log });
   const claimAfterMs = config.jobs.claimAfterMs;
   // Started once the consumer is up, so that a delivery, if one comes, is seen first.
@@ -282,8 +288,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       return claimedStarts;
     },
     async stop(graceMs) {
+      localStarts.stop();
       slots.close();
-      const stopped = Promise.all([consumption.stop(), claimer?.stop()]);
+      const stopped = Promise.all([consumption.stop(), claimer?.stop()]).then(() => localStarts.drained());
       let timer: NodeJS.Timeout | undefined;
       const graceOver = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, graceMs);

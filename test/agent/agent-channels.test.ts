@@ -16,6 +16,7 @@ import { deriveAgentCredential } from "../../src/agent/secrets.js";
 import { newId } from "../../src/db/ids.js";
 import type { AgentServiceClient } from "../../src/gen/proto/agent/v1/agent.js";
 import { freePort } from "../support/net.js";
+import { until } from "../support/poll.js";
 import { startAgentFarm, type AgentFarm } from "./fleet-farm.js";
 
 const key = randomBytes(32);
@@ -114,6 +115,21 @@ describe("agent channels", () => {
     await expect(run(channels.acquire(stale))).rejects.toMatchObject({ code: Code.UNAUTHENTICATED });
     expect(opened).toHaveLength(1);
     channels.close();
+  });
+
+  it("connect a warmed channel before any call, and give the next call that channel", async () => {
+    const { channels, opened } = watched();
+    channels.warm(plaintext(agents[0] as string));
+    channels.warm(plaintext(agents[0] as string));
+    expect(opened).toHaveLength(1);
+    const channel = (opened[0] as { channel: AgentServiceClient }).channel;
+    await until(() => state(channel) === connectivityState.READY, 5_000, "the warmed channel connected");
+    expect((await run(channels.acquire(plaintext(agents[0] as string)))).exitCode).toBe(0);
+    expect(opened).toHaveLength(1);
+    channels.close();
+    // Closed: warming opens nothing.
+    channels.warm(plaintext(agents[1] as string));
+    expect(opened).toHaveLength(1);
   });
 
   it("close a channel idle for idleMs, not one a call holds", async () => {

@@ -14,6 +14,7 @@ import { startWorker, type RunningWorker } from "../../src/jobs/worker.js";
 import { republishQueued } from "../../src/monitor/queries.js";
 import { purgeFinishedJobs } from "../../src/monitor/retention.js";
 import { startTestServer, type TestServer } from "../rpc/fixtures.js";
+import { freePort } from "../support/net.js";
 import { until } from "../support/poll.js";
 import { insertFleet, startAgentFarm, type AgentFarm } from "./fleet-farm.js";
 import { openAgentHarness, quiet, type AgentHarness } from "./support.js";
@@ -190,6 +191,25 @@ describe("with a worker", () => {
     expect(children.map((c) => c.serverId)).toEqual(servers);
     expect(releasedOrder).toEqual(children.map((c) => c.id));
   }, 60_000);
+
+  it("takes a child started in the parent's worker up again there after its backoff, as a redelivery would", async () => {
+    // An agent nothing answers for: the call fails UNAVAILABLE, a retryable failure (backoff 2 s).
+    const key = Buffer.from(a.h.config.agent.credentialKey, "base64");
+    const fleet = await insertFleet(a.h.sql, { accountId: a.accountId, count: 1, port: await freePort(), credentialKey: key, namePrefix: "unreachable-" });
+    const { job } = await runFleet({ serverIds: [...fleet.values()], maxConcurrency: 1 });
+    const id = job?.id ?? "";
+    onTestFinished(async () => {
+      await cancel(id).catch(() => undefined);
+      await watch(id);
+    });
+    // Not left for the reconciler's republication (30 s), nor to the claimer (its event would say so).
+    const second = await until(async () => {
+      const [row] = await a.h.sql.query<{ message: string }>`
+        SELECT e.message FROM job_events e JOIN jobs j ON j.id = e.job_id WHERE j.parent_id = ${id} AND e.type = 'started' AND e.attempt = 2`;
+      return row ?? null;
+    }, 10_000, "the child's second attempt");
+    expect(second.message).toBe("attempt 2 of 3");
+  }, 30_000);
 
   it("stops after 3 failures with an error budget of 3: nothing is released after the third, the rest is cancelled, the parent FAILED", async () => {
     // Every third server fails, from the second one on.
