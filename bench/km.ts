@@ -1,6 +1,7 @@
 // npm run bench:km — GetCredential over mutual TLS from this process against a separate `dispatcher serve --role km`
 // process (real MariaDB: a row read, an unwrap and decrypt, the channel seal, and the fail-closed audit record in the
-// table and the file for every call). 1, 16 and 64 concurrent callers. Prints a summary and one JSON line.
+// table and the file for every call). 1, 16 and 64 concurrent callers. Prints a summary (with the client process's GC
+// pauses, which stop all of its callers at once) and one JSON line.
 // Options (env): BENCH_SECONDS (per level, default 5), BENCH_LEVELS (concurrencies, default "1,16,64"), BENCH_CREDENTIALS (distinct credentials read, default 100),
 // BENCH_KM_NODE_ARGS (node flags for the KM process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/km-prof"), BENCH_KM_PLAINTEXT=1
 // (development-mode plaintext transport instead of mTLS, to see what TLS costs). DISPATCHER_* variables pass through
@@ -10,6 +11,7 @@ import { constants, rmSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { loadavg } from "node:os";
+import { PerformanceObserver } from "node:perf_hooks";
 import { loadConfig } from "../src/config.js";
 import { openConnection } from "../src/db/connect.js";
 import { withDatabase } from "../src/db/url.js";
@@ -105,6 +107,16 @@ try {
     const latencies: number[] = [];
     const end = Date.now() + seconds * 1000;
     const cpu0 = cpu();
+    // The client's GC pauses: each stops all of its callers at once (they share the process), so they show in the tail.
+    const gc = { pauses: 0, totalMs: 0, maxMs: 0 };
+    const gcWatch = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        gc.pauses++;
+        gc.totalMs += e.duration;
+        gc.maxMs = Math.max(gc.maxMs, e.duration);
+      }
+    });
+    gcWatch.observe({ entryTypes: ["gc"] });
     const started = performance.now();
     await Promise.all(
       Array.from({ length: concurrency }, async (_, i) => {
@@ -120,6 +132,7 @@ try {
       }),
     );
     const elapsed = (performance.now() - started) / 1000;
+    gcWatch.disconnect();
     const cpu1 = cpu();
     latencies.sort((a, b) => a - b);
     const perCall = (a: number, b: number): number => round(((b - a) * 1000) / Math.max(1, latencies.length), 3);
@@ -132,6 +145,7 @@ try {
       maxMs: round(latencies[latencies.length - 1] ?? 0, 1),
       cpuMsPerCall: { km: perCall(cpu0.km, cpu1.km), mariadb: perCall(cpu0.mariadb, cpu1.mariadb), client: perCall(cpu0.client, cpu1.client) },
       machineBusy: round((cpu1.ticks.busy - cpu0.ticks.busy) / Math.max(1, cpu1.ticks.total - cpu0.ticks.total), 2),
+      clientGc: { pauses: gc.pauses, totalMs: round(gc.totalMs, 0), meanMs: round(gc.totalMs / Math.max(1, gc.pauses), 2), maxMs: round(gc.maxMs, 1) },
     };
   };
 
@@ -141,7 +155,7 @@ try {
   for (const level of LEVELS) {
     const r = await run(level, SECONDS);
     results.push(r);
-    say(`  ${String(level).padStart(2)} concurrent: ${r.callsPerSec} calls/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms (max ${r.maxMs} ms, ${r.calls} calls); CPU ms/call KM ${r.cpuMsPerCall.km}, MariaDB ${r.cpuMsPerCall.mariadb}, client ${r.cpuMsPerCall.client}; machine ${Math.round(r.machineBusy * 100)} % busy`);
+    say(`  ${String(level).padStart(2)} concurrent: ${r.callsPerSec} calls/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms (max ${r.maxMs} ms, ${r.calls} calls); CPU ms/call KM ${r.cpuMsPerCall.km}, MariaDB ${r.cpuMsPerCall.mariadb}, client ${r.cpuMsPerCall.client}; machine ${Math.round(r.machineBusy * 100)} % busy; client GC ${r.clientGc.pauses} pauses, mean ${r.clientGc.meanMs} ms, max ${r.clientGc.maxMs} ms`);
   }
   const floor = await diskFloor(dataDir, env.DISPATCHER_KM_DATABASE_URL as string);
   say(`  disk floor (alone, one at a time): durable append p50 ${floor.fileAppend.p50Ms} ms, p99 ${floor.fileAppend.p99Ms} ms; one-row commit p50 ${floor.commit.p50Ms} ms, p99 ${floor.commit.p99Ms} ms`);

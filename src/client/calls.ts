@@ -1,5 +1,5 @@
 // Promise and async-iterable calls over one grpc-js Client, typed from a generated (ts-proto) service definition.
-import { Metadata, status as Code, type Client, type ClientReadableStream, type ClientWritableStream, type MethodDefinition, type ServiceDefinition } from "@grpc/grpc-js";
+import { Metadata, status as Code, type Client, type ClientReadableStream, type ClientUnaryCall, type ClientWritableStream, type MethodDefinition, type ServiceDefinition } from "@grpc/grpc-js";
 import { randomUUID } from "node:crypto";
 import { DispatcherError } from "./errors.js";
 
@@ -21,6 +21,12 @@ export interface CallDefaults {
    * caller left it empty), with exponential backoff and full jitter, within the call's deadline. Absent: none.
    */
   keyedRetry?: KeyedRetry | undefined;
+  /**
+   * Whether grpc-js records the caller's stack for each unary call (default true): it builds an Error (a stack
+   * capture) in every call only to append that stack to a failure's. On a hot path (KM's GetCredential) the capture
+   * was a fifth to a third of a raw grpc-js unary call's client CPU; false skips it, and failures lose those frames.
+   */
+  callerStack?: boolean | undefined;
 }
 
 export interface KeyedRetry {
@@ -101,11 +107,13 @@ export function unaryCall<Req, Res>(client: Client, method: MethodDefinition<Req
   return new Promise((resolve, reject) => {
     if (options.signal?.aborted) return reject(new DispatcherError(Code.CANCELLED, "cancelled before the call started"));
     const deadlineMs = options.deadlineMs ?? defaults.defaultDeadlineMs;
-    const call = client.makeUnaryRequest(method.path, method.requestSerialize, method.responseDeserialize, request, requestMetadata(defaults, options), deadlineMs > 0 ? { deadline: Date.now() + deadlineMs } : {}, (err, response) => {
-      options.signal?.removeEventListener("abort", cancel);
-      if (err) reject(DispatcherError.from(err));
-      else resolve(response as Res);
-    });
+    const start = (): ClientUnaryCall =>
+      client.makeUnaryRequest(method.path, method.requestSerialize, method.responseDeserialize, request, requestMetadata(defaults, options), deadlineMs > 0 ? { deadline: Date.now() + deadlineMs } : {}, (err, response) => {
+        options.signal?.removeEventListener("abort", cancel);
+        if (err) reject(DispatcherError.from(err));
+        else resolve(response as Res);
+      });
+    const call = defaults.callerStack === false ? withoutStackCapture(start) : start();
     const cancel = (): void => call.cancel();
     options.signal?.addEventListener("abort", cancel, { once: true });
   });
@@ -182,6 +190,17 @@ export async function clientStreamCall<Req, Res>(
     options.signal?.removeEventListener("abort", cancel);
   }
   return answer;
+}
+
+/** Runs `fn` with stack capture off (Error.stackTraceLimit 0), restored before returning: synchronous code only. */
+function withoutStackCapture<T>(fn: () => T): T {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return fn();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
 }
 
 function requestMetadata(defaults: CallDefaults, options: CallOptions): Metadata {

@@ -79,6 +79,8 @@ export function createKmClientFromConfig(config: Config, identity: string, log?:
 export function createKmClient(options: KmClientOptions): KmClient {
   const channelOptions: ChannelOptions = {
     "grpc.service_config": retryServiceConfig(idempotentMethods(loadDescriptorSet()).filter((m) => m.service === "km.v1.KeyManagementService"), DEFAULT_RETRY),
+    // No channelz service is served: its per-call counters and timestamps are CPU and garbage on every GetCredential.
+    "grpc.enable_channelz": 0,
     ...options.channelOptions,
   };
   const t = options.transport;
@@ -88,7 +90,12 @@ export function createKmClient(options: KmClientOptions): KmClient {
   }
   const grpc = new Client(options.address, t.kind === "tls" ? t.credentials : grpcCredentials.createInsecure(), channelOptions);
   const channel = createChannelOpener(options.channelKeys);
-  const stub: Stub = promiseClient(grpc, KeyManagementServiceService, REQUESTS, { token: t.kind === "plaintext" ? t.token : undefined, defaultDeadlineMs: options.defaultDeadlineMs ?? 10_000 });
+  const stub: Stub = promiseClient(grpc, KeyManagementServiceService, REQUESTS, {
+    token: t.kind === "plaintext" ? t.token : undefined,
+    defaultDeadlineMs: options.defaultDeadlineMs ?? 10_000,
+    // KM failures become domain errors by code (kmError); the caller's frames grpc-js would add cost more than they tell.
+    callerStack: false,
+  });
 
   const call = async <T>(method: string, attributes: Record<string, string>, fn: (o: CallOptions) => Promise<T>, options: KmCallOptions = {}): Promise<T> =>
     withSpan(`km.${method}`, { kind: SpanKind.INTERNAL, attributes }, async () => {

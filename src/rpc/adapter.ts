@@ -185,7 +185,6 @@ const DEADLINE_SLACK_MS = 20;
 
 /** One call's lifetime: signal, deadline timer, in-flight entry, the single reply and its request log line. */
 class Call implements InFlightCall {
-  readonly controller = new AbortController();
   readonly started = performance.now();
   readonly peer: string;
   readonly deadline: Date;
@@ -194,6 +193,13 @@ class Call implements InFlightCall {
   principal: Readonly<Principal> | null = null;
   replied = false;
   private timer: NodeJS.Timeout | undefined;
+  /** Why the call was aborted (deadline, client cancel, shutdown); undefined while it runs. */
+  private abortReason: DomainError | undefined;
+  /**
+   * Made when something first asks for the signal: most unary handlers never do, and an AbortController with its
+   * AbortSignal (an EventTarget) was the largest single allocation of the adapter on KM's GetCredential path.
+   */
+  private controller: AbortController | undefined;
   // grpc-js ends a call whose client deadline passed (and the client resets it) at about the moment our own timer
   // fires; a cancellation that close to the deadline is the deadline.
   private readonly onCancelled = (): void =>
@@ -219,9 +225,19 @@ class Call implements InFlightCall {
     (surface as NodeJS.EventEmitter).on("cancelled", this.onCancelled);
   }
 
+  /** Aborted on client cancel, deadline or shutdown, with the matching DomainError as its reason. */
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.abortReason) this.controller.abort(this.abortReason);
+    }
+    return this.controller.signal;
+  }
+
   abort(reason: DomainError): void {
-    if (this.controller.signal.aborted) return;
-    this.controller.abort(reason);
+    if (this.abortReason) return;
+    this.abortReason = reason;
+    this.controller?.abort(reason);
     // Deadline and shutdown answer at once; the handler's late result is dropped.
     this.finish(reason);
   }
@@ -233,7 +249,7 @@ class Call implements InFlightCall {
     let status: RpcStatus | null = null;
     if (outcome !== null) {
       // A handler that fails because its signal fired (a driver's AbortError, say) reports why the signal fired.
-      const err = this.controller.signal.aborted && !(outcome instanceof DomainError) ? this.controller.signal.reason : outcome;
+      const err = this.abortReason && !(outcome instanceof DomainError) ? this.abortReason : outcome;
       status = toRpcStatus(err);
       if (!(err instanceof DomainError)) this.log.error({ err }, `unexpected error; replied ${codeName(status.code)}`);
     }
@@ -263,8 +279,8 @@ class Call implements InFlightCall {
    */
   private async refuse(refusal: LimitRefusal): Promise<void> {
     const holdMs = this.runtime.isDraining() ? 0 : Math.min(refusal.holdMs, (this.deadline.getTime() - Date.now()) / 2);
-    if (holdMs > 0 && !this.controller.signal.aborted) {
-      const signal = this.controller.signal;
+    if (holdMs > 0 && !this.abortReason) {
+      const signal = this.signal;
       await new Promise<void>((resolve) => {
         const done = (): void => {
           clearTimeout(timer);
@@ -297,7 +313,7 @@ class Call implements InFlightCall {
         this.principal = p;
         release = this.runtime.limits?.admit(p, this.longLived);
       });
-      this.controller.signal.throwIfAborted();
+      if (this.abortReason) throw this.abortReason;
       // The handler runs as its caller: what it changes is attributed to them in the audit trail.
       await actingAs({ principal: this.principal.id, traceId: this.traceId }, () => body(this.context(this.principal as Readonly<Principal>)));
     } catch (err) {
@@ -312,9 +328,12 @@ class Call implements InFlightCall {
 
   private context(principal: Readonly<Principal>): CallContext {
     const deadline = this.deadline;
+    const signal = (): AbortSignal => this.signal;
     return {
       method: this.method,
-      signal: this.controller.signal,
+      get signal() {
+        return signal();
+      },
       deadline,
       principal,
       metadata: this.surface.metadata,
@@ -353,7 +372,7 @@ function bindUnary<Req, Res>(binding: UnaryBinding<Req, Res>, runtime: AdapterRu
 function bindServerStream<Req, Res>(binding: ServerStreamBinding<Req, Res>, runtime: AdapterRuntime) {
   return (call: ServerWritableStream<Req, Res>): void => {
     const scope = new Call(runtime, binding.method.path, true, call, (status) => (status ? call.emit("error", status) : call.end()));
-    const signal = scope.controller.signal;
+    const signal = scope.signal;
     const send = (message: Res): Promise<void> => {
       if (signal.aborted) return Promise.reject(signal.reason as Error);
       if (scope.replied) return Promise.reject(new CancelledError("the call has already ended"));
@@ -383,7 +402,7 @@ function bindClientStream<Req, Res>(binding: ClientStreamBinding<Req, Res>, runt
     let response: Res | undefined;
     // Uploads last as long as their bytes take: like server streams, no default deadline (the client's still applies).
     const scope = new Call(runtime, binding.method.path, true, call, (status) => (status ? callback(status) : callback(null, response)));
-    const signal = scope.controller.signal;
+    const signal = scope.signal;
     async function* requests(): AsyncGenerator<Req> {
       // The async iterator of a Readable pulls one message at a time, so grpc-js reads no further ahead than that.
       for await (const message of call as AsyncIterable<unknown>) {

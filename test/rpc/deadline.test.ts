@@ -1,5 +1,5 @@
 // Deadlines and cancellation reach the handler as one AbortSignal: the client's deadline, the server's default
-// deadline for calls without one, and client cancellation.
+// deadline for calls without one, and client cancellation — also when the handler first asks for it afterwards.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { status } from "@grpc/grpc-js";
 import { createDispatcherClients, DispatcherError, type DispatcherClients } from "../../src/client/index.js";
@@ -20,6 +20,8 @@ describe("deadlines and cancellation", () => {
   let t: TestServer;
   let c: DispatcherClients;
   const seen = new Map<string, Seen>();
+  /** What a handler that never looked at its signal finds there once it does, after its deadline passed. */
+  let lateLook: { aborted: boolean; reason: unknown } | undefined;
 
   /** Waits for the call's signal and records when and why it fired. */
   const waitForAbort = async (id: string, ctx: CallContext): Promise<never> => {
@@ -33,6 +35,11 @@ describe("deadlines and cancellation", () => {
   beforeAll(async () => {
     const jobs = testJobService({
       getJob: (req, ctx) => waitForAbort(req.id, ctx),
+      listJobs: async (_req, ctx) => {
+        await sleep(400);
+        lateLook = { aborted: ctx.signal.aborted, reason: ctx.signal.reason };
+        return { jobs: [], nextPageToken: "" };
+      },
       watchJob: async (req, ctx) => {
         await sleep(500);
         await ctx.send({ job: Job.fromPartial({ id: req.id }) });
@@ -82,6 +89,14 @@ describe("deadlines and cancellation", () => {
     for (let i = 0; i < 100 && !seen.has("cancelled"); i++) await sleep(10);
     expect(seen.get("cancelled")?.reason).toBeInstanceOf(CancelledError);
     expect(seen.get("cancelled")?.abortedAfterMs).toBeLessThan(1_000);
+  });
+
+  it("a signal first asked for after the deadline fired is already aborted, with DeadlineExceededError", async () => {
+    const err = await c.jobs.listJobs({}, { deadlineMs: 150 }).catch((e: unknown) => e);
+    expect((err as DispatcherError).code).toBe(status.DEADLINE_EXCEEDED);
+    for (let i = 0; i < 100 && !lateLook; i++) await sleep(10);
+    expect(lateLook?.aborted).toBe(true);
+    expect(lateLook?.reason).toBeInstanceOf(DeadlineExceededError);
   });
 
   it("a server stream without a deadline is not cut by the default deadline (it lasts as long as what it watches)", async () => {
