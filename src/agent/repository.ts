@@ -146,14 +146,21 @@ export async function findAgent(sql: Sql, id: string): Promise<AgentRow | null> 
 /** Agents due for a ping (not GONE), oldest due first. */
 
 /**
- * Claims up to `limit` agents due for a ping, oldest due first, by moving their next ping to `next` in one transaction.
- * Rows another monitor replica is claiming are skipped (SKIP LOCKED), so replicas share the work and never ping twice.
+ * Claims up to `limit` agents due for a ping by moving their next ping to `next` in one transaction: UNREACHABLE ones
+ * first (few, and their answer is news), then CONNECTED ones, each oldest due first. Rows another monitor replica is
+ * claiming are skipped (SKIP LOCKED), so replicas share the work and never ping twice. One state per statement reads
+ * the (state, next_ping_at) index in order and locks only the rows it returns; both states in one statement would
+ * sort every due row first and lock them all, leaving other replicas nothing while a round claims.
  */
 export async function claimDuePings(sql: SqlPool, now: Date, next: Date, limit: number): Promise<AgentRow[]> {
   return sql.transaction(async (tx) => {
-    const due = await tx.query<AgentRow>`
-      SELECT ${AGENT_COLUMNS} FROM agents WHERE state IN ('CONNECTED', 'UNREACHABLE') AND next_ping_at <= ${now}
-       ORDER BY next_ping_at LIMIT ${limit} FOR UPDATE SKIP LOCKED`;
+    const due: AgentRow[] = [];
+    for (const state of ["UNREACHABLE", "CONNECTED"] as const) {
+      if (due.length >= limit) break;
+      due.push(...(await tx.query<AgentRow>`
+        SELECT ${AGENT_COLUMNS} FROM agents WHERE state = ${state} AND next_ping_at <= ${now}
+         ORDER BY next_ping_at LIMIT ${limit - due.length} FOR UPDATE SKIP LOCKED`));
+    }
     if (due.length > 0) await tx.execute`UPDATE agents SET next_ping_at = ${next} WHERE id IN (${due.map((a) => a.id)})`;
     return due;
   });
