@@ -1,13 +1,16 @@
 // Rounds of pings over simulated agents (test/agent/fleet-farm.ts, each at its own loopback address) against the real
 // MariaDB: two monitor replicas pinging the same 120 agents ping each exactly once per interval (a round claims its
 // agents in one transaction, skipping those another replica holds), every answer is recorded, and the channels opened
-// in the first round carry the later ones.
+// in the first round carry the later ones; a round's claim locks only the agents it takes, so another replica claims
+// others meanwhile.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAgentChannels, type AgentChannels } from "../../src/agent/agent-channels.js";
 import { openAgentChannel } from "../../src/agent/agent-client.js";
 import { agentConnector } from "../../src/agent/connect.js";
 import { agentEndpointRules } from "../../src/agent/endpoints.js";
 import { startAgentPinger } from "../../src/agent/pinger.js";
+import { claimDuePings } from "../../src/agent/repository.js";
+import type { SqlPool } from "../../src/db/sql.js";
 import type { Loop } from "../../src/monitor/loop.js";
 import { until } from "../support/poll.js";
 import { insertFleet, startAgentFarm, type AgentFarm } from "./fleet-farm.js";
@@ -80,4 +83,24 @@ describe("rounds of agent pings", () => {
     expect(replicas.reduce((n, r) => n + r.opened(), 0)).toBeLessThanOrEqual(2 * AGENTS);
     await stopReplicas();
   }, 60_000);
+
+  it("let a second replica claim other agents while one round's claim is still open", async () => {
+    await a.h.sql.execute`UPDATE agents SET state = 'CONNECTED', next_ping_at = NOW(3) - INTERVAL 1 SECOND`;
+    const now = new Date();
+    const next = new Date(now.getTime() + PING_MS);
+    // The first claim's transaction stays open (its rows locked) until the second one has answered.
+    let claimed!: () => void;
+    const firstClaimed = new Promise<void>((r) => (claimed = r));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const held: SqlPool = { ...a.h.sql, transaction: (fn, o) => a.h.sql.transaction(async (tx) => { const r = await fn(tx); claimed(); await gate; return r; }, o) };
+    const first = claimDuePings(held, now, next, 32);
+    await firstClaimed;
+    const second = await claimDuePings(a.h.sql, now, next, 32);
+    release();
+    const firstIds = (await first).map((r) => r.id);
+    expect(firstIds).toHaveLength(32);
+    expect(second).toHaveLength(32);
+    expect(second.filter((r) => firstIds.includes(r.id))).toEqual([]);
+  }, 30_000);
 });
