@@ -3,10 +3,8 @@
 // chosen as a deadlock victim (the round once locked children through the (parent, held, state) index and did).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SqlPool } from "../../src/db/sql.js";
-import { newId } from "../../src/db/ids.js";
-import { insertHeldChildren, releaseRound } from "../../src/jobs/children.js";
-import type { NewJob } from "../../src/jobs/new-job.js";
-import { openExecHarness, type ExecHarness } from "./exec-support.js";
+import { releaseRound } from "../../src/jobs/children.js";
+import { insertParentWithChildren, openExecHarness, type ExecHarness } from "./exec-support.js";
 
 let h: ExecHarness;
 
@@ -20,17 +18,7 @@ afterAll(async () => {
 /** The pool with no retry of a transaction: a deadlock surfaces instead of being tried again. */
 const once = (pool: SqlPool): SqlPool => ({ ...pool, transaction: (fn, opts) => pool.transaction(fn, { ...opts, tries: 1 }) });
 
-async function parentWithChildren(n: number): Promise<{ parent: string; children: string[] }> {
-  const parent = await h.insertJob({ kind: "agent.fleet_run", payload: {} });
-  await h.sql.execute`UPDATE jobs SET state = 'RUNNING', attempt = 1 WHERE id = ${parent}`;
-  const now = new Date();
-  const children = Array.from({ length: n }, () => newId(now.getTime())).sort();
-  const rows = children.map(
-    (id): NewJob => ({ id, kind: "diagnostic", payload: {}, maxAttempts: 3, requestedBy: "u-test", resource: null, idempotencyKey: null, traceId: "0".repeat(32), traceparent: null, now, deadlineAt: null, actor: "u-test", subjectPrefix: "" }),
-  );
-  await h.sql.transaction((tx) => insertHeldChildren(tx, parent, rows));
-  return { parent, children };
-}
+const parentWithChildren = (n: number): Promise<{ parent: string; children: string[] }> => insertParentWithChildren(h, n);
 
 describe("a release round and a starting child", () => {
   it("wait for each other without a deadlock", async () => {

@@ -3,11 +3,9 @@
 // published as before, within the limit; and a child so started whose worker died is requeued and published by the
 // reconciler's sweep of expired leases, as any job is.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { newId } from "../../src/db/ids.js";
-import { insertHeldChildren, releaseRound } from "../../src/jobs/children.js";
-import type { NewJob } from "../../src/jobs/new-job.js";
+import { releaseRound } from "../../src/jobs/children.js";
 import { requeueExpiredLeases } from "../../src/monitor/queries.js";
-import { openExecHarness, type ExecHarness } from "./exec-support.js";
+import { insertParentWithChildren, openExecHarness, type ExecHarness } from "./exec-support.js";
 
 let h: ExecHarness;
 
@@ -18,17 +16,7 @@ afterAll(async () => {
   await h.close();
 });
 
-async function parentWithChildren(n: number): Promise<{ parent: string; children: string[] }> {
-  const parent = await h.insertJob({ kind: "agent.fleet_run", payload: {} });
-  await h.sql.execute`UPDATE jobs SET state = 'RUNNING', attempt = 1 WHERE id = ${parent}`;
-  const now = new Date();
-  const children = Array.from({ length: n }, () => newId(now.getTime())).sort();
-  const rows = children.map(
-    (id): NewJob => ({ id, kind: "diagnostic", payload: { n: 1 }, maxAttempts: 3, requestedBy: "u-test", resource: null, idempotencyKey: null, traceId: "0".repeat(32), traceparent: null, now, deadlineAt: null, actor: "u-test", subjectPrefix: "" }),
-  );
-  await h.sql.transaction((tx) => insertHeldChildren(tx, parent, rows));
-  return { parent, children };
-}
+const parentWithChildren = (n: number): Promise<{ parent: string; children: string[] }> => insertParentWithChildren(h, n, { n: 1 });
 
 const rowsOf = (ids: string[]) =>
   h.sql.query<{ id: string; state: string; held: number; attempt: number; owner: string | null; deadline: Date | null; outbox: bigint }>`

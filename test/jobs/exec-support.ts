@@ -16,7 +16,9 @@ import { newId } from "../../src/db/ids.js";
 import { createSqlPool, type SqlPool } from "../../src/db/sql.js";
 import type { JobCatalog } from "../../src/jobs/catalog.js";
 import { appendEvent, listEvents } from "../../src/jobs/events.js";
+import { insertHeldChildren } from "../../src/jobs/children.js";
 import { JobExecution, micros } from "../../src/jobs/execution.js";
+import type { NewJob } from "../../src/jobs/new-job.js";
 import { buildCatalog } from "../../src/app/catalog.js";
 import type { JobEvent, JobState } from "../../src/jobs/model.js";
 import { encodeJobMessage, jobMsgId, jobSubject } from "../../src/jobs/outbox.js";
@@ -208,3 +210,16 @@ function adoptDatabases(env: TestEnv): TestDatabases {
 
 /** The event types of a job's history, in order. */
 export const types = (events: JobEvent[]): string[] => events.map((e) => e.type);
+
+/** A RUNNING fleet parent with `n` held diagnostic children (ids in creation order), written as the fleet command does. */
+export async function insertParentWithChildren(h: ExecHarness, n: number, payload: Record<string, unknown> = {}): Promise<{ parent: string; children: string[] }> {
+  const parent = await h.insertJob({ kind: "agent.fleet_run", payload: {} });
+  await h.sql.execute`UPDATE jobs SET state = 'RUNNING', attempt = 1 WHERE id = ${parent}`;
+  const now = new Date();
+  const children = Array.from({ length: n }, () => newId(now.getTime())).sort();
+  const rows = children.map(
+    (id): NewJob => ({ id, kind: "diagnostic", payload, maxAttempts: 3, requestedBy: "u-test", resource: null, idempotencyKey: null, traceId: "0".repeat(32), traceparent: null, now, deadlineAt: null, actor: "u-test", subjectPrefix: "" }),
+  );
+  await h.sql.transaction((tx) => insertHeldChildren(tx, parent, rows));
+  return { parent, children };
+}
