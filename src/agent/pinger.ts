@@ -35,8 +35,8 @@ export interface PingerOptions {
   endpoints: AgentEndpointRules;
   pingIntervalMs: number;
   maxMissedPings: number;
-  /** When given, each answered ping also collects metrics and hands them here (errors are logged, never fatal). */
-  onMetrics?: ((sample: AgentMetricsSample) => Promise<void>) | undefined;
+  /** When given, each answered ping also collects metrics, and a round's samples come here at once (errors are logged, never fatal). */
+  onMetrics?: ((samples: AgentMetricsSample[]) => Promise<void>) | undefined;
   /** Kept channels to agents (the monitor's own); without them each ping opens and closes a channel. */
   channels?: AgentChannels | undefined;
   /** Agents pinged per iteration at most (default 64). */
@@ -68,7 +68,8 @@ export function startAgentPinger(options: PingerOptions): Loop {
     return false;
   };
 
-  const call = async (agent: repo.AgentRow, signal: AbortSignal): Promise<boolean> => {
+  /** Whether the agent answered, and its metrics when asked for and given. */
+  const call = async (agent: repo.AgentRow, signal: AbortSignal, samples: AgentMetricsSample[]): Promise<boolean> => {
     const client = open(options.connect(agent));
     let answered = false;
     try {
@@ -76,7 +77,10 @@ export function startAgentPinger(options: PingerOptions): Loop {
       await client.getStatus({ deadline, signal });
       answered = true;
       // Metrics are not a liveness test: they get a deadline of their own, never shorter than METRICS_TIMEOUT_MS.
-      if (options.onMetrics) await collect(client, agent, new Date(Date.now() + Math.max(timeoutMs, METRICS_TIMEOUT_MS)), signal);
+      if (options.onMetrics) {
+        const sample = await collect(client, agent, new Date(Date.now() + Math.max(timeoutMs, METRICS_TIMEOUT_MS)), signal);
+        if (sample) samples.push(sample);
+      }
     } catch (err) {
       if (!answered) log.debug({ agentId: agent.id, serverId: agent.serverId, code: (err as AgentCallError).code }, "agent ping missed");
     } finally {
@@ -101,10 +105,10 @@ export function startAgentPinger(options: PingerOptions): Loop {
     if (change && change.from !== change.to) log.info({ agentId: agent.id, serverId: agent.serverId, from: change.from, to: change.to }, "agent state changed");
   };
 
-  const collect = async (client: ReturnType<typeof openAgentClient>, agent: repo.AgentRow, deadline: Date, signal: AbortSignal): Promise<void> => {
+  const collect = async (client: AgentClient, agent: repo.AgentRow, deadline: Date, signal: AbortSignal): Promise<AgentMetricsSample | null> => {
     try {
       const m = await client.collectMetrics({ deadline, signal });
-      await options.onMetrics?.({
+      return {
         serverId: agent.serverId,
         agentId: agent.id,
         time: m.time ?? now(),
@@ -114,9 +118,10 @@ export function startAgentPinger(options: PingerOptions): Loop {
         diskUsedBytes: Number(m.diskUsedBytes),
         diskTotalBytes: Number(m.diskTotalBytes),
         uptimeSeconds: Number(m.uptime?.seconds ?? 0),
-      });
+      };
     } catch (err) {
-      log.warn({ err, agentId: agent.id }, "agent metrics not recorded");
+      log.warn({ err, agentId: agent.id }, "agent metrics not collected");
+      return null;
     }
   };
 
@@ -137,7 +142,8 @@ export function startAgentPinger(options: PingerOptions): Loop {
       const servers = await repo.findServers(sql, claimed.map((a) => a.serverId));
       // Each call listens on the loop's signal while it runs.
       setMaxListeners(2 * batch + 10, signal);
-      const answered = await Promise.all(claimed.map((a) => (vouched(a, servers.get(a.serverId)) ? call(a, signal) : false)));
+      const samples: AgentMetricsSample[] = [];
+      const answered = await Promise.all(claimed.map((a) => (vouched(a, servers.get(a.serverId)) ? call(a, signal, samples) : false)));
       // The common case: a CONNECTED agent answers again, and only when it was last seen changes (one statement for
       // all of them); a miss or a change of state takes its own transaction, with the server's state and event.
       const steady: string[] = [];
@@ -147,6 +153,7 @@ export function startAgentPinger(options: PingerOptions): Loop {
         else recorded.push(record(a, answered[i] === true).catch((err: unknown) => log.error({ err, agentId: a.id }, "agent ping not recorded")));
       });
       recorded.push(repo.recordAnsweredPings(sql, steady, now()).catch((err: unknown) => log.error({ err, agents: steady.length }, "agent pings not recorded")));
+      if (options.onMetrics && samples.length > 0) recorded.push(options.onMetrics(samples).catch((err: unknown) => log.warn({ err, samples: samples.length }, "agent metrics not recorded")));
       await Promise.all(recorded);
       return claimed.length === batch;
     },

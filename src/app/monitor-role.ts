@@ -55,7 +55,7 @@ export async function startMonitorRole(resources: Resources): Promise<RunningRol
     endpoints: agentEndpointRules(config),
     pingIntervalMs: config.agent.pingIntervalMs,
     maxMissedPings: config.agent.maxMissedPings,
-    onMetrics: async (sample) => void (await ingestSamples(resources.analyticsSql, [sample])),
+    onMetrics: async (samples) => void (await ingestSamples(resources.analyticsSql, samples)),
     now: resources.now,
   });
   const analytics = startAnalyticsTasks({ config, log, sql: resources.sql, analytics: resources.analyticsSql, now: resources.now });

@@ -8,7 +8,7 @@ import { createAgentChannels, type AgentChannels } from "../../src/agent/agent-c
 import { openAgentChannel } from "../../src/agent/agent-client.js";
 import { agentConnector } from "../../src/agent/connect.js";
 import { agentEndpointRules } from "../../src/agent/endpoints.js";
-import { startAgentPinger } from "../../src/agent/pinger.js";
+import { startAgentPinger, type AgentMetricsSample } from "../../src/agent/pinger.js";
 import { claimDuePings } from "../../src/agent/repository.js";
 import type { SqlPool } from "../../src/db/sql.js";
 import type { Loop } from "../../src/monitor/loop.js";
@@ -42,11 +42,11 @@ const seen = async (after: Date): Promise<number> => {
 };
 
 /** Starts a pinger (a monitor replica) with channels of its own, counting the channels it opens. */
-function startReplica(): { opened: () => number } {
+function startReplica(metrics?: (samples: AgentMetricsSample[]) => void): { opened: () => number } {
   let opened = 0;
   const kept = createAgentChannels({ idleMs: 60_000, maxChannels: 1_000, open: (endpoint) => (opened++, openAgentChannel(endpoint)) });
   channels.push(kept);
-  pingers.push(startAgentPinger({ sql: a.h.sql, log: quiet(), connect: agentConnector(a.h.config), endpoints: agentEndpointRules(a.h.config), pingIntervalMs: PING_MS, maxMissedPings: 3, channels: kept, batch: 32 }));
+  pingers.push(startAgentPinger({ sql: a.h.sql, log: quiet(), connect: agentConnector(a.h.config), endpoints: agentEndpointRules(a.h.config), pingIntervalMs: PING_MS, maxMissedPings: 3, channels: kept, batch: 32, onMetrics: metrics && (async (samples) => metrics(samples)) }));
   return { opened: () => opened };
 }
 
@@ -66,8 +66,12 @@ async function round(what: string, due = false): Promise<number> {
 
 describe("rounds of agent pings", () => {
   it("ping each agent once per interval, record every answer, and go over the channels the first round opened", async () => {
-    const replica = startReplica();
+    // Each answer's metrics too, handed over a round at a time (one analytics insert per round, not per ping).
+    const rounds: number[] = [];
+    const replica = startReplica((samples) => rounds.push(samples.length));
     expect(await round("every agent answering once", true)).toBe(AGENTS);
+    await until(() => rounds.reduce((n, r) => n + r, 0) === AGENTS, 5_000, "every agent's metrics");
+    expect(rounds.length).toBeLessThanOrEqual(Math.ceil(AGENTS / 32) + 2);
     const opened = replica.opened();
     expect(opened).toBe(AGENTS);
     expect(await round("every agent answering a second time")).toBe(AGENTS);

@@ -74,7 +74,7 @@ describe("agent pings", () => {
       endpoints: agentEndpointRules(a.h.config),
       pingIntervalMs: PING_MS,
       maxMissedPings: MAX_MISSED,
-      onMetrics: async (sample) => void samples.push(sample),
+      onMetrics: async (round) => void samples.push(...round),
     });
     const registered = (await agentRow())?.lastSeenAt?.getTime() ?? 0;
     await until(async () => ((await agentRow())?.lastSeenAt?.getTime() ?? 0) > registered + 2 * PING_MS, 10_000, "answered pings");
