@@ -7,7 +7,8 @@ import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/pr
 import { loadSync, type PackageDefinition } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { protoPath as healthProtoPath } from "grpc-health-check";
-import { admit, type AdapterRuntime } from "./adapter.js";
+import type { AdapterRuntime } from "./adapter.js";
+import { admit } from "./admit.js";
 import { toRpcStatus } from "./status.js";
 
 export const HEALTH_SERVICE = "grpc.health.v1.Health";
