@@ -1,10 +1,13 @@
 // A TCP proxy that can delay what it forwards, for the chaos script's network fault: a process reaches one server
 // through it, and `delay(ms)` makes that link slow both ways (each chunk held ms before it goes on, order kept) until
 // `delay(0)`. It stands for `tc qdisc … netem delay` on one host's interface, without root or a network namespace.
+// `cut()` drops its connections and `refusing` drops new ones, as a killed server or a network cut would.
 import { createServer, connect, type Server, type Socket } from "node:net";
 
 export class DelayProxy {
   private delayMs = 0;
+  /** While true, new connections are dropped at once (the target looks down). */
+  refusing = false;
   private readonly sockets = new Set<Socket>();
 
   private constructor(
@@ -26,17 +29,26 @@ export class DelayProxy {
     this.delayMs = ms;
   }
 
+  /** Drops every connection now, as a network cut or a killed server does. */
+  cut(): void {
+    for (const s of this.sockets) s.destroy();
+  }
+
   /** The URL `url` with its port replaced by the proxy's (mysql://root@127.0.0.1:3306/db → …:<proxy port>/db). */
   rewrite(url: string, targetPort: number): string {
     return url.replace(`:${targetPort}/`, `:${this.port}/`);
   }
 
   async stop(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
+    this.cut();
     await new Promise((r) => this.server.close(r));
   }
 
   private accept(client: Socket, targetPort: number): void {
+    if (this.refusing) {
+      client.destroy();
+      return;
+    }
     const upstream = connect(targetPort, "127.0.0.1");
     for (const s of [client, upstream]) {
       this.sockets.add(s);
