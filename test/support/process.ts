@@ -17,8 +17,9 @@ import { createProvisioningClient } from "../../src/db/clients.js";
 import { DATABASES } from "../../src/db/databases.js";
 import { migrate } from "../../src/db/migrate.js";
 import { createApiKeyForEmail } from "../../src/iam/api-keys/keys.js";
-import { freePort, sharedNatsUrl, startPrivateNats, type PrivateNats } from "../mq/support.js";
+import { sharedNatsUrl, startPrivateNats, type PrivateNats } from "../mq/support.js";
 import { dropDatabases, newTestDatabaseName, testDatabaseUrl } from "./db.js";
+import { freePort, freePorts } from "./net.js";
 import { until } from "./poll.js";
 
 export { freePort, startPrivateNats, type PrivateNats };
@@ -82,17 +83,11 @@ export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS
   return env;
 }
 
-async function distinctFreePorts(n: number): Promise<number[]> {
-  const ports = new Set<number>();
-  while (ports.size < n) ports.add(await freePort());
-  return [...ports];
-}
-
 export async function createTestEnv(options: TestEnvOptions): Promise<TestEnv> {
   const label = options.label.replace(/[^A-Za-z0-9]/g, "").slice(0, 20) || "t";
   const rand = randomBytes(3).toString("hex");
   const runId = inject("runId");
-  const [server, bridge, km, consolePort, metricsPort] = (await distinctFreePorts(5)) as [number, number, number, number, number];
+  const [server, bridge, km, consolePort, metricsPort] = (await freePorts(5)) as [number, number, number, number, number];
   const dir = mkdtempSync(join(tmpdir(), `dispatcher-${label}-`));
   const logDir = join(dir, "logs");
   mkdirSync(logDir);
