@@ -4,10 +4,11 @@
 // pauses, which stop all of its callers at once) and one JSON line.
 // Options (env): BENCH_SECONDS (per level, default 5), BENCH_LEVELS (concurrencies, default "1,16,64"), BENCH_CREDENTIALS (distinct credentials read, default 100),
 // BENCH_KM_NODE_ARGS (node flags for the KM process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/km-prof"), BENCH_KM_PLAINTEXT=1
-// (development-mode plaintext transport instead of mTLS, to see what TLS costs). DISPATCHER_* variables pass through
-// (e.g. DISPATCHER_KM_POOL_SIZE).
+// (development-mode plaintext transport instead of mTLS, to see what TLS costs), BENCH_KM_TIMELINE=<path> (writes each
+// level's calls as [start ms, latency ms, caller] to <path>.<concurrency>.json, to see when the slow calls come).
+// DISPATCHER_* variables pass through (e.g. DISPATCHER_KM_POOL_SIZE).
 import { spawn } from "node:child_process";
-import { constants, rmSync } from "node:fs";
+import { constants, rmSync, writeFileSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { loadavg } from "node:os";
@@ -23,6 +24,7 @@ import { benchEnvironment, CORES, cpuSeconds, freePort, machineTicks, percentile
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CREDENTIALS = Number(process.env.BENCH_CREDENTIALS ?? 100);
 const LEVELS = (process.env.BENCH_LEVELS ?? "1,16,64").split(",").map(Number);
+const TIMELINE = process.env.BENCH_KM_TIMELINE;
 const TARGET_P99_MS_AT_16 = 10;
 /** The target holds only on a machine that has room: above this busy share, latency is queueing for a core. */
 const TARGET_BELOW_BUSY = 0.7;
@@ -117,6 +119,7 @@ try {
       }
     });
     gcWatch.observe({ entryTypes: ["gc"] });
+    const timeline: [number, number, number][] | undefined = TIMELINE ? [] : undefined;
     const started = performance.now();
     await Promise.all(
       Array.from({ length: concurrency }, async (_, i) => {
@@ -126,12 +129,15 @@ try {
           const id = ids[n++ % ids.length] as string;
           const t = performance.now();
           const got = await client.getCredential({ id, accountId: "bench", jobId: "bench", purpose: "bench" });
-          latencies.push(performance.now() - t);
+          const ms = performance.now() - t;
+          latencies.push(ms);
+          timeline?.push([round(t - started, 3), round(ms, 3), i]);
           if (!got.fields.access_key_id) throw new Error("no fields");
         }
       }),
     );
     const elapsed = (performance.now() - started) / 1000;
+    if (timeline && seconds === SECONDS) writeFileSync(`${TIMELINE}.${concurrency}.json`, JSON.stringify(timeline));
     gcWatch.disconnect();
     const cpu1 = cpu();
     latencies.sort((a, b) => a - b);
