@@ -11,6 +11,7 @@ export function processTelemetry(): Telemetry | null | undefined {
   return holder[STATE];
 }
 
-export function setProcessTelemetry(telemetry: Telemetry | null): void {
+/** undefined forgets it (tests). */
+export function setProcessTelemetry(telemetry: Telemetry | null | undefined): void {
   holder[STATE] = telemetry;
 }
