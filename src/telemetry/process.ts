@@ -11,7 +11,6 @@ export function processTelemetry(): Telemetry | null | undefined {
   return holder[STATE];
 }
 
-/** undefined forgets it (tests). */
-export function setProcessTelemetry(telemetry: Telemetry | null | undefined): void {
+export function setProcessTelemetry(telemetry: Telemetry | null): void {
   holder[STATE] = telemetry;
 }

@@ -13,8 +13,6 @@ import {
   type Span,
 } from "@opentelemetry/api";
 
-import { processTelemetry } from "./process.js";
-
 export { SpanKind, type Span } from "@opentelemetry/api";
 
 /** Instrumentation scope of the project's own spans. */
@@ -46,6 +44,14 @@ export function jobAttributes(job: { id: string; kind: string; attempt?: number 
 /** What `fn` gets where no span is recorded and none is active. */
 const NOT_RECORDED = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 
+/** False once telemetry started with nothing to export or keep (see withSpan); undefined: not started (tests, CLI). */
+let spansRecorded: boolean | undefined;
+
+/** Set by src/telemetry/sdk.ts when it starts: whether this process records spans at all. */
+export function setSpansRecorded(recorded: boolean | undefined): void {
+  spansRecorded = recorded;
+}
+
 /**
  * Runs `fn` inside a new active span named `name` and ends the span when `fn` settles. A thrown error is recorded as
  * an exception event, sets the status to ERROR and is rethrown unchanged.
@@ -58,7 +64,7 @@ const NOT_RECORDED = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
  */
 export async function withSpan<T>(name: string, options: SpanOptions, fn: (span: Span) => T | Promise<T>): Promise<T> {
   const parent = options.parent ?? context.active();
-  if (!options.root && processTelemetry()?.exporting === false) {
+  if (!options.root && spansRecorded === false) {
     const through = trace.getSpan(parent) ?? NOT_RECORDED;
     return parent === context.active() ? await fn(through) : await context.with(parent, () => fn(through));
   }

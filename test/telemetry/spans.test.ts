@@ -1,8 +1,7 @@
 // withSpan, recordError, jobAttributes and currentTraceId against a real SDK with an in-memory exporter.
 import { context, ROOT_CONTEXT, SpanStatusCode, trace } from "@opentelemetry/api";
 import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
-import { setProcessTelemetry } from "../../src/telemetry/process.js";
-import { currentTraceId, jobAttributes, SpanKind, withSpan } from "../../src/telemetry/spans.js";
+import { currentTraceId, jobAttributes, setSpansRecorded, SpanKind, withSpan } from "../../src/telemetry/spans.js";
 import { startInMemoryTracing } from "./in-memory.js";
 
 const tracing = startInMemoryTracing();
@@ -84,8 +83,8 @@ describe("currentTraceId", () => {
 
 describe("withSpan in a process that records no span", () => {
   const remote = { traceId: "4bf92f3577b34da6a3ce929d0e0e4736", spanId: "00f067aa0ba902b7", traceFlags: 1, isRemote: true };
-  beforeEach(() => setProcessTelemetry({ exporting: false, shutdown: () => Promise.resolve() }));
-  afterEach(() => setProcessTelemetry(undefined));
+  beforeEach(() => setSpansRecorded(false));
+  afterEach(() => setSpansRecorded(undefined));
 
   it("makes no span: fn runs in the parent context, with the parent's span, and errors pass unchanged", async () => {
     const parent = trace.setSpanContext(ROOT_CONTEXT, remote);
