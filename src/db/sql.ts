@@ -8,6 +8,7 @@ import { UnavailableError } from "../errors.js";
 import { isDatabaseUnavailable, isTransientConflict } from "./errors.js";
 import type { ProvisioningDb } from "./clients.js";
 import { connectionOptions, LAZY_POOL, sessionInitSql } from "./url.js";
+import { coalescedStream } from "./socket.js";
 
 /** A value bound as one parameter. */
 export type SqlValue = string | number | bigint | boolean | Date | Buffer | null | undefined;
@@ -155,8 +156,10 @@ const ISOLATION: Record<Exclude<Isolation, "READ COMMITTED">, string> = {
  * see what committed before each statement.
  */
 export function createSqlPool(url: string, size: number, options: SqlPoolOptions = {}): SqlPool {
+  const driver = connectionOptions(url);
   const pool: Pool = mariadb.createPool({
-    ...connectionOptions(url),
+    ...driver,
+    stream: coalescedStream(driver.host, driver.port),
     ...LAZY_POOL,
     connectionLimit: size,
     initSql: sessionInitSql(options),

@@ -23,6 +23,9 @@ export interface SpanRecord {
   pid: number;
 }
 
+/** Events and links of the many spans that have none: one shared empty list (records are never changed). */
+const NONE = Object.freeze([]) as unknown as never[];
+
 export function toSpanRecord(span: ReadableSpan): SpanRecord {
   const ctx = span.spanContext();
   return {
@@ -35,8 +38,8 @@ export function toSpanRecord(span: ReadableSpan): SpanRecord {
     durationMs: hrTimeToMilliseconds(span.duration),
     status: { code: SpanStatusCode[span.status.code] as keyof typeof SpanStatusCode, ...(span.status.message ? { message: span.status.message } : {}) },
     attributes: span.attributes,
-    events: span.events.map((e) => ({ name: e.name, timeUnixMs: hrTimeToMilliseconds(e.time), ...(e.attributes ? { attributes: e.attributes } : {}) })),
-    links: span.links.map((l) => ({ traceId: l.context.traceId, spanId: l.context.spanId, ...(l.attributes ? { attributes: l.attributes } : {}) })),
+    events: span.events.length === 0 ? NONE : span.events.map((e) => ({ name: e.name, timeUnixMs: hrTimeToMilliseconds(e.time), ...(e.attributes ? { attributes: e.attributes } : {}) })),
+    links: span.links.length === 0 ? NONE : span.links.map((l) => ({ traceId: l.context.traceId, spanId: l.context.spanId, ...(l.attributes ? { attributes: l.attributes } : {}) })),
     service: String(span.resource.attributes["service.name"] ?? ""),
     scope: span.instrumentationScope.name,
     pid: process.pid,

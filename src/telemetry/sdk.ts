@@ -16,6 +16,7 @@ import {
 import { loadConfig, type Config } from "../config.js";
 import { FileSpanExporter } from "./file-exporter.js";
 import { SpanStore, SpanStoreProcessor } from "./span-store.js";
+import { setSpansRecorded } from "./spans.js";
 
 export type TelemetrySettings = Config["telemetry"];
 
@@ -118,6 +119,7 @@ export function startTelemetry(settings: TelemetrySettings, options: StartOption
     logRecordProcessors: [],
   });
   sdk.start();
+  setSpansRecorded(exporting);
 
   let stopped: Promise<void> | undefined;
   return {

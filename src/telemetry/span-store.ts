@@ -1,8 +1,8 @@
 // The embedded trace store: the spans of job traces this process made, kept in memory within a count and an age, so
 // that a job's trace can be read back through the API when no tracing backend is configured (the all-in-one default).
 import { TraceFlags, type Context } from "@opentelemetry/api";
-import { hrTimeToMilliseconds } from "@opentelemetry/core";
 import type { ReadableSpan, Span, SpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { toSpanRecord, type SpanRecord } from "./file-exporter.js";
 import { ATTR_JOB_ID } from "./spans.js";
 
 export interface SpanStoreOptions {
@@ -17,7 +17,7 @@ export interface SpanStoreOptions {
 /** What the store holds of one trace. */
 export interface StoredTrace {
   /** In the order they ended. */
-  spans: ReadableSpan[];
+  spans: SpanRecord[];
   /** Some spans of this trace were dropped (store full or too old): the trace is incomplete. */
   evicted: boolean;
 }
@@ -57,24 +57,24 @@ class Fifo<T> {
 
 /** A fixed-capacity ring of spans, oldest first: no allocation per span once it is full. */
 class SpanRing {
-  private readonly slots: (ReadableSpan | undefined)[];
+  private readonly slots: (SpanRecord | undefined)[];
   private head = 0;
   size = 0;
 
   constructor(readonly capacity: number) {
-    this.slots = new Array<ReadableSpan | undefined>(capacity);
+    this.slots = new Array<SpanRecord | undefined>(capacity);
   }
 
-  push(span: ReadableSpan): void {
+  push(span: SpanRecord): void {
     this.slots[(this.head + this.size) % this.capacity] = span;
     this.size++;
   }
 
-  peek(): ReadableSpan | undefined {
+  peek(): SpanRecord | undefined {
     return this.size > 0 ? this.slots[this.head] : undefined;
   }
 
-  shift(): ReadableSpan | undefined {
+  shift(): SpanRecord | undefined {
     if (this.size === 0) return undefined;
     const span = this.slots[this.head];
     this.slots[this.head] = undefined;
@@ -84,23 +84,23 @@ class SpanRing {
   }
 
   /** The spans of one trace, oldest first: a scan, as reads are rare and adds are many. */
-  ofTrace(traceId: string): ReadableSpan[] {
-    const out: ReadableSpan[] = [];
+  ofTrace(traceId: string): SpanRecord[] {
+    const out: SpanRecord[] = [];
     for (let i = 0; i < this.size; i++) {
-      const span = this.slots[(this.head + i) % this.capacity] as ReadableSpan;
-      if (span.spanContext().traceId === traceId) out.push(span);
+      const span = this.slots[(this.head + i) % this.capacity] as SpanRecord;
+      if (span.traceId === traceId) out.push(span);
     }
     return out;
   }
 }
 
 interface Pending {
-  span: ReadableSpan;
+  span: SpanRecord;
   /** False once the span moved into the store with its trace. */
   live: boolean;
 }
 
-const endMs = (span: ReadableSpan): number => hrTimeToMilliseconds(span.endTime);
+const endMs = (span: SpanRecord): number => span.startTimeUnixMs + span.durationMs;
 
 /**
  * Which spans are kept: those of traces that a job span (one with a non-empty `job.id`) belongs to. Everything else
@@ -109,7 +109,10 @@ const endMs = (span: ReadableSpan): number => hrTimeToMilliseconds(span.endTime)
  * case, so this is rare) waits in a small pending queue and joins the store with its trace.
  *
  * Adding is the hot path (every span of every job): a map lookup and a slot in a ring. Keeping spans at all has a
- * cost of its own, as each one lives long enough to be promoted to the old generation (see bench/span-store.ts).
+ * cost of its own, as each one lives long enough to be promoted to the old generation (see bench/span-store.ts): so
+ * the store keeps a span's record (what TraceService answers with), not the SDK's span object, which holds several
+ * times the objects (its context, times, status, links, processor and resource references) for young collections to
+ * copy.
  */
 export class SpanStore {
   readonly maxSpans: number;
@@ -137,8 +140,9 @@ export class SpanStore {
   }
 
   /** Takes a finished span. */
-  add(span: ReadableSpan): void {
-    const traceId = span.spanContext().traceId;
+  add(finished: ReadableSpan): void {
+    const span = toSpanRecord(finished);
+    const traceId = span.traceId;
     const count = this.kept.get(traceId);
     if (count === undefined) {
       const jobId = span.attributes[ATTR_JOB_ID];
@@ -160,14 +164,14 @@ export class SpanStore {
     return { spans: [...pending, ...kept], evicted: this.evicted.has(traceId) };
   }
 
-  private keep(traceId: string, span: ReadableSpan): void {
+  private keep(traceId: string, span: SpanRecord): void {
     if (this.ring.size >= this.maxSpans) this.drop();
     this.ring.push(span);
     this.kept.set(traceId, (this.kept.get(traceId) ?? 0) + 1);
     this.evict();
   }
 
-  private addPending(traceId: string, span: ReadableSpan): void {
+  private addPending(traceId: string, span: SpanRecord): void {
     const entry: Pending = { span, live: true };
     const list = this.pendingByTrace.get(traceId);
     if (list) list.push(entry);
@@ -194,7 +198,7 @@ export class SpanStore {
   private drop(): void {
     const span = this.ring.shift();
     if (!span) return;
-    const traceId = span.spanContext().traceId;
+    const traceId = span.traceId;
     const left = (this.kept.get(traceId) ?? 1) - 1;
     if (left > 0) {
       this.kept.set(traceId, left);
@@ -223,7 +227,7 @@ export class SpanStore {
       if (!head.live) continue;
       head.live = false;
       this.pendingLive--;
-      const traceId = head.span.spanContext().traceId;
+      const traceId = head.span.traceId;
       const list = this.pendingByTrace.get(traceId);
       if (list && list.every((p) => !p.live)) this.pendingByTrace.delete(traceId);
     }

@@ -2,6 +2,7 @@
 // Attributes never carry secrets (credentials, keys, tokens, passwords): pass ids, kinds and counts only.
 import {
   context,
+  INVALID_SPAN_CONTEXT,
   isSpanContextValid,
   SpanKind,
   SpanStatusCode,
@@ -40,13 +41,34 @@ export function jobAttributes(job: { id: string; kind: string; attempt?: number 
   return attrs;
 }
 
+/** What `fn` gets where no span is recorded and none is active. */
+const NOT_RECORDED = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+
+/** False once telemetry started with nothing to export or keep (see withSpan); undefined: not started (tests, CLI). */
+let spansRecorded: boolean | undefined;
+
+/** Set by src/telemetry/sdk.ts when it starts: whether this process records spans at all. */
+export function setSpansRecorded(recorded: boolean | undefined): void {
+  spansRecorded = recorded;
+}
+
 /**
  * Runs `fn` inside a new active span named `name` and ends the span when `fn` settles. A thrown error is recorded as
  * an exception event, sets the status to ERROR and is rethrown unchanged.
+ *
+ * In a process that records no span at all (telemetry started with nothing to export or keep: src/telemetry/sdk.ts),
+ * a new span would only mint an id that no backend ever receives, at a few microseconds and several objects each —
+ * a worker ran four per job. There the parent context passes through instead: `fn` runs in it (the parent's span is
+ * what it gets), so trace ids still reach logs, and what this process calls or publishes next names the last span
+ * recorded upstream as its parent rather than one that was never recorded.
  */
 export async function withSpan<T>(name: string, options: SpanOptions, fn: (span: Span) => T | Promise<T>): Promise<T> {
-  const tracer = trace.getTracer(TRACER_NAME);
   const parent = options.parent ?? context.active();
+  if (!options.root && spansRecorded === false) {
+    const through = trace.getSpan(parent) ?? NOT_RECORDED;
+    return parent === context.active() ? await fn(through) : await context.with(parent, () => fn(through));
+  }
+  const tracer = trace.getTracer(TRACER_NAME);
   const span = tracer.startSpan(
     name,
     { kind: options.kind ?? SpanKind.INTERNAL, attributes: options.attributes, links: options.links, root: options.root },

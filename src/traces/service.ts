@@ -2,7 +2,7 @@
 // service decides who sees which job). No proto types here; handlers map.
 import type { Principal } from "../iam/principal.js";
 import type { Job } from "../jobs/model.js";
-import { toSpanRecord, type SpanRecord } from "../telemetry/file-exporter.js";
+import type { SpanRecord } from "../telemetry/file-exporter.js";
 import type { SpanStore } from "../telemetry/span-store.js";
 
 /** More spans than this in one trace are cut (the oldest kept), so that an answer stays far below the message limit. */
@@ -41,7 +41,7 @@ export function createTraceService(options: TraceServiceOptions): TraceService {
       const traceId = job.traceId;
       const externalUrl = traceId && traceUiUrl ? traceUiUrl.replaceAll("{traceId}", encodeURIComponent(traceId)) : "";
       const kept = traceId ? store?.trace(traceId) : undefined;
-      const all = (kept?.spans ?? []).map(toSpanRecord).sort((a, b) => a.startTimeUnixMs - b.startTimeUnixMs);
+      const all = [...(kept?.spans ?? [])].sort((a, b) => a.startTimeUnixMs - b.startTimeUnixMs);
       const spans = all.length > MAX_TRACE_SPANS ? all.slice(0, MAX_TRACE_SPANS) : all;
       return {
         traceId,

@@ -1,8 +1,9 @@
 // The embedded span store: keeps job traces (and only those), promotes spans that ended before their trace's first job
 // span, and stays within its count and age; fed by a real tracer provider through SpanStoreProcessor.
 import { context, trace, type Tracer } from "@opentelemetry/api";
-import { BasicTracerProvider, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
+import { BasicTracerProvider } from "@opentelemetry/sdk-trace-base";
 import { afterEach, describe, expect, it } from "vitest";
+import type { SpanRecord } from "../../src/telemetry/file-exporter.js";
 import { SpanStore, SpanStoreProcessor } from "../../src/telemetry/span-store.js";
 
 let clock = 1_000_000_000_000;
@@ -31,7 +32,7 @@ function jobTrace(tracer: Tracer, n: number, jobId?: string, at = clock): string
   return root.spanContext().traceId;
 }
 
-const names = (spans: ReadableSpan[] | undefined): string[] => (spans ?? []).map((s) => s.name);
+const names = (spans: SpanRecord[] | undefined): string[] => (spans ?? []).map((s) => s.name);
 
 describe("SpanStore", () => {
   it("keeps the spans of a job trace, the root that ends after the job span included", () => {

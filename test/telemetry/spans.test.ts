@@ -1,7 +1,7 @@
 // withSpan, recordError, jobAttributes and currentTraceId against a real SDK with an in-memory exporter.
-import { context, SpanStatusCode, trace } from "@opentelemetry/api";
-import { afterAll, beforeEach, describe, expect, it } from "vitest";
-import { currentTraceId, jobAttributes, SpanKind, withSpan } from "../../src/telemetry/spans.js";
+import { context, ROOT_CONTEXT, SpanStatusCode, trace } from "@opentelemetry/api";
+import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
+import { currentTraceId, jobAttributes, setSpansRecorded, SpanKind, withSpan } from "../../src/telemetry/spans.js";
 import { startInMemoryTracing } from "./in-memory.js";
 
 const tracing = startInMemoryTracing();
@@ -78,5 +78,28 @@ describe("currentTraceId", () => {
     });
     expect(inside).toMatch(/^[0-9a-f]{32}$/);
     expect(currentTraceId()).toBeUndefined();
+  });
+});
+
+describe("withSpan in a process that records no span", () => {
+  const remote = { traceId: "4bf92f3577b34da6a3ce929d0e0e4736", spanId: "00f067aa0ba902b7", traceFlags: 1, isRemote: true };
+  beforeEach(() => setSpansRecorded(false));
+  afterEach(() => setSpansRecorded(undefined));
+
+  it("makes no span: fn runs in the parent context, with the parent's span, and errors pass unchanged", async () => {
+    const parent = trace.setSpanContext(ROOT_CONTEXT, remote);
+    const seen = await withSpan("process m", { kind: SpanKind.CONSUMER, parent }, async (span) => {
+      await new Promise((r) => setTimeout(r, 1));
+      return { given: span.spanContext().spanId, active: trace.getSpanContext(context.active())?.spanId, traceId: currentTraceId() };
+    });
+    expect(seen).toEqual({ given: remote.spanId, active: remote.spanId, traceId: remote.traceId });
+    const boom = new Error("boom");
+    await expect(withSpan("failing", {}, () => Promise.reject(boom))).rejects.toBe(boom);
+    expect(tracing.spans()).toEqual([]);
+  });
+
+  it("still starts a new trace when asked for a root", async () => {
+    await withSpan("detached", { root: true }, () => undefined);
+    expect(tracing.spans().map((s) => s.name)).toEqual(["detached"]);
   });
 });
