@@ -37,7 +37,11 @@ const LISTS = process.env.BENCH_GROWTH_LISTS !== "0";
 
 const ACCOUNT_A = "01BENCHACCOUNTAAAAAAAAAAAA";
 const ACCOUNT_B = "01BENCHACCOUNTBBBBBBBBBBBB";
-/** A small account: one server in a thousand (ten among 10,000, a thousand among a million). */
+/**
+ * A small account: one server in a hundred among the first 10,000 and one in a thousand after them (a hundred among
+ * 10,000, 1,090 among a million), so that its first page is a full one at both sizes and the two p99s compare the same
+ * work.
+ */
 const ACCOUNT_C = "01BENCHACCOUNTCCCCCCCCCCCC";
 const KINDS = ["server.launch", "server.stop", "server.terminate", "diagnostic"];
 
@@ -54,7 +58,8 @@ await db.query(`INSERT INTO clouds (id, name, driver, endpoint) VALUES ('01BENCH
 await db.query(`INSERT INTO accounts (id, name, cloud_id, credential_id, status) VALUES (?, 'a', '01BENCHCLOUDCCCCCCCCCCCCCC', 'none', 'ACTIVE'), (?, 'b', '01BENCHCLOUDCCCCCCCCCCCCCC', 'none', 'ACTIVE'), (?, 'c', '01BENCHCLOUDCCCCCCCCCCCCCC', 'none', 'ACTIVE')`, [ACCOUNT_A, ACCOUNT_B, ACCOUNT_C]);
 
 /** The account of server n. */
-const accountSql = (n: string): string => `IF(${n} % 1000 = 0, '${ACCOUNT_C}', IF(${n} % 2 = 0, '${ACCOUNT_A}', '${ACCOUNT_B}'))`;
+const accountSql = (n: string): string =>
+  `IF(${n} % 1000 = 0 OR (${n} <= 10000 AND ${n} % 100 = 0), '${ACCOUNT_C}', IF(${n} % 2 = 0, '${ACCOUNT_A}', '${ACCOUNT_B}'))`;
 
 /**
  * A 26-character id that sorts by n, like the service's own (time-ordered) ids. Jobs take the prefix "00J", which
@@ -67,7 +72,7 @@ const idSql = (prefix: string, n: string): string => `CONCAT('${prefix}', LPAD($
 /**
  * Grows jobs, job_events and servers from `from` to `to` rows. Jobs are spread over the 20 days that ended 40 days ago
  * (all past the default 30 days' retention, which stays off until the purge phase), mostly SUCCEEDED, some FAILED, over four kinds, 50 requesters and the
- * servers of three accounts (two halves and one in a thousand); one event per job.
+ * servers of three accounts (two halves and a small one: see ACCOUNT_C); one event per job.
  */
 async function fill(from: number, to: number): Promise<number> {
   const started = Date.now();
