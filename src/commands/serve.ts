@@ -5,7 +5,9 @@ import { ensureBootstrapAdmin } from "../iam/api-keys/keys.js";
 import { kmServerSettings, prepareDevelopmentKm } from "../km/settings.js";
 import { closeResources, needsSharedStores, openResources } from "../app/resources.js";
 import { ROLES, type RunningRole } from "../app/roles.js";
+import { measuring } from "../telemetry/metrics.js";
 import { observePool } from "../telemetry/metrics-observers.js";
+import { observeRuntime } from "../telemetry/runtime-metrics.js";
 import { startMetrics } from "../telemetry/metrics-server.js";
 import { progress, setup, type CommandOptions } from "./common.js";
 import { checkPortsFree } from "./ports.js";
@@ -44,6 +46,7 @@ export async function runServe(options: ServeOptions): Promise<number> {
   });
   if (shared) probe = () => (resources.nats.isClosed() ? "the NATS connection is closed" : null);
   const unobserve = shared ? [observePool("provisioning", () => resources.sql.stats?.() ?? { active: 0, idle: 0, waiting: 0 })] : [];
+  if (measuring()) unobserve.push(observeRuntime());
   const running: { name: string; role: RunningRole }[] = [];
   // Listening for the stop signal before the first role starts: the dispatcher answers SERVING as soon as its role is
   // up, and a SIGTERM sent then (an impatient supervisor, a test) must still drain and exit 0, not kill the process.

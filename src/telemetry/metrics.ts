@@ -12,6 +12,8 @@ export const METER_NAME = "dispatcher";
 const RPC_BUCKETS_MS = [0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, 2500, 5000, 7500, 10000];
 /** Seconds: from a millisecond (a warm start) to an hour (a long launch or a job waiting behind a backlog). */
 const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
+/** Seconds, at millisecond resolution: a collection pauses a process for well under a millisecond to tens of them. */
+const GC_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1];
 
 /** The names as exported (Prometheus: dots become underscores, counters gain `_total`). docs/telemetry.md lists them. */
 export const METRIC = {
@@ -39,6 +41,11 @@ export const METRIC = {
   agents: "dispatcher.agents",
   poolConnections: "db.client.connection.count",
   poolPending: "db.client.connection.pending_requests",
+  gcDuration: "v8js.gc.duration",
+  eventLoopDelayP50: "nodejs.eventloop.delay.p50",
+  eventLoopDelayP99: "nodejs.eventloop.delay.p99",
+  eventLoopDelayMax: "nodejs.eventloop.delay.max",
+  eventLoopUtilization: "nodejs.eventloop.utilization",
 } as const;
 
 interface Instruments {
@@ -50,6 +57,7 @@ interface Instruments {
   kmDuration: Histogram;
   kmAuditFailures: Counter;
   driverDuration: Histogram;
+  gcDuration: Histogram;
 }
 
 export type JobTransition = "created" | "started" | "succeeded" | "failed" | "cancelled" | "retried" | "dead_lettered";
@@ -78,6 +86,7 @@ function create(meter: Meter): Instruments {
     kmDuration: seconds(METRIC.kmDuration, "Calls to KM from this process, by method and outcome"),
     kmAuditFailures: meter.createCounter(METRIC.kmAuditFailures, { unit: "{failure}", description: "KM audit writes that failed (the calls they recorded were refused), by sink" }),
     driverDuration: seconds(METRIC.driverDuration, "Cloud driver calls, by cloud, operation and outcome"),
+    gcDuration: meter.createHistogram(METRIC.gcDuration, { unit: "s", description: "Garbage collection pauses of this process, by type (minor, major, incremental, weakcb)", advice: { explicitBucketBoundaries: GC_BUCKETS } }),
   };
 }
 
@@ -140,6 +149,11 @@ export function recordKmAuditFailure(sink: "database" | "file"): void {
 /** One driver call: `operation` as the registry names it ("launch", "volumes.create"), `outcome` "ok" or the DriverError code. */
 export function recordDriverCall(cloud: string, operation: string, outcome: string, seconds: number): void {
   instruments().driverDuration.record(seconds, { "cloud.driver": cloud, operation, outcome });
+}
+
+/** The histogram of this process's collection pauses (src/telemetry/runtime-metrics.ts records into it). */
+export function gcHistogram(): Histogram {
+  return instruments().gcDuration;
 }
 
 /** Seconds since `startedAt` (a performance.now() reading). */

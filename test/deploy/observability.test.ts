@@ -27,7 +27,7 @@ const operations = readFileSync(join(ROOT, "docs", "operations.md"), "utf8");
 
 /** The Prometheus names the service exports: histograms as _bucket/_sum/_count, counters with _total. */
 function exportedNames(): Set<string> {
-  const histograms = new Set<string>([METRIC.rpcDuration, METRIC.jobWait, METRIC.jobRun, METRIC.kmDuration, METRIC.driverDuration]);
+  const histograms = new Set<string>([METRIC.rpcDuration, METRIC.jobWait, METRIC.jobRun, METRIC.kmDuration, METRIC.driverDuration, METRIC.gcDuration]);
   const counters = new Set<string>([METRIC.jobsCreated, METRIC.jobsStarted, METRIC.jobsSucceeded, METRIC.jobsFailed, METRIC.jobsCancelled, METRIC.jobsRetried, METRIC.jobsDeadLettered, METRIC.kmAuditFailures]);
   const names = new Set<string>(["up"]);
   for (const otel of Object.values(METRIC)) {

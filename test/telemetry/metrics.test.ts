@@ -109,6 +109,22 @@ describe("a dispatcher's metrics port", () => {
     expect(sumOf(samples, "dispatcher_driver_duration_count", { cloud_driver: "local", outcome: "ok" })).toBeGreaterThan(0);
   });
 
+  it("reports this process's collection pauses and event loop (OpenTelemetry's v8js and nodejs names)", () => {
+    // A process that started and ran jobs has collected its young generation many times.
+    expect(sumOf(samples, "v8js_gc_duration_count", { v8js_gc_type: "minor" })).toBeGreaterThan(0);
+    expect(sumOf(samples, "v8js_gc_duration_sum", { v8js_gc_type: "minor" })).toBeGreaterThan(0);
+    expect(new Set(samples.filter((s) => s.name === "v8js_gc_duration_count").map((s) => s.labels.v8js_gc_type))).not.toContain("other");
+    for (const name of ["nodejs_eventloop_delay_p50", "nodejs_eventloop_delay_p99", "nodejs_eventloop_delay_max", "nodejs_eventloop_utilization"]) {
+      expect(samples.filter((s) => s.name === name), name).toHaveLength(1);
+    }
+    const utilization = sumOf(samples, "nodejs_eventloop_utilization");
+    expect(utilization).toBeGreaterThan(0);
+    expect(utilization).toBeLessThanOrEqual(1);
+    const delay = (q: string): number => sumOf(samples, `nodejs_eventloop_delay_${q}`) ?? Number.NaN;
+    expect(delay("max")).toBeGreaterThanOrEqual(delay("p99"));
+    expect(delay("p99")).toBeGreaterThanOrEqual(delay("p50"));
+  });
+
   it("labels nothing with an id, a name, an email or a secret", async () => {
     const text = (await httpGet(t.ports.metrics, "/metrics")).body;
     const values = new Set(samples.flatMap((s) => Object.values(s.labels)));
@@ -134,6 +150,8 @@ describe("a worker-only process", () => {
       expect((await httpGet(port, "/healthz")).status).toBe(200);
       const s = await scrape(port);
       expect(s.some((x) => x.name === "db_client_connection_count")).toBe(true);
+      // Every process running roles reports its own runtime, the worker too.
+      expect(s.some((x) => x.name === "nodejs_eventloop_utilization")).toBe(true);
       worker.child.kill("SIGTERM");
       expect((await worker.exited).code).toBe(0);
       await expect(httpGet(port, "/healthz")).rejects.toThrow();
