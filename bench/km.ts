@@ -1,7 +1,8 @@
 // npm run bench:km — GetCredential over mutual TLS from this process against a separate `dispatcher serve --role km`
 // process (real MariaDB: a row read, an unwrap and decrypt, the channel seal, and the fail-closed audit record in the
 // table and the file for every call). 1, 16 and 64 concurrent callers. Prints a summary (with the client process's GC
-// pauses, which stop all of its callers at once) and one JSON line.
+// pauses, which stop all of its callers at once, and KM's, read from its /metrics) and one JSON line. KM runs with its
+// metrics on, as in production.
 // Options (env): BENCH_SECONDS (per level, default 5), BENCH_LEVELS (concurrencies, default "1,16,64"), BENCH_CREDENTIALS (distinct credentials read, default 100),
 // BENCH_KM_NODE_ARGS (node flags for the KM process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/km-prof"), BENCH_KM_PLAINTEXT=1
 // (development-mode plaintext transport instead of mTLS, to see what TLS costs), BENCH_KM_TIMELINE=<path> (writes each
@@ -61,8 +62,20 @@ async function diskFloor(dir: string, databaseUrl: string): Promise<{ fileAppend
   }
 }
 
+/** KM's collection pauses so far (all types), from v8js.gc.duration on its /metrics. */
+async function kmGcTotals(): Promise<{ pauses: number; seconds: number }> {
+  const text = await fetch(`http://127.0.0.1:${kmMetricsPort}/metrics`).then((r) => r.text());
+  const out = { pauses: 0, seconds: 0 };
+  for (const m of text.matchAll(/^v8js_gc_duration_(count|sum)\{[^}]*\} (\S+)$/gm)) {
+    if (m[1] === "count") out.pauses += Number(m[2]);
+    else out.seconds += Number(m[2]);
+  }
+  return out;
+}
+
 const bench = await benchEnvironment("km");
 const kmPort = await freePort();
+const kmMetricsPort = await freePort();
 const credentialsDb = `bench_${bench.id}_cred`;
 const env: NodeJS.ProcessEnv = {
   ...bench.env,
@@ -71,6 +84,9 @@ const env: NodeJS.ProcessEnv = {
   DISPATCHER_KM_BIND: "127.0.0.1",
   DISPATCHER_KM_DATABASE_URL: withDatabase(bench.provisioningUrl, credentialsDb),
   DISPATCHER_ENCRYPTION_MASTER_KEYS: generateKeyText(1),
+  DISPATCHER_METRICS_ENABLED: "true",
+  DISPATCHER_METRICS_BIND: "127.0.0.1",
+  DISPATCHER_METRICS_PORT: String(kmMetricsPort),
   ...(process.env.BENCH_KM_PLAINTEXT === "1" ? { DISPATCHER_KM_PLAINTEXT: "true" } : {}),
 };
 const dataDir = env.DISPATCHER_DATA_DIR as string;
@@ -109,6 +125,7 @@ try {
     const latencies: number[] = [];
     const end = Date.now() + seconds * 1000;
     const cpu0 = cpu();
+    const kmGc0 = await kmGcTotals();
     // The client's GC pauses: each stops all of its callers at once (they share the process), so they show in the tail.
     const gc = { pauses: 0, totalMs: 0, maxMs: 0 };
     const gcWatch = new PerformanceObserver((list) => {
@@ -140,6 +157,9 @@ try {
     if (timeline && seconds === SECONDS) writeFileSync(`${TIMELINE}.${concurrency}.json`, JSON.stringify(timeline));
     gcWatch.disconnect();
     const cpu1 = cpu();
+    const kmGc1 = await kmGcTotals();
+    const kmPauses = kmGc1.pauses - kmGc0.pauses;
+    const kmPausedMs = (kmGc1.seconds - kmGc0.seconds) * 1000;
     latencies.sort((a, b) => a - b);
     const perCall = (a: number, b: number): number => round(((b - a) * 1000) / Math.max(1, latencies.length), 3);
     return {
@@ -152,6 +172,7 @@ try {
       cpuMsPerCall: { km: perCall(cpu0.km, cpu1.km), mariadb: perCall(cpu0.mariadb, cpu1.mariadb), client: perCall(cpu0.client, cpu1.client) },
       machineBusy: round((cpu1.ticks.busy - cpu0.ticks.busy) / Math.max(1, cpu1.ticks.total - cpu0.ticks.total), 2),
       clientGc: { pauses: gc.pauses, totalMs: round(gc.totalMs, 0), meanMs: round(gc.totalMs / Math.max(1, gc.pauses), 2), maxMs: round(gc.maxMs, 1) },
+      kmGc: { pauses: kmPauses, totalMs: round(kmPausedMs, 0), meanMs: round(kmPausedMs / Math.max(1, kmPauses), 2) },
     };
   };
 
@@ -161,7 +182,7 @@ try {
   for (const level of LEVELS) {
     const r = await run(level, SECONDS);
     results.push(r);
-    say(`  ${String(level).padStart(2)} concurrent: ${r.callsPerSec} calls/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms (max ${r.maxMs} ms, ${r.calls} calls); CPU ms/call KM ${r.cpuMsPerCall.km}, MariaDB ${r.cpuMsPerCall.mariadb}, client ${r.cpuMsPerCall.client}; machine ${Math.round(r.machineBusy * 100)} % busy; client GC ${r.clientGc.pauses} pauses, mean ${r.clientGc.meanMs} ms, max ${r.clientGc.maxMs} ms`);
+    say(`  ${String(level).padStart(2)} concurrent: ${r.callsPerSec} calls/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms (max ${r.maxMs} ms, ${r.calls} calls); CPU ms/call KM ${r.cpuMsPerCall.km}, MariaDB ${r.cpuMsPerCall.mariadb}, client ${r.cpuMsPerCall.client}; machine ${Math.round(r.machineBusy * 100)} % busy; client GC ${r.clientGc.pauses} pauses, mean ${r.clientGc.meanMs} ms, max ${r.clientGc.maxMs} ms; KM GC ${r.kmGc.pauses} pauses, mean ${r.kmGc.meanMs} ms`);
   }
   const floor = await diskFloor(dataDir, env.DISPATCHER_KM_DATABASE_URL as string);
   say(`  disk floor (alone, one at a time): durable append p50 ${floor.fileAppend.p50Ms} ms, p99 ${floor.fileAppend.p99Ms} ms; one-row commit p50 ${floor.commit.p50Ms} ms, p99 ${floor.commit.p99Ms} ms`);
