@@ -6,7 +6,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { z } from "zod";
 import { createDispatcherClients, type DispatcherClients } from "../../src/client/index.js";
 import type { ProvisioningClient } from "../../src/db/clients.js";
-import { createSqlPool, sqlOfPrisma, type SqlPool } from "../../src/db/sql.js";
+import { createSqlPool, type SqlPool } from "../../src/db/sql.js";
 import type { JobCatalog, JobKind } from "../../src/jobs/catalog.js";
 import { buildCatalog } from "../../src/app/catalog.js";
 import { appendEvent, ringDoorbell } from "../../src/jobs/events.js";
@@ -120,17 +120,21 @@ export async function openHarness(label: string, options: HarnessOptions = {}): 
   };
 }
 
-/** Commits a transition the way a worker would (CAS-free, for tests): the job's state and its event, then the doorbell. */
-export async function transition(h: Pick<JobsHarness, "db" | "nc">, jobId: string, type: JobEventType, from: JobState, to: JobState, attempt = 1): Promise<void> {
-  await h.db.$transaction(async (tx) => {
+/**
+ * Commits a transition the way a worker would (CAS-free, for tests): the job's state and its event, then the doorbell.
+ * Through the job path's own pool (READ COMMITTED, a deadlock tried again), as the relay may be marking the job's
+ * publication at the same moment.
+ */
+export async function transition(h: Pick<JobsHarness, "sql" | "nc">, jobId: string, type: JobEventType, from: JobState, to: JobState, attempt = 1): Promise<void> {
+  await h.sql.transaction(async (tx) => {
     const ended = to === "SUCCEEDED" || to === "FAILED" || to === "CANCELLED";
-    await tx.$executeRaw`
+    await tx.execute`
       UPDATE jobs SET state = ${to}, attempt = ${attempt}, updated_at = NOW(3),
              started_at = COALESCE(started_at, IF(${to} = 'RUNNING', NOW(3), NULL)),
              ended_at = IF(${ended ? 1 : 0} = 1, NOW(3), NULL),
              error_code = IF(${to} = 'FAILED', 'UNAVAILABLE', NULL), error_message = IF(${to} = 'FAILED', 'test failure', NULL)
        WHERE id = ${jobId}`;
-    await appendEvent(sqlOfPrisma(tx), { jobId, type, fromState: from, toState: to, attempt, actor: "test-worker" });
+    await appendEvent(tx, { jobId, type, fromState: from, toState: to, attempt, actor: "test-worker" });
   });
   ringDoorbell(h.nc, jobId);
 }
