@@ -20,6 +20,7 @@ import { withDatabase } from "../src/db/url.js";
 import { createKmClientFromConfig, type KmClient } from "../src/km/client.js";
 import { ensureDevCerts } from "../src/km/dev-files.js";
 import { generateKeyText } from "../src/km/keys.js";
+import { scrape, sumOf } from "../test/telemetry/metrics-scrape.js";
 import { benchEnvironment, CORES, cpuSeconds, freePort, machineTicks, percentile, round, say, servicePids, stopProcess } from "./support.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -64,13 +65,8 @@ async function diskFloor(dir: string, databaseUrl: string): Promise<{ fileAppend
 
 /** KM's collection pauses so far (all types), from v8js.gc.duration on its /metrics. */
 async function kmGcTotals(): Promise<{ pauses: number; seconds: number }> {
-  const text = await fetch(`http://127.0.0.1:${kmMetricsPort}/metrics`).then((r) => r.text());
-  const out = { pauses: 0, seconds: 0 };
-  for (const m of text.matchAll(/^v8js_gc_duration_(count|sum)\{[^}]*\} (\S+)$/gm)) {
-    if (m[1] === "count") out.pauses += Number(m[2]);
-    else out.seconds += Number(m[2]);
-  }
-  return out;
+  const samples = await scrape(kmMetricsPort);
+  return { pauses: sumOf(samples, "v8js_gc_duration_count") ?? 0, seconds: sumOf(samples, "v8js_gc_duration_sum") ?? 0 };
 }
 
 const bench = await benchEnvironment("km");

@@ -151,9 +151,9 @@ export function recordDriverCall(cloud: string, operation: string, outcome: stri
   instruments().driverDuration.record(seconds, { "cloud.driver": cloud, operation, outcome });
 }
 
-/** The histogram of this process's collection pauses (src/telemetry/runtime-metrics.ts records into it). */
-export function gcHistogram(): Histogram {
-  return instruments().gcDuration;
+/** One collection pause of this process: `type` as OpenTelemetry's v8js.gc.type (minor, major, incremental, weakcb). */
+export function recordGcPause(type: string, seconds: number): void {
+  instruments().gcDuration.record(seconds, { "v8js.gc.type": type });
 }
 
 /** Seconds since `startedAt` (a performance.now() reading). */

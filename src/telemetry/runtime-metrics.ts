@@ -2,10 +2,10 @@
 // stop it (each pause stops every call the process holds, so they show in every latency's tail) and how late its event
 // loop runs, over fixed windows, so that a deployment sees which process is short of CPU or pausing, and why.
 import { constants, monitorEventLoopDelay, performance, PerformanceObserver, type EventLoopUtilization, type IntervalHistogram, type PerformanceEntry } from "node:perf_hooks";
-import { METRIC, gcHistogram, observeGauge } from "./metrics.js";
+import { METRIC, observeGauge, recordGcPause } from "./metrics.js";
 
 /** Window over which the event loop's delay and utilization are reported (the last complete one). */
-export const LOOP_WINDOW_MS = 10_000;
+const LOOP_WINDOW_MS = 10_000;
 
 const GC_TYPE: Record<number, string> = {
   [constants.NODE_PERFORMANCE_GC_MINOR]: "minor",
@@ -26,11 +26,10 @@ interface LoopWindow {
 
 /** Starts recording; returns its stop. */
 export function observeRuntime(): () => void {
-  const gc = gcHistogram();
   const gcWatch = new PerformanceObserver((list) => {
     for (const e of list.getEntries()) {
       const kind = (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind;
-      gc.record(e.duration / 1000, { "v8js.gc.type": (kind !== undefined && GC_TYPE[kind]) || "other" });
+      recordGcPause((kind !== undefined && GC_TYPE[kind]) || "other", e.duration / 1000);
     }
   });
   gcWatch.observe({ entryTypes: ["gc"] });
