@@ -125,6 +125,7 @@ export function createAgentChannels(options: AgentChannelOptions): AgentChannels
       bound();
       if (!e.retired) e.channel.getChannel().getConnectivityState(true);
     },
+    // eslint-disable-next-line no-restricted-syntax -- made once, not per call
     get size() {
       return entries.size;
     },

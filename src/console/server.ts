@@ -90,6 +90,7 @@ export function createConsoleServer(options: ConsoleServerOptions): ConsoleServe
   };
 
   return {
+    // eslint-disable-next-line no-restricted-syntax -- made once, not per call
     get port() {
       return boundPort;
     },

@@ -136,9 +136,11 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   };
 
   const running: RunningAgent = {
+    // eslint-disable-next-line no-restricted-syntax -- made once, not per call
     get agentId() {
       return state?.agentId ?? "";
     },
+    // eslint-disable-next-line no-restricted-syntax -- made once, not per call
     get serverId() {
       return state?.serverId ?? "";
     },

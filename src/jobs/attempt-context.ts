@@ -32,7 +32,8 @@ export class LeaseLostError extends Error {
 
 export interface AttemptControl {
   readonly ctx: JobContext;
-  readonly cancelRequested: boolean;
+  /** Cancellation was requested (requestCancel). */
+  cancelRequested(): boolean;
   /** Aborts the attempt's signal with `reason` (the first reason wins). */
   abort(reason: Error): void;
   /** Cancellation was requested: checkpoint() throws from now on and the signal aborts. */
@@ -104,11 +105,11 @@ export function createAttemptControl(options: AttemptControlOptions): AttemptCon
       if (controller.signal.aborted) throw controller.signal.reason;
     },
   };
+  // Methods, not a getter: an object literal with an accessor over per-attempt state gets a hidden class of its own,
+  // which keeps the attempt's objects alive through minor collections.
   return {
     ctx,
-    get cancelRequested() {
-      return cancelRequested;
-    },
+    cancelRequested: () => cancelRequested,
     abort,
     requestCancel,
     dispose: () => clearTimeout(deadline),
@@ -133,7 +134,7 @@ export function classifyFailure(err: unknown, control: AttemptControl, log: Logg
   const signal = control.ctx.signal;
   const reason: unknown = signal.aborted ? signal.reason : err;
   if (reason instanceof JobCancelledError) {
-    if (control.cancelRequested) return { type: "cancelled" };
+    if (control.cancelRequested()) return { type: "cancelled" };
   } else if (reason instanceof RunnerStoppingError) {
     return { type: "stopping" };
   } else if (reason instanceof LeaseLostError) {

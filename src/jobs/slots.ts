@@ -29,12 +29,15 @@ export function createJobSlots(concurrency: number): JobSlots {
   let closed = false;
   const waiters: ((got: boolean) => void)[] = [];
   return {
+    // eslint-disable-next-line no-restricted-syntax -- made once, not per call
     get taken() {
       return taken;
     },
+    // eslint-disable-next-line no-restricted-syntax -- made once, not per call
     get free() {
       return closed ? 0 : Math.max(0, concurrency - taken);
     },
+    // eslint-disable-next-line no-restricted-syntax -- made once, not per call
     get waiting() {
       return waiters.length;
     },

@@ -261,7 +261,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       ex.renewLease(ref, leaseMs)
         .then((r) => {
           if (!r.held) control.abort(new LeaseLostError());
-          else if (r.cancelRequested && !control.cancelRequested) control.requestCancel();
+          else if (r.cancelRequested && !control.cancelRequested()) control.requestCancel();
         })
         .catch((err: unknown) => jobLog.warn({ err }, "could not renew the job's lease"))
         .finally(() => (busy = false));
@@ -281,9 +281,11 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
 
   return {
     owner,
+    // eslint-disable-next-line no-restricted-syntax -- made once, not per call
     get active() {
       return active.size;
     },
+    // eslint-disable-next-line no-restricted-syntax -- made once, not per call
     get claimed() {
       return claimedStarts;
     },

@@ -99,6 +99,7 @@ export function createChannelOpener(keys: Keyring, options: { maxKeys?: number }
   const derived = new Map<string, Buffer>();
 
   return {
+    // eslint-disable-next-line no-restricted-syntax -- made once, not per call
     get cachedKeys() {
       return derived.size;
     },

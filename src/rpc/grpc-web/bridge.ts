@@ -128,6 +128,7 @@ export function createGrpcWebBridge(options: GrpcWebBridgeOptions): GrpcWebBridg
   };
 
   return {
+    // eslint-disable-next-line no-restricted-syntax -- made once, not per call
     get port() {
       return boundPort;
     },
