@@ -4,7 +4,7 @@
 import { isIPv4, isIPv6 } from "node:net";
 import type { PeerCertificate } from "node:tls";
 import { credentials, Metadata, status as Code, type ChannelCredentials, type ServiceError } from "@grpc/grpc-js";
-import { installAsyncBind } from "../client/async-bind.js";
+import { keepCallsYoung } from "../runtime/young-calls.js";
 import {
   AgentServiceClient,
   type CollectMetricsResponse,
@@ -100,7 +100,7 @@ const MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
  */
 export function openAgentChannel(endpoint: AgentEndpoint, maxMessageBytes = MAX_MESSAGE_BYTES): AgentServiceClient {
   // Node 20's per-request AsyncResource.bind in node:http2 keeps each call alive through young collections.
-  installAsyncBind();
+  keepCallsYoung();
   return new AgentServiceClient(channelTarget(endpoint.address, endpoint.port), channelCredentials(endpoint), {
     "grpc.max_receive_message_length": maxMessageBytes,
     // A pool of its own: closing a channel makes grpc-js walk its whole subchannel pool, and with the process-wide pool

@@ -2,7 +2,7 @@
 // deadline and the retry policy (the channel's for idempotent methods, the keyed one for mutating calls).
 import { readFileSync } from "node:fs";
 import { Client, credentials, type ChannelCredentials, type ChannelOptions } from "@grpc/grpc-js";
-import { installAsyncBind } from "./async-bind.js";
+import { keepCallsYoung } from "../runtime/young-calls.js";
 import type { CallDefaults } from "./calls.js";
 import { DEFAULT_RETRY, generatedIdempotentMethods, retryServiceConfig, type RetryOptions } from "./service-config.js";
 
@@ -34,7 +34,7 @@ export interface DispatcherClientOptions {
 
 export function openChannel(options: DispatcherClientOptions): { grpc: Client; defaults: CallDefaults } {
   // Node 20's per-request AsyncResource.bind in node:http2 keeps each call alive through young collections.
-  installAsyncBind();
+  keepCallsYoung();
   // channelz (grpc-js's introspection counters, which nothing here serves) costs objects and timestamps on every call.
   const channelOptions: ChannelOptions = { "grpc.enable_channelz": 0, ...options.channelOptions };
   let keyedRetry: CallDefaults["keyedRetry"];

@@ -2,7 +2,7 @@
 // unsealed from the channel seal in memory only, a span per call (ids only, never a secret), and KM failures mapped
 // to domain errors — an outage is an UnavailableError, which jobs retry.
 import { Client, status as Code, credentials as grpcCredentials, type ChannelOptions } from "@grpc/grpc-js";
-import { installAsyncBind } from "../client/async-bind.js";
+import { keepCallsYoung } from "../runtime/young-calls.js";
 import { promiseClient, type CallOptions, type PromiseClient } from "../client/calls.js";
 import { DispatcherError } from "../client/errors.js";
 import { DEFAULT_RETRY, idempotentMethods, loadDescriptorSet, retryServiceConfig } from "../client/service-config.js";
@@ -79,7 +79,7 @@ export function createKmClientFromConfig(config: Config, identity: string, log?:
 
 export function createKmClient(options: KmClientOptions): KmClient {
   // Node 20's per-request AsyncResource.bind in node:http2 keeps each call alive through young collections.
-  installAsyncBind();
+  keepCallsYoung();
   const channelOptions: ChannelOptions = {
     "grpc.service_config": retryServiceConfig(idempotentMethods(loadDescriptorSet()).filter((m) => m.service === "km.v1.KeyManagementService"), DEFAULT_RETRY),
     // No channelz service is served: its per-call counters and timestamps are CPU and garbage on every GetCredential.

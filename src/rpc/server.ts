@@ -13,6 +13,7 @@ import type { AuthenticatePeer } from "../iam/principal.js";
 import { permissionFor } from "../iam/permissions.js";
 import type { Authenticate } from "../iam/principal.js";
 import { addReflection } from "./reflection.js";
+import { keepCallsYoung } from "../runtime/young-calls.js";
 
 export interface RpcServerOptions {
   /** Reads mode (reflection default) and server.* (bind, port, limits, keepalive, deadline, grace, reflection). */
@@ -87,6 +88,7 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
   const limitOf = requestLimits(config.server);
 
   const build = (): Server => {
+    keepCallsYoung();
     const s = new Server(serverOptions(config.server));
     const runtime = { log, requestLog: options.requestLog, authenticate: options.authenticate, authenticatePeer: options.authenticatePeer, defaultDeadlineMs: config.server.defaultDeadlineMs, maxMetadataBytes: config.server.maxMetadataBytes, limits, inFlight, isDraining: () => draining, refusal: () => refusing };
     for (const service of options.services) {
@@ -105,6 +107,7 @@ export function createRpcServer(options: RpcServerOptions): RpcServer {
   };
 
   return {
+    // eslint-disable-next-line no-restricted-syntax -- made once, not per call
     get port() {
       return boundPort;
     },

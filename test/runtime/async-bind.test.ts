@@ -3,7 +3,7 @@
 import { execFileSync } from "node:child_process";
 import { AsyncResource, executionAsyncId } from "node:async_hooks";
 import { describe, expect, it } from "vitest";
-import { installAsyncBind } from "../../src/client/async-bind.js";
+import { installAsyncBind } from "../../src/runtime/async-bind.js";
 
 const nodeMajor = Number(process.versions.node.split(".")[0]);
 
@@ -17,7 +17,7 @@ function promotedPerRequest(fixed: boolean): number {
     const v8 = require("node:v8");
     const old = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === "old_space").space_used_size;
     (async () => {
-      ${fixed ? `require(${JSON.stringify(require.resolve("tsx/cjs"))}); require(${JSON.stringify(new URL("../../src/client/async-bind.ts", import.meta.url).pathname)}).installAsyncBind();` : ""}
+      ${fixed ? `require(${JSON.stringify(require.resolve("tsx/cjs"))}); require(${JSON.stringify(new URL("../../src/runtime/async-bind.ts", import.meta.url).pathname)}).installAsyncBind();` : ""}
       const server = http2.createServer((req, res) => res.end("ok"));
       await new Promise((r) => server.listen(0, "127.0.0.1", r));
       const session = http2.connect("http://127.0.0.1:" + server.address().port);
