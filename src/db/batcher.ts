@@ -4,6 +4,7 @@
 // statement, one file write) serves many calls. A batch runs in the trace context of its first call, so a batch of one
 // is traced exactly as the call alone would be.
 import { context, type Context } from "@opentelemetry/api";
+import { SlotSet } from "../runtime/slot-table.js";
 
 export interface BatcherOptions<I, O> {
   /**
@@ -53,7 +54,7 @@ export function createBatcher<I, O>(options: BatcherOptions<I, O>): Batcher<I, O
   let scheduled = false;
   let batches = 0;
   let items = 0;
-  const running = new Set<Promise<void>>();
+  const running = new SlotSet<Promise<void>>(); // an entry per batch: ../runtime/slot-table.ts
 
   const write = async (batch: Waiting<I, O>[]): Promise<void> => {
     try {

@@ -11,6 +11,7 @@ import { createOutageLog } from "../mq/outage-log.js";
 import { contextFromTraceparent } from "../telemetry/propagation.js";
 import { jobAttributes, withSpan } from "../telemetry/spans.js";
 import { claimStaleOutboxRows, countFailedTries, deletePublishedBefore, encodeJobMessage, markOutboxPublished, type OutboxRef } from "./outbox.js";
+import { SlotSet } from "../runtime/slot-table.js";
 
 /** What the job service needs from a relay: take a committed row for immediate publication. */
 export interface OutboxPublisher {
@@ -96,7 +97,7 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const stats: RelayStats = { published: 0, duplicates: 0, failedTries: 0, recovered: 0, marked: 0, markStatements: 0, queued: 0, inFlight: 0 };
   const queue: OutboxRef[] = [];
   const toMark: OutboxRef[] = [];
-  const working = new Set<Promise<void>>();
+  const working = new SlotSet<Promise<void>>(); // an entry per publication: ../runtime/slot-table.ts
   let inFlight = 0;
   let stopped = false;
   let pollTimer: NodeJS.Timeout | undefined;

@@ -24,6 +24,7 @@ import { completeMany, startMany } from "./execution-batch.js";
 import { JobExecution, type AttemptRef, type CompleteInput, type StartInput, type StartResult, type StartedJob } from "./execution.js";
 import { parseJobMessage, type JobMessage } from "./outbox.js";
 import { commitThenSettle, type Settle, type SettleAs } from "./settle.js";
+import { SlotSet } from "../runtime/slot-table.js";
 
 /** What a worker needs of its process: the services its handlers use, NATS, a logger, its settings and its id. */
 export interface WorkerResources extends JobServices {
@@ -97,7 +98,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   await whileJetStreamStarts(log, "set up the workers' consumer", () => ensureWorkerConsumer(jsm, consumer));
 
   const ex = options.execution ?? new JobExecution({ sql: resources.sql, nc: nats });
-  const active = new Set<AttemptControl>();
+  const active = new SlotSet<AttemptControl>(); // an entry per attempt: ../runtime/slot-table.ts
   // Group commit: starts, and successful completions, that arrive while earlier ones commit share one transaction.
   const concurrency = options.concurrency ?? config.jobs.workerConcurrency;
   const batchOptions = { maxBatch: concurrency };

@@ -4,6 +4,7 @@
 import { createInbox, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import type { PubAck } from "@nats-io/jetstream";
 import { MSG_ID_HEADER, type JetStreamPublish } from "./jobs-stream.js";
+import { SlotMap } from "../runtime/slot-table.js";
 
 /** publishJob's JetStreamPublish (src/mq/jobs-stream.ts) over one reply subscription of its own. */
 export interface AckedPublisher extends JetStreamPublish {
@@ -24,7 +25,8 @@ const decoder = new TextDecoder();
 
 export function createAckedPublisher(nc: NatsConnection): AckedPublisher {
   const prefix = createInbox();
-  const waiting = new Map<string, Waiting>();
+  // A slot map, not a Map: an entry per publication (../runtime/slot-table.ts says why).
+  const waiting = new SlotMap<string, Waiting>();
   let next = 0;
   let sweeper: NodeJS.Timeout | undefined;
 

@@ -19,6 +19,7 @@ import { SpanKind, withSpan, type Span } from "../telemetry/spans.js";
 import { FailedPreconditionError } from "../errors.js";
 import { describeChanges, MSG_ID_HEADER, type SettingChange } from "./jobs-stream.js";
 import { createOutageLog, type OutageLog } from "./outage-log.js";
+import { SlotSet } from "../runtime/slot-table.js";
 
 export interface WorkerConsumerOptions {
   stream: string;
@@ -179,7 +180,7 @@ export async function consume(js: JetStreamClient, options: ConsumeOptions): Pro
   // long as the pull expiry before it pulls again: 10-12.5 s without work after the stream leader's node was killed.
   // The consumer exists: ensureWorkerConsumer made it before.
   const messages = await consumer.consume({ max_messages: max, expires: PULL_EXPIRES_MS, idle_heartbeat: PULL_IDLE_HEARTBEAT_MS, bind: true });
-  const running = new Set<Promise<void>>();
+  const running = new SlotSet<Promise<void>>(); // an entry per message: ../runtime/slot-table.ts
   let stopping = false;
 
   const outage = createOutageLog(options.log, "receiving jobs from the consumer");

@@ -1,4 +1,5 @@
 // The set of RPCs a server is running, so that a graceful stop can wait for them and then cancel the stragglers.
+import { SlotSet } from "../runtime/slot-table.js";
 
 export interface InFlightCall {
   readonly method: string;
@@ -8,7 +9,8 @@ export interface InFlightCall {
 }
 
 export class InFlight {
-  private readonly calls = new Set<InFlightCall>();
+  // A slot set, not a Set: an entry per call (../runtime/slot-table.ts says why).
+  private readonly calls = new SlotSet<InFlightCall>();
   private idle: Array<() => void> = [];
 
   get size(): number {
