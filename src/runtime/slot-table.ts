@@ -1,16 +1,17 @@
 // Map and Set stand-ins for tables whose entries come and go once per call (open streams, calls in flight), kept in
 // plain arrays of slots.
 //
-// Why not Map or Set: V8 rebuilds a Map's or Set's hash table every few additions once deletions have filled it, and
-// the table it leaves behind keeps pointing at its successor and at the entries it held. A long-lived table sits in
-// the old generation, where only full collections look, so each abandoned table keeps its successor — and every
-// entry's whole object graph — alive through every young-generation collection until the next full one. Measured on
-// Node 20 with a grpc-js echo (16 calls in flight): the server promoted 12 % of what it allocated and the client 21 %,
-// with scavenges of 2–6 ms; with these tables in node:http2's sessions and grpc-js's transports, under 1 % and ~1 ms.
-// A slot array is never rebuilt (it only grows, to the most entries it ever held) and a deleted entry's slot is
-// overwritten with undefined, so nothing outlives its call.
+// Why not Map or Set: a long-lived Map or Set that gains and loses an entry per call kept those calls' objects alive
+// through young-generation collections until a full one. Measured on Node 20 with a grpc-js echo (16 calls in flight):
+// the server promoted 12 % of what it allocated and the client 21 %, with scavenges of 2–6 ms; with these tables in
+// node:http2's sessions and grpc-js's transports, under 1 % and ~1 ms. The likely mechanism: V8 rebuilds such a
+// table every few additions once deletions have filled it, and the table it abandons in the old generation (where
+// only full collections look) still points at the entries it held and at its successor. A slot array is never
+// rebuilt (it only grows, to the most entries it ever held) and a deleted entry's slot is overwritten with undefined,
+// so nothing outlives its call.
 //
-// Lookups scan the slots in use: these tables hold the calls of one connection, tens to a few hundred.
+// Lookups scan the slots in use (keys compare with ===): these tables hold the calls of one connection or one
+// process's publications in flight, tens to a few hundred.
 
 /** A Map's subset that node:http2 uses for a session's streams: get, set, has, delete, size, forEach, iteration. */
 export class SlotMap<K, V> {
