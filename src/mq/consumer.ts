@@ -214,7 +214,7 @@ export async function consume(js: JetStreamClient, options: ConsumeOptions): Pro
 }
 
 async function handle(m: JsMsg, options: ConsumeOptions): Promise<void> {
-  const delivery = toDelivery(m);
+  const delivery = new JsDelivery(m);
   const attributes = {
     "messaging.system": "nats",
     "messaging.operation.type": "process",
@@ -242,10 +242,6 @@ async function handle(m: JsMsg, options: ConsumeOptions): Promise<void> {
   } finally {
     if (heartbeat) clearInterval(heartbeat);
   }
-}
-
-function toDelivery(m: JsMsg): Delivery & { span?: Span } {
-  return new JsDelivery(m);
 }
 
 /**
