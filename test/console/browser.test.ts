@@ -141,7 +141,8 @@ describe("the operations console in Chromium", () => {
     expect(names.some((n) => n.startsWith("driver driver.local.")), names.join("\n")).toBe(true);
     expect(names).toContain("worker job.handle server.launch");
     // The job's events, from created to succeeded.
-    expect(await page.locator(".events-table").textContent()).toContain("succeeded");
+    // The events arrive in their own call after the page renders: wait for them, not for the table's header.
+    await expect.poll(() => page.locator(".events-table").textContent(), { timeout: 15_000, message: "the job's events" }).toContain("succeeded");
     await waterfall.locator('.span-row[data-category="driver"]').first().click();
     await page.getByTestId("span-details").waitFor();
     expect(await page.getByTestId("span-details").textContent()).toContain("cloud.driver");
