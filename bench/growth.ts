@@ -9,6 +9,7 @@
 // sequence engine), so filling a million rows takes seconds, not the job path's hours.
 import type { ChildProcess } from "node:child_process";
 import { loadavg } from "node:os";
+import { writeFileSync } from "node:fs";
 import { createDispatcherClients, type DispatcherClients } from "../src/client/index.js";
 import { openConnection } from "../src/db/connect.js";
 import { createProvisioningClient } from "../src/db/clients.js";
@@ -31,7 +32,12 @@ const CREATE_RATE = Number(process.env.BENCH_GROWTH_CREATE_RATE ?? 100);
 const CREATE_SECONDS = Number(process.env.BENCH_GROWTH_CREATE_S ?? 60);
 /** Uncounted creation before the quiet window, at the same rate. */
 const CREATE_WARM_SECONDS = Number(process.env.BENCH_GROWTH_CREATE_WARM_S ?? 10);
+/** BENCH_GROWTH_TRACE=<file>: every creation call of both windows as "<epoch ms when sent> <latency ms>" lines. */
+const TRACE_FILE = process.env.BENCH_GROWTH_TRACE;
+const trace: string[] = [];
 const PURGE_BATCH = Number(process.env.BENCH_GROWTH_PURGE_BATCH ?? 200);
+/** Seconds between the purge's first batch and the window (the purging monitor's start-up passes end in them). */
+const PURGE_SETTLE_S = Number(process.env.BENCH_GROWTH_PURGE_SETTLE_S ?? 15);
 /** BENCH_GROWTH_LISTS=0 fills the tables and runs phase 2 alone. */
 const LISTS = process.env.BENCH_GROWTH_LISTS !== "0";
 
@@ -243,7 +249,14 @@ async function createAtRate(c: DispatcherClients, seconds: number): Promise<numb
     const wait = due - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const t = performance.now();
-    pending.push(c.jobs.runDiagnosticJob({ outcome: DiagnosticOutcome.DIAGNOSTIC_OUTCOME_SUCCEED }).then(() => void latencies.push(performance.now() - t)));
+    const sent = Date.now();
+    pending.push(
+      c.jobs.runDiagnosticJob({ outcome: DiagnosticOutcome.DIAGNOSTIC_OUTCOME_SUCCEED }).then(() => {
+        const ms = performance.now() - t;
+        latencies.push(ms);
+        if (TRACE_FILE) trace.push(`${sent} ${ms.toFixed(2)}`);
+      }),
+    );
   }
   await Promise.all(pending);
   return latencies.sort((a, b) => a - b);
@@ -280,7 +293,18 @@ try {
   const fillSeconds = await fill(SMALL, LARGE);
   say(`  in ${round(fillSeconds)} s`);
   // Every filled job ended 40 to 60 days ago: a second process, a monitor with 30 days' retention, purges them.
-  const purgeEnv = { ...bench.env, DISPATCHER_JOBS_RETENTION_DAYS: "30", DISPATCHER_JOBS_PURGE_BATCH: String(PURGE_BATCH), DISPATCHER_JOBS_PURGE_INTERVAL_MS: "1000" };
+  // The purging monitor is a second monitor only because retention must stay off while the lists are measured: its
+  // other periodic work (cost accrual and budget usage, which read every server — a million here — and roll-ups) runs
+  // at start and then once an hour, so that the window compares the purge with the quiet run, not a second monitor's
+  // accruals with the first one's (the dispatcher process's own monitor accrues in both windows).
+  const purgeEnv = {
+    ...bench.env,
+    DISPATCHER_JOBS_RETENTION_DAYS: "30",
+    DISPATCHER_JOBS_PURGE_BATCH: String(PURGE_BATCH),
+    DISPATCHER_JOBS_PURGE_INTERVAL_MS: "1000",
+    DISPATCHER_ANALYTICS_ACCRUAL_INTERVAL_MS: "3600000",
+    DISPATCHER_ANALYTICS_ROLLUP_INTERVAL_MS: "3600000",
+  };
   /** The machine's busy share over `run`, in percent. */
   const busyOver = async <T>(run: () => Promise<T>): Promise<[T, number]> => {
     const t0 = machineTicks();
@@ -299,6 +323,9 @@ try {
     const monitor = await startDispatcher("monitor", purgeEnv, bench.port);
     try {
       for (const until = Date.now() + 120_000; (await purgedSoFar()) === 0 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 200));
+      // Its start-up passes of those loops (a few seconds over a million servers) end before the window opens.
+      say(`  purging; waiting ${PURGE_SETTLE_S} s for the monitor's start-up passes`);
+      await new Promise((r) => setTimeout(r, PURGE_SETTLE_S * 1000));
       say(`creating ${CREATE_RATE} jobs/s for ${CREATE_SECONDS} s while it purges`);
       const n0 = await purgedSoFar();
       const t0 = performance.now();
@@ -350,6 +377,7 @@ try {
     machine_busy_pct: busy,
   };
   process.stdout.write(`${JSON.stringify(figures)}\n`);
+  if (TRACE_FILE) writeFileSync(TRACE_FILE, `${trace.join("\n")}\n`);
 } finally {
   await db.end();
   await sql.end();
