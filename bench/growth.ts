@@ -296,7 +296,7 @@ try {
   // The purging monitor is a second monitor only because retention must stay off while the lists are measured: its
   // other periodic work (cost accrual and budget usage, which read every server — a million here — and roll-ups) runs
   // at start and then once an hour, so that the window compares the purge with the quiet run, not a second monitor's
-  // accruals with the first one's (the dispatcher process's own monitor accrues in both windows).
+  // accruals against none (the dispatcher process's own monitor accrues in both windows).
   const purgeEnv = {
     ...bench.env,
     DISPATCHER_JOBS_RETENTION_DAYS: "30",
