@@ -105,6 +105,7 @@ export const FIELDS: readonly Field[] = [
   f("mq.connectTimeoutMs", millis, 5_000, "how long to wait for NATS at start"),
   f("mq.maxAckPending", positiveInt, 10_000, "deliveries of the jobs consumer unacknowledged at once across all workers (running, buffered, and waiting out a retry's backoff); above it JetStream pauses delivery"),
   f("mq.workerDurable", z.string().regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only"), "workers", "durable JetStream consumer the workers share"),
+  f("runtime.heapGrowingPercent", wholeNumber(0, 400, "expected a whole number of percent from 0 to 400"), 100, "in each process running roles, how far the JavaScript heap's old generation may grow past what survived a full collection before the next one (100: to twice the live heap). 0 leaves it to V8, which in a long-running service keeps it about a tenth above the live heap, so that the little each call leaves behind brings a full collection every few seconds — tens of milliseconds of both cores each time on a small machine (docs/operations.md, \"Memory\")"),
   f("startup.waitForStoresMs", millis, 0, "how long a starting process waits for MariaDB and NATS while they cannot be reached, logging each try with backoff (0: until they come, as a replica under an orchestrator should); past it the process exits 2 saying what to start"),
   f("jobs.workerConcurrency", positiveInt, 32, "jobs one worker process runs at once"),
   f("jobs.reconcileIntervalMs", positiveInt, 5_000, "how often queued jobs and expired leases are re-examined"),
@@ -183,6 +184,7 @@ export type Config = {
     serverCert: string; serverKey: string; serverName: string; clientPrincipals: string[]; plaintext: boolean; auditFile: string;
   };
   mq: { url: string; jobsStream: string; jobsStreamReplicas: number; subjectPrefix: string; connectTimeoutMs: number; workerDurable: string; maxAckPending: number };
+  runtime: { heapGrowingPercent: number };
   startup: { waitForStoresMs: number };
   jobs: { workerConcurrency: number; reconcileIntervalMs: number; leaseMs: number; claimAfterMs: number; republishAfterMs: number; checkPollMs: number; retentionDays: number; purgeBatch: number; purgeIntervalMs: number; purgeShare: number };
   discovery: { intervalMs: number; serverSyncIntervalMs: number; pollMs: number };

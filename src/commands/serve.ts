@@ -8,6 +8,7 @@ import { ROLES, type RunningRole } from "../app/roles.js";
 import { measuring } from "../telemetry/metrics.js";
 import { observePool } from "../telemetry/metrics-observers.js";
 import { observeRuntime } from "../telemetry/runtime-metrics.js";
+import { setHeapGrowing } from "../runtime/heap.js";
 import { startMetrics } from "../telemetry/metrics-server.js";
 import { progress, setup, type CommandOptions } from "./common.js";
 import { checkPortsFree } from "./ports.js";
@@ -22,6 +23,8 @@ export interface ServeOptions extends CommandOptions {
 
 export async function runServe(options: ServeOptions): Promise<number> {
   const { config, log } = await setup(options);
+  // Before the roles allocate: their long-lived state is what the first full collection sizes the heap from.
+  setHeapGrowing(config.runtime.heapGrowingPercent);
   if (options.quickStart) for (const note of prepareDevelopmentKm(config)) progress(note);
   // KM refuses to start without a valid master key, channel key and certificates: say so before anything connects.
   if (options.roles.includes("km")) kmServerSettings(config);
