@@ -41,7 +41,6 @@ describe("setHeapGrowing", () => {
   it("spaces full collections by the factor it sets", () => {
     const doubling = growthBetweenFullCollections(100);
     const tight = growthBetweenFullCollections(10);
-    process.stderr.write(`growth between full collections: 100 % ${JSON.stringify(doubling)}; 10 % ${JSON.stringify(tight)}\n`);
     expect(doubling.length).toBeGreaterThan(0);
     for (const g of doubling) expect(g).toBeGreaterThan(1.8);
     // V8 grows a small heap by a minimum step whatever the factor: by 200 MB a tenth's steps are well under 1.5.
