@@ -116,7 +116,7 @@ export const FIELDS: readonly Field[] = [
   f("jobs.retentionDays", wholeNumber(0, undefined, "expected a whole number of days, 0 or more"), 30, "finished jobs (with their events and dead letters) older than this many days are purged by the monitor; 0 keeps them all"),
   f("jobs.purgeBatch", positiveInt, 200, "jobs the monitor purges per transaction: smaller transactions keep the commits that job creation waits behind short"),
   f("jobs.purgeIntervalMs", positiveInt, 60_000, "how often the monitor looks for jobs past retention (again after a rest when a batch was full)"),
-  f("jobs.purgeShare", z.coerce.number().gt(0).max(1), 0.25, "share of the time a backlog's purge may work: after a full batch the monitor rests (1 / share - 1) times as long as the batch took, so that the purge leaves room for job creation; 1 goes on at once"),
+  f("jobs.purgeShare", z.coerce.number().gt(0).max(1), 0.1, "share of the time a backlog's purge may work: after a full batch the monitor rests (1 / share - 1) times as long as the batch took, so that the purge leaves room for job creation; 1 goes on at once"),
   f("discovery.intervalMs", positiveInt, 4 * 3_600_000, "how often the monitor re-discovers each account's regions, subscriptions, products and images"),
   f("discovery.serverSyncIntervalMs", positiveInt, 60_000, "how often the monitor lists each active account's servers from its cloud"),
   f("discovery.pollMs", positiveInt, 2_000, "how often the monitor looks for accounts due for discovery or a server sync"),
