@@ -235,7 +235,7 @@ export async function cancelUnstartedChildren(tx: Sql, parentId: string, actor: 
   if (rows.length === 0) return { held: 0, queued: 0 };
   const ids = rows.map((r) => r.id);
   await tx.execute`
-    UPDATE jobs SET state = 'CANCELLED', error_code = 'CANCELLED', error_message = ${message}, ended_at = NOW(3), updated_at = NOW(3),
+    UPDATE jobs SET state = 'CANCELLED', held = 0, error_code = 'CANCELLED', error_message = ${message}, ended_at = NOW(3), updated_at = NOW(3),
            lease_owner = NULL, lease_expires_at = NULL, next_check_at = NULL
      WHERE id IN (${ids}) AND state = 'QUEUED'`;
   await appendEventsOf(tx, sqlFragment`j.id IN (${ids})`, { type: "cancelled", from: "QUEUED", to: "CANCELLED", actor, message });
@@ -260,7 +260,7 @@ export async function requestCancelOfRunningChildren(tx: Sql, parentId: string, 
  */
 export async function cancelOrphanedChildren(pool: SqlPool, options: { limit: number; actor: string }): Promise<number> {
   const parents = await pool.query<{ parentId: string; state: JobState }>`
-    SELECT DISTINCT c.parent_id AS parentId, p.state FROM jobs c FORCE INDEX (jobs_held_state_idx) JOIN jobs p ON p.id = c.parent_id
+    SELECT DISTINCT c.parent_id AS parentId, p.state FROM jobs c FORCE INDEX (jobs_held_idx) JOIN jobs p ON p.id = c.parent_id
      WHERE c.held = 1 AND c.state = 'QUEUED' AND p.state IN ('SUCCEEDED', 'FAILED', 'CANCELLED') LIMIT ${options.limit}`;
   let cancelled = 0;
   for (const p of parents) {

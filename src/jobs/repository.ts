@@ -268,7 +268,7 @@ export async function cancelJob(pool: SqlPool, id: string, actor: string, reason
   for (let round = 0; round < 5; round++) {
     const outcome = await pool.transaction(async (tx): Promise<CancelOutcome | null> => {
       const cancelled = await tx.execute`
-        UPDATE jobs SET state = 'CANCELLED', error_code = 'CANCELLED', error_message = ${message}, ended_at = NOW(3),
+        UPDATE jobs SET state = 'CANCELLED', held = 0, error_code = 'CANCELLED', error_message = ${message}, ended_at = NOW(3),
                         updated_at = NOW(3), lease_owner = NULL, lease_expires_at = NULL, next_check_at = NULL
          WHERE id = ${id} AND state = 'QUEUED'`;
       if (cancelled === 1) {

@@ -167,7 +167,7 @@ export async function failPastDeadline(ex: JobExecution, options: { limit: numbe
       if (!row) return false;
       const message = timeoutMessage(row);
       await tx.execute`
-        UPDATE jobs SET state = 'FAILED', error_code = 'DEADLINE_EXCEEDED', error_message = ${message}, error_details = NULL,
+        UPDATE jobs SET state = 'FAILED', held = 0, error_code = 'DEADLINE_EXCEEDED', error_message = ${message}, error_details = NULL,
                lease_owner = NULL, lease_expires_at = NULL, next_check_at = NULL, ended_at = NOW(3), updated_at = NOW(3)
          WHERE id = ${row.id}`;
       await ex.event(tx, { jobId: row.id, kind: row.kind, attempt: row.attempt, owner: options.actor }, "timed_out", row.state, "FAILED", options.actor, `DEADLINE_EXCEEDED: ${message}`);

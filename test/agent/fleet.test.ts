@@ -127,6 +127,12 @@ async function childStates(parentId: string): Promise<Record<string, number>> {
   return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
 }
 
+/** Children of `parentId` still marked held. */
+async function heldChildren(parentId: string): Promise<number> {
+  const [row] = await a.h.sql.query<{ n: bigint }>`SELECT COUNT(*) AS n FROM jobs WHERE parent_id = ${parentId} AND held = 1`;
+  return Number(row?.n ?? 0);
+}
+
 async function startTheWorker(): Promise<void> {
   worker ??= await startWorker({ resources: { ...a.h.resources("w1"), relay: a.relay }, catalog: a.h.catalog, concurrency: 16 });
 }
@@ -143,8 +149,14 @@ describe("before any worker runs", () => {
     // However old, a held child is not a lost message.
     const swept = await republishQueued(a.h.ex, { olderThanMs: 0, limit: 1_000, actor: "monitor", republish: async (_tx, j) => j.jobId });
     expect(swept.published.filter((jobId) => jobId !== job?.id)).toEqual([]);
+    // One child cancelled on its own, then the parent: an ended child no longer counts as held (jobs_held_idx
+    // holds only the children still waiting).
+    const [first] = await a.h.sql.query<{ id: string }>`SELECT id FROM jobs WHERE parent_id = ${job?.id ?? ""} ORDER BY id LIMIT 1`;
+    await cancel(first?.id ?? "");
+    expect(await heldChildren(job?.id ?? "")).toBe(SERVERS - 1);
     await cancel(job?.id ?? "");
     expect(await childStates(job?.id ?? "")).toEqual({ CANCELLED: SERVERS });
+    expect(await heldChildren(job?.id ?? "")).toBe(0);
   });
 });
 
@@ -157,6 +169,7 @@ describe("a parent that ended without releasing its children", () => {
     expect(await childStates(id)).toEqual({ QUEUED: 4 });
     expect(await cancelOrphanedChildren(a.h.sql, { limit: 100, actor: "monitor" })).toBe(4);
     expect(await childStates(id)).toEqual({ CANCELLED: 4 });
+    expect(await heldChildren(id)).toBe(0);
     expect(await cancelOrphanedChildren(a.h.sql, { limit: 100, actor: "monitor" })).toBe(0);
   });
 });
