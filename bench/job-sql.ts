@@ -1,7 +1,8 @@
 // `npm run bench:job-sql`: what the job path costs the database, stage by stage. Runs the path's own functions (create,
 // the relay's mark, start, complete; no gRPC, no broker, no kind's effects) against a throwaway database, in batches
 // of 1 (a lone call), 16 and 64 (group commit under load), one stage after another from one connection at a time, and
-// reads MariaDB's CPU time from /proc around each stage: CPU per job by stage, commits and row operations per job.
+// reads MariaDB's CPU time from /proc and the buffer pool's page counts around each stage: CPU and pages per job by
+// stage, commits and row operations per job.
 // Options: BENCH_JOBS (jobs per batch size, default 12,000; a tenth of that in batches of 1), BENCH_BATCHES ("1,16,64").
 import { randomBytes, randomUUID } from "node:crypto";
 import { loadavg } from "node:os";
@@ -47,12 +48,32 @@ function newJob(): NewJob {
   };
 }
 
-/** One batch of `n` jobs through the four stages; adds each stage's MariaDB CPU seconds to `cpu`. */
-async function batch(n: number, cpu: Record<Stage, number>): Promise<void> {
+interface StageCost {
+  cpu: number;
+  pageReads: number;
+  pageChanges: number;
+}
+
+const noCost = (): Record<Stage, StageCost> => Object.fromEntries(STAGES.map((s) => [s, { cpu: 0, pageReads: 0, pageChanges: 0 }])) as Record<Stage, StageCost>;
+
+/** The buffer pool's logical page reads and page changes so far (every client's: the bench runs alone). */
+async function pageCounts(): Promise<{ reads: number; changes: number }> {
+  const rows = await sql.query<{ Variable_name: string; Value: string }>`
+    SHOW GLOBAL STATUS WHERE Variable_name IN ('Innodb_buffer_pool_read_requests', 'Innodb_buffer_pool_write_requests')`;
+  const v = Object.fromEntries(rows.map((r) => [r.Variable_name, Number(r.Value)]));
+  return { reads: v.Innodb_buffer_pool_read_requests ?? 0, changes: v.Innodb_buffer_pool_write_requests ?? 0 };
+}
+
+/** One batch of `n` jobs through the four stages; adds each stage's MariaDB CPU seconds and page counts to `cost`. */
+async function batch(n: number, cost: Record<Stage, StageCost>): Promise<void> {
   const timed = async <T>(stage: Stage, fn: () => Promise<T>): Promise<T> => {
+    const pages = await pageCounts();
     const before = cpuSeconds(mariadb);
     const out = await fn();
-    cpu[stage] += cpuSeconds(mariadb) - before;
+    cost[stage].cpu += cpuSeconds(mariadb) - before;
+    const after = await pageCounts();
+    cost[stage].pageReads += after.reads - pages.reads;
+    cost[stage].pageChanges += after.changes - pages.changes;
     return out;
   };
   const jobs = Array.from({ length: n }, newJob);
@@ -76,24 +97,25 @@ const results: Record<string, Record<string, number>> = {};
 for (const size of BATCHES) {
   const jobs = size === 1 ? Math.max(1, Math.round(JOBS / 10)) : JOBS;
   const rounds = Math.max(1, Math.round(jobs / size));
-  const warm = { create: 0, mark: 0, start: 0, complete: 0 };
+  const warm = noCost();
   for (let i = 0; i < Math.min(20, rounds); i++) await batch(size, warm);
-  const cpu: Record<Stage, number> = { create: 0, mark: 0, start: 0, complete: 0 };
+  const cost = noCost();
   const before = await counters(sql);
   const t0 = Date.now();
-  for (let i = 0; i < rounds; i++) await batch(size, cpu);
+  for (let i = 0; i < rounds; i++) await batch(size, cost);
   const seconds = (Date.now() - t0) / 1000;
   const after = await counters(sql);
   const count = rounds * size;
   const per = (k: string): number => round(((after[k] ?? 0) - (before[k] ?? 0)) / count, 2);
   const ms = (s: number): number => round((s * 1000) / count, 3);
-  const total = STAGES.reduce((sum, s) => sum + cpu[s], 0);
+  const total = STAGES.reduce((sum, s) => sum + cost[s].cpu, 0);
+  const perJob = (n: number): number => round(n / count, 1);
   results[String(size)] = {
     jobs: count,
-    create_ms: ms(cpu.create),
-    mark_ms: ms(cpu.mark),
-    start_ms: ms(cpu.start),
-    complete_ms: ms(cpu.complete),
+    create_ms: ms(cost.create.cpu),
+    mark_ms: ms(cost.mark.cpu),
+    start_ms: ms(cost.start.cpu),
+    complete_ms: ms(cost.complete.cpu),
     mariadb_ms_per_job: ms(total),
     commits_per_job: per("Com_commit"),
     rows_written_per_job: per("Handler_write"),
@@ -102,6 +124,7 @@ for (const size of BATCHES) {
     // Pages read and changed in the buffer pool: counts of the work itself, which the machine's speed does not move.
     page_reads_per_job: per("Innodb_buffer_pool_read_requests"),
     page_writes_per_job: per("Innodb_buffer_pool_write_requests"),
+    ...Object.fromEntries(STAGES.flatMap((st) => [[`${st}_page_reads`, perJob(cost[st].pageReads)], [`${st}_page_changes`, perJob(cost[st].pageChanges)]])),
     jobs_per_s: round(count / seconds, 0),
   };
   const r = results[String(size)] as Record<string, number>;
@@ -110,6 +133,7 @@ for (const size of BATCHES) {
       `complete ${r.complete_ms}); per job ${r.commits_per_job} commits, ${r.rows_written_per_job} rows written and ${r.rows_updated_per_job} updated, ` +
       `${r.page_reads_per_job} page reads and ${r.page_writes_per_job} page changes`,
   );
+  say(`  page reads / changes per job: ${STAGES.map((st) => `${st} ${r[`${st}_page_reads`]} / ${r[`${st}_page_changes`]}`).join(", ")}`);
 }
 await sql.end();
 await bench.drop();
