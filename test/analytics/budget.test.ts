@@ -3,7 +3,7 @@
 // launch's cost passes the hard quota, LaunchServer answers FAILED_PRECONDITION with a QuotaFailure.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runAccrual } from "../../src/analytics/accrual.js";
-import { updateBudgetUsage } from "../../src/analytics/budget-usage.js";
+import { accruingRatesQuery, updateBudgetUsage } from "../../src/analytics/budget-usage.js";
 import { createAnalyticsSql } from "../../src/analytics/db.js";
 import { DispatcherError } from "../../src/client/index.js";
 import type { SqlPool } from "../../src/db/sql.js";
@@ -74,5 +74,32 @@ describe("budget usage", () => {
     expect(err).toBeInstanceOf(DispatcherError);
     expect([err.codeName, err.errorInfo?.reason]).toEqual(["FAILED_PRECONDITION", "QUOTA_EXCEEDED"]);
     expect(err.quotaViolations).toEqual([{ subject: "budget_codes/TEAM", description: expect.stringMatching(/over the hard quota of 1500 cents/) }]);
+  });
+});
+
+describe("the accruing servers' hourly rates", () => {
+  it("are summed by budget code from servers_accrual_rate_idx alone, the rows never read", async () => {
+    // 3,000 servers of code BULK in every state, a third billed while stopped: the sum counts RUNNING and REBOOTING
+    // ones, and STOPPING and STOPPED ones that accrue when stopped.
+    await f.h.sql.execute`
+      INSERT INTO servers (id, account_id, region_id, data_center, provider_id, name, product_id, image_id, budget_code, state, addresses, details,
+                           hourly_price_micros, accrues_when_stopped, created_by)
+      SELECT CONCAT('01BULK', LPAD(seq, 20, '0')), ${accountId}, 'r1', 'r1a', CONCAT('bulk-', seq), CONCAT('bulk-', seq), 'small', 'img-1', 'BULK',
+             ELT(1 + seq MOD 7, 'PENDING', 'RUNNING', 'STOPPING', 'STOPPED', 'REBOOTING', 'TERMINATING', 'TERMINATED'), '[]', '{}', 1000 + seq, seq MOD 3 = 0, 'u-test'
+        FROM seq_1_to_3000`;
+    await f.h.sql.execute`ANALYZE TABLE servers`;
+    const [plan] = await f.h.sql.query<{ key: string | null; Extra: string }>`EXPLAIN ${accruingRatesQuery()}`;
+    expect(plan?.key).toBe("servers_accrual_rate_idx");
+    expect(plan?.Extra).toMatch(/Using index/);
+
+    const states = ["PENDING", "RUNNING", "STOPPING", "STOPPED", "REBOOTING", "TERMINATING", "TERMINATED"];
+    let expected = 0n;
+    for (let seq = 1; seq <= 3000; seq++) {
+      const state = states[seq % 7];
+      const accrues = state === "RUNNING" || state === "REBOOTING" || (seq % 3 === 0 && (state === "STOPPING" || state === "STOPPED"));
+      if (accrues) expected += BigInt(1000 + seq);
+    }
+    const rates = await f.h.sql.query<{ budget_code: string; micros: string | bigint | number }>`${accruingRatesQuery()}`;
+    expect(BigInt(rates.find((r) => r.budget_code === "BULK")?.micros ?? -1)).toBe(expected);
   });
 });
