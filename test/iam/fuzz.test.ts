@@ -44,10 +44,14 @@ function requestArbitrary(template: Record<string, unknown>, known: string[]): f
 
 type AnyClient = Record<string, (request: unknown) => Promise<unknown>>;
 
-/** Ids and etags of some groups and keys that exist, so hostile requests also reach real rows. */
+/**
+ * Ids and etags of some groups and keys that exist, so hostile requests also reach real rows. The keys are the
+ * operator's, never the caller's own: a lucky RevokeApiKey would otherwise turn every later call UNAUTHENTICATED once
+ * the authenticator's cache let go of the key.
+ */
 async function knownIds(clients: Record<string, AnyClient>): Promise<string[]> {
   const groups = (await (clients.groups?.listGroups as (r: unknown) => Promise<{ groups: Array<{ id: string; etag: string }> }>)({ pageSize: 5 })).groups;
-  const keys = (await (clients.apiKeys?.listApiKeys as (r: unknown) => Promise<{ apiKeys: Array<{ id: string }> }>)({ pageSize: 5 })).apiKeys;
+  const keys = (await (clients.apiKeys?.listApiKeys as (r: unknown) => Promise<{ apiKeys: Array<{ id: string }> }>)({ userId: f.users.operator.id, pageSize: 5 })).apiKeys;
   return [...groups.flatMap((g) => [g.id, g.etag]), ...keys.map((k) => k.id), '"v1"', '"v2"'];
 }
 
