@@ -8,7 +8,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { loadavg } from "node:os";
 import { loadConfig } from "../src/config.js";
 import { newId } from "../src/db/ids.js";
-import { createSqlPool, type SqlPool } from "../src/db/sql.js";
+import { createSqlPool } from "../src/db/sql.js";
 import { completeMany, startMany } from "../src/jobs/execution-batch.js";
 import { JobExecution } from "../src/jobs/execution.js";
 import { markOutboxPublished, type OutboxRef } from "../src/jobs/outbox.js";
@@ -56,24 +56,30 @@ interface StageCost {
 
 const noCost = (): Record<Stage, StageCost> => Object.fromEntries(STAGES.map((s) => [s, { cpu: 0, pageReads: 0, pageChanges: 0 }])) as Record<Stage, StageCost>;
 
-/** The buffer pool's logical page reads and page changes so far (every client's: the bench runs alone). */
-async function pageCounts(): Promise<{ reads: number; changes: number }> {
+/**
+ * MariaDB's counters so far (every client's: the bench runs alone): commits, row operations, and the buffer pool's
+ * logical page reads and page changes.
+ */
+async function counters(): Promise<Record<string, number>> {
   const rows = await sql.query<{ Variable_name: string; Value: string }>`
-    SHOW GLOBAL STATUS WHERE Variable_name IN ('Innodb_buffer_pool_read_requests', 'Innodb_buffer_pool_write_requests')`;
-  const v = Object.fromEntries(rows.map((r) => [r.Variable_name, Number(r.Value)]));
-  return { reads: v.Innodb_buffer_pool_read_requests ?? 0, changes: v.Innodb_buffer_pool_write_requests ?? 0 };
+    SHOW GLOBAL STATUS WHERE Variable_name IN ('Com_commit', 'Handler_write', 'Handler_update', 'Handler_read_key',
+      'Innodb_buffer_pool_read_requests', 'Innodb_buffer_pool_write_requests')`;
+  return Object.fromEntries(rows.map((r) => [r.Variable_name, Number(r.Value)]));
 }
+
+const READS = "Innodb_buffer_pool_read_requests";
+const CHANGES = "Innodb_buffer_pool_write_requests";
 
 /** One batch of `n` jobs through the four stages; adds each stage's MariaDB CPU seconds and page counts to `cost`. */
 async function batch(n: number, cost: Record<Stage, StageCost>): Promise<void> {
   const timed = async <T>(stage: Stage, fn: () => Promise<T>): Promise<T> => {
-    const pages = await pageCounts();
+    const pages = await counters();
     const before = cpuSeconds(mariadb);
     const out = await fn();
     cost[stage].cpu += cpuSeconds(mariadb) - before;
-    const after = await pageCounts();
-    cost[stage].pageReads += after.reads - pages.reads;
-    cost[stage].pageChanges += after.changes - pages.changes;
+    const after = await counters();
+    cost[stage].pageReads += (after[READS] ?? 0) - (pages[READS] ?? 0);
+    cost[stage].pageChanges += (after[CHANGES] ?? 0) - (pages[CHANGES] ?? 0);
     return out;
   };
   const jobs = Array.from({ length: n }, newJob);
@@ -85,13 +91,6 @@ async function batch(n: number, cost: Record<Stage, StageCost>): Promise<void> {
   if (done.some((d) => d.status !== "fulfilled" || !d.value)) throw new Error("a job did not complete");
 }
 
-async function counters(pool: SqlPool): Promise<Record<string, number>> {
-  const rows = await pool.query<{ Variable_name: string; Value: string }>`
-    SHOW GLOBAL STATUS WHERE Variable_name IN ('Com_commit', 'Handler_write', 'Handler_update', 'Handler_read_key',
-      'Innodb_buffer_pool_read_requests', 'Innodb_buffer_pool_write_requests')`;
-  return Object.fromEntries(rows.map((r) => [r.Variable_name, Number(r.Value)]));
-}
-
 say(`bench:job-sql: ${CORES} cores, load average ${loadavg().map((l) => round(l, 2)).join(" ")}`);
 const results: Record<string, Record<string, number>> = {};
 for (const size of BATCHES) {
@@ -100,11 +99,11 @@ for (const size of BATCHES) {
   const warm = noCost();
   for (let i = 0; i < Math.min(20, rounds); i++) await batch(size, warm);
   const cost = noCost();
-  const before = await counters(sql);
+  const before = await counters();
   const t0 = Date.now();
   for (let i = 0; i < rounds; i++) await batch(size, cost);
   const seconds = (Date.now() - t0) / 1000;
-  const after = await counters(sql);
+  const after = await counters();
   const count = rounds * size;
   const per = (k: string): number => round(((after[k] ?? 0) - (before[k] ?? 0)) / count, 2);
   const ms = (s: number): number => round((s * 1000) / count, 3);
@@ -122,8 +121,8 @@ for (const size of BATCHES) {
     rows_updated_per_job: per("Handler_update"),
     key_reads_per_job: per("Handler_read_key"),
     // Pages read and changed in the buffer pool: counts of the work itself, which the machine's speed does not move.
-    page_reads_per_job: per("Innodb_buffer_pool_read_requests"),
-    page_writes_per_job: per("Innodb_buffer_pool_write_requests"),
+    page_reads_per_job: per(READS),
+    page_writes_per_job: per(CHANGES),
     ...Object.fromEntries(STAGES.flatMap((st) => [[`${st}_page_reads`, perJob(cost[st].pageReads)], [`${st}_page_changes`, perJob(cost[st].pageChanges)]])),
     jobs_per_s: round(count / seconds, 0),
   };
