@@ -2,7 +2,9 @@
 // (server_events rows that carry a to_state, in id order, with their created_at times), reconciled with the servers
 // row's current state; each hour of an interval becomes one cost_accruals row (server, hour) holding price × accruing
 // time up to the last whole minute. Rows are recomputed from that history and written with the same value, so
-// running twice, a restart mid-period or two monitors never count twice.
+// running twice, a restart mid-period or two monitors never count twice. A run reads each server's history from its
+// last state change before the run's range (historyCutoff), not from its creation: a run's reads stay those of the
+// last hours however long a server has lived.
 import type { Sql } from "../db/sql.js";
 import { floorTo, HOUR_MS, readProgress, saveProgress } from "./rollup.js";
 import { sqlFragment, sqlJoin } from "../db/sql.js";
@@ -101,8 +103,21 @@ export function accrualRows(server: AccrualServer, intervals: readonly Interval[
   return rows;
 }
 
-interface ServerRow {
+/**
+ * The oldest time whose state change an accrual of [from, …) still reads per object: the last change before it gives
+ * the state at `from` with the changes after it, and everything older only says how the object got there. A change's
+ * id and time are both taken at its INSERT, so a margin of LATE_MS keeps every change whose order could differ
+ * between the two.
+ */
+export const historyCutoff = (from: Date): Date => new Date(from.getTime() - LATE_MS);
+
+/** Where an object's history starts for a run: the id of its last state change before historyCutoff, if any. */
+export interface HistoryStart {
   id: string;
+  history_from: bigint | number | string | null;
+}
+
+interface ServerRow extends HistoryStart {
   account_id: string;
   budget_code: string;
   state: ServerState;
@@ -119,35 +134,38 @@ interface EventRow {
   created_at: Date;
 }
 
-/** Servers per read of an accrual run (and per IN list of their events). */
-export const SERVER_CHUNK = 500;
+/** Servers (or resources) per read of an accrual run, and per read of their state changes. */
+export const ACCRUAL_CHUNK = 500;
 
 /**
  * Writes the accrual rows of every server for the hours in [from, to) (`to` a whole minute). Servers considered:
- * every one not terminated, and the terminated ones whose state changed since `from`. They are read SERVER_CHUNK at a
+ * every one not terminated, and the terminated ones whose state changed since `from`. They are read ACCRUAL_CHUNK at a
  * time in id order (keyset), so that a fleet of any size costs the monitor one chunk of memory. Returns rows written.
  */
 export async function accrueRange(provisioning: Sql, analytics: Sql, from: Date, to: Date): Promise<number> {
   let written = 0;
   for (let after = ""; ; ) {
     const chunk = await provisioning.query<ServerRow>`
-      SELECT id, account_id, budget_code, state, hourly_price_micros, accrues_when_stopped, created_at, state_changed_at
-        FROM servers
-       WHERE id > ${after} AND created_at < ${to} AND (state <> 'TERMINATED' OR state_changed_at >= ${from})
-       ORDER BY id LIMIT ${SERVER_CHUNK}`;
+      SELECT s.id, s.account_id, s.budget_code, s.state, s.hourly_price_micros, s.accrues_when_stopped, s.created_at, s.state_changed_at,
+             (SELECT e.id FROM server_events e WHERE e.server_id = s.id AND e.to_state IS NOT NULL AND e.created_at < ${historyCutoff(from)}
+               ORDER BY e.id DESC LIMIT 1) AS history_from
+        FROM servers s
+       WHERE s.id > ${after} AND s.created_at < ${to} AND (s.state <> 'TERMINATED' OR s.state_changed_at >= ${from})
+       ORDER BY s.id LIMIT ${ACCRUAL_CHUNK}`;
     const last = chunk.at(-1);
     if (!last) return written;
     written += await accrueChunk(provisioning, analytics, chunk, from, to);
-    if (chunk.length < SERVER_CHUNK) return written;
+    if (chunk.length < ACCRUAL_CHUNK) return written;
     after = last.id;
   }
 }
 
 /** accrueRange for one chunk of servers: their state changes, then their rows. */
 async function accrueChunk(provisioning: Sql, analytics: Sql, chunk: readonly ServerRow[], from: Date, to: Date): Promise<number> {
+  const ranges = chunk.map((s) => (s.history_from === null ? sqlFragment`server_id = ${s.id}` : sqlFragment`(server_id = ${s.id} AND id >= ${s.history_from})`));
   const events = await provisioning.query<EventRow>`
     SELECT server_id, from_state, to_state, created_at FROM server_events
-     WHERE server_id IN (${chunk.map((s) => s.id)}) AND to_state IS NOT NULL AND created_at < ${to}
+     WHERE (${sqlJoin(ranges, " OR ")}) AND to_state IS NOT NULL AND created_at < ${to}
      ORDER BY server_id, id`;
   const byServer = new Map<string, StateChange[]>();
   for (const e of events) {

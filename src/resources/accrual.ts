@@ -2,14 +2,12 @@
 // row's own hourly price (flat, or from its size for storage: hourlyPriceOf in types.ts): the same hourly rows as
 // servers' (analytics cost_accruals, keyed by the resource's id), computed from the resource's state history against
 // its type's accruing states, so re-running an hour writes the same value.
-import { accrualRows, type AccrualRow, type Interval } from "../analytics/accrual.js";
-import { writeAccruals } from "../analytics/accrual.js";
-import type { Sql } from "../db/sql.js";
+import { accrualRows, historyCutoff, ACCRUAL_CHUNK, writeAccruals, type AccrualRow, type HistoryStart, type Interval } from "../analytics/accrual.js";
+import { sqlFragment, sqlJoin, type Sql } from "../db/sql.js";
 import { allSpecs, isPriced } from "./types.js";
 import { PENDING } from "./model.js";
 
-interface Row {
-  id: string;
+interface Row extends HistoryStart {
   type: string;
   account_id: string;
   budget_code: string;
@@ -45,37 +43,51 @@ export function resourceIntervals(r: { state: string; createdAt: Date; stateChan
   return out;
 }
 
-/** Writes the accrual rows of every priced resource for the hours in [from, to). Returns rows written. */
+/**
+ * Writes the accrual rows of every priced resource for the hours in [from, to), ACCRUAL_CHUNK resources at a time in id
+ * order (keyset), each with its history from its last state change before historyCutoff(from). Returns rows written.
+ */
 export async function accrueResources(provisioning: Sql, analytics: Sql, from: Date, to: Date): Promise<number> {
   const accruingByType = new Map(allSpecs().filter((s) => isPriced(s)).map((s) => [s.type as string, new Set(s.accruingStates)]));
   if (accruingByType.size === 0) return 0;
-  const resources = await provisioning.query<Row>`
-    SELECT id, type, account_id, budget_code, state, hourly_price_micros, created_at, state_changed_at FROM resources
-     WHERE type IN (${[...accruingByType.keys()]}) AND hourly_price_micros > 0 AND created_at < ${to}
-       AND (state <> 'DELETED' OR state_changed_at >= ${from})
-     ORDER BY id`;
   let written = 0;
-  for (let i = 0; i < resources.length; i += 500) {
-    const chunk = resources.slice(i, i + 500);
-    const events = await provisioning.query<{ resource_id: string; to_state: string; created_at: Date }>`
-      SELECT resource_id, to_state, created_at FROM resource_events
-       WHERE resource_id IN (${chunk.map((r) => r.id)}) AND to_state IS NOT NULL AND created_at < ${to} ORDER BY resource_id, id`;
-    const byResource = new Map<string, Change[]>();
-    for (const e of events) {
-      const list = byResource.get(e.resource_id) ?? [];
-      list.push({ toState: e.to_state, at: e.created_at.getTime() });
-      byResource.set(e.resource_id, list);
-    }
-    const rows: AccrualRow[] = [];
-    for (const r of chunk) {
-      const accruing = accruingByType.get(r.type) ?? new Set<string>();
-      const intervals = resourceIntervals({ state: r.state, createdAt: r.created_at, stateChangedAt: r.state_changed_at }, byResource.get(r.id) ?? [], accruing);
-      const subject = { id: r.id, accountId: r.account_id, budgetCode: r.budget_code, hourlyPriceMicros: BigInt(r.hourly_price_micros) };
-      rows.push(...accrualRows({ ...subject, state: "RUNNING", accruesWhenStopped: false, createdAt: r.created_at, stateChangedAt: r.state_changed_at }, intervals, from, to));
-    }
-    written += await writeAccruals(analytics, rows);
+  for (let after = ""; ; ) {
+    const chunk = await provisioning.query<Row>`
+      SELECT r.id, r.type, r.account_id, r.budget_code, r.state, r.hourly_price_micros, r.created_at, r.state_changed_at,
+             (SELECT e.id FROM resource_events e WHERE e.resource_id = r.id AND e.to_state IS NOT NULL AND e.created_at < ${historyCutoff(from)}
+               ORDER BY e.id DESC LIMIT 1) AS history_from
+        FROM resources r
+       WHERE r.id > ${after} AND r.type IN (${[...accruingByType.keys()]}) AND r.hourly_price_micros > 0 AND r.created_at < ${to}
+         AND (r.state <> 'DELETED' OR r.state_changed_at >= ${from})
+       ORDER BY r.id LIMIT ${ACCRUAL_CHUNK}`;
+    const last = chunk.at(-1);
+    if (!last) return written;
+    written += await accrueChunk(provisioning, analytics, chunk, accruingByType, from, to);
+    if (chunk.length < ACCRUAL_CHUNK) return written;
+    after = last.id;
   }
-  return written;
+}
+
+/** accrueResources for one chunk: the chunk's state changes, then its rows. */
+async function accrueChunk(provisioning: Sql, analytics: Sql, chunk: readonly Row[], accruingByType: ReadonlyMap<string, ReadonlySet<string>>, from: Date, to: Date): Promise<number> {
+  const ranges = chunk.map((r) => (r.history_from === null ? sqlFragment`resource_id = ${r.id}` : sqlFragment`(resource_id = ${r.id} AND id >= ${r.history_from})`));
+  const events = await provisioning.query<{ resource_id: string; to_state: string; created_at: Date }>`
+    SELECT resource_id, to_state, created_at FROM resource_events
+     WHERE (${sqlJoin(ranges, " OR ")}) AND to_state IS NOT NULL AND created_at < ${to} ORDER BY resource_id, id`;
+  const byResource = new Map<string, Change[]>();
+  for (const e of events) {
+    const list = byResource.get(e.resource_id) ?? [];
+    list.push({ toState: e.to_state, at: e.created_at.getTime() });
+    byResource.set(e.resource_id, list);
+  }
+  const rows: AccrualRow[] = [];
+  for (const r of chunk) {
+    const accruing = accruingByType.get(r.type) ?? new Set<string>();
+    const intervals = resourceIntervals({ state: r.state, createdAt: r.created_at, stateChangedAt: r.state_changed_at }, byResource.get(r.id) ?? [], accruing);
+    const subject = { id: r.id, accountId: r.account_id, budgetCode: r.budget_code, hourlyPriceMicros: BigInt(r.hourly_price_micros) };
+    rows.push(...accrualRows({ ...subject, state: "RUNNING", accruesWhenStopped: false, createdAt: r.created_at, stateChangedAt: r.state_changed_at }, intervals, from, to));
+  }
+  return writeAccruals(analytics, rows);
 }
 
 /** What the priced resources accruing now cost per hour, by budget code: budget usage projects the month with it. */

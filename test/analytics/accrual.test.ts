@@ -1,11 +1,13 @@
 // Cost accrual from servers' state history: the pure interval arithmetic, then runs against the real databases —
 // a server running a measured interval accrues price × time, stopping stops it, running twice or restarting mid-period
-// never double-counts, products billed while stopped keep accruing; a fleet larger than one read is accrued whole.
+// never double-counts, products billed while stopped keep accruing; a fleet larger than one read is accrued whole; a
+// run reads a server's history from its last change before the range, not from its creation.
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { accrualRows, accrueRange, accruingIntervals, costOf, runAccrual, SERVER_CHUNK, type AccrualServer } from "../../src/analytics/accrual.js";
+import { accrualRows, accrueRange, accruingIntervals, costOf, runAccrual, ACCRUAL_CHUNK, type AccrualServer } from "../../src/analytics/accrual.js";
+import { createSqlPool, sqlFragment, sqlJoin } from "../../src/db/sql.js";
 import { insertServer as insertServerRow } from "../support/rows.js";
-import { accrued, HOUR, insertBudgetCode, insertServer, MINUTE, openAnalyticsFixture, type AnalyticsFixture, type State } from "./support.js";
+import { accrued, HOUR, insertBudgetCode, insertServer, MINUTE, openAnalyticsFixture, rowsReadBy, type AnalyticsFixture, type State } from "./support.js";
 
 const T0 = Date.UTC(2026, 10, 10, 9, 0, 0);
 const PRICE = 120_000n; // 0.12 per hour: 2,000 micros a minute
@@ -152,7 +154,7 @@ describe("accrual over a fleet larger than one read", () => {
   afterAll(() => f?.close());
 
   it("every server of several chunks accrues exactly once, the terminated ones only when they changed in the range", async () => {
-    const count = 2 * SERVER_CHUNK + 7;
+    const count = 2 * ACCRUAL_CHUNK + 7;
     const running: string[] = [];
     for (let i = 0; i < count; i++) {
       running.push(await insertServerRow(f.sql, { accountId: f.accountId, state: "RUNNING", hourlyPriceMicros: PRICE, createdAt: new Date(T0 - HOUR) }));
@@ -169,5 +171,54 @@ describe("accrual over a fleet larger than one read", () => {
     expect(BigInt(rows[0]?.micros ?? 0)).toBe(PRICE * BigInt(count));
     expect((await accrued(f.analytics, running.at(-1) ?? "")).micros).toBe(PRICE);
     expect((await accrued(f.analytics, gone)).rows).toBe(0);
+  });
+});
+
+describe("accrual of a server with a long history", () => {
+  let f: AnalyticsFixture;
+  beforeAll(async () => {
+    f = await openAnalyticsFixture("anl_accrual_history");
+  });
+  afterAll(() => f?.close());
+
+  it("reads the history from the last change before the range, and accrues what the whole history says", async () => {
+    const DAY = 24 * HOUR;
+    const created = T0 - 365 * DAY;
+    const id = await insertServerRow(f.sql, { accountId: f.accountId, state: "STOPPED", hourlyPriceMicros: PRICE, createdAt: new Date(created) });
+    // A year of working days: started 8 hours into each day, stopped 12 hours later (728 changes); then started 90
+    // minutes before the range and stopped 20 minutes into its last hour.
+    const changes: { from: State; to: State; at: number }[] = [];
+    for (let d = 0; d < 364; d++) {
+      changes.push({ from: "STOPPED", to: "RUNNING", at: created + d * DAY + 8 * HOUR }, { from: "RUNNING", to: "STOPPED", at: created + d * DAY + 20 * HOUR });
+    }
+    changes.push({ from: "STOPPED", to: "RUNNING", at: T0 - 90 * MINUTE }, { from: "RUNNING", to: "STOPPED", at: T0 + 20 * MINUTE });
+    const values = changes.map((c) => sqlFragment`(${id}, 'STATE_CHANGED', ${c.from}, ${c.to}, 'change', ${new Date(c.at)})`);
+    await f.sql.execute`INSERT INTO server_events (server_id, type, from_state, to_state, message, created_at) VALUES ${sqlJoin(values, ", ")}`;
+    await f.sql.execute`UPDATE servers SET state_changed_at = ${new Date(T0 + 20 * MINUTE)} WHERE id = ${id}`;
+
+    const one = createSqlPool(f.dbs.urls.provisioning, 1);
+    try {
+      const read = await rowsReadBy(one, () => accrueRange(one, f.analytics, new Date(T0 - 2 * HOUR), new Date(T0 + HOUR)));
+      // The whole history is 730 rows of server_events; the run read the last change before the range and those after.
+      expect(read).toBeLessThan(40);
+    } finally {
+      await one.end();
+    }
+    // 30 minutes of the hour before last, the whole last hour, 20 minutes of the range's hour.
+    const rows = await f.analytics.query<{ period_start: Date; accruing_ms: number }>`SELECT period_start, accruing_ms FROM cost_accruals WHERE server_id = ${id} ORDER BY period_start`;
+    expect(rows.map((r) => [r.period_start.getTime() - T0, Number(r.accruing_ms)])).toEqual([
+      [-2 * HOUR, 30 * MINUTE],
+      [-HOUR, HOUR],
+      [0, 20 * MINUTE],
+    ]);
+    // Deep in the history, hours 7 to 10 of a working day: stopped until hour 8, then running.
+    const day = created + 200 * DAY;
+    await accrueRange(f.sql, f.analytics, new Date(day + 7 * HOUR), new Date(day + 10 * HOUR));
+    const deep = await f.analytics.query<{ period_start: Date; accruing_ms: number }>`
+      SELECT period_start, accruing_ms FROM cost_accruals WHERE server_id = ${id} AND period_start < ${new Date(T0 - 2 * HOUR)} ORDER BY period_start`;
+    expect(deep.map((r) => [r.period_start.getTime() - day, Number(r.accruing_ms)])).toEqual([
+      [8 * HOUR, HOUR],
+      [9 * HOUR, HOUR],
+    ]);
   });
 });

@@ -1,7 +1,7 @@
 // Analytics test fixtures: migrated provisioning and analytics databases with driver pools on both, and row builders
 // for clouds, accounts, servers (with their state history at chosen times) and budget codes.
 import { createAnalyticsSql } from "../../src/analytics/db.js";
-import { createSqlPool, type SqlPool } from "../../src/db/sql.js";
+import { createSqlPool, type Sql, type SqlPool } from "../../src/db/sql.js";
 import { createTestDatabases, type TestDatabases } from "../support/db.js";
 import { insertAccount, insertBudgetCode, insertServer as insertServerRow } from "../support/rows.js";
 
@@ -67,4 +67,18 @@ export async function accrued(analytics: SqlPool, serverId: string): Promise<{ m
   const rows = await analytics.query<{ micros: string | null; ms: string | null; n: bigint }>`
     SELECT SUM(amount_micros) AS micros, SUM(accruing_ms) AS ms, COUNT(*) AS n FROM cost_accruals WHERE server_id = ${serverId}`;
   return { micros: BigInt(rows[0]?.micros ?? 0), ms: Number(rows[0]?.ms ?? 0), rows: Number(rows[0]?.n ?? 0) };
+}
+
+/** The rows and index entries read so far by the statements of `sql`'s connection (a pool of one). */
+async function handlerReads(sql: Sql): Promise<number> {
+  const rows = await sql.query<{ Value: string }>`SHOW SESSION STATUS WHERE Variable_name IN ('Handler_read_key', 'Handler_read_next', 'Handler_read_prev', 'Handler_read_rnd_next')`;
+  return rows.reduce((n, r) => n + Number(r.Value), 0);
+}
+
+/** What `run` reads through `sql`, a pool of one connection: rows and index entries, the counters' own reads taken out. */
+export async function rowsReadBy(sql: Sql, run: () => Promise<unknown>): Promise<number> {
+  const a = await handlerReads(sql);
+  const b = await handlerReads(sql);
+  await run();
+  return (await handlerReads(sql)) - b - (b - a);
 }

@@ -1,12 +1,14 @@
 // Cost accrual of resources: an address accrues its type's hourly price while ALLOCATED or ASSOCIATED, from its state
 // history, into the same hourly cost_accruals rows as servers (keyed by its id); re-running writes the same rows; the
-// hours show in its budget code's usage, and while it is held its price projects the rest of the month.
+// hours show in its budget code's usage, and while it is held its price projects the rest of the month. A run reads a
+// resource's history from its last change before the range, however long it is.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { updateBudgetUsage } from "../../src/analytics/budget-usage.js";
 import { newId } from "../../src/db/ids.js";
 import { accrueResources, resourceIntervals, resourceRates } from "../../src/resources/accrual.js";
 import { insertResource, insertResourceEvents } from "../../src/resources/repository.js";
-import { insertBudgetCode, openAnalyticsFixture, type AnalyticsFixture } from "../analytics/support.js";
+import { createSqlPool, sqlFragment, sqlJoin } from "../../src/db/sql.js";
+import { insertBudgetCode, openAnalyticsFixture, rowsReadBy, type AnalyticsFixture } from "../analytics/support.js";
 
 const HOUR = 3_600_000;
 let f: AnalyticsFixture;
@@ -68,5 +70,30 @@ describe("resource accrual", () => {
     // 7,500 + 10,000 micros this month (if both hours are in it) = 1.75 cents → 2; the held address projects on.
     if (from.getUTCMonth() === to.getUTCMonth()) expect(Number(code?.current_usage_cents)).toBe(2);
     expect(Number(code?.projected_usage_cents)).toBeGreaterThan(Number(code?.current_usage_cents));
+  });
+
+  it("reads a resource's history from its last change before the range, and accrues what the whole history says", async () => {
+    const hour = Math.floor(Date.now() / HOUR) * HOUR;
+    const created = hour - 400 * 24 * HOUR;
+    // Associated and back to allocated every 12 hours for 400 days (800 changes), all accruing; released 30 minutes
+    // into the range's second hour.
+    const id = await address(new Date(created), [["ALLOCATED", new Date(created)]]);
+    const changes: Array<[string, number]> = [];
+    for (let t = created + 12 * HOUR; t < hour - 3 * HOUR; t += 12 * HOUR) changes.push([changes.length % 2 === 0 ? "ASSOCIATED" : "ALLOCATED", t]);
+    changes.push(["DELETED", hour - HOUR + 30 * 60_000]);
+    const values = changes.map(([to, at]) => sqlFragment`(${id}, 'STATE_CHANGED', ${to}, 'm', ${new Date(at)})`);
+    await f.sql.execute`INSERT INTO resource_events (resource_id, type, to_state, message, created_at) VALUES ${sqlJoin(values, ", ")}`;
+    await f.sql.execute`UPDATE resources SET state = 'DELETED', state_changed_at = ${new Date(hour - HOUR + 30 * 60_000)} WHERE id = ${id}`;
+
+    const one = createSqlPool(f.dbs.urls.provisioning, 1);
+    try {
+      const read = await rowsReadBy(one, () => accrueResources(one, f.analytics, new Date(hour - 2 * HOUR), new Date(hour)));
+      // 800 changes in the history; the run read the last one before the range and those after, for every resource.
+      expect(read).toBeLessThan(100);
+    } finally {
+      await one.end();
+    }
+    const rows = await f.analytics.query<{ accruing_ms: number }>`SELECT accruing_ms FROM cost_accruals WHERE server_id = ${id} ORDER BY period_start`;
+    expect(rows.map((r) => Number(r.accruing_ms))).toEqual([HOUR, 30 * 60_000]);
   });
 });
