@@ -22,12 +22,12 @@ type Stage = (typeof STAGES)[number];
 const OWNER = "bench-worker";
 const PAYLOAD = { sleepMs: 0, outcome: "succeed", failAttempts: 0, pendingChecks: 0, note: "" };
 
+const mariadb = servicePids(Number(new URL(loadConfig(process.env, "").mq.url).port || 4222)).mariadb;
+if (!mariadb) throw new Error("no mariadbd process found: the bench reads its CPU time from /proc");
 const bench = await benchEnvironment("jobsql");
 await runDispatcher(["migrate"], bench.env);
 const sql = createSqlPool(bench.provisioningUrl, 2);
 const ex = new JobExecution({ sql });
-const mariadb = servicePids(Number(new URL(loadConfig(process.env, "").mq.url).port || 4222)).mariadb;
-if (!mariadb) throw new Error("no mariadbd process found: the bench reads its CPU time from /proc");
 
 function newJob(): NewJob {
   const traceId = randomBytes(16).toString("hex");
@@ -93,47 +93,51 @@ async function batch(n: number, cost: Record<Stage, StageCost>): Promise<void> {
 
 say(`bench:job-sql: ${CORES} cores, load average ${loadavg().map((l) => round(l, 2)).join(" ")}`);
 const results: Record<string, Record<string, number>> = {};
-for (const size of BATCHES) {
-  const jobs = size === 1 ? Math.max(1, Math.round(JOBS / 10)) : JOBS;
-  const rounds = Math.max(1, Math.round(jobs / size));
-  const warm = noCost();
-  for (let i = 0; i < Math.min(20, rounds); i++) await batch(size, warm);
-  const cost = noCost();
-  const before = await counters();
-  const t0 = Date.now();
-  for (let i = 0; i < rounds; i++) await batch(size, cost);
-  const seconds = (Date.now() - t0) / 1000;
-  const after = await counters();
-  const count = rounds * size;
-  const per = (k: string): number => round(((after[k] ?? 0) - (before[k] ?? 0)) / count, 2);
-  const ms = (s: number): number => round((s * 1000) / count, 3);
-  const total = STAGES.reduce((sum, s) => sum + cost[s].cpu, 0);
-  const perJob = (n: number): number => round(n / count, 1);
-  results[String(size)] = {
-    jobs: count,
-    create_ms: ms(cost.create.cpu),
-    mark_ms: ms(cost.mark.cpu),
-    start_ms: ms(cost.start.cpu),
-    complete_ms: ms(cost.complete.cpu),
-    mariadb_ms_per_job: ms(total),
-    commits_per_job: per("Com_commit"),
-    rows_written_per_job: per("Handler_write"),
-    rows_updated_per_job: per("Handler_update"),
-    key_reads_per_job: per("Handler_read_key"),
-    // Pages read and changed in the buffer pool: counts of the work itself, which the machine's speed does not move.
-    page_reads_per_job: per(READS),
-    page_writes_per_job: per(CHANGES),
-    ...Object.fromEntries(STAGES.flatMap((st) => [[`${st}_page_reads`, perJob(cost[st].pageReads)], [`${st}_page_changes`, perJob(cost[st].pageChanges)]])),
-    jobs_per_s: round(count / seconds, 0),
-  };
-  const r = results[String(size)] as Record<string, number>;
-  say(
-    `batches of ${size}: ${count} jobs, MariaDB CPU per job ${r.mariadb_ms_per_job} ms (create ${r.create_ms}, mark ${r.mark_ms}, start ${r.start_ms}, ` +
-      `complete ${r.complete_ms}); per job ${r.commits_per_job} commits, ${r.rows_written_per_job} rows written and ${r.rows_updated_per_job} updated, ` +
-      `${r.page_reads_per_job} page reads and ${r.page_writes_per_job} page changes`,
-  );
-  say(`  page reads / changes per job: ${STAGES.map((st) => `${st} ${r[`${st}_page_reads`]} / ${r[`${st}_page_changes`]}`).join(", ")}`);
+try {
+  for (const size of BATCHES) {
+    const jobs = size === 1 ? Math.max(1, Math.round(JOBS / 10)) : JOBS;
+    const rounds = Math.max(1, Math.round(jobs / size));
+    const warm = noCost();
+    for (let i = 0; i < Math.min(20, rounds); i++) await batch(size, warm);
+    const cost = noCost();
+    const before = await counters();
+    const t0 = Date.now();
+    for (let i = 0; i < rounds; i++) await batch(size, cost);
+    const seconds = (Date.now() - t0) / 1000;
+    const after = await counters();
+    const count = rounds * size;
+    const per = (k: string): number => round(((after[k] ?? 0) - (before[k] ?? 0)) / count, 2);
+    const ms = (s: number): number => round((s * 1000) / count, 3);
+    const total = STAGES.reduce((sum, s) => sum + cost[s].cpu, 0);
+    const perJob = (n: number): number => round(n / count, 1);
+    results[String(size)] = {
+      jobs: count,
+      create_ms: ms(cost.create.cpu),
+      mark_ms: ms(cost.mark.cpu),
+      start_ms: ms(cost.start.cpu),
+      complete_ms: ms(cost.complete.cpu),
+      mariadb_ms_per_job: ms(total),
+      commits_per_job: per("Com_commit"),
+      rows_written_per_job: per("Handler_write"),
+      rows_updated_per_job: per("Handler_update"),
+      key_reads_per_job: per("Handler_read_key"),
+      // Pages read and changed in the buffer pool: counts of the work itself, which the machine's speed does not move.
+      page_reads_per_job: per(READS),
+      page_writes_per_job: per(CHANGES),
+      ...Object.fromEntries(STAGES.flatMap((st) => [[`${st}_page_reads`, perJob(cost[st].pageReads)], [`${st}_page_changes`, perJob(cost[st].pageChanges)]])),
+      jobs_per_s: round(count / seconds, 0),
+    };
+    const r = results[String(size)] as Record<string, number>;
+    say(
+      `batches of ${size}: ${count} jobs, MariaDB CPU per job ${r.mariadb_ms_per_job} ms (create ${r.create_ms}, mark ${r.mark_ms}, start ${r.start_ms}, ` +
+        `complete ${r.complete_ms}); per job ${r.commits_per_job} commits, ${r.rows_written_per_job} rows written and ${r.rows_updated_per_job} updated, ` +
+        `${r.page_reads_per_job} page reads and ${r.page_writes_per_job} page changes`,
+    );
+    say(`  page reads / changes per job: ${STAGES.map((st) => `${st} ${r[`${st}_page_reads`]} / ${r[`${st}_page_changes`]}`).join(", ")}`);
+  }
+} finally {
+  // The throwaway databases go even when a stage fails.
+  await sql.end();
+  await bench.drop();
 }
-await sql.end();
-await bench.drop();
 console.log(JSON.stringify({ bench: "job-sql", cores: CORES, load_avg_1m: round(loadavg()[0] ?? 0, 2), batches: results }));
