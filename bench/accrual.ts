@@ -2,11 +2,15 @@
 // BENCH_SERVERS running servers, each with BENCH_DAYS days of history (started every morning, stopped every evening:
 // two state changes a day, written in time order as the service writes them), then times BENCH_RUNS accrual runs of the
 // monitor's steady range (the hour before the current one, to the last whole minute) from one connection: wall time,
-// MariaDB's CPU, and the rows and index entries the run read (that connection's handler counters).
-// Options: BENCH_SERVERS (default 2,000), BENCH_DAYS (default 365), BENCH_RUNS (default 5).
+// MariaDB's CPU, and the rows and index entries the run read (that connection's handler counters). Then budget usage
+// on the last day of a month: every server's hourly accrual rows of BENCH_MONTH_DAYS days over 20 budget codes, the
+// month's sum read from every server's hours (as before budget_code_hours) against monthToDate (final hours per code).
+// Options: BENCH_SERVERS (default 2,000), BENCH_DAYS (default 365), BENCH_RUNS (default 5), BENCH_MONTH_DAYS (≤ 30, 30).
 import { loadavg } from "node:os";
-import { accrueRange } from "../src/analytics/accrual.js";
+import { ACCRUAL_TASK, accrueRange, monthStart, nextMonthStart } from "../src/analytics/accrual.js";
+import { monthToDate } from "../src/analytics/budget-usage.js";
 import { createAnalyticsSql } from "../src/analytics/db.js";
+import { saveProgress } from "../src/analytics/rollup.js";
 import { loadConfig } from "../src/config.js";
 import { openConnection } from "../src/db/connect.js";
 import { createSqlPool, type Sql } from "../src/db/sql.js";
@@ -15,6 +19,7 @@ import { benchEnvironment, CORES, cpuSeconds, percentile, round, runDispatcher, 
 const SERVERS = Number(process.env.BENCH_SERVERS ?? 2_000);
 const DAYS = Number(process.env.BENCH_DAYS ?? 365);
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
+const MONTH_DAYS = Math.min(30, Number(process.env.BENCH_MONTH_DAYS ?? 30));
 const HOUR = 3_600_000;
 const ACCOUNT = "01BENCHACCOUNTAAAAAAAAAAAA";
 
@@ -27,7 +32,10 @@ await runDispatcher(["migrate"], bench.env).catch(async (err: unknown) => {
 });
 const db = await openConnection(bench.provisioningUrl);
 const one = createSqlPool(bench.provisioningUrl, 1);
-const analytics = createAnalyticsSql(bench.env.DISPATCHER_ANALYTICS_URL ?? "", 2);
+const analyticsUrl = bench.env.DISPATCHER_ANALYTICS_URL ?? "";
+const analyticsDb = new URL(analyticsUrl).pathname.slice(1);
+const analytics = createAnalyticsSql(analyticsUrl, 2);
+const oneAnalytics = createAnalyticsSql(analyticsUrl, 1);
 
 try {
   say(`bench:accrual on ${CORES} cores: ${SERVERS} running servers with ${DAYS} days of history (${2 * DAYS} state changes each)`);
@@ -71,49 +79,80 @@ try {
       (n, r) => n + Number(r.Value),
       0,
     );
-  const wall: number[] = [];
-  const dbCpu: number[] = [];
-  const ownCpu: number[] = [];
-  let read = 0;
-  for (let i = 0; i < RUNS; i++) {
-    const now = Date.now();
-    const to = new Date(Math.floor(now / 60_000) * 60_000);
-    const from = new Date(Math.floor(now / HOUR) * HOUR - HOUR);
-    const a = await reads(one);
-    const b = await reads(one);
-    const cpu0 = cpuSeconds(mariadb);
-    const own0 = process.cpuUsage();
-    const t0 = performance.now();
-    await accrueRange(one, analytics, from, to);
-    wall.push(performance.now() - t0);
-    const own = process.cpuUsage(own0);
-    ownCpu.push((own.user + own.system) / 1000);
-    dbCpu.push((cpuSeconds(mariadb) - cpu0) * 1000);
-    read = (await reads(one)) - b - (b - a);
-    say(`  run ${i + 1}: ${round(wall.at(-1) ?? 0)} ms, MariaDB ${round(dbCpu.at(-1) ?? 0)} ms CPU, this process ${round(ownCpu.at(-1) ?? 0)} ms; ${read.toLocaleString("en-US")} rows and index entries read`);
+  const median = (xs: number[]): number => round(percentile([...xs].sort((x, y) => x - y), 50));
+  /** Runs `step` `runs` times through `sql` (a pool of one): wall time, MariaDB's and this process's CPU, rows read. */
+  async function measure(label: string, runs: number, sql: Sql, step: () => Promise<unknown>): Promise<{ ms: number[]; mariadb_ms: number; bench_ms: number; rows_read: number }> {
+    const wall: number[] = [];
+    const dbCpu: number[] = [];
+    const ownCpu: number[] = [];
+    let read = 0;
+    for (let i = 0; i < runs; i++) {
+      const a = await reads(sql);
+      const b = await reads(sql);
+      const cpu0 = cpuSeconds(mariadb);
+      const own0 = process.cpuUsage();
+      const t0 = performance.now();
+      await step();
+      wall.push(performance.now() - t0);
+      const own = process.cpuUsage(own0);
+      ownCpu.push((own.user + own.system) / 1000);
+      dbCpu.push((cpuSeconds(mariadb) - cpu0) * 1000);
+      read = (await reads(sql)) - b - (b - a);
+      say(`  ${label} ${i + 1}: ${round(wall.at(-1) ?? 0)} ms, MariaDB ${round(dbCpu.at(-1) ?? 0)} ms CPU, this process ${round(ownCpu.at(-1) ?? 0)} ms; ${read.toLocaleString("en-US")} rows and index entries read`);
+    }
+    return { ms: wall.map((x) => round(x)), mariadb_ms: median(dbCpu), bench_ms: median(ownCpu), rows_read: read };
   }
-  const median = (xs: number[]): number => percentile([...xs].sort((x, y) => x - y), 50);
-  const line = {
-    bench: "accrual",
-    cores: CORES,
-    load_avg_1m: round(loadavg()[0] ?? 0, 2),
-    servers: SERVERS,
-    days: DAYS,
-    events: SERVERS * (2 * DAYS + 1),
-    fill_s: round(fillS),
-    runs: RUNS,
-    run_ms_median: round(median(wall)),
-    run_ms: wall.map((x) => round(x)),
-    mariadb_cpu_ms_median: round(median(dbCpu)),
-    bench_cpu_ms_median: round(median(ownCpu)),
-    rows_read_per_run: read,
-    rows_read_per_server: round(read / SERVERS, 2),
-    accrual_rows: Number((await analytics.query<{ n: bigint }>`SELECT COUNT(*) AS n FROM cost_accruals`)[0]?.n ?? 0),
-  };
-  say(`per run (median of ${RUNS}): ${line.run_ms_median} ms, MariaDB ${line.mariadb_cpu_ms_median} ms of CPU; ${line.rows_read_per_server} rows read per server`);
-  console.log(JSON.stringify(line));
+
+  const accrual = await measure("accrual run", RUNS, one, () => {
+    const now = Date.now();
+    return accrueRange(one, analytics, new Date(Math.floor(now / HOUR) * HOUR - HOUR), new Date(Math.floor(now / 60_000) * 60_000));
+  });
+  say(`accrual run (median of ${RUNS}): ${median(accrual.ms)} ms, MariaDB ${accrual.mariadb_ms} ms of CPU; ${round(accrual.rows_read / SERVERS, 2)} rows read per server`);
+
+  // Budget usage on the last day of a month: every server's hourly rows of BENCH_MONTH_DAYS days, over 20 codes.
+  const monthNow = new Date(Date.UTC(2030, 0, MONTH_DAYS + 1, 0, 30));
+  for (let d = 0; d < MONTH_DAYS; d++) {
+    await db.query(
+      `INSERT INTO \`${analyticsDb}\`.cost_accruals (server_id, period_start, account_id, budget_code, hourly_price_micros, accruing_ms, amount_micros, updated_at)
+        SELECT CONCAT('S', LPAD(s.seq, 25, '0')), ? + INTERVAL h.seq HOUR, '${ACCOUNT}', CONCAT('CODE', s.seq % 20), 120000, 3600000, 120000, NOW(3)
+          FROM seq_1_to_${SERVERS} s JOIN seq_0_to_23 h ORDER BY h.seq, s.seq`,
+      [new Date(Date.UTC(2030, 0, d + 1))],
+    );
+  }
+  await db.query(`ANALYZE TABLE \`${analyticsDb}\`.cost_accruals`);
+  await saveProgress(analytics, ACCRUAL_TASK, new Date(Date.UTC(2030, 0, MONTH_DAYS + 1)));
+  const monthRows = SERVERS * MONTH_DAYS * 24;
+  say(`budget usage on day ${MONTH_DAYS + 1} of a month: ${monthRows.toLocaleString("en-US")} accrual rows this month`);
+  const everyHour = await measure("summing every server's hours", 3, oneAnalytics, () => oneAnalytics.query`
+    SELECT budget_code, SUM(amount_micros) AS micros FROM cost_accruals WHERE period_start >= ${monthStart(monthNow)} AND period_start < ${nextMonthStart(monthNow)} GROUP BY budget_code`);
+  const firstPass = await measure("first pass (sums the month's final hours)", 1, oneAnalytics, () => monthToDate(oneAnalytics, monthNow));
+  const steady = await measure("month to date", RUNS, oneAnalytics, () => monthToDate(oneAnalytics, monthNow));
+  say(`month to date (median of ${RUNS}): ${median(steady.ms)} ms, MariaDB ${steady.mariadb_ms} ms of CPU, ${steady.rows_read.toLocaleString("en-US")} rows read; summing every server's hours: ${median(everyHour.ms)} ms, ${everyHour.mariadb_ms} ms, ${everyHour.rows_read.toLocaleString("en-US")}`);
+
+  console.log(
+    JSON.stringify({
+      bench: "accrual",
+      cores: CORES,
+      load_avg_1m: round(loadavg()[0] ?? 0, 2),
+      servers: SERVERS,
+      days: DAYS,
+      events: SERVERS * (2 * DAYS + 1),
+      fill_s: round(fillS),
+      runs: RUNS,
+      run_ms_median: median(accrual.ms),
+      run_ms: accrual.ms,
+      mariadb_cpu_ms_median: accrual.mariadb_ms,
+      bench_cpu_ms_median: accrual.bench_ms,
+      rows_read_per_run: accrual.rows_read,
+      rows_read_per_server: round(accrual.rows_read / SERVERS, 2),
+      budget_month_rows: monthRows,
+      budget_every_hour: { ms_median: median(everyHour.ms), mariadb_ms: everyHour.mariadb_ms, rows_read: everyHour.rows_read },
+      budget_first_pass: { ms: firstPass.ms[0], mariadb_ms: firstPass.mariadb_ms, rows_read: firstPass.rows_read },
+      budget_month_to_date: { ms_median: median(steady.ms), mariadb_ms: steady.mariadb_ms, rows_read: steady.rows_read },
+    }),
+  );
 } finally {
   // The throwaway databases go even when a step fails.
-  await Promise.allSettled([one.end(), analytics.end(), db.end()]);
+  await Promise.allSettled([one.end(), analytics.end(), oneAnalytics.end(), db.end()]);
   await bench.drop();
 }

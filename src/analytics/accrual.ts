@@ -16,7 +16,7 @@ export const ACCRUAL_TASK = "accrual";
 /** Hours one run accrues at most (catching up after downtime takes several runs). */
 const MAX_HOURS_PER_RUN = 48;
 /** Each run recomputes the hour before its mark too: an event may commit a little after the time it carries. */
-const LATE_MS = HOUR_MS;
+export const ACCRUAL_LATE_MS = HOUR_MS;
 
 /**
  * Whether a server in `state` costs money: while it runs (a reboot keeps it running), and — for products billed while
@@ -106,10 +106,10 @@ export function accrualRows(server: AccrualServer, intervals: readonly Interval[
 /**
  * The oldest time whose state change an accrual of [from, …) still reads per object: the last change before it gives
  * the state at `from` with the changes after it, and everything older only says how the object got there. A change's
- * id and time are both taken at its INSERT, so a margin of LATE_MS keeps every change whose order could differ
+ * id and time are both taken at its INSERT, so a margin of ACCRUAL_LATE_MS keeps every change whose order could differ
  * between the two.
  */
-export const historyCutoff = (from: Date): Date => new Date(from.getTime() - LATE_MS);
+export const historyCutoff = (from: Date): Date => new Date(from.getTime() - ACCRUAL_LATE_MS);
 
 /** Where an object's history starts for a run: the id of its last state change before historyCutoff, if any. */
 export interface HistoryStart {
@@ -143,19 +143,30 @@ export const ACCRUAL_CHUNK = 500;
  * time in id order (keyset), so that a fleet of any size costs the monitor one chunk of memory. Returns rows written.
  */
 export async function accrueRange(provisioning: Sql, analytics: Sql, from: Date, to: Date): Promise<number> {
-  let written = 0;
-  for (let after = ""; ; ) {
-    const chunk = await provisioning.query<ServerRow>`
+  return inChunks(
+    (after) => provisioning.query<ServerRow>`
       SELECT s.id, s.account_id, s.budget_code, s.state, s.hourly_price_micros, s.accrues_when_stopped, s.created_at, s.state_changed_at,
              (SELECT e.id FROM server_events e WHERE e.server_id = s.id AND e.to_state IS NOT NULL AND e.created_at < ${historyCutoff(from)}
                ORDER BY e.id DESC LIMIT 1) AS history_from
         FROM servers s
        WHERE s.id > ${after} AND s.created_at < ${to} AND (s.state <> 'TERMINATED' OR s.state_changed_at >= ${from})
-       ORDER BY s.id LIMIT ${ACCRUAL_CHUNK}`;
+       ORDER BY s.id LIMIT ${ACCRUAL_CHUNK}`,
+    (chunk) => accrueChunk(provisioning, analytics, chunk, from, to),
+  );
+}
+
+/**
+ * Reads rows ACCRUAL_CHUNK at a time in id order — `read(after)` returns the next chunk after id `after` — and sums
+ * what `each` returns for each chunk.
+ */
+export async function inChunks<T extends { id: string }>(read: (after: string) => Promise<T[]>, each: (chunk: T[]) => Promise<number>): Promise<number> {
+  let total = 0;
+  for (let after = ""; ; ) {
+    const chunk = await read(after);
     const last = chunk.at(-1);
-    if (!last) return written;
-    written += await accrueChunk(provisioning, analytics, chunk, from, to);
-    if (chunk.length < ACCRUAL_CHUNK) return written;
+    if (!last) return total;
+    total += await each(chunk);
+    if (chunk.length < ACCRUAL_CHUNK) return total;
     after = last.id;
   }
 }
@@ -215,13 +226,13 @@ export interface AccrualRun {
 }
 
 /**
- * One accrual run up to the last whole minute before `now`: from (mark − LATE_MS), or the start of the month on the
+ * One accrual run up to the last whole minute before `now`: from (mark − ACCRUAL_LATE_MS), or the start of the month on the
  * very first run, in chunks of at most MAX_HOURS_PER_RUN hours; the mark moves to the start of the hour reached.
  */
 export async function runAccrual(provisioning: Sql, analytics: Sql, now: Date): Promise<AccrualRun> {
   const upTo = floorTo(now, MINUTE_MS);
   const mark = await readProgress(analytics, ACCRUAL_TASK);
-  const from = mark ? new Date(mark.getTime() - LATE_MS) : monthStart(now);
+  const from = mark ? new Date(mark.getTime() - ACCRUAL_LATE_MS) : monthStart(now);
   const to = new Date(Math.min(from.getTime() + MAX_HOURS_PER_RUN * HOUR_MS, upTo.getTime()));
   await accrueRange(provisioning, analytics, from, to);
   await saveProgress(analytics, ACCRUAL_TASK, floorTo(to, HOUR_MS));

@@ -73,6 +73,11 @@ export async function saveProgress(sql: Sql, task: string, doneTo: Date): Promis
     ON DUPLICATE KEY UPDATE done_to = GREATEST(done_to, VALUES(done_to)), updated_at = VALUES(updated_at)`;
 }
 
+/** Moves a task's mark back to `to` when it is past it: what the task had done from there on was reopened. */
+export async function rewindProgress(sql: Sql, task: string, to: Date): Promise<void> {
+  await sql.execute`UPDATE analytics_progress SET done_to = ${to}, updated_at = NOW(3) WHERE task = ${task} AND done_to > ${to}`;
+}
+
 export interface RollupRun {
   from: Date;
   to: Date;

@@ -2,7 +2,7 @@
 // row's own hourly price (flat, or from its size for storage: hourlyPriceOf in types.ts): the same hourly rows as
 // servers' (analytics cost_accruals, keyed by the resource's id), computed from the resource's state history against
 // its type's accruing states, so re-running an hour writes the same value.
-import { accrualRows, historyCutoff, ACCRUAL_CHUNK, writeAccruals, type AccrualRow, type HistoryStart, type Interval } from "../analytics/accrual.js";
+import { accrualRows, historyCutoff, ACCRUAL_CHUNK, inChunks, writeAccruals, type AccrualRow, type HistoryStart, type Interval } from "../analytics/accrual.js";
 import { sqlFragment, sqlJoin, type Sql } from "../db/sql.js";
 import { allSpecs, isPriced } from "./types.js";
 import { PENDING } from "./model.js";
@@ -50,22 +50,17 @@ export function resourceIntervals(r: { state: string; createdAt: Date; stateChan
 export async function accrueResources(provisioning: Sql, analytics: Sql, from: Date, to: Date): Promise<number> {
   const accruingByType = new Map(allSpecs().filter((s) => isPriced(s)).map((s) => [s.type as string, new Set(s.accruingStates)]));
   if (accruingByType.size === 0) return 0;
-  let written = 0;
-  for (let after = ""; ; ) {
-    const chunk = await provisioning.query<Row>`
+  return inChunks(
+    (after) => provisioning.query<Row>`
       SELECT r.id, r.type, r.account_id, r.budget_code, r.state, r.hourly_price_micros, r.created_at, r.state_changed_at,
              (SELECT e.id FROM resource_events e WHERE e.resource_id = r.id AND e.to_state IS NOT NULL AND e.created_at < ${historyCutoff(from)}
                ORDER BY e.id DESC LIMIT 1) AS history_from
         FROM resources r
        WHERE r.id > ${after} AND r.type IN (${[...accruingByType.keys()]}) AND r.hourly_price_micros > 0 AND r.created_at < ${to}
          AND (r.state <> 'DELETED' OR r.state_changed_at >= ${from})
-       ORDER BY r.id LIMIT ${ACCRUAL_CHUNK}`;
-    const last = chunk.at(-1);
-    if (!last) return written;
-    written += await accrueChunk(provisioning, analytics, chunk, accruingByType, from, to);
-    if (chunk.length < ACCRUAL_CHUNK) return written;
-    after = last.id;
-  }
+       ORDER BY r.id LIMIT ${ACCRUAL_CHUNK}`,
+    (chunk) => accrueChunk(provisioning, analytics, chunk, accruingByType, from, to),
+  );
 }
 
 /** accrueResources for one chunk: the chunk's state changes, then its rows. */
