@@ -226,8 +226,8 @@ export interface AccrualRun {
 }
 
 /**
- * One accrual run up to the last whole minute before `now`: from (mark − ACCRUAL_LATE_MS), or the start of the month on the
- * very first run, in chunks of at most MAX_HOURS_PER_RUN hours; the mark moves to the start of the hour reached.
+ * One accrual run up to the last whole minute before `now`: from (mark − ACCRUAL_LATE_MS), or the start of the month
+ * on the very first run, in chunks of at most MAX_HOURS_PER_RUN hours; the mark moves to the start of the hour reached.
  */
 export async function runAccrual(provisioning: Sql, analytics: Sql, now: Date): Promise<AccrualRun> {
   const upTo = floorTo(now, MINUTE_MS);

@@ -49,8 +49,9 @@ export const BUDGET_HOURS_TASK = "budget.hours";
 
 /**
  * The start of the first hour of `now`'s month that an accrual run may still rewrite: runs recompute from their mark
- * less ACCRUAL_LATE_MS, and a run that began before another monitor moved the mark may still be writing an hour before that,
- * so one more hour is kept open. Without a mark (no run yet, or a rebuild from the month's start) no hour is final.
+ * less ACCRUAL_LATE_MS, and a run that began before another monitor moved the mark may still be writing the hour
+ * before that, so one more hour is kept open. Without a mark (no run yet, or a rebuild from the month's start) no hour
+ * is final.
  */
 async function openFrom(analytics: Sql, start: Date, next: Date): Promise<Date> {
   const mark = await readProgress(analytics, ACCRUAL_TASK);
