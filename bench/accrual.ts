@@ -43,7 +43,8 @@ try {
   await db.query(`INSERT INTO clouds (id, name, driver, endpoint) VALUES ('01BENCHCLOUDCCCCCCCCCCCCCC', 'bench', 'local', '')`);
   await db.query(`INSERT INTO accounts (id, name, cloud_id, credential_id, status) VALUES ('${ACCOUNT}', 'a', '01BENCHCLOUDCCCCCCCCCCCCCC', 'none', 'ACTIVE')`);
   // Day d of the history starts DAYS - d days before today's midnight; every server started at 08:00 and stopped at
-  // 20:00 of each day, and was started again this morning (more than three hours before the run's range).
+  // 20:00 of each day, and was started again this morning, before the runs' history cutoff (their range's start less
+  // an hour): that start is where each run's read of a server's history begins.
   const midnight = Math.floor(Date.now() / (24 * HOUR)) * 24 * HOUR;
   const morning = Math.min(midnight + 8 * HOUR, Date.now() - 4 * HOUR);
   const created = new Date(midnight - (DAYS + 1) * 24 * HOUR);
