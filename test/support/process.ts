@@ -149,7 +149,8 @@ export async function createTestEnv(options: TestEnvOptions): Promise<TestEnv> {
     },
     async cleanup() {
       await Promise.allSettled([dropDatabases(Object.values(urls)), deleteStreamAt(natsUrl, stream)]);
-      rmSync(dir, { recursive: true, force: true });
+      // A local-cloud guest still exiting may write into the directory while it is removed (ENOTEMPTY): retry.
+      rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
     },
   };
 }
