@@ -2,18 +2,19 @@
 // BENCH_SERVERS running servers, each with BENCH_DAYS days of history (started every morning, stopped every evening:
 // two state changes a day, written in time order as the service writes them), then times BENCH_RUNS accrual runs of the
 // monitor's steady range (the hour before the current one, to the last whole minute) from one connection: wall time,
-// MariaDB's CPU, and the rows and index entries the run read (that connection's handler counters). Then budget usage
-// on the last day of a month: every server's hourly accrual rows of BENCH_MONTH_DAYS days over 20 budget codes, the
-// month's sum read from every server's hours (as before budget_code_hours) against monthToDate (final hours per code).
+// MariaDB's CPU, and the rows and index entries the run read (that connection's handler counters). Then a month's cost
+// on its last day: every server's hourly accrual rows of BENCH_MONTH_DAYS days over 20 budget codes and 10 accounts,
+// summed from every server's hours (as before cost_hours) against monthCost (final hours per account and code), by
+// budget code (budget usage, each accrual interval) and for one account (the fleet summary, each call).
 // Options: BENCH_SERVERS (default 2,000), BENCH_DAYS (default 365), BENCH_RUNS (default 5), BENCH_MONTH_DAYS (≤ 30, 30).
 import { loadavg } from "node:os";
 import { ACCRUAL_TASK, accrueRange, monthStart, nextMonthStart } from "../src/analytics/accrual.js";
-import { monthToDate } from "../src/analytics/budget-usage.js";
+import { monthCost, rollUpCostHours } from "../src/analytics/cost-hours.js";
 import { createAnalyticsSql } from "../src/analytics/db.js";
 import { saveProgress } from "../src/analytics/rollup.js";
 import { loadConfig } from "../src/config.js";
 import { openConnection } from "../src/db/connect.js";
-import { createSqlPool, type Sql } from "../src/db/sql.js";
+import { createSqlPool, sqlFragment, type Sql } from "../src/db/sql.js";
 import { benchEnvironment, CORES, cpuSeconds, percentile, round, runDispatcher, say, servicePids } from "./support.js";
 
 const SERVERS = Number(process.env.BENCH_SERVERS ?? 2_000);
@@ -110,12 +111,12 @@ try {
   });
   say(`accrual run (median of ${RUNS}): ${median(accrual.ms)} ms, MariaDB ${accrual.mariadb_ms} ms of CPU; ${round(accrual.rows_read / SERVERS, 2)} rows read per server`);
 
-  // Budget usage on the last day of a month: every server's hourly rows of BENCH_MONTH_DAYS days, over 20 codes.
+  // A month's last day: every server's hourly rows of BENCH_MONTH_DAYS days, over 20 codes and 10 accounts.
   const monthNow = new Date(Date.UTC(2030, 0, MONTH_DAYS + 1, 0, 30));
   for (let d = 0; d < MONTH_DAYS; d++) {
     await db.query(
       `INSERT INTO \`${analyticsDb}\`.cost_accruals (server_id, period_start, account_id, budget_code, hourly_price_micros, accruing_ms, amount_micros, updated_at)
-        SELECT CONCAT('S', LPAD(s.seq, 25, '0')), ? + INTERVAL h.seq HOUR, '${ACCOUNT}', CONCAT('CODE', s.seq % 20), 120000, 3600000, 120000, NOW(3)
+        SELECT CONCAT('S', LPAD(s.seq, 25, '0')), ? + INTERVAL h.seq HOUR, CONCAT('A', LPAD(s.seq % 10, 25, '0')), CONCAT('CODE', s.seq % 20), 120000, 3600000, 120000, NOW(3)
           FROM seq_1_to_${SERVERS} s JOIN seq_0_to_23 h ORDER BY h.seq, s.seq`,
       [new Date(Date.UTC(2030, 0, d + 1))],
     );
@@ -126,9 +127,18 @@ try {
   say(`budget usage on day ${MONTH_DAYS + 1} of a month: ${monthRows.toLocaleString("en-US")} accrual rows this month`);
   const everyHour = await measure("summing every server's hours", 3, oneAnalytics, () => oneAnalytics.query`
     SELECT budget_code, SUM(amount_micros) AS micros FROM cost_accruals WHERE period_start >= ${monthStart(monthNow)} AND period_start < ${nextMonthStart(monthNow)} GROUP BY budget_code`);
-  const firstPass = await measure("first pass (sums the month's final hours)", 1, oneAnalytics, () => monthToDate(oneAnalytics, monthNow));
-  const steady = await measure("month to date", RUNS, oneAnalytics, () => monthToDate(oneAnalytics, monthNow));
-  say(`month to date (median of ${RUNS}): ${median(steady.ms)} ms, MariaDB ${steady.mariadb_ms} ms of CPU, ${steady.rows_read.toLocaleString("en-US")} rows read; summing every server's hours: ${median(everyHour.ms)} ms, ${everyHour.mariadb_ms} ms, ${everyHour.rows_read.toLocaleString("en-US")}`);
+  const firstPass = await measure("first pass (sums the month's final hours)", 1, oneAnalytics, () => rollUpCostHours(oneAnalytics, monthNow));
+  const steady = await measure("budget usage's month", RUNS, oneAnalytics, async () => {
+    await rollUpCostHours(oneAnalytics, monthNow);
+    return monthCost(oneAnalytics, monthNow, { by: "budget_code" });
+  });
+  say(`budget usage's month (median of ${RUNS}): ${median(steady.ms)} ms, MariaDB ${steady.mariadb_ms} ms of CPU, ${steady.rows_read.toLocaleString("en-US")} rows read; summing every server's hours: ${median(everyHour.ms)} ms, ${everyHour.mariadb_ms} ms, ${everyHour.rows_read.toLocaleString("en-US")}`);
+  // The fleet summary of one account (a tenth of the servers): its month to date, on each call.
+  const oneAccount = sqlFragment`account_id = ${`A${"1".padStart(25, "0")}`}`;
+  const accountEveryHour = await measure("one account, summing its servers' hours", 3, oneAnalytics, () => oneAnalytics.query`
+    SELECT SUM(amount_micros) AS micros FROM cost_accruals WHERE ${oneAccount} AND period_start >= ${monthStart(monthNow)} AND period_start < ${nextMonthStart(monthNow)}`);
+  const account = await measure("one account's month", RUNS, oneAnalytics, () => monthCost(oneAnalytics, monthNow, { by: "account_id", accounts: oneAccount }));
+  say(`one account's month (median of ${RUNS}): ${median(account.ms)} ms, MariaDB ${account.mariadb_ms} ms of CPU, ${account.rows_read.toLocaleString("en-US")} rows read; summing its servers' hours: ${median(accountEveryHour.ms)} ms, ${accountEveryHour.mariadb_ms} ms, ${accountEveryHour.rows_read.toLocaleString("en-US")}`);
 
   console.log(
     JSON.stringify({
@@ -150,6 +160,8 @@ try {
       budget_every_hour: { ms_median: median(everyHour.ms), mariadb_ms: everyHour.mariadb_ms, rows_read: everyHour.rows_read },
       budget_first_pass: { ms: firstPass.ms[0], mariadb_ms: firstPass.mariadb_ms, rows_read: firstPass.rows_read },
       budget_month_to_date: { ms_median: median(steady.ms), mariadb_ms: steady.mariadb_ms, rows_read: steady.rows_read },
+      account_every_hour: { ms_median: median(accountEveryHour.ms), mariadb_ms: accountEveryHour.mariadb_ms, rows_read: accountEveryHour.rows_read },
+      account_month_to_date: { ms_median: median(account.ms), mariadb_ms: account.mariadb_ms, rows_read: account.rows_read },
     }),
   );
 } finally {

@@ -2,8 +2,9 @@
 // written to budget_codes.current_usage_cents / projected_usage_cents (what requireBudgetCode checks launches
 // against), and a SOFT_QUOTA_EXCEEDED budget event the first time in a month that usage goes over the soft quota.
 import { sqlFragment, type Sql, type SqlFragment, type SqlPool } from "../db/sql.js";
-import { ACCRUAL_LATE_MS, ACCRUAL_TASK, monthStart, nextMonthStart } from "./accrual.js";
-import { floorTo, HOUR_MS, readProgress, rewindProgress, saveProgress } from "./rollup.js";
+import { monthStart, nextMonthStart } from "./accrual.js";
+import { monthCost, rollUpCostHours } from "./cost-hours.js";
+import { HOUR_MS } from "./rollup.js";
 
 export const MICROS_PER_CENT = 10_000n;
 
@@ -26,7 +27,8 @@ export interface BudgetUsage {
  * go back to 0. Returns the codes whose figures changed.
  */
 export async function updateBudgetUsage(provisioning: SqlPool, analytics: Sql, now: Date, otherRates: ReadonlyMap<string, bigint> = new Map()): Promise<BudgetUsage[]> {
-  const used = await monthToDate(analytics, now);
+  await rollUpCostHours(analytics, now);
+  const used = await monthCost(analytics, now, { by: "budget_code" });
   const rates = await provisioning.query<{ budget_code: string; micros: string | bigint | number }>`${accruingRatesQuery()}`;
   const codes = await provisioning.query<{ code: string; current_usage_cents: bigint | number; projected_usage_cents: bigint | number }>`
     SELECT code, current_usage_cents, projected_usage_cents FROM budget_codes`;
@@ -42,69 +44,6 @@ export async function updateBudgetUsage(provisioning: SqlPool, analytics: Sql, n
     changed.push(await writeUsage(provisioning, c.code, current, projected, now));
   }
   return changed;
-}
-
-/** Progress of the roll-up of final hours into budget_code_hours: the hours before it are summed there. */
-export const BUDGET_HOURS_TASK = "budget.hours";
-
-/**
- * The start of the first hour of `now`'s month that an accrual run may still rewrite: runs recompute from their mark
- * less ACCRUAL_LATE_MS, and a run that began before another monitor moved the mark may still be writing the hour
- * before that, so one more hour is kept open. Without a mark (no run yet, or a rebuild from the month's start) no hour
- * is final.
- */
-async function openFrom(analytics: Sql, start: Date, next: Date): Promise<Date> {
-  const mark = await readProgress(analytics, ACCRUAL_TASK);
-  if (!mark) return start;
-  const t = floorTo(mark.getTime() - ACCRUAL_LATE_MS - HOUR_MS, HOUR_MS).getTime();
-  return new Date(Math.min(Math.max(t, start.getTime()), next.getTime()));
-}
-
-/**
- * Sums the final hours of `now`'s month not summed yet into budget_code_hours (one row per hour and budget code) and
- * returns where the open hours begin. When the accrual mark has moved back (a rebuild), the hours after it are open
- * again: they are read from cost_accruals and summed anew once final.
- */
-export async function rollUpBudgetHours(analytics: Sql, now: Date): Promise<Date> {
-  const start = monthStart(now);
-  const open = await openFrom(analytics, start, nextMonthStart(now));
-  const done = await readProgress(analytics, BUDGET_HOURS_TASK);
-  const from = done && done.getTime() > start.getTime() ? done : start;
-  if (from.getTime() === open.getTime()) return open;
-  if (from.getTime() > open.getTime()) {
-    await rewindProgress(analytics, BUDGET_HOURS_TASK, open);
-    return open;
-  }
-  await analytics.execute`
-    INSERT INTO budget_code_hours (period_start, budget_code, amount_micros, updated_at)
-    SELECT period_start, budget_code, SUM(amount_micros), NOW(3) FROM cost_accruals
-     WHERE period_start >= ${from} AND period_start < ${open} GROUP BY period_start, budget_code
-    ON DUPLICATE KEY UPDATE amount_micros = VALUES(amount_micros), updated_at = VALUES(updated_at)`;
-  // A code with no accruals left in an hour (a rebuild moved its servers' hours to another code) loses its row.
-  await analytics.execute`
-    DELETE FROM budget_code_hours
-     WHERE period_start >= ${from} AND period_start < ${open}
-       AND NOT EXISTS (SELECT 1 FROM cost_accruals c WHERE c.budget_code = budget_code_hours.budget_code AND c.period_start = budget_code_hours.period_start)`;
-  await saveProgress(analytics, BUDGET_HOURS_TASK, open);
-  return open;
-}
-
-/**
- * Each budget code's accruals in `now`'s month so far, in micro-units: the final hours from budget_code_hours (a row
- * per code and hour), the open ones from cost_accruals (a row per server and hour, for the last two or three hours
- * only). Reading every server's hours of the month instead grows to servers × 744 rows by a month's end.
- */
-export async function monthToDate(analytics: Sql, now: Date): Promise<Map<string, bigint>> {
-  const start = monthStart(now);
-  const open = await rollUpBudgetHours(analytics, now);
-  type Sum = { budget_code: string; micros: string | bigint | number };
-  const final = await analytics.query<Sum>`
-    SELECT budget_code, SUM(amount_micros) AS micros FROM budget_code_hours WHERE period_start >= ${start} AND period_start < ${open} GROUP BY budget_code`;
-  const recent = await analytics.query<Sum>`
-    SELECT budget_code, SUM(amount_micros) AS micros FROM cost_accruals WHERE period_start >= ${open} AND period_start < ${nextMonthStart(now)} GROUP BY budget_code`;
-  const used = new Map<string, bigint>();
-  for (const r of [...final, ...recent]) used.set(r.budget_code, (used.get(r.budget_code) ?? 0n) + BigInt(r.micros));
-  return used;
 }
 
 /**

@@ -7,6 +7,7 @@ import { InvalidArgumentError, NotFoundError } from "../errors.js";
 import { inScope, type AccountScope } from "../iam/scope.js";
 import { monthStart, nextMonthStart } from "./accrual.js";
 import { centsOf } from "./budget-usage.js";
+import { monthCost } from "./cost-hours.js";
 import { METRICS, type MetricName } from "./metrics.js";
 import { HOUR_MS } from "./rollup.js";
 
@@ -129,8 +130,7 @@ export function createAnalyticsService(deps: { provisioning: Sql; analytics: Sql
         SELECT state, COUNT(*) AS n,
                SUM(CASE WHEN state IN ('RUNNING', 'REBOOTING') OR (accrues_when_stopped AND state IN ('STOPPING', 'STOPPED')) THEN hourly_price_micros ELSE 0 END) AS rate
           FROM servers WHERE ${where} GROUP BY state ORDER BY state`;
-      const cost = await analytics.query<{ micros: unknown }>`
-        SELECT SUM(amount_micros) AS micros FROM cost_accruals WHERE ${where} AND period_start >= ${monthStart(t)} AND period_start < ${nextMonthStart(t)}`;
+      const cost = await monthCost(analytics, t, { by: "account_id", accounts: where });
       const since = new Date(t.getTime() - HOUR_MS);
       let cpu: { n: unknown; a: unknown }[];
       if (scope.all && !accountId) {
@@ -143,7 +143,7 @@ export function createAnalyticsService(deps: { provisioning: Sql; analytics: Sql
         servers: states.reduce((sum, s) => sum + n(s.n), 0),
         states: states.map((s) => ({ state: s.state, count: n(s.n) })),
         hourlyCostMicros: states.reduce((sum, s) => sum + big(s.rate), 0n),
-        monthToDateCostMicros: big(cost[0]?.micros),
+        monthToDateCostMicros: [...cost.values()].reduce((sum, micros) => sum + micros, 0n),
         cpuPercentLastHour: n(cpu[0]?.a),
         samplesLastHour: n(cpu[0]?.n),
       };
