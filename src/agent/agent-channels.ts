@@ -1,8 +1,11 @@
 // This process's channels to agents, kept between calls: a new grpc-js channel per command cost more than the call
 // around it. One channel per agent address and TLS identity, closed when idle, bounded in count, closed on stop, and
-// replaced when it failed (TRANSIENT_FAILURE, SHUTDOWN) or when the agent's address or credentials changed.
+// replaced when it failed (TRANSIENT_FAILURE, SHUTDOWN) or when the agent's address or credentials changed. Channels
+// closed because of the bound are counted and warned about: that is a process undersized for the agents it calls.
 import { createHash } from "node:crypto";
 import { connectivityState } from "@grpc/grpc-js";
+import type { Logger } from "../log.js";
+import { recordAgentChannelClosed, type AgentChannelCloseReason } from "../telemetry/metrics.js";
 import type { AgentServiceClient } from "../gen/proto/agent/v1/agent.js";
 import { agentClientOver, agentTarget, openAgentChannel, openAgentClient, type AgentClient, type AgentEndpoint } from "./agent-client.js";
 
@@ -15,7 +18,12 @@ export interface AgentChannelOptions {
   now?: () => number;
   /** Opens a channel (tests watch it); default openAgentChannel. */
   open?: (endpoint: AgentEndpoint) => AgentServiceClient;
+  /** Where the warning goes when channels are closed because of maxChannels (at most once per BOUND_WARNING_MS). */
+  log?: Logger;
 }
+
+/** The bound's warning is repeated at most this often, with the count of channels it closed meanwhile. */
+export const BOUND_WARNING_MS = 10 * 60_000;
 
 export interface AgentChannels {
   /** A client of the agent at `endpoint` on a kept channel; its close() hands the channel back (open, for the next call). */
@@ -64,11 +72,27 @@ export function createAgentChannels(options: AgentChannelOptions): AgentChannels
   // Insertion order is recency: an acquired entry moves to the end, so the first idle one is the least recently used.
   const entries = new Map<string, Entry>();
   let closed = false;
+  const overBound = { count: 0, warnedAt: Number.NEGATIVE_INFINITY };
 
-  const retire = (e: Entry): void => {
+  const retire = (e: Entry, reason: AgentChannelCloseReason): void => {
     if (entries.get(e.key) === e) entries.delete(e.key);
     e.retired = true;
     if (e.inUse === 0) e.channel.close();
+    recordAgentChannelClosed(reason);
+    if (reason === "bound") warnOverBound();
+  };
+  // With more agents called in turn than channels kept, every call beyond the bound connects anew (a TLS handshake
+  // each): say so, with the count, rather than leave it to be found in a CPU profile.
+  const warnOverBound = (): void => {
+    overBound.count++;
+    const t = now();
+    if (!options.log || t - overBound.warnedAt < BOUND_WARNING_MS) return;
+    options.log.warn(
+      { maxChannels: options.maxChannels, closedForBound: overBound.count },
+      "channels to agents closed to stay within agent.maxChannels: calls to more agents than it connect anew each time; raise agent.maxChannels to the agents this process calls (about 60 KB a channel)",
+    );
+    overBound.warnedAt = t;
+    overBound.count = 0;
   };
   const failed = (e: Entry): boolean => {
     const state = e.channel.getChannel().getConnectivityState(false);
@@ -77,18 +101,18 @@ export function createAgentChannels(options: AgentChannelOptions): AgentChannels
   const bound = (): void => {
     for (const e of entries.values()) {
       if (entries.size <= options.maxChannels) return;
-      if (e.inUse === 0) retire(e);
+      if (e.inUse === 0) retire(e, "bound");
     }
     // Every channel is in use: the oldest go once their calls end.
     for (const e of entries.values()) {
       if (entries.size <= options.maxChannels) return;
-      retire(e);
+      retire(e, "bound");
     }
   };
 
   const sweep = (): void => {
     const t = now();
-    for (const e of entries.values()) if (e.inUse === 0 && t - e.lastUsed >= options.idleMs) retire(e);
+    for (const e of entries.values()) if (e.inUse === 0 && t - e.lastUsed >= options.idleMs) retire(e, "idle");
   };
   const timer = setInterval(sweep, Math.max(100, Math.floor(options.idleMs / 2)));
   timer.unref();
@@ -99,7 +123,7 @@ export function createAgentChannels(options: AgentChannelOptions): AgentChannels
       const key = channelKey(endpoint);
       let e = entries.get(key);
       if (e && failed(e)) {
-        retire(e);
+        retire(e, "failed");
         e = undefined;
       }
       if (e) entries.delete(key);
@@ -119,7 +143,7 @@ export function createAgentChannels(options: AgentChannelOptions): AgentChannels
       const key = channelKey(endpoint);
       const kept = entries.get(key);
       if (kept && !failed(kept)) return;
-      if (kept) retire(kept);
+      if (kept) retire(kept, "failed");
       const e: Entry = { key, channel: open(endpoint), inUse: 0, lastUsed: now(), retired: false };
       entries.set(key, e);
       bound();
@@ -133,7 +157,7 @@ export function createAgentChannels(options: AgentChannelOptions): AgentChannels
     close() {
       closed = true;
       clearInterval(timer);
-      for (const e of [...entries.values()]) retire(e);
+      for (const e of [...entries.values()]) retire(e, "stop");
     },
   };
 }

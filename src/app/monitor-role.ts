@@ -46,7 +46,7 @@ export async function startMonitorRole(resources: Resources): Promise<RunningRol
   const discovery = startScheduler({ resources, jobs, schedules });
   // Agents are pinged over mutual TLS (a plaintext channel in development) on channels kept between pings (opening one
   // per ping cost several times the ping); each answered ping's metrics go to analytics.
-  const pingChannels = createAgentChannels({ idleMs: config.agent.channelIdleMs, maxChannels: config.agent.maxChannels });
+  const pingChannels = createAgentChannels({ idleMs: config.agent.channelIdleMs, maxChannels: config.agent.maxChannels, log: log.child({ component: "agent-pinger" }) });
   const pinger = startAgentPinger({
     channels: pingChannels,
     sql: resources.sql,

@@ -18,7 +18,7 @@ export async function startWorkerRole(resources: Resources): Promise<RunningRole
   // Rows the fast path cannot publish are left to the poll loops of the dispatcher and monitor roles.
   const relay = createOutboxRelay({ sql: resources.sql, js: createAckedPublisher(resources.nats), log: resources.log.child({ component: "relay" }), poll: false });
   relay.start();
-  const agentChannels = createAgentChannels({ idleMs: resources.config.agent.channelIdleMs, maxChannels: resources.config.agent.maxChannels });
+  const agentChannels = createAgentChannels({ idleMs: resources.config.agent.channelIdleMs, maxChannels: resources.config.agent.maxChannels, log: resources.log.child({ component: "agent-channels" }) });
   const worker = await startWorker({ resources: { ...resources, relay }, catalog: buildCatalog({ agentChannels }) });
   return {
     stop: async (graceMs) => {

@@ -39,6 +39,7 @@ export const METRIC = {
   kmAuditFailures: "dispatcher.km.audit.failures",
   driverDuration: "dispatcher.driver.duration",
   agents: "dispatcher.agents",
+  agentChannelsClosed: "dispatcher.agent.channels.closed",
   poolConnections: "db.client.connection.count",
   poolPending: "db.client.connection.pending_requests",
   gcDuration: "v8js.gc.duration",
@@ -56,6 +57,7 @@ interface Instruments {
   jobRun: Histogram;
   kmDuration: Histogram;
   kmAuditFailures: Counter;
+  agentChannelsClosed: Counter;
   driverDuration: Histogram;
   gcDuration: Histogram;
 }
@@ -85,6 +87,7 @@ function create(meter: Meter): Instruments {
     jobRun: seconds(METRIC.jobRun, "From a job's first start to its end, by kind and outcome"),
     kmDuration: seconds(METRIC.kmDuration, "Calls to KM from this process, by method and outcome"),
     kmAuditFailures: meter.createCounter(METRIC.kmAuditFailures, { unit: "{failure}", description: "KM audit writes that failed (the calls they recorded were refused), by sink" }),
+    agentChannelsClosed: meter.createCounter(METRIC.agentChannelsClosed, { unit: "{channel}", description: "Kept channels to agents this process closed, by reason (idle, bound: over agent.maxChannels, failed, stop)" }),
     driverDuration: seconds(METRIC.driverDuration, "Cloud driver calls, by cloud, operation and outcome"),
     gcDuration: meter.createHistogram(METRIC.gcDuration, { unit: "s", description: "Garbage collection pauses of this process, by type (minor, major, incremental, weakcb)", advice: { explicitBucketBoundaries: GC_BUCKETS } }),
   };
@@ -144,6 +147,13 @@ export function recordKmCall(method: string, outcome: string, seconds: number): 
 /** A KM audit write that failed: `sink` is "database" or "file". */
 export function recordKmAuditFailure(sink: "database" | "file"): void {
   instruments().kmAuditFailures.add(1, { sink });
+}
+
+export type AgentChannelCloseReason = "idle" | "bound" | "failed" | "stop";
+
+/** A kept channel to an agent closed: "bound" means agent.maxChannels is below the agents this process calls. */
+export function recordAgentChannelClosed(reason: AgentChannelCloseReason): void {
+  instruments().agentChannelsClosed.add(1, { reason });
 }
 
 /** One driver call: `operation` as the registry names it ("launch", "volumes.create"), `outcome` "ok" or the DriverError code. */

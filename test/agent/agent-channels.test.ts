@@ -9,11 +9,12 @@ import { join } from "node:path";
 import { connectivityState, status as Code } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openAgentChannel, type AgentClient, type AgentEndpoint } from "../../src/agent/agent-client.js";
-import { channelKey, createAgentChannels, type AgentChannelOptions } from "../../src/agent/agent-channels.js";
+import { BOUND_WARNING_MS, channelKey, createAgentChannels, type AgentChannelOptions } from "../../src/agent/agent-channels.js";
 import { loadAgentCa } from "../../src/agent/ca.js";
 import type { Config } from "../../src/config.js";
 import { deriveAgentCredential } from "../../src/agent/secrets.js";
 import { newId } from "../../src/db/ids.js";
+import { createLogger } from "../../src/log.js";
 import type { AgentServiceClient } from "../../src/gen/proto/agent/v1/agent.js";
 import { freePort } from "../support/net.js";
 import { until } from "../support/poll.js";
@@ -170,6 +171,34 @@ describe("agent channels", () => {
     for (const h of held) h.close();
     expect(state((opened[0] as { channel: AgentServiceClient }).channel)).toBe(connectivityState.SHUTDOWN);
     d.close();
+    channels.close();
+  });
+
+  it("warn when the bound closes channels, at most once per BOUND_WARNING_MS, with how many it closed", () => {
+    const lines: Record<string, unknown>[] = [];
+    const log = createLogger({ level: "info", destination: { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) } as unknown as NodeJS.WritableStream });
+    const { channels, clock } = watched({ maxChannels: 2, log });
+    const call = (id: string) => channels.acquire(tls(id, ["1"])).close();
+    call("A");
+    call("B");
+    call("A");
+    expect(lines).toHaveLength(0); // within the bound: nothing closed, nothing said
+    call("C"); // closes B
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: "warn", maxChannels: 2, closedForBound: 1 });
+    expect(String(lines[0]?.msg)).toContain("agent.maxChannels");
+    call("D");
+    call("E");
+    expect(lines).toHaveLength(1);
+    clock.t += BOUND_WARNING_MS;
+    call("F");
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toMatchObject({ closedForBound: 3 });
+    // Idle channels closing is the normal course: no warning.
+    clock.t += 60_000;
+    channels.sweep();
+    expect(channels.size).toBe(0);
+    expect(lines).toHaveLength(2);
     channels.close();
   });
 

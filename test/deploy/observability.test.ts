@@ -28,7 +28,7 @@ const operations = readFileSync(join(ROOT, "docs", "operations.md"), "utf8");
 /** The Prometheus names the service exports: histograms as _bucket/_sum/_count, counters with _total. */
 function exportedNames(): Set<string> {
   const histograms = new Set<string>([METRIC.rpcDuration, METRIC.jobWait, METRIC.jobRun, METRIC.kmDuration, METRIC.driverDuration, METRIC.gcDuration]);
-  const counters = new Set<string>([METRIC.jobsCreated, METRIC.jobsStarted, METRIC.jobsSucceeded, METRIC.jobsFailed, METRIC.jobsCancelled, METRIC.jobsRetried, METRIC.jobsDeadLettered, METRIC.kmAuditFailures]);
+  const counters = new Set<string>([METRIC.jobsCreated, METRIC.jobsStarted, METRIC.jobsSucceeded, METRIC.jobsFailed, METRIC.jobsCancelled, METRIC.jobsRetried, METRIC.jobsDeadLettered, METRIC.kmAuditFailures, METRIC.agentChannelsClosed]);
   const names = new Set<string>(["up"]);
   for (const otel of Object.values(METRIC)) {
     const name = otel.replace(/\./g, "_");
@@ -59,7 +59,7 @@ describe("deploy/observability", () => {
     expect(configOut).toContain("is valid prometheus config file syntax");
   });
 
-  it("alerts on stuck jobs, outbox lag, dead letters, KM audit failures, driver errors and offline agents", () => {
+  it("alerts on stuck jobs, outbox lag, dead letters, KM audit failures, driver errors, offline agents and too few agent channels", () => {
     const byName = new Map(rules.map((r) => [r.alert, r]));
     for (const [alert, metric] of [
       ["DispatcherJobsStuckPastTimeout", "dispatcher_jobs_overdue"],
@@ -68,6 +68,7 @@ describe("deploy/observability", () => {
       ["DispatcherKmAuditFailures", "dispatcher_km_audit_failures_total"],
       ["DispatcherDriverErrorRatio", "dispatcher_driver_duration_count"],
       ["DispatcherAgentsOffline", "dispatcher_agents"],
+      ["DispatcherAgentChannelsOverBound", "dispatcher_agent_channels_closed_total"],
     ] as const) {
       expect(metricNames(byName.get(alert)?.expr ?? ""), alert).toContain(metric);
     }
