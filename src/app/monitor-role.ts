@@ -34,7 +34,7 @@ export async function startMonitorRole(resources: Resources): Promise<RunningRol
   const { config, nats, log } = resources;
   prepareAgentSecrets(config, log);
   const jsm = await jetstreamManager(nats);
-  await whileJetStreamStarts(log, "set up the jobs stream", () => ensureJobsStream(jsm, { stream: config.mq.jobsStream, subjectPrefix: config.mq.subjectPrefix, replicas: config.mq.jobsStreamReplicas, log }));
+  await whileJetStreamStarts(log, "set up the jobs stream", () => ensureJobsStream(jsm, { stream: config.mq.jobsStream, subjectPrefix: config.mq.subjectPrefix, replicas: config.mq.jobsStreamReplicas, log }), config.startup.waitForStoresMs);
   const ex = new JobExecution({ sql: resources.sql, nc: nats });
   const relay = createOutboxRelay({ sql: resources.sql, js: createAckedPublisher(nats), log: log.child({ component: "relay" }) });
   relay.start();

@@ -1,7 +1,7 @@
 // Direct mariadb connections (migrations, health checks, test set-up) and the one translation of "cannot reach the
 // database" into an UnavailableError that tells the operator what to do.
 import mariadb, { type Connection } from "mariadb";
-import { backoffDelay, sleep, type Backoff } from "../backoff.js";
+import { retrying, type Backoff } from "../backoff.js";
 import { UnavailableError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { isDatabaseUnavailable } from "./errors.js";
@@ -74,18 +74,12 @@ export const STARTUP_BACKOFF: Backoff = { initialMs: 500, maxMs: 10_000 };
  */
 export async function waitForDatabase(url: string, options: { log: Logger; requireDatabase?: boolean; backoff?: Backoff; giveUpAfterMs?: number }): Promise<void> {
   const { host, port } = parseDatabaseUrl(url);
-  const until = options.giveUpAfterMs ? Date.now() + options.giveUpAfterMs : Infinity;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await checkDatabase(url, { requireDatabase: options.requireDatabase ?? true });
-      if (attempt > 1) options.log.info({ server: `${host}:${port}`, attempts: attempt }, "MariaDB is reachable; continuing");
-      return;
-    } catch (err) {
-      if (!isDatabaseUnavailable(err) || Date.now() >= until) throw err;
-      const retryInMs = backoffDelay(attempt, options.backoff ?? STARTUP_BACKOFF);
-      const why = err instanceof Error ? err.message : String(err);
-      options.log.warn({ server: `${host}:${port}`, attempt, retryInMs }, `waiting for MariaDB: ${why}`);
-      await sleep(retryInMs);
-    }
-  }
+  const server = `${host}:${port}`;
+  await retrying(() => checkDatabase(url, { requireDatabase: options.requireDatabase ?? true }), {
+    backoff: options.backoff ?? STARTUP_BACKOFF,
+    giveUpAfterMs: options.giveUpAfterMs,
+    retryable: isDatabaseUnavailable,
+    onRetry: (err, attempt, retryInMs) => options.log.warn({ server, attempt, retryInMs }, `waiting for MariaDB: ${err instanceof Error ? err.message : String(err)}`),
+    onRecovered: (attempts) => options.log.info({ server, attempts }, "MariaDB is reachable; continuing"),
+  });
 }

@@ -28,7 +28,7 @@ import { SlotSet } from "../runtime/slot-table.js";
 
 /** What a worker needs of its process: the services its handlers use, NATS, a logger, its settings and its id. */
 export interface WorkerResources extends JobServices {
-  config: JobServices["config"] & Pick<Config, "jobs" | "mq">;
+  config: JobServices["config"] & Pick<Config, "jobs" | "mq" | "startup">;
   nats: NatsConnection;
   log: Logger;
   /** Names the worker in leases and events (`worker-<instanceId>`). */
@@ -92,10 +92,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const log = resources.log.child({ component: "worker", owner });
 
   const jsm = await jetstreamManager(nats);
-  await whileJetStreamStarts(log, "set up the jobs stream", () => ensureJobsStream(jsm, { stream, subjectPrefix: config.mq.subjectPrefix, replicas: config.mq.jobsStreamReplicas, log }));
+  await whileJetStreamStarts(log, "set up the jobs stream", () => ensureJobsStream(jsm, { stream, subjectPrefix: config.mq.subjectPrefix, replicas: config.mq.jobsStreamReplicas, log }), config.startup.waitForStoresMs);
   // Attempts are counted in MySQL, so JetStream never gives up on a message (max_deliver -1).
   const consumer = { stream, durable, filterSubjects: [`${config.mq.subjectPrefix}.>`], ackWaitMs, maxDeliver: -1, maxAckPending: config.mq.maxAckPending, replicas: config.mq.jobsStreamReplicas, log };
-  await whileJetStreamStarts(log, "set up the workers' consumer", () => ensureWorkerConsumer(jsm, consumer));
+  await whileJetStreamStarts(log, "set up the workers' consumer", () => ensureWorkerConsumer(jsm, consumer), config.startup.waitForStoresMs);
 
   const ex = options.execution ?? new JobExecution({ sql: resources.sql, nc: nats });
   const active = new SlotSet<AttemptControl>(); // an entry per attempt: ../runtime/slot-table.ts

@@ -2,14 +2,12 @@
 // recovering its streams. Setting up the jobs stream or a consumer then times out or finds no responder; a role waits
 // and says so, with backoff, instead of exiting — as it does for MariaDB and for NATS itself.
 import { JetStreamApiError } from "@nats-io/jetstream";
-import { backoffDelay, sleep, type Backoff } from "../backoff.js";
+import { retrying, type Backoff } from "../backoff.js";
 import type { Logger } from "../log.js";
 
 /** JetStream's "temporarily unavailable" (no meta leader yet). */
 const JETSTREAM_NOT_READY = 10008;
 const WAIT: Backoff = { initialMs: 250, maxMs: 5_000 };
-/** Longest a role waits for JetStream at start before the error stands. */
-const GIVE_UP_AFTER_MS = 120_000;
 
 /** Errors that waiting can cure: no answer in time, nobody to answer, or JetStream saying it is not ready. */
 export function isJetStreamStarting(err: unknown): boolean {
@@ -19,17 +17,15 @@ export function isJetStreamStarting(err: unknown): boolean {
   return err.name === "RequestError" && err.cause instanceof Error && (err.cause.name === "NoResponders" || err.cause.name === "TimeoutError");
 }
 
-/** Runs `fn` (an idempotent set-up), again with backoff while JetStream is starting. */
-export async function whileJetStreamStarts<T>(log: Logger, what: string, fn: () => Promise<T>, giveUpAfterMs = GIVE_UP_AFTER_MS): Promise<T> {
-  const started = Date.now();
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (!isJetStreamStarting(err) || Date.now() - started >= giveUpAfterMs) throw err;
-      const retryInMs = backoffDelay(attempt, WAIT);
-      log.warn({ attempt, retryInMs }, `waiting for JetStream to ${what}: ${(err as Error).message}`);
-      await sleep(retryInMs);
-    }
-  }
+/**
+ * Runs `fn` (an idempotent set-up), again with backoff while JetStream is starting; past `giveUpAfterMs` (the
+ * process's startup.waitForStoresMs; 0: as long as it takes) the error stands.
+ */
+export async function whileJetStreamStarts<T>(log: Logger, what: string, fn: () => Promise<T>, giveUpAfterMs: number): Promise<T> {
+  return retrying(fn, {
+    backoff: WAIT,
+    giveUpAfterMs,
+    retryable: isJetStreamStarting,
+    onRetry: (err, attempt, retryInMs) => log.warn({ attempt, retryInMs }, `waiting for JetStream to ${what}: ${(err as Error).message}`),
+  });
 }

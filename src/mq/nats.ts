@@ -1,6 +1,6 @@
 // The NATS connection: connect with a message that says how to start NATS, reconnect forever, log what happens, close.
 import { connect, type NatsConnection, type Status } from "@nats-io/transport-node";
-import { backoffDelay, sleep, type Backoff } from "../backoff.js";
+import { retrying, type Backoff } from "../backoff.js";
 import { UnavailableError } from "../errors.js";
 import type { Logger } from "../log.js";
 
@@ -32,19 +32,16 @@ export function natsStartHint(url: string): string {
  * and how to start NATS; afterwards the client reconnects forever and logs each disconnect and reconnect.
  */
 export async function connectNats(options: NatsOptions): Promise<NatsConnection> {
-  const until = options.wait?.giveUpAfterMs ? Date.now() + options.wait.giveUpAfterMs : Infinity;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const nc = await connectOnce(options);
-      if (attempt > 1) options.log.info({ attempts: attempt }, "NATS is reachable; continuing");
-      return nc;
-    } catch (err) {
-      if (!options.wait || !(err instanceof UnavailableError) || err.reason !== "NATS_UNAVAILABLE" || Date.now() >= until) throw err;
-      const retryInMs = backoffDelay(attempt, options.wait);
-      options.log.warn({ url: safeUrl(options.url), attempt, retryInMs }, `waiting for NATS: ${err.message}`);
-      await sleep(retryInMs);
-    }
-  }
+  const wait = options.wait;
+  if (!wait) return connectOnce(options);
+  const url = safeUrl(options.url);
+  return retrying(() => connectOnce(options), {
+    backoff: wait,
+    giveUpAfterMs: wait.giveUpAfterMs,
+    retryable: (err) => err instanceof UnavailableError && err.reason === "NATS_UNAVAILABLE",
+    onRetry: (err, attempt, retryInMs) => options.log.warn({ url, attempt, retryInMs }, `waiting for NATS: ${(err as Error).message}`),
+    onRecovered: (attempts) => options.log.info({ attempts }, "NATS is reachable; continuing"),
+  });
 }
 
 async function connectOnce(options: NatsOptions): Promise<NatsConnection> {

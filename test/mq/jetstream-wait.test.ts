@@ -28,7 +28,7 @@ describe("waiting for JetStream at start", () => {
       if (calls === 1) throw new errors.TimeoutError();
       if (calls === 2) throw notReady;
       return "ready";
-    });
+    }, 0); // 0: as long as it takes
     expect(result).toBe("ready");
     expect(calls).toBe(3);
     expect(lines.filter((l) => l.includes("waiting for JetStream to set up the jobs stream"))).toHaveLength(2);
@@ -36,10 +36,16 @@ describe("waiting for JetStream at start", () => {
 
   it("lets other errors, and the last one past the bound, through at once", async () => {
     const log = createLogger({ level: "silent" });
-    await expect(whileJetStreamStarts(log, "x", () => Promise.reject(new Error("bad config")))).rejects.toThrow("bad config");
     let calls = 0;
-    const timedOut = whileJetStreamStarts(log, "x", () => (calls++, Promise.reject(new errors.TimeoutError())), 0);
-    await expect(timedOut).rejects.toThrow("timeout");
+    await expect(whileJetStreamStarts(log, "x", () => (calls++, Promise.reject(new Error("bad config"))), 0)).rejects.toThrow("bad config");
     expect(calls).toBe(1);
+    calls = 0;
+    const started = Date.now();
+    const timedOut = whileJetStreamStarts(log, "x", () => (calls++, Promise.reject(new errors.TimeoutError())), 300);
+    await expect(timedOut).rejects.toThrow("timeout");
+    // Tried again until the bound had passed (pauses of 125–250 ms, then 250–500 ms), then gave up.
+    expect(calls).toBeGreaterThanOrEqual(2);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(300);
+    expect(Date.now() - started).toBeLessThan(2_000);
   });
 });
