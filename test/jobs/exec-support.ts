@@ -4,7 +4,7 @@
 import { createAnalyticsSql } from "../../src/analytics/db.js";
 import { createDriverRegistry } from "../../src/clouds/registry.js";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
@@ -192,6 +192,7 @@ export async function openExecHarness(label: string, options: ExecHarnessOptions
       await nc?.close();
       await sql.end();
       await dbs.drop();
+      if (!env) rmSync(config.dataDir, { recursive: true, force: true, maxRetries: 5 });
     },
   };
 }
