@@ -26,6 +26,7 @@ import { ensureDevCerts } from "../src/km/dev-files.js";
 import { generateKeyText } from "../src/km/keys.js";
 import { loopbackAddress, startAgentFarm } from "../test/agent/fleet-farm.js";
 import { FakeEc2 } from "../test/clouds/aws/fake-ec2.js";
+import { scrape } from "../test/telemetry/metrics-scrape.js";
 import { benchEnvironment, CORES, cpuSeconds, freePort, machineTicks, round, runDispatcher, say, servicePids, startDispatcher, stopProcess } from "./support.js";
 
 const SERVERS = Number(process.env.BENCH_MONITOR_SERVERS ?? 10_000);
@@ -93,13 +94,12 @@ const services = servicePids(Number(new URL(loadConfig(process.env, "").mq.url).
 const processes: Record<string, ChildProcess> = {};
 const count = async (sql: string): Promise<number> => Number(((await db.query(sql)) as { n: bigint }[])[0]?.n ?? 0);
 
-/** The monitor's loop lag now (seconds behind schedule, a gauge per loop) from its /metrics. */
+/** The monitor's loop lag now (seconds behind schedule, a gauge per loop) from its /metrics, in milliseconds. */
 async function loopLagNow(): Promise<Record<string, number>> {
-  const text = await fetch(`http://127.0.0.1:${metricsPort}/metrics`).then((r) => r.text());
   const out: Record<string, number> = {};
-  for (const line of text.split("\n")) {
-    const m = /^dispatcher_monitor_loop_lag(?:_seconds)?\{[^}]*loop="([^"]+)"[^}]*\} ([0-9.e+-]+)/.exec(line);
-    if (m) out[m[1] as string] = Number(m[2]) * 1000;
+  for (const sample of await scrape(metricsPort)) {
+    const loop = sample.labels.loop;
+    if (loop && /^dispatcher_monitor_loop_lag(_seconds)?$/.test(sample.name)) out[loop] = sample.value * 1000;
   }
   return out;
 }
