@@ -1,11 +1,12 @@
 // A month's cost by budget code and by account from final hours summed once (cost_hours) and the open hours'
-// accruals: the same figures as summing every server's hours of the month, a read per account and code and hour
-// rather than per server and hour, and a rebuild (the accrual mark moved back, hours rewritten) read right before the
-// roll-up catches up and summed anew after.
+// accruals: the same figures as summing every server's hours of the month (the fleet summary's among them), a read
+// per account and code and hour rather than per server and hour, and a rebuild (the accrual mark moved back, hours
+// rewritten) read right before the roll-up catches up and summed anew after.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ACCRUAL_TASK, writeAccruals, type AccrualRow } from "../../src/analytics/accrual.js";
 import { COST_HOURS_TASK, monthCost, rollUpCostHours } from "../../src/analytics/cost-hours.js";
 import { createAnalyticsSql } from "../../src/analytics/db.js";
+import { createAnalyticsService } from "../../src/analytics/service.js";
 import { saveProgress } from "../../src/analytics/rollup.js";
 import { sqlFragment } from "../../src/db/sql.js";
 import { HOUR, openAnalyticsFixture, rowsReadBy, type AnalyticsFixture } from "./support.js";
@@ -78,6 +79,17 @@ describe("a month's cost by budget code and by account", () => {
     } finally {
       await one.end();
     }
+  });
+
+  it("gives the fleet summary its accounts' month to date", async () => {
+    // The roll-up of the first test stands: most of June comes from cost_hours, the last hours from the servers' rows.
+    const service = createAnalyticsService({ provisioning: f.sql, analytics: f.analytics, now: () => NOW });
+    const accounts = await direct("account_id");
+    const mine = await service.fleetSummary({ all: false, accountIds: ["acc-2", "acc-3"] });
+    expect(mine.monthToDateCostMicros).toBe((accounts.get("acc-2") ?? 0n) + (accounts.get("acc-3") ?? 0n));
+    const all = await service.fleetSummary({ all: true });
+    expect(all.monthToDateCostMicros).toBe([...accounts.values()].reduce((a, b) => a + b, 0n));
+    expect((await service.fleetSummary({ all: false, accountIds: ["acc-9"] })).monthToDateCostMicros).toBe(0n);
   });
 
   it("reads hours a rebuild reopened from the servers' rows until they are summed anew, dropping a pair an hour no longer has", async () => {
