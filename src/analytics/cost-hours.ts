@@ -22,33 +22,44 @@ async function openFrom(analytics: Sql, start: Date, next: Date): Promise<Date> 
   return clamp(floorTo(mark.getTime() - ACCRUAL_LATE_MS - HOUR_MS, HOUR_MS).getTime(), start, next);
 }
 
+/** Hours summed per statement at most: the first pass of a month (or after an upgrade) goes a day at a time. */
+const ROLL_UP_CHUNK_MS = 24 * HOUR_MS;
+
 /**
- * Sums the final hours of `now`'s month not summed yet into cost_hours (one row per hour, account and budget code).
- * When the accrual mark has moved back (a rebuild), the hours after it are open again: they are read from
- * cost_accruals until final and then summed anew.
+ * Sums the final hours of `now`'s month not summed yet into cost_hours (one row per hour, account and budget code), a
+ * day per statement, moving its progress after each so a restart resumes where it stopped. When the accrual mark has
+ * moved back (a rebuild), the hours after it are open again: they are read from cost_accruals until final and then
+ * summed anew.
  */
 export async function rollUpCostHours(analytics: Sql, now: Date): Promise<void> {
   const start = monthStart(now);
   const open = await openFrom(analytics, start, nextMonthStart(now));
   const done = await readProgress(analytics, COST_HOURS_TASK);
-  const from = done && done.getTime() > start.getTime() ? done : start;
-  if (from.getTime() === open.getTime()) return;
+  let from = done && done.getTime() > start.getTime() ? done : start;
   if (from.getTime() > open.getTime()) {
     await rewindProgress(analytics, COST_HOURS_TASK, open);
     return;
   }
+  while (from.getTime() < open.getTime()) {
+    const to = new Date(Math.min(from.getTime() + ROLL_UP_CHUNK_MS, open.getTime()));
+    await sumHours(analytics, from, to);
+    await saveProgress(analytics, COST_HOURS_TASK, to);
+    from = to;
+  }
+}
+
+async function sumHours(analytics: Sql, from: Date, to: Date): Promise<void> {
   await analytics.execute`
     INSERT INTO cost_hours (period_start, account_id, budget_code, amount_micros, updated_at)
     SELECT period_start, account_id, budget_code, SUM(amount_micros), NOW(3) FROM cost_accruals
-     WHERE period_start >= ${from} AND period_start < ${open} GROUP BY period_start, account_id, budget_code
+     WHERE period_start >= ${from} AND period_start < ${to} GROUP BY period_start, account_id, budget_code
     ON DUPLICATE KEY UPDATE amount_micros = VALUES(amount_micros), updated_at = VALUES(updated_at)`;
   // A pair with no accruals left in an hour (a rebuild moved its servers' hours to another code) loses its row.
   await analytics.execute`
     DELETE FROM cost_hours
-     WHERE period_start >= ${from} AND period_start < ${open}
+     WHERE period_start >= ${from} AND period_start < ${to}
        AND NOT EXISTS (SELECT 1 FROM cost_accruals c
                         WHERE c.period_start = cost_hours.period_start AND c.account_id = cost_hours.account_id AND c.budget_code = cost_hours.budget_code)`;
-  await saveProgress(analytics, COST_HOURS_TASK, open);
 }
 
 export interface MonthCostQuery {
