@@ -3,7 +3,7 @@
 // Budget usage (each accrual interval) and the fleet summary (each call) read it; only the monitor writes it.
 import { sqlFragment, type Sql, type SqlFragment } from "../db/sql.js";
 import { ACCRUAL_LATE_MS, ACCRUAL_TASK, monthStart, nextMonthStart } from "./accrual.js";
-import { floorTo, HOUR_MS, readProgress, rewindProgress, saveProgress } from "./rollup.js";
+import { DAY_MS, floorTo, HOUR_MS, readProgress, rewindProgress, saveProgress } from "./rollup.js";
 
 /** Progress of the roll-up of final hours into cost_hours: the hours of its month before it are summed there. */
 export const COST_HOURS_TASK = "cost.hours";
@@ -23,7 +23,7 @@ async function openFrom(analytics: Sql, start: Date, next: Date): Promise<Date> 
 }
 
 /** Hours summed per statement at most: the first pass of a month (or after an upgrade) goes a day at a time. */
-const ROLL_UP_CHUNK_MS = 24 * HOUR_MS;
+const ROLL_UP_CHUNK_MS = DAY_MS;
 
 /**
  * Sums the final hours of `now`'s month not summed yet into cost_hours (one row per hour, account and budget code), a
