@@ -15,6 +15,7 @@ import { saveProgress } from "../src/analytics/rollup.js";
 import { loadConfig } from "../src/config.js";
 import { openConnection } from "../src/db/connect.js";
 import { createSqlPool, sqlFragment, type Sql } from "../src/db/sql.js";
+import { rowsReadBy } from "../test/analytics/support.js";
 import { benchEnvironment, CORES, cpuSeconds, percentile, round, runDispatcher, say, servicePids } from "./support.js";
 
 const SERVERS = Number(process.env.BENCH_SERVERS ?? 2_000);
@@ -76,11 +77,6 @@ try {
   const fillS = (Date.now() - fillStarted) / 1000;
   say(`filled ${(SERVERS * (2 * DAYS + 1)).toLocaleString("en-US")} server events in ${round(fillS)} s`);
 
-  const reads = async (sql: Sql): Promise<number> =>
-    (await sql.query<{ Value: string }>`SHOW SESSION STATUS WHERE Variable_name IN ('Handler_read_key', 'Handler_read_next', 'Handler_read_prev', 'Handler_read_rnd_next')`).reduce(
-      (n, r) => n + Number(r.Value),
-      0,
-    );
   const median = (xs: number[]): number => round(percentile([...xs].sort((x, y) => x - y), 50));
   /** Runs `step` `runs` times through `sql` (a pool of one): wall time, MariaDB's and this process's CPU, rows read. */
   async function measure(label: string, runs: number, sql: Sql, step: () => Promise<unknown>): Promise<{ ms: number[]; mariadb_ms: number; bench_ms: number; rows_read: number }> {
@@ -89,17 +85,16 @@ try {
     const ownCpu: number[] = [];
     let read = 0;
     for (let i = 0; i < runs; i++) {
-      const a = await reads(sql);
-      const b = await reads(sql);
-      const cpu0 = cpuSeconds(mariadb);
-      const own0 = process.cpuUsage();
-      const t0 = performance.now();
-      await step();
-      wall.push(performance.now() - t0);
-      const own = process.cpuUsage(own0);
-      ownCpu.push((own.user + own.system) / 1000);
-      dbCpu.push((cpuSeconds(mariadb) - cpu0) * 1000);
-      read = (await reads(sql)) - b - (b - a);
+      read = await rowsReadBy(sql, async () => {
+        const cpu0 = cpuSeconds(mariadb);
+        const own0 = process.cpuUsage();
+        const t0 = performance.now();
+        await step();
+        wall.push(performance.now() - t0);
+        const own = process.cpuUsage(own0);
+        ownCpu.push((own.user + own.system) / 1000);
+        dbCpu.push((cpuSeconds(mariadb) - cpu0) * 1000);
+      });
       say(`  ${label} ${i + 1}: ${round(wall.at(-1) ?? 0)} ms, MariaDB ${round(dbCpu.at(-1) ?? 0)} ms CPU, this process ${round(ownCpu.at(-1) ?? 0)} ms; ${read.toLocaleString("en-US")} rows and index entries read`);
     }
     return { ms: wall.map((x) => round(x)), mariadb_ms: median(dbCpu), bench_ms: median(ownCpu), rows_read: read };
