@@ -1,7 +1,8 @@
 // DispatcherError: what every failed call of the client throws, with the decoded google.rpc details.
-import { status as Code, type Metadata, type ServiceError } from "@grpc/grpc-js";
+import { Metadata, status as Code, type ServiceError } from "@grpc/grpc-js";
 import type { FieldViolation, QuotaViolation } from "../errors.js";
-import { codeName, decodeStatusDetails } from "../rpc/status.js";
+import { Status } from "../gen/proto/google/rpc/status.js";
+import { codeName, decodeStatusDetails, STATUS_DETAILS_KEY } from "../rpc/status.js";
 
 export class DispatcherError extends Error {
   /** Numeric gRPC status code. */
@@ -32,6 +33,13 @@ export class DispatcherError extends Error {
     if (err instanceof DispatcherError) return err;
     if (isServiceError(err)) return new DispatcherError(err.code, err.details, err.metadata, { cause: err });
     return new DispatcherError(Code.UNKNOWN, err instanceof Error ? err.message : String(err), undefined, { cause: err });
+  }
+
+  /** The error a google.rpc.Status describes (one item's failure in a batch call's answer). */
+  static fromStatus(status: Status): DispatcherError {
+    const metadata = new Metadata();
+    metadata.set(STATUS_DETAILS_KEY, Buffer.from(Status.encode(status).finish()));
+    return new DispatcherError(status.code, status.message, metadata);
   }
 }
 

@@ -46,6 +46,7 @@ export const METHOD_PERMISSIONS: Readonly<Record<string, string>> = Object.freez
   // service checks it again. Key rotation and re-wrap are admin.* (admins only).
   "/km.v1.KeyManagementService/StoreCredential": "credentials.write",
   "/km.v1.KeyManagementService/GetCredential": "credentials.use",
+  "/km.v1.KeyManagementService/BatchGetCredentials": "credentials.use",
   "/km.v1.KeyManagementService/ListCredentials": "credentials.read",
   "/km.v1.KeyManagementService/DeleteCredential": "credentials.write",
   "/km.v1.KeyManagementService/RotateMasterKey": "admin.keys",

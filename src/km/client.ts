@@ -10,6 +10,7 @@ import type { Config } from "../config.js";
 import type { Logger } from "../log.js";
 import { DeadlineExceededError, DomainError, FailedPreconditionError, InvalidArgumentError, NotFoundError, PermissionDeniedError, UnauthenticatedError, UnavailableError } from "../errors.js";
 import {
+  BatchGetCredentialsRequest,
   DeleteCredentialRequest,
   GetCredentialRequest,
   KeyManagementServiceService,
@@ -23,6 +24,7 @@ import { traceparentOf } from "../telemetry/propagation.js";
 import { SpanKind, withSpan } from "../telemetry/spans.js";
 import { createChannelOpener } from "./channel.js";
 import { EnvelopeError } from "./crypto.js";
+import { createGetBatches } from "./get-batches.js";
 import type { Keyring } from "./keys.js";
 import { kmClientSettings, type KmClientSettings } from "./settings.js";
 import { recordKmCall, secondsSince } from "../telemetry/metrics.js";
@@ -32,6 +34,7 @@ export type { CredentialMetadata } from "../gen/proto/km/v1/km.js";
 const REQUESTS = {
   storeCredential: StoreCredentialRequest,
   getCredential: GetCredentialRequest,
+  batchGetCredentials: BatchGetCredentialsRequest,
   listCredentials: ListCredentialsRequest,
   deleteCredential: DeleteCredentialRequest,
   rotateMasterKey: RotateMasterKeyRequest,
@@ -65,16 +68,21 @@ export interface KmClientOptions {
   /** Deadline of calls made without one (default 10 s). */
   defaultDeadlineMs?: number;
   channelOptions?: ChannelOptions;
+  /**
+   * Whether GetCredential calls made at the same moment go to KM as one BatchGetCredentials call (default true;
+   * src/km/get-batches.ts). False sends each as a call of its own.
+   */
+  gatherGets?: boolean;
 }
 
 /**
  * A KM client from the configuration; `identity` picks the development client certificate (see kmClientSettings).
  * Warnings (plaintext transport, a development channel key) go to `log`. Throws ConfigError when unusable.
  */
-export function createKmClientFromConfig(config: Config, identity: string, log?: Pick<Logger, "warn">): KmClient {
+export function createKmClientFromConfig(config: Config, identity: string, log?: Pick<Logger, "warn">, options: Pick<KmClientOptions, "gatherGets"> = {}): KmClient {
   const settings = kmClientSettings(config, identity);
   for (const warning of settings.warnings) log?.warn(warning);
-  return createKmClient({ address: settings.address, channelKeys: settings.channelKeys, transport: settings.transport });
+  return createKmClient({ address: settings.address, channelKeys: settings.channelKeys, transport: settings.transport, ...options });
 }
 
 export function createKmClient(options: KmClientOptions): KmClient {
@@ -93,12 +101,18 @@ export function createKmClient(options: KmClientOptions): KmClient {
   }
   const grpc = new Client(options.address, t.kind === "tls" ? t.credentials : grpcCredentials.createInsecure(), channelOptions);
   const channel = createChannelOpener(options.channelKeys);
+  const defaultDeadlineMs = options.defaultDeadlineMs ?? 10_000;
   const stub: Stub = promiseClient(grpc, KeyManagementServiceService, REQUESTS, {
     token: t.kind === "plaintext" ? t.token : undefined,
-    defaultDeadlineMs: options.defaultDeadlineMs ?? 10_000,
+    defaultDeadlineMs,
     // KM failures become domain errors by code (kmError); the caller's frames grpc-js would add cost more than they tell.
     callerStack: false,
   });
+
+  const get =
+    options.gatherGets === false
+      ? (r: GetCredentialRequest, o: CallOptions) => stub.getCredential(r, o)
+      : createGetBatches({ getCredential: (r, o) => stub.getCredential(r, o), batchGetCredentials: (r, o) => stub.batchGetCredentials(r, o) }, defaultDeadlineMs);
 
   const call = async <T>(method: string, attributes: Record<string, string>, fn: (o: CallOptions) => Promise<T>, options: KmCallOptions = {}): Promise<T> =>
     withSpan(`km.${method}`, { kind: SpanKind.INTERNAL, attributes }, async () => {
@@ -124,7 +138,7 @@ export function createKmClient(options: KmClientOptions): KmClient {
     });
 
   const getCredential: KmClient["getCredential"] = async (input, callOptions) => {
-    const res = await call("GetCredential", ids(input), (o) => stub.getCredential({ id: input.id, accountId: input.accountId, jobId: input.jobId ?? "", purpose: input.purpose ?? "" }, o), callOptions);
+    const res = await call("GetCredential", ids(input), (o) => get({ id: input.id, accountId: input.accountId, jobId: input.jobId ?? "", purpose: input.purpose ?? "" }, o), callOptions);
     const credential = res.credential;
     const sealed = res.sealedFields;
     if (!credential || !sealed) throw new UnavailableError("KM answered without the credential", "KM_BAD_RESPONSE");

@@ -1,7 +1,9 @@
 // km.v1.KeyManagementService over gRPC: maps requests to the KM service and its answers to km.v1 messages.
-import { KeyManagementServiceService as KM, type CredentialMetadata } from "../gen/proto/km/v1/km.js";
+import { DomainError } from "../errors.js";
+import { KeyManagementServiceService as KM, type BatchGetCredentialsResult, type CredentialMetadata, type GetCredentialResponse } from "../gen/proto/km/v1/km.js";
 import { defineService, unary, type CallContext, type RpcService } from "../rpc/adapter.js";
-import type { Caller, CredentialInfo, KmService } from "./service.js";
+import { toStatusMessage } from "../rpc/status.js";
+import type { Caller, CredentialInfo, KmService, SealedCredential } from "./service.js";
 
 const caller = (ctx: CallContext): Caller => ({ principal: ctx.principal, traceId: ctx.traceId });
 
@@ -9,14 +11,28 @@ function metadata(c: CredentialInfo): CredentialMetadata {
   return { id: c.id, accountId: c.accountId, type: c.type, labels: c.labels, keyVersion: c.keyVersion, createTime: c.createTime, updateTime: c.updateTime };
 }
 
+function sealedResponse({ credential, sealed }: SealedCredential): GetCredentialResponse {
+  return { credential: metadata(credential), sealedFields: { channelKeyVersion: sealed.channelKeyVersion, nonce: sealed.nonce, ciphertext: sealed.ciphertext, salt: sealed.salt } };
+}
+
+/** One item's outcome; an unexpected failure is INTERNAL "internal error" to the caller and its cause in the log. */
+function batchResult(outcome: PromiseSettledResult<SealedCredential>, ctx: CallContext): BatchGetCredentialsResult {
+  if (outcome.status === "fulfilled") return { result: { $case: "credential", value: sealedResponse(outcome.value) } };
+  const status = toStatusMessage(outcome.reason);
+  if (!(outcome.reason instanceof DomainError)) ctx.log.error({ err: outcome.reason }, "unexpected error in a batch item");
+  return { result: { $case: "error", value: status } };
+}
+
 export function kmHandlers(km: KmService): RpcService {
   return defineService(KM, {
     storeCredential: unary(KM.storeCredential, async (req, ctx) => ({
       credential: metadata(await km.store(caller(ctx), { accountId: req.accountId, type: req.type, fields: req.fields, labels: req.labels, jobId: req.jobId })),
     })),
-    getCredential: unary(KM.getCredential, async (req, ctx) => {
-      const { credential, sealed } = await km.get(caller(ctx), { id: req.id, accountId: req.accountId, jobId: req.jobId, purpose: req.purpose });
-      return { credential: metadata(credential), sealedFields: { channelKeyVersion: sealed.channelKeyVersion, nonce: sealed.nonce, ciphertext: sealed.ciphertext, salt: sealed.salt } };
+    getCredential: unary(KM.getCredential, async (req, ctx) => sealedResponse(await km.get(caller(ctx), { id: req.id, accountId: req.accountId, jobId: req.jobId, purpose: req.purpose }))),
+    batchGetCredentials: unary(KM.batchGetCredentials, async (req, ctx) => {
+      const inputs = req.items.map(({ request: r, traceId }) => ({ id: r?.id ?? "", accountId: r?.accountId ?? "", jobId: r?.jobId ?? "", purpose: r?.purpose ?? "", traceId }));
+      const outcomes = await km.batchGet(caller(ctx), inputs);
+      return { results: outcomes.map((o) => batchResult(o, ctx)) };
     }),
     listCredentials: unary(KM.listCredentials, async (req, ctx) => {
       const page = await km.list(caller(ctx), { accountId: req.accountId, pageSize: req.pageSize, pageToken: req.pageToken });

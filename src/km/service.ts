@@ -55,10 +55,25 @@ export interface GetInput {
   purpose: string;
 }
 
+/** One request of a batch: a get on behalf of the caller whose trace it names (empty: the batch call's own). */
+export interface BatchGetInput extends GetInput {
+  traceId: string;
+}
+
+export interface SealedCredential {
+  credential: CredentialInfo;
+  sealed: ChannelSealed;
+}
+
 export interface KmService {
   store(caller: Caller, input: StoreInput): Promise<CredentialInfo>;
   /** The credential's fields sealed for the channel; the plaintext never leaves this function. */
-  get(caller: Caller, input: GetInput): Promise<{ credential: CredentialInfo; sealed: ChannelSealed }>;
+  get(caller: Caller, input: GetInput): Promise<SealedCredential>;
+  /**
+   * Up to GET_BATCH_MAX gets in one call, each checked, answered or refused, and audited on its own exactly as `get`;
+   * the outcomes in the inputs' order. Only a malformed batch as a whole (its size, a trace id) throws.
+   */
+  batchGet(caller: Caller, inputs: readonly BatchGetInput[]): Promise<PromiseSettledResult<SealedCredential>[]>;
   list(caller: Caller, input: { accountId: string; pageSize: number; pageToken: string }): Promise<{ credentials: CredentialInfo[]; nextPageToken: string }>;
   delete(caller: Caller, input: { id: string; jobId: string }): Promise<void>;
   rotate(caller: Caller): Promise<{ currentVersion: number }>;
@@ -68,6 +83,9 @@ export interface KmService {
 const REWRAP_BATCH = 200;
 /** GetCredential row reads of concurrent calls share one SELECT … WHERE id IN (…) of at most this many ids. */
 const READ_BATCH = 200;
+/** Requests in one BatchGetCredentials call at most. */
+export const GET_BATCH_MAX = 100;
+const TRACE_ID = /^[0-9a-f]{32}$/;
 
 const info = (r: repo.CredentialRow): CredentialInfo => ({ id: r.id, accountId: r.accountId, type: r.type, labels: r.labels, keyVersion: r.keyVersion, createTime: r.createdAt, updateTime: r.updatedAt });
 const context = (r: { id: string; accountId: string; type: string }): RecordContext => ({ recordId: r.id, accountId: r.accountId, type: r.type });
@@ -108,6 +126,45 @@ export function createKmService(deps: KmServiceDeps): KmService {
     throw err;
   }
 
+  async function get(caller: Caller, input: GetInput): Promise<SealedCredential> {
+    const v = new Violations();
+    v.credentialId("id", input.id);
+    v.accountId("account_id", input.accountId);
+    v.jobId("job_id", input.jobId);
+    v.note("purpose", input.purpose);
+    v.throwIfAny();
+    const auditFields = { credentialId: input.id, accountId: input.accountId, jobId: input.jobId, detail: input.purpose || undefined };
+    let result: SealedCredential;
+    try {
+      // Defence in depth: the permission table already keeps credentials.use from every principal but services.
+      if (caller.principal.kind !== "service") throw new PermissionDeniedError("credentials are handed to service principals only", "SERVICE_PRINCIPAL_REQUIRED");
+      const row = await reads.submit(input.id);
+      // Another account's credential is indistinguishable from a missing one.
+      if (!row || row.deletedAt || !row.wrappedKey || !row.ciphertext || row.accountId !== input.accountId) throw new NotFoundError("credential", input.id);
+      let plaintext: Buffer;
+      try {
+        plaintext = openRecord(masterKeys.lookup, context(row), { keyVersion: row.keyVersion, wrappedKey: row.wrappedKey, ciphertext: row.ciphertext });
+      } catch (err) {
+        if (err instanceof EnvelopeError) {
+          log.error({ credentialId: row.id, failure: err.failure, keyVersion: row.keyVersion }, "credential cannot be decrypted");
+          throw unreadable(row.id, err);
+        }
+        throw err;
+      }
+      try {
+        result = { credential: info(row), sealed: channel.seal({ credentialId: row.id, accountId: row.accountId }, plaintext) };
+      } finally {
+        plaintext.fill(0);
+      }
+    } catch (err) {
+      return failed(caller, "get", auditFields, err);
+    }
+    // Fail closed: nothing leaves before the audit record is written.
+    await audit.record(record(caller, "get", { ...auditFields, result: "OK" }));
+    log.debug({ credentialId: input.id, principal: caller.principal.id, jobId: input.jobId }, "credential handed out (sealed)");
+    return result;
+  }
+
   return {
     async store(caller, input) {
       const v = new Violations();
@@ -137,43 +194,17 @@ export function createKmService(deps: KmServiceDeps): KmService {
       }
     },
 
-    async get(caller, input) {
+    get,
+
+    async batchGet(caller, inputs) {
       const v = new Violations();
-      v.credentialId("id", input.id);
-      v.accountId("account_id", input.accountId);
-      v.jobId("job_id", input.jobId);
-      v.note("purpose", input.purpose);
+      if (inputs.length === 0 || inputs.length > GET_BATCH_MAX) v.add("items", `1 to ${GET_BATCH_MAX} requests, not ${inputs.length}`);
+      inputs.forEach((input, i) => {
+        if (input.traceId && !TRACE_ID.test(input.traceId)) v.add(`items[${i}].trace_id`, "32 lowercase hex digits, or empty");
+      });
       v.throwIfAny();
-      const auditFields = { credentialId: input.id, accountId: input.accountId, jobId: input.jobId, detail: input.purpose || undefined };
-      let result: { credential: CredentialInfo; sealed: ChannelSealed };
-      try {
-        // Defence in depth: the permission table already keeps credentials.use from every principal but services.
-        if (caller.principal.kind !== "service") throw new PermissionDeniedError("credentials are handed to service principals only", "SERVICE_PRINCIPAL_REQUIRED");
-        const row = await reads.submit(input.id);
-        // Another account's credential is indistinguishable from a missing one.
-        if (!row || row.deletedAt || !row.wrappedKey || !row.ciphertext || row.accountId !== input.accountId) throw new NotFoundError("credential", input.id);
-        let plaintext: Buffer;
-        try {
-          plaintext = openRecord(masterKeys.lookup, context(row), { keyVersion: row.keyVersion, wrappedKey: row.wrappedKey, ciphertext: row.ciphertext });
-        } catch (err) {
-          if (err instanceof EnvelopeError) {
-            log.error({ credentialId: row.id, failure: err.failure, keyVersion: row.keyVersion }, "credential cannot be decrypted");
-            throw unreadable(row.id, err);
-          }
-          throw err;
-        }
-        try {
-          result = { credential: info(row), sealed: channel.seal({ credentialId: row.id, accountId: row.accountId }, plaintext) };
-        } finally {
-          plaintext.fill(0);
-        }
-      } catch (err) {
-        return failed(caller, "get", auditFields, err);
-      }
-      // Fail closed: nothing leaves before the audit record is written.
-      await audit.record(record(caller, "get", { ...auditFields, result: "OK" }));
-      log.debug({ credentialId: input.id, principal: caller.principal.id, jobId: input.jobId }, "credential handed out (sealed)");
-      return result;
+      // Made in one turn, the gets share one row read and one audit batch, as concurrent GetCredential calls do.
+      return Promise.allSettled(inputs.map((input) => get({ principal: caller.principal, traceId: input.traceId || caller.traceId }, input)));
     },
 
     async list(caller, input) {

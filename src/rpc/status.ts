@@ -53,13 +53,29 @@ export function codeName(code: number): string {
  * adapter logs.
  */
 export function toRpcStatus(err: unknown): RpcStatus {
+  const status = statusMessage(err);
+  if (status === null) return internalStatus();
+  const metadata = new Metadata();
+  metadata.set(STATUS_DETAILS_KEY, Buffer.from(Status.encode(status).finish()));
+  return { code: status.code, details: status.message, metadata };
+}
+
+/**
+ * The google.rpc.Status for a thrown value, as toRpcStatus sends it in its trailer (also the per-item error of a
+ * batch call); INTERNAL "internal error" without details for anything unexpected (the caller logs the cause).
+ */
+export function toStatusMessage(err: unknown): Status {
+  return statusMessage(err) ?? { code: Code.INTERNAL, message: "internal error", details: [] };
+}
+
+/** null: an unexpected error (INTERNAL, no details). */
+function statusMessage(err: unknown): Status | null {
   // A store that went away is the caller's to retry, not a bug: UNAVAILABLE (the adapter logs the cause). A conflict
   // with a concurrent transaction (on Galera, one certified first on another node) is ABORTED: nothing was applied.
   if (!(err instanceof DomainError)) {
-    if (isDatabaseUnavailable(err)) return toRpcStatus(DATABASE_UNAVAILABLE);
-    return isTransientConflict(err) ? toRpcStatus(DATABASE_CONFLICT) : internalStatus();
+    if (isDatabaseUnavailable(err)) return statusMessage(DATABASE_UNAVAILABLE);
+    return isTransientConflict(err) ? statusMessage(DATABASE_CONFLICT) : null;
   }
-  const code = Code[err.code];
   const details: Any[] = [pack(ERROR_INFO_TYPE, ErrorInfo.encode({ reason: err.reason, domain: ERROR_DOMAIN, metadata: err.metadata }).finish())];
   if (err instanceof InvalidArgumentError && err.violations.length > 0) {
     const fieldViolations = err.violations.map((v) => ({ field: v.field, description: v.description, reason: "" }));
@@ -72,9 +88,7 @@ export function toRpcStatus(err: unknown): RpcStatus {
     const ms = Math.max(0, Math.ceil(err.retryAfterMs));
     details.push(pack(RETRY_INFO_TYPE, RetryInfo.encode({ retryDelay: { seconds: String(Math.floor(ms / 1000)), nanos: (ms % 1000) * 1_000_000 } }).finish()));
   }
-  const metadata = new Metadata();
-  metadata.set(STATUS_DETAILS_KEY, Buffer.from(Status.encode({ code, message: err.message, details }).finish()));
-  return { code, details: err.message, metadata };
+  return { code: Code[err.code], message: err.message, details };
 }
 
 /** INTERNAL "internal error", with no details: used for every unexpected failure. */
@@ -95,6 +109,11 @@ export function decodeStatusDetails(metadata: Metadata): StatusDetails | null {
   } catch {
     return null;
   }
+  return decodeStatus(status);
+}
+
+/** The rich error a google.rpc.Status carries. Unknown detail types are skipped. */
+export function decodeStatus(status: Status): StatusDetails {
   const out: StatusDetails = { code: status.code, codeName: codeName(status.code), message: status.message, fieldViolations: [], quotaViolations: [] };
   for (const any of status.details) {
     try {

@@ -1,0 +1,125 @@
+// GetCredential calls that a KM client's callers make at the same moment (a worker's job slots), sent to KM as one
+// BatchGetCredentials call: one call's transport, TLS records and server work instead of one per caller, with the
+// row read and audit batch KM shares between concurrent calls anyway. A call made alone goes out as GetCredential.
+// Each call keeps its own deadline, cancellation and trace id (its audit record names its caller's trace) and
+// succeeds or fails on its own; a KM without BatchGetCredentials (UNIMPLEMENTED) is called once per request.
+import { status as Code } from "@grpc/grpc-js";
+import type { CallOptions } from "../client/calls.js";
+import { DispatcherError } from "../client/errors.js";
+import type { BatchGetCredentialsRequest, BatchGetCredentialsResponse, GetCredentialRequest, GetCredentialResponse } from "../gen/proto/km/v1/km.js";
+
+/** Requests in one BatchGetCredentials call at most: KM's bound (GET_BATCH_MAX). */
+export const BATCH_MAX = 100;
+
+export interface GetTransport {
+  getCredential(request: GetCredentialRequest, options: CallOptions): Promise<GetCredentialResponse>;
+  batchGetCredentials(request: BatchGetCredentialsRequest, options: CallOptions): Promise<BatchGetCredentialsResponse>;
+}
+
+export type GetCall = (request: GetCredentialRequest, options: CallOptions) => Promise<GetCredentialResponse>;
+
+/** One caller's request, waiting for its answer. Settled once: by its answer, its deadline or its signal. */
+class Pending {
+  done = false;
+  private readonly onAbort: (() => void) | undefined;
+
+  constructor(
+    readonly request: GetCredentialRequest,
+    readonly options: CallOptions,
+    /** Epoch milliseconds; Infinity when the call has none. */
+    readonly deadline: number,
+    private readonly resolveCall: (value: GetCredentialResponse) => void,
+    private readonly rejectCall: (reason: unknown) => void,
+  ) {
+    if (options.signal) {
+      this.onAbort = () => this.reject(new DispatcherError(Code.CANCELLED, "cancelled by the caller"));
+      options.signal.addEventListener("abort", this.onAbort, { once: true });
+    }
+  }
+
+  /** The W3C trace id of the caller's traceparent (version-traceid-parentid-flags), or "". */
+  traceId(): string {
+    const traceparent = this.options.metadata?.traceparent;
+    return traceparent && traceparent.length >= 35 ? traceparent.slice(3, 35) : "";
+  }
+
+  resolve(value: GetCredentialResponse): void {
+    if (this.settle()) this.resolveCall(value);
+  }
+
+  reject(reason: unknown): void {
+    if (this.settle()) this.rejectCall(reason);
+  }
+
+  private settle(): boolean {
+    if (this.done) return false;
+    this.done = true;
+    if (this.onAbort) this.options.signal?.removeEventListener("abort", this.onAbort);
+    return true;
+  }
+}
+
+const badResponse = (): DispatcherError => new DispatcherError(Code.UNKNOWN, "KM answered a batch with the wrong number of results");
+
+export function createGetBatches(transport: GetTransport, defaultDeadlineMs: number): GetCall {
+  let queue: Pending[] = [];
+  let batchesServed = true;
+
+  const alone = (p: Pending): void => {
+    transport.getCredential(p.request, p.options).then(
+      (res) => p.resolve(res),
+      (err: unknown) => p.reject(err),
+    );
+  };
+
+  const send = (batch: Pending[]): void => {
+    const live = batch.filter((p) => !p.done);
+    if (live.length < 2 || !batchesServed) {
+      live.forEach(alone);
+      return;
+    }
+    // The call lasts until the latest deadline; earlier ones end their own request on time.
+    const deadline = Math.max(...live.map((p) => p.deadline));
+    const timers = live.filter((p) => p.deadline < deadline).map((p) => setTimeout(() => p.reject(new DispatcherError(Code.DEADLINE_EXCEEDED, "deadline exceeded")), p.deadline - Date.now()));
+    const first = live[0] as Pending;
+    const request = { items: live.map((p) => ({ request: p.request, traceId: p.traceId() })) };
+    transport
+      .batchGetCredentials(request, { deadlineMs: deadline === Infinity ? 0 : Math.max(1, deadline - Date.now()), ...(first.options.metadata ? { metadata: first.options.metadata } : {}) })
+      .then(
+        (res) => {
+          if (res.results.length !== live.length) throw badResponse();
+          live.forEach((p, i) => {
+            const r = res.results[i]?.result;
+            if (r?.$case === "credential") p.resolve(r.value);
+            else if (r?.$case === "error") p.reject(DispatcherError.fromStatus(r.value));
+            else p.reject(badResponse());
+          });
+        },
+        (err: unknown) => {
+          if (err instanceof DispatcherError && err.code === Code.UNIMPLEMENTED) {
+            batchesServed = false;
+            live.filter((p) => !p.done).forEach(alone);
+            return;
+          }
+          throw err;
+        },
+      )
+      .catch((err: unknown) => live.forEach((p) => p.reject(err)))
+      .finally(() => timers.forEach(clearTimeout));
+  };
+
+  const flush = (): void => {
+    const all = queue;
+    queue = [];
+    for (let at = 0; at < all.length; at += BATCH_MAX) send(all.slice(at, at + BATCH_MAX));
+  };
+
+  return (request, options) =>
+    new Promise<GetCredentialResponse>((resolve, reject) => {
+      if (options.signal?.aborted) return reject(new DispatcherError(Code.CANCELLED, "cancelled before the call started"));
+      const deadlineMs = options.deadlineMs ?? defaultDeadlineMs; // 0: none
+      queue.push(new Pending(request, options, deadlineMs > 0 ? Date.now() + deadlineMs : Infinity, resolve, reject));
+      // Calls made in this tick (its synchronous code and microtasks) go together.
+      if (queue.length === 1) process.nextTick(flush);
+    });
+}

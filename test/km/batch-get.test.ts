@@ -1,0 +1,189 @@
+// GetCredential calls made together go to KM as one BatchGetCredentials call: each answered, refused and audited on
+// its own (its caller's trace id in its record), one call's deadline or cancellation ending that call alone, the
+// batch as a whole refused to people and failing closed on audit; the call's own validation; a lone call unchanged.
+import { Client, status as Code } from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DispatcherError } from "../../src/client/errors.js";
+import { openConnection } from "../../src/db/connect.js";
+import { DeadlineExceededError, InvalidArgumentError, NotFoundError, PermissionDeniedError, UnavailableError } from "../../src/errors.js";
+import { KeyManagementServiceService as KM, type BatchGetCredentialsRequest, type BatchGetCredentialsResponse } from "../../src/gen/proto/km/v1/km.js";
+import type { KmClient } from "../../src/km/client.js";
+import { createGetBatches, type GetTransport } from "../../src/km/get-batches.js";
+import { generateKeyText } from "../../src/km/keys.js";
+import { kmClientSettings } from "../../src/km/settings.js";
+import { startInMemoryTracing, type InMemoryTracing } from "../telemetry/in-memory.js";
+import { sql, startTestKm, type TestKm } from "./support.js";
+
+const FIELDS = { access_key_id: "AKIABATCH", secret_access_key: "batch/secret/value/never/logged/00000000" };
+
+let t: TestKm;
+let worker: KmClient;
+let dispatcher: KmClient;
+let tracing: InMemoryTracing;
+
+beforeAll(async () => {
+  tracing = startInMemoryTracing();
+  t = await startTestKm({ label: "kmbatch", masterKeys: generateKeyText(1) });
+  worker = t.client("worker");
+  dispatcher = t.client("dispatcher");
+});
+
+afterAll(async () => {
+  await t?.cleanup();
+  await tracing?.stop();
+});
+
+const store = (accountId: string, n: number) => dispatcher.storeCredential({ accountId, type: "aws-access-key", fields: { ...FIELDS, n: String(n) }, jobId: "job-store" });
+const methodsCalled = (from: number): string[] => t.requests.slice(from).map((r) => r.method.replace("/km.v1.KeyManagementService/", ""));
+
+/** BatchGetCredentials called directly, with the development certificate of `identity`. */
+function batchGet(identity: string, request: BatchGetCredentialsRequest): Promise<BatchGetCredentialsResponse> {
+  const s = kmClientSettings(t.config, identity);
+  if (s.transport.kind !== "tls") throw new Error("the test KM serves mutual TLS");
+  const client = new Client(t.address, s.transport.credentials, s.transport.serverName ? { "grpc.ssl_target_name_override": s.transport.serverName } : {});
+  const m = KM.batchGetCredentials;
+  return new Promise<BatchGetCredentialsResponse>((resolve, reject) => {
+    client.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, request, { deadline: Date.now() + 10_000 }, (err, res) => {
+      client.close();
+      if (err || !res) reject(DispatcherError.from(err));
+      else resolve(res);
+    });
+  });
+}
+
+describe("GetCredential calls made together", () => {
+  it("go as one BatchGetCredentials call; each caller gets its own fields and its own audit record with its own trace id", async () => {
+    const metas = await Promise.all(Array.from({ length: 4 }, (_, i) => store(`acct-b${i}`, i)));
+    const from = t.requests.length;
+    tracing.reset();
+    const got = await Promise.all(Array.from({ length: 24 }, (_, i) => worker.getCredential({ id: metas[i % 4]!.id, accountId: `acct-b${i % 4}`, jobId: `job-b-${i}`, purpose: "batched" })));
+    got.forEach((g, i) => expect(g.fields).toEqual({ ...FIELDS, n: String(i % 4) }));
+    expect(methodsCalled(from)).toEqual(["BatchGetCredentials"]);
+
+    // Each caller's span and its audit record share a trace; no two callers share one.
+    const spanTrace = new Map(tracing.spans().filter((s) => s.name === "km.GetCredential").map((s) => [String(s.attributes["job.id"]), s.spanContext().traceId]));
+    await t.km.audit.flush();
+    const rows = await sql<{ job_id: string; trace_id: string; principal: string; result: string }>(t.dbUrl, "SELECT job_id, trace_id, principal, result FROM audit_events WHERE action = 'get' AND job_id LIKE 'job-b-%'");
+    expect(rows).toHaveLength(24);
+    for (const r of rows) {
+      expect(r).toMatchObject({ principal: "cert:worker", result: "OK" });
+      expect(r.trace_id).toBe(spanTrace.get(r.job_id));
+    }
+    expect(new Set(rows.map((r) => r.trace_id)).size).toBe(24);
+  });
+
+  it("each succeeds or fails on its own: another account's credential is NOT_FOUND and a malformed id INVALID_ARGUMENT beside answered calls", async () => {
+    const meta = await store("acct-mixed", 7);
+    const from = t.requests.length;
+    const outcomes = await Promise.allSettled([
+      worker.getCredential({ id: meta.id, accountId: "acct-mixed" }),
+      worker.getCredential({ id: meta.id, accountId: "acct-other" }),
+      worker.getCredential({ id: "not-a-credential-id", accountId: "acct-mixed" }),
+      worker.getCredential({ id: meta.id, accountId: "acct-mixed", jobId: "job-mixed" }),
+    ]);
+    expect(methodsCalled(from)).toEqual(["BatchGetCredentials"]);
+    expect(outcomes.map((o) => o.status)).toEqual(["fulfilled", "rejected", "rejected", "fulfilled"]);
+    const [, other, malformed] = outcomes as unknown as [unknown, PromiseRejectedResult, PromiseRejectedResult];
+    expect(other.reason).toBeInstanceOf(NotFoundError);
+    expect(malformed.reason).toBeInstanceOf(InvalidArgumentError);
+    expect((malformed.reason as InvalidArgumentError).violations.map((v) => v.field)).toEqual(["id"]);
+    await t.km.audit.flush();
+    const refused = await sql<{ result: string }>(t.dbUrl, "SELECT result FROM audit_events WHERE action = 'get' AND credential_id = ? AND account_id = 'acct-other'", [meta.id]);
+    expect(refused.map((r) => r.result)).toEqual(["NOT_FOUND"]);
+  });
+
+  it("a call made alone goes as GetCredential", async () => {
+    const meta = await store("acct-alone", 1);
+    const from = t.requests.length;
+    await worker.getCredential({ id: meta.id, accountId: "acct-alone" });
+    expect(methodsCalled(from)).toEqual(["GetCredential"]);
+  });
+
+  it("a call whose deadline comes first ends at its deadline while the others wait for their answers; a cancelled one ends at once", async () => {
+    const meta = await store("acct-slow", 2);
+    // Audit rows cannot be written while the table is locked: every call waits for its record.
+    const lock = await openConnection(t.dbUrl);
+    await lock.query("LOCK TABLES audit_events WRITE");
+    const cancel = new AbortController();
+    const started = Date.now();
+    const short = worker.getCredential({ id: meta.id, accountId: "acct-slow" }, { deadline: new Date(Date.now() + 400) }).catch((e: unknown) => e);
+    const cancelled = worker.getCredential({ id: meta.id, accountId: "acct-slow" }, { signal: cancel.signal }).catch((e: unknown) => e);
+    const long = worker.getCredential({ id: meta.id, accountId: "acct-slow" }, { deadline: new Date(Date.now() + 8_000) });
+    try {
+      setTimeout(() => cancel.abort(), 100);
+      expect(await cancelled).toBeInstanceOf(UnavailableError); // CANCELLED, as a cancelled GetCredential
+      expect(await short).toBeInstanceOf(DeadlineExceededError);
+      expect(Date.now() - started).toBeLessThan(2_000);
+    } finally {
+      await lock.query("UNLOCK TABLES");
+      await lock.end();
+    }
+    expect((await long).fields).toEqual({ ...FIELDS, n: "2" });
+  });
+
+  it("fail closed: when the audit table cannot be written, every call of the batch fails and none gets its fields", async () => {
+    const meta = await store("acct-closed", 3);
+    await sql(t.dbUrl, "CREATE TRIGGER audit_events_blocked BEFORE INSERT ON audit_events FOR EACH ROW SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'audit blocked by the test'");
+    try {
+      const outcomes = await Promise.allSettled(Array.from({ length: 5 }, () => worker.getCredential({ id: meta.id, accountId: "acct-closed" })));
+      for (const o of outcomes) {
+        expect(o.status).toBe("rejected");
+        expect((o as PromiseRejectedResult).reason).toBeInstanceOf(UnavailableError);
+        expect(JSON.stringify((o as PromiseRejectedResult).reason)).not.toContain(FIELDS.secret_access_key);
+      }
+    } finally {
+      await sql(t.dbUrl, "DROP TRIGGER audit_events_blocked");
+    }
+  });
+});
+
+describe("BatchGetCredentials called directly", () => {
+  it("is refused to people as GetCredential is: PERMISSION_DENIED for the whole call, recorded as denied", async () => {
+    const meta = await store("acct-people", 4);
+    const err = await batchGet("admin", { items: [{ request: { id: meta.id, accountId: "acct-people", jobId: "", purpose: "" }, traceId: "" }] }).catch((e: unknown) => e);
+    expect((err as DispatcherError).codeName).toBe("PERMISSION_DENIED");
+    const people = t.client("admin");
+    const both = await Promise.allSettled([people.getCredential({ id: meta.id, accountId: "acct-people" }), people.getCredential({ id: meta.id, accountId: "acct-people" })]);
+    for (const o of both) expect((o as PromiseRejectedResult).reason).toBeInstanceOf(PermissionDeniedError);
+    await t.km.audit.flush();
+    const denied = await sql<{ detail: string }>(t.dbUrl, "SELECT detail FROM audit_events WHERE action = 'denied' AND principal = 'cert:admin'");
+    expect(denied.some((d) => d.detail.startsWith("BatchGetCredentials from"))).toBe(true);
+  });
+
+  it("takes 1 to 100 items and trace ids of 32 lowercase hex digits: anything else is INVALID_ARGUMENT naming the field", async () => {
+    const item = (traceId = "") => ({ request: { id: "01JDQ3Z5K8W8G4QF2Q6N2D7M9T", accountId: "a", jobId: "", purpose: "" }, traceId });
+    const fields = async (request: BatchGetCredentialsRequest): Promise<string[]> => {
+      const err = (await batchGet("worker", request).catch((e: unknown) => e)) as DispatcherError;
+      expect(err.codeName).toBe("INVALID_ARGUMENT");
+      return err.fieldViolations.map((v) => v.field);
+    };
+    expect(await fields({ items: [] })).toEqual(["items"]);
+    expect(await fields({ items: Array.from({ length: 101 }, () => item()) })).toEqual(["items"]);
+    expect(await fields({ items: [item(), item("NOT-A-TRACE-ID")] })).toEqual(["items[1].trace_id"]);
+    // 100 unknown ids: a valid call, each item NOT_FOUND on its own.
+    const res = await batchGet("worker", { items: Array.from({ length: 100 }, () => item("0af7651916cd43dd8448eb211c80319c")) });
+    expect(res.results).toHaveLength(100);
+    for (const r of res.results) expect(r.result?.$case === "error" && r.result.value.code).toBe(5);
+  });
+});
+
+describe("against a KM without BatchGetCredentials", () => {
+  it("calls made together go one call each once KM answers UNIMPLEMENTED, and so do later ones", async () => {
+    const calls: string[] = [];
+    const transport: GetTransport = {
+      async getCredential(request) {
+        calls.push(`get ${request.id}`);
+        return { credential: undefined, sealedFields: undefined };
+      },
+      async batchGetCredentials(request) {
+        calls.push(`batch ${request.items.length}`);
+        throw new DispatcherError(Code.UNIMPLEMENTED, "unknown method");
+      },
+    };
+    const get = createGetBatches(transport, 1_000);
+    const request = (id: string) => ({ id, accountId: "a", jobId: "", purpose: "" });
+    await Promise.all([get(request("1"), {}), get(request("2"), {})]);
+    await Promise.all([get(request("3"), {}), get(request("4"), {})]);
+    expect(calls).toEqual(["batch 2", "get 1", "get 2", "get 3", "get 4"]);
+  });
+});
