@@ -1,9 +1,11 @@
 // npm run bench:km — GetCredential over mutual TLS from this process against a separate `dispatcher serve --role km`
 // process (real MariaDB: a row read, an unwrap and decrypt, the channel seal, and the fail-closed audit record in the
-// table and the file for every call). 1, 16 and 64 concurrent callers. Prints a summary (with the client process's GC
-// pauses, which stop all of its callers at once, and KM's, read from its /metrics) and one JSON line. KM runs with its
-// metrics on, as in production.
+// table and the file for every call). 1, 16 and 64 concurrent callers, through the KM client a worker uses, which
+// sends the calls its callers make together as one BatchGetCredentials call. Prints a summary (with the client
+// process's GC pauses, which stop all of its callers at once, and KM's, read from its /metrics) and one JSON line. KM
+// runs with its metrics on, as in production.
 // Options (env): BENCH_SECONDS (per level, default 5), BENCH_LEVELS (concurrencies, default "1,16,64"), BENCH_CREDENTIALS (distinct credentials read, default 100),
+// BENCH_KM_GATHER=0 (each GetCredential a call of its own, as before the client gathered them),
 // BENCH_KM_NODE_ARGS (node flags for the KM process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/km-prof"), BENCH_KM_PLAINTEXT=1
 // (development-mode plaintext transport instead of mTLS, to see what TLS costs), BENCH_KM_TIMELINE=<path> (writes each
 // level's calls as [start ms, latency ms, caller] to <path>.<concurrency>.json, to see when the slow calls come).
@@ -27,7 +29,6 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CREDENTIALS = Number(process.env.BENCH_CREDENTIALS ?? 100);
 const LEVELS = (process.env.BENCH_LEVELS ?? "1,16,64").split(",").map(Number);
 const TIMELINE = process.env.BENCH_KM_TIMELINE;
-/** BENCH_KM_GATHER=0: each GetCredential a call of its own, as a client without gathering sends them. */
 const GATHER = process.env.BENCH_KM_GATHER !== "0";
 const TARGET_P99_MS_AT_16 = 10;
 /** The target holds only on a machine that has room: above this busy share, latency is queueing for a core. */
@@ -90,7 +91,7 @@ const env: NodeJS.ProcessEnv = {
 const dataDir = env.DISPATCHER_DATA_DIR as string;
 ensureDevCerts(dataDir);
 say(`load average ${loadavg().map((l) => l.toFixed(2)).join(" ")} before the run`);
-say(`bench:km on ${CORES} cores (shared by KM, MariaDB and this client) — ${SECONDS} s per level, ${CREDENTIALS} credentials`);
+say(`bench:km on ${CORES} cores (shared by KM, MariaDB and this client) — ${SECONDS} s per level, ${CREDENTIALS} credentials, ${GATHER ? "calls made together sent as one BatchGetCredentials" : "a call each (BENCH_KM_GATHER=0)"}`);
 
 const nodeArgs = (process.env.BENCH_KM_NODE_ARGS ?? "").split(" ").filter(Boolean);
 const km = spawn(process.execPath, [...nodeArgs, "bin/dispatcher.js", "serve", "--role", "km", "--migrate"], { env, stdio: ["ignore", "ignore", "inherit"] });
@@ -193,7 +194,7 @@ try {
       ? `target p99 ≤ ${TARGET_P99_MS_AT_16} ms at 16 concurrent with the machine below ${TARGET_BELOW_BUSY * 100} % busy: ${met ? "met" : "NOT met"} (${at16?.p99Ms} ms, ${Math.round((at16?.machineBusy ?? 0) * 100)} % busy)`
       : `target p99 ≤ ${TARGET_P99_MS_AT_16} ms at 16 concurrent: not judged — the machine was ${Math.round((at16?.machineBusy ?? 1) * 100)} % busy (the target holds below ${TARGET_BELOW_BUSY * 100} %)`,
   );
-  process.stdout.write(`${JSON.stringify({ bench: "km", cores: CORES, loadAverage: loadavg().map((l) => round(l, 2)), seconds: SECONDS, credentials: CREDENTIALS, transport: env.DISPATCHER_KM_PLAINTEXT ? "plaintext" : "mtls", poolSize: config.km.poolSize, results, diskFloor: floor, targetP99MsAt16: TARGET_P99_MS_AT_16, busyShareAt16: at16?.machineBusy, measurable, met })}\n`);
+  process.stdout.write(`${JSON.stringify({ bench: "km", cores: CORES, loadAverage: loadavg().map((l) => round(l, 2)), seconds: SECONDS, credentials: CREDENTIALS, transport: env.DISPATCHER_KM_PLAINTEXT ? "plaintext" : "mtls", gathered: GATHER, poolSize: config.km.poolSize, results, diskFloor: floor, targetP99MsAt16: TARGET_P99_MS_AT_16, busyShareAt16: at16?.machineBusy, measurable, met })}\n`);
 } finally {
   dispatcher.close();
   for (const w of workers) w.close();

@@ -7,13 +7,16 @@
 // channel key itself is never a GCM key. A restart or the count running out draws a new salt, so no two KM processes
 // share a message key. A client keeps the keys it derived by (key version, salt), a bounded number of them, so it
 // derives once per KM key rather than once per message. Associated data binds the credential id, account id and
-// channel key version, so a sealed payload cannot be replayed as another credential's. The wire format is the one a
-// key per message had, and each side works with the other's older version.
+// channel key version, so a sealed payload cannot be replayed as another credential's. A batch's fields are sealed
+// together, once, with every item's credential and account id, in order, in the associated data (under a purpose of
+// their own). The wire format is the one a key per message had, and each side works with the other's older version.
 import { hkdfSync, randomBytes } from "node:crypto";
 import { associatedData, EnvelopeError, KEY_BYTES, NONCE_BYTES, open, seal } from "./crypto.js";
 import type { Keyring } from "./keys.js";
 
 export const PURPOSE_CHANNEL = "dispatcher.km/channel/v1";
+/** The purpose in the associated data of a batch's fields, sealed together (BatchGetCredentials). */
+export const PURPOSE_CHANNEL_BATCH = "dispatcher.km/channel-batch/v1";
 const SALT_BYTES = 32;
 const NONCE_PREFIX_BYTES = NONCE_BYTES - 4;
 /**
@@ -32,8 +35,10 @@ export interface ChannelSealed {
   ciphertext: Buffer;
 }
 
-/** What the sealed payload belongs to. */
-export interface ChannelContext {
+/** What the sealed payload belongs to: one credential, or a batch's, in the order of its items. */
+export type ChannelContext = ChannelItem | { items: readonly ChannelItem[] };
+
+export interface ChannelItem {
   credentialId: string;
   accountId: string;
 }
@@ -54,7 +59,10 @@ function messageKey(channelKey: Buffer, salt: Buffer): Buffer {
   return Buffer.from(hkdfSync("sha256", channelKey, salt, PURPOSE_CHANNEL, KEY_BYTES));
 }
 
-const channelAad = (ctx: ChannelContext, version: number): Buffer => associatedData(PURPOSE_CHANNEL, [ctx.credentialId, ctx.accountId, version]);
+const channelAad = (ctx: ChannelContext, version: number): Buffer =>
+  "items" in ctx
+    ? associatedData(PURPOSE_CHANNEL_BATCH, [version, ctx.items.length, ...ctx.items.flatMap((i) => [i.credentialId, i.accountId])])
+    : associatedData(PURPOSE_CHANNEL, [ctx.credentialId, ctx.accountId, version]);
 
 interface SealingKey {
   version: number;

@@ -23,8 +23,8 @@ import {
 import { traceparentOf } from "../telemetry/propagation.js";
 import { SpanKind, withSpan } from "../telemetry/spans.js";
 import { createChannelOpener } from "./channel.js";
-import { EnvelopeError } from "./crypto.js";
 import { createGetBatches } from "./get-batches.js";
+import { createUnsealer } from "./unseal.js";
 import type { Keyring } from "./keys.js";
 import { kmClientSettings, type KmClientSettings } from "./settings.js";
 import { recordKmCall, secondsSince } from "../telemetry/metrics.js";
@@ -100,7 +100,6 @@ export function createKmClient(options: KmClientOptions): KmClient {
     channelOptions["grpc.default_authority"] = t.serverName;
   }
   const grpc = new Client(options.address, t.kind === "tls" ? t.credentials : grpcCredentials.createInsecure(), channelOptions);
-  const channel = createChannelOpener(options.channelKeys);
   const defaultDeadlineMs = options.defaultDeadlineMs ?? 10_000;
   const stub: Stub = promiseClient(grpc, KeyManagementServiceService, REQUESTS, {
     token: t.kind === "plaintext" ? t.token : undefined,
@@ -109,10 +108,11 @@ export function createKmClient(options: KmClientOptions): KmClient {
     callerStack: false,
   });
 
+  const unseal = createUnsealer(createChannelOpener(options.channelKeys));
   const get =
     options.gatherGets === false
-      ? (r: GetCredentialRequest, o: CallOptions) => stub.getCredential(r, o)
-      : createGetBatches({ getCredential: (r, o) => stub.getCredential(r, o), batchGetCredentials: (r, o) => stub.batchGetCredentials(r, o) }, defaultDeadlineMs);
+      ? async (r: GetCredentialRequest, o: CallOptions) => unseal.one(r, await stub.getCredential(r, o))
+      : createGetBatches({ getCredential: (r, o) => stub.getCredential(r, o), batchGetCredentials: (r, o) => stub.batchGetCredentials(r, o) }, unseal, defaultDeadlineMs);
 
   const call = async <T>(method: string, attributes: Record<string, string>, fn: (o: CallOptions) => Promise<T>, options: KmCallOptions = {}): Promise<T> =>
     withSpan(`km.${method}`, { kind: SpanKind.INTERNAL, attributes }, async () => {
@@ -137,24 +137,8 @@ export function createKmClient(options: KmClientOptions): KmClient {
       }
     });
 
-  const getCredential: KmClient["getCredential"] = async (input, callOptions) => {
-    const res = await call("GetCredential", ids(input), (o) => get({ id: input.id, accountId: input.accountId, jobId: input.jobId ?? "", purpose: input.purpose ?? "" }, o), callOptions);
-    const credential = res.credential;
-    const sealed = res.sealedFields;
-    if (!credential || !sealed) throw new UnavailableError("KM answered without the credential", "KM_BAD_RESPONSE");
-    let plaintext: Buffer;
-    try {
-      plaintext = channel.open({ credentialId: input.id, accountId: input.accountId }, sealed);
-    } catch (err) {
-      if (err instanceof EnvelopeError) throw new FailedPreconditionError(`KM's sealed answer for credential ${input.id} does not open (${err.failure.toLowerCase()}): check that encryption.kmChannelKey matches KM's`, "KM_CHANNEL_SEAL_INVALID");
-      throw err;
-    }
-    try {
-      return { credential, fields: parseFields(plaintext) };
-    } finally {
-      plaintext.fill(0);
-    }
-  };
+  const getCredential: KmClient["getCredential"] = (input, callOptions) =>
+    call("GetCredential", ids(input), (o) => get({ id: input.id, accountId: input.accountId, jobId: input.jobId ?? "", purpose: input.purpose ?? "" }, o), callOptions);
 
   return {
     async storeCredential(input, o) {
@@ -177,20 +161,6 @@ export function createKmClient(options: KmClientOptions): KmClient {
     rewrapCredentials: (input, o) => call("RewrapCredentials", {}, (co) => stub.rewrapCredentials({ limit: input?.limit ?? 0 }, co), o),
     close: () => grpc.close(),
   };
-}
-
-/** The unsealed JSON object of fields. A parse error is replaced: V8 quotes the input it could not parse. */
-function parseFields(plaintext: Buffer): Record<string, string> {
-  let value: unknown;
-  try {
-    value = JSON.parse(plaintext.toString("utf8"));
-  } catch {
-    value = undefined;
-  }
-  if (!value || typeof value !== "object" || Array.isArray(value) || !Object.values(value).every((v) => typeof v === "string")) {
-    throw new FailedPreconditionError("KM's unsealed answer is not an object of string fields", "KM_BAD_RESPONSE");
-  }
-  return value as Record<string, string>;
 }
 
 /** Span attributes: ids only. */

@@ -1,12 +1,14 @@
 // GetCredential calls that a KM client's callers make at the same moment (a worker's job slots), sent to KM as one
 // BatchGetCredentials call: one call's transport, TLS records and server work instead of one per caller, with the
-// row read and audit batch KM shares between concurrent calls anyway. A call made alone goes out as GetCredential.
+// row read and audit batch KM shares between concurrent calls anyway, and one channel seal for all the fields (each
+// AES-GCM operation is a native object the young-generation collector must finalize: three per credential in KM, one
+// in the client, made the larger part of both processes' collection pauses). A call made alone goes as GetCredential.
 // Each call keeps its own deadline, cancellation and trace id (its audit record names its caller's trace) and
 // succeeds or fails on its own; a KM without BatchGetCredentials (UNIMPLEMENTED) is called once per request.
 import { status as Code } from "@grpc/grpc-js";
 import type { CallOptions } from "../client/calls.js";
 import { DispatcherError } from "../client/errors.js";
-import type { BatchGetCredentialsRequest, BatchGetCredentialsResponse, GetCredentialRequest, GetCredentialResponse } from "../gen/proto/km/v1/km.js";
+import type { BatchGetCredentialsRequest, BatchGetCredentialsResponse, CredentialMetadata, GetCredentialRequest, GetCredentialResponse, SealedFields } from "../gen/proto/km/v1/km.js";
 
 /** Requests in one BatchGetCredentials call at most: KM's bound (GET_BATCH_MAX). */
 export const BATCH_MAX = 100;
@@ -16,7 +18,20 @@ export interface GetTransport {
   batchGetCredentials(request: BatchGetCredentialsRequest, options: CallOptions): Promise<BatchGetCredentialsResponse>;
 }
 
-export type GetCall = (request: GetCredentialRequest, options: CallOptions) => Promise<GetCredentialResponse>;
+/** A credential and its fields, unsealed. */
+export interface Got {
+  credential: CredentialMetadata;
+  fields: Record<string, string>;
+}
+
+/** Opens what KM sealed for the channel; throws (a DomainError) when a seal does not open. */
+export interface Unsealer {
+  one(request: GetCredentialRequest, response: GetCredentialResponse): Got;
+  /** A batch's fields: an entry per request, undefined where the request failed. */
+  batch(requests: readonly GetCredentialRequest[], sealed: SealedFields): (Record<string, string> | undefined)[];
+}
+
+export type GetCall = (request: GetCredentialRequest, options: CallOptions) => Promise<Got>;
 
 /** One caller's request, waiting for its answer. Settled once: by its answer, its deadline or its signal. */
 class Pending {
@@ -28,7 +43,7 @@ class Pending {
     readonly options: CallOptions,
     /** Epoch milliseconds; Infinity when the call has none. */
     readonly deadline: number,
-    private readonly resolveCall: (value: GetCredentialResponse) => void,
+    private readonly resolveCall: (value: Got) => void,
     private readonly rejectCall: (reason: unknown) => void,
   ) {
     if (options.signal) {
@@ -43,7 +58,7 @@ class Pending {
     return traceparent && traceparent.length >= 35 ? traceparent.slice(3, 35) : "";
   }
 
-  resolve(value: GetCredentialResponse): void {
+  resolve(value: Got): void {
     if (this.settle()) this.resolveCall(value);
   }
 
@@ -59,17 +74,17 @@ class Pending {
   }
 }
 
-const badResponse = (): DispatcherError => new DispatcherError(Code.UNKNOWN, "KM answered a batch with the wrong number of results");
+const badResponse = (): DispatcherError => new DispatcherError(Code.UNKNOWN, "KM's answer to a batch does not match its requests");
 
-export function createGetBatches(transport: GetTransport, defaultDeadlineMs: number): GetCall {
+export function createGetBatches(transport: GetTransport, unseal: Unsealer, defaultDeadlineMs: number): GetCall {
   let queue: Pending[] = [];
   let batchesServed = true;
 
   const alone = (p: Pending): void => {
     transport.getCredential(p.request, p.options).then(
-      (res) => p.resolve(res),
+      (res) => p.resolve(unseal.one(p.request, res)),
       (err: unknown) => p.reject(err),
-    );
+    ).catch((err: unknown) => p.reject(err));
   };
 
   const send = (batch: Pending[]): void => {
@@ -88,9 +103,11 @@ export function createGetBatches(transport: GetTransport, defaultDeadlineMs: num
       .then(
         (res) => {
           if (res.results.length !== live.length) throw badResponse();
+          const fields = res.sealedFields ? unseal.batch(request.items.map((item) => item.request as GetCredentialRequest), res.sealedFields) : [];
           live.forEach((p, i) => {
             const r = res.results[i]?.result;
-            if (r?.$case === "credential") p.resolve(r.value);
+            const f = fields[i];
+            if (r?.$case === "credential" && f) p.resolve({ credential: r.value, fields: f });
             else if (r?.$case === "error") p.reject(DispatcherError.fromStatus(r.value));
             else p.reject(badResponse());
           });
@@ -115,7 +132,7 @@ export function createGetBatches(transport: GetTransport, defaultDeadlineMs: num
   };
 
   return (request, options) =>
-    new Promise<GetCredentialResponse>((resolve, reject) => {
+    new Promise<Got>((resolve, reject) => {
       if (options.signal?.aborted) return reject(new DispatcherError(Code.CANCELLED, "cancelled before the call started"));
       const deadlineMs = options.deadlineMs ?? defaultDeadlineMs; // 0: none
       queue.push(new Pending(request, options, deadlineMs > 0 ? Date.now() + deadlineMs : Infinity, resolve, reject));

@@ -1,9 +1,10 @@
 // km.v1.KeyManagementService over gRPC: maps requests to the KM service and its answers to km.v1 messages.
 import { DomainError } from "../errors.js";
-import { KeyManagementServiceService as KM, type BatchGetCredentialsResult, type CredentialMetadata, type GetCredentialResponse } from "../gen/proto/km/v1/km.js";
+import { KeyManagementServiceService as KM, type BatchGetCredentialsResult, type CredentialMetadata, type SealedFields } from "../gen/proto/km/v1/km.js";
 import { defineService, unary, type CallContext, type RpcService } from "../rpc/adapter.js";
 import { toStatusMessage } from "../rpc/status.js";
-import type { Caller, CredentialInfo, KmService, SealedCredential } from "./service.js";
+import type { ChannelSealed } from "./channel.js";
+import type { Caller, CredentialInfo, KmService } from "./service.js";
 
 const caller = (ctx: CallContext): Caller => ({ principal: ctx.principal, traceId: ctx.traceId });
 
@@ -11,13 +12,11 @@ function metadata(c: CredentialInfo): CredentialMetadata {
   return { id: c.id, accountId: c.accountId, type: c.type, labels: c.labels, keyVersion: c.keyVersion, createTime: c.createTime, updateTime: c.updateTime };
 }
 
-function sealedResponse({ credential, sealed }: SealedCredential): GetCredentialResponse {
-  return { credential: metadata(credential), sealedFields: { channelKeyVersion: sealed.channelKeyVersion, nonce: sealed.nonce, ciphertext: sealed.ciphertext, salt: sealed.salt } };
-}
+const sealedFields = (sealed: ChannelSealed): SealedFields => ({ channelKeyVersion: sealed.channelKeyVersion, nonce: sealed.nonce, ciphertext: sealed.ciphertext, salt: sealed.salt });
 
 /** One item's outcome; an unexpected failure is INTERNAL "internal error" to the caller and its cause in the log. */
-function batchResult(outcome: PromiseSettledResult<SealedCredential>, ctx: CallContext): BatchGetCredentialsResult {
-  if (outcome.status === "fulfilled") return { result: { $case: "credential", value: sealedResponse(outcome.value) } };
+function batchResult(outcome: PromiseSettledResult<CredentialInfo>, ctx: CallContext): BatchGetCredentialsResult {
+  if (outcome.status === "fulfilled") return { result: { $case: "credential", value: metadata(outcome.value) } };
   const status = toStatusMessage(outcome.reason);
   if (!(outcome.reason instanceof DomainError)) ctx.log.error({ err: outcome.reason }, "unexpected error in a batch item");
   return { result: { $case: "error", value: status } };
@@ -28,11 +27,14 @@ export function kmHandlers(km: KmService): RpcService {
     storeCredential: unary(KM.storeCredential, async (req, ctx) => ({
       credential: metadata(await km.store(caller(ctx), { accountId: req.accountId, type: req.type, fields: req.fields, labels: req.labels, jobId: req.jobId })),
     })),
-    getCredential: unary(KM.getCredential, async (req, ctx) => sealedResponse(await km.get(caller(ctx), { id: req.id, accountId: req.accountId, jobId: req.jobId, purpose: req.purpose }))),
+    getCredential: unary(KM.getCredential, async (req, ctx) => {
+      const { credential, sealed } = await km.get(caller(ctx), { id: req.id, accountId: req.accountId, jobId: req.jobId, purpose: req.purpose });
+      return { credential: metadata(credential), sealedFields: sealedFields(sealed) };
+    }),
     batchGetCredentials: unary(KM.batchGetCredentials, async (req, ctx) => {
       const inputs = req.items.map(({ request: r, traceId }) => ({ id: r?.id ?? "", accountId: r?.accountId ?? "", jobId: r?.jobId ?? "", purpose: r?.purpose ?? "", traceId }));
-      const outcomes = await km.batchGet(caller(ctx), inputs);
-      return { results: outcomes.map((o) => batchResult(o, ctx)) };
+      const { results, sealed } = await km.batchGet(caller(ctx), inputs);
+      return { results: results.map((o) => batchResult(o, ctx)), sealedFields: sealed ? sealedFields(sealed) : undefined };
     }),
     listCredentials: unary(KM.listCredentials, async (req, ctx) => {
       const page = await km.list(caller(ctx), { accountId: req.accountId, pageSize: req.pageSize, pageToken: req.pageToken });

@@ -65,15 +65,22 @@ export interface SealedCredential {
   sealed: ChannelSealed;
 }
 
+export interface BatchGetResult {
+  results: PromiseSettledResult<CredentialInfo>[];
+  /** Absent when no input was answered. */
+  sealed: ChannelSealed | undefined;
+}
+
 export interface KmService {
   store(caller: Caller, input: StoreInput): Promise<CredentialInfo>;
   /** The credential's fields sealed for the channel; the plaintext never leaves this function. */
   get(caller: Caller, input: GetInput): Promise<SealedCredential>;
   /**
    * Up to GET_BATCH_MAX gets in one call, each checked, answered or refused, and audited on its own exactly as `get`;
-   * the outcomes in the inputs' order. Only a malformed batch as a whole (its size, a trace id) throws.
+   * the outcomes in the inputs' order, and the answered credentials' fields sealed together for the channel (an
+   * entry per input, null where it failed). Only a malformed batch as a whole (its size, a trace id) throws.
    */
-  batchGet(caller: Caller, inputs: readonly BatchGetInput[]): Promise<PromiseSettledResult<SealedCredential>[]>;
+  batchGet(caller: Caller, inputs: readonly BatchGetInput[]): Promise<BatchGetResult>;
   list(caller: Caller, input: { accountId: string; pageSize: number; pageToken: string }): Promise<{ credentials: CredentialInfo[]; nextPageToken: string }>;
   delete(caller: Caller, input: { id: string; jobId: string }): Promise<void>;
   rotate(caller: Caller): Promise<{ currentVersion: number }>;
@@ -126,43 +133,96 @@ export function createKmService(deps: KmServiceDeps): KmService {
     throw err;
   }
 
-  async function get(caller: Caller, input: GetInput): Promise<SealedCredential> {
+  function checkGet(input: GetInput): void {
     const v = new Violations();
     v.credentialId("id", input.id);
     v.accountId("account_id", input.accountId);
     v.jobId("job_id", input.jobId);
     v.note("purpose", input.purpose);
     v.throwIfAny();
-    const auditFields = { credentialId: input.id, accountId: input.accountId, jobId: input.jobId, detail: input.purpose || undefined };
+  }
+
+  const getAudit = (input: GetInput) => ({ credentialId: input.id, accountId: input.accountId, jobId: input.jobId, detail: input.purpose || undefined });
+
+  /** The credential's fields in clear for `caller`, or the error its get fails with (not audited yet). */
+  async function openFor(caller: Caller, input: GetInput): Promise<{ info: CredentialInfo; plaintext: Buffer }> {
+    // Defence in depth: the permission table already keeps credentials.use from every principal but services.
+    if (caller.principal.kind !== "service") throw new PermissionDeniedError("credentials are handed to service principals only", "SERVICE_PRINCIPAL_REQUIRED");
+    const row = await reads.submit(input.id);
+    // Another account's credential is indistinguishable from a missing one.
+    if (!row || row.deletedAt || !row.wrappedKey || !row.ciphertext || row.accountId !== input.accountId) throw new NotFoundError("credential", input.id);
+    try {
+      return { info: info(row), plaintext: openRecord(masterKeys.lookup, context(row), { keyVersion: row.keyVersion, wrappedKey: row.wrappedKey, ciphertext: row.ciphertext }) };
+    } catch (err) {
+      if (err instanceof EnvelopeError) {
+        log.error({ credentialId: row.id, failure: err.failure, keyVersion: row.keyVersion }, "credential cannot be decrypted");
+        throw unreadable(row.id, err);
+      }
+      throw err;
+    }
+  }
+
+  /** Audits an answered get, failing closed: the answer leaves only once this resolves. */
+  async function handedOut(caller: Caller, input: GetInput): Promise<void> {
+    await audit.record(record(caller, "get", { ...getAudit(input), result: "OK" }));
+    log.debug({ credentialId: input.id, principal: caller.principal.id, jobId: input.jobId }, "credential handed out (sealed)");
+  }
+
+  async function get(caller: Caller, input: GetInput): Promise<SealedCredential> {
+    checkGet(input);
     let result: SealedCredential;
     try {
-      // Defence in depth: the permission table already keeps credentials.use from every principal but services.
-      if (caller.principal.kind !== "service") throw new PermissionDeniedError("credentials are handed to service principals only", "SERVICE_PRINCIPAL_REQUIRED");
-      const row = await reads.submit(input.id);
-      // Another account's credential is indistinguishable from a missing one.
-      if (!row || row.deletedAt || !row.wrappedKey || !row.ciphertext || row.accountId !== input.accountId) throw new NotFoundError("credential", input.id);
-      let plaintext: Buffer;
+      const { info: credential, plaintext } = await openFor(caller, input);
       try {
-        plaintext = openRecord(masterKeys.lookup, context(row), { keyVersion: row.keyVersion, wrappedKey: row.wrappedKey, ciphertext: row.ciphertext });
-      } catch (err) {
-        if (err instanceof EnvelopeError) {
-          log.error({ credentialId: row.id, failure: err.failure, keyVersion: row.keyVersion }, "credential cannot be decrypted");
-          throw unreadable(row.id, err);
-        }
-        throw err;
-      }
-      try {
-        result = { credential: info(row), sealed: channel.seal({ credentialId: row.id, accountId: row.accountId }, plaintext) };
+        result = { credential, sealed: channel.seal({ credentialId: input.id, accountId: input.accountId }, plaintext) };
       } finally {
         plaintext.fill(0);
       }
     } catch (err) {
-      return failed(caller, "get", auditFields, err);
+      return failed(caller, "get", getAudit(input), err);
     }
-    // Fail closed: nothing leaves before the audit record is written.
-    await audit.record(record(caller, "get", { ...auditFields, result: "OK" }));
-    log.debug({ credentialId: input.id, principal: caller.principal.id, jobId: input.jobId }, "credential handed out (sealed)");
+    await handedOut(caller, input);
     return result;
+  }
+
+  async function batchGet(caller: Caller, inputs: readonly BatchGetInput[]): Promise<BatchGetResult> {
+    const v = new Violations();
+    if (inputs.length === 0 || inputs.length > GET_BATCH_MAX) v.add("items", `1 to ${GET_BATCH_MAX} requests, not ${inputs.length}`);
+    inputs.forEach((input, i) => {
+      if (input.traceId && !TRACE_ID.test(input.traceId)) v.add(`items[${i}].trace_id`, "32 lowercase hex digits, or empty");
+    });
+    v.throwIfAny();
+    const callers = inputs.map((input): Caller => ({ principal: caller.principal, traceId: input.traceId || caller.traceId }));
+    // Each input on its own, as `get`: malformed ones refused unaudited, the rest read (one SELECT for all, made in one
+    // turn) and opened, then every outcome audited (one audit batch).
+    const opened = await Promise.allSettled(
+      inputs.map(async (input, i) => {
+        checkGet(input);
+        return openFor(callers[i] as Caller, input).catch((err: unknown) => failed(callers[i] as Caller, "get", getAudit(input), err));
+      }),
+    );
+    // One seal for all the fields: one AES-GCM encryption per batch, not per credential.
+    const parts = opened.map((o) => (o.status === "fulfilled" ? o.value.plaintext : null));
+    let sealed: ChannelSealed | undefined;
+    if (parts.some((p) => p !== null)) {
+      const all = Buffer.concat([Buffer.from("["), ...parts.flatMap((p, i) => [...(i > 0 ? [Buffer.from(",")] : []), p ?? Buffer.from("null")]), Buffer.from("]")]);
+      try {
+        sealed = channel.seal({ items: inputs.map((input) => ({ credentialId: input.id, accountId: input.accountId })) }, all);
+      } finally {
+        all.fill(0);
+        for (const p of parts) p?.fill(0);
+      }
+    }
+    const audited = await Promise.allSettled(opened.map((o, i) => (o.status === "fulfilled" ? handedOut(callers[i] as Caller, inputs[i] as GetInput) : undefined)));
+    // Fail closed: fields whose record could not be written must not leave, sealed or not — and they share the seal,
+    // so then no answered input gets its fields (their records may stand: a record of a refusal, never the reverse).
+    const unaudited = audited.find((a): a is PromiseRejectedResult => a.status === "rejected");
+    const results = opened.map((o, i): PromiseSettledResult<CredentialInfo> => {
+      if (o.status === "rejected") return o;
+      if (unaudited) return { status: "rejected", reason: audited[i]?.status === "rejected" ? audited[i].reason : unaudited.reason };
+      return { status: "fulfilled", value: o.value.info };
+    });
+    return { results, sealed: unaudited ? undefined : sealed };
   }
 
   return {
@@ -196,16 +256,7 @@ export function createKmService(deps: KmServiceDeps): KmService {
 
     get,
 
-    async batchGet(caller, inputs) {
-      const v = new Violations();
-      if (inputs.length === 0 || inputs.length > GET_BATCH_MAX) v.add("items", `1 to ${GET_BATCH_MAX} requests, not ${inputs.length}`);
-      inputs.forEach((input, i) => {
-        if (input.traceId && !TRACE_ID.test(input.traceId)) v.add(`items[${i}].trace_id`, "32 lowercase hex digits, or empty");
-      });
-      v.throwIfAny();
-      // Made in one turn, the gets share one row read and one audit batch, as concurrent GetCredential calls do.
-      return Promise.allSettled(inputs.map((input) => get({ principal: caller.principal, traceId: input.traceId || caller.traceId }, input)));
-    },
+    batchGet,
 
     async list(caller, input) {
       const v = new Violations();

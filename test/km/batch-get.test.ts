@@ -6,9 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DispatcherError } from "../../src/client/errors.js";
 import { openConnection } from "../../src/db/connect.js";
 import { DeadlineExceededError, InvalidArgumentError, NotFoundError, PermissionDeniedError, UnavailableError } from "../../src/errors.js";
-import { KeyManagementServiceService as KM, type BatchGetCredentialsRequest, type BatchGetCredentialsResponse } from "../../src/gen/proto/km/v1/km.js";
+import { KeyManagementServiceService as KM, type BatchGetCredentialsRequest, type BatchGetCredentialsResponse, type CredentialMetadata } from "../../src/gen/proto/km/v1/km.js";
+import { createChannelOpener } from "../../src/km/channel.js";
 import type { KmClient } from "../../src/km/client.js";
-import { createGetBatches, type GetTransport } from "../../src/km/get-batches.js";
+import { createGetBatches, type GetTransport, type Unsealer } from "../../src/km/get-batches.js";
 import { generateKeyText } from "../../src/km/keys.js";
 import { kmClientSettings } from "../../src/km/settings.js";
 import { startInMemoryTracing, type InMemoryTracing } from "../telemetry/in-memory.js";
@@ -150,6 +151,34 @@ describe("BatchGetCredentials called directly", () => {
     expect(denied.some((d) => d.detail.startsWith("BatchGetCredentials from"))).toBe(true);
   });
 
+  it("answers with the credentials' metadata, their fields sealed together for the items in order, null where one failed", async () => {
+    const metas = [await store("acct-seal", 10), await store("acct-seal", 11)];
+    const item = (id: string, accountId = "acct-seal") => ({ request: { id, accountId, jobId: "", purpose: "" }, traceId: "" });
+    const items = [item(metas[0]!.id), item(metas[1]!.id, "acct-not-it"), item(metas[1]!.id)];
+    const res = await batchGet("worker", { items });
+    expect(res.results.map((r) => r.result?.$case)).toEqual(["credential", "error", "credential"]);
+    expect(res.results[0]?.result?.$case === "credential" && res.results[0].result.value.id).toBe(metas[0]!.id);
+    const opener = createChannelOpener(kmClientSettings(t.config, "worker").channelKeys);
+    const ctx = items.map((i) => ({ credentialId: i.request.id, accountId: i.request.accountId }));
+    expect(JSON.parse(opener.open({ items: ctx }, res.sealedFields!).toString())).toEqual([{ ...FIELDS, n: "10" }, null, { ...FIELDS, n: "11" }]);
+    expect(() => opener.open({ items: [ctx[2]!, ctx[1]!, ctx[0]!] }, res.sealedFields!)).toThrow(/authentication failed/);
+    // Nothing answered: no seal at all.
+    expect((await batchGet("worker", { items: [item(metas[0]!.id, "acct-not-it")] })).sealedFields).toBeUndefined();
+  });
+
+  it("sends no fields at all when the audit records cannot be written", async () => {
+    const meta = await store("acct-seal-closed", 12);
+    await sql(t.dbUrl, "CREATE TRIGGER audit_events_blocked BEFORE INSERT ON audit_events FOR EACH ROW SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'audit blocked by the test'");
+    try {
+      const item = { request: { id: meta.id, accountId: "acct-seal-closed", jobId: "", purpose: "" }, traceId: "" };
+      const res = await batchGet("worker", { items: [item, item] });
+      expect(res.sealedFields).toBeUndefined();
+      for (const r of res.results) expect(r.result?.$case === "error" && r.result.value.code).toBe(Code.UNAVAILABLE);
+    } finally {
+      await sql(t.dbUrl, "DROP TRIGGER audit_events_blocked");
+    }
+  });
+
   it("takes 1 to 100 items and trace ids of 32 lowercase hex digits: anything else is INVALID_ARGUMENT naming the field", async () => {
     const item = (traceId = "") => ({ request: { id: "01JDQ3Z5K8W8G4QF2Q6N2D7M9T", accountId: "a", jobId: "", purpose: "" }, traceId });
     const fields = async (request: BatchGetCredentialsRequest): Promise<string[]> => {
@@ -180,7 +209,8 @@ describe("against a KM without BatchGetCredentials", () => {
         throw new DispatcherError(Code.UNIMPLEMENTED, "unknown method");
       },
     };
-    const get = createGetBatches(transport, 1_000);
+    const unseal: Unsealer = { one: (r) => ({ credential: { id: r.id } as CredentialMetadata, fields: {} }), batch: () => [] };
+    const get = createGetBatches(transport, unseal, 1_000);
     const request = (id: string) => ({ id, accountId: "a", jobId: "", purpose: "" });
     await Promise.all([get(request("1"), {}), get(request("2"), {})]);
     await Promise.all([get(request("3"), {}), get(request("4"), {})]);

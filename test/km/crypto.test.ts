@@ -206,6 +206,19 @@ describe("the channel seal", () => {
     nonce[11] = (nonce[11] as number) ^ 1;
     expect(failure(() => opener.open(ctx, { ...sealed, nonce })).failure).toBe("INTEGRITY");
   });
+
+  it("a batch's seal opens only with its items, in their order, and never as one credential's", () => {
+    const items = [ctx, { credentialId: "C2", accountId: "A1" }, { credentialId: "C3", accountId: "A2" }];
+    const sealed = createChannelSealer(keys).seal({ items }, Buffer.from('[{"k":"1"},null,{"k":"3"}]'));
+    const opener = createChannelOpener(keys);
+    expect(opener.open({ items }, sealed).toString()).toBe('[{"k":"1"},null,{"k":"3"}]');
+    expect(failure(() => opener.open({ items: [items[1], items[0], items[2]] as typeof items }, sealed)).failure).toBe("INTEGRITY");
+    expect(failure(() => opener.open({ items: items.slice(0, 2) }, sealed)).failure).toBe("INTEGRITY");
+    expect(failure(() => opener.open({ items: [...items.slice(0, 2), { credentialId: "C3", accountId: "A1" }] }, sealed)).failure).toBe("INTEGRITY");
+    expect(failure(() => opener.open(ctx, sealed)).failure).toBe("INTEGRITY");
+    const one = createChannelSealer(keys).seal(ctx, Buffer.from("{}"));
+    expect(failure(() => opener.open({ items: [ctx] }, one)).failure).toBe("INTEGRITY");
+  });
 });
 
 describe("key configuration", () => {
