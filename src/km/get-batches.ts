@@ -3,8 +3,9 @@
 // row read and audit batch KM shares between concurrent calls anyway, and one channel seal for all the fields (each
 // AES-GCM operation is a native object the young-generation collector must finalize: three per credential in KM, one
 // in the client, made the larger part of both processes' collection pauses). A call made alone goes as GetCredential.
-// Each call keeps its own deadline, cancellation and trace id (its audit record names its caller's trace) and
-// succeeds or fails on its own; a KM without BatchGetCredentials (UNIMPLEMENTED) is called once per request.
+// Each call keeps its own deadline, cancellation and trace (KM traces its request in its caller's trace, and names
+// that trace in the audit record) and succeeds or fails on its own; a KM without BatchGetCredentials (UNIMPLEMENTED)
+// is then called once per request.
 import { status as Code } from "@grpc/grpc-js";
 import type { CallOptions } from "../client/calls.js";
 import { DispatcherError } from "../client/errors.js";
@@ -52,10 +53,9 @@ class Pending {
     }
   }
 
-  /** The W3C trace id of the caller's traceparent (version-traceid-parentid-flags), or "". */
-  traceId(): string {
-    const traceparent = this.options.metadata?.traceparent;
-    return traceparent && traceparent.length >= 35 ? traceparent.slice(3, 35) : "";
+  /** The caller's W3C traceparent, or "". */
+  traceparent(): string {
+    return this.options.metadata?.traceparent ?? "";
   }
 
   resolve(value: Got): void {
@@ -97,7 +97,7 @@ export function createGetBatches(transport: GetTransport, unseal: Unsealer, defa
     const deadline = Math.max(...live.map((p) => p.deadline));
     const timers = live.filter((p) => p.deadline < deadline).map((p) => setTimeout(() => p.reject(new DispatcherError(Code.DEADLINE_EXCEEDED, "deadline exceeded")), p.deadline - Date.now()));
     const first = live[0] as Pending;
-    const request = { items: live.map((p) => ({ request: p.request, traceId: p.traceId() })) };
+    const request = { items: live.map((p) => ({ request: p.request, traceparent: p.traceparent() })) };
     transport
       .batchGetCredentials(request, { deadlineMs: deadline === Infinity ? 0 : Math.max(1, deadline - Date.now()), ...(first.options.metadata ? { metadata: first.options.metadata } : {}) })
       .then(

@@ -3,6 +3,8 @@ import { DomainError } from "../errors.js";
 import { KeyManagementServiceService as KM, type BatchGetCredentialsResult, type CredentialMetadata, type SealedFields } from "../gen/proto/km/v1/km.js";
 import { defineService, unary, type CallContext, type RpcService } from "../rpc/adapter.js";
 import { toStatusMessage } from "../rpc/status.js";
+import { contextFromTraceparent } from "../telemetry/propagation.js";
+import { withSpan } from "../telemetry/spans.js";
 import type { ChannelSealed } from "./channel.js";
 import type { Caller, CredentialInfo, KmService } from "./service.js";
 
@@ -22,6 +24,11 @@ function batchResult(outcome: PromiseSettledResult<CredentialInfo>, ctx: CallCon
   return { result: { $case: "error", value: status } };
 }
 
+/** Span attributes of a batch's request: ids only. */
+function requestAttributes(input: { id: string; accountId: string; jobId: string }, batchSize: number): Record<string, string | number> {
+  return { "km.credential.id": input.id, "km.account.id": input.accountId, ...(input.jobId ? { "job.id": input.jobId } : {}), "km.batch.size": batchSize };
+}
+
 export function kmHandlers(km: KmService): RpcService {
   return defineService(KM, {
     storeCredential: unary(KM.storeCredential, async (req, ctx) => ({
@@ -32,8 +39,19 @@ export function kmHandlers(km: KmService): RpcService {
       return { credential: metadata(credential), sealedFields: sealedFields(sealed) };
     }),
     batchGetCredentials: unary(KM.batchGetCredentials, async (req, ctx) => {
-      const inputs = req.items.map(({ request: r, traceId }) => ({ id: r?.id ?? "", accountId: r?.accountId ?? "", jobId: r?.jobId ?? "", purpose: r?.purpose ?? "", traceId }));
-      const { results, sealed } = await km.batchGet(caller(ctx), inputs);
+      const inputs = req.items.map(({ request: r, traceparent }) => ({ id: r?.id ?? "", accountId: r?.accountId ?? "", jobId: r?.jobId ?? "", purpose: r?.purpose ?? "", traceparent }));
+      const batch = km.batchGet(caller(ctx), inputs);
+      // Each request is traced in the trace of the caller it serves, as its own GetCredential call would be: a job's
+      // trace keeps KM's part of it. The span lasts until the request's answer is ready.
+      await Promise.all(
+        inputs.map((input, i) =>
+          withSpan("km.get", { parent: contextFromTraceparent(input.traceparent), attributes: requestAttributes(input, inputs.length) }, async () => {
+            const outcome = (await batch).results[i];
+            if (outcome?.status === "rejected") throw outcome.reason;
+          }).catch(() => undefined),
+        ),
+      );
+      const { results, sealed } = await batch;
       return { results: results.map((o) => batchResult(o, ctx)), sealedFields: sealed ? sealedFields(sealed) : undefined };
     }),
     listCredentials: unary(KM.listCredentials, async (req, ctx) => {

@@ -55,9 +55,9 @@ export interface GetInput {
   purpose: string;
 }
 
-/** One request of a batch: a get on behalf of the caller whose trace it names (empty: the batch call's own). */
+/** One request of a batch: a get on behalf of the caller whose W3C traceparent it carries (empty: the call's own). */
 export interface BatchGetInput extends GetInput {
-  traceId: string;
+  traceparent: string;
 }
 
 export interface SealedCredential {
@@ -92,7 +92,7 @@ const REWRAP_BATCH = 200;
 const READ_BATCH = 200;
 /** Requests in one BatchGetCredentials call at most. */
 export const GET_BATCH_MAX = 100;
-const TRACE_ID = /^[0-9a-f]{32}$/;
+const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
 const info = (r: repo.CredentialRow): CredentialInfo => ({ id: r.id, accountId: r.accountId, type: r.type, labels: r.labels, keyVersion: r.keyVersion, createTime: r.createdAt, updateTime: r.updatedAt });
 const context = (r: { id: string; accountId: string; type: string }): RecordContext => ({ recordId: r.id, accountId: r.accountId, type: r.type });
@@ -189,10 +189,10 @@ export function createKmService(deps: KmServiceDeps): KmService {
     const v = new Violations();
     if (inputs.length === 0 || inputs.length > GET_BATCH_MAX) v.add("items", `1 to ${GET_BATCH_MAX} requests, not ${inputs.length}`);
     inputs.forEach((input, i) => {
-      if (input.traceId && !TRACE_ID.test(input.traceId)) v.add(`items[${i}].trace_id`, "32 lowercase hex digits, or empty");
+      if (input.traceparent && !TRACEPARENT.test(input.traceparent)) v.add(`items[${i}].traceparent`, "a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>, lowercase), or empty");
     });
     v.throwIfAny();
-    const callers = inputs.map((input): Caller => ({ principal: caller.principal, traceId: input.traceId || caller.traceId }));
+    const callers = inputs.map((input): Caller => ({ principal: caller.principal, traceId: input.traceparent ? input.traceparent.slice(3, 35) : caller.traceId }));
     // Each input on its own, as `get`: malformed ones refused unaudited, the rest read (one SELECT for all, made in one
     // turn) and opened, then every outcome audited (one audit batch).
     const opened = await Promise.allSettled(

@@ -71,6 +71,17 @@ describe("GetCredential calls made together", () => {
       expect(r.trace_id).toBe(spanTrace.get(r.job_id));
     }
     expect(new Set(rows.map((r) => r.trace_id)).size).toBe(24);
+
+    // KM traces each request in its caller's trace, under the caller's span: a job's trace keeps KM's part of it.
+    const callerSpans = new Map(tracing.spans().filter((s) => s.name === "km.GetCredential").map((s) => [String(s.attributes["job.id"]), s.spanContext()]));
+    const kmSpans = tracing.spans().filter((s) => s.name === "km.get" && String(s.attributes["job.id"]).startsWith("job-b-"));
+    expect(kmSpans).toHaveLength(24);
+    for (const s of kmSpans) {
+      const parent = callerSpans.get(String(s.attributes["job.id"]));
+      expect(s.spanContext().traceId).toBe(parent?.traceId);
+      expect(s.parentSpanContext?.spanId).toBe(parent?.spanId);
+      expect(s.attributes["km.batch.size"]).toBe(24);
+    }
   });
 
   it("each succeeds or fails on its own: another account's credential is NOT_FOUND and a malformed id INVALID_ARGUMENT beside answered calls", async () => {
@@ -89,6 +100,8 @@ describe("GetCredential calls made together", () => {
     expect(malformed.reason).toBeInstanceOf(InvalidArgumentError);
     expect((malformed.reason as InvalidArgumentError).violations.map((v) => v.field)).toEqual(["id"]);
     await t.km.audit.flush();
+    const notFound = tracing.spans().find((s) => s.name === "km.get" && s.attributes["km.account.id"] === "acct-other");
+    expect(notFound?.status.code).toBe(2); // ERROR, with the exception recorded
     const refused = await sql<{ result: string }>(t.dbUrl, "SELECT result FROM audit_events WHERE action = 'get' AND credential_id = ? AND account_id = 'acct-other'", [meta.id]);
     expect(refused.map((r) => r.result)).toEqual(["NOT_FOUND"]);
   });
@@ -141,7 +154,7 @@ describe("GetCredential calls made together", () => {
 describe("BatchGetCredentials called directly", () => {
   it("is refused to people as GetCredential is: PERMISSION_DENIED for the whole call, recorded as denied", async () => {
     const meta = await store("acct-people", 4);
-    const err = await batchGet("admin", { items: [{ request: { id: meta.id, accountId: "acct-people", jobId: "", purpose: "" }, traceId: "" }] }).catch((e: unknown) => e);
+    const err = await batchGet("admin", { items: [{ request: { id: meta.id, accountId: "acct-people", jobId: "", purpose: "" }, traceparent: "" }] }).catch((e: unknown) => e);
     expect((err as DispatcherError).codeName).toBe("PERMISSION_DENIED");
     const people = t.client("admin");
     const both = await Promise.allSettled([people.getCredential({ id: meta.id, accountId: "acct-people" }), people.getCredential({ id: meta.id, accountId: "acct-people" })]);
@@ -153,7 +166,7 @@ describe("BatchGetCredentials called directly", () => {
 
   it("answers with the credentials' metadata, their fields sealed together for the items in order, null where one failed", async () => {
     const metas = [await store("acct-seal", 10), await store("acct-seal", 11)];
-    const item = (id: string, accountId = "acct-seal") => ({ request: { id, accountId, jobId: "", purpose: "" }, traceId: "" });
+    const item = (id: string, accountId = "acct-seal") => ({ request: { id, accountId, jobId: "", purpose: "" }, traceparent: "" });
     const items = [item(metas[0]!.id), item(metas[1]!.id, "acct-not-it"), item(metas[1]!.id)];
     const res = await batchGet("worker", { items });
     expect(res.results.map((r) => r.result?.$case)).toEqual(["credential", "error", "credential"]);
@@ -170,7 +183,7 @@ describe("BatchGetCredentials called directly", () => {
     const meta = await store("acct-seal-closed", 12);
     await sql(t.dbUrl, "CREATE TRIGGER audit_events_blocked BEFORE INSERT ON audit_events FOR EACH ROW SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'audit blocked by the test'");
     try {
-      const item = { request: { id: meta.id, accountId: "acct-seal-closed", jobId: "", purpose: "" }, traceId: "" };
+      const item = { request: { id: meta.id, accountId: "acct-seal-closed", jobId: "", purpose: "" }, traceparent: "" };
       const res = await batchGet("worker", { items: [item, item] });
       expect(res.sealedFields).toBeUndefined();
       for (const r of res.results) expect(r.result?.$case === "error" && r.result.value.code).toBe(Code.UNAVAILABLE);
@@ -179,8 +192,8 @@ describe("BatchGetCredentials called directly", () => {
     }
   });
 
-  it("takes 1 to 100 items and trace ids of 32 lowercase hex digits: anything else is INVALID_ARGUMENT naming the field", async () => {
-    const item = (traceId = "") => ({ request: { id: "01JDQ3Z5K8W8G4QF2Q6N2D7M9T", accountId: "a", jobId: "", purpose: "" }, traceId });
+  it("takes 1 to 100 items and W3C traceparents: anything else is INVALID_ARGUMENT naming the field", async () => {
+    const item = (traceparent = "") => ({ request: { id: "01JDQ3Z5K8W8G4QF2Q6N2D7M9T", accountId: "a", jobId: "", purpose: "" }, traceparent });
     const fields = async (request: BatchGetCredentialsRequest): Promise<string[]> => {
       const err = (await batchGet("worker", request).catch((e: unknown) => e)) as DispatcherError;
       expect(err.codeName).toBe("INVALID_ARGUMENT");
@@ -188,9 +201,10 @@ describe("BatchGetCredentials called directly", () => {
     };
     expect(await fields({ items: [] })).toEqual(["items"]);
     expect(await fields({ items: Array.from({ length: 101 }, () => item()) })).toEqual(["items"]);
-    expect(await fields({ items: [item(), item("NOT-A-TRACE-ID")] })).toEqual(["items[1].trace_id"]);
+    expect(await fields({ items: [item(), item("NOT-A-TRACEPARENT")] })).toEqual(["items[1].traceparent"]);
+    expect(await fields({ items: [item("00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01")] })).toEqual(["items[0].traceparent"]);
     // 100 unknown ids: a valid call, each item NOT_FOUND on its own.
-    const res = await batchGet("worker", { items: Array.from({ length: 100 }, () => item("0af7651916cd43dd8448eb211c80319c")) });
+    const res = await batchGet("worker", { items: Array.from({ length: 100 }, () => item("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")) });
     expect(res.results).toHaveLength(100);
     for (const r of res.results) expect(r.result?.$case === "error" && r.result.value.code).toBe(5);
   });
