@@ -78,7 +78,7 @@ export interface KmService {
   /**
    * Up to GET_BATCH_MAX gets in one call, each checked, answered or refused, and audited on its own exactly as `get`;
    * the outcomes in the inputs' order, and the answered credentials' fields sealed together for the channel (an
-   * entry per input, null where it failed). Only a malformed batch as a whole (its size, a trace id) throws.
+   * entry per input, null where it failed). Only a malformed batch as a whole (its size, a traceparent) throws.
    */
   batchGet(caller: Caller, inputs: readonly BatchGetInput[]): Promise<BatchGetResult>;
   list(caller: Caller, input: { accountId: string; pageSize: number; pageToken: string }): Promise<{ credentials: CredentialInfo[]; nextPageToken: string }>;
