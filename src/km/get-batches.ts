@@ -81,7 +81,9 @@ export function createGetBatches(transport: GetTransport, unseal: Unsealer, defa
   let batchesServed = true;
 
   const alone = (p: Pending): void => {
-    transport.getCredential(p.request, p.options).then(
+    // The deadline the caller gave when it called, not one restarted now (after a batch that found no such method).
+    const options = p.deadline === Infinity ? p.options : { ...p.options, deadlineMs: Math.max(1, p.deadline - Date.now()) };
+    transport.getCredential(p.request, options).then(
       (res) => p.resolve(unseal.one(p.request, res)),
       (err: unknown) => p.reject(err),
     ).catch((err: unknown) => p.reject(err));

@@ -211,23 +211,31 @@ describe("BatchGetCredentials called directly", () => {
 });
 
 describe("against a KM without BatchGetCredentials", () => {
-  it("calls made together go one call each once KM answers UNIMPLEMENTED, and so do later ones", async () => {
+  it("calls made together go one call each once KM answers UNIMPLEMENTED, with what is left of their deadlines, and so do later ones", async () => {
     const calls: string[] = [];
+    const deadlines: number[] = [];
     const transport: GetTransport = {
-      async getCredential(request) {
+      async getCredential(request, options) {
         calls.push(`get ${request.id}`);
+        deadlines.push(options.deadlineMs ?? 0);
         return { credential: undefined, sealedFields: undefined };
       },
       async batchGetCredentials(request) {
         calls.push(`batch ${request.items.length}`);
+        await new Promise((r) => setTimeout(r, 300)); // a slow answer: the resent requests keep their own deadlines
         throw new DispatcherError(Code.UNIMPLEMENTED, "unknown method");
       },
     };
     const unseal: Unsealer = { one: (r) => ({ credential: { id: r.id } as CredentialMetadata, fields: {} }), batch: () => [] };
     const get = createGetBatches(transport, unseal, 1_000);
     const request = (id: string) => ({ id, accountId: "a", jobId: "", purpose: "" });
-    await Promise.all([get(request("1"), {}), get(request("2"), {})]);
+    await Promise.all([get(request("1"), {}), get(request("2"), { deadlineMs: 5_000 })]);
     await Promise.all([get(request("3"), {}), get(request("4"), {})]);
     expect(calls).toEqual(["batch 2", "get 1", "get 2", "get 3", "get 4"]);
+    // Sent 300 ms after the calls, with what was left of their 1 s (default) and 5 s deadlines.
+    expect(deadlines[0]).toBeGreaterThan(0);
+    expect(deadlines[0]).toBeLessThanOrEqual(720);
+    expect(deadlines[1]).toBeGreaterThan(4_000);
+    expect(deadlines[1]).toBeLessThanOrEqual(4_720);
   });
 });
