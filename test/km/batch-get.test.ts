@@ -2,6 +2,7 @@
 // its own (its caller's trace id in its record), one call's deadline or cancellation ending that call alone, the
 // batch as a whole refused to people and failing closed on audit; the call's own validation; a lone call unchanged.
 import { Client, status as Code } from "@grpc/grpc-js";
+import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DispatcherError } from "../../src/client/errors.js";
 import { openConnection } from "../../src/db/connect.js";
@@ -12,6 +13,7 @@ import type { KmClient } from "../../src/km/client.js";
 import { createGetBatches, type GetTransport, type Unsealer } from "../../src/km/get-batches.js";
 import { generateKeyText } from "../../src/km/keys.js";
 import { kmClientSettings } from "../../src/km/settings.js";
+import { answerCounter, hostileStrings } from "../support/fuzz.js";
 import { startInMemoryTracing, type InMemoryTracing } from "../telemetry/in-memory.js";
 import { sql, startTestKm, type TestKm } from "./support.js";
 
@@ -207,6 +209,32 @@ describe("BatchGetCredentials called directly", () => {
     const res = await batchGet("worker", { items: Array.from({ length: 100 }, () => item("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")) });
     expect(res.results).toHaveLength(100);
     for (const r of res.results) expect(r.result?.$case === "error" && r.result.value.code).toBe(5);
+  });
+});
+
+describe("BatchGetCredentials under hostile input", () => {
+  it("never answers INTERNAL or UNKNOWN, for the call or any item; only the stored credential in its own account is answered", async () => {
+    const meta = await store("acct-fuzz", 20);
+    const strings = hostileStrings([meta.id, "acct-fuzz", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"]);
+    const item = fc.record({
+      request: fc.record({ id: fc.oneof(fc.constant(meta.id), strings), accountId: fc.oneof(fc.constant("acct-fuzz"), strings), jobId: strings, purpose: strings }),
+      traceparent: fc.oneof(fc.constant(""), strings),
+    });
+    const { codes, record } = answerCounter();
+    await fc.assert(
+      fc.asyncProperty(fc.array(item, { maxLength: 4 }), async (items) => {
+        const outcome: BatchGetCredentialsResponse | Error = await batchGet("worker", { items }).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
+        record("BatchGetCredentials", outcome);
+        if (outcome instanceof Error) return;
+        outcome.results.forEach((r, i) => {
+          const asked = items[i]?.request;
+          if (r.result?.$case === "credential") expect([asked?.id, asked?.accountId]).toEqual([meta.id, "acct-fuzz"]);
+          else record(`BatchGetCredentials item ${i}`, r.result?.$case === "error" ? DispatcherError.fromStatus(r.result.value) : new Error("no result"));
+        });
+      }),
+      { numRuns: 40 },
+    );
+    expect(codes.get(Code.INVALID_ARGUMENT)).toBeGreaterThan(0);
   });
 });
 

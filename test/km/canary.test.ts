@@ -1,8 +1,8 @@
 // The canary: a random secret stored through StoreCredential on a real `dispatcher serve --role km` process (mTLS,
 // development certificates from `dispatcher km dev-certs`, a master key from `dispatcher km generate-key`) comes back
-// intact through GetCredential, and appears nowhere else: not in a full dump of every database of the test, not in
-// any service-log line, request-log line, audit line, or exported span (the KM process's span file and this process's
-// client spans).
+// intact through GetCredential (alone, and gathered into BatchGetCredentials), and appears nowhere else: not in a
+// full dump of every database of the test, not in any service-log line, request-log line, audit line, or exported
+// span (the KM process's span file and this process's client spans).
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -42,6 +42,13 @@ beforeAll(async () => {
     credentialId = stored.id;
     const got = await worker.getCredential({ id: credentialId, accountId: "acct-canary", jobId: "job-canary", purpose: "canary test" });
     expect(got.fields.secret_access_key).toBe(CANARY);
+    // Calls made together go as one BatchGetCredentials call (one seal for the batch, a span per request): scanned too.
+    const gathered = await Promise.allSettled([
+      worker.getCredential({ id: credentialId, accountId: "acct-canary", jobId: "job-canary-batch" }),
+      worker.getCredential({ id: credentialId, accountId: "acct-other", jobId: "job-canary-batch" }),
+    ]);
+    expect(gathered[0].status === "fulfilled" && gathered[0].value.fields.secret_access_key).toBe(CANARY);
+    expect(gathered[1].status === "rejected" && gathered[1].reason).toBeInstanceOf(NotFoundError);
     // Refusals and failures write log and audit lines too: they must not leak either.
     await expect(admin.getCredential({ id: credentialId, accountId: "acct-canary" })).rejects.toBeInstanceOf(PermissionDeniedError);
     await expect(worker.getCredential({ id: credentialId, accountId: "acct-other" })).rejects.toBeInstanceOf(NotFoundError);
@@ -94,6 +101,7 @@ describe("a canary secret stored through KM", () => {
     const files = readdirSync(t.logDir).filter((f) => f.endsWith(".request.log"));
     const text = files.map((f) => read(join(t.logDir, f))).join("");
     expect(text).toContain("/km.v1.KeyManagementService/GetCredential");
+    expect(text).toContain("/km.v1.KeyManagementService/BatchGetCredentials");
     expect(text).toContain("cert:worker");
     expectNoCanary("the request log", text);
   });
@@ -111,6 +119,7 @@ describe("a canary secret stored through KM", () => {
     expect(existsSync(file)).toBe(true);
     const text = read(file);
     expect(text).toContain("KeyManagementService/GetCredential");
+    expect(text).toContain('"km.get"');
     expectNoCanary("the KM process's spans", text);
     const spans = tracing.spans();
     const names = spans.map((s) => s.name);
