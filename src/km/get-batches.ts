@@ -4,8 +4,9 @@
 // AES-GCM operation is a native object the young-generation collector must finalize: three per credential in KM, one
 // in the client, made the larger part of both processes' collection pauses). A call made alone goes as GetCredential.
 // Each call keeps its own deadline, cancellation and trace (KM traces its request in its caller's trace, and names
-// that trace in the audit record) and succeeds or fails on its own; a KM without BatchGetCredentials (UNIMPLEMENTED)
-// is then called once per request.
+// that trace in the audit record) and succeeds or fails on its own — which is why this is not src/db/batcher.ts,
+// whose items settle only with their batch; a KM without BatchGetCredentials (UNIMPLEMENTED) is then called once per
+// request.
 import { status as Code } from "@grpc/grpc-js";
 import type { CallOptions } from "../client/calls.js";
 import { DispatcherError } from "../client/errors.js";
@@ -105,7 +106,7 @@ export function createGetBatches(transport: GetTransport, unseal: Unsealer, defa
       .then(
         (res) => {
           if (res.results.length !== live.length) throw badResponse();
-          const fields = res.sealedFields ? unseal.batch(request.items.map((item) => item.request as GetCredentialRequest), res.sealedFields) : [];
+          const fields = res.sealedFields ? unseal.batch(live.map((p) => p.request), res.sealedFields) : [];
           live.forEach((p, i) => {
             const r = res.results[i]?.result;
             const f = fields[i];
