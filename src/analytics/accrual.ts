@@ -6,13 +6,16 @@
 // last state change before the run's range (historyCutoff), not from its creation: a run's reads stay those of the
 // last hours however long a server has lived.
 import type { Sql } from "../db/sql.js";
-import { floorTo, HOUR_MS, readProgress, saveProgress } from "./rollup.js";
+import { DAY_MS, floorTo, HOUR_MS, readProgress, rewindProgress, saveProgress } from "./rollup.js";
 import { sqlFragment, sqlJoin } from "../db/sql.js";
 
 export type ServerState = "PENDING" | "RUNNING" | "STOPPING" | "STOPPED" | "REBOOTING" | "TERMINATING" | "TERMINATED";
 
 export const MINUTE_MS = 60_000;
 export const ACCRUAL_TASK = "accrual";
+/** Progress of the sums made from final accruals: per hour, account and code (cost-hours.ts); per day and server (cost-days.ts). */
+export const COST_HOURS_TASK = "cost.hours";
+export const COST_DAYS_TASK = "cost.days";
 /** Hours one run accrues at most (catching up after downtime takes several runs). */
 const MAX_HOURS_PER_RUN = 48;
 /** Each run recomputes the hour before its mark too: an event may commit a little after the time it carries. */
@@ -234,6 +237,11 @@ export async function runAccrual(provisioning: Sql, analytics: Sql, now: Date): 
   const mark = await readProgress(analytics, ACCRUAL_TASK);
   const from = mark ? new Date(mark.getTime() - ACCRUAL_LATE_MS) : monthStart(now);
   const to = new Date(Math.min(from.getTime() + MAX_HOURS_PER_RUN * HOUR_MS, upTo.getTime()));
+  // The sums made from final hours and days reopen wherever this run rewrites, before it does: a rebuild (the mark
+  // cleared or moved back) may run through to the present before any roll-up pass sees the mark back. A steady run
+  // rewrites only hours not final yet, and this changes nothing.
+  await rewindProgress(analytics, COST_HOURS_TASK, floorTo(from, HOUR_MS));
+  await rewindProgress(analytics, COST_DAYS_TASK, floorTo(from, DAY_MS));
   await accrueRange(provisioning, analytics, from, to);
   await saveProgress(analytics, ACCRUAL_TASK, floorTo(to, HOUR_MS));
   return { from, to, more: to.getTime() < upTo.getTime() };

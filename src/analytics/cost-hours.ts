@@ -2,11 +2,11 @@
 // budget code into cost_hours, and a month to date is those sums plus the few open hours' rows of cost_accruals.
 // Budget usage (each accrual interval) and the fleet summary (each call) read it; only the monitor writes it.
 import { sqlFragment, type Sql, type SqlFragment } from "../db/sql.js";
-import { ACCRUAL_LATE_MS, ACCRUAL_TASK, monthStart, nextMonthStart } from "./accrual.js";
-import { DAY_MS, floorTo, HOUR_MS, readProgress, rewindProgress, saveProgress } from "./rollup.js";
+import { ACCRUAL_LATE_MS, ACCRUAL_TASK, COST_HOURS_TASK, monthStart, nextMonthStart } from "./accrual.js";
+import { advanceProgress, DAY_MS, floorTo, HOUR_MS, readProgress, rewindProgress } from "./rollup.js";
 
 /** Progress of the roll-up of final hours into cost_hours: the hours of its month before it are summed there. */
-export const COST_HOURS_TASK = "cost.hours";
+export { COST_HOURS_TASK };
 
 const clamp = (t: number, start: Date, next: Date): Date => new Date(Math.min(Math.max(t, start.getTime()), next.getTime()));
 
@@ -40,11 +40,14 @@ export async function rollUpCostHours(analytics: Sql, now: Date): Promise<void> 
     await rewindProgress(analytics, COST_HOURS_TASK, open);
     return;
   }
+  // The mark moves only from where this pass found it (a last month's, at the start of a month): a rewind meanwhile,
+  // an accrual run reopening hours, stops the pass.
+  let mark = done;
   while (from.getTime() < open.getTime()) {
     const to = new Date(Math.min(from.getTime() + ROLL_UP_CHUNK_MS, open.getTime()));
     await sumHours(analytics, from, to);
-    await saveProgress(analytics, COST_HOURS_TASK, to);
-    from = to;
+    if (!(await advanceProgress(analytics, COST_HOURS_TASK, mark, to))) return;
+    from = mark = to;
   }
 }
 

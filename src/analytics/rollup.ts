@@ -73,6 +73,18 @@ export async function saveProgress(sql: Sql, task: string, doneTo: Date): Promis
     ON DUPLICATE KEY UPDATE done_to = GREATEST(done_to, VALUES(done_to)), updated_at = VALUES(updated_at)`;
 }
 
+/**
+ * Moves a task's mark from `from` (null: no mark yet) to `to`, only if it still stands at `from`: false when another
+ * pass moved it first or a rewind reopened part of what was just done (then what was done may be stale: stop, and let
+ * the next pass start again from the mark).
+ */
+export async function advanceProgress(sql: Sql, task: string, from: Date | null, to: Date): Promise<boolean> {
+  if (from === null) {
+    return (await sql.execute`INSERT IGNORE INTO analytics_progress (task, done_to, updated_at) VALUES (${task}, ${to}, NOW(3))`) === 1;
+  }
+  return (await sql.execute`UPDATE analytics_progress SET done_to = ${to}, updated_at = NOW(3) WHERE task = ${task} AND done_to = ${from}`) === 1;
+}
+
 /** Moves a task's mark back to `to` when it is past it: what the task had done from there on was reopened. */
 export async function rewindProgress(sql: Sql, task: string, to: Date): Promise<void> {
   await sql.execute`UPDATE analytics_progress SET done_to = ${to}, updated_at = NOW(3) WHERE task = ${task} AND done_to > ${to}`;

@@ -2,11 +2,12 @@
 // follow the caller's account scope (NOT_FOUND outside it, the same answer as for one that does not exist). The
 // scope check reads the provisioning database; the figures come from the analytics database, and when that is down
 // every method answers UNAVAILABLE (ANALYTICS_UNAVAILABLE).
-import { sqlFragment, sqlJoin, type Sql, type SqlFragment } from "../db/sql.js";
+import { sqlFragment, type Sql, type SqlFragment } from "../db/sql.js";
 import { InvalidArgumentError, NotFoundError } from "../errors.js";
 import { inScope, type AccountScope } from "../iam/scope.js";
 import { monthStart, nextMonthStart } from "./accrual.js";
 import { centsOf } from "./budget-usage.js";
+import { usageSums } from "./cost-days.js";
 import { monthCost } from "./cost-hours.js";
 import { METRICS, type MetricName } from "./metrics.js";
 import { HOUR_MS } from "./rollup.js";
@@ -157,13 +158,11 @@ export function createAnalyticsService(deps: { provisioning: Sql; analytics: Sql
       if (q.accountId) await requireAccount(scope, q.accountId);
       const where = accountCondition(scope, q.accountId);
       if (!where) return { rows: [], totalCostMicros: 0n, start, end };
-      const conditions = [where, sqlFragment`period_start >= ${start}`, sqlFragment`period_start < ${end}`];
+      const conditions = [where];
       if (q.budgetCode) conditions.push(sqlFragment`budget_code = ${q.budgetCode}`);
       const key = { BUDGET_CODE: sqlFragment`budget_code`, ACCOUNT: sqlFragment`account_id`, SERVER: sqlFragment`server_id` }[q.groupBy];
-      const rows = await analytics.query<{ k: string; micros: unknown; ms: unknown; servers: unknown }>`
-        SELECT ${key} AS k, SUM(amount_micros) AS micros, SUM(accruing_ms) AS ms, COUNT(DISTINCT server_id) AS servers
-          FROM cost_accruals WHERE ${sqlJoin(conditions, " AND ")} GROUP BY k ORDER BY k`;
-      const out = rows.map((r) => ({ key: r.k, costMicros: big(r.micros), costCents: centsOf(big(r.micros)), accruingSeconds: Math.round(n(r.ms) / 1000), servers: n(r.servers) }));
+      const sums = await usageSums(analytics, { key, where: conditions, start, end });
+      const out = sums.map((r) => ({ key: r.key, costMicros: r.micros, costCents: centsOf(r.micros), accruingSeconds: Math.round(r.accruingMs / 1000), servers: r.servers }));
       return { rows: out, totalCostMicros: out.reduce((sum, r) => sum + r.costMicros, 0n), start, end };
     },
   };

@@ -8,6 +8,7 @@ import { startLoop, type Loop } from "../monitor/loop.js";
 import { runAccrual } from "./accrual.js";
 import { accrueResources, resourceRates } from "../resources/accrual.js";
 import { updateBudgetUsage } from "./budget-usage.js";
+import { rollUpCostDays } from "./cost-days.js";
 import { isAnalyticsUnavailable } from "./db.js";
 import { pruneRawSamples, runRollups } from "./rollup.js";
 
@@ -68,7 +69,9 @@ export function startAnalyticsTasks(options: AnalyticsTaskOptions): AnalyticsTas
           if (run.more) return true;
           const changed = await updateBudgetUsage(sql, analytics, t, await resourceRates(sql));
           span.setAttribute("analytics.budget_codes_changed", changed.length);
-          return false;
+          const days = await rollUpCostDays(analytics, t);
+          span.setAttribute("analytics.cost_days_summed", days.days);
+          return days.more;
         }),
     }),
   ];
