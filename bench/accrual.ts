@@ -5,16 +5,19 @@
 // MariaDB's CPU, and the rows and index entries the run read (that connection's handler counters). Then a month's cost
 // on its last day: every server's hourly accrual rows of BENCH_MONTH_DAYS days over 20 budget codes and 10 accounts,
 // summed from every server's hours (as before cost_hours) against monthCost (final hours per account and code), by
-// budget code (budget usage, each accrual interval) and for one account (the fleet summary, each call).
+// budget code (budget usage, each accrual interval) and for one account (the fleet summary, each call); and ReportUsage's
+// month from every server's hours against usageSums (whole days from cost_days, the open day's hours), by code for every
+// account and by server for one.
 // Options: BENCH_SERVERS (default 2,000), BENCH_DAYS (default 365), BENCH_RUNS (default 5), BENCH_MONTH_DAYS (≤ 30, 30).
 import { loadavg } from "node:os";
 import { ACCRUAL_TASK, accrueRange, monthStart, nextMonthStart } from "../src/analytics/accrual.js";
+import { rollUpCostDays, usageSums } from "../src/analytics/cost-days.js";
 import { monthCost, rollUpCostHours } from "../src/analytics/cost-hours.js";
 import { createAnalyticsSql } from "../src/analytics/db.js";
 import { saveProgress } from "../src/analytics/rollup.js";
 import { loadConfig } from "../src/config.js";
 import { openConnection } from "../src/db/connect.js";
-import { createSqlPool, sqlFragment, type Sql } from "../src/db/sql.js";
+import { createSqlPool, sqlFragment, type Sql, type SqlFragment } from "../src/db/sql.js";
 import { rowsReadBy } from "../test/analytics/support.js";
 import { benchEnvironment, CORES, cpuSeconds, percentile, round, runDispatcher, say, servicePids } from "./support.js";
 
@@ -106,8 +109,10 @@ try {
   });
   say(`accrual run (median of ${RUNS}): ${median(accrual.ms)} ms, MariaDB ${accrual.mariadb_ms} ms of CPU; ${round(accrual.rows_read / SERVERS, 2)} rows read per server`);
 
-  // A month's last day: every server's hourly rows of BENCH_MONTH_DAYS days, over 20 codes and 10 accounts.
+  // A month's last day: every server's hourly rows of BENCH_MONTH_DAYS days, over 20 codes and 10 accounts (the
+  // accrual runs' own rows go first, so the month's are the only accruals the days' roll-up starts from).
   const monthNow = new Date(Date.UTC(2030, 0, MONTH_DAYS + 1, 0, 30));
+  await analytics.execute`DELETE FROM cost_accruals`;
   for (let d = 0; d < MONTH_DAYS; d++) {
     await db.query(
       `INSERT INTO \`${analyticsDb}\`.cost_accruals (server_id, period_start, account_id, budget_code, hourly_price_micros, accruing_ms, amount_micros, updated_at)
@@ -135,6 +140,26 @@ try {
   const account = await measure("one account's month", RUNS, oneAnalytics, () => monthCost(oneAnalytics, monthNow, { by: "account_id", accounts: oneAccount }));
   say(`one account's month (median of ${RUNS}): ${median(account.ms)} ms, MariaDB ${account.mariadb_ms} ms of CPU, ${account.rows_read.toLocaleString("en-US")} rows read; summing its servers' hours: ${median(accountEveryHour.ms)} ms, ${accountEveryHour.mariadb_ms} ms, ${accountEveryHour.rows_read.toLocaleString("en-US")}`);
 
+  // ReportUsage of the month: by budget code over every account (an administrator's report), and by server for one
+  // account (a tenth of the fleet), first from every server's hours (no day summed yet), then from cost_days.
+  const month = { start: monthStart(monthNow), end: nextMonthStart(monthNow) };
+  const byCode = () => usageSums(oneAnalytics, { key: sqlFragment`budget_code`, where: [sqlFragment`1 = 1`], ...month });
+  const byServer = () => usageSums(oneAnalytics, { key: sqlFragment`server_id`, where: [oneAccount], ...month });
+  // What ReportUsage ran before cost_days: one statement over every server's hours of the period.
+  const everyHourOf = (key: SqlFragment, where: SqlFragment) => () => oneAnalytics.query`
+    SELECT ${key} AS k, SUM(amount_micros) AS micros, SUM(accruing_ms) AS ms, COUNT(DISTINCT server_id) AS servers
+      FROM cost_accruals WHERE ${where} AND period_start >= ${month.start} AND period_start < ${month.end} GROUP BY k ORDER BY k`;
+  const reportEveryHour = await measure("usage report by code, every server's hours", 3, oneAnalytics, everyHourOf(sqlFragment`budget_code`, sqlFragment`1 = 1`));
+  const serversEveryHour = await measure("one account's usage by server, every server's hours", 3, oneAnalytics, everyHourOf(sqlFragment`server_id`, oneAccount));
+  const daysPass = await measure("summing the month's final days", 1, oneAnalytics, async () => {
+    for (let more = true; more; ) more = (await rollUpCostDays(oneAnalytics, monthNow, 31)).more;
+  });
+  await db.query(`ANALYZE TABLE \`${analyticsDb}\`.cost_days`);
+  const report = await measure("usage report by code", RUNS, oneAnalytics, byCode);
+  const servers = await measure("one account's usage by server", RUNS, oneAnalytics, byServer);
+  say(`usage report by code (median of ${RUNS}): ${median(report.ms)} ms, MariaDB ${report.mariadb_ms} ms of CPU, ${report.rows_read.toLocaleString("en-US")} rows read; from every server's hours: ${median(reportEveryHour.ms)} ms, ${reportEveryHour.mariadb_ms} ms, ${reportEveryHour.rows_read.toLocaleString("en-US")}`);
+  say(`one account's usage by server (median of ${RUNS}): ${median(servers.ms)} ms, MariaDB ${servers.mariadb_ms} ms of CPU, ${servers.rows_read.toLocaleString("en-US")} rows read; from every server's hours: ${median(serversEveryHour.ms)} ms, ${serversEveryHour.mariadb_ms} ms, ${serversEveryHour.rows_read.toLocaleString("en-US")}`);
+
   console.log(
     JSON.stringify({
       bench: "accrual",
@@ -157,6 +182,11 @@ try {
       budget_month_to_date: { ms_median: median(steady.ms), mariadb_ms: steady.mariadb_ms, rows_read: steady.rows_read },
       account_every_hour: { ms_median: median(accountEveryHour.ms), mariadb_ms: accountEveryHour.mariadb_ms, rows_read: accountEveryHour.rows_read },
       account_month_to_date: { ms_median: median(account.ms), mariadb_ms: account.mariadb_ms, rows_read: account.rows_read },
+      usage_by_code_every_hour: { ms_median: median(reportEveryHour.ms), mariadb_ms: reportEveryHour.mariadb_ms, rows_read: reportEveryHour.rows_read },
+      usage_by_code: { ms_median: median(report.ms), mariadb_ms: report.mariadb_ms, rows_read: report.rows_read },
+      usage_by_server_every_hour: { ms_median: median(serversEveryHour.ms), mariadb_ms: serversEveryHour.mariadb_ms, rows_read: serversEveryHour.rows_read },
+      usage_by_server: { ms_median: median(servers.ms), mariadb_ms: servers.mariadb_ms, rows_read: servers.rows_read },
+      cost_days_first_pass: { ms: daysPass.ms[0], mariadb_ms: daysPass.mariadb_ms, rows_read: daysPass.rows_read },
     }),
   );
 } finally {
