@@ -56,11 +56,13 @@ export interface DriverOptions {
   database?: string;
   timezone: string;
   connectTimeout: number;
+  logParam: boolean;
 }
 
 /**
  * mariadb driver options for a URL. Sessions run in UTC so that DATETIME defaults (CURRENT_TIMESTAMP(3)) agree
- * with the UTC values Prisma writes.
+ * with the UTC values Prisma writes. The driver's errors name their statement; `logParam` off keeps the bound values
+ * (an email address, a payload, a hash) out of those messages, which reach the service log as causes.
  */
 export function connectionOptions(url: string, withDb = true): DriverOptions {
   const a = parseDatabaseUrl(url);
@@ -72,6 +74,7 @@ export function connectionOptions(url: string, withDb = true): DriverOptions {
     ...(withDb && a.database ? { database: a.database } : {}),
     timezone: "Z",
     connectTimeout: 5_000,
+    logParam: false,
   };
 }
 

@@ -1,7 +1,9 @@
-// src/db/sql.ts against a real MariaDB: values are always parameters (a hostile string stays data), lists and
-// fragments, UTC sessions, commit and rollback, a deadlock retried, a busy pool reported as UNAVAILABLE, and the
-// Prisma adapter joining a Prisma transaction.
+// src/db/sql.ts against a real MariaDB: values are always parameters (a hostile string stays data, and out of the
+// driver's error messages), lists and fragments, UTC sessions, commit and rollback, a deadlock retried, a busy pool
+// reported as UNAVAILABLE, and the Prisma adapter joining a Prisma transaction.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createProvisioningClient } from "../../src/db/clients.js";
+import { openConnection } from "../../src/db/connect.js";
 import { compile, createSqlPool, sqlFragment, sqlOfPrisma, type SqlPool } from "../../src/db/sql.js";
 import { UnavailableError } from "../../src/errors.js";
 import { createTestDatabases, type TestDatabases } from "../support/db.js";
@@ -41,6 +43,35 @@ describe("templates", () => {
     expect(compile(template, ["x", 2])).toEqual({ text: "a = ? AND b = ?", params: ["x", 2] });
     expect(compile(template, [[1, 2], 3])).toEqual({ text: "a = ?, ? AND b = ?", params: [1, 2, 3] });
     expect(await sql.execute`DELETE FROM sql_t WHERE id IN (${[2, 3]})`).toBe(2);
+  });
+
+  it("keep bound values out of the driver's errors, which reach the log as causes (pool, connection, Prisma's adapter)", async () => {
+    const marker = "bound-value-7f3a0c";
+    const seen = (err: unknown): string => {
+      expect(err).toBeInstanceOf(Error);
+      const e = err as Error & { sql?: string; cause?: unknown };
+      return [e.message, e.sql, String(e.stack), JSON.stringify(e.cause ?? null), String((e.cause as Error | undefined)?.message)].join("\n");
+    };
+    // A duplicate key: the statement fails after its values were bound.
+    const pooled = seen(await sql.execute`INSERT INTO sql_t (id, name) VALUES (${1}, ${marker})`.catch((e: unknown) => e));
+    expect(pooled).toMatch(/Duplicate entry/);
+    expect(pooled).not.toContain(marker);
+    const conn = await openConnection(dbs.urls.provisioning);
+    try {
+      const plain = seen(await conn.query("INSERT INTO sql_t (id, name) VALUES (?, ?)", [1, marker]).catch((e: unknown) => e));
+      expect(plain).toMatch(/Duplicate entry/);
+      expect(plain).not.toContain(marker);
+    } finally {
+      await conn.end();
+    }
+    const prisma = createProvisioningClient(dbs.urls.provisioning, 1);
+    try {
+      const viaPrisma = seen(await prisma.$executeRaw`INSERT INTO sql_t (id, name) VALUES (${1}, ${marker})`.catch((e: unknown) => e));
+      expect(viaPrisma).toMatch(/Duplicate entry|Unique constraint/);
+      expect(viaPrisma).not.toContain(marker);
+    } finally {
+      await prisma.$disconnect();
+    }
   });
 
   it("runs sessions in UTC, so a Date written comes back the same instant and NOW() is UTC", async () => {
