@@ -247,6 +247,17 @@ export async function runAccrual(provisioning: Sql, analytics: Sql, now: Date): 
   return { from, to, more: to.getTime() < upTo.getTime() };
 }
 
+/**
+ * The start of the first hour an accrual run may still rewrite: runs recompute from their mark less ACCRUAL_LATE_MS,
+ * and a run that began before another monitor moved the mark may still be writing the hour before that, so one more
+ * hour is kept open. Without a mark (no run yet, or a rebuild) the next run starts at the beginning of `now`'s month.
+ * Hours before it are final: what cost-hours.ts and cost-days.ts sum once.
+ */
+export async function firstOpenHour(analytics: Sql, now: Date): Promise<Date> {
+  const mark = await readProgress(analytics, ACCRUAL_TASK);
+  return mark ? floorTo(mark.getTime() - ACCRUAL_LATE_MS - HOUR_MS, HOUR_MS) : monthStart(now);
+}
+
 /** The first instant of the UTC month of `t`, and of the next month. */
 export function monthStart(t: Date): Date {
   return new Date(Date.UTC(t.getUTCFullYear(), t.getUTCMonth(), 1));

@@ -3,8 +3,8 @@
 // the hours at its edges (and those not summed yet) from cost_accruals — a month is about 31 rows per server rather
 // than 744. Only the monitor writes cost_days (after each accrual pass); ReportUsage reads it.
 import { sqlFragment, sqlJoin, type Sql, type SqlFragment } from "../db/sql.js";
-import { ACCRUAL_LATE_MS, ACCRUAL_TASK, COST_DAYS_TASK, monthStart } from "./accrual.js";
-import { advanceProgress, DAY_MS, floorTo, HOUR_MS, readProgress } from "./rollup.js";
+import { COST_DAYS_TASK, firstOpenHour } from "./accrual.js";
+import { advanceProgress, DAY_MS, floorTo, readProgress } from "./rollup.js";
 
 export { COST_DAYS_TASK };
 
@@ -14,14 +14,9 @@ export { COST_DAYS_TASK };
  */
 export const DAYS_PER_PASS = 7;
 
-/**
- * The first day an accrual run may still rewrite: its hour from (mark − ACCRUAL_LATE_MS), less one more hour for a run
- * that began before another monitor moved the mark (as cost-hours.ts). Without a mark the next run starts at the
- * month's beginning, so the days before it are final.
- */
+/** The first day an accrual run may still rewrite (the day of its first open hour): the days before it are final. */
 async function firstOpenDay(analytics: Sql, now: Date): Promise<Date> {
-  const mark = await readProgress(analytics, ACCRUAL_TASK);
-  return floorTo(mark ? mark.getTime() - ACCRUAL_LATE_MS - HOUR_MS : monthStart(now).getTime(), DAY_MS);
+  return floorTo(await firstOpenHour(analytics, now), DAY_MS);
 }
 
 /**

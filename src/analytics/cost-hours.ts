@@ -2,24 +2,17 @@
 // budget code into cost_hours, and a month to date is those sums plus the few open hours' rows of cost_accruals.
 // Budget usage (each accrual interval) and the fleet summary (each call) read it; only the monitor writes it.
 import { sqlFragment, type Sql, type SqlFragment } from "../db/sql.js";
-import { ACCRUAL_LATE_MS, ACCRUAL_TASK, COST_HOURS_TASK, monthStart, nextMonthStart } from "./accrual.js";
-import { advanceProgress, DAY_MS, floorTo, HOUR_MS, readProgress, rewindProgress } from "./rollup.js";
+import { COST_HOURS_TASK, firstOpenHour, monthStart, nextMonthStart } from "./accrual.js";
+import { advanceProgress, DAY_MS, readProgress, rewindProgress } from "./rollup.js";
 
 /** Progress of the roll-up of final hours into cost_hours: the hours of its month before it are summed there. */
 export { COST_HOURS_TASK };
 
 const clamp = (t: number, start: Date, next: Date): Date => new Date(Math.min(Math.max(t, start.getTime()), next.getTime()));
 
-/**
- * The start of the first hour of the month [start, next) that an accrual run may still rewrite: runs recompute from
- * their mark less ACCRUAL_LATE_MS, and a run that began before another monitor moved the mark may still be writing the
- * hour before that, so one more hour is kept open. Without a mark (no run yet, or a rebuild from the month's start) no
- * hour is final.
- */
+/** The first hour of the month [start, next) an accrual run may still rewrite (firstOpenHour, within the month). */
 async function openFrom(analytics: Sql, start: Date, next: Date): Promise<Date> {
-  const mark = await readProgress(analytics, ACCRUAL_TASK);
-  if (!mark) return start;
-  return clamp(floorTo(mark.getTime() - ACCRUAL_LATE_MS - HOUR_MS, HOUR_MS).getTime(), start, next);
+  return clamp((await firstOpenHour(analytics, start)).getTime(), start, next);
 }
 
 /** Hours summed per statement at most: the first pass of a month (or after an upgrade) goes a day at a time. */
