@@ -40,7 +40,7 @@ interface EventRow {
   createdAt: Date;
 }
 
-/** The statement of listEvents: a range of the (job_id, sequence) index, whatever the table's size. */
+/** The statement of listEvents: a range of the primary key (job_id, sequence), whatever the table's size. */
 export function listEventsStatement(jobId: string, afterSequence = 0, limit = 1000): SqlFragment {
   return sqlFragment`
     SELECT job_id AS jobId, sequence, type, from_state AS fromState, to_state AS toState, attempt, actor, message, created_at AS createdAt

@@ -103,7 +103,7 @@ interface ChildEvent {
 async function childEvents(parentId: string): Promise<ChildEvent[]> {
   return a.h.sql.query<ChildEvent>`
     SELECT e.job_id AS jobId, e.type, e.from_state AS fromState, e.to_state AS toState, e.created_at AS at
-      FROM job_events e JOIN jobs j ON j.id = e.job_id WHERE j.parent_id = ${parentId} ORDER BY e.created_at, e.id`;
+      FROM job_events e JOIN jobs j ON j.id = e.job_id WHERE j.parent_id = ${parentId} ORDER BY e.created_at, e.job_id, e.sequence`;
 }
 
 /**

@@ -121,9 +121,11 @@ describe("a restore", () => {
         Buffer.alloc(0),
       ]);
       await conn.query(`INSERT INTO ${anl}.server_metric_samples (server_id, time, cpu_percent, memory_used_bytes, memory_total_bytes) VALUES ('s', '2026-01-01 00:00:00.001', 0.30000000000000004, 9007199254740993, NULL), ('s', '2026-01-01 00:00:00.002', 1.7976931348623157e308, -9223372036854775808, 9223372036854775807), ('s', '2026-01-01 00:00:00.003', 5e-324, 0, 0)`);
-      for (let i = 1; i <= 5; i++) await conn.query(`INSERT INTO ${prov}.job_events (job_id, sequence, type, to_state, attempt, actor, message) VALUES ('01JDQ3Z5K8W8G4QF2Q6N2D7M9C', ?, 'x', 'QUEUED', 0, 'a', ?)`, [i, i === 2 ? "" : i === 3 ? null : "ünïcode 𝄞"]);
+      for (let i = 1; i <= 5; i++) {
+        await conn.query(`INSERT INTO ${prov}.server_events (server_id, type, message, details) VALUES ('01JDQ3Z5K8W8G4QF2Q6N2D7M9C', 'x', ?, ?)`, [i === 2 ? "" : "ünïcode 𝄞", i === 3 ? null : JSON.stringify({ i })]);
+      }
       // The newest events deleted: the counter stays past them, and so must the restored one.
-      await conn.query(`DELETE FROM ${prov}.job_events WHERE sequence >= 4`);
+      await conn.query(`DELETE FROM ${prov}.server_events WHERE id >= 4`);
     } finally {
       await conn.end();
     }
@@ -147,8 +149,8 @@ describe("a restore", () => {
       };
       await same("credentials", "SELECT id, labels, wrapped_key, ciphertext, deleted_at FROM credentials ORDER BY id");
       await same("analytics", "SELECT time, cpu_percent, memory_used_bytes, memory_total_bytes FROM server_metric_samples ORDER BY time");
-      await same("provisioning", "SELECT id, sequence, message FROM job_events ORDER BY id");
-      const counter = "SELECT AUTO_INCREMENT AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'job_events'";
+      await same("provisioning", "SELECT id, message, details FROM server_events ORDER BY id");
+      const counter = "SELECT AUTO_INCREMENT AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'server_events'";
       expect(await read(targets.provisioning, counter)).toEqual(await read(urls.provisioning, counter));
       expect(await read(targets.provisioning, counter)).toEqual([{ n: 6n }]);
     } finally {
