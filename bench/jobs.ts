@@ -34,8 +34,6 @@ const SCRAPE_EVERY_MS = 2_000;
 interface Times {
   id: string;
   created: number;
-  /** When the create transaction wrote the outbox row (database clock, same machine). */
-  written: number;
   started: number | null;
   ended: number | null;
 }
@@ -183,10 +181,8 @@ async function times(ids: string[]): Promise<Times[]> {
   for (let i = 0; i < ids.length; i += 1000) {
     const chunk = ids.slice(i, i + 1000);
     const rows = await db.job.findMany({ where: { id: { in: chunk } }, select: { id: true, createdAt: true, startedAt: true, endedAt: true } });
-    const outbox = await db.outboxEntry.findMany({ where: { jobId: { in: chunk } }, select: { jobId: true, createdAt: true } });
-    const written = new Map(outbox.map((o) => [o.jobId, o.createdAt.getTime()]));
     for (const r of rows) {
-      out.push({ id: r.id, created: r.createdAt.getTime(), written: written.get(r.id) ?? r.createdAt.getTime(), started: r.startedAt?.getTime() ?? null, ended: r.endedAt?.getTime() ?? null });
+      out.push({ id: r.id, created: r.createdAt.getTime(), started: r.startedAt?.getTime() ?? null, ended: r.endedAt?.getTime() ?? null });
     }
   }
   return out;
@@ -316,10 +312,6 @@ try {
   say(`  hops (p50 / p99 ms): ${Object.entries(hops).map(([k, v]) => `${k} ${v.p50} / ${v.p99}`).join("; ")}`);
   const startLat = t2.filter((t) => t.started !== null).map((t) => (t.started as number) - t.created).sort((a, b) => a - b);
   const completeLat = t2.filter((t) => t.ended !== null).map((t) => (t.ended as number) - t.created).sort((a, b) => a - b);
-  // Where the start latency goes: the create (call to its transaction's writes), then commit → publish → start.
-  const createPart = t2.map((t) => t.written - t.created).sort((a, b) => a - b);
-  const toStartPart = t2.filter((t) => t.started !== null).map((t) => (t.started as number) - t.written).sort((a, b) => a - b);
-  say(`  create → outbox row written: p50 ${percentile(createPart, 50)} ms, p99 ${percentile(createPart, 99)} ms; outbox row → started: p50 ${percentile(toStartPart, 50)} ms, p99 ${percentile(toStartPart, 99)} ms`);
 
   say("phase 3: raw grpc-js unary echo, 64 in flight (the ceiling)");
   const echo = await measureEcho(3, 64);

@@ -142,7 +142,7 @@ interface OutboxRow {
 export async function claimStaleOutboxRows(tx: Sql, staleAfterMs: number, limit: number): Promise<OutboxRef[]> {
   const rows = await tx.query<OutboxRow>`
     SELECT id, job_id AS jobId, msg_id AS msgId, subject, headers, payload FROM outbox_entries
-     WHERE published_at IS NULL AND created_at < NOW(3) - INTERVAL ${staleAfterMs * 1000} MICROSECOND
+     WHERE created_at < NOW(3) - INTERVAL ${staleAfterMs * 1000} MICROSECOND
      ORDER BY id LIMIT ${limit} FOR UPDATE SKIP LOCKED`;
   return rows.map(refOfRow);
 }
@@ -152,13 +152,9 @@ export async function countFailedTries(sql: Sql, ids: bigint[]): Promise<void> {
   await sql.execute`UPDATE outbox_entries SET publish_attempts = publish_attempts + 1 WHERE id IN (${ids})`;
 }
 
-/** Deletes up to 10,000 rows published more than `ageMs` ago; returns how many. */
-export async function deletePublishedBefore(sql: Sql, ageMs: number): Promise<number> {
-  return sql.execute`DELETE FROM outbox_entries WHERE published_at < NOW(3) - INTERVAL ${ageMs * 1000} MICROSECOND LIMIT 10000`;
-}
-
 /**
- * Marks rows published and stamps the last publication of their jobs that are still QUEUED (the reconciler reads it
+ * Marks rows published — deletes them: the table holds only what is still to be published — and stamps the last
+ * publication of their jobs that are still QUEUED (the reconciler reads it
  * only for those; a job a worker already started is neither changed nor, under READ COMMITTED, locked). A job's
  * published_at never moves back: a retry scheduled meanwhile sets it to when the delayed redelivery is due.
  *
@@ -172,7 +168,11 @@ export async function markOutboxPublished(sql: Sql | SqlPool, rows: Pick<OutboxR
   // Primary keys in order: concurrent markers lock rows in the same order, so they wait rather than deadlock.
   const ids = rows.map((r) => r.id).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   const jobIds = [...new Set(rows.map((r) => r.jobId))].sort();
-  await sql.execute`UPDATE outbox_entries SET published_at = NOW(3), publish_attempts = publish_attempts + 1 WHERE id IN (${ids})`;
+  // The ids as a derived table joined to the key, so that the DELETE locks exactly these rows. On a table this small
+  // (rows live only until published) `WHERE id IN (…)` is planned as a scan of the table, whose locking reads wait on
+  // the rows another relay's poll holds — and two such relays deadlock.
+  const keys = sqlJoin(ids.map((id) => sqlFragment`(${id})`), ", ");
+  await sql.execute`DELETE o FROM (SELECT 0 AS id UNION ALL VALUES ${keys}) k STRAIGHT_JOIN outbox_entries o ON o.id = k.id`;
   await sql.execute`
     UPDATE jobs SET published_at = GREATEST(COALESCE(published_at, NOW(3)), NOW(3)) WHERE id IN (${jobIds}) AND state = 'QUEUED'`;
 }

@@ -47,11 +47,11 @@ function rowToDeadLetter(r: DeadLetterRow): DeadLetter {
   return { id: r.id, jobId: r.jobId, kind: r.kind, attempt: Number(r.attempt), lastError: r.lastError ?? "", createdAt: r.createdAt, replayedAt: r.replayedAt };
 }
 
-/** The unpublished outbox rows (read through the published_at index). */
+/** The outbox rows, all of them waiting for their publication (the relay deletes a row once JetStream has it). */
 export async function outboxBacklog(sql: Sql): Promise<OutboxBacklog> {
   const [row] = await sql.query<{ n: bigint | number; ageUs: bigint | number | null; failed: bigint | number | string | null }>`
     SELECT COUNT(*) AS n, TIMESTAMPDIFF(MICROSECOND, MIN(created_at), NOW(3)) AS ageUs, SUM(publish_attempts > 0) AS failed
-      FROM outbox_entries WHERE published_at IS NULL`;
+      FROM outbox_entries`;
   const n = Number(row?.n ?? 0);
   return { backlog: n, oldestAgeMs: n > 0 ? Math.max(0, Math.round(Number(row?.ageUs ?? 0) / 1000)) : 0, failed: Number(row?.failed ?? 0) };
 }

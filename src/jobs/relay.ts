@@ -10,7 +10,7 @@ import { publishJob, type JetStreamPublish } from "../mq/jobs-stream.js";
 import { createOutageLog } from "../mq/outage-log.js";
 import { contextFromTraceparent } from "../telemetry/propagation.js";
 import { jobAttributes, withSpan } from "../telemetry/spans.js";
-import { claimStaleOutboxRows, countFailedTries, deletePublishedBefore, encodeJobMessage, markOutboxPublished, type OutboxRef } from "./outbox.js";
+import { claimStaleOutboxRows, countFailedTries, encodeJobMessage, markOutboxPublished, type OutboxRef } from "./outbox.js";
 import { SlotSet } from "../runtime/slot-table.js";
 
 /** What the job service needs from a relay: take a committed row for immediate publication. */
@@ -40,8 +40,6 @@ export interface OutboxRelayOptions {
   maxTries?: number;
   /** Published rows are marked at most this long after their ack, in one statement per batch (default 50 ms). */
   markDelayMs?: number;
-  /** Published rows older than this are deleted by the poll loop (default 24 h; 0 keeps them). */
-  retentionMs?: number;
   /** Whether the poll loop runs (default true); the fast path always does. */
   poll?: boolean;
   /** While JetStream refuses publications, the poll loop waits up to this long between passes (default 10 s). */
@@ -74,7 +72,6 @@ export interface OutboxRelay extends OutboxPublisher {
 
 const MARK_BATCH = 500;
 const STATS_EVERY_MS = 10_000;
-const RETENTION_EVERY_MS = 60_000;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
@@ -87,7 +84,6 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   const publishTimeoutMs = options.publishTimeoutMs ?? 5_000;
   const maxTries = Math.max(1, options.maxTries ?? 3);
   const markDelayMs = options.markDelayMs ?? 50;
-  const retentionMs = options.retentionMs ?? 24 * 3_600_000;
   const backoff = { initialMs: pollIntervalMs, maxMs: Math.max(pollIntervalMs, options.maxBackoffMs ?? 10_000) };
   /** Poll passes in a row that JetStream refused rows of. */
   let failedPasses = 0;
@@ -105,7 +101,6 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
   let markTimer: NodeJS.Timeout | undefined;
   let polling: Promise<number> | undefined;
   let marking: Promise<void> = Promise.resolve();
-  let lastRetention = 0;
   let lastStats = "";
 
   const track = (p: Promise<void>): void => {
@@ -205,11 +200,6 @@ export function createOutboxRelay(options: OutboxRelayOptions): OutboxRelay {
       total += n.published;
       // A pass that could not publish everything it claimed stops here: the next one comes after a backoff.
       if (n.claimed < batchSize || n.published < n.claimed || stopped) break;
-    }
-    if (retentionMs > 0 && Date.now() - lastRetention > RETENTION_EVERY_MS) {
-      lastRetention = Date.now();
-      const removed = await deletePublishedBefore(sql, retentionMs);
-      if (removed > 0) log.debug({ removed }, "outbox: removed old published rows");
     }
     return total;
   };

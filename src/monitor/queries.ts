@@ -130,7 +130,7 @@ export async function republishQueued<R>(
   const age = micros(options.olderThanMs);
   const candidates = await ex.deps.sql.query<{ id: string }>`
     SELECT id FROM jobs WHERE state = 'QUEUED' AND held = 0 AND COALESCE(published_at, created_at) < NOW(3) - INTERVAL ${age} MICROSECOND
-       AND id NOT IN (SELECT job_id FROM outbox_entries WHERE published_at IS NULL)
+       AND id NOT IN (SELECT job_id FROM outbox_entries)
      LIMIT ${options.limit}`;
   const result: SweepResult<R> = { changed: 0, published: [] };
   for (const { id } of candidates) {

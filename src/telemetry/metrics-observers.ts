@@ -47,7 +47,7 @@ export function observeQueues(options: QueueObserverOptions): () => void {
   });
   const outbox = shared(async () => {
     const [row] = await sql.query<{ n: bigint | number; age: number | string | null }>`
-      SELECT COUNT(*) AS n, TIMESTAMPDIFF(MICROSECOND, MIN(created_at), NOW(3)) AS age FROM outbox_entries WHERE published_at IS NULL`;
+      SELECT COUNT(*) AS n, TIMESTAMPDIFF(MICROSECOND, MIN(created_at), NOW(3)) AS age FROM outbox_entries`;
     return { backlog: Number(row?.n ?? 0), ageSeconds: row?.age === null || row?.age === undefined ? 0 : Number(row.age) / 1e6 };
   });
   const byConsumer = { "messaging.consumer.group.name": durable };

@@ -36,7 +36,8 @@ export interface JobsDb {
   events(id: string): Promise<string[]>;
   /** The attempts of the job's diagnostic_effects rows, in insertion order. */
   effects(id: string): Promise<number[]>;
-  outbox(id: string): Promise<{ msgId: string; publishedAt: Date | null }[]>;
+  /** The job's outbox rows: its publications not yet acknowledged by JetStream. */
+  outbox(id: string): Promise<{ msgId: string }[]>;
   /** Jobs per state, e.g. { SUCCEEDED: 500 }. */
   countStates(): Promise<Record<string, number>>;
   waitForState(id: string, states: string[], timeoutMs: number): Promise<JobView>;
@@ -63,7 +64,7 @@ export function openJobsDb(env: TestEnv): JobsDb {
       const rows = await db.$queryRaw<{ attempt: number }[]>`SELECT attempt FROM diagnostic_effects WHERE job_id = ${id} ORDER BY id`;
       return rows.map((r) => Number(r.attempt));
     },
-    outbox: (id) => db.$queryRaw<{ msgId: string; publishedAt: Date | null }[]>`SELECT msg_id AS msgId, published_at AS publishedAt FROM outbox_entries WHERE job_id = ${id} ORDER BY id`,
+    outbox: (id) => db.$queryRaw<{ msgId: string }[]>`SELECT msg_id AS msgId FROM outbox_entries WHERE job_id = ${id} ORDER BY id`,
     async countStates() {
       const rows = await db.$queryRaw<{ state: string; n: bigint }[]>`SELECT state, COUNT(*) AS n FROM jobs GROUP BY state`;
       return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));

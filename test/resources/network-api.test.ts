@@ -123,10 +123,12 @@ describe("key pairs", () => {
       jobs: await f.h.sql.query`SELECT payload, result, error_message, error_details, progress_message FROM jobs`,
       job_events: await f.h.sql.query`SELECT message FROM job_events`,
       outbox: await f.h.sql.query`SELECT payload, headers FROM outbox_entries`,
+      published: f.publications(),
       resources: await f.h.sql.query`SELECT name, tags, details FROM resources`,
       resource_events: await f.h.sql.query`SELECT message, details FROM resource_events`,
     };
     for (const [table, rows] of Object.entries(dumps)) expect(JSON.stringify(rows), table).not.toContain(body.slice(0, 40));
+    expect(f.publications().some((m) => m.includes(made.job!.id)), "the job's message was seen on NATS").toBe(true);
     expect(JSON.stringify(f.h.lines)).not.toContain(body.slice(0, 40));
     const row = await findResource(f.h.sql, made.keyPair!.info!.id);
     expect(row?.state).toBe("AVAILABLE");

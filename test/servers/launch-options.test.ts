@@ -103,12 +103,14 @@ describe("LaunchServer with options", () => {
       jobs: await f.h.sql.query`SELECT payload, result, error_message, error_details, progress_message FROM jobs`,
       job_events: await f.h.sql.query`SELECT message FROM job_events`,
       outbox: await f.h.sql.query`SELECT payload, headers FROM outbox_entries`,
+      published: f.publications(),
       servers: await f.h.sql.query`SELECT name, details, tags FROM servers`,
       server_events: await f.h.sql.query`SELECT message, details FROM server_events`,
       resource_events: await f.h.sql.query`SELECT message, details FROM resource_events`,
       dead_letters: await f.h.sql.query`SELECT * FROM dead_letters`,
     };
     for (const [table, rows] of Object.entries(dumps)) expect(JSON.stringify(rows), table).not.toContain(secret);
+    expect(f.publications().some((m) => m.includes(job!.id)), "the job's message was seen on NATS").toBe(true);
     expect(JSON.stringify(f.h.lines)).not.toContain(secret);
   });
 

@@ -36,6 +36,8 @@ export interface ServersFixture {
   /** The fake KM's calls: which credential for which job and purpose. */
   kmCalls: { id: string; accountId: string; jobId?: string | undefined; purpose?: string | undefined }[];
   client(user: User): DispatcherClients;
+  /** Every job message published to NATS since the fixture started, body and headers as text (what crossed the wire). */
+  publications(): string[];
   /** Makes the scoped operator's group (or the operator's and reader's: "every") cover this account too. */
   scope(accountId: string, group?: "scoped" | "every"): Promise<void>;
   close(): Promise<void>;
@@ -93,6 +95,11 @@ export async function startServersFixture(label: string, options: { run?: boolea
   const everyId = newId();
   await h.db.group.create({ data: { id: everyId, name: `every-${everyId}`, members: { create: [{ userId: users.operator.id }, { userId: users.reader.id }] } } });
   const open: DispatcherClients[] = [];
+  // A plain subscription sees every publication on the jobs subjects, whether or not a worker has consumed it since.
+  const published: string[] = [];
+  const wire = h.nc.subscribe(`${h.config.mq.subjectPrefix}.>`, {
+    callback: (_err, m) => void published.push(`${new TextDecoder().decode(m.data)} ${JSON.stringify(m.headers ? [...m.headers.keys()].map((k) => [k, m.headers?.get(k)]) : [])}`),
+  });
   return {
     h,
     cloud,
@@ -101,6 +108,7 @@ export async function startServersFixture(label: string, options: { run?: boolea
     server,
     users,
     kmCalls,
+    publications: () => [...published],
     client(u) {
       const c = createDispatcherClients({ address: server.address, token: u.secret, retry: false });
       open.push(c);
@@ -112,6 +120,7 @@ export async function startServersFixture(label: string, options: { run?: boolea
     },
     async close() {
       for (const c of open) c.close();
+      wire.unsubscribe();
       await checks?.stop();
       await worker?.stop(1_000);
       await server.stop();
