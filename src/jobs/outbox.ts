@@ -153,10 +153,10 @@ export async function countFailedTries(sql: Sql, ids: bigint[]): Promise<void> {
 }
 
 /**
- * Marks rows published — deletes them: the table holds only what is still to be published — and stamps the last
- * publication of their jobs that are still QUEUED (the reconciler reads it
- * only for those; a job a worker already started is neither changed nor, under READ COMMITTED, locked). A job's
- * published_at never moves back: a retry scheduled meanwhile sets it to when the delayed redelivery is due.
+ * Marks rows published by deleting them (the table holds only what is still to be published) and stamps the last
+ * publication of their jobs that are still QUEUED (the reconciler reads it only for those; a job a worker already
+ * started is neither changed nor, under READ COMMITTED, locked). A job's published_at never moves back: a retry
+ * scheduled meanwhile sets it to when the delayed redelivery is due.
  *
  * Given the pool, the two statements commit on their own: each holds its row locks only while the server runs it,
  * never across a round trip, so a worker starting one of these jobs does not wait for the relay. (A job whose stamp
