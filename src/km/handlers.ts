@@ -6,7 +6,7 @@ import { toStatusMessage } from "../rpc/status.js";
 import { contextFromTraceparent } from "../telemetry/propagation.js";
 import { withSpan } from "../telemetry/spans.js";
 import type { ChannelSealed } from "./channel.js";
-import type { Caller, CredentialInfo, KmService } from "./service.js";
+import type { Caller, CredentialInfo, KmService } from "./model.js";
 
 const caller = (ctx: CallContext): Caller => ({ principal: ctx.principal, traceId: ctx.traceId });
 

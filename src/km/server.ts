@@ -11,7 +11,8 @@ import { kmHandlers } from "./handlers.js";
 import { principalFromCertificate, verifyPlaintextIdentityToken } from "./identity.js";
 import { syncKeyVersions, type EncryptionLimits } from "./key-versions.js";
 import { createCredentialsPool, type CredentialsPool } from "./repository.js";
-import { createKmService, type KmService } from "./service.js";
+import type { KmService } from "./model.js";
+import { createKmService } from "./service.js";
 import { kmServerSettings, type KmServerSettings } from "./settings.js";
 
 export interface StartKmOptions {

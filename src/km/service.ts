@@ -1,7 +1,6 @@
 // The KM service: stores credentials under envelope encryption, hands them (sealed for the channel) to service
 // principals, lists metadata, crypto-shreds, rotates and re-wraps — every operation audited, fail closed.
 import { DomainError, FailedPreconditionError, NotFoundError, PermissionDeniedError } from "../errors.js";
-import type { Principal } from "../iam/principal.js";
 import type { Logger } from "../log.js";
 import { createBatcher, fulfilled } from "../db/batcher.js";
 import { newId } from "../db/ids.js";
@@ -10,6 +9,7 @@ import { createChannelSealer, type ChannelSealed } from "./channel.js";
 import { EnvelopeError, openRecord, rewrapRecord, sealRecord, type RecordContext } from "./crypto.js";
 import { ENCRYPTION_LIMITS, reserveEncryptions, rotateToNewest, type EncryptionLimits } from "./key-versions.js";
 import type { Keyring } from "./keys.js";
+import { GET_BATCH_MAX, type BatchGetInput, type BatchGetResult, type Caller, type CredentialInfo, type GetInput, type KmService, type SealedCredential } from "./model.js";
 import * as repo from "./repository.js";
 import { Violations } from "./validate.js";
 
@@ -24,74 +24,9 @@ export interface KmServiceDeps {
   limits?: EncryptionLimits;
 }
 
-/** Who asks and which trace the request belongs to (for the audit trail). */
-export interface Caller {
-  principal: Readonly<Principal>;
-  traceId: string;
-}
-
-export interface CredentialInfo {
-  id: string;
-  accountId: string;
-  type: string;
-  labels: Record<string, string>;
-  keyVersion: number;
-  createTime: Date;
-  updateTime: Date;
-}
-
-export interface StoreInput {
-  accountId: string;
-  type: string;
-  fields: Record<string, string>;
-  labels: Record<string, string>;
-  jobId: string;
-}
-
-export interface GetInput {
-  id: string;
-  accountId: string;
-  jobId: string;
-  purpose: string;
-}
-
-/** One request of a batch: a get on behalf of the caller whose W3C traceparent it carries (empty: the call's own). */
-export interface BatchGetInput extends GetInput {
-  traceparent: string;
-}
-
-export interface SealedCredential {
-  credential: CredentialInfo;
-  sealed: ChannelSealed;
-}
-
-export interface BatchGetResult {
-  results: PromiseSettledResult<CredentialInfo>[];
-  /** Absent when no input was answered. */
-  sealed: ChannelSealed | undefined;
-}
-
-export interface KmService {
-  store(caller: Caller, input: StoreInput): Promise<CredentialInfo>;
-  /** The credential's fields sealed for the channel; the plaintext never leaves this function. */
-  get(caller: Caller, input: GetInput): Promise<SealedCredential>;
-  /**
-   * Up to GET_BATCH_MAX gets in one call, each checked, answered or refused, and audited on its own exactly as `get`;
-   * the outcomes in the inputs' order, and the answered credentials' fields sealed together for the channel (an
-   * entry per input, null where it failed). Only a malformed batch as a whole (its size, a traceparent) throws.
-   */
-  batchGet(caller: Caller, inputs: readonly BatchGetInput[]): Promise<BatchGetResult>;
-  list(caller: Caller, input: { accountId: string; pageSize: number; pageToken: string }): Promise<{ credentials: CredentialInfo[]; nextPageToken: string }>;
-  delete(caller: Caller, input: { id: string; jobId: string }): Promise<void>;
-  rotate(caller: Caller): Promise<{ currentVersion: number }>;
-  rewrap(caller: Caller, input: { limit: number }): Promise<{ rewrapped: number; remaining: number; failed: number; currentVersion: number }>;
-}
-
 const REWRAP_BATCH = 200;
 /** GetCredential row reads of concurrent calls share one SELECT … WHERE id IN (…) of at most this many ids. */
 const READ_BATCH = 200;
-/** Requests in one BatchGetCredentials call at most. */
-export const GET_BATCH_MAX = 100;
 const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
 const info = (r: repo.CredentialRow): CredentialInfo => ({ id: r.id, accountId: r.accountId, type: r.type, labels: r.labels, keyVersion: r.keyVersion, createTime: r.createdAt, updateTime: r.updatedAt });
