@@ -6,8 +6,6 @@ import { sqlFragment, sqlJoin, type Sql, type SqlFragment } from "../db/sql.js";
 import { COST_DAYS_TASK, firstOpenHour } from "./accrual.js";
 import { advanceProgress, DAY_MS, floorTo, readProgress } from "./rollup.js";
 
-export { COST_DAYS_TASK };
-
 /**
  * Days one pass sums at most: the first pass after an upgrade starts at the oldest accrual and catches up over several
  * passes (the monitor runs them back to back), none holding a statement longer than a day's rows take.

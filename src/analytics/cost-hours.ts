@@ -5,9 +5,6 @@ import { sqlFragment, type Sql, type SqlFragment } from "../db/sql.js";
 import { COST_HOURS_TASK, firstOpenHour, monthStart, nextMonthStart } from "./accrual.js";
 import { advanceProgress, DAY_MS, readProgress, rewindProgress } from "./rollup.js";
 
-/** Progress of the roll-up of final hours into cost_hours: the hours of its month before it are summed there. */
-export { COST_HOURS_TASK };
-
 const clamp = (t: number, start: Date, next: Date): Date => new Date(Math.min(Math.max(t, start.getTime()), next.getTime()));
 
 /** The first hour of the month [start, next) an accrual run may still rewrite (firstOpenHour, within the month). */

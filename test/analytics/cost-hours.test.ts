@@ -3,8 +3,8 @@
 // per account and code and hour rather than per server and hour, and a rebuild (the accrual mark moved back, hours
 // rewritten) read right before the roll-up catches up and summed anew after.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ACCRUAL_TASK, writeAccruals, type AccrualRow } from "../../src/analytics/accrual.js";
-import { COST_HOURS_TASK, monthCost, rollUpCostHours } from "../../src/analytics/cost-hours.js";
+import { ACCRUAL_TASK, COST_HOURS_TASK, writeAccruals, type AccrualRow } from "../../src/analytics/accrual.js";
+import { monthCost, rollUpCostHours } from "../../src/analytics/cost-hours.js";
 import { createAnalyticsSql } from "../../src/analytics/db.js";
 import { createAnalyticsService } from "../../src/analytics/service.js";
 import { saveProgress } from "../../src/analytics/rollup.js";
