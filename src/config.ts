@@ -80,10 +80,11 @@ export const FIELDS: readonly Field[] = [
   f("provisioning.allowLinkLocalEndpoints", bool, false, "accept cloud endpoints on link-local or cloud metadata addresses (169.254.0.0/16, fe80::/10, metadata.google.internal); SSRF guard"),
   f("analytics.url", mysqlUrl, "mysql://root@127.0.0.1:3306/dispatcher_analytics", "analytics database (metrics, costs)", true),
   f("analytics.poolSize", positiveInt, 4, "analytics database connections per process"),
-  f("analytics.rawRetentionMs", positiveInt, 7 * 86_400_000, "how long raw metric samples are kept (hourly and daily roll-ups are kept forever)"),
+  f("analytics.rawRetentionMs", positiveInt, 7 * 86_400_000, "how long raw metric samples are kept (hourly roll-ups for analytics.hourlyRetentionDays, daily ones forever)"),
+  f("analytics.hourlyRetentionDays", wholeNumber(0, undefined, "expected a whole number of days, 0 or more"), 90, "hourly metric roll-ups and each server's hourly cost rows older than this many days are deleted by the monitor once summed into days (daily roll-ups and daily costs are kept): usage reports before then start and end on whole UTC days; 0 keeps them all"),
   f("analytics.rollupIntervalMs", positiveInt, 300_000, "how often the monitor rolls raw samples up into hourly and daily aggregates (the current and previous hour again each time) and prunes old samples"),
   f("analytics.accrualIntervalMs", positiveInt, 60_000, "how often the monitor accrues running servers' cost and updates budget codes' usage"),
-  f("analytics.retentionBatchSize", positiveInt, 10_000, "raw samples deleted per statement when pruning"),
+  f("analytics.retentionBatchSize", positiveInt, 10_000, "rows deleted per statement when pruning raw samples and expired hourly detail"),
   f("km.url", z.string().min(1), "127.0.0.1:2013", "address of the KM service, as its clients (dispatcher, workers) call it"),
   f("km.bind", z.string().min(1), undefined, "address the KM role binds (default: 127.0.0.1 in development mode, 0.0.0.0 in production)"),
   f("km.port", port, 2013, "port the KM role listens on"),
@@ -178,7 +179,7 @@ export type Config = {
   bridge: { bind: string; port: number; corsOrigins: string[]; maxRequestBytes: number };
   console: { enabled: boolean; bind: string; port: number; dir: string; origins: string[]; bridgeUrl: string };
   provisioning: { url: string; poolSize: number; sqlPoolSize: number; wsrepSyncWait: number; allowInsecureEndpoints: boolean; allowLinkLocalEndpoints: boolean };
-  analytics: { url: string; poolSize: number; rawRetentionMs: number; rollupIntervalMs: number; accrualIntervalMs: number; retentionBatchSize: number };
+  analytics: { url: string; poolSize: number; rawRetentionMs: number; hourlyRetentionDays: number; rollupIntervalMs: number; accrualIntervalMs: number; retentionBatchSize: number };
   km: {
     url: string; bind: string; port: number; databaseUrl: string; poolSize: number; tlsCa: string; tlsCert: string; tlsKey: string;
     serverCert: string; serverKey: string; serverName: string; clientPrincipals: string[]; plaintext: boolean; auditFile: string;

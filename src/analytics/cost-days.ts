@@ -4,6 +4,7 @@
 // than 744. Only the monitor writes cost_days (after each accrual pass); ReportUsage reads it.
 import { sqlFragment, sqlJoin, type Sql, type SqlFragment } from "../db/sql.js";
 import { COST_DAYS_TASK, firstOpenHour } from "./accrual.js";
+import { requireHoursKept } from "./retention.js";
 import { advanceProgress, DAY_MS, floorTo, readProgress } from "./rollup.js";
 
 /**
@@ -81,8 +82,9 @@ export interface UsageSum {
 
 /**
  * The accruals of the hours starting in [start, end) summed per key, with the distinct servers behind each: the whole
- * days summed so far from cost_days, the hours before the first and after the last of them from cost_accruals. It
- * only reads (the progress is read, never advanced), so an API call may use it.
+ * days summed so far from cost_days, the hours before the first and after the last of them from cost_accruals
+ * (FailedPreconditionError when those hours are past their retention: ./retention.ts). It only reads (the progress
+ * is read, never advanced), so an API call may use it.
  */
 export async function usageSums(analytics: Sql, q: UsageSumQuery): Promise<UsageSum[]> {
   const summedTo = await readProgress(analytics, COST_DAYS_TASK);
@@ -92,7 +94,11 @@ export async function usageSums(analytics: Sql, q: UsageSumQuery): Promise<Usage
   // Each part is summed per key and server first: the union then holds a row per server and part, not per hour or day.
   const part = (table: SqlFragment, range: SqlFragment): SqlFragment =>
     sqlFragment`SELECT ${q.key} AS k, server_id, SUM(amount_micros) AS micros, SUM(accruing_ms) AS ms FROM ${table} WHERE ${where(range)} GROUP BY k, server_id`;
-  const hours = (from: Date, to: Date): SqlFragment => part(sqlFragment`cost_accruals`, sqlFragment`period_start >= ${from} AND period_start < ${to}`);
+  let earliestHour: Date | undefined;
+  const hours = (from: Date, to: Date): SqlFragment => {
+    if (!earliestHour || from.getTime() < earliestHour.getTime()) earliestHour = from;
+    return part(sqlFragment`cost_accruals`, sqlFragment`period_start >= ${from} AND period_start < ${to}`);
+  };
   let parts: SqlFragment[];
   if (daysFrom < daysTo) {
     const [a, b] = [new Date(daysFrom), new Date(daysTo)];
@@ -102,9 +108,12 @@ export async function usageSums(analytics: Sql, q: UsageSumQuery): Promise<Usage
   } else {
     parts = [hours(q.start, q.end)];
   }
+  // Hours past their retention are gone (./retention.ts): checked again after the sums, for a prune that began meanwhile.
+  if (earliestHour) await requireHoursKept(analytics, earliestHour);
   const rows = await analytics.query<{ k: string; micros: unknown; ms: unknown; servers: unknown }>`
     SELECT k, SUM(micros) AS micros, SUM(ms) AS ms, COUNT(DISTINCT server_id) AS servers
       FROM (${unionAll(parts)}) AS u GROUP BY k ORDER BY k`;
+  if (earliestHour) await requireHoursKept(analytics, earliestHour);
   // SUM over BIGINT and INT columns comes back as DECIMAL (a string without a fraction).
   return rows.map((r) => ({ key: r.k, micros: BigInt(String(r.micros ?? 0).split(".")[0] as string), accruingMs: Number(r.ms ?? 0), servers: Number(r.servers ?? 0) }));
 }

@@ -1,5 +1,5 @@
-// The monitor's analytics work: roll-ups with raw retention, and cost accrual with budget usage — each a loop of its
-// own (src/monitor/loop.ts). When the analytics database is down they log one warning, skip their runs, and say so
+// The monitor's analytics work: roll-ups with raw retention, cost accrual with budget usage, and the hourly detail's
+// retention — each a loop of its own (src/monitor/loop.ts). When the analytics database is down they log one warning, skip their runs, and say so
 // again when it is back; nothing else in the monitor waits for them.
 import type { Config } from "../config.js";
 import type { SqlPool } from "../db/sql.js";
@@ -10,6 +10,7 @@ import { accrueResources, resourceRates } from "../resources/accrual.js";
 import { updateBudgetUsage } from "./budget-usage.js";
 import { rollUpCostDays } from "./cost-days.js";
 import { isAnalyticsUnavailable } from "./db.js";
+import { pruneCostHours, pruneHourlyRollups } from "./retention.js";
 import { pruneRawSamples, runRollups } from "./rollup.js";
 
 export interface AnalyticsTaskOptions {
@@ -72,6 +73,23 @@ export function startAnalyticsTasks(options: AnalyticsTaskOptions): AnalyticsTas
           const days = await rollUpCostDays(analytics, t);
           span.setAttribute("analytics.cost_days_summed", days.days);
           return days.more;
+        }),
+    }),
+    // Apart from the roll-ups and the accrual, so that a backlog's passes back to back (after an upgrade, or a
+    // shorter retention) repeat only deletes.
+    startLoop({
+      name: "analytics.retention",
+      intervalMs: config.analytics.rollupIntervalMs,
+      log,
+      run: (span) =>
+        guarded(async () => {
+          const t = now();
+          const { hourlyRetentionDays: days, retentionBatchSize: batch } = config.analytics;
+          const rollups = await pruneHourlyRollups(analytics, t, days, batch);
+          const costs = await pruneCostHours(analytics, t, days, batch);
+          span.setAttribute("analytics.hourly_rollups_pruned", rollups.deleted);
+          span.setAttribute("analytics.cost_hours_pruned", costs.deleted);
+          return rollups.more || costs.more;
         }),
     }),
   ];
