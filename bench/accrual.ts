@@ -7,14 +7,18 @@
 // summed from every server's hours (as before cost_hours) against monthCost (final hours per account and code), by
 // budget code (budget usage, each accrual interval) and for one account (the fleet summary, each call); and ReportUsage's
 // month from every server's hours against usageSums (whole days from cost_days, the open day's hours), by code for every
-// account and by server for one.
+// account and by server for one. Last, hours past their retention (analytics.hourlyRetentionDays,
+// src/analytics/retention.ts) deleted flat out, as the monitor's passes do before their rests: the month's accrual hours
+// summed into days (and the report after it), then a week of every server's hourly metric roll-ups.
 // Options: BENCH_SERVERS (default 2,000), BENCH_DAYS (default 365), BENCH_RUNS (default 5), BENCH_MONTH_DAYS (≤ 30, 30).
 import { loadavg } from "node:os";
 import { ACCRUAL_TASK, accrueRange, monthStart, nextMonthStart } from "../src/analytics/accrual.js";
 import { rollUpCostDays, usageSums } from "../src/analytics/cost-days.js";
+import { METRICS } from "../src/analytics/metrics.js";
 import { monthCost, rollUpCostHours } from "../src/analytics/cost-hours.js";
 import { createAnalyticsSql } from "../src/analytics/db.js";
-import { saveProgress } from "../src/analytics/rollup.js";
+import { pruneCostHours, pruneHourlyRollups } from "../src/analytics/retention.js";
+import { HOURLY_TASK, saveProgress } from "../src/analytics/rollup.js";
 import { loadConfig } from "../src/config.js";
 import { openConnection } from "../src/db/connect.js";
 import { createSqlPool, sqlFragment, type Sql, type SqlFragment } from "../src/db/sql.js";
@@ -160,6 +164,46 @@ try {
   say(`usage report by code (median of ${RUNS}): ${median(report.ms)} ms, MariaDB ${report.mariadb_ms} ms of CPU, ${report.rows_read.toLocaleString("en-US")} rows read; from every server's hours: ${median(reportEveryHour.ms)} ms, ${reportEveryHour.mariadb_ms} ms, ${reportEveryHour.rows_read.toLocaleString("en-US")}`);
   say(`one account's usage by server (median of ${RUNS}): ${median(servers.ms)} ms, MariaDB ${servers.mariadb_ms} ms of CPU, ${servers.rows_read.toLocaleString("en-US")} rows read; from every server's hours: ${median(serversEveryHour.ms)} ms, ${serversEveryHour.mariadb_ms} ms, ${serversEveryHour.rows_read.toLocaleString("en-US")}`);
 
+  // Four months on, with the default retention of 90 days: the month's summed hours expire. The passes run back to
+  // back, as the monitor runs them while a batch comes back full.
+  const batch = loadConfig(process.env, "").analytics.retentionBatchSize;
+  let pruned = 0;
+  let prunePasses = 0;
+  const prune = await measure("deleting the month's expired hours", 1, oneAnalytics, async () => {
+    for (let more = true; more; prunePasses++) {
+      const pass = await pruneCostHours(oneAnalytics, new Date(monthNow.getTime() + 120 * 24 * HOUR), 90, batch);
+      pruned += pass.deleted;
+      more = pass.more;
+    }
+  });
+  const prunedReport = await measure("usage report by code, hours expired", RUNS, oneAnalytics, () =>
+    usageSums(oneAnalytics, { key: sqlFragment`budget_code`, where: [sqlFragment`1 = 1`], start: month.start, end: new Date(Date.UTC(2030, 0, MONTH_DAYS)) }),
+  );
+  const pruneS = (prune.ms[0] ?? 0) / 1000;
+  say(`expired hours: ${pruned.toLocaleString("en-US")} rows deleted in ${round(pruneS)} s (${Math.round(pruned / pruneS).toLocaleString("en-US")} rows/s, ${prunePasses} passes of up to ${batch.toLocaleString("en-US")} rows a statement), MariaDB ${round(prune.mariadb_ms / 1000)} s of CPU; the report by code over the summed days after it ${median(prunedReport.ms)} ms`);
+
+  // A week of hourly roll-ups of every metric of every server, then deleted as expired.
+  const rollupDays = 7;
+  for (let d = 0; d < rollupDays; d++) {
+    await db.query(
+      `INSERT INTO \`${analyticsDb}\`.server_metric_rollups (server_id, resolution, metric, bucket_start, count, sum, min, max, avg, updated_at)
+        SELECT CONCAT('S', LPAD(s.seq, 25, '0')), 'HOUR', m.metric, ? + INTERVAL h.seq HOUR, 360, 18000, 10, 90, 50, NOW(3)
+          FROM seq_1_to_${SERVERS} s JOIN seq_0_to_23 h JOIN (${METRICS.map((m) => `SELECT '${m}' AS metric`).join(" UNION ALL ")}) m ORDER BY h.seq, s.seq`,
+      [new Date(Date.UTC(2030, 0, d + 1))],
+    );
+  }
+  await saveProgress(analytics, HOURLY_TASK, monthNow);
+  let rollupsPruned = 0;
+  const rollupPrune = await measure("deleting a week of expired hourly roll-ups", 1, oneAnalytics, async () => {
+    for (let more = true; more; ) {
+      const pass = await pruneHourlyRollups(oneAnalytics, new Date(monthNow.getTime() + 120 * 24 * HOUR), 90, batch);
+      rollupsPruned += pass.deleted;
+      more = pass.more;
+    }
+  });
+  const rollupPruneS = (rollupPrune.ms[0] ?? 0) / 1000;
+  say(`expired hourly roll-ups: ${rollupsPruned.toLocaleString("en-US")} rows deleted in ${round(rollupPruneS)} s (${Math.round(rollupsPruned / rollupPruneS).toLocaleString("en-US")} rows/s), MariaDB ${round(rollupPrune.mariadb_ms / 1000)} s of CPU`);
+
   console.log(
     JSON.stringify({
       bench: "accrual",
@@ -187,6 +231,8 @@ try {
       usage_by_server_every_hour: { ms_median: median(serversEveryHour.ms), mariadb_ms: serversEveryHour.mariadb_ms, rows_read: serversEveryHour.rows_read },
       usage_by_server: { ms_median: median(servers.ms), mariadb_ms: servers.mariadb_ms, rows_read: servers.rows_read },
       cost_days_first_pass: { ms: daysPass.ms[0], mariadb_ms: daysPass.mariadb_ms, rows_read: daysPass.rows_read },
+      hours_expired: { rows: pruned, s: round(pruneS), rows_per_s: Math.round(pruned / pruneS), passes: prunePasses, mariadb_s: round(prune.mariadb_ms / 1000), report_ms_median: median(prunedReport.ms) },
+      hourly_rollups_expired: { rows: rollupsPruned, s: round(rollupPruneS), rows_per_s: Math.round(rollupsPruned / rollupPruneS), mariadb_s: round(rollupPrune.mariadb_ms / 1000) },
     }),
   );
 } finally {

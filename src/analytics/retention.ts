@@ -6,6 +6,7 @@
 import { FailedPreconditionError } from "../errors.js";
 import type { Sql } from "../db/sql.js";
 import { COST_DAYS_TASK, monthStart } from "./accrual.js";
+import { METRICS } from "./metrics.js";
 import { DAY_MS, floorTo, HOURLY_TASK, LATE_MS, readProgress, saveProgress } from "./rollup.js";
 
 /** analytics_progress: the accrual hours (cost_accruals, cost_hours) that start before done_to are deleted. */
@@ -22,29 +23,48 @@ export function retentionHorizon(now: Date, days: number): Date {
   return floorTo(now.getTime() - days * DAY_MS, DAY_MS);
 }
 
-/** Deletes `statement`'s rows `batch` at a time, at most `maxBatches` statements. */
-async function inBatches(maxBatches: number, batch: number, statement: () => Promise<number>): Promise<PruneResult> {
-  let deleted = 0;
-  for (let i = 0; i < maxBatches; i++) {
-    const n = await statement();
-    deleted += n;
-    if (n < batch) return { deleted, more: false };
-  }
-  return { deleted, more: true };
-}
+/** Servers whose expired roll-ups one DELETE goes through (seven ranges of the primary key each). */
+const SERVERS_PER_DELETE = 100;
 
 /**
  * Deletes the hourly metric roll-ups older than `days` days (0: none), never one of a day the next roll-up run may
- * still sum into its daily roll-up (that run re-reads the hours of the day before its mark).
+ * still sum into its daily roll-up (that run re-reads the hours of the day before its mark). `batch` rows a statement,
+ * `maxBatches` statements at most.
+ *
+ * Server by server: the roll-ups are keyed by server and metric first, so a server's expired hours of a metric sit
+ * together in the primary key, while deleting in the time index's order visits a page of the key per row, all over
+ * the table (6,600 rows a second against 31,700 this way, npm run bench:accrual). The time index names the servers
+ * that still have expired rows (it holds only their entries there), a hundred at a time.
  */
 export async function pruneHourlyRollups(analytics: Sql, now: Date, days: number, batch: number, maxBatches = 10): Promise<PruneResult> {
   if (days === 0) return { deleted: 0, more: false };
   const mark = await readProgress(analytics, HOURLY_TASK);
   if (!mark) return { deleted: 0, more: false };
   const cutoff = new Date(Math.min(retentionHorizon(now, days).getTime(), floorTo(mark.getTime() - LATE_MS, DAY_MS).getTime()));
-  return inBatches(maxBatches, batch, () =>
-    analytics.execute`DELETE FROM server_metric_rollups WHERE resolution = 'HOUR' AND bucket_start < ${cutoff} ORDER BY bucket_start LIMIT ${batch}`,
-  );
+  const metrics = [...METRICS];
+  let deleted = 0;
+  let statements = 0;
+  while (statements < maxBatches) {
+    const found = await analytics.query<{ server_id: string }>`
+      SELECT DISTINCT server_id FROM server_metric_rollups WHERE resolution = 'HOUR' AND bucket_start < ${cutoff} LIMIT ${SERVERS_PER_DELETE}`;
+    if (found.length === 0) return { deleted, more: false };
+    const ids = found.map((r) => r.server_id);
+    let n: number;
+    let chunk = 0;
+    do {
+      // The metrics named, so that each (server, metric) is a range of expired rows alone, not all of a server's hours.
+      n = await analytics.execute`
+        DELETE FROM server_metric_rollups
+         WHERE server_id IN (${ids}) AND resolution = 'HOUR' AND metric IN (${metrics}) AND bucket_start < ${cutoff}
+         ORDER BY server_id, resolution, metric, bucket_start LIMIT ${batch}`;
+      chunk += n;
+      if (++statements >= maxBatches) return { deleted: deleted + chunk, more: true };
+    } while (n >= batch);
+    deleted += chunk;
+    // Expired rows of a metric no longer named would be found again and again: leave them.
+    if (chunk === 0) return { deleted, more: false };
+  }
+  return { deleted, more: true };
 }
 
 /**
@@ -58,11 +78,25 @@ export async function pruneCostHours(analytics: Sql, now: Date, days: number, ba
   if (!summed) return { deleted: 0, more: false };
   const cutoff = new Date(Math.min(retentionHorizon(now, days).getTime(), summed.getTime(), monthStart(now).getTime()));
   await saveProgress(analytics, HOURS_PRUNED_TASK, cutoff);
-  const accruals = await inBatches(maxBatches, batch, () =>
+  // In time order, unlike the roll-ups: besides a narrow key the accruals have three indexes led or ended by the hour,
+  // and server by server each row's delete lands on another page of those (13,300 rows a second against 29,400–36,600
+  // in time order, npm run bench:accrual).
+  const accruals = await inTimeOrder(batch, maxBatches, () =>
     analytics.execute`DELETE FROM cost_accruals WHERE period_start < ${cutoff} ORDER BY period_start LIMIT ${batch}`,
   );
-  const sums = await inBatches(maxBatches, batch, () => analytics.execute`DELETE FROM cost_hours WHERE period_start < ${cutoff} ORDER BY period_start LIMIT ${batch}`);
+  const sums = await inTimeOrder(batch, maxBatches, () => analytics.execute`DELETE FROM cost_hours WHERE period_start < ${cutoff} ORDER BY period_start LIMIT ${batch}`);
   return { deleted: accruals.deleted + sums.deleted, more: accruals.more || sums.more };
+}
+
+/** Deletes through `statement` (`batch` rows at most each), at most `maxBatches` statements. */
+async function inTimeOrder(batch: number, maxBatches: number, statement: () => Promise<number>): Promise<PruneResult> {
+  let deleted = 0;
+  for (let i = 0; i < maxBatches; i++) {
+    const n = await statement();
+    deleted += n;
+    if (n < batch) return { deleted, more: false };
+  }
+  return { deleted, more: true };
 }
 
 /**

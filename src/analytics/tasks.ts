@@ -4,7 +4,7 @@
 import type { Config } from "../config.js";
 import type { SqlPool } from "../db/sql.js";
 import type { Logger } from "../log.js";
-import { startLoop, type Loop } from "../monitor/loop.js";
+import { rest, restAfter, startLoop, type Loop } from "../monitor/loop.js";
 import { runAccrual } from "./accrual.js";
 import { accrueResources, resourceRates } from "../resources/accrual.js";
 import { updateBudgetUsage } from "./budget-usage.js";
@@ -75,14 +75,15 @@ export function startAnalyticsTasks(options: AnalyticsTaskOptions): AnalyticsTas
           return days.more;
         }),
     }),
-    // Apart from the roll-ups and the accrual, so that a backlog's passes back to back (after an upgrade, or a
-    // shorter retention) repeat only deletes.
+    // Apart from the roll-ups and the accrual, so that a backlog's passes (after an upgrade, or a shorter retention)
+    // repeat only deletes; between full passes it rests, keeping to its share of the database's time.
     startLoop({
       name: "analytics.retention",
       intervalMs: config.analytics.rollupIntervalMs,
       log,
-      run: (span) =>
-        guarded(async () => {
+      run: async (span, signal) => {
+        const started = performance.now();
+        const more = await guarded(async () => {
           const t = now();
           const { hourlyRetentionDays: days, retentionBatchSize: batch } = config.analytics;
           const rollups = await pruneHourlyRollups(analytics, t, days, batch);
@@ -90,7 +91,10 @@ export function startAnalyticsTasks(options: AnalyticsTaskOptions): AnalyticsTas
           span.setAttribute("analytics.hourly_rollups_pruned", rollups.deleted);
           span.setAttribute("analytics.cost_hours_pruned", costs.deleted);
           return rollups.more || costs.more;
-        }),
+        });
+        if (more) await rest(restAfter(performance.now() - started, config.analytics.hourlyPruneShare), signal);
+        return more;
+      },
     }),
   ];
   return {

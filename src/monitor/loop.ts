@@ -63,3 +63,22 @@ export function startLoop(options: LoopOptions): Loop {
     },
   };
 }
+
+/** How long to rest after a batch of work that took `tookMs`, so that the work takes `share` of the time (0–1]. */
+export function restAfter(tookMs: number, share: number): number {
+  return share >= 1 ? 0 : tookMs * (1 / share - 1);
+}
+
+/** Waits `ms`, or less when the loop is stopped (`signal`: the one its iteration gets). */
+export function rest(ms: number, signal: AbortSignal): Promise<void> {
+  if (ms <= 0 || signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

@@ -4,7 +4,7 @@
 import { sqlFragment, type SqlFragment, type SqlPool } from "../db/sql.js";
 import { micros } from "../jobs/execution.js";
 import type { Logger } from "../log.js";
-import { startLoop, type Loop } from "./loop.js";
+import { rest, restAfter, startLoop, type Loop } from "./loop.js";
 
 export interface RetentionOptions {
   sql: SqlPool;
@@ -85,24 +85,5 @@ export function startRetention(options: RetentionOptions): Loop {
       await rest(restAfter(performance.now() - started, options.share), signal);
       return true;
     },
-  });
-}
-
-/** How long to rest after a batch that took `tookMs`, so that purging takes `share` of the time. */
-export function restAfter(tookMs: number, share: number): number {
-  return share >= 1 ? 0 : tookMs * (1 / share - 1);
-}
-
-/** Waits `ms`, or less when the loop is stopped. */
-function rest(ms: number, signal: AbortSignal): Promise<void> {
-  if (ms <= 0 || signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
   });
 }

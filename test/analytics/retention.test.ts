@@ -96,6 +96,35 @@ describe("hourly metric roll-ups", () => {
     expect(await rollupRows("DAY")).toBe(days);
     expect(await oldestDaily()).toEqual(FIRST);
   });
+
+  it("go a hundred servers a statement at most, until no server has any left", async () => {
+    const rows: SqlFragment[] = [];
+    for (let s = 0; s < 250; s++) {
+      for (const metric of ["cpu_percent", "disk_used_bytes"]) {
+        for (const t of [at(4, 1, 1), at(4, 1, 2), at(4, 2, 7), at(6, 1, 5)]) rows.push(sqlFragment`(${`fleet-${s}`}, 'HOUR', ${metric}, ${t}, 1, 5, 5, 5, 5, NOW(3))`);
+      }
+    }
+    await f.analytics.execute`
+      INSERT INTO server_metric_rollups (server_id, resolution, metric, bucket_start, count, sum, min, max, avg, updated_at) VALUES ${sqlJoin(rows, ", ")}`;
+    await saveProgress(f.analytics, HOURLY_TASK, at(6, 20, 12));
+    const { deleted, passes } = await drain(() => pruneHourlyRollups(f.analytics, NOW, 40, 200, 3));
+    expect(deleted).toBe(250 * 2 * 3);
+    expect(passes).toBeGreaterThan(1);
+    const left = await f.analytics.query<{ server_id: string; bucket_start: Date }>`
+      SELECT server_id, bucket_start FROM server_metric_rollups WHERE server_id LIKE 'fleet-%' ORDER BY server_id, bucket_start`;
+    expect(left).toHaveLength(250 * 2);
+    expect(left.every((r) => r.bucket_start.getTime() === at(6, 1, 5).getTime())).toBe(true);
+    await f.analytics.execute`DELETE FROM server_metric_rollups WHERE server_id LIKE 'fleet-%'`;
+  });
+
+  it("stop a pass at expired rows their statement cannot reach, rather than finding them again and again", async () => {
+    await saveProgress(f.analytics, HOURLY_TASK, at(6, 20, 12));
+    await f.analytics.execute`
+      INSERT INTO server_metric_rollups (server_id, resolution, metric, bucket_start, count, sum, min, max, avg, updated_at)
+      VALUES ('srv-9', 'HOUR', 'retired_metric', ${at(3, 1)}, 1, 1, 1, 1, 1, NOW(3))`;
+    expect(await pruneHourlyRollups(f.analytics, NOW, 40, 200, 50)).toMatchObject({ more: false });
+    expect(await f.analytics.execute`DELETE FROM server_metric_rollups WHERE metric = 'retired_metric'`).toBe(1);
+  });
 });
 
 describe("accrual hours", () => {

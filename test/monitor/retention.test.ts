@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newId } from "../../src/db/ids.js";
 import { createSqlPool, type Sql, type SqlPool } from "../../src/db/sql.js";
 import { createLogger } from "../../src/log.js";
-import { deleteChildrenStatement, PURGE_IN_CHUNK, purgeFinishedJobs, restAfter, startRetention } from "../../src/monitor/retention.js";
+import { restAfter } from "../../src/monitor/loop.js";
+import { deleteChildrenStatement, PURGE_IN_CHUNK, purgeFinishedJobs, startRetention } from "../../src/monitor/retention.js";
 import { createTestDatabases, type TestDatabases } from "../support/db.js";
 import { until } from "../support/poll.js";
 
