@@ -18,7 +18,7 @@ export interface PruneResult {
   more: boolean;
 }
 
-/** The first UTC day whose hours are kept `days` days after `now`: hours before it have expired. */
+/** The start of the oldest UTC day whose hours are kept at `now` for `days` days: the hours before it have expired. */
 export function retentionHorizon(now: Date, days: number): Date {
   return floorTo(now.getTime() - days * DAY_MS, DAY_MS);
 }

@@ -1,6 +1,6 @@
 // The monitor's analytics work: roll-ups with raw retention, cost accrual with budget usage, and the hourly detail's
-// retention — each a loop of its own (src/monitor/loop.ts). When the analytics database is down they log one warning, skip their runs, and say so
-// again when it is back; nothing else in the monitor waits for them.
+// retention — each a loop of its own (src/monitor/loop.ts). When the analytics database is down they log one warning,
+// skip their runs, and say so again when it is back; nothing else in the monitor waits for them.
 import type { Config } from "../config.js";
 import type { SqlPool } from "../db/sql.js";
 import type { Logger } from "../log.js";

@@ -56,7 +56,7 @@ const oldestCostHour = async () => (await one(f.analytics.query<{ t: Date }>`SEL
 const rollupRows = async (resolution: string) => Number(await one(f.analytics.query<{ n: bigint }>`SELECT COUNT(*) AS n FROM server_metric_rollups WHERE resolution = ${resolution}`));
 const costDayRows = async () => Number(await one(f.analytics.query<{ n: bigint }>`SELECT COUNT(*) AS n FROM cost_days`));
 
-/** Runs `prune` until a pass comes back short, as the monitor's loop does back to back. */
+/** Runs `prune` until a pass comes back short, as the monitor's loop does (resting between passes). */
 async function drain(prune: () => Promise<PruneResult>): Promise<{ deleted: number; passes: number }> {
   let deleted = 0;
   let passes = 0;
