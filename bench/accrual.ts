@@ -167,14 +167,21 @@ try {
   // Four months on, with the default retention of 90 days: the month's summed hours expire. The passes run back to
   // back, as the monitor runs them while a batch comes back full.
   const batch = loadConfig(process.env, "").analytics.retentionBatchSize;
+  const expiredAt = new Date(monthNow.getTime() + 120 * 24 * HOUR);
+  /** Runs `pass` until it comes back short; the rows it deleted and the passes it took. */
+  const drain = async (pass: () => Promise<{ deleted: number; more: boolean }>): Promise<{ rows: number; passes: number }> => {
+    const out = { rows: 0, passes: 0 };
+    for (let more = true; more; out.passes++) {
+      const r = await pass();
+      out.rows += r.deleted;
+      more = r.more;
+    }
+    return out;
+  };
   let pruned = 0;
   let prunePasses = 0;
   const prune = await measure("deleting the month's expired hours", 1, oneAnalytics, async () => {
-    for (let more = true; more; prunePasses++) {
-      const pass = await pruneCostHours(oneAnalytics, new Date(monthNow.getTime() + 120 * 24 * HOUR), 90, batch);
-      pruned += pass.deleted;
-      more = pass.more;
-    }
+    ({ rows: pruned, passes: prunePasses } = await drain(() => pruneCostHours(oneAnalytics, expiredAt, 90, batch)));
   });
   const prunedReport = await measure("usage report by code, hours expired", RUNS, oneAnalytics, () =>
     usageSums(oneAnalytics, { key: sqlFragment`budget_code`, where: [sqlFragment`1 = 1`], start: month.start, end: new Date(Date.UTC(2030, 0, MONTH_DAYS)) }),
@@ -195,11 +202,7 @@ try {
   await saveProgress(analytics, HOURLY_TASK, monthNow);
   let rollupsPruned = 0;
   const rollupPrune = await measure("deleting a week of expired hourly roll-ups", 1, oneAnalytics, async () => {
-    for (let more = true; more; ) {
-      const pass = await pruneHourlyRollups(oneAnalytics, new Date(monthNow.getTime() + 120 * 24 * HOUR), 90, batch);
-      rollupsPruned += pass.deleted;
-      more = pass.more;
-    }
+    rollupsPruned = (await drain(() => pruneHourlyRollups(oneAnalytics, expiredAt, 90, batch))).rows;
   });
   const rollupPruneS = (rollupPrune.ms[0] ?? 0) / 1000;
   say(`expired hourly roll-ups: ${rollupsPruned.toLocaleString("en-US")} rows deleted in ${round(rollupPruneS)} s (${Math.round(rollupsPruned / rollupPruneS).toLocaleString("en-US")} rows/s), MariaDB ${round(rollupPrune.mariadb_ms / 1000)} s of CPU`);

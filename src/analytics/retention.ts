@@ -7,7 +7,7 @@ import { FailedPreconditionError } from "../errors.js";
 import type { Sql } from "../db/sql.js";
 import { COST_DAYS_TASK, monthStart } from "./accrual.js";
 import { METRICS } from "./metrics.js";
-import { DAY_MS, floorTo, HOURLY_TASK, LATE_MS, readProgress, saveProgress } from "./rollup.js";
+import { DAY_MS, deleteInBatches, floorTo, HOURLY_TASK, LATE_MS, readProgress, saveProgress } from "./rollup.js";
 
 /** analytics_progress: the accrual hours (cost_accruals, cost_hours) that start before done_to are deleted. */
 export const HOURS_PRUNED_TASK = "cost.hours.pruned";
@@ -19,7 +19,7 @@ export interface PruneResult {
 }
 
 /** The start of the oldest UTC day whose hours are kept at `now` for `days` days: the hours before it have expired. */
-export function retentionHorizon(now: Date, days: number): Date {
+function retentionHorizon(now: Date, days: number): Date {
   return floorTo(now.getTime() - days * DAY_MS, DAY_MS);
 }
 
@@ -81,22 +81,11 @@ export async function pruneCostHours(analytics: Sql, now: Date, days: number, ba
   // In time order, unlike the roll-ups: besides a narrow key the accruals have three indexes led or ended by the hour,
   // and server by server each row's delete lands on another page of those (13,300 rows a second against 29,400–36,600
   // in time order, npm run bench:accrual).
-  const accruals = await inTimeOrder(batch, maxBatches, () =>
+  const accruals = await deleteInBatches(batch, maxBatches, () =>
     analytics.execute`DELETE FROM cost_accruals WHERE period_start < ${cutoff} ORDER BY period_start LIMIT ${batch}`,
   );
-  const sums = await inTimeOrder(batch, maxBatches, () => analytics.execute`DELETE FROM cost_hours WHERE period_start < ${cutoff} ORDER BY period_start LIMIT ${batch}`);
+  const sums = await deleteInBatches(batch, maxBatches, () => analytics.execute`DELETE FROM cost_hours WHERE period_start < ${cutoff} ORDER BY period_start LIMIT ${batch}`);
   return { deleted: accruals.deleted + sums.deleted, more: accruals.more || sums.more };
-}
-
-/** Deletes through `statement` (`batch` rows at most each), at most `maxBatches` statements. */
-async function inTimeOrder(batch: number, maxBatches: number, statement: () => Promise<number>): Promise<PruneResult> {
-  let deleted = 0;
-  for (let i = 0; i < maxBatches; i++) {
-    const n = await statement();
-    deleted += n;
-    if (n < batch) return { deleted, more: false };
-  }
-  return { deleted, more: true };
 }
 
 /**

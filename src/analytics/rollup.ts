@@ -128,9 +128,14 @@ export async function pruneRawSamples(sql: Sql, now: Date, retentionMs: number, 
   const mark = await readProgress(sql, HOURLY_TASK);
   if (!mark) return { deleted: 0, more: false };
   const cutoff = new Date(Math.min(now.getTime() - retentionMs, mark.getTime() - LATE_MS));
+  return deleteInBatches(batch, maxBatches, () => sql.execute`DELETE FROM server_metric_samples WHERE time < ${cutoff} ORDER BY time LIMIT ${batch}`);
+}
+
+/** Runs `statement` (which deletes `batch` rows at most) until it deletes fewer, at most `maxBatches` times. */
+export async function deleteInBatches(batch: number, maxBatches: number, statement: () => Promise<number>): Promise<{ deleted: number; more: boolean }> {
   let deleted = 0;
   for (let i = 0; i < maxBatches; i++) {
-    const n = await sql.execute`DELETE FROM server_metric_samples WHERE time < ${cutoff} ORDER BY time LIMIT ${batch}`;
+    const n = await statement();
     deleted += n;
     if (n < batch) return { deleted, more: false };
   }
