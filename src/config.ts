@@ -82,8 +82,8 @@ export const FIELDS: readonly Field[] = [
   f("analytics.poolSize", positiveInt, 4, "analytics database connections per process"),
   f("analytics.rawRetentionMs", positiveInt, 7 * 86_400_000, "how long raw metric samples are kept (hourly roll-ups for analytics.hourlyRetentionDays, daily ones forever)"),
   f("analytics.hourlyRetentionDays", wholeNumber(0, undefined, "expected a whole number of days, 0 or more"), 90, "hourly metric roll-ups and each server's hourly cost rows older than this many days are deleted by the monitor once summed into days (daily roll-ups and daily costs are kept): usage reports before then start and end on whole UTC days; 0 keeps them all"),
-  f("analytics.hourlyPruneShare", z.coerce.number().gt(0).max(1), 0.1, "share of the time the deletes of expired hourly detail may work through a backlog: after a full pass the monitor rests (1 / share - 1) times as long as the pass took, so that the deletes leave the database room for other work; 1 goes on at once"),
-  f("analytics.rollupIntervalMs", positiveInt, 300_000, "how often the monitor rolls raw samples up into hourly and daily aggregates (the current and previous hour again each time) and prunes old samples"),
+  f("analytics.retentionShare", z.coerce.number().gt(0).max(1), 0.1, "share of the time the retention's deletes (raw samples, expired hourly detail) may take while they work through a backlog: after a full pass the monitor rests (1 / share - 1) times as long as the pass took, so that the deletes leave the database room for other work; 1 goes on at once"),
+  f("analytics.rollupIntervalMs", positiveInt, 300_000, "how often the monitor rolls raw samples up into hourly and daily aggregates (the current and previous hour again each time), and how often it deletes what is past its retention"),
   f("analytics.accrualIntervalMs", positiveInt, 60_000, "how often the monitor accrues running servers' cost and updates budget codes' usage"),
   f("analytics.retentionBatchSize", positiveInt, 10_000, "rows deleted per statement when pruning raw samples and expired hourly detail"),
   f("km.url", z.string().min(1), "127.0.0.1:2013", "address of the KM service, as its clients (dispatcher, workers) call it"),
@@ -180,7 +180,7 @@ export type Config = {
   bridge: { bind: string; port: number; corsOrigins: string[]; maxRequestBytes: number };
   console: { enabled: boolean; bind: string; port: number; dir: string; origins: string[]; bridgeUrl: string };
   provisioning: { url: string; poolSize: number; sqlPoolSize: number; wsrepSyncWait: number; allowInsecureEndpoints: boolean; allowLinkLocalEndpoints: boolean };
-  analytics: { url: string; poolSize: number; rawRetentionMs: number; hourlyRetentionDays: number; hourlyPruneShare: number; rollupIntervalMs: number; accrualIntervalMs: number; retentionBatchSize: number };
+  analytics: { url: string; poolSize: number; rawRetentionMs: number; hourlyRetentionDays: number; retentionShare: number; rollupIntervalMs: number; accrualIntervalMs: number; retentionBatchSize: number };
   km: {
     url: string; bind: string; port: number; databaseUrl: string; poolSize: number; tlsCa: string; tlsCert: string; tlsKey: string;
     serverCert: string; serverKey: string; serverName: string; clientPrincipals: string[]; plaintext: boolean; auditFile: string;

@@ -4,7 +4,7 @@
 // than 744. Only the monitor writes cost_days (after each accrual pass); ReportUsage reads it.
 import { sqlFragment, sqlJoin, type Sql, type SqlFragment } from "../db/sql.js";
 import { COST_DAYS_TASK, firstOpenHour } from "./accrual.js";
-import { requireHoursKept } from "./retention.js";
+import { requireHoursKept, type HourRange } from "./retention.js";
 import { advanceProgress, DAY_MS, floorTo, readProgress } from "./rollup.js";
 
 /**
@@ -94,9 +94,9 @@ export async function usageSums(analytics: Sql, q: UsageSumQuery): Promise<Usage
   // Each part is summed per key and server first: the union then holds a row per server and part, not per hour or day.
   const part = (table: SqlFragment, range: SqlFragment): SqlFragment =>
     sqlFragment`SELECT ${q.key} AS k, server_id, SUM(amount_micros) AS micros, SUM(accruing_ms) AS ms FROM ${table} WHERE ${where(range)} GROUP BY k, server_id`;
-  let earliestHour: Date | undefined;
+  const hourRanges: HourRange[] = [];
   const hours = (from: Date, to: Date): SqlFragment => {
-    if (!earliestHour || from.getTime() < earliestHour.getTime()) earliestHour = from;
+    hourRanges.push({ from, to });
     return part(sqlFragment`cost_accruals`, sqlFragment`period_start >= ${from} AND period_start < ${to}`);
   };
   let parts: SqlFragment[];
@@ -109,11 +109,11 @@ export async function usageSums(analytics: Sql, q: UsageSumQuery): Promise<Usage
     parts = [hours(q.start, q.end)];
   }
   // Hours past their retention are gone (./retention.ts): checked again after the sums, for a prune that began meanwhile.
-  if (earliestHour) await requireHoursKept(analytics, earliestHour);
+  await requireHoursKept(analytics, hourRanges);
   const rows = await analytics.query<{ k: string; micros: unknown; ms: unknown; servers: unknown }>`
     SELECT k, SUM(micros) AS micros, SUM(ms) AS ms, COUNT(DISTINCT server_id) AS servers
       FROM (${unionAll(parts)}) AS u GROUP BY k ORDER BY k`;
-  if (earliestHour) await requireHoursKept(analytics, earliestHour);
+  await requireHoursKept(analytics, hourRanges);
   // SUM over BIGINT and INT columns comes back as DECIMAL (a string without a fraction).
   return rows.map((r) => ({ key: r.k, micros: BigInt(String(r.micros ?? 0).split(".")[0] as string), accruingMs: Number(r.ms ?? 0), servers: Number(r.servers ?? 0) }));
 }

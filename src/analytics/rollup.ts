@@ -1,4 +1,4 @@
-// Roll-ups and raw retention. Hours are aggregated from the raw samples and days from the hours, each bucket by one
+// Roll-ups. Hours are aggregated from the raw samples and days from the hours, each bucket by one
 // INSERT … SELECT … ON DUPLICATE KEY UPDATE that rewrites the whole row: recomputing a bucket gives the same row, so
 // a restart, a second monitor or an overlap between runs never counts twice. Progress (analytics_progress) says where
 // the next run resumes; each run re-rolls the hour before it too, for samples that arrived late.
@@ -118,26 +118,4 @@ export async function runRollups(sql: Sql, now: Date): Promise<RollupRun | null>
   const doneTo = new Date(Math.min(end.getTime(), current.getTime()));
   await saveProgress(sql, HOURLY_TASK, doneTo);
   return { from, to: end, more: end.getTime() <= current.getTime() };
-}
-
-/**
- * Deletes raw samples older than `retentionMs`, at most `batch` rows per statement and `maxBatches` statements per
- * call, never one the hourly roll-up has not rolled yet. Returns the rows deleted and whether more remain.
- */
-export async function pruneRawSamples(sql: Sql, now: Date, retentionMs: number, batch: number, maxBatches = 10): Promise<{ deleted: number; more: boolean }> {
-  const mark = await readProgress(sql, HOURLY_TASK);
-  if (!mark) return { deleted: 0, more: false };
-  const cutoff = new Date(Math.min(now.getTime() - retentionMs, mark.getTime() - LATE_MS));
-  return deleteInBatches(batch, maxBatches, () => sql.execute`DELETE FROM server_metric_samples WHERE time < ${cutoff} ORDER BY time LIMIT ${batch}`);
-}
-
-/** Runs `statement` (which deletes `batch` rows at most) until it deletes fewer, at most `maxBatches` times. */
-export async function deleteInBatches(batch: number, maxBatches: number, statement: () => Promise<number>): Promise<{ deleted: number; more: boolean }> {
-  let deleted = 0;
-  for (let i = 0; i < maxBatches; i++) {
-    const n = await statement();
-    deleted += n;
-    if (n < batch) return { deleted, more: false };
-  }
-  return { deleted, more: true };
 }

@@ -1,6 +1,6 @@
-// The monitor's analytics work: roll-ups with raw retention, cost accrual with budget usage, and the hourly detail's
-// retention — each a loop of its own (src/monitor/loop.ts). When the analytics database is down they log one warning,
-// skip their runs, and say so again when it is back; nothing else in the monitor waits for them.
+// The monitor's analytics work: roll-ups, cost accrual with budget usage, and retention (raw samples, hourly detail)
+// — each a loop of its own (src/monitor/loop.ts). When the analytics database is down they log one warning, skip
+// their runs, and say so again when it is back; nothing else in the monitor waits for them.
 import type { Config } from "../config.js";
 import type { SqlPool } from "../db/sql.js";
 import type { Logger } from "../log.js";
@@ -10,8 +10,8 @@ import { accrueResources, resourceRates } from "../resources/accrual.js";
 import { updateBudgetUsage } from "./budget-usage.js";
 import { rollUpCostDays } from "./cost-days.js";
 import { isAnalyticsUnavailable } from "./db.js";
-import { pruneCostHours, pruneHourlyRollups } from "./retention.js";
-import { pruneRawSamples, runRollups } from "./rollup.js";
+import { pruneCostHours, pruneHourlyRollups, pruneRawSamples } from "./retention.js";
+import { runRollups } from "./rollup.js";
 
 export interface AnalyticsTaskOptions {
   config: Pick<Config, "analytics">;
@@ -49,13 +49,10 @@ export function startAnalyticsTasks(options: AnalyticsTaskOptions): AnalyticsTas
       name: "analytics.rollup",
       intervalMs: config.analytics.rollupIntervalMs,
       log,
-      run: (span) =>
+      run: () =>
         guarded(async () => {
-          const t = now();
-          const run = await runRollups(analytics, t);
-          const pruned = await pruneRawSamples(analytics, t, config.analytics.rawRetentionMs, config.analytics.retentionBatchSize);
-          span.setAttribute("analytics.samples_pruned", pruned.deleted);
-          return (run?.more ?? false) || pruned.more;
+          const run = await runRollups(analytics, now());
+          return run?.more ?? false;
         }),
     }),
     startLoop({
@@ -76,7 +73,8 @@ export function startAnalyticsTasks(options: AnalyticsTaskOptions): AnalyticsTas
         }),
     }),
     // Apart from the roll-ups and the accrual, so that a backlog's passes (after an upgrade, or a shorter retention)
-    // repeat only deletes; between full passes it rests, keeping to its share of the database's time.
+    // repeat only deletes, not a roll-up's rescan of raw samples; between full passes it rests, keeping to its share
+    // of the database's time.
     startLoop({
       name: "analytics.retention",
       intervalMs: config.analytics.rollupIntervalMs,
@@ -85,14 +83,16 @@ export function startAnalyticsTasks(options: AnalyticsTaskOptions): AnalyticsTas
         const started = performance.now();
         const more = await guarded(async () => {
           const t = now();
-          const { hourlyRetentionDays: days, retentionBatchSize: batch } = config.analytics;
+          const { rawRetentionMs, hourlyRetentionDays: days, retentionBatchSize: batch } = config.analytics;
+          const samples = await pruneRawSamples(analytics, t, rawRetentionMs, batch);
           const rollups = await pruneHourlyRollups(analytics, t, days, batch);
           const costs = await pruneCostHours(analytics, t, days, batch);
+          span.setAttribute("analytics.samples_pruned", samples.deleted);
           span.setAttribute("analytics.hourly_rollups_pruned", rollups.deleted);
           span.setAttribute("analytics.cost_hours_pruned", costs.deleted);
-          return rollups.more || costs.more;
+          return samples.more || rollups.more || costs.more;
         });
-        if (more) await rest(restAfter(performance.now() - started, config.analytics.hourlyPruneShare), signal);
+        if (more) await rest(restAfter(performance.now() - started, config.analytics.retentionShare), signal);
         return more;
       },
     }),

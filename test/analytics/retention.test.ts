@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ACCRUAL_TASK, COST_DAYS_TASK, writeAccruals, type AccrualRow } from "../../src/analytics/accrual.js";
 import { rollUpCostDays, usageSums } from "../../src/analytics/cost-days.js";
 import { rollUpCostHours } from "../../src/analytics/cost-hours.js";
-import { HOURS_PRUNED_TASK, pruneCostHours, pruneHourlyRollups, type PruneResult } from "../../src/analytics/retention.js";
+import { ingestSamples } from "../../src/analytics/metrics.js";
+import { HOURS_PRUNED_FROM_TASK, HOURS_PRUNED_TASK, pruneCostHours, pruneHourlyRollups, type PruneResult } from "../../src/analytics/retention.js";
 import { HOURLY_TASK, readProgress, saveProgress } from "../../src/analytics/rollup.js";
 import { startAnalyticsTasks } from "../../src/analytics/tasks.js";
 import { loadConfig } from "../../src/config.js";
@@ -52,6 +53,7 @@ const one = async <T>(rows: Promise<Record<string, T>[]>): Promise<T | undefined
 const oldestHourly = async () => (await one(f.analytics.query<{ t: Date }>`SELECT MIN(bucket_start) AS t FROM server_metric_rollups WHERE resolution = 'HOUR'`)) ?? null;
 const oldestDaily = async () => (await one(f.analytics.query<{ t: Date }>`SELECT MIN(bucket_start) AS t FROM server_metric_rollups WHERE resolution = 'DAY'`)) ?? null;
 const oldestAccrual = async () => (await one(f.analytics.query<{ t: Date }>`SELECT MIN(period_start) AS t FROM cost_accruals`)) ?? null;
+const oldestSample = async () => (await one(f.analytics.query<{ t: Date }>`SELECT MIN(time) AS t FROM server_metric_samples`)) ?? null;
 const oldestCostHour = async () => (await one(f.analytics.query<{ t: Date }>`SELECT MIN(period_start) AS t FROM cost_hours`)) ?? null;
 const rollupRows = async (resolution: string) => Number(await one(f.analytics.query<{ n: bigint }>`SELECT COUNT(*) AS n FROM server_metric_rollups WHERE resolution = ${resolution}`));
 const costDayRows = async () => Number(await one(f.analytics.query<{ n: bigint }>`SELECT COUNT(*) AS n FROM cost_days`));
@@ -140,6 +142,14 @@ describe("accrual hours", () => {
     expect(await oldestAccrual()).toEqual(FIRST);
   });
 
+  it("leave no mark while none has expired, so reports with edges anywhere are read", async () => {
+    // 200 days: the horizon (December 2, 2026) is before the first hour.
+    expect(await pruneCostHours(f.analytics, NOW, 200, 500)).toEqual({ deleted: 0, more: false });
+    expect(await readProgress(f.analytics, HOURS_PRUNED_TASK)).toBeNull();
+    const [row] = await report("server_id", at(1, 10, 6), at(3, 1, 18));
+    expect(row).toMatchObject({ key: "srv-0", accruingMs: (4 * 24 + 18) * HOUR });
+  });
+
   it("go in batches once older than the retention; whole days report the same rows, edges among them are refused", async () => {
     const before = await Promise.all(WHOLE_DAYS.map(([key, start, end]) => report(key, start, end)));
     expect(before.every((rows) => rows.length > 0)).toBe(true);
@@ -166,17 +176,35 @@ describe("accrual hours", () => {
     // Edges among the hours kept are read as before: 18 + 24 + 18 hours of acc-0's two servers.
     const [edges] = await report("account_id", at(5, 25, 6), at(5, 27, 18));
     expect(edges).toMatchObject({ key: "acc-0", servers: 2, accruingMs: 60 * HOUR * 2 });
+    // So are edges before the first hour there ever was (February 25): nothing is missing there.
+    expect(await readProgress(f.analytics, HOURS_PRUNED_FROM_TASK)).toEqual(FIRST);
+    const [early] = await report("server_id", at(1, 10, 6), at(3, 1));
+    expect(early).toMatchObject({ key: "srv-0", accruingMs: 4 * 24 * HOUR });
+  });
+
+  it("take a mark with no start (an earlier release's) to cover every hour before it", async () => {
+    await f.analytics.execute`DELETE FROM analytics_progress WHERE task = ${HOURS_PRUNED_FROM_TASK}`;
+    await expect(report("server_id", at(1, 10, 6), at(3, 1))).rejects.toMatchObject({ reason: "HOURLY_COSTS_EXPIRED" });
+    // The next deletes keep it so: a day more expires, and the start recorded is the earliest there can be.
+    await drain(() => pruneCostHours(f.analytics, NOW, 39, 5_000));
+    expect(await oldestAccrual()).toEqual(at(5, 12));
+    expect(await readProgress(f.analytics, HOURS_PRUNED_FROM_TASK)).toEqual(new Date(0));
+    expect(await readProgress(f.analytics, HOURS_PRUNED_TASK)).toEqual(at(5, 12));
+    await expect(report("server_id", at(1, 10, 6), at(3, 1))).rejects.toMatchObject({ reason: "HOURLY_COSTS_EXPIRED" });
   });
 });
 
 describe("the monitor", () => {
-  it("prunes expired hourly detail in a loop of its own", async () => {
+  it("prunes raw samples and expired hourly detail in a loop of its own", async () => {
+    // Raw samples are kept 7 days by default: June 1's go, June 19's stay.
+    await ingestSamples(f.analytics, [at(6, 1, 3), at(6, 1, 4), at(6, 19, 3)].map((time) => ({ serverId: "srv-raw", time, cpuPercent: 1, memoryUsedBytes: 1 })));
     const config = loadConfig({ DISPATCHER_ANALYTICS_HOURLY_RETENTION_DAYS: "20", DISPATCHER_ANALYTICS_ROLLUP_INTERVAL_MS: "3600000" }, "");
     expect(config.analytics.hourlyRetentionDays).toBe(20);
     const tasks = startAnalyticsTasks({ config, log: createLogger({ level: "silent" }), sql: f.sql, analytics: f.analytics, now: () => NOW });
     try {
       await until(async () => (await oldestAccrual())?.getTime() === at(5, 31).getTime(), 20_000, "accrual hours before May 31 pruned");
       await until(async () => (await oldestHourly())?.getTime() === at(5, 31).getTime(), 20_000, "hourly roll-ups before May 31 pruned");
+      await until(async () => (await oldestSample())?.getTime() === at(6, 19, 3).getTime(), 20_000, "raw samples before June 13 pruned");
     } finally {
       await tasks.stop();
     }

@@ -4,7 +4,8 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ingestSamples, METRICS, type MetricName, type MetricSample } from "../../src/analytics/metrics.js";
-import { floorTo, pruneRawSamples, readProgress, rollUpDays, rollUpHours, runRollups, HOURLY_TASK } from "../../src/analytics/rollup.js";
+import { pruneRawSamples } from "../../src/analytics/retention.js";
+import { floorTo, readProgress, rollUpDays, rollUpHours, runRollups, HOURLY_TASK } from "../../src/analytics/rollup.js";
 import { InvalidArgumentError } from "../../src/errors.js";
 import { HOUR, openAnalyticsFixture, type AnalyticsFixture } from "./support.js";
 
