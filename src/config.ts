@@ -115,7 +115,7 @@ export const FIELDS: readonly Field[] = [
   f("jobs.claimAfterMs", millis, 1_000, "a worker with free slots that has received no delivery for this long claims due queued jobs straight from the database (one indexed query per this interval while idle), so that work goes on while JetStream elects a leader or a relay is stalled; the compare-and-set start decides between a claim and a delivery. 0: never claim"),
   f("jobs.republishAfterMs", positiveInt, 30_000, "a job still queued this long after its last publish is published again"),
   f("jobs.checkPollMs", positiveInt, 200, "how often the monitor looks for due completion checks"),
-  f("jobs.retentionDays", wholeNumber(0, undefined, "expected a whole number of days, 0 or more"), 30, "finished jobs (with their events and dead letters) older than this many days are purged by the monitor; 0 keeps them all"),
+  f("jobs.retentionDays", wholeNumber(0, undefined, "expected a whole number of days, 0 or more"), 30, "finished jobs (with their events, dead letters and effect rows) older than this many days are purged by the monitor; 0 keeps them all"),
   f("jobs.purgeBatch", positiveInt, 200, "jobs the monitor purges per transaction: smaller transactions keep the commits that job creation waits behind short"),
   f("jobs.purgeIntervalMs", positiveInt, 60_000, "how often the monitor looks for jobs past retention (again after a rest when a batch was full)"),
   f("jobs.purgeShare", z.coerce.number().gt(0).max(1), 0.1, "share of the time a backlog's purge may work: after a full batch the monitor rests (1 / share - 1) times as long as the batch took, so that the purge leaves room for job creation; 1 goes on at once"),

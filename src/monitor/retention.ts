@@ -1,6 +1,6 @@
 // Retention: finished jobs older than the configured age leave the provisioning database in small batches, with their
-// events (cascade), dead letters and children (a fleet command's), so the jobs table does not grow without bound. Safe with several monitors: each
-// batch locks the rows it deletes and skips those another monitor holds.
+// events (cascade), dead letters, effect rows and children (a fleet command's), so the jobs table does not grow without
+// bound. Safe with several monitors: each batch locks the rows it deletes and skips those another monitor holds.
 import { sqlFragment, type SqlFragment, type SqlPool } from "../db/sql.js";
 import { micros } from "../jobs/execution.js";
 import type { Logger } from "../log.js";
@@ -28,7 +28,7 @@ export interface PurgeResult {
 
 /**
  * Deletes up to `limit` finished jobs that ended more than `olderThanMs` ago (by the database's clock, which every
- * replica shares), oldest first, with their events and dead letters.
+ * replica shares), oldest first, with their events, dead letters and diagnostic effect rows.
  */
 export async function purgeFinishedJobs(sql: SqlPool, options: { olderThanMs: number; limit: number }): Promise<PurgeResult> {
   return sql.transaction(async (tx) => {
@@ -44,9 +44,12 @@ export async function purgeFinishedJobs(sql: SqlPool, options: { olderThanMs: nu
     const out = { jobs: 0, deadLetters: 0 };
     for (let i = 0; i < rows.length; i += PURGE_IN_CHUNK) {
       const ids = rows.slice(i, i + PURGE_IN_CHUNK).map((r) => r.id);
+      // Dead letters and diagnostic jobs' effect rows name their job without a foreign key: they go with it.
       out.deadLetters += await tx.execute`DELETE d FROM dead_letters d JOIN jobs c ON c.id = d.job_id WHERE c.parent_id IN (${ids})`;
+      await tx.execute`DELETE e FROM diagnostic_effects e JOIN jobs c ON c.id = e.job_id WHERE c.parent_id IN (${ids})`;
       out.jobs += await tx.execute`${deleteChildrenStatement(ids)}`;
       out.deadLetters += await tx.execute`DELETE FROM dead_letters WHERE job_id IN (${ids})`;
+      await tx.execute`DELETE FROM diagnostic_effects WHERE job_id IN (${ids})`;
       out.jobs += await tx.execute`DELETE FROM jobs WHERE id IN (${ids})`;
     }
     return out;

@@ -1,5 +1,5 @@
-// Retention: the monitor purges finished jobs past the configured age in batches, with their events and dead letters,
-// and leaves unfinished and recent jobs alone.
+// Retention: the monitor purges finished jobs past the configured age in batches, with their events, dead letters,
+// effect rows and children, and leaves unfinished and recent jobs alone.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newId } from "../../src/db/ids.js";
 import { createSqlPool, type Sql, type SqlPool } from "../../src/db/sql.js";
@@ -24,13 +24,17 @@ afterAll(async () => {
 
 type State = "QUEUED" | "RUNNING" | "SUCCEEDED" | "FAILED" | "CANCELLED";
 
-/** A job in `state` that ended `endedDaysAgo` days ago (null: not ended), with two events and, if asked, a dead letter. */
-async function insertJob(db: Sql, state: State, endedDaysAgo: number | null, deadLetter = false): Promise<string> {
+/**
+ * A job in `state` that ended `endedDaysAgo` days ago (null: not ended), with two events, a diagnostic effect row and,
+ * if asked, a dead letter.
+ */
+async function insertJob(db: Sql, state: State, endedDaysAgo: number | null, deadLetter = false, parentId: string | null = null): Promise<string> {
   const id = newId();
   const ended = endedDaysAgo === null ? null : new Date(Date.now() - endedDaysAgo * 86_400_000);
   await db.execute`
-    INSERT INTO jobs (id, kind, state, attempt, max_attempts, payload, requested_by, trace_id, created_at, updated_at, ended_at)
-    VALUES (${id}, 'diagnostic', ${state}, 1, 3, '{}', 'u1', ${"0".repeat(32)}, NOW(3), NOW(3), ${ended})`;
+    INSERT INTO jobs (id, kind, state, attempt, max_attempts, payload, requested_by, trace_id, created_at, updated_at, ended_at, parent_id)
+    VALUES (${id}, 'diagnostic', ${state}, 1, 3, '{}', 'u1', ${"0".repeat(32)}, NOW(3), NOW(3), ${ended}, ${parentId})`;
+  await db.execute`INSERT INTO diagnostic_effects (job_id, attempt, created_at) VALUES (${id}, 1, NOW(3))`;
   for (const sequence of [1, 2]) {
     await db.execute`
       INSERT INTO job_events (job_id, sequence, type, to_state, attempt, actor, created_at)
@@ -43,14 +47,15 @@ async function insertJob(db: Sql, state: State, endedDaysAgo: number | null, dea
   return id;
 }
 
-async function count(table: "jobs" | "job_events" | "dead_letters", ids: string[]): Promise<number> {
-  const rows =
-    table === "jobs"
-      ? await sql.query<{ n: bigint }>`SELECT COUNT(*) AS n FROM jobs WHERE id IN (${ids})`
-      : table === "job_events"
-        ? await sql.query<{ n: bigint }>`SELECT COUNT(*) AS n FROM job_events WHERE job_id IN (${ids})`
-        : await sql.query<{ n: bigint }>`SELECT COUNT(*) AS n FROM dead_letters WHERE job_id IN (${ids})`;
-  return Number(rows[0]?.n ?? 0);
+const COUNTS = {
+  jobs: (ids: string[]) => sql.query<{ n: bigint }>`SELECT COUNT(*) AS n FROM jobs WHERE id IN (${ids})`,
+  job_events: (ids: string[]) => sql.query<{ n: bigint }>`SELECT COUNT(*) AS n FROM job_events WHERE job_id IN (${ids})`,
+  dead_letters: (ids: string[]) => sql.query<{ n: bigint }>`SELECT COUNT(*) AS n FROM dead_letters WHERE job_id IN (${ids})`,
+  diagnostic_effects: (ids: string[]) => sql.query<{ n: bigint }>`SELECT COUNT(*) AS n FROM diagnostic_effects WHERE job_id IN (${ids})`,
+};
+
+async function count(table: keyof typeof COUNTS, ids: string[]): Promise<number> {
+  return Number((await COUNTS[table](ids))[0]?.n ?? 0);
 }
 
 describe("retention of finished jobs", () => {
@@ -69,8 +74,10 @@ describe("retention of finished jobs", () => {
     expect(await count("jobs", old)).toBe(0);
     expect(await count("job_events", old)).toBe(0);
     expect(await count("dead_letters", old)).toBe(0);
+    expect(await count("diagnostic_effects", old)).toBe(0);
     expect(await count("jobs", kept)).toBe(3);
     expect(await count("job_events", kept)).toBe(6);
+    expect(await count("diagnostic_effects", kept)).toBe(3);
     expect(await purgeFinishedJobs(sql, { olderThanMs: 30 * 86_400_000, limit: 2 })).toEqual({ jobs: 0, deadLetters: 0 });
   });
 
@@ -106,6 +113,13 @@ describe("retention of finished jobs", () => {
       expect(performance.now() - stopping).toBeLessThan(900);
     }
     await purgeFinishedJobs(sql, { olderThanMs: 86_400_000, limit: 10 });
+  });
+
+  it("takes a parent's children, with their events, dead letters and effect rows, along with it", async () => {
+    const parent = await insertJob(sql, "SUCCEEDED", 40);
+    const children = [await insertJob(sql, "SUCCEEDED", 40, true, parent), await insertJob(sql, "FAILED", 40, false, parent)];
+    expect(await purgeFinishedJobs(sql, { olderThanMs: 30 * 86_400_000, limit: 10 })).toEqual({ jobs: 3, deadLetters: 1 });
+    for (const table of ["jobs", "job_events", "dead_letters", "diagnostic_effects"] as const) expect(await count(table, [parent, ...children])).toBe(0);
   });
 
   it("is off with 0 days", async () => {
