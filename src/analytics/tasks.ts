@@ -4,7 +4,7 @@
 import type { Config } from "../config.js";
 import type { SqlPool } from "../db/sql.js";
 import type { Logger } from "../log.js";
-import { rest, restAfter, startLoop, type Loop } from "../monitor/loop.js";
+import { startLoop, type Loop } from "../monitor/loop.js";
 import { runAccrual } from "./accrual.js";
 import { accrueResources, resourceRates } from "../resources/accrual.js";
 import { updateBudgetUsage } from "./budget-usage.js";
@@ -79,9 +79,9 @@ export function startAnalyticsTasks(options: AnalyticsTaskOptions): AnalyticsTas
       name: "analytics.retention",
       intervalMs: config.analytics.rollupIntervalMs,
       log,
-      run: async (span, signal) => {
-        const started = performance.now();
-        const more = await guarded(async () => {
+      share: config.analytics.retentionShare,
+      run: (span) =>
+        guarded(async () => {
           const t = now();
           const { rawRetentionMs, hourlyRetentionDays: days, retentionBatchSize: batch } = config.analytics;
           const samples = await pruneRawSamples(analytics, t, rawRetentionMs, batch);
@@ -91,10 +91,7 @@ export function startAnalyticsTasks(options: AnalyticsTaskOptions): AnalyticsTas
           span.setAttribute("analytics.hourly_rollups_pruned", rollups.deleted);
           span.setAttribute("analytics.cost_hours_pruned", costs.deleted);
           return samples.more || rollups.more || costs.more;
-        });
-        if (more) await rest(restAfter(performance.now() - started, config.analytics.retentionShare), signal);
-        return more;
-      },
+        }),
     }),
   ];
   return {

@@ -14,6 +14,12 @@ export interface LoopOptions {
    * waiting. `signal` aborts when a stop's grace period is over.
    */
   run(span: Span, signal: AbortSignal): Promise<boolean | void>;
+  /**
+   * The share of the time (0–1] the loop may work while iterations return true: after each such iteration it rests
+   * (1 / share − 1) times as long as the iteration took, so that a backlog (a purge, a retention's deletes) leaves the
+   * database room for other work. Default 1: the next iteration starts at once.
+   */
+  share?: number;
 }
 
 export interface Loop {
@@ -33,11 +39,13 @@ export function startLoop(options: LoopOptions): Loop {
   const done = (async () => {
     while (!stopping) {
       let more = false;
+      const started = performance.now();
       try {
         more = (await withSpan(`monitor.${options.name}`, { root: true }, (span) => options.run(span, abort.signal))) === true;
       } catch (err) {
         if (!abort.signal.aborted) options.log.error({ err, loop: options.name }, "monitor loop iteration failed");
       }
+      if (more && !stopping) await rest(restAfter(performance.now() - started, options.share ?? 1), abort.signal);
       lastEnd = performance.now();
       if (more || stopping) continue;
       await new Promise<void>((resolve) => {
@@ -69,8 +77,8 @@ export function restAfter(tookMs: number, share: number): number {
   return share >= 1 ? 0 : tookMs * (1 / share - 1);
 }
 
-/** Waits `ms`, or less when the loop is stopped (`signal`: the one its iteration gets). */
-export function rest(ms: number, signal: AbortSignal): Promise<void> {
+/** Waits `ms`, or less when the loop is stopped (`signal` aborts when its grace period is over). */
+function rest(ms: number, signal: AbortSignal): Promise<void> {
   if (ms <= 0 || signal.aborted) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(done, ms);

@@ -4,7 +4,7 @@
 import { sqlFragment, type SqlFragment, type SqlPool } from "../db/sql.js";
 import { micros } from "../jobs/execution.js";
 import type { Logger } from "../log.js";
-import { rest, restAfter, startLoop, type Loop } from "./loop.js";
+import { startLoop, type Loop } from "./loop.js";
 
 export interface RetentionOptions {
   sql: SqlPool;
@@ -77,16 +77,14 @@ export function startRetention(options: RetentionOptions): Loop {
     name: "retention",
     intervalMs: options.intervalMs,
     log,
-    async run(span, signal) {
+    // A full batch: more may be due, so the loop goes again after a rest that keeps the purge to its share of the time.
+    share: options.share,
+    async run(span) {
       const olderThanMs = options.retentionDays * 86_400_000;
-      const started = performance.now();
       const purged = await purgeFinishedJobs(options.sql, { olderThanMs, limit: options.batch });
       span.setAttribute("dispatcher.purged_jobs", purged.jobs);
       if (purged.jobs > 0) log.info({ jobs: purged.jobs, deadLetters: purged.deadLetters, retentionDays: options.retentionDays }, "purged finished jobs past retention");
-      // A full batch: more may be due, so go again after a rest that keeps the purge to its share of the time.
-      if (purged.jobs < options.batch) return false;
-      await rest(restAfter(performance.now() - started, options.share), signal);
-      return true;
+      return purged.jobs >= options.batch;
     },
   });
 }
