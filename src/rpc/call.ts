@@ -56,7 +56,12 @@ export interface AdapterRuntime {
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const FAR_FUTURE = 8.64e15;
-const DEADLINE_SLACK_MS = 20;
+/**
+ * How close to our deadline a client's reset still counts as its deadline. Ours counts from when the request was read
+ * and the client's from when it was sent, so the client's reset reaches us early by the time the request waited to be
+ * read: on a busy process that exceeded 20 ms.
+ */
+const DEADLINE_SLACK_MS = 100;
 
 /** One call's lifetime: signal, deadline timer, in-flight entry, the single reply and its request log line. */
 export class Call implements InFlightCall {
@@ -76,7 +81,7 @@ export class Call implements InFlightCall {
    */
   private controller: AbortController | undefined;
   // grpc-js ends a call whose client deadline passed (and the client resets it) at about the moment our own timer
-  // fires; a cancellation that close to the deadline is the deadline.
+  // fires; a cancellation that close to the deadline is the deadline (DEADLINE_SLACK_MS).
   private readonly onCancelled = (): void =>
     this.abort(Date.now() >= this.deadline.getTime() - DEADLINE_SLACK_MS ? new DeadlineExceededError() : new CancelledError("cancelled by the client"));
 
