@@ -3,19 +3,33 @@
 
 type Piece = { kind: "code" | "quoted" | "comment" | "end"; text: string };
 
-/** The statements of a script, trimmed; statements made only of comments and whitespace are dropped. */
+/**
+ * The statements of a script, trimmed; statements made only of comments and whitespace are dropped. A trigger,
+ * procedure, function or event whose body is a BEGIN … END block keeps the `;` inside that block (Prisma sends a
+ * migration whole, and the server parses such a body as one statement; the mysql client would need DELIMITER).
+ */
 export function splitSqlStatements(script: string): string[] {
   const statements: string[] = [];
   let current = "";
+  // The statement's code with each quoted piece as `?`: what decides whether a `;` sits inside a compound body.
+  let code = "";
   let hasCode = false;
   for (const piece of pieces(script)) {
+    if (piece.kind === "end" && isOpenCompound(code)) {
+      current += piece.text;
+      code += piece.text;
+      continue;
+    }
     if (piece.kind === "end") {
       if (hasCode) statements.push(current.trim());
       current = "";
+      code = "";
       hasCode = false;
       continue;
     }
     current += piece.text;
+    if (piece.kind === "code") code += piece.text;
+    if (piece.kind === "quoted") code += "?";
     if (piece.kind === "quoted" || (piece.kind === "code" && piece.text.trim() !== "")) hasCode = true;
     // MySQL runs /*! … */ as code, so such a "comment" alone is still a statement.
     if (piece.kind === "comment" && piece.text.startsWith("/*!")) hasCode = true;
@@ -25,6 +39,24 @@ export function splitSqlStatements(script: string): string[] {
     if (/^DELIMITER\s/i.test(stripSqlComments(s))) throw new SyntaxError("DELIMITER is a mysql client command, not SQL; migrations cannot use it");
   }
   return statements;
+}
+
+const COMPOUND_DEFINITION = /^\s*CREATE\s+(?:OR\s+REPLACE\s+)?(?:DEFINER\s*=\s*\S+\s+)?(?:TRIGGER|PROCEDURE|(?:AGGREGATE\s+)?FUNCTION|EVENT)\b/i;
+
+/**
+ * True while `code` is a routine or trigger definition inside an unclosed BEGIN … END. BEGIN and CASE open a block;
+ * END and END CASE close one (a CASE expression ends with a bare END); END IF, END LOOP, END WHILE, END REPEAT and
+ * END FOR close statements that were not counted.
+ */
+function isOpenCompound(code: string): boolean {
+  if (!COMPOUND_DEFINITION.test(code)) return false;
+  let depth = 0;
+  for (const m of code.matchAll(/\b(BEGIN|CASE|END)\b(?:\s+(IF|CASE|LOOP|WHILE|REPEAT|FOR)\b)?/gi)) {
+    const word = (m[1] ?? "").toUpperCase();
+    if (word !== "END") depth++;
+    else if (m[2] === undefined || m[2].toUpperCase() === "CASE") depth--;
+  }
+  return depth > 0;
 }
 
 /** The statement without its comments, for log lines. */

@@ -37,6 +37,33 @@ describe("splitSqlStatements", () => {
     expect(splitSqlStatements("-- nothing here;\n/* nor here */;\n/*!40101 SET NAMES utf8mb4 */;")).toEqual(["/*!40101 SET NAMES utf8mb4 */"]);
   });
 
+  it("keeps a trigger's or routine's BEGIN … END body whole, with its IF, CASE and loops", () => {
+    const trigger = [
+      "CREATE TRIGGER `t_no_delete` BEFORE DELETE ON `t` FOR EACH ROW",
+      "BEGIN",
+      "  IF OLD.`time` >= UTC_TIMESTAMP(3) - INTERVAL 7 DAY THEN",
+      "    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'not; yet -- END';",
+      "  END IF;",
+      "  SET @x = CASE WHEN OLD.id > 1 THEN 1 ELSE 2 END;",
+      "  CASE @x WHEN 1 THEN SET @y = 1; ELSE BEGIN END; END CASE;",
+      "  l: LOOP LEAVE l; END LOOP l;",
+      "END",
+    ].join("\n");
+    const script = `CREATE TABLE t (id INT, ended_at INT);\n${trigger};\nSELECT 1; -- END;\nCREATE DEFINER='root'@'%' PROCEDURE p() BEGIN SELECT 1; SELECT 2; END;\nINSERT INTO t VALUES (1, 2)`;
+    expect(splitSqlStatements(script)).toEqual([
+      "CREATE TABLE t (id INT, ended_at INT)",
+      trigger,
+      "SELECT 1",
+      "-- END;\nCREATE DEFINER='root'@'%' PROCEDURE p() BEGIN SELECT 1; SELECT 2; END",
+      "INSERT INTO t VALUES (1, 2)",
+    ]);
+    // A one-statement body (no BEGIN) ends at its `;`, as before.
+    expect(splitSqlStatements("CREATE TRIGGER a BEFORE DELETE ON t FOR EACH ROW SIGNAL SQLSTATE '45000'; SELECT 1")).toEqual([
+      "CREATE TRIGGER a BEFORE DELETE ON t FOR EACH ROW SIGNAL SQLSTATE '45000'",
+      "SELECT 1",
+    ]);
+  });
+
   it("rejects unterminated quotes and comments, and DELIMITER", () => {
     expect(() => splitSqlStatements("SELECT 'oops;")).toThrow(/unterminated ' quote/);
     expect(() => splitSqlStatements("SELECT 1 /* oops;")).toThrow(/unterminated \/\* comment/);
