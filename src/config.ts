@@ -100,6 +100,13 @@ export const FIELDS: readonly Field[] = [
   f("km.clientPrincipals", list, ["dispatcher=service:operator", "worker=service:worker", "admin=user:admin"], "client certificate CN → principal, as <cn>=<service|user>:<role> (comma separated); other certificates are refused"),
   f("km.plaintext", bool, false, "serve and call KM without TLS (development mode only; refused in production)"),
   f("km.auditFile", z.string(), "", "append-only JSON-lines audit file of KM (default: <dataDir>/km/audit.jsonl)"),
+  f(
+    "km.auditRetentionDays",
+    z.coerce.number({ error: "expected 0 or a whole number of days from 7 on" }).int("expected 0 or a whole number of days from 7 on").refine((n) => n === 0 || n >= 7, "expected 0 or a whole number of days from 7 on (the table refuses to delete younger records)"),
+    365,
+    "KM deletes audit_events rows older than this many days, in batches, each batch recorded in the audit trail (the audit file keeps every record: rotate and ship it); 0 keeps every row, and the table's trigger refuses to delete a row younger than 7 days",
+  ),
+  f("km.auditRetentionShare", z.coerce.number().gt(0).max(1), 0.1, "share of the time KM's audit retention may take while it works through a backlog: after a full batch it rests (1 / share - 1) times as long as the batch took; 1 goes on at once"),
   f("mq.url", z.string().regex(/^(nats|tls):\/\/.+/, "expected nats://host:port"), "nats://127.0.0.1:4222", "NATS server with JetStream"),
   f("mq.jobsStream", z.string().regex(/^[A-Za-z0-9_-]+$/, "letters, digits, _ and - only"), "JOBS", "JetStream stream that carries jobs"),
   f("mq.jobsStreamReplicas", wholeNumber(1, 5, "expected a whole number of copies from 1 to 5"), 1, "copies of the jobs stream and its consumer in a JetStream cluster: 3 in production (a 3-node cluster then loses any one node with nothing lost and work going on); 1 on a single server. Every role brings an existing stream to this at start, logging the change; more than the cluster's JetStream servers is refused"),
@@ -183,7 +190,8 @@ export type Config = {
   analytics: { url: string; poolSize: number; rawRetentionMs: number; hourlyRetentionDays: number; retentionShare: number; rollupIntervalMs: number; accrualIntervalMs: number; retentionBatchSize: number };
   km: {
     url: string; bind: string; port: number; databaseUrl: string; poolSize: number; tlsCa: string; tlsCert: string; tlsKey: string;
-    serverCert: string; serverKey: string; serverName: string; clientPrincipals: string[]; plaintext: boolean; auditFile: string;
+    serverCert: string; serverKey: string; serverName: string; clientPrincipals: string[]; plaintext: boolean; auditFile: string; auditRetentionDays: number;
+    auditRetentionShare: number;
   };
   mq: { url: string; jobsStream: string; jobsStreamReplicas: number; subjectPrefix: string; connectTimeoutMs: number; workerDurable: string; maxAckPending: number };
   runtime: { heapGrowingPercent: number };

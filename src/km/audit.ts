@@ -10,7 +10,7 @@ import type { Sql } from "../db/sql.js";
 import { appendAuditRows, type AuditRow, type CredentialsPool } from "./repository.js";
 import { recordKmAuditFailure } from "../telemetry/metrics.js";
 
-export type AuditAction = "store" | "get" | "list" | "delete" | "rotate" | "rewrap" | "denied";
+export type AuditAction = "store" | "get" | "list" | "delete" | "rotate" | "rewrap" | "denied" | "prune";
 
 /** One audited event. No field ever holds a secret: ids, names, codes and counts only. */
 export interface AuditRecord {

@@ -181,3 +181,11 @@ export async function appendAuditRows(sql: Sql, rows: readonly AuditRow[]): Prom
   );
   await sql.execute`INSERT INTO audit_events (time, action, principal, credential_id, account_id, job_id, trace_id, result, detail) VALUES ${values}`;
 }
+
+/**
+ * Deletes up to `limit` audit rows older than `before`, oldest first (through the time index); the table's trigger
+ * refuses any row younger than its floor (src/km/audit-retention.ts).
+ */
+export function deleteAuditRowsBefore(tx: Sql, before: Date, limit: number): Promise<number> {
+  return tx.execute`DELETE FROM audit_events WHERE time < ${before} ORDER BY time LIMIT ${limit}`;
+}

@@ -1,5 +1,6 @@
 // Runs KM: migrates its credentials database, reconciles the master key versions, and serves km.v1 over mutual TLS
-// (or, in development mode when asked explicitly, plaintext) with health, the request log and the audit trail.
+// (or, in development mode when asked explicitly, plaintext) with health, the request log and the audit trail (and its
+// retention).
 import type { Config } from "../config.js";
 import { DATABASES } from "../db/databases.js";
 import { migrate } from "../db/migrate.js";
@@ -7,6 +8,7 @@ import type { Principal } from "../iam/principal.js";
 import type { Logger, RequestLogEntry } from "../log.js";
 import { createRpcServer } from "../rpc/server.js";
 import { createAuditLog, type AuditLog } from "./audit.js";
+import { startAuditRetention } from "./audit-retention.js";
 import { kmHandlers } from "./handlers.js";
 import { principalFromCertificate, verifyPlaintextIdentityToken } from "./identity.js";
 import { syncKeyVersions, type EncryptionLimits } from "./key-versions.js";
@@ -78,6 +80,7 @@ export async function startKm(options: StartKmOptions): Promise<RunningKm> {
       );
     }
     const port = await server.start();
+    const retention = startAuditRetention({ pool, audit, log, retentionDays: config.km.auditRetentionDays, share: config.km.auditRetentionShare, now });
     log.info({ port, transport: settings.transport.kind, keyVersions: settings.masterKeys.versions, currentKeyVersion: sync.current, audit: settings.auditFile }, "KM serving");
     return {
       port,
@@ -85,7 +88,7 @@ export async function startKm(options: StartKmOptions): Promise<RunningKm> {
       audit,
       pool,
       async stop(graceMs) {
-        await server.stop(graceMs);
+        await Promise.all([retention.stop(graceMs), server.stop(graceMs)]);
         await audit.close();
         await pool.end().catch(() => undefined);
       },
