@@ -126,6 +126,7 @@ export const FIELDS: readonly Field[] = [
   f("jobs.purgeBatch", positiveInt, 200, "jobs the monitor purges per transaction: smaller transactions keep the commits that job creation waits behind short"),
   f("jobs.purgeIntervalMs", positiveInt, 60_000, "how often the monitor looks for jobs past retention (again after a rest when a batch was full)"),
   f("jobs.purgeShare", z.coerce.number().gt(0).max(1), 0.1, "share of the time a backlog's purge may work: after a full batch the monitor rests (1 / share - 1) times as long as the batch took, so that the purge leaves room for job creation; 1 goes on at once"),
+  f("inventory.retentionDays", wholeNumber(0, undefined, "expected a whole number of days, 0 or more"), 90, "servers TERMINATED and resources DELETED longer ago than this many days are deleted by the monitor with their event histories (and a server's agent and join tokens), once cost accrual has passed the hour they ended in; their costs stay in usage reports. 0 keeps them all"),
   f("discovery.intervalMs", positiveInt, 4 * 3_600_000, "how often the monitor re-discovers each account's regions, subscriptions, products and images"),
   f("discovery.serverSyncIntervalMs", positiveInt, 60_000, "how often the monitor lists each active account's servers from its cloud"),
   f("discovery.pollMs", positiveInt, 2_000, "how often the monitor looks for accounts due for discovery or a server sync"),
@@ -197,6 +198,7 @@ export type Config = {
   runtime: { heapGrowingPercent: number };
   startup: { waitForStoresMs: number };
   jobs: { workerConcurrency: number; reconcileIntervalMs: number; leaseMs: number; claimAfterMs: number; republishAfterMs: number; checkPollMs: number; retentionDays: number; purgeBatch: number; purgeIntervalMs: number; purgeShare: number };
+  inventory: { retentionDays: number };
   discovery: { intervalMs: number; serverSyncIntervalMs: number; pollMs: number };
   localCloud: { enabled: boolean; catalogFile: string; stopGraceMs: number };
   agent: {

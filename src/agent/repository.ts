@@ -218,3 +218,8 @@ export async function insertServerEvent(tx: Sql, e: { serverId: string; type: st
   await tx.execute`INSERT INTO server_events (server_id, type, job_id, message, details, created_at)
                    VALUES (${e.serverId}, ${e.type}, ${e.jobId ?? null}, ${e.message.slice(0, 1024)}, ${JSON.stringify(e.details)}, NOW(3))`;
 }
+
+/** Deletes the agents of these servers (the inventory's retention, with the servers); answers how many. */
+export function deleteAgentsOfServers(tx: Sql, serverIds: readonly string[]): Promise<number> {
+  return serverIds.length === 0 ? Promise.resolve(0) : tx.execute`DELETE FROM agents WHERE server_id IN (${serverIds})`;
+}

@@ -179,3 +179,21 @@ export async function activeJobs(sql: Sql, resource: { type: ResourceType; id: s
 }
 
 export type { ResourceOrigin };
+
+/**
+ * Up to `limit` resources DELETED before `before`, deleted longest ago first, locked until the caller's transaction
+ * ends (SKIP LOCKED: another monitor's batch takes others).
+ */
+export async function lockResourcesDeletedBefore(tx: Sql, before: Date, limit: number): Promise<string[]> {
+  const rows = await tx.query<{ id: string }>`
+    SELECT id FROM resources FORCE INDEX (resources_state_state_changed_at_idx)
+     WHERE state = ${DELETED} AND state_changed_at < ${before} ORDER BY state_changed_at LIMIT ${limit} FOR UPDATE SKIP LOCKED`;
+  return rows.map((r) => r.id);
+}
+
+/** Deletes these resources and their events; answers resources and events deleted. */
+export async function deleteResourcesWithEvents(tx: Sql, ids: readonly string[]): Promise<{ resources: number; events: number }> {
+  if (ids.length === 0) return { resources: 0, events: 0 };
+  const events = await tx.execute`DELETE FROM resource_events WHERE resource_id IN (${ids})`;
+  return { resources: await tx.execute`DELETE FROM resources WHERE id IN (${ids})`, events };
+}

@@ -311,3 +311,21 @@ export async function insertBudgetEvent(tx: Sql, e: { code: string; type: string
     INSERT INTO budget_events (code, type, job_id, message, details, created_at)
     VALUES (${e.code}, ${e.type}, ${e.jobId}, ${e.message.slice(0, 1024)}, ${e.details ? JSON.stringify(e.details) : null}, NOW(3))`;
 }
+
+/**
+ * Up to `limit` servers TERMINATED before `before`, terminated longest ago first, locked until the caller's transaction
+ * ends (SKIP LOCKED: another monitor's batch takes others).
+ */
+export async function lockServersTerminatedBefore(tx: Sql, before: Date, limit: number): Promise<string[]> {
+  const rows = await tx.query<{ id: string }>`
+    SELECT id FROM servers FORCE INDEX (servers_state_state_changed_at_idx)
+     WHERE state = 'TERMINATED' AND state_changed_at < ${before} ORDER BY state_changed_at LIMIT ${limit} FOR UPDATE SKIP LOCKED`;
+  return rows.map((r) => r.id);
+}
+
+/** Deletes these servers and their events; answers servers and events deleted. */
+export async function deleteServersWithEvents(tx: Sql, ids: readonly string[]): Promise<{ servers: number; events: number }> {
+  if (ids.length === 0) return { servers: 0, events: 0 };
+  const events = await tx.execute`DELETE FROM server_events WHERE server_id IN (${ids})`;
+  return { servers: await tx.execute`DELETE FROM servers WHERE id IN (${ids})`, events };
+}

@@ -1,0 +1,104 @@
+// Inventory retention: servers TERMINATED and resources DELETED longer ago than inventory.retentionDays leave the
+// provisioning database in small batches with their event histories (and a server's agent), so that the inventory
+// grows with the fleet rather than with its churn. Only once cost accrual has passed the hour they ended in: the
+// accrual reads an ended server's row and history for its last hours. Their costs stay in analytics (reports).
+import { deleteAgentsOfServers } from "../agent/repository.js";
+import { firstOpenHour } from "../analytics/accrual.js";
+import { isAnalyticsUnavailable } from "../analytics/db.js";
+import type { Sql, SqlPool } from "../db/sql.js";
+import type { Logger } from "../log.js";
+import { deleteResourcesWithEvents, lockResourcesDeletedBefore } from "../resources/repository.js";
+import { deleteServersWithEvents, lockServersTerminatedBefore } from "../servers/repository.js";
+import { startLoop, type Loop } from "./loop.js";
+import { PURGE_IN_CHUNK } from "./retention.js";
+
+export interface InventoryRetentionOptions {
+  sql: SqlPool;
+  analytics: Sql;
+  log: Logger;
+  /** Servers and resources that ended more than this many days ago go; 0 keeps them all. */
+  retentionDays: number;
+  now: () => Date;
+  /** Servers (and resources) per transaction. */
+  batch?: number;
+  /** Share of the time a backlog's deletes may take (src/monitor/loop.ts). */
+  share?: number;
+  intervalMs?: number;
+}
+
+export interface InventoryPurge {
+  servers: number;
+  serverEvents: number;
+  resources: number;
+  resourceEvents: number;
+}
+
+/** A server with its handful of events is a few rows: batches as small as the jobs purge's keep commits short. */
+const BATCH = 200;
+const SHARE = 0.1;
+const INTERVAL_MS = 600_000;
+
+/** Deletes up to `limit` servers and `limit` resources that ended before `before`, with their histories. */
+export async function purgeEndedInventory(sql: SqlPool, options: { before: Date; limit: number }): Promise<InventoryPurge> {
+  const out: InventoryPurge = { servers: 0, serverEvents: 0, resources: 0, resourceEvents: 0 };
+  await sql.transaction(async (tx) => {
+    const ids = await lockServersTerminatedBefore(tx, options.before, options.limit);
+    for (let i = 0; i < ids.length; i += PURGE_IN_CHUNK) {
+      const chunk = ids.slice(i, i + PURGE_IN_CHUNK);
+      await deleteAgentsOfServers(tx, chunk);
+      const n = await deleteServersWithEvents(tx, chunk);
+      out.servers += n.servers;
+      out.serverEvents += n.events;
+    }
+  });
+  await sql.transaction(async (tx) => {
+    const ids = await lockResourcesDeletedBefore(tx, options.before, options.limit);
+    for (let i = 0; i < ids.length; i += PURGE_IN_CHUNK) {
+      const n = await deleteResourcesWithEvents(tx, ids.slice(i, i + PURGE_IN_CHUNK));
+      out.resources += n.resources;
+      out.resourceEvents += n.events;
+    }
+  });
+  return out;
+}
+
+/**
+ * The end of what may go: `retentionDays` before now, and never past the first hour cost accrual may still rewrite
+ * (analytics' mark; the month's start before the first run).
+ */
+export async function inventoryCutoff(analytics: Sql, now: Date, retentionDays: number): Promise<Date> {
+  const byAge = now.getTime() - retentionDays * 86_400_000;
+  return new Date(Math.min(byAge, (await firstOpenHour(analytics, now)).getTime()));
+}
+
+/** The monitor's inventory retention loop; a stopped loop when retention is off (0 days). */
+export function startInventoryRetention(options: InventoryRetentionOptions): Loop {
+  if (options.retentionDays <= 0) return { stop: async () => undefined };
+  const log = options.log.child({ component: "inventory-retention" });
+  const limit = options.batch ?? BATCH;
+  let waiting = false;
+  return startLoop({
+    name: "inventory-retention",
+    intervalMs: options.intervalMs ?? INTERVAL_MS,
+    log,
+    share: options.share ?? SHARE,
+    async run(span) {
+      let before: Date;
+      try {
+        before = await inventoryCutoff(options.analytics, options.now(), options.retentionDays);
+      } catch (err) {
+        // Without accrual's mark nothing is known to be accrued: wait for analytics, saying so once.
+        if (!isAnalyticsUnavailable(err)) throw err;
+        if (!waiting) log.warn("analytics database unavailable: ended servers and resources are kept until cost accrual can be checked");
+        waiting = true;
+        return false;
+      }
+      waiting = false;
+      const purged = await purgeEndedInventory(options.sql, { before, limit });
+      span.setAttribute("dispatcher.purged_servers", purged.servers);
+      span.setAttribute("dispatcher.purged_resources", purged.resources);
+      if (purged.servers + purged.resources > 0) log.info({ ...purged, before: before.toISOString(), retentionDays: options.retentionDays }, "deleted servers and resources past retention");
+      return purged.servers >= limit || purged.resources >= limit;
+    },
+  });
+}
