@@ -1,10 +1,11 @@
 // Inventory retention: servers TERMINATED and resources DELETED longer ago than inventory.retentionDays leave the
-// provisioning database in small batches with their event histories (and a server's agent), so that the inventory
-// grows with the fleet rather than with its churn. Only once cost accrual has passed the hour they ended in: the
-// accrual reads an ended server's row and history for its last hours. Their costs stay in analytics (reports).
+// provisioning database in small batches with their event histories (and a server's agent and metrics), so that the
+// inventory grows with the fleet rather than with its churn. Only once cost accrual has passed the hour they ended in:
+// the accrual reads an ended server's row and history for its last hours. Their costs stay in analytics (reports).
 import { deleteAgentsOfServers } from "../agent/repository.js";
 import { firstOpenHour } from "../analytics/accrual.js";
 import { isAnalyticsUnavailable } from "../analytics/db.js";
+import { deleteServerMetrics } from "../analytics/metrics.js";
 import type { Sql, SqlPool } from "../db/sql.js";
 import type { Logger } from "../log.js";
 import { deleteResourcesWithEvents, lockResourcesDeletedBefore } from "../resources/repository.js";
@@ -29,6 +30,8 @@ export interface InventoryRetentionOptions {
 export interface InventoryPurge {
   servers: number;
   serverEvents: number;
+  /** Metric samples and roll-ups of the servers deleted (analytics). */
+  metricRows: number;
   resources: number;
   resourceEvents: number;
 }
@@ -38,13 +41,19 @@ const BATCH = 200;
 const SHARE = 0.1;
 const INTERVAL_MS = 600_000;
 
-/** Deletes up to `limit` servers and `limit` resources that ended before `before`, with their histories. */
-export async function purgeEndedInventory(sql: SqlPool, options: { before: Date; limit: number }): Promise<InventoryPurge> {
-  const out: InventoryPurge = { servers: 0, serverEvents: 0, resources: 0, resourceEvents: 0 };
+/**
+ * Deletes up to `limit` servers and `limit` resources that ended before `before`, with their histories, and the
+ * servers' metrics from analytics.
+ */
+export async function purgeEndedInventory(sql: SqlPool, analytics: Sql, options: { before: Date; limit: number }): Promise<InventoryPurge> {
+  const out: InventoryPurge = { servers: 0, serverEvents: 0, metricRows: 0, resources: 0, resourceEvents: 0 };
   await sql.transaction(async (tx) => {
     const ids = await lockServersTerminatedBefore(tx, options.before, options.limit);
     for (let i = 0; i < ids.length; i += PURGE_IN_CHUNK) {
       const chunk = ids.slice(i, i + PURGE_IN_CHUNK);
+      // Metrics first, in their own database: should this transaction then fail, the servers go with the next pass,
+      // and no metrics are left behind that nothing could reach.
+      out.metricRows += await deleteServerMetrics(analytics, chunk);
       await deleteAgentsOfServers(tx, chunk);
       const n = await deleteServersWithEvents(tx, chunk);
       out.servers += n.servers;
@@ -94,7 +103,7 @@ export function startInventoryRetention(options: InventoryRetentionOptions): Loo
         return false;
       }
       waiting = false;
-      const purged = await purgeEndedInventory(options.sql, { before, limit });
+      const purged = await purgeEndedInventory(options.sql, options.analytics, { before, limit });
       span.setAttribute("dispatcher.purged_servers", purged.servers);
       span.setAttribute("dispatcher.purged_resources", purged.resources);
       if (purged.servers + purged.resources > 0) log.info({ ...purged, before: before.toISOString(), retentionDays: options.retentionDays }, "deleted servers and resources past retention");

@@ -43,6 +43,13 @@ async function server(state: string, daysAgo: number): Promise<string> {
   await sql.execute`
     INSERT INTO agents (id, server_id, credential_hash, version, hostname, address, port, state, next_ping_at)
     VALUES (${newId()}, ${id}, ${"0".repeat(64)}, '1', 'h', '127.0.0.1', 2003, 'GONE', NOW(3))`;
+  await analytics.execute`INSERT INTO server_metric_samples (server_id, time, cpu_percent, memory_used_bytes) VALUES (${id}, ${at}, 5, 100)`;
+  await analytics.execute`
+    INSERT INTO server_metric_rollups (server_id, resolution, metric, bucket_start, count, sum, min, max, avg)
+    VALUES (${id}, 'DAY', 'cpu_percent', ${at}, 1, 5, 5, 5, 5)`;
+  await analytics.execute`
+    INSERT INTO cost_accruals (server_id, period_start, account_id, budget_code, hourly_price_micros, accruing_ms, amount_micros)
+    VALUES (${id}, ${at}, ${accountId}, 'b', 1000, 3600000, 1000)`;
   return id;
 }
 
@@ -80,7 +87,7 @@ describe("inventory retention", () => {
     await saveProgress(analytics, ACCRUAL_TASK, new Date(Date.now() - 120 * DAY));
     const held = await inventoryCutoff(analytics, new Date(), 90);
     expect(held.getTime()).toBeLessThan(Date.now() - 120 * DAY);
-    expect(await purgeEndedInventory(sql, { before: held, limit: 10 })).toEqual({ servers: 0, serverEvents: 0, resources: 0, resourceEvents: 0 });
+    expect(await purgeEndedInventory(sql, analytics, { before: held, limit: 10 })).toEqual({ servers: 0, serverEvents: 0, metricRows: 0, resources: 0, resourceEvents: 0 });
 
     // Accrual has caught up: the loop works through them a batch of one at a time.
     await saveProgress(analytics, ACCRUAL_TASK, new Date());
@@ -98,12 +105,18 @@ describe("inventory retention", () => {
     expect(await count(sql.query`SELECT COUNT(*) AS n FROM server_events WHERE server_id IN (${[recentGone, oldRunning]})`)).toBe(4);
     expect(await count(sql.query`SELECT COUNT(*) AS n FROM agents WHERE server_id IN (${[recentGone, oldRunning]})`)).toBe(2);
     expect(await count(sql.query`SELECT COUNT(*) AS n FROM resource_events WHERE resource_id IN (${[recentDeleted, oldLive]})`)).toBe(2);
+    // Their metrics went with them (nothing reads a server's metrics but through its row); their costs stay.
+    const metrics = (ids: string[]): Promise<number> =>
+      count(analytics.query`SELECT (SELECT COUNT(*) FROM server_metric_samples WHERE server_id IN (${ids})) + (SELECT COUNT(*) FROM server_metric_rollups WHERE server_id IN (${ids})) AS n`);
+    expect(await metrics(oldGone)).toBe(0);
+    expect(await metrics([recentGone, oldRunning])).toBe(4);
+    expect(await count(analytics.query`SELECT COUNT(*) AS n FROM cost_accruals WHERE server_id IN (${oldGone})`)).toBe(2);
     const said = lines.filter((l) => l.msg === "deleted servers and resources past retention");
     expect(said.reduce((n, l) => n + Number(l.servers), 0)).toBe(2);
     expect(said.reduce((n, l) => n + Number(l.resources), 0)).toBe(1);
 
     // A shorter retention takes the recent ones too; live ones never go, however old.
-    expect(await purgeEndedInventory(sql, { before: new Date(Date.now() - DAY), limit: 10 })).toEqual({ servers: 1, serverEvents: 2, resources: 1, resourceEvents: 1 });
+    expect(await purgeEndedInventory(sql, analytics, { before: new Date(Date.now() - DAY), limit: 10 })).toEqual({ servers: 1, serverEvents: 2, metricRows: 2, resources: 1, resourceEvents: 1 });
     expect(await left(all)).toEqual([oldRunning, oldLive].sort());
   });
 
