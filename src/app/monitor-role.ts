@@ -19,7 +19,7 @@ import { ensureJobsStream } from "../mq/jobs-stream.js";
 import { whileJetStreamStarts } from "../mq/jetstream-wait.js";
 import { startCompletionChecks } from "../monitor/completion-checks.js";
 import { startReconciler } from "../monitor/reconciler.js";
-import { startInventoryRetention } from "../monitor/inventory-retention.js";
+import { startInventoryRetention } from "../servers/retention.js";
 import { startRetention } from "../monitor/retention.js";
 import { startScheduler } from "../monitor/scheduler.js";
 import { observeQueues } from "../telemetry/metrics-observers.js";

@@ -8,7 +8,7 @@ import { saveProgress } from "../../src/analytics/rollup.js";
 import { newId } from "../../src/db/ids.js";
 import { createSqlPool, type SqlPool } from "../../src/db/sql.js";
 import { withDatabase } from "../../src/db/url.js";
-import { inventoryCutoff, purgeEndedInventory, startInventoryRetention } from "../../src/monitor/inventory-retention.js";
+import { inventoryCutoff, purgeEndedInventory, startInventoryRetention } from "../../src/servers/retention.js";
 import { captureLogger } from "../mq/support.js";
 import { createTestDatabases, type TestDatabases } from "../support/db.js";
 import { until } from "../support/poll.js";

@@ -8,10 +8,10 @@ import { isAnalyticsUnavailable } from "../analytics/db.js";
 import { deleteServerMetrics } from "../analytics/metrics.js";
 import type { Sql, SqlPool } from "../db/sql.js";
 import type { Logger } from "../log.js";
+import { startLoop, type Loop } from "../monitor/loop.js";
+import { PURGE_IN_CHUNK } from "../monitor/retention.js";
 import { deleteResourcesWithEvents, lockResourcesDeletedBefore } from "../resources/repository.js";
-import { deleteServersWithEvents, lockServersTerminatedBefore } from "../servers/repository.js";
-import { startLoop, type Loop } from "./loop.js";
-import { PURGE_IN_CHUNK } from "./retention.js";
+import { deleteServersWithEvents, lockServersTerminatedBefore } from "./repository.js";
 
 export interface InventoryRetentionOptions {
   sql: SqlPool;
