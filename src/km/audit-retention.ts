@@ -1,14 +1,12 @@
 // KM's audit retention: rows of audit_events older than km.auditRetentionDays leave the table in batches, each batch's
 // deletion recorded in the trail itself (row and file line, in the deleting transaction), so the trail says what left
-// it and when. The table's trigger refuses to delete a row younger than AUDIT_DELETE_FLOOR_DAYS, whoever asks; the
-// audit file keeps every record for as long as its rotation does.
+// it and when. The table's trigger refuses to delete a row younger than 7 days, whoever asks (migration
+// 20261206180000_audit_retention; km.auditRetentionDays refuses less); the audit file keeps every record for as long
+// as its rotation does.
 import type { Logger } from "../log.js";
 import { startLoop, type Loop } from "../monitor/loop.js";
 import type { AuditLog } from "./audit.js";
 import { deleteAuditRowsBefore, inTransaction, type CredentialsPool } from "./repository.js";
-
-/** The youngest a row may be to be deleted: the trigger of migration 20261206180000_audit_retention holds it. */
-export const AUDIT_DELETE_FLOOR_DAYS = 7;
 
 /** Who the trail names for its own deletions. */
 export const RETENTION_PRINCIPAL = "km:retention";

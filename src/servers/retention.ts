@@ -93,17 +93,20 @@ export function startInventoryRetention(options: InventoryRetentionOptions): Loo
     share: options.share ?? SHARE,
     async run(span) {
       let before: Date;
+      let purged: InventoryPurge;
       try {
         before = await inventoryCutoff(options.analytics, options.now(), options.retentionDays);
+        purged = await purgeEndedInventory(options.sql, options.analytics, { before, limit });
       } catch (err) {
-        // Without accrual's mark nothing is known to be accrued: wait for analytics, saying so once.
+        // Without accrual's mark nothing is known to be accrued (and a server's metrics cannot go with it): wait for
+        // analytics, saying so once.
         if (!isAnalyticsUnavailable(err)) throw err;
         if (!waiting) log.warn("analytics database unavailable: ended servers and resources are kept until cost accrual can be checked");
         waiting = true;
         return false;
       }
+      if (waiting) log.info("analytics database is back: the inventory's retention resumes");
       waiting = false;
-      const purged = await purgeEndedInventory(options.sql, options.analytics, { before, limit });
       span.setAttribute("dispatcher.purged_servers", purged.servers);
       span.setAttribute("dispatcher.purged_resources", purged.resources);
       if (purged.servers + purged.resources > 0) log.info({ ...purged, before: before.toISOString(), retentionDays: options.retentionDays }, "deleted servers and resources past retention");
