@@ -3,6 +3,7 @@
 // cached probe that says whether analytics is up, for health details.
 import { UnavailableError } from "../errors.js";
 import { createSqlPool, type Sql, type SqlArg, type SqlPool } from "../db/sql.js";
+import type { Logger } from "../log.js";
 
 /** Errors that mean "the analytics database cannot serve now", as opposed to a bug in a statement. */
 const UNAVAILABLE_CODES = new Set([
@@ -38,6 +39,27 @@ function driverCode(err: unknown): string | undefined {
 /** Whether `err` says the analytics database is unreachable, missing or not migrated (as createAnalyticsSql reports it). */
 export function isAnalyticsUnavailable(err: unknown): boolean {
   return err instanceof UnavailableError && err.reason === "ANALYTICS_UNAVAILABLE";
+}
+
+/**
+ * Runs work that needs the analytics database: while it is unavailable the work answers false, with one warning per
+ * outage (`down`) and one line when it is back (`back`); any other error passes.
+ */
+export function analyticsOutageGuard(log: Logger, messages: { down: string; back: string }): (work: () => Promise<boolean>) => Promise<boolean> {
+  let down = false;
+  return async (work) => {
+    try {
+      const more = await work();
+      if (down) log.info(messages.back);
+      down = false;
+      return more;
+    } catch (err) {
+      if (!isAnalyticsUnavailable(err)) throw err;
+      if (!down) log.warn({ err: (err as Error).message }, messages.down);
+      down = true;
+      return false;
+    }
+  };
 }
 
 /** What callers see: no URL, no host (the log has the cause). */

@@ -1,6 +1,5 @@
 // Server metric samples: the metric names, the sample shape, and ingestSamples — the one way samples enter the
-// analytics database (agent pings and drivers call it), as batched multi-row inserts; and deleteServerMetrics, the way
-// a forgotten server's samples and roll-ups leave it.
+// analytics database (agent pings and drivers call it), as batched multi-row inserts.
 import { InvalidArgumentError, type FieldViolation } from "../errors.js";
 import type { Sql } from "../db/sql.js";
 
@@ -97,26 +96,4 @@ export async function ingestSamples(sql: Sql, samples: readonly MetricSample[]):
     stored += batch.length;
   }
   return stored;
-}
-
-/**
- * Deletes every sample and roll-up of these servers (the inventory's retention, as it deletes the servers: a server's
- * metrics are read only through its row). Answers the rows deleted.
- */
-export async function deleteServerMetrics(sql: Sql, serverIds: readonly string[]): Promise<number> {
-  if (serverIds.length === 0) return 0;
-  const rollups = await untilShort(() => sql.execute`DELETE FROM server_metric_rollups WHERE server_id IN (${serverIds}) LIMIT ${DELETE_ROWS}`);
-  return rollups + (await untilShort(() => sql.execute`DELETE FROM server_metric_samples WHERE server_id IN (${serverIds}) LIMIT ${DELETE_ROWS}`));
-}
-
-/** Rows per statement of deleteServerMetrics: a server that lived a year has some 2,500 daily roll-ups. */
-const DELETE_ROWS = 10_000;
-
-/** Runs `statement` until it deletes fewer than DELETE_ROWS rows; answers the rows deleted in all. */
-async function untilShort(statement: () => Promise<number>): Promise<number> {
-  for (let total = 0; ; ) {
-    const n = await statement();
-    total += n;
-    if (n < DELETE_ROWS) return total;
-  }
 }

@@ -48,6 +48,21 @@ async function deleteInBatches(batch: number, maxBatches: number, statement: () 
   return { deleted, more: true };
 }
 
+/**
+ * Deletes every sample and roll-up of these servers (the inventory's retention, as it deletes the servers: a server's
+ * metrics are read only through its row), in statements of SERVER_METRICS_BATCH rows. Answers the rows deleted.
+ */
+export async function deleteServerMetrics(analytics: Sql, serverIds: readonly string[]): Promise<number> {
+  if (serverIds.length === 0) return 0;
+  const b = SERVER_METRICS_BATCH;
+  const rollups = await deleteInBatches(b, Infinity, () => analytics.execute`DELETE FROM server_metric_rollups WHERE server_id IN (${serverIds}) LIMIT ${b}`);
+  const samples = await deleteInBatches(b, Infinity, () => analytics.execute`DELETE FROM server_metric_samples WHERE server_id IN (${serverIds}) LIMIT ${b}`);
+  return rollups.deleted + samples.deleted;
+}
+
+/** Rows per statement of deleteServerMetrics: a server that lived a year has some 2,500 daily roll-ups. */
+const SERVER_METRICS_BATCH = 10_000;
+
 /** Servers whose expired roll-ups one DELETE goes through (seven ranges of the primary key each). */
 const SERVERS_PER_DELETE = 100;
 

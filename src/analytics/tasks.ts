@@ -9,7 +9,7 @@ import { runAccrual } from "./accrual.js";
 import { accrueResources, resourceRates } from "../resources/accrual.js";
 import { updateBudgetUsage } from "./budget-usage.js";
 import { rollUpCostDays } from "./cost-days.js";
-import { isAnalyticsUnavailable } from "./db.js";
+import { analyticsOutageGuard } from "./db.js";
 import { pruneCostHours, pruneHourlyRollups, pruneRawSamples } from "./retention.js";
 import { runRollups } from "./rollup.js";
 
@@ -29,21 +29,11 @@ export interface AnalyticsTasks {
 export function startAnalyticsTasks(options: AnalyticsTaskOptions): AnalyticsTasks {
   const { config, sql, analytics, now } = options;
   const log = options.log.child({ component: "analytics" });
-  let down = false;
   /** Runs `fn`; an unavailable analytics database is one warning per outage, not an error per run. */
-  const guarded = async (fn: () => Promise<boolean>): Promise<boolean> => {
-    try {
-      const more = await fn();
-      if (down) log.info("analytics database is back: roll-ups and cost accrual resume");
-      down = false;
-      return more;
-    } catch (err) {
-      if (!isAnalyticsUnavailable(err)) throw err;
-      if (!down) log.warn({ err: (err as Error).message }, "analytics database unavailable: roll-ups and cost accrual paused (launches and jobs are not affected)");
-      down = true;
-      return false;
-    }
-  };
+  const guarded = analyticsOutageGuard(log, {
+    down: "analytics database unavailable: roll-ups and cost accrual paused (launches and jobs are not affected)",
+    back: "analytics database is back: roll-ups and cost accrual resume",
+  });
   const loops: Loop[] = [
     startLoop({
       name: "analytics.rollup",

@@ -4,8 +4,8 @@
 // the accrual reads an ended server's row and history for its last hours. Their costs stay in analytics (reports).
 import { deleteAgentsOfServers } from "../agent/repository.js";
 import { firstOpenHour } from "../analytics/accrual.js";
-import { isAnalyticsUnavailable } from "../analytics/db.js";
-import { deleteServerMetrics } from "../analytics/metrics.js";
+import { analyticsOutageGuard } from "../analytics/db.js";
+import { deleteServerMetrics } from "../analytics/retention.js";
 import type { Sql, SqlPool } from "../db/sql.js";
 import type { Logger } from "../log.js";
 import { startLoop, type Loop } from "../monitor/loop.js";
@@ -85,32 +85,24 @@ export function startInventoryRetention(options: InventoryRetentionOptions): Loo
   if (options.retentionDays <= 0) return { stop: async () => undefined };
   const log = options.log.child({ component: "inventory-retention" });
   const limit = options.batch ?? BATCH;
-  let waiting = false;
+  // Without accrual's mark nothing is known to be accrued (and a server's metrics cannot go with it): wait for analytics.
+  const guarded = analyticsOutageGuard(log, {
+    down: "analytics database unavailable: ended servers and resources are kept until cost accrual can be checked",
+    back: "analytics database is back: the inventory's retention resumes",
+  });
   return startLoop({
     name: "inventory-retention",
     intervalMs: options.intervalMs ?? INTERVAL_MS,
     log,
     share: options.share ?? SHARE,
-    async run(span) {
-      let before: Date;
-      let purged: InventoryPurge;
-      try {
-        before = await inventoryCutoff(options.analytics, options.now(), options.retentionDays);
-        purged = await purgeEndedInventory(options.sql, options.analytics, { before, limit });
-      } catch (err) {
-        // Without accrual's mark nothing is known to be accrued (and a server's metrics cannot go with it): wait for
-        // analytics, saying so once.
-        if (!isAnalyticsUnavailable(err)) throw err;
-        if (!waiting) log.warn("analytics database unavailable: ended servers and resources are kept until cost accrual can be checked");
-        waiting = true;
-        return false;
-      }
-      if (waiting) log.info("analytics database is back: the inventory's retention resumes");
-      waiting = false;
-      span.setAttribute("dispatcher.purged_servers", purged.servers);
-      span.setAttribute("dispatcher.purged_resources", purged.resources);
-      if (purged.servers + purged.resources > 0) log.info({ ...purged, before: before.toISOString(), retentionDays: options.retentionDays }, "deleted servers and resources past retention");
-      return purged.servers >= limit || purged.resources >= limit;
-    },
+    run: (span) =>
+      guarded(async () => {
+        const before = await inventoryCutoff(options.analytics, options.now(), options.retentionDays);
+        const purged = await purgeEndedInventory(options.sql, options.analytics, { before, limit });
+        span.setAttribute("dispatcher.purged_servers", purged.servers);
+        span.setAttribute("dispatcher.purged_resources", purged.resources);
+        if (purged.servers + purged.resources > 0) log.info({ ...purged, before: before.toISOString(), retentionDays: options.retentionDays }, "deleted servers and resources past retention");
+        return purged.servers >= limit || purged.resources >= limit;
+      }),
   });
 }
