@@ -1,7 +1,7 @@
 // Development-mode KM material under <dataDir>: a CA with KM's server certificate and client certificates
 // (`dispatcher km dev-certs`), and generated master and channel keys for the quick start. Never for production.
-import { generateKeyPairSync, createPrivateKey, X509Certificate, type KeyObject } from "node:crypto";
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
+import { generateKeyPairSync, createPrivateKey, randomBytes, X509Certificate, type KeyObject } from "node:crypto";
+import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { generateKeyText } from "./keys.js";
 import { certificatePem, createCertificate } from "./x509.js";
@@ -41,21 +41,24 @@ export function devPaths(dataDir: string): DevPaths {
   };
 }
 
-/** Writes `content` to a new file readable by its owner only; false (and nothing written) when it already exists. */
+/**
+ * Writes `content` to a new file readable by its owner only; false (and nothing written) when it already exists. The
+ * file appears whole: another process starting at the same moment reads either no file or all of it, never the empty
+ * file an exclusive open leaves until its write (two processes started together on a new data directory did).
+ */
 export function writeSecretFileOnce(path: string, content: string): boolean {
-  let fd: number;
+  const temp = `${path}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`;
+  writeFileSync(temp, content, { mode: 0o600, flag: "wx" });
   try {
-    fd = openSync(path, "wx", 0o600);
+    // link() creates the name only if it is free, with the content already in place.
+    linkSync(temp, path);
+    return true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "EEXIST") return false;
     throw err;
-  }
-  try {
-    writeSync(fd, content);
   } finally {
-    closeSync(fd);
+    unlinkSync(temp);
   }
-  return true;
 }
 
 function newKey(): { publicKey: KeyObject; privateKey: KeyObject; pem: string } {
