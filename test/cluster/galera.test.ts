@@ -10,7 +10,7 @@ let cluster: GaleraCluster;
 // Galera's defaults take 5 s to suspect a silent node; a shorter suspicion keeps the test short, nothing else changes.
 beforeAll(async () => {
   cluster = await startGaleraCluster({ label: "smoke", providerOptions: "evs.suspect_timeout=PT2S;evs.inactive_timeout=PT4S;evs.keepalive_period=PT0.5S;evs.inactive_check_period=PT0.5S" });
-}, 60_000);
+}, 180_000);
 
 afterAll(async () => {
   await cluster?.stop();
