@@ -138,7 +138,8 @@ async function main(): Promise<void> {
     const base: NodeJS.ProcessEnv = { DISPATCHER_METRICS_ENABLED: "false" };
     for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("DISPATCHER_") && !k.startsWith("OTEL_")) base[k] = v;
     Object.assign(base, {
-      DISPATCHER_FROM_SOURCE: "1",
+      // src/ through tsx unless the caller says its dist/ is current (the test run does).
+      DISPATCHER_FROM_SOURCE: process.env.DISPATCHER_FROM_SOURCE ?? "1",
       DISPATCHER_MODE: "development",
       DISPATCHER_DATA_DIR: dir,
       DISPATCHER_LOGGING_DIR: "-",

@@ -5,9 +5,10 @@
 // the dev tooling is installed, as generate does: a production install (`npm ci --omit=dev`) keeps the dist/ it ships
 // (TypeScript may still be there, as an optional peer of @prisma/client, but src/gen is not).
 import { execFileSync } from "node:child_process";
-import { cpSync, existsSync, readdirSync, rmSync, statSync } from "node:fs";
+import { cpSync, existsSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, extname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { buildInputsDigest, INPUTS_FILE } from "./build-inputs.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const tsc = join(root, "node_modules", "typescript", "bin", "tsc");
@@ -31,6 +32,8 @@ if (!existsSync(join(root, "src", "gen", "proto"))) {
   process.exit(1);
 }
 
+// Taken before compiling: a file changed while tsc runs leaves the build marked as not the tree's.
+const inputs = buildInputsDigest(root);
 // A clean output: a module removed from src/ must not live on in dist/.
 rmSync(out, { recursive: true, force: true });
 step(`src → ${relative(root, out) || out} (tsc -p tsconfig.build.json)`);
@@ -50,5 +53,6 @@ function assets(dir) {
 }
 const copied = assets(join(root, "src"));
 for (const file of copied) cpSync(file, join(out, relative(join(root, "src"), file)));
+writeFileSync(join(out, INPUTS_FILE), `${inputs}\n`);
 step(`copied ${copied.length} file(s) read at run time: ${copied.map((f) => relative(root, f)).join(", ")}`);
 step(`done in ${((Date.now() - started) / 1000).toFixed(1)} s`);

@@ -16,7 +16,8 @@ const LOGGER = join(ROOT, "test", "cli", "fixtures", "module-log.mjs");
 /** What `dispatcher <args>` loaded: paths under src/ and package names under node_modules/. */
 function loaded(args: string[], env: Record<string, string> = {}): Promise<{ code: number; modules: string[]; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, ["--import", LOGGER, BIN, ...args], { cwd: ROOT, env: cleanEnv(env), timeout: 120_000 }, (err, _stdout, stderr) => {
+    // From src/ always: the rules below name modules by their source paths.
+    execFile(process.execPath, ["--import", LOGGER, BIN, ...args], { cwd: ROOT, env: cleanEnv({ DISPATCHER_FROM_SOURCE: "1", ...env }), timeout: 120_000 }, (err, _stdout, stderr) => {
       const modules = new Set<string>();
       for (const [, url] of stderr.matchAll(/^MODULE (\S+)$/gm)) {
         const path = (url as string).replace(`file://${ROOT}`, "");

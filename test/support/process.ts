@@ -69,13 +69,15 @@ export interface TestEnv {
 
 /**
  * The caller's environment without any DISPATCHER_* or OTEL_* variable, so the developer's settings never leak in;
- * bin/ runs src/ through tsx (DISPATCHER_FROM_SOURCE), so a test never runs a dist/ older than the code it tests;
- * metrics are off unless `extra` turns them on (their default ports would collide between processes side by side).
+ * bin/ runs the compiled dist/ when it is the build of this tree and src/ through tsx otherwise
+ * (DISPATCHER_FROM_SOURCE, decided once per run by test/global-setup.ts), so a test never runs code older than what
+ * it tests; metrics are off unless `extra` turns them on (their default ports would collide between processes side by
+ * side).
  */
 export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { DISPATCHER_METRICS_ENABLED: "false" };
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("DISPATCHER_") && !k.startsWith("OTEL_")) env[k] = v;
-  env.DISPATCHER_FROM_SOURCE = "1";
+  env.DISPATCHER_FROM_SOURCE = inject("fromSource") ? "1" : "0";
   for (const [k, v] of Object.entries(extra)) {
     if (v === undefined) delete env[k];
     else env[k] = v;
