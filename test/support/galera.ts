@@ -1,8 +1,8 @@
 // A private MariaDB Galera cluster for tests and the chaos script: N mariadbd processes (default 3) with their own data
 // directories and ports, replicating through Debian's galera-4 provider. The first node bootstraps the cluster
 // (--wsrep-new-cluster), the others join it one at a time by a state transfer (mysqldump by default: on a busy
-// two-core machine it formed a cluster in about half the time rsync's took, 16 s against 30 s). A node can be SIGKILLed, paused, and
-// restarted: it rejoins with an incremental transfer from the others' gcache, or a full one.
+// two-core machine it formed a cluster in about half the time rsync's took, 16 s against 30 s). A node can be
+// SIGKILLed, paused, and restarted: it rejoins with an incremental transfer from the others' gcache, or a full one.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openConnection } from "../../src/db/connect.js";
