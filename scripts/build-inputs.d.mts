@@ -2,3 +2,4 @@
 export declare const INPUTS_FILE: string;
 export declare function buildInputsDigest(root: string): string;
 export declare function isCurrentBuild(root: string, distDir: string): boolean;
+export declare function filesUnder(dir: string): string[];

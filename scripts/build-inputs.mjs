@@ -10,16 +10,17 @@ export const INPUTS_FILE = ".inputs-sha256";
 
 const STEERING = ["package.json", "tsconfig.json", "tsconfig.build.json", "scripts/build.mjs"];
 
-function files(dir) {
+/** Every file under `dir`, by path, in a fixed order. */
+export function filesUnder(dir) {
   return readdirSync(dir, { withFileTypes: true })
-    .flatMap((e) => (e.isDirectory() ? files(join(dir, e.name)) : [join(dir, e.name)]))
+    .flatMap((e) => (e.isDirectory() ? filesUnder(join(dir, e.name)) : [join(dir, e.name)]))
     .sort();
 }
 
 /** The digest of the inputs of a build of the package at `root`: paths and contents, in a fixed order. */
 export function buildInputsDigest(root) {
   const hash = createHash("sha256");
-  const paths = [...files(join(root, "src")), ...STEERING.map((p) => join(root, p)).filter((p) => existsSync(p))];
+  const paths = [...filesUnder(join(root, "src")), ...STEERING.map((p) => join(root, p)).filter((p) => existsSync(p))];
   for (const path of paths) {
     hash.update(relative(root, path)).update("\0").update(readFileSync(path)).update("\0");
   }

@@ -5,10 +5,10 @@
 // the dev tooling is installed, as generate does: a production install (`npm ci --omit=dev`) keeps the dist/ it ships
 // (TypeScript may still be there, as an optional peer of @prisma/client, but src/gen is not).
 import { execFileSync } from "node:child_process";
-import { cpSync, existsSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, extname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { buildInputsDigest, INPUTS_FILE } from "./build-inputs.mjs";
+import { buildInputsDigest, filesUnder, INPUTS_FILE } from "./build-inputs.mjs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const tsc = join(root, "node_modules", "typescript", "bin", "tsc");
@@ -43,15 +43,8 @@ try {
   process.exit(1);
 }
 
-/** Every file under `dir` that tsc does not emit: read at run time relative to its module. */
-function assets(dir) {
-  return readdirSync(dir).flatMap((name) => {
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) return assets(path);
-    return [".ts", ".tsx", ".mts", ".cts"].includes(extname(name)) ? [] : [path];
-  });
-}
-const copied = assets(join(root, "src"));
+// Every file under src/ that tsc does not emit: read at run time relative to its module.
+const copied = filesUnder(join(root, "src")).filter((path) => ![".ts", ".tsx", ".mts", ".cts"].includes(extname(path)));
 for (const file of copied) cpSync(file, join(out, relative(join(root, "src"), file)));
 writeFileSync(join(out, INPUTS_FILE), `${inputs}\n`);
 step(`copied ${copied.length} file(s) read at run time: ${copied.map((f) => relative(root, f)).join(", ")}`);
