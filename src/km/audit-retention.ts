@@ -4,7 +4,8 @@
 // 20261206180000_audit_retention; km.auditRetentionDays refuses less); the audit file keeps every record for as long
 // as its rotation does.
 import type { Logger } from "../log.js";
-import { startLoop, type Loop } from "../monitor/loop.js";
+import { startAgeRetention } from "../monitor/age-retention.js";
+import type { Loop } from "../monitor/loop.js";
 import type { AuditLog } from "./audit.js";
 import { deleteAuditRowsBefore, inTransaction, type CredentialsPool } from "./repository.js";
 
@@ -47,21 +48,16 @@ export async function pruneAuditRows(pool: CredentialsPool, audit: AuditLog, opt
 
 /** KM's audit retention loop; a stopped loop when retention is off (0 days). */
 export function startAuditRetention(options: AuditRetentionOptions): Loop {
-  if (options.retentionDays <= 0) return { stop: async () => undefined };
-  const log = options.log.child({ component: "audit-retention" });
-  const batch = options.batch ?? BATCH;
-  return startLoop({
+  return startAgeRetention({
     name: "km-audit-retention",
-    intervalMs: options.intervalMs ?? INTERVAL_MS,
-    log,
+    log: options.log.child({ component: "audit-retention" }),
+    retentionDays: options.retentionDays,
+    now: options.now,
+    batch: options.batch ?? BATCH,
     share: options.share,
-    async run(span) {
-      const now = options.now();
-      const before = new Date(now.getTime() - options.retentionDays * 86_400_000);
-      const deleted = await pruneAuditRows(options.pool, options.audit, { before, limit: batch, now });
-      span.setAttribute("km.audit.deleted", deleted);
-      if (deleted > 0) log.info({ records: deleted, before: before.toISOString(), retentionDays: options.retentionDays }, "deleted audit records past retention");
-      return deleted >= batch;
-    },
+    intervalMs: options.intervalMs ?? INTERVAL_MS,
+    purge: (before, limit) => pruneAuditRows(options.pool, options.audit, { before, limit, now: options.now() }),
+    message: "deleted audit records past retention",
+    attribute: "km.audit.deleted",
   });
 }
