@@ -18,6 +18,11 @@ const methodSizes = z.union([
   z.record(z.string().regex(/^\/?[A-Za-z0-9_.]+\/[A-Za-z0-9_]+$/, "expected <Service>/<Method> or /<package>.<Service>/<Method>"), positiveInt),
   list.pipe(z.array(z.string().regex(/^\/?[A-Za-z0-9_.]+\/[A-Za-z0-9_]+=\d+$/, "expected <Service>/<Method>=<bytes>, comma separated"))).transform((pairs) => Object.fromEntries(pairs.map((p) => [p.slice(0, p.lastIndexOf("=")), Number(p.slice(p.lastIndexOf("=") + 1))]))),
 ]);
+/** An audit table's retention: 0 (keep every row) or 7 days and more, as the tables' triggers allow. */
+const auditRetentionDays = z.coerce
+  .number({ error: "expected 0 or a whole number of days from 7 on" })
+  .int("expected 0 or a whole number of days from 7 on")
+  .refine((n) => n === 0 || n >= 7, "expected 0 or a whole number of days from 7 on (the table refuses to delete younger records)");
 const mysqlUrl = z.string().regex(/^(mysql|mariadb):\/\/[^/]+\/[A-Za-z0-9_]+(\?.*)?$/, "expected mysql://user:password@host:port/database");
 
 /** One configurable field: where it lives in the config object, its environment variable, default and meaning. */
@@ -102,7 +107,7 @@ export const FIELDS: readonly Field[] = [
   f("km.auditFile", z.string(), "", "append-only JSON-lines audit file of KM (default: <dataDir>/km/audit.jsonl)"),
   f(
     "km.auditRetentionDays",
-    z.coerce.number({ error: "expected 0 or a whole number of days from 7 on" }).int("expected 0 or a whole number of days from 7 on").refine((n) => n === 0 || n >= 7, "expected 0 or a whole number of days from 7 on (the table refuses to delete younger records)"),
+    auditRetentionDays,
     365,
     "KM deletes audit_events rows older than this many days, in batches, each batch recorded in the audit trail (the audit file keeps every record: rotate and ship it); 0 keeps every row, and the table's trigger refuses to delete a row younger than 7 days",
   ),
@@ -127,6 +132,13 @@ export const FIELDS: readonly Field[] = [
   f("jobs.purgeIntervalMs", positiveInt, 60_000, "how often the monitor looks for jobs past retention (again after a rest when a batch was full)"),
   f("jobs.purgeShare", z.coerce.number().gt(0).max(1), 0.1, "share of the time a backlog's purge may work: after a full batch the monitor rests (1 / share - 1) times as long as the batch took, so that the purge leaves room for job creation; 1 goes on at once"),
   f("inventory.retentionDays", wholeNumber(0, undefined, "expected a whole number of days, 0 or more"), 90, "servers TERMINATED and resources DELETED longer ago than this many days are deleted by the monitor with their event histories (and a server's agent and metrics), once cost accrual has passed the hour they ended in; their costs stay in usage reports. 0 keeps them all"),
+  f(
+    "provisioning.auditRetentionDays",
+    auditRetentionDays,
+    365,
+    "the monitor deletes rows of the audit trail (audit_events: who changed what) older than this many days, in batches, each batch recorded in the trail; 0 keeps every row, and the table's trigger refuses to delete a row younger than 7 days",
+  ),
+  f("provisioning.accountEventRetentionDays", wholeNumber(0, undefined, "expected a whole number of days, 0 or more"), 90, "account events (what discovery found changed or failed) older than this many days are deleted by the monitor; 0 keeps them all"),
   f("discovery.intervalMs", positiveInt, 4 * 3_600_000, "how often the monitor re-discovers each account's regions, subscriptions, products and images"),
   f("discovery.serverSyncIntervalMs", positiveInt, 60_000, "how often the monitor lists each active account's servers from its cloud"),
   f("discovery.pollMs", positiveInt, 2_000, "how often the monitor looks for accounts due for discovery or a server sync"),
@@ -187,7 +199,7 @@ export type Config = {
   };
   bridge: { bind: string; port: number; corsOrigins: string[]; maxRequestBytes: number };
   console: { enabled: boolean; bind: string; port: number; dir: string; origins: string[]; bridgeUrl: string };
-  provisioning: { url: string; poolSize: number; sqlPoolSize: number; wsrepSyncWait: number; allowInsecureEndpoints: boolean; allowLinkLocalEndpoints: boolean };
+  provisioning: { url: string; poolSize: number; sqlPoolSize: number; wsrepSyncWait: number; allowInsecureEndpoints: boolean; allowLinkLocalEndpoints: boolean; auditRetentionDays: number; accountEventRetentionDays: number };
   analytics: { url: string; poolSize: number; rawRetentionMs: number; hourlyRetentionDays: number; retentionShare: number; rollupIntervalMs: number; accrualIntervalMs: number; retentionBatchSize: number };
   km: {
     url: string; bind: string; port: number; databaseUrl: string; poolSize: number; tlsCa: string; tlsCert: string; tlsKey: string;

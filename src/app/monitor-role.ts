@@ -1,6 +1,6 @@
-// The monitor role: completion checks, the reconciler, retention (jobs, ended servers and resources), the discovery
-// scheduler, and an outbox relay poll loop (so rows a crashed dispatcher left unpublished go out even when no
-// dispatcher runs). Safe as several replicas.
+// The monitor role: completion checks, the reconciler, retention (jobs, ended servers and resources, the audit trail,
+// account events), the discovery scheduler, and an outbox relay poll loop (so rows a crashed dispatcher left
+// unpublished go out even when no dispatcher runs). Safe as several replicas.
 import { jetstreamManager } from "@nats-io/jetstream";
 import { agentConnector } from "../agent/connect.js";
 import { agentEndpointRules } from "../agent/endpoints.js";
@@ -19,6 +19,8 @@ import { ensureJobsStream } from "../mq/jobs-stream.js";
 import { whileJetStreamStarts } from "../mq/jetstream-wait.js";
 import { startCompletionChecks } from "../monitor/completion-checks.js";
 import { startReconciler } from "../monitor/reconciler.js";
+import { startAuditTrailRetention } from "../audit/retention.js";
+import { startAccountEventRetention } from "../provisioning/discovery/event-retention.js";
 import { startInventoryRetention } from "../servers/retention.js";
 import { startRetention } from "../monitor/retention.js";
 import { startScheduler } from "../monitor/scheduler.js";
@@ -76,12 +78,14 @@ export async function startMonitorRole(resources: Resources): Promise<RunningRol
     intervalMs: config.jobs.purgeIntervalMs,
   });
   const inventoryRetention = startInventoryRetention({ sql: resources.sql, analytics: resources.analyticsSql, log, retentionDays: config.inventory.retentionDays, now: resources.now });
+  const auditRetention = startAuditTrailRetention({ sql: resources.sql, log, retentionDays: config.provisioning.auditRetentionDays, now: resources.now });
+  const accountEventRetention = startAccountEventRetention({ sql: resources.sql, log, retentionDays: config.provisioning.accountEventRetentionDays, now: resources.now });
   // The deployment's queues, observed at each metrics collection.
   const unobserve = observeQueues({ sql: resources.sql, jsm: await jetstreamManager(nats), stream: config.mq.jobsStream, durable: config.mq.workerDurable });
-  log.info("monitor running: completion checks, reconciler, discovery scheduler, retention (jobs, inventory), outbox relay poll");
+  log.info("monitor running: completion checks, reconciler, discovery scheduler, retention (jobs, inventory, audit trail, account events), outbox relay poll");
   return {
     async stop(graceMs) {
-      await Promise.all([checks.stop(graceMs), reconciler.stop(graceMs), retention.stop(graceMs), inventoryRetention.stop(graceMs), discovery.stop(graceMs), pinger.stop(graceMs), analytics.stop(graceMs)]);
+      await Promise.all([checks.stop(graceMs), reconciler.stop(graceMs), retention.stop(graceMs), inventoryRetention.stop(graceMs), auditRetention.stop(graceMs), accountEventRetention.stop(graceMs), discovery.stop(graceMs), pinger.stop(graceMs), analytics.stop(graceMs)]);
       pingChannels.close();
       await relay.stop(Math.min(graceMs, RELAY_FLUSH_MS));
       unobserve();

@@ -1,5 +1,5 @@
-// Data access for the audit trail (audit_events): append and read, through src/db/sql.ts only. There is no update or
-// delete here, and the table's triggers refuse both.
+// Data access for the audit trail (audit_events): append, read, and the retention's delete of the oldest rows, through
+// src/db/sql.ts only. The table's triggers refuse every update, and the delete of a row younger than 7 days.
 import { sqlFragment, sqlJoin, type Sql, type SqlFragment } from "../db/sql.js";
 
 export interface AuditRow {
@@ -55,4 +55,12 @@ export async function listAuditRows(db: Sql, f: AuditFilter): Promise<AuditRow[]
     SELECT id, time, principal, trace_id AS traceId, action, object_type AS objectType, object_id AS objectId, diff
       FROM audit_events WHERE ${sqlJoin(where, " AND ")} ORDER BY id DESC LIMIT ${f.limit}`;
   return rows.map((r) => ({ ...r, id: BigInt(r.id) }));
+}
+
+/**
+ * Deletes up to `limit` rows recorded before `before`, oldest first (through the time index). The table's trigger
+ * refuses to delete a row younger than 7 days, whoever asks: a statement that reaches one deletes nothing.
+ */
+export function deleteAuditRowsBefore(db: Sql, before: Date, limit: number): Promise<number> {
+  return db.execute`DELETE FROM audit_events WHERE time < ${before} ORDER BY time LIMIT ${limit}`;
 }

@@ -135,3 +135,8 @@ export async function recordValidationFailure(sql: SqlPool, input: { accountId: 
     await insertEvents(tx, accountId, jobId, [{ type: "VALIDATION_FAILED", regionId: null, message }]);
   });
 }
+
+/** Deletes up to `limit` account events recorded before `before`, oldest first (through their created_at index). */
+export function deleteAccountEventsBefore(db: Sql, before: Date, limit: number): Promise<number> {
+  return db.execute`DELETE FROM account_events WHERE created_at < ${before} ORDER BY created_at LIMIT ${limit}`;
+}
