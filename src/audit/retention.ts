@@ -3,8 +3,7 @@
 // it and when. The table's trigger refuses to delete a row younger than 7 days, whoever asks (migration
 // 20261207000000_history_retention); the setting refuses less.
 import type { SqlPool } from "../db/sql.js";
-import type { Logger } from "../log.js";
-import { startAgeRetention } from "../monitor/age-retention.js";
+import { startAgeRetention, type RetentionSettings } from "../monitor/age-retention.js";
 import type { Loop } from "../monitor/loop.js";
 import { currentTraceId } from "../telemetry/spans.js";
 import { appendAuditRow, deleteAuditRowsBefore } from "./repository.js";
@@ -12,17 +11,8 @@ import { appendAuditRow, deleteAuditRowsBefore } from "./repository.js";
 /** Who the trail names for its own deletions. */
 export const RETENTION_PRINCIPAL = "monitor:retention";
 
-export interface AuditTrailRetentionOptions {
+export interface AuditTrailRetentionOptions extends RetentionSettings {
   sql: SqlPool;
-  log: Logger;
-  /** Rows older than this many days go; 0 keeps every row. */
-  retentionDays: number;
-  now: () => Date;
-  /** Rows per batch (one transaction). */
-  batch?: number;
-  /** Share of the time a backlog's deletes may take (src/monitor/loop.ts). */
-  share?: number;
-  intervalMs?: number;
 }
 
 /** Each deleted row runs the trigger; 1,000 keeps a batch's commit short beside job creation. */
@@ -51,14 +41,9 @@ export async function pruneAuditTrail(sql: SqlPool, options: { before: Date; lim
 
 /** The monitor's audit-trail retention loop; a stopped loop when retention is off (0 days). */
 export function startAuditTrailRetention(options: AuditTrailRetentionOptions): Loop {
-  return startAgeRetention({
+  return startAgeRetention(options, {
     name: "audit-retention",
-    log: options.log.child({ component: "audit-retention" }),
-    retentionDays: options.retentionDays,
-    now: options.now,
-    batch: options.batch ?? BATCH,
-    share: options.share ?? SHARE,
-    intervalMs: options.intervalMs ?? INTERVAL_MS,
+    defaults: { batch: BATCH, share: SHARE, intervalMs: INTERVAL_MS },
     purge: (before, limit) => pruneAuditTrail(options.sql, { before, limit }),
     message: "deleted audit records past retention",
     attribute: "dispatcher.purged_audit_records",

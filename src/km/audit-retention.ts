@@ -3,8 +3,7 @@
 // it and when. The table's trigger refuses to delete a row younger than 7 days, whoever asks (migration
 // 20261206180000_audit_retention; km.auditRetentionDays refuses less); the audit file keeps every record for as long
 // as its rotation does.
-import type { Logger } from "../log.js";
-import { startAgeRetention } from "../monitor/age-retention.js";
+import { startAgeRetention, type RetentionSettings } from "../monitor/age-retention.js";
 import type { Loop } from "../monitor/loop.js";
 import type { AuditLog } from "./audit.js";
 import { deleteAuditRowsBefore, inTransaction, type CredentialsPool } from "./repository.js";
@@ -12,19 +11,9 @@ import { deleteAuditRowsBefore, inTransaction, type CredentialsPool } from "./re
 /** Who the trail names for its own deletions. */
 export const RETENTION_PRINCIPAL = "km:retention";
 
-export interface AuditRetentionOptions {
+export interface AuditRetentionOptions extends RetentionSettings {
   pool: CredentialsPool;
   audit: AuditLog;
-  log: Logger;
-  /** Rows older than this many days go; 0 keeps every row. */
-  retentionDays: number;
-  /** Share of the time (0–1] a backlog's deletes may take (src/monitor/loop.ts). */
-  share: number;
-  now: () => Date;
-  /** Rows per batch (one transaction). */
-  batch?: number;
-  /** How often to look again once nothing is due. */
-  intervalMs?: number;
 }
 
 /**
@@ -32,6 +21,7 @@ export interface AuditRetentionOptions {
  * rows', which no insert touches); 5,000 rows took 60–110 ms on 2 cores.
  */
 const BATCH = 5_000;
+const SHARE = 0.1;
 const INTERVAL_MS = 600_000;
 
 /** Deletes up to `limit` rows older than `before`, oldest first, and records the deletion; answers how many went. */
@@ -48,14 +38,9 @@ export async function pruneAuditRows(pool: CredentialsPool, audit: AuditLog, opt
 
 /** KM's audit retention loop; a stopped loop when retention is off (0 days). */
 export function startAuditRetention(options: AuditRetentionOptions): Loop {
-  return startAgeRetention({
+  return startAgeRetention(options, {
     name: "km-audit-retention",
-    log: options.log.child({ component: "audit-retention" }),
-    retentionDays: options.retentionDays,
-    now: options.now,
-    batch: options.batch ?? BATCH,
-    share: options.share,
-    intervalMs: options.intervalMs ?? INTERVAL_MS,
+    defaults: { batch: BATCH, share: SHARE, intervalMs: INTERVAL_MS },
     purge: (before, limit) => pruneAuditRows(options.pool, options.audit, { before, limit, now: options.now() }),
     message: "deleted audit records past retention",
     attribute: "km.audit.deleted",

@@ -7,24 +7,16 @@ import { firstOpenHour } from "../analytics/accrual.js";
 import { analyticsOutageGuard } from "../analytics/db.js";
 import { deleteServerMetrics } from "../analytics/retention.js";
 import type { Sql, SqlPool } from "../db/sql.js";
-import type { Logger } from "../log.js";
+import type { RetentionSettings } from "../monitor/age-retention.js";
 import { startLoop, type Loop } from "../monitor/loop.js";
 import { PURGE_IN_CHUNK } from "../monitor/retention.js";
 import { deleteResourcesWithEvents, lockResourcesDeletedBefore } from "../resources/repository.js";
 import { deleteServersWithEvents, lockServersTerminatedBefore } from "./repository.js";
 
-export interface InventoryRetentionOptions {
+/** Servers and resources that ended more than `retentionDays` ago go; `batch` of each per transaction. */
+export interface InventoryRetentionOptions extends RetentionSettings {
   sql: SqlPool;
   analytics: Sql;
-  log: Logger;
-  /** Servers and resources that ended more than this many days ago go; 0 keeps them all. */
-  retentionDays: number;
-  now: () => Date;
-  /** Servers (and resources) per transaction. */
-  batch?: number;
-  /** Share of the time a backlog's deletes may take (src/monitor/loop.ts). */
-  share?: number;
-  intervalMs?: number;
 }
 
 export interface InventoryPurge {
