@@ -209,8 +209,15 @@ export async function startGaleraCluster(options: GaleraOptions = {}): Promise<G
   return cluster;
 }
 
+/** What joinWithRetry needs of a node. */
+export interface Joiner {
+  readonly running: boolean;
+  waitSynced(size: number, timeoutMs: number): Promise<unknown>;
+  readonly server: { restart(extra: readonly string[], readyTimeoutMs: number): Promise<unknown> };
+}
+
 /** Waits for a starting node to be Synced among `size`; a joiner that exits first is started again (twice at most). */
-async function joinWithRetry(node: GaleraNode, size: number, timeoutMs: number): Promise<void> {
+export async function joinWithRetry(node: Joiner, size: number, timeoutMs: number): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
       await node.waitSynced(size, timeoutMs);
