@@ -1,6 +1,6 @@
 // The audit trail over a real server and database: a role grant names its principal and the call's trace id, a budget
 // change its before and after; refused or failed changes leave no row, and a row that cannot be written undoes the
-// change (same transaction); the table refuses UPDATE and DELETE; diffs hold allow-listed fields only (never an API
+// change (same transaction); the table refuses UPDATE, and DELETE of a row younger than 7 days; diffs hold allow-listed fields only (never an API
 // key's secret); reads filter by object, principal and time with keyset pages, and only admins may read.
 import { randomBytes } from "node:crypto";
 import { status } from "@grpc/grpc-js";
@@ -93,7 +93,7 @@ describe("the audit trail", () => {
     expect(groups.map((g) => g.name)).not.toContain(name);
   });
 
-  it("is append-only: the database refuses UPDATE and DELETE on it", async () => {
+  it("is append-only: the database refuses UPDATE, and DELETE of a row younger than 7 days", async () => {
     expect(await count()).toBeGreaterThan(0);
     await expect(f.dbs.provisioning.$executeRaw`UPDATE audit_events SET principal = 'someone-else'`).rejects.toThrow(/append-only/);
     await expect(f.dbs.provisioning.$executeRaw`DELETE FROM audit_events`).rejects.toThrow(/append-only/);
