@@ -1,7 +1,8 @@
 // The audit trail over a real server and database: a role grant names its principal and the call's trace id, a budget
 // change its before and after; refused or failed changes leave no row, and a row that cannot be written undoes the
-// change (same transaction); the table refuses UPDATE, and DELETE of a row younger than 7 days; diffs hold allow-listed fields only (never an API
-// key's secret); reads filter by object, principal and time with keyset pages, and only admins may read.
+// change (same transaction); the table refuses UPDATE, and DELETE of a row younger than 7 days; diffs hold
+// allow-listed fields only (never an API key's secret); reads filter by object, principal and time with keyset pages,
+// and only admins may read.
 import { randomBytes } from "node:crypto";
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
