@@ -59,8 +59,11 @@ export async function listAuditRows(db: Sql, f: AuditFilter): Promise<AuditRow[]
 
 /**
  * Deletes up to `limit` rows recorded before `before`, oldest first (through the time index). The table's trigger
- * refuses to delete a row younger than 7 days, whoever asks: a statement that reaches one deletes nothing.
+ * refuses to delete a row younger than 7 days by the database's clock, and a statement that reaches one deletes
+ * nothing: the statement stops at that bound itself, so a process clock ahead of the database's deletes less, never
+ * nothing at all.
  */
 export function deleteAuditRowsBefore(db: Sql, before: Date, limit: number): Promise<number> {
-  return db.execute`DELETE FROM audit_events WHERE time < ${before} ORDER BY time LIMIT ${limit}`;
+  return db.execute`
+    DELETE FROM audit_events WHERE time < ${before} AND time < UTC_TIMESTAMP(3) - INTERVAL 7 DAY ORDER BY time LIMIT ${limit}`;
 }

@@ -183,9 +183,12 @@ export async function appendAuditRows(sql: Sql, rows: readonly AuditRow[]): Prom
 }
 
 /**
- * Deletes up to `limit` audit rows older than `before`, oldest first (through the time index); the table's trigger
- * refuses any row younger than its floor (src/km/audit-retention.ts).
+ * Deletes up to `limit` audit rows older than `before`, oldest first (through the time index). The table's trigger
+ * refuses any row younger than 7 days by the database's clock (src/km/audit-retention.ts), and a statement that
+ * reaches one deletes nothing: the statement stops at that bound itself, so a KM clock ahead of the database's deletes
+ * less, never nothing at all.
  */
 export function deleteAuditRowsBefore(tx: Sql, before: Date, limit: number): Promise<number> {
-  return tx.execute`DELETE FROM audit_events WHERE time < ${before} ORDER BY time LIMIT ${limit}`;
+  return tx.execute`
+    DELETE FROM audit_events WHERE time < ${before} AND time < UTC_TIMESTAMP(3) - INTERVAL 7 DAY ORDER BY time LIMIT ${limit}`;
 }

@@ -1,10 +1,11 @@
 // KM's audit retention against the real credentials database: rows past km.auditRetentionDays leave in batches, each
 // batch recorded in the trail (table and file); the trigger refuses to delete a row younger than 7 days or to change
-// any; KM runs the retention from its start; the setting refuses what the trigger would.
+// any, and the retention's own statement stops at that bound whatever KM's clock says; KM runs the retention from its
+// start; the setting refuses what the trigger would.
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../../src/config.js";
-import { RETENTION_PRINCIPAL, startAuditRetention } from "../../src/km/audit-retention.js";
+import { RETENTION_PRINCIPAL, pruneAuditRows, startAuditRetention } from "../../src/km/audit-retention.js";
 import { generateKeyText } from "../../src/km/keys.js";
 import { captureLogger } from "../mq/support.js";
 import { until } from "../support/poll.js";
@@ -60,7 +61,9 @@ describe("KM's audit retention", () => {
     // A whole-table delete fails on its first young row and so deletes nothing.
     await expect(sql(t.dbUrl, "DELETE FROM audit_events")).rejects.toThrow(/append-only/);
     expect(await details()).toEqual(["row-1", "row-9"]);
-    await sql(t.dbUrl, "DELETE FROM audit_events WHERE detail = 'row-9'");
+    // A cut-off from a KM clock 30 days ahead would reach the 1-day-old row the trigger protects: the batch stops at
+    // the trigger's bound by the database's clock and deletes the 9-day-old row alone, instead of failing whole.
+    expect(await pruneAuditRows(t.km.pool, t.km.audit, { before: new Date(Date.now() + 30 * 86_400_000), limit: 100, now: new Date() })).toBe(1);
     expect(await details()).toEqual(["row-1"]);
   });
 
