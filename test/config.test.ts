@@ -1,11 +1,18 @@
-import { mkdtempSync, utimesSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig, redactedConfig } from "../src/config.js";
 
+const dirs: string[] = [];
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
 function configFile(content: unknown): string {
-  const file = join(mkdtempSync(join(tmpdir(), "dispatcher-config-")), "config.json");
+  const dir = mkdtempSync(join(tmpdir(), "dispatcher-config-"));
+  dirs.push(dir);
+  const file = join(dir, "config.json");
   writeFileSync(file, JSON.stringify(content));
   return file;
 }

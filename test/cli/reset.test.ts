@@ -3,11 +3,10 @@
 // differs and naming `dispatcher reset`; reset lists what it would remove and removes nothing without --yes, refuses
 // in production mode and while a dispatcher listens, and with --yes removes the databases, the jobs stream and the
 // data directory, after which `dispatcher start` begins anew.
-import { mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { existsSync } from "node:fs";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -21,9 +20,12 @@ beforeAll(async () => {
   t = await createTestEnv({ label: "reset" });
 });
 
+let cloneDir: string | undefined;
+
 afterAll(async () => {
   await killStrayDispatchers();
   await t?.cleanup();
+  if (cloneDir) rmSync(cloneDir, { recursive: true, force: true });
 });
 
 async function databasesLeft(): Promise<string[]> {
@@ -60,7 +62,8 @@ it("a start beside an earlier install's databases says what to do; reset --yes c
   expect((await first.exited).code, first.output()).toBe(0);
 
   // The fresh clone: same databases, stream and ports, another data directory (so another development master key).
-  const clone = t.with({ DISPATCHER_DATA_DIR: mkdtempSync(join(tmpdir(), "dispatcher-reset-clone-")) });
+  cloneDir = mkdtempSync(join(tmpdir(), "dispatcher-reset-clone-"));
+  const clone = t.with({ DISPATCHER_DATA_DIR: cloneDir });
   const refused = await runDispatcher(["start"], clone, 120_000);
   expect(refused.code, refused.stderr).toBe(2);
   expect(refused.stderr).toContain("fingerprint differs");

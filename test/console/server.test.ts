@@ -57,6 +57,7 @@ afterAll(async () => {
   await built?.stop();
   await empty?.stop();
   rmSync(dir, { recursive: true, force: true });
+  rmSync(join(tmpdir(), "console-secret.txt"), { force: true });
 });
 
 describe("the console's web server", () => {

@@ -188,11 +188,14 @@ export async function openExecHarness(label: string, options: ExecHarnessOptions
       return until(reached, timeoutMs, `job ${id} ${states.join("|")}`, () => `(still ${last?.state}, attempt ${last?.attempt})`);
     },
     async close() {
-      if (jsm && !env) await deleteStream(jsm, stream);
-      await nc?.close();
-      await sql.end();
-      await dbs.drop();
-      if (!env) rmSync(config.dataDir, { recursive: true, force: true, maxRetries: 5 });
+      try {
+        if (jsm && !env) await deleteStream(jsm, stream);
+        await nc?.close();
+        await sql.end();
+        await dbs.drop();
+      } finally {
+        if (!env) rmSync(config.dataDir, { recursive: true, force: true, maxRetries: 5 });
+      }
     },
   };
 }

@@ -30,7 +30,7 @@ describe("a worker started while MariaDB and NATS are down", () => {
     await killStrayDispatchers();
     await env?.cleanup().catch(() => undefined);
     await nats?.stop();
-    if (mdb?.running) await mdb.stop();
+    await mdb?.stop();
   });
 
   it("waits for each with backoff, saying so, then runs", async () => {

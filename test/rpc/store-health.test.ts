@@ -72,7 +72,7 @@ describe("a dispatcher whose MariaDB is SIGKILLed", () => {
     await dispatcher?.stop().catch(() => undefined);
     await killStrayDispatchers();
     await env?.cleanup().catch(() => undefined);
-    if (mdb?.running) await mdb.stop();
+    await mdb?.stop();
   });
 
   const health = (): Promise<HealthStatus> => checkHealth(env.address, "", 3_000);
