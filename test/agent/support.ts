@@ -3,8 +3,6 @@
 // as real `dispatcher agent` processes.
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createGrpcWebBridge, type GrpcWebBridge } from "../../src/rpc/grpc-web/bridge.js";
 import { withJoinTokens } from "../../src/agent/join-tokens.js";
@@ -41,9 +39,8 @@ export interface AgentHarness {
 export async function openAgentHarness(label: string, agent: { pingIntervalMs?: number; maxMissedPings?: number; plaintext?: boolean; certificateTtlMs?: number } = {}): Promise<AgentHarness> {
   const h = await openExecHarness(label);
   h.config.agent.credentialKey = randomBytes(32).toString("base64");
-  // Mutual TLS with a development CA of this run (under its data directory), or the plaintext channel.
+  // Mutual TLS with a development CA of this run (under the harness's own data directory), or the plaintext channel.
   h.config.agent.plaintext = agent.plaintext ?? true;
-  h.config.dataDir = mkdtempSync(join(tmpdir(), `${label}-`));
   h.config.agent.certificateTtlMs = agent.certificateTtlMs ?? h.config.agent.certificateTtlMs;
   h.config.agent.pingIntervalMs = agent.pingIntervalMs ?? 30_000;
   h.config.agent.maxMissedPings = agent.maxMissedPings ?? 3;
@@ -83,7 +80,6 @@ export async function openAgentHarness(label: string, agent: { pingIntervalMs?: 
       await server.stop(500);
       await relay.stop(1_000);
       await h.close();
-      rmSync(h.config.dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -1,7 +1,7 @@
 // `dispatcher clouds|accounts|budgets …` against a real server: the commands call the API with the configured key,
 // print tables or JSON, read account credentials from a file (never argv) without echoing them, and report refusals
 // with the API's reason and a non-zero exit code.
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
@@ -15,7 +15,10 @@ const SECRET = "CLI-CANARY-secret-value-91c2";
 beforeAll(async () => {
   f = await startProvisioningFixture("prov_cli");
 });
-afterAll(() => f?.close());
+afterAll(async () => {
+  await f?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
 afterEach(() => {
   vi.restoreAllMocks();
   delete process.env.DISPATCHER_CLIENT_TOKEN;

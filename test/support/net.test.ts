@@ -1,5 +1,5 @@
 // Test ports: outside the ephemeral range, in a block of this worker's own, handed out once each and bindable.
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,10 +16,15 @@ async function listen(port: number): Promise<Server> {
 
 describe("ephemeralRange", () => {
   it("reads the kernel's range, and assumes the Linux default without one", () => {
-    const file = join(mkdtempSync(join(tmpdir(), "ports-")), "ip_local_port_range");
-    writeFileSync(file, "40000\t50000\n");
-    expect(ephemeralRange(file)).toEqual([40_000, 50_000]);
-    expect(ephemeralRange(join(tmpdir(), "no-such-file"))).toEqual(LINUX_DEFAULT);
+    const dir = mkdtempSync(join(tmpdir(), "ports-"));
+    try {
+      const file = join(dir, "ip_local_port_range");
+      writeFileSync(file, "40000\t50000\n");
+      expect(ephemeralRange(file)).toEqual([40_000, 50_000]);
+      expect(ephemeralRange(join(dir, "no-such-file"))).toEqual(LINUX_DEFAULT);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
