@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { InvalidArgumentError as CommanderInvalidArgument, type Command } from "commander";
 import type { DispatcherClients } from "../client/index.js";
 import { Job, JobState, jobStateToJSON, type JobChildren } from "../gen/proto/dispatcher/v1/jobs.js";
-import { json, withClient, type ClientCommandOptions, type CommandIo } from "./client-command.js";
+import { json, optionalAccountIdOf, withClient, type ClientCommandOptions, type CommandIo } from "./client-command.js";
 import { parseTag } from "./servers.js";
 
 export interface FleetRunOptions extends ClientCommandOptions {
@@ -57,7 +57,7 @@ export function runAgentsFleet(argv: string[], options: FleetRunOptions): Promis
     const timeout = options.timeout ? { seconds: String(Math.floor(options.timeout / 1000)), nanos: (options.timeout % 1000) * 1e6 } : undefined;
     const [command = "", ...args] = argv;
     const tags = options.tag ?? {};
-    const selector = options.account || options.region || options.namePrefix || Object.keys(tags).length > 0 ? { accountId: options.account ?? "", regionId: options.region ?? "", namePrefix: options.namePrefix ?? "", tags } : undefined;
+    const selector = options.account || options.region || options.namePrefix || Object.keys(tags).length > 0 ? { accountId: await optionalAccountIdOf(c, options.account), regionId: options.region ?? "", namePrefix: options.namePrefix ?? "", tags } : undefined;
     const started = await c.agents.runFleetCommand({
       serverIds: serverIds(options),
       selector,
@@ -123,7 +123,7 @@ export function addFleetCommand(agents: Command, configFile: () => string | unde
     .description("run a command on many servers through their agents (an agent.fleet_run job with one child per server); put -- before the command's own options")
     .option("-s, --server <id>", "a server (repeatable; commands start in this order)", (v: string, all: string[]) => [...all, v], [])
     .option("--servers-file <file>", "server ids, one per line (- for stdin)")
-    .option("--account <id>", "instead of ids: the servers of this account that have an agent")
+    .option("--account <id|name>", "instead of ids: the servers of this account that have an agent (its id, or its name where one visible account has it)")
     .option("--region <id>", "with --account: only this region's servers")
     .option("--name-prefix <text>", "with --account: only servers whose name starts with this")
     .option("--tag <key=value>", "with --account: only servers with this tag (repeatable: all must match)", parseTag)

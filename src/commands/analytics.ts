@@ -3,7 +3,7 @@
 // commands may already exist (their other subcommands live in their own files): these are added to them.
 import { InvalidArgumentError as CommanderInvalidArgument, type Command } from "commander";
 import { Metric, MetricAggregate, MetricStep, UsageGrouping } from "../gen/proto/dispatcher/v1/analytics.js";
-import { json, table, time, withClient, type ClientCommandOptions } from "./client-command.js";
+import { json, optionalAccountIdOf, table, time, withClient, type ClientCommandOptions } from "./client-command.js";
 
 export interface OutputOptions extends ClientCommandOptions {
   csv?: boolean | undefined;
@@ -69,7 +69,7 @@ export interface UsageOptions extends OutputOptions {
 
 export async function runBudgetsUsage(options: UsageOptions): Promise<number> {
   return withClient("budgets usage", options, async (c, io) => {
-    const r = await c.analytics.reportUsage({ groupBy: options.groupBy, startTime: options.from, endTime: options.to, accountId: options.account ?? "", budgetCode: options.budgetCode ?? "" });
+    const r = await c.analytics.reportUsage({ groupBy: options.groupBy, startTime: options.from, endTime: options.to, accountId: await optionalAccountIdOf(c, options.account), budgetCode: options.budgetCode ?? "" });
     const header = [options.groupBy === UsageGrouping.USAGE_GROUPING_SERVER ? "SERVER" : options.groupBy === UsageGrouping.USAGE_GROUPING_ACCOUNT ? "ACCOUNT" : "BUDGET CODE", "COST", "CENTS", "ACCRUING HOURS", "SERVERS"];
     const rows = r.rows.map((x) => [x.key, money(x.costMicros), x.costCents, (Number(x.accruingSeconds) / 3600).toFixed(2), x.servers]);
     if (options.json) io.out(json({ start: r.startTime?.toISOString(), end: r.endTime?.toISOString(), totalCostMicros: r.totalCostMicros, rows: r.rows }));
@@ -105,7 +105,7 @@ export async function runServerMetrics(serverId: string, options: MetricsOptions
 
 export async function runFleetSummary(options: OutputOptions & { account?: string | undefined }): Promise<number> {
   return withClient("servers fleet", options, async (c, io) => {
-    const s = await c.analytics.fleetSummary({ accountId: options.account ?? "" });
+    const s = await c.analytics.fleetSummary({ accountId: await optionalAccountIdOf(c, options.account) });
     if (options.json) {
       io.out(json(s));
       return 0;
@@ -143,7 +143,7 @@ export function addAnalyticsCommands(program: Command, configFile: () => string 
     .option("-g, --group-by <grouping>", "budget-code, account or server", choice("grouping", GROUPINGS), "budget-code")
     .option("--from <time>", "start of the period (ISO 8601)", parseTime)
     .option("--to <time>", "end of the period, exclusive (ISO 8601)", parseTime)
-    .option("--account <id>", "only this account")
+    .option("--account <id|name>", "only this account")
     .option("--budget-code <code>", "only this budget code")
     .option("--csv", "CSV instead of a table", false)
     .option("--json", "one JSON object instead of a table", false)
@@ -170,7 +170,7 @@ export function addAnalyticsCommands(program: Command, configFile: () => string 
   servers
     .command("fleet")
     .description("servers by state, their cost per hour and this month, and recent CPU, for one account or all in scope")
-    .option("--account <id>", "only this account")
+    .option("--account <id|name>", "only this account")
     .option("--csv", "CSV instead of a table", false)
     .option("--json", "one JSON object instead of a table", false)
     .action(async (opts: { account?: string }, cmd: Command) => setExit(await runFleetSummary({ ...common(servers, cmd), account: opts.account })));

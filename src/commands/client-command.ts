@@ -80,9 +80,11 @@ export async function userIdOf(c: DispatcherClients, value: string): Promise<str
 
 /**
  * The account a command names: an account id, or the name of exactly one account the caller may use (the quick
- * start's `local`). A name that matches none or several is refused with what to do.
+ * start's `local`). A name that matches none or several is refused with what to do. A value shaped like an id (26
+ * characters of Crockford base32) is taken as one without a call: the server answers for it (NOT_FOUND as usual).
  */
 export async function accountIdOf(c: DispatcherClients, value: string): Promise<string> {
+  if (ID_SHAPE.test(value)) return value;
   const accounts: { id: string; name: string }[] = [];
   let pageToken = "";
   do {
@@ -90,13 +92,17 @@ export async function accountIdOf(c: DispatcherClients, value: string): Promise<
     accounts.push(...page.accounts);
     pageToken = page.nextPageToken;
   } while (pageToken);
-  if (accounts.some((a) => a.id === value)) return value;
   const named = accounts.filter((a) => a.name === value);
   if (named.length === 1) return (named[0] as { id: string }).id;
   if (named.length > 1) throw new CommandInputError(`${named.length} accounts are named "${value}" (${named.map((a) => a.id).join(", ")}): give the id`);
-  // Neither an id nor a name the caller can see: let the server answer for an id-shaped value (NOT_FOUND as usual).
-  return value;
+  // Not an id either (ids have the shape above): a list filtered by it would just come back empty.
+  throw new CommandInputError(`no account you can see is named "${value}" (\`dispatcher accounts list\` shows them)`);
 }
+
+/** An optional --account: its id, or "" (every account in scope) when it was not given. */
+export const optionalAccountIdOf = (c: DispatcherClients, value: string | undefined): Promise<string> => (value ? accountIdOf(c, value) : Promise.resolve(""));
+
+const ID_SHAPE = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 
 /** A command's argument that cannot be resolved; withClient prints it and exits 2. */
 export class CommandInputError extends Error {}

@@ -4,7 +4,7 @@
 import { InvalidArgumentError as CommanderInvalidArgument, type Command } from "commander";
 import { Bucket, ObjectInfo } from "../gen/proto/dispatcher/v1/files.js";
 import { ResourceEvent } from "../gen/proto/dispatcher/v1/network.js";
-import { fields, json, table, time, withClient } from "./client-command.js";
+import { accountIdOf, fields, json, optionalAccountIdOf, table, time, withClient } from "./client-command.js";
 import { runDownload, runUpload, type FilesCommandOptions } from "./files-transfer.js";
 import { reportJob } from "./job-follow.js";
 import { bytes } from "./transfer-progress.js";
@@ -47,9 +47,10 @@ function describeObject(o: ObjectInfo): string {
 export async function runBucketsList(options: FilesCommandOptions & { account?: string | undefined; region?: string | undefined; all?: boolean | undefined }): Promise<number> {
   return withClient("files buckets list", options, async (c, io) => {
     const out: Bucket[] = [];
+    const accountId = await optionalAccountIdOf(c, options.account);
     let pageToken = "";
     do {
-      const page = await c.files.listBuckets({ accountId: options.account ?? "", regionId: options.region ?? "", pageSize: 1000, pageToken, includeDeleted: options.all ?? false });
+      const page = await c.files.listBuckets({ accountId, regionId: options.region ?? "", pageSize: 1000, pageToken, includeDeleted: options.all ?? false });
       out.push(...page.buckets);
       pageToken = page.nextPageToken;
     } while (pageToken);
@@ -68,7 +69,7 @@ export async function runBucketsGet(id: string, options: FilesCommandOptions): P
 export async function runBucketsCreate(name: string, options: FilesCommandOptions & { account: string; region: string; budgetCode?: string | undefined; idempotencyKey?: string | undefined; tag?: string[] | undefined }): Promise<number> {
   return withClient("files buckets create", options, async (c, io) => {
     const tags = Object.fromEntries((options.tag ?? []).map((t) => [t.slice(0, t.indexOf("=")), t.slice(t.indexOf("=") + 1)]));
-    const { job, bucket } = await c.files.createBucket({ accountId: options.account, regionId: options.region, name, tags, budgetCode: options.budgetCode ?? "", idempotencyKey: options.idempotencyKey ?? "" });
+    const { job, bucket } = await c.files.createBucket({ accountId: await accountIdOf(c, options.account), regionId: options.region, name, tags, budgetCode: options.budgetCode ?? "", idempotencyKey: options.idempotencyKey ?? "" });
     if (!options.json) io.out(`bucket ${bucket!.info!.id} (${name})\n`);
     return reportJob("files buckets create", c, io, options, job, { bucket: Bucket.toJSON(bucket!) }, "ends");
   });
@@ -152,7 +153,7 @@ export function addFilesCommands(program: Command, configFile: () => string | un
     .command("list")
     .alias("ls")
     .description("buckets in your accounts")
-    .option("--account <id>", "only this account's")
+    .option("--account <id|name>", "only this account's")
     .option("--region <id>", "only this region's")
     .option("--all", "deleted ones too", false)
     .option("--json", "JSON instead of a table", false)
@@ -165,7 +166,7 @@ export function addFilesCommands(program: Command, configFile: () => string | un
   buckets
     .command("create <name>")
     .description("create a bucket (a bucket.create job, done when the cloud shows it); needs object_storage in the region")
-    .requiredOption("--account <id>", "account")
+    .requiredOption("--account <id|name>", "account (id or name)")
     .requiredOption("--region <id>", "region")
     .option("--budget-code <code>", "who pays for the bytes it holds (default: the account's)")
     .option("--tag <key=value>", "a tag (repeatable)", pair)

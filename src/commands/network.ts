@@ -7,7 +7,7 @@ import { InvalidArgumentError as CommanderInvalidArgument, type Command } from "
 import type { DispatcherClients } from "../client/index.js";
 import type { Job } from "../gen/proto/dispatcher/v1/jobs.js";
 import { Address, Firewall, type FirewallRule, KeyPair, KeyType, ResourceEvent, type ResourceInfo, RuleDirection, RuleProtocol } from "../gen/proto/dispatcher/v1/network.js";
-import { fields, json, table, time, withClient, type ClientCommandOptions, type CommandIo } from "./client-command.js";
+import { accountIdOf, fields, json, optionalAccountIdOf, table, time, withClient, type ClientCommandOptions, type CommandIo } from "./client-command.js";
 import { reportJob } from "./job-follow.js";
 import { collect, parseTag, type ServerCommandOptions } from "./servers.js";
 
@@ -120,9 +120,10 @@ interface ListOptions extends ClientCommandOptions {
 
 async function listAll(c: DispatcherClients, kind: Kind, o: ListOptions): Promise<Array<Firewall | Address | KeyPair>> {
   const out: Array<Firewall | Address | KeyPair> = [];
+  const accountId = await optionalAccountIdOf(c, o.account);
   let pageToken = "";
   do {
-    const q = { pageSize: 500, pageToken, accountId: o.account ?? "", regionId: o.region ?? "", tags: o.tag ?? {}, includeDeleted: o.includeDeleted ?? false };
+    const q = { pageSize: 500, pageToken, accountId, regionId: o.region ?? "", tags: o.tag ?? {}, includeDeleted: o.includeDeleted ?? false };
     const page = kind === "firewall" ? await c.firewalls.listFirewalls(q) : kind === "address" ? await c.addresses.listAddresses(q) : await c.keyPairs.listKeyPairs(q);
     out.push(...("firewalls" in page ? page.firewalls : "addresses" in page ? page.addresses : page.keyPairs));
     pageToken = page.nextPageToken;
@@ -179,7 +180,7 @@ export function addNetworkCommands(program: Command, configFile: () => string | 
       .command("list")
       .alias("ls")
       .description(`${noun}s in your accounts`)
-      .option("--account <id>", "only this account's")
+      .option("--account <id|name>", "only this account's")
       .option("--region <id>", "only this region's")
       .option("--tag <key=value>", "only those with this tag (repeat: all must match)", parseTag)
       .option("--include-deleted", "deleted ones too", false)
@@ -257,7 +258,7 @@ export function addNetworkCommands(program: Command, configFile: () => string | 
       .option("-k, --idempotency-key <key>", "the same key again returns the same job")
       .option("-w, --wait", "follow the job to its end; exit 0 only when it succeeded", false)
       .option("--json", "JSON instead of text", false);
-  const placed = (cmd: Command): Command => cmd.requiredOption("--account <id>", "account").requiredOption("--region <id>", "region").option("--name <name>", "name (default: made from the id)").option("--tag <key=value>", "a tag (repeat for several)", parseTag);
+  const placed = (cmd: Command): Command => cmd.requiredOption("--account <id|name>", "account (id or name)").requiredOption("--region <id>", "region").option("--name <name>", "name (default: made from the id)").option("--tag <key=value>", "a tag (repeat for several)", parseTag);
   type Placed = { account: string; region: string; name?: string; tag?: Record<string, string> };
 
   // ---- firewalls ----
@@ -266,7 +267,7 @@ export function addNetworkCommands(program: Command, configFile: () => string | 
     .action(async (o: Placed & { description?: string }, cmd: Command) =>
       setExit(
         await withClient("firewalls create", opts(cmd, "firewalls"), async (c, io) => {
-          const r = await c.firewalls.createFirewall({ accountId: o.account, regionId: o.region, name: o.name ?? "", description: o.description ?? "", tags: o.tag ?? {}, idempotencyKey: opts(cmd, "firewalls").idempotencyKey ?? "" });
+          const r = await c.firewalls.createFirewall({ accountId: await accountIdOf(c, o.account), regionId: o.region, name: o.name ?? "", description: o.description ?? "", tags: o.tag ?? {}, idempotencyKey: opts(cmd, "firewalls").idempotencyKey ?? "" });
           return created(c, io, opts(cmd, "firewalls"), "firewall", r.job, r.firewall);
         }),
       ),
@@ -299,7 +300,7 @@ export function addNetworkCommands(program: Command, configFile: () => string | 
     .action(async (o: Placed & { budgetCode?: string }, cmd: Command) =>
       setExit(
         await withClient("addresses allocate", opts(cmd, "addresses"), async (c, io) => {
-          const r = await c.addresses.allocateAddress({ accountId: o.account, regionId: o.region, name: o.name ?? "", budgetCode: o.budgetCode ?? "", tags: o.tag ?? {}, idempotencyKey: opts(cmd, "addresses").idempotencyKey ?? "" });
+          const r = await c.addresses.allocateAddress({ accountId: await accountIdOf(c, o.account), regionId: o.region, name: o.name ?? "", budgetCode: o.budgetCode ?? "", tags: o.tag ?? {}, idempotencyKey: opts(cmd, "addresses").idempotencyKey ?? "" });
           return created(c, io, opts(cmd, "addresses"), "address", r.job, r.address);
         }),
       ),
@@ -329,7 +330,7 @@ export function addNetworkCommands(program: Command, configFile: () => string | 
         await withClient("keys import", opts(cmd, "keys"), async (c, io) => {
           const { readFileSync } = await import("node:fs");
           const publicKey = readFileSync(o.publicKeyFile, "utf8").trim();
-          const r = await c.keyPairs.importKeyPair({ accountId: o.account, regionId: o.region, name: o.name ?? "", publicKey, tags: o.tag ?? {}, idempotencyKey: opts(cmd, "keys").idempotencyKey ?? "" });
+          const r = await c.keyPairs.importKeyPair({ accountId: await accountIdOf(c, o.account), regionId: o.region, name: o.name ?? "", publicKey, tags: o.tag ?? {}, idempotencyKey: opts(cmd, "keys").idempotencyKey ?? "" });
           return created(c, io, opts(cmd, "keys"), "key", r.job, r.keyPair);
         }),
       ),
@@ -345,7 +346,7 @@ export function addNetworkCommands(program: Command, configFile: () => string | 
             io.err("dispatcher keys create: --type: ed25519 or rsa\n");
             return 2;
           }
-          const r = await c.keyPairs.createKeyPair({ accountId: o.account, regionId: o.region, name: o.name ?? "", keyType, tags: o.tag ?? {}, idempotencyKey: opts(cmd, "keys").idempotencyKey ?? "" });
+          const r = await c.keyPairs.createKeyPair({ accountId: await accountIdOf(c, o.account), regionId: o.region, name: o.name ?? "", keyType, tags: o.tag ?? {}, idempotencyKey: opts(cmd, "keys").idempotencyKey ?? "" });
           if (r.privateKey && o.out) writeFileSync(o.out, r.privateKey, { mode: 0o600, flag: "wx" });
           else if (r.privateKey && opts(cmd, "keys").json) io.out(json({ privateKey: r.privateKey, publicKey: r.publicKey }));
           else if (r.privateKey) io.out(r.privateKey.endsWith("\n") ? r.privateKey : `${r.privateKey}\n`);

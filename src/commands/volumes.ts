@@ -5,7 +5,7 @@ import { InvalidArgumentError as CommanderInvalidArgument, type Command } from "
 import type { DispatcherClients } from "../client/index.js";
 import { ResourceEvent, type ResourceInfo } from "../gen/proto/dispatcher/v1/network.js";
 import { MachineImage, Snapshot, Volume } from "../gen/proto/dispatcher/v1/storage.js";
-import { fields, hourly, json, table, time, withClient, type ClientCommandOptions, type CommandIo } from "./client-command.js";
+import { accountIdOf, fields, hourly, json, optionalAccountIdOf, table, time, withClient, type ClientCommandOptions, type CommandIo } from "./client-command.js";
 import { reportJob } from "./job-follow.js";
 
 type Options = ClientCommandOptions & { wait?: boolean | undefined };
@@ -85,16 +85,17 @@ export function addStorageCommands(program: Command, configFile: () => string | 
   };
   const action = (c: Command) => c.option("-k, --idempotency-key <key>", "the same key again returns the same job").option("-w, --wait", "follow the job to its end; exit 0 only when it succeeded", false).option("--json", "JSON instead of text", false);
   const listing = (c: Command) =>
-    c.option("--account <id>", "only this account's").option("--region <id>", "only this region's").option("--tag <key=value>", "only those with this tag (repeatable)", parseTag).option("--deleted", "include deleted ones", false).option("--all", "fetch every page", false).option("--json", "one JSON object instead of a table", false);
+    c.option("--account <id|name>", "only this account's").option("--region <id>", "only this region's").option("--tag <key=value>", "only those with this tag (repeatable)", parseTag).option("--deleted", "include deleted ones", false).option("--all", "fetch every page", false).option("--json", "one JSON object instead of a table", false);
 
   // ---- volumes ----
   const v = group("volumes", "block storage volumes through the dispatcher API (client.address, client.token)");
   listing(v.cmd.command("list").alias("ls").description("volumes in your accounts")).action((o: { account?: string; region?: string; tag?: Record<string, string>; deleted: boolean; all: boolean }, sub: Command) =>
     v.run("list", sub, async (c, io) => {
       const out: Volume[] = [];
+      const accountId = await optionalAccountIdOf(c, o.account);
       let token = "";
       do {
-        const page = await c.volumes.listVolumes({ pageSize: 100, pageToken: token, accountId: o.account ?? "", regionId: o.region ?? "", tags: o.tag ?? {}, includeDeleted: o.deleted });
+        const page = await c.volumes.listVolumes({ pageSize: 100, pageToken: token, accountId, regionId: o.region ?? "", tags: o.tag ?? {}, includeDeleted: o.deleted });
         out.push(...page.volumes);
         token = page.nextPageToken;
       } while (o.all && token);
@@ -115,7 +116,7 @@ export function addStorageCommands(program: Command, configFile: () => string | 
     v.cmd
       .command("create")
       .description("create a volume (a volume.create job, done when the volume is seen AVAILABLE)")
-      .requiredOption("--account <id>", "account")
+      .requiredOption("--account <id|name>", "account (id or name)")
       .requiredOption("--region <id>", "region")
       .requiredOption("--size <GiB>", "size in GiB (1–16384; from a snapshot at least its size)", parseInt32(1, 16_384))
       .option("--type <type>", "volume type (default: the provider's)")
@@ -126,7 +127,7 @@ export function addStorageCommands(program: Command, configFile: () => string | 
       .option("--tag <key=value>", "a tag (repeatable)", parseTag),
   ).action((o: { account: string; region: string; size: number; type?: string; dataCenter?: string; snapshot?: string; name?: string; budgetCode?: string; tag?: Record<string, string>; idempotencyKey?: string }, sub: Command) =>
     v.run("create", sub, async (c, io) => {
-      const { job, volume } = await c.volumes.createVolume({ accountId: o.account, regionId: o.region, sizeGib: o.size, volumeType: o.type ?? "", dataCenter: o.dataCenter ?? "", snapshotId: o.snapshot ?? "", name: o.name ?? "", budgetCode: o.budgetCode ?? "", tags: o.tag ?? {}, idempotencyKey: o.idempotencyKey ?? "" });
+      const { job, volume } = await c.volumes.createVolume({ accountId: await accountIdOf(c, o.account), regionId: o.region, sizeGib: o.size, volumeType: o.type ?? "", dataCenter: o.dataCenter ?? "", snapshotId: o.snapshot ?? "", name: o.name ?? "", budgetCode: o.budgetCode ?? "", tags: o.tag ?? {}, idempotencyKey: o.idempotencyKey ?? "" });
       if (volume && !v.opts(sub).json) io.out(`volume ${volume.info?.id} (${volume.info?.name}): ${volume.info?.state}\n`);
       const code = await reportJob("volumes create", c, io, v.opts(sub), job, { volume: volume ? Volume.toJSON(volume) : null });
       if (code === 0 && v.opts(sub).wait && volume?.info && !v.opts(sub).json) io.out(describeVolume((await c.volumes.getVolume({ id: volume.info.id })).volume ?? volume));
@@ -153,9 +154,10 @@ export function addStorageCommands(program: Command, configFile: () => string | 
   listing(s.cmd.command("list").alias("ls").description("snapshots in your accounts")).action((o: { account?: string; region?: string; tag?: Record<string, string>; deleted: boolean; all: boolean }, sub: Command) =>
     s.run("list", sub, async (c, io) => {
       const out: Snapshot[] = [];
+      const accountId = await optionalAccountIdOf(c, o.account);
       let token = "";
       do {
-        const page = await c.snapshots.listSnapshots({ pageSize: 100, pageToken: token, accountId: o.account ?? "", regionId: o.region ?? "", tags: o.tag ?? {}, includeDeleted: o.deleted });
+        const page = await c.snapshots.listSnapshots({ pageSize: 100, pageToken: token, accountId, regionId: o.region ?? "", tags: o.tag ?? {}, includeDeleted: o.deleted });
         out.push(...page.snapshots);
         token = page.nextPageToken;
       } while (o.all && token);
@@ -198,7 +200,7 @@ export function addStorageCommands(program: Command, configFile: () => string | 
     .command("list")
     .alias("ls")
     .description("an account's own images in a region, and the public ones beside them")
-    .requiredOption("--account <id>", "account")
+    .requiredOption("--account <id|name>", "account (id or name)")
     .requiredOption("--region <id>", "region")
     .option("--own", "only the account's own", false)
     .option("--deleted", "include deleted own images", false)
@@ -206,9 +208,10 @@ export function addStorageCommands(program: Command, configFile: () => string | 
     .action((o: { account: string; region: string; own: boolean; deleted: boolean }, sub: Command) =>
       i.run("list", sub, async (c, io) => {
         const out: MachineImage[] = [];
+        const accountId = await accountIdOf(c, o.account);
         let token = "";
         do {
-          const page = await c.images.listMachineImages({ accountId: o.account, regionId: o.region, ownOnly: o.own, includeDeleted: o.deleted, pageSize: 100, pageToken: token });
+          const page = await c.images.listMachineImages({ accountId, regionId: o.region, ownOnly: o.own, includeDeleted: o.deleted, pageSize: 100, pageToken: token });
           out.push(...page.images);
           token = page.nextPageToken;
         } while (token);

@@ -96,6 +96,10 @@ describe("dispatcher clouds|accounts|budgets", () => {
     expect(ambiguous.code).toBe(2);
     expect(ambiguous.err).toContain('2 accounts are named "twin"');
     for (const id of twins) expect(ambiguous.err).toContain(id);
+    // A name nobody has is refused before any call that would take it for an id.
+    const unknown = await cli(admin, "accounts", "get", "no-such-account");
+    expect(unknown.code).toBe(2);
+    expect(unknown.err).toContain('no account you can see is named "no-such-account"');
   });
 
   it("refusals say why and exit non-zero; bad credential input is refused without echoing it", async () => {

@@ -78,7 +78,8 @@ describe("a server launched with a firewall, a static address, a key, a tag and 
     expect(subs).toEqual(expect.arrayContaining(["firewalls", "static_addresses", "key_pairs"]));
 
     // The network, through the CLI, each command waiting for its job.
-    const fwLines = await cli(["firewalls", "create", "--account", account, "--region", "local", "--name", "e2e-agents", "--description", "agents from this machine", "--wait"]);
+    // The account by its name (the quick start's `local`) as well as by its id.
+    const fwLines = await cli(["firewalls", "create", "--account", "local", "--region", "local", "--name", "e2e-agents", "--description", "agents from this machine", "--wait"]);
     const firewallId = (fwLines[0]!.firewall as { info: { id: string } }).info.id;
     expect(lastJob(fwLines).state).toBe("JOB_STATE_SUCCEEDED");
     expect(lastJob(await cli(["firewalls", "add-rule", firewallId, "--protocol", "tcp", "--port", String(AGENT_PORT), "--cidr", "127.0.0.0/8", "--description", "agent", "--wait"])).state).toBe("JOB_STATE_SUCCEEDED");
@@ -88,7 +89,7 @@ describe("a server launched with a firewall, a static address, a key, a tag and 
     const key = generateKeyPair("ed25519", "e2e@test");
     const pubFile = join(t.dir, "e2e.pub");
     writeFileSync(pubFile, key.publicKey);
-    const kpLines = await cli(["keys", "import", "--account", account, "--region", "local", "--name", "e2e-key", "--public-key-file", pubFile, "--wait"]);
+    const kpLines = await cli(["keys", "import", "--account", "local", "--region", "local", "--name", "e2e-key", "--public-key-file", pubFile, "--wait"]);
     const keyId = (kpLines[0]!.keyPair as { info: { id: string } }).info.id;
     expect(lastJob(kpLines).state).toBe("JOB_STATE_SUCCEEDED");
     const ip = (await c.addresses.getAddress({ id: addressId })).address!.ip;

@@ -61,7 +61,7 @@ describe("Files under dispatcher start", () => {
     writeFileSync(catalogFile, region([...BASE, "object_storage"]));
     const discovered = await jobEnd(c, (await c.accounts.discoverAccount({ id: account })).job, 60_000);
     expect(discovered.state, JSON.stringify(discovered.error)).toBe(JobState.JOB_STATE_SUCCEEDED);
-    const made = await cli(["buckets", "create", "e2e-files", "--account", account, "--region", "local", "--budget-code", "FILES", "--wait"]);
+    const made = await cli(["buckets", "create", "e2e-files", "--account", "local", "--region", "local", "--budget-code", "FILES", "--wait"]);
     expect(made.code, made.stderr).toBe(0);
     expect(made.stdout).toMatch(/bucket\.create job \S+: SUCCEEDED/);
   }, 120_000);
