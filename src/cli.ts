@@ -75,7 +75,28 @@ export function buildProgram(setExit: (code: number) => void, groups: readonly A
     .action(async (opts: { email: string; role: string; service: boolean; name: string }) => setExit(await (await import("./commands/admin.js")).runCreateKey({ configFile: configFile(), ...opts })));
 
   for (const add of groups) add(program, configFile, setExit);
+  addVerbAliases(program);
   return program;
+}
+
+/** Verbs that name the same thing in every group: `list` and `ls`, `get` and `show`. */
+const VERB_PAIRS: readonly (readonly [string, string])[] = [
+  ["list", "ls"],
+  ["get", "show"],
+];
+
+/** Lets each group's listing and single-item commands answer to either verb of a pair, unless a sibling has it. */
+function addVerbAliases(command: Command): void {
+  const taken = new Set(command.commands.flatMap((c) => [c.name(), ...c.aliases()]));
+  for (const sub of command.commands) {
+    addVerbAliases(sub);
+    for (const [a, b] of VERB_PAIRS) {
+      const other = sub.name() === a ? b : sub.name() === b ? a : undefined;
+      if (other === undefined || taken.has(other)) continue;
+      sub.alias(other);
+      taken.add(other);
+    }
+  }
 }
 
 type AddCommands = (program: Command, configFile: () => string | undefined, setExit: (code: number) => void) => void;

@@ -2,7 +2,7 @@
 // the CLI is authorized like any client (client.address, client.token / DISPATCHER_CLIENT_TOKEN).
 import { InvalidArgumentError as CommanderInvalidArgument, type Command } from "commander";
 import { ApiKey, Group, Role, User, UserKind, UserStatus, userStatusToJSON } from "../gen/proto/dispatcher/v1/iam.js";
-import { json, table, time, userIdOf, withClient, type ClientCommandOptions, type CommandIo } from "./client-command.js";
+import { fields, json, table, time, userIdOf, withClient, type ClientCommandOptions, type CommandIo } from "./client-command.js";
 import type { DispatcherClients } from "../client/index.js";
 
 export type IamCommandOptions = ClientCommandOptions;
@@ -199,7 +199,19 @@ function addRoleCommands(program: Command, configFile: () => string | undefined,
   const print = (io: CommandIo, o: IamCommandOptions, rs: Role[]): void =>
     o.json ? io.out(json({ roles: rs.map((r) => Role.toJSON(r)) })) : io.out(table(["ROLE", "PERMISSIONS", "DESCRIPTION"], rs.map((r) => [r.name, r.permissions.join(","), r.description])));
   roles.command("ls").description("every built-in role").option("--json", "JSON instead of a table", false).action((_o: unknown, cmd: Command) => run("roles", async (c, io, o) => print(io, o, (await c.roles.listRoles({})).roles))(cmd));
-  roles.command("show <name>").description("one role and its permissions").option("--json", "JSON instead of a table", false).action((name: string, _o: unknown, cmd: Command) => run("roles", async (c, io, o) => print(io, o, [(await c.roles.getRole({ name })).role as Role]))(cmd));
+  roles
+    .command("show <name>")
+    .description("one role and its permissions, one a line")
+    .option("--json", "JSON instead of text", false)
+    .action((name: string, _o: unknown, cmd: Command) =>
+      run("roles", async (c, io, o) => {
+        const role = (await c.roles.getRole({ name })).role as Role;
+        if (o.json) return print(io, o, [role]);
+        // The permissions under one another, aligned with the values above them.
+        const indent = " ".repeat("description: ".length);
+        io.out(fields([["role", role.name], ["description", role.description], ["permissions", role.permissions.join(`\n${indent}`)]]));
+      })(cmd),
+    );
 }
 
 /** Adds `dispatcher users …`, `dispatcher groups …` and `dispatcher roles …` to the program. */

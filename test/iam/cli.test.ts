@@ -35,6 +35,11 @@ describe("dispatcher users|groups|roles", () => {
     expect(users.out).toMatch(/cli@example\.test\s+Cli User\s+user\s+active\s+reader\s+operator,reader/);
     expect((await cli(admin, "groups", "show", groupId)).out).toContain(user?.id);
     expect((await cli(f.users.reader.secret, "roles", "ls")).out).toMatch(/^reader\s+\S*users\.read/m);
+    // `get` and `show`, `list` and `ls` name the same commands in every group.
+    const role = await cli(f.users.reader.secret, "roles", "get", "reader");
+    expect(role.out).toMatch(/^role: {8}reader\ndescription: .+\npermissions: \S+\n( {13}\S+\n)+$/);
+    expect(role.out).toContain(`\n${" ".repeat(13)}users.read\n`);
+    expect((await cli(admin, "users", "list")).out).toBe(users.out);
   });
 
   it("issue and revoke one's own key; refusals say why and exit non-zero", async () => {
