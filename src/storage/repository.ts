@@ -9,11 +9,14 @@ export interface ServerRow {
   providerId: string | null;
   productId: string;
   state: string;
+  /** The code it is billed to. */
+  budgetCode: string;
 }
 
 export async function visibleServerRow(sql: Sql, id: string): Promise<ServerRow | null> {
   const [row] = await sql.query<ServerRow>`
-    SELECT id, account_id AS accountId, region_id AS regionId, provider_id AS providerId, product_id AS productId, state FROM servers WHERE id = ${id}`;
+    SELECT id, account_id AS accountId, region_id AS regionId, provider_id AS providerId, product_id AS productId, state, budget_code AS budgetCode
+      FROM servers WHERE id = ${id}`;
   return row ?? null;
 }
 

@@ -237,6 +237,8 @@ export function createStorageService(deps: { sql: Sql; resources: ResourceServic
       if (!volume.providerId) throw new FailedPreconditionError(`volume ${volume.id} has not reached its cloud yet`, "RESOURCE_PENDING", [], { volume: volume.id });
       return resources.create(p, STORAGE_SPECS.snapshot, {
         ...input,
+        // Billed where its volume is unless the caller names a code (then the account's default, as for any resource).
+        budgetCode: input.budgetCode || volume.budgetCode,
         accountId: volume.accountId,
         regionId: volume.regionId,
         kind: SNAPSHOT_CREATE_KIND,
@@ -255,6 +257,8 @@ export function createStorageService(deps: { sql: Sql; resources: ResourceServic
       const diskGiB = await productDiskGiB(sql, server.accountId, server.regionId, server.productId);
       return resources.create(p, STORAGE_SPECS.image, {
         ...input,
+        // Billed where its server is unless the caller names a code (then the account's default).
+        budgetCode: input.budgetCode || server.budgetCode,
         accountId: server.accountId,
         regionId: server.regionId,
         kind: IMAGE_CREATE_KIND,

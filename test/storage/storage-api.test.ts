@@ -51,6 +51,7 @@ beforeAll(async () => {
   // The fixture's cloud (driver "fake", which seedAccount's accounts use) becomes the local cloud, servers and all.
   f = await startServersFixture("storage_api", { prepare: (cloud) => void Object.assign(cloud, local, { name: "fake" }) });
   await seedBudgetCode(f, "STO", { hard: 10_000_000n }, [f.users.operator, f.users.scoped]);
+  await seedBudgetCode(f, "STO-DB", { hard: 10_000_000n }, [f.users.operator]);
   account = await seedAccount(f, { defaultBudgetCode: "STO", regions: [REGION] });
   other = await seedAccount(f, { defaultBudgetCode: "STO", regions: [REGION] });
   await f.scope(other);
@@ -136,6 +137,32 @@ describe("volumes and snapshots", () => {
     const err = await c.volumes.createVolume({ accountId: account, regionId: "local", name: "", sizeGib: 16_384, volumeType: "", dataCenter: "", snapshotId: "", budgetCode: "STO-TINY", tags: {}, idempotencyKey: "" }).catch((e: unknown) => e);
     expect(err).toMatchObject({ codeName: "FAILED_PRECONDITION", quotaViolations: [{ subject: "budget_codes/STO-TINY" }] });
   });
+});
+
+describe("budget codes of what is made from something", () => {
+  it("bills a snapshot to its volume's code and an image to its server's, unless the caller names one", async () => {
+    const c = f.client(f.users.operator);
+    const vol = await c.volumes.createVolume({ accountId: account, regionId: "local", name: "db", sizeGib: 1, volumeType: "", dataCenter: "", snapshotId: "", budgetCode: "STO-DB", tags: {}, idempotencyKey: "" });
+    expect((await finished(vol.job!.id)).state).toBe("SUCCEEDED");
+    const volumeId = vol.volume!.info!.id;
+    const inherited = await c.snapshots.createSnapshot({ volumeId, name: "", description: "", budgetCode: "", tags: {}, idempotencyKey: "" });
+    const named = await c.snapshots.createSnapshot({ volumeId, name: "", description: "", budgetCode: "STO", tags: {}, idempotencyKey: "" });
+    expect([inherited.snapshot!.info!.budgetCode, named.snapshot!.info!.budgetCode]).toEqual(["STO-DB", "STO"]);
+
+    const launched = await c.servers.launchServer({ accountId: account, regionId: "local", dataCenter: "", productId: "small", imageId: "img-1", name: "", budgetCode: "STO-DB", idempotencyKey: "" });
+    expect((await finished(launched.job!.id)).state).toBe("SUCCEEDED");
+    const image = await c.images.createImage({ serverId: launched.server!.id, name: "", description: "", budgetCode: "", tags: {}, idempotencyKey: "" });
+    expect(image.image!.info!.budgetCode).toBe("STO-DB");
+    for (const job of [inherited.job!, named.job!, image.job!]) expect((await finished(job.id)).state).toBe("SUCCEEDED");
+    // Gone again, so that the listings below see only what they make.
+    const deletes = [
+      c.images.deleteImage({ id: image.image!.info!.id, idempotencyKey: "" }),
+      c.snapshots.deleteSnapshot({ id: inherited.snapshot!.info!.id, idempotencyKey: "" }),
+      c.snapshots.deleteSnapshot({ id: named.snapshot!.info!.id, idempotencyKey: "" }),
+      c.volumes.deleteVolume({ id: volumeId, idempotencyKey: "" }),
+    ];
+    for (const del of deletes) expect((await finished((await del).job!.id)).state).toBe("SUCCEEDED");
+  }, 60_000);
 });
 
 describe("volumes named at launch", () => {
