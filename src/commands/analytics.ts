@@ -3,7 +3,7 @@
 // commands may already exist (their other subcommands live in their own files): these are added to them.
 import { InvalidArgumentError as CommanderInvalidArgument, type Command } from "commander";
 import { Metric, MetricAggregate, MetricStep, UsageGrouping } from "../gen/proto/dispatcher/v1/analytics.js";
-import { json, optionalAccountIdOf, table, time, withClient, type ClientCommandOptions } from "./client-command.js";
+import { json, optionalAccountIdOf, parseTime, table, time, withClient, type ClientCommandOptions } from "./client-command.js";
 
 export interface OutputOptions extends ClientCommandOptions {
   csv?: boolean | undefined;
@@ -47,12 +47,6 @@ const choice =
     if (v === undefined) throw new CommanderInvalidArgument(`unknown ${what} "${value}" (one of: ${Object.keys(table_).join(", ")})`);
     return v;
   };
-
-function parseTime(value: string): Date {
-  const d = new Date(value);
-  if (Number.isNaN(d.getTime())) throw new CommanderInvalidArgument(`not a time: "${value}" (e.g. 2026-11-01 or 2026-11-01T12:00:00Z)`);
-  return d;
-}
 
 /** An option's value: parsed when given, the default's name (shown in --help) when not. */
 const picked = <T>(value: T | string, table_: Record<string, T>): T => (typeof value === "string" ? (table_[value] as T) : value);

@@ -2,14 +2,8 @@
 // and cloud resources), newest first, through the dispatcher's API. Admins only.
 import { InvalidArgumentError as CommanderInvalidArgument, type Command } from "commander";
 import { AuditEvent } from "../gen/proto/dispatcher/v1/audit.js";
-import { json, table } from "./client-command.js";
+import { json, parseTime, table } from "./client-command.js";
 import { groupRunner } from "./clouds.js";
-
-function parseTime(value: string): Date {
-  const t = new Date(value);
-  if (Number.isNaN(t.getTime())) throw new CommanderInvalidArgument("a time such as 2026-12-05T10:00:00Z or 2026-12-05");
-  return t;
-}
 
 function parseLimit(value: string): number {
   if (!/^\d{1,7}$/.test(value) || Number(value) < 1) throw new CommanderInvalidArgument("a whole number of events, at least 1");

@@ -1,5 +1,6 @@
 // What every command that calls the dispatcher's API shares: the configured client, errors turned into a message
 // and an exit code, and plain-text output (tables, times, JSON lines).
+import { InvalidArgumentError as CommanderInvalidArgument } from "commander";
 import type { DispatcherClients } from "../client/types.js";
 
 /** Where a command writes: stdout for results, stderr for messages. Tests pass their own. */
@@ -48,6 +49,13 @@ export async function withClient(command: string, options: ClientCommandOptions,
   } finally {
     clients.close();
   }
+}
+
+/** A time option's value (ISO 8601: a date, or a date and time). */
+export function parseTime(value: string): Date {
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime())) throw new CommanderInvalidArgument(`not a time: "${value}" (e.g. 2026-11-01 or 2026-11-01T12:00:00Z)`);
+  return d;
 }
 
 export const time = (d: Date | undefined): string => (d ? d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z") : "-");

@@ -1,7 +1,7 @@
 // `dispatcher jobs ls|show|watch|cancel|retry|replay`: operators' view of jobs through the dispatcher's API (the
 // client's address and API key come from client.address and client.token / DISPATCHER_CLIENT_TOKEN).
 import { InvalidArgumentError as CommanderInvalidArgument, type Command } from "commander";
-import { json, table, time, withClient, type ClientCommandOptions, type CommandIo } from "./client-command.js";
+import { json, optionalAccountIdOf, parseTime, table, time, userIdOf, withClient, type ClientCommandOptions, type CommandIo } from "./client-command.js";
 import { Job, JobEvent, JobState, jobStateToJSON } from "../gen/proto/dispatcher/v1/jobs.js";
 
 
@@ -18,6 +18,10 @@ export interface ListOptions extends JobCommandOptions {
   requestedBy?: string | undefined;
   /** Children of this job (a fleet command's servers). */
   parent?: string | undefined;
+  /** An account's id or name: its jobs and those of its servers and other resources. */
+  account?: string | undefined;
+  since?: Date | undefined;
+  until?: Date | undefined;
   limit: number;
   pageToken?: string | undefined;
   all?: boolean | undefined;
@@ -64,9 +68,19 @@ function eventLine(e: JobEvent): string {
 export async function runJobsList(options: ListOptions): Promise<number> {
   return withClient("jobs", options, async (c, io) => {
     const jobs: Job[] = [];
+    const filters = {
+      state: options.state,
+      kind: options.kind,
+      resource: options.resource,
+      requestedBy: options.requestedBy ? await userIdOf(c, options.requestedBy) : undefined,
+      parentId: options.parent,
+      accountId: await optionalAccountIdOf(c, options.account),
+      createdAfter: options.since,
+      createdBefore: options.until,
+    };
     let token = options.pageToken ?? "";
     do {
-      const page = await c.jobs.listJobs({ pageSize: options.limit, pageToken: token, state: options.state, kind: options.kind, resource: options.resource, requestedBy: options.requestedBy, parentId: options.parent });
+      const page = await c.jobs.listJobs({ pageSize: options.limit, pageToken: token, ...filters });
       jobs.push(...page.jobs);
       token = page.nextPageToken;
     } while (options.all && token);
@@ -160,13 +174,16 @@ export function addJobCommands(program: Command, configFile: () => string | unde
     .option("--state <state>", "queued, running, succeeded, failed or cancelled", parseState)
     .option("--kind <kind>", "job kind, e.g. diagnostic")
     .option("--resource <type[/id]>", "jobs acting on this resource", parseResource)
-    .option("--requested-by <principal>", "jobs this principal requested")
+    .option("--requested-by <principal>", "jobs this principal requested (me: yours)")
     .option("--parent <job id>", "children of this job (e.g. a fleet command's servers)")
+    .option("--account <id|name>", "jobs of this account, its servers and its other resources")
+    .option("--since <time>", "jobs created at or after this time (ISO 8601)", parseTime)
+    .option("--until <time>", "jobs created before this time (ISO 8601)", parseTime)
     .option("-n, --limit <n>", "jobs per page (1–1000)", parseLimit, 50)
     .option("--page-token <token>", "continue a previous listing")
     .option("--all", "fetch every page", false)
     .option("--json", "one JSON object instead of a table", false)
-    .action(async (opts: { state?: JobState; kind?: string; resource?: { type: string; id: string }; requestedBy?: string; parent?: string; limit: number; pageToken?: string; all: boolean }, cmd: Command) =>
+    .action(async (opts: { state?: JobState; kind?: string; resource?: { type: string; id: string }; requestedBy?: string; parent?: string; account?: string; since?: Date; until?: Date; limit: number; pageToken?: string; all: boolean }, cmd: Command) =>
       setExit(await runJobsList({ ...common(cmd), ...opts })),
     );
 

@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildFullProgram } from "../../src/cli.js";
 import { runJobsCancel, runJobsList, runJobsRetry, runJobsShow, runJobsWatch, type JobCommandIo } from "../../src/commands/jobs.js";
+import { newId } from "../../src/db/ids.js";
 import { JobState } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import { openHarness, principal, transition, type JobsHarness } from "./support.js";
 
@@ -55,6 +56,25 @@ describe("dispatcher jobs", () => {
     const every = JSON.parse(all.stdout()) as { jobs: { id: string }[]; nextPageToken: string };
     expect(every.jobs.length).toBe(await h.db.job.count());
     expect(every.nextPageToken).toBe("");
+  });
+
+  it("ls filters by account, by when jobs were created and by who asked", async () => {
+    const account = newId();
+    const ofAccount = (await h.jobs.createJob({ kind: "note", payload: { text: "acct" }, requester: principal("admin-token"), resource: { type: "account", id: account } })).job;
+    await new Promise((r) => setTimeout(r, 5));
+    const since = new Date();
+    const later = await newJob("later");
+    const ids = async (options: Partial<Parameters<typeof runJobsList>[0]>): Promise<string[]> => {
+      const t = io();
+      expect(await runJobsList({ address, limit: 1000, json: true, io: t, ...options }), t.stderr()).toBe(0);
+      return (JSON.parse(t.stdout()) as { jobs: { id: string }[] }).jobs.map((j) => j.id);
+    };
+    expect(await ids({ account })).toEqual([ofAccount.id]);
+    expect(await ids({ since })).toEqual([later.id]);
+    expect(await ids({ until: since })).toContain(ofAccount.id);
+    expect(await ids({ until: since })).not.toContain(later.id);
+    expect(await ids({ since, requestedBy: "u-read" })).toEqual([later.id]);
+    expect(await ids({ since, requestedBy: "u-admin" })).toEqual([]);
   });
 
   it("show prints the job and its history; unknown ids exit 1 with NOT_FOUND", async () => {
