@@ -3,17 +3,19 @@
 // job; --wait follows it to its end with its progress and exits 0 only when it succeeded.
 import { readFileSync } from "node:fs";
 import { InvalidArgumentError as CommanderInvalidArgument, type Command } from "commander";
-import { Image, Product, Server, ServerEvent, ServerState, serverStateToJSON, type LaunchVolume } from "../gen/proto/dispatcher/v1/servers.js";
+import { agentStateToJSON, Image, Product, Server, ServerEvent, ServerState, serverStateToJSON, type LaunchVolume } from "../gen/proto/dispatcher/v1/servers.js";
 import { accountIdOf, fields, hourly, json, table, time, withClient, type ClientCommandOptions } from "./client-command.js";
 import { reportJob } from "./job-follow.js";
 
 export type ServerCommandOptions = ClientCommandOptions & { wait?: boolean | undefined };
 
 export const serverState = (s: ServerState): string => serverStateToJSON(s).replace("SERVER_STATE_", "");
+/** "connected", "unreachable", … ("-" for a server whose agent state is not known). */
+const agentState = (s: Server): string => (s.agentState ? agentStateToJSON(s.agentState).replace("AGENT_STATE_", "").toLowerCase() : "-");
 const addresses = (s: Server): string => [...(s.addresses?.public ?? []), ...(s.addresses?.private ?? [])].join(",") || "-";
 
 function serverRow(s: Server): string[] {
-  return [s.id, s.name, serverState(s.state), s.accountId, `${s.regionId}/${s.dataCenter || "-"}`, s.productId, s.providerId || "-", addresses(s), s.budgetCode];
+  return [s.id, s.name, serverState(s.state), agentState(s), s.accountId, `${s.regionId}/${s.dataCenter || "-"}`, s.productId, s.providerId || "-", addresses(s), s.budgetCode];
 }
 
 function describeServer(s: Server): string {
@@ -21,6 +23,7 @@ function describeServer(s: Server): string {
     ["id", s.id],
     ["name", s.name],
     ["state", `${serverState(s.state)} since ${time(s.stateChangeTime)}`],
+    ["agent", agentState(s)],
     ["origin", s.origin === 2 ? "discovered" : "launched"],
     ["account", s.accountId],
     ["region", s.regionId],
@@ -67,7 +70,7 @@ export async function runServersList(options: ListServersOptions): Promise<numbe
     } while (options.all && token);
     if (options.json) io.out(json({ servers: servers.map((s) => Server.toJSON(s)), nextPageToken: token }));
     else {
-      io.out(table(["ID", "NAME", "STATE", "ACCOUNT", "REGION/DC", "PRODUCT", "PROVIDER ID", "ADDRESSES", "BUDGET"], servers.map(serverRow)));
+      io.out(table(["ID", "NAME", "STATE", "AGENT", "ACCOUNT", "REGION/DC", "PRODUCT", "PROVIDER ID", "ADDRESSES", "BUDGET"], servers.map(serverRow)));
       if (token) io.err(`more servers: --page-token ${token} (or --all)\n`);
     }
   });

@@ -150,6 +150,11 @@ describe("servers on the local cloud", () => {
     expect((await server(id)).state).toBe(ServerState.SERVER_STATE_RUNNING);
     const pid = Number((await server(id)).details.pid);
     expect(alive(pid)).toBe(true);
+    // The listing by the account's name, with its agent's state (the basic image runs none).
+    const listed = await runDispatcher(["servers", "ls", "--account", "local"], env, 30_000);
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout).toMatch(/^ID\s+NAME\s+STATE\s+AGENT\s+ACCOUNT\s/);
+    expect(listed.stdout).toMatch(new RegExp(`^${id}\\s+cli-1\\s+RUNNING\\s+none\\s+${account}\\s`, "m"));
     const ended = await runDispatcher(["servers", "terminate", id, "--wait"], env, 60_000);
     expect(ended.code, ended.stderr).toBe(0);
     expect(ended.stdout).toMatch(/server\.terminate job \S+: SUCCEEDED/);
