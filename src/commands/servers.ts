@@ -3,7 +3,7 @@
 // job; --wait follows it to its end with its progress and exits 0 only when it succeeded.
 import { readFileSync } from "node:fs";
 import { InvalidArgumentError as CommanderInvalidArgument, type Command } from "commander";
-import { agentStateToJSON, Image, Product, Server, ServerEvent, ServerState, serverStateToJSON, type LaunchVolume } from "../gen/proto/dispatcher/v1/servers.js";
+import { AgentState, agentStateToJSON, Image, Product, Server, ServerEvent, ServerState, serverStateToJSON, type LaunchVolume } from "../gen/proto/dispatcher/v1/servers.js";
 import { accountIdOf, fields, hourly, json, table, time, withClient, type ClientCommandOptions } from "./client-command.js";
 import { reportJob } from "./job-follow.js";
 
@@ -52,6 +52,7 @@ export interface ListServersOptions extends ServerCommandOptions {
   region?: string | undefined;
   state?: ServerState | undefined;
   budgetCode?: string | undefined;
+  agent?: AgentState | undefined;
   tag?: Record<string, string> | undefined;
   limit: number;
   pageToken?: string | undefined;
@@ -64,7 +65,7 @@ export async function runServersList(options: ListServersOptions): Promise<numbe
     let token = options.pageToken ?? "";
     const accountId = options.account ? await accountIdOf(c, options.account) : "";
     do {
-      const page = await c.servers.listServers({ pageSize: options.limit, pageToken: token, accountId, regionId: options.region ?? "", state: options.state ?? 0, budgetCode: options.budgetCode ?? "", tags: options.tag ?? {} });
+      const page = await c.servers.listServers({ pageSize: options.limit, pageToken: token, accountId, regionId: options.region ?? "", state: options.state ?? 0, budgetCode: options.budgetCode ?? "", agentState: options.agent ?? 0, tags: options.tag ?? {} });
       servers.push(...page.servers);
       token = page.nextPageToken;
     } while (options.all && token);
@@ -204,6 +205,12 @@ function parseState(value: string): ServerState {
   return state;
 }
 
+function parseAgentState(value: string): AgentState {
+  const state = AgentState[`AGENT_STATE_${value.toUpperCase()}` as keyof typeof AgentState];
+  if (state === undefined || state === AgentState.AGENT_STATE_UNSPECIFIED) throw new CommanderInvalidArgument("one of none, pending, connected, unreachable");
+  return state;
+}
+
 /** --tag k=v, repeated: the map so far with this pair added. */
 export function parseTag(value: string, previous: Record<string, string> | undefined): Record<string, string> {
   const at = value.indexOf("=");
@@ -269,6 +276,7 @@ export function addServerCommands(program: Command, configFile: () => string | u
     .option("--region <id>", "only this region's")
     .option("--state <state>", "pending, running, stopping, stopped, rebooting, terminating or terminated", parseState)
     .option("--budget-code <code>", "only those billed to this code")
+    .option("--agent <state>", "only those whose agent is none, pending, connected or unreachable", parseAgentState)
     .option("--tag <key=value>", "only those with this tag (repeat for several: all must match)", parseTag)
     .option("-n, --limit <n>", "servers per page (1–1000)", parseLimit, 50)
     .option("--page-token <token>", "continue a previous listing")

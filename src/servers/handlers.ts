@@ -6,6 +6,7 @@ import { defineService, unary, type RpcService } from "../rpc/adapter.js";
 import { afterIdFromToken, nextToken, validateOne, type Violations } from "../rpc/validate.js";
 import type { ServerAction } from "./model.js";
 import {
+  AGENT_FROM_PROTO,
   BUDGET_CODE_RULES,
   ID_RULES,
   IDEMPOTENCY_KEY_RULES,
@@ -125,14 +126,15 @@ export function serverHandlers(servers: ServerService, volumes?: LaunchVolumes):
           regionId: v.optionalString("region_id", req.regionId, REGION_ID_RULES) || undefined,
           state: v.optionalEnum("state", req.state, STATE_FROM_PROTO),
           budgetCode: v.optionalString("budget_code", req.budgetCode, BUDGET_CODE_RULES) || undefined,
+          agentState: v.optionalEnum("agent_state", req.agentState, AGENT_FROM_PROTO),
           tags: Object.keys(req.tags ?? {}).length > 0 ? { ...req.tags } : undefined,
         };
         for (const k of Object.keys(req.tags ?? {})) if (k.length < 1 || k.length > 128) v.add("tags", "a tag key has 1 to 128 characters");
         return { ...filters, pageSize: v.pageSize("page_size", req.pageSize), afterId: afterIdFromToken(v, req.pageToken, filters) };
       });
       const page = await servers.listServers(ctx.principal, q);
-      const { accountId, regionId, state, budgetCode, tags } = q;
-      return { servers: page.items.map(serverToProto), nextPageToken: nextToken(page, { accountId, regionId, state, budgetCode, tags }) };
+      const { accountId, regionId, state, budgetCode, agentState, tags } = q;
+      return { servers: page.items.map(serverToProto), nextPageToken: nextToken(page, { accountId, regionId, state, budgetCode, agentState, tags }) };
     }),
     listServerEvents: unary(S.listServerEvents, async (req, ctx) => {
       const q = validateOne((v) => {

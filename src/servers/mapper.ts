@@ -46,6 +46,8 @@ const AGENT_TO_PROTO: Readonly<Record<AgentState, AgentStateEnum>> = {
   UNREACHABLE: AgentStateEnum.AGENT_STATE_UNREACHABLE,
 };
 
+export const AGENT_FROM_PROTO: Readonly<Partial<Record<number, AgentState>>> = Object.fromEntries(Object.entries(AGENT_TO_PROTO).map(([k, v]) => [v, k as AgentState]));
+
 export function serverToProto(s: Server): ServerMessage {
   return {
     id: s.id,

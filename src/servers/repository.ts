@@ -98,6 +98,7 @@ export interface ServerFilter {
   regionId?: string | undefined;
   state?: ServerState | undefined;
   budgetCode?: string | undefined;
+  agentState?: AgentState | undefined;
   /** Every one of these tags, with exactly these values. */
   tags?: Readonly<Record<string, string>> | undefined;
   afterId?: string | undefined;
@@ -119,6 +120,7 @@ export async function listServers(sql: Sql, f: ServerFilter): Promise<Server[]> 
 function listServersIndex(f: ServerFilter): SqlFragment {
   if (f.accountId) return sqlFragment`FORCE INDEX (servers_account_id_id_idx)`;
   if (f.state) return sqlFragment`FORCE INDEX (servers_state_idx)`;
+  if (f.agentState) return sqlFragment`FORCE INDEX (servers_agent_state_idx)`;
   if (f.budgetCode) return sqlFragment`FORCE INDEX (servers_budget_code_idx)`;
   return sqlFragment``;
 }
@@ -131,6 +133,7 @@ export function listServersStatement(f: ServerFilter): SqlFragment {
   if (f.regionId) where.push(sqlFragment`region_id = ${f.regionId}`);
   if (f.state) where.push(sqlFragment`state = ${f.state}`);
   if (f.budgetCode) where.push(sqlFragment`budget_code = ${f.budgetCode}`);
+  if (f.agentState) where.push(sqlFragment`agent_state = ${f.agentState}`);
   for (const [key, value] of Object.entries(f.tags ?? {})) where.push(sqlFragment`JSON_CONTAINS(tags, JSON_OBJECT(${key}, ${value}))`);
   if (f.afterId) where.push(sqlFragment`id > ${f.afterId}`);
   return sqlFragment`SELECT ${SERVER_COLUMNS} FROM servers ${listServersIndex(f)} WHERE ${sqlJoin(where, " AND ")} ORDER BY id LIMIT ${f.limit}`;

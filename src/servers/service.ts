@@ -15,7 +15,7 @@ import { ACTION_KINDS, SERVER_LAUNCH_KIND, SERVER_SET_FIREWALLS_KIND, SERVER_TAG
 import { tagViolations } from "../clouds/resources.js";
 import { launchOptions, type LaunchPayload } from "./launch-options.js";
 import { sealUserData } from "./user-data.js";
-import { monthlyCostCents, type CatalogImage, type CatalogProduct, type Server, type ServerAction, type ServerEvent, type ServerState } from "./model.js";
+import { monthlyCostCents, type CatalogImage, type AgentState, type CatalogProduct, type Server, type ServerAction, type ServerEvent, type ServerState } from "./model.js";
 import * as repo from "./repository.js";
 
 export interface LaunchInput {
@@ -46,6 +46,7 @@ export interface ListServersQuery {
   regionId?: string | undefined;
   state?: ServerState | undefined;
   budgetCode?: string | undefined;
+  agentState?: AgentState | undefined;
   tags?: Readonly<Record<string, string>> | undefined;
   afterId?: string | undefined;
   pageSize: number;
@@ -299,6 +300,7 @@ export function createServerService(deps: ServerServiceDeps): ServerService {
         regionId: q.regionId,
         state: q.state,
         budgetCode: q.budgetCode,
+        agentState: q.agentState,
         tags: q.tags,
         afterId: q.afterId,
         limit: q.pageSize + 1,

@@ -122,6 +122,8 @@ describe("ListJobs filters", () => {
       [{ state: "TERMINATED" }, "servers_state_idx"],
       [{ state: "RUNNING" }, "servers_state_idx"],
       [{ state: "RUNNING", afterId: "0SRV0000000000000000002500" }, "servers_state_idx"],
+      [{ agentState: "UNREACHABLE" }, "servers_agent_state_idx"],
+      [{ agentState: "NONE", afterId: "0SRV0000000000000000002500" }, "servers_agent_state_idx"],
     ];
     for (const [filter, index] of servers) {
       const plan = await f.sql.query<{ key: string | null; Extra: string | null }>`EXPLAIN ${listServersStatement({ ...filter, limit: 51 })}`;

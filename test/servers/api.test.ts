@@ -4,7 +4,7 @@
 // one launch writes one server, one event and one job — a repeated idempotency key returns them again.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DispatcherError } from "../../src/client/index.js";
-import { ServerState } from "../../src/gen/proto/dispatcher/v1/servers.js";
+import { AgentState, ServerState } from "../../src/gen/proto/dispatcher/v1/servers.js";
 import { JobState } from "../../src/gen/proto/dispatcher/v1/jobs.js";
 import { seedAccount, seedBudgetCode, startServersFixture, type ServersFixture } from "./support.js";
 
@@ -187,11 +187,21 @@ describe("reads", () => {
     expect(seen).toEqual(ids);
     const running = await c.servers.listServers({ pageSize: 0, pageToken: "", accountId: acct, regionId: "", state: ServerState.SERVER_STATE_RUNNING, budgetCode: "" });
     expect(running.servers.map((s) => s.id)).toEqual([ids[4]]);
+    // By agent state: the fleet's unreachable agents, with or without an account.
+    await f.h.sql.execute`UPDATE servers SET agent_state = 'UNREACHABLE' WHERE id IN (${[ids[1]!, ids[3]!]})`;
+    const unreachable = await c.servers.listServers({ pageSize: 0, accountId: acct, agentState: AgentState.AGENT_STATE_UNREACHABLE });
+    expect(unreachable.servers.map((s) => [s.id, s.agentState])).toEqual([[ids[1], AgentState.AGENT_STATE_UNREACHABLE], [ids[3], AgentState.AGENT_STATE_UNREACHABLE]]);
+    const everywhere = await c.servers.listServers({ pageSize: 1, agentState: AgentState.AGENT_STATE_UNREACHABLE });
+    expect(everywhere.servers.map((s) => s.id)).toEqual([ids[1]]);
+    const second = await c.servers.listServers({ pageSize: 1, pageToken: everywhere.nextPageToken, agentState: AgentState.AGENT_STATE_UNREACHABLE });
+    expect(second.servers.map((s) => s.id)).toEqual([ids[3]]);
+    // A token is bound to its filters, the agent state among them.
+    expect((await failure(c.servers.listServers({ pageSize: 1, pageToken: everywhere.nextPageToken }))).fieldViolations.map((v) => v.field)).toEqual(["page_token"]);
     const first = await c.servers.listServers({ pageSize: 2, pageToken: "", accountId: acct, regionId: "", state: 0, budgetCode: "" });
     const err = await failure(c.servers.listServers({ pageSize: 2, pageToken: first.nextPageToken, accountId: acct, regionId: "r2", state: 0, budgetCode: "" }));
     expect(err.fieldViolations.map((v) => v.field)).toEqual(["page_token"]);
-    const bad = await failure(c.servers.listServers({ pageSize: -1, pageToken: "", accountId: "", regionId: "", state: 99 as ServerState, budgetCode: "" }));
-    expect(bad.fieldViolations.map((v) => v.field).sort()).toEqual(["page_size", "state"]);
+    const bad = await failure(c.servers.listServers({ pageSize: -1, pageToken: "", accountId: "", regionId: "", state: 99 as ServerState, budgetCode: "", agentState: 99 as AgentState }));
+    expect(bad.fieldViolations.map((v) => v.field).sort()).toEqual(["agent_state", "page_size", "state"]);
   });
 
   it("lists the discovered products and images of a region, and INVALID_ARGUMENT for a region the account lacks", async () => {
