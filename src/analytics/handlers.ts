@@ -59,6 +59,7 @@ export function analyticsHandlers(service: AnalyticsService, now: () => Date = (
       return {
         servers: String(s.servers),
         states: s.states.map((x) => ({ state: x.state, count: String(x.count) })),
+        agents: s.agents.map((x) => ({ state: x.state, count: String(x.count) })),
         hourlyCostMicros: s.hourlyCostMicros.toString(),
         monthToDateCostMicros: s.monthToDateCostMicros.toString(),
         cpuPercentLastHour: s.cpuPercentLastHour,

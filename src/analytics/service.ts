@@ -44,6 +44,8 @@ export interface MetricsAnswer {
 export interface FleetSummary {
   servers: number;
   states: { state: string; count: number }[];
+  /** Servers not terminated, by agent state. */
+  agents: { state: string; count: number }[];
   hourlyCostMicros: bigint;
   monthToDateCostMicros: bigint;
   cpuPercentLastHour: number;
@@ -85,6 +87,16 @@ export const MAX_POINTS = 10_000;
 const n = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
 const big = (v: unknown): bigint => (v === null || v === undefined ? 0n : BigInt(typeof v === "string" ? v.split(".")[0] ?? "0" : (v as number | bigint)));
 
+/** Agent states in the order the summary lists them (the column's). */
+const AGENT_ORDER = ["NONE", "PENDING", "CONNECTED", "UNREACHABLE"];
+
+/** The counts of rows grouped finer, summed by `keyOf`, in the order the keys first appear. */
+function sumBy<T extends { n: unknown }>(rows: readonly T[], keyOf: (row: T) => string): { key: string; count: number }[] {
+  const sums = new Map<string, number>();
+  for (const row of rows) sums.set(keyOf(row), (sums.get(keyOf(row)) ?? 0) + n(row.n));
+  return [...sums].map(([key, count]) => ({ key, count }));
+}
+
 /** The condition that limits rows to the accounts of `scope` (and `accountId` when given); null: nothing can match. */
 function accountCondition(scope: AccountScope, accountId: string | undefined): SqlFragment | null {
   if (accountId) return sqlFragment`account_id = ${accountId}`;
@@ -124,13 +136,16 @@ export function createAnalyticsService(deps: { provisioning: Sql; analytics: Sql
     async fleetSummary(scope, accountId) {
       if (accountId) await requireAccount(scope, accountId);
       const where = accountCondition(scope, accountId);
-      const empty: FleetSummary = { servers: 0, states: [], hourlyCostMicros: 0n, monthToDateCostMicros: 0n, cpuPercentLastHour: 0, samplesLastHour: 0 };
+      const empty: FleetSummary = { servers: 0, states: [], agents: [], hourlyCostMicros: 0n, monthToDateCostMicros: 0n, cpuPercentLastHour: 0, samplesLastHour: 0 };
       if (!where) return empty;
       const t = now();
-      const states = await provisioning.query<{ state: string; n: unknown; rate: unknown }>`
-        SELECT state, COUNT(*) AS n,
+      // One pass over the servers: by state and agent state, summed both ways below.
+      const groups = await provisioning.query<{ state: string; agent: string; n: unknown; rate: unknown }>`
+        SELECT state, agent_state AS agent, COUNT(*) AS n,
                SUM(CASE WHEN state IN ('RUNNING', 'REBOOTING') OR (accrues_when_stopped AND state IN ('STOPPING', 'STOPPED')) THEN hourly_price_micros ELSE 0 END) AS rate
-          FROM servers WHERE ${where} GROUP BY state ORDER BY state`;
+          FROM servers WHERE ${where} GROUP BY state, agent_state ORDER BY state, agent_state`;
+      const states = sumBy(groups, (g) => g.state);
+      const agents = sumBy(groups.filter((g) => g.state !== "TERMINATED"), (g) => g.agent).sort((a, b) => AGENT_ORDER.indexOf(a.key) - AGENT_ORDER.indexOf(b.key));
       const cost = await monthCost(analytics, t, { by: "account_id", accounts: where });
       const since = new Date(t.getTime() - HOUR_MS);
       let cpu: { n: unknown; a: unknown }[];
@@ -141,9 +156,10 @@ export function createAnalyticsService(deps: { provisioning: Sql; analytics: Sql
         cpu = ids.length === 0 ? [] : await analytics.query`SELECT COUNT(cpu_percent) AS n, AVG(cpu_percent) AS a FROM server_metric_samples WHERE time >= ${since} AND server_id IN (${ids})`;
       }
       return {
-        servers: states.reduce((sum, s) => sum + n(s.n), 0),
-        states: states.map((s) => ({ state: s.state, count: n(s.n) })),
-        hourlyCostMicros: states.reduce((sum, s) => sum + big(s.rate), 0n),
+        servers: states.reduce((sum, s) => sum + s.count, 0),
+        states: states.map(({ key, count }) => ({ state: key, count })),
+        agents: agents.map(({ key, count }) => ({ state: key, count })),
+        hourlyCostMicros: groups.reduce((sum, g) => sum + big(g.rate), 0n),
         monthToDateCostMicros: [...cost.values()].reduce((sum, micros) => sum + micros, 0n),
         cpuPercentLastHour: n(cpu[0]?.a),
         samplesLastHour: n(cpu[0]?.n),

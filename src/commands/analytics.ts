@@ -107,6 +107,7 @@ export async function runFleetSummary(options: OutputOptions & { account?: strin
     const rows = [
       ["servers", s.servers],
       ...s.states.map((x) => [`  ${x.state.toLowerCase()}`, x.count]),
+      ["agents", s.agents.map((x) => `${x.count} ${x.state.toLowerCase()}`).join(" · ") || "-"],
       ["cost per hour", money(s.hourlyCostMicros)],
       ["month to date", money(s.monthToDateCostMicros)],
       ["cpu % last hour", `${s.cpuPercentLastHour.toFixed(1)} (${s.samplesLastHour} samples)`],

@@ -124,11 +124,23 @@ describe("AnalyticsService", () => {
     expect((await client("none").analytics.reportUsage({ groupBy: UsageGrouping.USAGE_GROUPING_SERVER, ...period })).rows).toEqual([]);
   });
 
-  it("sums up a fleet: servers by state, cost per hour, recent CPU", async () => {
+  it("sums up a fleet: servers by state and by agent state, cost per hour, recent CPU", async () => {
     const s = await client("mine").analytics.fleetSummary({});
-    expect(s).toMatchObject({ servers: "1", states: [{ state: "RUNNING", count: "1" }], hourlyCostMicros: "600000", samplesLastHour: "0" });
-    const all = await client("admin").analytics.fleetSummary({});
-    expect(all).toMatchObject({ servers: "2", hourlyCostMicros: "660000" });
+    expect(s).toMatchObject({ servers: "1", states: [{ state: "RUNNING", count: "1" }], agents: [{ state: "NONE", count: "1" }], hourlyCostMicros: "600000", samplesLastHour: "0" });
+    await f.sql.execute`UPDATE servers SET agent_state = 'UNREACHABLE' WHERE id = ${ids.theirs}`;
+    let goneId = "";
+    try {
+      const all = await client("admin").analytics.fleetSummary({});
+      expect(all).toMatchObject({ servers: "2", agents: [{ state: "NONE", count: "1" }, { state: "UNREACHABLE", count: "1" }], hourlyCostMicros: "660000" });
+      // A terminated server counts among the states, not among the agents.
+      goneId = (await insertServer(f.sql, { accountId: otherAccount, budgetCode: "B-1", hourlyPriceMicros: 60_000n, createdAt: new Date(T0) })).id;
+      await f.sql.execute`UPDATE servers SET state = 'TERMINATED' WHERE id = ${goneId}`;
+      const after = await client("admin").analytics.fleetSummary({ accountId: otherAccount });
+      expect(after).toMatchObject({ servers: "2", states: [{ state: "RUNNING", count: "1" }, { state: "TERMINATED", count: "1" }], agents: [{ state: "UNREACHABLE", count: "1" }] });
+    } finally {
+      await f.sql.execute`UPDATE servers SET agent_state = 'NONE' WHERE id = ${ids.theirs}`;
+      if (goneId) await f.sql.execute`DELETE FROM servers WHERE id = ${goneId}`;
+    }
   });
 
   it("server info says analytics is available", async () => {
@@ -239,5 +251,11 @@ describe("dispatcher budgets usage / servers metrics", () => {
     const missing = await cli("mine", "servers", "metrics", ids.theirs);
     expect(missing.code).toBe(1);
     expect(missing.err).toMatch(/NOT_FOUND/);
+  });
+
+  it("sums up the fleet as CSV, agents by state on one line", async () => {
+    const fleet = await cli("mine", "servers", "fleet", "--csv");
+    expect(fleet).toMatchObject({ code: 0, err: "" });
+    expect(fleet.out).toMatch(/^field,value\nservers,1\n {2}running,1\nagents,1 none\ncost per hour,0\.6000\n/);
   });
 });
