@@ -101,7 +101,7 @@ function Frame({ me, onSignOut }: { me: WhoAmIResponse; onSignOut(): void }) {
 function page(section: string, id: string | undefined, query: URLSearchParams) {
   if (section === "jobs") return id ? <JobPage id={id} key={id} /> : <JobsPage query={query} />;
   if (section === "queues") return <QueuesPage query={query} />;
-  if (section === "servers") return id ? <ServerPage id={id} key={id} /> : <ServersPage />;
+  if (section === "servers") return id ? <ServerPage id={id} key={id} /> : <ServersPage query={query} />;
   if (section === "budgets") return <BudgetsPage />;
   return <p class="empty">No such page.</p>;
 }

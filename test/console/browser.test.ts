@@ -2,7 +2,7 @@
 // (the console built from this tree into a directory of the test's own). A wrong key is refused; a user signs in with
 // an API key, finds the job of a server launched on the local cloud, opens it, and sees the job's trace drawn as a
 // waterfall holding the RPC, worker and driver spans; a running job's page follows it to its end without a reload
-// (WatchJob); the servers page shows the server with its agent. On the queues page an operator replays the dead letter
+// (WatchJob); the servers page shows the server with its agent, the fleet's counts, and filters by agent state. On the queues page an operator replays the dead letter
 // of an agent command that could not reach its stopped server; a reader sees that page without any replay control,
 // and the API refuses the reader's replay anyway. Screenshots of each step go to test-artifacts/console/ (ignored by git).
 import { execFile } from "node:child_process";
@@ -173,7 +173,15 @@ describe("the operations console in Chromium", () => {
     await row.waitFor({ timeout: 15_000 });
     expect(await row.textContent()).toContain("RUNNING");
     await expect.poll(async () => row.textContent(), { timeout: 30_000, message: "the agent to connect" }).toContain("CONNECTED");
+    // The fleet's counts come from FleetSummary, the whole scope's, not from the page.
+    await expect.poll(async () => page.getByTestId("fleet-summary").textContent(), { timeout: 15_000 }).toMatch(/^\d+ running of \d+ · agents: [1-9]\d* connected, 0 unreachable, \d+ pending$/);
     await shot("5-servers");
+    // Filtered by agent state (kept in the URL): no unreachable agent, then back to those connected.
+    await page.locator('select[name="agent"]').selectOption("unreachable");
+    await page.getByText("No servers whose agent is unreachable.").waitFor({ timeout: 15_000 });
+    expect(page.url()).toContain("#/servers?agent=unreachable");
+    await page.locator('select[name="agent"]').selectOption("connected");
+    await page.locator(`tr[data-server-id="${launched.serverId}"]`).waitFor({ timeout: 15_000 });
     await page.goto(`http://127.0.0.1:${t.ports.console}/#/budgets`);
     await page.locator('tr[data-budget-code="UI"]').waitFor({ timeout: 15_000 });
     await shot("6-budgets");

@@ -1,10 +1,11 @@
-// Servers and their agents: every server in the caller's scope with its state and its agent's presence, refreshed
-// every few seconds; one server with its agent (last seen, missed pings), its history and its jobs.
+// Servers and their agents: the servers in the caller's scope with their state and their agent's presence (all of them,
+// or those whose agent is in one state), refreshed every few seconds, under the whole fleet's counts; one server with
+// its agent (last seen, missed pings), its history and its jobs.
 import { Badge, Empty, ErrorNote, PageHeader } from "../components/common";
 import { useSession } from "../context";
 import { ago, enumName, micros, shortId, time } from "../format";
 import { AgentConnectionState } from "../gen/dispatcher/v1/agents";
-import { AgentState, ServerState, type Server } from "../gen/dispatcher/v1/servers";
+import { AgentState, ServerState } from "../gen/dispatcher/v1/servers";
 import { useLoad } from "../hooks";
 import { stateName } from "../jobs-model";
 import { href, navigate } from "../router";
@@ -15,28 +16,70 @@ const NOT_FOUND = 5;
 const serverState = (s: ServerState): string => enumName(ServerState, s, "SERVER_STATE_");
 const agentState = (s: AgentState): string => enumName(AgentState, s, "AGENT_STATE_");
 
-export function ServersPage() {
+const PAGE_SIZE = 1000;
+/** The agent filter's choices, as the URL names them. */
+const AGENT_FILTERS: Readonly<Record<string, AgentState>> = {
+  connected: AgentState.AGENT_STATE_CONNECTED,
+  unreachable: AgentState.AGENT_STATE_UNREACHABLE,
+  pending: AgentState.AGENT_STATE_PENDING,
+  none: AgentState.AGENT_STATE_NONE,
+};
+
+/** "12 running of 40 · agents: 30 connected, 2 unreachable, 0 pending", from counts by state. */
+function fleetLine(states: Record<string, number>, agents: Record<string, number>): string {
+  const notTerminated = Object.entries(states).reduce((sum, [state, n]) => sum + (state === "TERMINATED" ? 0 : n), 0);
+  return `${states.RUNNING ?? 0} running of ${notTerminated} · agents: ${agents.CONNECTED ?? 0} connected, ${agents.UNREACHABLE ?? 0} unreachable, ${agents.PENDING ?? 0} pending`;
+}
+
+const tally = <T,>(items: readonly T[], keyOf: (item: T) => string, countOf: (item: T) => number = () => 1): Record<string, number> => {
+  const out: Record<string, number> = {};
+  for (const item of items) out[keyOf(item)] = (out[keyOf(item)] ?? 0) + countOf(item);
+  return out;
+};
+
+export function ServersPage({ query }: { query: URLSearchParams }) {
   const { clients } = useSession();
-  const servers = useLoad((signal) => clients.servers.listServers({ pageSize: 1000 }, { signal }), [clients], REFRESH_MS);
+  const agentFilter = query.get("agent") ?? "";
+  const servers = useLoad(
+    (signal) => clients.servers.listServers({ pageSize: PAGE_SIZE, agentState: AGENT_FILTERS[agentFilter] ?? AgentState.AGENT_STATE_UNSPECIFIED }, { signal }),
+    [clients, agentFilter],
+    REFRESH_MS,
+  );
+  // The whole fleet's counts (a page holds at most PAGE_SIZE servers); without metrics.read, the page's own.
+  const fleet = useLoad((signal) => clients.analytics.fleetSummary({}, { signal }), [clients], REFRESH_MS);
   const accounts = useLoad((signal) => clients.accounts.listAccounts({ pageSize: 1000 }, { signal }), [clients]);
   const accountName = (id: string): string => accounts.data?.accounts.find((a) => a.id === id)?.name ?? shortId(id);
   const list = servers.data?.servers ?? [];
-  const count = (pred: (s: Server) => boolean): number => list.filter(pred).length;
+  const summary = fleet.data
+    ? fleetLine(tally(fleet.data.states, (s) => s.state, (s) => Number(s.count)), tally(fleet.data.agents, (a) => a.state, (a) => Number(a.count)))
+    : !agentFilter && list.length > 0
+      ? fleetLine(tally(list, (s) => serverState(s.state)), tally(list.filter((s) => s.state !== ServerState.SERVER_STATE_TERMINATED), (s) => agentState(s.agentState)))
+      : "";
 
   return (
     <section>
       <PageHeader title="Servers & agents">
         <span class="muted">refreshed every {REFRESH_MS / 1000} s</span>
       </PageHeader>
-      {list.length > 0 ? (
-        <p class="summary">
-          {count((s) => s.state === ServerState.SERVER_STATE_RUNNING)} running of {count((s) => s.state !== ServerState.SERVER_STATE_TERMINATED)} ·{" "}
-          agents: {count((s) => s.agentState === AgentState.AGENT_STATE_CONNECTED)} connected, {count((s) => s.agentState === AgentState.AGENT_STATE_UNREACHABLE)} unreachable,{" "}
-          {count((s) => s.agentState === AgentState.AGENT_STATE_PENDING)} pending
+      {summary ? (
+        <p class="summary" data-testid="fleet-summary">
+          {summary}
         </p>
       ) : null}
+      <form class="filters" onSubmit={(e) => e.preventDefault()}>
+        <label>
+          Agent
+          <select name="agent" value={agentFilter} onChange={(e) => navigate(href(["servers"], { agent: (e.target as HTMLSelectElement).value }))}>
+            <option value="">any</option>
+            {Object.keys(AGENT_FILTERS).map((name) => (
+              <option value={name}>{name}</option>
+            ))}
+          </select>
+        </label>
+      </form>
       <ErrorNote error={servers.error} />
-      {servers.data && list.length === 0 ? <Empty>No servers in your accounts.</Empty> : null}
+      {servers.data && list.length === 0 ? <Empty>{agentFilter ? `No servers whose agent is ${agentFilter}.` : "No servers in your accounts."}</Empty> : null}
+      {servers.data?.nextPageToken ? <p class="muted">The first {PAGE_SIZE} servers are shown; the counts above are the whole fleet's.</p> : null}
       {list.length > 0 ? (
         <table class="grid">
           <thead>
