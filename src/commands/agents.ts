@@ -5,9 +5,7 @@ import { Agent, agentConnectionStateToJSON } from "../gen/proto/dispatcher/v1/ag
 import { Job, JobState } from "../gen/proto/dispatcher/v1/jobs.js";
 import { addFleetCommand } from "./agents-fleet.js";
 import { json, time, withClient, type ClientCommandOptions } from "./client-command.js";
-
-const TERMINAL = new Set([JobState.JOB_STATE_SUCCEEDED, JobState.JOB_STATE_FAILED, JobState.JOB_STATE_CANCELLED]);
-const POLL_MS = 500;
+import { followJob, jobEnded } from "./job-follow.js";
 
 export interface AgentRunOptions extends ClientCommandOptions {
   timeout?: number | undefined;
@@ -48,13 +46,14 @@ export function runAgentsRun(serverId: string, argv: string[], options: AgentRun
       io.out(options.json ? json(job ? Job.toJSON(job) : null) : `job ${job?.id ?? "?"} started\n`);
       return;
     }
-    while (job && !TERMINAL.has(job.state)) {
-      await new Promise((r) => setTimeout(r, POLL_MS));
-      job = (await c.jobs.getJob({ id: job.id })).job;
+    job = await followJob(c, job);
+    if (options.json) io.out(json(Job.toJSON(job)));
+    if (!jobEnded(job)) {
+      io.err(`dispatcher agents run: the stream ended before job ${job.id} did (follow it: dispatcher jobs watch ${job.id})\n`);
+      return 1;
     }
-    if (options.json) io.out(json(job ? Job.toJSON(job) : null));
-    if (!job || job.state !== JobState.JOB_STATE_SUCCEEDED) {
-      io.err(`dispatcher agents run: job ${job?.id ?? "?"} ${job?.error ? `failed: ${job.error.code}: ${job.error.message}` : "did not succeed"}\n`);
+    if (job.state !== JobState.JOB_STATE_SUCCEEDED) {
+      io.err(`dispatcher agents run: job ${job.id} ${job.error ? `failed: ${job.error.code}: ${job.error.message}` : "did not succeed"}\n`);
       return 1;
     }
     const r = (job.result ?? {}) as { exitCode?: number; stdout?: string; stderr?: string; timedOut?: boolean };
@@ -62,6 +61,7 @@ export function runAgentsRun(serverId: string, argv: string[], options: AgentRun
       io.out(r.stdout ?? "");
       io.err(r.stderr ?? "");
       if (r.timedOut) io.err("dispatcher agents run: the command timed out\n");
+      else if (r.exitCode !== 0) io.err(`dispatcher agents run: the command exited with code ${r.exitCode ?? "?"}\n`);
     }
     return r.exitCode === 0 ? 0 : 1;
   });

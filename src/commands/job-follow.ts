@@ -41,16 +41,14 @@ export async function reportJob(
     else io.out(`${job.kind} job ${job.id}: ${jobState(job.state)}  (follow it: dispatcher jobs watch ${job.id})\n`);
     return 0;
   }
-  let last = job;
   if (!options.json) io.out(`${job.kind} job ${job.id}: ${jobState(job.state)}\n`);
-  for await (const m of c.jobs.watchJob({ id: job.id })) {
-    if (m.job) last = m.job;
+  const last = await followJob(c, job, (m) => {
     if (options.json) io.out(json({ job: m.job ? Job.toJSON(m.job) : null, event: m.event ? JobEvent.toJSON(m.event) : null, ...extra }));
     else {
       const line = eventLine(m, lines);
       if (line) io.out(line);
     }
-  }
+  });
   if (!TERMINAL.has(last.state)) {
     io.err(`dispatcher ${command}: the stream ended before job ${last.id} did\n`);
     return 1;
@@ -58,3 +56,19 @@ export async function reportJob(
   if (!options.json) io.out(`${last.kind} job ${last.id}: ${jobState(last.state)}${last.error ? ` (${last.error.code}: ${last.error.message})` : ""}\n`);
   return last.state === JobState.JOB_STATE_SUCCEEDED ? 0 : 1;
 }
+
+/**
+ * Follows `job` through WatchJob until its stream ends (the job ended, or the server went away), handing each update
+ * to `each`; resolves with the job as last seen (not terminal when the stream ended first).
+ */
+export async function followJob(c: DispatcherClients, job: Job, each: (m: WatchJobResponse) => void = () => undefined): Promise<Job> {
+  let last = job;
+  for await (const m of c.jobs.watchJob({ id: job.id })) {
+    if (m.job) last = m.job;
+    each(m);
+  }
+  return last;
+}
+
+/** Whether a job has reached its end. */
+export const jobEnded = (job: Job): boolean => TERMINAL.has(job.state);

@@ -95,6 +95,7 @@ describe("an agent on the local cloud", () => {
     try {
       expect(await runAgentsRun(id, ["sh", "-c", "echo from-cli; exit 4"], { address: t.address, configFile: "", env: [], wait: true, io })).toBe(1);
       expect(out.join("")).toContain("from-cli");
+      expect(out.join("")).toContain("dispatcher agents run: the command exited with code 4\n");
       expect(await runAgentsShow(id, { address: t.address, configFile: "", io })).toBe(0);
       expect(out.join("")).toMatch(/state:\s+CONNECTED/);
     } finally {
