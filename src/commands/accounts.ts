@@ -77,7 +77,7 @@ export function addAccountCommands(program: Command, configFile: () => string | 
       if (opts.credentialsFile === "-" && process.stdin.isTTY) io.err("reading the credentials as JSON from stdin (end with Ctrl-D)\n");
       const fields = parseCredentialFields(await readSecretInput(opts.credentialsFile));
       if (typeof fields === "string") {
-        io.err(`dispatcher accounts: ${fields}\n`);
+        io.err(`dispatcher accounts connect: ${fields}\n`);
         return EXIT_USAGE;
       }
       const { account, validationJob } = await c.accounts.createAccount({ name: opts.name, cloudId: opts.cloud, defaultBudgetCode: opts.budgetCode, credentials: { type: opts.credentialType, fields } });

@@ -11,7 +11,8 @@ export type GroupRun = (name: string, fn: (c: DispatcherClients, io: CommandIo, 
 export function groupRunner(group: Command, configFile: () => string | undefined, setExit: (code: number) => void): GroupRun {
   return (name, fn) => async (cmd) => {
     const o: ClientCommandOptions = { configFile: configFile(), address: group.opts<{ address?: string }>().address, json: cmd.opts<{ json?: boolean }>().json };
-    setExit(await withClient(name, o, (c, io) => fn(c, io, o)));
+    // Messages name the command run: "dispatcher clouds get: NOT_FOUND: …".
+    setExit(await withClient(`${name} ${cmd.name()}`, o, (c, io) => fn(c, io, o)));
   };
 }
 

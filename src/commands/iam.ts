@@ -48,7 +48,8 @@ function runner(parent: Command, configFile: () => string | undefined, setExit: 
   const common: Common = (cmd) => ({ configFile: configFile(), address: parent.opts<{ address?: string }>().address, json: cmd.opts<{ json?: boolean }>().json });
   const run: Run = (name, fn) => async (cmd) => {
     const o = common(cmd);
-    setExit(await withClient(name, o, (c, io) => fn(c, io, o)));
+    // Messages name the command run: "dispatcher users show: NOT_FOUND: …".
+    setExit(await withClient(`${name} ${cmd.name()}`, o, (c, io) => fn(c, io, o)));
   };
   return { common, run };
 }

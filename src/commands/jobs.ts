@@ -66,7 +66,7 @@ function eventLine(e: JobEvent): string {
 }
 
 export async function runJobsList(options: ListOptions): Promise<number> {
-  return withClient("jobs", options, async (c, io) => {
+  return withClient("jobs ls", options, async (c, io) => {
     const jobs: Job[] = [];
     const filters = {
       state: options.state,
@@ -95,7 +95,7 @@ export async function runJobsList(options: ListOptions): Promise<number> {
 }
 
 export async function runJobsShow(id: string, options: JobCommandOptions): Promise<number> {
-  return withClient("jobs", options, async (c, io) => {
+  return withClient("jobs show", options, async (c, io) => {
     const [{ job }, { events }] = await Promise.all([c.jobs.getJob({ id }), c.jobs.listJobEvents({ id })]);
     if (options.json) io.out(json({ job: job ? Job.toJSON(job) : null, events: events.map((e) => JobEvent.toJSON(e)) }));
     else io.out(`${job ? describeJob(job) : ""}\nevents:\n${events.map(eventLine).join("\n")}\n`);
@@ -105,7 +105,7 @@ export async function runJobsShow(id: string, options: JobCommandOptions): Promi
 
 /** Follows a job until it ends; exit 0 when it SUCCEEDED, 1 when it FAILED or was CANCELLED. */
 export async function runJobsWatch(id: string, options: JobCommandOptions): Promise<number> {
-  return withClient("jobs", options, async (c, io) => {
+  return withClient("jobs watch", options, async (c, io) => {
     let last: Job | undefined;
     for await (const m of c.jobs.watchJob({ id })) {
       last = m.job;
@@ -123,7 +123,7 @@ export async function runJobsWatch(id: string, options: JobCommandOptions): Prom
 }
 
 export async function runJobsCancel(id: string, options: JobCommandOptions & { reason?: string | undefined }): Promise<number> {
-  return withClient("jobs", options, async (c, io) => {
+  return withClient("jobs cancel", options, async (c, io) => {
     const { job } = await c.jobs.cancelJob({ id, reason: options.reason ?? "" });
     if (options.json) io.out(json({ job: job ? Job.toJSON(job) : null }));
     else if (job) io.out(job.state === JobState.JOB_STATE_CANCELLED ? `${id} cancelled\n` : `${id} is ${stateName(job.state)}: cancellation requested; it stops at its next checkpoint\n`);
@@ -133,7 +133,8 @@ export async function runJobsCancel(id: string, options: JobCommandOptions & { r
 
 /** RetryJob: a FAILED or CANCELLED job runs again (replay: a dead-lettered one, whose dead letter is marked replayed). */
 export async function runJobsRetry(id: string, options: JobCommandOptions & { idempotencyKey?: string | undefined; verb?: string }): Promise<number> {
-  return withClient("jobs", options, async (c, io) => {
+  // `jobs replay` runs this too (a dead-lettered job's retry, reported as "replayed").
+  return withClient(options.verb === "replayed" ? "jobs replay" : "jobs retry", options, async (c, io) => {
     const { job } = await c.jobs.retryJob({ id, idempotencyKey: options.idempotencyKey ?? "" });
     if (options.json) io.out(json({ job: job ? Job.toJSON(job) : null }));
     else if (job) io.out(`${id} ${options.verb ?? "retried"}: ${stateName(job.state)}, up to ${job.maxAttempts} attempts in all\n`);

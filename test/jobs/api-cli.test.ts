@@ -85,7 +85,7 @@ describe("dispatcher jobs", () => {
     expect(t.stdout()).toMatch(/1 {2}\S+ \S+ {2}created\s+QUEUED\s+attempt 0 {2}by u-read/);
     const missing = io();
     expect(await runJobsShow("01JDQ3Z5K8W8G4QF2Q6N2D7M9T", { address, io: missing })).toBe(1);
-    expect(missing.stderr()).toMatch(/NOT_FOUND: job "01JDQ3Z5K8W8G4QF2Q6N2D7M9T" not found/);
+    expect(missing.stderr()).toBe('dispatcher jobs show: NOT_FOUND: job "01JDQ3Z5K8W8G4QF2Q6N2D7M9T" not found\n');
   });
 
   it("cancel, retry and replay", async () => {
