@@ -15,7 +15,7 @@ import { ACTION_KINDS, SERVER_LAUNCH_KIND, SERVER_SET_FIREWALLS_KIND, SERVER_TAG
 import { tagViolations } from "../clouds/resources.js";
 import { launchOptions, type LaunchPayload } from "./launch-options.js";
 import { sealUserData } from "./user-data.js";
-import { monthlyCostCents, type CatalogImage, type AgentState, type CatalogProduct, type Server, type ServerAction, type ServerEvent, type ServerState } from "./model.js";
+import { monthlyCostCents, type AgentState, type CatalogImage, type CatalogProduct, type Server, type ServerAction, type ServerEvent, type ServerState } from "./model.js";
 import * as repo from "./repository.js";
 
 export interface LaunchInput {
